@@ -1,0 +1,176 @@
+// Compute backends. All tensor code is written against @tensorflow/tfjs-core, so one model runs on
+// every backend; this module finds which backends can run here, initialises one, and describes it
+// (name, package version, device) for provenance.
+//
+//   wasm        @tensorflow/tfjs-backend-wasm: XNNPACK SIMD, the CPU default
+//   cpu         @tensorflow/tfjs-backend-cpu: pure JS, slow, the correctness reference
+//   webgpu      @tensorflow/tfjs-backend-webgpu over the `webgpu` package (Dawn), optional
+//   tensorflow  @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node (libtensorflow), optional
+import { createRequire } from 'node:module';
+import { cpus } from 'node:os';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs'; // registers every kernel's gradient (tfjs-core's CommonJS build has none)
+import { UserError } from '../util/errors.js';
+
+export const BACKEND_NAMES = ['wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+export type BackendChoice = BackendName | 'auto';
+
+export interface BackendInfo {
+  name: BackendName;
+  usable: boolean;
+  /** why it cannot be used here, and what to do about it */
+  reason?: string;
+  /** npm package that provides it, and its installed version */
+  package: string;
+  version?: string;
+  /** what it computes on: CPU model and threads, or the GPU adapter */
+  device?: string;
+  threads?: number;
+}
+
+const require = createRequire(import.meta.url);
+
+function packageVersion(name: string): string | undefined {
+  try {
+    return (require(`${name}/package.json`) as { version: string }).version;
+  } catch {
+    return undefined;
+  }
+}
+
+function cpuDevice(): string {
+  const c = cpus();
+  return `${c[0]?.model.trim() ?? 'unknown CPU'} (${c.length} cores)`;
+}
+
+interface GpuAdapterLike {
+  info?: { vendor?: string; architecture?: string; device?: string; description?: string };
+}
+let webgpuAdapter: { adapter: GpuAdapterLike | null; error?: string } | undefined;
+
+/** Creates the Dawn instance once and asks it for an adapter; sets navigator.gpu for the backend. */
+async function findWebgpuAdapter(): Promise<{ adapter: GpuAdapterLike | null; error?: string }> {
+  if (webgpuAdapter) return webgpuAdapter;
+  try {
+    const mod = (await import('webgpu')) as unknown as { create: (o: string[]) => { requestAdapter(o?: object): Promise<GpuAdapterLike | null> }; globals: object };
+    Object.assign(globalThis, mod.globals);
+    const gpu = mod.create([]);
+    const g = globalThis as unknown as { navigator?: { gpu?: unknown } };
+    if (!g.navigator || typeof g.navigator !== 'object') Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+    else if (!g.navigator.gpu) Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    webgpuAdapter = { adapter };
+  } catch (e) {
+    webgpuAdapter = { adapter: null, error: (e as Error).message };
+  }
+  return webgpuAdapter;
+}
+
+function describeAdapter(a: GpuAdapterLike): string {
+  const i = a.info ?? {};
+  return [i.vendor, i.architecture, i.device, i.description].filter((s) => s && s.length > 0).join(' / ') || 'GPU adapter (no info)';
+}
+
+async function probeOne(name: BackendName): Promise<BackendInfo> {
+  switch (name) {
+    case 'cpu':
+      return { name, usable: true, package: '@tensorflow/tfjs-backend-cpu', version: packageVersion('@tensorflow/tfjs-backend-cpu'), device: cpuDevice(), threads: 1 };
+    case 'wasm': {
+      const version = packageVersion('@tensorflow/tfjs-backend-wasm');
+      return version
+        ? { name, usable: true, package: '@tensorflow/tfjs-backend-wasm', version, device: cpuDevice(), threads: cpus().length }
+        : { name, usable: false, package: '@tensorflow/tfjs-backend-wasm', reason: 'package @tensorflow/tfjs-backend-wasm is not installed: run npm install' };
+    }
+    case 'webgpu': {
+      const pkg = '@tensorflow/tfjs-backend-webgpu';
+      const version = packageVersion(pkg);
+      if (!version) return { name, usable: false, package: pkg, reason: `optional package ${pkg} is not installed: npm install ${pkg} webgpu` };
+      if (!packageVersion('webgpu')) return { name, usable: false, package: pkg, version, reason: "optional package 'webgpu' (Dawn for Node) is not installed: npm install webgpu" };
+      const { adapter, error } = await findWebgpuAdapter();
+      if (!adapter) {
+        return { name, usable: false, package: pkg, version, reason: error ? `Dawn failed to start: ${error}` : 'no GPU adapter found (Dawn needs a Vulkan, Metal or D3D12 driver; on Linux install libvulkan1 and the GPU vendor\'s Vulkan driver)' };
+      }
+      return { name, usable: true, package: pkg, version, device: describeAdapter(adapter) };
+    }
+    case 'tensorflow': {
+      for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+        const version = packageVersion(pkg);
+        if (!version) continue;
+        try {
+          await import(pkg); // loads the native binding: fails when libtensorflow is missing
+        } catch (e) {
+          return { name, usable: false, package: pkg, version, reason: `${pkg} is installed but its native binding does not load (${(e as Error).message.split('\n')[0]}): reinstall it where its install can download libtensorflow` };
+        }
+        return { name, usable: true, package: pkg, version, device: pkg.endsWith('gpu') ? 'libtensorflow (CUDA)' : `libtensorflow (${cpuDevice()})` };
+      }
+      return {
+        name, usable: false, package: '@tensorflow/tfjs-node',
+        reason: 'optional packages @tensorflow/tfjs-node(-gpu) are not installed: their install downloads libtensorflow, so run `npm install @tensorflow/tfjs-node` (or -gpu) on a machine that can reach that download',
+      };
+    }
+  }
+}
+
+/** Probes every known backend (no backend is initialised). */
+export async function probeBackends(): Promise<BackendInfo[]> {
+  return Promise.all(BACKEND_NAMES.map(probeOne));
+}
+
+let active: BackendInfo | undefined;
+
+/** The backend in use, for provenance. */
+export function activeBackend(): BackendInfo {
+  if (!active) throw new Error('no backend initialised: call initBackend() first');
+  return active;
+}
+
+export function parseBackendChoice(s: string): BackendChoice {
+  if (s === 'auto' || (BACKEND_NAMES as readonly string[]).includes(s)) return s as BackendChoice;
+  throw new UserError(`--backend: '${s}' is not a backend; choose one of auto, ${BACKEND_NAMES.join(', ')}`);
+}
+
+/**
+ * Initialises and selects a backend. `auto` picks webgpu when a GPU adapter exists, then tensorflow
+ * when installed, else wasm. An unusable explicit choice is a UserError saying why.
+ */
+export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
+  let info: BackendInfo;
+  if (choice === 'auto') {
+    const webgpu = await probeOne('webgpu');
+    const tfnode = webgpu.usable ? undefined : await probeOne('tensorflow');
+    info = webgpu.usable ? webgpu : tfnode?.usable ? tfnode : await probeOne('wasm');
+  } else {
+    info = await probeOne(choice);
+  }
+  if (!info.usable) throw new UserError(`backend '${info.name}' cannot be used here: ${info.reason}`);
+  if (active?.name === info.name && tf.getBackend() === info.name) return active;
+
+  switch (info.name) {
+    case 'cpu':
+      await import('@tensorflow/tfjs-backend-cpu');
+      break;
+    case 'wasm': {
+      const wasm = await import('@tensorflow/tfjs-backend-wasm');
+      // Under Node the wasm backend runs single-threaded whatever this says (measured); more cores
+      // are used through our own worker threads where it matters.
+      wasm.setThreadsCount(info.threads ?? 1);
+      break;
+    }
+    case 'webgpu':
+      await findWebgpuAdapter();
+      await import('@tensorflow/tfjs-backend-webgpu');
+      break;
+    case 'tensorflow':
+      await import(info.package);
+      break;
+  }
+  // PROD silences TF.js's console banners (e.g. "install the node backend") that would pollute
+  // stderr of every command; it does not change numerics.
+  tf.env().set('PROD', true);
+  const ok = await tf.setBackend(info.name);
+  if (!ok) throw new UserError(`backend '${info.name}' failed to initialise`);
+  await tf.ready();
+  active = info;
+  return info;
+}

@@ -1,0 +1,10 @@
+// The command registry: one plain list. Each command module exports `register(program, globals)`.
+import type { Command } from 'commander';
+import type { GlobalOptions } from '../context.js';
+import * as backends from './backends.js';
+
+export type Register = (program: Command, globals: () => GlobalOptions) => void;
+
+export const COMMANDS: Register[] = [
+  backends.register,
+];
