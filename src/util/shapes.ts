@@ -1,8 +1,9 @@
 // Shape legend for the whole repository (comments like `// [N, T, D]` use it):
 //   N batch, C channels, H/W height/width, P patch size, T tokens (= H·W/P²), D hidden size,
 //   K attention heads, Dh head size (D/K), F feature size, S sampling steps.
-// Tensors at the tool's boundary (files, fixtures, the `forward` command) are NCHW like PyTorch;
-// inside the models images are NHWC or tokens [N, T, D].
+// Images and latents are NCHW everywhere in this tool, as in PyTorch (files, fixtures, models,
+// diffusion, data loaders); transformer activations are tokens [N, T, D]. Only code that calls TF.js
+// convolutions (the Inception network) works in NHWC internally and converts at its entry.
 import { UserError } from './errors.js';
 
 export type Shape = readonly number[];

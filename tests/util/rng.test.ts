@@ -1,0 +1,31 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Rng } from '../../src/util/rng.js';
+
+test('same seed gives the same stream, another seed another one', () => {
+  const a = new Rng(7).normals(100);
+  const b = new Rng(7).normals(100);
+  const c = new Rng(8).normals(100);
+  assert.deepEqual(a, b);
+  assert.notDeepEqual(a, c);
+});
+
+test('state round trip continues the stream exactly', () => {
+  const r = new Rng('run/42');
+  r.normals(13);
+  const s = JSON.parse(JSON.stringify(r.state()));
+  const expected = r.normals(50);
+  assert.deepEqual(Rng.fromState(s).normals(50), expected);
+});
+
+test('normals have mean ~0 and variance ~1; ints cover the closed range', () => {
+  const x = new Rng(1).normals(200000);
+  const mean = x.reduce((s, v) => s + v, 0) / x.length;
+  const variance = x.reduce((s, v) => s + (v - mean) ** 2, 0) / x.length;
+  assert.ok(Math.abs(mean) < 0.01, `mean ${mean}`);
+  assert.ok(Math.abs(variance - 1) < 0.01, `variance ${variance}`);
+  const r = new Rng(3);
+  const seen = new Set<number>();
+  for (let i = 0; i < 1000; i++) seen.add(r.int(0, 10));
+  assert.deepEqual([...seen].sort((p, q) => p - q), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+});
