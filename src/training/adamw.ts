@@ -1,0 +1,144 @@
+// AdamW with decoupled weight decay, bias-corrected exactly as PyTorch's `torch.optim.AdamW`
+// (non-amsgrad, non-fused, float32):
+//   1. p ← p · (1 − lr·λ)                                      (decoupled weight decay)
+//   2. m ← β1·m + (1 − β1)·g
+//   3. v ← β2·v + (1 − β2)·g²
+//   4. p ← p − (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + ε)
+// Optional extras (both off by default, as in the reference training script):
+//   - linear warm-up: lr_t = lr · min(1, t / warmupSteps) for step t = 1, 2, …
+//   - gradient clipping by the global L2 norm (as torch.nn.utils.clip_grad_norm_):
+//     g ← g · min(1, maxNorm / (‖g‖ + 1e-6))
+// The moments are tf.Variables named after the parameters, so they can be exported into a
+// checkpoint (`opt.m.<name>`, `opt.v.<name>`) and restored bitwise.
+import * as tf from '@tensorflow/tfjs-core';
+import { f32, toFloat32, type TensorMap } from '../io/tensor.js';
+import { UserError } from '../util/errors.js';
+
+export interface AdamWConfig {
+  /** peak learning rate (reference 1e-4) */
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** decoupled weight decay λ (reference 0) */
+  weightDecay: number;
+  /** linear warm-up length in steps; 0 = constant LR from the first step */
+  warmupSteps: number;
+  /** clip the global gradient L2 norm to this value; null = no clipping */
+  clipGradNorm: number | null;
+}
+
+export const ADAMW_DEFAULTS: AdamWConfig = {
+  lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, warmupSteps: 0, clipGradNorm: null,
+};
+
+/** Named trainable parameters: state_dict name → variable (insertion order is the model's order). */
+export type ParamMap = Map<string, tf.Variable>;
+
+export interface AdamWStepInfo {
+  /** learning rate used at this step (after warm-up) */
+  lr: number;
+  /** global gradient L2 norm before clipping */
+  gradNorm: number;
+}
+
+/** Learning rate at optimizer step t (1-based) under the linear warm-up rule. */
+export function learningRateAt(cfg: AdamWConfig, t: number): number {
+  return cfg.warmupSteps > 0 ? cfg.lr * Math.min(1, t / cfg.warmupSteps) : cfg.lr;
+}
+
+export class AdamW {
+  readonly cfg: AdamWConfig;
+  /** number of completed optimizer steps (t in the bias corrections) */
+  stepCount = 0;
+  private readonly m = new Map<string, tf.Variable>();
+  private readonly v = new Map<string, tf.Variable>();
+
+  constructor(private readonly params: ParamMap, cfg: Partial<AdamWConfig> = {}) {
+    this.cfg = { ...ADAMW_DEFAULTS, ...cfg };
+    const c = this.cfg;
+    if (!(c.lr >= 0) || !(c.eps >= 0) || !(c.weightDecay >= 0) || !(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1)) {
+      throw new UserError(`AdamW: invalid settings ${JSON.stringify(c)}: lr, eps, weight decay must be >= 0 and betas in [0, 1)`);
+    }
+    if (c.clipGradNorm !== null && !(c.clipGradNorm > 0)) throw new UserError(`AdamW: clipGradNorm must be > 0 or null, got ${c.clipGradNorm}`);
+    for (const [name, p] of params) {
+      this.m.set(name, tf.variable(tf.zerosLike(p), false, `opt.m.${name}.${uid()}`));
+      this.v.set(name, tf.variable(tf.zerosLike(p), false, `opt.v.${name}.${uid()}`));
+    }
+  }
+
+  /**
+   * Applies one update. `grads` maps parameter names to gradients; a parameter without a gradient
+   * is skipped entirely (as PyTorch skips parameters whose .grad is None). Gradients are not disposed.
+   */
+  step(grads: Record<string, tf.Tensor> | Map<string, tf.Tensor>): AdamWStepInfo {
+    const g = grads instanceof Map ? grads : new Map(Object.entries(grads));
+    const c = this.cfg;
+    this.stepCount += 1;
+    const t = this.stepCount;
+    const lr = learningRateAt(c, t);
+    // global norm in float32 on the device, read once
+    const names = [...this.params.keys()].filter((n) => g.has(n));
+    const gradNorm = names.length === 0 ? 0 : tf.tidy(() => tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(g.get(n)!))))).dataSync()[0]!);
+    const clipCoef = c.clipGradNorm !== null ? Math.min(1, c.clipGradNorm / (gradNorm + 1e-6)) : 1;
+    const bc1 = 1 - c.beta1 ** t;
+    const bc2Sqrt = Math.sqrt(1 - c.beta2 ** t);
+    const stepSize = lr / bc1;
+    for (const name of names) {
+      const p = this.params.get(name)!;
+      const m = this.m.get(name)!;
+      const v = this.v.get(name)!;
+      tf.tidy(() => {
+        let grad = g.get(name)!;
+        if (clipCoef < 1) grad = tf.mul(grad, clipCoef);
+        const pDecayed = c.weightDecay > 0 ? tf.mul(p, 1 - lr * c.weightDecay) : p;                 // step 1
+        const mNew = tf.add(tf.mul(m, c.beta1), tf.mul(grad, 1 - c.beta1));                          // step 2
+        const vNew = tf.add(tf.mul(v, c.beta2), tf.mul(tf.square(grad), 1 - c.beta2));               // step 3
+        const denom = tf.add(tf.div(tf.sqrt(vNew), bc2Sqrt), c.eps);
+        const pNew = tf.sub(pDecayed, tf.mul(tf.div(mNew, denom), stepSize));                        // step 4
+        m.assign(mNew);
+        v.assign(vNew);
+        p.assign(pNew);
+      });
+    }
+    return { lr, gradNorm };
+  }
+
+  /** Moments as host tensors named `opt.m.<param>` / `opt.v.<param>`, plus the step count. */
+  exportState(): { tensors: TensorMap; stepCount: number } {
+    const tensors: TensorMap = new Map();
+    for (const [name, m] of this.m) tensors.set(`opt.m.${name}`, f32(m.shape, m.dataSync() as Float32Array));
+    for (const [name, v] of this.v) tensors.set(`opt.v.${name}`, f32(v.shape, v.dataSync() as Float32Array));
+    return { tensors, stepCount: this.stepCount };
+  }
+
+  /** Restores moments exported by `exportState` (every parameter must be present, shapes equal). */
+  loadState(tensors: TensorMap, stepCount: number): void {
+    for (const [kind, vars] of [['m', this.m], ['v', this.v]] as const) {
+      for (const [name, variable] of vars) {
+        const key = `opt.${kind}.${name}`;
+        const h = tensors.get(key);
+        if (!h) throw new UserError(`checkpoint has no optimizer tensor '${key}': it was written for a different model`);
+        if (h.shape.join(',') !== variable.shape.join(',')) {
+          throw new UserError(`checkpoint tensor '${key}' has shape [${h.shape}] but the model needs [${variable.shape}]`);
+        }
+        tf.tidy(() => variable.assign(tf.tensor(toFloat32(h), variable.shape, 'float32')));
+      }
+    }
+    this.stepCount = stepCount;
+  }
+
+  dispose(): void {
+    for (const x of this.m.values()) x.dispose();
+    for (const x of this.v.values()) x.dispose();
+    this.m.clear();
+    this.v.clear();
+  }
+}
+
+let counter = 0;
+/** TF.js variable names must be globally unique; several optimizers may coexist (tests, runner). */
+function uid(): string {
+  counter += 1;
+  return `${counter}`;
+}
