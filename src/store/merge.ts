@@ -1,0 +1,81 @@
+// Merging result bundles (for `fpdm-exp collect`). A bundle is a directory holding a store database
+// (written by a `run --shard i/n`) and the artifact files it points at. Merging copies every finished
+// run of the source database into the destination, keyed by run key, so merging the same bundle twice
+// changes nothing and the order of bundles does not matter (a completed run beats a failed one).
+import { isAbsolute, relative, resolve } from 'node:path';
+import { openStore, type Store } from './store.js';
+
+export interface MergeResult {
+  /** runs new to the destination */
+  added: number;
+  /** runs the destination had as failed/diverged/pending/running, replaced by a completed one */
+  replaced: number;
+  /** runs the destination already had in an equal or better state */
+  skipped: number;
+  /** runs of the source that never finished (pending or running): not merged */
+  unfinished: number;
+}
+
+const FINISHED = new Set(['completed', 'failed', 'diverged']);
+
+/**
+ * Merges the database at `srcPath` into `dst` in one IMMEDIATE transaction. Artifact paths are
+ * rewritten so they point at the same files from the destination's directory (files are not copied).
+ */
+export function mergeDatabase(srcPath: string, dst: Store): MergeResult {
+  const src = openStore(srcPath, { readonly: true });
+  try {
+    const result: MergeResult = { added: 0, replaced: 0, skipped: 0, unfinished: 0 };
+    const db = dst.db;
+    dst.write(() => {
+      for (const e of src.experiments()) {
+        const have = db.prepare('SELECT id, spec FROM experiments WHERE name = ?').get(e.name) as { id: number; spec: string } | undefined;
+        if (!have) db.prepare('INSERT INTO experiments (name, spec, created_at) VALUES (?, ?, ?)').run(e.name, e.spec, e.createdAt);
+        else if (have.spec === '' && e.spec !== '') db.prepare('UPDATE experiments SET spec = ? WHERE id = ?').run(e.spec, have.id);
+      }
+      const srcRuns = src.db.prepare('SELECT r.*, e.name AS experiment FROM runs r LEFT JOIN experiments e ON e.id = r.experiment_id ORDER BY r.id').all() as Record<string, unknown>[];
+      for (const r of srcRuns) {
+        if (!FINISHED.has(r.status as string)) {
+          result.unfinished++;
+          continue;
+        }
+        const have = db.prepare('SELECT id, status FROM runs WHERE run_key = ?').get(r.run_key) as { id: number; status: string } | undefined;
+        if (have && (have.status === 'completed' || r.status !== 'completed')) {
+          result.skipped++;
+          continue;
+        }
+        if (have) db.prepare('DELETE FROM runs WHERE id = ?').run(have.id); // cascades to its metrics and artifacts
+        const expId = r.experiment == null ? null : (db.prepare('SELECT id FROM experiments WHERE name = ?').get(r.experiment) as { id: number }).id;
+        const id = Number(
+          db
+            .prepare(
+              `INSERT INTO runs (run_key, experiment_id, kind, model, family, parent_key, status, seed, config, tags, provenance,
+                 created_at, started_at, finished_at, heartbeat_at, attempts, error)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+            )
+            .run(
+              r.run_key, expId, r.kind, r.model, r.family, r.parent_key, r.status, r.seed, r.config, r.tags, r.provenance,
+              r.created_at, r.started_at, r.finished_at, r.heartbeat_at, r.attempts, r.error,
+            ).lastInsertRowid,
+        );
+        const metrics = src.db.prepare('SELECT name, value, unit, step, tags, nonfinite FROM metrics WHERE run_id = ? ORDER BY id').all(r.id) as Record<string, unknown>[];
+        const insM = db.prepare('INSERT OR REPLACE INTO metrics (run_id, name, value, unit, step, tags, nonfinite) VALUES (?, ?, ?, ?, ?, ?, ?)');
+        for (const m of metrics) insM.run(id, m.name, m.value, m.unit, m.step, m.tags, m.nonfinite);
+        const arts = src.db.prepare('SELECT kind, path, sha256, bytes, tags, created_at FROM artifacts WHERE run_id = ? ORDER BY id').all(r.id) as Record<string, unknown>[];
+        const insA = db.prepare('INSERT OR REPLACE INTO artifacts (run_id, kind, path, sha256, bytes, tags, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+        for (const a of arts) insA.run(id, a.kind, rebase(a.path as string, src.dir, dst.dir), a.sha256, a.bytes, a.tags, a.created_at);
+        if (have) result.replaced++;
+        else result.added++;
+      }
+    });
+    return result;
+  } finally {
+    src.close();
+  }
+}
+
+function rebase(p: string, fromDir: string, toDir: string): string {
+  if (isAbsolute(p)) return p;
+  const rel = relative(toDir, resolve(fromDir, p));
+  return isAbsolute(rel) ? resolve(fromDir, p) : rel.split('\\').join('/');
+}
