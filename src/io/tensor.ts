@@ -33,7 +33,8 @@ export const DTYPE_BYTES: Record<DType, number> = {
 export function typedFromBytes(dtype: DType, bytes: Uint8Array): TensorArray {
   const size = DTYPE_BYTES[dtype];
   if (bytes.byteLength % size !== 0) throw new UserError(`${dtype} data of ${bytes.byteLength} bytes is not a whole number of elements`);
-  const aligned = bytes.byteOffset % size === 0 ? bytes : bytes.slice();
+  // (a Node Buffer's slice() is a view, so copy through Uint8Array.prototype.slice)
+  const aligned = bytes.byteOffset % size === 0 ? bytes : Uint8Array.prototype.slice.call(bytes);
   const { buffer, byteOffset } = aligned;
   const n = bytes.byteLength / size;
   switch (dtype) {

@@ -1,5 +1,5 @@
 // File helpers: crash-safe writes (temporary file, fsync, rename) and clear errors for missing files.
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, writeSync, rmSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, statSync, writeSync, rmSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { UserError, isNodeError } from './errors.js';
 
@@ -46,5 +46,18 @@ export function atomicWrite(path: string, chunks: Iterable<Uint8Array | string>)
     closeSync(dfd);
   } catch {
     // some file systems do not fsync directories; the rename is still atomic
+  }
+}
+
+/** The first `n` bytes of a file (fewer if it is shorter), for format detection. */
+export function readHead(path: string, n: number, what = 'file'): Uint8Array {
+  requireFile(path, what);
+  const fd = openSync(path, 'r');
+  try {
+    const buf = new Uint8Array(n);
+    const got = readSync(fd, buf, 0, n, 0);
+    return buf.subarray(0, got);
+  } finally {
+    closeSync(fd);
   }
 }

@@ -2,9 +2,11 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../context.js';
 import * as backends from './backends.js';
+import * as inspect from './inspect.js';
 
 export type Register = (program: Command, globals: () => GlobalOptions) => void;
 
 export const COMMANDS: Register[] = [
   backends.register,
+  inspect.register,
 ];
