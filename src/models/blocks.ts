@@ -1,0 +1,191 @@
+// Shared building blocks of DiT and FPDM, written against tfjs-core ops. Functional kernels
+// (layerNorm, modulate, geluTanh, attention core) are separate from the wiring functions that read
+// parameters by their PyTorch state_dict names (`${prefix}.attn.qkv.weight`, …).
+//
+// Shapes (legend in src/util/shapes.ts): N batch, C channels, H/W latent size, P patch,
+// T tokens = (H/P)·(W/P), D hidden, K heads, Dh = D/K, Co output channels.
+// Callers run these inside tf.tidy; none of them keeps a tensor.
+import * as tf from '@tensorflow/tfjs-core';
+
+/** Parameters (and buffers) by state_dict name. Variables are tensors, so a ParamTree is one too. */
+export type Params = ReadonlyMap<string, tf.Tensor>;
+
+function param(p: Params, name: string): tf.Tensor {
+  const t = p.get(name);
+  if (!t) throw new Error(`model parameter '${name}' is missing (a bug in the parameter tree)`);
+  return t;
+}
+
+// ---- functional kernels -----------------------------------------------------------------------
+
+/** LayerNorm over the last axis without affine parameters (PyTorch elementwise_affine=False). */
+export function layerNorm(x: tf.Tensor, eps = 1e-6): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true); // biased variance, as PyTorch
+  return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+}
+
+/** adaLN modulation: x·(1 + scale) + shift, with shift/scale per sample. x [N, T, D]; shift, scale [N, D]. */
+export function modulate(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D): tf.Tensor3D {
+  const n = x.shape[0];
+  const d = x.shape[2];
+  return tf.add(tf.mul(x, tf.add(tf.reshape(scale, [n, 1, d]), 1)), tf.reshape(shift, [n, 1, d])); // [N, T, D]
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+/** GELU, tanh approximation (PyTorch `GELU(approximate="tanh")`): 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))). */
+export function geluTanh(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), SQRT_2_OVER_PI);
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+}
+
+/** SiLU(x) = x·σ(x). */
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(x, tf.sigmoid(x));
+}
+
+/** y = x·Wᵀ + b over the last axis, W stored [out, in] as PyTorch. x [..., in] → [..., out]. */
+export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
+  const inDim = x.shape[x.shape.length - 1]!;
+  const outDim = w.shape[0]!;
+  const x2 = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, inDim]) as tf.Tensor2D; // [M, in]
+  let y: tf.Tensor = tf.matMul(x2, w as tf.Tensor2D, false, true); // [M, out]
+  if (b) y = tf.add(y, b);
+  return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), outDim]);
+}
+
+/** Linear layer read from the tree: `${name}.weight` [out, in], `${name}.bias` [out]. */
+export function linearP(p: Params, name: string, x: tf.Tensor): tf.Tensor {
+  return linear(x, param(p, `${name}.weight`), p.get(`${name}.bias`));
+}
+
+// ---- embedders ----------------------------------------------------------------------------------
+
+/** Frequencies exp(−ln(maxPeriod)·i/half), i = 0..half−1, as the reference computes them (float32). */
+export function timestepFrequencies(dim: number, maxPeriod = 10000): Float32Array {
+  const half = Math.floor(dim / 2);
+  const f = new Float32Array(half);
+  for (let i = 0; i < half; i++) f[i] = Math.exp((-Math.log(maxPeriod) * i) / half);
+  return f;
+}
+
+/** Sinusoidal timestep embedding [cos(t·f), sin(t·f)]. t [N] float → [N, dim] (dim even). */
+export function timestepEmbedding(t: tf.Tensor1D, dim = 256, maxPeriod = 10000): tf.Tensor2D {
+  const freqs = tf.tensor2d(timestepFrequencies(dim, maxPeriod), [1, dim / 2]); // [1, dim/2]
+  const args = tf.mul(tf.reshape(tf.cast(t, 'float32'), [-1, 1]), freqs); // [N, dim/2]
+  return tf.concat([tf.cos(args), tf.sin(args)], 1) as tf.Tensor2D; // [N, dim]
+}
+
+/** TimestepEmbedder: sinusoidal 256 → Linear → SiLU → Linear. t [N] → [N, D]. */
+export function timestepEmbedder(p: Params, t: tf.Tensor1D): tf.Tensor2D {
+  const e = timestepEmbedding(t, 256); // [N, 256]
+  const h = silu(linearP(p, 't_embedder.mlp.0', e)); // [N, D]
+  return linearP(p, 't_embedder.mlp.2', h) as tf.Tensor2D; // [N, D]
+}
+
+/** LabelEmbedder: a row of the table per label (the last row, index numClasses, is the null class). y [N] int32 → [N, D]. */
+export function labelEmbedder(p: Params, y: tf.Tensor1D): tf.Tensor2D {
+  return tf.gather(param(p, 'y_embedder.embedding_table.weight'), tf.cast(y, 'int32')) as tf.Tensor2D;
+}
+
+/**
+ * Fixed 2-D sin-cos position embedding as MAE/DiT build it: for a grid of g×g tokens (row-major),
+ * the first D/2 channels encode the column coordinate w, the last D/2 the row coordinate h; each half is
+ * [sin(pos·ω), cos(pos·ω)] with ω_i = 1/10000^(i/(D/4)), i < D/4. Returns [T, D] (T = g²), float32.
+ * (The reference meshes (w, h) and puts grid[0] = w first; we reproduce that order.)
+ */
+export function posEmbed2d(dim: number, gridSize: number): Float32Array {
+  const quarter = dim / 4;
+  const out = new Float32Array(gridSize * gridSize * dim);
+  const omega = new Float64Array(quarter);
+  for (let i = 0; i < quarter; i++) omega[i] = 1 / 10000 ** (i / quarter);
+  for (let h = 0; h < gridSize; h++) {
+    for (let w = 0; w < gridSize; w++) {
+      const row = (h * gridSize + w) * dim;
+      for (let i = 0; i < quarter; i++) {
+        out[row + i] = Math.sin(w * omega[i]!);
+        out[row + quarter + i] = Math.cos(w * omega[i]!);
+        out[row + 2 * quarter + i] = Math.sin(h * omega[i]!);
+        out[row + 3 * quarter + i] = Math.cos(h * omega[i]!);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Patch embedding = Conv2d(C, D, kernel=P, stride=P) as patchify + matmul. The conv weight [D, C, P, P]
+ * flattened to [D, C·P·P] in (c, kh, kw) order is exactly PyTorch's memory order, so no copy is needed.
+ * x [N, C, H, W] → tokens [N, T, D], token index = row·(W/P) + column.
+ */
+export function patchEmbed(p: Params, x: tf.Tensor4D, patch: number): tf.Tensor3D {
+  const [n, c, hgt, wid] = x.shape;
+  const h = hgt / patch;
+  const w = wid / patch;
+  const weight = param(p, 'x_embedder.proj.weight');
+  const d = weight.shape[0]!;
+  const patches = tf.reshape(
+    tf.transpose(tf.reshape(x, [n, c, h, patch, w, patch]), [0, 2, 4, 1, 3, 5]), // [N, h, w, C, P, P]
+    [n * h * w, c * patch * patch],
+  ); // [N·T, C·P·P]
+  const y = linear(patches, tf.reshape(weight, [d, c * patch * patch]), param(p, 'x_embedder.proj.bias')); // [N·T, D]
+  return tf.reshape(y, [n, h * w, d]); // [N, T, D]
+}
+
+/** Inverse of patchify for the final layer's output. x [N, T, P·P·Co] → [N, Co, H, W] (channel fastest, as the reference). */
+export function unpatchify(x: tf.Tensor3D, patch: number, outChannels: number): tf.Tensor4D {
+  const [n, t] = x.shape;
+  const g = Math.round(Math.sqrt(t));
+  const y = tf.transpose(tf.reshape(x, [n, g, g, patch, patch, outChannels]), [0, 5, 1, 3, 2, 4]); // [N, Co, h, P, w, P]
+  return tf.reshape(y, [n, outChannels, g * patch, g * patch]); // [N, Co, H, W]
+}
+
+// ---- transformer parts --------------------------------------------------------------------------
+
+/**
+ * Multi-head self-attention (timm `Attention` with qkv bias): all heads in one batched matMul.
+ * x [N, T, D] → [N, T, D].
+ */
+export function attention(p: Params, prefix: string, x: tf.Tensor3D, heads: number): tf.Tensor3D {
+  const [n, t, d] = x.shape;
+  const dh = d / heads;
+  const qkv = tf.reshape(linearP(p, `${prefix}.qkv`, x), [n, t, 3, heads, dh]); // [N, T, 3, K, Dh]
+  const qkvT = tf.transpose(qkv, [2, 0, 3, 1, 4]); // [3, N, K, T, Dh]
+  const [q, k, v] = tf.unstack(qkvT, 0) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D]; // each [N, K, T, Dh]
+  const scores = tf.matMul(tf.mul(q, 1 / Math.sqrt(dh)), k, false, true); // [N, K, T, T]
+  const attn = tf.softmax(scores, -1);
+  const o = tf.matMul(attn, v); // [N, K, T, Dh]
+  const merged = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [n, t, d]); // [N, T, D]
+  return linearP(p, `${prefix}.proj`, merged) as tf.Tensor3D;
+}
+
+/** Mlp (fc1 → tanh-GELU → fc2). x [N, T, D] → [N, T, D]. */
+export function mlp(p: Params, prefix: string, x: tf.Tensor3D): tf.Tensor3D {
+  return linearP(p, `${prefix}.fc2`, geluTanh(linearP(p, `${prefix}.fc1`, x))) as tf.Tensor3D;
+}
+
+/** The adaLN modulation vectors: Linear(SiLU(c)) split into `k` chunks. c [N, D] → k × [N, D]. */
+export function adaLN(p: Params, prefix: string, c: tf.Tensor2D, k: number): tf.Tensor2D[] {
+  const m = linearP(p, `${prefix}.adaLN_modulation.1`, silu(c)); // [N, k·D]
+  return tf.split(m, k, 1) as tf.Tensor2D[];
+}
+
+/**
+ * DiT block with adaLN-Zero conditioning:
+ *   x += gate_msa · Attn(modulate(LN(x), shift_msa, scale_msa))
+ *   x += gate_mlp · MLP(modulate(LN(x), shift_mlp, scale_mlp))
+ * x [N, T, D], c [N, D] → [N, T, D].
+ */
+export function ditBlock(p: Params, prefix: string, x: tf.Tensor3D, c: tf.Tensor2D, heads: number): tf.Tensor3D {
+  const [n, , d] = x.shape;
+  const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = adaLN(p, prefix, c, 6) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+  const a = attention(p, `${prefix}.attn`, modulate(layerNorm(x) as tf.Tensor3D, shiftMsa, scaleMsa), heads); // [N, T, D]
+  const x1 = tf.add(x, tf.mul(tf.reshape(gateMsa, [n, 1, d]), a)) as tf.Tensor3D;
+  const m = mlp(p, `${prefix}.mlp`, modulate(layerNorm(x1) as tf.Tensor3D, shiftMlp, scaleMlp)); // [N, T, D]
+  return tf.add(x1, tf.mul(tf.reshape(gateMlp, [n, 1, d]), m)) as tf.Tensor3D;
+}
+
+/** Final layer: modulate(LN(x), shift, scale) → Linear to P·P·Co. x [N, T, D], c [N, D] → [N, T, P·P·Co]. */
+export function finalLayer(p: Params, x: tf.Tensor3D, c: tf.Tensor2D): tf.Tensor3D {
+  const [shift, scale] = adaLN(p, 'final_layer', c, 2) as [tf.Tensor2D, tf.Tensor2D];
+  return linearP(p, 'final_layer.linear', modulate(layerNorm(x) as tf.Tensor3D, shift, scale)) as tf.Tensor3D;
+}

@@ -1,0 +1,54 @@
+// DiT (Peebles & Xie 2023) as the FPDM reference code builds it: patch embedding + fixed 2-D sin-cos
+// position embedding, timestep and label embedders summed into c, `depth` adaLN-Zero blocks, final
+// layer, unpatchify. Reads top to bottom like the reference's `DiT.forward`.
+import * as tf from '@tensorflow/tfjs-core';
+import type { Rng } from '../util/rng.js';
+import { outChannels, type DiTConfig } from './config.js';
+import { ditBlock, finalLayer, labelEmbedder, patchEmbed, timestepEmbedder, unpatchify, type Params } from './blocks.js';
+import { disposeTree, initParams, makePosEmbed, type ParamTree } from './params.js';
+import { checkInputs, sampleDropMask, type DiffusionModel, type ForwardResult, type TrainingPlan } from './model.js';
+
+export class DiT implements DiffusionModel {
+  readonly posEmbed: tf.Tensor3D; // [1, T, D] buffer
+  private readonly tree: Map<string, tf.Tensor>;
+
+  constructor(
+    readonly config: DiTConfig,
+    readonly params: ParamTree,
+  ) {
+    this.posEmbed = makePosEmbed(config);
+    this.tree = new Map<string, tf.Tensor>(params);
+  }
+
+  /** A fresh model with the reference initialisation drawn from `rng`. */
+  static init(config: DiTConfig, rng: Rng): DiT {
+    return new DiT(config, initParams(config, rng));
+  }
+
+  forward(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D): ForwardResult {
+    checkInputs(this.config, x, t, y);
+    const c = this.config;
+    const p: Params = this.tree;
+    const out = tf.tidy(() => {
+      let h = tf.add(patchEmbed(p, x, c.patchSize), this.posEmbed) as tf.Tensor3D; // [N, T, D]
+      const cond = tf.add(timestepEmbedder(p, t), labelEmbedder(p, y)) as tf.Tensor2D; // [N, D]
+      for (let i = 0; i < c.depth; i++) h = ditBlock(p, `blocks.${i}`, h, cond, c.numHeads); // [N, T, D]
+      const o = finalLayer(p, h, cond); // [N, T, P·P·Co]
+      return unpatchify(o, c.patchSize, outChannels(c)); // [N, Co, H, W]
+    });
+    return { out };
+  }
+
+  sampleTrainingPlan(rng: Rng, batchSize: number): TrainingPlan {
+    return { noGrad: 0, withGrad: 0, dropMask: sampleDropMask(rng, batchSize, this.config.classDropoutProb) };
+  }
+
+  blockEvaluations(): number {
+    return this.config.depth;
+  }
+
+  dispose(): void {
+    disposeTree(this.params);
+    this.posEmbed.dispose();
+  }
+}

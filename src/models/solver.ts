@@ -1,0 +1,218 @@
+// Fixed-point solvers for FPDM's iteration z ← f(z).
+//
+//   fixed      exactly `iters` applications of f (the reference; what training and the paper use)
+//   tolerance  plain iteration until the relative residual r_k = ‖f(z_k) − z_k‖ / ‖z_k‖ < tol, at most maxIters
+//   anderson   Anderson acceleration (type II, window m, damping β, per sample), same stopping rule
+//
+// Residuals are over the whole batch (Frobenius norms of [N, T, D]). Iterations count applications of
+// f (each costs one fixed-point block plus the fc1/fc2 projection). Every solve reports the residual
+// of each iterate, so samplers and reports can show convergence.
+//
+// Memory: every iteration runs in its own tf.tidy and the previous iterate is disposed, so outside a
+// gradient scope memory does not grow with the number of iterations. Inside tf.variableGrads the
+// engine keeps what backprop needs by itself (plain iteration is then unrolled for backprop; Anderson's
+// mixing weights are computed on the host and act as constants).
+import * as tf from '@tensorflow/tfjs-core';
+import { UserError } from '../util/errors.js';
+
+export type SolverOptions =
+  | { kind: 'fixed'; iters: number }
+  | { kind: 'tolerance'; tol: number; maxIters: number }
+  | { kind: 'anderson'; tol: number; maxIters: number; window?: number; beta?: number; lambda?: number };
+export type SolverKind = SolverOptions['kind'];
+
+export interface SolveReport {
+  solver: SolverKind;
+  /** applications of f */
+  iterations: number;
+  /** residuals[k] = ‖f(z_k) − z_k‖ / ‖z_k‖ of the k-th iterate (empty when not tracked) */
+  residuals: number[];
+  /** for tolerance/anderson: whether the last residual fell below tol; null for fixed */
+  converged: boolean | null;
+}
+
+export interface SolveOptions {
+  /** compute residuals for the fixed solver (one host read at the end; default true) */
+  trackResiduals?: boolean;
+}
+
+export type StepFn = (z: tf.Tensor3D) => tf.Tensor3D;
+
+export function validateSolver(s: SolverOptions): SolverOptions {
+  const intAtLeast = (k: string, v: number, lo: number): void => {
+    if (!Number.isInteger(v) || v < lo) throw new UserError(`solver: ${k} is ${v}, expected an integer >= ${lo}`);
+  };
+  if (s.kind === 'fixed') intAtLeast('iters', s.iters, 0);
+  else {
+    intAtLeast('maxIters', s.maxIters, 1);
+    if (!(s.tol > 0)) throw new UserError(`solver: tol is ${s.tol}, expected a positive number`);
+    if (s.kind === 'anderson') {
+      if (s.window !== undefined) intAtLeast('window', s.window, 1);
+      if (s.beta !== undefined && !(s.beta > 0 && s.beta <= 1)) throw new UserError(`solver: beta is ${s.beta}, expected 0 < beta <= 1`);
+    }
+  }
+  return s;
+}
+
+/** ‖a − b‖ / ‖b‖ as a scalar tensor. */
+function relResidual(next: tf.Tensor, prev: tf.Tensor): tf.Scalar {
+  return tf.div(tf.norm(tf.sub(next, prev)), tf.add(tf.norm(prev), 1e-12)) as tf.Scalar;
+}
+
+/**
+ * Solves z = f(z) from z0. The caller keeps ownership of z0 (it is never disposed); the returned z is
+ * a new tensor owned by the caller (for 0 fixed iterations, a clone of z0).
+ */
+export function solveFixedPoint(f: StepFn, z0: tf.Tensor3D, opts: SolverOptions, so: SolveOptions = {}): { z: tf.Tensor3D; report: SolveReport } {
+  validateSolver(opts);
+  if (opts.kind === 'anderson') return anderson(f, z0, opts);
+  const track = opts.kind === 'tolerance' || so.trackResiduals !== false;
+  const cap = opts.kind === 'fixed' ? opts.iters : opts.maxIters;
+  let z = z0;
+  const resTensors: tf.Scalar[] = [];
+  const residuals: number[] = [];
+  let converged: boolean | null = opts.kind === 'fixed' ? null : false;
+  let k = 0;
+  for (; k < cap; k++) {
+    const prev = z;
+    const { next, r } = tf.tidy(() => {
+      const next = f(prev);
+      return { next, r: track ? relResidual(next, prev) : undefined };
+    });
+    if (prev !== z0) prev.dispose();
+    z = next;
+    if (r) {
+      if (opts.kind === 'tolerance') {
+        const v = r.dataSync()[0]!;
+        r.dispose();
+        residuals.push(v);
+        if (v < opts.tol) {
+          converged = true;
+          k++;
+          break;
+        }
+      } else {
+        resTensors.push(r);
+      }
+    }
+  }
+  if (resTensors.length > 0) {
+    const all = tf.stack(resTensors);
+    residuals.push(...all.dataSync());
+    all.dispose();
+    tf.dispose(resTensors);
+  }
+  return { z: z === z0 ? tf.clone(z0) : z, report: { solver: opts.kind, iterations: k, residuals, converged } };
+}
+
+/** Solves the bordered system [0 1ᵀ; 1 H] [μ; α] = [1; 0] for α (Σα = 1, min ‖Σ α_i G_i‖). */
+function andersonWeights(h: Float64Array, n: number): Float64Array {
+  const m = n + 1;
+  const a = new Float64Array(m * m);
+  const b = new Float64Array(m);
+  b[0] = 1;
+  for (let i = 1; i < m; i++) {
+    a[i] = 1;
+    a[i * m] = 1;
+    for (let j = 1; j < m; j++) a[i * m + j] = h[(i - 1) * n + (j - 1)]!;
+  }
+  // Gaussian elimination with partial pivoting
+  for (let col = 0; col < m; col++) {
+    let piv = col;
+    for (let r = col + 1; r < m; r++) if (Math.abs(a[r * m + col]!) > Math.abs(a[piv * m + col]!)) piv = r;
+    if (piv !== col) {
+      for (let j = 0; j < m; j++) [a[col * m + j], a[piv * m + j]] = [a[piv * m + j]!, a[col * m + j]!];
+      [b[col], b[piv]] = [b[piv]!, b[col]!];
+    }
+    const d = a[col * m + col]!;
+    if (Math.abs(d) < 1e-300) continue;
+    for (let r = col + 1; r < m; r++) {
+      const fct = a[r * m + col]! / d;
+      if (fct === 0) continue;
+      for (let j = col; j < m; j++) a[r * m + j] = a[r * m + j]! - fct * a[col * m + j]!;
+      b[r] = b[r]! - fct * b[col]!;
+    }
+  }
+  const x = new Float64Array(m);
+  for (let r = m - 1; r >= 0; r--) {
+    let s = b[r]!;
+    for (let j = r + 1; j < m; j++) s -= a[r * m + j]! * x[j]!;
+    const d = a[r * m + r]!;
+    x[r] = Math.abs(d) < 1e-300 ? 0 : s / d;
+  }
+  return x.subarray(1);
+}
+
+/**
+ * Anderson acceleration (Walker & Ni 2011; the form used for DEQs): keep the last m iterates X_i and
+ * their images F_i = f(X_i); per sample, α = argmin ‖Σ α_i (F_i − X_i)‖ subject to Σ α_i = 1 (with a
+ * small ridge λ), then X_next = β Σ α_i F_i + (1 − β) Σ α_i X_i. Returns the last image F_k.
+ */
+function anderson(f: StepFn, z0: tf.Tensor3D, o: Extract<SolverOptions, { kind: 'anderson' }>): { z: tf.Tensor3D; report: SolveReport } {
+  const m = o.window ?? 5;
+  const beta = o.beta ?? 1.0;
+  const lambda = o.lambda ?? 1e-4;
+  const shape = z0.shape;
+  const [n] = shape;
+  const X: tf.Tensor2D[] = []; // iterates, flattened per sample [N, L]
+  const F: tf.Tensor2D[] = []; // their images [N, L]
+  const residuals: number[] = [];
+  let converged = false;
+  let x: tf.Tensor2D = tf.reshape(z0, [n, -1]); // [N, L]: a new handle on z0's data; disposing it leaves z0 alive
+  let iterations = 0;
+  let lastF: tf.Tensor2D | undefined;
+  for (; iterations < o.maxIters; ) {
+    const xi = x;
+    const { fx, r } = tf.tidy(() => {
+      const fx = tf.reshape(f(tf.reshape(xi, shape) as tf.Tensor3D), [n, -1]) as tf.Tensor2D;
+      return { fx, r: relResidual(fx, xi) };
+    });
+    iterations++;
+    const rv = r.dataSync()[0]!;
+    r.dispose();
+    residuals.push(rv);
+    X.push(xi);
+    F.push(fx);
+    lastF = fx;
+    if (rv < o.tol) {
+      converged = true;
+      break;
+    }
+    if (X.length > m) {
+      const oldX = X.shift()!;
+      const oldF = F.shift()!;
+      oldX.dispose();
+      oldF.dispose();
+    }
+    if (iterations >= o.maxIters) break;
+    const k = X.length;
+    const G = tf.tidy(() => tf.stack(F.map((fi, i) => tf.sub(fi, X[i]!)), 1)); // [N, k, L]
+    const H = tf.tidy(() => tf.matMul(G, G, false, true)); // [N, k, k]
+    const hv = H.dataSync();
+    G.dispose();
+    H.dispose();
+    const alpha = new Float32Array(n * k);
+    for (let s = 0; s < n; s++) {
+      const h = new Float64Array(k * k);
+      let scale = 0;
+      for (let i = 0; i < k; i++) scale = Math.max(scale, hv[s * k * k + i * k + i]!);
+      for (let i = 0; i < k * k; i++) h[i] = hv[s * k * k + i]!;
+      for (let i = 0; i < k; i++) h[i * k + i] = h[i * k + i]! + lambda * Math.max(scale, 1e-30);
+      alpha.set(andersonWeights(h, k), s * k);
+    }
+    x = tf.tidy(() => {
+      const a = tf.tensor3d(alpha, [n, k, 1]); // [N, k, 1]
+      const fMix = tf.sum(tf.mul(a, tf.stack(F, 1)), 1); // [N, L]
+      if (beta === 1) return fMix as tf.Tensor2D;
+      const xMix = tf.sum(tf.mul(a, tf.stack(X, 1)), 1);
+      return tf.add(tf.mul(fMix, beta), tf.mul(xMix, 1 - beta)) as tf.Tensor2D;
+    });
+  }
+  const z = tf.reshape(lastF!, shape) as tf.Tensor3D;
+  // z is a new handle on lastF's data; free every history tensor (the reshape of z0 included: it is a
+  // separate handle whose disposal leaves the caller's z0 alive).
+  for (const t of X) t.dispose();
+  for (const t of F) t.dispose();
+  if (!X.includes(x)) x.dispose();
+  return { z, report: { solver: 'anderson', iterations, residuals, converged } };
+}
