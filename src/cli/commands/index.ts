@@ -3,10 +3,14 @@ import type { Command } from 'commander';
 import type { GlobalOptions } from '../context.js';
 import * as backends from './backends.js';
 import * as inspect from './inspect.js';
+import * as models from './models.js';
+import * as forward from './forward.js';
 
 export type Register = (program: Command, globals: () => GlobalOptions) => void;
 
 export const COMMANDS: Register[] = [
   backends.register,
   inspect.register,
+  models.register,
+  forward.register,
 ];
