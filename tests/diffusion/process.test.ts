@@ -1,0 +1,120 @@
+// Every array and step of ../shared/fixtures/diffusion.safetensors (PyTorch reference) reproduced,
+// for all eight processes, on every test backend. Criterion: error relative to the array's scale
+// <= 1e-5 (see scaleRelErr); schedules (float64 host tables) to 1e-12 element-wise.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { createDiffusion, type GaussianDiffusion } from '../../src/diffusion/process.js';
+import { trainingLosses } from '../../src/diffusion/losses.js';
+import { UserError } from '../../src/util/errors.js';
+import { TEST_BACKENDS, useBackend } from '../helpers.js';
+import { PROCESSES, elemRelErr, f32, f64, ints, scaleRelErr, shape } from './fixtures.js';
+
+const TOL = 1e-5;
+const t4 = (n: string) => tf.tensor4d(f32(n), shape(n) as [number, number, number, number]);
+
+function check(what: string, got: tf.Tensor, ref: Float32Array): void {
+  const g = got.dataSync();
+  const e = scaleRelErr(g, ref);
+  assert.ok(e <= TOL, `${what}: error ${e} relative to the array scale (element-wise ${elemRelErr(g, ref)}) > ${TOL}`);
+}
+
+test('schedules and timestep_map of all eight processes (float64)', () => {
+  for (const [name, cfg] of Object.entries(PROCESSES)) {
+    const p = createDiffusion(cfg);
+    assert.deepEqual(Array.from(p.timestepMap), ints(`${name}/timestep_map`), `${name} timestep_map`);
+    const tabs: Record<string, Float64Array> = {
+      betas: p.tables.betas,
+      alphas_cumprod: p.tables.alphasCumprod,
+      alphas_cumprod_prev: p.tables.alphasCumprodPrev,
+      posterior_variance: p.tables.posteriorVariance,
+      posterior_log_variance_clipped: p.tables.posteriorLogVarianceClipped,
+      posterior_mean_coef1: p.tables.posteriorMeanCoef1,
+      posterior_mean_coef2: p.tables.posteriorMeanCoef2,
+      sqrt_alphas_cumprod: p.tables.sqrtAlphasCumprod,
+      sqrt_one_minus_alphas_cumprod: p.tables.sqrtOneMinusAlphasCumprod,
+    };
+    for (const [k, v] of Object.entries(tabs)) {
+      const e = elemRelErr(v, f64(`${name}/${k}`));
+      assert.ok(e <= 1e-12, `${name}/${k}: element-wise relative error ${e}`);
+    }
+  }
+});
+
+for (const backend of TEST_BACKENDS) {
+  test(`[${backend}] p_mean_variance (clip on/off), p_sample, DDIM eta 0/1 for all eight processes`, async () => {
+    await useBackend(backend);
+    for (const name of Object.keys(PROCESSES)) {
+      const p = createDiffusion(PROCESSES[name]);
+      tf.tidy(() => {
+        const t = ints(`${name}/step/t`);
+        const x = t4(`${name}/step/x`);
+        const mo = t4(`${name}/step/model_output`);
+        const noise = t4(`${name}/step/noise`);
+        for (const clip of [0, 1]) {
+          const mv = p.pMeanVariance(mo, x, t, { clipDenoised: clip === 1 });
+          check(`${name} clip${clip} mean`, mv.mean, f32(`${name}/step/clip${clip}/mean`));
+          check(`${name} clip${clip} variance`, mv.variance, f32(`${name}/step/clip${clip}/variance`));
+          check(`${name} clip${clip} log_variance`, mv.logVariance, f32(`${name}/step/clip${clip}/log_variance`));
+          check(`${name} clip${clip} pred_xstart`, mv.predXstart, f32(`${name}/step/clip${clip}/pred_xstart`));
+        }
+        const mv = p.pMeanVariance(mo, x, t, { clipDenoised: false });
+        check(`${name} p_sample`, p.pSampleStep(mv, t, noise), f32(`${name}/step/p_sample`));
+        check(`${name} ddim_eta0`, p.ddimStep(mv, x, t, 0, noise), f32(`${name}/step/ddim_eta0`));
+        check(`${name} ddim_eta1`, p.ddimStep(mv, x, t, 1, noise), f32(`${name}/step/ddim_eta1`));
+      });
+    }
+  });
+
+  test(`[${backend}] q_sample and per-sample mse / vb / loss (eps learned-range; v with zero-terminal SNR and p2)`, async () => {
+    await useBackend(backend);
+    for (const name of ['full', 'v_zsnr_full']) {
+      const p: GaussianDiffusion = createDiffusion(PROCESSES[name]);
+      tf.tidy(() => {
+        const t = ints(`${name}/loss/t`);
+        const xStart = t4(`${name}/loss/x_start`);
+        const noise = t4(`${name}/loss/noise`);
+        const xT = p.qSample(xStart, t, noise);
+        check(`${name} x_t`, xT, f32(`${name}/loss/x_t`));
+        const terms = trainingLosses(p, { modelOutput: t4(`${name}/loss/model_output`), xStart, xT, noise, t });
+        check(`${name} mse`, terms.mse, f32(`${name}/loss/mse`));
+        assert.ok(terms.vb, 'hybrid loss has a vb term');
+        // vb per sample: each element against its own value (they span 2.6 … 6.6e-9)
+        const vb = terms.vb.dataSync();
+        const refVb = f32(`${name}/loss/vb`);
+        const ev = elemRelErr(vb, refVb);
+        assert.ok(ev <= TOL, `${name} vb element-wise relative error ${ev}: ${Array.from(vb)} vs ${Array.from(refVb)}`);
+        check(`${name} loss`, terms.loss, f32(`${name}/loss/loss`));
+      });
+    }
+  });
+
+  test(`[${backend}] vb does not pass gradient to the mean channels; mse does`, async () => {
+    await useBackend(backend);
+    const p = createDiffusion(PROCESSES.full);
+    const t = [0, 10, 999];
+    const [xStart, noise, mo] = [t4('full/loss/x_start'), t4('full/loss/noise'), t4('full/loss/model_output')];
+    const xT = p.qSample(xStart, t, noise);
+    const gVb = tf.grad((m: tf.Tensor) => tf.sum(trainingLosses(p, { modelOutput: m as tf.Tensor4D, xStart, xT, noise, t }).vb!))(mo);
+    const [gMean, gVar] = tf.split(gVb, 2, 1);
+    assert.equal(tf.max(tf.abs(gMean)).dataSync()[0], 0, 'no vb gradient into the mean prediction');
+    assert.ok(tf.max(tf.abs(gVar)).dataSync()[0]! > 0, 'vb trains the variance channels');
+    const gMse = tf.grad((m: tf.Tensor) => tf.sum(trainingLosses(p, { modelOutput: m as tf.Tensor4D, xStart, xT, noise, t }).mse))(mo);
+    const [gm2, gv2] = tf.split(gMse, 2, 1);
+    // d/dε̂ mean((ε − ε̂)²) = −2(ε − ε̂)/numel(sample): analytic
+    const ref = tf.div(tf.mul(-2, tf.sub(noise, tf.split(mo, 2, 1)[0]!)), 4 * 8 * 8);
+    assert.ok(scaleRelErr(gm2.dataSync(), ref.dataSync()) < 1e-6);
+    assert.equal(tf.max(tf.abs(gv2)).dataSync()[0], 0);
+    tf.dispose([xStart, noise, mo, xT, gVb, gMean, gVar, gMse, gm2, gv2, ref]);
+  });
+}
+
+test('config rules are checked at the boundary', () => {
+  assert.throws(() => createDiffusion({ zeroTerminalSnr: true }), UserError);
+  assert.throws(() => createDiffusion({ variance: 'fixed-small' }), UserError); // hybrid needs learned variance
+  assert.throws(() => createDiffusion({ respacing: '2000' }), UserError);
+  assert.throws(() => createDiffusion({ respacing: 'ddim999' }), UserError);
+  assert.throws(() => createDiffusion({ respacing: 'ten' }), UserError);
+  const p = createDiffusion({ variance: 'fixed-small', loss: 'mse' });
+  assert.equal(p.modelOutputChannels(4), 4);
+});
