@@ -138,10 +138,15 @@ function initValues(s: ParamSpec, rng: Rng): Float32Array {
   return v;
 }
 
+/** A trainable float32 variable holding `values` (the temporary tensor tf.variable copies from is freed). */
+function newVariable(values: Float32Array, shape: number[]): tf.Variable {
+  return tf.tidy(() => tf.variable(tf.tensor(values, shape, 'float32'), true));
+}
+
 /** Fresh parameters with the reference initialisation; values depend only on `rng`'s state. */
 export function initParams(c: ModelConfig, rng: Rng): ParamTree {
   const tree: ParamTree = new Map();
-  for (const s of paramSpecs(c)) tree.set(s.name, tf.variable(tf.tensor(initValues(s, rng), s.shape, 'float32'), true));
+  for (const s of paramSpecs(c)) tree.set(s.name, newVariable(initValues(s, rng), s.shape));
   return tree;
 }
 
@@ -183,7 +188,7 @@ export function paramsFromStateDict(c: ModelConfig, sd: TensorMap, opts: { stric
   const params: ParamTree = new Map();
   for (const s of specs) {
     const t = sd.get(s.name)!;
-    params.set(s.name, tf.variable(tf.tensor(toFloat32(t), s.shape, 'float32'), true));
+    params.set(s.name, newVariable(toFloat32(t), s.shape));
   }
   return { params, report: { loaded: specs.length, missing, unexpected } };
 }
