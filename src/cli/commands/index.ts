@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../context.js';
 import * as backends from './backends.js';
+import * as plan from './plan.js';
 import * as inspect from './inspect.js';
 import * as models from './models.js';
 import * as forward from './forward.js';
@@ -10,6 +11,7 @@ export type Register = (program: Command, globals: () => GlobalOptions) => void;
 
 export const COMMANDS: Register[] = [
   backends.register,
+  plan.register,
   inspect.register,
   models.register,
   forward.register,

@@ -1,0 +1,485 @@
+// The experiment spec (YAML): schema (zod, strict), defaults, cross-field rules and the `grid:` of
+// overrides. Validation happens once, here, at the boundary; everything past `loadSpec` trusts it.
+//
+//   name: quickstart
+//   dataset:  { kind: mnist, imageSize: 8, limit: 2000 }
+//   models:   { dit: { kind: dit, hiddenSize: 32, depth: 4, heads: 2, patchSize: 2 },
+//               fpdm: { kind: fpdm, like: dit, pre: 1, post: 1 } }
+//   training: { steps: 200, batchSize: 32, lr: 1e-3 }
+//   sampling: { budgets: [5, 10], splits: [5, 10], allocation: fixed, reuse: [false, true] }
+//   metrics:  [fd_mnist, params, memory, throughput]
+//   seeds:    [0]
+//   grid:     { training.steps: [100, 200] }
+import { z } from 'zod';
+import { ALLOCATIONS } from '../store/names.js';
+import { PRESET_NAMES } from '../models/config.js';
+import { closest, readSpecSource, parseSpecSource, show, throwIssues, type PathSeg, type SpecIssue, type SpecSource } from './source.js';
+import { fpdmSplit, maxFpdmIters } from './budget.js';
+
+const posInt = z.number().int().positive();
+const nonNegInt = z.number().int().nonnegative();
+const oneOrMany = <T extends z.ZodTypeAny>(t: T) => z.union([t, z.array(t).min(1)]);
+const range = z.tuple([nonNegInt, nonNegInt]);
+
+export const DATASET_KINDS = ['mnist', 'folder', 'synthetic'] as const;
+export const METRIC_CHOICES = ['fid', 'kid', 'prdc', 'is', 'fd_mnist', 'params', 'memory', 'throughput'] as const;
+export type MetricChoice = (typeof METRIC_CHOICES)[number];
+
+const datasetSchema = z
+  .object({
+    kind: z.enum(DATASET_KINDS),
+    /** image folder (folder datasets only) */
+    path: z.string().min(1).optional(),
+    /** square side the images are resized to (MNIST: 28 native) */
+    imageSize: posInt.optional(),
+    /** 1 or 3; fixed by MNIST (1); synthetic data may choose */
+    channels: z.union([z.literal(1), z.literal(3)]).optional(),
+    /** number of classes for synthetic data (1 = unconditional) */
+    classes: posInt.optional(),
+    /** use only the first `limit` images (after the loader's fixed order) */
+    limit: posInt.optional(),
+    /** synthetic data: how many images */
+    size: posInt.optional(),
+    /** random horizontal flips during training */
+    hflip: z.boolean().default(false),
+  })
+  .strict();
+
+const trunk = {
+  /** a paper preset ('DiT-S/2'); explicit fields below override its sizes */
+  preset: z.string().optional(),
+  /** another model of this spec whose trunk (sizes, patch) this one copies */
+  like: z.string().optional(),
+  hiddenSize: posInt.optional(),
+  depth: posInt.optional(),
+  heads: posInt.optional(),
+  patchSize: posInt.optional(),
+  mlpRatio: z.number().positive().optional(),
+  classDropout: z.number().min(0).lt(1).optional(),
+};
+
+const ditSchema = z.object({ kind: z.literal('dit'), ...trunk }).strict();
+const fpdmSchema = z
+  .object({
+    kind: z.literal('fpdm'),
+    ...trunk,
+    pre: nonNegInt.default(1),
+    post: nonNegInt.default(1),
+    /** S-JFB: iterations without gradient U{a..b}, then with gradient U{c..d}, per batch */
+    sjfb: z.object({ noGrad: range.default([0, 10]), withGrad: range.default([1, 12]) }).strict().default({}),
+    prePostTimestepConditioning: z.boolean().default(true),
+  })
+  .strict();
+const modelSchema = z.discriminatedUnion('kind', [ditSchema, fpdmSchema]);
+
+const trainingSchema = z
+  .object({
+    steps: posInt,
+    batchSize: posInt,
+    lr: z.number().positive().default(1e-4),
+    weightDecay: z.number().nonnegative().default(0),
+    warmupSteps: nonNegInt.default(0),
+    ema: z.number().min(0).lt(1).default(0.9999),
+    gradClip: z.number().positive().nullable().default(null),
+    checkpointEvery: posInt.optional(),
+    logEvery: posInt.default(10),
+    /** hybrid: ε-prediction + learned variance, mse + vb (the reference); v-zsnr: v-prediction, zero terminal SNR */
+    loss: z.enum(['hybrid', 'v-zsnr']).default('hybrid'),
+    diffusionSteps: posInt.default(1000),
+    schedule: z.enum(['linear', 'cosine']).default('linear'),
+  })
+  .strict();
+
+const samplingSchema = z
+  .object({
+    /** budgets in DiT-step equivalents (K ↔ K·depth block evaluations) */
+    budgets: z.array(posInt).min(1),
+    /** FPDM steps at each budget ('auto' = every plan of the budget), iterations follow from the budget */
+    splits: z.union([z.literal('auto'), z.array(posInt).min(1)]).default('auto'),
+    allocation: oneOrMany(z.enum(ALLOCATIONS)).default('fixed'),
+    /** relative residual at which the 'tolerance' allocation stops iterating */
+    tolerance: z.number().positive().optional(),
+    reuse: oneOrMany(z.boolean()).default(false),
+    sampler: z.enum(['ddpm', 'ddim']).default('ddpm'),
+    eta: z.number().min(0).max(1).default(0),
+    cfg: z.number().min(1).default(1),
+    /** images generated (and measured) per sampling run */
+    samples: posInt,
+    batchSize: posInt.default(32),
+  })
+  .strict();
+
+const metricOptionsSchema = z
+  .object({
+    fidMode: z.enum(['pytorch-fid', 'tf']).default('pytorch-fid'),
+    /** Inception weights file (.pth or .safetensors); default: the cache of `weights fetch inception` */
+    inceptionWeights: z.string().min(1).optional(),
+    /** real images for the reference statistics (default: as many as samples) */
+    referenceImages: posInt.optional(),
+    kidSubsets: posInt.default(100),
+    kidSubsetSize: posInt.default(1000),
+    prdcK: posInt.default(3),
+    /** sample grids saved per sampling run (0 = none) */
+    gridImages: nonNegInt.default(16),
+  })
+  .strict();
+
+export const specSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'expected a name of letters, digits, ".", "_" or "-"'),
+    description: z.string().optional(),
+    dataset: datasetSchema,
+    models: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/, 'model names are letters, digits, "_" or "-"'), modelSchema),
+    training: trainingSchema,
+    sampling: samplingSchema,
+    metrics: z.array(z.enum(METRIC_CHOICES)).min(1),
+    metricOptions: metricOptionsSchema.default({}),
+    seeds: z.array(nonNegInt).min(1),
+    backend: z.enum(['auto', 'wasm', 'cpu', 'webgpu', 'tensorflow']).optional(),
+    grid: z.record(z.string(), z.array(z.unknown()).min(1)).default({}),
+  })
+  .strict();
+
+export type Spec = z.output<typeof specSchema>;
+export type ModelSpec = z.output<typeof modelSchema>;
+export type DatasetSpec = z.output<typeof datasetSchema>;
+export type TrainingSpec = z.output<typeof trainingSchema>;
+export type SamplingSpec = z.output<typeof samplingSchema>;
+export type MetricOptions = z.output<typeof metricOptionsSchema>;
+
+/** One point of the grid: the overrides applied and the resulting (validated) spec. */
+export interface SpecVariant {
+  overrides: Record<string, unknown>;
+  spec: Spec;
+}
+
+export interface LoadedSpec {
+  file: string;
+  /** the spec text as given (stored with the experiment) */
+  text: string;
+  base: Spec;
+  variants: SpecVariant[];
+}
+
+/** Reads, validates and expands a spec file; every problem is a UserError with file, line and path. */
+export function loadSpec(file: string): LoadedSpec {
+  return validateSource(readSpecSource(file));
+}
+
+/** The same for spec text (tests, specs from a database). */
+export function parseSpec(text: string, file = 'spec.yaml'): LoadedSpec {
+  return validateSource(parseSpecSource(file, text));
+}
+
+const TOP_KEYS = Object.keys(specSchema.shape);
+
+function validateSource(src: SpecSource): LoadedSpec {
+  if (src.value === null || typeof src.value !== 'object' || Array.isArray(src.value)) {
+    throwIssues(src, [{ path: [], message: `received ${show(src.value)}, expected a YAML mapping with keys ${TOP_KEYS.join(', ')}; fix: start from experiments/quickstart.yaml` }]);
+  }
+  const base = checkSpec(src, src.value);
+  const variants = expandGrid(src, src.value as Record<string, unknown>, base);
+  return { file: src.file, text: src.text, base, variants };
+}
+
+/** zod + cross-field rules on one raw object; throws with every issue found. */
+function checkSpec(src: SpecSource, raw: unknown, remap?: (i: SpecIssue) => SpecIssue): Spec {
+  const r = specSchema.safeParse(raw);
+  const issues: SpecIssue[] = r.success ? crossField(r.data) : r.error.issues.flatMap((i) => zodIssue(src, raw, i));
+  if (issues.length > 0) throwIssues(src, remap ? issues.map(remap) : issues);
+  return (r as { data: Spec }).data;
+}
+
+function valueAt(raw: unknown, path: PathSeg[]): unknown {
+  let v = raw;
+  for (const seg of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string | number, unknown>)[seg];
+  }
+  return v;
+}
+
+function zodIssue(src: SpecSource, raw: unknown, i: z.ZodIssue): SpecIssue[] {
+  const path = i.path as PathSeg[];
+  const got = valueAt(raw, path);
+  switch (i.code) {
+    case 'unrecognized_keys': {
+      const known = knownKeysAt(path, raw);
+      return i.keys.map((k) => {
+        const guess = closest(k, known);
+        return {
+          path: [...path, k],
+          message: `unknown key; expected one of ${known.join(', ')}; fix: ${guess ? `did you mean '${guess}'?` : 'remove it'}`,
+        };
+      });
+    }
+    case 'invalid_type':
+      if (got === undefined) return [{ path, message: `is missing, expected ${i.expected}; fix: add '${String(path[path.length - 1])}'` }];
+      return [{ path, message: `received ${show(got)} (${i.received}), expected ${i.expected}` }];
+    case 'too_small':
+      if (i.type === 'array') return [{ path, message: `received ${show(got)}, expected a list with at least ${i.minimum} entr${i.minimum === 1 ? 'y' : 'ies'}` }];
+      if (i.type === 'number') {
+        const real = ['lr', 'gradClip', 'tolerance', 'mlpRatio'].includes(String(path[path.length - 1]));
+        const what = i.minimum === 0 && !i.inclusive ? (real ? 'a positive number' : 'a positive integer') : `a number ${i.inclusive ? '>=' : '>'} ${String(i.minimum)}`;
+        return [{ path, message: `received ${show(got)}, expected ${what}` }];
+      }
+      return [{ path, message: `received ${show(got)}: ${i.message}` }];
+    case 'too_big':
+      return [{ path, message: `received ${show(got)}, expected ${i.type === 'array' ? 'fewer entries' : `a value ${i.inclusive ? '<=' : '<'} ${String(i.maximum)}`}` }];
+    case 'invalid_enum_value':
+      return [{ path, message: `received ${show(got)}, expected one of ${i.options.map(String).join(', ')}${typeof got === 'string' && closest(got, i.options.map(String)) ? `; fix: did you mean '${closest(got, i.options.map(String))}'?` : ''}` }];
+    case 'invalid_literal':
+      return [{ path, message: `received ${show(got)}, expected ${show(i.expected)}` }];
+    case 'invalid_union_discriminator':
+      return [{ path, message: `received ${show(got)}, expected one of ${i.options.map(String).join(', ')}` }];
+    case 'invalid_union': {
+      // report the branch that got furthest (the one whose issue paths are longest)
+      const best = i.unionErrors.map((e) => e.issues).sort((a, b) => maxDepth(b) - maxDepth(a))[0];
+      if (best && maxDepth(best) > path.length) return best.flatMap((x) => zodIssue(src, raw, x));
+      return [{ path, message: `received ${show(got)}, ${unionHint(path)}` }];
+    }
+    default:
+      return [{ path, message: `received ${show(got)}: ${i.message}` }];
+  }
+}
+
+const maxDepth = (issues: z.ZodIssue[]): number => Math.max(0, ...issues.map((x) => x.path.length));
+
+function unionHint(path: PathSeg[]): string {
+  const key = path.join('.');
+  if (key === 'sampling.splits') return "expected 'auto' or a list of step counts such as [10, 20]";
+  if (key === 'sampling.allocation') return `expected one of ${ALLOCATIONS.join(', ')} or a list of them`;
+  if (key === 'sampling.reuse') return 'expected true, false or a list such as [false, true]';
+  if (key === 'dataset.channels') return 'expected 1 or 3';
+  return 'expected another type (see experiments/quickstart.yaml)';
+}
+
+function knownKeysAt(path: PathSeg[], raw: unknown): string[] {
+  const key = path.filter((p) => typeof p === 'string').join('.');
+  if (path.length === 0) return TOP_KEYS;
+  if (path[0] === 'models' && path.length === 2) {
+    const kind = (valueAt(raw, path) as { kind?: string } | undefined)?.kind;
+    return Object.keys((kind === 'fpdm' ? fpdmSchema : ditSchema).shape);
+  }
+  if (path[0] === 'models' && path[2] === 'sjfb') return ['noGrad', 'withGrad'];
+  const shapes: Record<string, z.ZodRawShape> = {
+    dataset: datasetSchema.shape,
+    training: trainingSchema.shape,
+    sampling: samplingSchema.shape,
+    metricOptions: metricOptionsSchema.shape,
+  };
+  return Object.keys(shapes[key] ?? {});
+}
+
+// ---- cross-field rules -------------------------------------------------------------------------
+
+/** Resolved trunk sizes of a model spec (preset / like / explicit), or an issue. */
+export interface Trunk {
+  hiddenSize: number;
+  depth: number;
+  heads: number;
+  patchSize: number;
+  mlpRatio: number;
+  classDropout: number;
+}
+
+const PRESET_RE = /^DiT-(S|B|L|XL)\/(2|4|8)$/;
+const PRESET_SIZES: Record<string, { depth: number; hiddenSize: number; heads: number }> = {
+  S: { depth: 12, hiddenSize: 384, heads: 6 },
+  B: { depth: 12, hiddenSize: 768, heads: 12 },
+  L: { depth: 24, hiddenSize: 1024, heads: 16 },
+  XL: { depth: 28, hiddenSize: 1152, heads: 16 },
+};
+
+/** The trunk of model `name` with presets and `like:` resolved (assumes crossField passed). */
+export function resolveTrunk(spec: Spec, name: string, seen: string[] = []): Trunk {
+  const m = spec.models[name]!;
+  let base: Partial<Trunk> = {};
+  if (m.like !== undefined) base = resolveTrunk(spec, m.like, [...seen, name]);
+  if (m.preset !== undefined) {
+    const p = PRESET_RE.exec(m.preset)!;
+    const s = PRESET_SIZES[p[1]!]!;
+    base = { ...base, ...s, patchSize: Number(p[2]) };
+  }
+  const pick = <K extends keyof Trunk>(k: K, v: Trunk[K] | undefined, dflt?: Trunk[K]): Trunk[K] => (v ?? base[k] ?? dflt) as Trunk[K];
+  return {
+    hiddenSize: pick('hiddenSize', m.hiddenSize),
+    depth: pick('depth', m.depth),
+    heads: pick('heads', m.heads),
+    patchSize: pick('patchSize', m.patchSize),
+    mlpRatio: pick('mlpRatio', m.mlpRatio, 4),
+    classDropout: pick('classDropout', m.classDropout, 0.1),
+  };
+}
+
+/** Image side, channels and classes the models see (defaults per dataset kind). */
+export function datasetShape(d: DatasetSpec): { imageSize: number; channels: number; classes: number } {
+  if (d.kind === 'mnist') return { imageSize: d.imageSize ?? 28, channels: 1, classes: 10 };
+  return { imageSize: d.imageSize ?? 0, channels: d.channels ?? 3, classes: d.classes ?? 1 };
+}
+
+function crossField(s: Spec): SpecIssue[] {
+  const out: SpecIssue[] = [];
+  const add = (path: PathSeg[], message: string) => out.push({ path, message });
+  const d = s.dataset;
+  if (d.kind === 'folder' && d.path === undefined) add(['dataset', 'path'], 'is missing; a folder dataset needs the directory of images; fix: add dataset.path');
+  if (d.kind !== 'folder' && d.path !== undefined) add(['dataset', 'path'], `received ${show(d.path)}, but only folder datasets take a path; fix: remove it or use kind: folder`);
+  if (d.kind === 'mnist' && d.channels !== undefined && d.channels !== 1) add(['dataset', 'channels'], `received ${d.channels}, but MNIST has 1 channel; fix: remove it`);
+  if (d.kind === 'mnist' && d.classes !== undefined && d.classes !== 10) add(['dataset', 'classes'], `received ${d.classes}, but MNIST has 10 classes; fix: remove it`);
+  if (d.kind !== 'synthetic' && d.size !== undefined) add(['dataset', 'size'], `received ${d.size}, but only synthetic datasets take a size; fix: remove it (use limit to take fewer images)`);
+  if (d.kind !== 'mnist' && d.imageSize === undefined) add(['dataset', 'imageSize'], `is missing; ${d.kind} datasets need the image side; fix: add e.g. imageSize: 32`);
+  if (d.kind === 'synthetic' && d.size === undefined) add(['dataset', 'size'], 'is missing; synthetic datasets need a number of images; fix: add e.g. size: 256');
+  const shape = datasetShape(d);
+
+  const names = Object.keys(s.models);
+  if (names.length === 0) add(['models'], 'received an empty mapping, expected at least one model (a DiT baseline and/or FPDM variants)');
+  for (const name of names) {
+    const m = s.models[name]!;
+    const at = (k: string): PathSeg[] => ['models', name, k];
+    if (m.preset !== undefined && !PRESET_RE.test(m.preset)) add(at('preset'), `received ${show(m.preset)}, expected one of ${PRESET_NAMES.join(', ')}`);
+    if (m.like !== undefined) {
+      if (!(m.like in s.models)) add(at('like'), `received ${show(m.like)}, expected the name of another model of this spec (${names.join(', ')})`);
+      else if (likeCycle(s, name)) add(at('like'), `received ${show(m.like)}: the 'like' references form a cycle; fix: point one of them at a model with explicit sizes`);
+    }
+    if (out.length > 0) continue;
+    const t = resolveTrunk(s, name);
+    for (const k of ['hiddenSize', 'depth', 'heads', 'patchSize'] as const) {
+      if (t[k] === undefined) add(at(k), `is missing; give a preset ('DiT-S/2'), 'like: <model>' or an explicit ${k}`);
+    }
+    if (out.length > 0) continue;
+    if (shape.imageSize % t.patchSize !== 0) add(at('patchSize'), `received ${t.patchSize}, but the image side ${shape.imageSize} is not divisible by it; fix: choose a patch size dividing ${shape.imageSize}`);
+    if (t.hiddenSize % t.heads !== 0) add(at('heads'), `received ${t.heads}, but hiddenSize ${t.hiddenSize} is not divisible by it`);
+    if (t.hiddenSize % 4 !== 0) add(at('hiddenSize'), `received ${t.hiddenSize}, expected a multiple of 4 (2-D sin-cos position embedding)`);
+    if (m.kind === 'fpdm') {
+      if (m.pre + m.post >= t.depth) add(at('pre'), `pre ${m.pre} + post ${m.post} must be smaller than the depth ${t.depth} of the DiT it is compared with (a budget of 1 DiT step must leave at least one fixed-point iteration)`);
+      const [a, b] = m.sjfb.noGrad;
+      const [c, dd] = m.sjfb.withGrad;
+      if (a > b) add(['models', name, 'sjfb', 'noGrad'], `received [${a}, ${b}], expected [min, max] with min <= max`);
+      if (c > dd) add(['models', name, 'sjfb', 'withGrad'], `received [${c}, ${dd}], expected [min, max] with min <= max`);
+      if (dd < 1) add(['models', name, 'sjfb', 'withGrad'], `received [${c}, ${dd}], expected at least one iteration with gradient (max >= 1)`);
+    }
+  }
+
+  const tr = s.training;
+  if (tr.warmupSteps > tr.steps) add(['training', 'warmupSteps'], `received ${tr.warmupSteps}, expected at most training.steps (${tr.steps})`);
+  if (tr.checkpointEvery !== undefined && tr.checkpointEvery > tr.steps) add(['training', 'checkpointEvery'], `received ${tr.checkpointEvery}, expected at most training.steps (${tr.steps})`);
+  if (tr.loss === 'v-zsnr' && tr.schedule !== 'linear') add(['training', 'schedule'], `received ${show(tr.schedule)}; the v-zsnr loss rescales the linear schedule; fix: use schedule: linear`);
+
+  const sp = s.sampling;
+  sp.budgets.forEach((b, i) => {
+    if (sp.budgets.indexOf(b) !== i) add(['sampling', 'budgets', i], `received ${b} twice; fix: list each budget once`);
+  });
+  const allocs = [sp.allocation].flat();
+  if (allocs.includes('tolerance') && sp.tolerance === undefined) add(['sampling', 'tolerance'], "is missing; the 'tolerance' allocation needs a residual threshold; fix: add e.g. tolerance: 0.001");
+  if (sp.eta !== 0 && sp.sampler !== 'ddim') add(['sampling', 'eta'], `received ${sp.eta}, but eta is a DDIM setting; fix: remove it or use sampler: ddim`);
+  if (sp.cfg > 1 && shape.classes < 2) add(['sampling', 'cfg'], `received ${sp.cfg}, but classifier-free guidance needs class labels and the dataset is unconditional; fix: cfg: 1`);
+  if (sp.batchSize > sp.samples) add(['sampling', 'batchSize'], `received ${sp.batchSize}, expected at most sampling.samples (${sp.samples})`);
+  for (const name of names) {
+    const m = s.models[name]!;
+    if (m.kind !== 'fpdm' || out.length > 0) continue;
+    const t = resolveTrunk(s, name);
+    sp.budgets.forEach((b, i) => {
+      if (b > tr.diffusionSteps) add(['sampling', 'budgets', i], `received ${b}, expected at most training.diffusionSteps (${tr.diffusionSteps}) DiT steps`);
+      if (maxFpdmIters(b, t.depth, m.pre, m.post) < 1) add(['sampling', 'budgets', i], `received ${b}: impossible for model '${name}' (one step needs pre ${m.pre} + post ${m.post} + 1 iteration > ${b}×${t.depth} block evaluations)`);
+    });
+    if (sp.splits !== 'auto') {
+      for (const [j, steps] of sp.splits.entries()) {
+        const fits = sp.budgets.some((b) => fpdmSplit(b, t.depth, m.pre, m.post, steps) !== null);
+        if (!fits) add(['sampling', 'splits', j], `received ${steps} steps: no budget in ${show(sp.budgets)} leaves model '${name}' at least one iteration per step (each step costs ${m.pre}+${m.post}+iters of ${t.depth}·budget block evaluations); fix: fewer steps or larger budgets`);
+        if (steps > tr.diffusionSteps) add(['sampling', 'splits', j], `received ${steps}, expected at most training.diffusionSteps (${tr.diffusionSteps})`);
+      }
+    }
+  }
+
+  const mnistOnly = s.metrics.includes('fd_mnist');
+  if (mnistOnly && d.kind !== 'mnist') add(['metrics', s.metrics.indexOf('fd_mnist')], `received "fd_mnist", but that metric's classifier was trained on MNIST and the dataset is ${d.kind}; fix: use fid or kid`);
+  s.metrics.forEach((m, i) => {
+    if (s.metrics.indexOf(m) !== i) add(['metrics', i], `received ${show(m)} twice; fix: list each metric once`);
+  });
+  const dist = s.metrics.filter((m) => ['fid', 'kid', 'prdc', 'fd_mnist'].includes(m));
+  if (dist.length > 0 && sp.samples < 2) add(['sampling', 'samples'], `received ${sp.samples}, expected at least 2 to compute ${dist.join(', ')}`);
+  s.seeds.forEach((v, i) => {
+    if (s.seeds.indexOf(v) !== i) add(['seeds', i], `received ${v} twice; fix: list each seed once`);
+  });
+  return out;
+}
+
+function likeCycle(s: Spec, start: string): boolean {
+  const seen = new Set<string>();
+  let cur: string | undefined = start;
+  while (cur !== undefined && s.models[cur]) {
+    if (seen.has(cur)) return true;
+    seen.add(cur);
+    cur = s.models[cur]!.like;
+  }
+  return false;
+}
+
+// ---- grid expansion ----------------------------------------------------------------------------
+
+const GRID_FORBIDDEN = new Set(['grid', 'name', 'description']);
+
+/** Expands `grid:` (dotted paths → lists) into the cross product of overrides, validating each point. */
+function expandGrid(src: SpecSource, raw: Record<string, unknown>, base: Spec): SpecVariant[] {
+  const entries = Object.entries(base.grid);
+  if (entries.length === 0) return [{ overrides: {}, spec: base }];
+  const issues: SpecIssue[] = [];
+  for (const [key, values] of entries) {
+    const segs = key.split('.');
+    if (segs.some((x) => x === '') || GRID_FORBIDDEN.has(segs[0]!)) {
+      issues.push({ path: ['grid', key], message: `is not a path that can be varied; expected a dotted path into the spec such as training.steps or models.fpdm.pre` });
+      continue;
+    }
+    if (!(segs[0]! in specSchema.shape)) {
+      const guess = closest(segs[0]!, TOP_KEYS);
+      issues.push({ path: ['grid', key], message: `'${segs[0]}' is not a spec section; expected one of ${TOP_KEYS.filter((k) => !GRID_FORBIDDEN.has(k)).join(', ')}${guess ? `; fix: did you mean '${guess}'?` : ''}` });
+      continue;
+    }
+    if (segs[0] === 'models' && segs.length > 1 && !(segs[1]! in base.models)) {
+      issues.push({ path: ['grid', key], message: `model '${segs[1]}' is not in models (${Object.keys(base.models).join(', ')})` });
+      continue;
+    }
+    const seen: string[] = [];
+    values.forEach((v, i) => {
+      const c = JSON.stringify(v);
+      if (seen.includes(c)) issues.push({ path: ['grid', key, i], message: `received ${show(v)} twice; fix: list each value once` });
+      seen.push(c);
+    });
+  }
+  if (issues.length > 0) throwIssues(src, issues);
+
+  let points: Record<string, unknown>[] = [{}];
+  for (const [key, values] of entries) points = points.flatMap((p) => values.map((v) => ({ ...p, [key]: v })));
+  return points.map((overrides) => {
+    const variant = structuredClone(raw);
+    delete variant.grid;
+    for (const [key, v] of Object.entries(overrides)) setDotted(src, variant, key, v);
+    const remap = (i: SpecIssue): SpecIssue => {
+      for (const [key, v] of Object.entries(overrides)) {
+        const segs = key.split('.');
+        if (segs.every((sg, j) => String(i.path[j]) === sg)) {
+          const idx = base.grid[key]!.findIndex((x) => JSON.stringify(x) === JSON.stringify(v));
+          return { path: ['grid', key, idx], message: `(sets ${key}${i.path.length > segs.length ? ` → ${i.path.slice(segs.length).join('.')}` : ''}) ${i.message}` };
+        }
+      }
+      const where = Object.entries(overrides).map(([k, v]) => `${k}=${show(v)}`).join(', ');
+      return { ...i, message: `${i.message} (at grid point ${where})` };
+    };
+    const spec = checkSpec(src, variant, remap);
+    return { overrides, spec: { ...spec, grid: {} } };
+  });
+}
+
+function setDotted(src: SpecSource, obj: Record<string, unknown>, key: string, value: unknown): void {
+  const segs = key.split('.');
+  let cur: Record<string, unknown> = obj;
+  for (let i = 0; i < segs.length - 1; i++) {
+    const next = cur[segs[i]!];
+    if (next === undefined) cur[segs[i]!] = {};
+    else if (next === null || typeof next !== 'object' || Array.isArray(next)) {
+      throwIssues(src, [{ path: ['grid', key], message: `'${segs.slice(0, i + 1).join('.')}' is ${show(next)}, not a mapping, so '${key}' cannot be set; fix: vary '${segs.slice(0, i + 1).join('.')}' itself` }]);
+    }
+    cur = cur[segs[i]!] as Record<string, unknown>;
+  }
+  cur[segs[segs.length - 1]!] = structuredClone(value);
+}
