@@ -38,7 +38,8 @@ function batch(seed: number, n = 3) {
   };
 }
 
-const stopGradient = tf.customGrad((x: tf.Tensor) => ({ value: tf.clone(x), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) }));
+// TF.js has no stop_gradient: an identity whose gradient is zero.
+const stopGradient = tf.customGrad((...inputs) => ({ value: tf.clone(inputs[0] as tf.Tensor), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) }));
 
 test('finite differences agree with TF.js gradients (tiny FPDM, 2 with-grad iterations from x_pre)', async () => {
   await useBackend('cpu');
