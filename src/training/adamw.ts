@@ -62,8 +62,9 @@ export class AdamW {
     }
     if (c.clipGradNorm !== null && !(c.clipGradNorm > 0)) throw new UserError(`AdamW: clipGradNorm must be > 0 or null, got ${c.clipGradNorm}`);
     for (const [name, p] of params) {
-      this.m.set(name, tf.variable(tf.zerosLike(p), false, `opt.m.${name}.${uid()}`));
-      this.v.set(name, tf.variable(tf.zerosLike(p), false, `opt.v.${name}.${uid()}`));
+      // tidy disposes the zeros tensor once the variable holds its own reference to the data
+      this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false, `opt.m.${name}.${uid()}`)));
+      this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false, `opt.v.${name}.${uid()}`)));
     }
   }
 

@@ -39,6 +39,8 @@ export interface CheckpointMeta {
   gitCommit: string | null;
   backend: { name: string; version?: string; device?: string };
   status: 'running' | 'completed' | 'diverged';
+  /** the step whose loss was not finite (status 'diverged'); the weights are those of `step` */
+  divergedAt: number | null;
   createdAt: string;
 }
 

@@ -20,7 +20,7 @@ export class Ema {
     this.decay = decay;
     for (const [name, p] of params) {
       counter += 1;
-      this.shadow.set(name, tf.variable(p.clone(), false, `ema.${name}.${counter}`));
+      this.shadow.set(name, tf.tidy(() => tf.variable(p.clone(), false, `ema.${name}.${counter}`)));
     }
   }
 

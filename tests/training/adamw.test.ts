@@ -116,3 +116,17 @@ test('EMA starts at the weights and follows ema = d·ema + (1-d)·θ', async () 
   ema.dispose();
   w.dispose();
 });
+
+test('AdamW and EMA leave no tensors behind after dispose', async () => {
+  await useBackend('cpu');
+  const w = tf.variable(tf.tensor1d(P0), true);
+  const before = tf.memory().numTensors;
+  const opt = new AdamW(new Map([['w', w]]));
+  const ema = new Ema(new Map([['w', w]]), 0.99);
+  tf.tidy(() => { opt.step({ w: tf.tensor1d(GRADS[0]!) }); });
+  ema.update();
+  opt.dispose();
+  ema.dispose();
+  assert.equal(tf.memory().numTensors, before);
+  w.dispose();
+});

@@ -11,7 +11,7 @@ import { Rng } from '../../src/util/rng.js';
 function meta(step: number): Omit<CheckpointMeta, 'weights' | 'sha256' | 'format'> {
   return {
     step, config: { a: 1 }, rng: { train: new Rng(1).state(), data: { pos: step } }, optimizer: { stepCount: step },
-    history: [], runKey: null, toolVersion: '0', gitCommit: null, backend: { name: 'cpu' }, status: 'running', createdAt: new Date(0).toISOString(),
+    history: [], runKey: null, toolVersion: '0', gitCommit: null, backend: { name: 'cpu' }, status: 'running', divergedAt: null, createdAt: new Date(0).toISOString(),
   };
 }
 

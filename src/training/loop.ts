@@ -1,0 +1,256 @@
+// The training loop: DiT or FPDM with the diffusion process's loss, AdamW, EMA, resumable checkpoints.
+//
+// One step (all randomness from host generators seeded by `seed`, so a run depends only on the seed
+// and the backend, and resumes bitwise from the generators' saved states):
+//   1. batch (x_0, y) from the seeded data iterator                               x_0 [N, C, H, W]
+//   2. t ~ U{0..T−1} per sample, ε ~ N(0, I) (training Rng)                        t [N], ε [N, C, H, W]
+//   3. the model's training plan (training Rng): FPDM's S-JFB counts n_ng ~ U{a..b}, n_g ~ U{c..d},
+//      then the label-dropout mask (p = classDropoutProb; dropped labels → the null class)
+//   4. x_t = q_sample(x_0, t, ε)
+//   5. FPDM: n_ng iterations OUTSIDE the gradient scope → state (no graph kept)
+//   6. inside tf.variableGrads: forward (FPDM: n_g iterations from that state), loss = mean_N(loss terms)
+//   7. a non-finite loss stops the run: status 'diverged' at this step; the update is NOT applied and the
+//      last good state is checkpointed with that status (nothing is silently skipped)
+//   8. AdamW update, EMA update; every `checkpointEvery` steps and at the end a checkpoint.
+import * as tf from '@tensorflow/tfjs-core';
+import { activeBackend } from '../backends/index.js';
+import { BatchIterator, type BatchIteratorState, type Dataset } from '../data/dataset.js';
+import { trainingLosses } from '../diffusion/losses.js';
+import { createDiffusion, type DiffusionConfig, type GaussianDiffusion } from '../diffusion/process.js';
+import { applyLabelDrop, createModel, exportStateDict, loadStateDict, modelName, type AnyModel, type FixedPointState, type ModelConfig } from '../models/index.js';
+import { FPDM } from '../models/fpdm.js';
+import { UserError } from '../util/errors.js';
+import { log } from '../util/log.js';
+import { Rng, type RngState } from '../util/rng.js';
+import { gitCommit, toolVersion } from '../util/version.js';
+import { AdamW, type AdamWConfig, type ParamMap } from './adamw.js';
+import { readCheckpoint, tensorsWithPrefix, withPrefix, writeCheckpoint, type CheckpointMeta, type StepRecord } from './checkpoint.js';
+import { Ema } from './ema.js';
+
+export type { StepRecord } from './checkpoint.js';
+
+/** Everything that determines a run's numbers. It is stored in the sidecar; a resume must match it. */
+export interface TrainConfig {
+  model: ModelConfig;
+  diffusion: DiffusionConfig;
+  /** total optimizer steps */
+  steps: number;
+  batch: number;
+  optimizer: AdamWConfig;
+  /** EMA decay (reference 0.9999) */
+  ema: number;
+  seed: number;
+  /** random horizontal flips of the training images (the reference does them for ImageNet) */
+  hflip: boolean;
+  /** dataset identity (fingerprint, name, size): a resume on other data is refused */
+  data: { kind: string; name: string; size: number; fingerprint: string };
+}
+
+export interface TrainOptions {
+  model: ModelConfig;
+  diffusion: DiffusionConfig;
+  dataset: Dataset;
+  steps: number;
+  batch: number;
+  /** AdamW settings; lr (1e-4), betas, eps, weight decay 0, warm-up 0, no clipping by default */
+  optimizer?: Partial<AdamWConfig>;
+  /** EMA decay, default 0.9999 */
+  ema?: number;
+  seed: number;
+  hflip?: boolean;
+  /** checkpoint directory; an existing checkpoint there is resumed (its config must match) */
+  outDir: string;
+  /** steps between checkpoints (default 100); one is always written at the end */
+  checkpointEvery?: number;
+  /** recorded in the sidecar (the experiment runner's run key) */
+  runKey?: string;
+  /** called after each completed step (also for the diverged one, with its non-finite loss) */
+  onStep?: (r: StepRecord) => void;
+  /** stop after this many steps in this call, as if killed cleanly (tests); the run stays 'running' */
+  stopAfter?: number;
+}
+
+export interface TrainResult {
+  status: 'completed' | 'diverged' | 'stopped';
+  /** completed optimizer steps */
+  step: number;
+  /** the step whose loss was not finite (1-based), when diverged */
+  divergedAt: number | null;
+  /** per-step records of the whole run (including steps before a resume) */
+  history: StepRecord[];
+  /** the step this call resumed from (0 for a fresh run) */
+  resumedFrom: number;
+  outDir: string;
+  /** seconds spent in this call */
+  seconds: number;
+  config: TrainConfig;
+}
+
+/** The resolved config a set of options trains with (what the sidecar stores). */
+export function resolveTrainConfig(o: TrainOptions): TrainConfig {
+  const ds = o.dataset;
+  const m = o.model;
+  if (!Number.isInteger(o.steps) || o.steps < 1) throw new UserError(`steps must be a positive integer (got ${o.steps})`);
+  if (!Number.isInteger(o.batch) || o.batch < 1) throw new UserError(`batch must be a positive integer (got ${o.batch})`);
+  if (m.inChannels !== ds.channels) throw new UserError(`the model takes ${m.inChannels} channel(s) but ${ds.name} has ${ds.channels}: set the model's channels to ${ds.channels}`);
+  if (m.inputSize !== ds.imageSize) throw new UserError(`the model takes ${m.inputSize}x${m.inputSize} images but ${ds.name} gives ${ds.imageSize}x${ds.imageSize}: use the same image size for both`);
+  if (m.numClasses !== ds.numClasses) throw new UserError(`the model has ${m.numClasses} classes but ${ds.name} has ${ds.numClasses}: set the model's class count to ${ds.numClasses}`);
+  const learned = o.diffusion.variance === 'learned-range';
+  if (m.learnSigma !== learned) throw new UserError(`the model ${m.learnSigma ? 'learns' : 'does not learn'} sigma but the diffusion variance is '${o.diffusion.variance}': use learnSigma = ${learned}`);
+  const ema = o.ema ?? 0.9999;
+  const optimizer: AdamWConfig = { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, warmupSteps: 0, clipGradNorm: null, ...o.optimizer };
+  return {
+    model: m, diffusion: o.diffusion, steps: o.steps, batch: o.batch, optimizer, ema, seed: o.seed, hflip: o.hflip ?? false,
+    data: { kind: ds.kind, name: ds.name, size: ds.size, fingerprint: ds.fingerprint },
+  };
+}
+
+/** The first path where two JSON values differ, or null. */
+function firstDifference(a: unknown, b: unknown, path = ''): string | null {
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) {
+    return JSON.stringify(a) === JSON.stringify(b) ? null : `${path || '(root)'}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`;
+  }
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of keys) {
+    const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
+    if (d) return d;
+  }
+  return null;
+}
+
+interface LiveState {
+  model: AnyModel;
+  opt: AdamW;
+  ema: Ema;
+  rng: Rng;
+  data: BatchIterator;
+  history: StepRecord[];
+  step: number;
+}
+
+function saveCheckpoint(o: TrainOptions, cfg: TrainConfig, s: LiveState, status: CheckpointMeta['status'], divergedAt: number | null): void {
+  const model = exportStateDict(s.model);
+  const opt = s.opt.exportState();
+  const tensors = new Map([...withPrefix(model, 'model'), ...s.ema.exportState(), ...opt.tensors]);
+  const b = activeBackend();
+  writeCheckpoint(o.outDir, tensors, {
+    step: s.step, config: cfg, rng: { train: s.rng.state(), data: s.data.state() }, optimizer: { stepCount: opt.stepCount },
+    history: s.history, runKey: o.runKey ?? null, toolVersion: toolVersion(), gitCommit: gitCommit(),
+    backend: { name: b.name, version: b.version, device: b.device }, status, divergedAt, createdAt: new Date().toISOString(),
+  });
+}
+
+/**
+ * Trains (or resumes) a model. Returns when `steps` are done, the loss is not finite, or `stopAfter`
+ * steps were taken in this call. Disposes everything it created.
+ */
+export async function trainModel(o: TrainOptions): Promise<TrainResult> {
+  const cfg = resolveTrainConfig(o);
+  const checkpointEvery = o.checkpointEvery ?? 100;
+  if (!Number.isInteger(checkpointEvery) || checkpointEvery < 1) throw new UserError(`checkpointEvery must be a positive integer (got ${checkpointEvery})`);
+  const started = performance.now();
+  const process: GaussianDiffusion = createDiffusion(cfg.diffusion);
+  const T = process.numTimesteps;
+
+  const prev = readCheckpoint(o.outDir);
+  if (prev) {
+    // a resume must train the same thing; only the total number of steps may grow
+    const diff = firstDifference({ ...(prev.meta.config as TrainConfig), steps: 0 }, { ...cfg, steps: 0 });
+    if (diff) throw new UserError(`'${o.outDir}' holds a checkpoint of a different run (${diff}): use another --out directory, or the original settings to resume`);
+  }
+  const model = createModel(cfg.model, `${cfg.seed}/init`);
+  const params: ParamMap = model.params;
+  const s: LiveState = {
+    model,
+    opt: new AdamW(params, cfg.optimizer),
+    ema: new Ema(params, cfg.ema),
+    rng: new Rng(`${cfg.seed}/train`),
+    data: new BatchIterator(o.dataset, { batchSize: cfg.batch, seed: `${cfg.seed}/data`, hflip: cfg.hflip }),
+    history: [],
+    step: 0,
+  };
+  const byVarName = new Map([...params].map(([name, v]) => [v.name, name]));
+  const varList = [...params.values()];
+  try {
+    if (prev) {
+      loadStateDict(model, tensorsWithPrefix(prev.tensors, 'model'), { strict: true, source: `checkpoint in '${o.outDir}'` });
+      s.ema.loadState(prev.tensors);
+      s.opt.loadState(prev.tensors, prev.meta.optimizer.stepCount);
+      s.rng = Rng.fromState(prev.meta.rng.train as RngState);
+      s.data = new BatchIterator(o.dataset, { batchSize: cfg.batch, seed: `${cfg.seed}/data`, hflip: cfg.hflip }, prev.meta.rng.data as BatchIteratorState);
+      s.history = prev.meta.history;
+      s.step = prev.meta.step;
+      if (prev.meta.status === 'diverged') {
+        log(`'${o.outDir}': this run diverged at step ${prev.meta.divergedAt} (non-finite loss); not resuming. Change the settings and use another --out directory.`);
+        return { status: 'diverged', step: s.step, divergedAt: prev.meta.divergedAt ?? null, history: s.history, resumedFrom: s.step, outDir: o.outDir, seconds: 0, config: cfg };
+      }
+      log(`resuming '${o.outDir}' from step ${s.step} of ${cfg.steps}`);
+    } else {
+      log(`training ${modelName(cfg.model)} on ${o.dataset.name} for ${cfg.steps} steps (batch ${cfg.batch}, lr ${cfg.optimizer.lr}, seed ${cfg.seed}) → '${o.outDir}'`);
+    }
+    const resumedFrom = s.step;
+    let taken = 0;
+    while (s.step < cfg.steps) {
+      if (o.stopAfter !== undefined && taken >= o.stopAfter) {
+        return { status: 'stopped', step: s.step, divergedAt: null, history: s.history, resumedFrom, outDir: o.outDir, seconds: (performance.now() - started) / 1000, config: cfg };
+      }
+      const t0 = performance.now();
+      const batch = await s.data.next();                                                       // 1
+      const [N, C, H, W] = batch.shape;
+      const tIdx = Array.from({ length: N }, () => s.rng.int(0, T - 1));                       // 2
+      const noiseData = s.rng.normals(N * C * H * W);
+      const plan = model.sampleTrainingPlan(s.rng, N);                                         // 3
+      const labels = applyLabelDrop(batch.y, plan.dropMask, cfg.model.numClasses);
+      const x0 = tf.tensor4d(batch.x, [N, C, H, W]);
+      const noise = tf.tensor4d(noiseData, [N, C, H, W]);
+      const xT = process.qSample(x0, tIdx, noise);                                             // 4
+      const tModel = process.modelTimesteps(tIdx);
+      const y = tf.tensor1d(labels, 'int32');
+      let state: FixedPointState | undefined;
+      if (model instanceof FPDM) state = model.noGradState(xT, tModel, y, plan.noGrad);         // 5
+      let residual: number | undefined;
+      const { value, grads } = tf.variableGrads(() => {                                         // 6
+        const r = model.forward(xT, tModel, y, model instanceof FPDM ? { state, iters: plan.withGrad, trackResiduals: true } : {});
+        if (r.state) tf.dispose(r.state.z);
+        const res = r.solve?.residuals;
+        if (res && res.length > 0) residual = res[res.length - 1];
+        const terms = trainingLosses(process, { modelOutput: r.out, xStart: x0, xT, noise, t: tIdx });
+        return tf.mean(terms.loss) as tf.Scalar;
+      }, varList);
+      if (state) tf.dispose(state.z);
+      tf.dispose([x0, noise, xT, tModel, y]);
+      const loss = value.dataSync()[0]!;
+      value.dispose();
+      const named = new Map(Object.entries(grads).map(([vn, g]) => [byVarName.get(vn)!, g]));
+      const step = s.step + 1;
+      if (!Number.isFinite(loss)) {                                                             // 7
+        tf.dispose(Object.values(grads));
+        const rec: StepRecord = { step, loss, lr: NaN, gradNorm: NaN, seconds: (performance.now() - t0) / 1000, ...fpdmInfo(model, plan, residual) };
+        o.onStep?.(rec);
+        s.history.push(rec);
+        saveCheckpoint(o, cfg, s, 'diverged', step);
+        log(`diverged: the loss at step ${step} is ${loss}; the run stops (last good weights are those of step ${s.step})`);
+        return { status: 'diverged', step: s.step, divergedAt: step, history: s.history, resumedFrom, outDir: o.outDir, seconds: (performance.now() - started) / 1000, config: cfg };
+      }
+      const info = s.opt.step(named);                                                          // 8
+      tf.dispose(Object.values(grads));
+      s.ema.update();
+      s.step = step;
+      taken += 1;
+      const rec: StepRecord = { step, loss, lr: info.lr, gradNorm: info.gradNorm, seconds: (performance.now() - t0) / 1000, ...fpdmInfo(model, plan, residual) };
+      s.history.push(rec);
+      o.onStep?.(rec);
+      if (s.step % checkpointEvery === 0 || s.step === cfg.steps) saveCheckpoint(o, cfg, s, s.step === cfg.steps ? 'completed' : 'running', null);
+    }
+    return { status: 'completed', step: s.step, divergedAt: null, history: s.history, resumedFrom, outDir: o.outDir, seconds: (performance.now() - started) / 1000, config: cfg };
+  } finally {
+    s.opt.dispose();
+    s.ema.dispose();
+    model.dispose();
+  }
+}
+
+function fpdmInfo(model: AnyModel, plan: { noGrad: number; withGrad: number }, residual: number | undefined): Partial<StepRecord> {
+  if (!(model instanceof FPDM)) return {};
+  return { noGradIters: plan.noGrad, withGradIters: plan.withGrad, ...(residual !== undefined ? { residual } : {}) };
+}
