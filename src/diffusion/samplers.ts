@@ -1,0 +1,125 @@
+// Samplers as pure functions of a denoiser (k-diffusion style): (denoiser, x_T, process, options) → x_0.
+//
+// Notation: x_T (xT) the starting noise [N, C, H, W]; t runs over the process's (possibly respaced)
+// indices T'−1 … 0; the denoiser receives the ORIGINAL timesteps timestepMap[t]; step i = T'−1−t
+// (0 = first, noisiest). Noise comes from the host RNG (`Rng.normals`), so a seed gives the same
+// samples on every backend (up to float32 rounding of the backend's kernels); no noise at t = 0.
+//
+//   ddpm   ancestral sampling (DDPM Algorithm 2; variance per the process: learned range or fixed)
+//   ddim   DDIM (Song et al. 2021, eq. 12) with η: 0 deterministic, 1 ≈ DDPM's fixed-small variance
+//
+// Memory: each step's math runs in tf.tidy; the denoiser's output and the previous x are disposed
+// as soon as the next x exists, so tf.memory().numTensors is flat across a pass. The caller owns
+// x_T (never disposed here) and the returned x_0 (and the final denoiser state).
+import * as tf from '@tensorflow/tfjs-core';
+import { UserError } from '../util/errors.js';
+import type { Rng } from '../util/rng.js';
+import { numel } from '../util/shapes.js';
+import type { Denoiser } from './denoiser.js';
+import type { GaussianDiffusion } from './process.js';
+
+export type SamplerName = 'ddpm' | 'ddim';
+export const SAMPLER_NAMES: readonly SamplerName[] = ['ddpm', 'ddim'];
+
+export interface StepInfo {
+  /** 0 = first (noisiest) step */
+  step: number;
+  steps: number;
+  /** index in the sampling process */
+  t: number;
+  /** original timestep given to the denoiser */
+  tOriginal: number;
+  /** milliseconds this step took (denoiser + update, forced to completion) */
+  ms: number;
+  /** whatever the denoiser reported (block evaluations, iterations, residuals, …) */
+  denoiser: Record<string, number | number[]>;
+}
+
+export interface SampleOptions<S = unknown> {
+  /** class labels [N] (int32), or null for an unconditional model */
+  y: tf.Tensor1D | null;
+  /** host RNG for the per-step noise */
+  rng: Rng;
+  /** clamp x̂_0 to [−1, 1] (the reference samples with this off) */
+  clipDenoised?: boolean;
+  /** DDIM η (ignored by ddpm); default 0 */
+  eta?: number;
+  /** initial denoiser state (e.g. none: FPDM starts its iteration from the pre-block output) */
+  initialState?: S;
+  /** called after each step, once the new x exists */
+  onStep?: (i: number, info: StepInfo) => void;
+}
+
+export interface SampleResult<S = unknown> {
+  x0: tf.Tensor4D; // [N, C, H, W]
+  /** the denoiser's state after the last step (caller disposes its tensors) */
+  state?: S;
+  steps: number;
+  /** total milliseconds of the pass */
+  ms: number;
+}
+
+export type Sampler = <S>(denoiser: Denoiser<S>, xT: tf.Tensor4D, process: GaussianDiffusion, options: SampleOptions<S>) => SampleResult<S>;
+
+function runLoop<S>(
+  kind: SamplerName,
+  denoiser: Denoiser<S>,
+  xT: tf.Tensor4D,
+  process: GaussianDiffusion,
+  options: SampleOptions<S>,
+): SampleResult<S> {
+  if (xT.rank !== 4) throw new UserError(`sampler: x_T must be [N, C, H, W], got rank ${xT.rank}`);
+  const N = xT.shape[0];
+  if (options.y && options.y.shape[0] !== N) throw new UserError(`sampler: ${options.y.shape[0]} labels for a batch of ${N}`);
+  const eta = options.eta ?? 0;
+  if (kind === 'ddim' && !(eta >= 0)) throw new UserError(`ddim: eta must be >= 0, got ${eta}`);
+  const clipDenoised = options.clipDenoised ?? false;
+  const steps = process.numTimesteps;
+  const start = performance.now();
+  let x: tf.Tensor4D = xT;
+  let state = options.initialState;
+  try {
+    for (let i = 0; i < steps; i++) {
+      const stepStart = performance.now();
+      const tIndex = steps - 1 - i;
+      const t = new Array<number>(N).fill(tIndex);
+      const tModel = process.modelTimesteps(t); // [N]
+      // 1. The model call, outside tidy: its state may hold tensors that must outlive this step.
+      const res = denoiser(x, tModel, options.y, { step: i, steps, state });
+      tModel.dispose();
+      state = res.state;
+      // 2. Noise from the host RNG, only where the update uses it (never at t = 0).
+      const needsNoise = tIndex !== 0 && (kind === 'ddpm' || eta > 0);
+      const next = tf.tidy(() => {
+        const noise = needsNoise ? tf.tensor4d(options.rng.normals(numel(x.shape)), x.shape) : null;
+        const mv = process.pMeanVariance(res.out, x, t, { clipDenoised });
+        return kind === 'ddpm' ? process.pSampleStep(mv, t, noise) : process.ddimStep(mv, x, t, eta, noise);
+      });
+      res.out.dispose();
+      if (x !== xT) x.dispose();
+      x = next;
+      if (options.onStep) {
+        x.dataSync(); // time the step to completion on asynchronous backends
+        options.onStep(i, { step: i, steps, t: tIndex, tOriginal: process.timestepMap[tIndex]!, ms: performance.now() - stepStart, denoiser: res.info ?? {} });
+      }
+    }
+  } catch (e) {
+    if (x !== xT) x.dispose();
+    throw e;
+  }
+  // A zero-step process cannot exist (T' >= 2), so x is a new tensor here.
+  return { x0: x, state, steps, ms: performance.now() - start };
+}
+
+/** DDPM ancestral sampling over every step of `process` (respace the process to take fewer). */
+export function sampleDdpm<S>(denoiser: Denoiser<S>, xT: tf.Tensor4D, process: GaussianDiffusion, options: SampleOptions<S>): SampleResult<S> {
+  return runLoop('ddpm', denoiser, xT, process, options);
+}
+
+/** DDIM sampling with options.eta (default 0) over every step of `process`. */
+export function sampleDdim<S>(denoiser: Denoiser<S>, xT: tf.Tensor4D, process: GaussianDiffusion, options: SampleOptions<S>): SampleResult<S> {
+  return runLoop('ddim', denoiser, xT, process, options);
+}
+
+/** The samplers by name (one registry). */
+export const SAMPLERS: Record<SamplerName, Sampler> = { ddpm: sampleDdpm, ddim: sampleDdim };
