@@ -118,3 +118,32 @@ test('config rules are checked at the boundary', () => {
   const p = createDiffusion({ variance: 'fixed-small', loss: 'mse' });
   assert.equal(p.modelOutputChannels(4), 4);
 });
+
+test('x_0 parameterisation with fixed variances: mse against x_0, fixed-small = β̃, fixed-large = (β̃_1, β_1, …)', async () => {
+  await useBackend(TEST_BACKENDS[0]!);
+  const xStart = t4('full/loss/x_start');
+  const noise = t4('full/loss/noise');
+  const out = tf.tidy(() => tf.mul(0.5, xStart) as tf.Tensor4D);
+  const t = [0, 10, 999];
+  for (const variance of ['fixed-small', 'fixed-large'] as const) {
+    const p = createDiffusion({ parameterization: 'x0', variance, loss: 'mse' });
+    tf.tidy(() => {
+      const xT = p.qSample(xStart, t, noise);
+      const terms = trainingLosses(p, { modelOutput: out, xStart, xT, noise, t });
+      assert.equal(terms.vb, undefined);
+      const x0 = xStart.arraySync() as number[][][][];
+      const got = terms.mse.dataSync();
+      for (let i = 0; i < 3; i++) {
+        const flat = x0[i]!.flat(2);
+        const want = flat.reduce((s, v) => s + (0.5 * v) ** 2, 0) / flat.length; // mean (x_0 − x_0/2)²
+        assert.ok(Math.abs(got[i]! - want) <= 1e-6 * want);
+      }
+      const mv = p.pMeanVariance(out, xT, t, { clipDenoised: false });
+      assert.ok(scaleRelErr(mv.predXstart.dataSync(), out.dataSync()) === 0);
+      const v = mv.variance.arraySync() as number[][][][];
+      const want = (k: number) => (variance === 'fixed-small' ? p.tables.posteriorVariance[k]! : k === 0 ? p.tables.posteriorVariance[1]! : p.tables.betas[k]!);
+      t.forEach((k, i) => assert.equal(v[i]![2]![3]![1], Math.fround(want(k))));
+    });
+  }
+  tf.dispose([xStart, noise, out]);
+});

@@ -155,3 +155,30 @@ test('cpu and wasm give the same samples for the same seed (to float32 rounding)
   const d = maxAbsDiff(out[0]!, out[1]!);
   assert.ok(d < 1e-4, `cpu vs wasm max abs difference ${d}`);
 });
+
+test('a stateful (solution-reuse) denoiser: state threads through, old state is the denoiser\'s to free, no growth', async () => {
+  await useBackend(TEST_BACKENDS[0]!);
+  type State = { z: tf.Tensor4D };
+  const seenUndefinedAtStart: boolean[] = [];
+  // z ← 0.5·z + 0.5·x ("a fixed-point iteration warm-started from the previous step's solution")
+  const reuse: Denoiser<State> = (x, _t, _y, ctx) => {
+    if (ctx.step === 0) seenUndefinedAtStart.push(ctx.state === undefined);
+    const z = tf.tidy(() => (ctx.state ? tf.add(tf.mul(0.5, ctx.state.z), tf.mul(0.5, x)) : tf.clone(x)) as tf.Tensor4D);
+    ctx.state?.z.dispose();
+    const out = tf.tidy(() => tf.concat([tf.mul(0.1, z), tf.zerosLike(z)], 1) as tf.Tensor4D);
+    return { out, state: { z }, info: { iters: 3, residual: [0.1, 0.01, 0.001] } };
+  };
+  const proc = createDiffusion({ respacing: '8' });
+  const xT = tf.tensor4d(new Rng(1).normals(2 * 3 * 16), SHAPE);
+  const before = tf.memory().numTensors;
+  const counts: number[] = [];
+  const infos: StepInfo[] = [];
+  const res = sampleDdpm(reuse, xT, proc, { y: null, rng: new Rng(2), onStep: (_i, info) => { counts.push(tf.memory().numTensors); infos.push(info); } });
+  assert.deepEqual(seenUndefinedAtStart, [true]);
+  assert.ok(counts.every((c) => c === counts[0]), `flat: ${counts}`);
+  assert.deepEqual(infos[3]!.denoiser, { iters: 3, residual: [0.1, 0.01, 0.001] });
+  assert.ok(res.state && !res.state.z.isDisposed);
+  tf.dispose([res.x0, res.state.z]);
+  assert.equal(tf.memory().numTensors, before);
+  xT.dispose();
+});
