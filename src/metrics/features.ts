@@ -60,7 +60,7 @@ export async function extractFeatures(net: FidInception, pixels: Uint8Array, sha
       }
       if (opts.logits) out.logits!.set(await res.logits!.data() as Float32Array, s * 1008);
     } finally {
-      for (const t of Object.values(res)) (t as tf.Tensor | undefined)?.dispose();
+      tf.dispose([res.pool3, res.block0, res.block1, res.block2, res.logits].filter((t): t is tf.Tensor2D => t !== undefined));
     }
     opts.onProgress?.(s + b, n);
   }

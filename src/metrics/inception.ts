@@ -30,7 +30,7 @@ interface ConvUnit {
 
 type Pad = [[number, number], [number, number], [number, number], [number, number]];
 
-export interface InceptionOutputs {
+export type InceptionOutputs = {
   /** [N, 2048] pool3 features (global mean after Mixed_7c) */
   pool3: tf.Tensor2D;
   /** [N, 64] spatial mean of the first max-pool output, when blocks are asked for */
@@ -41,7 +41,7 @@ export interface InceptionOutputs {
   block2?: tf.Tensor2D;
   /** [N, 1008] fc logits (for the Inception Score) */
   logits?: tf.Tensor2D;
-}
+};
 
 export interface ForwardOptions {
   blocks?: boolean;
@@ -226,29 +226,29 @@ export class FidInception {
   forward(x: tf.Tensor4D, opts: ForwardOptions = {}): InceptionOutputs {
     assertShape('Inception input', x.shape, [-1, 299, 299, 3]);
     return tf.tidy(() => {
-      const out: Record<string, tf.Tensor2D> = {};
+      const out: Partial<InceptionOutputs> = {};
       let h = this.conv('Conv2d_1a_3x3', x); // [N, 149, 149, 32]
       h = this.conv('Conv2d_2a_3x3', h); // [N, 147, 147, 32]
       h = this.conv('Conv2d_2b_3x3', h); // [N, 147, 147, 64]
       h = this.maxPool(h, 2, 'valid'); // [N, 73, 73, 64]
-      if (opts.blocks) out.block0 = h.mean([1, 2]);
+      if (opts.blocks) out.block0 = h.mean([1, 2]) as tf.Tensor2D;
       h = this.conv('Conv2d_3b_1x1', h); // [N, 73, 73, 80]
       h = this.conv('Conv2d_4a_3x3', h); // [N, 71, 71, 192]
       h = this.maxPool(h, 2, 'valid'); // [N, 35, 35, 192]
-      if (opts.blocks) out.block1 = h.mean([1, 2]);
+      if (opts.blocks) out.block1 = h.mean([1, 2]) as tf.Tensor2D;
       h = this.mixedA('Mixed_5b', h); // [N, 35, 35, 256]
       h = this.mixedA('Mixed_5c', h); // [N, 35, 35, 288]
       h = this.mixedA('Mixed_5d', h); // [N, 35, 35, 288]
       h = this.mixedB(h); // [N, 17, 17, 768]
       for (const m of ['Mixed_6b', 'Mixed_6c', 'Mixed_6d', 'Mixed_6e']) h = this.mixedC(m, h); // [N, 17, 17, 768]
-      if (opts.blocks) out.block2 = h.mean([1, 2]);
+      if (opts.blocks) out.block2 = h.mean([1, 2]) as tf.Tensor2D;
       h = this.mixedD(h); // [N, 8, 8, 1280]
       h = this.mixedE('Mixed_7b', h, false); // [N, 8, 8, 2048]
       h = this.mixedE('Mixed_7c', h, true); // [N, 8, 8, 2048]
       const pool3 = h.mean([1, 2]) as tf.Tensor2D; // [N, 2048]
       out.pool3 = pool3;
-      if (opts.logits) out.logits = tf.matMul(pool3, this.fcW).add(this.fcB); // [N, 1008]
-      return out as unknown as InceptionOutputs;
-    }) as unknown as InceptionOutputs;
+      if (opts.logits) out.logits = tf.matMul(pool3, this.fcW).add(this.fcB) as tf.Tensor2D; // [N, 1008]
+      return out as InceptionOutputs;
+    });
   }
 }
