@@ -53,7 +53,7 @@ export type MnistClassifierParams = Record<MnistParamName, tf.Variable>;
  * the flipped filter, also a conv2d (wasm's Conv2DBackpropInput is ~10× slower than its conv2d).
  * x: [N, H, W, I], w: [kh, kw, I, O] → [N, H−kh+1, W−kw+1, O].
  */
-const conv2dValid = tf.customGrad(((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+export const conv2dValid = tf.customGrad(((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const [x, w, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
   save([x, w]);
   return {

@@ -1,0 +1,48 @@
+// fd_mnist: the Fréchet distance between real and generated images in the feature space of the
+// shipped MNIST classifier (128-d penultimate layer, src/metrics/mnist_classifier.ts). A stand-in
+// distribution metric for runs without the FID Inception weights; always reported as `fd_mnist`,
+// never as FID (values are on a different scale and not comparable with FID).
+//
+//   images [N, C, H, W] in [−1, 1] → toClassifierInput (grey, 28×28) → features [N, 128]
+//     → μ, Σ (float64, N−1) → d² = ‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2 √(Σ1Σ2))
+import { UserError } from '../util/errors.js';
+import { frechetDetails, type FrechetDetails } from './fid.js';
+import { MNIST_FEATURE_DIM, loadMnistClassifier, mnistFeatures, type MnistClassifier } from './mnist_classifier.js';
+import { featureStats, type FeatureStats } from './statistics.js';
+
+export interface ImageSet {
+  /** [N, C, H, W] float32 in [−1, 1] */
+  x: Float32Array;
+  shape: readonly number[];
+}
+
+/** μ and Σ of the classifier features of a set of images. */
+export function mnistFeatureStats(model: MnistClassifier, images: ImageSet): FeatureStats {
+  const n = images.shape[0]!;
+  if (n < 2) throw new UserError(`fd_mnist needs at least 2 images per set (got ${n})`);
+  return featureStats(mnistFeatures(model, images.x, images.shape), n, MNIST_FEATURE_DIM);
+}
+
+export interface FdMnistResult extends FrechetDetails {
+  metric: 'fd_mnist';
+  featureDim: number;
+  nReal: number;
+  nFake: number;
+}
+
+/** fd_mnist with its parts. `model` defaults to the shipped classifier (loaded and disposed here). */
+export function fdMnistDetails(real: ImageSet, fake: ImageSet, model?: MnistClassifier): FdMnistResult {
+  const net = model ?? loadMnistClassifier();
+  try {
+    const a = mnistFeatureStats(net, real);
+    const b = mnistFeatureStats(net, fake);
+    return { metric: 'fd_mnist', featureDim: MNIST_FEATURE_DIM, nReal: a.n, nFake: b.n, ...frechetDetails(a.mu, a.sigma, b.mu, b.sigma) };
+  } finally {
+    if (!model) net.dispose();
+  }
+}
+
+/** fd_mnist between two image sets [N, C, H, W] in [−1, 1]. */
+export function fdMnist(real: ImageSet, fake: ImageSet, model?: MnistClassifier): number {
+  return fdMnistDetails(real, fake, model).value;
+}
