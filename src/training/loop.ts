@@ -26,6 +26,7 @@ import { gitCommit, toolVersion } from '../util/version.js';
 import { AdamW, type AdamWConfig, type ParamMap } from './adamw.js';
 import { readCheckpoint, tensorsWithPrefix, withPrefix, writeCheckpoint, type CheckpointMeta, type StepRecord } from './checkpoint.js';
 import { Ema } from './ema.js';
+import { ensureWasmTrainingKernels } from './wasm-kernels.js';
 
 export type { StepRecord } from './checkpoint.js';
 
@@ -148,6 +149,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const cfg = resolveTrainConfig(o);
   const checkpointEvery = o.checkpointEvery ?? 100;
   if (!Number.isInteger(checkpointEvery) || checkpointEvery < 1) throw new UserError(`checkpointEvery must be a positive integer (got ${checkpointEvery})`);
+  ensureWasmTrainingKernels();
   const started = performance.now();
   const process: GaussianDiffusion = createDiffusion(cfg.diffusion);
   const T = process.numTimesteps;

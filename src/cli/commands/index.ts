@@ -6,6 +6,9 @@ import * as plan from './plan.js';
 import * as inspect from './inspect.js';
 import * as models from './models.js';
 import * as forward from './forward.js';
+import * as report from './report.js';
+import * as check from './check.js';
+import * as train from './train.js';
 
 export type Register = (program: Command, globals: () => GlobalOptions) => void;
 
@@ -15,4 +18,7 @@ export const COMMANDS: Register[] = [
   inspect.register,
   models.register,
   forward.register,
+  report.register,
+  check.register,
+  train.register,
 ];
