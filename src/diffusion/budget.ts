@@ -116,9 +116,11 @@ function floorDiv(p: number, q: number): number {
  *    Σn <= B (terminates: all-down sums to at most B).
  * 4. Reference quirk kept on purpose: its controller hands the list out from the END, so the
  *    first sampling step takes n_{S−1}: 'increasing' gives the noisiest steps the MOST iterations.
- * The reference computes step 2 in float32; this uses exact rational arithmetic (r_i = a_i/Σa with
- * integers a_i), which agrees except where an n_i is an exact integer that float32 rounding pushes
- * across it.
+ * The reference computes step 2 in float32 (torch.linspace, whose result depends on its vectorised
+ * kernel); this uses exact rational arithmetic (r_i = a_i/Σa with integers a_i), so the two differ
+ * only where some n_i is mathematically an exact integer and float32 rounding lands on the other side
+ * of it. Of the paper's K = 20 splits this happens once: 80 steps × 5 'increasing', where n_79 = 7
+ * exactly (we give the first step 7, Σ = 400; a float32 evaluation gives 6.9999995 → 6, Σ = 399).
  */
 export function allocateIterations(totalIters: number, steps: number, schedule: AllocationSchedule): number[] {
   checkInt('sampling steps', steps, 1);
