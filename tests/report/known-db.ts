@@ -25,6 +25,10 @@ export const ipsValue = (family: string, budget: number, seed: number) => (famil
 export const lossValue = (family: string, step: number, seed: number) => (family === 'dit' ? 1 : 1.2) / (1 + step) + 0.01 * seed;
 export const residualValue = (t: number, k: number) => 0.5 ** k * (1 + t / 1000);
 export const TIMESTEPS = [999, 500, 0];
+export const DEPTHS = [[1, 1], [2, 2], [3, 3]] as const;
+export const depthValue = (pre: number, seed: number) => 12 - pre + 0.3 * seed;
+export const SJFB = [['0-0', '1-1'], ['1-3', '1-2'], ['3-5', '1-3']] as const;
+export const sjfbValue = (nograd: string, seed: number) => 10 + Number(nograd[0]) * 0.5 + 0.1 * seed;
 export const GRID_SIZE = { width: 64, height: 32 };
 
 let counter = 0;
@@ -35,7 +39,7 @@ function addRun(s: Store, input: Omit<RunInput, 'key' | 'config'>, metrics: Metr
   s.completeRun(c.run.id, { metrics: metrics.map((m) => ({ unit: METRIC_UNITS[m.name as keyof typeof METRIC_UNITS] ?? '', ...m })), artifacts: artifacts.map((a) => ({ kind: 'sample_grid' as const, ...a })) });
 }
 
-export async function buildKnownDb(dir: string, opts: { metric?: string; experiment?: string } = {}): Promise<string> {
+export async function buildKnownDb(dir: string, opts: { metric?: string; experiment?: string; ablations?: boolean } = {}): Promise<string> {
   const metric = opts.metric ?? METRIC.fid;
   const experiment = opts.experiment ?? 'known';
   mkdirSync(join(dir, 'grids'), { recursive: true });
@@ -83,6 +87,20 @@ export async function buildKnownDb(dir: string, opts: { metric?: string; experim
               { name: metric, value: allocValue(i, reuse, seed), tags: { num_images: 1000 } },
             ]);
       }
+    }
+  }
+  if (opts.ablations) {
+    // a second experiment: pre/post depth and S-JFB ranges (FPDM only, budget 10)
+    s.upsertExperiment('ablation', 'name: ablation\n');
+    for (const seed of SEEDS) {
+      for (const [pre, post] of DEPTHS)
+        addRun(s, { experiment: 'ablation', kind: 'sample', model: `FPDM ${pre}/${post}`, family: 'fpdm', seed, tags: { budget: 10, pre_depth: pre, post_depth: post } }, [
+          { name: metric, value: depthValue(pre, seed) },
+        ]);
+      for (const [ng, g] of SJFB)
+        addRun(s, { experiment: 'ablation', kind: 'sample', model: 'FPDM-S/2', family: 'fpdm', seed, tags: { budget: 10, sjfb_nograd: ng, sjfb_grad: g } }, [
+          { name: metric, value: sjfbValue(ng, seed) },
+        ]);
     }
   }
   // a failed run: counted in the runs table, never in the numbers
