@@ -24,14 +24,15 @@ export function datasetId(d: DatasetSpec): string {
   return canonicalJson(d);
 }
 
-export function prepare(specPath: string, shard?: { index: number; count: number }): Prepared {
+export async function prepare(specPath: string, shard?: { index: number; count: number }): Promise<Prepared> {
   const spec = loadSpec(specPath);
   const datasets = new Map<string, Dataset>();
-  const fingerprints = spec.variants.map((v) => {
+  const fingerprints: string[] = [];
+  for (const v of spec.variants) {
     const id = datasetId(v.spec.dataset);
-    if (!datasets.has(id)) datasets.set(id, openSpecDataset(v.spec.dataset, 'train'));
-    return datasets.get(id)!.fingerprint;
-  });
+    if (!datasets.has(id)) datasets.set(id, await openSpecDataset(v.spec.dataset, 'train'));
+    fingerprints.push(datasets.get(id)!.fingerprint);
+  }
   const full = planRuns({ spec, fingerprints, toolVersion: toolVersion() });
   const plan = shard ? shardPlan(full, shard.index, shard.count) : full;
   return { spec, full, plan, datasets };

@@ -368,6 +368,7 @@ function crossField(s: Spec): SpecIssue[] {
   const sp = s.sampling;
   sp.budgets.forEach((b, i) => {
     if (sp.budgets.indexOf(b) !== i) add(['sampling', 'budgets', i], `received ${b} twice; fix: list each budget once`);
+    if (b < 2) add(['sampling', 'budgets', i], `received ${b}, expected at least 2 (a DiT spends a budget of K as K sampling steps, and a sampling pass needs at least 2 steps)`);
   });
   const allocs = [sp.allocation].flat();
   if (allocs.includes('tolerance') && sp.tolerance === undefined) add(['sampling', 'tolerance'], "is missing; the 'tolerance' allocation needs a residual threshold; fix: add e.g. tolerance: 0.001");
@@ -384,6 +385,7 @@ function crossField(s: Spec): SpecIssue[] {
     });
     if (sp.splits !== 'auto') {
       for (const [j, steps] of sp.splits.entries()) {
+        if (steps < 2) add(['sampling', 'splits', j], `received ${steps}, expected at least 2 sampling steps`);
         const fits = sp.budgets.some((b) => fpdmSplit(b, t.depth, m.pre, m.post, steps) !== null);
         if (!fits) add(['sampling', 'splits', j], `received ${steps} steps: no budget in ${show(sp.budgets)} leaves model '${name}' at least one iteration per step (each step costs ${m.pre}+${m.post}+iters of ${t.depth}·budget block evaluations); fix: fewer steps or larger budgets`);
         if (steps > tr.diffusionSteps) add(['sampling', 'splits', j], `received ${steps}, expected at most training.diffusionSteps (${tr.diffusionSteps})`);

@@ -45,7 +45,7 @@ test('each model is trained once per seed and shared by all its sampling setting
   const trains = p.runs.filter((r) => r.kind === 'train');
   const samples = p.runs.filter((r): r is PlannedSample => r.kind === 'sample');
   assert.equal(trains.length, 2 * 2); // dit, fpdm × 2 seeds
-  // DiT: one run per budget; FPDM: budget 1 → splits [1] (S=2 leaves no iteration), budget 2 → [1, 2]; × 2 allocations × 2 reuse
+  // DiT: one run per budget; FPDM: budget 2 → splits [2] (S=4 leaves no iteration), budget 4 → [2, 4]; × 2 allocations × 2 reuse
   assert.equal(samples.length, 2 * (2 + 3 * 2 * 2));
   for (const s of samples) {
     const parent = trains.find((t) => t.key === s.parentKey)!;
@@ -62,13 +62,13 @@ test('budgets: DiT spends K steps; FPDM S steps of floor(K·depth/S) − pre −
   const p = plan(TINY_SPEC);
   const s = p.runs.filter((r): r is PlannedSample => r.kind === 'sample');
   const dit = s.filter((r) => r.family === 'dit').map((r) => [r.config.sampling.budget, r.config.sampling.steps]);
-  assert.deepEqual(dit.sort(), [[1, 1], [2, 2]]);
+  assert.deepEqual(dit.sort(), [[2, 2], [4, 4]]);
   const fp = s.filter((r) => r.family === 'fpdm').map((r) => [r.config.sampling.budget, r.config.sampling.steps, r.config.sampling.iters]);
-  assert.deepEqual(fp.sort(), [[1, 1, 1], [2, 1, 4], [2, 2, 1]]);
+  assert.deepEqual(fp.sort(), [[2, 2, 1], [4, 2, 4], [4, 4, 1]]);
   // the paper's example: 20 XL steps (560 block evaluations) = 20 × 26 = 40 × 12 iterations (1 pre, 1 post)
   assert.deepEqual(fpdmSplit(20, 28, 1, 1, 20), { steps: 20, iters: 26 });
   assert.deepEqual(fpdmSplit(20, 28, 1, 1, 40), { steps: 40, iters: 12 });
-  assert.equal(fpdmSplit(1, 3, 1, 1, 2), null);
+  assert.equal(fpdmSplit(2, 3, 1, 1, 4), null);
   for (const sp of autoSplits(20, 28, 1, 1, 1000)) assert.ok(sp.steps * (sp.iters + 2) <= 20 * 28);
   // estimated cost of a sample run = samples × block evaluations per image
   for (const r of s) {

@@ -30,8 +30,8 @@ training:
   diffusionSteps: 100
   logEvery: 1
 sampling:
-  budgets: [1, 2]
-  splits: [1, 2]
+  budgets: [2, 4]
+  splits: [2, 4]
   samples: 4
   batchSize: 4
 metrics: [params]
@@ -57,7 +57,7 @@ const T = TINY_SPEC;
 const c = (id: string, text: string, path: string, lineOf?: string): MalformedCase => ({ id, text, path, lineOf });
 
 export const MALFORMED: MalformedCase[] = [
-  c('yaml: unclosed flow sequence', edit(T, 'budgets: [1, 2]', 'budgets: [1, 2'), 'YAML syntax error'),
+  c('yaml: unclosed flow sequence', edit(T, 'budgets: [2, 4]', 'budgets: [2, 4'), 'YAML syntax error'),
   c('yaml: bad indentation', edit(T, '  steps: 4\n', '  steps: 4\n    batch: 2\n'), 'YAML syntax error'),
   c('yaml: duplicate key', edit(T, '  lr: 0.001\n', '  lr: 0.001\n  lr: 0.002\n'), 'YAML syntax error', 'lr: 0.002'),
   c('top level is a list', '- name: tiny\n- dataset: {}\n', '(top level)'),
@@ -69,9 +69,10 @@ export const MALFORMED: MalformedCase[] = [
   c('negative batch size', edit(T, '  batchSize: 4\n  lr', '  batchSize: -4\n  lr'), 'training.batchSize', 'batchSize: -4'),
   c('zero training steps', edit(T, '  steps: 4', '  steps: 0'), 'training.steps', 'steps: 0'),
   c('fractional sample count', edit(T, '  samples: 4', '  samples: 2.5'), 'sampling.samples', 'samples: 2.5'),
-  c('negative budget', edit(T, 'budgets: [1, 2]', 'budgets: [1, -5]'), 'sampling.budgets[1]', 'budgets: [1, -5]'),
-  c('impossible split for every budget', edit(T, 'splits: [1, 2]', 'splits: [1, 5]'), 'sampling.splits[1]', 'splits: [1, 5]'),
-  c('budget beyond the diffusion steps', edit(T, 'budgets: [1, 2]', 'budgets: [1, 200]'), 'sampling.budgets[1]', 'budgets: [1, 200]'),
+  c('negative budget', edit(T, 'budgets: [2, 4]', 'budgets: [2, -5]'), 'sampling.budgets[1]', 'budgets: [2, -5]'),
+  c('budget of one step', edit(T, 'budgets: [2, 4]', 'budgets: [1, 4]'), 'sampling.budgets[0]', 'budgets: [1, 4]'),
+  c('impossible split for every budget', edit(T, 'splits: [2, 4]', 'splits: [2, 13]'), 'sampling.splits[1]', 'splits: [2, 13]'),
+  c('budget beyond the diffusion steps', edit(T, 'budgets: [2, 4]', 'budgets: [2, 200]'), 'sampling.budgets[1]', 'budgets: [2, 200]'),
   c('fpdm pre+post not below depth', edit(T, '    pre: 1', '    pre: 2'), 'models.fpdm.pre', 'pre: 2'),
   c('unknown dataset kind', edit(T, 'kind: synthetic', 'kind: cifar'), 'dataset.kind', 'kind: cifar'),
   c('folder dataset without path', edit(T, '  kind: synthetic\n  imageSize: 8\n  channels: 1\n  classes: 2\n  size: 32', '  kind: folder\n  imageSize: 8'), 'dataset.path'),
@@ -99,10 +100,10 @@ export const MALFORMED: MalformedCase[] = [
   c('warm-up longer than training', edit(T, '  lr: 0.001', '  lr: 0.001\n  warmupSteps: 10'), 'training.warmupSteps', 'warmupSteps: 10'),
   c('unknown S-JFB key', edit(T, '      withGrad: [1, 2]', '      withGrad: [1, 2]\n      grad: [1, 2]'), 'models.fpdm.sjfb.grad', 'grad: [1, 2]'),
   c('reversed S-JFB range', edit(T, 'noGrad: [0, 1]', 'noGrad: [3, 1]'), 'models.fpdm.sjfb.noGrad', 'noGrad: [3, 1]'),
-  c('duplicate budget', edit(T, 'budgets: [1, 2]', 'budgets: [1, 2, 1]'), 'sampling.budgets[2]', 'budgets: [1, 2, 1]'),
+  c('duplicate budget', edit(T, 'budgets: [2, 4]', 'budgets: [2, 4, 2]'), 'sampling.budgets[2]', 'budgets: [2, 4, 2]'),
   c('invalid experiment name', edit(T, 'name: tiny', 'name: "my exp!"'), 'name', 'name: "my exp!"'),
   c('sampling batch larger than samples', edit(T, '  batchSize: 4\nmetrics', '  batchSize: 8\nmetrics'), 'sampling.batchSize', 'batchSize: 8\nmetrics'.split('\n')[0]),
-  c('missing sampling budgets', edit(T, '  budgets: [1, 2]\n', ''), 'sampling.budgets: is missing'),
+  c('missing sampling budgets', edit(T, '  budgets: [2, 4]\n', ''), 'sampling.budgets: is missing'),
 ];
 
 /** 1-based line of the first line containing `marker`. */

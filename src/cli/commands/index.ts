@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import type { GlobalOptions } from '../context.js';
 import * as backends from './backends.js';
 import * as plan from './plan.js';
+import * as runCmd from './run.js';
+import * as collect from './collect.js';
 import * as inspect from './inspect.js';
 import * as models from './models.js';
 import * as forward from './forward.js';
@@ -15,6 +17,8 @@ export type Register = (program: Command, globals: () => GlobalOptions) => void;
 export const COMMANDS: Register[] = [
   backends.register,
   plan.register,
+  runCmd.register,
+  collect.register,
   inspect.register,
   models.register,
   forward.register,

@@ -31,7 +31,7 @@ export function shardOption(text: string | undefined): { index: number; count: n
 }
 
 export async function run(opts: PlanOptions): Promise<PlanResult> {
-  const p = prepare(opts.spec, shardOption(opts.shard));
+  const p = await prepare(opts.spec, shardOption(opts.shard));
   const rows = planStatus(p.plan, opts.db);
   const done = rows.filter((r) => r.status === 'completed');
   const failed = rows.filter((r) => r.status === 'failed' || r.status === 'diverged');

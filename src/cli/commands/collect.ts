@@ -1,0 +1,75 @@
+// `fpdm-exp collect DIR|DB... --db results/fpdm.sqlite`: merges result bundles (the databases written
+// by `run --shard i/n --db <bundle>/fpdm.sqlite`, with their artifacts beside them) into one database.
+// Merging is keyed by run key, so collecting a bundle twice changes nothing.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { mergeDatabase, type MergeResult } from '../../store/merge.js';
+import { openStore } from '../../store/store.js';
+import { UserError } from '../../util/errors.js';
+import { emitJson, log } from '../../util/log.js';
+import { formatTable } from '../table.js';
+import { DEFAULT_DB } from './plan.js';
+
+export interface CollectOptions {
+  sources: string[];
+  db: string;
+}
+
+export interface CollectResult {
+  db: string;
+  bundles: ({ source: string } & MergeResult)[];
+}
+
+/** The databases (*.sqlite) a source names: the file itself, or those directly inside / one level below a directory. */
+export function bundleDatabases(source: string): string[] {
+  if (!existsSync(source)) throw new UserError(`bundle '${source}' does not exist: give the directories (or .sqlite files) that 'run --shard' wrote`);
+  if (statSync(source).isFile()) return [source];
+  const found: string[] = [];
+  const scan = (dir: string, depth: number) => {
+    for (const name of readdirSync(dir).sort()) {
+      const p = join(dir, name);
+      const st = statSync(p);
+      if (st.isFile() && name.endsWith('.sqlite')) found.push(p);
+      else if (st.isDirectory() && depth > 0 && name !== 'artifacts') scan(p, depth - 1);
+    }
+  };
+  scan(source, 1);
+  if (found.length === 0) throw new UserError(`bundle directory '${source}' holds no .sqlite database (looked in it and one level below)`);
+  return found;
+}
+
+export async function run(opts: CollectOptions): Promise<CollectResult> {
+  if (opts.sources.length === 0) throw new UserError('collect needs at least one bundle directory or database');
+  const target = resolve(opts.db);
+  const sources = opts.sources.flatMap(bundleDatabases).filter((p) => resolve(p) !== target);
+  const dir = dirname(target);
+  if (!existsSync(dir)) throw new UserError(`directory '${dir}' for database '${opts.db}' does not exist: create it first`);
+  const store = openStore(opts.db);
+  try {
+    const bundles = sources.map((source) => {
+      const r = mergeDatabase(source, store);
+      log(`collected ${source}: ${r.added} added, ${r.replaced} replaced, ${r.skipped} already present, ${r.unfinished} unfinished (not merged)`);
+      return { source, ...r };
+    });
+    return { db: opts.db, bundles };
+  } finally {
+    store.close();
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command('collect')
+    .description('merge result bundles (databases written by `run --shard i/n`) into one database')
+    .argument('<bundles...>', 'bundle directories or .sqlite files')
+    .option('--db <path>', 'database to merge into', DEFAULT_DB)
+    .option('--json', 'print JSON on stdout')
+    .action(async (sources: string[], opts: { db: string; json?: boolean }) => {
+      const r = await run({ sources, db: opts.db });
+      if (opts.json) return emitJson(r);
+      process.stdout.write(
+        formatTable(['bundle', 'added', 'replaced', 'present', 'unfinished'], r.bundles.map((b) => [b.source, b.added, b.replaced, b.skipped, b.unfinished])),
+      );
+    });
+}

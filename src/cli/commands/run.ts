@@ -1,0 +1,82 @@
+// `fpdm-exp run SPEC.yaml [--db DB] [--dry-run] [--shard i/n] [--retry-failed] [--json]`: plans the
+// spec's runs, trains each model once, samples at every budget, measures, stores, prints a summary.
+// Scale-out: `--shard i/n` runs the i-th of n slices (Slurm: --shard $SLURM_ARRAY_TASK_ID/$N;
+// Kubernetes Indexed Jobs: --shard $JOB_COMPLETION_INDEX/$N), each into its own --db bundle, then
+// `fpdm-exp collect` merges the bundles.
+import type { Command } from 'commander';
+import { runExperiment, type RunSummary } from '../../experiments/runner.js';
+import type { ProgressMode } from '../../experiments/progress.js';
+import { emitJson } from '../../util/log.js';
+import type { GlobalOptions } from '../context.js';
+import { formatTable } from '../table.js';
+import { DEFAULT_DB, formatPlan, run as planRun, shardOption } from './plan.js';
+
+export interface RunOptions {
+  spec: string;
+  db: string;
+  dryRun?: boolean;
+  shard?: string;
+  retryFailed?: boolean;
+  globals: GlobalOptions;
+  progress?: ProgressMode;
+  artifacts?: string;
+}
+
+export async function run(opts: RunOptions): Promise<RunSummary> {
+  return runExperiment({
+    spec: opts.spec, db: opts.db, shard: shardOption(opts.shard), retryFailed: opts.retryFailed, backend: opts.globals.backend,
+    progress: opts.globals.quiet ? 'none' : (opts.progress ?? 'auto'), artifactsDir: opts.artifacts,
+  });
+}
+
+const fmt = (v: number | undefined, digits = 4): string => (v === undefined ? '-' : Math.abs(v) >= 1e4 || Number.isInteger(v) ? Math.round(v).toLocaleString('en-US') : v.toPrecision(digits));
+
+export function formatSummary(s: RunSummary): string {
+  const samples = s.runs.filter((r) => r.kind === 'sample');
+  const trains = s.runs.filter((r) => r.kind === 'train');
+  const distName = ['fid', 'fd_mnist', 'kid'].find((n) => samples.some((r) => r.metrics[n] !== undefined));
+  const table = formatTable(
+    ['model', 'seed', 'budget', 'steps', 'iters', 'alloc', 'reuse', 'status', distName ?? 'quality', 'block evals/img', 'images/s', 'params'],
+    samples.map((r) => [
+      r.model, r.seed, r.budget ?? '-', r.steps ?? '-', r.iters ?? '-', r.allocation ?? '-', r.reuse === null ? '-' : String(r.reuse),
+      r.status === 'completed' ? (r.outcome === 'skipped' ? 'done earlier' : 'completed') : r.status, distName ? fmt(r.metrics[distName]) : '-',
+      fmt(r.metrics.block_evals), fmt(r.metrics.images_per_s, 3), fmt(r.metrics.params),
+    ]),
+  );
+  const trainLine = trains
+    .map((r) => `${r.model} (seed ${r.seed}): ${r.status}${r.metrics.train_seconds !== undefined ? `, ${r.metrics.train_seconds.toFixed(1)} s` : ''}${r.metrics.params !== undefined ? `, ${fmt(r.metrics.params)} params` : ''}`)
+    .join('; ');
+  const problems = s.runs.filter((r) => r.error).map((r) => `  ${r.kind} ${r.model} ${r.key.slice(0, 12)}: ${r.error}`);
+  return (
+    `experiment ${s.experiment}${s.shard ? ` (shard ${s.shard})` : ''} on ${s.backend.name}: ${s.runs.length} runs in ${s.seconds.toFixed(1)} s; database ${s.db}\n` +
+    `training: ${trainLine || 'none'}\n` +
+    table +
+    (problems.length ? `problems:\n${problems.join('\n')}\n` : '')
+  );
+}
+
+export function register(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('run')
+    .description('plan, train, sample, measure and store the runs of an experiment spec; print a summary table')
+    .argument('<spec>', 'experiment spec (YAML), e.g. experiments/quickstart.yaml')
+    .option('--db <path>', 'results database (a bundle when used with --shard)', DEFAULT_DB)
+    .option('--dry-run', 'print the runs, their keys, what is done and the estimated cost; compute nothing')
+    .option('--shard <i/n>', 'run only the i-th of n slices of the plan (0-based), e.g. a Slurm array task')
+    .option('--retry-failed', 're-run runs that failed or diverged earlier')
+    .option('--artifacts <dir>', 'where checkpoints and sample grids go (default: artifacts/ beside the database)')
+    .option('--progress <mode>', 'auto (bars on a terminal, lines otherwise), bar, plain or none', 'auto')
+    .option('--json', 'print JSON on stdout')
+    .action(async (spec: string, o: { db: string; dryRun?: boolean; shard?: string; retryFailed?: boolean; artifacts?: string; progress: string; json?: boolean }) => {
+      if (o.dryRun) {
+        const r = await planRun({ spec, db: o.db, shard: o.shard });
+        if (o.json) return emitJson(r);
+        process.stdout.write(formatPlan(r));
+        return;
+      }
+      const progress = (['auto', 'bar', 'plain', 'none'].includes(o.progress) ? o.progress : 'auto') as ProgressMode;
+      const s = await run({ spec, db: o.db, shard: o.shard, retryFailed: o.retryFailed, globals: globals(), progress, artifacts: o.artifacts });
+      if (o.json) return emitJson(s);
+      process.stdout.write(formatSummary(s));
+    });
+}

@@ -1,0 +1,189 @@
+// The runner: the only place that composes model + diffusion + training + sampling + metrics + store.
+//
+//   plan (spec → runs) → register them as pending → repeat until every run is resolved:
+//     for each train run (sorted by key): claim it → train (or resume its checkpoint) → store
+//       then each of its sample runs: claim → sample at the budget → measure → store
+//     runs another process holds ('busy') are waited for; failed/diverged ones are re-run only with
+//     retryFailed; sample runs of a failed train run are reported as blocked.
+//
+// Crash safety: every status change and every result is one IMMEDIATE transaction of the store, and
+// training checkpoints are atomic, so a kill at any moment loses nothing stored; a re-run claims the
+// interrupted run again (its owner is dead) and resumes from the checkpoint. Two processes on the same
+// database and spec never do a run twice because claiming is atomic.
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { initBackend, type BackendChoice, type BackendInfo } from '../backends/index.js';
+import type { RunStatus } from '../store/names.js';
+import { openStore, type Store } from '../store/store.js';
+import type { Provenance, RunInput } from '../store/types.js';
+import { log } from '../util/log.js';
+import type { PlannedRun, PlannedSample, PlannedTrain } from './planner.js';
+import { datasetId, prepare, type Prepared } from './prepare.js';
+import type { ProgressMode } from './progress.js';
+import { baseProvenance } from './provenance.js';
+import { executeSample } from './sample_run.js';
+import { executeTrain } from './train_run.js';
+
+export interface RunExperimentOptions {
+  spec: string;
+  db: string;
+  shard?: { index: number; count: number };
+  retryFailed?: boolean;
+  /** the global --backend; 'auto' lets the spec's `backend:` decide */
+  backend: BackendChoice;
+  progress?: ProgressMode;
+  /** where checkpoints and sample grids go (default: `artifacts/` beside the database) */
+  artifactsDir?: string;
+  /** tests: stop each train run after this many steps in this process (the run stays 'running') */
+  stopTrainingAfter?: number;
+  /** seconds between polls while another process holds a run this one needs (default 2) */
+  pollSeconds?: number;
+}
+
+export type Outcome = 'completed' | 'skipped' | 'failed' | 'diverged' | 'blocked' | 'stopped';
+
+export interface RunSummaryRow {
+  key: string;
+  kind: 'train' | 'sample';
+  model: string;
+  label: string;
+  seed: number;
+  budget: number | null;
+  steps: number | null;
+  iters: number | null;
+  allocation: string | null;
+  reuse: boolean | null;
+  /** what this process did with the run */
+  outcome: Outcome;
+  /** the run's status in the database at the end */
+  status: RunStatus | 'absent';
+  /** the headline metrics of the run (name → value) */
+  metrics: Record<string, number>;
+  error: string | null;
+}
+
+export interface RunSummary {
+  experiment: string;
+  db: string;
+  shard: string | null;
+  backend: { name: string; version: string | null; device: string | null };
+  runs: RunSummaryRow[];
+  seconds: number;
+}
+
+function runInput(r: PlannedRun, experiment: string, provenance?: Provenance): RunInput {
+  return {
+    key: r.key, experiment, kind: r.kind, model: r.label, family: r.family, parentKey: r.kind === 'sample' ? r.parentKey : null,
+    seed: r.seed, config: r.config, tags: r.tags, ...(provenance ? { provenance } : {}),
+  };
+}
+
+const sleep = (s: number) => new Promise((res) => setTimeout(res, s * 1000));
+
+export async function runExperiment(opts: RunExperimentOptions): Promise<RunSummary> {
+  const started = performance.now();
+  const p: Prepared = await prepare(opts.spec, opts.shard);
+  const spec = p.spec.base;
+  const backendChoice: BackendChoice = opts.backend === 'auto' && spec.backend ? spec.backend : opts.backend;
+  const backend: BackendInfo = await initBackend(backendChoice);
+  const dbDir = dirname(resolve(opts.db));
+  mkdirSync(dbDir, { recursive: true });
+  const artifactsDir = resolve(opts.artifactsDir ?? join(dbDir, 'artifacts'));
+  const store = openStore(opts.db);
+  const outcomes = new Map<string, { outcome: Outcome; error: string | null }>();
+  try {
+    store.upsertExperiment(p.plan.experiment, p.spec.text);
+    store.addPendingRuns(p.plan.runs.map((r) => runInput(r, p.plan.experiment)));
+    const prov0 = baseProvenance(backend);
+    const trains = p.plan.runs.filter((r): r is PlannedTrain => r.kind === 'train').sort((a, b) => a.key.localeCompare(b.key));
+    const samplesOf = new Map<string, PlannedSample[]>();
+    for (const r of p.plan.runs) if (r.kind === 'sample') samplesOf.set(r.parentKey, [...(samplesOf.get(r.parentKey) ?? []), r]);
+    log(`experiment ${p.plan.experiment}: ${p.plan.runs.length} runs (${trains.length} train) on ${backend.name}${backend.device ? ` (${backend.device})` : ''}; database ${opts.db}`);
+
+    for (;;) {
+      let waiting = false;
+      for (const tr of trains) {
+        if (!outcomes.has(tr.key)) {
+          const o = await attempt(store, tr, p, prov0, opts, artifactsDir, null);
+          if (o === 'busy') {
+            waiting = true;
+            continue;
+          }
+          outcomes.set(tr.key, o);
+        }
+        const trainStatus = store.getRun(tr.key)?.status;
+        for (const sr of samplesOf.get(tr.key) ?? []) {
+          if (outcomes.has(sr.key)) continue;
+          if (trainStatus !== 'completed') {
+            if (trainStatus === 'running') {
+              waiting = true;
+              continue;
+            }
+            outcomes.set(sr.key, { outcome: 'blocked', error: `its train run ${tr.key.slice(0, 12)} is ${trainStatus ?? 'absent'}` });
+            continue;
+          }
+          const o = await attempt(store, sr, p, prov0, opts, artifactsDir, tr);
+          if (o === 'busy') {
+            waiting = true;
+            continue;
+          }
+          outcomes.set(sr.key, o);
+        }
+      }
+      if (!waiting || opts.stopTrainingAfter !== undefined) break;
+      await sleep(opts.pollSeconds ?? 2);
+    }
+    return summarize(store, p, opts, backend, outcomes, (performance.now() - started) / 1000);
+  } finally {
+    store.close();
+  }
+}
+
+/** Claims and executes one run; 'busy' when another live process holds it. */
+async function attempt(
+  store: Store, run: PlannedRun, p: Prepared, prov0: Provenance, opts: RunExperimentOptions, artifactsDir: string, parent: PlannedTrain | null,
+): Promise<{ outcome: Outcome; error: string | null } | 'busy'> {
+  const provenance: Provenance = { ...prov0, config: run.config, runKey: run.key, seed: run.seed, startedAt: new Date().toISOString() };
+  const claim = store.claimRun(runInput(run, p.plan.experiment, provenance), { retryFailed: opts.retryFailed });
+  if (claim.outcome === 'busy') return 'busy';
+  if (claim.outcome === 'done') return { outcome: 'skipped', error: null };
+  if (claim.outcome === 'failed') return { outcome: claim.run.status === 'diverged' ? 'diverged' : 'failed', error: `${claim.run.error ?? 'failed earlier'} (re-run with --retry-failed)` };
+  const runId = claim.run.id;
+  if (claim.previous === 'running') log(`resuming interrupted ${run.kind} run ${run.key.slice(0, 12)} (${run.modelName})`);
+  try {
+    if (run.kind === 'train') {
+      const dataset = p.datasets.get(datasetId(run.config.dataset))!;
+      const o = await executeTrain({ store, runId, run, dataset, artifactsDir, progress: opts.progress ?? 'auto', stopAfter: opts.stopTrainingAfter });
+      return { outcome: o, error: null };
+    }
+    await executeSample({ store, runId, run, parent: parent!, artifactsDir, progress: opts.progress ?? 'auto' });
+    return { outcome: 'completed', error: null };
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    store.failRun(runId, msg);
+    log(`${run.kind} run ${run.key.slice(0, 12)} (${run.modelName}) failed: ${msg}`);
+    if (!(e instanceof Error) || e.name !== 'UserError') throw e;
+    return { outcome: 'failed', error: msg };
+  }
+}
+
+function summarize(
+  store: Store, p: Prepared, opts: RunExperimentOptions, backend: BackendInfo, outcomes: Map<string, { outcome: Outcome; error: string | null }>, seconds: number,
+): RunSummary {
+  const rows: RunSummaryRow[] = p.plan.runs.map((r) => {
+    const rec = store.getRun(r.key);
+    const metrics: Record<string, number> = {};
+    if (rec) for (const m of store.metrics({ key: r.key })) if (m.step === null) metrics[m.name] = m.value;
+    const s = r.kind === 'sample' ? r.config.sampling : null;
+    const o = outcomes.get(r.key) ?? { outcome: 'stopped' as Outcome, error: null };
+    return {
+      key: r.key, kind: r.kind, model: r.modelName, label: r.label, seed: r.seed, budget: s?.budget ?? null, steps: s?.steps ?? null,
+      iters: s?.iters ?? null, allocation: s?.allocation ?? null, reuse: s?.reuse ?? null, outcome: o.outcome,
+      status: rec?.status ?? 'absent', metrics, error: o.error ?? rec?.error ?? null,
+    };
+  });
+  return {
+    experiment: p.plan.experiment, db: opts.db, shard: opts.shard ? `${opts.shard.index}/${opts.shard.count}` : null,
+    backend: { name: backend.name, version: backend.version ?? null, device: backend.device ?? null }, runs: rows, seconds,
+  };
+}
