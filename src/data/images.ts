@@ -33,9 +33,9 @@ export async function encodePng(img: Uint8Array, shape: readonly [number, number
   const [c, h, w] = shape;
   if (c !== 1 && c !== 3 && c !== 4) throw new UserError(`cannot write a PNG with ${c} channels: expected 1, 3 or 4`);
   assertShape('image', [img.length], [c * h * w]);
-  return sharp(chwToHwc(img, c, h, w), { raw: { width: w, height: h, channels: c } })
-    .png({ compressionLevel: 9, adaptiveFiltering: false })
-    .toBuffer();
+  const raw = sharp(chwToHwc(img, c, h, w), { raw: { width: w, height: h, channels: c } });
+  // one channel is written as a grey PNG (sharp would otherwise store it as RGB)
+  return (c === 1 ? raw.toColourspace('b-w') : raw).png({ compressionLevel: 9, adaptiveFiltering: false }).toBuffer();
 }
 
 /** Writes one uint8 image [C, H, W] as a PNG (atomically). */
@@ -90,7 +90,11 @@ export async function writeGrid(path: string, samples: Float32Array | Uint8Array
 
 /** Reads a PNG (or any image sharp decodes) back as uint8 [C, H, W] (for tests and reports). */
 export async function readImage(path: string): Promise<{ data: Uint8Array; shape: [number, number, number] }> {
-  const { data, info } = await sharp(path).raw().toBuffer({ resolveWithObject: true });
+  const meta = await sharp(path).metadata();
+  const grey = meta.space === 'b-w' || meta.space === 'grey16' || (meta.channels ?? 3) <= 2;
+  // sharp's raw output defaults to sRGB; keep grey images one channel
+  const pipeline = grey ? sharp(path).toColourspace('b-w') : sharp(path);
+  const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
   const c = info.channels;
   const h = info.height;
   const w = info.width;
