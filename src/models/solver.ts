@@ -18,7 +18,19 @@ import { UserError } from '../util/errors.js';
 export type SolverOptions =
   | { kind: 'fixed'; iters: number }
   | { kind: 'tolerance'; tol: number; maxIters: number }
-  | { kind: 'anderson'; tol: number; maxIters: number; window?: number; beta?: number; lambda?: number };
+  | {
+      kind: 'anderson';
+      tol: number;
+      maxIters: number;
+      /** history window m (default 5) */
+      window?: number;
+      /** damping β (default 1: no damping) */
+      beta?: number;
+      /** ridge on the normal equations, relative to their largest diagonal entry (default 1e-6) */
+      lambda?: number;
+      /** restart from the best iterate's image when a residual exceeds the best one by this factor (default 10) */
+      restartFactor?: number;
+    };
 export type SolverKind = SolverOptions['kind'];
 
 export interface SolveReport {
@@ -29,6 +41,8 @@ export interface SolveReport {
   residuals: number[];
   /** for tolerance/anderson: whether the last residual fell below tol; null for fixed */
   converged: boolean | null;
+  /** anderson: how many times the history was dropped because the residual blew up */
+  restarts?: number;
 }
 
 export interface SolveOptions {
@@ -146,22 +160,32 @@ function andersonWeights(h: Float64Array, n: number): Float64Array {
 /**
  * Anderson acceleration (Walker & Ni 2011; the form used for DEQs): keep the last m iterates X_i and
  * their images F_i = f(X_i); per sample, α = argmin ‖Σ α_i (F_i − X_i)‖ subject to Σ α_i = 1 (with a
- * small ridge λ), then X_next = β Σ α_i F_i + (1 − β) Σ α_i X_i. Returns the last image F_k.
+ * small ridge λ), then X_next = β Σ α_i F_i + (1 − β) Σ α_i X_i. Safeguard: when a residual exceeds
+ * `restartFactor` × the best so far, the history is dropped and iteration restarts from the best
+ * iterate's image (plain Anderson can diverge on strongly nonlinear maps). Returns the image F of the
+ * iterate with the smallest residual.
  */
 function anderson(f: StepFn, z0: tf.Tensor3D, o: Extract<SolverOptions, { kind: 'anderson' }>): { z: tf.Tensor3D; report: SolveReport } {
   const m = o.window ?? 5;
   const beta = o.beta ?? 1.0;
-  const lambda = o.lambda ?? 1e-4;
+  const lambda = o.lambda ?? 1e-6;
+  const restartFactor = o.restartFactor ?? 10;
   const shape = z0.shape;
   const [n] = shape;
   const X: tf.Tensor2D[] = []; // iterates, flattened per sample [N, L]
   const F: tf.Tensor2D[] = []; // their images [N, L]
   const residuals: number[] = [];
   let converged = false;
+  let restarts = 0;
+  let best: { f: tf.Tensor2D; r: number } | undefined; // a kept copy of the best image
   let x: tf.Tensor2D = tf.reshape(z0, [n, -1]); // [N, L]: a new handle on z0's data; disposing it leaves z0 alive
   let iterations = 0;
-  let lastF: tf.Tensor2D | undefined;
-  for (; iterations < o.maxIters; ) {
+  const clearHistory = (): void => {
+    tf.dispose([...X, ...F]);
+    X.length = 0;
+    F.length = 0;
+  };
+  while (iterations < o.maxIters) {
     const xi = x;
     const { fx, r } = tf.tidy(() => {
       const fx = tf.reshape(f(tf.reshape(xi, shape) as tf.Tensor3D), [n, -1]) as tf.Tensor2D;
@@ -171,25 +195,39 @@ function anderson(f: StepFn, z0: tf.Tensor3D, o: Extract<SolverOptions, { kind: 
     const rv = r.dataSync()[0]!;
     r.dispose();
     residuals.push(rv);
-    X.push(xi);
-    F.push(fx);
-    lastF = fx;
+    if (!best || rv < best.r) {
+      best?.f.dispose();
+      best = { f: tf.clone(fx), r: rv };
+    }
     if (rv < o.tol) {
       converged = true;
+      tf.dispose([xi, fx]);
       break;
     }
-    if (X.length > m) {
-      const oldX = X.shift()!;
-      const oldF = F.shift()!;
-      oldX.dispose();
-      oldF.dispose();
+    if (iterations >= o.maxIters) {
+      tf.dispose([xi, fx]);
+      break;
     }
-    if (iterations >= o.maxIters) break;
+    if (!Number.isFinite(rv) || rv > restartFactor * best.r) {
+      // blow-up: forget the history and restart from the best image
+      tf.dispose([xi, fx]);
+      clearHistory();
+      restarts++;
+      x = tf.clone(best.f);
+      continue;
+    }
+    X.push(xi);
+    F.push(fx);
+    if (X.length > m) {
+      X.shift()!.dispose();
+      F.shift()!.dispose();
+    }
     const k = X.length;
-    const G = tf.tidy(() => tf.stack(F.map((fi, i) => tf.sub(fi, X[i]!)), 1)); // [N, k, L]
-    const H = tf.tidy(() => tf.matMul(G, G, false, true)); // [N, k, k]
+    const H = tf.tidy(() => {
+      const G = tf.stack(F.map((fi, i) => tf.sub(fi, X[i]!)), 1); // [N, k, L]
+      return tf.matMul(G, G, false, true); // [N, k, k]
+    });
     const hv = H.dataSync();
-    G.dispose();
     H.dispose();
     const alpha = new Float32Array(n * k);
     for (let s = 0; s < n; s++) {
@@ -208,11 +246,8 @@ function anderson(f: StepFn, z0: tf.Tensor3D, o: Extract<SolverOptions, { kind: 
       return tf.add(tf.mul(fMix, beta), tf.mul(xMix, 1 - beta)) as tf.Tensor2D;
     });
   }
-  const z = tf.reshape(lastF!, shape) as tf.Tensor3D;
-  // z is a new handle on lastF's data; free every history tensor (the reshape of z0 included: it is a
-  // separate handle whose disposal leaves the caller's z0 alive).
-  for (const t of X) t.dispose();
-  for (const t of F) t.dispose();
-  if (!X.includes(x)) x.dispose();
-  return { z, report: { solver: 'anderson', iterations, residuals, converged } };
+  clearHistory();
+  const z = tf.reshape(best!.f, shape) as tf.Tensor3D;
+  best!.f.dispose(); // z holds its own handle on the data
+  return { z, report: { solver: 'anderson', iterations, residuals, converged, restarts } };
 }
