@@ -43,7 +43,13 @@ export function syntheticImage(i: number, o: Required<SyntheticOptions>): { x: F
 }
 
 export function openSynthetic(opts: SyntheticOptions = {}): Dataset {
-  const o: Required<SyntheticOptions> = { size: 512, numClasses: 4, imageSize: 32, channels: 3, seed: 0, ...opts };
+  const o: Required<SyntheticOptions> = {
+    size: opts.size ?? 512,
+    numClasses: opts.numClasses ?? 4,
+    imageSize: opts.imageSize ?? 32,
+    channels: opts.channels ?? 3,
+    seed: opts.seed ?? 0,
+  };
   ensure(Number.isInteger(o.size) && o.size >= 1, `synthetic size must be a positive integer (got ${o.size})`);
   ensure(Number.isInteger(o.numClasses) && o.numClasses >= 1, `synthetic numClasses must be a positive integer (got ${o.numClasses})`);
   ensure(Number.isInteger(o.imageSize) && o.imageSize >= 4 && o.imageSize <= 512, `synthetic image size must be an integer in [4, 512] (got ${o.imageSize})`);

@@ -38,3 +38,11 @@ test('bad synthetic options are UserErrors', () => {
   assert.throws(() => openSynthetic({ size: 0 }), UserError);
   assert.throws(() => openSynthetic({ channels: 2 as never }), UserError);
 });
+
+test('openDataset fills synthetic defaults for options left undefined', async () => {
+  const { openDataset } = await import('../../src/data/index.js');
+  const ds = await openDataset({ kind: 'synthetic', size: undefined, imageSize: 8 });
+  assert.equal(ds.size, 512);
+  assert.equal(ds.numClasses, 4);
+  assert.equal(ds.channels, 3);
+});

@@ -11,6 +11,7 @@ import * as forward from './forward.js';
 import * as report from './report.js';
 import * as check from './check.js';
 import * as train from './train.js';
+import * as data from './data.js';
 
 export type Register = (program: Command, globals: () => GlobalOptions) => void;
 
@@ -25,4 +26,5 @@ export const COMMANDS: Register[] = [
   report.register,
   check.register,
   train.register,
+  data.register,
 ];
