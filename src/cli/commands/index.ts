@@ -11,6 +11,7 @@ import * as forward from './forward.js';
 import * as report from './report.js';
 import * as check from './check.js';
 import * as train from './train.js';
+import * as sample from './sample.js';
 import * as data from './data.js';
 
 export type Register = (program: Command, globals: () => GlobalOptions) => void;
@@ -26,5 +27,6 @@ export const COMMANDS: Register[] = [
   report.register,
   check.register,
   train.register,
+  sample.register,
   data.register,
 ];

@@ -6,9 +6,8 @@
 // last checkpoint (same final weights as an uninterrupted run on the same backend).
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
-import { existsSync, statSync } from 'node:fs';
 import type { Dataset } from '../../data/dataset.js';
-import { openMnist } from '../../data/mnist.js';
+import { openDataset, parseDataArg } from '../../data/index.js';
 import { diffusionConfig, type DiffusionConfig } from '../../diffusion/process.js';
 import { ditPreset, fpdmFrom, modelName, validateConfig, countParams, type DiTConfig, type ModelConfig } from '../../models/index.js';
 import { readModelConfig } from '../../models/load.js';
@@ -59,25 +58,13 @@ export interface TrainCommandResult extends Omit<TrainResult, 'history'> {
   history: TrainResult['history'];
 }
 
-/** Opens the training data named by --data. */
-export async function openTrainingData(spec: string, imageSize: number, channels: 1 | 3): Promise<Dataset> {
-  if (spec === 'mnist') return openMnist({ split: 'train', imageSize, channels });
-  const folder = spec.startsWith('folder:') ? spec.slice('folder:'.length) : existsSync(spec) && statSync(spec).isDirectory() ? spec : null;
-  if (spec === 'synthetic' || folder !== null) {
-    // the data package's general entry (folders, synthetic) is loaded only when asked for
-    const dataIndex = '../../data/index.js';
-    let mod: { openDataset?: (o: Record<string, unknown>) => Promise<Dataset> | Dataset };
-    try {
-      mod = (await import(dataIndex)) as typeof mod;
-    } catch {
-      throw new UserError(`--data ${spec}: this build reads only 'mnist' (the data package's folder/synthetic loaders are missing)`);
-    }
-    if (!mod.openDataset) throw new UserError(`--data ${spec}: this build reads only 'mnist'`);
-    return folder !== null
-      ? await mod.openDataset({ kind: 'folder', path: folder, imageSize, channels })
-      : await mod.openDataset({ kind: 'synthetic', imageSize, channels });
-  }
-  throw new UserError(`--data '${spec}' is not a dataset: use mnist, synthetic, or folder:PATH (an image folder, classes from sub-folders)`);
+/** Opens the training data named by --data (mnist, mnist:<split>, synthetic, folder:PATH or a folder path). */
+export async function openTrainingData(spec: string, imageSize: number, channels: 1 | 3 | undefined): Promise<Dataset> {
+  const ds = parseDataArg(spec, { imageSize, ...(channels !== undefined ? { channels } : {}) });
+  // openDataset passes synthetic's optional fields through as explicit undefineds, which override the
+  // generator's defaults; give them explicitly (the documented defaults: 512 images, 4 classes, seed 0)
+  if (ds.kind === 'synthetic') Object.assign(ds, { size: 512, numClasses: 4, seed: 0 });
+  return openDataset(ds);
 }
 
 /** The model config from --model and the size overrides, fitted to the data's size/channels/classes. */
@@ -122,7 +109,7 @@ export function resolveDiffusion(prediction: 'eps' | 'v'): DiffusionConfig {
 
 export async function run(o: TrainCommandOptions, g: GlobalOptions): Promise<TrainCommandResult> {
   const backend = await useBackend(g);
-  const ds = await openTrainingData(o.data, o.imageSize ?? 32, o.channels ?? 1);
+  const ds = await openTrainingData(o.data, o.imageSize ?? 32, o.channels);
   const diffusion = resolveDiffusion(o.prediction ?? 'eps');
   const model = resolveModel(o, ds, diffusion.variance === 'learned-range');
   const params = countParams(model).total;
@@ -190,9 +177,9 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--post <n>', 'FPDM: blocks after the fixed-point block (default 1)', intArg('--post'))
     .option('--no-grad <a:b>', 'FPDM S-JFB: iterations without gradient, U{a..b} per batch (default 0:10)', rangeArg('--no-grad'))
     .option('--with-grad <c:d>', 'FPDM S-JFB: iterations with gradient, U{c..d} per batch (default 1:12)', rangeArg('--with-grad'))
-    .requiredOption('--data <spec>', 'mnist, synthetic, or folder:PATH')
+    .requiredOption('--data <spec>', 'mnist, mnist:<split>, synthetic, folder:PATH (or a folder path)')
     .option('--image-size <px>', 'image size (default 32)', intArg('--image-size', 1))
-    .addOption(new Option('--channels <n>', 'image channels (default 1)').choices(['1', '3']).argParser((v) => Number(v) as 1 | 3))
+    .addOption(new Option('--channels <n>', 'image channels (default: 1 for mnist, 3 otherwise)').choices(['1', '3']).argParser((v) => Number(v) as 1 | 3))
     .requiredOption('--steps <n>', 'total optimizer steps', intArg('--steps', 1))
     .requiredOption('--batch <n>', 'batch size', intArg('--batch', 1))
     .option('--lr <x>', 'AdamW learning rate (default 1e-4)', numArg('--lr'))

@@ -1,0 +1,127 @@
+// `fpdm-exp sample --ckpt DIR --n 64 --budget 20 [--steps 40 --iters 12 | --allocation increasing|decreasing|
+//   fixed|tolerance [--tol 1e-3]] [--reuse] [--sampler ddpm|ddim --eta 0] [--cfg 4.0] --seed S --out grid.png
+//   [--save samples/] [--batch B] [--labels random|cycle] [--entry ema|model] [--json]`
+// Samples a trained checkpoint (the `train` command's directory) at a compute budget and prints what
+// was spent: block evaluations, FLOPs by formula, seconds, and for FPDM the fixed-point residual per step.
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { toUint8, writeGrid, writePng } from '../../data/images.js';
+import type { SamplerName } from '../../diffusion/samplers.js';
+import { f32, hostTensor } from '../../io/tensor.js';
+import { writeSafetensors } from '../../io/safetensors.js';
+import { modelFromStateDict } from '../../models/index.js';
+import { startProgress } from '../../experiments/progress.js';
+import { ALLOCATIONS, sampleAtBudget, type Allocation, type SamplingAccount } from '../../experiments/sampling.js';
+import { readCheckpoint, tensorsWithPrefix } from '../../training/checkpoint.js';
+import type { TrainConfig } from '../../training/loop.js';
+import { UserError } from '../../util/errors.js';
+import { emitJson, log } from '../../util/log.js';
+import { useBackend, type GlobalOptions } from '../context.js';
+import { intArg, numArg } from './train.js';
+
+export interface SampleCommandOptions {
+  /** a `train` output directory (holding checkpoint.json) */
+  ckpt: string;
+  n: number;
+  budget?: number;
+  steps?: number;
+  iters?: number;
+  allocation?: Allocation;
+  tol?: number;
+  maxIters?: number;
+  reuse?: boolean;
+  sampler?: SamplerName;
+  eta?: number;
+  cfg?: number;
+  seed?: number;
+  out: string;
+  save?: string;
+  batch?: number;
+  labels?: 'random' | 'cycle';
+  entry?: 'ema' | 'model';
+  json?: boolean;
+}
+
+export interface SampleCommandResult {
+  account: SamplingAccount;
+  out: string;
+  saved: string | null;
+  checkpointStep: number;
+  backend: string;
+}
+
+export async function run(o: SampleCommandOptions, g: GlobalOptions): Promise<SampleCommandResult> {
+  const ckpt = readCheckpoint(o.ckpt);
+  if (!ckpt) throw new UserError(`'${o.ckpt}' holds no checkpoint (no checkpoint.json): give the --out directory of a train command`);
+  const cfg = ckpt.meta.config as TrainConfig;
+  const backend = await useBackend(g);
+  const entry = o.entry ?? 'ema';
+  const { model } = modelFromStateDict(cfg.model, tensorsWithPrefix(ckpt.tensors, entry), { strict: true, source: `${entry} weights in '${o.ckpt}'` });
+  try {
+    const budget = o.budget ?? null;
+    const progressTotal = o.budget ?? o.steps ?? 0;
+    const progress = startProgress('sample', progressTotal * Math.ceil(o.n / (o.batch ?? o.n)), o.json ? 'plain' : 'auto');
+    let done = 0;
+    const r = sampleAtBudget({
+      model, diffusion: cfg.diffusion, n: o.n, batchSize: o.batch, budget, steps: o.steps, iters: o.iters, allocation: o.allocation,
+      tolerance: o.tol, maxItersPerStep: o.maxIters, reuse: o.reuse, sampler: o.sampler, eta: o.eta, cfgScale: o.cfg ?? null,
+      labels: o.labels, seed: o.seed ?? 0,
+      onStep: (s) => {
+        done += 1;
+        progress.update(Math.min(done, progressTotal * Math.ceil(o.n / (o.batch ?? o.n))), `batch ${s.batch} step ${s.step + 1}/${s.steps}${s.iters !== null ? ` iters ${s.iters}` : ''}${s.residual !== null ? ` residual ${s.residual.toExponential(2)}` : ''}`);
+      },
+    });
+    progress.stop();
+    await writeGrid(o.out, r.samples, r.shape, { nrow: Math.max(1, Math.round(Math.sqrt(o.n))) });
+    if (o.save) {
+      mkdirSync(o.save, { recursive: true });
+      writeSafetensors(join(o.save, 'samples.safetensors'), new Map([
+        ['samples', f32(r.shape, r.samples)],
+        ['labels', hostTensor('I32', [o.n], r.labels)],
+      ]), { account: JSON.stringify(r.account) });
+      const [, C, H, W] = r.shape;
+      const per = C * H * W;
+      for (let i = 0; i < o.n; i++) await writePng(join(o.save, `${String(i).padStart(6, '0')}.png`), toUint8(r.samples.subarray(i * per, (i + 1) * per)), [C, H, W]);
+    }
+    const a = r.account;
+    log(`${a.model}: ${a.n} samples, ${a.steps} ${a.sampler} steps${a.itersPerStep ? ` (${a.allocation} allocation${a.reuse ? ', reuse' : ''}: iterations per step ${a.itersPerStep.map((v) => +v.toFixed(2)).join(' ')})` : ''}${a.cfgScale !== null ? `, CFG ${a.cfgScale}` : ''}`);
+    log(`spent: ${a.blockEvaluations.toFixed(1)} block evaluations per image (${a.ditStepEquivalents.toFixed(2)} DiT-step equivalents${a.budget !== null ? ` of a budget of ${a.budget}` : ''}), ${(a.flops / 1e9).toFixed(3)} GFLOPs in all, ${a.seconds.toFixed(2)} s`);
+    if (a.residualPerStep) log(`fixed-point residual per step: ${a.residualPerStep.map((v) => v.toExponential(2)).join(' ')}`);
+    log(`grid → ${o.out}${o.save ? `; samples → ${o.save}` : ''}`);
+    return { account: a, out: o.out, saved: o.save ?? null, checkpointStep: ckpt.meta.step, backend: backend.name };
+  } finally {
+    model.dispose();
+  }
+}
+
+export function register(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('sample')
+    .description('sample a trained checkpoint at a compute budget (DiT-step equivalents) and report what was spent')
+    .requiredOption('--ckpt <dir>', 'the --out directory of a train command')
+    .option('--n <count>', 'number of images (default 64)', intArg('--n', 1), 64)
+    .option('--budget <K>', 'budget in DiT-step equivalents (depth·K block evaluations per image)', intArg('--budget', 1))
+    .option('--steps <n>', 'sampling steps (FPDM: picks the split of the budget with this many)', intArg('--steps', 1))
+    .option('--iters <n>', 'FPDM: fixed-point iterations per step (picks the split)', intArg('--iters', 1))
+    .addOption(new Option('--allocation <kind>', 'FPDM: spread of the iterations over the steps').choices([...ALLOCATIONS]))
+    .option('--tol <x>', 'FPDM tolerance allocation: residual threshold (default 1e-3)', numArg('--tol'))
+    .option('--max-iters <n>', 'FPDM tolerance allocation: cap per step (default 3·iters)', intArg('--max-iters', 1))
+    .option('--reuse', 'FPDM: start each step from the previous step\'s fixed point')
+    .addOption(new Option('--sampler <name>', 'ddpm or ddim').choices(['ddpm', 'ddim']).default('ddpm'))
+    .option('--eta <x>', 'DDIM eta (default 0)', numArg('--eta'))
+    .option('--cfg <scale>', 'classifier-free guidance scale', numArg('--cfg'))
+    .option('--seed <s>', 'seed (default 0)', intArg('--seed'))
+    .requiredOption('--out <grid.png>', 'where to write the sample grid (PNG)')
+    .option('--save <dir>', 'also write every sample as PNG and all as samples.safetensors')
+    .option('--batch <n>', 'images per batch (default: all at once)', intArg('--batch', 1))
+    .addOption(new Option('--labels <how>', 'class labels: random or cycle (0, 1, 2, …)').choices(['random', 'cycle']).default('random'))
+    .addOption(new Option('--entry <which>', 'weights to sample: ema or model').choices(['ema', 'model']).default('ema'))
+    .option('--json', 'print the accounting as JSON on stdout')
+    .action(async (opts: SampleCommandOptions) => {
+      if (opts.budget === undefined && opts.steps === undefined) throw new UserError('give --budget K (DiT-step equivalents) or --steps (with --iters for FPDM)');
+      const r = await run(opts, globals());
+      if (opts.json) emitJson(r);
+    });
+}
