@@ -13,6 +13,12 @@ import * as check from './check.js';
 import * as train from './train.js';
 import * as sample from './sample.js';
 import * as data from './data.js';
+import * as fidCmd from './fid.js';
+import * as kidCmd from './kid.js';
+import * as prdcCmd from './prdc.js';
+import * as isCmd from './is.js';
+import * as featuresCmd from './features.js';
+import * as weightsCmd from './weights.js';
 
 export type Register = (program: Command, globals: () => GlobalOptions) => void;
 
@@ -29,4 +35,10 @@ export const COMMANDS: Register[] = [
   train.register,
   sample.register,
   data.register,
+  fidCmd.register,
+  kidCmd.register,
+  prdcCmd.register,
+  isCmd.register,
+  featuresCmd.register,
+  weightsCmd.register,
 ];
