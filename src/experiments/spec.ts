@@ -374,6 +374,11 @@ function crossField(s: Spec): SpecIssue[] {
   if (allocs.includes('tolerance') && sp.tolerance === undefined) add(['sampling', 'tolerance'], "is missing; the 'tolerance' allocation needs a residual threshold; fix: add e.g. tolerance: 0.001");
   if (sp.eta !== 0 && sp.sampler !== 'ddim') add(['sampling', 'eta'], `received ${sp.eta}, but eta is a DDIM setting; fix: remove it or use sampler: ddim`);
   if (sp.cfg > 1 && shape.classes < 2) add(['sampling', 'cfg'], `received ${sp.cfg}, but classifier-free guidance needs class labels and the dataset is unconditional; fix: cfg: 1`);
+  if (sp.cfg > 1 && shape.classes >= 2) {
+    for (const name of names) {
+      if (s.models[name]!.classDropout === 0) add(['models', name, 'classDropout'], `received 0, but sampling.cfg ${sp.cfg} needs a model trained with label dropout (the null class); fix: classDropout: 0.1 or cfg: 1`);
+    }
+  }
   if (sp.batchSize > sp.samples) add(['sampling', 'batchSize'], `received ${sp.batchSize}, expected at most sampling.samples (${sp.samples})`);
   for (const name of names) {
     const m = s.models[name]!;
