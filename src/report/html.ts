@@ -51,8 +51,8 @@ body{font-family:system-ui,-apple-system,"DejaVu Sans",sans-serif;max-width:1100
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0;font-size:.9em}caption{caption-side:bottom;text-align:left;color:#555;font-size:.85em;padding-top:.3em}
 th,td{border:1px solid #ddd;padding:.25em .6em}th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
-figure{margin:1em 0}figcaption{font-size:.85em;color:#555}.skip{color:#a33}.files{font-size:.85em}
-.grids{display:flex;flex-wrap:wrap;gap:1em}.grid img{max-width:240px;image-rendering:pixelated;border:1px solid #ccc}
+figure{margin:1em 0}figure > svg{width:100%;max-width:860px;height:auto}figcaption{font-size:.85em;color:#555}.skip{color:#a33}.files{font-size:.85em}
+.grids{display:flex;flex-wrap:wrap;gap:1em}.grid img{width:240px;height:auto;image-rendering:pixelated;border:1px solid #ccc}
 code{font-size:.85em}
 </style></head><body>
 <h1>${esc(o.title)}</h1>

@@ -1,0 +1,51 @@
+// Renders index.html in headless Chromium (where installed) and checks the screenshot shows the
+// figures: pixels in Vega's first two category colours (#4c78a8 blue, #f58518 orange) must be present.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import sharp from 'sharp';
+import { buildReport } from '../../src/report/index.js';
+import { buildKnownDb } from './known-db.js';
+
+function findChromium(): string | null {
+  const env = process.env.CHROMIUM;
+  if (env && existsSync(env)) return env;
+  for (const name of ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable']) {
+    const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
+    if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();
+  }
+  return null;
+}
+
+const chromium = findChromium();
+
+test('index.html renders in headless Chromium with the figures visible', { skip: chromium ? false : 'no Chromium on this machine (apt-get install chromium, or set CHROMIUM=/path)', timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fpdm-chromium-'));
+  const db = await buildKnownDb(dir);
+  const r = await buildReport({ db, out: join(dir, 'report') });
+  const shot = join(dir, 'shot.png');
+  const p = spawnSync(
+    chromium!,
+    [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', `--user-data-dir=${mkdtempSync(join(tmpdir(), 'fpdm-chromium-profile-'))}`,
+      `--screenshot=${shot}`, '--window-size=1280,2000', pathToFileURL(r.index).href,
+    ],
+    { encoding: 'utf8', timeout: 100_000 },
+  );
+  assert.ok(existsSync(shot), `chromium wrote no screenshot (exit ${p.status}): ${p.stderr?.slice(-500)}`);
+  const { data, info } = await sharp(shot).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  assert.deepEqual([info.width, info.height], [1280, 2000]);
+  let blue = 0;
+  let orange = 0;
+  for (let i = 0; i < data.length; i += 3) {
+    const [R, G, B] = [data[i]!, data[i + 1]!, data[i + 2]!];
+    if (Math.abs(R - 0x4c) < 12 && Math.abs(G - 0x78) < 12 && Math.abs(B - 0xa8) < 12) blue++;
+    if (Math.abs(R - 0xf5) < 12 && Math.abs(G - 0x85) < 12 && Math.abs(B - 0x18) < 12) orange++;
+  }
+  assert.ok(blue > 200 && orange > 200, `figure colours on screen: blue ${blue} px, orange ${orange} px`);
+});
