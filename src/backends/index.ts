@@ -84,12 +84,20 @@ async function probeOne(name: BackendName): Promise<BackendInfo> {
     }
     case 'webgpu': {
       const pkg = '@tensorflow/tfjs-backend-webgpu';
-      const version = packageVersion(pkg);
-      if (!version) return { name, usable: false, package: pkg, reason: `optional package ${pkg} is not installed: npm install ${pkg} webgpu` };
-      if (!packageVersion('webgpu')) return { name, usable: false, package: pkg, version, reason: "optional package 'webgpu' (Dawn for Node) is not installed: npm install webgpu" };
+      if (!packageVersion('webgpu')) return { name, usable: false, package: pkg, version: packageVersion(pkg), reason: `optional package 'webgpu' (Dawn for Node) is not installed: npm install webgpu ${pkg}` };
       const { adapter, error } = await findWebgpuAdapter();
       if (!adapter) {
-        return { name, usable: false, package: pkg, version, reason: error ? `Dawn failed to start: ${error}` : 'no GPU adapter found (Dawn needs a Vulkan, Metal or D3D12 driver; on Linux install libvulkan1 and the GPU vendor\'s Vulkan driver)' };
+        return { name, usable: false, package: pkg, version: packageVersion(pkg), reason: error ? `Dawn failed to start: ${error}` : 'no GPU adapter found (Dawn needs a Vulkan, Metal or D3D12 driver; on Linux install libvulkan1 and the GPU vendor\'s Vulkan driver)' };
+      }
+      // The backend registers itself only if navigator.gpu exists when its module loads, so it is
+      // imported after the adapter was found. (In a bundle its package.json is absent: the module
+      // exports its version.)
+      let version: string | undefined;
+      try {
+        const mod = (await import('@tensorflow/tfjs-backend-webgpu')) as { version_webgpu?: string; version?: string };
+        version = packageVersion(pkg) ?? mod.version_webgpu ?? mod.version;
+      } catch (e) {
+        return { name, usable: false, package: pkg, reason: `optional package ${pkg} does not load (${(e as Error).message.split('\n')[0]}): npm install ${pkg} webgpu` };
       }
       return { name, usable: true, package: pkg, version, device: describeAdapter(adapter) };
     }
@@ -158,9 +166,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
       break;
     }
     case 'webgpu':
-      await findWebgpuAdapter();
-      await import('@tensorflow/tfjs-backend-webgpu');
-      break;
+      break; // probeOne already found the adapter and imported the backend
     case 'tensorflow':
       await import(info.package);
       break;

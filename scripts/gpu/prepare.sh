@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Prepares what a bare GPU machine (no Node.js, no network, no Vulkan loader) needs to run fpdm-exp
+# on TensorFlow.js's WebGPU backend, in two git-ignored folders of the repository:
+#   .gpu/  node.xz (this machine's Node binary), app.tar.xz (esbuild bundles of the CLI and the
+#          benchmarks + the native packages they load: webgpu's Linux Dawn binary, better-sqlite3,
+#          sharp), fixtures.tar.xz (the golden fixtures, for numerics checks there)
+#   .gl/   the Debian packages of the Vulkan loader and GL dispatch libraries (libvulkan1, libglvnd …)
+# Then on the GPU machine, from the repository root:  bash scripts/gpu/remote.sh <command…>
+# Usage: bash scripts/gpu/prepare.sh            (run `npm install` first)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo '/.gl/' >> .git/info/exclude
+mkdir -p .gpu .gl
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+
+# 1. Node binary
+if [ ! -s .gpu/node.xz ] || [ "$(command -v node)" -nt .gpu/node.xz ]; then
+  xz -T2 -6 -c "$(command -v node)" > .gpu/node.xz
+fi
+
+# 2. Bundles: the CLI and every bench entry; native and wasm packages stay external and are copied.
+app=$stage/app
+mkdir -p "$app/node_modules"
+entries=(src/cli/run.ts)
+for f in bench/*.ts scripts/gpu/*.ts; do [ -f "$f" ] && entries+=("$f"); done
+npx esbuild "${entries[@]}" --bundle --platform=node --format=esm --target=node20 \
+  --outdir="$app" --outbase=. --out-extension:.js=.mjs \
+  --external:webgpu --external:better-sqlite3 --external:sharp --external:@tensorflow/tfjs-backend-wasm \
+  --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
+  --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" \
+  --log-level=warning
+cp package.json "$app/package.json"
+copy_pkg() { mkdir -p "$app/node_modules/$1"; (cd "node_modules/$1" && tar cf - "${@:2}") | (cd "$app/node_modules/$1" && tar xf -); }
+copy_pkg webgpu package.json index.js dist/linux-x64
+# package.json of bundled packages, so provenance still reports their versions
+for p in @tensorflow/tfjs-core @tensorflow/tfjs-backend-cpu @tensorflow/tfjs-backend-webgpu @tensorflow/tfjs; do copy_pkg "$p" package.json; done
+for p in debug ms @webgpu/types; do [ -d "node_modules/$p" ] && copy_pkg "$p" .; done
+copy_pkg better-sqlite3 package.json lib build/Release/better_sqlite3.node
+for p in bindings file-uri-to-path; do copy_pkg "$p" .; done
+for p in sharp @img/sharp-linux-x64 @img/sharp-libvips-linux-x64 @img/colour detect-libc semver; do [ -d "node_modules/$p" ] && copy_pkg "$p" .; done
+# the git commit, since the GPU machine's copy may not carry .git history
+git rev-parse HEAD > "$app/COMMIT" 2>/dev/null || true
+tar -C "$stage" -cf - app | xz -T2 -6 > .gpu/app.tar.xz
+
+# 3. Golden fixtures (the Inception weights are ternary and compress to a few MB)
+fx=${FPDM_FIXTURES:-$root/../shared/fixtures}
+if [ -d "$fx" ] && { [ ! -s .gpu/fixtures.tar.xz ] || [ "$fx" -nt .gpu/fixtures.tar.xz ]; }; then
+  tar -C "$fx/.." -cf - fixtures | xz -T2 -6 > .gpu/fixtures.tar.xz
+fi
+
+# 4. Vulkan loader and GL dispatch packages (amd64), once
+if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
+  o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+  mkdir -p /tmp/amd64/partial
+  apt-get $o update >/dev/null
+  (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+fi
+du -sh .gpu/* .gl | sed 's/^/prepared: /'

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (after scripts/gpu/prepare.sh here, carrying .gpu and .gl): installs the
+# Vulkan loader, unpacks Node, the bundled app and the fixtures under /tmp/fpdm, then runs the given
+# command with `node` on PATH, the app in $APP and the fixtures in $FPDM_FIXTURES.
+#   bash scripts/gpu/remote.sh node '$APP/src/cli/run.mjs' backends
+set -euo pipefail
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+mkdir -p /tmp/fpdm/bin
+[ -x /tmp/fpdm/bin/node ] || { xz -dc .gpu/node.xz > /tmp/fpdm/bin/node && chmod +x /tmp/fpdm/bin/node; }
+[ -d /tmp/fpdm/app ] || xz -dc .gpu/app.tar.xz | tar -C /tmp/fpdm -xf -
+[ -d /tmp/fpdm/fixtures ] || { [ -f .gpu/fixtures.tar.xz ] && xz -dc .gpu/fixtures.tar.xz | tar -C /tmp/fpdm -xf -; } || true
+export PATH=/tmp/fpdm/bin:$PATH APP=/tmp/fpdm/app FPDM_FIXTURES=/tmp/fpdm/fixtures
+eval "$@"
