@@ -13,7 +13,8 @@
 //   3. resize so that the short side is `size` with Pillow's BICUBIC ((W, H)·size/min(W, H) rounded
 //      half to even, as Python's round),
 //   4. crop the centre size×size (offsets ⌊(H−size)/2⌋, ⌊(W−size)/2⌋),
-// and x = p/127.5 − 1. Steps 2–3 reproduce Pillow's 8-bit resampling bit for bit (src/data/resample.ts).
+// and x = p/127.5 − 1. Steps 2–4 reproduce Pillow's 8-bit resampling and the crop bit for bit
+// (src/data/resample.ts; checked against Pillow 9.4 output in tests/data/pillow.test.ts).
 // Deviation: for `channels: 1` the cropped RGB image is turned grey with Pillow's convert("L")
 // weights (0.299, 0.587, 0.114 in 16-bit fixed point); the reference has no grey mode.
 //
@@ -149,7 +150,7 @@ export async function decodeRgb(path: string): Promise<{ data: Uint8Array; h: nu
 }
 
 /** [size, size, 3] RGB → [C, size, size] uint8 (grey by Pillow's L = (19595 R + 38470 G + 7471 B + 2^15) >> 16). */
-function toChw(hwc: Uint8Array, size: number, channels: 1 | 3): Uint8Array {
+export function toChw(hwc: Uint8Array, size: number, channels: 1 | 3): Uint8Array {
   const hw = size * size;
   const out = new Uint8Array(channels * hw); // [C, H, W]
   for (let j = 0; j < hw; j++) {
