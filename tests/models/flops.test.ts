@@ -1,5 +1,5 @@
 // FLOPs by formula vs the matrix multiplications the model actually runs (counted from tf.profile's
-// kernel records: 2·|A|·(columns of the output) per BatchMatMul), per sample; the documented ratios.
+// kernel records: 2·|A|·(columns of the output) per BatchMatMul / _FusedMatMul), per sample; the documented ratios.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
@@ -12,7 +12,7 @@ async function measuredMatmulFlops(run: () => void): Promise<number> {
   const info = await tf.profile(run);
   let flops = 0;
   for (const k of info.kernels) {
-    if (k.name !== 'BatchMatMul') continue;
+    if (k.name !== 'BatchMatMul' && k.name !== '_FusedMatMul') continue;
     const out = k.outputShapes[0]!;
     flops += 2 * numel(k.inputShapes[0]!) * out[out.length - 1]!;
   }
