@@ -199,8 +199,9 @@ function smoothingSection(metric: string | null, rows: MetricRecord[], missing: 
 }
 
 /** A bar comparison of configurations (x) within series, kept only where a series has 2+ configurations. */
-function configBars(s: Section, metric: string, rows: MetricRecord[], o: { id: string; title: string; xTitle: string; x: (r: MetricRecord) => string | undefined; consumed: string[]; xCol: string; none: string }): void {
-  const aggs = aggregate(rows, { x: o.x, base: (r) => `${r.model} @ budget ${fmtTag(r.tags[TAG.budget])}`, consumed: [TAG.budget, ...o.consumed] });
+function configBars(s: Section, metric: string, rows: MetricRecord[], o: { id: string; title: string; xTitle: string; x: (r: MetricRecord) => string | undefined; consumed: string[]; xCol: string; none: string; byFamily?: boolean }): void {
+  const who = (r: MetricRecord) => (o.byFamily ? (familyOf(r.model, r.family) ?? r.model).toUpperCase() : r.model);
+  const aggs = aggregate(rows, { x: o.x, base: (r) => `${who(r)} @ budget ${fmtTag(r.tags[TAG.budget])}`, consumed: [TAG.budget, ...o.consumed] });
   const xs = new Map<string, Set<string>>();
   for (const a of aggs) (xs.get(a.series) ?? xs.set(a.series, new Set()).get(a.series)!).add(String(a.x));
   const keep = aggs.filter((a) => xs.get(a.series)!.size >= 2);
@@ -229,9 +230,10 @@ function depthSection(metric: string | null, rows: MetricRecord[], missing: stri
   const s = section('depth', 'Pre/post depth', 'FPDM with different numbers of explicit blocks before and after the fixed-point block.');
   if (!metric) return (s.skipped.push(missing), s);
   const cand = rows.filter((r) => numTag(r, TAG.preDepth) !== undefined && numTag(r, TAG.postDepth) !== undefined);
-  // models of different depths carry different labels: group by family so they share a series
-  const fam = cand.map((r) => ({ ...r, model: (familyOf(r.model, r.family) ?? r.model).toUpperCase() }));
-  configBars(s, metric, fam, {
+  // models of different depths carry different labels: series by family (models still never pool:
+  // two models at the same depth become separate series)
+  configBars(s, metric, cand, {
+    byFamily: true,
     id: `depth_${metric}`, title: `${label(metric)} vs pre/post depth`, xTitle: 'pre / post blocks', xCol: 'pre / post',
     x: (r) => `${numTag(r, TAG.preDepth)} / ${numTag(r, TAG.postDepth)}`, consumed: [TAG.preDepth, TAG.postDepth],
     none: `fewer than two pre/post depth settings with ${metric} at one budget`,
@@ -364,7 +366,21 @@ function residualSection(metrics: MetricRecord[]): Section {
   const rows = metrics.filter((r) => r.name === METRIC.fpResidual && r.step !== null && numTag(r, TAG.t) !== undefined);
   if (!rows.length) return (s.skipped.push(`no completed run recorded ${METRIC.fpResidual} with iteration steps and a '${TAG.t}' tag`), s);
   const tableRows: Record<string, Cell>[] = [];
-  for (const model of [...new Set(rows.map((r) => r.model))].sort()) {
+  // models that logged only the final iteration's residual per timestep: residual vs timestep instead
+  const itersOf = (model: string) => new Set(rows.filter((r) => r.model === model).map((r) => r.step)).size;
+  const models = [...new Set(rows.map((r) => r.model))].sort();
+  const finalOnly = models.filter((m) => itersOf(m) < 2);
+  if (finalOnly.length) {
+    const mine = rows.filter((r) => finalOnly.includes(r.model));
+    const aggs = aggregate(mine, { x: (r) => numTag(r, TAG.t), consumed: [TAG.t] });
+    for (const a of aggs) tableRows.push({ model: a.series, series: `t=${a.x}`, iters: (mine.find((r) => r.model === a.model && numTag(r, TAG.t) === a.x)?.step ?? 0) + 1, first: null, last: a.mean });
+    s.figures.push({
+      id: 'fp_residual_by_timestep', title: 'Final fixed-point residual per timestep',
+      spec: lineChart({ id: 'fp_residual_by_timestep', title: 'Final fixed-point residual per timestep', xTitle: 'diffusion timestep t', yTitle: `${label(METRIC.fpResidual)} (last iteration)`, seriesTitle: 'model', yLog: true, points: toPoints(aggs.filter((a) => a.mean > 0)) }),
+    });
+    s.skipped.push(`${finalOnly.join(', ')}: only the last iteration's residual was stored per timestep, so residual vs timestep is drawn instead of residual vs iteration`);
+  }
+  for (const model of models.filter((m) => !finalOnly.includes(m))) {
     const mine = rows.filter((r) => r.model === model);
     const aggs = aggregate(mine, { x: (r) => r.step ?? undefined, base: (r) => `t=${numTag(r, TAG.t)}`, consumed: [TAG.t] });
     const ts = [...new Set(mine.map((r) => numTag(r, TAG.t)!))].sort((a, b) => b - a);

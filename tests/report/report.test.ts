@@ -210,6 +210,17 @@ describe('other databases', () => {
     const sj = csvRecords(readFileSync(join(a.out, 'tables', 'sjfb_fid.csv'), 'utf8'));
     for (const [ng, g] of SJFB) close(sj.find((y) => y['no-grad / grad'] === `${ng} / ${g}`)!['FID mean'], seedStats((s) => sjfbValue(ng, s)).mean, 'sjfb');
     assert.ok(a.skipped.some((s) => s.section === 'train_loss'), 'no loss curves in this experiment');
+    // residuals stored for the last iteration only: drawn against the timestep, and the page says so
+    assert.ok(a.figures.includes('fp_residual_by_timestep'));
+    const res = csvRecords(readFileSync(join(a.out, 'tables', 'fp_residual.csv'), 'utf8'));
+    for (const t of TIMESTEPS) {
+      const x = res.find((y) => y.timestep === `t=${t}`)!;
+      close(x['last residual'], seedStats((s) => residualValue(t, 2) + 0.01 * s).mean, `t=${t}`);
+      assert.equal(x.iterations, '3');
+    }
+    assert.ok(a.skipped.some((s) => s.section === 'fp_residual' && /residual vs timestep is drawn instead/.test(s.reason)));
+    const svg = readFileSync(join(a.out, 'figures', 'fp_residual_by_timestep.svg'), 'utf8');
+    assert.ok(svg.includes('diffusion timestep t') && svg.includes('FPDM-S/2'));
   });
 
   test('fd_mnist is labelled by its own name, never as FID', async () => {
