@@ -72,7 +72,7 @@ export class AdamW {
    * Applies one update. `grads` maps parameter names to gradients; a parameter without a gradient
    * is skipped entirely (as PyTorch skips parameters whose .grad is None). Gradients are not disposed.
    */
-  step(grads: Record<string, tf.Tensor> | Map<string, tf.Tensor>): AdamWStepInfo {
+  async step(grads: Record<string, tf.Tensor> | Map<string, tf.Tensor>): Promise<AdamWStepInfo> {
     const g = grads instanceof Map ? grads : new Map(Object.entries(grads));
     const c = this.cfg;
     this.stepCount += 1;
@@ -80,7 +80,10 @@ export class AdamW {
     const lr = learningRateAt(c, t);
     // global norm in float32 on the device, read once
     const names = [...this.params.keys()].filter((n) => g.has(n));
-    const gradNorm = names.length === 0 ? 0 : tf.tidy(() => tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(g.get(n)!))))).dataSync()[0]!);
+    // read asynchronously: the webgpu backend cannot read synchronously under Node
+    const normT = names.length === 0 ? null : tf.tidy(() => tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(g.get(n)!))))));
+    const gradNorm = normT ? (await normT.data())[0]! : 0;
+    normT?.dispose();
     const clipCoef = c.clipGradNorm !== null ? Math.min(1, c.clipGradNorm / (gradNorm + 1e-6)) : 1;
     const bc1 = 1 - c.beta1 ** t;
     const bc2Sqrt = Math.sqrt(1 - c.beta2 ** t);
@@ -106,10 +109,10 @@ export class AdamW {
   }
 
   /** Moments as host tensors named `opt.m.<param>` / `opt.v.<param>`, plus the step count. */
-  exportState(): { tensors: TensorMap; stepCount: number } {
+  async exportState(): Promise<{ tensors: TensorMap; stepCount: number }> {
     const tensors: TensorMap = new Map();
-    for (const [name, m] of this.m) tensors.set(`opt.m.${name}`, f32(m.shape, m.dataSync() as Float32Array));
-    for (const [name, v] of this.v) tensors.set(`opt.v.${name}`, f32(v.shape, v.dataSync() as Float32Array));
+    for (const [name, m] of this.m) tensors.set(`opt.m.${name}`, f32(m.shape, (await m.data()) as Float32Array));
+    for (const [name, v] of this.v) tensors.set(`opt.v.${name}`, f32(v.shape, (await v.data()) as Float32Array));
     return { tensors, stepCount: this.stepCount };
   }
 

@@ -39,9 +39,9 @@ export class Ema {
   }
 
   /** Host copies named `ema.<param>`. */
-  exportState(): TensorMap {
+  async exportState(): Promise<TensorMap> {
     const out: TensorMap = new Map();
-    for (const [name, s] of this.shadow) out.set(`ema.${name}`, f32(s.shape, s.dataSync() as Float32Array));
+    for (const [name, s] of this.shadow) out.set(`ema.${name}`, f32(s.shape, (await s.data()) as Float32Array));
     return out;
   }
 

@@ -17,8 +17,11 @@ import { activeBackend } from '../backends/index.js';
 import { BatchIterator, type BatchIteratorState, type Dataset } from '../data/dataset.js';
 import { trainingLosses } from '../diffusion/losses.js';
 import { createDiffusion, type DiffusionConfig, type GaussianDiffusion } from '../diffusion/process.js';
-import { applyLabelDrop, createModel, exportStateDict, loadStateDict, modelName, type AnyModel, type FixedPointState, type ModelConfig } from '../models/index.js';
+import { applyLabelDrop, createModel, loadStateDict, POS_EMBED, modelName, type AnyModel, type FixedPointState, type ModelConfig } from '../models/index.js';
 import { FPDM } from '../models/fpdm.js';
+import { posEmbed2d } from '../models/blocks.js';
+import { posEmbedShape } from '../models/params.js';
+import { f32, type TensorMap } from '../io/tensor.js';
 import { UserError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { Rng, type RngState } from '../util/rng.js';
@@ -129,10 +132,21 @@ interface LiveState {
   step: number;
 }
 
-function saveCheckpoint(o: TrainOptions, cfg: TrainConfig, s: LiveState, status: CheckpointMeta['status'], divergedAt: number | null): void {
-  const model = exportStateDict(s.model);
-  const opt = s.opt.exportState();
-  const tensors = new Map([...withPrefix(model, 'model'), ...s.ema.exportState(), ...opt.tensors]);
+/**
+ * The model's state_dict read asynchronously (models' exportStateDict reads synchronously, which the
+ * webgpu backend cannot do under Node); same names and values, pos_embed included as PyTorch has it.
+ */
+async function readStateDict(model: AnyModel): Promise<TensorMap> {
+  const c = model.config;
+  const sd: TensorMap = new Map([[POS_EMBED, f32(posEmbedShape(c), posEmbed2d(c.hiddenSize, c.inputSize / c.patchSize))]]);
+  for (const [name, v] of model.params) sd.set(name, f32(v.shape, (await v.data()) as Float32Array));
+  return sd;
+}
+
+async function saveCheckpoint(o: TrainOptions, cfg: TrainConfig, s: LiveState, status: CheckpointMeta['status'], divergedAt: number | null): Promise<void> {
+  const model = await readStateDict(s.model);
+  const opt = await s.opt.exportState();
+  const tensors = new Map([...withPrefix(model, 'model'), ...(await s.ema.exportState()), ...opt.tensors]);
   const b = activeBackend();
   writeCheckpoint(o.outDir, tensors, {
     step: s.step, config: cfg, rng: { train: s.rng.state(), data: s.data.state() }, optimizer: { stepCount: opt.stepCount },
@@ -171,6 +185,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     history: [],
     step: 0,
   };
+  // the solver reads its residuals synchronously, which webgpu cannot do under Node: no residuals there
+  const syncReads = tf.getBackend() !== 'webgpu';
   const byVarName = new Map([...params].map(([name, v]) => [v.name, name]));
   const varList = [...params.values()];
   try {
@@ -212,7 +228,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       if (model instanceof FPDM) state = model.noGradState(xT, tModel, y, plan.noGrad);         // 5
       let residual: number | undefined;
       const { value, grads } = tf.variableGrads(() => {                                         // 6
-        const r = model.forward(xT, tModel, y, model instanceof FPDM ? { state, iters: plan.withGrad, trackResiduals: true } : {});
+        const r = model.forward(xT, tModel, y, model instanceof FPDM ? { state, iters: plan.withGrad, trackResiduals: syncReads } : {});
         if (r.state) tf.dispose(r.state.z);
         const res = r.solve?.residuals;
         if (res && res.length > 0) residual = res[res.length - 1];
@@ -221,7 +237,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       }, varList);
       if (state) tf.dispose(state.z);
       tf.dispose([x0, noise, xT, tModel, y]);
-      const loss = value.dataSync()[0]!;
+      const loss = (await value.data())[0]!;
       value.dispose();
       const named = new Map(Object.entries(grads).map(([vn, g]) => [byVarName.get(vn)!, g]));
       const step = s.step + 1;
@@ -230,11 +246,11 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         const rec: StepRecord = { step, loss, lr: NaN, gradNorm: NaN, seconds: (performance.now() - t0) / 1000, ...fpdmInfo(model, plan, residual) };
         o.onStep?.(rec);
         s.history.push(rec);
-        saveCheckpoint(o, cfg, s, 'diverged', step);
+        await saveCheckpoint(o, cfg, s, 'diverged', step);
         log(`diverged: the loss at step ${step} is ${loss}; the run stops (last good weights are those of step ${s.step})`);
         return { status: 'diverged', step: s.step, divergedAt: step, history: s.history, resumedFrom, outDir: o.outDir, seconds: (performance.now() - started) / 1000, config: cfg };
       }
-      const info = s.opt.step(named);                                                          // 8
+      const info = await s.opt.step(named);                                                          // 8
       tf.dispose(Object.values(grads));
       s.ema.update();
       s.step = step;
@@ -242,7 +258,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       const rec: StepRecord = { step, loss, lr: info.lr, gradNorm: info.gradNorm, seconds: (performance.now() - t0) / 1000, ...fpdmInfo(model, plan, residual) };
       s.history.push(rec);
       o.onStep?.(rec);
-      if (s.step % checkpointEvery === 0 || s.step === cfg.steps) saveCheckpoint(o, cfg, s, s.step === cfg.steps ? 'completed' : 'running', null);
+      if (s.step % checkpointEvery === 0 || s.step === cfg.steps) await saveCheckpoint(o, cfg, s, s.step === cfg.steps ? 'completed' : 'running', null);
     }
     return { status: 'completed', step: s.step, divergedAt: null, history: s.history, resumedFrom, outDir: o.outDir, seconds: (performance.now() - started) / 1000, config: cfg };
   } finally {

@@ -51,7 +51,7 @@ for (const backend of TEST_BACKENDS) {
       const opt = new AdamW(params, c.cfg);
       for (const g of GRADS) {
         const gt = tf.tensor2d(g, [2, 3]);
-        opt.step({ w: gt });
+        await opt.step({ w: gt });
         gt.dispose();
       }
       const expected = referenceAdamW(P0, GRADS, c.ref);
@@ -74,25 +74,30 @@ test('warm-up schedule is linear then constant', () => {
 
 test('AdamW state export/load restores the moments bitwise and continues identically', async () => {
   await useBackend('cpu');
-  const run = (stepsBefore: number, restore: boolean): Float32Array => {
+  const step = async (opt: AdamW, g: number[]): Promise<void> => {
+    const gt = tf.tensor1d(g);
+    await opt.step({ w: gt });
+    gt.dispose();
+  };
+  const run = async (stepsBefore: number, restore: boolean): Promise<Float32Array> => {
     const w = tf.variable(tf.tensor1d(P0), true);
     const params: ParamMap = new Map([['w', w]]);
     let opt = new AdamW(params, { lr: 0.05 });
-    for (const g of GRADS.slice(0, stepsBefore)) tf.tidy(() => { opt.step({ w: tf.tensor1d(g) }); });
+    for (const g of GRADS.slice(0, stepsBefore)) await step(opt, g);
     if (restore) {
-      const { tensors, stepCount } = opt.exportState();
+      const { tensors, stepCount } = await opt.exportState();
       assert.deepEqual([...tensors.keys()], ['opt.m.w', 'opt.v.w']);
       opt.dispose();
       opt = new AdamW(params, { lr: 0.05 });
       opt.loadState(tensors, stepCount);
     }
-    for (const g of GRADS.slice(stepsBefore)) tf.tidy(() => { opt.step({ w: tf.tensor1d(g) }); });
+    for (const g of GRADS.slice(stepsBefore)) await step(opt, g);
     const out = w.dataSync().slice() as Float32Array;
     opt.dispose();
     w.dispose();
     return out;
   };
-  assert.deepEqual(run(2, true), run(2, false));
+  assert.deepEqual(await run(2, true), await run(2, false));
 });
 
 test('EMA starts at the weights and follows ema = d·ema + (1-d)·θ', async () => {
@@ -109,7 +114,7 @@ test('EMA starts at the weights and follows ema = d·ema + (1-d)·θ', async () 
   assert.ok(maxAbsDiff(ema.weights().get('w')!.dataSync(), after2) < 1e-6);
   // weights stay untouched, and export carries the 'ema.' prefix
   assert.deepEqual(Array.from(w.dataSync()), [2, 2, 0]);
-  assert.deepEqual([...ema.exportState().keys()], ['ema.w']);
+  assert.deepEqual([...(await ema.exportState()).keys()], ['ema.w']);
   const before = tf.memory().numTensors;
   ema.update();
   assert.equal(tf.memory().numTensors, before, 'EMA update leaks no tensors');
@@ -123,7 +128,9 @@ test('AdamW and EMA leave no tensors behind after dispose', async () => {
   const before = tf.memory().numTensors;
   const opt = new AdamW(new Map([['w', w]]));
   const ema = new Ema(new Map([['w', w]]), 0.99);
-  tf.tidy(() => { opt.step({ w: tf.tensor1d(GRADS[0]!) }); });
+  const g0 = tf.tensor1d(GRADS[0]!);
+  await opt.step({ w: g0 });
+  g0.dispose();
   ema.update();
   opt.dispose();
   ema.dispose();
