@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { UserError } from '../util/errors.js';
 import { atomicWrite, requireFile } from '../util/fs.js';
 import { openStore } from '../store/store.js';
-import { RUN_KINDS } from '../store/names.js';
+import { MODEL_FAMILIES, RUN_KINDS } from '../store/names.js';
 import type { MetricRecord, Tags } from '../store/types.js';
 import { summarize } from './stats.js';
 
@@ -25,6 +25,7 @@ const CheckSchema = z
       .object({
         experiment: z.string().min(1).optional(),
         model: z.string().min(1).optional(),
+        family: z.enum(MODEL_FAMILIES).optional(),
         kind: z.enum(RUN_KINDS).optional(),
         /** a curve's step (e.g. the last training step); omitted: scalar rows only */
         step: z.number().int().optional(),
@@ -76,7 +77,7 @@ function issuePath(path: (string | number)[]): string {
 }
 
 /** Reads and validates a baseline file; every problem is a UserError naming the offending key. */
-export function readBaseline(path: string): { baseline: Baseline; format: 'json' | 'yaml' } {
+export function readBaseline(path: string): { baseline: Baseline; format: 'json' | 'yaml'; text: string } {
   requireFile(path, 'baseline');
   const text = readFileSync(path, 'utf8');
   const format = /\.ya?ml$/i.test(extname(path)) ? 'yaml' : 'json';
@@ -95,20 +96,21 @@ export function readBaseline(path: string): { baseline: Baseline; format: 'json'
     const first = parsed.error.issues[0]!;
     const extra = first.code === 'unrecognized_keys' ? ` (${first.keys.map((k) => `'${k}'`).join(', ')})` : '';
     throw new UserError(
-      `baseline ${path}: ${issuePath(first.path)}: ${first.message}${extra}. A baseline is {checks: [{metric, select: {experiment?, model?, kind?, step?, tags?}, expected, tolerance: {abs?, rel?}, better: lower|higher|equal}]}`,
+      `baseline ${path}: ${issuePath(first.path)}: ${first.message}${extra}. A baseline is {checks: [{metric, select: {experiment?, model?, family?, kind?, step?, tags?}, expected, tolerance: {abs?, rel?}, better: lower|higher|equal}]}`,
     );
   }
-  return { baseline: parsed.data, format };
+  return { baseline: parsed.data, format, text };
 }
 
 const describe = (c: BaselineCheck): string =>
-  c.name ?? [c.metric, c.select.experiment, c.select.model, c.select.kind, ...Object.entries(c.select.tags ?? {}).map(([k, v]) => `${k}=${String(v)}`)].filter(Boolean).join(' ');
+  c.name ?? [c.metric, c.select.experiment, c.select.model, c.select.family, c.select.kind, ...Object.entries(c.select.tags ?? {}).map(([k, v]) => `${k}=${String(v)}`)].filter(Boolean).join(' ');
 
 function matches(r: MetricRecord, c: BaselineCheck): boolean {
   const s = c.select;
   if (r.name !== c.metric) return false;
   if (s.experiment !== undefined && r.experiment !== s.experiment) return false;
   if (s.model !== undefined && r.model !== s.model) return false;
+  if (s.family !== undefined && r.family !== s.family) return false;
   if (s.kind !== undefined && r.kind !== s.kind) return false;
   if ((s.step ?? null) !== r.step) return false;
   for (const [k, v] of Object.entries(s.tags ?? {})) if ((r.tags as Tags)[k] !== v) return false;
@@ -138,7 +140,7 @@ export function judge(value: number, c: BaselineCheck): { delta: number; allowed
 }
 
 export function runCheck(opts: { baseline: string; db: string; update?: boolean }): CheckResult {
-  const { baseline, format } = readBaseline(opts.baseline);
+  const { baseline, format, text } = readBaseline(opts.baseline);
   const store = openStore(opts.db, { readonly: true });
   let rows: CheckRow[];
   try {
@@ -151,8 +153,16 @@ export function runCheck(opts: { baseline: string; db: string; update?: boolean 
     store.close();
   }
   if (opts.update) {
-    const next: Baseline = { ...baseline, checks: baseline.checks.map((c, i) => ({ ...c, expected: rows[i]!.value })) };
-    atomicWrite(opts.baseline, [format === 'yaml' ? YAML.stringify(next) : JSON.stringify(next, null, 2) + '\n']);
+    if (format === 'yaml') {
+      // edit the document in place so comments and layout survive
+      const doc = YAML.parseDocument(text);
+      rows.forEach((r, i) => doc.setIn(['checks', i, 'expected'], r.value));
+      atomicWrite(opts.baseline, [doc.toString()]);
+    } else {
+      const raw = JSON.parse(text) as { checks: Record<string, unknown>[] };
+      rows.forEach((r, i) => (raw.checks[i]!.expected = r.value));
+      atomicWrite(opts.baseline, [JSON.stringify(raw, null, 2) + '\n']);
+    }
   }
   return { baseline: opts.baseline, db: opts.db, rows, regressions: rows.filter((r) => r.verdict === 'regressed'), updated: Boolean(opts.update) };
 }

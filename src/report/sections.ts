@@ -367,13 +367,16 @@ function residualSection(metrics: MetricRecord[]): Section {
   if (!rows.length) return (s.skipped.push(`no completed run recorded ${METRIC.fpResidual} with iteration steps and a '${TAG.t}' tag`), s);
   const tableRows: Record<string, Cell>[] = [];
   // models that logged only the final iteration's residual per timestep: residual vs timestep instead
-  const itersOf = (model: string) => new Set(rows.filter((r) => r.model === model).map((r) => r.step)).size;
+  // (decided per run: a run with at most one row per timestep stored final residuals only)
+  const perRunT = new Map<string, number>();
+  for (const r of rows) perRunT.set(`${r.runId}\u0000${numTag(r, TAG.t)}`, (perRunT.get(`${r.runId}\u0000${numTag(r, TAG.t)}`) ?? 0) + 1);
+  const curveRuns = new Set([...perRunT].filter(([, n]) => n > 1).map(([k]) => Number(k.split('\u0000')[0])));
   const models = [...new Set(rows.map((r) => r.model))].sort();
-  const finalOnly = models.filter((m) => itersOf(m) < 2);
+  const finalOnly = models.filter((m) => !rows.some((r) => r.model === m && curveRuns.has(r.runId)));
   if (finalOnly.length) {
     const mine = rows.filter((r) => finalOnly.includes(r.model));
     const aggs = aggregate(mine, { x: (r) => numTag(r, TAG.t), consumed: [TAG.t] });
-    for (const a of aggs) tableRows.push({ model: a.series, series: `t=${a.x}`, iters: (mine.find((r) => r.model === a.model && numTag(r, TAG.t) === a.x)?.step ?? 0) + 1, first: null, last: a.mean });
+    for (const a of aggs) tableRows.push({ model: a.series, series: `t=${a.x}`, iters: (mine.find((r) => a.runIds.includes(r.runId) && numTag(r, TAG.t) === a.x)?.step ?? 0) + 1, first: null, last: a.mean });
     s.figures.push({
       id: 'fp_residual_by_timestep', title: 'Final fixed-point residual per timestep',
       spec: lineChart({ id: 'fp_residual_by_timestep', title: 'Final fixed-point residual per timestep', xTitle: 'diffusion timestep t', yTitle: `${label(METRIC.fpResidual)} (last iteration)`, seriesTitle: 'model', yLog: true, points: toPoints(aggs.filter((a) => a.mean > 0)) }),

@@ -62,6 +62,7 @@ test('malformed baselines and missing metrics exit 2 naming the key; --update re
   assert.match(r3.stderr, /does not exist/);
 
   const stale = baseline('update.yaml', [fid20(3, { abs: 0.25, rel: 0.01 }), ips5(99)], true);
+  writeFileSync(stale, '# kept by --update\n' + readFileSync(stale, 'utf8'));
   assert.equal((await cli(['check', '--baseline', stale, '--db', db])).code, 3);
   const up = await cli(['check', '--baseline', stale, '--db', db, '--update']);
   assert.equal(up.code, 0, up.stderr);
@@ -70,5 +71,9 @@ test('malformed baselines and missing metrics exit 2 naming the key; --update re
   assert.ok(Math.abs(next.checks[1]!.expected - fpdmIps5) < 1e-12);
   assert.deepEqual(next.checks[0]!.tolerance, { abs: 0.25, rel: 0.01 });
   assert.equal(next.checks[1]!.better, 'higher');
+  assert.match(readFileSync(stale, 'utf8'), /^# kept by --update\n/);
+  // family selector
+  const fam = baseline('family.json', [{ ...fid20(ditFid20, { abs: 0 }), select: { family: 'dit', tags: { budget: 20 } } }]);
+  assert.equal((await cli(['check', '--baseline', fam, '--db', db])).code, 0);
   assert.equal((await cli(['check', '--baseline', stale, '--db', db])).code, 0);
 });

@@ -100,6 +100,8 @@ export async function buildKnownDb(dir: string, opts: { metric?: string; experim
       // only the final iteration's residual per timestep (step = iterations − 1 = 2)
       addRun(s, { experiment: 'ablation', kind: 'sample', model: 'FPDM-S/2', family: 'fpdm', seed, tags: { budget: 30 } },
         TIMESTEPS.map((t) => ({ name: METRIC.fpResidual, value: residualValue(t, 2) + 0.01 * seed, step: 2, tags: { t } })));
+      addRun(s, { experiment: 'ablation', kind: 'sample', model: 'FPDM-S/2', family: 'fpdm', seed, tags: { budget: 50 } },
+        TIMESTEPS.map((t) => ({ name: METRIC.fpResidual, value: residualValue(t, 4), step: 4, tags: { t } })));
       for (const [ng, g] of SJFB)
         addRun(s, { experiment: 'ablation', kind: 'sample', model: 'FPDM-S/2', family: 'fpdm', seed, tags: { budget: 10, sjfb_nograd: ng, sjfb_grad: g } }, [
           { name: metric, value: sjfbValue(ng, seed) },

@@ -214,9 +214,12 @@ describe('other databases', () => {
     assert.ok(a.figures.includes('fp_residual_by_timestep'));
     const res = csvRecords(readFileSync(join(a.out, 'tables', 'fp_residual.csv'), 'utf8'));
     for (const t of TIMESTEPS) {
-      const x = res.find((y) => y.timestep === `t=${t}`)!;
+      const x = res.find((y) => y.timestep === `t=${t}` && y.model === 'FPDM-S/2 (budget=30)')!;
       close(x['last residual'], seedStats((s) => residualValue(t, 2) + 0.01 * s).mean, `t=${t}`);
       assert.equal(x.iterations, '3');
+      const y = res.find((z) => z.timestep === `t=${t}` && z.model === 'FPDM-S/2 (budget=50)')!;
+      close(y['last residual'], residualValue(t, 4), `t=${t} budget 50`);
+      assert.equal(y.iterations, '5');
     }
     assert.ok(a.skipped.some((s) => s.section === 'fp_residual' && /residual vs timestep is drawn instead/.test(s.reason)));
     const svg = readFileSync(join(a.out, 'figures', 'fp_residual_by_timestep.svg'), 'utf8');
