@@ -9,6 +9,12 @@ import { emitJson, log } from '../../util/log.js';
 import { formatTable } from '../table.js';
 import { DEFAULT_DB } from './report.js';
 
+/** Integers in full (exact checks), other numbers to 6 significant digits. */
+function fmt(v: number): string {
+  if (Number.isInteger(v) && Math.abs(v) < 1e15) return String(v);
+  return formatCell(Number(v.toPrecision(6)), 'text');
+}
+
 export interface CheckOptions {
   baseline: string;
   db: string;
@@ -34,12 +40,12 @@ export function register(program: Command): void {
         process.stdout.write(
           formatTable(
             ['check', 'value', 'baseline', 'delta', 'allowed', 'better', 'seeds', 'verdict'],
-            r.rows.map((x) => [x.name, formatCell(x.value, 'num'), formatCell(x.baseline, 'num'), formatCell(x.delta, 'num'), formatCell(x.allowed, 'num'), x.better, x.n, x.verdict.toUpperCase()]),
+            r.rows.map((x) => [x.name, fmt(x.value), fmt(x.baseline), fmt(x.delta), fmt(x.allowed), x.better, x.n, x.verdict.toUpperCase()]),
           ),
         );
       if (r.updated) return log(`updated ${r.baseline} with the current values (tolerances kept)`);
       if (r.regressions.length)
-        throw new RegressionError(`${r.regressions.length} of ${r.rows.length} checks regressed: ${r.regressions.map((x) => `${x.name} (${formatCell(x.value, 'num')} vs ${formatCell(x.baseline, 'num')}, allowed ${formatCell(x.allowed, 'num')})`).join('; ')}`);
+        throw new RegressionError(`${r.regressions.length} of ${r.rows.length} checks regressed: ${r.regressions.map((x) => `${x.name} (${fmt(x.value)} vs ${fmt(x.baseline)}, allowed ${fmt(x.allowed)})`).join('; ')}`);
       log(`all ${r.rows.length} checks passed`);
     });
 }
