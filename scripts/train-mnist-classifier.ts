@@ -121,13 +121,13 @@ async function main(): Promise<void> {
       lossSum += (await loss.data())[0]!;
       loss.dispose();
     }
-    acc = mnistAccuracy(model, held.x, [held.n, 1, S, S], held.y);
+    acc = await mnistAccuracy(model, held.x, [held.n, 1, S, S], held.y);
     console.error(`epoch ${e + 1}/${epochs}: mean loss ${(lossSum / stepsPerEpoch).toFixed(4)}, held-out accuracy ${(100 * acc).toFixed(2)}%, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   }
   const seconds = (Date.now() - t0) / 1000;
 
   const metadata = { seed: String(seed), epochs: String(epochs), heldout_accuracy: acc.toFixed(6), trained_by: 'scripts/train-mnist-classifier.ts' };
-  writeSafetensors(out, model.toTensorMap(), metadata);
+  writeSafetensors(out, await model.toTensorMap(), metadata);
   const sha256 = createHash('sha256').update(readFileSync(out)).digest('hex');
   const record = {
     weights: relative(PACKAGE_ROOT, out),

@@ -29,14 +29,18 @@ export function withCfg<S>(inner: Denoiser<S>, opts: CfgOptions): Denoiser<S> {
   const channels = opts.channels ?? 'all';
   if (!(opts.scale >= 0) || !Number.isFinite(opts.scale)) throw new UserError(`cfg scale must be a finite number >= 0, got ${opts.scale}`);
   if (!Number.isInteger(opts.numClasses) || opts.numClasses < 1) throw new UserError(`cfg needs the model's number of classes (>= 1), got ${opts.numClasses}`);
-  return (x, t, y, ctx) => {
+  return async (x, t, y, ctx) => {
     if (y === null) throw new UserError('classifier-free guidance needs class labels (y); sample without --cfg for an unconditional model');
     const N = x.shape[0];
     const x2 = tf.concat([x, x], 0) as tf.Tensor4D; // [2N, C, H, W]
     const t2 = tf.concat([t, t], 0) as tf.Tensor1D; // [2N]
     const y2 = tf.tidy(() => tf.concat([tf.cast(y, 'int32'), tf.fill([N], opts.numClasses, 'int32')], 0) as tf.Tensor1D); // [2N]
-    const res = inner(x2, t2, y2, ctx);
-    tf.dispose([x2, t2, y2]);
+    let res;
+    try {
+      res = await inner(x2, t2, y2, ctx);
+    } finally {
+      tf.dispose([x2, t2, y2]);
+    }
     const out = tf.tidy(() => {
       const [cond, uncond] = tf.split(res.out, 2, 0) as [tf.Tensor4D, tf.Tensor4D]; // [N, C', H, W] each
       const guide = (c: tf.Tensor4D, u: tf.Tensor4D) => tf.add(u, tf.mul(opts.scale, tf.sub(c, u))) as tf.Tensor4D;

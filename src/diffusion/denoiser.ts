@@ -28,10 +28,12 @@ export interface DenoiserResult<S> {
  * mapped through a respaced process's timestepMap); y: [N] int32 class labels or null.
  * FPDM's per-step iteration count and solution reuse live in the closure and its state, never as
  * special cases in a sampler. The returned `out` is owned by the caller (the sampler disposes it).
+ * A denoiser may return a promise (a model whose solver reads residuals on the host must do so
+ * asynchronously: the webgpu backend cannot read synchronously under Node); samplers await it.
  */
 export type Denoiser<S = unknown> = (
   x: tf.Tensor4D /* [N, C, H, W] */,
   t: tf.Tensor1D /* [N] original timesteps */,
   y: tf.Tensor1D | null /* [N] labels */,
   ctx: DenoiserContext<S>,
-) => DenoiserResult<S>;
+) => DenoiserResult<S> | Promise<DenoiserResult<S>>;

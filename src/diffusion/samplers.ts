@@ -29,7 +29,7 @@ export interface StepInfo {
   t: number;
   /** original timestep given to the denoiser */
   tOriginal: number;
-  /** milliseconds this step took (denoiser + update, forced to completion) */
+  /** milliseconds this step took (denoiser + update, forced to completion by an asynchronous read of x) */
   ms: number;
   /** whatever the denoiser reported (block evaluations, iterations, residuals, …) */
   denoiser: Record<string, number | number[]>;
@@ -46,7 +46,7 @@ export interface SampleOptions<S = unknown> {
   eta?: number;
   /** initial denoiser state (e.g. none: FPDM starts its iteration from the pre-block output) */
   initialState?: S;
-  /** called after each step, once the new x exists */
+  /** called after each step, once the new x exists (and has been computed: the step is timed) */
   onStep?: (i: number, info: StepInfo) => void;
 }
 
@@ -59,15 +59,15 @@ export interface SampleResult<S = unknown> {
   ms: number;
 }
 
-export type Sampler = <S>(denoiser: Denoiser<S>, xT: tf.Tensor4D, process: GaussianDiffusion, options: SampleOptions<S>) => SampleResult<S>;
+export type Sampler = <S>(denoiser: Denoiser<S>, xT: tf.Tensor4D, process: GaussianDiffusion, options: SampleOptions<S>) => Promise<SampleResult<S>>;
 
-function runLoop<S>(
+async function runLoop<S>(
   kind: SamplerName,
   denoiser: Denoiser<S>,
   xT: tf.Tensor4D,
   process: GaussianDiffusion,
   options: SampleOptions<S>,
-): SampleResult<S> {
+): Promise<SampleResult<S>> {
   if (xT.rank !== 4) throw new UserError(`sampler: x_T must be [N, C, H, W], got rank ${xT.rank}`);
   const N = xT.shape[0];
   if (options.y && options.y.shape[0] !== N) throw new UserError(`sampler: ${options.y.shape[0]} labels for a batch of ${N}`);
@@ -85,8 +85,12 @@ function runLoop<S>(
       const t = new Array<number>(N).fill(tIndex);
       const tModel = process.modelTimesteps(t); // [N]
       // 1. The model call, outside tidy: its state may hold tensors that must outlive this step.
-      const res = denoiser(x, tModel, options.y, { step: i, steps, state });
-      tModel.dispose();
+      let res;
+      try {
+        res = await denoiser(x, tModel, options.y, { step: i, steps, state });
+      } finally {
+        tModel.dispose();
+      }
       state = res.state;
       // 2. Noise from the host RNG, only where the update uses it (never at t = 0).
       const needsNoise = tIndex !== 0 && (kind === 'ddpm' || eta > 0);
@@ -99,7 +103,7 @@ function runLoop<S>(
       if (x !== xT) x.dispose();
       x = next;
       if (options.onStep) {
-        x.dataSync(); // time the step to completion on asynchronous backends
+        await x.data(); // time the step to completion on asynchronous backends (an asynchronous read: webgpu has no synchronous one under Node)
         options.onStep(i, { step: i, steps, t: tIndex, tOriginal: process.timestepMap[tIndex]!, ms: performance.now() - stepStart, denoiser: res.info ?? {} });
       }
     }
@@ -112,12 +116,12 @@ function runLoop<S>(
 }
 
 /** DDPM ancestral sampling over every step of `process` (respace the process to take fewer). */
-export function sampleDdpm<S>(denoiser: Denoiser<S>, xT: tf.Tensor4D, process: GaussianDiffusion, options: SampleOptions<S>): SampleResult<S> {
+export function sampleDdpm<S>(denoiser: Denoiser<S>, xT: tf.Tensor4D, process: GaussianDiffusion, options: SampleOptions<S>): Promise<SampleResult<S>> {
   return runLoop('ddpm', denoiser, xT, process, options);
 }
 
 /** DDIM sampling with options.eta (default 0) over every step of `process`. */
-export function sampleDdim<S>(denoiser: Denoiser<S>, xT: tf.Tensor4D, process: GaussianDiffusion, options: SampleOptions<S>): SampleResult<S> {
+export function sampleDdim<S>(denoiser: Denoiser<S>, xT: tf.Tensor4D, process: GaussianDiffusion, options: SampleOptions<S>): Promise<SampleResult<S>> {
   return runLoop('ddim', denoiser, xT, process, options);
 }
 

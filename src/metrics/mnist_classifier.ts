@@ -104,9 +104,10 @@ export class MnistClassifier {
     return new MnistClassifier(params);
   }
 
-  toTensorMap(): TensorMap {
+  /** The weights as host tensors (read asynchronously: webgpu cannot read synchronously under Node). */
+  async toTensorMap(): Promise<TensorMap> {
     const map: TensorMap = new Map();
-    for (const name of MNIST_PARAM_NAMES) map.set(name, f32(MNIST_CLASSIFIER_SHAPES[name], this.params[name].dataSync() as Float32Array));
+    for (const name of MNIST_PARAM_NAMES) map.set(name, f32(MNIST_CLASSIFIER_SHAPES[name], (await this.params[name].data()) as Float32Array));
     return map;
   }
 
@@ -171,7 +172,7 @@ export function toClassifierInput(x: Float32Array, shape: readonly number[]): Fl
 }
 
 /** Runs `fn` over [N, 1, 28, 28] inputs in chunks of `batch`, concatenating the rows it returns. */
-function mapBatches(model: MnistClassifier, input: Float32Array, batch: number, pick: (o: { features: tf.Tensor2D; logits: tf.Tensor2D }) => tf.Tensor2D, width: number): Float32Array {
+async function mapBatches(model: MnistClassifier, input: Float32Array, batch: number, pick: (o: { features: tf.Tensor2D; logits: tf.Tensor2D }) => tf.Tensor2D, width: number): Promise<Float32Array> {
   const px = MNIST_CLASSIFIER_INPUT_SIZE * MNIST_CLASSIFIER_INPUT_SIZE;
   const n = input.length / px;
   const out = new Float32Array(n * width);
@@ -181,20 +182,23 @@ function mapBatches(model: MnistClassifier, input: Float32Array, batch: number, 
       const x = tf.tensor4d(input.subarray(s * px, (s + m) * px), [m, 1, MNIST_CLASSIFIER_INPUT_SIZE, MNIST_CLASSIFIER_INPUT_SIZE]);
       return pick(model.forward(x));
     });
-    out.set(rows.dataSync() as Float32Array, s * width);
-    rows.dispose();
+    try {
+      out.set((await rows.data()) as Float32Array, s * width);
+    } finally {
+      rows.dispose();
+    }
   }
   return out;
 }
 
 /** Penultimate-layer features of images [N, C, H, W] in [−1, 1] → [N, 128] (row-major). */
-export function mnistFeatures(model: MnistClassifier, x: Float32Array, shape: readonly number[], batch = 250): Float32Array {
+export async function mnistFeatures(model: MnistClassifier, x: Float32Array, shape: readonly number[], batch = 250): Promise<Float32Array> {
   return mapBatches(model, toClassifierInput(x, shape), batch, (o) => o.features, MNIST_FEATURE_DIM);
 }
 
 /** Predicted digit of each image [N, C, H, W] in [−1, 1] → [N]. */
-export function mnistPredict(model: MnistClassifier, x: Float32Array, shape: readonly number[], batch = 250): Int32Array {
-  const logits = mapBatches(model, toClassifierInput(x, shape), batch, (o) => o.logits, 10);
+export async function mnistPredict(model: MnistClassifier, x: Float32Array, shape: readonly number[], batch = 250): Promise<Int32Array> {
+  const logits = await mapBatches(model, toClassifierInput(x, shape), batch, (o) => o.logits, 10);
   const n = logits.length / 10;
   const pred = new Int32Array(n);
   for (let i = 0; i < n; i++) {
@@ -206,8 +210,8 @@ export function mnistPredict(model: MnistClassifier, x: Float32Array, shape: rea
 }
 
 /** Fraction of images whose predicted digit equals the label. */
-export function mnistAccuracy(model: MnistClassifier, x: Float32Array, shape: readonly number[], labels: Int32Array): number {
-  const pred = mnistPredict(model, x, shape);
+export async function mnistAccuracy(model: MnistClassifier, x: Float32Array, shape: readonly number[], labels: Int32Array): Promise<number> {
+  const pred = await mnistPredict(model, x, shape);
   let ok = 0;
   for (let i = 0; i < pred.length; i++) if (pred[i] === labels[i]) ok++;
   return ok / pred.length;

@@ -17,10 +17,10 @@ export interface ImageSet {
 }
 
 /** μ and Σ of the classifier features of a set of images. */
-export function mnistFeatureStats(model: MnistClassifier, images: ImageSet): FeatureStats {
+export async function mnistFeatureStats(model: MnistClassifier, images: ImageSet): Promise<FeatureStats> {
   const n = images.shape[0]!;
   if (n < 2) throw new UserError(`fd_mnist needs at least 2 images per set (got ${n})`);
-  return featureStats(mnistFeatures(model, images.x, images.shape), n, MNIST_FEATURE_DIM);
+  return featureStats(await mnistFeatures(model, images.x, images.shape), n, MNIST_FEATURE_DIM);
 }
 
 export interface FdMnistResult extends FrechetDetails {
@@ -31,11 +31,11 @@ export interface FdMnistResult extends FrechetDetails {
 }
 
 /** fd_mnist with its parts. `model` defaults to the shipped classifier (loaded and disposed here). */
-export function fdMnistDetails(real: ImageSet, fake: ImageSet, model?: MnistClassifier): FdMnistResult {
+export async function fdMnistDetails(real: ImageSet, fake: ImageSet, model?: MnistClassifier): Promise<FdMnistResult> {
   const net = model ?? loadMnistClassifier();
   try {
-    const a = mnistFeatureStats(net, real);
-    const b = mnistFeatureStats(net, fake);
+    const a = await mnistFeatureStats(net, real);
+    const b = await mnistFeatureStats(net, fake);
     return { metric: 'fd_mnist', featureDim: MNIST_FEATURE_DIM, nReal: a.n, nFake: b.n, ...frechetDetails(a.mu, a.sigma, b.mu, b.sigma) };
   } finally {
     if (!model) net.dispose();
@@ -43,6 +43,6 @@ export function fdMnistDetails(real: ImageSet, fake: ImageSet, model?: MnistClas
 }
 
 /** fd_mnist between two image sets [N, C, H, W] in [−1, 1]. */
-export function fdMnist(real: ImageSet, fake: ImageSet, model?: MnistClassifier): number {
-  return fdMnistDetails(real, fake, model).value;
+export async function fdMnist(real: ImageSet, fake: ImageSet, model?: MnistClassifier): Promise<number> {
+  return (await fdMnistDetails(real, fake, model)).value;
 }

@@ -39,6 +39,11 @@ export class DiT implements DiffusionModel {
     return { out };
   }
 
+  /** forward, as a promise (DiT reads nothing from the device). */
+  async forwardAsync(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D): Promise<ForwardResult> {
+    return this.forward(x, t, y);
+  }
+
   sampleTrainingPlan(rng: Rng, batchSize: number): TrainingPlan {
     return { noGrad: 0, withGrad: 0, dropMask: sampleDropMask(rng, batchSize, this.config.classDropoutProb) };
   }

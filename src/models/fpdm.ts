@@ -31,7 +31,7 @@ import { outChannels, type FPDMConfig } from './config.js';
 import { ditBlock, finalLayer, geluTanh, labelEmbedder, linearP, patchEmbed, timestepEmbedder, unpatchify, type Params } from './blocks.js';
 import { disposeTree, initParams, makePosEmbed, type ParamTree } from './params.js';
 import { checkInputs, sampleDropMask, type DiffusionModel, type FixedPointState, type ForwardOptions, type ForwardResult, type TrainingPlan } from './model.js';
-import { solveFixedPoint, type SolverOptions } from './solver.js';
+import { solveFixedPoint, solveFixedPointAsync, type SolverOptions } from './solver.js';
 
 /** What the trunk before the fixed-point block produces. All owned by the caller. */
 export interface PreResult {
@@ -99,16 +99,59 @@ export class FPDM implements DiffusionModel {
     });
   }
 
+  /**
+   * Synchronous forward, no host reads: the fixed solver only (`iters`, or `solver: {kind: 'fixed'}`);
+   * with `trackResiduals: true` the residuals come back as the tensor `residuals` (the caller disposes
+   * it), solve.residuals stays empty. The tolerance and Anderson solvers throw: use forwardAsync.
+   */
   forward(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D, opts: ForwardOptions = {}): ForwardResult {
+    const solver = this.solverOf(opts);
+    if (solver.kind !== 'fixed') {
+      throw new Error(`FPDM.forward: the '${solver.kind}' solver reads residuals on the host every iteration, which cannot be done synchronously (webgpu under Node); use FPDM.forwardAsync`);
+    }
+    const pre = this.preFor(x, t, y, opts);
+    try {
+      const { z, report, residuals } = solveFixedPoint((zk) => this.step(zk, pre.inj, pre.c), opts.state?.z ?? pre.xPre, solver, { trackResiduals: opts.trackResiduals === true });
+      const out = this.post(z, pre.cPP);
+      return { out, state: { z }, solve: report, ...(residuals ? { residuals } : {}) };
+    } finally {
+      tf.dispose([pre.xPre, pre.inj, pre.c, pre.cPP]);
+    }
+  }
+
+  /**
+   * Forward with any solver (fixed, tolerance, Anderson); residuals (tracked by default with the fixed
+   * solver) are read asynchronously into solve.residuals. Same numerics as forward.
+   */
+  async forwardAsync(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D, opts: ForwardOptions = {}): Promise<ForwardResult> {
+    const solver = this.solverOf(opts);
+    const pre = this.preFor(x, t, y, opts);
+    try {
+      const { z, report } = await solveFixedPointAsync((zk) => this.step(zk, pre.inj, pre.c), opts.state?.z ?? pre.xPre, solver, { trackResiduals: opts.trackResiduals });
+      const out = this.post(z, pre.cPP);
+      return { out, state: { z }, solve: report };
+    } finally {
+      tf.dispose([pre.xPre, pre.inj, pre.c, pre.cPP]);
+    }
+  }
+
+  private solverOf(opts: ForwardOptions): SolverOptions {
+    return opts.solver ?? { kind: 'fixed', iters: opts.iters ?? this.defaultIterations() };
+  }
+
+  /** Input checks and the pre blocks, with the passed state's shape checked (the caller disposes the result). */
+  private preFor(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D, opts: ForwardOptions): PreResult {
     checkInputs(this.config, x, t, y);
-    const solver: SolverOptions = opts.solver ?? { kind: 'fixed', iters: opts.iters ?? this.defaultIterations() };
     const pre = this.pre(x, t, y);
-    if (opts.state) assertShape('state.z (the fixed-point state passed in)', opts.state.z.shape, pre.xPre.shape);
-    const z0 = opts.state?.z ?? pre.xPre;
-    const { z, report } = solveFixedPoint((zk) => this.step(zk, pre.inj, pre.c), z0, solver, { trackResiduals: opts.trackResiduals });
-    const out = this.post(z, pre.cPP);
-    tf.dispose([pre.xPre, pre.inj, pre.c, pre.cPP]);
-    return { out, state: { z }, solve: report };
+    if (opts.state) {
+      try {
+        assertShape('state.z (the fixed-point state passed in)', opts.state.z.shape, pre.xPre.shape);
+      } catch (e) {
+        tf.dispose([pre.xPre, pre.inj, pre.c, pre.cPP]);
+        throw e;
+      }
+    }
+    return pre;
   }
 
   /**

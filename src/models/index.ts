@@ -15,7 +15,7 @@ export * from './model.js';
 export { DiT } from './dit.js';
 export { FPDM, type PreResult } from './fpdm.js';
 export { countParams, countTree, paramSpecs, POS_EMBED, type ParamCount, type ParamTree, type ParamSpec, type LoadReport } from './params.js';
-export { solveFixedPoint, validateSolver, type SolverOptions, type SolveReport, type SolverKind } from './solver.js';
+export { solveFixedPoint, solveFixedPointAsync, validateSolver, type FixedSolveResult, type SolverOptions, type SolveReport, type SolverKind } from './solver.js';
 export { modelFlops, type FlopCount } from './flops.js';
 
 export type AnyModel = DiT | FPDM;
@@ -48,8 +48,8 @@ export function loadStateDict(model: DiffusionModel, sd: TensorMap, opts: { stri
   return report;
 }
 
-/** The model's weights as a state_dict with PyTorch names (pos_embed included, as PyTorch saves it). */
-export function exportStateDict(model: DiffusionModel): TensorMap {
+/** The model's weights as a state_dict with PyTorch names (pos_embed included, as PyTorch saves it); reads asynchronously. */
+export async function exportStateDict(model: DiffusionModel): Promise<TensorMap> {
   return stateDictOf(model.config, model.params);
 }
 

@@ -17,11 +17,15 @@ export interface FixedPointState {
 export interface ForwardOptions {
   /** FPDM: number of fixed-point iterations (shorthand for `solver: {kind: 'fixed', iters}`) */
   iters?: number;
-  /** FPDM: solver (fixed count, residual tolerance, Anderson); overrides `iters` */
+  /** FPDM: solver (fixed count, residual tolerance, Anderson); overrides `iters`. Synchronous forward: fixed only */
   solver?: SolverOptions;
   /** FPDM: start the iteration from this state (solution reuse; S-JFB's no-grad result) instead of x_pre */
   state?: FixedPointState;
-  /** FPDM: compute per-iteration residuals with the fixed solver (one host read per forward; default true) */
+  /**
+   * FPDM: compute per-iteration residuals with the fixed solver. forwardAsync reads them (one host read
+   * per forward) into solve.residuals (default true); the synchronous forward never reads the device and
+   * returns them as the tensor `residuals` (default false)
+   */
   trackResiduals?: boolean;
 }
 
@@ -29,8 +33,10 @@ export interface ForwardResult {
   out: tf.Tensor4D; // [N, Co, H, W], Co = C·(learnSigma ? 2 : 1)
   /** FPDM only: the state reached (for reuse at the next sampling step); the caller disposes it */
   state?: FixedPointState;
-  /** FPDM only: iterations used and residuals */
+  /** FPDM only: iterations used and residuals (solve.residuals is empty from the synchronous forward) */
   solve?: SolveReport;
+  /** FPDM, synchronous forward with trackResiduals: [iterations] relative residuals; the caller disposes it */
+  residuals?: tf.Tensor1D;
 }
 
 /** What a training step draws once per batch (S-JFB iteration counts and the label-dropout mask). */
@@ -50,8 +56,16 @@ export interface DiffusionModel {
   /**
    * x [N, C, H, W] float32, t [N] float32 timesteps, y [N] int32 labels (numClasses = null class).
    * Returned tensors belong to the caller; nothing else is kept.
+   * Synchronous and free of host reads (usable inside tf.variableGrads, and on webgpu): FPDM supports
+   * only the fixed solver here and returns tracked residuals as a tensor; asking it for the tolerance or
+   * Anderson solver throws an Error naming forwardAsync.
    */
   forward(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D, opts?: ForwardOptions): ForwardResult;
+  /**
+   * The same model call with every solver (fixed, tolerance, Anderson) and residuals read as numbers
+   * into solve.residuals (asynchronously: `await .data()`); same inputs, outputs and ownership as forward.
+   */
+  forwardAsync(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D, opts?: ForwardOptions): Promise<ForwardResult>;
   /** Draws the per-batch training randomness from `rng`: iteration counts (FPDM), then the label-drop mask. */
   sampleTrainingPlan(rng: Rng, batchSize: number): TrainingPlan;
   /** Block evaluations one forward costs (DiT: depth; FPDM: pre + iterations + post). */

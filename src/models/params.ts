@@ -193,11 +193,14 @@ export function paramsFromStateDict(c: ModelConfig, sd: TensorMap, opts: { stric
   return { params, report: { loaded: specs.length, missing, unexpected } };
 }
 
-/** The state_dict of a tree (float32, PyTorch names, pos_embed included as PyTorch has it). */
-export function stateDictOf(c: ModelConfig, params: ParamTree): TensorMap {
+/**
+ * The state_dict of a tree (float32, PyTorch names, pos_embed included as PyTorch has it), read
+ * asynchronously (the webgpu backend cannot read synchronously under Node).
+ */
+export async function stateDictOf(c: ModelConfig, params: ParamTree): Promise<TensorMap> {
   const out: TensorMap = new Map<string, HostTensor>();
   out.set(POS_EMBED, f32(posEmbedShape(c), posEmbed2d(c.hiddenSize, c.inputSize / c.patchSize)));
-  for (const [name, v] of params) out.set(name, f32(v.shape, v.dataSync() as Float32Array));
+  for (const [name, v] of params) out.set(name, f32(v.shape, (await v.data()) as Float32Array));
   return out;
 }
 

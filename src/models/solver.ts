@@ -8,6 +8,10 @@
 // f (each costs one fixed-point block plus the fc1/fc2 projection). Every solve reports the residual
 // of each iterate, so samplers and reports can show convergence.
 //
+// Host reads are asynchronous only (the webgpu backend cannot read synchronously under Node):
+// solveFixedPointAsync runs every solver; the synchronous solveFixedPoint runs the fixed solver only,
+// never reads the device, and returns tracked residuals as a tensor.
+//
 // Memory: every iteration runs in its own tf.tidy and the previous iterate is disposed, so outside a
 // gradient scope memory does not grow with the number of iterations. Inside tf.variableGrads the
 // engine keeps what backprop needs by itself (plain iteration is then unrolled for backprop; Anderson's
@@ -46,7 +50,10 @@ export interface SolveReport {
 }
 
 export interface SolveOptions {
-  /** compute residuals for the fixed solver (one host read at the end; default true) */
+  /**
+   * compute residuals for the fixed solver: solveFixedPointAsync reads them once at the end (default
+   * true); solveFixedPoint returns them as a tensor (default false)
+   */
   trackResiduals?: boolean;
 }
 
@@ -73,21 +80,20 @@ function relResidual(next: tf.Tensor, prev: tf.Tensor): tf.Scalar {
   return tf.div(tf.norm(tf.sub(next, prev)), tf.add(tf.norm(prev), 1e-12)) as tf.Scalar;
 }
 
-/**
- * Solves z = f(z) from z0. The caller keeps ownership of z0 (it is never disposed); the returned z is
- * a new tensor owned by the caller (for 0 fixed iterations, a clone of z0).
- */
-export function solveFixedPoint(f: StepFn, z0: tf.Tensor3D, opts: SolverOptions, so: SolveOptions = {}): { z: tf.Tensor3D; report: SolveReport } {
-  validateSolver(opts);
-  if (opts.kind === 'anderson') return anderson(f, z0, opts);
-  const track = opts.kind === 'tolerance' || so.trackResiduals !== false;
-  const cap = opts.kind === 'fixed' ? opts.iters : opts.maxIters;
+/** What the synchronous fixed solver returns. */
+export interface FixedSolveResult {
+  z: tf.Tensor3D;
+  /** report.residuals is always empty here: the synchronous solver never reads the device */
+  report: SolveReport;
+  /** [iterations] relative residuals, only with `trackResiduals: true`; owned by the caller (read it with `await .data()`) */
+  residuals?: tf.Tensor1D;
+}
+
+/** `iters` plain applications of f; residual scalars when `track`. z0 is never disposed. */
+function iterateFixed(f: StepFn, z0: tf.Tensor3D, iters: number, track: boolean): { z: tf.Tensor3D; res: tf.Scalar[] } {
   let z = z0;
-  const resTensors: tf.Scalar[] = [];
-  const residuals: number[] = [];
-  let converged: boolean | null = opts.kind === 'fixed' ? null : false;
-  let k = 0;
-  for (; k < cap; k++) {
+  const res: tf.Scalar[] = [];
+  for (let k = 0; k < iters; k++) {
     const prev = z;
     const { next, r } = tf.tidy(() => {
       const next = f(prev);
@@ -95,26 +101,87 @@ export function solveFixedPoint(f: StepFn, z0: tf.Tensor3D, opts: SolverOptions,
     });
     if (prev !== z0) prev.dispose();
     z = next;
-    if (r) {
-      if (opts.kind === 'tolerance') {
-        const v = r.dataSync()[0]!;
-        r.dispose();
-        residuals.push(v);
-        if (v < opts.tol) {
-          converged = true;
-          k++;
-          break;
-        }
-      } else {
-        resTensors.push(r);
+    if (r) res.push(r);
+  }
+  return { z, res };
+}
+
+function needsAsync(kind: SolverKind, where: string, asyncName: string): Error {
+  return new Error(`${where}: the '${kind}' solver reads residuals on the host every iteration, which cannot be done synchronously (webgpu under Node); call ${asyncName} instead`);
+}
+
+/**
+ * Solves z = f(z) from z0 with a FIXED number of iterations, without any host read (usable inside
+ * tf.variableGrads and on every backend). The tolerance and Anderson solvers need host reads: they
+ * throw here (use solveFixedPointAsync). With `trackResiduals: true` (default false here) the
+ * residuals come back as a tensor, not as numbers. The caller keeps ownership of z0 (never disposed);
+ * the returned z is a new tensor owned by the caller (for 0 iterations, a clone of z0).
+ */
+export function solveFixedPoint(f: StepFn, z0: tf.Tensor3D, opts: SolverOptions, so: SolveOptions = {}): FixedSolveResult {
+  validateSolver(opts);
+  if (opts.kind !== 'fixed') throw needsAsync(opts.kind, 'solveFixedPoint', 'solveFixedPointAsync');
+  const { z, res } = iterateFixed(f, z0, opts.iters, so.trackResiduals === true);
+  let residuals: tf.Tensor1D | undefined;
+  if (so.trackResiduals === true) {
+    residuals = res.length > 0 ? (tf.stack(res) as tf.Tensor1D) : tf.tensor1d([]);
+    tf.dispose(res);
+  }
+  const report: SolveReport = { solver: 'fixed', iterations: opts.iters, residuals: [], converged: null };
+  return { z: z === z0 ? tf.clone(z0) : z, report, ...(residuals ? { residuals } : {}) };
+}
+
+/**
+ * Solves z = f(z) from z0 with any solver, reading residuals asynchronously (`await .data()`):
+ * fixed (residuals tracked unless `trackResiduals: false`, one read at the end), tolerance (one read
+ * per iteration), Anderson. The caller keeps ownership of z0 (never disposed); the returned z is a new
+ * tensor owned by the caller (for 0 fixed iterations, a clone of z0).
+ */
+export async function solveFixedPointAsync(f: StepFn, z0: tf.Tensor3D, opts: SolverOptions, so: SolveOptions = {}): Promise<{ z: tf.Tensor3D; report: SolveReport }> {
+  validateSolver(opts);
+  if (opts.kind === 'anderson') return anderson(f, z0, opts);
+  if (opts.kind === 'fixed') {
+    const { z, res } = iterateFixed(f, z0, opts.iters, so.trackResiduals !== false);
+    const residuals: number[] = [];
+    if (res.length > 0) {
+      const all = tf.stack(res);
+      tf.dispose(res);
+      try {
+        residuals.push(...(await all.data()));
+      } finally {
+        all.dispose();
       }
     }
+    return { z: z === z0 ? tf.clone(z0) : z, report: { solver: 'fixed', iterations: opts.iters, residuals, converged: null } };
   }
-  if (resTensors.length > 0) {
-    const all = tf.stack(resTensors);
-    residuals.push(...all.dataSync());
-    all.dispose();
-    tf.dispose(resTensors);
+  let z = z0;
+  const residuals: number[] = [];
+  let converged = false;
+  let k = 0;
+  try {
+    for (; k < opts.maxIters; k++) {
+      const prev = z;
+      const { next, r } = tf.tidy(() => {
+        const next = f(prev);
+        return { next, r: relResidual(next, prev) };
+      });
+      if (prev !== z0) prev.dispose();
+      z = next;
+      let v: number;
+      try {
+        v = (await r.data())[0]!;
+      } finally {
+        r.dispose();
+      }
+      residuals.push(v);
+      if (v < opts.tol) {
+        converged = true;
+        k++;
+        break;
+      }
+    }
+  } catch (e) {
+    if (z !== z0) z.dispose();
+    throw e;
   }
   return { z: z === z0 ? tf.clone(z0) : z, report: { solver: opts.kind, iterations: k, residuals, converged } };
 }
@@ -165,7 +232,7 @@ function andersonWeights(h: Float64Array, n: number): Float64Array {
  * iterate's image (plain Anderson can diverge on strongly nonlinear maps). Returns the image F of the
  * iterate with the smallest residual.
  */
-function anderson(f: StepFn, z0: tf.Tensor3D, o: Extract<SolverOptions, { kind: 'anderson' }>): { z: tf.Tensor3D; report: SolveReport } {
+async function anderson(f: StepFn, z0: tf.Tensor3D, o: Extract<SolverOptions, { kind: 'anderson' }>): Promise<{ z: tf.Tensor3D; report: SolveReport }> {
   const m = o.window ?? 5;
   const beta = o.beta ?? 1.0;
   const lambda = o.lambda ?? 1e-6;
@@ -192,8 +259,12 @@ function anderson(f: StepFn, z0: tf.Tensor3D, o: Extract<SolverOptions, { kind: 
       return { fx, r: relResidual(fx, xi) };
     });
     iterations++;
-    const rv = r.dataSync()[0]!;
-    r.dispose();
+    let rv: number;
+    try {
+      rv = (await r.data())[0]!;
+    } finally {
+      r.dispose();
+    }
     residuals.push(rv);
     if (!best || rv < best.r) {
       best?.f.dispose();
@@ -227,8 +298,12 @@ function anderson(f: StepFn, z0: tf.Tensor3D, o: Extract<SolverOptions, { kind: 
       const G = tf.stack(F.map((fi, i) => tf.sub(fi, X[i]!)), 1); // [N, k, L]
       return tf.matMul(G, G, false, true); // [N, k, k]
     });
-    const hv = H.dataSync();
-    H.dispose();
+    let hv: Float32Array;
+    try {
+      hv = (await H.data()) as Float32Array;
+    } finally {
+      H.dispose();
+    }
     const alpha = new Float32Array(n * k);
     for (let s = 0; s < n; s++) {
       const h = new Float64Array(k * k);

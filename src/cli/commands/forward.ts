@@ -77,7 +77,7 @@ export async function run(o: ForwardCommandOptions, g: GlobalOptions): Promise<F
   const { model } = loadModel(o.ckpt, config, { entry: o.entry });
   const result: TensorMap = new Map();
   const solves: SolveReport[] = [];
-  const evalOne = (xName: string, tName: string, yName: string, state?: FixedPointState): FixedPointState | undefined => {
+  const evalOne = async (xName: string, tName: string, yName: string, state?: FixedPointState): Promise<FixedPointState | undefined> => {
     const xh = getTensor(io, xName, src);
     const th = getTensor(io, tName, src);
     const yv = labels(getTensor(io, yName, src), yName);
@@ -87,10 +87,14 @@ export async function run(o: ForwardCommandOptions, g: GlobalOptions): Promise<F
     const t = tf.tensor1d(toFloat32(th));
     const y = tf.tensor1d(yv, 'int32');
     try {
-      const r = model.forward(x, t, y, { solver, state });
-      const out = r.out.dataSync() as Float32Array;
+      const r = await model.forwardAsync(x, t, y, { solver, state });
+      let out: Float32Array;
+      try {
+        out = (await r.out.data()) as Float32Array;
+      } finally {
+        r.out.dispose();
+      }
       result.set(xName === 'x' ? 'out' : xName.replace('_x', '_out'), f32(r.out.shape, out.slice()));
-      r.out.dispose();
       if (r.solve) solves.push(r.solve);
       return r.state;
     } finally {
@@ -101,11 +105,11 @@ export async function run(o: ForwardCommandOptions, g: GlobalOptions): Promise<F
     if (o.reuse) {
       const y1 = io.has('reuse_y1') ? 'reuse_y1' : 'y';
       const y2 = io.has('reuse_y2') ? 'reuse_y2' : 'y';
-      const s1 = evalOne('reuse_x1', 'reuse_t1', y1);
-      const s2 = evalOne('reuse_x2', 'reuse_t2', y2, s1);
+      const s1 = await evalOne('reuse_x1', 'reuse_t1', y1);
+      const s2 = await evalOne('reuse_x2', 'reuse_t2', y2, s1);
       tf.dispose([s1?.z, s2?.z].filter((z): z is tf.Tensor3D => z !== undefined));
     } else {
-      const s = evalOne('x', 't', 'y');
+      const s = await evalOne('x', 't', 'y');
       s?.z.dispose();
     }
   } finally {
