@@ -60,7 +60,7 @@ export async function distributionMetrics(
   const real = await referenceImages(reference, nRef);
   const counts = { [TAG.numImages]: shape[0] };
   if (wanted.has('fd_mnist')) {
-    rows.push({ name: METRIC.fdMnist, value: fdMnist(real, fake), unit: METRIC_UNITS.fd_mnist, tags: { ...counts, reference_images: real.shape[0] } });
+    rows.push({ name: METRIC.fdMnist, value: await fdMnist(real, fake), unit: METRIC_UNITS.fd_mnist, tags: { ...counts, reference_images: real.shape[0] } });
   }
   const inception = ['fid', 'kid', 'prdc', 'is'].filter((m) => wanted.has(m as MetricChoice));
   if (inception.length === 0) return rows;

@@ -63,11 +63,11 @@ export interface GeneratedSamples {
  * Samples with the shared engine (sampleAtBudget). The planner has already turned the budget into
  * (steps, iters), so the split is passed explicitly; labels cycle over the classes (balanced).
  */
-export function generate(model: AnyModel, train: PlannedTrain, s: SamplingSettings, seed: number, onBatch?: (done: number) => void, measurePeak = false): GeneratedSamples {
+export async function generate(model: AnyModel, train: PlannedTrain, s: SamplingSettings, seed: number, onBatch?: (done: number) => void, measurePeak = false): Promise<GeneratedSamples> {
   const diffusion = diffusionFor(train.config.training);
   const fpdm = model.config.kind === 'fpdm';
   let lastBatch = -1;
-  const r = sampleAtBudget({
+  const r = await sampleAtBudget({
     model, diffusion, n: s.samples, batchSize: s.batchSize, budget: null, steps: s.steps,
     ...(fpdm ? { iters: s.iters!, allocation: s.allocation!, reuse: s.reuse!, ...(s.tolerance !== null ? { tolerance: s.tolerance } : {}) } : {}),
     sampler: s.sampler, eta: s.eta, cfgScale: s.cfg > 1 ? s.cfg : null, labels: 'cycle', seed,
@@ -118,7 +118,7 @@ export async function executeSample(ctx: SampleRunContext): Promise<void> {
   const bar = startProgress(`sample ${run.modelName} budget ${s.budget} (${s.steps} steps${s.iters !== null ? ` × ${s.iters} iters` : ''})`, s.samples, ctx.progress);
   let gen: GeneratedSamples;
   try {
-    gen = generate(model, parent, s, run.seed, (done) => {
+    gen = await generate(model, parent, s, run.seed, (done) => {
       bar.update(done);
       store.heartbeat(runId);
     }, metricsWanted.has('memory'));

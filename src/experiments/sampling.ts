@@ -168,7 +168,7 @@ function drawLabels(model: AnyModel, o: SampleAtBudgetOptions): Int32Array {
  * every random draw (labels, x_T, per-step noise) comes from host generators keyed by the seed and
  * the batch index.
  */
-export function sampleAtBudget(o: SampleAtBudgetOptions): SampleAtBudgetResult {
+export async function sampleAtBudget(o: SampleAtBudgetOptions): Promise<SampleAtBudgetResult> {
   const model = o.model;
   const c = model.config;
   if (!Number.isInteger(o.n) || o.n < 1) throw new UserError(`n must be a positive integer (got ${o.n})`);
@@ -206,7 +206,7 @@ export function sampleAtBudget(o: SampleAtBudgetOptions): SampleAtBudgetResult {
     const alloc = plan.allocation === 'tolerance' ? new ToleranceAllocator({ budget: plan.steps * plan.iters!, steps: plan.steps, tol, maxPerStep: Math.max(1, maxPerStep) }) : null;
     const perForward = nb * (useCfg ? 2 : 1);
     // The model as a Denoiser: the per-step iteration count and reuse live here, not in the sampler.
-    const base: Denoiser<FixedPointState> = (x, t, y, ctx) => {
+    const base: Denoiser<FixedPointState> = async (x, t, y, ctx) => {
       const yy = y ?? tf.zeros([x.shape[0]], 'int32');
       try {
         if (!fpdm) {
@@ -218,7 +218,7 @@ export function sampleAtBudget(o: SampleAtBudgetOptions): SampleAtBudgetResult {
         let solver: SolverOptions;
         if (alloc) solver = { kind: 'tolerance', tol, maxIters: alloc.capFor(ctx.step) };
         else solver = { kind: 'fixed', iters: plan.schedule![ctx.step]! };
-        const r = fpdm.forward(x, t, yy as tf.Tensor1D, { solver, state: o.reuse ? ctx.state : undefined, trackResiduals: true });
+        const r = await fpdm.forwardAsync(x, t, yy as tf.Tensor1D, { solver, state: o.reuse ? ctx.state : undefined, trackResiduals: true });
         const used = r.solve!.iterations;
         if (alloc) alloc.record(ctx.step, used);
         const res = r.solve!.residuals;
@@ -246,7 +246,7 @@ export function sampleAtBudget(o: SampleAtBudgetOptions): SampleAtBudgetResult {
     const xT = tf.tensor4d(rng.normals(nb * C * H * H), [nb, C, H, H]);
     const y = tf.tensor1d(labels.subarray(start, start + nb), 'int32');
     const t0 = performance.now();
-    const res = sampler(denoiser, xT, process, {
+    const res = await sampler(denoiser, xT, process, {
       y, rng, eta, clipDenoised: o.clipDenoised ?? false,
       onStep: o.onStep
         ? (i, info) => {
@@ -256,7 +256,7 @@ export function sampleAtBudget(o: SampleAtBudgetOptions): SampleAtBudgetResult {
           }
         : undefined,
     });
-    const data = res.x0.dataSync() as Float32Array; // forces completion before the clock stops
+    const data = (await res.x0.data()) as Float32Array; // forces completion before the clock stops
     seconds += (performance.now() - t0) / 1000;
     samples.set(data, start * C * H * H);
     if (res.state) tf.dispose(res.state.z);

@@ -185,8 +185,6 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     history: [],
     step: 0,
   };
-  // the solver reads its residuals synchronously, which webgpu cannot do under Node: no residuals there
-  const syncReads = tf.getBackend() !== 'webgpu';
   const byVarName = new Map([...params].map(([name, v]) => [v.name, name]));
   const varList = [...params.values()];
   try {
@@ -226,18 +224,24 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       const y = tf.tensor1d(labels, 'int32');
       let state: FixedPointState | undefined;
       if (model instanceof FPDM) state = model.noGradState(xT, tModel, y, plan.noGrad);         // 5
-      let residual: number | undefined;
+      // the synchronous forward returns the residuals as a tensor: kept past variableGrads, read asynchronously below
+      const kept: { residuals?: tf.Tensor1D } = {};
       const { value, grads } = tf.variableGrads(() => {                                         // 6
-        const r = model.forward(xT, tModel, y, model instanceof FPDM ? { state, iters: plan.withGrad, trackResiduals: syncReads } : {});
+        const r = model.forward(xT, tModel, y, model instanceof FPDM ? { state, iters: plan.withGrad, trackResiduals: true } : {});
         if (r.state) tf.dispose(r.state.z);
-        const res = r.solve?.residuals;
-        if (res && res.length > 0) residual = res[res.length - 1];
+        if (r.residuals) kept.residuals = tf.keep(r.residuals);
         const terms = trainingLosses(process, { modelOutput: r.out, xStart: x0, xT, noise, t: tIdx });
         return tf.mean(terms.loss) as tf.Scalar;
       }, varList);
       if (state) tf.dispose(state.z);
       tf.dispose([x0, noise, xT, tModel, y]);
       const loss = (await value.data())[0]!;
+      let residual: number | undefined;
+      if (kept.residuals) {
+        const res = await kept.residuals.data();
+        kept.residuals.dispose();
+        if (res.length > 0) residual = res[res.length - 1];
+      }
       value.dispose();
       const named = new Map(Object.entries(grads).map(([vn, g]) => [byVarName.get(vn)!, g]));
       const step = s.step + 1;

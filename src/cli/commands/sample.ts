@@ -64,7 +64,7 @@ export async function run(o: SampleCommandOptions, g: GlobalOptions): Promise<Sa
     const progressTotal = o.budget ?? o.steps ?? 0;
     const progress = startProgress('sample', progressTotal * Math.ceil(o.n / (o.batch ?? o.n)), o.json ? 'plain' : 'auto');
     let done = 0;
-    const r = sampleAtBudget({
+    const r = await sampleAtBudget({
       model, diffusion: cfg.diffusion, n: o.n, batchSize: o.batch, budget, steps: o.steps, iters: o.iters, allocation: o.allocation,
       tolerance: o.tol, maxItersPerStep: o.maxIters, reuse: o.reuse, sampler: o.sampler, eta: o.eta, cfgScale: o.cfg ?? null,
       labels: o.labels, seed: o.seed ?? 0,
