@@ -21,7 +21,7 @@ function runWorker(db: string, n: number, label: string): Promise<string[]> {
 
 test('two processes claiming the same runs at once: each run done exactly once, no corruption', async () => {
   const db = join(mkdtempSync(join(tmpdir(), 'fpdm-conc-')), 'r.sqlite');
-  openStore(db).close(); // create + migrate first, so both workers race on runs, not on the schema
+  // no pre-created database: both processes race to create and migrate it too
   const n = 60;
   const [a, b] = await Promise.all([runWorker(db, n, 'A'), runWorker(db, n, 'B')]);
   const all = [...a, ...b];
