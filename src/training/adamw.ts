@@ -81,7 +81,9 @@ export class AdamW {
     // global norm in float32 on the device, read once
     const names = [...this.params.keys()].filter((n) => g.has(n));
     // read asynchronously: the webgpu backend cannot read synchronously under Node
-    const normT = names.length === 0 ? null : tf.tidy(() => tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(g.get(n)!))))));
+    // (a chain of adds, not tf.addN: webgpu's addN kernel exceeds the 8 storage buffers per stage
+    // with dozens of inputs)
+    const normT = names.length === 0 ? null : tf.tidy(() => tf.sqrt(names.reduce<tf.Tensor>((acc, n) => tf.add(acc, tf.sum(tf.square(g.get(n)!))), tf.scalar(0))));
     const gradNorm = normT ? (await normT.data())[0]! : 0;
     normT?.dispose();
     const clipCoef = c.clipGradNorm !== null ? Math.min(1, c.clipGradNorm / (gradNorm + 1e-6)) : 1;
