@@ -1,0 +1,212 @@
+// The TF.js side of the benchmark suite: one function per measurement, each returning plain numbers.
+//
+// Conventions (also in results/bench/README.md):
+//   train      one optimizer step of the training loop (src/training/loop.ts `trainModel`, not a copy):
+//              batch draw, q_sample, S-JFB (FPDM), hybrid loss under tf.variableGrads, AdamW, EMA.
+//              Timed per step by the loop's own StepRecord.seconds (the loss is read with
+//              `await value.data()` and the grad norm is read inside AdamW, so each step is complete
+//              on the device); median of the timed steps after `warmup` untimed ones.
+//              S-JFB draws fixed to n_ng = 5 (mean of U{0..10}) and n_g = 7 (mean 6.5 of U{1..12},
+//              rounded up: the conservative side for FPDM's memory) via a config of [5,5] / [7,7].
+//   memory     a separate, profiled step of a fresh run: `tf.profile` snapshots the engine's live
+//              tensor bytes after every kernel (src/metrics/memory.ts); peakTensorBytes is absolute:
+//              weights, AdamW moments, the EMA copy, gradients and activations alive at the worst
+//              kernel. Not counted: backend scratch/pooled buffers (reported apart as backendPoolBytes).
+//   sample     `sampleAtBudget` (src/experiments/sampling.ts), DDPM, no CFG, one batch; one warm-up
+//              pass, then timed passes (its account.seconds: wall time forced to completion).
+//   inception  FidInception.forward on [N, 299, 299, 3] random input in [−1, 1], `await pool3.data()`.
+//   GFLOP/s    FLOPs by formula (src/models/flops.ts, matmuls only, 2 per multiply-add): a train step
+//              costs 3 × forward FLOPs of the graph part (forward + backward ≈ 2× forward) plus 1 × the
+//              no-grad iterations (forward only), × batch.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { Batch, Dataset } from '../src/data/dataset.js';
+import { diffusionConfig } from '../src/diffusion/process.js';
+import { countParams, createModel, modelFlops, modelName, type ModelConfig } from '../src/models/index.js';
+import { FidInception } from '../src/metrics/inception.js';
+import { measureMemory, type MemoryReport } from '../src/metrics/memory.js';
+import { summarizeTimes, timeIt, type TimingResult } from '../src/metrics/timing.js';
+import { sampleAtBudget } from '../src/experiments/sampling.js';
+import { trainModel } from '../src/training/loop.js';
+import { Rng } from '../src/util/rng.js';
+
+/** S-JFB draws fixed for the benchmark (see the file header). */
+export const BENCH_NO_GRAD = 5;
+export const BENCH_WITH_GRAD = 7;
+
+/** The config a benchmark trains: FPDM's S-JFB ranges collapsed to the fixed draws. */
+export function benchTrainConfig(c: ModelConfig): ModelConfig {
+  if (c.kind === 'dit') return c;
+  return { ...c, noGradIters: [BENCH_NO_GRAD, BENCH_NO_GRAD], withGradIters: [BENCH_WITH_GRAD, BENCH_WITH_GRAD] };
+}
+
+/**
+ * Random latents ([C, H, W] standard normals, labels i mod classes) shaped for the model. The Dataset
+ * type names image channels (1 | 3); latents have 4, which the training loop only compares with the
+ * model's inChannels, hence the cast.
+ */
+export function latentDataset(c: ModelConfig, size: number): Dataset {
+  const chw = c.inChannels * c.inputSize * c.inputSize;
+  const ds: Dataset = {
+    kind: 'synthetic',
+    name: `bench/latents-${c.inChannels}x${c.inputSize}x${c.inputSize}`,
+    size,
+    numClasses: c.numClasses,
+    labeled: true,
+    classNames: Array.from({ length: c.numClasses }, (_, k) => `c${k}`),
+    channels: c.inChannels as 1 | 3,
+    imageSize: c.inputSize,
+    fingerprint: `bench-latents-${c.inChannels}-${c.inputSize}-${c.numClasses}-${size}`,
+    batch: (indices: ArrayLike<number>): Promise<Batch> => {
+      const n = indices.length;
+      const x = new Float32Array(n * chw); // [N, C, H, W]
+      const y = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        x.set(new Rng(`bench/${indices[i]}`).normals(chw), i * chw);
+        y[i] = indices[i]! % c.numClasses;
+      }
+      return Promise.resolve({ x, y, shape: [n, c.inChannels, c.inputSize, c.inputSize] });
+    },
+  };
+  return ds;
+}
+
+/** FLOPs by formula of one training step of `c` at `batch` (see the file header for the 3× convention). */
+export function trainStepFlops(c: ModelConfig, batch: number): number {
+  const f = modelFlops(c);
+  if (c.kind === 'dit') return 3 * f.forward() * batch;
+  const ng = c.noGradIters[0];
+  const wg = c.withGradIters[0];
+  return (3 * f.forward(wg) + ng * f.perIteration) * batch;
+}
+
+export interface TrainMeasurement {
+  model: string;
+  params: number;
+  batch: number;
+  noGradIters: number | null;
+  withGradIters: number | null;
+  timing: TimingResult;
+  imagesPerSecond: number;
+  memory: MemoryReport;
+  /** FLOPs by formula per step and the effective rate (trainStepFlops / median seconds) */
+  stepFlops: number;
+  gflopsPerSecond: number;
+}
+
+async function runSteps(c: ModelConfig, batch: number, stopAfter: number, onStep?: (seconds: number) => void): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'fpdm-bench-'));
+  try {
+    await trainModel({
+      model: c, diffusion: diffusionConfig(), dataset: latentDataset(c, Math.max(batch * 4, 64)), steps: 1_000_000, batch,
+      seed: 0, outDir: dir, checkpointEvery: 1_000_000, stopAfter, onStep: (r) => onStep?.(r.seconds),
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Training throughput (warm-up + timed steps of one run) and peak memory (one profiled step of a fresh run). */
+export async function measureTrain(config: ModelConfig, batch: number, warmup: number, steps: number): Promise<TrainMeasurement> {
+  const c = benchTrainConfig(config);
+  const seconds: number[] = [];
+  let k = 0;
+  await runSteps(c, batch, warmup + steps, (s) => {
+    if (k++ >= warmup) seconds.push(s);
+  });
+  const timing = summarizeTimes(seconds, batch, warmup);
+  // per-kernel NaN checks would read every output back; they are off for the profiled step
+  const check = tf.env().getBool('CHECK_COMPUTATION_FOR_ERRORS');
+  tf.env().set('CHECK_COMPUTATION_FOR_ERRORS', false);
+  let memory: MemoryReport;
+  try {
+    memory = (await measureMemory(() => runSteps(c, batch, 1), 'profile')).memory;
+  } finally {
+    tf.env().set('CHECK_COMPUTATION_FOR_ERRORS', check);
+  }
+  const params = countParams(c).total;
+  const stepFlops = trainStepFlops(c, batch);
+  return {
+    model: modelName(c), params, batch,
+    noGradIters: c.kind === 'fpdm' ? c.noGradIters[0] : null, withGradIters: c.kind === 'fpdm' ? c.withGradIters[0] : null,
+    timing, imagesPerSecond: timing.itemsPerSecond, memory, stepFlops, gflopsPerSecond: stepFlops / timing.medianSeconds / 1e9,
+  };
+}
+
+export interface SampleCase {
+  config: ModelConfig;
+  /** DiT-step budget actually measured (may be below 20 for large models: see budgetScale) */
+  budget: number;
+  steps: number;
+  reuse: boolean;
+}
+
+export interface SampleMeasurement {
+  model: string;
+  kind: 'dit' | 'fpdm';
+  batch: number;
+  budget: number;
+  steps: number;
+  iters: number | null;
+  reuse: boolean;
+  blockEvaluations: number;
+  timing: TimingResult;
+  /** images/s of the measured pass */
+  imagesPerSecond: number;
+  /** images/s extrapolated to a 20-DiT-step budget: measured × budget / 20 (same per-step work) */
+  imagesPerSecondAt20: number;
+}
+
+/** Sampling throughput of one batch at a budget: one warm-up pass, then `repeats` timed passes. */
+export async function measureSample(sc: SampleCase, batch: number, repeats: number): Promise<SampleMeasurement> {
+  const model = createModel(sc.config, 0);
+  try {
+    const opts = {
+      model, diffusion: diffusionConfig(), n: batch, batchSize: batch, budget: sc.budget, steps: sc.steps,
+      reuse: sc.reuse, seed: 0, labels: 'cycle' as const,
+    };
+    await sampleAtBudget(opts);
+    const seconds: number[] = [];
+    let last = await sampleAtBudget(opts);
+    seconds.push(last.account.seconds);
+    for (let i = 1; i < repeats; i++) {
+      last = await sampleAtBudget(opts);
+      seconds.push(last.account.seconds);
+    }
+    const timing = summarizeTimes(seconds, batch, 1);
+    const a = last.account;
+    return {
+      model: a.model, kind: a.kind, batch, budget: sc.budget, steps: a.steps, iters: a.iters, reuse: a.reuse,
+      blockEvaluations: a.blockEvaluations, timing, imagesPerSecond: timing.itemsPerSecond,
+      imagesPerSecondAt20: (timing.itemsPerSecond * sc.budget) / 20,
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+export interface InceptionMeasurement {
+  weights: string;
+  batch: number;
+  timing: TimingResult;
+  imagesPerSecond: number;
+}
+
+/** FID Inception feature extraction on random input (weights from `path`). */
+export async function measureInception(path: string, batch: number, warmup: number, repeats: number): Promise<InceptionMeasurement> {
+  const net = FidInception.load(path);
+  const x = tf.tensor4d(new Rng('bench/inception').normals(batch * 299 * 299 * 3).map((v) => Math.tanh(v)), [batch, 299, 299, 3]);
+  try {
+    const timing = await timeIt(async () => {
+      const out = net.forward(x);
+      await out.pool3.data();
+      out.pool3.dispose();
+    }, { warmup, repeats, itemsPerCall: batch });
+    return { weights: path, batch, timing, imagesPerSecond: timing.itemsPerSecond };
+  } finally {
+    x.dispose();
+    net.dispose();
+  }
+}

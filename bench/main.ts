@@ -1,0 +1,308 @@
+// `npm run bench [-- --suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu] [--quick] [--out results/bench]`
+//
+// Runs the PyTorch side first (bench/torch_ref.py as a child process, when python3 with torch and a
+// CUDA GPU are present; it frees the GPU when it exits), then ours on the chosen backend, and writes
+// `<out>/<date>-<backend>[-quick].json` and `<out>/latest-<backend>.md` with ratios ours ÷ PyTorch.
+// Works from source (tsx) and bundled (esbuild → one .mjs): everything it reads is found from the
+// working directory (the repository root) or environment variables, never from this file's location.
+//
+//   sizes      full: DiT-S/2 and FPDM-S/2 (1/1) at batch 32, then the XL/2 pair (bounded: a few steps,
+//              sampling measured at a 2-step budget and extrapolated); --quick: no XL. On the cpu/wasm
+//              backends --quick replaces the S/2 pair by a tiny pair (16×16×4 latents, D 64, depth 6,
+//              10 classes, batch 4) so the suite finishes in minutes on two cores.
+//   fixtures   Inception weights: $FPDM_INCEPTION_WEIGHTS, else inception_fid_ternary.legacy.pt in
+//              $FPDM_FIXTURES or ../shared/fixtures.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { activeBackend, initBackend, parseBackendChoice, type BackendChoice } from '../src/backends/index.js';
+import { ditPreset, fpdmFrom, modelName, validateConfig, type DiTConfig, type ModelConfig } from '../src/models/index.js';
+import { atomicWrite } from '../src/util/fs.js';
+import { UserError } from '../src/util/errors.js';
+import { log } from '../src/util/log.js';
+import { BENCH_NO_GRAD, BENCH_WITH_GRAD, benchTrainConfig, measureInception, measureSample, measureTrain, trainStepFlops, type SampleCase } from './cases.js';
+import { markdown, sampleLabel, sampleRow, targets, trainRow, type BenchDoc, type CpuRow, type SampleRow, type TrainRow } from './report.js';
+import { readTorchJson, runTorchRef, type TorchResult } from './torch.js';
+
+export const SUITES = ['train', 'sample', 'inception', 'cpu'] as const;
+export type Suite = (typeof SUITES)[number];
+
+export interface BenchOptions {
+  suites: Suite[];
+  backend: BackendChoice;
+  quick: boolean;
+  /** output directory (created); null = do not write files */
+  out: string | null;
+  /** timed training steps (S size; XL takes max(2, steps / 3)); warm-up steps before them */
+  steps: number;
+  warmup: number;
+  batch: number;
+  /** skip the PyTorch side, or take it from a JSON file recorded earlier */
+  torch: 'run' | 'skip' | { json: string };
+  /** replaces the model sizes (tests): the DiT trunk of the pair, its batch, and the sampling budget */
+  tiny?: { trunk: DiTConfig; batch: number; budget: number };
+  inceptionBatch?: number;
+  /** the command line, recorded */
+  command?: string;
+}
+
+/** The tiny pair used by --quick on CPU backends (see the file header). */
+export function tinyTrunk(): DiTConfig {
+  return validateConfig({ kind: 'dit', inputSize: 16, patchSize: 2, inChannels: 4, hiddenSize: 64, depth: 6, numHeads: 4, mlpRatio: 4, classDropoutProb: 0.1, numClasses: 10, learnSigma: true });
+}
+
+interface SizePlan {
+  size: string;
+  trunk: DiTConfig;
+  batch: number;
+  steps: number;
+  warmup: number;
+  /** DiT-step budget measured for sampling */
+  budget: number;
+  sampleRepeats: number;
+}
+
+function sizePlans(o: BenchOptions, backend: string): SizePlan[] {
+  if (o.tiny) return [{ size: 'tiny', trunk: o.tiny.trunk, batch: o.tiny.batch, steps: o.steps, warmup: o.warmup, budget: o.tiny.budget, sampleRepeats: 1 }];
+  const cpuLike = backend === 'cpu' || backend === 'wasm';
+  if (o.quick && cpuLike) return [{ size: 'tiny', trunk: tinyTrunk(), batch: 4, steps: o.steps, warmup: o.warmup, budget: 20, sampleRepeats: 1 }];
+  const plans: SizePlan[] = [{ size: 'S', trunk: ditPreset('DiT-S/2'), batch: o.batch, steps: o.steps, warmup: o.warmup, budget: 20, sampleRepeats: 2 }];
+  if (!o.quick) plans.push({ size: 'XL', trunk: ditPreset('DiT-XL/2'), batch: o.batch, steps: Math.max(2, Math.floor(o.steps / 3)), warmup: 1, budget: 2, sampleRepeats: 1 });
+  return plans;
+}
+
+function pair(trunk: DiTConfig): [ModelConfig, ModelConfig] {
+  return [trunk, fpdmFrom(trunk)];
+}
+
+function sampleCases(p: SizePlan): SampleCase[] {
+  const [dit, fpdm] = pair(p.trunk);
+  return [
+    { config: dit, budget: p.budget, steps: p.budget, reuse: false },
+    { config: fpdm, budget: p.budget, steps: p.budget, reuse: false },
+    { config: fpdm, budget: p.budget, steps: 2 * p.budget, reuse: true },
+  ];
+}
+
+const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300);
+
+function gitCommitOfCwd(): string | null {
+  try {
+    const opts = { stdio: ['ignore', 'pipe', 'ignore'] as ['ignore', 'pipe', 'ignore'], encoding: 'utf8' as const };
+    const head = execFileSync('git', ['rev-parse', 'HEAD'], opts).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], opts).trim().length > 0;
+    return head + (dirty ? '-dirty' : '');
+  } catch {
+    return null;
+  }
+}
+
+function packageVersionOfCwd(): string | null {
+  try {
+    return (JSON.parse(readFileSync(resolve('package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return null;
+  }
+}
+
+export function findInceptionWeights(): string | null {
+  const env = process.env.FPDM_INCEPTION_WEIGHTS;
+  if (env) return env;
+  const dirs = [process.env.FPDM_FIXTURES, resolve('..', 'shared', 'fixtures')].filter((d): d is string => Boolean(d));
+  for (const d of dirs) {
+    const p = join(d, 'inception_fid_ternary.legacy.pt');
+    if (existsSync(p)) return p;
+  }
+  return null;
+}
+
+/** Runs the selected suites and returns the document (also written under `out` when set). */
+export async function runBench(o: BenchOptions): Promise<BenchDoc> {
+  const info = await initBackend(o.backend);
+  const plans = sizePlans(o, info.name);
+  const notes: string[] = [
+    `S-JFB draws fixed to n_ng = ${BENCH_NO_GRAD}, n_g = ${BENCH_WITH_GRAD} (means of U{0..10} and U{1..12}, the latter 6.5 rounded up) on both sides`,
+    'ours: peak memory = TF.js engine live tensor bytes at the worst kernel of one profiled training step (weights, AdamW moments, EMA copy, gradients, activations); backend scratch and pooled buffers not included (backend pool shown apart). PyTorch: torch.cuda.max_memory_allocated (same contents, caching-allocator blocks in use)',
+    'training: 1000 classes (tiny: 10), learned sigma, hybrid loss, AdamW lr 1e-4, EMA 0.9999, batch from the table; images/s = batch / median step seconds after warm-up',
+    'sampling: DDPM over respaced steps, no CFG, one batch; budgets below 20 are measured at that budget and extrapolated to 20 (images/s × budget / 20)',
+  ];
+  const torchWanted = o.suites.some((s) => s === 'train' || s === 'sample' || s === 'inception');
+  let torch: TorchResult;
+  if (o.torch === 'skip' || !torchWanted) torch = { available: false, reason: o.torch === 'skip' ? '--no-torch' : 'no suite with a PyTorch side' };
+  else if (o.torch === 'run') {
+    if (o.tiny || plans[0]!.size === 'tiny') torch = { available: false, reason: 'reduced (tiny) model sizes: the PyTorch side runs only the S/2 and XL/2 presets' };
+    else {
+      log('bench: running the PyTorch side (bench/torch_ref.py)');
+      torch = runTorchRef({
+        suites: o.suites, quick: o.quick, steps: o.steps, noGradIters: BENCH_NO_GRAD, withGradIters: BENCH_WITH_GRAD,
+        sampleBudget: Object.fromEntries(plans.map((p) => [p.size, p.budget])),
+      });
+    }
+  } else torch = readTorchJson(o.torch.json);
+  if (!torch.available) log(`bench: PyTorch side not measured: ${torch.reason}`);
+
+  const train: TrainRow[] = [];
+  const sample: SampleRow[] = [];
+  if (o.suites.includes('train')) {
+    for (const p of plans) {
+      for (const c of pair(p.trunk)) {
+        const name = modelName(c);
+        log(`bench: train ${name}, batch ${p.batch}, ${p.warmup} warm-up + ${p.steps} timed steps`);
+        try {
+          train.push(trainRow(name, p.batch, await measureTrain(c, p.batch, p.warmup, p.steps), torch));
+        } catch (e) {
+          if (e instanceof UserError) throw e;
+          log(`bench: train ${name} failed: ${errText(e)}`);
+          train.push(trainRow(name, p.batch, null, torch, errText(e)));
+        }
+      }
+    }
+  }
+  if (o.suites.includes('sample')) {
+    for (const p of plans) {
+      for (const sc of sampleCases(p)) {
+        const name = modelName(sc.config);
+        const match = { model: name, steps: sc.steps, reuse: sc.reuse, batch: p.batch };
+        log(`bench: sample ${name}, budget ${sc.budget}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`);
+        try {
+          const m = await measureSample(sc, p.batch, p.sampleRepeats);
+          sample.push(sampleRow(sampleLabel(m), match, m, torch));
+        } catch (e) {
+          if (e instanceof UserError) throw e;
+          log(`bench: sample ${name} failed: ${errText(e)}`);
+          sample.push(sampleRow(`${name}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`, match, null, torch, errText(e)));
+        }
+      }
+    }
+  }
+  let inception: BenchDoc['inception'] = null;
+  if (o.suites.includes('inception')) {
+    const cpuLike = info.name === 'cpu' || info.name === 'wasm';
+    const batch = o.inceptionBatch ?? (o.quick && cpuLike ? 2 : 50);
+    const torchIps = torch.inception?.imagesPerSecond ?? null;
+    const weights = findInceptionWeights();
+    if (!weights) {
+      inception = { ours: null, torchImagesPerSecond: torchIps, ratio: null, error: 'Inception weights not found: set FPDM_INCEPTION_WEIGHTS or FPDM_FIXTURES (inception_fid_ternary.legacy.pt)' };
+    } else {
+      log(`bench: inception, batch ${batch}`);
+      try {
+        const m = await measureInception(weights, batch, 1, o.quick ? 2 : 5);
+        // the ratio compares images/s; PyTorch runs batch 50 (ours too on the GPU)
+        inception = { ours: m, torchImagesPerSecond: torchIps, ratio: torchIps ? m.imagesPerSecond / torchIps : null };
+      } catch (e) {
+        inception = { ours: null, torchImagesPerSecond: torchIps, ratio: null, error: errText(e) };
+      }
+    }
+  }
+  const backendInfo = activeBackend();
+  const cpu: CpuRow[] = [];
+  if (o.suites.includes('cpu')) {
+    const trunk = o.tiny?.trunk ?? tinyTrunk();
+    const batch = o.tiny?.batch ?? 4;
+    const rows = pair(trunk).map((c) => ({ c, row: { model: modelName(c), batch, stepFlops: trainStepFlops(benchTrainConfig(c), batch), wasm: null, cpu: null, wasmOverCpu: null } as CpuRow }));
+    for (const b of ['wasm', 'cpu'] as const) {
+      await initBackend(b);
+      for (const { c, row } of rows) {
+        log(`bench: cpu suite, ${row.model} on ${b}`);
+        try {
+          const m = await measureTrain(c, batch, 1, Math.max(1, Math.min(o.steps, 3)));
+          row[b] = { medianSeconds: m.timing.medianSeconds, gflopsPerSecond: m.gflopsPerSecond };
+        } catch (e) {
+          row.error = `${b}: ${errText(e)}`;
+        }
+      }
+    }
+    for (const { row } of rows) {
+      row.wasmOverCpu = row.wasm && row.cpu ? row.wasm.gflopsPerSecond / row.cpu.gflopsPerSecond : null;
+      cpu.push(row);
+    }
+  }
+  const doc: BenchDoc = {
+    date: new Date().toISOString(),
+    command: o.command ?? 'runBench()',
+    backend: { name: backendInfo.name, version: backendInfo.version, device: backendInfo.device },
+    versions: { 'fpdm-exp': packageVersionOfCwd(), node: process.version, 'tfjs-core': tf.version_core, [backendInfo.package]: backendInfo.version ?? null, torch: torch.torch ?? null },
+    gitCommit: gitCommitOfCwd(),
+    quick: o.quick,
+    notes: plans[0]!.size === 'tiny' ? [...notes, `reduced sizes: ${modelName(plans[0]!.trunk)} on ${plans[0]!.trunk.inputSize}×${plans[0]!.trunk.inputSize}×${plans[0]!.trunk.inChannels}, ${plans[0]!.trunk.numClasses} classes, batch ${plans[0]!.batch}`] : notes,
+    torch, train, sample, inception, cpu,
+    targets: targets(train, sample),
+  };
+  if (o.out) {
+    mkdirSync(o.out, { recursive: true });
+    const day = doc.date.slice(0, 10);
+    const base = `${day}-${doc.backend.name}${o.quick ? '-quick' : ''}`;
+    atomicWrite(join(o.out, `${base}.json`), JSON.stringify(doc, null, 1) + '\n');
+    atomicWrite(join(o.out, `latest-${doc.backend.name}.md`), markdown(doc));
+    log(`bench: wrote ${join(o.out, `${base}.json`)} and ${join(o.out, `latest-${doc.backend.name}.md`)}`);
+  }
+  return doc;
+}
+
+/** Parses the command line (argv without node and the script). */
+export function parseArgs(argv: string[]): BenchOptions {
+  const o: BenchOptions = { suites: [...SUITES], backend: 'auto', quick: false, out: 'results/bench', steps: 10, warmup: 2, batch: 32, torch: 'run' };
+  const value = (i: number, flag: string): string => {
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new UserError(`${flag} needs a value`);
+    return v;
+  };
+  const posInt = (s: string, flag: string): number => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag}: '${s}' is not a positive integer`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    switch (a) {
+      case '--suite': {
+        const list = value(i++, a).split(',').map((s) => s.trim()).filter(Boolean);
+        const bad = list.filter((s) => !(SUITES as readonly string[]).includes(s));
+        if (bad.length || list.length === 0) throw new UserError(`--suite: '${bad.join(',') || '(empty)'}' is not a suite; choose from ${SUITES.join(', ')} (comma-separated)`);
+        o.suites = list as Suite[];
+        break;
+      }
+      case '--backend': o.backend = parseBackendChoice(value(i++, a)); break;
+      case '--quick': o.quick = true; break;
+      case '--out': o.out = value(i++, a); break;
+      case '--no-write': o.out = null; break;
+      case '--steps': o.steps = posInt(value(i++, a), a); break;
+      case '--warmup': o.warmup = posInt(value(i++, a), a); break;
+      case '--batch': o.batch = posInt(value(i++, a), a); break;
+      case '--no-torch': o.torch = 'skip'; break;
+      case '--torch-json': {
+        const p = value(i++, a);
+        if (!existsSync(p)) throw new UserError(`--torch-json: '${p}' does not exist`);
+        o.torch = { json: p };
+        break;
+      }
+      case '--help':
+      case '-h':
+        throw new UserError('usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--no-torch | --torch-json FILE]');
+      default:
+        throw new UserError(`unknown option '${a}'; see --help`);
+    }
+  }
+  o.command = `npm run bench -- ${argv.join(' ')}`.trim();
+  return o;
+}
+
+async function main(): Promise<void> {
+  try {
+    const doc = await runBench(parseArgs(process.argv.slice(2)));
+    process.stdout.write(markdown(doc));
+  } catch (e) {
+    if (e instanceof UserError) {
+      log(`error: ${e.message}`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  // the webgpu device and wasm worker handles can keep the event loop alive
+  process.exit(0);
+}
+
+// runs when executed (from source or bundled), not when imported by tests
+const entry = process.argv[1] ?? '';
+if (/bench[\\/]main\.(ts|mjs|js)$/.test(entry)) void main();

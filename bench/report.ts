@@ -1,0 +1,165 @@
+// Side-by-side rows (ours vs PyTorch), the issue's targets as met / not met, and the Markdown table.
+import type { InceptionMeasurement, SampleMeasurement, TrainMeasurement } from './cases.js';
+import type { TorchResult, TorchSample, TorchTrain } from './torch.js';
+
+export interface TrainRow {
+  model: string;
+  batch: number;
+  ours: TrainMeasurement | null;
+  torch: TorchTrain | null;
+  /** ours images/s ÷ PyTorch images/s */
+  throughputRatio: number | null;
+  /** ours peak tensor bytes ÷ PyTorch max_memory_allocated */
+  memoryRatio: number | null;
+  error?: string;
+}
+
+export interface SampleRow {
+  label: string;
+  ours: SampleMeasurement | null;
+  torch: TorchSample | null;
+  /** ours ÷ PyTorch images/s, both at the same measured budget */
+  throughputRatio: number | null;
+  error?: string;
+}
+
+export interface CpuRow {
+  model: string;
+  batch: number;
+  stepFlops: number;
+  wasm: { medianSeconds: number; gflopsPerSecond: number } | null;
+  cpu: { medianSeconds: number; gflopsPerSecond: number } | null;
+  /** wasm GFLOP/s ÷ cpu GFLOP/s */
+  wasmOverCpu: number | null;
+  error?: string;
+}
+
+export interface TargetRow {
+  target: string;
+  measured: number | null;
+  threshold: string;
+  status: 'met' | 'not met' | 'not measured';
+}
+
+const ratio = (a: number | undefined | null, b: number | undefined | null): number | null =>
+  a !== undefined && a !== null && b !== undefined && b !== null && b > 0 && Number.isFinite(a) ? a / b : null;
+
+export function trainRow(model: string, batch: number, ours: TrainMeasurement | null, torch: TorchResult, error?: string): TrainRow {
+  const t = torch.train?.find((r) => r.model === model && r.batch === batch) ?? null;
+  return {
+    model, batch, ours, torch: t,
+    throughputRatio: ratio(ours?.imagesPerSecond, t?.imagesPerSecond),
+    memoryRatio: ratio(ours?.memory.peakTensorBytes, t?.peakBytes),
+    ...(error ? { error } : {}),
+  };
+}
+
+export function sampleLabel(m: { model: string; steps: number; iters: number | null; reuse: boolean }): string {
+  return m.iters === null ? `${m.model}, ${m.steps} steps` : `${m.model}, ${m.steps}×${m.iters}${m.reuse ? ', reuse' : ''}`;
+}
+
+export function sampleRow(label: string, match: { model: string; steps: number; reuse: boolean; batch: number }, ours: SampleMeasurement | null, torch: TorchResult, error?: string): SampleRow {
+  const t = torch.sample?.find((r) => r.model === match.model && r.steps === match.steps && r.reuse === match.reuse && r.batch === match.batch) ?? null;
+  return { label, ours, torch: t, throughputRatio: ratio(ours?.imagesPerSecond, t?.imagesPerSecond), ...(error ? { error } : {}) };
+}
+
+const status = (v: number | null, ok: (v: number) => boolean): TargetRow['status'] => (v === null ? 'not measured' : ok(v) ? 'met' : 'not met');
+
+/** The issue's targets, computed from the measured rows. */
+export function targets(train: TrainRow[], sample: SampleRow[]): TargetRow[] {
+  const out: TargetRow[] = [];
+  for (const name of ['FPDM(DiT-S/2, pre=1, post=1)', 'DiT-S/2']) {
+    const r = train.find((x) => x.model === name);
+    const v = r?.throughputRatio ?? null;
+    out.push({ target: `${name} training ≥ 0.5× PyTorch (images/s)`, measured: v, threshold: '≥ 0.5', status: status(v, (x) => x >= 0.5) });
+  }
+  for (const r of sample) {
+    const v = r.throughputRatio;
+    out.push({ target: `sampling ${r.label} ≥ 0.5× PyTorch (images/s)`, measured: v, threshold: '≥ 0.5', status: status(v, (x) => x >= 0.5) });
+  }
+  // every DiT row with its FPDM (1/1) partner: the paper's memory claim, on our side
+  for (const d of train.filter((r) => r.model.startsWith('DiT'))) {
+    const f = train.find((r) => r.model === `FPDM(${d.model}, pre=1, post=1)`);
+    const v = ratio(f?.ours?.memory.peakTensorBytes, d.ours?.memory.peakTensorBytes);
+    out.push({ target: `FPDM(${d.model}) peak training memory ≤ 0.45× ${d.model}'s (ours, peak tensor bytes)`, measured: v, threshold: '≤ 0.45', status: status(v, (x) => x <= 0.45) });
+  }
+  return out;
+}
+
+// ---- Markdown -------------------------------------------------------------------------------------
+
+const f2 = (v: number | null | undefined, digits = 2): string => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits));
+const gib = (b: number | null | undefined): string => (b === null || b === undefined ? '–' : (b / 2 ** 30).toFixed(2));
+const x = (v: number | null): string => (v === null ? '–' : `${v.toFixed(3)}×`);
+
+function table(head: string[], rows: string[][]): string {
+  return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+export interface BenchDoc {
+  date: string;
+  command: string;
+  backend: { name: string; version?: string; device?: string };
+  versions: Record<string, string | null>;
+  gitCommit: string | null;
+  quick: boolean;
+  notes: string[];
+  torch: TorchResult;
+  train: TrainRow[];
+  sample: SampleRow[];
+  inception: { ours: InceptionMeasurement | null; torchImagesPerSecond: number | null; ratio: number | null; error?: string } | null;
+  cpu: CpuRow[];
+  targets: TargetRow[];
+}
+
+export function markdown(d: BenchDoc): string {
+  const parts: string[] = [];
+  parts.push(`# Benchmark: ${d.backend.name}${d.quick ? ' (--quick)' : ''}, ${d.date}`);
+  parts.push([
+    `- command: \`${d.command}\``,
+    `- device: ${d.backend.device ?? 'unknown'} (backend ${d.backend.name} ${d.backend.version ?? ''})`,
+    `- versions: ${Object.entries(d.versions).map(([k, v]) => `${k} ${v ?? '?'}`).join(', ')}`,
+    `- git commit: ${d.gitCommit ?? 'unknown'}`,
+    d.torch.available
+      ? `- PyTorch side: torch ${d.torch.torch} (CUDA ${d.torch.cuda}) on ${d.torch.device}, TF32 matmul ${d.torch.tf32?.matmul} / cuDNN ${d.torch.tf32?.cudnn}`
+      : `- PyTorch side: not measured (${d.torch.reason})`,
+    ...d.notes.map((n) => `- ${n}`),
+  ].join('\n'));
+  if (d.train.length) {
+    parts.push('## Training step (images/s = batch / median step seconds; memory = peak, GiB)');
+    parts.push(table(
+      ['model', 'batch', 'ours img/s', 'PyTorch img/s', 'ratio', 'ours peak tensors', 'ours backend pool', 'PyTorch peak', 'memory ratio', 'ours GFLOP/s'],
+      d.train.map((r) => [r.model, String(r.batch), f2(r.ours?.imagesPerSecond), f2(r.torch?.imagesPerSecond), x(r.throughputRatio),
+        gib(r.ours?.memory.peakTensorBytes), gib(r.ours?.memory.backendPoolBytes), gib(r.torch?.peakBytes), x(r.memoryRatio),
+        r.error ? `failed: ${r.error}` : f2(r.ours?.gflopsPerSecond)]),
+    ));
+  }
+  if (d.sample.length) {
+    parts.push('## Sampling (one batch; images/s of the measured budget, and extrapolated to 20 DiT-step equivalents)');
+    parts.push(table(
+      ['configuration', 'batch', 'budget measured', 'block evals', 'ours img/s', 'PyTorch img/s', 'ratio', 'ours img/s @20'],
+      d.sample.map((r) => [r.label, String(r.ours?.batch ?? r.torch?.batch ?? '–'), String(r.ours?.budget ?? '–'), f2(r.ours?.blockEvaluations ?? r.torch?.blockEvaluations, 0),
+        f2(r.ours?.imagesPerSecond), f2(r.torch?.imagesPerSecond), x(r.throughputRatio), r.error ? `failed: ${r.error}` : f2(r.ours?.imagesPerSecondAt20)]),
+    ));
+  }
+  if (d.inception) {
+    const i = d.inception;
+    parts.push('## FID Inception (images/s)');
+    parts.push(table(['batch', 'ours img/s', 'PyTorch img/s (torchvision inception_v3)', 'ratio'],
+      [[String(i.ours?.batch ?? '–'), i.error ? `failed: ${i.error}` : f2(i.ours?.imagesPerSecond), f2(i.torchImagesPerSecond), x(i.ratio)]]));
+  }
+  if (d.cpu.length) {
+    parts.push('## CPU backends: train step in effective GFLOP/s (FLOPs by formula: 3 × forward of the graph part + 1 × no-grad iterations)');
+    parts.push(table(['model', 'batch', 'GFLOP/step', 'wasm s/step', 'wasm GFLOP/s', 'cpu s/step', 'cpu GFLOP/s', 'wasm/cpu'],
+      d.cpu.map((r) => [r.model, String(r.batch), f2(r.stepFlops / 1e9, 3), f2(r.wasm?.medianSeconds, 3), f2(r.wasm?.gflopsPerSecond, 3), f2(r.cpu?.medianSeconds, 3),
+        f2(r.cpu?.gflopsPerSecond, 3), r.error ? `failed: ${r.error}` : x(r.wasmOverCpu)])));
+  }
+  parts.push('## Targets (issue 8)');
+  parts.push(table(['target', 'measured', 'threshold', 'status'], d.targets.map((t) => [t.target, t.measured === null ? '–' : t.measured.toFixed(3), t.threshold, t.status])));
+  if (d.torch.paramCounts?.length) {
+    parts.push('## PyTorch implementation: parameter counts vs param_counts.json');
+    parts.push(table(['model', 'PyTorch (ours)', 'reference', 'check'], d.torch.paramCounts.map((p) => [p.model, String(p.params), String(p.expected ?? '–'), p.ok === null ? 'no reference' : p.ok ? 'equal' : 'MISMATCH'])));
+  }
+  if (d.torch.errors?.length) parts.push(`PyTorch side errors: ${d.torch.errors.join('; ')}`);
+  return parts.join('\n\n') + '\n';
+}

@@ -1,0 +1,88 @@
+// Runs bench/torch_ref.py (the PyTorch side) as a child process and parses its one JSON line.
+// The script is found through $FPDM_BENCH_TORCH_REF, else bench/torch_ref.py under the working
+// directory (the repository root; also when this file is bundled). The interpreter is
+// $FPDM_BENCH_PYTHON or python3.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+export interface TorchTrain {
+  model: string;
+  params: number;
+  batch: number;
+  noGradIters: number | null;
+  withGradIters: number | null;
+  medianSeconds: number;
+  imagesPerSecond: number;
+  peakBytes: number;
+}
+
+export interface TorchSample {
+  model: string;
+  batch: number;
+  steps: number;
+  iters: number | null;
+  reuse: boolean;
+  blockEvaluations: number;
+  medianSeconds: number;
+  imagesPerSecond: number;
+  peakBytes: number;
+}
+
+export interface TorchResult {
+  available: boolean;
+  /** why the PyTorch side was not measured */
+  reason?: string;
+  torch?: string;
+  cuda?: string;
+  device?: string;
+  tf32?: { matmul: boolean; cudnn: boolean };
+  paramCounts?: { model: string; params: number; expected: number | null; ok: boolean | null }[];
+  train?: TorchTrain[];
+  sample?: TorchSample[];
+  inception?: { network: string; batch: number; medianSeconds: number; imagesPerSecond: number } | null;
+  errors?: string[];
+}
+
+export interface TorchArgs {
+  suites: string[];
+  quick: boolean;
+  steps: number;
+  noGradIters: number;
+  withGradIters: number;
+  /** DiT-step budget measured per size, e.g. {S: 20, XL: 2} */
+  sampleBudget: Record<string, number>;
+}
+
+export function torchScriptPath(): string {
+  return process.env.FPDM_BENCH_TORCH_REF ?? resolve(process.cwd(), 'bench', 'torch_ref.py');
+}
+
+/** Runs the PyTorch side; never throws: a missing interpreter/script/torch/CUDA comes back as available=false with the reason. */
+export function runTorchRef(a: TorchArgs, timeoutSeconds = 900): TorchResult {
+  const script = torchScriptPath();
+  if (!existsSync(script)) return { available: false, reason: `${script} not found (set FPDM_BENCH_TORCH_REF or run from the repository root)` };
+  const python = process.env.FPDM_BENCH_PYTHON ?? 'python3';
+  const suites = a.suites.filter((s) => s === 'train' || s === 'sample' || s === 'inception');
+  if (suites.length === 0) return { available: false, reason: 'no suite with a PyTorch side was selected' };
+  const args = [
+    script, '--json', '--suite', suites.join(','), '--steps', String(a.steps),
+    '--no-grad-iters', String(a.noGradIters), '--with-grad-iters', String(a.withGradIters),
+    '--sample-budget', Object.entries(a.sampleBudget).map(([k, v]) => `${k}=${v}`).join(','),
+    ...(a.quick ? ['--quick'] : []),
+  ];
+  const r = spawnSync(python, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20, timeout: timeoutSeconds * 1000 });
+  if (r.error) return { available: false, reason: `${python} could not be run (${r.error.message})` };
+  const lines = (r.stdout ?? '').trim().split('\n').filter((l) => l.startsWith('{'));
+  if (lines.length === 0) return { available: false, reason: `${python} ${script} exited with status ${r.status} and printed no JSON` };
+  try {
+    return JSON.parse(lines[lines.length - 1]!) as TorchResult;
+  } catch (e) {
+    return { available: false, reason: `the PyTorch side printed malformed JSON (${(e as Error).message})` };
+  }
+}
+
+/** A PyTorch result recorded earlier (the JSON line torch_ref.py prints), e.g. to re-use GPU numbers or in tests. */
+export function readTorchJson(path: string): TorchResult {
+  return JSON.parse(readFileSync(path, 'utf8')) as TorchResult;
+}
