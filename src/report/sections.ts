@@ -318,7 +318,7 @@ function throughputSection(metrics: MetricRecord[]): Section {
   const per = new Map<string, Record<string, Cell>>();
   const tput: Agg[] = [];
   for (const q of qs) {
-    const aggs = aggregate(metrics.filter((r) => r.name === q && r.step === null), { x: (r) => numTag(r, TAG.budget), consumed: [TAG.budget, TAG.steps, TAG.iters] });
+    const aggs = aggregate(metrics.filter((r) => r.name === q && r.step === null), { x: (r) => numTag(r, TAG.budget), consumed: [TAG.budget] });
     if (q === METRIC.imagesPerSecond) tput.push(...aggs);
     for (const a of aggs) {
       const k = `${a.series}\u0000${a.x}`;
