@@ -13,13 +13,14 @@ const SHAPE: [number, number, number, number] = [2, 3, 4, 4];
 /**
  * The exact ε-predictor for data that is a single point x*: ε̂ = (x_t − √ᾱ_t x*) / √(1 − ᾱ_t), with ᾱ
  * of the ORIGINAL 1000-step process at the timestep it is given. Any correct sampler then predicts
- * x̂_0 = x* at every step and ends exactly at x* (no noise is added at t = 0).
+ * x̂_0 = x* at every step and ends exactly at x* (no noise is added at t = 0). It is asynchronous
+ * (reads t with `await t.data()`), as a model whose solver reads residuals must be.
  */
 function pointDenoiser(full: GaussianDiffusion, xStar: tf.Tensor4D, learnedVariance: boolean): Denoiser<number> {
-  return (x, t, _y, ctx) => {
+  return async (x, t, _y, ctx) => {
+    const tv = Array.from(await t.data());
     const out = tf.tidy(() => {
       const ab = full.tables.alphasCumprod;
-      const tv = Array.from(t.dataSync());
       const a = tf.tensor4d(tv.map((k) => Math.sqrt(ab[k]!)), [tv.length, 1, 1, 1]);
       const s = tf.tensor4d(tv.map((k) => Math.sqrt(1 - ab[k]!)), [tv.length, 1, 1, 1]);
       const eps = tf.div(tf.sub(x, tf.mul(a, xStar)), s) as tf.Tensor4D;
@@ -50,7 +51,7 @@ for (const backend of TEST_BACKENDS) {
         const xT = tf.tensor4d(new Rng(1).normals(2 * 3 * 16), SHAPE);
         const seen: number[] = [];
         const infos: StepInfo[] = [];
-        const res = SAMPLERS[name](pointDenoiser(full, xStar, true), xT, proc, {
+        const res = await SAMPLERS[name](pointDenoiser(full, xStar, true), xT, proc, {
           y: null, rng: new Rng(3), eta,
           onStep: (i, info) => { seen.push(info.tOriginal); infos.push(info); assert.equal(info.step, i); },
         });
@@ -71,25 +72,25 @@ for (const backend of TEST_BACKENDS) {
     const proc = createDiffusion({ respacing: '10' });
     const y = tf.tensor1d([3, 7], 'int32');
     const xT = tf.tensor4d(new Rng(11).normals(2 * 3 * 16), SHAPE);
-    const run = (seed: number, sampler = sampleDdpm, eta = 0) => {
+    const run = async (seed: number, sampler = sampleDdpm, eta = 0) => {
       const before = tf.memory().numTensors;
       const counts: number[] = [];
-      const res = sampler(toyDenoiser, xT, proc, { y, rng: new Rng(seed), eta, onStep: () => counts.push(tf.memory().numTensors) });
+      const res = await sampler(toyDenoiser, xT, proc, { y, rng: new Rng(seed), eta, onStep: () => counts.push(tf.memory().numTensors) });
       const data = Array.from(res.x0.dataSync());
       res.x0.dispose();
       assert.equal(tf.memory().numTensors, before, 'no tensors left behind');
       assert.ok(counts.every((c) => c === counts[0]), `tensor count flat across steps: ${counts}`);
       return data;
     };
-    const a = run(5);
-    const b = run(5);
-    const c = run(6);
+    const a = await run(5);
+    const b = await run(5);
+    const c = await run(6);
     assert.deepEqual(a, b);
     assert.ok(maxAbsDiff(a, c) > 1e-2, 'a different seed gives different samples');
     assert.ok(a.every(Number.isFinite));
-    assert.deepEqual(run(5, sampleDdim, 1), run(5, sampleDdim, 1));
-    assert.ok(maxAbsDiff(run(5, sampleDdim, 1), run(6, sampleDdim, 1)) > 1e-2);
-    assert.deepEqual(run(5, sampleDdim, 0), run(6, sampleDdim, 0), 'DDIM eta 0 is deterministic given x_T');
+    assert.deepEqual(await run(5, sampleDdim, 1), await run(5, sampleDdim, 1));
+    assert.ok(maxAbsDiff(await run(5, sampleDdim, 1), await run(6, sampleDdim, 1)) > 1e-2);
+    assert.deepEqual(await run(5, sampleDdim, 0), await run(6, sampleDdim, 0), 'DDIM eta 0 is deterministic given x_T');
     tf.dispose([xT, y]);
   });
 
@@ -120,7 +121,7 @@ for (const backend of TEST_BACKENDS) {
     };
     for (const mode of ['all', 'first3'] as const) {
       calls.length = 0;
-      const res = withCfg(inner, { scale: s, numClasses: K, channels: mode })(x, t, y, { step: 0, steps: 1 });
+      const res = await withCfg(inner, { scale: s, numClasses: K, channels: mode })(x, t, y, { step: 0, steps: 1 });
       assert.deepEqual(calls, [{ n: 4, y: [1, 4, K, K] }]);
       assert.deepEqual(res.out.shape, [2, 8, 2, 2]);
       const o = res.out.arraySync() as number[][][][];
@@ -148,7 +149,7 @@ test('cpu and wasm give the same samples for the same seed (to float32 rounding)
     const proc = createDiffusion({ respacing: '10' });
     const xT = tf.tensor4d(new Rng(11).normals(2 * 3 * 16), SHAPE);
     const y = tf.tensor1d([3, 7], 'int32');
-    const res = sampleDdpm(withCfg(toyDenoiser, { scale: 1.5, numClasses: 10 }), xT, proc, { y, rng: new Rng(5) });
+    const res = await sampleDdpm(withCfg(toyDenoiser, { scale: 1.5, numClasses: 10 }), xT, proc, { y, rng: new Rng(5) });
     out.push(Array.from(res.x0.dataSync()));
     tf.dispose([xT, y, res.x0]);
   }
@@ -173,7 +174,7 @@ test('a stateful (solution-reuse) denoiser: state threads through, old state is 
   const before = tf.memory().numTensors;
   const counts: number[] = [];
   const infos: StepInfo[] = [];
-  const res = sampleDdpm(reuse, xT, proc, { y: null, rng: new Rng(2), onStep: (_i, info) => { counts.push(tf.memory().numTensors); infos.push(info); } });
+  const res = await sampleDdpm(reuse, xT, proc, { y: null, rng: new Rng(2), onStep: (_i, info) => { counts.push(tf.memory().numTensors); infos.push(info); } });
   assert.deepEqual(seenUndefinedAtStart, [true]);
   assert.ok(counts.every((c) => c === counts[0]), `flat: ${counts}`);
   assert.deepEqual(infos[3]!.denoiser, { iters: 3, residual: [0.1, 0.01, 0.001] });
@@ -181,4 +182,27 @@ test('a stateful (solution-reuse) denoiser: state threads through, old state is 
   tf.dispose([res.x0, res.state.z]);
   assert.equal(tf.memory().numTensors, before);
   xT.dispose();
+});
+
+test('an asynchronous denoiser gives the same samples as the same denoiser returned synchronously, with and without CFG', async () => {
+  await useBackend(TEST_BACKENDS[0]!);
+  const proc = createDiffusion({ respacing: '6' });
+  const xT = tf.tensor4d(new Rng(11).normals(2 * 3 * 16), SHAPE);
+  const y = tf.tensor1d([3, 7], 'int32');
+  const asyncToy: Denoiser = async (x, t, yy, ctx) => {
+    await new Promise((r) => setTimeout(r, 1)); // really yields to the event loop
+    return toyDenoiser(x, t, yy, ctx);
+  };
+  const before = tf.memory().numTensors;
+  const out: number[][] = [];
+  for (const d of [toyDenoiser, asyncToy, withCfg(toyDenoiser, { scale: 2, numClasses: 10 }), withCfg(asyncToy, { scale: 2, numClasses: 10 })]) {
+    const res = await sampleDdim(d, xT, proc, { y, rng: new Rng(4), eta: 1 });
+    out.push(Array.from(await res.x0.data()));
+    res.x0.dispose();
+  }
+  assert.equal(tf.memory().numTensors, before, 'no tensors left behind');
+  assert.deepEqual(out[1], out[0]);
+  assert.deepEqual(out[3], out[2]);
+  assert.ok(maxAbsDiff(out[0]!, out[2]!) > 1e-3, 'CFG changes the samples');
+  tf.dispose([xT, y]);
 });

@@ -53,9 +53,12 @@ for (const backend of TEST_BACKENDS) {
       console.log(`[${backend}] fpdm_tiny ${key} max abs err ${err.toExponential(2)}`);
       assert.ok(err <= TOL, `${key}: max abs err ${err}`);
       assert.equal(r.solve?.iterations, iters);
-      assert.equal(r.solve?.residuals.length, iters);
-      r.out.dispose();
-      r.state?.z.dispose();
+      assert.equal(r.solve?.residuals.length, 0, 'the synchronous forward reads nothing');
+      // forwardAsync: the same output, residuals read (tracked by default)
+      const ra = await model.forwardAsync(x, t, y, { iters });
+      assert.equal(maxAbsDiff(await ra.out.data(), await r.out.data()), 0, `${key}: forwardAsync = forward`);
+      assert.equal(ra.solve?.residuals.length, iters);
+      tf.dispose([r.out, r.state!.z, ra.out, ra.state!.z]);
     }
     // the default iteration count of this config (no-grad max 0 + with-grad max 4) is 4
     const d = model.forward(x, t, y);
@@ -98,7 +101,7 @@ test('weights from .pt (zip) and .pt (legacy) equal the .safetensors ones; expor
     const ref = readSafetensors(fixture(`${name}.safetensors`)).tensors;
     for (const file of [`${name}.pt`, `${name}.legacy.pt`]) {
       const { model } = loadModel(fixture(file), cfg);
-      const sd = exportStateDict(model);
+      const sd = await exportStateDict(model);
       assert.deepEqual([...sd.keys()].sort(), [...ref.keys()].sort(), `${file}: names`);
       for (const [k, v] of ref) assert.equal(maxAbsDiff(toFloat32(sd.get(k)!), toFloat32(v)), 0, `${file}: ${k}`);
       model.dispose();
@@ -111,10 +114,15 @@ test('FPDM reports solver residuals that shrink (the fixture contracts)', async 
   const io = tinyIO('fpdm_tiny');
   const { x, t, y } = inputsOf(io);
   const { model } = loadModel(fixture('fpdm_tiny.safetensors'), tinyConfig('fpdm_tiny'));
-  const r = (model as FPDM).forward(x, t, y, { iters: 8 });
+  const r = await (model as FPDM).forwardAsync(x, t, y, { iters: 8 });
   const res = r.solve!.residuals;
   console.log(`fpdm_tiny residuals over 8 iterations: ${res.map((v) => v.toExponential(2)).join(' ')}`);
+  assert.equal(res.length, 8);
   for (let i = 1; i < res.length; i++) assert.ok(res[i]! < res[i - 1]!, `residual ${i} did not shrink`);
-  tf.dispose([r.out, r.state!.z, x, t, y]);
+  // the synchronous forward returns the same residuals as a tensor (no host read)
+  const s = (model as FPDM).forward(x, t, y, { iters: 8, trackResiduals: true });
+  assert.deepEqual(s.residuals!.shape, [8]);
+  assert.deepEqual(Array.from(await s.residuals!.data()), res);
+  tf.dispose([r.out, r.state!.z, s.out, s.state!.z, s.residuals!, x, t, y]);
   model.dispose();
 });

@@ -70,10 +70,10 @@ test('load/export by PyTorch names; shape mismatch names the first tensor; missi
   const cfg = tinyConfig('dit_tiny');
   const before = tf.memory().numTensors;
   const { model } = modelFromStateDict(cfg, sd);
-  const exported = exportStateDict(model);
+  const exported = await exportStateDict(model);
   const again = createModel(cfg, 5);
   loadStateDict(again, exported);
-  const e2 = exportStateDict(again);
+  const e2 = await exportStateDict(again);
   for (const [k, v] of exported) assert.deepEqual(e2.get(k)!.data, v.data, k);
   model.dispose();
   again.dispose();

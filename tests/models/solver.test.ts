@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../src/util/rng.js';
 import { UserError } from '../../src/util/errors.js';
-import { solveFixedPoint, validateSolver } from '../../src/models/solver.js';
+import { solveFixedPoint, solveFixedPointAsync, validateSolver } from '../../src/models/solver.js';
 import { createModel, fpdmFrom, type FPDM } from '../../src/models/index.js';
 import { loadModel } from '../../src/models/load.js';
 import { fixture, maxAbsDiff, useBackend } from '../helpers.js';
@@ -25,8 +25,8 @@ test('linear contraction: Anderson needs far fewer iterations than plain, same f
   const f = (z: tf.Tensor3D): tf.Tensor3D => tf.add(tf.reshape(tf.matMul(tf.reshape(z, [-1, L]), A), z.shape), b) as tf.Tensor3D;
   const z0 = tf.ones([2, 1, L]) as tf.Tensor3D;
   const before = tf.memory().numTensors;
-  const p = solveFixedPoint(f, z0, { kind: 'tolerance', tol: 1e-5, maxIters: 2000 });
-  const a = solveFixedPoint(f, z0, { kind: 'anderson', tol: 1e-5, maxIters: 2000, window: 8 });
+  const p = await solveFixedPointAsync(f, z0, { kind: 'tolerance', tol: 1e-5, maxIters: 2000 });
+  const a = await solveFixedPointAsync(f, z0, { kind: 'anderson', tol: 1e-5, maxIters: 2000, window: 8 });
   console.log(`linear map (ρ = 0.95, 6-d): plain ${p.report.iterations} iterations, Anderson ${a.report.iterations} to tol 1e-5`);
   assert.equal(p.report.converged, true);
   assert.equal(a.report.converged, true);
@@ -35,15 +35,30 @@ test('linear contraction: Anderson needs far fewer iterations than plain, same f
   assert.equal(p.report.residuals.length, p.report.iterations);
   assert.equal(a.report.residuals.length, a.report.iterations);
   tf.dispose([p.z, a.z]);
+  // fixed: the synchronous form (residuals as a tensor) and the asynchronous one agree exactly
+  const fa = await solveFixedPointAsync(f, z0, { kind: 'fixed', iters: 7 });
+  const fs = solveFixedPoint(f, z0, { kind: 'fixed', iters: 7 }, { trackResiduals: true });
+  assert.equal(maxAbs(fa.z, fs.z), 0);
+  assert.deepEqual(Array.from(await fs.residuals!.data()), fa.report.residuals);
+  assert.equal(fa.report.residuals.length, 7);
+  assert.deepEqual(fs.report.residuals, []);
+  const fn = solveFixedPoint(f, z0, { kind: 'fixed', iters: 3 });
+  assert.equal(fn.residuals, undefined, 'no residual tensor unless asked');
+  tf.dispose([fa.z, fs.z, fs.residuals!, fn.z]);
   assert.equal(tf.memory().numTensors, before, 'solver leaked tensors');
   assert.equal(z0.isDisposed, false, 'z0 stays with the caller');
+  // the synchronous solver refuses the solvers that must read the host, naming the async form
+  for (const o of [{ kind: 'tolerance', tol: 1e-5, maxIters: 10 }, { kind: 'anderson', tol: 1e-5, maxIters: 10 }] as const) {
+    assert.throws(() => solveFixedPoint(f, z0, o), (e: unknown) => e instanceof Error && !(e instanceof UserError) && /solveFixedPointAsync/.test(e.message));
+  }
+  assert.equal(tf.memory().numTensors, before);
   tf.dispose([A, b, z0]);
 });
 
 async function compare(label: string, model: FPDM, x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D): Promise<void> {
   const before = tf.memory().numTensors;
-  const p = model.forward(x, t, y, { solver: { kind: 'tolerance', tol: 1e-4, maxIters: 200 } });
-  const a = model.forward(x, t, y, { solver: { kind: 'anderson', tol: 1e-4, maxIters: 200, window: 5, beta: 1 } });
+  const p = await model.forwardAsync(x, t, y, { solver: { kind: 'tolerance', tol: 1e-4, maxIters: 200 } });
+  const a = await model.forwardAsync(x, t, y, { solver: { kind: 'anderson', tol: 1e-4, maxIters: 200, window: 5, beta: 1 } });
   const dz = maxAbs(p.state!.z, a.state!.z);
   const dout = maxAbs(p.out, a.out);
   console.log(`${label}: iterations to relative residual < 1e-4: plain ${p.solve!.iterations}, Anderson(m=5, β=1) ${a.solve!.iterations}; ` +
@@ -64,10 +79,17 @@ test('fpdm_tiny (fixture weights): plain and Anderson reach the same fixed point
   const { model } = loadModel(fixture('fpdm_tiny.safetensors'), tinyConfig('fpdm_tiny'));
   await compare('fpdm_tiny (weights N(0, 0.05²))', model as FPDM, x, t, y);
   // a fixed count equal to plain's count gives the same output as the tolerance stop
-  const p = model.forward(x, t, y, { solver: { kind: 'tolerance', tol: 1e-4, maxIters: 200 } });
+  const p = await (model as FPDM).forwardAsync(x, t, y, { solver: { kind: 'tolerance', tol: 1e-4, maxIters: 200 } });
   const q = model.forward(x, t, y, { iters: p.solve!.iterations });
   assert.equal(maxAbs(p.out, q.out), 0);
-  tf.dispose([p.out, p.state!.z, q.out, q.state!.z, x, t, y]);
+  tf.dispose([p.out, p.state!.z, q.out, q.state!.z]);
+  // the synchronous forward refuses tolerance/Anderson with a programming Error naming forwardAsync, and leaks nothing
+  const before = tf.memory().numTensors;
+  for (const solver of [{ kind: 'tolerance', tol: 1e-4, maxIters: 5 }, { kind: 'anderson', tol: 1e-4, maxIters: 5 }] as const) {
+    assert.throws(() => model.forward(x, t, y, { solver }), (e: unknown) => e instanceof Error && !(e instanceof UserError) && /forwardAsync/.test(e.message));
+  }
+  assert.equal(tf.memory().numTensors, before);
+  tf.dispose([x, t, y]);
   model.dispose();
 });
 
