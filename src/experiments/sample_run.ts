@@ -5,7 +5,6 @@
 // peak memory, per-step fixed-point residuals, params) and a sample grid, in one transaction.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { writeGrid } from '../data/images.js';
 import type { Dataset } from '../data/dataset.js';
 import { allocateIterations } from '../diffusion/budget.js';
@@ -17,9 +16,9 @@ import type { Store } from '../store/store.js';
 import type { ArtifactInput, MetricInput } from '../store/types.js';
 import { readCheckpoint, tensorsWithPrefix } from '../training/checkpoint.js';
 import { UserError } from '../util/errors.js';
-import { Rng } from '../util/rng.js';
 import { sampleAtBudget, type SamplingAccount } from './sampling.js';
 import { openSpecDataset } from './datasets.js';
+import { peakSampleStep, type Peak } from './peak.js';
 import { distributionMetrics } from './measure.js';
 import type { PlannedSample, PlannedTrain, SamplingSettings } from './planner.js';
 import { startProgress, type ProgressMode } from './progress.js';
@@ -55,15 +54,13 @@ export interface GeneratedSamples {
   account: SamplingAccount;
   /** original diffusion timestep of each sampling step (sampling order) */
   timesteps: number[];
-  /** peak TF.js tensor bytes of one profiled sampling step at the sampling batch size (the one with the most iterations) */
-  peakStepBytes: number | null;
 }
 
 /**
  * Samples with the shared engine (sampleAtBudget). The planner has already turned the budget into
  * (steps, iters), so the split is passed explicitly; labels cycle over the classes (balanced).
  */
-export async function generate(model: AnyModel, train: PlannedTrain, s: SamplingSettings, seed: number, onBatch?: (done: number) => void, measurePeak = false): Promise<GeneratedSamples> {
+export async function generate(model: AnyModel, train: PlannedTrain, s: SamplingSettings, seed: number, onBatch?: (done: number) => void): Promise<GeneratedSamples> {
   const diffusion = diffusionFor(train.config.training);
   const fpdm = model.config.kind === 'fpdm';
   let lastBatch = -1;
@@ -80,34 +77,7 @@ export async function generate(model: AnyModel, train: PlannedTrain, s: Sampling
   });
   const process = createDiffusion({ ...diffusion, respacing: String(s.steps) });
   const timesteps = Array.from({ length: s.steps }, (_, i) => process.timestepMap[s.steps - 1 - i]!);
-  const peakStepBytes = measurePeak ? peakOfOneStep(model, s, diffusion.diffusionSteps) : null;
-  return { x: r.samples, shape: r.shape, account: r.account, timesteps, peakStepBytes };
-}
-
-/** Peak tensor bytes of one denoiser call + update at the sampling batch size (tf.profile). */
-function peakOfOneStep(model: AnyModel, s: SamplingSettings, numSteps: number): number {
-  const c = model.config;
-  const n = Math.min(s.batchSize, s.samples);
-  const iters = s.iters === null ? 0 : Math.max(...(iterationSchedule(s) ?? [s.steps * s.iters - (s.steps - 1)]));
-  const rng = new Rng('peak');
-  let peak = 0;
-  const before = tf.memory().numBytes;
-  // tf.profile is asynchronous only in its bookkeeping; run it synchronously via the engine's profile hook
-  const engine = tf.engine() as unknown as { state: { profiling: boolean; activeProfile: { kernels: { totalBytesSnapshot: number }[] } } };
-  engine.state.profiling = true;
-  engine.state.activeProfile.kernels = [];
-  try {
-    const xt = tf.tensor4d(rng.normals(n * c.inChannels * c.inputSize * c.inputSize), [n, c.inChannels, c.inputSize, c.inputSize]);
-    const t = tf.fill([n], numSteps - 1, 'float32') as tf.Tensor1D;
-    const y = tf.zeros([n], 'int32') as tf.Tensor1D;
-    const r = model.forward(xt, t, y, c.kind === 'fpdm' ? { iters: Math.max(1, iters), trackResiduals: false } : {});
-    tf.dispose([xt, t, y, r.out, ...(r.state ? [r.state.z] : [])]);
-  } finally {
-    engine.state.profiling = false;
-    for (const k of engine.state.activeProfile.kernels) peak = Math.max(peak, k.totalBytesSnapshot);
-    engine.state.activeProfile.kernels = [];
-  }
-  return Math.max(0, peak - before) * (s.cfg > 1 ? 2 : 1);
+  return { x: r.samples, shape: r.shape, account: r.account, timesteps };
 }
 
 export async function executeSample(ctx: SampleRunContext): Promise<void> {
@@ -117,11 +87,16 @@ export async function executeSample(ctx: SampleRunContext): Promise<void> {
   const model = loadTrainedModel(parent, ctx.artifactsDir);
   const bar = startProgress(`sample ${run.modelName} budget ${s.budget} (${s.steps} steps${s.iters !== null ? ` × ${s.iters} iters` : ''})`, s.samples, ctx.progress);
   let gen: GeneratedSamples;
+  let peak: Peak | null = null;
   try {
     gen = await generate(model, parent, s, run.seed, (done) => {
       bar.update(done);
       store.heartbeat(runId);
-    }, metricsWanted.has('memory'));
+    });
+    if (metricsWanted.has('memory')) {
+      const maxIters = s.iters === null ? 0 : Math.max(...(iterationSchedule(s) ?? gen.account.itersPerStep!.map(Math.ceil)));
+      peak = await peakSampleStep(model, Math.min(s.batchSize, s.samples), maxIters, s.cfg > 1, parent.config.training.diffusionSteps);
+    }
   } finally {
     bar.stop();
     model.dispose();
@@ -134,7 +109,7 @@ export async function executeSample(ctx: SampleRunContext): Promise<void> {
   ];
   if (metricsWanted.has('throughput')) rows.push({ name: METRIC.imagesPerSecond, value: s.samples / acc.seconds, unit: METRIC_UNITS.images_per_s });
   if (metricsWanted.has('params')) rows.push({ name: METRIC.params, value: countParams(parent.config.model).total, unit: METRIC_UNITS.params });
-  if (gen.peakStepBytes !== null) rows.push({ name: METRIC.peakSampleBytes, value: gen.peakStepBytes, unit: METRIC_UNITS.peak_sample_bytes });
+  if (peak !== null) rows.push({ name: METRIC.peakSampleBytes, value: peak.bytes, unit: METRIC_UNITS.peak_sample_bytes });
   // the last iteration's relative residual at each sampling step: step = its iteration index k, tag t = timestep
   acc.residualPerStep?.forEach((v, i) => {
     if (!Number.isFinite(v)) return;

@@ -14,6 +14,7 @@ import { trainModel, type StepRecord } from '../training/loop.js';
 import type { PlannedTrain } from './planner.js';
 import { startProgress, type ProgressMode } from './progress.js';
 import type { TrainingSpec } from './spec.js';
+import { peakTrainStep } from './peak.js';
 
 /** The diffusion process of a spec's training settings (the sampler respaces it later). */
 export function diffusionFor(t: TrainingSpec): DiffusionConfig {
@@ -95,6 +96,8 @@ export async function executeTrain(ctx: TrainRunContext): Promise<TrainOutcome> 
   }
   const trainSeconds = result.history.reduce((a, r) => a + r.seconds, 0);
   metrics.push({ name: METRIC.trainSeconds, value: trainSeconds, unit: METRIC_UNITS.train_seconds });
+  const peak = await peakTrainStep(run.config.model, diffusionFor(t), t.batchSize, { lr: t.lr, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps, clipGradNorm: t.gradClip });
+  metrics.push({ name: METRIC.peakTrainBytes, value: peak.bytes, unit: METRIC_UNITS.peak_train_bytes });
   store.completeRun(runId, { metrics, artifacts: checkpointArtifacts(outDir, result.step) });
   return 'completed';
 }

@@ -4,7 +4,10 @@
 // Kubernetes Indexed Jobs: --shard $JOB_COMPLETION_INDEX/$N), each into its own --db bundle, then
 // `fpdm-exp collect` merges the bundles.
 import type { Command } from 'commander';
+import { dirname, join } from 'node:path';
 import { runExperiment, type RunSummary } from '../../experiments/runner.js';
+import { buildReport } from '../../report/index.js';
+import { log, warn } from '../../util/log.js';
 import type { ProgressMode } from '../../experiments/progress.js';
 import { emitJson } from '../../util/log.js';
 import type { GlobalOptions } from '../context.js';
@@ -20,18 +23,37 @@ export interface RunOptions {
   globals: GlobalOptions;
   progress?: ProgressMode;
   artifacts?: string;
+  /** write the report (tables, figures, HTML) of the experiment after the run (default true; not for shards) */
+  report?: boolean;
 }
 
-export async function run(opts: RunOptions): Promise<RunSummary> {
-  return runExperiment({
+export interface RunCommandResult extends RunSummary {
+  /** index.html of the report written after the run, or null */
+  report: string | null;
+}
+
+export async function run(opts: RunOptions): Promise<RunCommandResult> {
+  const summary = await runExperiment({
     spec: opts.spec, db: opts.db, shard: shardOption(opts.shard), retryFailed: opts.retryFailed, backend: opts.globals.backend,
     progress: opts.globals.quiet ? 'none' : (opts.progress ?? 'auto'), artifactsDir: opts.artifacts,
   });
+  let report: string | null = null;
+  if ((opts.report ?? true) && !opts.shard) {
+    // the report is a view of the database: a failure to draw it does not undo the stored results
+    try {
+      const r = await buildReport({ db: opts.db, experiment: summary.experiment, out: join(dirname(opts.db), 'report', summary.experiment) });
+      report = r.index;
+      log(`report: ${r.index}`);
+    } catch (e) {
+      warn(`the report could not be written (${(e as Error).message}); the results are stored; run \`fpdm-exp report --db ${opts.db}\` later`);
+    }
+  }
+  return { ...summary, report };
 }
 
 const fmt = (v: number | undefined, digits = 4): string => (v === undefined ? '-' : Math.abs(v) >= 1e4 || Number.isInteger(v) ? Math.round(v).toLocaleString('en-US') : v.toPrecision(digits));
 
-export function formatSummary(s: RunSummary): string {
+export function formatSummary(s: RunCommandResult): string {
   const samples = s.runs.filter((r) => r.kind === 'sample');
   const trains = s.runs.filter((r) => r.kind === 'train');
   const distName = ['fid', 'fd_mnist', 'kid'].find((n) => samples.some((r) => r.metrics[n] !== undefined));
@@ -51,7 +73,8 @@ export function formatSummary(s: RunSummary): string {
     `experiment ${s.experiment}${s.shard ? ` (shard ${s.shard})` : ''} on ${s.backend.name}: ${s.runs.length} runs in ${s.seconds.toFixed(1)} s; database ${s.db}\n` +
     `training: ${trainLine || 'none'}\n` +
     table +
-    (problems.length ? `problems:\n${problems.join('\n')}\n` : '')
+    (problems.length ? `problems:\n${problems.join('\n')}\n` : '') +
+    (s.report ? `report: ${s.report}\n` : '')
   );
 }
 
@@ -66,8 +89,9 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--retry-failed', 're-run runs that failed or diverged earlier')
     .option('--artifacts <dir>', 'where checkpoints and sample grids go (default: artifacts/ beside the database)')
     .option('--progress <mode>', 'auto (bars on a terminal, lines otherwise), bar, plain or none', 'auto')
+    .option('--no-report', 'do not write the report after the run')
     .option('--json', 'print JSON on stdout')
-    .action(async (spec: string, o: { db: string; dryRun?: boolean; shard?: string; retryFailed?: boolean; artifacts?: string; progress: string; json?: boolean }) => {
+    .action(async (spec: string, o: { db: string; dryRun?: boolean; shard?: string; retryFailed?: boolean; artifacts?: string; progress: string; report: boolean; json?: boolean }) => {
       if (o.dryRun) {
         const r = await planRun({ spec, db: o.db, shard: o.shard });
         if (o.json) return emitJson(r);
@@ -75,7 +99,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
         return;
       }
       const progress = (['auto', 'bar', 'plain', 'none'].includes(o.progress) ? o.progress : 'auto') as ProgressMode;
-      const s = await run({ spec, db: o.db, shard: o.shard, retryFailed: o.retryFailed, globals: globals(), progress, artifacts: o.artifacts });
+      const s = await run({ spec, db: o.db, shard: o.shard, retryFailed: o.retryFailed, globals: globals(), progress, artifacts: o.artifacts, report: o.report });
       if (o.json) return emitJson(s);
       process.stdout.write(formatSummary(s));
     });
