@@ -157,3 +157,24 @@ test('artifacts: stored relative to the database directory with sha256 and size'
   s.close();
 });
 
+
+test('pending runs are claimable; heartbeats only from the owner; bad paths and old schemas read-only are UserErrors', () => {
+  const dir = tmp();
+  const s = openStore(join(dir, 'p.sqlite'));
+  const input = { key: key('p'), experiment: 'e', kind: 'sample' as const, model: 'm', config: {} };
+  s.addPendingRuns([input, input]);
+  assert.equal(s.listRuns().length, 1);
+  assert.equal(s.getRun(input.key)!.status, 'pending');
+  const c = s.claimRun(input);
+  assert.equal(c.outcome === 'claimed' && c.previous, 'pending');
+  const before = s.getRun(input.key)!.heartbeatAt;
+  const other = openStore(join(dir, 'p.sqlite'));
+  other.heartbeat(c.run.id); // not the owner: no effect
+  assert.equal(s.getRun(input.key)!.heartbeatAt, before);
+  other.close();
+  s.close();
+  assert.throws(() => openStore(join(dir, 'no', 'such', 'dir', 'r.sqlite')), (e: unknown) => e instanceof UserError && /does not exist/.test(e.message));
+  const old = join(dir, 'old.sqlite');
+  new Database(old).close();
+  assert.throws(() => openStore(old, { readonly: true }), (e: unknown) => e instanceof UserError && /older schema/.test(e.message));
+});
