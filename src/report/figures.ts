@@ -32,6 +32,8 @@ export interface ChartOptions {
 export type VlSpec = Record<string, unknown>;
 
 const SIZE = { width: 480, height: 280 };
+/** legends below the plot, one entry per line, never truncated (model labels can be long) */
+const LEGEND = { orient: 'bottom', direction: 'vertical', labelLimit: 2000 };
 /** PNG pixels per SVG pixel (sharp renders the SVG at 72·PNG_SCALE dpi). */
 export const PNG_SCALE = 2;
 
@@ -42,7 +44,7 @@ export function lineChart(o: ChartOptions & { xType?: 'quantitative' | 'ordinal'
   const xType = o.xType ?? 'quantitative';
   const x = { field: 'x', type: xType, title: o.xTitle, ...(o.xLog ? { scale: { type: 'log' } } : {}), ...(xType === 'ordinal' ? { sort: null } : {}), ...(o.xInteger ? { axis: { format: 'd', tickMinStep: 1 } } : {}) };
   const y = { field: 'mean', type: 'quantitative', title: o.yTitle, scale: o.yLog ? { type: 'log' } : { zero: false } };
-  const color = { field: 'series', type: 'nominal', title: o.seriesTitle, legend: { labelLimit: 320 } };
+  const color = { field: 'series', type: 'nominal', title: o.seriesTitle, legend: LEGEND };
   const layer: unknown[] = [];
   if (hasBands(o.points) && !o.yLog)
     layer.push({ mark: { type: 'errorband', opacity: 0.25 }, encoding: { x, y: { field: 'lo', type: 'quantitative', title: o.yTitle }, y2: { field: 'hi' }, color } });
@@ -57,7 +59,7 @@ export function lineChart(o: ChartOptions & { xType?: 'quantitative' | 'ordinal'
 export function barChart(o: ChartOptions & { yLog?: boolean }): VlSpec {
   const x = { field: 'x', type: 'nominal', title: o.xTitle, sort: null, axis: { labelAngle: o.points.some((p) => String(p.x).length > 12) ? -25 : 0, labelLimit: 200 } };
   const xOffset = { field: 'series', type: 'nominal', sort: null };
-  const color = { field: 'series', type: 'nominal', title: o.seriesTitle, sort: null, legend: { labelLimit: 320 } };
+  const color = { field: 'series', type: 'nominal', title: o.seriesTitle, sort: null, legend: LEGEND };
   const y = { field: 'mean', type: 'quantitative', title: o.yTitle, ...(o.yLog ? { scale: { type: 'log' } } : {}) };
   const layer: unknown[] = [{ mark: 'bar', encoding: { x, xOffset, y, color, tooltip: [{ field: 'series' }, { field: 'x' }, { field: 'mean', format: '.4g' }, { field: 'n' }] } }];
   if (hasBands(o.points)) layer.push({ mark: { type: 'rule', color: 'black' }, encoding: { x, xOffset, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } });
