@@ -61,8 +61,8 @@ export function symmetricEigen(a: Float64Array, n: number, wantVectors = false):
     d[k] = A[k * n + k]!;
     const lo = k + 1;
     let sigma2 = 0;
-    for (let i = lo; i < n; i++) sigma2 += A[k * n + i]! ** 2; // row k right of the diagonal = column k below it
-    const x0 = A[k * n + lo]!;
+    for (let i = lo; i < n; i++) sigma2 += A[i * n + k]! ** 2; // column k below the diagonal (lower triangle is kept current)
+    const x0 = A[lo * n + k]!;
     const tail2 = sigma2 - x0 * x0;
     if (tail2 <= 0 || !(sigma2 > 0)) {
       e[k] = x0; // already tridiagonal in this column
@@ -70,17 +70,28 @@ export function symmetricEigen(a: Float64Array, n: number, wantVectors = false):
     }
     const sigma = Math.sqrt(sigma2);
     const alpha = x0 >= 0 ? -sigma : sigma;
-    for (let i = lo; i < n; i++) v[i] = A[k * n + i]!;
+    for (let i = lo; i < n; i++) v[i] = A[i * n + k]!;
     v[lo] = x0 - alpha;
     const beta = 2 / (2 * sigma2 - 2 * alpha * x0); // 2 / vᵀv
     e[k] = alpha;
     // p = β A22 v ; K = β vᵀp / 2 ; w = p − K v ; A22 ← A22 − v wᵀ − w vᵀ
+    // Only the lower triangle of A22 is read and updated (row-major, contiguous): the product with
+    // the upper part uses symmetry (A_ji = A_ij), accumulated in the same pass.
+    for (let i = lo; i < n; i++) p[i] = 0;
+    for (let i = lo; i < n; i++) {
+      const row = i * n;
+      const vi = v[i]!;
+      let s = 0;
+      for (let j = lo; j < i; j++) {
+        const aij = A[row + j]!;
+        s += aij * v[j]!;
+        p[j]! += aij * vi;
+      }
+      p[i]! += s + A[row + i]! * vi;
+    }
     let vp = 0;
     for (let i = lo; i < n; i++) {
-      let s = 0;
-      const row = i * n;
-      for (let j = lo; j < n; j++) s += A[row + j]! * v[j]!;
-      p[i] = beta * s;
+      p[i]! *= beta;
       vp += v[i]! * p[i]!;
     }
     const K = (beta * vp) / 2;
@@ -89,7 +100,7 @@ export function symmetricEigen(a: Float64Array, n: number, wantVectors = false):
       const row = i * n;
       const vi = v[i]!;
       const wi = w[i]!;
-      for (let j = lo; j < n; j++) A[row + j]! -= vi * w[j]! + wi * v[j]!;
+      for (let j = lo; j <= i; j++) A[row + j]! -= vi * w[j]! + wi * v[j]!;
     }
     if (Qt) {
       // Qtᵀ accumulates H_k … H_0: Qt ← H_k Qt, a rank-one update of rows lo..n−1

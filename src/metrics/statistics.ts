@@ -23,12 +23,34 @@ export class StatsAccumulator {
   private shift: Float64Array | undefined;
   private readonly sum: Float64Array; // [F] Σ(x − c)
   private readonly outer: Float64Array; // [F, F] lower triangle of Σ(x − c)(x − c)ᵀ
-  private readonly xc: Float64Array; // [F] scratch
+  // pending centred rows, stored transposed [F, BLOCK] so the outer-product sums are contiguous dot products
+  private static readonly BLOCK = 64;
+  private readonly pending: Float64Array;
+  private filled = 0;
 
   constructor(readonly dim: number) {
     this.sum = new Float64Array(dim);
     this.outer = new Float64Array(dim * dim);
-    this.xc = new Float64Array(dim);
+    this.pending = new Float64Array(dim * StatsAccumulator.BLOCK);
+  }
+
+  /** adds the pending rows' outer products to the lower triangle of `outer` */
+  private flush(): void {
+    const F = this.dim;
+    const B = StatsAccumulator.BLOCK;
+    const m = this.filled;
+    const { pending, outer } = this;
+    for (let i = 0; i < F; i++) {
+      const oi = i * B;
+      const row = i * F;
+      for (let j = 0; j <= i; j++) {
+        const oj = j * B;
+        let acc = 0;
+        for (let r = 0; r < m; r++) acc += pending[oi + r]! * pending[oj + r]!;
+        outer[row + j]! += acc;
+      }
+    }
+    this.filled = 0;
   }
 
   /** Adds `rows` samples from `data` [rows, F] row-major. */
@@ -37,24 +59,22 @@ export class StatsAccumulator {
     if (!Number.isInteger(rows) || rows * F !== data.length) {
       throw new UserError(`feature statistics: ${data.length} values are not a whole number of ${F}-d feature rows`);
     }
-    const { sum, outer, xc } = this;
+    const { sum, pending } = this;
+    const B = StatsAccumulator.BLOCK;
     for (let r = 0; r < rows; r++) {
       const off = r * F;
       if (!this.shift) this.shift = Float64Array.from({ length: F }, (_, j) => Number(data[off + j]));
       const c = this.shift;
+      const slot = this.filled;
       for (let j = 0; j < F; j++) {
         const v = Number(data[off + j]);
         if (!Number.isFinite(v)) throw new UserError(`feature statistics: sample ${this.n} has a non-finite value (${v}) in feature ${j}`);
-        xc[j] = v - c[j]!;
-        sum[j]! += xc[j]!;
-      }
-      for (let i = 0; i < F; i++) {
-        const xi = xc[i]!;
-        if (xi === 0) continue;
-        const row = i * F;
-        for (let j = 0; j <= i; j++) outer[row + j]! += xi * xc[j]!;
+        const x = v - c[j]!;
+        pending[j * B + slot] = x;
+        sum[j]! += x;
       }
       this.n++;
+      if (++this.filled === B) this.flush();
     }
   }
 
@@ -66,6 +86,7 @@ export class StatsAccumulator {
     const F = this.dim;
     const N = this.n;
     if (N < 2) throw new UserError(`feature statistics need at least 2 samples, got ${N}`);
+    if (this.filled > 0) this.flush();
     const c = this.shift!;
     const mu = new Float64Array(F);
     const dm = new Float64Array(F); // μ − c
