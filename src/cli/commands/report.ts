@@ -1,13 +1,15 @@
 // `fpdm-exp report [--db FILE] [--experiment NAME] [--out DIR] [--json]`: rebuilds the tables and
 // figures from the database alone.
 import type { Command } from 'commander';
-import { buildReport, type ReportOptions, type ReportResult } from '../../report/index.js';
+import type { ReportOptions, ReportResult } from '../../report/index.js';
 import { emitJson, log } from '../../util/log.js';
 
 export const DEFAULT_DB = 'results/fpdm.sqlite';
 export const DEFAULT_REPORT_DIR = 'results/report';
 
 export async function run(opts: ReportOptions): Promise<ReportResult> {
+  // loaded on use: vega + vega-lite take about a second to import, which other commands should not pay
+  const { buildReport } = await import('../../report/index.js');
   return buildReport(opts);
 }
 
