@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { openMnist } from '../../src/data/mnist.js';
-import { writeSafetensors } from '../../src/io/safetensors.js';
-import { f32 } from '../../src/io/tensor.js';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { f32, toFloat32 } from '../../src/io/tensor.js';
 import {
-  MNIST_CLASSIFIER_WEIGHTS, MNIST_FEATURE_DIM, conv2dValid, loadMnistClassifier, mnistAccuracy, mnistFeatures, toClassifierInput,
+  MNIST_CLASSIFIER_WEIGHTS, MNIST_FEATURE_DIM, MnistClassifier, conv2dValid, loadMnistClassifier, mnistAccuracy, mnistFeatures, toClassifierInput,
 } from '../../src/metrics/mnist_classifier.js';
 import { fdMnistDetails } from '../../src/metrics/mnist_fd.js';
 import { UserError } from '../../src/util/errors.js';
@@ -24,7 +24,7 @@ test('shipped weights: held-out accuracy >= 98% on the whole held-out split (dig
   assert.equal(held.size, record.heldoutSize);
   const b = await held.batch(range(0, held.size));
   const model = loadMnistClassifier();
-  const acc = mnistAccuracy(model, b.x, b.shape, b.y);
+  const acc = await mnistAccuracy(model, b.x, b.shape, b.y);
   model.dispose();
   assert.ok(acc >= 0.98, `held-out accuracy ${acc}`);
   assert.ok(Math.abs(acc - record.heldoutAccuracy) <= 2 / held.size, `accuracy ${acc} vs recorded ${record.heldoutAccuracy}`);
@@ -64,7 +64,7 @@ test('features [N, 128] agree on cpu and wasm, and leak no tensors', async () =>
     await useBackend(backend);
     const model = loadMnistClassifier();
     const before = tf.memory().numTensors;
-    const f = mnistFeatures(model, b.x, b.shape, 10);
+    const f = await mnistFeatures(model, b.x, b.shape, 10);
     assert.equal(tf.memory().numTensors, before);
     assert.equal(f.length, 24 * MNIST_FEATURE_DIM);
     assert.ok(f.every((v) => v >= 0));
@@ -82,10 +82,10 @@ test('fd_mnist: ~0 for identical sets, small for two real sets, large for noise 
   const r = new Rng(9);
   const noise = { x: r.normals(600 * 1024).map((v) => Math.max(-1, Math.min(1, v))), shape: [600, 1, 32, 32] };
   const ones = await openMnist({ split: 'train' }).batch(range(0, 6000).filter((i) => i % 10 === 1).slice(0, 600));
-  const same = fdMnistDetails(held, held, model);
-  const real = fdMnistDetails(held, train, model).value;
-  const vsNoise = fdMnistDetails(held, noise, model).value;
-  const vsOnes = fdMnistDetails(held, ones, model).value;
+  const same = await fdMnistDetails(held, held, model);
+  const real = (await fdMnistDetails(held, train, model)).value;
+  const vsNoise = (await fdMnistDetails(held, noise, model)).value;
+  const vsOnes = (await fdMnistDetails(held, ones, model)).value;
   model.dispose();
   assert.equal(same.metric, 'fd_mnist');
   assert.ok(Math.abs(same.value) < 1e-6 * Math.max(1, same.traceSqrt), `fd(A, A) = ${same.value}`);
@@ -101,4 +101,18 @@ test('a weights file with a wrong tensor shape is a UserError naming the tensor'
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('toTensorMap (asynchronous read) returns the loaded weights exactly', async () => {
+  await useBackend('cpu');
+  const model = loadMnistClassifier();
+  const map = await model.toTensorMap();
+  model.dispose(); // variable names are global: one classifier at a time
+  const again = MnistClassifier.fromTensorMap(map, 'round trip');
+  const map2 = await again.toTensorMap();
+  for (const [name, t] of map) assert.deepEqual(map2.get(name)!.data, t.data, name);
+  assert.equal(map.size, 8);
+  const file = readSafetensors(MNIST_CLASSIFIER_WEIGHTS).tensors;
+  for (const [name, t] of map) assert.deepEqual(Array.from(toFloat32(t)), Array.from(toFloat32(file.get(name)!)), `${name} equals the file`);
+  again.dispose();
 });
