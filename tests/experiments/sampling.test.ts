@@ -27,9 +27,9 @@ function opts(m: AnyModel, extra: Partial<SampleAtBudgetOptions> = {}): SampleAt
 test('DiT at budget K takes K steps of depth blocks; same seed same samples, another seed others', async () => {
   await useBackend('cpu');
   const m = model('dit');
-  const a = sampleAtBudget(opts(m));
-  const b = sampleAtBudget(opts(m));
-  const c = sampleAtBudget(opts(m, { seed: 6 }));
+  const a = await sampleAtBudget(opts(m));
+  const b = await sampleAtBudget(opts(m));
+  const c = await sampleAtBudget(opts(m, { seed: 6 }));
   assert.equal(a.account.steps, 3);
   assert.equal(a.account.blockEvaluations, 3 * 4);
   assert.equal(a.account.ditStepEquivalents, 3);
@@ -37,7 +37,7 @@ test('DiT at budget K takes K steps of depth blocks; same seed same samples, ano
   assert.deepEqual(a.samples, b.samples);
   assert.ok(a.samples.some((v, i) => v !== c.samples[i]), 'another seed gives other samples');
   assert.ok(a.samples.every(Number.isFinite));
-  assert.throws(() => sampleAtBudget(opts(m, { steps: 5 })), UserError);
+  await assert.rejects(() => sampleAtBudget(opts(m, { steps: 5 })), UserError);
   m.dispose();
 });
 
@@ -45,7 +45,7 @@ test('FPDM splits spend exactly depth·K block evaluations; allocations match th
   await useBackend('cpu');
   const m = model('fpdm');
   // K = 3, depth 4: 12 block evaluations; splits (3 steps, 2 iters), (4, 1)
-  const fixed = sampleAtBudget(opts(m));
+  const fixed = await sampleAtBudget(opts(m));
   assert.equal(fixed.account.steps, 3);
   assert.equal(fixed.account.iters, 2);
   assert.deepEqual(fixed.account.itersPerStep, [2, 2, 2]);
@@ -53,12 +53,12 @@ test('FPDM splits spend exactly depth·K block evaluations; allocations match th
   assert.equal(fixed.account.flops, 4 * 3 * modelFlops(FP).forward(2));
   assert.equal(fixed.account.residualPerStep!.length, 3);
   assert.ok(fixed.account.residualPerStep!.every((r) => Number.isFinite(r) && r > 0));
-  const four = sampleAtBudget(opts(m, { steps: 4 }));
+  const four = await sampleAtBudget(opts(m, { steps: 4 }));
   assert.deepEqual(four.account.itersPerStep, [1, 1, 1, 1]);
   assert.equal(four.account.blockEvaluations, 12);
-  assert.throws(() => sampleAtBudget(opts(m, { steps: 5 })), /cannot be spent exactly/);
+  await assert.rejects(() => sampleAtBudget(opts(m, { steps: 5 })), /cannot be spent exactly/);
   // explicit steps × iters without a budget, increasing allocation
-  const inc = sampleAtBudget(opts(m, { budget: null, steps: 4, iters: 3, allocation: 'increasing' }));
+  const inc = await sampleAtBudget(opts(m, { budget: null, steps: 4, iters: 3, allocation: 'increasing' }));
   assert.deepEqual(inc.account.itersPerStep, allocateIterations(12, 4, 'increasing'));
   assert.ok(inc.account.itersPerStep!.reduce((s, v) => s + v, 0) <= 12);
   assert.equal(inc.account.blockEvaluations, 4 * 2 + inc.account.itersPerStep!.reduce((s, v) => s + v, 0));
@@ -69,17 +69,17 @@ test('tolerance allocation never exceeds the iteration budget; reuse changes the
   await useBackend('cpu');
   const m = model('fpdm');
   for (const tol of [1e-9, 0.5]) {
-    const r = sampleAtBudget(opts(m, { budget: null, steps: 4, iters: 2, allocation: 'tolerance', tolerance: tol, maxItersPerStep: 5 }));
+    const r = await sampleAtBudget(opts(m, { budget: null, steps: 4, iters: 2, allocation: 'tolerance', tolerance: tol, maxItersPerStep: 5 }));
     const used = r.account.itersPerStep!.reduce((s, v) => s + v, 0);
     assert.ok(used <= 8, `tol ${tol}: ${used} iterations for a budget of 8`);
     assert.ok(r.account.itersPerStep!.every((v) => v >= 1 && v <= 5));
     if (tol === 1e-9) assert.equal(used, 8, 'an unreachable tolerance spends the whole budget');
   }
-  const plain = sampleAtBudget(opts(m, { budget: null, steps: 4, iters: 1 }));
-  const reuse = sampleAtBudget(opts(m, { budget: null, steps: 4, iters: 1, reuse: true }));
+  const plain = await sampleAtBudget(opts(m, { budget: null, steps: 4, iters: 1 }));
+  const reuse = await sampleAtBudget(opts(m, { budget: null, steps: 4, iters: 1, reuse: true }));
   assert.ok(plain.samples.some((v, i) => v !== reuse.samples[i]), 'reuse starts steps from the previous solution');
   assert.equal(reuse.account.blockEvaluations, plain.account.blockEvaluations);
-  const cfg = sampleAtBudget(opts(m, { budget: null, steps: 4, iters: 1, cfgScale: 3 }));
+  const cfg = await sampleAtBudget(opts(m, { budget: null, steps: 4, iters: 1, cfgScale: 3 }));
   assert.equal(cfg.account.flops, 2 * plain.account.flops);
   assert.equal(cfg.account.blockEvaluations, plain.account.blockEvaluations);
   m.dispose();
@@ -89,9 +89,9 @@ test('batched sampling with reuse repeats exactly and leaves no tensors behind',
   await useBackend('cpu');
   const m = model('fpdm');
   const before = tf.memory().numTensors;
-  const one = sampleAtBudget(opts(m, { n: 4, batchSize: 2, reuse: true, sampler: 'ddim' }));
+  const one = await sampleAtBudget(opts(m, { n: 4, batchSize: 2, reuse: true, sampler: 'ddim' }));
   assert.equal(tf.memory().numTensors, before, 'sampling leaves no tensors behind');
-  const again = sampleAtBudget(opts(m, { n: 4, batchSize: 2, reuse: true, sampler: 'ddim' }));
+  const again = await sampleAtBudget(opts(m, { n: 4, batchSize: 2, reuse: true, sampler: 'ddim' }));
   assert.deepEqual(one.samples, again.samples);
   assert.equal(one.account.blockEvaluations, 12);
   m.dispose();
