@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Batch, Dataset } from '../src/data/dataset.js';
 import { diffusionConfig } from '../src/diffusion/process.js';
-import { countParams, createModel, modelFlops, modelName, type ModelConfig } from '../src/models/index.js';
+import { countParams, modelFlops, modelName, type AnyModel, type ModelConfig } from '../src/models/index.js';
 import { FidInception } from '../src/metrics/inception.js';
 import { measureMemory, type MemoryReport } from '../src/metrics/memory.js';
 import { summarizeTimes, timeIt, type TimingResult } from '../src/metrics/timing.js';
@@ -136,6 +136,7 @@ export async function measureTrain(config: ModelConfig, batch: number, warmup: n
 }
 
 export interface SampleCase {
+  /** the model is built once per config by the caller (an XL init costs seconds on the host) */
   config: ModelConfig;
   /** DiT-step budget actually measured (may be below 20 for large models: see budgetScale) */
   budget: number;
@@ -160,9 +161,8 @@ export interface SampleMeasurement {
 }
 
 /** Sampling throughput of one batch at a budget: one warm-up pass, then `repeats` timed passes. */
-export async function measureSample(sc: SampleCase, batch: number, repeats: number): Promise<SampleMeasurement> {
-  const model = createModel(sc.config, 0);
-  try {
+export async function measureSample(model: AnyModel, sc: SampleCase, batch: number, repeats: number): Promise<SampleMeasurement> {
+  {
     const opts = {
       model, diffusion: diffusionConfig(), n: batch, batchSize: batch, budget: sc.budget, steps: sc.steps,
       reuse: sc.reuse, seed: 0, labels: 'cycle' as const,
@@ -182,8 +182,6 @@ export async function measureSample(sc: SampleCase, batch: number, repeats: numb
       blockEvaluations: a.blockEvaluations, timing, imagesPerSecond: timing.itemsPerSecond,
       imagesPerSecondAt20: (timing.itemsPerSecond * sc.budget) / 20,
     };
-  } finally {
-    model.dispose();
   }
 }
 

@@ -17,7 +17,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { activeBackend, initBackend, parseBackendChoice, type BackendChoice } from '../src/backends/index.js';
-import { ditPreset, fpdmFrom, modelName, validateConfig, type DiTConfig, type ModelConfig } from '../src/models/index.js';
+import { createModel, ditPreset, fpdmFrom, modelName, validateConfig, type AnyModel, type DiTConfig, type ModelConfig } from '../src/models/index.js';
 import { atomicWrite } from '../src/util/fs.js';
 import { UserError } from '../src/util/errors.js';
 import { log } from '../src/util/log.js';
@@ -161,12 +161,20 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
   }
   if (o.suites.includes('sample')) {
     for (const p of plans) {
+      const built = new Map<ModelConfig, AnyModel>();
       for (const sc of sampleCases(p)) {
         const name = modelName(sc.config);
         const match = { model: name, steps: sc.steps, reuse: sc.reuse, batch: p.batch };
         log(`bench: sample ${name}, budget ${sc.budget}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`);
         try {
-          const m = await measureSample(sc, p.batch, p.sampleRepeats);
+          let model = built.get(sc.config);
+          if (!model) {
+            for (const m of built.values()) m.dispose(); // one model alive at a time
+            built.clear();
+            model = createModel(sc.config, 0);
+            built.set(sc.config, model);
+          }
+          const m = await measureSample(model, sc, p.batch, p.sampleRepeats);
           sample.push(sampleRow(sampleLabel(m), match, m, torch));
         } catch (e) {
           if (e instanceof UserError) throw e;
@@ -174,6 +182,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
           sample.push(sampleRow(`${name}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`, match, null, torch, errText(e)));
         }
       }
+      for (const m of built.values()) m.dispose();
     }
   }
   let inception: BenchDoc['inception'] = null;
