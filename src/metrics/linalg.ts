@@ -255,6 +255,64 @@ export function lowerCongruence(L: Float64Array, s: Float64Array, n: number): Fl
 }
 
 /**
+ * Pivoted (rank-revealing) Cholesky of a symmetric positive semi-definite matrix: Σ ≈ G Gᵀ with
+ * G [n, r] (row-major, rows in the original order), r the numerical rank. Pivoting picks the largest
+ * remaining diagonal; it stops when that is ≤ n·ε·max diag (the rest is zero to working precision).
+ */
+export function pivotedCholesky(a: Float64Array, n: number): { G: Float64Array; rank: number } {
+  let maxDiag = 0;
+  for (let i = 0; i < n; i++) maxDiag = Math.max(maxDiag, a[i * n + i]!);
+  const tol = n * Number.EPSILON * maxDiag;
+  const diag = Float64Array.from({ length: n }, (_, i) => a[i * n + i]!);
+  const perm = Int32Array.from({ length: n }, (_, i) => i);
+  const L = new Float64Array(n * n); // row q holds G[q, 0..k)
+  let k = 0;
+  for (; k < n; k++) {
+    let p = k;
+    for (let i = k + 1; i < n; i++) if (diag[perm[i]!]! > diag[perm[p]!]!) p = i;
+    const piv = perm[p]!;
+    if (!(diag[piv]! > tol)) break;
+    perm[p] = perm[k]!;
+    perm[k] = piv;
+    const lkk = Math.sqrt(diag[piv]!);
+    const rp = piv * n;
+    L[rp + k] = lkk;
+    for (let i = k + 1; i < n; i++) {
+      const q = perm[i]!;
+      const rq = q * n;
+      let t = a[rq + piv]!;
+      for (let j = 0; j < k; j++) t -= L[rq + j]! * L[rp + j]!;
+      const lqk = t / lkk;
+      L[rq + k] = lqk;
+      diag[q]! -= lqk * lqk;
+    }
+  }
+  const r = k;
+  const G = new Float64Array(n * r);
+  for (let q = 0; q < n; q++) G.set(L.subarray(q * n, q * n + r), q * r);
+  return { G, rank: r };
+}
+
+/** M = Gᵀ S G for G [n, r] and symmetric S [n, n] → [r, r] symmetric. */
+export function gramCongruence(G: Float64Array, s: Float64Array, n: number, r: number): Float64Array {
+  const T = matmul(s, G, n, n, r); // [n, r] S·G
+  const Gt = transpose(G, n, r); // [r, n]
+  const Tt = transpose(T, n, r); // [r, n]
+  const M = new Float64Array(r * r);
+  for (let i = 0; i < r; i++) {
+    for (let j = 0; j <= i; j++) {
+      let acc = 0;
+      const gi = i * n;
+      const tj = j * n;
+      for (let k = 0; k < n; k++) acc += Gt[gi + k]! * Tt[tj + k]!;
+      M[i * r + j] = acc;
+      M[j * r + i] = acc;
+    }
+  }
+  return M;
+}
+
+/**
  * Symmetric positive semi-definite square root S^½ = Vᵀ diag(√max(λ, 0)) V of a symmetric matrix.
  * Returns the root and the smallest eigenvalue seen (negative ones are clamped to zero).
  */

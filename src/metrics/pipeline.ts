@@ -1,6 +1,7 @@
 // The metric stages composed for one input (see inputs.ts for what an input may be):
 // input → [preprocess → Inception features] → statistics, with the FID network loaded lazily (only
-// when an input holds images) and reference statistics cached by (fingerprint, mode, N).
+// when an input holds images) and reference statistics cached by (fingerprint of images and weights,
+// mode, N).
 import { log } from '../util/log.js';
 import { UserError } from '../util/errors.js';
 import type { FeatureSet } from './features.js';
@@ -9,7 +10,8 @@ import { classifyInput, openImageSource, readFeatureFile, readStats, type InputK
 import type { PreprocessMode } from './preprocess.js';
 import { featureStats } from './statistics.js';
 import { loadCachedStats, saveCachedStats, statsCachePath, type StatsPair } from './stats_io.js';
-import { resolveInceptionWeights } from './weights.js';
+import { resolveInceptionWeights, sha256File } from './weights.js';
+import { createHash } from 'node:crypto';
 
 /** Loads the FID Inception network on first use (after initialising the backend). */
 export class LazyInception {
@@ -18,9 +20,18 @@ export class LazyInception {
 
   constructor(private readonly weightsOpt: string | undefined, private readonly initBackend: () => Promise<unknown>) {}
 
+  private weightsSha: string | undefined;
+
+  /** SHA-256 of the weights file (part of the statistics cache key: other weights, other features). */
+  async weightsId(): Promise<string> {
+    this.weightsPath ??= resolveInceptionWeights(this.weightsOpt);
+    this.weightsSha ??= await sha256File(this.weightsPath);
+    return this.weightsSha;
+  }
+
   async get(): Promise<FidInception> {
     if (!this.net) {
-      this.weightsPath = resolveInceptionWeights(this.weightsOpt);
+      this.weightsPath ??= resolveInceptionWeights(this.weightsOpt);
       await this.initBackend();
       log(`loading the FID Inception weights from ${this.weightsPath}`);
       this.net = FidInception.load(this.weightsPath);
@@ -78,7 +89,9 @@ export async function statsOf(path: string, o: PipelineOptions): Promise<{ stats
     return { stats: s, info: { path, kind, n: f.n, mode: f.mode ?? 'unknown' } };
   }
   const src = openImageSource(path, kind);
-  const key = { fingerprint: src.fingerprint, mode: o.mode, n: src.n };
+  // the key covers the images, the weights (their SHA-256), the mode and N
+  const fingerprint = createHash('sha256').update(`${src.fingerprint}\n${await o.net.weightsId()}`).digest('hex');
+  const key = { fingerprint, mode: o.mode, n: src.n };
   if (o.cache !== false) {
     const hit = loadCachedStats(key);
     if (hit) {

@@ -74,6 +74,7 @@ test('analytic Fréchet cases: equal covariances give ‖Δμ‖²; commuting di
   for (let i = 0; i < d; i++) dm += (m1[i]! - m2[i]!) ** 2;
   assert.ok(Math.abs(frechetDistance(m1, sig, m2, sig) - dm) < 1e-9 * dm);
   const a = Float64Array.from({ length: d }, () => rng.uniform() * 3);
+  const a0 = Float64Array.from(a, (v, i) => (i % 7 === 3 ? 0 : v)); // singular too: the rank-revealing path
   const b = Float64Array.from({ length: d }, (_, i) => (i % 5 === 0 ? 0 : rng.uniform() * 3)); // some zero variances
   const Da = new Float64Array(d * d);
   const Db = new Float64Array(d * d);
@@ -86,6 +87,22 @@ test('analytic Fréchet cases: equal covariances give ‖Δμ‖²; commuting di
   const z = new Float64Array(d);
   assert.ok(Math.abs(frechetDistance(z, Da, z, Db) - expect) < 1e-10, 'diagonal case');
   assert.ok(Math.abs(frechetDistance(z, Db, z, Da) - expect) < 1e-10, 'diagonal case, singular first');
+  const Da0 = new Float64Array(d * d);
+  let expect0 = 0;
+  for (let i = 0; i < d; i++) {
+    Da0[i * d + i] = a0[i]!;
+    expect0 += (Math.sqrt(a0[i]!) - Math.sqrt(b[i]!)) ** 2;
+  }
+  assert.ok(Math.abs(frechetDistance(z, Da0, z, Db) - expect0) < 1e-10, 'diagonal case, both singular');
+  // both singular and not diagonal: 3 samples in 40-d; a set against itself gives ~0, and the value is symmetric
+  const X3 = Float64Array.from(rng.normals(3 * 40));
+  const Y3 = Float64Array.from(rng.normals(3 * 40));
+  const s3 = featureStats(X3, 3, 40);
+  const t3 = featureStats(Y3, 3, 40);
+  assert.ok(Math.abs(frechetDistance(s3.mu, s3.sigma, s3.mu, s3.sigma)) < 1e-9);
+  const f12 = frechetDistance(s3.mu, s3.sigma, t3.mu, t3.sigma);
+  const f21 = frechetDistance(t3.mu, t3.sigma, s3.mu, s3.sigma);
+  assert.ok(Math.abs(f12 - f21) < 1e-9 * f12, `${f12} vs ${f21}`);
 });
 
 test('FID rejects a non-PSD covariance (large imaginary part) and mismatched sizes', () => {

@@ -8,7 +8,7 @@ import { LazyInception, statsOf, type InputInfo } from '../../metrics/pipeline.j
 import { PREPROCESS_MODES, parsePreprocessMode, type PreprocessMode } from '../../metrics/preprocess.js';
 import { writeStatsNpz } from '../../metrics/stats_io.js';
 import { UserError } from '../../util/errors.js';
-import { emitJson, log } from '../../util/log.js';
+import { emitJson, log, warn } from '../../util/log.js';
 import { useBackend, type GlobalOptions } from '../context.js';
 
 export interface FidOptions {
@@ -56,6 +56,8 @@ export async function run(o: FidOptions): Promise<FidResult> {
       if (A.stats.dim !== B.stats.dim) {
         throw new UserError(`'${o.a}' has ${A.stats.dim}-d statistics and '${o.b}' ${B.stats.dim}-d: both must come from the same feature network`);
       }
+      const modes = new Set(result.inputs.map((i) => i.mode).filter((m) => m !== 'unknown'));
+      if (modes.size > 1) warn(`the two inputs were computed with different preprocessing modes (${[...modes].join(' vs ')}): the FID mixes conventions`);
       const d = frechetDetails(A.stats.mu, A.stats.sigma, B.stats.mu, B.stats.sigma);
       result.value = d.value;
       result.parts = { meanTerm: d.meanTerm, covTerm: d.covTerm, traceSqrt: d.traceSqrt, usedEpsFallback: d.usedEpsFallback };
