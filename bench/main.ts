@@ -94,7 +94,9 @@ function gitCommitOfCwd(): string | null {
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], opts).trim().length > 0;
     return head + (dirty ? '-dirty' : '');
   } catch {
-    return null;
+    // a repository copy without .git (the GPU machine): the commit recorded by scripts/gpu/prepare.sh
+    const recorded = process.env.FPDM_GIT_COMMIT ?? (process.env.APP && existsSync(join(process.env.APP, 'COMMIT')) ? readFileSync(join(process.env.APP, 'COMMIT'), 'utf8').trim() : null);
+    return recorded ? `${recorded} (recorded at bundling)` : null;
   }
 }
 
