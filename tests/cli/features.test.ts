@@ -60,6 +60,17 @@ test('features --blocks from an images safetensors and from a PNG folder match t
   assert.ok(Math.abs((JSON.parse(f.stdout) as { value: number }).value) < 1e-3);
 });
 
+test('fid on images computes statistics once: the second identical input hits the (images, weights, mode, N) cache', () => {
+  const imgs = join(dir, 'images.safetensors'); // written by the first test
+  const r = runCli(['--backend', 'wasm', 'fid', imgs, imgs, '--weights', fixture('inception_fid_ternary.legacy.pt'), '--batch', '2', '--json'], { env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((r.stderr.match(/using cached statistics/g) ?? []).length, 1, r.stderr);
+  const j = JSON.parse(r.stdout) as { value: number; inputs: { kind: string; cached?: boolean; mode: string }[]; backend: { name: string } };
+  assert.ok(Math.abs(j.value) < 1e-6, String(j.value));
+  assert.deepEqual(j.inputs.map((i) => [i.kind, i.cached, i.mode]), [['images', false, 'pytorch-fid'], ['images', true, 'pytorch-fid']]);
+  assert.equal(j.backend.name, 'wasm');
+});
+
 test('features refuses a missing input with exit 2', () => {
   const r = runCli(['features', '--weights', fixture('inception_fid_ternary.legacy.pt'), '--images', join(dir, 'missing'), '--out', join(dir, 'x.safetensors')], { env });
   assert.equal(r.code, 2);
