@@ -146,23 +146,45 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
 
   const train: TrainRow[] = [];
   const sample: SampleRow[] = [];
-  if (o.suites.includes('train')) {
-    for (const p of plans) {
-      for (const c of pair(p.trunk)) {
+  let inception: BenchDoc['inception'] = null;
+  // Order: the S pair (train, sample), Inception, then XL: a model too large for the device (DiT-XL/2
+  // training on naive kernels may not fit) comes last, so a failure there costs no other row. Within a
+  // pair FPDM trains first for the same reason.
+  const runInception = async (): Promise<void> => {
+    const cpuLike = info.name === 'cpu' || info.name === 'wasm';
+    const batch = o.inceptionBatch ?? (o.quick && cpuLike ? 2 : 50);
+    const torchIps = torch.inception?.imagesPerSecond ?? null;
+    const weights = findInceptionWeights();
+    if (!weights) {
+      inception = { ours: null, torchImagesPerSecond: torchIps, ratio: null, error: 'Inception weights not found: set FPDM_INCEPTION_WEIGHTS or FPDM_FIXTURES (inception_fid_ternary.legacy.pt)' };
+    } else {
+      log(`bench: inception, batch ${batch}`);
+      try {
+        const m = await measureInception(weights, batch, 1, o.quick ? 2 : 5);
+        // the ratio compares images/s; PyTorch runs batch 50 (ours too on the GPU)
+        inception = { ours: m, torchImagesPerSecond: torchIps, ratio: torchIps ? m.imagesPerSecond / torchIps : null };
+      } catch (e) {
+        inception = { ours: null, torchImagesPerSecond: torchIps, ratio: null, error: errText(e) };
+      }
+    }
+  };
+  for (const [index, p] of plans.entries()) {
+    if (o.suites.includes('train')) {
+      const rows: TrainRow[] = [];
+      for (const c of [...pair(p.trunk)].reverse()) {
         const name = modelName(c);
         log(`bench: train ${name}, batch ${p.batch}, ${p.warmup} warm-up + ${p.steps} timed steps`);
         try {
-          train.push(trainRow(name, p.batch, await measureTrain(c, p.batch, p.warmup, p.steps), torch));
+          rows.unshift(trainRow(name, p.batch, await measureTrain(c, p.batch, p.warmup, p.steps), torch));
         } catch (e) {
           if (e instanceof UserError) throw e;
           log(`bench: train ${name} failed: ${errText(e)}`);
-          train.push(trainRow(name, p.batch, null, torch, errText(e)));
+          rows.unshift(trainRow(name, p.batch, null, torch, errText(e)));
         }
       }
+      train.push(...rows); // table order: DiT, then FPDM
     }
-  }
-  if (o.suites.includes('sample')) {
-    for (const p of plans) {
+    if (o.suites.includes('sample')) {
       const built = new Map<ModelConfig, AnyModel>();
       for (const sc of sampleCases(p)) {
         const name = modelName(sc.config);
@@ -186,25 +208,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
       }
       for (const m of built.values()) m.dispose();
     }
-  }
-  let inception: BenchDoc['inception'] = null;
-  if (o.suites.includes('inception')) {
-    const cpuLike = info.name === 'cpu' || info.name === 'wasm';
-    const batch = o.inceptionBatch ?? (o.quick && cpuLike ? 2 : 50);
-    const torchIps = torch.inception?.imagesPerSecond ?? null;
-    const weights = findInceptionWeights();
-    if (!weights) {
-      inception = { ours: null, torchImagesPerSecond: torchIps, ratio: null, error: 'Inception weights not found: set FPDM_INCEPTION_WEIGHTS or FPDM_FIXTURES (inception_fid_ternary.legacy.pt)' };
-    } else {
-      log(`bench: inception, batch ${batch}`);
-      try {
-        const m = await measureInception(weights, batch, 1, o.quick ? 2 : 5);
-        // the ratio compares images/s; PyTorch runs batch 50 (ours too on the GPU)
-        inception = { ours: m, torchImagesPerSecond: torchIps, ratio: torchIps ? m.imagesPerSecond / torchIps : null };
-      } catch (e) {
-        inception = { ours: null, torchImagesPerSecond: torchIps, ratio: null, error: errText(e) };
-      }
-    }
+    if (index === 0 && o.suites.includes('inception')) await runInception();
   }
   const backendInfo = activeBackend();
   const cpu: CpuRow[] = [];
