@@ -1,8 +1,15 @@
 // `fpdm-exp run SPEC.yaml [--db DB] [--dry-run] [--shard i/n] [--retry-failed] [--json]`: plans the
-// spec's runs, trains each model once, samples at every budget, measures, stores, prints a summary.
-// Scale-out: `--shard i/n` runs the i-th of n slices (Slurm: --shard $SLURM_ARRAY_TASK_ID/$N;
-// Kubernetes Indexed Jobs: --shard $JOB_COMPLETION_INDEX/$N), each into its own --db bundle, then
-// `fpdm-exp collect` merges the bundles.
+// spec's runs, trains each model once, samples at every budget, measures, stores, prints a summary and
+// writes the report. Re-running is safe: completed runs are skipped, interrupted ones resume.
+//
+// Scale-out without a queue: `--shard i/n` runs the i-th of n slices of the plan (a train run and all
+// its sample runs stay in one slice), each into its own bundle (a --db path plus artifacts/ beside it);
+// `fpdm-exp collect` merges the bundles afterwards (keyed by run key, so repeating it is harmless).
+//   Slurm job array (sbatch --array=0-7):
+//     fpdm-exp run spec.yaml --shard $SLURM_ARRAY_TASK_ID/8 --db results/shards/$SLURM_ARRAY_TASK_ID/fpdm.sqlite
+//   Kubernetes Indexed Job (completionMode: Indexed, completions: 8):
+//     fpdm-exp run spec.yaml --shard $JOB_COMPLETION_INDEX/8 --db /results/shard-$JOB_COMPLETION_INDEX/fpdm.sqlite
+//   then:  fpdm-exp collect results/shards/* --db results/fpdm.sqlite && fpdm-exp report --db results/fpdm.sqlite
 import type { Command } from 'commander';
 import { dirname, join } from 'node:path';
 import { runExperiment, type RunSummary } from '../../experiments/runner.js';
