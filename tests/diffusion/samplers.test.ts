@@ -55,7 +55,7 @@ for (const backend of TEST_BACKENDS) {
           y: null, rng: new Rng(3), eta,
           onStep: (i, info) => { seen.push(info.tOriginal); infos.push(info); assert.equal(info.step, i); },
         });
-        const err = maxAbsDiff(res.x0.dataSync(), xStar.dataSync());
+        const err = maxAbsDiff(await res.x0.data(), await xStar.data());
         assert.ok(err < 1e-5, `${respacing} ${name} eta ${eta}: |x0 − x*| = ${err}`);
         assert.deepEqual(seen, Array.from(proc.timestepMap).reverse());
         assert.equal(res.state, proc.numTimesteps, 'state threads through every step');
@@ -76,7 +76,7 @@ for (const backend of TEST_BACKENDS) {
       const before = tf.memory().numTensors;
       const counts: number[] = [];
       const res = await sampler(toyDenoiser, xT, proc, { y, rng: new Rng(seed), eta, onStep: () => counts.push(tf.memory().numTensors) });
-      const data = Array.from(res.x0.dataSync());
+      const data = Array.from(await res.x0.data());
       res.x0.dispose();
       assert.equal(tf.memory().numTensors, before, 'no tensors left behind');
       assert.ok(counts.every((c) => c === counts[0]), `tensor count flat across steps: ${counts}`);
@@ -98,8 +98,8 @@ for (const backend of TEST_BACKENDS) {
     await useBackend(backend);
     const calls: { n: number; y: number[] }[] = [];
     // output channel c of sample i = (label_i + 1)·(c + 1) + x (so cond and uncond differ per channel)
-    const inner: Denoiser = (x, _t, y) => {
-      calls.push({ n: x.shape[0], y: Array.from(y!.dataSync()) });
+    const inner: Denoiser = async (x, _t, y) => {
+      calls.push({ n: x.shape[0], y: Array.from(await y!.data()) });
       return {
         out: tf.tidy(() => {
           const lab = tf.reshape(tf.add(tf.cast(y!, 'float32'), 1), [-1, 1, 1, 1]);
@@ -124,8 +124,8 @@ for (const backend of TEST_BACKENDS) {
       const res = await withCfg(inner, { scale: s, numClasses: K, channels: mode })(x, t, y, { step: 0, steps: 1 });
       assert.deepEqual(calls, [{ n: 4, y: [1, 4, K, K] }]);
       assert.deepEqual(res.out.shape, [2, 8, 2, 2]);
-      const o = res.out.arraySync() as number[][][][];
-      const xs = x.arraySync() as number[][][][];
+      const o = (await res.out.array()) as number[][][][];
+      const xs = (await x.array()) as number[][][][];
       for (let i = 0; i < 2; i++) {
         for (let c = 0; c < 8; c++) {
           // x enters both halves identically, so it passes through guidance unchanged
@@ -150,7 +150,7 @@ test('cpu and wasm give the same samples for the same seed (to float32 rounding)
     const xT = tf.tensor4d(new Rng(11).normals(2 * 3 * 16), SHAPE);
     const y = tf.tensor1d([3, 7], 'int32');
     const res = await sampleDdpm(withCfg(toyDenoiser, { scale: 1.5, numClasses: 10 }), xT, proc, { y, rng: new Rng(5) });
-    out.push(Array.from(res.x0.dataSync()));
+    out.push(Array.from(await res.x0.data()));
     tf.dispose([xT, y, res.x0]);
   }
   const d = maxAbsDiff(out[0]!, out[1]!);

@@ -32,7 +32,7 @@ for (const backend of TEST_BACKENDS) {
     const { model } = loadModel(fixture('dit_tiny.safetensors'), tinyConfig('dit_tiny'));
     const r = model.forward(x, t, y);
     assert.deepEqual(r.out.shape, [4, 8, 8, 8]);
-    const err = maxAbsDiff(r.out.dataSync(), expected(io, 'out'));
+    const err = maxAbsDiff(await r.out.data(), expected(io, 'out'));
     console.log(`[${backend}] dit_tiny out max abs err ${err.toExponential(2)}`);
     assert.ok(err <= TOL, `max abs err ${err}`);
     r.out.dispose();
@@ -49,7 +49,7 @@ for (const backend of TEST_BACKENDS) {
     const { model } = loadModel(fixture('fpdm_tiny.safetensors'), tinyConfig('fpdm_tiny'));
     for (const [iters, key] of [[1, 'out_iters1'], [2, 'out_iters2'], [4, 'out_iters4'], [8, 'out_iters8'], [4, 'out_pptc']] as const) {
       const r = model.forward(x, t, y, { iters });
-      const err = maxAbsDiff(r.out.dataSync(), expected(io, key));
+      const err = maxAbsDiff(await r.out.data(), expected(io, key));
       console.log(`[${backend}] fpdm_tiny ${key} max abs err ${err.toExponential(2)}`);
       assert.ok(err <= TOL, `${key}: max abs err ${err}`);
       assert.equal(r.solve?.iterations, iters);
@@ -62,7 +62,7 @@ for (const backend of TEST_BACKENDS) {
     }
     // the default iteration count of this config (no-grad max 0 + with-grad max 4) is 4
     const d = model.forward(x, t, y);
-    assert.ok(maxAbsDiff(d.out.dataSync(), expected(io, 'out_iters4')) <= TOL);
+    assert.ok(maxAbsDiff(await d.out.data(), expected(io, 'out_iters4')) <= TOL);
     tf.dispose([d.out, d.state!.z]);
     model.dispose();
     assert.equal(tf.memory().numTensors, before, 'tensors leaked');
@@ -78,13 +78,13 @@ for (const backend of TEST_BACKENDS) {
     const { model } = loadModel(fixture('fpdm_tiny.safetensors'), tinyConfig('fpdm_tiny', { fixed_point_pre_post_timestep_conditioning: false }));
     const r1 = model.forward(a.x, a.t, a.y, { iters: 4 });
     const r2 = model.forward(b.x, b.t, b.y, { iters: 4, state: r1.state });
-    const e1 = maxAbsDiff(r1.out.dataSync(), expected(io, 'reuse_out1'));
-    const e2 = maxAbsDiff(r2.out.dataSync(), expected(io, 'reuse_out2'));
+    const e1 = maxAbsDiff(await r1.out.data(), expected(io, 'reuse_out1'));
+    const e2 = maxAbsDiff(await r2.out.data(), expected(io, 'reuse_out2'));
     console.log(`[${backend}] reuse_out1 ${e1.toExponential(2)} reuse_out2 ${e2.toExponential(2)}`);
     assert.ok(e1 <= TOL && e2 <= TOL, `reuse errs ${e1} ${e2}`);
     // without reuse the second output differs (the test can fail)
     const r3 = model.forward(b.x, b.t, b.y, { iters: 4 });
-    assert.ok(maxAbsDiff(r3.out.dataSync(), expected(io, 'reuse_out2')) > 10 * TOL, 'reuse must matter');
+    assert.ok(maxAbsDiff(await r3.out.data(), expected(io, 'reuse_out2')) > 10 * TOL, 'reuse must matter');
     // the state passed in still belongs to the caller and is alive
     assert.equal(r1.state!.z.isDisposed, false);
     tf.dispose([r1.out, r1.state!.z, r2.out, r2.state!.z, r3.out, r3.state!.z]);
