@@ -6,7 +6,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { readWeights } from '../../src/io/index.js';
-import { readSafetensors } from '../../src/io/safetensors.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { toFloat64, type TensorMap } from '../../src/io/tensor.js';
 import { FidInception, INCEPTION_UNITS } from '../../src/metrics/inception.js';
 import { extractFeatures } from '../../src/metrics/features.js';
@@ -52,6 +55,22 @@ for (const [backend, n] of [['wasm', 6], ['cpu', 1]] as const) {
     assert.equal(tf.memory().numTensors, before, 'no tensors leak across load, forward and dispose');
   });
 }
+
+test('a safetensors copy of the weights loads through the same path and gives the same features (wasm, 1 image)', async () => {
+  await useBackend('wasm');
+  const dir = mkdtempSync(join(tmpdir(), 'fpdm-inception-'));
+  try {
+    const copy = join(dir, 'inception.safetensors');
+    writeSafetensors(copy, new Map([...weights].filter(([k]) => !k.endsWith('num_batches_tracked'))));
+    const net = FidInception.load(copy);
+    const img = io.get('images_uint8_nchw')!.data as Uint8Array;
+    const r = await extractFeatures(net, img.subarray(0, 3 * 32 * 32), [1, 3, 32, 32], { mode: 'pytorch-fid' });
+    net.dispose();
+    assert.ok(relErr(r.features, 'features_2048') <= 1e-4);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('a state_dict that is not the FID Inception one is refused with a clear message', () => {
   const partial: TensorMap = new Map([...weights].filter(([k]) => !k.startsWith('Mixed_7c')));
