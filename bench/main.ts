@@ -67,7 +67,7 @@ function sizePlans(o: BenchOptions, backend: string): SizePlan[] {
   if (o.tiny) return [{ size: 'tiny', trunk: o.tiny.trunk, batch: o.tiny.batch, steps: o.steps, warmup: o.warmup, budget: o.tiny.budget, sampleRepeats: 1 }];
   const cpuLike = backend === 'cpu' || backend === 'wasm';
   if (o.quick && cpuLike) return [{ size: 'tiny', trunk: tinyTrunk(), batch: 4, steps: o.steps, warmup: o.warmup, budget: 20, sampleRepeats: 1 }];
-  const plans: SizePlan[] = [{ size: 'S', trunk: ditPreset('DiT-S/2'), batch: o.batch, steps: o.steps, warmup: o.warmup, budget: 20, sampleRepeats: 2 }];
+  const plans: SizePlan[] = [{ size: 'S', trunk: ditPreset('DiT-S/2'), batch: o.batch, steps: o.steps, warmup: o.warmup, budget: 20, sampleRepeats: 1 }];
   if (!o.quick) plans.push({ size: 'XL', trunk: ditPreset('DiT-XL/2'), batch: o.batch, steps: Math.max(2, Math.floor(o.steps / 3)), warmup: 1, budget: 2, sampleRepeats: 1 });
   return plans;
 }
@@ -147,6 +147,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
   const train: TrainRow[] = [];
   const sample: SampleRow[] = [];
   let inception: BenchDoc['inception'] = null;
+  const cpu: CpuRow[] = [];
   // Order: the S pair (train, sample), Inception, then XL: a model too large for the device (DiT-XL/2
   // training on naive kernels may not fit) comes last, so a failure there costs no other row. Within a
   // pair FPDM trains first for the same reason.
@@ -168,6 +169,31 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
       }
     }
   };
+  // written after each model size and at the end, so a crash of a later case (e.g. an XL model that
+  // exhausts GPU memory, which Dawn reports by aborting the process) keeps what was measured before it
+  const snapshot = (partial: string | null): BenchDoc => {
+    const backendInfo = activeBackend();
+    const doc: BenchDoc = {
+      date: new Date().toISOString(),
+      command: o.command ?? 'runBench()',
+      backend: { name: backendInfo.name, version: backendInfo.version, device: backendInfo.device },
+      versions: { 'fpdm-exp': packageVersionOfCwd(), node: process.version, 'tfjs-core': tf.version_core, [backendInfo.package]: backendInfo.version ?? null, torch: torch.torch ?? null },
+      gitCommit: gitCommitOfCwd(),
+      quick: o.quick,
+      notes: [...(partial ? [`PARTIAL: ${partial}`] : []), ...(plans[0]!.size === 'tiny' ? [...notes, `reduced sizes: ${modelName(plans[0]!.trunk)} on ${plans[0]!.trunk.inputSize}×${plans[0]!.trunk.inputSize}×${plans[0]!.trunk.inChannels}, ${plans[0]!.trunk.numClasses} classes, batch ${plans[0]!.batch}`] : notes)],
+      torch, train, sample, inception, cpu,
+      targets: targets(train, sample),
+    };
+    if (o.out) {
+      mkdirSync(o.out, { recursive: true });
+      const day = doc.date.slice(0, 10);
+      const base = `${day}-${doc.backend.name}${o.quick ? '-quick' : ''}`;
+      atomicWrite(join(o.out, `${base}.json`), JSON.stringify(doc, null, 1) + '\n');
+      atomicWrite(join(o.out, `latest-${doc.backend.name}.md`), markdown(doc));
+      log(`bench: wrote ${join(o.out, `${base}.json`)} and ${join(o.out, `latest-${doc.backend.name}.md`)}`);
+    }
+    return doc;
+  };
   for (const [index, p] of plans.entries()) {
     if (o.suites.includes('train')) {
       const rows: TrainRow[] = [];
@@ -188,7 +214,9 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
       const built = new Map<ModelConfig, AnyModel>();
       for (const sc of sampleCases(p)) {
         const name = modelName(sc.config);
-        const match = { model: name, steps: sc.steps, reuse: sc.reuse, batch: p.batch };
+        // FPDM (1 pre, 1 post): steps·(2 + iters) = depth·budget block evaluations, as torch_ref.py plans it
+        const iters = sc.config.kind === 'fpdm' ? (sc.config.depth * sc.budget) / sc.steps - sc.config.preDepth - sc.config.postDepth : null;
+        const match = { model: name, steps: sc.steps, iters, reuse: sc.reuse, batch: p.batch };
         log(`bench: sample ${name}, budget ${sc.budget}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`);
         try {
           let model = built.get(sc.config);
@@ -209,15 +237,21 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
       for (const m of built.values()) m.dispose();
     }
     if (index === 0 && o.suites.includes('inception')) await runInception();
+    if (index < plans.length - 1) snapshot(`written after the ${p.size} models; later cases had not run yet`);
   }
-  const backendInfo = activeBackend();
-  const cpu: CpuRow[] = [];
+
   if (o.suites.includes('cpu')) {
     const trunk = o.tiny?.trunk ?? tinyTrunk();
     const batch = o.tiny?.batch ?? 4;
     const rows = pair(trunk).map((c) => ({ c, row: { model: modelName(c), batch, stepFlops: trainStepFlops(benchTrainConfig(c), batch), wasm: null, cpu: null, wasmOverCpu: null } as CpuRow }));
     for (const b of ['wasm', 'cpu'] as const) {
-      await initBackend(b);
+      try {
+        await initBackend(b);
+      } catch (e) {
+        // e.g. a GPU machine's bundle without the wasm package: recorded, the other rows stand
+        for (const { row } of rows) row.error = `${row.error ? `${row.error}; ` : ''}${b}: ${errText(e)}`;
+        continue;
+      }
       for (const { c, row } of rows) {
         log(`bench: cpu suite, ${row.model} on ${b}`);
         try {
@@ -233,26 +267,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
       cpu.push(row);
     }
   }
-  const doc: BenchDoc = {
-    date: new Date().toISOString(),
-    command: o.command ?? 'runBench()',
-    backend: { name: backendInfo.name, version: backendInfo.version, device: backendInfo.device },
-    versions: { 'fpdm-exp': packageVersionOfCwd(), node: process.version, 'tfjs-core': tf.version_core, [backendInfo.package]: backendInfo.version ?? null, torch: torch.torch ?? null },
-    gitCommit: gitCommitOfCwd(),
-    quick: o.quick,
-    notes: plans[0]!.size === 'tiny' ? [...notes, `reduced sizes: ${modelName(plans[0]!.trunk)} on ${plans[0]!.trunk.inputSize}×${plans[0]!.trunk.inputSize}×${plans[0]!.trunk.inChannels}, ${plans[0]!.trunk.numClasses} classes, batch ${plans[0]!.batch}`] : notes,
-    torch, train, sample, inception, cpu,
-    targets: targets(train, sample),
-  };
-  if (o.out) {
-    mkdirSync(o.out, { recursive: true });
-    const day = doc.date.slice(0, 10);
-    const base = `${day}-${doc.backend.name}${o.quick ? '-quick' : ''}`;
-    atomicWrite(join(o.out, `${base}.json`), JSON.stringify(doc, null, 1) + '\n');
-    atomicWrite(join(o.out, `latest-${doc.backend.name}.md`), markdown(doc));
-    log(`bench: wrote ${join(o.out, `${base}.json`)} and ${join(o.out, `latest-${doc.backend.name}.md`)}`);
-  }
-  return doc;
+  return snapshot(null);
 }
 
 /** Parses the command line (argv without node and the script). */

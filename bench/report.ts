@@ -58,8 +58,8 @@ export function sampleLabel(m: { model: string; steps: number; iters: number | n
   return m.iters === null ? `${m.model}, ${m.steps} steps` : `${m.model}, ${m.steps}×${m.iters}${m.reuse ? ', reuse' : ''}`;
 }
 
-export function sampleRow(label: string, match: { model: string; steps: number; reuse: boolean; batch: number }, ours: SampleMeasurement | null, torch: TorchResult, error?: string): SampleRow {
-  const t = torch.sample?.find((r) => r.model === match.model && r.steps === match.steps && r.reuse === match.reuse && r.batch === match.batch) ?? null;
+export function sampleRow(label: string, match: { model: string; steps: number; iters: number | null; reuse: boolean; batch: number }, ours: SampleMeasurement | null, torch: TorchResult, error?: string): SampleRow {
+  const t = torch.sample?.find((r) => r.model === match.model && r.steps === match.steps && (r.iters ?? null) === match.iters && r.reuse === match.reuse && r.batch === match.batch) ?? null;
   return { label, ours, torch: t, throughputRatio: ratio(ours?.imagesPerSecond, t?.imagesPerSecond), ...(error ? { error } : {}) };
 }
 

@@ -444,7 +444,11 @@ def main():
                     torch.cuda.empty_cache()
         if "sample" in suites:
             k = int(budgets.get(size, 20))
-            for fpdm, st, it, reuse in ((False, k, 0, False), (True, k, 26, False), (True, 2 * k, 12, True)):
+            depth = SIZES[size][0]
+            # a budget of k DiT steps = depth*k block evaluations; FPDM with 1 pre + 1 post block:
+            # steps*(2 + iters) = depth*k (XL, k=20: 20x26 and 40x12; S: 20x10 and 40x4)
+            for fpdm, st, reuse in ((False, k, False), (True, k, False), (True, 2 * k, True)):
+                it = depth * k // st - 2 if fpdm else 0
                 try:
                     log(f"sample {display_name(size, fpdm)} {st} steps" + (f" x {it} iters{' reuse' if reuse else ''}" if fpdm else ""))
                     res["sample"].append(bench_sample(size, fpdm, a.batch, st, it, reuse, dev, 1 if size == "XL" else 2))
