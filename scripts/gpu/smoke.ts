@@ -8,7 +8,7 @@ console.log(JSON.stringify(info));
 const n = 4096;
 const a = tf.randomNormal([n, n]);
 const b = tf.randomNormal([n, n]);
-for (let i = 0; i < 3; i++) tf.matMul(a, b).dataSync();
+for (let i = 0; i < 3; i++) await tf.matMul(a, b).data();
 const reps = 20;
 const t0 = performance.now();
 let c: tf.Tensor | undefined;
