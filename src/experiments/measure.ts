@@ -49,6 +49,14 @@ function toRgbU8(img: Images): { pixels: Uint8Array; shape: [number, number, num
   return { pixels: out, shape: [n, 3, h, w] };
 }
 
+/** The images as they are once written to an 8-bit file and read back into [−1, 1]. */
+function asSaved(img: Images): Images {
+  const u8 = toUint8(img.x);
+  const x = new Float32Array(u8.length);
+  for (let i = 0; i < u8.length; i++) x[i] = u8[i]! / 127.5 - 1;
+  return { x, shape: img.shape };
+}
+
 export async function distributionMetrics(
   x: Float32Array, shape: [number, number, number, number], metrics: MetricChoice[], opts: MetricOptions, reference: Dataset, _progress: ProgressMode,
 ): Promise<MetricInput[]> {
@@ -60,7 +68,9 @@ export async function distributionMetrics(
   const real = await referenceImages(reference, nRef);
   const counts = { [TAG.numImages]: shape[0] };
   if (wanted.has('fd_mnist')) {
-    rows.push({ name: METRIC.fdMnist, value: await fdMnist(real, fake), unit: METRIC_UNITS.fd_mnist, tags: { ...counts, reference_images: real.shape[0] } });
+    // on the 8-bit images a user would save (clamped to [−1, 1]), as the Inception metrics below:
+    // the classifier's features are unbounded, so an unclamped, diverging sample would dominate μ, Σ
+    rows.push({ name: METRIC.fdMnist, value: await fdMnist(real, asSaved(fake)), unit: METRIC_UNITS.fd_mnist, tags: { ...counts, reference_images: real.shape[0] } });
   }
   const inception = ['fid', 'kid', 'prdc', 'is'].filter((m) => wanted.has(m as MetricChoice));
   if (inception.length === 0) return rows;
