@@ -30,16 +30,23 @@ for f in bench/*.ts scripts/gpu/*.ts; do [ -f "$f" ] && entries+=("$f"); done
 for f in ${GPU_TESTS:-tests/models/fixtures.test.ts tests/diffusion/process.test.ts tests/diffusion/samplers.test.ts tests/metrics/inception.test.ts}; do [ -f "$f" ] && entries+=("$f"); done
 npx esbuild "${entries[@]}" --bundle --platform=node --format=esm --target=node20 \
   --outdir="$app" --outbase=. --out-extension:.js=.mjs \
-  --external:webgpu --external:better-sqlite3 --external:sharp --external:@tensorflow/tfjs-backend-wasm \
+  --external:webgpu --external:better-sqlite3 --external:sharp \
   --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
-  --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" \
+  --banner:js="import { createRequire as __cr } from 'module'; import { fileURLToPath as __fu } from 'url'; import { dirname as __dn } from 'path'; const require = __cr(import.meta.url); const __filename = __fu(import.meta.url); const __dirname = __dn(__filename);" \
   --log-level=warning
 cp package.json "$app/package.json"
+# the wasm backend is bundled; its Emscripten loader reads the .wasm files from the bundle's folder
+for d in $(cd "$app" && find . -name '*.mjs' -exec dirname {} \; | sort -u); do
+  cp node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm "$app/$d/"
+done
+# the MNIST classifier of fd_mnist (found from the package root = the folder of package.json)
+cp -r assets "$app/assets"
 copy_pkg() { mkdir -p "$app/node_modules/$1"; (cd "node_modules/$1" && tar cf - "${@:2}") | (cd "$app/node_modules/$1" && tar xf -); }
 copy_pkg webgpu package.json index.js dist/linux-x64
 # package.json of bundled packages, so provenance still reports their versions
-for p in @tensorflow/tfjs-core @tensorflow/tfjs-backend-cpu @tensorflow/tfjs-backend-webgpu @tensorflow/tfjs; do copy_pkg "$p" package.json; done
+for p in @tensorflow/tfjs-core @tensorflow/tfjs-backend-cpu @tensorflow/tfjs-backend-webgpu @tensorflow/tfjs-backend-wasm @tensorflow/tfjs; do copy_pkg "$p" package.json; done
 for p in debug ms @webgpu/types; do [ -d "node_modules/$p" ] && copy_pkg "$p" .; done
+copy_pkg mnist package.json src/digits
 copy_pkg better-sqlite3 package.json lib build/Release/better_sqlite3.node
 for p in bindings file-uri-to-path; do copy_pkg "$p" .; done
 for p in sharp @img/sharp-linux-x64 @img/sharp-libvips-linux-x64 @img/colour detect-libc semver; do [ -d "node_modules/$p" ] && copy_pkg "$p" .; done
