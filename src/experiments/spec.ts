@@ -87,6 +87,8 @@ const trainingSchema = z
     loss: z.enum(['hybrid', 'v-zsnr']).default('hybrid'),
     diffusionSteps: posInt.default(1000),
     schedule: z.enum(['linear', 'cosine']).default('linear'),
+    /** gradient checkpointing (recompute blocks in the backward pass): same numbers, less memory; absent = off */
+    gradCheckpoint: z.boolean().optional(),
   })
   .strict();
 

@@ -4,9 +4,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../util/rng.js';
 import { outChannels, type DiTConfig } from './config.js';
-import { ditBlock, finalLayer, labelEmbedder, patchEmbed, timestepEmbedder, unpatchify, type Params } from './blocks.js';
+import { finalLayer, labelEmbedder, patchEmbed, timestepEmbedder, unpatchify, type Params } from './blocks.js';
 import { disposeTree, initParams, makePosEmbed, type ParamTree } from './params.js';
-import { checkInputs, sampleDropMask, type DiffusionModel, type ForwardResult, type TrainingPlan } from './model.js';
+import { ditBlockOp } from './blockgrad.js';
+import { checkInputs, sampleDropMask, type DiffusionModel, type ForwardOptions, type ForwardResult, type TrainingPlan } from './model.js';
 
 export class DiT implements DiffusionModel {
   readonly posEmbed: tf.Tensor3D; // [1, T, D] buffer
@@ -25,14 +26,15 @@ export class DiT implements DiffusionModel {
     return new DiT(config, initParams(config, rng));
   }
 
-  forward(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D): ForwardResult {
+  /** opts.gradCheckpoint: keep only each block's input for backprop (recomputed there); other options are FPDM's. */
+  forward(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D, opts: ForwardOptions = {}): ForwardResult {
     checkInputs(this.config, x, t, y);
     const c = this.config;
     const p: Params = this.tree;
     const out = tf.tidy(() => {
       let h = tf.add(patchEmbed(p, x, c.patchSize), this.posEmbed) as tf.Tensor3D; // [N, T, D]
       const cond = tf.add(timestepEmbedder(p, t), labelEmbedder(p, y)) as tf.Tensor2D; // [N, D]
-      for (let i = 0; i < c.depth; i++) h = ditBlock(p, `blocks.${i}`, h, cond, c.numHeads); // [N, T, D]
+      for (let i = 0; i < c.depth; i++) h = ditBlockOp(p, `blocks.${i}`, h, cond, c.numHeads, opts.gradCheckpoint === true); // [N, T, D]
       const o = finalLayer(p, h, cond); // [N, T, P·P·Co]
       return unpatchify(o, c.patchSize, outChannels(c)); // [N, Co, H, W]
     });
@@ -40,8 +42,8 @@ export class DiT implements DiffusionModel {
   }
 
   /** forward, as a promise (DiT reads nothing from the device). */
-  async forwardAsync(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D): Promise<ForwardResult> {
-    return this.forward(x, t, y);
+  async forwardAsync(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D, opts: ForwardOptions = {}): Promise<ForwardResult> {
+    return this.forward(x, t, y, opts);
   }
 
   sampleTrainingPlan(rng: Rng, batchSize: number): TrainingPlan {

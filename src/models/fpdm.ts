@@ -28,9 +28,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../util/rng.js';
 import { assertShape } from '../util/shapes.js';
 import { outChannels, type FPDMConfig } from './config.js';
-import { ditBlock, finalLayer, geluTanh, labelEmbedder, linearP, patchEmbed, timestepEmbedder, unpatchify, type Params } from './blocks.js';
+import { finalLayer, labelEmbedder, linearP, patchEmbed, timestepEmbedder, unpatchify, type Params } from './blocks.js';
 import { disposeTree, initParams, makePosEmbed, type ParamTree } from './params.js';
 import { checkInputs, sampleDropMask, type DiffusionModel, type FixedPointState, type ForwardOptions, type ForwardResult, type TrainingPlan } from './model.js';
+import { ditBlockOp, fixedPointStepOp } from './blockgrad.js';
 import { solveFixedPoint, solveFixedPointAsync, type SolverOptions } from './solver.js';
 
 /** What the trunk before the fixed-point block produces. All owned by the caller. */
@@ -63,7 +64,7 @@ export class FPDM implements DiffusionModel {
   }
 
   /** Embedders and pre blocks. x [N, C, H, W], t [N], y [N] → PreResult. */
-  pre(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D): PreResult {
+  pre(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D, gradCheckpoint = false): PreResult {
     const cfg = this.config;
     const p: Params = this.tree;
     return tf.tidy(() => {
@@ -72,29 +73,27 @@ export class FPDM implements DiffusionModel {
       const yEmb = labelEmbedder(p, y); // [N, D]
       const c = tf.add(tEmb, yEmb) as tf.Tensor2D; // [N, D]
       const cPP = cfg.prePostTimestepConditioning ? c : yEmb;
-      for (let i = 0; i < cfg.preDepth; i++) h = ditBlock(p, `blocks_pre.${i}`, h, cPP, cfg.numHeads);
+      for (let i = 0; i < cfg.preDepth; i++) h = ditBlockOp(p, `blocks_pre.${i}`, h, cPP, cfg.numHeads, gradCheckpoint);
       const inj = linearP(p, 'block_pre_projection', h) as tf.Tensor3D; // [N, T, D]
       return { xPre: h, inj, c, cPP };
     });
   }
 
-  /** One fixed-point iteration: Block_fp(fc2(GELU_tanh(fc1([z, inj]))), c). z, inj [N, T, D], c [N, D] → [N, T, D]. */
-  step(z: tf.Tensor3D, inj: tf.Tensor3D, c: tf.Tensor2D): tf.Tensor3D {
-    const p: Params = this.tree;
-    return tf.tidy(() => {
-      const zi = tf.concat([z, inj], 2); // [N, T, 2D]
-      const u = linearP(p, 'block_fixed_point_projection_fc2', geluTanh(linearP(p, 'block_fixed_point_projection_fc1', zi))) as tf.Tensor3D; // [N, T, D]
-      return ditBlock(p, 'block_fixed_point', u, c, this.config.numHeads);
-    });
+  /**
+   * One fixed-point iteration: Block_fp(fc2(GELU_tanh(fc1([z, inj]))), c), as one op (blockgrad.ts;
+   * `gradCheckpoint`: only z, inj, c kept for backprop). z, inj [N, T, D], c [N, D] → [N, T, D].
+   */
+  step(z: tf.Tensor3D, inj: tf.Tensor3D, c: tf.Tensor2D, gradCheckpoint = false): tf.Tensor3D {
+    return fixedPointStepOp(this.tree, z, inj, c, this.config.numHeads, gradCheckpoint);
   }
 
   /** Post blocks, final layer, unpatchify. z [N, T, D], cPP [N, D] → [N, Co, H, W]. */
-  post(z: tf.Tensor3D, cPP: tf.Tensor2D): tf.Tensor4D {
+  post(z: tf.Tensor3D, cPP: tf.Tensor2D, gradCheckpoint = false): tf.Tensor4D {
     const cfg = this.config;
     const p: Params = this.tree;
     return tf.tidy(() => {
       let h = z;
-      for (let i = 0; i < cfg.postDepth; i++) h = ditBlock(p, `blocks_post.${i}`, h, cPP, cfg.numHeads);
+      for (let i = 0; i < cfg.postDepth; i++) h = ditBlockOp(p, `blocks_post.${i}`, h, cPP, cfg.numHeads, gradCheckpoint);
       return unpatchify(finalLayer(p, h, cPP), cfg.patchSize, outChannels(cfg)); // [N, Co, H, W]
     });
   }
@@ -110,9 +109,10 @@ export class FPDM implements DiffusionModel {
       throw new Error(`FPDM.forward: the '${solver.kind}' solver reads residuals on the host every iteration, which cannot be done synchronously (webgpu under Node); use FPDM.forwardAsync`);
     }
     const pre = this.preFor(x, t, y, opts);
+    const ckpt = opts.gradCheckpoint === true;
     try {
-      const { z, report, residuals } = solveFixedPoint((zk) => this.step(zk, pre.inj, pre.c), opts.state?.z ?? pre.xPre, solver, { trackResiduals: opts.trackResiduals === true });
-      const out = this.post(z, pre.cPP);
+      const { z, report, residuals } = solveFixedPoint((zk) => this.step(zk, pre.inj, pre.c, ckpt), opts.state?.z ?? pre.xPre, solver, { trackResiduals: opts.trackResiduals === true });
+      const out = this.post(z, pre.cPP, ckpt);
       return { out, state: { z }, solve: report, ...(residuals ? { residuals } : {}) };
     } finally {
       tf.dispose([pre.xPre, pre.inj, pre.c, pre.cPP]);
@@ -142,7 +142,7 @@ export class FPDM implements DiffusionModel {
   /** Input checks and the pre blocks, with the passed state's shape checked (the caller disposes the result). */
   private preFor(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D, opts: ForwardOptions): PreResult {
     checkInputs(this.config, x, t, y);
-    const pre = this.pre(x, t, y);
+    const pre = this.pre(x, t, y, opts.gradCheckpoint === true);
     if (opts.state) {
       try {
         assertShape('state.z (the fixed-point state passed in)', opts.state.z.shape, pre.xPre.shape);

@@ -27,6 +27,12 @@ export interface ForwardOptions {
    * returns them as the tensor `residuals` (default false)
    */
   trackResiduals?: boolean;
+  /**
+   * Gradient checkpointing (DiT and FPDM): under a gradient tape, keep only each transformer block's
+   * (FPDM: each fixed-point step's) inputs and recompute its forward in the backward pass. Same
+   * outputs and gradients (models/blockgrad.ts); less memory, one more forward of the blocks per step.
+   */
+  gradCheckpoint?: boolean;
 }
 
 export interface ForwardResult {

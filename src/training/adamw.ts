@@ -83,7 +83,19 @@ export class AdamW {
     // read asynchronously: the webgpu backend cannot read synchronously under Node
     // (a chain of adds, not tf.addN: webgpu's addN kernel exceeds the 8 storage buffers per stage
     // with dozens of inputs)
-    const normT = names.length === 0 ? null : tf.tidy(() => tf.sqrt(names.reduce<tf.Tensor>((acc, n) => tf.add(acc, tf.sum(tf.square(g.get(n)!))), tf.scalar(0))));
+    // (the running sum is advanced one parameter at a time, so no squared copy of the gradients outlives
+    // its own term: one tidy around the whole sum kept a squared copy of every gradient alive at once)
+    let normT: tf.Tensor | null = null;
+    if (names.length > 0) {
+      let acc: tf.Tensor = tf.scalar(0);
+      for (const n of names) {
+        const next = tf.tidy(() => tf.add(acc, tf.sum(tf.square(g.get(n)!))));
+        acc.dispose();
+        acc = next;
+      }
+      normT = tf.sqrt(acc);
+      acc.dispose();
+    }
     const gradNorm = normT ? (await normT.data())[0]! : 0;
     normT?.dispose();
     const clipCoef = c.clipGradNorm !== null ? Math.min(1, c.clipGradNorm / (gradNorm + 1e-6)) : 1;

@@ -8,7 +8,8 @@
 //      then the label-dropout mask (p = classDropoutProb; dropped labels → the null class)
 //   4. x_t = q_sample(x_0, t, ε)
 //   5. FPDM: n_ng iterations OUTSIDE the gradient scope → state (no graph kept)
-//   6. inside tf.variableGrads: forward (FPDM: n_g iterations from that state), loss = mean_N(loss terms)
+//   6. inside tf.variableGrads: forward (FPDM: n_g iterations from that state), loss = mean_N(loss terms);
+//      with gradCheckpoint the blocks keep only their inputs and are recomputed in the backward pass
 //   7. a non-finite loss stops the run: status 'diverged' at this step; the update is NOT applied and the
 //      last good state is checkpointed with that status (nothing is silently skipped)
 //   8. AdamW update, EMA update; every `checkpointEvery` steps and at the end a checkpoint.
@@ -72,6 +73,12 @@ export interface TrainOptions {
   onStep?: (r: StepRecord) => void;
   /** stop after this many steps in this call, as if killed cleanly (tests); the run stays 'running' */
   stopAfter?: number;
+  /**
+   * gradient checkpointing: keep only each block's inputs for backprop and recompute the blocks in the
+   * backward pass (less memory, about one more forward per step). The numbers are the same as without
+   * (models/blockgrad.ts), so it is not part of TrainConfig and a run may resume with either setting.
+   */
+  gradCheckpoint?: boolean;
 }
 
 export interface TrainResult {
@@ -227,7 +234,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       // the synchronous forward returns the residuals as a tensor: kept past variableGrads, read asynchronously below
       const kept: { residuals?: tf.Tensor1D } = {};
       const { value, grads } = tf.variableGrads(() => {                                         // 6
-        const r = model.forward(xT, tModel, y, model instanceof FPDM ? { state, iters: plan.withGrad, trackResiduals: true } : {});
+        const ckpt = o.gradCheckpoint === true;
+        const r = model.forward(xT, tModel, y, model instanceof FPDM ? { state, iters: plan.withGrad, trackResiduals: true, gradCheckpoint: ckpt } : { gradCheckpoint: ckpt });
         if (r.state) tf.dispose(r.state.z);
         if (r.residuals) kept.residuals = tf.keep(r.residuals);
         const terms = trainingLosses(process, { modelOutput: r.out, xStart: x0, xT, noise, t: tIdx });

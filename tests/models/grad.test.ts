@@ -142,8 +142,9 @@ test('S-JFB: gradient with n_ng no-grad iterations = gradient with a stop-gradie
   model.dispose();
 });
 
-/** One training-style step (plan → no-grad state → variableGrads → dispose); returns the engine's peak bytes. */
+/** One training-style step (plan → no-grad state → variableGrads → dispose); returns the engine's peak bytes above those alive before it (weights, inputs). */
 async function stepPeak(model: FPDM, nNg: number, nG: number, b: ReturnType<typeof batch>): Promise<number> {
+  const start = tf.memory().numBytes;
   const info = await tf.profile(() => {
     const state = model.noGradState(b.x, b.t, b.y, nNg);
     const { value, grads } = tf.variableGrads(() => tf.tidy(() => {
@@ -154,7 +155,7 @@ async function stepPeak(model: FPDM, nNg: number, nG: number, b: ReturnType<type
     state?.z.dispose();
     tf.dispose([value, ...Object.values(grads)]);
   });
-  return info.peakBytes;
+  return info.peakBytes - start;
 }
 
 test('peak tensor memory of a training step does not grow with n_ng (and does with n_g); no leak', async () => {
@@ -165,10 +166,12 @@ test('peak tensor memory of a training step does not grow with n_ng (and does wi
   const p1 = await stepPeak(model, 1, 2, b);
   const p12 = await stepPeak(model, 12, 2, b);
   const g1 = await stepPeak(model, 1, 1, b);
+  const g4 = await stepPeak(model, 1, 4, b);
   const g8 = await stepPeak(model, 1, 8, b);
-  console.log(`peak tensor bytes: n_ng=1 ${p1}, n_ng=12 ${p12} (n_g=2); n_g=1 ${g1}, n_g=8 ${g8} (n_ng=1)`);
+  console.log(`peak tensor bytes: n_ng=1 ${p1}, n_ng=12 ${p12} (n_g=2); n_g=1 ${g1}, n_g=4 ${g4}, n_g=8 ${g8} (n_ng=1)`);
   assert.ok(p12 <= p1, `peak grew with n_ng: ${p1} → ${p12}`);
-  assert.ok(g8 > g1 * 1.5, `peak should grow with unrolled n_g: ${g1} → ${g8}`);
+  // each unrolled iteration keeps its saved activations (blockgrad.ts: ~12·D + K·T floats per token)
+  assert.ok(g1 < g4 && g4 < g8 && g8 > g1 * 1.25, `peak should grow with unrolled n_g: ${g1} → ${g4} → ${g8}`);
   assert.equal(tf.memory().numTensors, before, 'a training step leaked tensors');
   tf.dispose([b.x, b.t, b.y, b.r]);
   model.dispose();

@@ -1,7 +1,7 @@
 // `fpdm-exp train --model <preset|CONFIG.json> [--fpdm --pre 1 --post 1 --no-grad 0:10 --with-grad 1:12]
 //   --data <mnist|synthetic|folder:PATH> [--image-size 32] [--channels 1] --steps N --batch B --lr 1e-4
 //   --ema 0.9999 --seed S --out DIR [--checkpoint-every N] [--hidden D --depth L --heads K --patch P]
-//   [--prediction eps|v] [--warmup N] [--clip G] [--weight-decay W] [--hflip]`
+//   [--prediction eps|v] [--warmup N] [--clip G] [--weight-decay W] [--hflip] [--grad-checkpoint]`
 // Trains DiT or FPDM with checkpoints in DIR; re-running the same command after a kill resumes from the
 // last checkpoint (same final weights as an uninterrupted run on the same backend).
 import type { Command } from 'commander';
@@ -45,6 +45,8 @@ export interface TrainCommandOptions {
   clip?: number;
   weightDecay?: number;
   hflip?: boolean;
+  /** gradient checkpointing: recompute each block in the backward pass (same numbers, less memory) */
+  gradCheckpoint?: boolean;
   json?: boolean;
 }
 
@@ -122,7 +124,7 @@ export async function run(o: TrainCommandOptions, g: GlobalOptions): Promise<Tra
       ...(o.lr !== undefined ? { lr: o.lr } : {}), ...(o.warmup !== undefined ? { warmupSteps: o.warmup } : {}),
       ...(o.clip !== undefined ? { clipGradNorm: o.clip } : {}), ...(o.weightDecay !== undefined ? { weightDecay: o.weightDecay } : {}),
     },
-    ema: o.ema, hflip: o.hflip, checkpointEvery: o.checkpointEvery,
+    ema: o.ema, hflip: o.hflip, checkpointEvery: o.checkpointEvery, gradCheckpoint: o.gradCheckpoint === true,
     onStep: (r) => {
       lastLoss = r.loss;
       progress.update(r.step, `loss ${r.loss.toFixed(4)}${r.residual !== undefined ? ` residual ${r.residual.toExponential(2)}` : ''}`);
@@ -196,6 +198,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--clip <g>', 'clip the global gradient norm', numArg('--clip'))
     .option('--weight-decay <w>', 'AdamW decoupled weight decay (default 0)', numArg('--weight-decay'))
     .option('--hflip', 'random horizontal flips')
+    .option('--grad-checkpoint', 'gradient checkpointing: keep only block inputs for backprop and recompute the blocks (same numbers, less memory, ~1/3 more compute)')
     .option('--json', 'print the result (with the per-step history) as JSON on stdout')
     .action(async (opts: TrainCommandOptions) => {
       // commander turns `--no-grad` into a negation of `grad`; read the value under its real key
