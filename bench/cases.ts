@@ -12,6 +12,10 @@
 //              tensor bytes after every kernel (src/metrics/memory.ts); peakTensorBytes is absolute:
 //              weights, AdamW moments, the EMA copy, gradients and activations alive at the worst
 //              kernel. Not counted: backend scratch/pooled buffers (reported apart as backendPoolBytes).
+//              numBytes counts every tensor HANDLE (a tensor saved for backprop is a second handle on its
+//              buffer), so the same step is also measured in distinct live buffers (bench/buffers.ts):
+//              peakBufferBytes, what the device holds for tensors — the memory column and ratios use it.
+//              With gradCheckpoint the blocks keep only their inputs and are recomputed in the backward.
 //   sample     `sampleAtBudget` (src/experiments/sampling.ts), DDPM, no CFG, one batch; one warm-up
 //              pass at a 2-step budget (same kernels and shapes), then timed passes (its account.seconds: wall time forced to completion).
 //   inception  FidInception.forward on [N, 299, 299, 3] random input in [−1, 1], `await pool3.data()`.
@@ -30,6 +34,7 @@ import { measureMemory, type MemoryReport } from '../src/metrics/memory.js';
 import { summarizeTimes, timeIt, type TimingResult } from '../src/metrics/timing.js';
 import { sampleAtBudget } from '../src/experiments/sampling.js';
 import { trainModel } from '../src/training/loop.js';
+import { measureBuffers, type BufferReport } from './buffers.js';
 import { Rng } from '../src/util/rng.js';
 
 /** S-JFB draws fixed for the benchmark (see the file header). */
@@ -91,17 +96,21 @@ export interface TrainMeasurement {
   timing: TimingResult;
   imagesPerSecond: number;
   memory: MemoryReport;
+  /** the same profiled step's peak of distinct live buffers (bench/buffers.ts): what the device holds for tensors */
+  buffers: BufferReport;
+  /** gradient checkpointing on (blocks recomputed in the backward pass) */
+  gradCheckpoint: boolean;
   /** FLOPs by formula per step and the effective rate (trainStepFlops / median seconds) */
   stepFlops: number;
   gflopsPerSecond: number;
 }
 
-async function runSteps(c: ModelConfig, batch: number, stopAfter: number, onStep?: (seconds: number) => void): Promise<void> {
+async function runSteps(c: ModelConfig, batch: number, stopAfter: number, gradCheckpoint: boolean, onStep?: (seconds: number) => void): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fpdm-bench-'));
   try {
     await trainModel({
       model: c, diffusion: diffusionConfig(), dataset: latentDataset(c, Math.max(batch * 4, 64)), steps: 1_000_000, batch,
-      seed: 0, outDir: dir, checkpointEvery: 1_000_000, stopAfter, onStep: (r) => onStep?.(r.seconds),
+      seed: 0, outDir: dir, checkpointEvery: 1_000_000, stopAfter, gradCheckpoint, onStep: (r) => onStep?.(r.seconds),
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -109,11 +118,11 @@ async function runSteps(c: ModelConfig, batch: number, stopAfter: number, onStep
 }
 
 /** Training throughput (warm-up + timed steps of one run) and peak memory (one profiled step of a fresh run). */
-export async function measureTrain(config: ModelConfig, batch: number, warmup: number, steps: number): Promise<TrainMeasurement> {
+export async function measureTrain(config: ModelConfig, batch: number, warmup: number, steps: number, gradCheckpoint = false): Promise<TrainMeasurement> {
   const c = benchTrainConfig(config);
   const seconds: number[] = [];
   let k = 0;
-  await runSteps(c, batch, warmup + steps, (s) => {
+  await runSteps(c, batch, warmup + steps, gradCheckpoint, (s) => {
     if (k++ >= warmup) seconds.push(s);
   });
   const timing = summarizeTimes(seconds, batch, warmup);
@@ -121,8 +130,11 @@ export async function measureTrain(config: ModelConfig, batch: number, warmup: n
   const check = tf.env().getBool('CHECK_COMPUTATION_FOR_ERRORS');
   tf.env().set('CHECK_COMPUTATION_FOR_ERRORS', false);
   let memory: MemoryReport;
+  let buffers: BufferReport;
   try {
-    memory = (await measureMemory(() => runSteps(c, batch, 1), 'profile')).memory;
+    const r = await measureBuffers(() => measureMemory(() => runSteps(c, batch, 1, gradCheckpoint), 'profile'));
+    memory = r.result.memory;
+    buffers = r.buffers;
   } finally {
     tf.env().set('CHECK_COMPUTATION_FOR_ERRORS', check);
   }
@@ -131,7 +143,7 @@ export async function measureTrain(config: ModelConfig, batch: number, warmup: n
   return {
     model: modelName(c), params, batch,
     noGradIters: c.kind === 'fpdm' ? c.noGradIters[0] : null, withGradIters: c.kind === 'fpdm' ? c.withGradIters[0] : null,
-    timing, imagesPerSecond: timing.itemsPerSecond, memory, stepFlops, gflopsPerSecond: stepFlops / timing.medianSeconds / 1e9,
+    timing, imagesPerSecond: timing.itemsPerSecond, memory, buffers, gradCheckpoint, stepFlops, gflopsPerSecond: stepFlops / timing.medianSeconds / 1e9,
   };
 }
 

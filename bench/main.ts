@@ -43,6 +43,10 @@ export interface BenchOptions {
   /** replaces the model sizes (tests): the DiT trunk of the pair, its batch, and the sampling budget */
   tiny?: { trunk: DiTConfig; batch: number; budget: number };
   inceptionBatch?: number;
+  /** model sizes of the full run (default S and XL; --quick: S) */
+  sizes?: Array<'S' | 'XL'>;
+  /** training variants, gradient checkpointing off and/or on (default off); 'on' runs first (less memory) */
+  gradCheckpoint?: Array<'off' | 'on'>;
   /** the command line, recorded */
   command?: string;
 }
@@ -67,8 +71,10 @@ function sizePlans(o: BenchOptions, backend: string): SizePlan[] {
   if (o.tiny) return [{ size: 'tiny', trunk: o.tiny.trunk, batch: o.tiny.batch, steps: o.steps, warmup: o.warmup, budget: o.tiny.budget, sampleRepeats: 1 }];
   const cpuLike = backend === 'cpu' || backend === 'wasm';
   if (o.quick && cpuLike) return [{ size: 'tiny', trunk: tinyTrunk(), batch: 4, steps: o.steps, warmup: o.warmup, budget: 20, sampleRepeats: 1 }];
-  const plans: SizePlan[] = [{ size: 'S', trunk: ditPreset('DiT-S/2'), batch: o.batch, steps: o.steps, warmup: o.warmup, budget: 20, sampleRepeats: 1 }];
-  if (!o.quick) plans.push({ size: 'XL', trunk: ditPreset('DiT-XL/2'), batch: o.batch, steps: Math.max(2, Math.floor(o.steps / 3)), warmup: 1, budget: 2, sampleRepeats: 1 });
+  const sizes = o.sizes ?? (o.quick ? ['S'] : ['S', 'XL']);
+  const plans: SizePlan[] = [];
+  if (sizes.includes('S')) plans.push({ size: 'S', trunk: ditPreset('DiT-S/2'), batch: o.batch, steps: o.steps, warmup: o.warmup, budget: 20, sampleRepeats: 1 });
+  if (sizes.includes('XL')) plans.push({ size: 'XL', trunk: ditPreset('DiT-XL/2'), batch: o.batch, steps: Math.max(2, Math.floor(o.steps / 3)), warmup: 1, budget: 2, sampleRepeats: 1 });
   return plans;
 }
 
@@ -139,6 +145,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
       torch = runTorchRef({
         suites: o.suites, quick: o.quick, steps: o.steps, noGradIters: BENCH_NO_GRAD, withGradIters: BENCH_WITH_GRAD,
         sampleBudget: Object.fromEntries(plans.map((p) => [p.size, p.budget])),
+        sizes: plans.map((p) => p.size), gradCheckpoint: o.gradCheckpoint,
       });
     }
   } else torch = readTorchJson(o.torch.json);
@@ -196,19 +203,23 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
   };
   for (const [index, p] of plans.entries()) {
     if (o.suites.includes('train')) {
-      const rows: TrainRow[] = [];
-      for (const c of [...pair(p.trunk)].reverse()) {
-        const name = modelName(c);
-        log(`bench: train ${name}, batch ${p.batch}, ${p.warmup} warm-up + ${p.steps} timed steps`);
-        try {
-          rows.unshift(trainRow(name, p.batch, await measureTrain(c, p.batch, p.warmup, p.steps), torch));
-        } catch (e) {
-          if (e instanceof UserError) throw e;
-          log(`bench: train ${name} failed: ${errText(e)}`);
-          rows.unshift(trainRow(name, p.batch, null, torch, errText(e)));
+      // checkpointed variants first (less memory), FPDM before DiT: what may not fit runs last
+      for (const ck of (['on', 'off'] as const).filter((v) => (o.gradCheckpoint ?? ['off']).includes(v))) {
+        const ckpt = ck === 'on';
+        const at = train.length; // rows go in at this index as they finish: table order DiT, then FPDM
+        for (const c of [...pair(p.trunk)].reverse()) {
+          const name = modelName(c);
+          log(`bench: train ${name}${ckpt ? ' (gradient checkpointing)' : ''}, batch ${p.batch}, ${p.warmup} warm-up + ${p.steps} timed steps`);
+          try {
+            train.splice(at, 0, trainRow(name, p.batch, await measureTrain(c, p.batch, p.warmup, p.steps, ckpt), torch, undefined, ckpt));
+          } catch (e) {
+            if (e instanceof UserError) throw e;
+            log(`bench: train ${name} failed: ${errText(e)}`);
+            train.splice(at, 0, trainRow(name, p.batch, null, torch, errText(e), ckpt));
+          }
+          snapshot(`written during the ${p.size} training rows; later cases had not run yet`);
         }
       }
-      train.push(...rows); // table order: DiT, then FPDM
     }
     if (o.suites.includes('sample')) {
       const built = new Map<ModelConfig, AnyModel>();
@@ -272,7 +283,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
 
 /** Parses the command line (argv without node and the script). */
 export function parseArgs(argv: string[]): BenchOptions {
-  const o: BenchOptions = { suites: [...SUITES], backend: 'auto', quick: false, out: 'results/bench', steps: 10, warmup: 2, batch: 32, torch: 'run' };
+  const o: BenchOptions = { suites: [...SUITES], backend: 'auto', quick: false, out: 'results/bench', steps: 10, warmup: 2, batch: 32, torch: 'run', gradCheckpoint: ['off'] };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith('--')) throw new UserError(`${flag} needs a value`);
@@ -301,6 +312,18 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--warmup': o.warmup = posInt(value(i++, a), a); break;
       case '--batch': o.batch = posInt(value(i++, a), a); break;
       case '--no-torch': o.torch = 'skip'; break;
+      case '--sizes': {
+        const list = value(i++, a).split(',').map((v) => v.trim()).filter(Boolean);
+        if (list.length === 0 || list.some((v) => v !== 'S' && v !== 'XL')) throw new UserError(`--sizes: '${list.join(',')}' is not a list of S, XL`);
+        o.sizes = list as Array<'S' | 'XL'>;
+        break;
+      }
+      case '--grad-checkpoint': {
+        const v = value(i++, a);
+        if (v !== 'off' && v !== 'on' && v !== 'both') throw new UserError(`--grad-checkpoint: '${v}' is not off, on or both`);
+        o.gradCheckpoint = v === 'both' ? ['off', 'on'] : [v];
+        break;
+      }
       case '--torch-json': {
         const p = value(i++, a);
         if (!existsSync(p)) throw new UserError(`--torch-json: '${p}' does not exist`);
@@ -309,7 +332,7 @@ export function parseArgs(argv: string[]): BenchOptions {
       }
       case '--help':
       case '-h':
-        throw new UserError('usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--no-torch | --torch-json FILE]');
+        throw new UserError('usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--no-torch | --torch-json FILE]');
       default:
         throw new UserError(`unknown option '${a}'; see --help`);
     }

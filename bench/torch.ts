@@ -15,6 +15,8 @@ export interface TorchTrain {
   medianSeconds: number;
   imagesPerSecond: number;
   peakBytes: number;
+  /** torch.utils.checkpoint around each block (and each with-grad fixed-point step); absent = off */
+  gradCheckpoint?: boolean;
 }
 
 export interface TorchSample {
@@ -52,6 +54,10 @@ export interface TorchArgs {
   withGradIters: number;
   /** DiT-step budget measured per size, e.g. {S: 20, XL: 2} */
   sampleBudget: Record<string, number>;
+  /** model sizes ('S', 'XL'); default: the script's own (S, XL; S only with quick) */
+  sizes?: string[];
+  /** training variants: gradient checkpointing off and/or on (default off) */
+  gradCheckpoint?: Array<'off' | 'on'>;
 }
 
 export function torchScriptPath(): string {
@@ -70,6 +76,8 @@ export function runTorchRef(a: TorchArgs, timeoutSeconds = 900): TorchResult {
     '--no-grad-iters', String(a.noGradIters), '--with-grad-iters', String(a.withGradIters),
     '--sample-budget', Object.entries(a.sampleBudget).map(([k, v]) => `${k}=${v}`).join(','),
     ...(a.quick ? ['--quick'] : []),
+    ...(a.sizes ? ['--sizes', a.sizes.join(',')] : []),
+    ...(a.gradCheckpoint ? ['--grad-checkpoint', a.gradCheckpoint.join(',')] : []),
   ];
   const r = spawnSync(python, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20, timeout: timeoutSeconds * 1000 });
   if (r.error) return { available: false, reason: `${python} could not be run (${r.error.message})` };

@@ -10,7 +10,7 @@ Linear), label embedder with a null-class row, final layer (adaLN shift/scale + 
 blocks, input injection Linear D->D, fixed-point block preceded by fc1 2D->2D, tanh-GELU, fc2 2D->D,
 post blocks. S-JFB training: no-grad iterations under torch.no_grad, then with-grad iterations.
 
-Conventions: float32, TF32 off, no gradient checkpointing; AdamW (lr 1e-4, wd 0) + an EMA copy of the
+Conventions: float32, TF32 off, no gradient checkpointing unless --grad-checkpoint on (torch.utils.checkpoint per block); AdamW (lr 1e-4, wd 0) + an EMA copy of the
 weights updated every step (as a training run keeps one); loss = hybrid (eps MSE + the VB term with
 the mean frozen) of the learned-range variance parameterisation, 1000 linear-beta steps. Timing: CUDA
 synchronised, median over timed steps after warm-up. Peak memory: torch.cuda.max_memory_allocated after
@@ -41,6 +41,7 @@ try:
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
+    import torch.utils.checkpoint
 except Exception as e:  # noqa: BLE001
     emit({"available": False, "reason": f"python3 cannot import torch ({e.__class__.__name__}: {e})"})
     sys.exit(0)
@@ -153,6 +154,7 @@ class Net(nn.Module):
         depth, d, heads = SIZES[size]
         self.patch, self.co, self.fpdm = patch, in_ch * (2 if learn_sigma else 1), fpdm
         self.depth = depth
+        self.ckpt = False  # gradient checkpointing: torch.utils.checkpoint around each block / with-grad step
         self.x_embedder = PatchEmbed(in_ch, d, patch)
         self.t_embedder = TEmbed(d)
         self.y_embedder = YEmbed(classes, d, drop)
@@ -184,12 +186,13 @@ class Net(nn.Module):
         """DiT: the forward. FPDM: S-JFB (no_grad_iters without graph, then `iters` with) or sampling
         (`iters` from `state` when given, for solution reuse). Returns (out, z) (z None for DiT)."""
         h, c = self.embed(x, t, y)
+        run = (lambda f, *a: torch.utils.checkpoint.checkpoint(f, *a, use_reentrant=False)) if self.ckpt and torch.is_grad_enabled() else (lambda f, *a: f(*a))
         if not self.fpdm:
             for b in self.blocks:
-                h = b(h, c)
+                h = run(b, h, c)
             return self.unpatchify(self.final_layer(h, c)), None
         for b in self.blocks_pre:
-            h = b(h, c)
+            h = run(b, h, c)
         inj = self.block_pre_projection(h)
         z = h if state is None else state
         if no_grad_iters > 0:
@@ -198,10 +201,10 @@ class Net(nn.Module):
                     z = self.fp_step(z, inj, c)
             z = z.detach()
         for _ in range(iters):
-            z = self.fp_step(z, inj, c)
+            z = run(self.fp_step, z, inj, c)
         o = z
         for b in self.blocks_post:
-            o = b(o, c)
+            o = run(b, o, c)
         return self.unpatchify(self.final_layer(o, c)), z
 
 
@@ -283,9 +286,10 @@ def sync():
     torch.cuda.synchronize()
 
 
-def bench_train(size, fpdm, batch, warmup, steps, no_grad, with_grad, dev):
+def bench_train(size, fpdm, batch, warmup, steps, no_grad, with_grad, dev, ckpt=False):
     torch.manual_seed(0)
     model = Net(size, fpdm=fpdm).to(dev)
+    model.ckpt = ckpt
     ema = Net(size, fpdm=fpdm).to(dev)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
@@ -319,7 +323,7 @@ def bench_train(size, fpdm, batch, warmup, steps, no_grad, with_grad, dev):
         "model": display_name(size, fpdm), "params": param_count(model), "batch": batch,
         "noGradIters": no_grad if fpdm else None, "withGradIters": with_grad if fpdm else None,
         "warmup": warmup, "steps": steps, "seconds": times, "medianSeconds": statistics.median(times),
-        "imagesPerSecond": batch / statistics.median(times), "peakBytes": peak,
+        "imagesPerSecond": batch / statistics.median(times), "peakBytes": peak, "gradCheckpoint": ckpt,
     }
     del model, ema, opt
     torch.cuda.empty_cache()
@@ -415,6 +419,8 @@ def main():
     ap.add_argument("--no-grad-iters", type=int, default=5)
     ap.add_argument("--with-grad-iters", type=int, default=7)
     ap.add_argument("--sample-budget", default="S=20,XL=20", help="DiT-step budget measured per size, e.g. S=20,XL=2")
+    ap.add_argument("--sizes", default=None, help="model sizes, e.g. S or S,XL (default S,XL; --quick: S)")
+    ap.add_argument("--grad-checkpoint", default="off", help="training variants: off, on, or off,on")
     ap.add_argument("--param-counts", default=os.environ.get("FPDM_PARAM_COUNTS", os.path.join(os.path.dirname(os.path.abspath(__file__)), "param_counts.reference.json")))
     a = ap.parse_args()
     counts = check_param_counts(a.param_counts)
@@ -425,7 +431,8 @@ def main():
     torch.backends.cudnn.allow_tf32 = False
     dev = torch.device("cuda")
     suites = set(a.suite.split(","))
-    sizes = ["S"] if a.quick else ["S", "XL"]
+    sizes = a.sizes.split(",") if a.sizes else (["S"] if a.quick else ["S", "XL"])
+    ckpts = [v == "on" for v in ("on", "off") if v in a.grad_checkpoint.split(",")]
     budgets = dict(kv.split("=") for kv in a.sample_budget.split(","))
     res = {
         "available": True, "torch": torch.__version__, "cuda": torch.version.cuda, "device": torch.cuda.get_device_name(0),
@@ -434,14 +441,15 @@ def main():
     }
     for size in sizes:
         steps = a.steps if size == "S" else max(2, a.steps // 3)
-        for fpdm in (False, True):
-            if "train" in suites:
-                try:
-                    log(f"train {display_name(size, fpdm)}")
-                    res["train"].append(bench_train(size, fpdm, a.batch, a.warmup if size == "S" else 1, steps, a.no_grad_iters, a.with_grad_iters, dev))
-                except Exception as e:  # noqa: BLE001  (recorded: one failing case does not end the suite)
-                    res["errors"].append(f"train {display_name(size, fpdm)}: {e}")
-                    torch.cuda.empty_cache()
+        for ckpt in ckpts:
+            for fpdm in (False, True):
+                if "train" in suites:
+                    try:
+                        log(f"train {display_name(size, fpdm)}" + (" (checkpointing)" if ckpt else ""))
+                        res["train"].append(bench_train(size, fpdm, a.batch, a.warmup if size == "S" else 1, steps, a.no_grad_iters, a.with_grad_iters, dev, ckpt))
+                    except Exception as e:  # noqa: BLE001  (recorded: one failing case does not end the suite)
+                        res["errors"].append(f"train {display_name(size, fpdm)}: {e}")
+                        torch.cuda.empty_cache()
         if "sample" in suites:
             k = int(budgets.get(size, 20))
             depth = SIZES[size][0]

@@ -61,9 +61,12 @@ test('training rows: ratios are ours ÷ PyTorch from the two sides', () => {
     assert.ok(r.ours.timing.seconds.length === 1 && r.ours.timing.warmup === 1);
     assert.ok(Math.abs(r.ours.imagesPerSecond - 2 / r.ours.timing.medianSeconds) < 1e-9);
     assert.equal(r.throughputRatio, r.ours.imagesPerSecond / r.torch.imagesPerSecond);
-    assert.equal(r.memoryRatio, r.ours.memory.peakTensorBytes / r.torch.peakBytes);
+    // the memory ratio uses distinct live buffers (a buffer with several tensor handles counts once)
+    assert.equal(r.memoryRatio, r.ours.buffers.peakBufferBytes / r.torch.peakBytes);
+    assert.ok(r.ours.buffers.peakBufferBytes <= r.ours.memory.peakTensorBytes, `${r.model}: buffers above handles`);
+    assert.equal(r.gradCheckpoint, false);
     // the peak includes at least the weights, both AdamW moments and the EMA copy (4 × params × 4 bytes)
-    assert.ok(r.ours.memory.peakTensorBytes >= 16 * r.ours.params, `${r.model}: peak ${r.ours.memory.peakTensorBytes} < 16·params`);
+    assert.ok(r.ours.buffers.peakBufferBytes >= 16 * r.ours.params, `${r.model}: peak ${r.ours.buffers.peakBufferBytes} < 16·params`);
     assert.ok(Math.abs(r.ours.gflopsPerSecond - r.ours.stepFlops / r.ours.timing.medianSeconds / 1e9) < 1e-9);
   }
   const f = doc.train.find((r) => r.model === fpdmName)!;
@@ -96,7 +99,7 @@ test('targets: memory claim from our two rows; unmeasured targets say so', () =>
   const mem = doc.targets.find((t) => t.target.startsWith(`FPDM(${ditName})`))!;
   const d = doc.train.find((r) => r.model === ditName)!;
   const f = doc.train.find((r) => r.model === fpdmName)!;
-  assert.equal(mem.measured, f.ours!.memory.peakTensorBytes / d.ours!.memory.peakTensorBytes);
+  assert.equal(mem.measured, f.ours!.buffers.peakBufferBytes / d.ours!.buffers.peakBufferBytes);
   assert.equal(mem.status, mem.measured! <= 0.45 ? 'met' : 'not met');
   const s2 = doc.targets.find((t) => t.target.startsWith('DiT-S/2 training'))!;
   assert.equal(s2.status, 'not measured');
@@ -113,4 +116,9 @@ test('command line: bad suites and options are user errors', () => {
   assert.equal(o.backend, 'wasm');
   assert.equal(o.quick, true);
   assert.equal(o.torch, 'skip');
+  assert.deepEqual(o.gradCheckpoint, ['off']);
+  assert.deepEqual(parseArgs(['--grad-checkpoint', 'both', '--sizes', 'S']).gradCheckpoint, ['off', 'on']);
+  assert.deepEqual(parseArgs(['--sizes', 'S,XL']).sizes, ['S', 'XL']);
+  assert.throws(() => parseArgs(['--grad-checkpoint', 'sometimes']), UserError);
+  assert.throws(() => parseArgs(['--sizes', 'M']), UserError);
 });
