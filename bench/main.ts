@@ -74,7 +74,7 @@ function sizePlans(o: BenchOptions, backend: string): SizePlan[] {
   const sizes = o.sizes ?? (o.quick ? ['S'] : ['S', 'XL']);
   const plans: SizePlan[] = [];
   if (sizes.includes('S')) plans.push({ size: 'S', trunk: ditPreset('DiT-S/2'), batch: o.batch, steps: o.steps, warmup: o.warmup, budget: 20, sampleRepeats: 1 });
-  if (sizes.includes('XL')) plans.push({ size: 'XL', trunk: ditPreset('DiT-XL/2'), batch: o.batch, steps: Math.max(2, Math.floor(o.steps / 3)), warmup: 1, budget: 2, sampleRepeats: 1 });
+  if (sizes.includes('XL')) plans.push({ size: 'XL', trunk: ditPreset('DiT-XL/2'), batch: o.batch, steps: Math.max(1, Math.floor(o.steps / 3)), warmup: 1, budget: 2, sampleRepeats: 1 });
   return plans;
 }
 

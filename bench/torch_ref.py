@@ -440,7 +440,7 @@ def main():
         "paramCounts": counts, "train": [], "sample": [], "inception": None, "errors": [],
     }
     for size in sizes:
-        steps = a.steps if size == "S" else max(2, a.steps // 3)
+        steps = a.steps if size == "S" else max(1, a.steps // 3)
         for ckpt in ckpts:
             for fpdm in (False, True):
                 if "train" in suites:
