@@ -70,7 +70,7 @@ test('ditBlockOp: forward bitwise equal to ditBlock, gradients (x, c, all weight
     const theirs = tf.variableGrads(fRef);
     for (const v of w) {
       const e = relErr(ours.grads[(v as tf.Variable).name]!, theirs.grads[(v as tf.Variable).name]!);
-      assert.ok(e < 1e-4, `${v.name}: relative error ${e}`);
+      assert.ok(e < 1e-4, `${(v as tf.Variable).name}: relative error ${e}`);
     }
     const [gx, gc] = tf.grads((xi: tf.Tensor, ci: tf.Tensor) => tf.sum(tf.mul(ditBlockOp(p, 'blocks.1', xi as tf.Tensor3D, ci as tf.Tensor2D, TRUNK.numHeads, ckpt), r)))([x, c]);
     const [rx, rc] = ref([x, c]);
