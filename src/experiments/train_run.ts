@@ -73,6 +73,7 @@ export async function executeTrain(ctx: TrainRunContext): Promise<TrainOutcome> 
     hflip: run.config.dataset.hflip,
     outDir,
     checkpointEvery: defaultCheckpointEvery(t),
+    gradCheckpoint: t.gradCheckpoint === true,
     runKey: run.key,
     stopAfter: ctx.stopAfter,
     onStep: (r) => {

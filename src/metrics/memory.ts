@@ -1,7 +1,10 @@
 // Peak memory of a region of TF.js work. What is measured, precisely:
 //
 //   tensor bytes   TF.js engine bookkeeping (`tf.memory().numBytes`): the bytes of every live tensor's
-//                  data on any backend, dtype size × elements (shared buffers counted once). It does
+//                  data on any backend, dtype size × elements, counted once per tensor handle: a
+//                  buffer shared by several handles (a reshape, or a tensor autodiff keeps for the
+//                  backward) counts several times, so this over-states the distinct bytes (the bench
+//                  also reports distinct live buffers, bench/buffers.ts). It does
 //                  not see backend scratch space, kernel workspaces, the wasm allocator's slack or
 //                  texture/buffer pooling. Reported absolute (including tensors alive before the
 //                  region, e.g. weights) and relative to the start of the region.
