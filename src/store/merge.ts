@@ -2,8 +2,22 @@
 // (written by a `run --shard i/n`) and the artifact files it points at. Merging copies every finished
 // run of the source database into the destination, keyed by run key, so merging the same bundle twice
 // changes nothing and the order of bundles does not matter (a completed run beats a failed one).
-import { isAbsolute, relative, resolve } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { openStore, type Store } from './store.js';
+
+/**
+ * Which artifact files a merge copies beside the destination database (same path relative to it as
+ * in the bundle), so the merged results stand without their bundles: `all`, `samples` (everything
+ * but training checkpoints, which stay referenced in their bundle) or `none` (only references).
+ */
+export const ARTIFACT_COPY_MODES = ['all', 'samples', 'none'] as const;
+export type ArtifactCopyMode = (typeof ARTIFACT_COPY_MODES)[number];
+
+export interface MergeOptions {
+  /** default 'none' */
+  copyArtifacts?: ArtifactCopyMode;
+}
 
 export interface MergeResult {
   /** runs new to the destination */
@@ -19,10 +33,12 @@ export interface MergeResult {
 const FINISHED = new Set(['completed', 'failed', 'diverged']);
 
 /**
- * Merges the database at `srcPath` into `dst` in one IMMEDIATE transaction. Artifact paths are
- * rewritten so they point at the same files from the destination's directory (files are not copied).
+ * Merges the database at `srcPath` into `dst` in one IMMEDIATE transaction. Artifact files selected by
+ * `copyArtifacts` are copied beside the destination; the paths of the others are rewritten so they
+ * point at the same files from the destination's directory.
  */
-export function mergeDatabase(srcPath: string, dst: Store): MergeResult {
+export function mergeDatabase(srcPath: string, dst: Store, opts: MergeOptions = {}): MergeResult {
+  const copy = opts.copyArtifacts ?? 'none';
   const src = openStore(srcPath, { readonly: true });
   try {
     const result: MergeResult = { added: 0, replaced: 0, skipped: 0, unfinished: 0 };
@@ -63,7 +79,11 @@ export function mergeDatabase(srcPath: string, dst: Store): MergeResult {
         for (const m of metrics) insM.run(id, m.name, m.value, m.unit, m.step, m.tags, m.nonfinite);
         const arts = src.db.prepare('SELECT kind, path, sha256, bytes, tags, created_at FROM artifacts WHERE run_id = ? ORDER BY id').all(r.id) as Record<string, unknown>[];
         const insA = db.prepare('INSERT OR REPLACE INTO artifacts (run_id, kind, path, sha256, bytes, tags, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
-        for (const a of arts) insA.run(id, a.kind, rebase(a.path as string, src.dir, dst.dir), a.sha256, a.bytes, a.tags, a.created_at);
+        for (const a of arts) {
+          const wanted = copy === 'all' || (copy === 'samples' && a.kind !== 'checkpoint');
+          const path = wanted ? copyArtifact(a.path as string, src.dir, dst.dir) : rebase(a.path as string, src.dir, dst.dir);
+          insA.run(id, a.kind, path, a.sha256, a.bytes, a.tags, a.created_at);
+        }
         if (have) result.replaced++;
         else result.added++;
       }
@@ -78,4 +98,20 @@ function rebase(p: string, fromDir: string, toDir: string): string {
   if (isAbsolute(p)) return p;
   const rel = relative(toDir, resolve(fromDir, p));
   return isAbsolute(rel) ? resolve(fromDir, p) : rel.split('\\').join('/');
+}
+
+/**
+ * Copies an artifact of a bundle to the same relative place beside the destination database and
+ * returns its new path; a file outside the bundle's directory (or already there, or missing) is
+ * only referenced.
+ */
+function copyArtifact(p: string, fromDir: string, toDir: string): string {
+  const rel = isAbsolute(p) ? relative(fromDir, p) : p;
+  if (isAbsolute(rel) || rel.startsWith('..')) return rebase(p, fromDir, toDir);
+  const from = resolve(fromDir, rel);
+  const to = resolve(toDir, rel);
+  if (from === to || !existsSync(from)) return rebase(p, fromDir, toDir);
+  mkdirSync(dirname(to), { recursive: true });
+  copyFileSync(from, to);
+  return rel.split('\\').join('/');
 }

@@ -9,24 +9,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../src/util/rng.js';
 import { ditBlock, geluTanh, linearP } from '../../src/models/blocks.js';
 import { BLOCK_PARAM_NAMES, PROJECTION_PARAM_NAMES, ditBlockOp, fixedPointStepOp } from '../../src/models/blockgrad.js';
-import { createModel, fpdmFrom, type AnyModel, type DiTConfig, type ModelConfig } from '../../src/models/index.js';
+import { fpdmFrom, type AnyModel, type DiTConfig, type ModelConfig } from '../../src/models/index.js';
 import { measureMemory } from '../../src/metrics/memory.js';
 import { useBackend, maxAbsDiff } from '../helpers.js';
+import { randomModel } from './helpers.js';
 
 const TRUNK: DiTConfig = { kind: 'dit', inputSize: 8, patchSize: 2, inChannels: 2, hiddenSize: 32, depth: 4, numHeads: 4, mlpRatio: 4, classDropoutProb: 0.1, numClasses: 3, learnSigma: true };
 const FPDM_CFG = fpdmFrom(TRUNK, { preDepth: 1, postDepth: 1, noGradIters: [0, 2], withGradIters: [1, 4] });
-
-/** A model whose every parameter is N(0, scale²) (the reference init zeroes adaLN and the final layer, which would hide bugs). */
-function randomModel(c: ModelConfig, seed: number, scale = 0.2): AnyModel {
-  const m = createModel(c, seed);
-  const rng = new Rng(`${seed}/randomize`);
-  for (const v of m.params.values()) {
-    const t = tf.tensor(Float32Array.from(rng.normals(v.size), (a) => a * scale), v.shape);
-    v.assign(t);
-    t.dispose();
-  }
-  return m;
-}
 
 function inputs(seed: number, n: number, c: ModelConfig) {
   const rng = new Rng(seed);

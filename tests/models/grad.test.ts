@@ -10,22 +10,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../src/util/rng.js';
 import { createModel, fpdmFrom, applyLabelDrop, type FPDM, type FPDMConfig } from '../../src/models/index.js';
 import { useBackend } from '../helpers.js';
+import { randomModel } from './helpers.js';
 
 const BASE: FPDMConfig = fpdmFrom(
   { kind: 'dit', inputSize: 4, patchSize: 2, inChannels: 2, hiddenSize: 16, depth: 4, numHeads: 2, mlpRatio: 4, classDropoutProb: 0.1, numClasses: 3, learnSigma: true },
   { preDepth: 1, postDepth: 1, noGradIters: [0, 4], withGradIters: [1, 3] },
 );
 
-/** A tiny FPDM whose every parameter is N(0, scale²) (the reference init zeroes adaLN, which would hide bugs). */
+/** A tiny FPDM whose every parameter is N(0, scale²). */
 function tinyModel(seed: number, scale = 0.2): FPDM {
-  const m = createModel(BASE, seed) as FPDM;
-  const rng = new Rng(`${seed}/randomize`);
-  for (const v of m.params.values()) {
-    const t = tf.tensor(Float32Array.from(rng.normals(v.size), (a) => a * scale), v.shape);
-    v.assign(t);
-    t.dispose();
-  }
-  return m;
+  return randomModel(BASE, seed, scale) as FPDM;
 }
 
 function batch(seed: number, n = 3) {

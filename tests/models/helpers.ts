@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { getTensor, toFloat32, toFloat64, type TensorMap } from '../../src/io/tensor.js';
-import { fromReferenceKwargs, type ModelConfig } from '../../src/models/index.js';
+import { createModel, fromReferenceKwargs, type AnyModel, type ModelConfig } from '../../src/models/index.js';
+import { Rng } from '../../src/util/rng.js';
 import { fixture } from '../helpers.js';
 
 export type TinyName = 'dit_tiny' | 'fpdm_tiny';
@@ -34,4 +35,16 @@ export function inputsOf(io: TensorMap, xName = 'x', tName = 't', yName = 'y'): 
 
 export function expected(io: TensorMap, name: string): Float64Array {
   return toFloat64(getTensor(io, name));
+}
+
+/** A model whose every parameter is N(0, scale²) (the reference init zeroes adaLN and the final layer, which would hide bugs). */
+export function randomModel(c: ModelConfig, seed: number, scale = 0.2): AnyModel {
+  const m = createModel(c, seed);
+  const rng = new Rng(`${seed}/randomize`);
+  for (const v of m.params.values()) {
+    const t = tf.tensor(Float32Array.from(rng.normals(v.size), (a) => a * scale), v.shape);
+    v.assign(t);
+    t.dispose();
+  }
+  return m;
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore, mergeDatabase, sha256Hex, type Store } from '../../src/store/index.js';
@@ -55,4 +55,35 @@ test('merging shard bundles gives the unsharded contents, idempotently; complete
   b2.claimRun({ key: sha256Hex('k9'), kind: 'sample', model: 'm', config: {} });
   assert.equal(mergeDatabase(b2.path, out).unfinished, 1);
   for (const s of [whole, b0, b1, b1b, b2, out]) s.close();
+});
+
+test('collecting with copied artifacts makes the merged results independent of their bundles; checkpoints only with "all"', () => {
+  const root = mkdtempSync(join(tmpdir(), 'fpdm-merge-copy-'));
+  for (const d of ['b0', 'samples', 'all']) mkdirSync(join(root, d));
+  const b0 = openStore(join(root, 'b0', 'r.sqlite'));
+  b0.upsertExperiment('e', 'name: e');
+  const c = b0.claimRun({ key: sha256Hex('kc'), experiment: 'e', kind: 'train', model: 'm', config: {} });
+  mkdirSync(join(root, 'b0', 'artifacts', 'runs', 'x'), { recursive: true });
+  const grid = join(root, 'b0', 'artifacts', 'runs', 'x', 'samples.png');
+  const ckpt = join(root, 'b0', 'artifacts', 'runs', 'x', 'ckpt.safetensors');
+  writeFileSync(grid, 'grid-bytes');
+  writeFileSync(ckpt, 'ckpt-bytes');
+  b0.completeRun(c.run.id, { artifacts: [{ kind: 'sample_grid', path: grid }, { kind: 'checkpoint', path: ckpt }] });
+  b0.close();
+  const bundle = join(root, 'b0', 'r.sqlite');
+  for (const mode of ['samples', 'all'] as const) {
+    const out = openStore(join(root, mode, 'r.sqlite'));
+    assert.equal(mergeDatabase(bundle, out, { copyArtifacts: mode }).added, 1);
+    const arts = Object.fromEntries(out.artifacts().map((a) => [a.kind, a]));
+    assert.equal(arts.sample_grid!.absPath, join(root, mode, 'artifacts', 'runs', 'x', 'samples.png'));
+    assert.equal(readFileSync(arts.sample_grid!.absPath, 'utf8'), 'grid-bytes');
+    if (mode === 'all') assert.equal(readFileSync(arts.checkpoint!.absPath, 'utf8'), 'ckpt-bytes');
+    else assert.equal(arts.checkpoint!.absPath, ckpt, 'checkpoints stay referenced in their bundle');
+    assert.equal(existsSync(join(root, mode, 'artifacts', 'runs', 'x', 'ckpt.safetensors')), mode === 'all');
+    out.close();
+  }
+  rmSync(join(root, 'b0'), { recursive: true });
+  const again = openStore(join(root, 'samples', 'r.sqlite'));
+  assert.equal(readFileSync(again.artifacts().find((a) => a.kind === 'sample_grid')!.absPath, 'utf8'), 'grid-bytes');
+  again.close();
 });

@@ -1,10 +1,12 @@
 // `fpdm-exp collect DIR|DB... --db results/fpdm.sqlite`: merges result bundles (the databases written
 // by `run --shard i/n --db <bundle>/fpdm.sqlite`, with their artifacts beside them) into one database.
-// Merging is keyed by run key, so collecting a bundle twice changes nothing.
+// Merging is keyed by run key, so collecting a bundle twice changes nothing. Sample grids and other
+// small artifacts are copied beside the database (--copy-artifacts), so the merged results outlive
+// their bundles; checkpoints stay referenced where they are unless `--copy-artifacts all`.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { Command } from 'commander';
-import { mergeDatabase, type MergeResult } from '../../store/merge.js';
+import { Option, type Command } from 'commander';
+import { ARTIFACT_COPY_MODES, mergeDatabase, type ArtifactCopyMode, type MergeResult } from '../../store/merge.js';
 import { openStore } from '../../store/store.js';
 import { UserError } from '../../util/errors.js';
 import { emitJson, log } from '../../util/log.js';
@@ -14,6 +16,8 @@ import { DEFAULT_DB } from './plan.js';
 export interface CollectOptions {
   sources: string[];
   db: string;
+  /** artifact files copied beside the database (default 'samples': all but checkpoints) */
+  copyArtifacts?: ArtifactCopyMode;
 }
 
 export interface CollectResult {
@@ -48,7 +52,7 @@ export async function run(opts: CollectOptions): Promise<CollectResult> {
   const store = openStore(opts.db);
   try {
     const bundles = sources.map((source) => {
-      const r = mergeDatabase(source, store);
+      const r = mergeDatabase(source, store, { copyArtifacts: opts.copyArtifacts ?? 'samples' });
       log(`collected ${source}: ${r.added} added, ${r.replaced} replaced, ${r.skipped} already present, ${r.unfinished} unfinished (not merged)`);
       return { source, ...r };
     });
@@ -64,9 +68,14 @@ export function register(program: Command): void {
     .description('merge result bundles (databases written by `run --shard i/n`) into one database')
     .argument('<bundles...>', 'bundle directories or .sqlite files')
     .option('--db <path>', 'database to merge into', DEFAULT_DB)
+    .addOption(
+      new Option('--copy-artifacts <what>', 'artifact files copied beside the database (the rest stay referenced in their bundles): all, samples (all but checkpoints) or none')
+        .choices([...ARTIFACT_COPY_MODES])
+        .default('samples'),
+    )
     .option('--json', 'print JSON on stdout')
-    .action(async (sources: string[], opts: { db: string; json?: boolean }) => {
-      const r = await run({ sources, db: opts.db });
+    .action(async (sources: string[], opts: { db: string; copyArtifacts: ArtifactCopyMode; json?: boolean }) => {
+      const r = await run({ sources, db: opts.db, copyArtifacts: opts.copyArtifacts });
       if (opts.json) return emitJson(r);
       process.stdout.write(
         formatTable(['bundle', 'added', 'replaced', 'present', 'unfinished'], r.bundles.map((b) => [b.source, b.added, b.replaced, b.skipped, b.unfinished])),
