@@ -51,7 +51,7 @@ copy_pkg better-sqlite3 package.json lib build/Release/better_sqlite3.node
 for p in bindings file-uri-to-path; do copy_pkg "$p" .; done
 for p in sharp @img/sharp-linux-x64 @img/sharp-libvips-linux-x64 @img/colour detect-libc semver; do [ -d "node_modules/$p" ] && copy_pkg "$p" .; done
 # the git commit, since the GPU machine's copy may not carry .git history
-git rev-parse HEAD > "$app/COMMIT" 2>/dev/null || true
+{ git rev-parse HEAD | tr -d '\n'; [ -z "$(git status --porcelain --untracked-files=no)" ] || printf -- '-dirty'; echo; } > "$app/COMMIT" 2>/dev/null || true
 tar -C "$stage" -cf - app | xz -T2 -6 > .gpu/app.tar.xz
 
 # 3. Golden fixtures (the Inception weights are ternary and compress to a few MB)

@@ -1,6 +1,6 @@
 // The tool's version and the git commit it was built from (for `--version` and provenance).
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,7 +13,11 @@ export function toolVersion(): string {
 
 let commit: string | null | undefined;
 
-/** The git commit of the package's checkout (with `-dirty` when it has uncommitted changes), or null outside git. */
+/**
+ * The git commit of the package's checkout (with `-dirty` when it has uncommitted changes); outside
+ * git, the commit recorded in a COMMIT file at the package root (written when a bundle is built for a
+ * machine without the repository, scripts/gpu/prepare.sh); otherwise null.
+ */
 export function gitCommit(): string | null {
   if (commit !== undefined) return commit;
   try {
@@ -22,7 +26,9 @@ export function gitCommit(): string | null {
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], opts).trim().length > 0;
     commit = head + (dirty ? '-dirty' : '');
   } catch {
-    commit = null;
+    const file = join(PACKAGE_ROOT, 'COMMIT');
+    const recorded = existsSync(file) ? readFileSync(file, 'utf8').trim() : '';
+    commit = /^[0-9a-f]{40}(-dirty)?$/.test(recorded) ? recorded : null;
   }
   return commit;
 }

@@ -50,7 +50,6 @@ export async function run(opts: RunOptions): Promise<RunCommandResult> {
     try {
       const r = await buildReport({ db: opts.db, experiment: summary.experiment, out: join(dirname(opts.db), 'report', summary.experiment) });
       report = r.index;
-      log(`report: ${r.index}`);
     } catch (e) {
       warn(`the report could not be written (${(e as Error).message}); the results are stored; run \`fpdm-exp report --db ${opts.db}\` later`);
     }
