@@ -79,7 +79,7 @@ async function probeOne(name: BackendName): Promise<BackendInfo> {
     case 'wasm': {
       const version = packageVersion('@tensorflow/tfjs-backend-wasm');
       return version
-        ? { name, usable: true, package: '@tensorflow/tfjs-backend-wasm', version, device: cpuDevice(), threads: cpus().length }
+        ? { name, usable: true, package: '@tensorflow/tfjs-backend-wasm', version, device: cpuDevice(), threads: 1 } // single-threaded under Node (see initBackend)
         : { name, usable: false, package: '@tensorflow/tfjs-backend-wasm', reason: 'package @tensorflow/tfjs-backend-wasm is not installed: run npm install' };
     }
     case 'webgpu': {
@@ -160,8 +160,9 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
       break;
     case 'wasm': {
       const wasm = await import('@tensorflow/tfjs-backend-wasm');
-      // Under Node the wasm backend runs single-threaded whatever this says (measured); more cores
-      // are used through our own worker threads where it matters.
+      // Under Node the wasm backend runs single-threaded (its threaded build needs browser workers;
+      // measured: no speed-up with more threads requested), so it is reported and set as 1 thread.
+      // More cores are used by running more processes (run --shard, or workers on one database).
       wasm.setThreadsCount(info.threads ?? 1);
       break;
     }
