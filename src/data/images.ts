@@ -20,6 +20,13 @@ export function toUint8(x: ArrayLike<number>): Uint8Array {
   return out;
 }
 
+/** uint8 pixels → floats in [−1, 1] via p/127.5 − 1 (the datasets' mapping; inverse of toUint8 up to its rounding). */
+export function fromUint8(p: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(p.length);
+  for (let i = 0; i < p.length; i++) out[i] = p[i]! / 127.5 - 1;
+  return out;
+}
+
 /** [C, H, W] → [H, W, C] interleaved. */
 function chwToHwc(img: Uint8Array, c: number, h: number, w: number): Uint8Array {
   if (c === 1) return img;

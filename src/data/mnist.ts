@@ -21,6 +21,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { UserError, ensure } from '../util/errors.js';
 import { checkIndices, type Batch, type Dataset } from './dataset.js';
+import { fromUint8 } from './images.js';
 import { resizeF32 } from './resample.js';
 
 export type MnistSplit = 'train' | 'heldout' | 'all';
@@ -92,8 +93,7 @@ export function mnistSplitIndex(split: MnistSplit): { label: Int32Array; within:
 /** Maps one 28×28 digit (8-bit) to imageSize² floats in [−1, 1]. */
 function prepare(src: Uint8Array, imageSize: number): Float32Array {
   const s = MNIST_RAW_SIZE;
-  const f = new Float32Array(s * s); // [28, 28]
-  for (let i = 0; i < f.length; i++) f[i] = src[i]! / 127.5 - 1;
+  const f = fromUint8(src.subarray(0, s * s)); // [28, 28]
   if (imageSize === s) return f;
   if (imageSize === 32) {
     const out = new Float32Array(32 * 32).fill(-1); // [32, 32]

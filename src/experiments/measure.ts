@@ -3,7 +3,7 @@
 //   fid, kid, prdc, is  with the FID Inception network (weights: metricOptions.inceptionWeights or the
 //             cache of `fpdm-exp weights fetch inception`), preprocessing metricOptions.fidMode
 // Reference images: the first `referenceImages` (default: as many as samples) of the reference split.
-import { toUint8 } from '../data/images.js';
+import { fromUint8, toUint8 } from '../data/images.js';
 import type { Dataset } from '../data/dataset.js';
 import { sequentialBatches } from '../data/dataset.js';
 import { extractFeatures } from '../metrics/features.js';
@@ -51,10 +51,7 @@ function toRgbU8(img: Images): { pixels: Uint8Array; shape: [number, number, num
 
 /** The images as they are once written to an 8-bit file and read back into [−1, 1]. */
 function asSaved(img: Images): Images {
-  const u8 = toUint8(img.x);
-  const x = new Float32Array(u8.length);
-  for (let i = 0; i < u8.length; i++) x[i] = u8[i]! / 127.5 - 1;
-  return { x, shape: img.shape };
+  return { x: fromUint8(toUint8(img.x)), shape: img.shape };
 }
 
 export async function distributionMetrics(

@@ -14,7 +14,7 @@ import type { Command } from 'commander';
 import { dirname, join } from 'node:path';
 import { runExperiment, type RunSummary } from '../../experiments/runner.js';
 import { buildReport } from '../../report/index.js';
-import { log, warn } from '../../util/log.js';
+import { warn } from '../../util/log.js';
 import type { ProgressMode } from '../../experiments/progress.js';
 import { emitJson } from '../../util/log.js';
 import type { GlobalOptions } from '../context.js';
