@@ -20,7 +20,7 @@
 // Backward of one block (⊙ elementwise, Σ_T sum over tokens, rows are tokens, W stored [out, in]):
 //   out = x1 + g2 ⊙ m                  dm = dy ⊙ g2;  dg2 = Σ_T dy ⊙ m;  dx1 = dy
 //   m = GELU(h)·W2ᵀ + b2               dgelu = dm·W2;  dW2 = dmᵀ·GELU(h);  db2 = Σ dm
-//   GELU'(h) = ½(1 + th) + ½h(1 − th²)·√(2/π)(1 + 3·0.044715h²), th = tanh(√(2/π)(h + 0.044715h³))
+//   GELU'(h) = σ + 2h·σ(1 − σ)·√(2/π)(1 + 3·0.044715h²), σ = σ(2u) = ½(1 + tanh u), u = √(2/π)(h + 0.044715h³)
 //   h = mod2·W1ᵀ + b1                  dmod2 = dh·W1;  dW1 = dhᵀ·mod2;  db1 = Σ dh
 //   mod2 = ln2 ⊙ (1 + s2) + sh2        dln2 = dmod2 ⊙ (1 + s2);  ds2 = Σ_T dmod2 ⊙ ln2;  dsh2 = Σ_T dmod2
 //   ln2 = (x1 − μ)·r                   dx1 += r·(dln2 − mean_D(dln2) − ln2 ⊙ mean_D(dln2 ⊙ ln2))
@@ -31,7 +31,7 @@
 //   qkv = mod1·Wqkvᵀ + bqkv, mod1, ln1 as above; dx += LN backward
 //   [sh1, s1, g1, sh2, s2, g2] = SiLU(c)·Waᵀ + ba    dWa = dadaᵀ·SiLU(c);  dc = (dada·Wa) ⊙ SiLU'(c)
 import * as tf from '@tensorflow/tfjs-core';
-import { layerNorm, linear, modulate, silu, type Params } from './blocks.js';
+import { geluInner2, layerNorm, linear, matMul2d, mergeHeads, modulate, silu, splitHeads, type Params } from './blocks.js';
 
 /** The block's parameters in the op's input order (each a weight then its bias). */
 export const BLOCK_PARAM_NAMES = [
@@ -83,12 +83,11 @@ function blockForward(x: tf.Tensor3D, c: tf.Tensor2D, w: tf.Tensor[], heads: num
     // attention (blocks.ts `attention`)
     const [qs, k, v] = tf.tidy(() => {
       const mod1 = modulate(layerNorm(x) as tf.Tensor3D, shiftMsa!, scaleMsa!); // [N, T, D]
-      const qkv = tf.reshape(linear(mod1, wqkv, bqkv), [n, t, 3, heads, dh]); // [N, T, 3, K, Dh]
-      const [q, k, v] = tf.unstack(tf.transpose(qkv, [2, 0, 3, 1, 4]), 0) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D]; // each [N, K, T, Dh]
+      const [q, k, v] = splitHeads(linear(mod1, wqkv, bqkv) as tf.Tensor3D, heads); // each [N, K, T, Dh]
       return [tf.mul(q, 1 / Math.sqrt(dh)) as tf.Tensor4D, k, v];
     });
     const p = tf.tidy(() => tf.softmax(tf.matMul(qs, k, false, true), -1) as tf.Tensor4D); // [N, K, T, T]
-    const merged = tf.tidy(() => tf.reshape(tf.transpose(tf.matMul(p, v), [0, 2, 1, 3]), [n, t, d]) as tf.Tensor3D); // [N, T, D]
+    const merged = tf.tidy(() => mergeHeads(tf.matMul(p, v) as tf.Tensor4D)); // [N, T, D]
     const a = linear(merged, wp, bp) as tf.Tensor3D; // [N, T, D]
     const x1 = tf.add(x, tf.mul(tf.reshape(gateMsa!, [n, 1, d]), a)) as tf.Tensor3D;
     // MLP (blocks.ts `mlp`)
@@ -117,22 +116,21 @@ function chain(x: tf.Tensor, ...ops: Array<(t: tf.Tensor) => tf.Tensor>): tf.Ten
 
 /** blocks.ts geluTanh, op for op (same values), holding fewer intermediates at once. */
 function geluTanhLean(x: tf.Tensor): tf.Tensor {
-  const th = chain(x, (t) => tf.pow(t, 3), (t) => tf.mul(t, 0.044715), (t) => tf.add(x, t), (t) => tf.mul(t, SQRT_2_OVER_PI), (t) => tf.tanh(t));
-  const half = tf.mul(x, 0.5);
-  const out = chain(th, (t) => tf.add(t, 1), (t) => tf.mul(half, t));
-  tf.dispose([th, half]);
+  const sg = chain(x, geluInner2, (t) => tf.sigmoid(t));
+  const out = tf.mul(x, sg);
+  sg.dispose();
   return out;
 }
 
 /** dy ⊙ GELU_tanh'(h), elementwise (see the file header for the derivative). */
 function geluTanhBackward(h: tf.Tensor, dy: tf.Tensor): tf.Tensor {
-  const th = chain(h, (t) => tf.pow(t, 3), (t) => tf.mul(t, 0.044715), (t) => tf.add(h, t), (t) => tf.mul(t, SQRT_2_OVER_PI), (t) => tf.tanh(t));
-  // ½h(1 − th²)·√(2/π)(1 + 3·0.044715h²)
-  const inner = chain(h, (t) => tf.square(t), (t) => tf.mul(t, 3 * 0.044715), (t) => tf.add(t, 1), (t) => tf.mul(t, SQRT_2_OVER_PI), (t) => tf.mul(t, h), (t) => tf.mul(t, 0.5));
-  const second = chain(th, (t) => tf.square(t), (t) => tf.sub(1, t), (t) => tf.mul(t, inner));
+  const sg = chain(h, geluInner2, (t) => tf.sigmoid(t)); // σ(2u)
+  // 2h·σ(1 − σ)·√(2/π)(1 + 3·0.044715h²)
+  const inner = chain(h, (t) => tf.square(t), (t) => tf.mul(t, 3 * 0.044715), (t) => tf.add(t, 1), (t) => tf.mul(t, 2 * SQRT_2_OVER_PI), (t) => tf.mul(t, h));
+  const second = chain(sg, (t) => tf.sub(1, t), (t) => tf.mul(t, sg), (t) => tf.mul(t, inner));
   inner.dispose();
-  const grad = chain(th, (t) => tf.add(t, 1), (t) => tf.mul(t, 0.5), (t) => tf.add(t, second), (t) => tf.mul(dy, t));
-  tf.dispose([th, second]);
+  const grad = chain(sg, (t) => tf.add(t, second), (t) => tf.mul(dy, t));
+  tf.dispose([sg, second]);
   return grad;
 }
 
@@ -151,7 +149,7 @@ function linearBackward(x: tf.Tensor, w: tf.Tensor, dy: tf.Tensor): [tf.Tensor, 
   const x2 = tf.reshape(x, [-1, inDim]) as tf.Tensor2D; // [M, in]
   const dy2 = tf.reshape(dy, [-1, outDim]) as tf.Tensor2D; // [M, out]
   const dx = tf.reshape(tf.matMul(dy2, w as tf.Tensor2D), x.shape); // [..., in]
-  const dw = tf.matMul(dy2, x2, true, false); // [out, in]
+  const dw = matMul2d(dy2, x2, true, false); // [out, in]
   const db = tf.sum(dy2, 0); // [out]
   return [dx, dw, db];
 }
@@ -209,7 +207,7 @@ function blockBackward(s: BlockSaved, c: tf.Tensor2D, w: tf.Tensor[], dy: tf.Ten
       dP.dispose();
       const dq = tf.mul(tf.matMul(dS, s.k), 1 / Math.sqrt(dh)); // [N, K, T, Dh]
       const dk = tf.matMul(dS, s.qs, true, false); // [N, K, T, Dh]
-      return tf.reshape(tf.transpose(tf.stack([dq, dk, dv]), [1, 3, 0, 2, 4]), [n, t, 3 * d]); // [N, T, 3D]
+      return tf.concat([dq, dk, dv].map((g) => mergeHeads(g as tf.Tensor4D)), 2); // [N, T, 3D]
     });
     const [dmod1, dwqkv, dbqkv] = tf.tidy(() => linearBackward(modulate(layerNorm(s.x) as tf.Tensor3D, shiftMsa!, scaleMsa!), wqkv!, dqkv));
     const ln1 = lnModulateBackward(s.x, shiftMsa!, scaleMsa!, dmod1 as tf.Tensor3D);

@@ -32,16 +32,54 @@ export function modulate(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D)
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-/** GELU, tanh approximation (PyTorch `GELU(approximate="tanh")`): 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))). */
+/**
+ * GELU, tanh approximation (PyTorch `GELU(approximate="tanh")`): 0.5·x·(1 + tanh(u)), u = √(2/π)(x + 0.044715x³),
+ * computed as x·σ(2u) (the same function: ½(1 + tanh(u)) = σ(2u)) with x³ as x·x·x, because on the
+ * wasm backend Tanh and Pow are plain loops and Sigmoid and Multiply are XNNPACK kernels (measured on
+ * [128,16,256]: tanh 10 ms, sigmoid < 0.1 ms). Values agree with the tanh form to float rounding.
+ */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
-  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), SQRT_2_OVER_PI);
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+  return tf.mul(x, tf.sigmoid(geluInner2(x)));
+}
+
+/** 2u = 2√(2/π)(x + 0.044715x³), the sigmoid's argument in geluTanh. */
+export function geluInner2(x: tf.Tensor): tf.Tensor {
+  return tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), 2 * SQRT_2_OVER_PI);
 }
 
 /** SiLU(x) = x·σ(x). */
 export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
 }
+
+/**
+ * a·b with optional transposes of 2-D operands. On the wasm backend (tfjs 4.22) a 2-D matMul with a
+ * transposed operand leaves XNNPACK for a loop about 10× slower (measured on one core:
+ * [2048,64]·[256,64]ᵀ 25 ms, the same after an explicit transpose 2.5 ms; aᵀ·b 39 ms vs 7 ms), so
+ * there the transpose is made explicit, on the smaller operand. Other backends fold it into the kernel.
+ */
+export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
+  if ((!transposeA && !transposeB) || tf.getBackend() !== 'wasm') return tf.matMul(a, b, transposeA, transposeB);
+  return tf.tidy(() => {
+    if (transposeA && transposeB) return tf.transpose(tf.matMul(b, a)); // aᵀbᵀ = (ba)ᵀ
+    if (transposeA) return a.size <= b.size ? tf.matMul(tf.transpose(a), b) : tf.transpose(tf.matMul(tf.transpose(b), a)); // aᵀb = (bᵀa)ᵀ
+    return b.size <= a.size ? tf.matMul(a, tf.transpose(b)) : tf.transpose(tf.matMul(b, tf.transpose(a))); // abᵀ = (baᵀ)ᵀ
+  }) as tf.Tensor2D;
+}
+
+/** x·Wᵀ for x [M, in], W [out, in], with the gradients written through matMul2d (autodiff's use transposed operands). */
+const matMulWt = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [x, w, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+  save([x, w]);
+  return {
+    value: matMul2d(x, w, false, true) as tf.Tensor, // [M, out]
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+      const g = dy as tf.Tensor2D; // [M, out]
+      return [tf.matMul(g, ws), matMul2d(g, xs, true, false)]; // dx [M, in], dW [out, in]
+    },
+  };
+});
 
 /** y = x·Wᵀ + b over the last axis, W stored [out, in] as PyTorch. x [..., in] → [..., out]. */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
@@ -50,7 +88,7 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   const x2 = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, inDim]) as tf.Tensor2D; // [M, in]
   // Not tf.fused.matMul: on the wasm backend (tfjs 4.22) fused matmul with transposeB + bias gave
   // wrong outputs (max abs err 0.4 on dit_tiny, measured), so the bias is a separate add.
-  let y: tf.Tensor = tf.matMul(x2, w as tf.Tensor2D, false, true); // [M, out]
+  let y: tf.Tensor = matMulWt(x2, w); // [M, out]
   if (b) y = tf.add(y, b);
   return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), outDim]);
 }
@@ -148,16 +186,29 @@ export function unpatchify(x: tf.Tensor3D, patch: number, outChannels: number): 
  * x [N, T, D] → [N, T, D].
  */
 export function attention(p: Params, prefix: string, x: tf.Tensor3D, heads: number): tf.Tensor3D {
-  const [n, t, d] = x.shape;
-  const dh = d / heads;
-  const qkv = tf.reshape(linearP(p, `${prefix}.qkv`, x), [n, t, 3, heads, dh]); // [N, T, 3, K, Dh]
-  const qkvT = tf.transpose(qkv, [2, 0, 3, 1, 4]); // [3, N, K, T, Dh]
-  const [q, k, v] = tf.unstack(qkvT, 0) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D]; // each [N, K, T, Dh]
+  const dh = x.shape[2] / heads;
+  const [q, k, v] = splitHeads(linearP(p, `${prefix}.qkv`, x) as tf.Tensor3D, heads); // each [N, K, T, Dh]
   const scores = tf.matMul(tf.mul(q, 1 / Math.sqrt(dh)), k, false, true); // [N, K, T, T]
   const attn = tf.softmax(scores, -1);
   const o = tf.matMul(attn, v); // [N, K, T, Dh]
-  const merged = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [n, t, d]); // [N, T, D]
-  return linearP(p, `${prefix}.proj`, merged) as tf.Tensor3D;
+  return linearP(p, `${prefix}.proj`, mergeHeads(o as tf.Tensor4D)) as tf.Tensor3D;
+}
+
+/**
+ * qkv [N, T, 3D] (timm's layout: q, k, v, each heads-major) → q, k, v each [N, K, T, Dh]. Split on the
+ * last axis and three 4-D transposes: on wasm the 5-D transpose of [N, T, 3, K, Dh] is a generic loop
+ * about 40× slower than these (measured: 27 ms vs 3 × 0.6 ms at N=128, T=16, D=64).
+ */
+export function splitHeads(qkv: tf.Tensor3D, heads: number): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
+  const [n, t, d3] = qkv.shape;
+  const d = d3 / 3;
+  return tf.split(qkv, 3, 2).map((part) => tf.transpose(tf.reshape(part, [n, t, heads, d / heads]), [0, 2, 1, 3])) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+}
+
+/** [N, K, T, Dh] → [N, T, D] (heads side by side), the inverse of one part of splitHeads. */
+export function mergeHeads(o: tf.Tensor4D): tf.Tensor3D {
+  const [n, k, t, dh] = o.shape;
+  return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [n, t, k * dh]);
 }
 
 /** Mlp (fc1 → tanh-GELU → fc2). x [N, T, D] → [N, T, D]. */
