@@ -1,5 +1,6 @@
 // Distribution metrics of a sample run against the reference images of its dataset:
 //   fd_mnist  Fréchet distance in the shipped MNIST classifier's feature space (never called FID)
+//   kid_mnist KID's estimator in the same feature space (never called KID)
 //   fid, kid, prdc, is  with the FID Inception network (weights: metricOptions.inceptionWeights or the
 //             cache of `fpdm-exp weights fetch inception`), preprocessing metricOptions.fidMode
 // Reference images: the first `referenceImages` (default: as many as samples) of the reference split.
@@ -11,7 +12,8 @@ import { frechetDistance } from '../metrics/fid.js';
 import { FidInception } from '../metrics/inception.js';
 import { inceptionScoreFromLogits } from '../metrics/inception_score.js';
 import { kernelInceptionDistance } from '../metrics/kid.js';
-import { fdMnist } from '../metrics/mnist_fd.js';
+import { loadMnistClassifier } from '../metrics/mnist_classifier.js';
+import { fdMnist, kidMnist } from '../metrics/mnist_fd.js';
 import { precisionRecall } from '../metrics/prdc.js';
 import { featureStats } from '../metrics/statistics.js';
 import { resolveInceptionWeights } from '../metrics/weights.js';
@@ -60,14 +62,25 @@ export async function distributionMetrics(
   const rows: MetricInput[] = [];
   const wanted = new Set(metrics);
   const nRef = opts.referenceImages ?? shape[0];
-  if (!['fd_mnist', 'fid', 'kid', 'prdc', 'is'].some((m) => wanted.has(m as MetricChoice))) return rows;
+  if (!['fd_mnist', 'kid_mnist', 'fid', 'kid', 'prdc', 'is'].some((m) => wanted.has(m as MetricChoice))) return rows;
   const fake: Images = { x, shape };
   const real = await referenceImages(reference, nRef);
   const counts = { [TAG.numImages]: shape[0] };
-  if (wanted.has('fd_mnist')) {
+  if (wanted.has('fd_mnist') || wanted.has('kid_mnist')) {
     // on the 8-bit images a user would save (clamped to [−1, 1]), as the Inception metrics below:
     // the classifier's features are unbounded, so an unclamped, diverging sample would dominate μ, Σ
-    rows.push({ name: METRIC.fdMnist, value: await fdMnist(real, asSaved(fake)), unit: METRIC_UNITS.fd_mnist, tags: { ...counts, reference_images: real.shape[0] } });
+    const saved = asSaved(fake);
+    const tags = { ...counts, reference_images: real.shape[0] };
+    const net = loadMnistClassifier();
+    try {
+      if (wanted.has('fd_mnist')) rows.push({ name: METRIC.fdMnist, value: await fdMnist(real, saved, net), unit: METRIC_UNITS.fd_mnist, tags });
+      if (wanted.has('kid_mnist')) {
+        const k = await kidMnist(real, saved, { subsets: opts.kidSubsets, subsetSize: opts.kidSubsetSize }, net);
+        rows.push({ name: METRIC.kidMnist, value: k.mean, unit: METRIC_UNITS.kid_mnist, tags }, { name: METRIC.kidMnistStd, value: k.std, unit: METRIC_UNITS.kid_mnist_std, tags });
+      }
+    } finally {
+      net.dispose();
+    }
   }
   const inception = ['fid', 'kid', 'prdc', 'is'].filter((m) => wanted.has(m as MetricChoice));
   if (inception.length === 0) return rows;

@@ -22,7 +22,7 @@ const oneOrMany = <T extends z.ZodTypeAny>(t: T) => z.union([t, z.array(t).min(1
 const range = z.tuple([nonNegInt, nonNegInt]);
 
 export const DATASET_KINDS = ['mnist', 'folder', 'synthetic'] as const;
-export const METRIC_CHOICES = ['fid', 'kid', 'prdc', 'is', 'fd_mnist', 'params', 'memory', 'throughput'] as const;
+export const METRIC_CHOICES = ['fid', 'kid', 'prdc', 'is', 'fd_mnist', 'kid_mnist', 'params', 'memory', 'throughput'] as const;
 export type MetricChoice = (typeof METRIC_CHOICES)[number];
 
 const datasetSchema = z
@@ -79,6 +79,8 @@ const trainingSchema = z
     lr: z.number().positive().default(1e-4),
     weightDecay: z.number().nonnegative().default(0),
     warmupSteps: nonNegInt.default(0),
+    /** learning rate after warm-up: constant (absent) or cosine decay to 0 at the last step */
+    lrSchedule: z.enum(['constant', 'cosine']).optional(),
     ema: z.number().min(0).lt(1).default(0.9999),
     gradClip: z.number().positive().nullable().default(null),
     checkpointEvery: posInt.optional(),
@@ -364,6 +366,7 @@ function crossField(s: Spec): SpecIssue[] {
 
   const tr = s.training;
   if (tr.warmupSteps > tr.steps) add(['training', 'warmupSteps'], `received ${tr.warmupSteps}, expected at most training.steps (${tr.steps})`);
+  else if (tr.lrSchedule === 'cosine' && tr.warmupSteps === tr.steps) add(['training', 'warmupSteps'], `received ${tr.warmupSteps} with lrSchedule: cosine, which decays after the warm-up; fix: fewer warm-up steps than training.steps (${tr.steps})`);
   if (tr.checkpointEvery !== undefined && tr.checkpointEvery > tr.steps) add(['training', 'checkpointEvery'], `received ${tr.checkpointEvery}, expected at most training.steps (${tr.steps})`);
   if (tr.loss === 'v-zsnr' && tr.schedule !== 'linear') add(['training', 'schedule'], `received ${show(tr.schedule)}; the v-zsnr loss rescales the linear schedule; fix: use schedule: linear`);
 
@@ -400,12 +403,13 @@ function crossField(s: Spec): SpecIssue[] {
     }
   }
 
-  const mnistOnly = s.metrics.includes('fd_mnist');
-  if (mnistOnly && d.kind !== 'mnist') add(['metrics', s.metrics.indexOf('fd_mnist')], `received "fd_mnist", but that metric's classifier was trained on MNIST and the dataset is ${d.kind}; fix: use fid or kid`);
+  for (const m of ['fd_mnist', 'kid_mnist'] as const) {
+    if (s.metrics.includes(m) && d.kind !== 'mnist') add(['metrics', s.metrics.indexOf(m)], `received "${m}", but that metric's classifier was trained on MNIST and the dataset is ${d.kind}; fix: use fid or kid`);
+  }
   s.metrics.forEach((m, i) => {
     if (s.metrics.indexOf(m) !== i) add(['metrics', i], `received ${show(m)} twice; fix: list each metric once`);
   });
-  const dist = s.metrics.filter((m) => ['fid', 'kid', 'prdc', 'fd_mnist'].includes(m));
+  const dist = s.metrics.filter((m) => ['fid', 'kid', 'prdc', 'fd_mnist', 'kid_mnist'].includes(m));
   if (dist.length > 0 && sp.samples < 2) add(['sampling', 'samples'], `received ${sp.samples}, expected at least 2 to compute ${dist.join(', ')}`);
   s.seeds.forEach((v, i) => {
     if (s.seeds.indexOf(v) !== i) add(['seeds', i], `received ${v} twice; fix: list each seed once`);

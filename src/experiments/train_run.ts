@@ -9,6 +9,7 @@ import { countParams } from '../models/params.js';
 import { METRIC, METRIC_UNITS } from '../store/names.js';
 import type { Store } from '../store/store.js';
 import type { ArtifactInput, MetricInput } from '../store/types.js';
+import type { AdamWConfig } from '../training/adamw.js';
 import { SIDECAR } from '../training/checkpoint.js';
 import { trainModel, type StepRecord } from '../training/loop.js';
 import type { PlannedTrain } from './planner.js';
@@ -55,6 +56,11 @@ export function lossRows(history: StepRecord[], logEvery: number): MetricInput[]
     .map((r) => ({ name: METRIC.trainLoss, value: r.loss, unit: METRIC_UNITS.train_loss, step: r.step }));
 }
 
+/** AdamW settings of a spec's training section (cosine decay ends at the last step). */
+function optimizerFor(t: TrainRunContext['run']['config']['training']): Partial<AdamWConfig> {
+  return { lr: t.lr, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps, clipGradNorm: t.gradClip, ...(t.lrSchedule === 'cosine' ? { decaySteps: t.steps } : {}) };
+}
+
 export async function executeTrain(ctx: TrainRunContext): Promise<TrainOutcome> {
   const { run, store, runId } = ctx;
   const t = run.config.training;
@@ -67,7 +73,7 @@ export async function executeTrain(ctx: TrainRunContext): Promise<TrainOutcome> 
     dataset: ctx.dataset,
     steps: t.steps,
     batch: t.batchSize,
-    optimizer: { lr: t.lr, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps, clipGradNorm: t.gradClip },
+    optimizer: optimizerFor(t),
     ema: t.ema,
     seed: run.seed,
     hflip: run.config.dataset.hflip,
@@ -97,7 +103,7 @@ export async function executeTrain(ctx: TrainRunContext): Promise<TrainOutcome> 
   }
   const trainSeconds = result.history.reduce((a, r) => a + r.seconds, 0);
   metrics.push({ name: METRIC.trainSeconds, value: trainSeconds, unit: METRIC_UNITS.train_seconds });
-  const peak = await peakTrainStep(run.config.model, diffusionFor(t), t.batchSize, { lr: t.lr, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps, clipGradNorm: t.gradClip });
+  const peak = await peakTrainStep(run.config.model, diffusionFor(t), t.batchSize, optimizerFor(t));
   metrics.push({ name: METRIC.peakTrainBytes, value: peak.bytes, unit: METRIC_UNITS.peak_train_bytes });
   store.completeRun(runId, { metrics, artifacts: checkpointArtifacts(outDir, result.step) });
   return 'completed';

@@ -33,7 +33,7 @@ export interface ReportInput {
   artifacts: ArtifactRecord[];
 }
 
-const LOWER_IS_BETTER = new Set<string>([METRIC.fid, METRIC.fdMnist, METRIC.kid]);
+const LOWER_IS_BETTER = new Set<string>([METRIC.fid, METRIC.fdMnist, METRIC.kid, METRIC.kidMnist]);
 const MiB = 1024 * 1024;
 
 export function familyOf(model: string, family: ModelFamily | null): ModelFamily | null {
@@ -49,7 +49,7 @@ function section(id: string, title: string, description: string): Section {
   return { id, title, description, tables: [], figures: [], grids: [], skipped: [] };
 }
 
-/** The distribution metric the report uses: fid if any completed run has it, else fd_mnist, else kid. */
+/** The distribution metric the report uses: fid if any completed run has it, else fd_mnist, else kid, else kid_mnist. */
 export function distributionMetric(metrics: MetricRecord[]): string | null {
   for (const m of DISTRIBUTION_METRICS) if (metrics.some((r) => r.name === m && r.step === null && Number.isFinite(r.value))) return m;
   return null;
@@ -66,10 +66,13 @@ export function buildSections(input: ReportInput): Section[] {
   const metric = distributionMetric(input.metrics);
   const scalar = (name: string) => input.metrics.filter((r) => r.name === name && r.step === null);
   const dist = metric ? scalar(metric) : [];
-  const missingMetric = 'no completed run has a distribution metric (fid, fd_mnist or kid)';
+  const missingMetric = 'no completed run has a distribution metric (fid, fd_mnist, kid or kid_mnist)';
+  // the other distribution metrics present get their own budget section (the ablations use `metric`)
+  const others = DISTRIBUTION_METRICS.filter((m) => m !== metric && scalar(m).some((r) => Number.isFinite(r.value)));
   return [
     runsSection(input.runs),
     budgetSection(metric, dist, missingMetric),
+    ...others.map((m) => budgetSection(m, scalar(m), missingMetric, `budget_${m}`)),
     smoothingSection(metric, dist, missingMetric),
     reuseAllocationSection(metric, dist, missingMetric),
     depthSection(metric, dist, missingMetric),
@@ -115,9 +118,9 @@ function runsSection(runs: RunRecord[]): Section {
   return s;
 }
 
-function budgetSection(metric: string | null, rows: MetricRecord[], missing: string): Section {
+function budgetSection(metric: string | null, rows: MetricRecord[], missing: string, id = 'budget'): Section {
   const title = metric ? `${label(metric)} vs sampling budget` : 'Distribution metric vs sampling budget';
-  const s = section('budget', title, 'One line per model: its configuration run at the most budgets (named in the table; ablation variants are in the sections below); mean ± std over seeds as bands. Budget in DiT-step equivalents (block evaluations / depth). Where several steps × iterations splits were run at a budget, the best one (by mean) is shown and named in the table.');
+  const s = section(id, title, 'One line per model: its configuration run at the most budgets (named in the table; ablation variants are in the sections below); mean ± std over seeds as bands. Budget in DiT-step equivalents (block evaluations / depth). Where several steps × iterations splits were run at a budget, the best one (by mean) is shown and named in the table.');
   if (!metric) return (s.skipped.push(missing), s);
   const withBudget = rows.filter((r) => numTag(r, TAG.budget) !== undefined);
   if (!withBudget.length) return (s.skipped.push(`no ${metric} row carries a '${TAG.budget}' tag`), s);

@@ -28,6 +28,9 @@ export const METRIC = {
   /** Kernel Inception Distance: mean over subsets (its std over subsets is `kid_std`). */
   kid: 'kid',
   kidStd: 'kid_std',
+  /** KID (same estimator) in the MNIST classifier's feature space; its std over subsets is `kid_mnist_std`. */
+  kidMnist: 'kid_mnist',
+  kidMnistStd: 'kid_mnist_std',
   precision: 'precision',
   recall: 'recall',
   /** Inception Score: mean over splits (`is_std` its std). */
@@ -60,7 +63,7 @@ export const METRIC = {
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
 
 export const METRIC_UNITS: Record<MetricName, string> = {
-  fid: '', fd_mnist: '', kid: '', kid_std: '', precision: '', recall: '', is: '', is_std: '',
+  fid: '', fd_mnist: '', kid: '', kid_std: '', kid_mnist: '', kid_mnist_std: '', precision: '', recall: '', is: '', is_std: '',
   params: 'count',
   peak_train_bytes: 'bytes',
   peak_sample_bytes: 'bytes',
@@ -75,7 +78,8 @@ export const METRIC_UNITS: Record<MetricName, string> = {
 
 /** Human-readable metric labels (used in tables and axis titles). */
 export const METRIC_LABELS: Record<MetricName, string> = {
-  fid: 'FID', fd_mnist: 'FD (MNIST classifier)', kid: 'KID', kid_std: 'KID std', precision: 'Precision',
+  fid: 'FID', fd_mnist: 'FD (MNIST classifier)', kid: 'KID', kid_std: 'KID std',
+  kid_mnist: 'KID (MNIST classifier)', kid_mnist_std: 'KID (MNIST classifier) std', precision: 'Precision',
   recall: 'Recall', is: 'Inception Score', is_std: 'IS std', params: 'Parameters',
   peak_train_bytes: 'Peak training memory (bytes)', peak_sample_bytes: 'Peak sampling memory (bytes)',
   images_per_s: 'Throughput (images/s)', block_evals: 'Block evaluations / image', flops: 'FLOPs / image',
@@ -84,7 +88,7 @@ export const METRIC_LABELS: Record<MetricName, string> = {
 };
 
 /** The distribution metrics in the order the report prefers them (first one present wins). */
-export const DISTRIBUTION_METRICS = [METRIC.fid, METRIC.fdMnist, METRIC.kid] as const;
+export const DISTRIBUTION_METRICS = [METRIC.fid, METRIC.fdMnist, METRIC.kid, METRIC.kidMnist] as const;
 
 /**
  * Tag keys, on the run (`tags` of claimRun) or on a metric row (a metric's tags override its run's).

@@ -26,6 +26,11 @@ export interface AdamWConfig {
   warmupSteps: number;
   /** clip the global gradient L2 norm to this value; null = no clipping */
   clipGradNorm: number | null;
+  /**
+   * cosine decay: after warm-up the learning rate follows lr·½(1 + cos(π·p)), p = (t − warm-up) /
+   * (decaySteps − warm-up), reaching 0 at step decaySteps (and staying there). Absent = constant.
+   */
+  decaySteps?: number;
 }
 
 export const ADAMW_DEFAULTS: AdamWConfig = {
@@ -42,9 +47,12 @@ export interface AdamWStepInfo {
   gradNorm: number;
 }
 
-/** Learning rate at optimizer step t (1-based) under the linear warm-up rule. */
+/** Learning rate at optimizer step t (1-based): linear warm-up, then constant or cosine decay (decaySteps). */
 export function learningRateAt(cfg: AdamWConfig, t: number): number {
-  return cfg.warmupSteps > 0 ? cfg.lr * Math.min(1, t / cfg.warmupSteps) : cfg.lr;
+  const warm = cfg.warmupSteps > 0 ? Math.min(1, t / cfg.warmupSteps) : 1;
+  if (cfg.decaySteps === undefined || t <= cfg.warmupSteps) return cfg.lr * warm;
+  const p = Math.min(1, (t - cfg.warmupSteps) / (cfg.decaySteps - cfg.warmupSteps));
+  return cfg.lr * 0.5 * (1 + Math.cos(Math.PI * p));
 }
 
 export class AdamW {
@@ -61,6 +69,9 @@ export class AdamW {
       throw new UserError(`AdamW: invalid settings ${JSON.stringify(c)}: lr, eps, weight decay must be >= 0 and betas in [0, 1)`);
     }
     if (c.clipGradNorm !== null && !(c.clipGradNorm > 0)) throw new UserError(`AdamW: clipGradNorm must be > 0 or null, got ${c.clipGradNorm}`);
+    if (c.decaySteps !== undefined && !(Number.isInteger(c.decaySteps) && c.decaySteps > c.warmupSteps)) {
+      throw new UserError(`AdamW: decaySteps must be an integer above the warm-up steps (${c.warmupSteps}), got ${c.decaySteps}`);
+    }
     for (const [name, p] of params) {
       // tidy disposes the zeros tensor once the variable holds its own reference to the data
       this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false, `opt.m.${name}.${uid()}`)));

@@ -72,6 +72,18 @@ test('warm-up schedule is linear then constant', () => {
   assert.equal(learningRateAt(ADAMW_DEFAULTS, 1), 1e-4);
 });
 
+test('cosine schedule: warm-up, then ½(1 + cos) down to 0 at decaySteps, 0 after; bad horizons refused', () => {
+  const cfg = { ...ADAMW_DEFAULTS, lr: 1e-3, warmupSteps: 4, decaySteps: 12 };
+  const got = [2, 4, 6, 8, 10, 12, 20].map((t) => learningRateAt(cfg, t));
+  // p = (t − 4) / 8 after the warm-up: 0.25 → ½(1 + cos(π/4)), 0.5 → ½, 0.75 → ½(1 − cos(π/4)), 1 → 0
+  const expected = [5e-4, 1e-3, 5e-4 * (1 + Math.SQRT1_2), 5e-4, 5e-4 * (1 - Math.SQRT1_2), 0, 0];
+  got.forEach((v, i) => assert.ok(Math.abs(v - expected[i]!) < 1e-15, `step ${[2, 4, 6, 8, 10, 12, 20][i]}: ${v} vs ${expected[i]}`));
+  const w = new Map([['w', tf.variable(tf.zeros([2]))]]) as ParamMap;
+  assert.throws(() => new AdamW(w, { warmupSteps: 10, decaySteps: 10 }), /decaySteps must be an integer above the warm-up steps \(10\)/);
+  assert.throws(() => new AdamW(w, { decaySteps: 2.5 }), /decaySteps/);
+  tf.dispose([...w.values()]);
+});
+
 test('AdamW state export/load restores the moments bitwise and continues identically', async () => {
   await useBackend('cpu');
   const step = async (opt: AdamW, g: number[]): Promise<void> => {

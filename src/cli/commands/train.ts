@@ -1,7 +1,7 @@
 // `fpdm-exp train --model <preset|CONFIG.json> [--fpdm --pre 1 --post 1 --no-grad 0:10 --with-grad 1:12]
 //   --data <mnist|synthetic|folder:PATH> [--image-size 32] [--channels 1] --steps N --batch B --lr 1e-4
 //   --ema 0.9999 --seed S --out DIR [--checkpoint-every N] [--hidden D --depth L --heads K --patch P]
-//   [--prediction eps|v] [--warmup N] [--clip G] [--weight-decay W] [--hflip] [--grad-checkpoint]`
+//   [--prediction eps|v] [--warmup N] [--lr-schedule constant|cosine] [--clip G] [--weight-decay W] [--hflip] [--grad-checkpoint]`
 // Trains DiT or FPDM with checkpoints in DIR; re-running the same command after a kill resumes from the
 // last checkpoint (same final weights as an uninterrupted run on the same backend).
 import type { Command } from 'commander';
@@ -42,6 +42,7 @@ export interface TrainCommandOptions {
   patch?: number;
   prediction?: 'eps' | 'v';
   warmup?: number;
+  lrSchedule?: 'constant' | 'cosine';
   clip?: number;
   weightDecay?: number;
   hflip?: boolean;
@@ -122,7 +123,7 @@ export async function run(o: TrainCommandOptions, g: GlobalOptions): Promise<Tra
     model, diffusion, dataset: ds, steps: o.steps, batch: o.batch, seed: o.seed ?? 0, outDir: o.out,
     optimizer: {
       ...(o.lr !== undefined ? { lr: o.lr } : {}), ...(o.warmup !== undefined ? { warmupSteps: o.warmup } : {}),
-      ...(o.clip !== undefined ? { clipGradNorm: o.clip } : {}), ...(o.weightDecay !== undefined ? { weightDecay: o.weightDecay } : {}),
+      ...(o.clip !== undefined ? { clipGradNorm: o.clip } : {}), ...(o.lrSchedule === 'cosine' ? { decaySteps: o.steps } : {}), ...(o.weightDecay !== undefined ? { weightDecay: o.weightDecay } : {}),
     },
     ema: o.ema, hflip: o.hflip, checkpointEvery: o.checkpointEvery, gradCheckpoint: o.gradCheckpoint === true,
     onStep: (r) => {
@@ -195,6 +196,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--patch <p>', 'override the patch size', intArg('--patch', 1))
     .addOption(new Option('--prediction <kind>', 'eps (learned variance, mse + vb) or v (zero terminal SNR, p2 weights)').choices(['eps', 'v']).default('eps'))
     .option('--warmup <n>', 'linear LR warm-up steps (default 0)', intArg('--warmup'))
+    .addOption(new Option('--lr-schedule <kind>', 'after warm-up: constant, or cosine decay to 0 at --steps').choices(['constant', 'cosine']).default('constant'))
     .option('--clip <g>', 'clip the global gradient norm', numArg('--clip'))
     .option('--weight-decay <w>', 'AdamW decoupled weight decay (default 0)', numArg('--weight-decay'))
     .option('--hflip', 'random horizontal flips')
