@@ -31,7 +31,7 @@
 //   qkv = mod1·Wqkvᵀ + bqkv, mod1, ln1 as above; dx += LN backward
 //   [sh1, s1, g1, sh2, s2, g2] = SiLU(c)·Waᵀ + ba    dWa = dadaᵀ·SiLU(c);  dc = (dada·Wa) ⊙ SiLU'(c)
 import * as tf from '@tensorflow/tfjs-core';
-import { geluInner2, layerNorm, linear, matMul2d, mergeHeads, modulate, silu, splitHeads, type Params } from './blocks.js';
+import { geluInner2, joinHeads, layerNorm, linear, matMul2d, mergeHeads, modulate, silu, splitHeads, type Params } from './blocks.js';
 
 /** The block's parameters in the op's input order (each a weight then its bias). */
 export const BLOCK_PARAM_NAMES = [
@@ -207,7 +207,7 @@ function blockBackward(s: BlockSaved, c: tf.Tensor2D, w: tf.Tensor[], dy: tf.Ten
       dP.dispose();
       const dq = tf.mul(tf.matMul(dS, s.k), 1 / Math.sqrt(dh)); // [N, K, T, Dh]
       const dk = tf.matMul(dS, s.qs, true, false); // [N, K, T, Dh]
-      return tf.concat([dq, dk, dv].map((g) => mergeHeads(g as tf.Tensor4D)), 2); // [N, T, 3D]
+      return joinHeads(dq as tf.Tensor4D, dk as tf.Tensor4D, dv as tf.Tensor4D); // [N, T, 3D]
     });
     const [dmod1, dwqkv, dbqkv] = tf.tidy(() => linearBackward(modulate(layerNorm(s.x) as tf.Tensor3D, shiftMsa!, scaleMsa!), wqkv!, dqkv));
     const ln1 = lnModulateBackward(s.x, shiftMsa!, scaleMsa!, dmod1 as tf.Tensor3D);

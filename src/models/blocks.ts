@@ -195,14 +195,26 @@ export function attention(p: Params, prefix: string, x: tf.Tensor3D, heads: numb
 }
 
 /**
- * qkv [N, T, 3D] (timm's layout: q, k, v, each heads-major) → q, k, v each [N, K, T, Dh]. Split on the
- * last axis and three 4-D transposes: on wasm the 5-D transpose of [N, T, 3, K, Dh] is a generic loop
- * about 40× slower than these (measured: 27 ms vs 3 × 0.6 ms at N=128, T=16, D=64).
+ * qkv [N, T, 3D] (timm's layout: q, k, v, each heads-major) → q, k, v each [N, K, T, Dh]. On wasm: a
+ * split on the last axis and three 4-D transposes, since there the 5-D transpose of [N, T, 3, K, Dh]
+ * is a generic loop about 40× slower (measured: 27 ms vs 3 × 0.6 ms at N=128, T=16, D=64). Elsewhere
+ * one 5-D transpose and an unstack: fewer kernels for a dispatch-bound GPU backend (the split form
+ * made WebGPU training of DiT-S/2 ~25 % slower, measured on an H100).
  */
 export function splitHeads(qkv: tf.Tensor3D, heads: number): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
   const [n, t, d3] = qkv.shape;
-  const d = d3 / 3;
-  return tf.split(qkv, 3, 2).map((part) => tf.transpose(tf.reshape(part, [n, t, heads, d / heads]), [0, 2, 1, 3])) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+  const dh = d3 / 3 / heads;
+  if (tf.getBackend() === 'wasm') {
+    return tf.split(qkv, 3, 2).map((part) => tf.transpose(tf.reshape(part, [n, t, heads, dh]), [0, 2, 1, 3])) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+  }
+  return tf.unstack(tf.transpose(tf.reshape(qkv, [n, t, 3, heads, dh]), [2, 0, 3, 1, 4]), 0) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+}
+
+/** The inverse of splitHeads (its backward): q, k, v gradients each [N, K, T, Dh] → [N, T, 3D]. */
+export function joinHeads(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor3D {
+  const [n, heads, t, dh] = q.shape;
+  if (tf.getBackend() === 'wasm') return tf.concat([q, k, v].map(mergeHeads), 2);
+  return tf.reshape(tf.transpose(tf.stack([q, k, v]), [1, 3, 0, 2, 4]), [n, t, 3 * heads * dh]);
 }
 
 /** [N, K, T, Dh] → [N, T, D] (heads side by side), the inverse of one part of splitHeads. */

@@ -13,8 +13,19 @@ import { PROCESSES, elemRelErr, f32, f64, ints, scaleRelErr, shape } from './fix
 const TOL = 1e-5;
 const t4 = (n: string) => tf.tensor4d(f32(n), shape(n) as [number, number, number, number]);
 
-function check(what: string, got: tf.Tensor, ref: Float32Array): void {
-  const g = got.dataSync();
+// Reads are asynchronous (the webgpu backend cannot read synchronously under Node), so the tests
+// scope their tensors with start/endScope rather than tf.tidy, which takes no async function.
+async function scoped(f: () => Promise<void>): Promise<void> {
+  tf.engine().startScope();
+  try {
+    await f();
+  } finally {
+    tf.engine().endScope();
+  }
+}
+
+async function check(what: string, got: tf.Tensor, ref: Float32Array): Promise<void> {
+  const g = await got.data();
   const e = scaleRelErr(g, ref);
   assert.ok(e <= TOL, `${what}: error ${e} relative to the array scale (element-wise ${elemRelErr(g, ref)}) > ${TOL}`);
 }
@@ -46,22 +57,22 @@ for (const backend of TEST_BACKENDS) {
     await useBackend(backend);
     for (const name of Object.keys(PROCESSES)) {
       const p = createDiffusion(PROCESSES[name]);
-      tf.tidy(() => {
+      await scoped(async () => {
         const t = ints(`${name}/step/t`);
         const x = t4(`${name}/step/x`);
         const mo = t4(`${name}/step/model_output`);
         const noise = t4(`${name}/step/noise`);
         for (const clip of [0, 1]) {
           const mv = p.pMeanVariance(mo, x, t, { clipDenoised: clip === 1 });
-          check(`${name} clip${clip} mean`, mv.mean, f32(`${name}/step/clip${clip}/mean`));
-          check(`${name} clip${clip} variance`, mv.variance, f32(`${name}/step/clip${clip}/variance`));
-          check(`${name} clip${clip} log_variance`, mv.logVariance, f32(`${name}/step/clip${clip}/log_variance`));
-          check(`${name} clip${clip} pred_xstart`, mv.predXstart, f32(`${name}/step/clip${clip}/pred_xstart`));
+          await check(`${name} clip${clip} mean`, mv.mean, f32(`${name}/step/clip${clip}/mean`));
+          await check(`${name} clip${clip} variance`, mv.variance, f32(`${name}/step/clip${clip}/variance`));
+          await check(`${name} clip${clip} log_variance`, mv.logVariance, f32(`${name}/step/clip${clip}/log_variance`));
+          await check(`${name} clip${clip} pred_xstart`, mv.predXstart, f32(`${name}/step/clip${clip}/pred_xstart`));
         }
         const mv = p.pMeanVariance(mo, x, t, { clipDenoised: false });
-        check(`${name} p_sample`, p.pSampleStep(mv, t, noise), f32(`${name}/step/p_sample`));
-        check(`${name} ddim_eta0`, p.ddimStep(mv, x, t, 0, noise), f32(`${name}/step/ddim_eta0`));
-        check(`${name} ddim_eta1`, p.ddimStep(mv, x, t, 1, noise), f32(`${name}/step/ddim_eta1`));
+        await check(`${name} p_sample`, p.pSampleStep(mv, t, noise), f32(`${name}/step/p_sample`));
+        await check(`${name} ddim_eta0`, p.ddimStep(mv, x, t, 0, noise), f32(`${name}/step/ddim_eta0`));
+        await check(`${name} ddim_eta1`, p.ddimStep(mv, x, t, 1, noise), f32(`${name}/step/ddim_eta1`));
       });
     }
   });
@@ -70,21 +81,21 @@ for (const backend of TEST_BACKENDS) {
     await useBackend(backend);
     for (const name of ['full', 'v_zsnr_full']) {
       const p: GaussianDiffusion = createDiffusion(PROCESSES[name]);
-      tf.tidy(() => {
+      await scoped(async () => {
         const t = ints(`${name}/loss/t`);
         const xStart = t4(`${name}/loss/x_start`);
         const noise = t4(`${name}/loss/noise`);
         const xT = p.qSample(xStart, t, noise);
-        check(`${name} x_t`, xT, f32(`${name}/loss/x_t`));
+        await check(`${name} x_t`, xT, f32(`${name}/loss/x_t`));
         const terms = trainingLosses(p, { modelOutput: t4(`${name}/loss/model_output`), xStart, xT, noise, t });
-        check(`${name} mse`, terms.mse, f32(`${name}/loss/mse`));
+        await check(`${name} mse`, terms.mse, f32(`${name}/loss/mse`));
         assert.ok(terms.vb, 'hybrid loss has a vb term');
         // vb per sample: each element against its own value (they span 2.6 … 6.6e-9)
-        const vb = terms.vb.dataSync();
+        const vb = await terms.vb.data();
         const refVb = f32(`${name}/loss/vb`);
         const ev = elemRelErr(vb, refVb);
         assert.ok(ev <= TOL, `${name} vb element-wise relative error ${ev}: ${Array.from(vb)} vs ${Array.from(refVb)}`);
-        check(`${name} loss`, terms.loss, f32(`${name}/loss/loss`));
+        await check(`${name} loss`, terms.loss, f32(`${name}/loss/loss`));
       });
     }
   });
@@ -97,14 +108,14 @@ for (const backend of TEST_BACKENDS) {
     const xT = p.qSample(xStart, t, noise);
     const gVb = tf.grad((m: tf.Tensor) => tf.sum(trainingLosses(p, { modelOutput: m as tf.Tensor4D, xStart, xT, noise, t }).vb!))(mo);
     const [gMean, gVar] = tf.split(gVb, 2, 1);
-    assert.equal(tf.max(tf.abs(gMean)).dataSync()[0], 0, 'no vb gradient into the mean prediction');
-    assert.ok(tf.max(tf.abs(gVar)).dataSync()[0]! > 0, 'vb trains the variance channels');
+    assert.equal((await tf.max(tf.abs(gMean)).data())[0], 0, 'no vb gradient into the mean prediction');
+    assert.ok((await tf.max(tf.abs(gVar)).data())[0]! > 0, 'vb trains the variance channels');
     const gMse = tf.grad((m: tf.Tensor) => tf.sum(trainingLosses(p, { modelOutput: m as tf.Tensor4D, xStart, xT, noise, t }).mse))(mo);
     const [gm2, gv2] = tf.split(gMse, 2, 1);
     // d/dε̂ mean((ε − ε̂)²) = −2(ε − ε̂)/numel(sample): analytic
     const ref = tf.div(tf.mul(-2, tf.sub(noise, tf.split(mo, 2, 1)[0]!)), 4 * 8 * 8);
-    assert.ok(scaleRelErr(gm2.dataSync(), ref.dataSync()) < 1e-6);
-    assert.equal(tf.max(tf.abs(gv2)).dataSync()[0], 0);
+    assert.ok(scaleRelErr(await gm2.data(), await ref.data()) < 1e-6);
+    assert.equal((await tf.max(tf.abs(gv2)).data())[0], 0);
     tf.dispose([xStart, noise, mo, xT, gVb, gMean, gVar, gMse, gm2, gv2, ref]);
   });
 }
@@ -127,20 +138,20 @@ test('x_0 parameterisation with fixed variances: mse against x_0, fixed-small = 
   const t = [0, 10, 999];
   for (const variance of ['fixed-small', 'fixed-large'] as const) {
     const p = createDiffusion({ parameterization: 'x0', variance, loss: 'mse' });
-    tf.tidy(() => {
+    await scoped(async () => {
       const xT = p.qSample(xStart, t, noise);
       const terms = trainingLosses(p, { modelOutput: out, xStart, xT, noise, t });
       assert.equal(terms.vb, undefined);
-      const x0 = xStart.arraySync() as number[][][][];
-      const got = terms.mse.dataSync();
+      const x0 = (await xStart.array()) as number[][][][];
+      const got = await terms.mse.data();
       for (let i = 0; i < 3; i++) {
         const flat = x0[i]!.flat(2);
         const want = flat.reduce((s, v) => s + (0.5 * v) ** 2, 0) / flat.length; // mean (x_0 − x_0/2)²
         assert.ok(Math.abs(got[i]! - want) <= 1e-6 * want);
       }
       const mv = p.pMeanVariance(out, xT, t, { clipDenoised: false });
-      assert.ok(scaleRelErr(mv.predXstart.dataSync(), out.dataSync()) === 0);
-      const v = mv.variance.arraySync() as number[][][][];
+      assert.ok(scaleRelErr(await mv.predXstart.data(), await out.data()) === 0);
+      const v = (await mv.variance.array()) as number[][][][];
       const want = (k: number) => (variance === 'fixed-small' ? p.tables.posteriorVariance[k]! : k === 0 ? p.tables.posteriorVariance[1]! : p.tables.betas[k]!);
       t.forEach((k, i) => assert.equal(v[i]![2]![3]![1], Math.fround(want(k))));
     });

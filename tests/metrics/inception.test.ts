@@ -1,7 +1,7 @@
 // inception.io.safetensors reproduced from inception_fid_ternary.legacy.pt (the real file's keys,
 // shapes and legacy format; ternary weights): pool3 features and the three block means.
 // The full network at 299² is slow on the pure-JS cpu backend (~20-70 s per image measured on this
-// 2-core machine), so cpu runs 1 image and wasm all 6.
+// 2-core machine), so cpu runs 1 image and wasm all 6; FPDM_TEST_BACKENDS=webgpu adds the GPU (6).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
@@ -13,7 +13,7 @@ import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { toFloat64, type TensorMap } from '../../src/io/tensor.js';
 import { FidInception, INCEPTION_UNITS } from '../../src/metrics/inception.js';
 import { extractFeatures } from '../../src/metrics/features.js';
-import { fixture, useBackend } from '../helpers.js';
+import { TEST_BACKENDS, fixture, useBackend } from '../helpers.js';
 
 let weights: TensorMap;
 let io: TensorMap;
@@ -34,7 +34,8 @@ function relErr(a: Float32Array, key: string): number {
   return m / s;
 }
 
-for (const [backend, n] of [['wasm', 6], ['cpu', 1]] as const) {
+const GPU = TEST_BACKENDS.filter((b) => b !== 'cpu' && b !== 'wasm').map((b) => [b, 6] as const);
+for (const [backend, n] of [['wasm', 6], ['cpu', 1], ...GPU] as const) {
   test(`FID Inception on ${backend}: features_2048 and block means of ${n} image(s) within 1e-4 relative`, async () => {
     await useBackend(backend);
     assert.equal(weights.size, 566);
