@@ -31,7 +31,7 @@
 //   qkv = mod1·Wqkvᵀ + bqkv, mod1, ln1 as above; dx += LN backward
 //   [sh1, s1, g1, sh2, s2, g2] = SiLU(c)·Waᵀ + ba    dWa = dadaᵀ·SiLU(c);  dc = (dada·Wa) ⊙ SiLU'(c)
 import * as tf from '@tensorflow/tfjs-core';
-import { geluInner2, joinHeads, layerNorm, linear, matMul2d, mergeHeads, modulate, silu, splitHeads, type Params } from './blocks.js';
+import { joinHeads, layerNorm, linear, matMul2d, mergeHeads, modulate, silu, splitHeads, type Params } from './blocks.js';
 
 /** The block's parameters in the op's input order (each a weight then its bias). */
 export const BLOCK_PARAM_NAMES = [
@@ -114,9 +114,14 @@ function chain(x: tf.Tensor, ...ops: Array<(t: tf.Tensor) => tf.Tensor>): tf.Ten
   return cur;
 }
 
+/** σ(2u) of blocks.ts geluTanh, op for op as geluInner2 (same values), one intermediate at a time. */
+function geluSigmoid(x: tf.Tensor): tf.Tensor {
+  return chain(x, (t) => tf.mul(t, t), (t) => tf.mul(t, x), (t) => tf.mul(t, 0.044715), (t) => tf.add(x, t), (t) => tf.mul(t, 2 * SQRT_2_OVER_PI), (t) => tf.sigmoid(t));
+}
+
 /** blocks.ts geluTanh, op for op (same values), holding fewer intermediates at once. */
 function geluTanhLean(x: tf.Tensor): tf.Tensor {
-  const sg = chain(x, geluInner2, (t) => tf.sigmoid(t));
+  const sg = geluSigmoid(x);
   const out = tf.mul(x, sg);
   sg.dispose();
   return out;
@@ -124,7 +129,7 @@ function geluTanhLean(x: tf.Tensor): tf.Tensor {
 
 /** dy ⊙ GELU_tanh'(h), elementwise (see the file header for the derivative). */
 function geluTanhBackward(h: tf.Tensor, dy: tf.Tensor): tf.Tensor {
-  const sg = chain(h, geluInner2, (t) => tf.sigmoid(t)); // σ(2u)
+  const sg = geluSigmoid(h); // σ(2u)
   // 2h·σ(1 − σ)·√(2/π)(1 + 3·0.044715h²)
   const inner = chain(h, (t) => tf.square(t), (t) => tf.mul(t, 3 * 0.044715), (t) => tf.add(t, 1), (t) => tf.mul(t, 2 * SQRT_2_OVER_PI), (t) => tf.mul(t, h));
   const second = chain(sg, (t) => tf.sub(1, t), (t) => tf.mul(t, sg), (t) => tf.mul(t, inner));

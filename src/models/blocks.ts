@@ -43,7 +43,7 @@ export function geluTanh(x: tf.Tensor): tf.Tensor {
 }
 
 /** 2u = 2√(2/π)(x + 0.044715x³), the sigmoid's argument in geluTanh. */
-export function geluInner2(x: tf.Tensor): tf.Tensor {
+function geluInner2(x: tf.Tensor): tf.Tensor {
   return tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), 2 * SQRT_2_OVER_PI);
 }
 
