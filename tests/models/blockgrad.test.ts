@@ -108,10 +108,12 @@ test('fixedPointStepOp: forward bitwise equal to projection + ditBlock, gradient
   model.dispose();
 });
 
-function lossOf(model: AnyModel, b: ReturnType<typeof inputs>, ckpt: boolean, iters = 3) {
+function lossOf(model: AnyModel, b: ReturnType<typeof inputs>, ckpt: boolean, iters = 3, trackResiduals = false) {
   return (): tf.Scalar => tf.tidy(() => {
-    const { out, state } = model.forward(b.x, b.t, b.y, model.config.kind === 'fpdm' ? { iters, trackResiduals: false, gradCheckpoint: ckpt } : { gradCheckpoint: ckpt });
+    const r = model.forward(b.x, b.t, b.y, model.config.kind === 'fpdm' ? { iters, trackResiduals, gradCheckpoint: ckpt } : { gradCheckpoint: ckpt });
+    const { out, state } = r;
     state?.z.dispose();
+    if ('residuals' in r) (r.residuals as tf.Tensor | undefined)?.dispose();
     return tf.sum(tf.mul(out, b.r)) as tf.Scalar;
   });
 }
@@ -159,3 +161,24 @@ for (const cfg of [TRUNK, FPDM_CFG] as ModelConfig[]) {
     model.dispose();
   });
 }
+
+test('fpdm: tracking the fixed-point residuals during training keeps nothing extra on the gradient tape', async () => {
+  await useBackend('cpu');
+  const model = randomModel(FPDM_CFG, 7);
+  const b = inputs(8, 8, FPDM_CFG);
+  const peak = async (track: boolean): Promise<number> => {
+    const { memory } = await measureMemory(() => {
+      const { value, grads } = tf.variableGrads(lossOf(model, b, false, 6, track));
+      tf.dispose([value, ...Object.values(grads)]);
+    }, 'profile');
+    return memory.peakRegionBytes;
+  };
+  const off = await peak(false);
+  const on = await peak(true);
+  console.log(`fpdm: peak tensor bytes above the start: ${off} without, ${on} with residual tracking (6 iterations)`);
+  // the residuals themselves are 6 scalars plus one transient [N, T, D] difference at a time
+  const zBytes = 8 * (FPDM_CFG.inputSize / FPDM_CFG.patchSize) ** 2 * FPDM_CFG.hiddenSize * 4;
+  assert.ok(on <= off + 2 * zBytes, `residual tracking raised the peak by ${on - off} bytes (one z is ${zBytes})`);
+  tf.dispose([b.x, b.t, b.y, b.r]);
+  model.dispose();
+});
