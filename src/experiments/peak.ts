@@ -22,7 +22,7 @@ export interface Peak {
   backendPoolBytes: number | null;
 }
 
-export async function peakTrainStep(cfg: ModelConfig, diffusion: DiffusionConfig, batch: number, optimizer: Partial<AdamWConfig>): Promise<Peak> {
+export async function peakTrainStep(cfg: ModelConfig, diffusion: DiffusionConfig, batch: number, optimizer: Partial<AdamWConfig>, gradCheckpoint = false): Promise<Peak> {
   const process = createDiffusion(diffusion);
   const rng = new Rng('peak/train');
   const [C, H] = [cfg.inChannels, cfg.inputSize];
@@ -41,7 +41,7 @@ export async function peakTrainStep(cfg: ModelConfig, diffusion: DiffusionConfig
       const state = fp && cfg.kind === 'fpdm' ? fp.noGradState(xT, tModel, y, cfg.noGradIters[1]) : undefined;
       const byVar = new Map([...model.params].map(([name, v]) => [v.name, name]));
       const { value, grads } = tf.variableGrads(() => {
-        const r = model.forward(xT, tModel, y, cfg.kind === 'fpdm' ? { state, iters: cfg.withGradIters[1], trackResiduals: false } : {});
+        const r = model.forward(xT, tModel, y, cfg.kind === 'fpdm' ? { state, iters: cfg.withGradIters[1], trackResiduals: false, gradCheckpoint } : { gradCheckpoint });
         if (r.state) tf.dispose(r.state.z);
         return tf.mean(trainingLosses(process, { modelOutput: r.out, xStart: x0, xT, noise, t: tIdx }).loss) as tf.Scalar;
       }, [...model.params.values()]);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Dataset } from '../data/dataset.js';
 import { diffusionConfig, type DiffusionConfig } from '../diffusion/process.js';
 import { countParams } from '../models/params.js';
-import { METRIC, METRIC_UNITS } from '../store/names.js';
+import { METRIC, METRIC_UNITS, TAG } from '../store/names.js';
 import type { Store } from '../store/store.js';
 import type { ArtifactInput, MetricInput } from '../store/types.js';
 import type { AdamWConfig } from '../training/adamw.js';
@@ -103,8 +103,11 @@ export async function executeTrain(ctx: TrainRunContext): Promise<TrainOutcome> 
   }
   const trainSeconds = result.history.reduce((a, r) => a + r.seconds, 0);
   metrics.push({ name: METRIC.trainSeconds, value: trainSeconds, unit: METRIC_UNITS.train_seconds });
-  const peak = await peakTrainStep(run.config.model, diffusionFor(t), t.batchSize, optimizerFor(t));
-  metrics.push({ name: METRIC.peakTrainBytes, value: peak.bytes, unit: METRIC_UNITS.peak_train_bytes });
+  // peak memory of one step without and with gradient checkpointing, whichever the run trained with
+  for (const ckpt of [false, true]) {
+    const peak = await peakTrainStep(run.config.model, diffusionFor(t), t.batchSize, optimizerFor(t), ckpt);
+    metrics.push({ name: METRIC.peakTrainBytes, value: peak.bytes, unit: METRIC_UNITS.peak_train_bytes, tags: { [TAG.gradCheckpoint]: ckpt } });
+  }
   store.completeRun(runId, { metrics, artifacts: checkpointArtifacts(outDir, result.step) });
   return 'completed';
 }

@@ -265,42 +265,48 @@ export function pairedDit(model: string, ditModels: string[]): string | null {
 
 function paramsMemorySection(metrics: MetricRecord[]): Section {
   const s = section('params_memory', 'Parameters and peak memory', 'Trainable parameters and peak tensor memory during training and sampling; "saved" is 1 − FPDM / DiT against the paired DiT model. Values are means over the completed runs that measured them.');
+  // training memory rows carry grad_checkpoint (absent in older databases: measured without)
+  const ckptOf = (r: MetricRecord) => r.name === METRIC.peakTrainBytes && r.tags[TAG.gradCheckpoint] === true;
   const qs = [
-    { name: METRIC.params, col: 'params_M', title: 'Parameters', unit: 'M', scale: 1e6 },
-    { name: METRIC.peakTrainBytes, col: 'train_MiB', title: 'Peak training memory', unit: 'MiB', scale: MiB },
-    { name: METRIC.peakSampleBytes, col: 'sample_MiB', title: 'Peak sampling memory', unit: 'MiB', scale: MiB },
+    { name: METRIC.params, col: 'params_M', title: 'Parameters', unit: 'M', scale: 1e6, ckpt: false },
+    { name: METRIC.peakTrainBytes, col: 'train_MiB', title: 'Peak training memory', unit: 'MiB', scale: MiB, ckpt: false },
+    { name: METRIC.peakTrainBytes, col: 'train_ckpt_MiB', title: 'Peak training memory, gradient checkpointing', unit: 'MiB', scale: MiB, ckpt: true },
+    { name: METRIC.peakSampleBytes, col: 'sample_MiB', title: 'Peak sampling memory', unit: 'MiB', scale: MiB, ckpt: false },
   ];
   const models = new Map<string, { family: ModelFamily | null; vals: Record<string, number[]> }>();
   for (const r of metrics) {
-    if (r.step !== null || !qs.some((q) => q.name === r.name) || !Number.isFinite(r.value)) continue;
+    const q = qs.find((x) => x.name === r.name && x.ckpt === ckptOf(r));
+    if (r.step !== null || !q || !Number.isFinite(r.value)) continue;
     const m = models.get(r.model) ?? { family: familyOf(r.model, r.family), vals: {} };
-    (m.vals[r.name] ??= []).push(r.value);
+    (m.vals[q.col] ??= []).push(r.value);
     models.set(r.model, m);
   }
   if (!models.size) return (s.skipped.push('no completed run recorded params, peak_train_bytes or peak_sample_bytes'), s);
   const dits = [...models].filter(([, m]) => m.family === 'dit').map(([k]) => k);
-  const mean = (model: string, name: string) => { const v = models.get(model)?.vals[name]; return v?.length ? summarize(v).mean : null; };
+  const mean = (model: string, col: string) => { const v = models.get(model)?.vals[col]; return v?.length ? summarize(v).mean : null; };
   const rows: Record<string, Cell>[] = [];
   for (const [model, m] of [...models].sort(([a], [b]) => a.localeCompare(b))) {
     const pair = m.family === 'fpdm' ? pairedDit(model, dits) : null;
     const row: Record<string, Cell> = { model, family: m.family, vs: pair };
     for (const q of qs) {
-      const v = mean(model, q.name);
+      const v = mean(model, q.col);
       row[q.col] = v === null ? null : v / q.scale;
-      const d = pair ? mean(pair, q.name) : null;
+      const d = pair ? mean(pair, q.col) : null;
       row[`${q.col}_saved`] = v !== null && d ? (1 - v / d) * 100 : null;
     }
     rows.push(row);
   }
+  // databases from before the checkpointed measurement have no such column
+  const shown = qs.filter((q) => !q.ckpt || rows.some((r) => r[q.col] !== null));
   s.tables.push({
     id: 'params_memory', title: 'Parameters and peak memory', caption: 'Parameters in millions, memory in MiB (2^20 bytes); saved = 1 − FPDM/DiT against the DiT model named in "vs".',
     columns: [
       { key: 'model', label: 'model' }, { key: 'family', label: 'family' }, { key: 'vs', label: 'vs' },
-      ...qs.flatMap((q): Column[] => [{ key: q.col, label: `${q.title} (${q.unit})`, format: 'num' }, { key: `${q.col}_saved`, label: `${q.title} saved`, format: 'pct' }]),
+      ...shown.flatMap((q): Column[] => [{ key: q.col, label: `${q.title} (${q.unit})`, format: 'num' }, { key: `${q.col}_saved`, label: `${q.title} saved`, format: 'pct' }]),
     ],
     rows,
   });
-  for (const q of qs) {
+  for (const q of shown) {
     const pts = rows.filter((r) => r[q.col] !== null).map((r) => {
       const saved = r[`${q.col}_saved`];
       return { series: String(r.family ?? 'other'), x: String(r.model), mean: r[q.col] as number, lo: r[q.col] as number, hi: r[q.col] as number, n: 1, ...(typeof saved === 'number' ? { label: `${saved >= 0 ? '−' : '+'}${Math.abs(saved).toFixed(1)}%` } : {}) };
@@ -309,7 +315,7 @@ function paramsMemorySection(metrics: MetricRecord[]): Section {
       s.skipped.push(`${q.title}: no run recorded ${q.name}`);
       continue;
     }
-    const id = `bars_${q.name}`;
+    const id = `bars_${q.ckpt ? `${q.name}_ckpt` : q.name}`;
     s.figures.push({ id, title: `${q.title} (${q.unit})`, spec: barChart({ id, title: `${q.title}, DiT vs FPDM`, xTitle: 'model', yTitle: `${q.title} (${q.unit})`, seriesTitle: 'family', points: pts }) });
   }
   return s;

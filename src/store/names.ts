@@ -95,6 +95,8 @@ export const DISTRIBUTION_METRICS = [METRIC.fid, METRIC.fdMnist, METRIC.kid, MET
  * Values are numbers, strings, booleans or null.
  */
 export const TAG = {
+  /** Peak training memory measured with gradient checkpointing (boolean; absent = without). */
+  gradCheckpoint: 'grad_checkpoint',
   /** Sampling budget in DiT-step equivalents (number). */
   budget: 'budget',
   /** Number of sampling (diffusion) steps (number). */

@@ -82,6 +82,9 @@ describe('report tables from a database of known rows', () => {
     close(f['Parameters saved'], (1 - fpdm!.params / dit!.params) * 100, 'params saved');
     close(f['Peak training memory (MiB)'], fpdm!.train / 2 ** 20, 'train MiB');
     close(f['Peak training memory saved'], (1 - fpdm!.train / dit!.train) * 100, 'train saved');
+    // the checkpointed measurement is its own column, not averaged into the plain one
+    close(f['Peak training memory, gradient checkpointing (MiB)'], fpdm!.trainCkpt / 2 ** 20, 'train ckpt MiB');
+    close(f['Peak training memory, gradient checkpointing saved'], (1 - fpdm!.trainCkpt / dit!.trainCkpt) * 100, 'train ckpt saved');
     close(f['Peak sampling memory saved'], (1 - fpdm!.sample / dit!.sample) * 100, 'sample saved');
     assert.equal(rows.find((x) => x.model === dit!.model)!['Parameters saved'], '');
   });
@@ -137,6 +140,7 @@ describe('report figures', () => {
     reuse_allocation_fid: { axes: ['allocation / reuse', 'FID'], series: ['FPDM-S/2 @ budget 10 (steps=5)'] },
     bars_params: { axes: ['model', 'Parameters (M)'], series: ['dit', 'fpdm'] },
     bars_peak_train_bytes: { axes: ['model', 'Peak training memory (MiB)'], series: ['dit', 'fpdm'] },
+    bars_peak_train_bytes_ckpt: { axes: ['model', 'Peak training memory, gradient checkpointing (MiB)'], series: ['dit', 'fpdm'] },
     bars_peak_sample_bytes: { axes: ['model', 'Peak sampling memory (MiB)'], series: ['dit', 'fpdm'] },
     throughput: { axes: ['Sampling budget (DiT-step equivalents)', 'Throughput (images/s)'], series: ['DiT-S/2', 'FPDM-S/2'] },
     train_loss: { axes: ['optimizer step', 'Training loss'], series: ['DiT-S/2', 'FPDM-S/2'] },
