@@ -94,15 +94,17 @@ function sampleCases(p: SizePlan): SampleCase[] {
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300);
 
 function gitCommitOfCwd(): string | null {
+  // a bundle (the GPU machine) carries the commit recorded by scripts/gpu/prepare.sh; it wins over the
+  // .git there, which may be a stale copy of the repository's history
+  const recorded = process.env.FPDM_GIT_COMMIT ?? (process.env.APP && existsSync(join(process.env.APP, 'COMMIT')) ? readFileSync(join(process.env.APP, 'COMMIT'), 'utf8').trim() : null);
+  if (recorded) return `${recorded} (recorded at bundling)`;
   try {
     const opts = { stdio: ['ignore', 'pipe', 'ignore'] as ['ignore', 'pipe', 'ignore'], encoding: 'utf8' as const };
     const head = execFileSync('git', ['rev-parse', 'HEAD'], opts).trim();
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], opts).trim().length > 0;
     return head + (dirty ? '-dirty' : '');
   } catch {
-    // a repository copy without .git (the GPU machine): the commit recorded by scripts/gpu/prepare.sh
-    const recorded = process.env.FPDM_GIT_COMMIT ?? (process.env.APP && existsSync(join(process.env.APP, 'COMMIT')) ? readFileSync(join(process.env.APP, 'COMMIT'), 'utf8').trim() : null);
-    return recorded ? `${recorded} (recorded at bundling)` : null;
+    return null;
   }
 }
 
