@@ -39,7 +39,8 @@ function addRun(s: Store, input: Omit<RunInput, 'key' | 'config'>, metrics: Metr
   s.completeRun(c.run.id, { metrics: metrics.map((m) => ({ unit: METRIC_UNITS[m.name as keyof typeof METRIC_UNITS] ?? '', ...m })), artifacts: artifacts.map((a) => ({ kind: 'sample_grid' as const, ...a })) });
 }
 
-export async function buildKnownDb(dir: string, opts: { metric?: string; experiment?: string; ablations?: boolean } = {}): Promise<string> {
+/** `second`: a further distribution metric on the budget sweep's runs, valued 0.01 × the first. */
+export async function buildKnownDb(dir: string, opts: { metric?: string; second?: string; experiment?: string; ablations?: boolean } = {}): Promise<string> {
   const metric = opts.metric ?? METRIC.fid;
   const experiment = opts.experiment ?? 'known';
   mkdirSync(join(dir, 'grids'), { recursive: true });
@@ -66,6 +67,7 @@ export async function buildKnownDb(dir: string, opts: { metric?: string; experim
         }
         addRun(s, { experiment, kind: 'sample', model: m.model, family: m.family, seed, tags: { budget, steps, iters: 1, ...(m.family === 'fpdm' ? { allocation: 'fixed', reuse: false } : {}) } }, [
           { name: metric, value: sweepValue(m, budget, seed), tags: { num_images: 1000 } },
+          ...(opts.second ? [{ name: opts.second, value: 0.01 * sweepValue(m, budget, seed), tags: { num_images: 1000 } }] : []),
           { name: METRIC.imagesPerSecond, value: ipsValue(m.family, budget, seed) },
           { name: METRIC.blockEvals, value: 12 * budget },
           { name: METRIC.flops, value: 1e9 * budget },

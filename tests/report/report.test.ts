@@ -243,6 +243,22 @@ describe('other databases', () => {
     assert.match(html, /not FID/);
   });
 
+  test('a second distribution metric (kid_mnist beside fd_mnist) gets its own budget table and figure', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fpdm-report-kid-'));
+    const db = await buildKnownDb(dir, { metric: 'fd_mnist', second: 'kid_mnist' });
+    const f = await buildReport({ db, out: join(dir, 'out') });
+    assert.equal(f.metric, 'fd_mnist', 'the ablation sections keep the first metric');
+    assert.ok(f.figures.includes('fd_mnist_vs_budget') && f.figures.includes('kid_mnist_vs_budget'));
+    const kid = csvRecords(readFileSync(join(f.out, 'tables', 'kid_mnist_vs_budget.csv'), 'utf8'));
+    assert.equal(kid.length, MODELS.length * BUDGETS.length);
+    for (const m of MODELS)
+      for (const b of BUDGETS) {
+        const row = kid.find((x) => x.model === m.model && Number(x.budget) === b)!;
+        // only the sweep's runs carry kid_mnist, so its value is the sweep's at every budget
+        close(row['KID (MNIST classifier) mean'], seedStats((sd) => 0.01 * sweepValue(m, b, sd)).mean, `${m.model} @ ${b}`);
+      }
+  });
+
   test('an empty database gives a page that says what is missing; an unknown experiment is a UserError', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fpdm-report-empty-'));
     const { openStore } = await import('../../src/store/index.js');
