@@ -12,8 +12,7 @@ import { frechetDistance } from '../metrics/fid.js';
 import { FidInception } from '../metrics/inception.js';
 import { inceptionScoreFromLogits } from '../metrics/inception_score.js';
 import { kernelInceptionDistance } from '../metrics/kid.js';
-import { loadMnistClassifier } from '../metrics/mnist_classifier.js';
-import { fdMnist, kidMnist } from '../metrics/mnist_fd.js';
+import { mnistDistances } from '../metrics/mnist_fd.js';
 import { precisionRecall } from '../metrics/prdc.js';
 import { featureStats } from '../metrics/statistics.js';
 import { resolveInceptionWeights } from '../metrics/weights.js';
@@ -69,18 +68,11 @@ export async function distributionMetrics(
   if (wanted.has('fd_mnist') || wanted.has('kid_mnist')) {
     // on the 8-bit images a user would save (clamped to [−1, 1]), as the Inception metrics below:
     // the classifier's features are unbounded, so an unclamped, diverging sample would dominate μ, Σ
-    const saved = asSaved(fake);
     const tags = { ...counts, reference_images: real.shape[0] };
-    const net = loadMnistClassifier();
-    try {
-      if (wanted.has('fd_mnist')) rows.push({ name: METRIC.fdMnist, value: await fdMnist(real, saved, net), unit: METRIC_UNITS.fd_mnist, tags });
-      if (wanted.has('kid_mnist')) {
-        const k = await kidMnist(real, saved, { subsets: opts.kidSubsets, subsetSize: opts.kidSubsetSize }, net);
-        rows.push({ name: METRIC.kidMnist, value: k.mean, unit: METRIC_UNITS.kid_mnist, tags }, { name: METRIC.kidMnistStd, value: k.std, unit: METRIC_UNITS.kid_mnist_std, tags });
-      }
-    } finally {
-      net.dispose();
-    }
+    const kidOpts = wanted.has('kid_mnist') ? { subsets: opts.kidSubsets, subsetSize: opts.kidSubsetSize } : null;
+    const { fd, kid } = await mnistDistances(real, asSaved(fake), { fd: wanted.has('fd_mnist'), kid: kidOpts });
+    if (fd !== null) rows.push({ name: METRIC.fdMnist, value: fd, unit: METRIC_UNITS.fd_mnist, tags });
+    if (kid) rows.push({ name: METRIC.kidMnist, value: kid.mean, unit: METRIC_UNITS.kid_mnist, tags }, { name: METRIC.kidMnistStd, value: kid.std, unit: METRIC_UNITS.kid_mnist_std, tags });
   }
   const inception = ['fid', 'kid', 'prdc', 'is'].filter((m) => wanted.has(m as MetricChoice));
   if (inception.length === 0) return rows;

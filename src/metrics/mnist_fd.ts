@@ -48,11 +48,26 @@ export async function fdMnistDetails(real: ImageSet, fake: ImageSet, model?: Mni
  * the classifier's 128-d feature space; like fd_mnist, never to be compared with Inception KID.
  */
 export async function kidMnist(real: ImageSet, fake: ImageSet, opts: KidOptions = {}, model?: MnistClassifier): Promise<KidResult> {
+  return (await mnistDistances(real, fake, { fd: false, kid: opts }, model)).kid!;
+}
+
+/**
+ * fd_mnist and/or kid_mnist (kid: its options, or null for none) from ONE pass of the classifier over
+ * each set: the same values as fdMnist and kidMnist.
+ */
+export async function mnistDistances(real: ImageSet, fake: ImageSet, want: { fd: boolean; kid: KidOptions | null }, model?: MnistClassifier): Promise<{ fd: number | null; kid: KidResult | null }> {
   const net = model ?? loadMnistClassifier();
   try {
-    const a = await mnistFeatures(net, real.x, real.shape);
-    const b = await mnistFeatures(net, fake.x, fake.shape);
-    return kernelInceptionDistance(b, fake.shape[0]!, a, real.shape[0]!, MNIST_FEATURE_DIM, opts);
+    const [a, b] = [await mnistFeatures(net, real.x, real.shape), await mnistFeatures(net, fake.x, fake.shape)];
+    const [n, m] = [real.shape[0]!, fake.shape[0]!];
+    let fd: number | null = null;
+    if (want.fd) {
+      if (n < 2 || m < 2) throw new UserError(`fd_mnist needs at least 2 images per set (got ${Math.min(n, m)})`);
+      const [sa, sb] = [featureStats(a, n, MNIST_FEATURE_DIM), featureStats(b, m, MNIST_FEATURE_DIM)];
+      fd = frechetDetails(sa.mu, sa.sigma, sb.mu, sb.sigma).value;
+    }
+    const kid = want.kid ? kernelInceptionDistance(b, m, a, n, MNIST_FEATURE_DIM, want.kid) : null;
+    return { fd, kid };
   } finally {
     if (!model) net.dispose();
   }
