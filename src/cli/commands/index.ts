@@ -20,6 +20,7 @@ import * as isCmd from './is.js';
 import * as featuresCmd from './features.js';
 import * as weightsCmd from './weights.js';
 import * as vaeCmd from './vae.js';
+import * as latentsCmd from './latents.js';
 
 export type Register = (program: Command, globals: () => GlobalOptions) => void;
 
@@ -43,4 +44,5 @@ export const COMMANDS: Register[] = [
   featuresCmd.register,
   weightsCmd.register,
   vaeCmd.register,
+  latentsCmd.register,
 ];
