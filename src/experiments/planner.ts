@@ -7,6 +7,7 @@ import { canonicalJson, sha256Hex } from '../store/json.js';
 import { TAG, type Allocation, type ModelFamily } from '../store/names.js';
 import type { Tags } from '../store/types.js';
 import { autoSplits, blockEvalsPerImage, fpdmSplit } from './budget.js';
+import type { VaeSpec } from '../vae/spec.js';
 import { datasetShape, resolveTrunk, type DatasetSpec, type LoadedSpec, type MetricChoice, type MetricOptions, type Spec, type TrainingSpec } from './spec.js';
 
 /** Everything a train run's result depends on (hashed into its key). */
@@ -47,6 +48,8 @@ export interface SampleConfig {
   metricOptions: MetricOptions;
   seed: number;
   toolVersion: string;
+  /** latent datasets: the VAE that decodes the samples (absent for pixel datasets, so their keys are unchanged) */
+  vae?: VaeSpec;
 }
 
 interface PlannedBase {
@@ -157,6 +160,7 @@ export function planRuns({ spec, fingerprints, toolVersion }: PlanInputs): Plan 
         for (const sampling of samplingSettings(s, model)) {
           const sc: SampleConfig = {
             kind: 'sample', trainKey: key, sampling, metrics: [...s.metrics].sort(), metricOptions: s.metricOptions, seed, toolVersion,
+            ...(s.vae ? { vae: s.vae } : {}),
           };
           const skey = runKey(sc);
           if (samples.has(skey)) continue;

@@ -15,21 +15,25 @@ import { ALLOCATIONS } from '../store/names.js';
 import { PRESET_NAMES } from '../models/config.js';
 import { closest, readSpecSource, parseSpecSource, show, throwIssues, type PathSeg, type SpecIssue, type SpecSource } from './source.js';
 import { fpdmSplit, maxFpdmIters } from './budget.js';
+import { UserError } from '../util/errors.js';
+import { latentFolderShape, vaeSpecSchema } from '../vae/spec.js';
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
 const oneOrMany = <T extends z.ZodTypeAny>(t: T) => z.union([t, z.array(t).min(1)]);
 const range = z.tuple([nonNegInt, nonNegInt]);
 
-export const DATASET_KINDS = ['mnist', 'folder', 'synthetic'] as const;
+export const DATASET_KINDS = ['mnist', 'folder', 'synthetic', 'latents'] as const;
 export const METRIC_CHOICES = ['fid', 'kid', 'prdc', 'is', 'fd_mnist', 'kid_mnist', 'params', 'memory', 'throughput'] as const;
 export type MetricChoice = (typeof METRIC_CHOICES)[number];
 
 const datasetSchema = z
   .object({
     kind: z.enum(DATASET_KINDS),
-    /** image folder (folder datasets only) */
+    /** image folder (folder datasets) or latent folder (latents: <name>_features/ + <name>_labels/) */
     path: z.string().min(1).optional(),
+    /** latents: which <name>_features/<name>_labels pair (default: the only one in the folder) */
+    name: z.string().min(1).optional(),
     /** square side the images are resized to (MNIST: 28 native) */
     imageSize: posInt.optional(),
     /** 1 or 3; fixed by MNIST (1); synthetic data may choose */
@@ -133,6 +137,8 @@ export const specSchema = z
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'expected a name of letters, digits, ".", "_" or "-"'),
     description: z.string().optional(),
     dataset: datasetSchema,
+    /** the SD VAE that decodes samples of a latent dataset for metrics and grids */
+    vae: vaeSpecSchema.optional(),
     models: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/, 'model names are letters, digits, "_" or "-"'), modelSchema),
     training: trainingSchema,
     sampling: samplingSchema,
@@ -319,6 +325,11 @@ export function resolveTrunk(spec: Spec, name: string, seen: string[] = []): Tru
 /** Image side, channels and classes the models see (defaults per dataset kind). */
 export function datasetShape(d: DatasetSpec): { imageSize: number; channels: number; classes: number } {
   if (d.kind === 'mnist') return { imageSize: d.imageSize ?? 28, channels: 1, classes: 10 };
+  if (d.kind === 'latents') {
+    // the latent side and channels are the folder's (its first feature file is read)
+    const [e, h] = d.path === undefined ? [4, 0] : latentFolderShape(d.path, d.name);
+    return { imageSize: h, channels: e, classes: d.classes ?? 1 };
+  }
   return { imageSize: d.imageSize ?? 0, channels: d.channels ?? 3, classes: d.classes ?? 1 };
 }
 
@@ -327,13 +338,30 @@ function crossField(s: Spec): SpecIssue[] {
   const add = (path: PathSeg[], message: string) => out.push({ path, message });
   const d = s.dataset;
   if (d.kind === 'folder' && d.path === undefined) add(['dataset', 'path'], 'is missing; a folder dataset needs the directory of images; fix: add dataset.path');
-  if (d.kind !== 'folder' && d.path !== undefined) add(['dataset', 'path'], `received ${show(d.path)}, but only folder datasets take a path; fix: remove it or use kind: folder`);
+  if (d.kind === 'latents' && d.path === undefined) add(['dataset', 'path'], 'is missing; a latents dataset needs the folder holding <name>_features/ and <name>_labels/ (fpdm-exp latents extract writes one); fix: add dataset.path');
+  if (d.kind !== 'folder' && d.kind !== 'latents' && d.path !== undefined) add(['dataset', 'path'], `received ${show(d.path)}, but only folder and latents datasets take a path; fix: remove it or use kind: folder`);
+  if (d.kind !== 'latents' && d.name !== undefined) add(['dataset', 'name'], `received ${show(d.name)}, but only latents datasets take a name; fix: remove it`);
+  if (d.kind === 'latents') {
+    if (d.channels !== undefined) add(['dataset', 'channels'], `received ${d.channels}, but a latent dataset's channels are its files'; fix: remove it`);
+    if (d.hflip) add(['dataset', 'hflip'], 'received true, but latents cannot be flipped at training time (the reference bakes flips in at extraction: latents extract --hflip random); fix: remove it');
+    if (s.vae === undefined && s.metrics.some((m) => ['fid', 'kid', 'prdc', 'is'].includes(m))) add(['vae'], `is missing; ${s.metrics.filter((m) => ['fid', 'kid', 'prdc', 'is'].includes(m)).join(', ')} on a latent dataset need its samples decoded to images; fix: add vae: {path: <the SD VAE>, variant: mse}`);
+  }
+  if (d.kind !== 'latents' && s.vae !== undefined) add(['vae'], `is set, but the dataset is ${d.kind} (pixels): a VAE decodes latent datasets only; fix: remove it or use kind: latents`);
+  if (out.length > 0) return out;
   if (d.kind === 'mnist' && d.channels !== undefined && d.channels !== 1) add(['dataset', 'channels'], `received ${d.channels}, but MNIST has 1 channel; fix: remove it`);
   if (d.kind === 'mnist' && d.classes !== undefined && d.classes !== 10) add(['dataset', 'classes'], `received ${d.classes}, but MNIST has 10 classes; fix: remove it`);
   if (d.kind !== 'synthetic' && d.size !== undefined) add(['dataset', 'size'], `received ${d.size}, but only synthetic datasets take a size; fix: remove it (use limit to take fewer images)`);
-  if (d.kind !== 'mnist' && d.imageSize === undefined) add(['dataset', 'imageSize'], `is missing; ${d.kind} datasets need the image side; fix: add e.g. imageSize: 32`);
+  if (d.kind !== 'mnist' && d.kind !== 'latents' && d.imageSize === undefined) add(['dataset', 'imageSize'], `is missing; ${d.kind} datasets need the image side; fix: add e.g. imageSize: 32`);
   if (d.kind === 'synthetic' && d.size === undefined) add(['dataset', 'size'], 'is missing; synthetic datasets need a number of images; fix: add e.g. size: 256');
-  const shape = datasetShape(d);
+  let shape: ReturnType<typeof datasetShape>;
+  try {
+    shape = datasetShape(d);
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    add(['dataset', 'path'], e.message);
+    return out;
+  }
+  if (d.kind === 'latents' && d.imageSize !== undefined && d.imageSize !== shape.imageSize) add(['dataset', 'imageSize'], `received ${d.imageSize}, but the latents in ${show(d.path)} are ${shape.imageSize}×${shape.imageSize}; fix: remove it`);
 
   const names = Object.keys(s.models);
   if (names.length === 0) add(['models'], 'received an empty mapping, expected at least one model (a DiT baseline and/or FPDM variants)');
