@@ -32,6 +32,7 @@ import { countParams, modelFlops, modelName, type AnyModel, type ModelConfig } f
 import { FidInception } from '../src/metrics/inception.js';
 import { measureMemory, type MemoryReport } from '../src/metrics/memory.js';
 import { summarizeTimes, timeIt, type TimingResult } from '../src/metrics/timing.js';
+import { planModelSampling } from '../src/experiments/budget.js';
 import { sampleAtBudget } from '../src/experiments/sampling.js';
 import { trainModel } from '../src/training/loop.js';
 import { measureBuffers, type BufferReport } from './buffers.js';
@@ -175,14 +176,16 @@ export interface SampleMeasurement {
 /** Sampling throughput of one batch at a budget: one warm-up pass at a 2-step budget, then `repeats` timed passes. */
 export async function measureSample(model: AnyModel, sc: SampleCase, batch: number, repeats: number): Promise<SampleMeasurement> {
   {
+    const diffusion = diffusionConfig();
+    const plan = (budget: number, steps: number) => planModelSampling(model.config, { budget, steps, diffusionSteps: diffusion.diffusionSteps });
     const opts = {
-      model, diffusion: diffusionConfig(), n: batch, batchSize: batch, budget: sc.budget, steps: sc.steps,
+      model, diffusion, plan: plan(sc.budget, sc.steps), n: batch, batchSize: batch,
       reuse: sc.reuse, seed: 0, labels: 'cycle' as const,
     };
     // warm-up (shader compilation, weight upload): the same plan at a 2-step budget (a respaced
     // process needs 2 timesteps), i.e. the same kernels and shapes at a fraction of the cost
     const per = sc.steps / sc.budget;
-    if (Number.isInteger(per) && sc.budget > 2) await sampleAtBudget({ ...opts, budget: 2, steps: 2 * per });
+    if (Number.isInteger(per) && sc.budget > 2) await sampleAtBudget({ ...opts, plan: plan(2, 2 * per) });
     else await sampleAtBudget(opts);
     const seconds: number[] = [];
     let last = await sampleAtBudget(opts);
