@@ -4,10 +4,11 @@
 // small artifacts are copied beside the database (--copy-artifacts), so the merged results outlive
 // their bundles; checkpoints stay referenced where they are unless `--copy-artifacts all`.
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { ARTIFACT_COPY_MODES, describeShardGaps, mergeDatabase, shardCoverage, type ArtifactCopyMode, type MergeResult, type ShardCoverage } from '../../store/merge.js';
-import { openStore } from '../../store/store.js';
+import { inspectDatabase, openStore } from '../../store/store.js';
+import { prepareFileTarget } from '../../util/fs.js';
 import { UserError } from '../../util/errors.js';
 import { emitJson, log, warn } from '../../util/log.js';
 import { formatTable } from '../table.js';
@@ -51,9 +52,15 @@ export async function run(opts: CollectOptions): Promise<CollectResult> {
   if (opts.sources.length === 0) throw new UserError('collect needs at least one bundle directory or database');
   const target = resolve(opts.db);
   const sources = opts.sources.flatMap(bundleDatabases).filter((p) => resolve(p) !== target);
-  const dir = dirname(target);
-  if (!existsSync(dir)) throw new UserError(`directory '${dir}' for database '${opts.db}' does not exist: create it first`);
-  const shards = shardCoverage(existsSync(target) ? [...sources, target] : sources);
+  // every bundle and the target are checked before anything is merged: a bundle that is not an
+  // fpdm-exp database stops the command with the target untouched
+  for (const s of sources) {
+    const found = inspectDatabase(s);
+    if (found === 'empty') throw new UserError(`bundle database '${s}' is empty: it holds no runs (remove it, or give the bundles that 'run --shard' wrote)`);
+  }
+  const targetExists = existsSync(target);
+  if (targetExists) inspectDatabase(opts.db);
+  const shards = shardCoverage(targetExists ? [...sources, target] : sources);
   const gaps = describeShardGaps(shards);
   if (gaps.length && !opts.allowPartial) {
     throw new UserError(
@@ -61,6 +68,7 @@ export async function run(opts: CollectOptions): Promise<CollectResult> {
     );
   }
   for (const g of gaps) warn(`merging an incomplete set of shards: ${g}`);
+  prepareFileTarget(opts.db, 'database (--db)'); // creates its directory, as `run` does
   const store = openStore(opts.db);
   try {
     const bundles = sources.map((source) => {
