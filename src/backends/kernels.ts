@@ -1,6 +1,8 @@
 // Backend-specific kernel choices of the model code, in one place. The model math (src/models/) is
 // written once against tfjs-core ops; where a backend runs one formulation of the same values much
 // faster than another, the choice is made here, by backend name, and nowhere in the model files.
+// Fused implementations (webgpu) are asked for here too; null means the portable TF.js op sequence
+// (wasm, cpu, tensorflow, or webgpu with the fused kernels switched off for a comparison).
 //
 //   matMul2d    2-D matMul with optional transposes (wasm: the transpose made explicit)
 //   splitHeads  qkv [N, T, 3D] → q, k, v [N, K, T, Dh] (wasm: split + 4-D transposes)
@@ -10,6 +12,7 @@
 // numbers, they do not round them). The record is keyed by tf.getBackend(); a backend without an
 // entry uses `generic`. Also here: the one read of the engine's private state the models need.
 import * as tf from '@tensorflow/tfjs-core';
+import { webgpuOptimizerKernels, type FusedOptimizerKernels } from './webgpu/optimizer.js';
 
 type Heads = [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
 
@@ -84,4 +87,28 @@ export function blockKernels(): BlockKernels {
  */
 export function gradientDepth(): number {
   return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth;
+}
+
+export interface KernelOptions {
+  /** fused AdamW + EMA update (webgpu only); default on */
+  fusedOptimizer: boolean;
+}
+
+const options: KernelOptions = { fusedOptimizer: true };
+
+/** Switches kernel choices (the bench measures with and without); returns the previous options. */
+export function setKernelOptions(o: Partial<KernelOptions>): KernelOptions {
+  const prev = { ...options };
+  Object.assign(options, o);
+  return prev;
+}
+
+export function kernelOptions(): KernelOptions {
+  return { ...options };
+}
+
+/** The fused optimizer kernels for the active backend, or null where the TF.js op sequence is used. */
+export function fusedOptimizerKernels(): FusedOptimizerKernels | null {
+  if (!options.fusedOptimizer || tf.getBackend() !== 'webgpu') return null;
+  return webgpuOptimizerKernels();
 }
