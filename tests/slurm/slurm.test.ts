@@ -3,7 +3,7 @@
 // 2-task array, collect.sbatch after it). One task is cancelled during its run: the other shard's
 // results stay intact, the collect job never merges a partial set, and re-submitting the cancelled task
 // resumes it; the collect job queued with it then merges a database with the same runs and metrics
-// as an unsharded run of the same spec, and writes the report.
+// as an unsharded run of the same spec, writes the report and checks a baseline made from that run.
 // Skips, saying why, only where Slurm's packages are not installed (CI installs them: .ci/run).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -19,6 +19,19 @@ import { Cluster, slurmMissing } from './cluster.js';
 // steps so that the cancelled task has a checkpoint to resume from
 const CI_TINY = readFileSync(join(ROOT, 'results', 'baselines', 'ci-tiny.spec.yaml'), 'utf8');
 const SPEC = edit(edit(edit(CI_TINY, 'budgets: [3, 6]', 'budgets: [3]'), 'samples: 64', 'samples: 32'), '  steps: 20\n', '  steps: 20\n  checkpointEvery: 2\n');
+
+// checks of the collect job's `fpdm-exp check`; expected values come from the unsharded run (--update)
+const BASELINE = `version: 1
+checks:
+${[
+  ['DiT train loss at step 20', 'train_loss', '{ experiment: ci-tiny, family: dit, kind: train, step: 20 }', 'lower'],
+  ['FPDM train loss at step 20', 'train_loss', '{ experiment: ci-tiny, family: fpdm, kind: train, step: 20 }', 'lower'],
+  ['DiT fd_mnist at budget 3', 'fd_mnist', '{ experiment: ci-tiny, family: dit, tags: { budget: 3 } }', 'lower'],
+  ['FPDM fd_mnist at budget 3', 'fd_mnist', '{ experiment: ci-tiny, family: fpdm, tags: { budget: 3 } }', 'lower'],
+  ['FPDM params', 'params', '{ experiment: ci-tiny, family: fpdm, kind: train }', 'equal'],
+]
+  .map(([name, metric, select, better]) => `  - name: ${name}\n    metric: ${metric}\n    select: ${select}\n    expected: 0\n    tolerance: { abs: 0 }\n    better: ${better}\n`)
+  .join('')}`;
 
 /** Highest checkpoint step of a train run still in progress in a bundle (0 if none yet). */
 function checkpointStep(bundle: string): number {
@@ -88,17 +101,24 @@ test('Slurm job array: shards, a cancelled task re-submitted, collect + report =
   assert.equal(refused.code, 2, refused.stderr);
   assert.match(refused.stderr, /shard 1\/2 has \d+ unfinished runs?/);
 
-  // 2. re-submit the cancelled task: it resumes, and the collect job queued with it merges and reports
-  const second = submit(['--only', '1', spec, '2', out]);
+  // 2. a baseline of the unsharded run (values filled in by `check --update`) for the collect job's check
+  const ref = await reference;
+  assert.equal(ref.code, 0, ref.stderr);
+  const baseline = writeSpec(dir, 'baseline.yaml', BASELINE);
+  const update = await cli(['check', '--baseline', baseline, '--db', join(dir, 'ref', 'fpdm.sqlite'), '--update']);
+  assert.equal(update.code, 0, update.stderr);
+
+  // 3. re-submit the cancelled task: it resumes, and the collect job queued with it merges, reports and checks
+  const second = submit(['--only', '1', '--baseline', baseline, spec, '2', out]);
   const done = await cluster.wait([second.array, second.collect], 300_000);
   for (const j of done) assert.equal(`${j.state} ${j.exitCode}`, 'COMPLETED 0:0', `${j.id}: ${JSON.stringify(done)}\n${logOf(`fpdm-collect-${second.collect}.out`)}`);
   assert.match(logOf(`fpdm-shard-${second.array}_1.out`), /resuming interrupted (train|sample) run/);
   assert.match(logOf(`fpdm-shard-${second.array}_1.out`), /shard 1\/2 of /);
   assert.deepEqual(results(join(b0, 'fpdm.sqlite')), intact, "shard 0's bundle changed");
-  assert.ok(existsSync(join(out, 'report', 'index.html')), `no report: ${logOf(`fpdm-collect-${second.collect}.out`)}`);
+  const collectLog = logOf(`fpdm-collect-${second.collect}.out`);
+  assert.ok(existsSync(join(out, 'report', 'index.html')), `no report: ${collectLog}`);
+  for (const name of ['DiT fd_mnist at budget 3', 'FPDM train loss at step 20']) assert.match(collectLog, new RegExp(name), 'check did not run');
 
-  const ref = await reference;
-  assert.equal(ref.code, 0, ref.stderr);
   const want = results(join(dir, 'ref', 'fpdm.sqlite'));
   assert.equal(want.runs.length, 4);
   assert.ok(want.runs.every((r) => r.includes(' completed ')));
