@@ -20,7 +20,7 @@ import { log } from '../../util/log.js';
 import { loadVae, type VaeLoadInfo } from '../../vae/load.js';
 import { decodeToUint8, nhwcToNchw, writeSampleNpz, writeSamplePngs, type PngNaming } from '../../vae/samples.js';
 import { useBackend, type GlobalOptions } from '../context.js';
-import type { SampleCommandOptions } from './sample.js';
+import { samplePlan, type SampleCommandOptions } from './sample.js';
 
 export interface ReferenceSampleOptions extends SampleCommandOptions {
   /** reference constructor keyword arguments (JSON) when the file's shapes and args do not say enough */
@@ -77,12 +77,12 @@ export async function runReference(o: ReferenceSampleOptions, g: GlobalOptions):
       variance: rc.config.learnSigma ? 'learned-range' : 'fixed-large',
       loss: rc.config.learnSigma ? 'hybrid' : 'mse',
     });
-    const total = (o.budget ?? o.steps ?? 0) * Math.ceil(o.n / (o.batch ?? o.n));
+    const plan = samplePlan(rc.config, diffusion, o);
+    const total = plan.steps * Math.ceil(o.n / (o.batch ?? o.n));
     const progress = startProgress('sample', total, o.json ? 'plain' : 'auto');
     let done = 0;
     const r = await sampleAtBudget({
-      model, diffusion, n: o.n, batchSize: o.batch, budget: o.budget ?? null, steps: o.steps, iters: o.iters, allocation: o.allocation,
-      tolerance: o.tol, maxItersPerStep: o.maxIters, reuse: o.reuse, sampler: o.sampler, eta: o.eta, cfgScale: o.cfg ?? null,
+      model, diffusion, plan, n: o.n, batchSize: o.batch, reuse: o.reuse, sampler: o.sampler, eta: o.eta, cfgScale: o.cfg ?? null,
       labels: o.labels, seed: o.seed ?? 0,
       onStep: () => progress.update(Math.min(++done, total)),
     });
