@@ -11,7 +11,7 @@
 //              backends --quick replaces the S/2 pair by a tiny pair (16×16×4 latents, D 64, depth 6,
 //              10 classes, batch 4) so the suite finishes in minutes on two cores.
 //   fixtures   Inception weights: $FPDM_INCEPTION_WEIGHTS, else inception_fid_ternary.legacy.pt in
-//              $FPDM_FIXTURES or ../shared/fixtures.
+//              $FPDM_FIXTURES or tests/fixtures.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -129,7 +129,7 @@ function packageVersionOfCwd(): string | null {
 export function findInceptionWeights(): string | null {
   const env = process.env.FPDM_INCEPTION_WEIGHTS;
   if (env) return env;
-  const dirs = [process.env.FPDM_FIXTURES, resolve('..', 'shared', 'fixtures')].filter((d): d is string => Boolean(d));
+  const dirs = [process.env.FPDM_FIXTURES, resolve('tests', 'fixtures')].filter((d): d is string => Boolean(d));
   for (const d of dirs) {
     const p = join(d, 'inception_fid_ternary.legacy.pt');
     if (existsSync(p)) return p;

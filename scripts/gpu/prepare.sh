@@ -55,7 +55,7 @@ for p in sharp @img/sharp-linux-x64 @img/sharp-libvips-linux-x64 @img/colour det
 tar -C "$stage" -cf - app | xz -T2 -6 > .gpu/app.tar.xz
 
 # 3. Golden fixtures (the Inception weights are ternary and compress to a few MB)
-fx=${FPDM_FIXTURES:-$root/../shared/fixtures}
+fx=${FPDM_FIXTURES:-$root/tests/fixtures}
 if [ -d "$fx" ] && { [ ! -s .gpu/fixtures.tar.xz ] || [ "$fx" -nt .gpu/fixtures.tar.xz ]; }; then
   tar -C "$fx/.." -cf - fixtures | xz -T2 -6 > .gpu/fixtures.tar.xz
 fi
