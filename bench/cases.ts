@@ -118,11 +118,13 @@ export interface BenchSettings {
   submitBatch: number | null;
   /** fused AdamW + EMA kernels (webgpu) */
   fusedOptimizer: boolean;
+  /** fused block kernels: LayerNorm + modulate, GELU, softmax backward (webgpu) */
+  fusedBlock: boolean;
 }
 
 export function benchSettings(): BenchSettings {
   const webgpu = tf.getBackend() === 'webgpu';
-  return { submitBatch: webgpu ? (tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number) : null, fusedOptimizer: webgpu && kernelOptions().fusedOptimizer };
+  return { submitBatch: webgpu ? (tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number) : null, fusedOptimizer: webgpu && kernelOptions().fusedOptimizer, fusedBlock: webgpu && kernelOptions().fusedBlock };
 }
 
 export interface TrainProfile {

@@ -54,6 +54,12 @@ export interface BenchOptions {
   submitBatch?: number[];
   /** fused optimizer kernels off and/or on (webgpu; default on); the last is kept for the rest */
   fusedOptimizer?: Array<'off' | 'on'>;
+  /** fused block kernels off and/or on (webgpu; default on); the last is kept for the rest */
+  fusedBlock?: Array<'off' | 'on'>;
+  /** explicit training variants (replace the cross product of the three options above) */
+  variants?: Variant[];
+  /** settings the sampling rows are measured under, each in turn (default: the last training variant's) */
+  sampleVariants?: Variant[];
   /** measure peak memory (one extra profiled step of a fresh run per training row); default on */
   memory?: boolean;
   /** most warm-up steps before the timed ones when the step time is not yet flat (default S 12, XL 4) */
@@ -137,24 +143,35 @@ export function findInceptionWeights(): string | null {
   return null;
 }
 
-interface Variant { submitBatch: number | null; fused: boolean; last: boolean }
+/** Parses `SB:OPT:BLOCK[,…]`, e.g. `15:off:off,200:on:on` (submit batch, fused optimizer, fused block kernels). */
+export function parseVariants(s: string, flag: string): Variant[] {
+  return s.split(',').map((item) => {
+    const m = /^(\d+):(on|off):(on|off)$/.exec(item.trim());
+    if (!m || Number(m[1]) < 1) throw new UserError(`${flag}: '${item}' is not SUBMIT_BATCH:on|off:on|off (e.g. 200:on:on)`);
+    return { submitBatch: Number(m[1]), fused: m[2] === 'on', block: m[3] === 'on', last: false };
+  });
+}
+
+export interface Variant { submitBatch: number | null; fused: boolean; block: boolean; last: boolean }
 
 function trainVariants(o: BenchOptions): Variant[] {
+  if (o.variants?.length) return o.variants.map((v, i, all) => ({ ...v, last: i === all.length - 1 }));
   const sb: Array<number | null> = o.submitBatch?.length ? o.submitBatch : [null];
   const fo = o.fusedOptimizer?.length ? o.fusedOptimizer : ['on' as const];
+  const fb = o.fusedBlock?.length ? o.fusedBlock : ['on' as const];
   const out: Variant[] = [];
-  for (const f of fo) for (const b of sb) out.push({ submitBatch: b, fused: f === 'on', last: false });
+  for (const k of fb) for (const f of fo) for (const b of sb) out.push({ submitBatch: b, fused: f === 'on', block: k === 'on', last: false });
   out[out.length - 1]!.last = true;
   return out;
 }
 
 function applyVariant(v: Variant): void {
   if (v.submitBatch !== null && tf.getBackend() === 'webgpu') tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', v.submitBatch);
-  setKernelOptions({ fusedOptimizer: v.fused });
+  setKernelOptions({ fusedOptimizer: v.fused, fusedBlock: v.block });
 }
 
 function variantText(v: Variant): string {
-  return tf.getBackend() === 'webgpu' ? ` (submit batch ${tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')}, fused optimizer ${v.fused ? 'on' : 'off'})` : '';
+  return tf.getBackend() === 'webgpu' ? ` (submit batch ${tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')}, fused optimizer ${v.fused ? 'on' : 'off'}, fused block kernels ${v.block ? 'on' : 'off'})` : '';
 }
 
 /** Runs the selected suites and returns the document (also written under `out` when set). */
@@ -258,30 +275,34 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
       }
     }
     if (o.suites.includes('sample')) {
-      const built = new Map<ModelConfig, AnyModel>();
-      for (const sc of sampleCases(p)) {
-        const name = modelName(sc.config);
-        // FPDM (1 pre, 1 post): steps·(2 + iters) = depth·budget block evaluations, as torch_ref.py plans it
-        const iters = sc.config.kind === 'fpdm' ? (sc.config.depth * sc.budget) / sc.steps - sc.config.preDepth - sc.config.postDepth : null;
-        const match = { model: name, steps: sc.steps, iters, reuse: sc.reuse, batch: p.batch };
-        log(`bench: sample ${name}, budget ${sc.budget}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`);
-        try {
-          let model = built.get(sc.config);
-          if (!model) {
-            for (const m of built.values()) m.dispose(); // one model alive at a time
-            built.clear();
-            model = createModel(sc.config, 0);
-            built.set(sc.config, model);
+      const sampleVariants = o.sampleVariants?.length ? o.sampleVariants.map((v, i, all) => ({ ...v, last: i === all.length - 1 })) : [null];
+      for (const sv of sampleVariants) {
+        if (sv) applyVariant(sv);
+        const built = new Map<ModelConfig, AnyModel>();
+        for (const sc of sampleCases(p)) {
+          const name = modelName(sc.config);
+          // FPDM (1 pre, 1 post): steps·(2 + iters) = depth·budget block evaluations, as torch_ref.py plans it
+          const iters = sc.config.kind === 'fpdm' ? (sc.config.depth * sc.budget) / sc.steps - sc.config.preDepth - sc.config.postDepth : null;
+          const match = { model: name, steps: sc.steps, iters, reuse: sc.reuse, batch: p.batch };
+          log(`bench: sample ${name}, budget ${sc.budget}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}${sv ? variantText(sv) : ''}`);
+          try {
+            let model = built.get(sc.config);
+            if (!model) {
+              for (const m of built.values()) m.dispose(); // one model alive at a time
+              built.clear();
+              model = createModel(sc.config, 0);
+              built.set(sc.config, model);
+            }
+            const m = await measureSample(model, sc, p.batch, p.sampleRepeats);
+            sample.push(sampleRow(sampleLabel(m), match, m, torch));
+          } catch (e) {
+            if (e instanceof UserError) throw e;
+            log(`bench: sample ${name} failed: ${errText(e)}`);
+            sample.push(sampleRow(`${name}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`, match, null, torch, errText(e)));
           }
-          const m = await measureSample(model, sc, p.batch, p.sampleRepeats);
-          sample.push(sampleRow(sampleLabel(m), match, m, torch));
-        } catch (e) {
-          if (e instanceof UserError) throw e;
-          log(`bench: sample ${name} failed: ${errText(e)}`);
-          sample.push(sampleRow(`${name}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`, match, null, torch, errText(e)));
         }
+        for (const m of built.values()) m.dispose();
       }
-      for (const m of built.values()) m.dispose();
     }
     if (index === 0 && o.suites.includes('inception')) await runInception();
     if (index < plans.length - 1) snapshot(`written after the ${p.size} models; later cases had not run yet`);
@@ -371,6 +392,14 @@ export function parseArgs(argv: string[]): BenchOptions {
         o.fusedOptimizer = v === 'both' ? ['off', 'on'] : [v];
         break;
       }
+      case '--fused-block': {
+        const v = value(i++, a);
+        if (v !== 'off' && v !== 'on' && v !== 'both') throw new UserError(`--fused-block: '${v}' is not off, on or both`);
+        o.fusedBlock = v === 'both' ? ['off', 'on'] : [v];
+        break;
+      }
+      case '--variants': o.variants = parseVariants(value(i++, a), a); break;
+      case '--sample-variants': o.sampleVariants = parseVariants(value(i++, a), a); break;
       case '--memory': {
         const v = value(i++, a);
         if (v !== 'off' && v !== 'on') throw new UserError(`--memory: '${v}' is not off or on`);
@@ -386,7 +415,7 @@ export function parseArgs(argv: string[]): BenchOptions {
       }
       case '--help':
       case '-h':
-        throw new UserError('usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]');
+        throw new UserError('usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--fused-block off|on|both] [--variants SB:OPT:BLOCK,…] [--sample-variants SB:OPT:BLOCK,…] [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]');
       default:
         throw new UserError(`unknown option '${a}'; see --help`);
     }

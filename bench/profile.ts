@@ -94,6 +94,8 @@ export interface KernelProfile {
   gpuMs: number | null;
   tfjsGpuMs: number | null;
   rawGpuMs: number | null;
+  /** raw passes timed (norm and update passes of the fused optimizer) */
+  rawPasses: number;
   /** whether the adapter had timestamp queries (else TF.js reports host time per kernel) */
   timestampQueries: boolean;
   /** the largest kernel families: name, count, GPU ms */
@@ -148,6 +150,7 @@ export function startKernelProfile(): { stop: () => void; collect: () => Promise
         gpuMs: gpu ? total + rawMs : null,
         tfjsGpuMs: gpu ? total : null,
         rawGpuMs: gpu ? rawMs : null,
+        rawPasses: rawTimes.length,
         timestampQueries,
         top: [...fam.entries()].map(([name, v]) => ({ name, ...v })).sort((a, b) => b.ms - a.ms || b.count - a.count).slice(0, 15),
       };
