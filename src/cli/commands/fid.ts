@@ -90,7 +90,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
   program
     .command('fid')
     .description('FID between two image sets (folders, images/features .safetensors, or .npz statistics), as pytorch-fid')
-    .argument('<A>', 'image folder, .safetensors (images_uint8_nchw or features) or .npz (mu, sigma)')
+    .argument('<A>', 'image folder, .safetensors (images_uint8_nchw or features), .npz of statistics (mu, sigma; also ADM reference batches) or .npz of samples (arr_0 uint8 [N,H,W,3])')
     .argument('[B]', 'the second set, same kinds as A')
     .addOption(modeOption())
     .option('--weights <file>', 'FID Inception weights (pt_inception-2015-12-05-6726825d.pth or a safetensors copy); default: the cached file')
