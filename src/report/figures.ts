@@ -94,6 +94,7 @@ function assemble(o: ChartOptions & { panelTitle?: string; sharedLegend?: boolea
     $schema: SCHEMA, title: o.title, data: { values },
     concat: panels.map((panel) => ({ title: { text: o.panelTitle ? `${o.panelTitle}: ${panel}` : panel, fontSize: 12, fontWeight: 'normal' }, ...PANEL, transform: [{ filter: { field: 'panel', equal: panel } }], layer })),
     columns: Math.min(2, panels.length),
+    spacing: { row: 24, column: 40 },
     resolve: o.sharedLegend ? { scale: { y: 'independent' } } : { scale: { y: 'independent', color: 'independent', strokeDash: 'independent' }, legend: { color: 'independent', strokeDash: 'independent' } },
   };
 }

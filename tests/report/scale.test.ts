@@ -140,7 +140,7 @@ describe('report at the reproduction scale', () => {
   test('verdicts state the models\' quality level and residuals, and are inconclusive where the models are too weak', () => {
     const v = table(weak, 'verdicts');
     const quality = v.find((r) => /limited sampling compute/.test(r['claim (paper)']!))!;
-    assert.match(quality['strength of evidence']!, /far from real data \(best fd_mnist \d+, real 21–32\); 3 seeds/);
+    assert.match(quality['strength of evidence']!, /far from real data \(best fd_mnist \d+, real 21–35\); 3 seeds/);
     assert.match(quality.verdict!, /^inconclusive \(measured: not reproduced/);
     const smooth = v.find((r) => /timestep smoothing/.test(r['claim (paper)']!))!;
     assert.match(smooth['strength of evidence']!, /final fixed-point residual/);
