@@ -86,7 +86,7 @@ export function seriesPerPanel(points: SeriesPoint[]): number {
  * One chart, or one panel per distinct `panel` (in order of first appearance), two per row, each with
  * its own colour legend (a shared legend would list every panel's series at once).
  */
-function assemble(o: ChartOptions & { panelTitle?: string }, layer: unknown[], values: SeriesPoint[], size: { width: number; height: number } = SIZE): VlSpec {
+function assemble(o: ChartOptions & { panelTitle?: string; sharedLegend?: boolean }, layer: unknown[], values: SeriesPoint[], size: { width: number; height: number } = SIZE): VlSpec {
   if (seriesPerPanel(values) > MAX_SERIES) throw new Error(`figure ${o.id}: ${seriesPerPanel(values)} series in one panel (at most ${MAX_SERIES}); facet or summarise`);
   const panels = [...new Set(values.map((p) => p.panel).filter((p): p is string => p !== undefined))];
   if (!panels.length) return { $schema: SCHEMA, title: o.title, ...size, data: { values }, layer };
@@ -94,7 +94,8 @@ function assemble(o: ChartOptions & { panelTitle?: string }, layer: unknown[], v
     $schema: SCHEMA, title: o.title, data: { values },
     concat: panels.map((panel) => ({ title: { text: o.panelTitle ? `${o.panelTitle}: ${panel}` : panel, fontSize: 12, fontWeight: 'normal' }, ...PANEL, transform: [{ filter: { field: 'panel', equal: panel } }], layer })),
     columns: Math.min(2, panels.length),
-    resolve: { scale: { color: 'independent', strokeDash: 'independent' }, legend: { color: 'independent', strokeDash: 'independent' } },
+    spacing: { row: 24, column: 40 },
+    resolve: o.sharedLegend ? { scale: { y: 'independent' } } : { scale: { y: 'independent', color: 'independent', strokeDash: 'independent' }, legend: { color: 'independent', strokeDash: 'independent' } },
   };
 }
 
@@ -126,7 +127,7 @@ export function lineChart(o: ChartOptions & { xType?: 'quantitative' | 'ordinal'
 }
 
 /** Grouped bars (x category, one bar per series), error bars where seeds repeat, optional labels. */
-export function barChart(o: ChartOptions & { yLog?: boolean; panelTitle?: string }): VlSpec {
+export function barChart(o: ChartOptions & { yLog?: boolean; panelTitle?: string; sharedLegend?: boolean }): VlSpec {
   const x = { field: 'x', type: 'nominal', title: o.xTitle, sort: null, axis: { labelAngle: o.points.some((p) => String(p.x).length > 16) ? -25 : 0, labelLimit: 400 } };
   // grouped bars only where an x category holds several series (else each bar sits centred on its label)
   const perX = new Map<string, Set<string>>();

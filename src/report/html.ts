@@ -18,7 +18,7 @@ export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '
 
 const link = (href: string, text: string) => `<a href="${esc(href)}">${esc(text)}</a>`;
 /** figures are drawn FIGURE_ZOOM times their SVG size (readable text), at most FIGURE_MAX_WIDTH CSS pixels wide */
-const FIGURE_MAX_WIDTH = 900;
+const FIGURE_MAX_WIDTH = 1060;
 const FIGURE_ZOOM = 1.4;
 
 function tableHtml(t: Table): string {

@@ -360,20 +360,19 @@ function paramsMemorySection(metrics: MetricRecord[]): Section {
     ],
     rows,
   });
+  // one figure, one panel per quantity (each its own y scale), bars labelled with the saving
+  const pts: SeriesPoint[] = [];
   for (const q of shown) {
-    const pts = rows.filter((r) => r[q.col] !== null).map((r) => {
+    const mine = rows.filter((r) => r[q.col] !== null).map((r): SeriesPoint => {
       const saved = r[`${q.col}_saved`];
-      return { series: String(r.family ?? 'other'), x: String(r.model), mean: r[q.col] as number, lo: r[q.col] as number, hi: r[q.col] as number, n: 1, ...(typeof saved === 'number' ? { label: `${saved >= 0 ? '−' : '+'}${Math.abs(saved).toFixed(1)}%` } : {}) };
+      return { series: String(r.family ?? 'other'), x: String(r.model), mean: r[q.col] as number, lo: r[q.col] as number, hi: r[q.col] as number, n: 1, panel: `${q.title} (${q.unit})`, ...(typeof saved === 'number' ? { label: `${saved >= 0 ? '−' : '+'}${Math.abs(saved).toFixed(1)}%` } : {}) };
     });
-    if (!pts.length) {
-      s.skipped.push(`${q.title}: no run recorded ${q.name}`);
-      continue;
-    }
-    const id = `bars_${q.ckpt ? `${q.name}_ckpt` : q.name}`;
-    const fit = fitSeries(pts, []);
-    dropNote(s, q.title, fit.dropped);
-    s.figures.push({ id, title: `${q.title} (${q.unit})`, spec: barChart({ id, title: `${q.title}, DiT vs FPDM`, xTitle: 'model (labels: Models table)', yTitle: `${q.title} (${q.unit})`, seriesTitle: 'family', points: fit.points }) });
+    if (!mine.length) s.skipped.push(`${q.title}: no run recorded ${q.name}`);
+    pts.push(...mine);
   }
+  const fit = fitSeries(pts, []);
+  dropNote(s, 'parameters and memory', fit.dropped);
+  if (pts.length) s.figures.push({ id: 'params_memory', title: 'Parameters and peak memory, DiT vs FPDM', spec: barChart({ id: 'params_memory', title: 'Parameters and peak memory (labels: the FPDM change against its DiT)', xTitle: 'model (labels: Models table)', yTitle: '', seriesTitle: 'family', sharedLegend: true, points: fit.points }) });
   paperSizes(s, rows);
   return s;
 }
@@ -490,15 +489,17 @@ function gridsSection(artifacts: ArtifactRecord[], summary: BudgetSummary | null
   const grids = artifacts.filter((a) => a.kind === 'sample_grid');
   if (!grids.length) return (s.skipped.push('no completed run stored a sample_grid artifact'), s);
   const sorted = grids.sort((a, b) => a.model.localeCompare(b.model) || cmpX((a.tags[TAG.budget] as number) ?? 0, (b.tags[TAG.budget] as number) ?? 0) || ((a.tags[TAG.seed] as number) ?? 0) - ((b.tags[TAG.seed] as number) ?? 0) || a.id - b.id);
+  // an artifact's tags are its run's plus its own (e.g. images: 64): compare the run's configuration only
+  const cfgOf = (a: ArtifactRecord) => configKey({ model: a.model, tags: Object.fromEntries(Object.entries(a.tags).filter(([k]) => k !== 'images')) });
   const isMainCfg = (a: ArtifactRecord) => {
     if (!summary || !summary.mainConfig.size) return true;
-    if (summary.mainConfig.get(a.model) !== configKey(a)) return false;
+    if (summary.mainConfig.get(a.model) !== cfgOf(a)) return false;
     const c = summary.chosen.get(`${a.model}\u0000${a.tags[TAG.budget]}`);
     return c === undefined || (c.steps === fmtTag(a.tags[TAG.steps]) && c.iters === fmtTag(a.tags[TAG.iters]));
   };
   // one thumbnail per (model, budget): the quality figure's split, else the main configuration, else the first grid
   const key = (a: ArtifactRecord) => `${a.model}\u0000${a.tags[TAG.budget]}`;
-  const inMain = (a: ArtifactRecord) => !summary || !summary.mainConfig.size || summary.mainConfig.get(a.model) === configKey(a);
+  const inMain = (a: ArtifactRecord) => !summary || !summary.mainConfig.size || summary.mainConfig.get(a.model) === cfgOf(a);
   const thumb = new Map<string, ArtifactRecord>();
   for (const test of [isMainCfg, inMain, () => true]) for (const a of sorted) if (!thumb.has(key(a)) && test(a)) thumb.set(key(a), a);
   const shown = new Set(thumb.values());

@@ -22,7 +22,7 @@ function addRun(s: Store, experiment: string, run: { kind: 'train' | 'sample'; m
   if (c.outcome !== 'claimed') throw new Error('claim failed');
   s.completeRun(c.run.id, {
     metrics: metrics.map((m) => ({ unit: METRIC_UNITS[m.name as keyof typeof METRIC_UNITS] ?? '', ...m })),
-    artifacts: grid ? [{ kind: 'sample_grid' as const, path: grid }] : [],
+    artifacts: grid ? [{ kind: 'sample_grid' as const, path: grid, tags: { images: 64 } }] : [],
   });
 }
 

@@ -90,7 +90,7 @@ describe('report at the reproduction scale', () => {
       const svg = readFileSync(join(weak.out, 'figures', `${id}.svg`), 'utf8');
       assert.ok(!svg.includes('depth=4'), `${id} draws a long model name`);
     }
-    for (const v of spec(weak, 'bars_params').data.values) assert.ok(String(v.x).length <= SHORT_NAME);
+    for (const v of spec(weak, 'params_memory').data.values) assert.ok(String(v.x).length <= SHORT_NAME);
     assert.equal(new Set(table(many, 'models').map((m) => m.label)).size, 12, 'twelve distinct labels for twelve models');
   });
 
@@ -101,6 +101,9 @@ describe('report at the reproduction scale', () => {
     const thumbs = [...html.matchAll(/<figure class="grid">/g)].length;
     assert.equal(thumbs, 2 * BUDGETS.length, 'one thumbnail per model and budget');
     assert.match(html, /<details><summary>\d+ further sample grids/);
+    // each thumbnail shows the split the quality figure shows at that budget
+    const best = table(weak, 'fd_mnist_vs_budget').filter((b) => b.model === 'FPDM');
+    for (const b of best) assert.ok(html.includes(`<figcaption>FPDM, budget ${b.budget}, ${b.steps} steps × ${b.iters} iters, seed 0</figcaption>`), `thumbnail of FPDM @ ${b.budget} (${b.steps}×${b.iters})`);
     for (const t of htmlTables(html)) {
       assert.ok(t.length - 1 <= PAGE_ROWS, `a table of ${t.length - 1} rows on the page: ${t[0]!.join(' | ')}`);
       for (let c = 0; c < t[0]!.length; c++) assert.ok(t.slice(1).some((row) => row[c] !== '–'), `empty column '${t[0]![c]}' on the page`);
@@ -137,7 +140,7 @@ describe('report at the reproduction scale', () => {
   test('verdicts state the models\' quality level and residuals, and are inconclusive where the models are too weak', () => {
     const v = table(weak, 'verdicts');
     const quality = v.find((r) => /limited sampling compute/.test(r['claim (paper)']!))!;
-    assert.match(quality['strength of evidence']!, /far from real data \(best fd_mnist \d+, real 21–32\); 3 seeds/);
+    assert.match(quality['strength of evidence']!, /far from real data \(best fd_mnist \d+, real 21–35\); 3 seeds/);
     assert.match(quality.verdict!, /^inconclusive \(measured: not reproduced/);
     const smooth = v.find((r) => /timestep smoothing/.test(r['claim (paper)']!))!;
     assert.match(smooth['strength of evidence']!, /final fixed-point residual/);
