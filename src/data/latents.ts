@@ -17,6 +17,7 @@ import { encodeNpy, parseNpy } from '../io/npy.js';
 import { toFloat32, type HostTensor } from '../io/tensor.js';
 import { UserError, isNodeError } from '../util/errors.js';
 import { atomicWrite } from '../util/fs.js';
+import { checkIndices, type Dataset } from './dataset.js';
 
 export const FEATURES_SUFFIX = '_features';
 export const LABELS_SUFFIX = '_labels';
@@ -159,4 +160,43 @@ export function readLatentBatch(lf: LatentFolder, indices: ArrayLike<number>): {
     y[k] = lf.labels[i]!;
   }
   return { x, y };
+}
+
+/**
+ * A latent folder as a dataset: x = the stored latents [N, E, h, w] (already ×scaling_factor; not
+ * images in [−1, 1]), y = the stored labels. Class names come from the manifest this tool writes, else
+ * the label numbers. `channels` is E and `imageSize` the latent side h.
+ */
+export function openLatentDataset(o: { path: string; name?: string }): Dataset {
+  const lf = scanLatentFolder(o.path, o.name);
+  const [e, h, w] = lf.shape;
+  if (h !== w) throw new UserError(`latent dataset '${o.path}': latents are ${h}×${w}; the models take square inputs`);
+  const numClasses = lf.labels.reduce((m, v) => Math.max(m, v + 1), 1);
+  let classNames = Array.from({ length: numClasses }, (_, i) => String(i));
+  const manifest = join(o.path, MANIFEST);
+  if (existsSync(manifest)) {
+    try {
+      const names = (JSON.parse(readFileSync(manifest, 'utf8')) as { images?: { classNames?: unknown } }).images?.classNames;
+      if (Array.isArray(names) && names.length === numClasses && names.every((n) => typeof n === 'string')) classNames = names as string[];
+    } catch {
+      // a damaged manifest only loses the class names; the data are checked above
+    }
+  }
+  const ds: Dataset = {
+    kind: 'latents',
+    name: `${o.path}/${lf.name}`,
+    size: lf.files.length,
+    numClasses,
+    labeled: numClasses > 1,
+    classNames,
+    channels: e,
+    imageSize: h,
+    fingerprint: lf.fingerprint,
+    batch: async (indices) => {
+      checkIndices(ds, indices);
+      const { x, y } = readLatentBatch(lf, indices);
+      return { x, y, shape: [indices.length, e, h, w] };
+    },
+  };
+  return ds;
 }

@@ -118,6 +118,34 @@ export function readNpz(path: string): TensorMap {
   }
 }
 
+/** Names of an .npz's arrays (entries without `.npy`), without reading any data. */
+export function npzNames(path: string): string[] {
+  const zip = openZip(path);
+  try {
+    return zip.entries.filter((e) => e.name.endsWith('.npy')).map((e) => e.name.slice(0, -4));
+  } finally {
+    zip.close();
+  }
+}
+
+/**
+ * Reads only the named arrays of an .npz (absent names are left out), so a 2 GB `arr_0` beside the
+ * statistics of an ADM reference batch is never read.
+ */
+export function readNpzArrays(path: string, names: readonly string[]): TensorMap {
+  const zip = openZip(path);
+  try {
+    const out: TensorMap = new Map();
+    for (const name of names) {
+      const e = zip.entries.find((x) => x.name === `${name}.npy`);
+      if (e) out.set(name, parseNpy(zip.read(e.name), `'${path}' entry '${e.name}'`));
+    }
+    return out;
+  } finally {
+    zip.close();
+  }
+}
+
 /** Writes an .npz as numpy's `savez` does (stored entries `<name>.npy`). */
 export function writeNpz(path: string, arrays: TensorMap | Record<string, HostTensor>): void {
   const items = arrays instanceof Map ? [...arrays.entries()] : Object.entries(arrays);

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writePng } from '../../src/data/images.js';
+import { openDataset } from '../../src/data/index.js';
 import { encodeFeature, encodeLabel, readLatentBatch, scanLatentFolder } from '../../src/data/latents.js';
 import { encodeNpy } from '../../src/io/npy.js';
 import { toFloat32 } from '../../src/io/tensor.js';
@@ -42,6 +43,16 @@ test('reader: the reference latent folder is a dataset (name detected, pairs by 
   assert.deepEqual([...b.y], [10, 3]);
   assert.deepEqual(b.x.slice(0, 1024), latent.slice(1024, 2048));
   assert.match(lf.fingerprint, /^[0-9a-f]{64}$/);
+});
+
+test('openDataset({kind: latents}): the reference folder as a dataset of [N, 4, 16, 16] latents with its labels', async () => {
+  const ds = await openDataset({ kind: 'latents', path: LATENTS });
+  assert.deepEqual([ds.kind, ds.size, ds.channels, ds.imageSize, ds.numClasses], ['latents', 2, 4, 16, 11]);
+  const b = await ds.batch([0, 1]);
+  assert.deepEqual(b.shape, [2, 4, 16, 16]);
+  assert.deepEqual([...b.y], LABELS);
+  assert.deepEqual(b.x, toFloat32(vaeIo().get('latent')!));
+  await assert.rejects(openDataset({ kind: 'latents', path: LATENTS, name: 'other' }), (e) => e instanceof UserError && /other_features' is missing/.test(e.message));
 });
 
 test('reader: numeric order (2 before 10), and broken folders are refused naming the file', () => {

@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { toUint8, writeGrid, writePng } from '../../data/images.js';
 import type { SamplingPlan } from '../../diffusion/budget.js';
 import type { DiffusionConfig } from '../../diffusion/process.js';
@@ -26,6 +26,7 @@ import { UserError } from '../../util/errors.js';
 import { emitJson, log } from '../../util/log.js';
 import { useBackend, type GlobalOptions } from '../context.js';
 import { intArg, numArg } from './train.js';
+import { runReference, type ReferenceSampleOptions } from './sample_reference.js';
 
 export interface SampleCommandOptions {
   /** a `train` output directory (holding checkpoint.json) */
@@ -113,7 +114,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
   program
     .command('sample')
     .description('sample a trained checkpoint at a compute budget (DiT-step equivalents) and report what was spent')
-    .requiredOption('--ckpt <dir>', 'the --out directory of a train command')
+    .requiredOption('--ckpt <path>', 'the --out directory of a train command, or a checkpoint file of the reference training code (.pt; EMA weights)')
     .option('--n <count>', 'number of images (default 64)', intArg('--n', 1), 64)
     .option('--budget <K>', 'budget in DiT-step equivalents (depth·K block evaluations per image)', intArg('--budget', 1))
     .option('--steps <n>', 'sampling steps (FPDM: picks the split of the budget with this many)', intArg('--steps', 1))
@@ -132,8 +133,21 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .addOption(new Option('--labels <how>', 'class labels: random or cycle (0, 1, 2, …)').choices(['random', 'cycle']).default('random'))
     .addOption(new Option('--entry <which>', 'weights to sample: ema or model').choices(['ema', 'model']).default('ema'))
     .option('--json', 'print the accounting as JSON on stdout')
-    .action(async (opts: SampleCommandOptions) => {
+    // a checkpoint file of the reference training code (sample_reference.ts)
+    .option('--config <file>', 'reference checkpoint: the constructor keyword arguments (JSON), when shapes and stored args do not say enough')
+    .option('--vae <path>', 'reference checkpoint: the SD VAE that decodes its latents (diffusers folder, or ldm/diffusers weights)')
+    .option('--vae-config <file>', 'config.json of --vae when it is a bare diffusers file')
+    .addOption(new Option('--vae-variant <name>', 'which SD VAE fine-tune --vae is (recorded with the result)').choices(['ema', 'mse']))
+    .option('--npz <file>', 'reference checkpoint: write the decoded samples as arr_0 uint8 [N, H, W, 3] (ADM evaluator layout)')
+    .addOption(new Option('--png-naming <style>', "reference checkpoint: --save file names: fpdm ({idx:05d}--{y:03d}--{label}.png) or dit ({index:06d}.png)").choices(['fpdm', 'dit']))
+    .option('--label-names <file>', 'reference checkpoint: JSON list of class names for fpdm-style PNG names')
+    .action(async (opts: SampleCommandOptions & ReferenceSampleOptions) => {
       if (opts.budget === undefined && opts.steps === undefined) throw new UserError('give --budget K (DiT-step equivalents) or --steps (with --iters for FPDM)');
+      if (existsSync(opts.ckpt) && statSync(opts.ckpt).isFile()) {
+        const rr = await runReference(opts, globals());
+        if (opts.json) emitJson(rr);
+        return;
+      }
       const r = await run(opts, globals());
       if (opts.json) emitJson(r);
     });
