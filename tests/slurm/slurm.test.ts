@@ -6,12 +6,12 @@
 // as an unsharded run of the same spec, writes the report and checks a baseline made from that run.
 // Skips, saying why, only where Slurm's packages are not installed (CI installs them: .ci/run).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ROOT } from '../cli.js';
-import { cli, query, results, tempDir, waitFor, writeSpec } from '../experiments/harness.js';
+import { cli, query, results, startCli, tempDir, waitFor, writeSpec } from '../experiments/harness.js';
 import { edit } from '../experiments/specs.js';
 import { Cluster, slurmMissing } from './cluster.js';
 
@@ -54,8 +54,15 @@ const skip = slurmMissing() ?? false;
 test('Slurm job array: shards, a cancelled task re-submitted, collect + report == unsharded run', { skip, timeout: 600_000 }, async (t) => {
   const started = Date.now();
   const cluster = await Cluster.start();
-  const stop = () => cluster.stop();
-  process.once('exit', stop); // daemons are stopped even if the runner is interrupted
+  const children: ChildProcess[] = [];
+  const stop = () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    cluster.stop();
+  };
+  // the daemons, their jobs and our own child processes end whatever happens: a failed assertion
+  // (t.after), the process exiting, or the runner being interrupted
+  process.once('exit', stop);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => (stop(), process.exit(128 + (sig === 'SIGINT' ? 2 : 15))));
   t.after(stop);
   t.diagnostic(`cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s (${cluster.dir})`);
 
@@ -78,7 +85,9 @@ test('Slurm job array: shards, a cancelled task re-submitted, collect + report =
   const logOf = (name: string) => readFileSync(join(out, 'logs', name), 'utf8');
 
   // the unsharded reference runs beside the cluster's jobs
-  const reference = cli(['--backend', 'wasm', 'run', spec, '--db', join(dir, 'ref', 'fpdm.sqlite'), '--progress', 'none', '--no-report']);
+  const refProc = startCli(['--backend', 'wasm', 'run', spec, '--db', join(dir, 'ref', 'fpdm.sqlite'), '--progress', 'none', '--no-report']);
+  children.push(refProc.child);
+  const reference = refProc.done;
 
   // 1. the array and its collect job; task 1 is cancelled in the middle of its training
   const first = submit([spec, '2', out]);
