@@ -16,6 +16,7 @@ import { trainModel, type TrainResult } from '../../training/loop.js';
 import { UserError } from '../../util/errors.js';
 import { emitJson, log } from '../../util/log.js';
 import { useBackend, type GlobalOptions } from '../context.js';
+import { prepareDir } from '../../util/fs.js';
 
 export interface TrainCommandOptions {
   /** a preset name ('DiT-S/2') or a JSON file of the reference constructor's keyword arguments */
@@ -111,6 +112,7 @@ export function resolveDiffusion(prediction: 'eps' | 'v'): DiffusionConfig {
 }
 
 export async function run(o: TrainCommandOptions, g: GlobalOptions): Promise<TrainCommandResult> {
+  prepareDir(o.out, '--out checkpoint directory', { create: false });
   const backend = await useBackend(g);
   const ds = await openTrainingData(o.data, o.imageSize ?? 32, o.channels);
   const diffusion = resolveDiffusion(o.prediction ?? 'eps');
