@@ -27,6 +27,7 @@ import { emitJson, log } from '../../util/log.js';
 import { useBackend, type GlobalOptions } from '../context.js';
 import { intArg, numArg } from './train.js';
 import { runReference, type ReferenceSampleOptions } from './sample_reference.js';
+import { prepareDir, prepareFileTarget } from '../../util/fs.js';
 
 export interface SampleCommandOptions {
   /** a `train` output directory (holding checkpoint.json) */
@@ -68,6 +69,8 @@ export function samplePlan(model: ModelConfig, diffusion: DiffusionConfig, o: Pi
 }
 
 export async function run(o: SampleCommandOptions, g: GlobalOptions): Promise<SampleCommandResult> {
+  prepareFileTarget(o.out, '--out grid', { createDir: false }); // before sampling, not after
+  if (o.save) prepareDir(o.save, '--save directory', { create: false });
   const ckpt = readCheckpoint(o.ckpt);
   if (!ckpt) throw new UserError(`'${o.ckpt}' holds no checkpoint (no checkpoint.json): give the --out directory of a train command`);
   const cfg = ckpt.meta.config as TrainConfig;

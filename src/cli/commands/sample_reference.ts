@@ -15,7 +15,7 @@ import { modelFromStateDict } from '../../models/index.js';
 import { readModelConfig } from '../../models/load.js';
 import { readReferenceCheckpoint } from '../../models/reference_ckpt.js';
 import { UserError } from '../../util/errors.js';
-import { requireFile } from '../../util/fs.js';
+import { prepareDir, prepareFileTarget, requireFile } from '../../util/fs.js';
 import { log } from '../../util/log.js';
 import { loadVae, type VaeLoadInfo } from '../../vae/load.js';
 import { decodeToUint8, nhwcToNchw, writeSampleNpz, writeSamplePngs, type PngNaming } from '../../vae/samples.js';
@@ -60,6 +60,10 @@ function readLabelNames(path: string): string[] {
 }
 
 export async function runReference(o: ReferenceSampleOptions, g: GlobalOptions): Promise<ReferenceSampleResult> {
+  // every output path is checked before the checkpoint is read and sampled, not after
+  prepareFileTarget(o.out, '--out grid', { createDir: false });
+  if (o.npz) prepareFileTarget(o.npz, '--npz file', { createDir: false });
+  if (o.save) prepareDir(o.save, '--save directory');
   const rc = readReferenceCheckpoint(o.ckpt, { entry: o.entry, config: o.config ? readModelConfig(o.config) : undefined });
   const labelNames = o.labelNames ? readLabelNames(o.labelNames) : undefined;
   const latentModel = rc.config.inChannels !== 1 && rc.config.inChannels !== 3;
