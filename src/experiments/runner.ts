@@ -18,6 +18,7 @@ import type { RunStatus } from '../store/names.js';
 import { openStore, type Store } from '../store/store.js';
 import type { Provenance, RunInput } from '../store/types.js';
 import { log } from '../util/log.js';
+import { UserError } from '../util/errors.js';
 import type { PlannedRun, PlannedSample, PlannedTrain } from './planner.js';
 import { datasetId, prepare, type Prepared } from './prepare.js';
 import type { ProgressMode } from './progress.js';
@@ -165,11 +166,12 @@ async function attempt(
     await executeSample({ store, runId, run, parent: parent!, artifactsDir, progress: opts.progress ?? 'auto' });
     return { outcome: 'completed', error: null };
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    store.failRun(runId, msg);
-    log(`${run.kind} run ${run.key.slice(0, 12)} (${run.modelName}) failed: ${msg}`);
-    if (!(e instanceof Error) || e.name !== 'UserError') throw e;
-    return { outcome: 'failed', error: msg };
+    // only the user's mistake is stored as the run's failure; a bug propagates (exit 1 with its stack)
+    // and leaves the run claimed by this dead process, so a later `run` resumes it once fixed
+    if (!(e instanceof UserError)) throw e;
+    store.failRun(runId, e.message);
+    log(`${run.kind} run ${run.key.slice(0, 12)} (${run.modelName}) failed: ${e.message}`);
+    return { outcome: 'failed', error: e.message };
   }
 }
 

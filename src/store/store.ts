@@ -9,7 +9,7 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { UserError, isNodeError } from '../util/errors.js';
 import { readHead, requireFile } from '../util/fs.js';
-import { inputErrorOf } from '../util/input-errors.js';
+import { inputErrorOf, noteDatabase } from '../util/input-errors.js';
 import { canonicalJson, sha256Hex } from './json.js';
 import { ARTIFACT_KINDS, RUN_KINDS, MODEL_FAMILIES, type ArtifactKind, type ModelFamily, type RunKind, type RunStatus } from './names.js';
 import { SCHEMA_VERSION, migrate } from './schema.js';
@@ -47,6 +47,7 @@ export function openStore(path: string, opts: OpenOptions = {}): Store {
     if (!existsSync(dir)) throw new UserError(`directory '${dir}' for database '${path}' does not exist: create it first`);
   }
   const subject = `database '${path}'`;
+  noteDatabase(path);
   let db: Database.Database;
   try {
     db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false, timeout: opts.busyTimeoutMs ?? 10_000 });
@@ -187,7 +188,11 @@ export class Store {
 
   /** Runs `fn` inside one IMMEDIATE write transaction (all or nothing). */
   write<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (e) {
+      throw inputErrorOf(e, `database '${this.path}'`) ?? e; // busy, read-only, full, corrupt: about the file
+    }
   }
 
   // ---- experiments ---------------------------------------------------------------------------

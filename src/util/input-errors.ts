@@ -49,6 +49,20 @@ function isSharpDecode(e: Error): boolean {
   return fromSharp && decode.test(e.message);
 }
 
+/** Databases this process opened (the store notes them), so a database error can name its file. */
+const openedDatabases = new Set<string>();
+
+export function noteDatabase(path: string): void {
+  openedDatabases.add(path);
+}
+
+function databaseSubject(): string {
+  const paths = [...openedDatabases];
+  if (paths.length === 1) return `database '${paths[0]}'`;
+  if (paths.length > 1) return `one of the databases ${paths.map((p) => `'${p}'`).join(', ')}`;
+  return 'the database';
+}
+
 /**
  * The UserError that `e` amounts to when it is about the input, or undefined when it is a bug.
  * `subject` names the file being worked on when the caller knows it (e.g. "database 'x.sqlite'").
@@ -60,7 +74,7 @@ export function inputErrorOf(e: unknown, subject?: string): UserError | undefine
   if (e.name === 'SqliteError' && typeof code === 'string') {
     const advice = sqliteAdvice(code);
     if (!advice) return undefined;
-    return new UserError(`${subject ?? 'the database'} ${advice[0]} (${code}: ${e.message}): ${advice[1]}`, { cause: e });
+    return new UserError(`${subject ?? databaseSubject()} ${advice[0]} (${code}: ${e.message}): ${advice[1]}`, { cause: e });
   }
   if (typeof code === 'string' && FS_CODES[code]) {
     const [what, todo] = FS_CODES[code];

@@ -107,7 +107,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--json', 'print JSON on stdout')
     .action(async (spec: string, o: { db: string; dryRun?: boolean; shard?: string; retryFailed?: boolean; artifacts?: string; progress: string; report: boolean; json?: boolean }) => {
       if (o.dryRun) {
-        const r = await planRun({ spec, db: o.db, shard: o.shard });
+        const r = await planRun({ spec, db: o.db, shard: o.shard, backend: globals().backend });
         if (o.json) return emitJson(r);
         process.stdout.write(formatPlan(r));
         return;

@@ -15,12 +15,12 @@ import { modelFromStateDict } from '../../models/index.js';
 import { readModelConfig } from '../../models/load.js';
 import { readReferenceCheckpoint } from '../../models/reference_ckpt.js';
 import { UserError } from '../../util/errors.js';
-import { requireFile } from '../../util/fs.js';
+import { prepareDir, prepareFileTarget, requireFile } from '../../util/fs.js';
 import { log } from '../../util/log.js';
 import { loadVae, type VaeLoadInfo } from '../../vae/load.js';
 import { decodeToUint8, nhwcToNchw, writeSampleNpz, writeSamplePngs, type PngNaming } from '../../vae/samples.js';
 import { useBackend, type GlobalOptions } from '../context.js';
-import type { SampleCommandOptions } from './sample.js';
+import { samplePlan, type SampleCommandOptions } from './sample.js';
 
 export interface ReferenceSampleOptions extends SampleCommandOptions {
   /** reference constructor keyword arguments (JSON) when the file's shapes and args do not say enough */
@@ -60,6 +60,10 @@ function readLabelNames(path: string): string[] {
 }
 
 export async function runReference(o: ReferenceSampleOptions, g: GlobalOptions): Promise<ReferenceSampleResult> {
+  // every output path is checked before the checkpoint is read and sampled, not after
+  prepareFileTarget(o.out, '--out grid', { createDir: false });
+  if (o.npz) prepareFileTarget(o.npz, '--npz file', { createDir: false });
+  if (o.save) prepareDir(o.save, '--save directory');
   const rc = readReferenceCheckpoint(o.ckpt, { entry: o.entry, config: o.config ? readModelConfig(o.config) : undefined });
   const labelNames = o.labelNames ? readLabelNames(o.labelNames) : undefined;
   const latentModel = rc.config.inChannels !== 1 && rc.config.inChannels !== 3;
@@ -77,12 +81,12 @@ export async function runReference(o: ReferenceSampleOptions, g: GlobalOptions):
       variance: rc.config.learnSigma ? 'learned-range' : 'fixed-large',
       loss: rc.config.learnSigma ? 'hybrid' : 'mse',
     });
-    const total = (o.budget ?? o.steps ?? 0) * Math.ceil(o.n / (o.batch ?? o.n));
+    const plan = samplePlan(rc.config, diffusion, o);
+    const total = plan.steps * Math.ceil(o.n / (o.batch ?? o.n));
     const progress = startProgress('sample', total, o.json ? 'plain' : 'auto');
     let done = 0;
     const r = await sampleAtBudget({
-      model, diffusion, n: o.n, batchSize: o.batch, budget: o.budget ?? null, steps: o.steps, iters: o.iters, allocation: o.allocation,
-      tolerance: o.tol, maxItersPerStep: o.maxIters, reuse: o.reuse, sampler: o.sampler, eta: o.eta, cfgScale: o.cfg ?? null,
+      model, diffusion, plan, n: o.n, batchSize: o.batch, reuse: o.reuse, sampler: o.sampler, eta: o.eta, cfgScale: o.cfg ?? null,
       labels: o.labels, seed: o.seed ?? 0,
       onStep: () => progress.update(Math.min(++done, total)),
     });
