@@ -37,6 +37,9 @@ export async function openSpecDataset(d: DatasetSpec, role: DatasetRole = 'train
       break;
     case 'latents': {
       ds = await openDataset({ kind: 'latents', path: d.path, name: d.name });
+      if (ds.channels !== shape.channels || ds.imageSize !== shape.imageSize) {
+        throw new UserError(`the latents in '${d.path}' are ${ds.channels}×${ds.imageSize}×${ds.imageSize}, but the spec planned ${shape.channels}×${shape.imageSize}×${shape.imageSize} (dataset.imageSize, or the SD VAE's 4 channels): fix dataset.imageSize`);
+      }
       if (shape.classes > 1 && ds.numClasses > shape.classes) {
         throw new UserError(`dataset.classes is ${shape.classes} but the latent labels in '${d.path}' go up to ${ds.numClasses - 1}: fix dataset.classes`);
       }

@@ -10,6 +10,7 @@
 //   metrics:  [fd_mnist, params, memory, throughput]
 //   seeds:    [0]
 //   grid:     { training.steps: [100, 200] }
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { ALLOCATIONS } from '../diffusion/budget.js';
 import { PRESET_NAMES } from '../models/config.js';
@@ -326,9 +327,10 @@ export function resolveTrunk(spec: Spec, name: string, seen: string[] = []): Tru
 export function datasetShape(d: DatasetSpec): { imageSize: number; channels: number; classes: number } {
   if (d.kind === 'mnist') return { imageSize: d.imageSize ?? 28, channels: 1, classes: 10 };
   if (d.kind === 'latents') {
-    // the latent side and channels are the folder's (its first feature file is read)
-    const [e, h] = d.path === undefined ? [4, 0] : latentFolderShape(d.path, d.name);
-    return { imageSize: h, channels: e, classes: d.classes ?? 1 };
+    // the latent side and channels are the folder's when it exists (its first feature file is read);
+    // before extraction, the spec's imageSize (latent side) and the SD VAE's 4 channels (checked at open)
+    const found = d.path !== undefined && existsSync(d.path) ? latentFolderShape(d.path, d.name) : null;
+    return { imageSize: found?.[1] ?? d.imageSize ?? 0, channels: found?.[0] ?? 4, classes: d.classes ?? 1 };
   }
   return { imageSize: d.imageSize ?? 0, channels: d.channels ?? 3, classes: d.classes ?? 1 };
 }
@@ -362,6 +364,7 @@ function crossField(s: Spec): SpecIssue[] {
     return out;
   }
   if (d.kind === 'latents' && d.imageSize !== undefined && d.imageSize !== shape.imageSize) add(['dataset', 'imageSize'], `received ${d.imageSize}, but the latents in ${show(d.path)} are ${shape.imageSize}×${shape.imageSize}; fix: remove it`);
+  if (d.kind === 'latents' && shape.imageSize === 0) add(['dataset', 'imageSize'], `is missing, and the latent folder ${show(d.path)} does not exist yet to read it from; fix: give the latent side (32 for 256 px images with the SD VAE) or extract the latents first (fpdm-exp latents extract)`);
 
   const names = Object.keys(s.models);
   if (names.length === 0) add(['models'], 'received an empty mapping, expected at least one model (a DiT baseline and/or FPDM variants)');
