@@ -81,7 +81,7 @@ export function verdictsSection(v: VerdictInput): Section {
     const ql = qualityLevel(metric, v.dist);
     if (ql) {
       weak = lower ? best.mean > WEAK_FACTOR * ql.real[1] : false;
-      level = `best ${metric} ${fmt(best.mean)} (${best.series}, budget ${best.budget}); real images score ${ql.real[0]}–${ql.real[1]} and uniform noise ${ql.noise} (${ql.numImages} vs ${ql.referenceImages} images; ${ql.source}): ${weak ? `far from real data (more than ${WEAK_FACTOR}× the real level)` : 'within reach of real data'}`;
+      level = `best ${metric} ${fmt(best.mean)} (${best.series}, budget ${best.budget}); real images score ${ql.real[0]}–${ql.real[1]} (${ql.numImages} vs ${ql.referenceImages} images; ${ql.source}): ${weak ? `far from real data (more than ${WEAK_FACTOR}× the real level)` : 'within reach of real data'}`;
       short = `models ${weak ? 'far from' : 'near'} real data (best ${metric} ${fmt(best.mean)}, real ${ql.real[0]}–${ql.real[1]})`;
     } else {
       level = `best ${metric} ${fmt(best.mean)} (${best.series}, budget ${best.budget}); no real-data level of ${metric} at these image counts is known to the report, so the models' quality is not judged`;
