@@ -19,6 +19,8 @@ import * as prdcCmd from './prdc.js';
 import * as isCmd from './is.js';
 import * as featuresCmd from './features.js';
 import * as weightsCmd from './weights.js';
+import * as vaeCmd from './vae.js';
+import * as latentsCmd from './latents.js';
 
 export type Register = (program: Command, globals: () => GlobalOptions) => void;
 
@@ -41,4 +43,6 @@ export const COMMANDS: Register[] = [
   isCmd.register,
   featuresCmd.register,
   weightsCmd.register,
+  vaeCmd.register,
+  latentsCmd.register,
 ];
