@@ -27,7 +27,7 @@ mkdir -p "$app/node_modules"
 entries=(src/cli/run.ts)
 for f in bench/*.ts scripts/gpu/*.ts; do [ -f "$f" ] && entries+=("$f"); done
 # numerics suites to re-run on the GPU (FPDM_TEST_BACKENDS=webgpu node --test $APP/tests/...)
-for f in ${GPU_TESTS:-tests/models/fixtures.test.ts tests/diffusion/process.test.ts tests/diffusion/samplers.test.ts tests/metrics/inception.test.ts}; do [ -f "$f" ] && entries+=("$f"); done
+for f in ${GPU_TESTS:-tests/models/fixtures.test.ts tests/diffusion/process.test.ts tests/diffusion/samplers.test.ts tests/metrics/inception.test.ts tests/training/fused-adamw.test.ts tests/backends/webgpu-block.test.ts}; do [ -f "$f" ] && entries+=("$f"); done
 npx esbuild "${entries[@]}" --bundle --platform=node --format=esm --target=node20 \
   --outdir="$app" --outbase=. --out-extension:.js=.mjs \
   --external:webgpu --external:better-sqlite3 --external:sharp \

@@ -1,6 +1,8 @@
 // Backend-specific kernel choices of the model code, in one place. The model math (src/models/) is
 // written once against tfjs-core ops; where a backend runs one formulation of the same values much
 // faster than another, the choice is made here, by backend name, and nowhere in the model files.
+// Fused implementations (webgpu) are asked for here too; null means the portable TF.js op sequence
+// (wasm, cpu, tensorflow, or webgpu with the fused kernels switched off for a comparison).
 //
 //   matMul2d    2-D matMul with optional transposes (wasm: the transpose made explicit)
 //   splitHeads  qkv [N, T, 3D] → q, k, v [N, K, T, Dh] (wasm: split + 4-D transposes)
@@ -10,6 +12,8 @@
 // numbers, they do not round them). The record is keyed by tf.getBackend(); a backend without an
 // entry uses `generic`. Also here: the one read of the engine's private state the models need.
 import * as tf from '@tensorflow/tfjs-core';
+import { webgpuOptimizerKernels, type FusedOptimizerKernels } from './webgpu/optimizer.js';
+import * as webgpuBlock from './webgpu/block.js';
 
 type Heads = [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
 
@@ -84,4 +88,64 @@ export function blockKernels(): BlockKernels {
  */
 export function gradientDepth(): number {
   return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth;
+}
+
+export interface KernelOptions {
+  /** fused AdamW + EMA update (webgpu only); default on */
+  fusedOptimizer: boolean;
+  /** fused block kernels: LayerNorm + modulate, GELU, softmax backward (webgpu only); default on */
+  fusedBlock: boolean;
+}
+
+const options: KernelOptions = { fusedOptimizer: true, fusedBlock: true };
+
+/** Switches kernel choices (the bench measures with and without); returns the previous options. */
+export function setKernelOptions(o: Partial<KernelOptions>): KernelOptions {
+  const prev = { ...options };
+  Object.assign(options, o);
+  return prev;
+}
+
+export function kernelOptions(): KernelOptions {
+  return { ...options };
+}
+
+/** The fused optimizer kernels for the active backend, or null where the TF.js op sequence is used. */
+export function fusedOptimizerKernels(): FusedOptimizerKernels | null {
+  if (!options.fusedOptimizer || tf.getBackend() !== 'webgpu') return null;
+  return webgpuOptimizerKernels();
+}
+
+/**
+ * Fused forms of the block's elementwise and row-wise op families (the same values up to the order
+ * of row sums). The model code calls these where they exist and its TF.js op sequence otherwise.
+ */
+export interface FusedBlockKernels {
+  /** modulate(LayerNorm(x), shift, scale): x [N, T, D], shift, scale [N, D] */
+  lnModulate(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D): tf.Tensor3D;
+  /** LayerNorm without affine parameters, eps 1e-6, of x [N, T, D] */
+  layerNorm(x: tf.Tensor3D): tf.Tensor3D;
+  /** the backward of lnModulate given its output gradient */
+  lnModulateBackward(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D, dmod: tf.Tensor3D): { dx: tf.Tensor; dshift: tf.Tensor; dscale: tf.Tensor };
+  /** tanh-GELU (as x·σ(2u)) and its backward dy ⊙ GELU'(h) */
+  gelu(x: tf.Tensor): tf.Tensor;
+  geluBackward(h: tf.Tensor, dy: tf.Tensor): tf.Tensor;
+  /** P ⊙ (dP − Σ_last dP ⊙ P) */
+  softmaxBackward(p: tf.Tensor, dP: tf.Tensor): tf.Tensor;
+}
+
+const webgpuFusedBlock: FusedBlockKernels = {
+  lnModulate: webgpuBlock.lnModulate,
+  layerNorm: webgpuBlock.layerNorm3d,
+  lnModulateBackward: webgpuBlock.lnModulateBackward,
+  gelu: webgpuBlock.gelu,
+  geluBackward: webgpuBlock.geluBackward,
+  softmaxBackward: webgpuBlock.softmaxBackward,
+};
+
+/** The fused block kernels of the active backend, or null where the TF.js op sequence is used. */
+export function fusedBlockKernels(): FusedBlockKernels | null {
+  if (!options.fusedBlock || tf.getBackend() !== 'webgpu') return null;
+  webgpuBlock.registerWebgpuBlockKernels();
+  return webgpuFusedBlock;
 }

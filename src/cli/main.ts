@@ -3,6 +3,7 @@
 import { Command, CommanderError, Help, Option } from 'commander';
 import { BACKEND_NAMES, parseBackendChoice } from '../backends/index.js';
 import { EXIT, RegressionError, UserError } from '../util/errors.js';
+import { inputErrorOf } from '../util/input-errors.js';
 import { setQuiet } from '../util/log.js';
 import { gitCommit, toolVersion } from '../util/version.js';
 import type { GlobalOptions } from './context.js';
@@ -59,7 +60,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv);
     return EXIT.ok;
-  } catch (e) {
+  } catch (caught) {
+    const e = inputErrorOf(caught) ?? caught; // library/OS errors about the input become UserErrors
     if (e instanceof CommanderError) {
       // --help and --version end here with code 0; usage errors were already printed by commander
       return e.exitCode === 0 ? EXIT.ok : EXIT.user;

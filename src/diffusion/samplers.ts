@@ -19,6 +19,7 @@ import type { Denoiser } from './denoiser.js';
 import type { GaussianDiffusion } from './process.js';
 
 export type SamplerName = 'ddpm' | 'ddim';
+export const SAMPLER_NAMES: readonly SamplerName[] = ['ddpm', 'ddim'];
 
 export interface StepInfo {
   /** 0 = first (noisiest) step */

@@ -6,7 +6,8 @@ import { fpdmFrom, modelName, validateConfig, type DiTConfig, type ModelConfig }
 import { canonicalJson, sha256Hex } from '../store/json.js';
 import { TAG, type Allocation, type ModelFamily } from '../store/names.js';
 import type { Tags } from '../store/types.js';
-import { autoSplits, blockEvalsPerImage, fpdmSplit } from './budget.js';
+import type { SamplingPlan } from '../diffusion/budget.js';
+import { specSamplingPlans, stepCost } from './budget.js';
 import { datasetShape, resolveTrunk, type DatasetSpec, type LoadedSpec, type MetricChoice, type MetricOptions, type Spec, type TrainingSpec } from './spec.js';
 
 /** Everything a train run's result depends on (hashed into its key). */
@@ -70,6 +71,8 @@ export interface PlannedSample extends PlannedBase {
   kind: 'sample';
   parentKey: string;
   config: SampleConfig;
+  /** what the sampler executes (planSampling's plan; its settings are in config.sampling) */
+  plan: SamplingPlan;
 }
 export type PlannedRun = PlannedTrain | PlannedSample;
 
@@ -154,22 +157,19 @@ export function planRuns({ spec, fingerprints, toolVersion }: PlanInputs): Plan 
         const label = modelName(model);
         const base = { label, modelName: name, family: model.kind, seed, overrides: variant.overrides };
         if (!trains.has(key)) trains.set(key, { ...base, kind: 'train', key, config, tags: { ...modelTags(model) }, cost: trainCost(model, s.training) });
-        for (const sampling of samplingSettings(s, model)) {
+        for (const { sampling, plan } of samplingSettings(s, model)) {
           const sc: SampleConfig = {
             kind: 'sample', trainKey: key, sampling, metrics: [...s.metrics].sort(), metricOptions: s.metricOptions, seed, toolVersion,
           };
           const skey = runKey(sc);
           if (samples.has(skey)) continue;
-          const pre = model.kind === 'fpdm' ? model.preDepth : 0;
-          const post = model.kind === 'fpdm' ? model.postDepth : 0;
-          const perImage = blockEvalsPerImage(model.kind, sampling.steps, sampling.iters ?? 0, model.depth, pre, post);
           const tags: Tags = { ...modelTags(model), [TAG.budget]: sampling.budget, [TAG.steps]: sampling.steps };
           if (sampling.iters !== null) tags[TAG.iters] = sampling.iters;
           if (sampling.allocation !== null) tags[TAG.allocation] = sampling.allocation;
           if (sampling.reuse !== null) tags[TAG.reuse] = sampling.reuse;
           samples.set(skey, {
-            ...base, kind: 'sample', key: skey, parentKey: key, config: sc, tags,
-            cost: perImage * sampling.samples * (sampling.cfg > 1 ? 2 : 1),
+            ...base, kind: 'sample', key: skey, parentKey: key, config: sc, tags, plan,
+            cost: plan.blockEvals * sampling.samples * (sampling.cfg > 1 ? 2 : 1),
           });
         }
       }
@@ -178,30 +178,24 @@ export function planRuns({ spec, fingerprints, toolVersion }: PlanInputs): Plan 
   return { experiment: spec.base.name, runs: [...trains.values(), ...samples.values()] };
 }
 
-/** The sampling settings of one model: DiT one per budget; FPDM budgets × splits × allocations × reuse. */
-function samplingSettings(s: Spec, m: ModelConfig): SamplingSettings[] {
+/**
+ * The sampling runs of one model: its plans (experiments/budget.ts specSamplingPlans → planSampling:
+ * DiT one per budget; FPDM budgets × splits × allocations) × reuse. The spec was validated with the
+ * same function, so no plan is refused here.
+ */
+function samplingSettings(s: Spec, m: ModelConfig): { sampling: SamplingSettings; plan: SamplingPlan }[] {
   const sp = s.sampling;
+  const { plans, issues } = specSamplingPlans(stepCost(m), {
+    budgets: sp.budgets, splits: sp.splits, allocations: [sp.allocation].flat(), tolerance: sp.tolerance, diffusionSteps: s.training.diffusionSteps,
+  });
+  if (issues.length > 0) throw new Error(`planner: a validated spec gave plan issues: ${issues.map((i) => i.message).join('; ')}`);
   const common = { sampler: sp.sampler, eta: sp.eta, cfg: sp.cfg, samples: sp.samples, batchSize: sp.batchSize };
-  const out: SamplingSettings[] = [];
-  for (const budget of sp.budgets) {
-    if (m.kind === 'dit') {
-      out.push({ ...common, budget, steps: budget, iters: null, allocation: null, tolerance: null, reuse: null });
-      continue;
-    }
-    const splits =
-      sp.splits === 'auto'
-        ? autoSplits(budget, m.depth, m.preDepth, m.postDepth, s.training.diffusionSteps)
-        : sp.splits.map((steps) => fpdmSplit(budget, m.depth, m.preDepth, m.postDepth, steps)).filter((x) => x !== null);
-    for (const split of splits) {
-      for (const allocation of [sp.allocation].flat()) {
-        for (const reuse of [sp.reuse].flat()) {
-          out.push({
-            ...common, budget, steps: split.steps, iters: split.iters, allocation,
-            tolerance: allocation === 'tolerance' ? (sp.tolerance ?? null) : null, reuse,
-          });
-        }
-      }
-    }
+  const out: { sampling: SamplingSettings; plan: SamplingPlan }[] = [];
+  for (const plan of plans) {
+    if (plan.budget === null) throw new Error('planner: a spec plan without a budget');
+    const settings = { ...common, budget: plan.budget, steps: plan.steps, iters: plan.iters, allocation: plan.allocation, tolerance: plan.tolerance };
+    if (m.kind === 'dit') out.push({ sampling: { ...settings, reuse: null }, plan });
+    else for (const reuse of [sp.reuse].flat()) out.push({ sampling: { ...settings, reuse }, plan });
   }
   return out;
 }

@@ -13,6 +13,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { initBackend, type BackendChoice, type BackendInfo } from '../backends/index.js';
+import type { ShardRecord } from '../store/merge.js';
 import type { RunStatus } from '../store/names.js';
 import { openStore, type Store } from '../store/store.js';
 import type { Provenance, RunInput } from '../store/types.js';
@@ -72,6 +73,11 @@ export interface RunSummary {
   seconds: number;
 }
 
+/** `provenance.shard` of the runs of a `--shard i/n` (so `collect` can name the shards a set of bundles lacks) */
+function shardRecord(p: Prepared, opts: RunExperimentOptions): { shard: ShardRecord } | undefined {
+  return opts.shard && { shard: { ...opts.shard, trainRuns: p.full.runs.filter((r) => r.kind === 'train').length } };
+}
+
 function runInput(r: PlannedRun, experiment: string, provenance?: Provenance): RunInput {
   return {
     key: r.key, experiment, kind: r.kind, model: r.label, family: r.family, parentKey: r.kind === 'sample' ? r.parentKey : null,
@@ -94,7 +100,7 @@ export async function runExperiment(opts: RunExperimentOptions): Promise<RunSumm
   const outcomes = new Map<string, { outcome: Outcome; error: string | null }>();
   try {
     store.upsertExperiment(p.plan.experiment, p.spec.text);
-    store.addPendingRuns(p.plan.runs.map((r) => runInput(r, p.plan.experiment)));
+    store.addPendingRuns(p.plan.runs.map((r) => runInput(r, p.plan.experiment, shardRecord(p, opts))));
     const prov0 = baseProvenance(backend);
     const trains = p.plan.runs.filter((r): r is PlannedTrain => r.kind === 'train').sort((a, b) => a.key.localeCompare(b.key));
     const samplesOf = new Map<string, PlannedSample[]>();
@@ -144,7 +150,7 @@ export async function runExperiment(opts: RunExperimentOptions): Promise<RunSumm
 async function attempt(
   store: Store, run: PlannedRun, p: Prepared, prov0: Provenance, opts: RunExperimentOptions, artifactsDir: string, parent: PlannedTrain | null,
 ): Promise<{ outcome: Outcome; error: string | null } | 'busy'> {
-  const provenance: Provenance = { ...prov0, config: run.config, runKey: run.key, seed: run.seed, startedAt: new Date().toISOString() };
+  const provenance: Provenance = { ...prov0, ...shardRecord(p, opts), config: run.config, runKey: run.key, seed: run.seed, startedAt: new Date().toISOString() };
   const claim = store.claimRun(runInput(run, p.plan.experiment, provenance), { retryFailed: opts.retryFailed });
   if (claim.outcome === 'busy') return 'busy';
   if (claim.outcome === 'done') return { outcome: 'skipped', error: null };

@@ -1,13 +1,14 @@
 // Executes one claimed sample run: loads the EMA weights of its train run's checkpoint, samples
-// `samples` images at the run's budget (steps × iterations, allocation, reuse, CFG) with the shared
-// sampling engine (./sampling.ts, sampleAtBudget), measures them and
+// `samples` images by executing the run's sampling plan (made by the planner with planSampling: steps,
+// per-step iterations; plus reuse and CFG) with the shared sampling engine (./sampling.ts,
+// sampleAtBudget), measures them and
 // stores metrics (distribution metric, block evaluations / FLOPs / seconds per image, throughput,
 // peak memory, per-step fixed-point residuals, params) and a sample grid, in one transaction.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeGrid } from '../data/images.js';
 import type { Dataset } from '../data/dataset.js';
-import { allocateIterations } from '../diffusion/budget.js';
+import type { SamplingPlan } from '../diffusion/budget.js';
 import { createDiffusion } from '../diffusion/process.js';
 import { modelFromStateDict, type AnyModel } from '../models/index.js';
 import { countParams } from '../models/params.js';
@@ -41,12 +42,6 @@ export function loadTrainedModel(parent: PlannedTrain, artifactsDir: string): An
   return modelFromStateDict(parent.config.model, tensorsWithPrefix(ckpt.tensors, 'ema'), { strict: true, source: `EMA weights in '${dir}'` }).model;
 }
 
-/** Per-step fixed-point iterations of a sampling pass (sampling order), or null for DiT / tolerance. */
-export function iterationSchedule(s: SamplingSettings): number[] | null {
-  if (s.iters === null || s.allocation === null || s.allocation === 'tolerance') return null;
-  return allocateIterations(s.steps * s.iters, s.steps, s.allocation);
-}
-
 export interface GeneratedSamples {
   /** [N, C, H, W] in [−1, 1] */
   x: Float32Array;
@@ -57,16 +52,14 @@ export interface GeneratedSamples {
 }
 
 /**
- * Samples with the shared engine (sampleAtBudget). The planner has already turned the budget into
- * (steps, iters), so the split is passed explicitly; labels cycle over the classes (balanced).
+ * Samples with the shared engine (sampleAtBudget), executing the planner's plan as it is; labels
+ * cycle over the classes (balanced).
  */
-export async function generate(model: AnyModel, train: PlannedTrain, s: SamplingSettings, seed: number, onBatch?: (done: number) => void): Promise<GeneratedSamples> {
+export async function generate(model: AnyModel, train: PlannedTrain, s: SamplingSettings, plan: SamplingPlan, seed: number, onBatch?: (done: number) => void): Promise<GeneratedSamples> {
   const diffusion = diffusionFor(train.config.training);
-  const fpdm = model.config.kind === 'fpdm';
   let lastBatch = -1;
   const r = await sampleAtBudget({
-    model, diffusion, n: s.samples, batchSize: s.batchSize, budget: null, steps: s.steps,
-    ...(fpdm ? { iters: s.iters!, allocation: s.allocation!, reuse: s.reuse!, ...(s.tolerance !== null ? { tolerance: s.tolerance } : {}) } : {}),
+    model, diffusion, plan, n: s.samples, batchSize: s.batchSize, reuse: s.reuse === true,
     sampler: s.sampler, eta: s.eta, cfgScale: s.cfg > 1 ? s.cfg : null, labels: 'cycle', seed,
     onStep: (i) => {
       if (i.batch !== lastBatch && i.step === i.steps - 1) {
@@ -89,12 +82,12 @@ export async function executeSample(ctx: SampleRunContext): Promise<void> {
   let gen: GeneratedSamples;
   let peak: Peak | null = null;
   try {
-    gen = await generate(model, parent, s, run.seed, (done) => {
+    gen = await generate(model, parent, s, run.plan, run.seed, (done) => {
       bar.update(done);
       store.heartbeat(runId);
     });
     if (metricsWanted.has('memory')) {
-      const maxIters = s.iters === null ? 0 : Math.max(...(iterationSchedule(s) ?? gen.account.itersPerStep!.map(Math.ceil)));
+      const maxIters = s.iters === null ? 0 : Math.max(...(run.plan.itersPerStep ?? gen.account.itersPerStep!.map(Math.ceil)));
       peak = await peakSampleStep(model, Math.min(s.batchSize, s.samples), maxIters, s.cfg > 1, parent.config.training.diffusionSteps);
     }
   } finally {

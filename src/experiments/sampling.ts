@@ -1,65 +1,57 @@
-// Sampling at a compute budget: composes a trained model and the diffusion process into a Denoiser,
-// plans the pass (steps, per-step fixed-point iterations), runs DDPM or DDIM (optionally with
-// classifier-free guidance) and accounts for what was actually spent.
+// Sampling a trained model: executes a sampling plan (diffusion/budget.ts, planSampling: steps and
+// per-step fixed-point iterations of a budget) with DDPM or DDIM, optionally with classifier-free
+// guidance, and accounts for what was actually spent. Nothing here plans: the plan is given, and the
+// spec planner, `fpdm-exp sample` and `plan`/`run --dry-run` all made theirs with planSampling.
 //
-// Plans (DESIGN §4, ANCHORS "Sampling"; a budget K is in DiT-step equivalents = depth·K block evaluations):
-//   DiT                     steps = K (or --steps); each step costs `depth` block evaluations
-//   FPDM explicit           (steps, iters) with steps·(pre + iters + post) = depth·K (chooseSplit); without
-//                           a budget, steps and iters as given
-//   FPDM fixed/increasing/  the split's B = steps·iters iterations spread by the reference LinearController
-//        decreasing         (allocateIterations; sampling order, first step = noisiest)
+// Executing a plan (DESIGN §4, ANCHORS "Sampling"):
+//   DiT                     plan.steps steps of `depth` block evaluations
+//   FPDM fixed/increasing/  step i runs plan.itersPerStep[i] fixed-point iterations
+//        decreasing
 //   FPDM tolerance          each step iterates until the relative residual < tol, capped so the pass never
-//                           spends more than B iterations (ToleranceAllocator), at most maxPerStep a step
+//                           spends more than steps·iters iterations (ToleranceAllocator), at most
+//                           plan.maxItersPerStep a step
 // Solution reuse (FPDM): the fixed-point state reached at one step starts the next step's iteration;
 // the state lives in the denoiser's context and is reset between batches (each batch starts fresh).
 //
 // Accounting ("counts say what they count"):
 //   blockEvaluations   per image trajectory: Σ over steps of the blocks one forward of one image ran
-//                      (DiT: depth; FPDM: pre + iterations + post), mean over batches; CFG's second
-//                      (unconditional) half is NOT counted here (the paper's budget unit)
+//                      (DiT: depth; FPDM: pre + iterations the solver reports it ran + post), mean over
+//                      batches; CFG's second (unconditional) half is NOT counted here (the paper's unit)
 //   flops              by formula (models/flops.ts: matmuls only), for everything actually computed:
 //                      every image of every batch, both CFG halves
 //   seconds            wall time of the sampling passes (model + sampler, forced to completion)
 //   residualPerStep    FPDM: relative residual ‖z_k − z_{k−1}‖/‖z_{k−1}‖ of the last iteration at each
 //                      step, mean over batches
+// A plan with a fixed schedule must be spent exactly; a difference is a bug (an Error, not a result).
 import * as tf from '@tensorflow/tfjs-core';
-import { allocateIterations, chooseSplit, ToleranceAllocator, type AllocationSchedule } from '../diffusion/budget.js';
+import { ToleranceAllocator, type Allocation, type SamplingPlan } from '../diffusion/budget.js';
 import { withCfg, type CfgChannels } from '../diffusion/cfg.js';
 import type { Denoiser } from '../diffusion/denoiser.js';
 import { createDiffusion, type DiffusionConfig } from '../diffusion/process.js';
-import { SAMPLERS, type SamplerName } from '../diffusion/samplers.js';
+import { SAMPLER_NAMES, SAMPLERS, type Sampler, type SamplerName } from '../diffusion/samplers.js';
 import { modelFlops } from '../models/flops.js';
-import { FPDM } from '../models/fpdm.js';
-import { modelName, type AnyModel, type FixedPointState, type SolverOptions } from '../models/index.js';
+import { modelName, type DiffusionModel, type FixedPointState, type SolverOptions } from '../models/index.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
+import { stepCost } from './budget.js';
 
-export type Allocation = AllocationSchedule | 'tolerance';
-export const ALLOCATIONS: readonly Allocation[] = ['fixed', 'increasing', 'decreasing', 'tolerance'];
+export { ALLOCATIONS, type Allocation } from '../diffusion/budget.js';
 
 export interface SampleAtBudgetOptions {
   /** the trained model (usually its EMA weights); not disposed here */
-  model: AnyModel;
-  /** the training process config; it is respaced here to the number of sampling steps */
+  model: DiffusionModel;
+  /** the training process config; it is respaced here to the plan's number of steps */
   diffusion: DiffusionConfig;
+  /** what to run: planSampling's plan for this model */
+  plan: SamplingPlan;
   /** number of images */
   n: number;
   /** images per batch (default n); FPDM's reuse state is reset between batches */
   batchSize?: number;
-  /** budget K in DiT-step equivalents (depth·K block evaluations per image); null = explicit steps/iters */
-  budget: number | null;
-  /** sampling steps (DiT: default K; FPDM: picks the split with this many steps) */
-  steps?: number;
-  /** FPDM: iterations per step (picks the split with this many; default the K-step split) */
-  iters?: number;
-  /** FPDM: how the split's steps·iters iterations are spread (default 'fixed') */
-  allocation?: Allocation;
-  /** FPDM tolerance allocation: residual threshold (default 1e-3) and per-step cap (default 3·iters) */
-  tolerance?: number;
-  maxItersPerStep?: number;
   /** FPDM: solution reuse across steps (default false) */
   reuse?: boolean;
-  sampler?: SamplerName;
+  /** 'ddpm' (default), 'ddim', or any function with the samplers' signature (diffusion/samplers.ts) */
+  sampler?: SamplerName | Sampler;
   /** DDIM η (default 0) */
   eta?: number;
   /** classifier-free guidance scale; null or 1 = none (the null class must exist: classDropoutProb > 0) */
@@ -76,7 +68,8 @@ export interface SampleAtBudgetOptions {
 export interface SamplingAccount {
   model: string;
   kind: 'dit' | 'fpdm';
-  sampler: SamplerName;
+  /** the sampler's name (a sampler function: its function name) */
+  sampler: string;
   eta: number;
   cfgScale: number | null;
   budget: number | null;
@@ -85,6 +78,8 @@ export interface SamplingAccount {
   iters: number | null;
   allocation: Allocation | null;
   reuse: boolean;
+  /** block evaluations per image the plan spends ('tolerance': at most) */
+  plannedBlockEvaluations: number;
   /** FPDM: iterations per step in sampling order (mean over batches for 'tolerance'); null for DiT */
   itersPerStep: number[] | null;
   /** per image trajectory, mean over batches (CFG's unconditional half not counted) */
@@ -110,47 +105,8 @@ export interface SampleAtBudgetResult {
   account: SamplingAccount;
 }
 
-interface Plan {
-  steps: number;
-  iters: number | null;
-  /** FPDM fixed schedules: iterations per step, sampling order */
-  schedule: number[] | null;
-  allocation: Allocation | null;
-}
-
-/** Resolves the pass plan from the budget and the explicit choices; UserError when they conflict. */
-export function planSampling(model: AnyModel, o: Pick<SampleAtBudgetOptions, 'budget' | 'steps' | 'iters' | 'allocation'>): Plan {
-  const c = model.config;
-  const K = o.budget;
-  if (K !== null && (!Number.isInteger(K) || K < 1)) throw new UserError(`budget must be a positive integer of DiT-step equivalents (got ${K})`);
-  if (c.kind === 'dit') {
-    if (o.iters !== undefined || o.allocation !== undefined) throw new UserError('--iters/--allocation apply to FPDM; this checkpoint is a DiT (its budget K means K steps)');
-    if (K !== null && o.steps !== undefined && o.steps !== K) throw new UserError(`a DiT spends its budget of ${K} DiT-step equivalents in exactly ${K} steps; drop --steps or set it to ${K}`);
-    const steps = o.steps ?? K;
-    if (steps === null || steps === undefined) throw new UserError('give a --budget or --steps');
-    if (!Number.isInteger(steps) || steps < 1) throw new UserError(`steps must be a positive integer (got ${steps})`);
-    return { steps, iters: null, schedule: null, allocation: null };
-  }
-  let steps: number;
-  let iters: number;
-  if (K !== null) {
-    const split = chooseSplit({ baselineDepth: c.depth, pre: c.preDepth, post: c.postDepth, K, steps: o.steps, iters: o.iters });
-    steps = split.steps;
-    iters = split.iters;
-  } else {
-    if (o.steps === undefined || o.iters === undefined) throw new UserError('without --budget, FPDM needs both --steps and --iters');
-    steps = o.steps;
-    iters = o.iters;
-    if (!Number.isInteger(steps) || steps < 1 || !Number.isInteger(iters) || iters < 1) throw new UserError(`steps and iters must be positive integers (got ${steps}, ${iters})`);
-  }
-  const allocation = o.allocation ?? 'fixed';
-  if (!ALLOCATIONS.includes(allocation)) throw new UserError(`allocation '${allocation}' is not one of ${ALLOCATIONS.join(', ')}`);
-  const schedule = allocation === 'tolerance' ? null : allocateIterations(steps * iters, steps, allocation);
-  return { steps, iters, schedule, allocation };
-}
-
 /** Labels of the n images. */
-function drawLabels(model: AnyModel, o: SampleAtBudgetOptions): Int32Array {
+function drawLabels(model: DiffusionModel, o: SampleAtBudgetOptions): Int32Array {
   const k = model.config.numClasses;
   const l = o.labels ?? 'random';
   if (l instanceof Int32Array) {
@@ -163,119 +119,156 @@ function drawLabels(model: AnyModel, o: SampleAtBudgetOptions): Int32Array {
   return Int32Array.from({ length: o.n }, () => r.int(0, k - 1));
 }
 
-/**
- * Samples `n` images at a budget. Same options and seed → the same samples on the same backend;
- * every random draw (labels, x_T, per-step noise) comes from host generators keyed by the seed and
- * the batch index.
- */
-export async function sampleAtBudget(o: SampleAtBudgetOptions): Promise<SampleAtBudgetResult> {
-  const model = o.model;
+/** The checked settings of one call. */
+interface Setup {
+  plan: SamplingPlan;
+  batchSize: number;
+  cfgScale: number | null;
+  sampler: Sampler;
+  samplerName: string;
+  eta: number;
+}
+
+/** Checks the options against the model and the plan (the plan must have been made for this model). */
+function checkSetup(o: SampleAtBudgetOptions): Setup {
+  const { model, plan } = o;
   const c = model.config;
+  const cost = stepCost(c);
+  if (plan.cost.family !== cost.family || plan.cost.depth !== cost.depth || plan.cost.pre !== cost.pre || plan.cost.post !== cost.post) {
+    throw new Error(`sampleAtBudget: the plan was made for ${JSON.stringify(plan.cost)}, the model is ${JSON.stringify(cost)}`);
+  }
   if (!Number.isInteger(o.n) || o.n < 1) throw new UserError(`n must be a positive integer (got ${o.n})`);
   const batchSize = o.batchSize ?? o.n;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new UserError(`batch size must be a positive integer (got ${batchSize})`);
-  const plan = planSampling(model, o);
-  const fpdm = model instanceof FPDM ? model : null;
-  if (!fpdm && o.reuse) throw new UserError('--reuse applies to FPDM (solution reuse of the fixed-point state); this is a DiT');
-  const cfgScale = o.cfgScale ?? null;
-  const useCfg = cfgScale !== null && cfgScale !== 1;
-  if (useCfg && !(c.classDropoutProb > 0)) throw new UserError('classifier-free guidance needs a model trained with label dropout (it has no null class)');
-  const samplerName = o.sampler ?? 'ddpm';
-  const sampler = SAMPLERS[samplerName];
-  if (!sampler) throw new UserError(`sampler '${samplerName}' is not one of ddpm, ddim`);
-  const eta = o.eta ?? 0;
-  const process = createDiffusion({ ...o.diffusion, respacing: String(plan.steps) });
-  const flops = modelFlops(c);
-  const labels = drawLabels(model, o);
-  const { inChannels: C, inputSize: H } = c;
-  const samples = new Float32Array(o.n * C * H * H);
-  const numBatches = Math.ceil(o.n / batchSize);
-  const blocksPerStep = new Float64Array(plan.steps);
-  const itersPerStep = new Float64Array(plan.steps);
-  const residualSum = new Float64Array(plan.steps);
-  const residualCount = new Float64Array(plan.steps);
-  let totalFlops = 0;
-  let seconds = 0;
-  const tol = o.tolerance ?? 1e-3;
-  const maxPerStep = o.maxItersPerStep ?? 3 * (plan.iters ?? 1);
+  if (c.kind !== 'fpdm' && o.reuse) throw new UserError('--reuse applies to FPDM (solution reuse of the fixed-point state); this is a DiT');
+  const cfgScale = o.cfgScale !== undefined && o.cfgScale !== null && o.cfgScale !== 1 ? o.cfgScale : null;
+  if (cfgScale !== null && !(c.classDropoutProb > 0)) throw new UserError('classifier-free guidance needs a model trained with label dropout (it has no null class)');
+  const named = o.sampler ?? 'ddpm';
+  const sampler = typeof named === 'function' ? named : SAMPLERS[named];
+  if (!sampler) throw new UserError(`sampler '${String(named)}' is not one of ${SAMPLER_NAMES.join(', ')}`);
+  return { plan, batchSize, cfgScale, sampler, samplerName: typeof named === 'function' ? named.name || 'custom' : named, eta: o.eta ?? 0 };
+}
 
-  for (let b = 0; b < numBatches; b++) {
-    const start = b * batchSize;
-    const nb = Math.min(batchSize, o.n - start);
-    const rng = new Rng(`${o.seed}/sample/${b}`);
-    const alloc = plan.allocation === 'tolerance' ? new ToleranceAllocator({ budget: plan.steps * plan.iters!, steps: plan.steps, tol, maxPerStep: Math.max(1, maxPerStep) }) : null;
-    const perForward = nb * (useCfg ? 2 : 1);
-    // The model as a Denoiser: the per-step iteration count and reuse live here, not in the sampler.
-    const base: Denoiser<FixedPointState> = async (x, t, y, ctx) => {
-      const yy = y ?? tf.zeros([x.shape[0]], 'int32');
-      try {
-        if (!fpdm) {
-          const r = model.forward(x, t, yy as tf.Tensor1D);
-          blocksPerStep[ctx.step]! += c.depth / numBatches;
-          totalFlops += flops.forward() * perForward;
-          return { out: r.out, info: { blockEvals: c.depth } };
-        }
-        let solver: SolverOptions;
-        if (alloc) solver = { kind: 'tolerance', tol, maxIters: alloc.capFor(ctx.step) };
-        else solver = { kind: 'fixed', iters: plan.schedule![ctx.step]! };
-        const r = await fpdm.forwardAsync(x, t, yy as tf.Tensor1D, { solver, state: o.reuse ? ctx.state : undefined, trackResiduals: true });
-        const used = r.solve!.iterations;
-        if (alloc) alloc.record(ctx.step, used);
-        const res = r.solve!.residuals;
-        const last = res.length ? res[res.length - 1]! : null;
-        if (last !== null) {
-          residualSum[ctx.step]! += last;
-          residualCount[ctx.step]! += 1;
-        }
-        const blocks = fpdm.blockEvaluations(used);
-        blocksPerStep[ctx.step]! += blocks / numBatches;
-        itersPerStep[ctx.step]! += used / numBatches;
-        totalFlops += flops.forward(used) * perForward;
-        // reuse: hand the new state on and drop the old one; otherwise drop the new one
-        if (o.reuse) {
-          if (ctx.state) tf.dispose(ctx.state.z);
-          return { out: r.out, state: r.state, info: { blockEvals: blocks, iters: used, ...(last !== null ? { residual: last } : {}) } };
-        }
-        if (r.state) tf.dispose(r.state.z);
-        return { out: r.out, info: { blockEvals: blocks, iters: used, ...(last !== null ? { residual: last } : {}) } };
-      } finally {
-        if (y === null) yy.dispose();
-      }
-    };
-    const denoiser = useCfg ? withCfg(base, { scale: cfgScale!, numClasses: c.numClasses, channels: o.cfgChannels }) : base;
-    const xT = tf.tensor4d(rng.normals(nb * C * H * H), [nb, C, H, H]);
-    const y = tf.tensor1d(labels.subarray(start, start + nb), 'int32');
-    const t0 = performance.now();
-    const res = await sampler(denoiser, xT, process, {
-      y, rng, eta, clipDenoised: o.clipDenoised ?? false,
-      onStep: o.onStep
-        ? (i, info) => {
-            const it = info.denoiser.iters;
-            const r = info.denoiser.residual;
-            o.onStep!({ batch: b, step: i, steps: info.steps, iters: typeof it === 'number' ? it : null, residual: typeof r === 'number' ? r : null, ms: info.ms });
-          }
-        : undefined,
-    });
-    const data = (await res.x0.data()) as Float32Array; // forces completion before the clock stops
-    seconds += (performance.now() - t0) / 1000;
-    samples.set(data, start * C * H * H);
-    if (res.state) tf.dispose(res.state.z);
-    tf.dispose([res.x0, xT, y]);
+/** What the passes actually spent, summed over batches (divide by the batch count for per-image means). */
+class Tally {
+  readonly blocks: Float64Array;
+  readonly iters: Float64Array;
+  readonly residualSum: Float64Array;
+  readonly residualCount: Float64Array;
+  flops = 0;
+  seconds = 0;
+  constructor(steps: number) {
+    this.blocks = new Float64Array(steps);
+    this.iters = new Float64Array(steps);
+    this.residualSum = new Float64Array(steps);
+    this.residualCount = new Float64Array(steps);
   }
-  const blockEvaluationsPerStep = Array.from(blocksPerStep);
-  const blockEvaluations = blockEvaluationsPerStep.reduce((s, v) => s + v, 0);
-  return {
-    samples,
-    shape: [o.n, C, H, H],
-    labels,
-    account: {
-      model: modelName(c), kind: c.kind, sampler: samplerName, eta, cfgScale: useCfg ? cfgScale : null, budget: o.budget,
-      steps: plan.steps, iters: plan.iters, allocation: plan.allocation, reuse: Boolean(o.reuse),
-      itersPerStep: fpdm ? Array.from(itersPerStep) : null,
-      blockEvaluations, blockEvaluationsPerStep, ditStepEquivalents: blockEvaluations / c.depth,
-      flops: totalFlops, seconds,
-      residualPerStep: fpdm ? Array.from(residualSum, (s, i) => (residualCount[i]! > 0 ? s / residualCount[i]! : NaN)) : null,
-      n: o.n, batchSize, seed: o.seed,
-    },
+}
+
+/**
+ * The model as a Denoiser for one batch: the plan's per-step iterations (or the tolerance allocator's
+ * cap) and solution reuse live here, not in the sampler; every call adds what it ran to the tally.
+ */
+function planDenoiser(model: DiffusionModel, setup: Setup, reuse: boolean, imagesPerForward: number, tally: Tally): Denoiser<FixedPointState> {
+  const { plan } = setup;
+  const flops = modelFlops(model.config);
+  const alloc = plan.allocation === 'tolerance' ? new ToleranceAllocator({ budget: plan.steps * plan.iters!, steps: plan.steps, tol: plan.tolerance!, maxPerStep: plan.maxItersPerStep! }) : null;
+  const fpdm = plan.family === 'fpdm';
+  return async (x, t, y, ctx) => {
+    const yy = y ?? (tf.zeros([x.shape[0]], 'int32') as tf.Tensor1D);
+    try {
+      const solver: SolverOptions | undefined = !fpdm ? undefined : alloc ? { kind: 'tolerance', tol: plan.tolerance!, maxIters: alloc.capFor(ctx.step) } : { kind: 'fixed', iters: plan.itersPerStep![ctx.step]! };
+      const r = await model.forwardAsync(x, t, yy, fpdm ? { solver, state: reuse ? ctx.state : undefined, trackResiduals: true } : {});
+      const used = fpdm ? r.solve!.iterations : undefined;
+      if (alloc) alloc.record(ctx.step, used!);
+      const blocks = model.blockEvaluations(used);
+      tally.blocks[ctx.step]! += blocks;
+      tally.flops += flops.forward(used) * imagesPerForward;
+      const res = r.solve?.residuals ?? [];
+      const last = res.length ? res[res.length - 1]! : null;
+      if (last !== null) {
+        tally.residualSum[ctx.step]! += last;
+        tally.residualCount[ctx.step]! += 1;
+      }
+      if (used !== undefined) tally.iters[ctx.step]! += used;
+      const info = { blockEvals: blocks, ...(used !== undefined ? { iters: used } : {}), ...(last !== null ? { residual: last } : {}) };
+      // reuse: hand the new state on and drop the old one; otherwise drop the new one
+      if (reuse) {
+        if (ctx.state) tf.dispose(ctx.state.z);
+        return { out: r.out, state: r.state, info };
+      }
+      if (r.state) tf.dispose(r.state.z);
+      return { out: r.out, info };
+    } finally {
+      if (y === null) yy.dispose();
+    }
   };
+}
+
+/** Samples batch `b` into `samples` (timed from x_T to x_0 read back). */
+async function sampleBatch(o: SampleAtBudgetOptions, setup: Setup, b: number, labels: Int32Array, samples: Float32Array, tally: Tally): Promise<void> {
+  const c = o.model.config;
+  const { inChannels: C, inputSize: H } = c;
+  const start = b * setup.batchSize;
+  const nb = Math.min(setup.batchSize, o.n - start);
+  const rng = new Rng(`${o.seed}/sample/${b}`);
+  const process = createDiffusion({ ...o.diffusion, respacing: String(setup.plan.steps) });
+  const base = planDenoiser(o.model, setup, Boolean(o.reuse), nb * (setup.cfgScale !== null ? 2 : 1), tally);
+  const denoiser = setup.cfgScale !== null ? withCfg(base, { scale: setup.cfgScale, numClasses: c.numClasses, channels: o.cfgChannels }) : base;
+  const xT = tf.tensor4d(rng.normals(nb * C * H * H), [nb, C, H, H]);
+  const y = tf.tensor1d(labels.subarray(start, start + nb), 'int32');
+  const onStep = o.onStep;
+  const t0 = performance.now();
+  const res = await setup.sampler(denoiser, xT, process, {
+    y, rng, eta: setup.eta, clipDenoised: o.clipDenoised ?? false,
+    onStep: onStep
+      ? (i, info) => {
+          const it = info.denoiser.iters;
+          const r = info.denoiser.residual;
+          onStep({ batch: b, step: i, steps: info.steps, iters: typeof it === 'number' ? it : null, residual: typeof r === 'number' ? r : null, ms: info.ms });
+        }
+      : undefined,
+  });
+  const data = (await res.x0.data()) as Float32Array; // forces completion before the clock stops
+  tally.seconds += (performance.now() - t0) / 1000;
+  samples.set(data, start * C * H * H);
+  if (res.state) tf.dispose(res.state.z);
+  tf.dispose([res.x0, xT, y]);
+}
+
+/** The account of the passes; a fixed-schedule plan not spent exactly is a bug. */
+function accountOf(o: SampleAtBudgetOptions, setup: Setup, tally: Tally, numBatches: number): SamplingAccount {
+  const { plan } = setup;
+  const c = o.model.config;
+  const fpdm = plan.family === 'fpdm';
+  const blockEvaluationsPerStep = Array.from(tally.blocks, (v) => v / numBatches);
+  const blockEvaluations = blockEvaluationsPerStep.reduce((s, v) => s + v, 0);
+  if (plan.allocation !== 'tolerance' && blockEvaluations !== plan.blockEvals) {
+    throw new Error(`sampleAtBudget: the plan spends ${plan.blockEvals} block evaluations per image, the passes spent ${blockEvaluations}`);
+  }
+  return {
+    model: modelName(c), kind: c.kind, sampler: setup.samplerName, eta: setup.eta, cfgScale: setup.cfgScale, budget: plan.budget,
+    steps: plan.steps, iters: plan.iters, allocation: plan.allocation, reuse: Boolean(o.reuse), plannedBlockEvaluations: plan.blockEvals,
+    itersPerStep: fpdm ? Array.from(tally.iters, (v) => v / numBatches) : null,
+    blockEvaluations, blockEvaluationsPerStep, ditStepEquivalents: blockEvaluations / c.depth,
+    flops: tally.flops, seconds: tally.seconds,
+    residualPerStep: fpdm ? Array.from(tally.residualSum, (v, i) => (tally.residualCount[i]! > 0 ? v / tally.residualCount[i]! : NaN)) : null,
+    n: o.n, batchSize: setup.batchSize, seed: o.seed,
+  };
+}
+
+/**
+ * Samples `n` images by executing `plan`. Same options and seed → the same samples on the same
+ * backend; every random draw (labels, x_T, per-step noise) comes from host generators keyed by the
+ * seed and the batch index.
+ */
+export async function sampleAtBudget(o: SampleAtBudgetOptions): Promise<SampleAtBudgetResult> {
+  const setup = checkSetup(o);                                             // 1. plan ↔ model, options
+  const labels = drawLabels(o.model, o);                                   // 2. labels
+  const { inChannels: C, inputSize: H } = o.model.config;
+  const samples = new Float32Array(o.n * C * H * H);
+  const tally = new Tally(setup.plan.steps);
+  const numBatches = Math.ceil(o.n / setup.batchSize);
+  for (let b = 0; b < numBatches; b++) await sampleBatch(o, setup, b, labels, samples, tally); // 3. passes
+  return { samples, shape: [o.n, C, H, H], labels, account: accountOf(o, setup, tally, numBatches) }; // 4. account
 }

@@ -11,10 +11,10 @@
 //   seeds:    [0]
 //   grid:     { training.steps: [100, 200] }
 import { z } from 'zod';
-import { ALLOCATIONS } from '../store/names.js';
+import { ALLOCATIONS } from '../diffusion/budget.js';
 import { PRESET_NAMES } from '../models/config.js';
 import { closest, readSpecSource, parseSpecSource, show, throwIssues, type PathSeg, type SpecIssue, type SpecSource } from './source.js';
-import { fpdmSplit, maxFpdmIters } from './budget.js';
+import { specSamplingPlans } from './budget.js';
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
@@ -101,7 +101,7 @@ const samplingSchema = z
     /** FPDM steps at each budget ('auto' = every plan of the budget), iterations follow from the budget */
     splits: z.union([z.literal('auto'), z.array(posInt).min(1)]).default('auto'),
     allocation: oneOrMany(z.enum(ALLOCATIONS)).default('fixed'),
-    /** relative residual at which the 'tolerance' allocation stops iterating */
+    /** relative residual at which the 'tolerance' allocation stops iterating (default 1e-3) */
     tolerance: z.number().positive().optional(),
     reuse: oneOrMany(z.boolean()).default(false),
     sampler: z.enum(['ddpm', 'ddim']).default('ddpm'),
@@ -373,10 +373,8 @@ function crossField(s: Spec): SpecIssue[] {
   const sp = s.sampling;
   sp.budgets.forEach((b, i) => {
     if (sp.budgets.indexOf(b) !== i) add(['sampling', 'budgets', i], `received ${b} twice; fix: list each budget once`);
-    if (b < 2) add(['sampling', 'budgets', i], `received ${b}, expected at least 2 (a DiT spends a budget of K as K sampling steps, and a sampling pass needs at least 2 steps)`);
   });
   const allocs = [sp.allocation].flat();
-  if (allocs.includes('tolerance') && sp.tolerance === undefined) add(['sampling', 'tolerance'], "is missing; the 'tolerance' allocation needs a residual threshold; fix: add e.g. tolerance: 0.001");
   if (sp.eta !== 0 && sp.sampler !== 'ddim') add(['sampling', 'eta'], `received ${sp.eta}, but eta is a DDIM setting; fix: remove it or use sampler: ddim`);
   if (sp.cfg > 1 && shape.classes < 2) add(['sampling', 'cfg'], `received ${sp.cfg}, but classifier-free guidance needs class labels and the dataset is unconditional; fix: cfg: 1`);
   if (sp.cfg > 1 && shape.classes >= 2) {
@@ -385,22 +383,14 @@ function crossField(s: Spec): SpecIssue[] {
     }
   }
   if (sp.batchSize > sp.samples) add(['sampling', 'batchSize'], `received ${sp.batchSize}, expected at most sampling.samples (${sp.samples})`);
+  // every sampling plan of every model, made by the function the sampler's plans come from
   for (const name of names) {
     const m = s.models[name]!;
-    if (m.kind !== 'fpdm' || out.length > 0) continue;
+    if (out.length > 0) break;
     const t = resolveTrunk(s, name);
-    sp.budgets.forEach((b, i) => {
-      if (b > tr.diffusionSteps) add(['sampling', 'budgets', i], `received ${b}, expected at most training.diffusionSteps (${tr.diffusionSteps}) DiT steps`);
-      if (maxFpdmIters(b, t.depth, m.pre, m.post) < 1) add(['sampling', 'budgets', i], `received ${b}: impossible for model '${name}' (one step needs pre ${m.pre} + post ${m.post} + 1 iteration > ${b}×${t.depth} block evaluations)`);
-    });
-    if (sp.splits !== 'auto') {
-      for (const [j, steps] of sp.splits.entries()) {
-        if (steps < 2) add(['sampling', 'splits', j], `received ${steps}, expected at least 2 sampling steps`);
-        const fits = sp.budgets.some((b) => fpdmSplit(b, t.depth, m.pre, m.post, steps) !== null);
-        if (!fits) add(['sampling', 'splits', j], `received ${steps} steps: no budget in ${show(sp.budgets)} leaves model '${name}' at least one iteration per step (each step costs ${m.pre}+${m.post}+iters of ${t.depth}·budget block evaluations); fix: fewer steps or larger budgets`);
-        if (steps > tr.diffusionSteps) add(['sampling', 'splits', j], `received ${steps}, expected at most training.diffusionSteps (${tr.diffusionSteps})`);
-      }
-    }
+    const cost = m.kind === 'fpdm' ? { family: 'fpdm' as const, depth: t.depth, pre: m.pre, post: m.post } : { family: 'dit' as const, depth: t.depth, pre: 0, post: 0 };
+    const { issues } = specSamplingPlans(cost, { budgets: sp.budgets, splits: sp.splits, allocations: allocs, tolerance: sp.tolerance, diffusionSteps: tr.diffusionSteps });
+    for (const i of issues) add(i.path, `model '${name}': ${i.message}`);
   }
 
   for (const m of ['fd_mnist', 'kid_mnist'] as const) {

@@ -30,6 +30,9 @@ export interface TensorRebuild {
   storageOffset: number;
   size: number[];
   stride: number[];
+  /** why the call's arguments do not describe a tensor (wrong types, negative sizes, …); the hook
+   * reports it once it knows the tensor's name */
+  invalid?: string;
 }
 
 export interface UnpickleHooks {
@@ -44,10 +47,28 @@ const STORAGE_TYPES = ['Float', 'Double', 'Half', 'BFloat16', 'Long', 'Int', 'Sh
 class Mark {}
 const MARK = new Mark();
 
-function asInt(v: PyValue, what: string): number {
-  if (typeof v === 'number' && Number.isInteger(v)) return v;
-  if (typeof v === 'bigint') return Number(v);
-  throw new UserError(`checkpoint pickle: ${what} is not an integer`);
+const describeValue = (v: PyValue): string =>
+  v === null ? 'None' : Array.isArray(v) ? `a tuple of ${v.length}` : v instanceof Map ? 'a dict' : typeof v === 'bigint' ? `the integer ${v}` : `${typeof v} ${JSON.stringify(v)?.slice(0, 40) ?? String(v)}`;
+
+/**
+ * Checks the arguments of `_rebuild_tensor_v2(storage, storage_offset, size, stride, …)` as PyTorch
+ * does: the offset a non-negative integer, size and stride tuples of non-negative integers of one
+ * length. Problems are returned in `invalid` (with empty size/stride), not thrown, so the message
+ * can name the tensor.
+ */
+function rebuildArgs(args: PyValue): TensorRebuild {
+  const bad = (why: string): TensorRebuild => ({ storage: null, storageOffset: 0, size: [], stride: [], invalid: why });
+  if (!Array.isArray(args) || args.length < 4) return bad(`_rebuild_tensor needs (storage, offset, size, stride), got ${describeValue(args)}`);
+  const [storage, offset, size, stride] = args as PyValue[];
+  const isInt = (v: PyValue) => (typeof v === 'number' && Number.isInteger(v)) || typeof v === 'bigint';
+  if (!isInt(offset) || Number(offset) < 0) return bad(`its storage offset is ${describeValue(offset)}, not a non-negative integer`);
+  for (const [what, t] of [['size', size], ['stride', stride]] as const) {
+    if (!Array.isArray(t)) return bad(`its ${what} is ${describeValue(t)}, not a tuple of integers`);
+    const i = t.findIndex((d) => !isInt(d) || Number(d) < 0);
+    if (i >= 0) return bad(`its ${what}[${i}] is ${describeValue(t[i])}, not a non-negative integer`);
+  }
+  if ((size as PyValue[]).length !== (stride as PyValue[]).length) return bad(`its size has ${(size as PyValue[]).length} dimensions and its stride ${(stride as PyValue[]).length}`);
+  return { storage, storageOffset: Number(offset), size: (size as PyValue[]).map(Number), stride: (stride as PyValue[]).map(Number) };
 }
 
 function decodeLong(bytes: Uint8Array): number | bigint {
@@ -122,12 +143,7 @@ export function unpickle(buf: Uint8Array, hooks: UnpickleHooks, start = 0, sourc
       case 'dict':
         return new Map();
       case 'rebuild_tensor':
-        return hooks.rebuildTensor({
-          storage: args[0],
-          storageOffset: asInt(args[1], 'storage offset'),
-          size: (args[2] as PyValue[]).map((d) => asInt(d, 'size')),
-          stride: (args[3] as PyValue[]).map((d) => asInt(d, 'stride')),
-        });
+        return hooks.rebuildTensor(rebuildArgs(args));
       case 'rebuild_parameter':
         return args[0]; // (data, requires_grad, backward_hooks): the data is the tensor
       case 'namespace':

@@ -31,9 +31,9 @@
 //   qkv = mod1·Wqkvᵀ + bqkv, mod1, ln1 as above; dx += LN backward
 //   [sh1, s1, g1, sh2, s2, g2] = SiLU(c)·Waᵀ + ba    dWa = dadaᵀ·SiLU(c);  dc = (dada·Wa) ⊙ SiLU'(c)
 import * as tf from '@tensorflow/tfjs-core';
-import { blockKernels, gradientDepth } from '../backends/kernels.js';
+import { blockKernels, fusedBlockKernels, gradientDepth } from '../backends/kernels.js';
 import {
-  BLOCK_PARAM_NAMES, SAVED_ORDER, blockForward, chain, geluTanh, geluTanhBackward, layerNorm, linear, matMul2d, modulate, paramList, silu, type BlockSaved, type Params,
+  BLOCK_PARAM_NAMES, SAVED_ORDER, blockForward, chain, geluTanh, geluTanhBackward, linear, lnModulate, matMul2d, paramList, silu, type BlockSaved, type Params,
 } from './blocks.js';
 
 /** FPDM's input projection parameters, before the block's, in the step op's input order. */
@@ -44,6 +44,8 @@ export const PROJECTION_PARAM_NAMES = [
 
 /** P ⊙ (dP − Σ_last dP ⊙ P): the softmax backward, two [N, K, T, T] buffers beside P at a time. */
 function softmaxBackward(p: tf.Tensor, dP: tf.Tensor): tf.Tensor {
+  const fused = fusedBlockKernels();
+  if (fused) return fused.softmaxBackward(p, dP);
   const rowDot = chain(dP, (t) => tf.mul(t, p), (t) => tf.sum(t, -1, true));
   const out = chain(dP, (t) => tf.sub(t, rowDot), (t) => tf.mul(p, t));
   rowDot.dispose();
@@ -67,6 +69,8 @@ function linearBackward(x: tf.Tensor, w: tf.Tensor, dy: tf.Tensor): [tf.Tensor, 
  * scale [N, D] → dx [N, T, D], dshift [N, D], dscale [N, D]; also the output mod (for weight gradients).
  */
 function lnModulateBackward(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D, dmod: tf.Tensor3D): { dx: tf.Tensor; dshift: tf.Tensor; dscale: tf.Tensor } {
+  const fused = fusedBlockKernels();
+  if (fused) return fused.lnModulateBackward(x, shift, scale, dmod);
   const [n, , d] = x.shape;
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true);
@@ -100,7 +104,7 @@ function blockBackward(s: BlockSaved, c: tf.Tensor2D, w: tf.Tensor[], dy: tf.Ten
       const [dg, dw2, db2] = linearBackward(geluTanh(s.h), w2!, dm);
       return [geluTanhBackward(s.h, dg), dw2, db2];
     });
-    const [dmod2, dw1, db1] = tf.tidy(() => linearBackward(modulate(layerNorm(s.x1) as tf.Tensor3D, shiftMlp!, scaleMlp!), w1!, dhid!));
+    const [dmod2, dw1, db1] = tf.tidy(() => linearBackward(lnModulate(s.x1, shiftMlp!, scaleMlp!), w1!, dhid!));
     const ln2 = lnModulateBackward(s.x1, shiftMlp!, scaleMlp!, dmod2 as tf.Tensor3D);
     const dx1 = tf.add(dy, ln2.dx) as tf.Tensor3D;
     // x1 = x + gateMsa ⊙ a, a = merged·Wpᵀ + bp
@@ -117,7 +121,7 @@ function blockBackward(s: BlockSaved, c: tf.Tensor2D, w: tf.Tensor[], dy: tf.Ten
       const dk = tf.matMul(dS, s.qs, true, false); // [N, K, T, Dh]
       return blockKernels().joinHeads(dq as tf.Tensor4D, dk as tf.Tensor4D, dv as tf.Tensor4D); // [N, T, 3D]
     });
-    const [dmod1, dwqkv, dbqkv] = tf.tidy(() => linearBackward(modulate(layerNorm(s.x) as tf.Tensor3D, shiftMsa!, scaleMsa!), wqkv!, dqkv));
+    const [dmod1, dwqkv, dbqkv] = tf.tidy(() => linearBackward(lnModulate(s.x, shiftMsa!, scaleMsa!), wqkv!, dqkv));
     const ln1 = lnModulateBackward(s.x, shiftMsa!, scaleMsa!, dmod1 as tf.Tensor3D);
     const dx = tf.add(dx1, ln1.dx);
     // adaLN: [shift1, scale1, gate1, shift2, scale2, gate2] = SiLU(c)·Waᵀ + ba

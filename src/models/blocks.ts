@@ -8,7 +8,7 @@
 // T tokens = (H/P)·(W/P), D hidden, K heads, Dh = D/K, Co output channels.
 // Callers run these inside tf.tidy; none of them keeps a tensor.
 import * as tf from '@tensorflow/tfjs-core';
-import { blockKernels, mergeHeads } from '../backends/kernels.js';
+import { blockKernels, fusedBlockKernels, mergeHeads } from '../backends/kernels.js';
 
 /** Parameters (and buffers) by state_dict name. Variables are tensors, so a ParamTree is one too. */
 export type Params = ReadonlyMap<string, tf.Tensor>;
@@ -33,6 +33,11 @@ export function modulate(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D)
   const n = x.shape[0];
   const d = x.shape[2];
   return tf.add(tf.mul(x, tf.add(tf.reshape(scale, [n, 1, d]), 1)), tf.reshape(shift, [n, 1, d])); // [N, T, D]
+}
+
+/** modulate(layerNorm(x), shift, scale), fused where the backend has it (src/backends/kernels.ts). */
+export function lnModulate(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D): tf.Tensor3D {
+  return fusedBlockKernels()?.lnModulate(x, shift, scale) ?? modulate(layerNorm(x) as tf.Tensor3D, shift, scale);
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -67,6 +72,8 @@ function geluSigmoid(x: tf.Tensor): tf.Tensor {
  * [128,16,256]: tanh 10 ms, sigmoid < 0.1 ms). Values agree with the tanh form to float rounding.
  */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
+  const fused = fusedBlockKernels();
+  if (fused) return fused.gelu(x);
   const sg = geluSigmoid(x);
   const out = tf.mul(x, sg);
   sg.dispose();
@@ -75,6 +82,8 @@ export function geluTanh(x: tf.Tensor): tf.Tensor {
 
 /** dy ⊙ GELU_tanh'(h), elementwise: GELU'(h) = σ + 2h·σ(1 − σ)·√(2/π)(1 + 3·0.044715h²), σ = σ(2u). */
 export function geluTanhBackward(h: tf.Tensor, dy: tf.Tensor): tf.Tensor {
+  const fused = fusedBlockKernels();
+  if (fused) return fused.geluBackward(h, dy);
   const sg = geluSigmoid(h); // σ(2u)
   // 2h·σ(1 − σ)·√(2/π)(1 + 3·0.044715h²)
   const inner = chain(h, (t) => tf.square(t), (t) => tf.mul(t, 3 * 0.044715), (t) => tf.add(t, 1), (t) => tf.mul(t, 2 * SQRT_2_OVER_PI), (t) => tf.mul(t, h));
@@ -260,7 +269,7 @@ export function blockForward(x: tf.Tensor3D, c: tf.Tensor2D, w: tf.Tensor[], hea
     const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = tf.split(linear(silu(c), wa, ba), 6, 1) as tf.Tensor2D[]; // 6 × [N, D]
     // attention: all heads in one batched matMul
     const [qs, k, v] = tf.tidy(() => {
-      const mod1 = modulate(layerNorm(x) as tf.Tensor3D, shiftMsa!, scaleMsa!); // [N, T, D]
+      const mod1 = lnModulate(x, shiftMsa!, scaleMsa!); // [N, T, D]
       const [q, k, v] = kernels.splitHeads(linear(mod1, wqkv, bqkv) as tf.Tensor3D, heads); // each [N, K, T, Dh]
       return [tf.mul(q, 1 / Math.sqrt(dh)) as tf.Tensor4D, k, v];
     });
@@ -269,7 +278,7 @@ export function blockForward(x: tf.Tensor3D, c: tf.Tensor2D, w: tf.Tensor[], hea
     const a = linear(merged, wp, bp) as tf.Tensor3D; // [N, T, D]
     const x1 = tf.add(x, tf.mul(tf.reshape(gateMsa!, [n, 1, d]), a)) as tf.Tensor3D;
     // MLP
-    const h = tf.tidy(() => linear(modulate(layerNorm(x1) as tf.Tensor3D, shiftMlp!, scaleMlp!), w1, b1) as tf.Tensor3D); // [N, T, 4D]
+    const h = tf.tidy(() => linear(lnModulate(x1, shiftMlp!, scaleMlp!), w1, b1) as tf.Tensor3D); // [N, T, 4D]
     const m = tf.tidy(() => linear(geluTanh(h), w2, b2) as tf.Tensor3D); // [N, T, D]
     const out = tf.add(x1, tf.mul(tf.reshape(gateMlp!, [n, 1, d]), m)) as tf.Tensor3D;
     return { out, s: { x, qs, k, v, p, merged, a, x1, h, m } };
@@ -285,5 +294,5 @@ export function ditBlock(p: Params, prefix: string, x: tf.Tensor3D, c: tf.Tensor
 /** Final layer: modulate(LN(x), shift, scale) → Linear to P·P·Co. x [N, T, D], c [N, D] → [N, T, P·P·Co]. */
 export function finalLayer(p: Params, x: tf.Tensor3D, c: tf.Tensor2D): tf.Tensor3D {
   const [shift, scale] = adaLN(p, 'final_layer', c, 2) as [tf.Tensor2D, tf.Tensor2D];
-  return linearP(p, 'final_layer.linear', modulate(layerNorm(x) as tf.Tensor3D, shift, scale)) as tf.Tensor3D;
+  return linearP(p, 'final_layer.linear', lnModulate(x, shift, scale)) as tf.Tensor3D;
 }

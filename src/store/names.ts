@@ -124,5 +124,4 @@ export const TAG = {
 } as const;
 export type TagKey = (typeof TAG)[keyof typeof TAG];
 
-export const ALLOCATIONS = ['fixed', 'increasing', 'decreasing', 'tolerance'] as const;
-export type Allocation = (typeof ALLOCATIONS)[number];
+export { ALLOCATIONS, type Allocation } from '../diffusion/budget.js';

@@ -243,15 +243,17 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       }, varList);
       if (state) tf.dispose(state.z);
       tf.dispose([x0, noise, xT, tModel, y]);
-      const loss = (await value.data())[0]!;
-      let residual: number | undefined;
-      if (kept.residuals) {
-        const res = await kept.residuals.data();
-        kept.residuals.dispose();
-        if (res.length > 0) residual = res[res.length - 1];
-      }
-      value.dispose();
       const named = new Map(Object.entries(grads).map(([vn, g]) => [byVarName.get(vn)!, g]));
+      // one host read per step: the loss, the global gradient norm and the residuals together
+      const normT = s.opt.gradNormTensor(named);
+      const parts: tf.Tensor[] = [tf.reshape(value, [1]), ...(normT ? [normT] : []), ...(kept.residuals ? [kept.residuals] : [])];
+      const readBack = tf.concat(parts);
+      const host = await readBack.data();
+      tf.dispose([readBack, ...parts, value]);
+      const loss = host[0]!;
+      const gradNorm = normT ? host[1]! : 0;
+      const res = kept.residuals ? host.subarray(normT ? 2 : 1) : null;
+      const residual = res && res.length > 0 ? res[res.length - 1] : undefined;
       const step = s.step + 1;
       if (!Number.isFinite(loss)) {                                                             // 7
         tf.dispose(Object.values(grads));
@@ -262,9 +264,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         log(`diverged: the loss at step ${step} is ${loss}; the run stops (last good weights are those of step ${s.step})`);
         return { status: 'diverged', step: s.step, divergedAt: step, history: s.history, resumedFrom, outDir: o.outDir, seconds: (performance.now() - started) / 1000, config: cfg };
       }
-      const info = await s.opt.step(named);                                                          // 8
+      const info = s.opt.applyUpdate(named, gradNorm, s.ema);                                        // 8 (EMA too)
       tf.dispose(Object.values(grads));
-      s.ema.update();
       s.step = step;
       taken += 1;
       const rec: StepRecord = { step, loss, lr: info.lr, gradNorm: info.gradNorm, seconds: (performance.now() - t0) / 1000, ...fpdmInfo(model, plan, residual) };

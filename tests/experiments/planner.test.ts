@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
-import { autoSplits, fpdmSplit } from '../../src/experiments/budget.js';
 import { parseShard, planRuns, shardPlan, type Plan, type PlannedSample } from '../../src/experiments/planner.js';
 import { parseSpec } from '../../src/experiments/spec.js';
 import { TINY_SPEC, edit } from './specs.js';
@@ -58,21 +57,18 @@ test('each model is trained once per seed and shared by all its sampling setting
   assert.equal(g.runs.filter((r) => r.kind === 'train').length, 2);
 });
 
-test('budgets: DiT spends K steps; FPDM S steps of floor(K·depth/S) − pre − post iterations', () => {
+test('budgets: DiT spends K steps; FPDM S steps of K·depth/S − pre − post iterations, exactly', () => {
   const p = plan(TINY_SPEC);
   const s = p.runs.filter((r): r is PlannedSample => r.kind === 'sample');
   const dit = s.filter((r) => r.family === 'dit').map((r) => [r.config.sampling.budget, r.config.sampling.steps]);
   assert.deepEqual(dit.sort(), [[2, 2], [4, 4]]);
   const fp = s.filter((r) => r.family === 'fpdm').map((r) => [r.config.sampling.budget, r.config.sampling.steps, r.config.sampling.iters]);
   assert.deepEqual(fp.sort(), [[2, 2, 1], [4, 2, 4], [4, 4, 1]]);
-  // the paper's example: 20 XL steps (560 block evaluations) = 20 × 26 = 40 × 12 iterations (1 pre, 1 post)
-  assert.deepEqual(fpdmSplit(20, 28, 1, 1, 20), { steps: 20, iters: 26 });
-  assert.deepEqual(fpdmSplit(20, 28, 1, 1, 40), { steps: 40, iters: 12 });
-  assert.equal(fpdmSplit(2, 3, 1, 1, 4), null);
-  for (const sp of autoSplits(20, 28, 1, 1, 1000)) assert.ok(sp.steps * (sp.iters + 2) <= 20 * 28);
-  // estimated cost of a sample run = samples × block evaluations per image
+  // estimated cost of a sample run = samples × block evaluations per image = samples × depth·K (exact)
   for (const r of s) {
     const per = r.family === 'dit' ? r.config.sampling.steps * 3 : r.config.sampling.steps * (2 + r.config.sampling.iters!);
+    assert.equal(per, 3 * r.config.sampling.budget);
+    assert.equal(r.plan.blockEvals, per);
     assert.equal(r.cost, 4 * per);
   }
 });

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { allocateIterations } from '../../src/diffusion/budget.js';
+import { allocateIterations, type SamplingRequest } from '../../src/diffusion/budget.js';
+import { planModelSampling } from '../../src/experiments/budget.js';
 import { diffusionConfig } from '../../src/diffusion/process.js';
 import { createModel, ditPreset, fpdmFrom, modelFlops, validateConfig, type AnyModel } from '../../src/models/index.js';
 import { sampleAtBudget, type SampleAtBudgetOptions } from '../../src/experiments/sampling.js';
@@ -20,8 +21,13 @@ function model(kind: 'dit' | 'fpdm', seed = 1): AnyModel {
   return m;
 }
 
-function opts(m: AnyModel, extra: Partial<SampleAtBudgetOptions> = {}): SampleAtBudgetOptions {
-  return { model: m, diffusion: diffusionConfig({}), n: 4, budget: 3, seed: 5, ...extra };
+type Request = Partial<Omit<SamplingRequest, 'diffusionSteps'>>;
+
+/** Sampling options with the plan made by planSampling from the request fields (budget 3 by default). */
+function opts(m: AnyModel, extra: Partial<Omit<SampleAtBudgetOptions, 'plan'>> & Request = {}): SampleAtBudgetOptions {
+  const { budget = 3, steps, iters, allocation, tolerance, maxItersPerStep, ...rest } = extra;
+  const plan = planModelSampling(m.config, { budget, steps, iters, allocation, tolerance, maxItersPerStep, diffusionSteps: 1000 });
+  return { model: m, diffusion: diffusionConfig({}), n: 4, seed: 5, plan, ...rest };
 }
 
 test('DiT at budget K takes K steps of depth blocks; same seed same samples, another seed others', async () => {
@@ -37,7 +43,7 @@ test('DiT at budget K takes K steps of depth blocks; same seed same samples, ano
   assert.deepEqual(a.samples, b.samples);
   assert.ok(a.samples.some((v, i) => v !== c.samples[i]), 'another seed gives other samples');
   assert.ok(a.samples.every(Number.isFinite));
-  await assert.rejects(() => sampleAtBudget(opts(m, { steps: 5 })), UserError);
+  assert.throws(() => opts(m, { steps: 5 }), UserError);
   m.dispose();
 });
 
@@ -56,7 +62,7 @@ test('FPDM splits spend exactly depth·K block evaluations; allocations match th
   const four = await sampleAtBudget(opts(m, { steps: 4 }));
   assert.deepEqual(four.account.itersPerStep, [1, 1, 1, 1]);
   assert.equal(four.account.blockEvaluations, 12);
-  await assert.rejects(() => sampleAtBudget(opts(m, { steps: 5 })), /cannot be spent exactly/);
+  assert.throws(() => opts(m, { steps: 5 }), /cannot be spent exactly/);
   // explicit steps × iters without a budget, increasing allocation
   const inc = await sampleAtBudget(opts(m, { budget: null, steps: 4, iters: 3, allocation: 'increasing' }));
   assert.deepEqual(inc.account.itersPerStep, allocateIterations(12, 4, 'increasing'));

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { getTensor, f32, toFloat32, toFloat64, type HostTensor, type TensorMap } from '../../io/tensor.js';
 import { readSafetensors, writeSafetensors } from '../../io/safetensors.js';
 import { UserError } from '../../util/errors.js';
-import { requireFile } from '../../util/fs.js';
+import { prepareFileTarget, requireFile } from '../../util/fs.js';
 import { checkShape } from '../../util/shapes.js';
 import { emitJson, log } from '../../util/log.js';
 import { checkLabels, modelName, type FixedPointState, type SolveReport, type SolverOptions } from '../../models/index.js';
@@ -68,6 +68,7 @@ function labels(t: HostTensor, name: string): Int32Array {
 export async function run(o: ForwardCommandOptions, g: GlobalOptions): Promise<ForwardCommandResult> {
   const config = readModelConfig(o.config);
   requireFile(o.inputs, 'inputs file');
+  prepareFileTarget(o.out, '--out file', { createDir: false });
   const backend = await useBackend(g);
   if (config.kind === 'dit' && (o.reuse || o.iters !== undefined || o.tol !== undefined || o.anderson)) {
     throw new UserError('--iters/--reuse/--tol/--anderson apply to FPDM only: the config has no "fixed_point": true');

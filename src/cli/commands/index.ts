@@ -36,4 +36,6 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'is', term: 'is [options] <images>', summary: 'Inception Score (10 contiguous splits, mean ± population std) of an image set', load: () => import('./is.js') },
   { name: 'features', term: 'features [options]', summary: 'FID Inception features (2048-d pool3; block means with --blocks; logits with --logits) of an image set, to a .safetensors', load: () => import('./features.js') },
   { name: 'weights', term: 'weights', summary: 'pretrained weights the metrics need (the FID Inception network)', load: () => import('./weights.js') },
+  { name: 'vae', term: 'vae', summary: 'the SD VAE (AutoencoderKL kl-f8): evaluate it on given tensors, inspect weights', load: () => import('./vae.js') },
+  { name: 'latents', term: 'latents', summary: 'latent datasets: extract them from an image folder with the SD VAE, check them', load: () => import('./latents.js') },
 ];

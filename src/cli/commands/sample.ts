@@ -2,17 +2,23 @@
 //   fixed|tolerance [--tol 1e-3]] [--reuse] [--sampler ddpm|ddim --eta 0] [--cfg 4.0] --seed S --out grid.png
 //   [--save samples/] [--batch B] [--labels random|cycle] [--entry ema|model] [--json]`
 // Samples a trained checkpoint (the `train` command's directory) at a compute budget and prints what
-// was spent: block evaluations, FLOPs by formula, seconds, and for FPDM the fixed-point residual per step.
+// was spent. The plan comes from planSampling, as a spec's: a split that does not spend the budget
+// exactly is refused with the nearest exact splits. Printed: block evaluations, FLOPs by formula,
+// seconds, and for FPDM the fixed-point residual per step.
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { toUint8, writeGrid, writePng } from '../../data/images.js';
+import type { SamplingPlan } from '../../diffusion/budget.js';
+import type { DiffusionConfig } from '../../diffusion/process.js';
 import type { SamplerName } from '../../diffusion/samplers.js';
+import type { ModelConfig } from '../../models/config.js';
 import { f32, hostTensor } from '../../io/tensor.js';
 import { writeSafetensors } from '../../io/safetensors.js';
 import { modelFromStateDict } from '../../models/index.js';
 import { startProgress } from '../../experiments/progress.js';
+import { planModelSampling } from '../../experiments/budget.js';
 import { ALLOCATIONS, sampleAtBudget, type Allocation, type SamplingAccount } from '../../experiments/sampling.js';
 import { readCheckpoint, tensorsWithPrefix } from '../../training/checkpoint.js';
 import type { TrainConfig } from '../../training/loop.js';
@@ -20,6 +26,8 @@ import { UserError } from '../../util/errors.js';
 import { emitJson, log } from '../../util/log.js';
 import { useBackend, type GlobalOptions } from '../context.js';
 import { intArg, numArg } from './train.js';
+import { runReference, type ReferenceSampleOptions } from './sample_reference.js';
+import { prepareDir, prepareFileTarget } from '../../util/fs.js';
 
 export interface SampleCommandOptions {
   /** a `train` output directory (holding checkpoint.json) */
@@ -52,7 +60,17 @@ export interface SampleCommandResult {
   backend: string;
 }
 
+/** The plan the flags ask for: planSampling, the function a spec's plans come from. */
+export function samplePlan(model: ModelConfig, diffusion: DiffusionConfig, o: Pick<SampleCommandOptions, 'budget' | 'steps' | 'iters' | 'allocation' | 'tol' | 'maxIters'>): SamplingPlan {
+  return planModelSampling(model, {
+    budget: o.budget ?? null, steps: o.steps, iters: o.iters, allocation: o.allocation, tolerance: o.tol, maxItersPerStep: o.maxIters,
+    diffusionSteps: diffusion.diffusionSteps,
+  });
+}
+
 export async function run(o: SampleCommandOptions, g: GlobalOptions): Promise<SampleCommandResult> {
+  prepareFileTarget(o.out, '--out grid', { createDir: false }); // before sampling, not after
+  if (o.save) prepareDir(o.save, '--save directory', { create: false });
   const ckpt = readCheckpoint(o.ckpt);
   if (!ckpt) throw new UserError(`'${o.ckpt}' holds no checkpoint (no checkpoint.json): give the --out directory of a train command`);
   const cfg = ckpt.meta.config as TrainConfig;
@@ -60,13 +78,12 @@ export async function run(o: SampleCommandOptions, g: GlobalOptions): Promise<Sa
   const entry = o.entry ?? 'ema';
   const { model } = modelFromStateDict(cfg.model, tensorsWithPrefix(ckpt.tensors, entry), { strict: true, source: `${entry} weights in '${o.ckpt}'` });
   try {
-    const budget = o.budget ?? null;
-    const progressTotal = o.budget ?? o.steps ?? 0;
+    const plan = samplePlan(cfg.model, cfg.diffusion, o);
+    const progressTotal = plan.steps;
     const progress = startProgress('sample', progressTotal * Math.ceil(o.n / (o.batch ?? o.n)), o.json ? 'plain' : 'auto');
     let done = 0;
     const r = await sampleAtBudget({
-      model, diffusion: cfg.diffusion, n: o.n, batchSize: o.batch, budget, steps: o.steps, iters: o.iters, allocation: o.allocation,
-      tolerance: o.tol, maxItersPerStep: o.maxIters, reuse: o.reuse, sampler: o.sampler, eta: o.eta, cfgScale: o.cfg ?? null,
+      model, diffusion: cfg.diffusion, plan, n: o.n, batchSize: o.batch, reuse: o.reuse, sampler: o.sampler, eta: o.eta, cfgScale: o.cfg ?? null,
       labels: o.labels, seed: o.seed ?? 0,
       onStep: (s) => {
         done += 1;
@@ -100,7 +117,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
   program
     .command('sample')
     .description('sample a trained checkpoint at a compute budget (DiT-step equivalents) and report what was spent')
-    .requiredOption('--ckpt <dir>', 'the --out directory of a train command')
+    .requiredOption('--ckpt <path>', 'the --out directory of a train command, or a checkpoint file of the reference training code (.pt; EMA weights)')
     .option('--n <count>', 'number of images (default 64)', intArg('--n', 1), 64)
     .option('--budget <K>', 'budget in DiT-step equivalents (depth·K block evaluations per image)', intArg('--budget', 1))
     .option('--steps <n>', 'sampling steps (FPDM: picks the split of the budget with this many)', intArg('--steps', 1))
@@ -119,8 +136,21 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .addOption(new Option('--labels <how>', 'class labels: random or cycle (0, 1, 2, …)').choices(['random', 'cycle']).default('random'))
     .addOption(new Option('--entry <which>', 'weights to sample: ema or model').choices(['ema', 'model']).default('ema'))
     .option('--json', 'print the accounting as JSON on stdout')
-    .action(async (opts: SampleCommandOptions) => {
+    // a checkpoint file of the reference training code (sample_reference.ts)
+    .option('--config <file>', 'reference checkpoint: the constructor keyword arguments (JSON), when shapes and stored args do not say enough')
+    .option('--vae <path>', 'reference checkpoint: the SD VAE that decodes its latents (diffusers folder, or ldm/diffusers weights)')
+    .option('--vae-config <file>', 'config.json of --vae when it is a bare diffusers file')
+    .addOption(new Option('--vae-variant <name>', 'which SD VAE fine-tune --vae is (recorded with the result)').choices(['ema', 'mse']))
+    .option('--npz <file>', 'reference checkpoint: write the decoded samples as arr_0 uint8 [N, H, W, 3] (ADM evaluator layout)')
+    .addOption(new Option('--png-naming <style>', "reference checkpoint: --save file names: fpdm ({idx:05d}--{y:03d}--{label}.png) or dit ({index:06d}.png)").choices(['fpdm', 'dit']))
+    .option('--label-names <file>', 'reference checkpoint: JSON list of class names for fpdm-style PNG names')
+    .action(async (opts: SampleCommandOptions & ReferenceSampleOptions) => {
       if (opts.budget === undefined && opts.steps === undefined) throw new UserError('give --budget K (DiT-step equivalents) or --steps (with --iters for FPDM)');
+      if (existsSync(opts.ckpt) && statSync(opts.ckpt).isFile()) {
+        const rr = await runReference(opts, globals());
+        if (opts.json) emitJson(rr);
+        return;
+      }
       const r = await run(opts, globals());
       if (opts.json) emitJson(r);
     });

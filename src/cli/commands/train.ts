@@ -16,6 +16,7 @@ import { trainModel, type TrainResult } from '../../training/loop.js';
 import { UserError } from '../../util/errors.js';
 import { emitJson, log } from '../../util/log.js';
 import { useBackend, type GlobalOptions } from '../context.js';
+import { prepareDir } from '../../util/fs.js';
 
 export interface TrainCommandOptions {
   /** a preset name ('DiT-S/2') or a JSON file of the reference constructor's keyword arguments */
@@ -111,6 +112,7 @@ export function resolveDiffusion(prediction: 'eps' | 'v'): DiffusionConfig {
 }
 
 export async function run(o: TrainCommandOptions, g: GlobalOptions): Promise<TrainCommandResult> {
+  prepareDir(o.out, '--out checkpoint directory', { create: false });
   const backend = await useBackend(g);
   const ds = await openTrainingData(o.data, o.imageSize ?? 32, o.channels);
   const diffusion = resolveDiffusion(o.prediction ?? 'eps');
@@ -170,6 +172,12 @@ function rangeArg(name: string): (v: string) => [number, number] {
   };
 }
 
+/** --channels: commander's .choices() check is replaced by a parser, so the parser checks too */
+function channelsArg(v: string): 1 | 3 {
+  if (v !== '1' && v !== '3') throw new InvalidArgumentError(`'${v}' is not 1 or 3. Allowed choices are 1, 3.`);
+  return Number(v) as 1 | 3;
+}
+
 export function register(program: Command, globals: () => GlobalOptions): void {
   program
     .command('train')
@@ -182,7 +190,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--with-grad <c:d>', 'FPDM S-JFB: iterations with gradient, U{c..d} per batch (default 1:12)', rangeArg('--with-grad'))
     .requiredOption('--data <spec>', 'mnist, mnist:<split>, synthetic, folder:PATH (or a folder path)')
     .option('--image-size <px>', 'image size (default 32)', intArg('--image-size', 1))
-    .addOption(new Option('--channels <n>', 'image channels (default: 1 for mnist, 3 otherwise)').choices(['1', '3']).argParser((v) => Number(v) as 1 | 3))
+    .addOption(new Option('--channels <n>', 'image channels (default: 1 for mnist, 3 otherwise)').choices(['1', '3']).argParser(channelsArg))
     .requiredOption('--steps <n>', 'total optimizer steps', intArg('--steps', 1))
     .requiredOption('--batch <n>', 'batch size', intArg('--batch', 1))
     .option('--lr <x>', 'AdamW learning rate (default 1e-4)', numArg('--lr'))
