@@ -5,7 +5,7 @@ import { UserError } from '../util/errors.js';
 import type { Dataset } from '../data/dataset.js';
 import { openDataset } from '../data/index.js';
 import { canonicalJson } from '../store/json.js';
-import { datasetShape, type DatasetSpec } from './spec.js';
+import { datasetShape, type DatasetSettings as DatasetSpec } from './settings.js';
 import { decodedDataset, openSpecVae, type VaeSpec } from '../vae/spec.js';
 
 export type DatasetRole = 'train' | 'reference';
@@ -27,7 +27,7 @@ export async function openSpecDataset(d: DatasetSpec, role: DatasetRole = 'train
       ds = await openDataset({ kind: 'mnist', split: role === 'train' ? 'train' : 'heldout', imageSize: shape.imageSize, channels: 1 });
       break;
     case 'synthetic':
-      ds = await openDataset({ kind: 'synthetic', size: d.size, numClasses: shape.classes, seed: role === 'train' ? 0 : 1, imageSize: shape.imageSize, channels: shape.channels as 1 | 3 });
+      ds = await openDataset({ kind: 'synthetic', size: d.size, classes: shape.classes, seed: role === 'train' ? 0 : 1, imageSize: shape.imageSize, channels: shape.channels as 1 | 3 });
       break;
     case 'folder':
       ds = await openDataset({ kind: 'folder', path: d.path, imageSize: shape.imageSize, channels: d.channels });

@@ -107,7 +107,7 @@ export function lineChart(o: ChartOptions & { xType?: 'quantitative' | 'ordinal'
   const y = { field: 'mean', type: 'quantitative', title: o.yTitle, scale: o.yLog ? { type: 'log' } : { zero: false } };
   const color = { field: 'series', type: 'nominal', title: o.seriesTitle, sort: null, legend: LEGEND };
   const styles = [...new Set(o.points.map((p) => p.style).filter((v) => v !== undefined))];
-  const dashed = styles.length ? { strokeDash: { field: 'style', type: 'nominal', title: o.styleTitle ?? 'line', sort: styles, legend: { ...LEGEND, symbolType: 'stroke', symbolStrokeWidth: 2, symbolStrokeColor: '#444', symbolSize: 400 } } } : {};
+  const dashed = styles.length ? { strokeDash: { field: 'style', type: 'nominal', title: o.styleTitle ?? 'line', sort: styles, legend: { ...LEGEND, symbolType: 'stroke', symbolStrokeWidth: 2, symbolStrokeColor: 'black', symbolFillColor: 'black', symbolOpacity: 1, symbolSize: 300 } } } : {};
   const layer: unknown[] = [];
   if (hasBands(o.points) && (!o.yLog || o.points.every((p) => p.lo > 0)))
     layer.push({ mark: { type: 'errorband', opacity: 0.25 }, encoding: { x, y: { field: 'lo', type: 'quantitative', title: o.yTitle }, y2: { field: 'hi' }, color, ...(styles.length ? { detail: { field: 'style' } } : {}) } });

@@ -178,7 +178,7 @@ function budgetSection(metric: string | null, rows: MetricRecord[], summary: Bud
   const ql = qualityLevel(metric, rows);
   const refBand = ql ? { lo: ql.real[0], hi: ql.real[1], text: `real images: ${ql.real[0]}–${ql.real[1]} (${ql.numImages} vs ${ql.referenceImages})` } : undefined;
   s.figures.push({ id: `${metric}_vs_budget`, title, spec: lineChart({ id: `${metric}_vs_budget`, title, xTitle: 'Sampling budget (DiT-step equivalents, log scale)', yTitle: label(metric), seriesTitle: 'model', xLog: true, xTicks: ticks(summary.points.map((p) => p.budget)), points: fit.points, ...(refBand ? { refBand } : {}) }) });
-  if (ql) (s.notes ??= []).push(`The green band is what real images score on ${metric} with the same image counts (${ql.source}); uniform noise scores ${ql.noise}.`);
+  if (ql) (s.notes ??= []).push(`The green band is what real images score on ${metric} with the same image counts: ${ql.source}.`);
   if (id === 'budget') paperQuality(s, metric, summary, all);
   return s;
 }

@@ -81,7 +81,7 @@ export function verdictsSection(v: VerdictInput): Section {
     const ql = qualityLevel(metric, v.dist);
     if (ql) {
       weak = lower ? best.mean > WEAK_FACTOR * ql.real[1] : false;
-      level = `best ${metric} ${fmt(best.mean)} (${best.series}, budget ${best.budget}); real images score ${ql.real[0]}–${ql.real[1]} and uniform noise ${ql.noise} (${ql.numImages} vs ${ql.referenceImages} images; ${ql.source}): ${weak ? `far from real data (more than ${WEAK_FACTOR}× the real level)` : 'within reach of real data'}`;
+      level = `best ${metric} ${fmt(best.mean)} (${best.series}, budget ${best.budget}); real images score ${ql.real[0]}–${ql.real[1]} (${ql.numImages} vs ${ql.referenceImages} images; ${ql.source}): ${weak ? `far from real data (more than ${WEAK_FACTOR}× the real level)` : 'within reach of real data'}`;
       short = `models ${weak ? 'far from' : 'near'} real data (best ${metric} ${fmt(best.mean)}, real ${ql.real[0]}–${ql.real[1]})`;
     } else {
       level = `best ${metric} ${fmt(best.mean)} (${best.series}, budget ${best.budget}); no real-data level of ${metric} at these image counts is known to the report, so the models' quality is not judged`;
@@ -167,7 +167,7 @@ export function verdictsSection(v: VerdictInput): Section {
         claim: 'reusing the previous step\'s fixed-point solution helps, most at few iterations per step',
         paper: 'Fig. 6a (values not published): "considerably helps when using a small number of iterations per timestep"',
         ours: `on vs off: ${reuse.map((x) => `${cfg(x.on)} ${fmt(x.on.mean)} vs ${fmt(x.off.mean)}`).join(', ')}; reuse better beyond noise in ${better}, worse in ${worse} of ${reuse.length} (largest seed std ${fmt(Math.max(...reuse.flatMap((x) => [x.on.std ?? 0, x.off.std ?? 0])))})`,
-        strength: strength(residText(reuse.flatMap((x) => [x.on, x.off]), (c) => `${fmtTag(c.iters)} iter/step, reuse ${fmtTag(c.reuse)}`)),
+        strength: strength(residText(reuse.flatMap((x) => [x.on, x.off]), (c) => `reuse ${fmtTag(c.reuse)}`)),
         verdict: qualityVerdict(better > 0 && worse === 0 ? 'reproduced' : worse > 0 && better === 0 ? 'not reproduced' : 'inconclusive'),
       });
     }
@@ -183,7 +183,7 @@ export function verdictsSection(v: VerdictInput): Section {
         claim: 'allocating iterations "increasing" beats constant and decreasing allocation',
         paper: 'Table 5 (FID-1K): increasing best at every iteration count, e.g. 44.8 vs 45.8 (constant) vs 46.3 (decreasing) at 5 iterations',
         ours: res.map((x) => `${cfg(x.inc)}: ${x.vs.map((g) => `${fmtTag(g.tags[TAG.allocation])} ${fmt(g.mean)}`).join(', ')}`).join('; ') + `; increasing best beyond noise in ${res.filter((x) => x.best).length} of ${res.length}`,
-        strength: strength(residText(res.flatMap((x) => x.vs), (c) => `${c.allocation} at ${fmtTag(c.iters)} iter/step`)),
+        strength: strength(residText(res.flatMap((x) => x.vs), (c) => c.allocation)),
         verdict: qualityVerdict(res.every((x) => x.best) ? 'reproduced' : res.every((x) => x.beaten) ? 'not reproduced' : 'inconclusive'),
       });
     }
