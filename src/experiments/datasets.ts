@@ -45,7 +45,10 @@ export async function openSpecDataset(d: DatasetSpec, role: DatasetRole = 'train
       }
       // classes: 1 trains unconditionally on labelled latents, as the reference's --unsupervised (labels → 0)
       if (shape.classes === 1 && ds.numClasses > 1) ds = unlabeled(ds);
-      if (role === 'reference' && vae) ds = decodedDataset(ds, openSpecVae(vae).vae, vae.batch);
+      if (role === 'reference' && vae) {
+        const v = openSpecVae(vae);
+        ds = decodedDataset(ds, v.vae, vae.batch, v.sha256);
+      }
       break;
     }
   }

@@ -10,6 +10,7 @@
 // training checkpoints are atomic, so a kill at any moment loses nothing stored; a re-run claims the
 // interrupted run again (its owner is dead) and resumes from the checkpoint. Two processes on the same
 // database and spec never do a run twice because claiming is atomic.
+import { releaseSpecVaes } from '../vae/spec.js';
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { initBackend, type BackendChoice, type BackendInfo } from '../backends/index.js';
@@ -143,6 +144,7 @@ export async function runExperiment(opts: RunExperimentOptions): Promise<RunSumm
     return summarize(store, p, opts, backend, outcomes, (performance.now() - started) / 1000);
   } finally {
     store.close();
+    releaseSpecVaes(); // the VAE of a latent spec is loaded once for all its sample runs
   }
 }
 

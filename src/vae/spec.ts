@@ -93,7 +93,7 @@ export async function decodeForMetrics(vae: AutoencoderKL, x: Float32Array, shap
 }
 
 /** A latent dataset seen through the decoder: images [N, C, h·f, w·f] (the real images of the metrics when only latents exist). */
-export function decodedDataset(ds: Dataset, vae: AutoencoderKL, batch = 8): Dataset {
+export function decodedDataset(ds: Dataset, vae: AutoencoderKL, batch = 8, vaeId = ''): Dataset {
   const f = downFactor(vae.config);
   const out: Dataset = {
     kind: ds.kind,
@@ -104,7 +104,7 @@ export function decodedDataset(ds: Dataset, vae: AutoencoderKL, batch = 8): Data
     classNames: ds.classNames,
     channels: vae.config.outChannels,
     imageSize: ds.imageSize * f,
-    fingerprint: createHash('sha256').update(`${ds.fingerprint}/decoded`).digest('hex'),
+    fingerprint: createHash('sha256').update(`${ds.fingerprint}/decoded by ${vaeId}`).digest('hex'),
     batch: async (indices) => {
       checkIndices(out, indices);
       const b = await ds.batch(indices);
