@@ -9,8 +9,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs'; // registers every kernel's gradient (tfjs-core's CommonJS build has none)
 import { UserError } from '../util/errors.js';
 
 export const BACKEND_NAMES = ['wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
@@ -170,6 +168,9 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
     info = await probeOne(choice);
   }
   if (!info.usable) throw new UserError(`backend '${info.name}' cannot be used here: ${info.reason}`);
+  // TF.js loads here, not with this module, so that `backends` and `--help` start without it (~2 s)
+  const tf = await import('@tensorflow/tfjs-core');
+  await import('@tensorflow/tfjs'); // registers every kernel's gradient (tfjs-core's CommonJS build has none)
   if (active?.name === info.name && tf.getBackend() === info.name) return active;
 
   switch (info.name) {

@@ -18,12 +18,17 @@ export { MNIST_SPLITS, type MnistSplit } from './mnist.js';
 
 export const DATASET_KINDS: readonly DatasetKind[] = ['mnist', 'folder', 'synthetic', 'latents'];
 
+/** Default image side per kind: MNIST's native 28; folders and synthetic data 32 (the one default). */
+export const DEFAULT_IMAGE_SIZE: Record<Exclude<DatasetKind, 'latents'>, number> = { mnist: 28, folder: 32, synthetic: 32 };
+/** Defaults of synthetic data: number of images, classes, generator seed. */
+export const SYNTHETIC_DEFAULTS = { size: 512, classes: 4, seed: 0 } as const;
+
 /** What a spec or the command line says about the data. Fields that do not apply to a kind are errors. */
 export interface DatasetSpec {
   kind: DatasetKind;
   /** folder: the image folder (required) */
   path?: string;
-  /** side of the square images (default 32) */
+  /** side of the square images (default DEFAULT_IMAGE_SIZE: mnist 28, others 32) */
   imageSize?: number;
   /** 1 or 3 (default: 1 for mnist, 3 otherwise) */
   channels?: 1 | 3;
@@ -31,7 +36,7 @@ export interface DatasetSpec {
   split?: MnistSplit;
   /** synthetic: number of images (default 512), classes (default 4), generator seed (default 0) */
   size?: number;
-  numClasses?: number;
+  classes?: number;
   seed?: number;
   /** latents: which <name>_features/<name>_labels pair of the folder (default: the only one) */
   name?: string;
@@ -40,7 +45,7 @@ export interface DatasetSpec {
 const ALLOWED: Record<DatasetKind, readonly (keyof DatasetSpec)[]> = {
   mnist: ['kind', 'imageSize', 'channels', 'split'],
   folder: ['kind', 'path', 'imageSize', 'channels'],
-  synthetic: ['kind', 'imageSize', 'channels', 'size', 'numClasses', 'seed'],
+  synthetic: ['kind', 'imageSize', 'channels', 'size', 'classes', 'seed'],
   latents: ['kind', 'path', 'name'],
 };
 
@@ -52,7 +57,7 @@ export async function openDataset(spec: DatasetSpec): Promise<Dataset> {
       throw new UserError(`data: '${k}' does not apply to ${spec.kind} data (it takes ${ALLOWED[spec.kind].filter((a) => a !== 'kind').join(', ')})`);
     }
   }
-  const imageSize = spec.imageSize ?? 32;
+  const imageSize = spec.kind === 'latents' ? 0 : (spec.imageSize ?? DEFAULT_IMAGE_SIZE[spec.kind]); // latents: their files' side
   switch (spec.kind) {
     case 'mnist':
       return openMnist({ split: spec.split, imageSize, channels: spec.channels });
@@ -63,7 +68,7 @@ export async function openDataset(spec: DatasetSpec): Promise<Dataset> {
       if (!spec.path) throw new UserError('data: latent data needs a path (the folder holding <name>_features/ and <name>_labels/)');
       return openLatentDataset({ path: spec.path, name: spec.name });
     case 'synthetic':
-      return openSynthetic({ size: spec.size, numClasses: spec.numClasses, seed: spec.seed, imageSize, channels: spec.channels });
+      return openSynthetic({ size: spec.size ?? SYNTHETIC_DEFAULTS.size, numClasses: spec.classes ?? SYNTHETIC_DEFAULTS.classes, seed: spec.seed ?? SYNTHETIC_DEFAULTS.seed, imageSize, channels: spec.channels });
   }
 }
 

@@ -31,7 +31,7 @@ export const MNIST_RAW_SIZE = 28;
 
 export interface MnistOptions {
   split?: MnistSplit; // default 'train'
-  imageSize?: number; // default 32
+  imageSize?: number; // default 28 (native; DEFAULT_IMAGE_SIZE of data/index.ts)
   channels?: 1 | 3; // default 1
 }
 
@@ -110,7 +110,7 @@ function prepare(src: Uint8Array, imageSize: number): Float32Array {
 
 export function openMnist(opts: MnistOptions = {}): Dataset {
   const split = opts.split ?? 'train';
-  const imageSize = opts.imageSize ?? 32;
+  const imageSize = opts.imageSize ?? 28;
   const channels = opts.channels ?? 1;
   ensure(MNIST_SPLITS.includes(split), `mnist split '${split}' is not one of ${MNIST_SPLITS.join(', ')}`);
   ensure(Number.isInteger(imageSize) && imageSize >= 8 && imageSize <= 256, `mnist image size must be an integer in [8, 256] (got ${imageSize})`);

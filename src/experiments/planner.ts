@@ -1,27 +1,19 @@
 // The planner: expands a validated spec (grid × seeds × models × budgets × splits × allocations ×
 // reuse) into train runs and sample runs. Each model is trained ONCE per seed and that run is shared
 // by every sampling setting that uses it. A run key is the SHA-256 of the canonical JSON (sorted keys)
-// of the run's resolved config, which includes the dataset fingerprint and the tool version.
-import { fpdmFrom, modelName, validateConfig, type DiTConfig, type ModelConfig } from '../models/config.js';
-import { canonicalJson, sha256Hex } from '../store/json.js';
+// of the run's resolved config (settings.ts: the same for the train command), which includes the
+// dataset fingerprint and the tool version.
+import { modelName, type ModelConfig } from '../models/config.js';
 import { TAG, type Allocation, type ModelFamily } from '../store/names.js';
 import type { Tags } from '../store/types.js';
 import type { SamplingPlan } from '../diffusion/budget.js';
 import { specSamplingPlans, stepCost } from './budget.js';
-import { datasetShape, resolveTrunk, type DatasetSpec, type LoadedSpec, type MetricChoice, type MetricOptions, type Spec, type TrainingSpec } from './spec.js';
+import type { VaeSpec } from '../vae/spec.js';
+import { modelConfigOf, runKeyOf, trainRunConfig, type TrainRunConfig } from './settings.js';
+import { datasetShape, resolveTrunk, type LoadedSpec, type MetricChoice, type MetricOptions, type Spec, type TrainingSpec } from './spec.js';
 
-/** Everything a train run's result depends on (hashed into its key). */
-export interface TrainConfig {
-  kind: 'train';
-  /** the spec's name for the model (e.g. 'fpdm') */
-  modelName: string;
-  model: ModelConfig;
-  training: TrainingSpec;
-  dataset: DatasetSpec;
-  datasetFingerprint: string;
-  seed: number;
-  toolVersion: string;
-}
+/** Everything a train run's result depends on (hashed into its key): settings.ts's TrainRunConfig. */
+export type TrainConfig = TrainRunConfig;
 
 export interface SamplingSettings {
   sampler: 'ddpm' | 'ddim';
@@ -34,6 +26,8 @@ export interface SamplingSettings {
   iters: number | null;
   allocation: Allocation | null;
   tolerance: number | null;
+  /** 'tolerance' allocation only: the per-step cap */
+  maxItersPerStep?: number;
   reuse: boolean | null;
   samples: number;
   batchSize: number;
@@ -48,6 +42,8 @@ export interface SampleConfig {
   metricOptions: MetricOptions;
   seed: number;
   toolVersion: string;
+  /** latent datasets: the VAE that decodes the samples (absent for pixel datasets, so their keys are unchanged) */
+  vae?: VaeSpec;
 }
 
 interface PlannedBase {
@@ -66,6 +62,8 @@ interface PlannedBase {
 export interface PlannedTrain extends PlannedBase {
   kind: 'train';
   config: TrainConfig;
+  /** all training settings, including those not in the key (checkpoint and log cadence, gradient checkpointing) */
+  training: TrainingSpec;
 }
 export interface PlannedSample extends PlannedBase {
   kind: 'sample';
@@ -82,36 +80,13 @@ export interface Plan {
   runs: PlannedRun[];
 }
 
-/** The resolved model config of spec model `name` for the spec's dataset and loss. */
+/** The resolved model config of spec model `name` for the spec's dataset and prediction. */
 export function resolveModel(spec: Spec, name: string): ModelConfig {
-  const m = spec.models[name]!;
-  const t = resolveTrunk(spec, name);
-  const shape = datasetShape(spec.dataset);
-  const dit: DiTConfig = validateConfig({
-    kind: 'dit',
-    inputSize: shape.imageSize,
-    patchSize: t.patchSize,
-    inChannels: shape.channels,
-    hiddenSize: t.hiddenSize,
-    depth: t.depth,
-    numHeads: t.heads,
-    mlpRatio: t.mlpRatio,
-    classDropoutProb: shape.classes > 1 ? t.classDropout : 0,
-    numClasses: shape.classes,
-    learnSigma: spec.training.loss === 'hybrid',
-  });
-  if (m.kind === 'dit') return dit;
-  return fpdmFrom(dit, {
-    preDepth: m.pre,
-    postDepth: m.post,
-    noGradIters: m.sjfb.noGrad,
-    withGradIters: m.sjfb.withGrad,
-    prePostTimestepConditioning: m.prePostTimestepConditioning,
-  });
+  return modelConfigOf(spec.models[name]!, resolveTrunk(spec, name), datasetShape(spec.dataset), spec.training.prediction);
 }
 
 export function runKey(config: TrainConfig | SampleConfig): string {
-  return sha256Hex(canonicalJson(config));
+  return runKeyOf(config);
 }
 
 function modelTags(m: ModelConfig): Tags {
@@ -149,17 +124,15 @@ export function planRuns({ spec, fingerprints, toolVersion }: PlanInputs): Plan 
     for (const seed of s.seeds) {
       for (const name of Object.keys(s.models).sort()) {
         const model = resolveModel(s, name);
-        const config: TrainConfig = {
-          kind: 'train', modelName: name, model, training: s.training, dataset: s.dataset,
-          datasetFingerprint: fingerprints[vi]!, seed, toolVersion,
-        };
+        const config = trainRunConfig({ model, training: s.training, dataset: s.dataset, datasetFingerprint: fingerprints[vi]!, seed, toolVersion });
         const key = runKey(config);
         const label = modelName(model);
         const base = { label, modelName: name, family: model.kind, seed, overrides: variant.overrides };
-        if (!trains.has(key)) trains.set(key, { ...base, kind: 'train', key, config, tags: { ...modelTags(model) }, cost: trainCost(model, s.training) });
+        if (!trains.has(key)) trains.set(key, { ...base, kind: 'train', key, config, training: s.training, tags: { ...modelTags(model) }, cost: trainCost(model, s.training) });
         for (const { sampling, plan } of samplingSettings(s, model)) {
           const sc: SampleConfig = {
             kind: 'sample', trainKey: key, sampling, metrics: [...s.metrics].sort(), metricOptions: s.metricOptions, seed, toolVersion,
+            ...(s.vae ? { vae: s.vae } : {}),
           };
           const skey = runKey(sc);
           if (samples.has(skey)) continue;
@@ -186,14 +159,14 @@ export function planRuns({ spec, fingerprints, toolVersion }: PlanInputs): Plan 
 function samplingSettings(s: Spec, m: ModelConfig): { sampling: SamplingSettings; plan: SamplingPlan }[] {
   const sp = s.sampling;
   const { plans, issues } = specSamplingPlans(stepCost(m), {
-    budgets: sp.budgets, splits: sp.splits, allocations: [sp.allocation].flat(), tolerance: sp.tolerance, diffusionSteps: s.training.diffusionSteps,
+    budgets: sp.budgets, splits: sp.splits, allocations: [sp.allocation].flat(), tolerance: sp.tolerance, maxItersPerStep: sp.maxItersPerStep, diffusionSteps: s.training.diffusionSteps,
   });
   if (issues.length > 0) throw new Error(`planner: a validated spec gave plan issues: ${issues.map((i) => i.message).join('; ')}`);
   const common = { sampler: sp.sampler, eta: sp.eta, cfg: sp.cfg, samples: sp.samples, batchSize: sp.batchSize };
   const out: { sampling: SamplingSettings; plan: SamplingPlan }[] = [];
   for (const plan of plans) {
     if (plan.budget === null) throw new Error('planner: a spec plan without a budget');
-    const settings = { ...common, budget: plan.budget, steps: plan.steps, iters: plan.iters, allocation: plan.allocation, tolerance: plan.tolerance };
+    const settings = { ...common, budget: plan.budget, steps: plan.steps, iters: plan.iters, allocation: plan.allocation, tolerance: plan.tolerance, ...(plan.maxItersPerStep !== null ? { maxItersPerStep: plan.maxItersPerStep } : {}) };
     if (m.kind === 'dit') out.push({ sampling: { ...settings, reuse: null }, plan });
     else for (const reuse of [sp.reuse].flat()) out.push({ sampling: { ...settings, reuse }, plan });
   }

@@ -10,108 +10,22 @@
 //   metrics:  [fd_mnist, params, memory, throughput]
 //   seeds:    [0]
 //   grid:     { training.steps: [100, 200] }
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { ALLOCATIONS } from '../diffusion/budget.js';
 import { PRESET_NAMES } from '../models/config.js';
+import { datasetSchema, datasetShape, ditSchema, fpdmSchema, modelSchema, presetTrunk, RENAMED_KEYS, samplingSchema, trainingSchema, trainingIssues, datasetIssues, type Trunk } from './settings.js';
 import { closest, readSpecSource, parseSpecSource, show, throwIssues, type PathSeg, type SpecIssue, type SpecSource } from './source.js';
 import { specSamplingPlans } from './budget.js';
+import { UserError } from '../util/errors.js';
+import { latentFolderShape, vaeSpecSchema } from '../vae/spec.js';
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
-const oneOrMany = <T extends z.ZodTypeAny>(t: T) => z.union([t, z.array(t).min(1)]);
-const range = z.tuple([nonNegInt, nonNegInt]);
 
-export const DATASET_KINDS = ['mnist', 'folder', 'synthetic'] as const;
+export { DATASET_KINDS, datasetShape, type Trunk } from './settings.js';
 export const METRIC_CHOICES = ['fid', 'kid', 'prdc', 'is', 'fd_mnist', 'kid_mnist', 'params', 'memory', 'throughput'] as const;
 export type MetricChoice = (typeof METRIC_CHOICES)[number];
-
-const datasetSchema = z
-  .object({
-    kind: z.enum(DATASET_KINDS),
-    /** image folder (folder datasets only) */
-    path: z.string().min(1).optional(),
-    /** square side the images are resized to (MNIST: 28 native) */
-    imageSize: posInt.optional(),
-    /** 1 or 3; fixed by MNIST (1); synthetic data may choose */
-    channels: z.union([z.literal(1), z.literal(3)]).optional(),
-    /** number of classes for synthetic data (1 = unconditional) */
-    classes: posInt.optional(),
-    /** use only the first `limit` images (after the loader's fixed order) */
-    limit: posInt.optional(),
-    /** synthetic data: how many images */
-    size: posInt.optional(),
-    /** random horizontal flips during training */
-    hflip: z.boolean().default(false),
-  })
-  .strict();
-
-const trunk = {
-  /** a paper preset ('DiT-S/2'); explicit fields below override its sizes */
-  preset: z.string().optional(),
-  /** another model of this spec whose trunk (sizes, patch) this one copies */
-  like: z.string().optional(),
-  hiddenSize: posInt.optional(),
-  depth: posInt.optional(),
-  heads: posInt.optional(),
-  patchSize: posInt.optional(),
-  mlpRatio: z.number().positive().optional(),
-  classDropout: z.number().min(0).lt(1).optional(),
-};
-
-const ditSchema = z.object({ kind: z.literal('dit'), ...trunk }).strict();
-const fpdmSchema = z
-  .object({
-    kind: z.literal('fpdm'),
-    ...trunk,
-    pre: nonNegInt.default(1),
-    post: nonNegInt.default(1),
-    /** S-JFB: iterations without gradient U{a..b}, then with gradient U{c..d}, per batch */
-    sjfb: z.object({ noGrad: range.default([0, 10]), withGrad: range.default([1, 12]) }).strict().default({}),
-    prePostTimestepConditioning: z.boolean().default(true),
-  })
-  .strict();
-const modelSchema = z.discriminatedUnion('kind', [ditSchema, fpdmSchema]);
-
-const trainingSchema = z
-  .object({
-    steps: posInt,
-    batchSize: posInt,
-    lr: z.number().positive().default(1e-4),
-    weightDecay: z.number().nonnegative().default(0),
-    warmupSteps: nonNegInt.default(0),
-    /** learning rate after warm-up: constant (absent) or cosine decay to 0 at the last step */
-    lrSchedule: z.enum(['constant', 'cosine']).optional(),
-    ema: z.number().min(0).lt(1).default(0.9999),
-    gradClip: z.number().positive().nullable().default(null),
-    checkpointEvery: posInt.optional(),
-    logEvery: posInt.default(10),
-    /** hybrid: ε-prediction + learned variance, mse + vb (the reference); v-zsnr: v-prediction, zero terminal SNR */
-    loss: z.enum(['hybrid', 'v-zsnr']).default('hybrid'),
-    diffusionSteps: posInt.default(1000),
-    schedule: z.enum(['linear', 'cosine']).default('linear'),
-    /** gradient checkpointing (recompute blocks in the backward pass): same numbers, less memory; absent = off */
-    gradCheckpoint: z.boolean().optional(),
-  })
-  .strict();
-
-const samplingSchema = z
-  .object({
-    /** budgets in DiT-step equivalents (K ↔ K·depth block evaluations) */
-    budgets: z.array(posInt).min(1),
-    /** FPDM steps at each budget ('auto' = every plan of the budget), iterations follow from the budget */
-    splits: z.union([z.literal('auto'), z.array(posInt).min(1)]).default('auto'),
-    allocation: oneOrMany(z.enum(ALLOCATIONS)).default('fixed'),
-    /** relative residual at which the 'tolerance' allocation stops iterating (default 1e-3) */
-    tolerance: z.number().positive().optional(),
-    reuse: oneOrMany(z.boolean()).default(false),
-    sampler: z.enum(['ddpm', 'ddim']).default('ddpm'),
-    eta: z.number().min(0).max(1).default(0),
-    cfg: z.number().min(1).default(1),
-    /** images generated (and measured) per sampling run */
-    samples: posInt,
-    batchSize: posInt.default(32),
-  })
-  .strict();
 
 const metricOptionsSchema = z
   .object({
@@ -133,6 +47,8 @@ export const specSchema = z
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'expected a name of letters, digits, ".", "_" or "-"'),
     description: z.string().optional(),
     dataset: datasetSchema,
+    /** the SD VAE that decodes samples of a latent dataset for metrics and grids */
+    vae: vaeSpecSchema.optional(),
     models: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/, 'model names are letters, digits, "_" or "-"'), modelSchema),
     training: trainingSchema,
     sampling: samplingSchema,
@@ -188,10 +104,23 @@ function validateSource(src: SpecSource): LoadedSpec {
 
 /** zod + cross-field rules on one raw object; throws with every issue found. */
 function checkSpec(src: SpecSource, raw: unknown, remap?: (i: SpecIssue) => SpecIssue): Spec {
+  const renamed = renamedKeys(raw);
+  if (renamed.length > 0) throwIssues(src, remap ? renamed.map(remap) : renamed);
   const r = specSchema.safeParse(raw);
   const issues: SpecIssue[] = r.success ? crossField(r.data) : r.error.issues.flatMap((i) => zodIssue(src, raw, i));
   if (issues.length > 0) throwIssues(src, remap ? issues.map(remap) : issues);
   return (r as { data: Spec }).data;
+}
+
+/** Keys that were renamed (RENAMED_KEYS), each with the message naming its new key. */
+function renamedKeys(raw: unknown): SpecIssue[] {
+  const out: SpecIssue[] = [];
+  for (const [old, message] of Object.entries(RENAMED_KEYS)) {
+    const segs = old.split('.');
+    const v = valueAt(raw, segs.slice(0, -1));
+    if (v !== null && typeof v === 'object' && segs[segs.length - 1]! in v) out.push({ path: segs, message });
+  }
+  return out;
 }
 
 function valueAt(raw: unknown, path: PathSeg[]): unknown {
@@ -277,34 +206,12 @@ function knownKeysAt(path: PathSeg[], raw: unknown): string[] {
 
 // ---- cross-field rules -------------------------------------------------------------------------
 
-/** Resolved trunk sizes of a model spec (preset / like / explicit), or an issue. */
-export interface Trunk {
-  hiddenSize: number;
-  depth: number;
-  heads: number;
-  patchSize: number;
-  mlpRatio: number;
-  classDropout: number;
-}
-
-const PRESET_RE = /^DiT-(S|B|L|XL)\/(2|4|8)$/;
-const PRESET_SIZES: Record<string, { depth: number; hiddenSize: number; heads: number }> = {
-  S: { depth: 12, hiddenSize: 384, heads: 6 },
-  B: { depth: 12, hiddenSize: 768, heads: 12 },
-  L: { depth: 24, hiddenSize: 1024, heads: 16 },
-  XL: { depth: 28, hiddenSize: 1152, heads: 16 },
-};
-
 /** The trunk of model `name` with presets and `like:` resolved (assumes crossField passed). */
 export function resolveTrunk(spec: Spec, name: string, seen: string[] = []): Trunk {
   const m = spec.models[name]!;
   let base: Partial<Trunk> = {};
   if (m.like !== undefined) base = resolveTrunk(spec, m.like, [...seen, name]);
-  if (m.preset !== undefined) {
-    const p = PRESET_RE.exec(m.preset)!;
-    const s = PRESET_SIZES[p[1]!]!;
-    base = { ...base, ...s, patchSize: Number(p[2]) };
-  }
+  if (m.preset !== undefined) base = { ...base, ...presetTrunk(m.preset)! };
   const pick = <K extends keyof Trunk>(k: K, v: Trunk[K] | undefined, dflt?: Trunk[K]): Trunk[K] => (v ?? base[k] ?? dflt) as Trunk[K];
   return {
     hiddenSize: pick('hiddenSize', m.hiddenSize),
@@ -316,23 +223,14 @@ export function resolveTrunk(spec: Spec, name: string, seen: string[] = []): Tru
   };
 }
 
-/** Image side, channels and classes the models see (defaults per dataset kind). */
-export function datasetShape(d: DatasetSpec): { imageSize: number; channels: number; classes: number } {
-  if (d.kind === 'mnist') return { imageSize: d.imageSize ?? 28, channels: 1, classes: 10 };
-  return { imageSize: d.imageSize ?? 0, channels: d.channels ?? 3, classes: d.classes ?? 1 };
-}
-
 function crossField(s: Spec): SpecIssue[] {
   const out: SpecIssue[] = [];
   const add = (path: PathSeg[], message: string) => out.push({ path, message });
   const d = s.dataset;
-  if (d.kind === 'folder' && d.path === undefined) add(['dataset', 'path'], 'is missing; a folder dataset needs the directory of images; fix: add dataset.path');
-  if (d.kind !== 'folder' && d.path !== undefined) add(['dataset', 'path'], `received ${show(d.path)}, but only folder datasets take a path; fix: remove it or use kind: folder`);
-  if (d.kind === 'mnist' && d.channels !== undefined && d.channels !== 1) add(['dataset', 'channels'], `received ${d.channels}, but MNIST has 1 channel; fix: remove it`);
-  if (d.kind === 'mnist' && d.classes !== undefined && d.classes !== 10) add(['dataset', 'classes'], `received ${d.classes}, but MNIST has 10 classes; fix: remove it`);
-  if (d.kind !== 'synthetic' && d.size !== undefined) add(['dataset', 'size'], `received ${d.size}, but only synthetic datasets take a size; fix: remove it (use limit to take fewer images)`);
-  if (d.kind !== 'mnist' && d.imageSize === undefined) add(['dataset', 'imageSize'], `is missing; ${d.kind} datasets need the image side; fix: add e.g. imageSize: 32`);
-  if (d.kind === 'synthetic' && d.size === undefined) add(['dataset', 'size'], 'is missing; synthetic datasets need a number of images; fix: add e.g. size: 256');
+  for (const i of datasetIssues(d)) add(i.path, i.message);
+  if (d.kind === 'latents' && s.vae === undefined && s.metrics.some((m) => ['fid', 'kid', 'prdc', 'is'].includes(m))) add(['vae'], `is missing; ${s.metrics.filter((m) => ['fid', 'kid', 'prdc', 'is'].includes(m)).join(', ')} on a latent dataset need its samples decoded to images; fix: add vae: {path: <the SD VAE>, variant: mse}`);
+  if (d.kind !== 'latents' && s.vae !== undefined) add(['vae'], `is set, but the dataset is ${d.kind} (pixels): a VAE decodes latent datasets only; fix: remove it or use kind: latents`);
+  if (out.length > 0) return out;
   const shape = datasetShape(d);
 
   const names = Object.keys(s.models);
@@ -340,7 +238,7 @@ function crossField(s: Spec): SpecIssue[] {
   for (const name of names) {
     const m = s.models[name]!;
     const at = (k: string): PathSeg[] => ['models', name, k];
-    if (m.preset !== undefined && !PRESET_RE.test(m.preset)) add(at('preset'), `received ${show(m.preset)}, expected one of ${PRESET_NAMES.join(', ')}`);
+    if (m.preset !== undefined && presetTrunk(m.preset) === null) add(at('preset'), `received ${show(m.preset)}, expected one of ${PRESET_NAMES.join(', ')}`);
     if (m.like !== undefined) {
       if (!(m.like in s.models)) add(at('like'), `received ${show(m.like)}, expected the name of another model of this spec (${names.join(', ')})`);
       else if (likeCycle(s, name)) add(at('like'), `received ${show(m.like)}: the 'like' references form a cycle; fix: point one of them at a model with explicit sizes`);
@@ -365,10 +263,7 @@ function crossField(s: Spec): SpecIssue[] {
   }
 
   const tr = s.training;
-  if (tr.warmupSteps > tr.steps) add(['training', 'warmupSteps'], `received ${tr.warmupSteps}, expected at most training.steps (${tr.steps})`);
-  else if (tr.lrSchedule === 'cosine' && tr.warmupSteps === tr.steps) add(['training', 'warmupSteps'], `received ${tr.warmupSteps} with lrSchedule: cosine, which decays after the warm-up; fix: fewer warm-up steps than training.steps (${tr.steps})`);
-  if (tr.checkpointEvery !== undefined && tr.checkpointEvery > tr.steps) add(['training', 'checkpointEvery'], `received ${tr.checkpointEvery}, expected at most training.steps (${tr.steps})`);
-  if (tr.loss === 'v-zsnr' && tr.schedule !== 'linear') add(['training', 'schedule'], `received ${show(tr.schedule)}; the v-zsnr loss rescales the linear schedule; fix: use schedule: linear`);
+  for (const i of trainingIssues(tr)) add(i.path, i.message);
 
   const sp = s.sampling;
   sp.budgets.forEach((b, i) => {
@@ -389,7 +284,7 @@ function crossField(s: Spec): SpecIssue[] {
     if (out.length > 0) break;
     const t = resolveTrunk(s, name);
     const cost = m.kind === 'fpdm' ? { family: 'fpdm' as const, depth: t.depth, pre: m.pre, post: m.post } : { family: 'dit' as const, depth: t.depth, pre: 0, post: 0 };
-    const { issues } = specSamplingPlans(cost, { budgets: sp.budgets, splits: sp.splits, allocations: allocs, tolerance: sp.tolerance, diffusionSteps: tr.diffusionSteps });
+    const { issues } = specSamplingPlans(cost, { budgets: sp.budgets, splits: sp.splits, allocations: allocs, tolerance: sp.tolerance, maxItersPerStep: sp.maxItersPerStep, diffusionSteps: tr.diffusionSteps });
     for (const i of issues) add(i.path, `model '${name}': ${i.message}`);
   }
 

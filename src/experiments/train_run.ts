@@ -4,36 +4,27 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset } from '../data/dataset.js';
-import { diffusionConfig, type DiffusionConfig } from '../diffusion/process.js';
+import type { DiffusionConfig } from '../diffusion/process.js';
 import { countParams } from '../models/params.js';
 import { METRIC, METRIC_UNITS, TAG } from '../store/names.js';
 import type { Store } from '../store/store.js';
 import type { ArtifactInput, MetricInput } from '../store/types.js';
-import type { AdamWConfig } from '../training/adamw.js';
 import { SIDECAR } from '../training/checkpoint.js';
 import { trainModel, type StepRecord } from '../training/loop.js';
 import type { PlannedTrain } from './planner.js';
 import { startProgress, type ProgressMode } from './progress.js';
+import { checkpointEveryOf, optimizerOf, resolveDiffusion } from './settings.js';
 import type { TrainingSpec } from './spec.js';
 import { peakTrainStep } from './peak.js';
 
-/** The diffusion process of a spec's training settings (the sampler respaces it later). */
-export function diffusionFor(t: TrainingSpec): DiffusionConfig {
-  if (t.loss === 'hybrid') {
-    return diffusionConfig({ diffusionSteps: t.diffusionSteps, schedule: t.schedule, parameterization: 'eps', variance: 'learned-range', loss: 'hybrid' });
-  }
-  return diffusionConfig({
-    diffusionSteps: t.diffusionSteps, schedule: t.schedule, parameterization: 'v', variance: 'fixed-small', zeroTerminalSnr: true, loss: 'mse', vWeighting: 'p2',
-  });
+/** The diffusion process of training settings (settings.ts's one meaning of the prediction). */
+export function diffusionFor(t: Pick<TrainingSpec, 'prediction' | 'diffusionSteps' | 'schedule'>): DiffusionConfig {
+  return resolveDiffusion(t);
 }
 
 /** Checkpoint directory of a train run (under the artifacts directory, by run key). */
 export function checkpointDir(artifactsDir: string, key: string): string {
   return join(artifactsDir, 'runs', key);
-}
-
-export function defaultCheckpointEvery(t: TrainingSpec): number {
-  return t.checkpointEvery ?? Math.max(1, Math.round(t.steps / 10));
 }
 
 export interface TrainRunContext {
@@ -56,14 +47,9 @@ export function lossRows(history: StepRecord[], logEvery: number): MetricInput[]
     .map((r) => ({ name: METRIC.trainLoss, value: r.loss, unit: METRIC_UNITS.train_loss, step: r.step }));
 }
 
-/** AdamW settings of a spec's training section (cosine decay ends at the last step). */
-function optimizerFor(t: TrainRunContext['run']['config']['training']): Partial<AdamWConfig> {
-  return { lr: t.lr, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps, clipGradNorm: t.gradClip, ...(t.lrSchedule === 'cosine' ? { decaySteps: t.steps } : {}) };
-}
-
 export async function executeTrain(ctx: TrainRunContext): Promise<TrainOutcome> {
   const { run, store, runId } = ctx;
-  const t = run.config.training;
+  const t = run.training;
   const outDir = checkpointDir(ctx.artifactsDir, run.key);
   const bar = startProgress(`train ${run.modelName} (seed ${run.seed})`, t.steps, ctx.progress);
   let lastBeat = Date.now();
@@ -73,12 +59,12 @@ export async function executeTrain(ctx: TrainRunContext): Promise<TrainOutcome> 
     dataset: ctx.dataset,
     steps: t.steps,
     batch: t.batchSize,
-    optimizer: optimizerFor(t),
+    optimizer: optimizerOf(t),
     ema: t.ema,
     seed: run.seed,
     hflip: run.config.dataset.hflip,
     outDir,
-    checkpointEvery: defaultCheckpointEvery(t),
+    checkpointEvery: checkpointEveryOf(t),
     gradCheckpoint: t.gradCheckpoint === true,
     runKey: run.key,
     stopAfter: ctx.stopAfter,
@@ -105,7 +91,7 @@ export async function executeTrain(ctx: TrainRunContext): Promise<TrainOutcome> 
   metrics.push({ name: METRIC.trainSeconds, value: trainSeconds, unit: METRIC_UNITS.train_seconds });
   // peak memory of one step without and with gradient checkpointing, whichever the run trained with
   for (const ckpt of [false, true]) {
-    const peak = await peakTrainStep(run.config.model, diffusionFor(t), t.batchSize, optimizerFor(t), ckpt);
+    const peak = await peakTrainStep(run.config.model, diffusionFor(t), t.batchSize, optimizerOf(t), ckpt);
     metrics.push({ name: METRIC.peakTrainBytes, value: peak.bytes, unit: METRIC_UNITS.peak_train_bytes, tags: { [TAG.gradCheckpoint]: ckpt } });
   }
   store.completeRun(runId, { metrics, artifacts: checkpointArtifacts(outDir, result.step) });

@@ -44,11 +44,41 @@ export interface UnpickleHooks {
 
 const STORAGE_TYPES = ['Float', 'Double', 'Half', 'BFloat16', 'Long', 'Int', 'Short', 'Char', 'Byte', 'Bool'].map((s) => `${s}Storage`);
 
+/**
+ * A Python float with an integral value (1.0), kept apart from ints while unpickling so that
+ * arguments PyTorch requires to be ints (tensor sizes, strides, offsets) can refuse it; every one
+ * left in the result becomes a plain number when the pickle ends.
+ */
+class IntegralFloat {
+  constructor(readonly value: number) {}
+  toString(): string {
+    return `${this.value}.0`;
+  }
+}
+
+const pushFloat = (stack: PyValue[], f: number) => stack.push(Number.isInteger(f) ? new IntegralFloat(f) : f);
+
+/** Replaces IntegralFloat boxes by numbers throughout a result (maps, lists, objects; cycles allowed). */
+function unboxFloats(v: PyValue, seen = new Set<unknown>()): PyValue {
+  if (v instanceof IntegralFloat) return v.value;
+  if (typeof v !== 'object' || v === null || seen.has(v)) return v;
+  seen.add(v);
+  if (Array.isArray(v)) for (let i = 0; i < v.length; i++) v[i] = unboxFloats(v[i], seen);
+  else if (v instanceof Map) {
+    for (const [k, x] of [...v]) {
+      const k2 = unboxFloats(k, seen);
+      if (k2 !== k) v.delete(k);
+      v.set(k2, unboxFloats(x, seen));
+    }
+  } else if (v instanceof PyObject) for (const k of Object.keys(v.attrs)) v.attrs[k] = unboxFloats(v.attrs[k], seen);
+  return v;
+}
+
 class Mark {}
 const MARK = new Mark();
 
 const describeValue = (v: PyValue): string =>
-  v === null ? 'None' : Array.isArray(v) ? `a tuple of ${v.length}` : v instanceof Map ? 'a dict' : typeof v === 'bigint' ? `the integer ${v}` : `${typeof v} ${JSON.stringify(v)?.slice(0, 40) ?? String(v)}`;
+  v === null ? 'None' : v instanceof IntegralFloat ? `the float ${v}` : typeof v === 'number' && !Number.isInteger(v) ? `the float ${v}` : Array.isArray(v) ? `a tuple of ${v.length}` : v instanceof Map ? 'a dict' : typeof v === 'bigint' ? `the integer ${v}` : `${typeof v} ${JSON.stringify(v)?.slice(0, 40) ?? String(v)}`;
 
 /**
  * Checks the arguments of `_rebuild_tensor_v2(storage, storage_offset, size, stride, …)` as PyTorch
@@ -164,7 +194,7 @@ export function unpickle(buf: Uint8Array, hooks: UnpickleHooks, start = 0, sourc
     switch (op) {
       case 0x80: u8(); break; // PROTO
       case 0x95: u64(); break; // FRAME (protocol 4): length only
-      case 0x2e: return { value: pop(), end: pos }; // STOP
+      case 0x2e: return { value: unboxFloats(pop()), end: pos }; // STOP
       case 0x28: stack.push(MARK); break; // MARK
       case 0x30: pop(); break; // POP
       case 0x31: popMark(); break; // POP_MARK
@@ -183,8 +213,8 @@ export function unpickle(buf: Uint8Array, hooks: UnpickleHooks, start = 0, sourc
         break;
       }
       case 0x4c: stack.push(Number.parseInt(line().replace(/L$/, ''), 10)); break; // LONG (text)
-      case 0x47: need(8); stack.push(dv.getFloat64(pos, false)); pos += 8; break; // BINFLOAT (big-endian)
-      case 0x46: stack.push(Number.parseFloat(line())); break; // FLOAT (text)
+      case 0x47: need(8); pushFloat(stack, dv.getFloat64(pos, false)); pos += 8; break; // BINFLOAT (big-endian)
+      case 0x46: pushFloat(stack, Number.parseFloat(line())); break; // FLOAT (text)
       case 0x58: stack.push(td.decode(bytes(u32()))); break; // BINUNICODE
       case 0x8c: stack.push(td.decode(bytes(u8()))); break; // SHORT_BINUNICODE
       case 0x8d: stack.push(td.decode(bytes(u64()))); break; // BINUNICODE8

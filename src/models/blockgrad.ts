@@ -33,7 +33,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { blockKernels, fusedBlockKernels, gradientDepth } from '../backends/kernels.js';
 import {
-  BLOCK_PARAM_NAMES, SAVED_ORDER, blockForward, chain, geluTanh, geluTanhBackward, layerNorm, linear, lnModulate, matMul2d, paramList, silu, type BlockSaved, type Params,
+  BLOCK_PARAM_NAMES, SAVED_ORDER, blockForward, chain, geluTanh, geluTanhBackward, linear, lnModulate, matMul2d, paramList, silu, type BlockSaved, type Params,
 } from './blocks.js';
 
 /** FPDM's input projection parameters, before the block's, in the step op's input order. */

@@ -61,7 +61,7 @@ export function chain(x: tf.Tensor, ...ops: Array<(t: tf.Tensor) => tf.Tensor>):
  * σ(2u), u = √(2/π)(x + 0.044715x³): the sigmoid in geluTanh (also read by its backward), with x³ as
  * x·x·x, one intermediate at a time.
  */
-export function geluSigmoid(x: tf.Tensor): tf.Tensor {
+function geluSigmoid(x: tf.Tensor): tf.Tensor {
   return chain(x, (t) => tf.mul(t, t), (t) => tf.mul(t, x), (t) => tf.mul(t, 0.044715), (t) => tf.add(x, t), (t) => tf.mul(t, 2 * SQRT_2_OVER_PI), (t) => tf.sigmoid(t));
 }
 
@@ -138,7 +138,7 @@ export function linearP(p: Params, name: string, x: tf.Tensor): tf.Tensor {
 // ---- embedders ----------------------------------------------------------------------------------
 
 /** Frequencies exp(−ln(maxPeriod)·i/half), i = 0..half−1, as the reference computes them (float32). */
-export function timestepFrequencies(dim: number, maxPeriod = 10000): Float32Array {
+function timestepFrequencies(dim: number, maxPeriod = 10000): Float32Array {
   const half = Math.floor(dim / 2);
   const f = new Float32Array(half);
   for (let i = 0; i < half; i++) f[i] = Math.exp((-Math.log(maxPeriod) * i) / half);
@@ -146,7 +146,7 @@ export function timestepFrequencies(dim: number, maxPeriod = 10000): Float32Arra
 }
 
 /** Sinusoidal timestep embedding [cos(t·f), sin(t·f)]. t [N] float → [N, dim] (dim even). */
-export function timestepEmbedding(t: tf.Tensor1D, dim = 256, maxPeriod = 10000): tf.Tensor2D {
+function timestepEmbedding(t: tf.Tensor1D, dim = 256, maxPeriod = 10000): tf.Tensor2D {
   const freqs = tf.tensor2d(timestepFrequencies(dim, maxPeriod), [1, dim / 2]); // [1, dim/2]
   const args = tf.mul(tf.reshape(tf.cast(t, 'float32'), [-1, 1]), freqs); // [N, dim/2]
   return tf.concat([tf.cos(args), tf.sin(args)], 1) as tf.Tensor2D; // [N, dim]

@@ -63,15 +63,21 @@ export interface PresetOverrides {
   classDropoutProb?: number;
 }
 
+/** The size and patch of a preset name ('DiT-S/2'), or null when it is not one (the one preset table). */
+export function parsePreset(name: string): { size: (typeof DIT_SIZES)[DiTSize]; patchSize: number } | null {
+  const m = /^DiT-(S|B|L|XL)\/(2|4|8)$/.exec(name);
+  return m ? { size: DIT_SIZES[m[1] as DiTSize], patchSize: Number(m[2]) } : null;
+}
+
 /** A DiT preset by paper name; defaults are the paper's: 32x32x4 latents, 1000 classes, learned sigma. */
 export function ditPreset(name: string, o: PresetOverrides = {}): DiTConfig {
-  const m = /^DiT-(S|B|L|XL)\/(2|4|8)$/.exec(name);
-  if (!m) throw new UserError(`model preset '${name}' does not exist; choose one of ${PRESET_NAMES.join(', ')}`);
-  const size = DIT_SIZES[m[1] as DiTSize];
+  const p = parsePreset(name);
+  if (!p) throw new UserError(`model preset '${name}' does not exist; choose one of ${PRESET_NAMES.join(', ')}`);
+  const size = p.size;
   return validateConfig({
     kind: 'dit',
     inputSize: o.inputSize ?? 32,
-    patchSize: Number(m[2]),
+    patchSize: p.patchSize,
     inChannels: o.inChannels ?? 4,
     hiddenSize: size.hiddenSize,
     depth: size.depth,

@@ -46,6 +46,11 @@ export class DiT implements DiffusionModel {
     return this.forward(x, t, y, opts);
   }
 
+  /** A DiT has no fixed-point state: nothing to run without gradient. */
+  noGradState(): undefined {
+    return undefined;
+  }
+
   sampleTrainingPlan(rng: Rng, batchSize: number): TrainingPlan {
     return { noGrad: 0, withGrad: 0, dropMask: sampleDropMask(rng, batchSize, this.config.classDropoutProb) };
   }

@@ -72,6 +72,12 @@ export interface DiffusionModel {
    * into solve.residuals (asynchronously: `await .data()`); same inputs, outputs and ownership as forward.
    */
   forwardAsync(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D, opts?: ForwardOptions): Promise<ForwardResult>;
+  /**
+   * S-JFB's no-gradient part (FPDM: pre blocks and `n` iterations outside any tape; call it outside
+   * tf.variableGrads): the state to pass to the with-gradient forward, or undefined when there is none
+   * (n = 0; always for DiT, whose training plan draws n = 0).
+   */
+  noGradState(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D, n: number, state?: FixedPointState): FixedPointState | undefined;
   /** Draws the per-batch training randomness from `rng`: iteration counts (FPDM), then the label-drop mask. */
   sampleTrainingPlan(rng: Rng, batchSize: number): TrainingPlan;
   /** Block evaluations one forward costs (DiT: depth; FPDM: pre + iterations + post). */

@@ -12,6 +12,7 @@ export function requireFile(path: string, what = 'file'): number {
     return st.size;
   } catch (e) {
     if (isNodeError(e, 'ENOENT')) throw new UserError(`${what} '${path}' does not exist: check the path`);
+    if (isNodeError(e, 'ENOTDIR')) throw new UserError(`${what} '${path}' does not exist: a part of its path is a file, not a directory; check the path`);
     if (isNodeError(e, 'EACCES')) throw new UserError(`${what} '${path}' cannot be read (permission denied)`);
     throw e;
   }
@@ -23,6 +24,14 @@ export function requireFile(path: string, what = 'file'): number {
  * directory is fsynced.
  */
 export function atomicWrite(path: string, chunks: Iterable<Uint8Array | string>): void {
+  try {
+    atomicWriteUnchecked(path, chunks);
+  } catch (e) {
+    throw inputErrorOf(e, `'${path}'`) ?? e; // a full disk or a read-only directory names the file being written
+  }
+}
+
+function atomicWriteUnchecked(path: string, chunks: Iterable<Uint8Array | string>): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true });
   const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}`);

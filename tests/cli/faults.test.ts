@@ -129,7 +129,7 @@ function allOptions(c: Command, path: string[] = []): { path: string[]; option: 
 }
 
 test('every option with a fixed set of values rejects an unknown one, listing the allowed values', async () => {
-  const program = buildProgram();
+  const program = await buildProgram();
   const withChoices = allOptions(program).filter((o) => o.option.argChoices);
   assert.ok(withChoices.length >= 10, `found ${withChoices.length} options with choices`);
   assert.ok(withChoices.some((o) => o.option.long === '--progress'), '--progress has its choices');

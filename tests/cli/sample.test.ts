@@ -9,13 +9,13 @@ import { runCli } from '../cli.js';
 // one tiny FPDM checkpoint (trunk depth 4, 1 pre + 1 post) shared by the tests below
 const ckpt = mkdtempSync(join(tmpdir(), 'sample-ckpt-'));
 const trained = runCli([
-  '--backend', 'cpu', 'train', '--model', 'DiT-S/4', '--hidden', '16', '--heads', '2', '--depth', '4', '--fpdm', '--no-grad', '0:1', '--with-grad', '1:2',
-  '--data', 'synthetic', '--image-size', '8', '--channels', '1', '--steps', '3', '--batch', '4', '--lr', '1e-3', '--seed', '1', '--out', ckpt,
+  '--backend', 'cpu', 'train', '--preset', 'DiT-S/4', '--hidden-size', '16', '--heads', '2', '--depth', '4', '--fpdm', '--sjfb-no-grad', '0:1', '--sjfb-with-grad', '1:2',
+  '--data', 'synthetic', '--image-size', '8', '--channels', '1', '--steps', '3', '--batch-size', '4', '--lr', '1e-3', '--seed', '1', '--out', ckpt,
 ]);
 
 function sample(extra: string[]): { code: number; stderr: string; account: Record<string, unknown>; samples: Float32Array } {
   const dir = mkdtempSync(join(tmpdir(), 'sample-out-'));
-  const r = runCli(['--backend', 'cpu', 'sample', '--ckpt', ckpt, '--n', '4', '--out', join(dir, 'grid.png'), '--save', dir, '--json', ...extra]);
+  const r = runCli(['--backend', 'cpu', 'sample', '--ckpt', ckpt, '--samples', '4', '--out', join(dir, 'grid.png'), '--save', dir, '--json', ...extra]);
   if (r.code !== 0) return { code: r.code, stderr: r.stderr, account: {}, samples: new Float32Array(0) };
   const st = readSafetensors(join(dir, 'samples.safetensors')).tensors.get('samples')!;
   assert.ok(readFileSync(join(dir, 'grid.png')).subarray(1, 4).toString() === 'PNG');

@@ -11,10 +11,10 @@ const STEPS = 40;
 
 function trainArgs(out: string, extra: string[] = []): string[] {
   return [
-    '--backend', 'cpu', 'train', '--model', 'DiT-S/4', '--hidden', '16', '--heads', '2', '--depth', '2',
-    '--fpdm', '--no-grad', '0:2', '--with-grad', '1:2',
+    '--backend', 'cpu', 'train', '--preset', 'DiT-S/4', '--hidden-size', '16', '--heads', '2', '--depth', '2',
+    '--fpdm', '--sjfb-no-grad', '0:2', '--sjfb-with-grad', '1:2',
     '--data', 'synthetic', '--image-size', '8', '--channels', '1',
-    '--steps', String(STEPS), '--batch', '4', '--lr', '1e-3', '--ema', '0.9', '--seed', '3', '--checkpoint-every', '4', '--out', out, ...extra,
+    '--steps', String(STEPS), '--batch-size', '4', '--lr', '1e-3', '--ema', '0.9', '--seed', '3', '--checkpoint-every', '4', '--out', out, ...extra,
   ];
 }
 
@@ -68,10 +68,10 @@ test('an absurd learning rate stops with diverged and the step; bad flags are us
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /training diverged: the loss at step \d+ is not finite/);
   assert.equal(sidecar(out)!.status, 'diverged');
-  const bad = runCli(trainArgs(mkdtempSync(join(tmpdir(), 'bad-')), ['--no-grad', '5:2']));
+  const bad = runCli(trainArgs(mkdtempSync(join(tmpdir(), 'bad-')), ['--sjfb-no-grad', '5:2']));
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /--no-grad must be MIN:MAX/);
-  const unknown = runCli(['--backend', 'cpu', 'train', '--model', 'DiT-Q/2', '--data', 'synthetic', '--steps', '1', '--batch', '1', '--out', mkdtempSync(join(tmpdir(), 'bad-'))]);
+  assert.match(bad.stderr, /--sjfb-no-grad must be MIN:MAX/);
+  const unknown = runCli(['--backend', 'cpu', 'train', '--preset', 'DiT-Q/2', '--data', 'synthetic', '--steps', '1', '--batch-size', '1', '--out', mkdtempSync(join(tmpdir(), 'bad-'))]);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /preset 'DiT-Q\/2' does not exist/);
 });

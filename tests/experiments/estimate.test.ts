@@ -54,7 +54,7 @@ test('estimates every run from the FLOPs formula and a cached calibration', { ti
     const second = (await estimatePlan(p.plan, rows, 'wasm')) as PlanEstimate;
     assert.equal(second.calibrationSeconds, 0);
     assert.deepEqual(second.runs, first.runs);
-    assert.match(formatEstimate(second), /^estimated wall time on wasm .+: .+ in all, .+ still to do\n(  train dit: 1 run|[\s\S]*)/);
+    assert.match(formatEstimate(second), /^estimated wall time on wasm .+: .+ in all, .+ still to do\n( {2}train dit: 1 run|[\s\S]*)/);
     assert.match(formatEstimate(second), /from the calibration cache/);
     // plan (and run --dry-run, which prints formatPlan) carries it
     const plan = await planRun({ spec: SPEC, db: join(cache, 'none.sqlite'), backend: 'wasm' });

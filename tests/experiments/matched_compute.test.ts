@@ -62,6 +62,9 @@ class CountingModel implements DiffusionModel {
   sampleTrainingPlan(): never {
     throw new Error('not a training test');
   }
+  noGradState(): never {
+    throw new Error('not a training test');
+  }
   blockEvaluations(iterations?: number): number {
     const c = this.config;
     return c.kind === 'dit' ? c.depth : c.preDepth + iterations! + c.postDepth;

@@ -73,6 +73,7 @@ export const MALFORMED: MalformedCase[] = [
   c('budget of one step', edit(T, 'budgets: [2, 4]', 'budgets: [1, 4]'), 'sampling.budgets[0]', 'budgets: [1, 4]'),
   c('impossible split for every budget', edit(T, 'splits: [2, 4]', 'splits: [2, 13]'), 'sampling.splits[1]', 'splits: [2, 13]'),
   c('split that cannot spend a budget exactly', edit(T, 'budgets: [2, 4]', 'budgets: [2, 5]'), 'sampling.splits[0]', 'splits: [2, 4]'),
+  c('renamed key training.loss', edit(T, '  lr: 0.001\n', '  lr: 0.001\n  loss: hybrid\n'), 'training.loss: was replaced by training.prediction', 'loss: hybrid'),
   c('budget beyond the diffusion steps', edit(T, 'budgets: [2, 4]', 'budgets: [2, 200]'), 'sampling.budgets[1]', 'budgets: [2, 200]'),
   c('fpdm pre+post not below depth', edit(T, '    pre: 1', '    pre: 2'), 'models.fpdm.pre', 'pre: 2'),
   c('unknown dataset kind', edit(T, 'kind: synthetic', 'kind: cifar'), 'dataset.kind', 'kind: cifar'),

@@ -126,6 +126,11 @@ class Pickle {
     b.writeBigInt64LE(n);
     return this.op(0x8a, 8, ...b); // LONG1
   }
+  float(x: number): this {
+    const b = Buffer.alloc(8);
+    b.writeDoubleBE(x);
+    return this.op(0x47, ...b); // BINFLOAT
+  }
   global(module: string, name: string): this {
     return this.op(0x63, ...Buffer.from(`${module}\n${name}\n`, 'latin1')); // GLOBAL
   }
@@ -190,6 +195,8 @@ test('PyTorch zip: rebuild arguments of the wrong type or sign are refused namin
     ['offset_neg.pt', (p) => p.int(-1), ints(2, 2), ints(2, 1), /storage offset is number -1/],
     ['size_int.pt', (p) => p.int(0), (p) => p.int(4), ints(1), /size is number 4, not a tuple/],
     ['size_str.pt', (p) => p.int(0), (p) => p.mark().int(2).str('2').tuple(), ints(2, 1), /size\[1\] is string "2"/],
+    ['stride_float.pt', (p) => p.int(0), ints(2, 2), (p) => p.mark().float(2).float(1).tuple(), /stride\[0\] is the float 2\.0, not a non-negative integer/],
+    ['offset_float.pt', (p) => p.float(0.5), ints(2, 2), ints(2, 1), /storage offset is the float 0\.5/],
     ['stride_neg.pt', (p) => p.int(0), ints(2, 2), ints(-2, 1), /stride\[0\] is number -2/],
     ['rank.pt', (p) => p.int(0), ints(2, 2), ints(1), /size has 2 dimensions and its stride 1/],
     ['past_end.pt', (p) => p.int(0), ints(3, 2), ints(2, 1), /reads element 5 of a storage of 4/],

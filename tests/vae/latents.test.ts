@@ -150,6 +150,37 @@ test('latents extract: posterior mean and sample ×0.18215 equal the reference; 
   }
 });
 
+test('latents extract --hflip random: the items whose flip draw is < 1/2 equal the extraction of mirrored images, the others the originals', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lat-flip-'));
+  try {
+    const images = join(dir, 'images');
+    await imageFolder(images);
+    // the same two images mirrored left–right
+    const mirrored = join(dir, 'mirrored');
+    const u8 = vaeIo().get('image_u8')!.data as Uint8Array;
+    for (let i = 0; i < 2; i++) {
+      const chw = new Uint8Array(3072);
+      for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) for (let c = 0; c < 3; c++) chw[c * 1024 + y * 32 + x] = u8[i * 3072 + (y * 32 + 31 - x) * 3 + c]!;
+      mkdirSync(join(mirrored, 'ab'[i]!), { recursive: true });
+      await writePng(join(mirrored, 'ab'[i]!, `img${i}.png`), chw, [3, 32, 32]);
+    }
+    const g = { backend: 'wasm' as const, quiet: true };
+    const common = { vae: vaeFixture('vae_tiny.ldm.safetensors'), config: CONFIG, imageSize: 32, posterior: 'mean' as const, progress: 'none' as const, batch: 1 };
+    const seed = 2; // item 0 flipped, item 1 not
+    await runExtract({ ...common, images, out: join(dir, 'flip'), hflip: 'random', seed }, g);
+    await runExtract({ ...common, images, out: join(dir, 'plain'), hflip: 'none', seed }, g);
+    await runExtract({ ...common, images: mirrored, out: join(dir, 'mirror'), hflip: 'none', seed }, g);
+    const flips = [0, 1].map((i) => new Rng(`${seed}/latents/${i}`).uniform() < 0.5);
+    for (let i = 0; i < 2; i++) {
+      const got = readFileSync(join(dir, 'flip', 'imagenet256_features', `${i}.npy`));
+      const want = readFileSync(join(dir, flips[i] ? 'mirror' : 'plain', 'imagenet256_features', `${i}.npy`));
+      assert.deepEqual(got, want, `item ${i} (flipped: ${flips[i]})`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('latents extract / info through the CLI: ldm .ckpt, --name, --json summary; a non-latent folder and a foreign output folder exit 2', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'lat-cli-'));
   try {

@@ -1,6 +1,7 @@
-// `fpdm-exp sample --ckpt DIR --n 64 --budget 20 [--steps 40 --iters 12 | --allocation increasing|decreasing|
-//   fixed|tolerance [--tol 1e-3]] [--reuse] [--sampler ddpm|ddim --eta 0] [--cfg 4.0] --seed S --out grid.png
-//   [--save samples/] [--batch B] [--labels random|cycle] [--entry ema|model] [--json]`
+// `fpdm-exp sample --ckpt DIR --samples 64 --budget 20 [--steps 40 --iters 12 | --allocation increasing|
+//   decreasing|fixed|tolerance [--tolerance 1e-3 --max-iters-per-step N]] [--reuse] [--sampler ddpm|ddim
+//   --eta 0] [--cfg 4.0] --seed S --out grid.png [--save samples/] [--batch-size B] [--labels random|cycle]
+//   [--entry ema|model] [--json]`   (flags named as the spec's sampling keys: experiments/settings.ts FLAGS)
 // Samples a trained checkpoint (the `train` command's directory) at a compute budget and prints what
 // was spent. The plan comes from planSampling, as a spec's: a split that does not spend the budget
 // exactly is refused with the nearest exact splits. Printed: block evaluations, FLOPs by formula,
@@ -25,20 +26,21 @@ import type { TrainConfig } from '../../training/loop.js';
 import { UserError } from '../../util/errors.js';
 import { emitJson, log } from '../../util/log.js';
 import { useBackend, type GlobalOptions } from '../context.js';
-import { intArg, numArg } from './train.js';
+import { RENAMED_FLAGS } from '../../experiments/settings.js';
+import { addRenamedFlags, intArg, numArg } from './train.js';
 import { runReference, type ReferenceSampleOptions } from './sample_reference.js';
 import { prepareDir, prepareFileTarget } from '../../util/fs.js';
 
 export interface SampleCommandOptions {
   /** a `train` output directory (holding checkpoint.json) */
   ckpt: string;
-  n: number;
+  samples: number;
   budget?: number;
   steps?: number;
   iters?: number;
   allocation?: Allocation;
-  tol?: number;
-  maxIters?: number;
+  tolerance?: number;
+  maxItersPerStep?: number;
   reuse?: boolean;
   sampler?: SamplerName;
   eta?: number;
@@ -46,7 +48,7 @@ export interface SampleCommandOptions {
   seed?: number;
   out: string;
   save?: string;
-  batch?: number;
+  batchSize?: number;
   labels?: 'random' | 'cycle';
   entry?: 'ema' | 'model';
   json?: boolean;
@@ -61,9 +63,9 @@ export interface SampleCommandResult {
 }
 
 /** The plan the flags ask for: planSampling, the function a spec's plans come from. */
-export function samplePlan(model: ModelConfig, diffusion: DiffusionConfig, o: Pick<SampleCommandOptions, 'budget' | 'steps' | 'iters' | 'allocation' | 'tol' | 'maxIters'>): SamplingPlan {
+export function samplePlan(model: ModelConfig, diffusion: DiffusionConfig, o: Pick<SampleCommandOptions, 'budget' | 'steps' | 'iters' | 'allocation' | 'tolerance' | 'maxItersPerStep'>): SamplingPlan {
   return planModelSampling(model, {
-    budget: o.budget ?? null, steps: o.steps, iters: o.iters, allocation: o.allocation, tolerance: o.tol, maxItersPerStep: o.maxIters,
+    budget: o.budget ?? null, steps: o.steps, iters: o.iters, allocation: o.allocation, tolerance: o.tolerance, maxItersPerStep: o.maxItersPerStep,
     diffusionSteps: diffusion.diffusionSteps,
   });
 }
@@ -80,27 +82,27 @@ export async function run(o: SampleCommandOptions, g: GlobalOptions): Promise<Sa
   try {
     const plan = samplePlan(cfg.model, cfg.diffusion, o);
     const progressTotal = plan.steps;
-    const progress = startProgress('sample', progressTotal * Math.ceil(o.n / (o.batch ?? o.n)), o.json ? 'plain' : 'auto');
+    const progress = startProgress('sample', progressTotal * Math.ceil(o.samples / (o.batchSize ?? o.samples)), o.json ? 'plain' : 'auto');
     let done = 0;
     const r = await sampleAtBudget({
-      model, diffusion: cfg.diffusion, plan, n: o.n, batchSize: o.batch, reuse: o.reuse, sampler: o.sampler, eta: o.eta, cfgScale: o.cfg ?? null,
+      model, diffusion: cfg.diffusion, plan, n: o.samples, batchSize: o.batchSize, reuse: o.reuse, sampler: o.sampler, eta: o.eta, cfgScale: o.cfg ?? null,
       labels: o.labels, seed: o.seed ?? 0,
       onStep: (s) => {
         done += 1;
-        progress.update(Math.min(done, progressTotal * Math.ceil(o.n / (o.batch ?? o.n))), `batch ${s.batch} step ${s.step + 1}/${s.steps}${s.iters !== null ? ` iters ${s.iters}` : ''}${s.residual !== null ? ` residual ${s.residual.toExponential(2)}` : ''}`);
+        progress.update(Math.min(done, progressTotal * Math.ceil(o.samples / (o.batchSize ?? o.samples))), `batch ${s.batch} step ${s.step + 1}/${s.steps}${s.iters !== null ? ` iters ${s.iters}` : ''}${s.residual !== null ? ` residual ${s.residual.toExponential(2)}` : ''}`);
       },
     });
     progress.stop();
-    await writeGrid(o.out, r.samples, r.shape, { nrow: Math.max(1, Math.round(Math.sqrt(o.n))) });
+    await writeGrid(o.out, r.samples, r.shape, { nrow: Math.max(1, Math.round(Math.sqrt(o.samples))) });
     if (o.save) {
       mkdirSync(o.save, { recursive: true });
       writeSafetensors(join(o.save, 'samples.safetensors'), new Map([
         ['samples', f32(r.shape, r.samples)],
-        ['labels', hostTensor('I32', [o.n], r.labels)],
+        ['labels', hostTensor('I32', [o.samples], r.labels)],
       ]), { account: JSON.stringify(r.account) });
       const [, C, H, W] = r.shape;
       const per = C * H * W;
-      for (let i = 0; i < o.n; i++) await writePng(join(o.save, `${String(i).padStart(6, '0')}.png`), toUint8(r.samples.subarray(i * per, (i + 1) * per)), [C, H, W]);
+      for (let i = 0; i < o.samples; i++) await writePng(join(o.save, `${String(i).padStart(6, '0')}.png`), toUint8(r.samples.subarray(i * per, (i + 1) * per)), [C, H, W]);
     }
     const a = r.account;
     log(`${a.model}: ${a.n} samples, ${a.steps} ${a.sampler} steps${a.itersPerStep ? ` (${a.allocation} allocation${a.reuse ? ', reuse' : ''}: iterations per step ${a.itersPerStep.map((v) => +v.toFixed(2)).join(' ')})` : ''}${a.cfgScale !== null ? `, CFG ${a.cfgScale}` : ''}`);
@@ -114,17 +116,17 @@ export async function run(o: SampleCommandOptions, g: GlobalOptions): Promise<Sa
 }
 
 export function register(program: Command, globals: () => GlobalOptions): void {
-  program
+  const cmd = program
     .command('sample')
     .description('sample a trained checkpoint at a compute budget (DiT-step equivalents) and report what was spent')
     .requiredOption('--ckpt <path>', 'the --out directory of a train command, or a checkpoint file of the reference training code (.pt; EMA weights)')
-    .option('--n <count>', 'number of images (default 64)', intArg('--n', 1), 64)
+    .option('--samples <count>', 'number of images (default 64)', intArg('--samples', 1), 64)
     .option('--budget <K>', 'budget in DiT-step equivalents (depth·K block evaluations per image)', intArg('--budget', 1))
-    .option('--steps <n>', 'sampling steps (FPDM: picks the split of the budget with this many)', intArg('--steps', 1))
+    .option('--steps <n>', 'sampling steps (FPDM: the split of the budget with this many; it must spend the budget exactly)', intArg('--steps', 1))
     .option('--iters <n>', 'FPDM: fixed-point iterations per step (picks the split)', intArg('--iters', 1))
-    .addOption(new Option('--allocation <kind>', 'FPDM: spread of the iterations over the steps').choices([...ALLOCATIONS]))
-    .option('--tol <x>', 'FPDM tolerance allocation: residual threshold (default 1e-3)', numArg('--tol'))
-    .option('--max-iters <n>', 'FPDM tolerance allocation: cap per step (default 3·iters)', intArg('--max-iters', 1))
+    .addOption(new Option('--allocation <kind>', 'FPDM: spread of the iterations over the steps (default fixed)').choices([...ALLOCATIONS]))
+    .option('--tolerance <x>', 'FPDM tolerance allocation: residual threshold (default 1e-3)', numArg('--tolerance'))
+    .option('--max-iters-per-step <n>', 'FPDM tolerance allocation: cap per step (default 3·iters)', intArg('--max-iters-per-step', 1))
     .option('--reuse', 'FPDM: start each step from the previous step\'s fixed point')
     .addOption(new Option('--sampler <name>', 'ddpm or ddim').choices(['ddpm', 'ddim']).default('ddpm'))
     .option('--eta <x>', 'DDIM eta (default 0)', numArg('--eta'))
@@ -132,7 +134,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--seed <s>', 'seed (default 0)', intArg('--seed'))
     .requiredOption('--out <grid.png>', 'where to write the sample grid (PNG)')
     .option('--save <dir>', 'also write every sample as PNG and all as samples.safetensors')
-    .option('--batch <n>', 'images per batch (default: all at once)', intArg('--batch', 1))
+    .option('--batch-size <n>', 'images per batch (default: all at once)', intArg('--batch-size', 1))
     .addOption(new Option('--labels <how>', 'class labels: random or cycle (0, 1, 2, …)').choices(['random', 'cycle']).default('random'))
     .addOption(new Option('--entry <which>', 'weights to sample: ema or model').choices(['ema', 'model']).default('ema'))
     .option('--json', 'print the accounting as JSON on stdout')
@@ -143,8 +145,9 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .addOption(new Option('--vae-variant <name>', 'which SD VAE fine-tune --vae is (recorded with the result)').choices(['ema', 'mse']))
     .option('--npz <file>', 'reference checkpoint: write the decoded samples as arr_0 uint8 [N, H, W, 3] (ADM evaluator layout)')
     .addOption(new Option('--png-naming <style>', "reference checkpoint: --save file names: fpdm ({idx:05d}--{y:03d}--{label}.png) or dit ({index:06d}.png)").choices(['fpdm', 'dit']))
-    .option('--label-names <file>', 'reference checkpoint: JSON list of class names for fpdm-style PNG names')
-    .action(async (opts: SampleCommandOptions & ReferenceSampleOptions) => {
+    .option('--label-names <file>', 'reference checkpoint: JSON list of class names for fpdm-style PNG names');
+  addRenamedFlags(cmd, RENAMED_FLAGS.sample);
+  cmd.action(async (opts: SampleCommandOptions & ReferenceSampleOptions) => {
       if (opts.budget === undefined && opts.steps === undefined) throw new UserError('give --budget K (DiT-step equivalents) or --steps (with --iters for FPDM)');
       if (existsSync(opts.ckpt) && statSync(opts.ckpt).isFile()) {
         const rr = await runReference(opts, globals());

@@ -82,18 +82,18 @@ export async function runReference(o: ReferenceSampleOptions, g: GlobalOptions):
       loss: rc.config.learnSigma ? 'hybrid' : 'mse',
     });
     const plan = samplePlan(rc.config, diffusion, o);
-    const total = plan.steps * Math.ceil(o.n / (o.batch ?? o.n));
+    const total = plan.steps * Math.ceil(o.samples / (o.batchSize ?? o.samples));
     const progress = startProgress('sample', total, o.json ? 'plain' : 'auto');
     let done = 0;
     const r = await sampleAtBudget({
-      model, diffusion, plan, n: o.n, batchSize: o.batch, reuse: o.reuse, sampler: o.sampler, eta: o.eta, cfgScale: o.cfg ?? null,
+      model, diffusion, plan, n: o.samples, batchSize: o.batchSize, reuse: o.reuse, sampler: o.sampler, eta: o.eta, cfgScale: o.cfg ?? null,
       labels: o.labels, seed: o.seed ?? 0,
       onStep: () => progress.update(Math.min(++done, total)),
     });
     progress.stop();
     let saved: string | null = null;
     if (vaeLoaded) {
-      const { pixels, shape } = await decodeToUint8(vaeLoaded.vae, r.samples, r.shape, o.batch ?? 8);
+      const { pixels, shape } = await decodeToUint8(vaeLoaded.vae, r.samples, r.shape, o.batchSize ?? 8);
       const [n, H, W, C] = shape;
       await writeGrid(o.out, nhwcToNchw(pixels, shape), [n, C, H, W], { nrow: Math.max(1, Math.round(Math.sqrt(n))) });
       if (o.npz) writeSampleNpz(o.npz, pixels, shape);
@@ -103,7 +103,7 @@ export async function runReference(o: ReferenceSampleOptions, g: GlobalOptions):
         saved = o.save;
       }
     } else {
-      await writeGrid(o.out, r.samples, r.shape, { nrow: Math.max(1, Math.round(Math.sqrt(o.n))) });
+      await writeGrid(o.out, r.samples, r.shape, { nrow: Math.max(1, Math.round(Math.sqrt(o.samples))) });
       if (o.npz || o.save) throw new UserError('--npz/--save of a pixel-space reference checkpoint are not supported: use --out for the grid');
     }
     const a = r.account;
