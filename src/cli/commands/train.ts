@@ -290,7 +290,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .requiredOption('--data <spec>', 'mnist, synthetic, folder:PATH (or a folder path)')
     .option('--image-size <px>', 'image size (default: mnist 28, otherwise 32)', intArg('--image-size', 1))
     .addOption(new Option('--channels <n>', 'image channels (default: 1 for mnist, 3 otherwise)').choices(['1', '3']).argParser(channelsArg))
-    .option('--classes <k>', 'classes (synthetic data; default 4)', intArg('--classes', 1))
+    .option('--classes <k>', 'classes (synthetic data: default 4; an image folder: its number of class sub-folders)', intArg('--classes', 1))
     .option('--limit <n>', 'train on the first n images only', intArg('--limit', 1))
     .option('--size <n>', 'synthetic data: number of images (default 512)', intArg('--size', 1))
     .option('--hflip', 'random horizontal flips')
