@@ -48,7 +48,7 @@ test('sample --ckpt reference.pt --vae: PNGs named {idx:05d}--{y:03d}--{label}.p
     writeFileSync(cfg, JSON.stringify(FPDM_KWARGS));
     const names = join(dir, 'names.json');
     writeFileSync(names, JSON.stringify(Array.from({ length: 10 }, (_, i) => `Class ${i}`)));
-    const base = ['--backend', 'wasm', 'sample', '--ckpt', fixture('fpdm_tiny.pt'), '--config', cfg, '--steps', '3', '--iters', '2', '--n', '3', '--cfg', '2', '--out', join(dir, 'grid.png')];
+    const base = ['--backend', 'wasm', 'sample', '--ckpt', fixture('fpdm_tiny.pt'), '--config', cfg, '--steps', '3', '--iters', '2', '--samples', '3', '--cfg', '2', '--out', join(dir, 'grid.png')];
     const r = runCli([...base, '--vae', vaeFixture('vae_tiny.diffusers.safetensors'), '--vae-config', vaeFixture('vae_tiny.config.json'), '--vae-variant', 'mse', '--npz', join(dir, 's.npz'), '--save', join(dir, 'png'), '--label-names', names, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
