@@ -10,15 +10,13 @@
 //   metrics:  [fd_mnist, params, memory, throughput]
 //   seeds:    [0]
 //   grid:     { training.steps: [100, 200] }
-import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { ALLOCATIONS } from '../diffusion/budget.js';
 import { PRESET_NAMES } from '../models/config.js';
 import { datasetSchema, datasetShape, ditSchema, fpdmSchema, modelSchema, presetTrunk, RENAMED_KEYS, samplingSchema, trainingSchema, trainingIssues, datasetIssues, type Trunk } from './settings.js';
 import { closest, readSpecSource, parseSpecSource, show, throwIssues, type PathSeg, type SpecIssue, type SpecSource } from './source.js';
 import { specSamplingPlans } from './budget.js';
-import { UserError } from '../util/errors.js';
-import { latentFolderShape, vaeSpecSchema } from '../vae/spec.js';
+import { vaeSpecSchema } from '../vae/spec.js';
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();

@@ -1,4 +1,4 @@
-// `fpdm-exp sample --ckpt FILE.pt --vae PATH [--steps 250 | --budget K …] [--cfg 4] --n N --out grid.png
+// `fpdm-exp sample --ckpt FILE.pt --vae PATH [--steps 250 | --budget K …] [--cfg 4] --samples N --out grid.png
 //    [--save DIR --png-naming fpdm|dit --label-names names.json] [--npz samples.npz]`
 // Samples a checkpoint written by the reference training code (FPDM or DiT train.py, or a released
 // DiT state_dict; EMA weights by default) and decodes the latents with the SD VAE exactly as the
