@@ -37,6 +37,8 @@ import { sampleAtBudget } from '../src/experiments/sampling.js';
 import { trainModel } from '../src/training/loop.js';
 import { measureBuffers, type BufferReport } from './buffers.js';
 import { Rng } from '../src/util/rng.js';
+import { kernelOptions } from '../src/backends/kernels.js';
+import { diffCounters, flatFrom, readCounters, startKernelProfile, type Counters, type KernelProfile } from './profile.js';
 
 /** S-JFB draws fixed for the benchmark (see the file header). */
 export const BENCH_NO_GRAD = 5;
@@ -96,15 +98,56 @@ export interface TrainMeasurement {
   withGradIters: number | null;
   timing: TimingResult;
   imagesPerSecond: number;
-  memory: MemoryReport;
+  /** null when the memory step was not run (--memory off) */
+  memory: MemoryReport | null;
   /** the same profiled step's peak of distinct live buffers (bench/buffers.ts): what the device holds for tensors */
-  buffers: BufferReport;
+  buffers: BufferReport | null;
   /** gradient checkpointing on (blocks recomputed in the backward pass) */
   gradCheckpoint: boolean;
   /** FLOPs by formula per step and the effective rate (trainStepFlops / median seconds) */
   stepFlops: number;
   gflopsPerSecond: number;
+  /** per-step profile (bench/profile.ts) */
+  profile: TrainProfile;
+  /** backend settings the row ran with */
+  settings: BenchSettings;
 }
+
+export interface BenchSettings {
+  /** webgpu: WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE (dispatches per submitted command buffer) */
+  submitBatch: number | null;
+  /** fused AdamW + EMA kernels (webgpu) */
+  fusedOptimizer: boolean;
+  /** fused block kernels: LayerNorm + modulate, GELU, softmax backward (webgpu) */
+  fusedBlock: boolean;
+}
+
+export function benchSettings(): BenchSettings {
+  const webgpu = tf.getBackend() === 'webgpu';
+  return { submitBatch: webgpu ? (tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number) : null, fusedOptimizer: webgpu && kernelOptions().fusedOptimizer, fusedBlock: webgpu && kernelOptions().fusedBlock };
+}
+
+export interface TrainProfile {
+  /** every step of the run in order, warm-up included: wall seconds (the loop's own) and process CPU seconds */
+  seconds: number[];
+  cpuSeconds: number[];
+  /** steps before the timed ones: until the step time was flat (3 steps within ±10 %), at least the requested warm-up */
+  warmupSteps: number;
+  /** whether the flat criterion was met (else warm-up stopped at its maximum) */
+  flat: boolean;
+  /** medians over the timed steps */
+  perStep: { wallMs: number; cpuMs: number; tfjsKernels: number; dispatches: number; submits: number; rawDispatches: number };
+  /** one more step, profiled: kernels and summed GPU time */
+  kernels: KernelProfile;
+}
+
+class StopRun extends Error {}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 
 async function runSteps(c: ModelConfig, batch: number, stopAfter: number, gradCheckpoint: boolean, onStep?: (seconds: number) => void): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fpdm-bench-'));
@@ -113,31 +156,71 @@ async function runSteps(c: ModelConfig, batch: number, stopAfter: number, gradCh
       model: c, diffusion: diffusionConfig(), dataset: latentDataset(c, Math.max(batch * 4, 64)), steps: 1_000_000, batch,
       seed: 0, outDir: dir, checkpointEvery: 1_000_000, stopAfter, gradCheckpoint, onStep: (r) => onStep?.(r.seconds),
     });
+  } catch (e) {
+    if (!(e instanceof StopRun)) throw e;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** Training throughput (warm-up + timed steps of one run) and peak memory (one profiled step of a fresh run). */
-export async function measureTrain(config: ModelConfig, batch: number, warmup: number, steps: number, gradCheckpoint = false): Promise<TrainMeasurement> {
+/**
+ * Training throughput and per-step profile of one run: warm-up until the step time is flat (at least
+ * `warmup`, at most `maxWarmup` steps), `steps` timed steps, then one profiled step; peak memory from
+ * one profiled step of a fresh run (unless `memory` is false).
+ */
+export async function measureTrain(config: ModelConfig, batch: number, warmup: number, steps: number, gradCheckpoint = false, opts: { maxWarmup?: number; memory?: boolean } = {}): Promise<TrainMeasurement> {
   const c = benchTrainConfig(config);
+  const maxWarmup = Math.max(warmup, opts.maxWarmup ?? warmup);
   const seconds: number[] = [];
-  let k = 0;
-  await runSteps(c, batch, warmup + steps, gradCheckpoint, (s) => {
-    if (k++ >= warmup) seconds.push(s);
+  const cpuSeconds: number[] = [];
+  const perStep: Counters[] = [];
+  let warm: number | null = null;
+  let prof: ReturnType<typeof startKernelProfile> | null = null;
+  let last = readCounters();
+  await runSteps(c, batch, maxWarmup + steps + 1, gradCheckpoint, (s) => {
+    const now = readCounters();
+    const d = diffCounters(last, now);
+    seconds.push(s);
+    cpuSeconds.push(d.cpu);
+    if (prof) {
+      prof.stop();
+      throw new StopRun('profiled step done');
+    }
+    if (warm === null) {
+      const i = flatFrom(seconds, warmup);
+      if (i !== null || seconds.length >= maxWarmup) warm = seconds.length;
+    } else {
+      perStep.push(d);
+      if (perStep.length >= steps) prof = startKernelProfile();
+    }
+    last = readCounters();
   });
-  const timing = summarizeTimes(seconds, batch, warmup);
-  // per-kernel NaN checks would read every output back; they are off for the profiled step
-  const check = tf.env().getBool('CHECK_COMPUTATION_FOR_ERRORS');
-  tf.env().set('CHECK_COMPUTATION_FOR_ERRORS', false);
-  let memory: MemoryReport;
-  let buffers: BufferReport;
-  try {
-    const r = await measureBuffers(() => measureMemory(() => runSteps(c, batch, 1, gradCheckpoint), 'profile'));
-    memory = r.result.memory;
-    buffers = r.buffers;
-  } finally {
-    tf.env().set('CHECK_COMPUTATION_FOR_ERRORS', check);
+  if (!prof || warm === null) throw new Error(`measureTrain: the run ended after ${seconds.length} steps`);
+  const kernels = await (prof as ReturnType<typeof startKernelProfile>).collect();
+  const warmupSteps: number = warm;
+  const timed = seconds.slice(warmupSteps, warmupSteps + steps);
+  const timing = summarizeTimes(timed, batch, warmupSteps);
+  const profile: TrainProfile = {
+    seconds, cpuSeconds, warmupSteps, flat: flatFrom(seconds.slice(0, warmupSteps), warmup) !== null,
+    perStep: {
+      wallMs: median(timed) * 1000, cpuMs: median(perStep.map((d) => d.cpu)) * 1000, tfjsKernels: median(perStep.map((d) => d.kernels)),
+      dispatches: median(perStep.map((d) => d.dispatches)), submits: median(perStep.map((d) => d.submits)), rawDispatches: median(perStep.map((d) => d.rawDispatches)),
+    },
+    kernels,
+  };
+  let memory: MemoryReport | null = null;
+  let buffers: BufferReport | null = null;
+  if (opts.memory !== false) {
+    // per-kernel NaN checks would read every output back; they are off for the profiled step
+    const check = tf.env().getBool('CHECK_COMPUTATION_FOR_ERRORS');
+    tf.env().set('CHECK_COMPUTATION_FOR_ERRORS', false);
+    try {
+      const r = await measureBuffers(() => measureMemory(() => runSteps(c, batch, 1, gradCheckpoint), 'profile'));
+      memory = r.result.memory;
+      buffers = r.buffers;
+    } finally {
+      tf.env().set('CHECK_COMPUTATION_FOR_ERRORS', check);
+    }
   }
   const params = countParams(c).total;
   const stepFlops = trainStepFlops(c, batch);
@@ -145,6 +228,7 @@ export async function measureTrain(config: ModelConfig, batch: number, warmup: n
     model: modelName(c), params, batch,
     noGradIters: c.kind === 'fpdm' ? c.noGradIters[0] : null, withGradIters: c.kind === 'fpdm' ? c.withGradIters[0] : null,
     timing, imagesPerSecond: timing.itemsPerSecond, memory, buffers, gradCheckpoint, stepFlops, gflopsPerSecond: stepFlops / timing.medianSeconds / 1e9,
+    profile, settings: benchSettings(),
   };
 }
 
@@ -171,9 +255,14 @@ export interface SampleMeasurement {
   imagesPerSecond: number;
   /** images/s extrapolated to a 20-DiT-step budget: measured × budget / 20 (same per-step work) */
   imagesPerSecondAt20: number;
+  /** per sampling step (one denoiser call: a DiT forward, or an FPDM forward with its iterations) */
+  perCall: { tfjsKernels: number; dispatches: number; cpuMs: number; wallMs: number; gpuMs: number | null };
+  /** the profiled (warm-up) pass: kernels, GPU time and the largest kernel families */
+  kernels: KernelProfile & { steps: number };
+  settings: BenchSettings;
 }
 
-/** Sampling throughput of one batch at a budget: one warm-up pass at a 2-step budget, then `repeats` timed passes. */
+/** Sampling throughput of one batch at a budget: one profiled warm-up pass at a 2-step budget, then `repeats` timed passes. */
 export async function measureSample(model: AnyModel, sc: SampleCase, batch: number, repeats: number): Promise<SampleMeasurement> {
   {
     const diffusion = diffusionConfig();
@@ -183,23 +272,38 @@ export async function measureSample(model: AnyModel, sc: SampleCase, batch: numb
       reuse: sc.reuse, seed: 0, labels: 'cycle' as const,
     };
     // warm-up (shader compilation, weight upload): the same plan at a 2-step budget (a respaced
-    // process needs 2 timesteps), i.e. the same kernels and shapes at a fraction of the cost
+    // process needs 2 timesteps), i.e. the same kernels and shapes at a fraction of the cost; profiled
     const per = sc.steps / sc.budget;
-    if (Number.isInteger(per) && sc.budget > 2) await sampleAtBudget({ ...opts, plan: plan(2, 2 * per) });
-    else await sampleAtBudget(opts);
+    const prof = startKernelProfile();
+    let warmSteps: number;
+    try {
+      if (Number.isInteger(per) && sc.budget > 2) warmSteps = (await sampleAtBudget({ ...opts, plan: plan(2, 2 * per) })).account.steps;
+      else warmSteps = (await sampleAtBudget(opts)).account.steps;
+    } finally {
+      prof.stop();
+    }
+    const kernels = { ...(await prof.collect()), steps: warmSteps };
     const seconds: number[] = [];
+    const c0 = readCounters();
     let last = await sampleAtBudget(opts);
     seconds.push(last.account.seconds);
     for (let i = 1; i < repeats; i++) {
       last = await sampleAtBudget(opts);
       seconds.push(last.account.seconds);
     }
+    const d = diffCounters(c0, readCounters());
     const timing = summarizeTimes(seconds, batch, 1);
     const a = last.account;
+    const calls = a.steps * repeats;
     return {
       model: a.model, kind: a.kind, batch, budget: sc.budget, steps: a.steps, iters: a.iters, reuse: a.reuse,
       blockEvaluations: a.blockEvaluations, timing, imagesPerSecond: timing.itemsPerSecond,
       imagesPerSecondAt20: (timing.itemsPerSecond * sc.budget) / 20,
+      perCall: {
+        tfjsKernels: d.kernels / calls, dispatches: d.dispatches / calls, cpuMs: (d.cpu / calls) * 1000, wallMs: (timing.totalSeconds / calls) * 1000,
+        gpuMs: kernels.gpuMs === null ? null : kernels.gpuMs / warmSteps,
+      },
+      kernels, settings: benchSettings(),
     };
   }
 }

@@ -18,7 +18,7 @@ function arg(name: string): string | undefined {
 }
 
 function weightsPath(): string {
-  const candidates = [arg('weights'), process.env.FPDM_INCEPTION_WEIGHTS, cachedWeightsPath(), join(process.env.FPDM_FIXTURES ?? resolve('..', 'shared', 'fixtures'), 'inception_fid_ternary.legacy.pt')];
+  const candidates = [arg('weights'), process.env.FPDM_INCEPTION_WEIGHTS, cachedWeightsPath(), join(process.env.FPDM_FIXTURES ?? resolve('tests', 'fixtures'), 'inception_fid_ternary.legacy.pt')];
   const p = candidates.find((c) => c && existsSync(c));
   if (!p) throw new Error('no Inception weights found: pass --weights FILE or set FPDM_INCEPTION_WEIGHTS');
   return p;

@@ -11,17 +11,18 @@
 //              backends --quick replaces the S/2 pair by a tiny pair (16×16×4 latents, D 64, depth 6,
 //              10 classes, batch 4) so the suite finishes in minutes on two cores.
 //   fixtures   Inception weights: $FPDM_INCEPTION_WEIGHTS, else inception_fid_ternary.legacy.pt in
-//              $FPDM_FIXTURES or ../shared/fixtures.
+//              $FPDM_FIXTURES or tests/fixtures.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { activeBackend, initBackend, parseBackendChoice, type BackendChoice } from '../src/backends/index.js';
+import { setKernelOptions } from '../src/backends/kernels.js';
 import { createModel, ditPreset, fpdmFrom, modelName, validateConfig, type AnyModel, type DiTConfig, type ModelConfig } from '../src/models/index.js';
 import { atomicWrite } from '../src/util/fs.js';
 import { UserError } from '../src/util/errors.js';
 import { log } from '../src/util/log.js';
-import { BENCH_NO_GRAD, BENCH_WITH_GRAD, benchTrainConfig, measureInception, measureSample, measureTrain, trainStepFlops, type SampleCase } from './cases.js';
+import { BENCH_NO_GRAD, BENCH_WITH_GRAD, benchSettings, benchTrainConfig, measureInception, measureSample, measureTrain, trainStepFlops, type SampleCase } from './cases.js';
 import { markdown, sampleLabel, sampleRow, targets, trainRow, type BenchDoc, type CpuRow, type SampleRow, type TrainRow } from './report.js';
 import { readTorchJson, runTorchRef, type TorchResult } from './torch.js';
 
@@ -49,6 +50,20 @@ export interface BenchOptions {
   gradCheckpoint?: Array<'off' | 'on'>;
   /** the command line, recorded */
   command?: string;
+  /** webgpu: WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE values to measure training with (the last one is kept for the rest) */
+  submitBatch?: number[];
+  /** fused optimizer kernels off and/or on (webgpu; default on); the last is kept for the rest */
+  fusedOptimizer?: Array<'off' | 'on'>;
+  /** fused block kernels off and/or on (webgpu; default on); the last is kept for the rest */
+  fusedBlock?: Array<'off' | 'on'>;
+  /** explicit training variants (replace the cross product of the three options above) */
+  variants?: Variant[];
+  /** settings the sampling rows are measured under, each in turn (default: the last training variant's) */
+  sampleVariants?: Variant[];
+  /** measure peak memory (one extra profiled step of a fresh run per training row); default on */
+  memory?: boolean;
+  /** most warm-up steps before the timed ones when the step time is not yet flat (default S 12, XL 4) */
+  maxWarmup?: number;
 }
 
 /** The tiny pair used by --quick on CPU backends (see the file header). */
@@ -62,19 +77,20 @@ interface SizePlan {
   batch: number;
   steps: number;
   warmup: number;
+  maxWarmup: number;
   /** DiT-step budget measured for sampling */
   budget: number;
   sampleRepeats: number;
 }
 
 function sizePlans(o: BenchOptions, backend: string): SizePlan[] {
-  if (o.tiny) return [{ size: 'tiny', trunk: o.tiny.trunk, batch: o.tiny.batch, steps: o.steps, warmup: o.warmup, budget: o.tiny.budget, sampleRepeats: 1 }];
+  if (o.tiny) return [{ size: 'tiny', trunk: o.tiny.trunk, batch: o.tiny.batch, steps: o.steps, warmup: o.warmup, maxWarmup: o.maxWarmup ?? o.warmup, budget: o.tiny.budget, sampleRepeats: 1 }];
   const cpuLike = backend === 'cpu' || backend === 'wasm';
-  if (o.quick && cpuLike) return [{ size: 'tiny', trunk: tinyTrunk(), batch: 4, steps: o.steps, warmup: o.warmup, budget: 20, sampleRepeats: 1 }];
+  if (o.quick && cpuLike) return [{ size: 'tiny', trunk: tinyTrunk(), batch: 4, steps: o.steps, warmup: o.warmup, maxWarmup: o.maxWarmup ?? o.warmup, budget: 20, sampleRepeats: 1 }];
   const sizes = o.sizes ?? (o.quick ? ['S'] : ['S', 'XL']);
   const plans: SizePlan[] = [];
-  if (sizes.includes('S')) plans.push({ size: 'S', trunk: ditPreset('DiT-S/2'), batch: o.batch, steps: o.steps, warmup: o.warmup, budget: 20, sampleRepeats: 1 });
-  if (sizes.includes('XL')) plans.push({ size: 'XL', trunk: ditPreset('DiT-XL/2'), batch: o.batch, steps: Math.max(1, Math.floor(o.steps / 3)), warmup: 1, budget: 2, sampleRepeats: 1 });
+  if (sizes.includes('S')) plans.push({ size: 'S', trunk: ditPreset('DiT-S/2'), batch: o.batch, steps: o.steps, warmup: o.warmup, maxWarmup: o.maxWarmup ?? 12, budget: 20, sampleRepeats: 1 });
+  if (sizes.includes('XL')) plans.push({ size: 'XL', trunk: ditPreset('DiT-XL/2'), batch: o.batch, steps: Math.max(1, Math.floor(o.steps / 3)), warmup: 1, maxWarmup: Math.min(o.maxWarmup ?? 4, 4), budget: 2, sampleRepeats: 1 });
   return plans;
 }
 
@@ -119,12 +135,43 @@ function packageVersionOfCwd(): string | null {
 export function findInceptionWeights(): string | null {
   const env = process.env.FPDM_INCEPTION_WEIGHTS;
   if (env) return env;
-  const dirs = [process.env.FPDM_FIXTURES, resolve('..', 'shared', 'fixtures')].filter((d): d is string => Boolean(d));
+  const dirs = [process.env.FPDM_FIXTURES, resolve('tests', 'fixtures')].filter((d): d is string => Boolean(d));
   for (const d of dirs) {
     const p = join(d, 'inception_fid_ternary.legacy.pt');
     if (existsSync(p)) return p;
   }
   return null;
+}
+
+/** Parses `SB:OPT:BLOCK[,…]`, e.g. `15:off:off,200:on:on` (submit batch, fused optimizer, fused block kernels). */
+export function parseVariants(s: string, flag: string): Variant[] {
+  return s.split(',').map((item) => {
+    const m = /^(\d+):(on|off):(on|off)$/.exec(item.trim());
+    if (!m || Number(m[1]) < 1) throw new UserError(`${flag}: '${item}' is not SUBMIT_BATCH:on|off:on|off (e.g. 200:on:on)`);
+    return { submitBatch: Number(m[1]), fused: m[2] === 'on', block: m[3] === 'on', last: false };
+  });
+}
+
+export interface Variant { submitBatch: number | null; fused: boolean; block: boolean; last: boolean }
+
+function trainVariants(o: BenchOptions): Variant[] {
+  if (o.variants?.length) return o.variants.map((v, i, all) => ({ ...v, last: i === all.length - 1 }));
+  const sb: Array<number | null> = o.submitBatch?.length ? o.submitBatch : [null];
+  const fo = o.fusedOptimizer?.length ? o.fusedOptimizer : ['on' as const];
+  const fb = o.fusedBlock?.length ? o.fusedBlock : ['on' as const];
+  const out: Variant[] = [];
+  for (const k of fb) for (const f of fo) for (const b of sb) out.push({ submitBatch: b, fused: f === 'on', block: k === 'on', last: false });
+  out[out.length - 1]!.last = true;
+  return out;
+}
+
+function applyVariant(v: Variant): void {
+  if (v.submitBatch !== null && tf.getBackend() === 'webgpu') tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', v.submitBatch);
+  setKernelOptions({ fusedOptimizer: v.fused, fusedBlock: v.block });
+}
+
+function variantText(v: Variant): string {
+  return tf.getBackend() === 'webgpu' ? ` (submit batch ${tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')}, fused optimizer ${v.fused ? 'on' : 'off'}, fused block kernels ${v.block ? 'on' : 'off'})` : '';
 }
 
 /** Runs the selected suites and returns the document (also written under `out` when set). */
@@ -189,6 +236,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
       versions: { 'fpdm-exp': packageVersionOfCwd(), node: process.version, 'tfjs-core': tf.version_core, [backendInfo.package]: backendInfo.version ?? null, torch: torch.torch ?? null },
       gitCommit: gitCommitOfCwd(),
       quick: o.quick,
+      settings: benchSettings(),
       notes: [...(partial ? [`PARTIAL: ${partial}`] : []), ...(plans[0]!.size === 'tiny' ? [...notes, `reduced sizes: ${modelName(plans[0]!.trunk)} on ${plans[0]!.trunk.inputSize}×${plans[0]!.trunk.inputSize}×${plans[0]!.trunk.inChannels}, ${plans[0]!.trunk.numClasses} classes, batch ${plans[0]!.batch}`] : notes)],
       torch, train, sample, inception, cpu,
       targets: targets(train, sample),
@@ -206,48 +254,55 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
   for (const [index, p] of plans.entries()) {
     if (o.suites.includes('train')) {
       // checkpointed variants first (less memory), FPDM before DiT: what may not fit runs last
-      for (const ck of (['on', 'off'] as const).filter((v) => (o.gradCheckpoint ?? ['off']).includes(v))) {
-        const ckpt = ck === 'on';
-        const at = train.length; // rows go in at this index as they finish: table order DiT, then FPDM
-        for (const c of [...pair(p.trunk)].reverse()) {
-          const name = modelName(c);
-          log(`bench: train ${name}${ckpt ? ' (gradient checkpointing)' : ''}, batch ${p.batch}, ${p.warmup} warm-up + ${p.steps} timed steps`);
-          try {
-            train.splice(at, 0, trainRow(name, p.batch, await measureTrain(c, p.batch, p.warmup, p.steps, ckpt), torch, undefined, ckpt));
-          } catch (e) {
-            if (e instanceof UserError) throw e;
-            log(`bench: train ${name} failed: ${errText(e)}`);
-            train.splice(at, 0, trainRow(name, p.batch, null, torch, errText(e), ckpt));
+      for (const variant of trainVariants(o)) {
+        applyVariant(variant);
+        for (const ck of (['on', 'off'] as const).filter((v) => (o.gradCheckpoint ?? ['off']).includes(v))) {
+          const ckpt = ck === 'on';
+          const at = train.length; // rows go in at this index as they finish: table order DiT, then FPDM
+          for (const c of [...pair(p.trunk)].reverse()) {
+            const name = modelName(c);
+            log(`bench: train ${name}${ckpt ? ' (gradient checkpointing)' : ''}, batch ${p.batch}, ${p.warmup}–${Math.max(p.warmup, p.maxWarmup)} warm-up + ${p.steps} timed steps${variantText(variant)}`);
+            try {
+              train.splice(at, 0, trainRow(name, p.batch, await measureTrain(c, p.batch, p.warmup, p.steps, ckpt, { maxWarmup: p.maxWarmup, memory: o.memory !== false && variant.last }), torch, undefined, ckpt));
+            } catch (e) {
+              if (e instanceof UserError) throw e;
+              log(`bench: train ${name} failed: ${errText(e)}`);
+              train.splice(at, 0, trainRow(name, p.batch, null, torch, errText(e), ckpt));
+            }
+            snapshot(`written during the ${p.size} training rows; later cases had not run yet`);
           }
-          snapshot(`written during the ${p.size} training rows; later cases had not run yet`);
         }
       }
     }
     if (o.suites.includes('sample')) {
-      const built = new Map<ModelConfig, AnyModel>();
-      for (const sc of sampleCases(p)) {
-        const name = modelName(sc.config);
-        // FPDM (1 pre, 1 post): steps·(2 + iters) = depth·budget block evaluations, as torch_ref.py plans it
-        const iters = sc.config.kind === 'fpdm' ? (sc.config.depth * sc.budget) / sc.steps - sc.config.preDepth - sc.config.postDepth : null;
-        const match = { model: name, steps: sc.steps, iters, reuse: sc.reuse, batch: p.batch };
-        log(`bench: sample ${name}, budget ${sc.budget}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`);
-        try {
-          let model = built.get(sc.config);
-          if (!model) {
-            for (const m of built.values()) m.dispose(); // one model alive at a time
-            built.clear();
-            model = createModel(sc.config, 0);
-            built.set(sc.config, model);
+      const sampleVariants = o.sampleVariants?.length ? o.sampleVariants.map((v, i, all) => ({ ...v, last: i === all.length - 1 })) : [null];
+      for (const sv of sampleVariants) {
+        if (sv) applyVariant(sv);
+        const built = new Map<ModelConfig, AnyModel>();
+        for (const sc of sampleCases(p)) {
+          const name = modelName(sc.config);
+          // FPDM (1 pre, 1 post): steps·(2 + iters) = depth·budget block evaluations, as torch_ref.py plans it
+          const iters = sc.config.kind === 'fpdm' ? (sc.config.depth * sc.budget) / sc.steps - sc.config.preDepth - sc.config.postDepth : null;
+          const match = { model: name, steps: sc.steps, iters, reuse: sc.reuse, batch: p.batch };
+          log(`bench: sample ${name}, budget ${sc.budget}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}${sv ? variantText(sv) : ''}`);
+          try {
+            let model = built.get(sc.config);
+            if (!model) {
+              for (const m of built.values()) m.dispose(); // one model alive at a time
+              built.clear();
+              model = createModel(sc.config, 0);
+              built.set(sc.config, model);
+            }
+            const m = await measureSample(model, sc, p.batch, p.sampleRepeats);
+            sample.push(sampleRow(sampleLabel(m), match, m, torch));
+          } catch (e) {
+            if (e instanceof UserError) throw e;
+            log(`bench: sample ${name} failed: ${errText(e)}`);
+            sample.push(sampleRow(`${name}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`, match, null, torch, errText(e)));
           }
-          const m = await measureSample(model, sc, p.batch, p.sampleRepeats);
-          sample.push(sampleRow(sampleLabel(m), match, m, torch));
-        } catch (e) {
-          if (e instanceof UserError) throw e;
-          log(`bench: sample ${name} failed: ${errText(e)}`);
-          sample.push(sampleRow(`${name}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`, match, null, torch, errText(e)));
         }
+        for (const m of built.values()) m.dispose();
       }
-      for (const m of built.values()) m.dispose();
     }
     if (index === 0 && o.suites.includes('inception')) await runInception();
     if (index < plans.length - 1) snapshot(`written after the ${p.size} models; later cases had not run yet`);
@@ -326,6 +381,32 @@ export function parseArgs(argv: string[]): BenchOptions {
         o.gradCheckpoint = v === 'both' ? ['off', 'on'] : [v];
         break;
       }
+      case '--submit-batch': {
+        const list = value(i++, a).split(',').map((v) => posInt(v.trim(), a));
+        o.submitBatch = list;
+        break;
+      }
+      case '--fused-optimizer': {
+        const v = value(i++, a);
+        if (v !== 'off' && v !== 'on' && v !== 'both') throw new UserError(`--fused-optimizer: '${v}' is not off, on or both`);
+        o.fusedOptimizer = v === 'both' ? ['off', 'on'] : [v];
+        break;
+      }
+      case '--fused-block': {
+        const v = value(i++, a);
+        if (v !== 'off' && v !== 'on' && v !== 'both') throw new UserError(`--fused-block: '${v}' is not off, on or both`);
+        o.fusedBlock = v === 'both' ? ['off', 'on'] : [v];
+        break;
+      }
+      case '--variants': o.variants = parseVariants(value(i++, a), a); break;
+      case '--sample-variants': o.sampleVariants = parseVariants(value(i++, a), a); break;
+      case '--memory': {
+        const v = value(i++, a);
+        if (v !== 'off' && v !== 'on') throw new UserError(`--memory: '${v}' is not off or on`);
+        o.memory = v === 'on';
+        break;
+      }
+      case '--max-warmup': o.maxWarmup = posInt(value(i++, a), a); break;
       case '--torch-json': {
         const p = value(i++, a);
         if (!existsSync(p)) throw new UserError(`--torch-json: '${p}' does not exist`);
@@ -334,7 +415,7 @@ export function parseArgs(argv: string[]): BenchOptions {
       }
       case '--help':
       case '-h':
-        throw new UserError('usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--no-torch | --torch-json FILE]');
+        throw new UserError('usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--fused-block off|on|both] [--variants SB:OPT:BLOCK,…] [--sample-variants SB:OPT:BLOCK,…] [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]');
       default:
         throw new UserError(`unknown option '${a}'; see --help`);
     }

@@ -49,7 +49,7 @@ const ratio = (a: number | undefined | null, b: number | undefined | null): numb
 /** Our peak memory of a training step: distinct live buffers where measured, else the per-handle tensor bytes. */
 export function oursPeak(m: TrainMeasurement | null | undefined): number | null {
   if (!m) return null;
-  return m.buffers?.peakBufferBytes ?? m.memory.peakTensorBytes;
+  return m.buffers?.peakBufferBytes ?? m.memory?.peakTensorBytes ?? null;
 }
 
 export function trainRow(model: string, batch: number, ours: TrainMeasurement | null, torch: TorchResult, error?: string, gradCheckpoint = false): TrainRow {
@@ -77,7 +77,8 @@ const status = (v: number | null, ok: (v: number) => boolean): TargetRow['status
 export function targets(train: TrainRow[], sample: SampleRow[]): TargetRow[] {
   const out: TargetRow[] = [];
   for (const name of ['FPDM(DiT-S/2, pre=1, post=1)', 'DiT-S/2']) {
-    const r = train.find((x) => x.model === name && !x.gradCheckpoint);
+    // the last row of a model is the chosen setting (variants are measured in order, the chosen one last)
+    const r = train.findLast((x) => x.model === name && !x.gradCheckpoint);
     const v = r?.throughputRatio ?? null;
     out.push({ target: `${name} training ≥ 0.5× PyTorch (images/s)`, measured: v, threshold: '≥ 0.5', status: status(v, (x) => x >= 0.5) });
   }
@@ -87,7 +88,7 @@ export function targets(train: TrainRow[], sample: SampleRow[]): TargetRow[] {
   }
   // every DiT row with its FPDM (1/1) partner: the paper's memory claim, on our side
   for (const d of train.filter((r) => r.model.startsWith('DiT'))) {
-    const f = train.find((r) => r.model === `FPDM(${d.model}, pre=1, post=1)` && r.gradCheckpoint === d.gradCheckpoint);
+    const f = train.find((r) => r.model === `FPDM(${d.model}, pre=1, post=1)` && r.gradCheckpoint === d.gradCheckpoint && r.ours?.settings?.submitBatch === d.ours?.settings?.submitBatch && r.ours?.settings?.fusedOptimizer === d.ours?.settings?.fusedOptimizer && r.ours?.settings?.fusedBlock === d.ours?.settings?.fusedBlock);
     const v = ratio(oursPeak(f?.ours), oursPeak(d.ours));
     const ck = d.gradCheckpoint ? ', both with gradient checkpointing' : '';
     out.push({ target: `FPDM(${d.model}) peak training memory ≤ 0.45× ${d.model}'s (ours, peak buffer bytes${ck})`, measured: v, threshold: '≤ 0.45', status: status(v, (x) => x <= 0.45) });
@@ -112,6 +113,8 @@ export interface BenchDoc {
   versions: Record<string, string | null>;
   gitCommit: string | null;
   quick: boolean;
+  /** backend settings sampling and Inception ran with (training rows record their own) */
+  settings?: { submitBatch: number | null; fusedOptimizer: boolean; fusedBlock?: boolean };
   notes: string[];
   torch: TorchResult;
   train: TrainRow[];
@@ -129,6 +132,7 @@ export function markdown(d: BenchDoc): string {
     `- device: ${d.backend.device ?? 'unknown'} (backend ${d.backend.name} ${d.backend.version ?? ''})`,
     `- versions: ${Object.entries(d.versions).map(([k, v]) => `${k} ${v ?? '?'}`).join(', ')}`,
     `- git commit: ${d.gitCommit ?? 'unknown'}`,
+    ...(d.settings?.submitBatch ? [`- webgpu: WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE ${d.settings.submitBatch} for sampling and Inception (training rows: their own column); fused optimizer ${d.settings.fusedOptimizer ? 'on' : 'off'}, fused block kernels ${d.settings.fusedBlock ? 'on' : 'off'}`] : []),
     d.torch.available
       ? `- PyTorch side: torch ${d.torch.torch} (CUDA ${d.torch.cuda}) on ${d.torch.device}, TF32 matmul ${d.torch.tf32?.matmul} / cuDNN ${d.torch.tf32?.cudnn}`
       : `- PyTorch side: not measured (${d.torch.reason})`,
@@ -139,8 +143,21 @@ export function markdown(d: BenchDoc): string {
     parts.push(table(
       ['model', 'batch', 'grad ckpt', 'ours img/s', 'PyTorch img/s', 'ratio', 'ours peak buffers', 'ours peak handles', 'ours backend pool', 'PyTorch peak', 'memory ratio', 'ours GFLOP/s'],
       d.train.map((r) => [r.model, String(r.batch), r.gradCheckpoint ? 'yes' : 'no', f2(r.ours?.imagesPerSecond), f2(r.torch?.imagesPerSecond), x(r.throughputRatio),
-        gib(r.ours?.buffers?.peakBufferBytes), gib(r.ours?.memory.peakTensorBytes), gib(r.ours?.memory.backendPoolBytes), gib(r.torch?.peakBytes), x(r.memoryRatio),
+        gib(r.ours?.buffers?.peakBufferBytes), gib(r.ours?.memory?.peakTensorBytes), gib(r.ours?.memory?.backendPoolBytes), gib(r.torch?.peakBytes), x(r.memoryRatio),
         r.error ? `failed: ${r.error}` : f2(r.ours?.gflopsPerSecond)]),
+    ));
+  }
+  if (d.train.some((r) => r.ours?.profile)) {
+    parts.push('## Training step profile (per step, medians of the timed steps; GPU ms = summed kernel time of one profiled step, timestamp queries; host CPU = process CPU time, all threads)');
+    parts.push(table(
+      ['model', 'grad ckpt', 'submit batch', 'fused optimizer', 'fused block', 'warm-up steps (flat)', 'TF.js kernels', 'GPU dispatches', 'submits', 'GPU ms', 'host CPU ms', 'wall ms', 'img/s', 'largest kernel families (count, GPU ms)'],
+      d.train.filter((r) => r.ours?.profile).map((r) => {
+        const o = r.ours!;
+        const p = o.profile;
+        return [r.model, r.gradCheckpoint ? 'yes' : 'no', String(o.settings.submitBatch ?? '–'), o.settings.fusedOptimizer ? 'yes' : 'no', o.settings.fusedBlock ? 'yes' : 'no', `${p.warmupSteps} (${p.flat ? 'flat' : 'not flat'})`,
+          f2(p.perStep.tfjsKernels, 0), f2(p.perStep.dispatches, 0), f2(p.perStep.submits, 0), f2(p.kernels.gpuMs, 1), f2(p.perStep.cpuMs, 1), f2(p.perStep.wallMs, 1), f2(o.imagesPerSecond),
+          p.kernels.top.slice(0, 5).map((k) => `${k.name} ${k.count}, ${k.ms.toFixed(1)}`).join('; ')];
+      }),
     ));
   }
   if (d.sample.length) {
@@ -149,6 +166,17 @@ export function markdown(d: BenchDoc): string {
       ['configuration', 'batch', 'budget measured', 'block evals', 'ours img/s', 'PyTorch img/s', 'ratio', 'ours img/s @20'],
       d.sample.map((r) => [r.label, String(r.ours?.batch ?? r.torch?.batch ?? '–'), String(r.ours?.budget ?? '–'), f2(r.ours?.blockEvaluations ?? r.torch?.blockEvaluations, 0),
         f2(r.ours?.imagesPerSecond), f2(r.torch?.imagesPerSecond), x(r.throughputRatio), r.error ? `failed: ${r.error}` : f2(r.ours?.imagesPerSecondAt20)]),
+    ));
+  }
+  if (d.sample.some((r) => r.ours?.perCall)) {
+    parts.push('## Sampling profile (per sampling step = one denoiser call; GPU ms from the profiled warm-up pass)');
+    parts.push(table(
+      ['configuration', 'submit batch', 'fused block', 'TF.js kernels', 'GPU dispatches', 'GPU ms', 'host CPU ms', 'wall ms', 'largest kernel families (count, GPU ms, warm-up pass)'],
+      d.sample.filter((r) => r.ours?.perCall).map((r) => {
+        const o = r.ours!;
+        return [r.label, String(o.settings.submitBatch ?? '–'), o.settings.fusedBlock ? 'yes' : 'no', f2(o.perCall.tfjsKernels, 0), f2(o.perCall.dispatches, 0), f2(o.perCall.gpuMs, 1), f2(o.perCall.cpuMs, 1), f2(o.perCall.wallMs, 1),
+          o.kernels.top.slice(0, 4).map((k) => `${k.name} ${k.count}, ${k.ms.toFixed(1)}`).join('; ')];
+      }),
     ));
   }
   if (d.inception) {

@@ -27,7 +27,7 @@ mkdir -p "$app/node_modules"
 entries=(src/cli/run.ts)
 for f in bench/*.ts scripts/gpu/*.ts; do [ -f "$f" ] && entries+=("$f"); done
 # numerics suites to re-run on the GPU (FPDM_TEST_BACKENDS=webgpu node --test $APP/tests/...)
-for f in ${GPU_TESTS:-tests/models/fixtures.test.ts tests/diffusion/process.test.ts tests/diffusion/samplers.test.ts tests/metrics/inception.test.ts}; do [ -f "$f" ] && entries+=("$f"); done
+for f in ${GPU_TESTS:-tests/models/fixtures.test.ts tests/diffusion/process.test.ts tests/diffusion/samplers.test.ts tests/metrics/inception.test.ts tests/training/fused-adamw.test.ts tests/backends/webgpu-block.test.ts}; do [ -f "$f" ] && entries+=("$f"); done
 npx esbuild "${entries[@]}" --bundle --platform=node --format=esm --target=node20 \
   --outdir="$app" --outbase=. --out-extension:.js=.mjs \
   --external:webgpu --external:better-sqlite3 --external:sharp \
@@ -55,7 +55,7 @@ for p in sharp @img/sharp-linux-x64 @img/sharp-libvips-linux-x64 @img/colour det
 tar -C "$stage" -cf - app | xz -T2 -6 > .gpu/app.tar.xz
 
 # 3. Golden fixtures (the Inception weights are ternary and compress to a few MB)
-fx=${FPDM_FIXTURES:-$root/../shared/fixtures}
+fx=${FPDM_FIXTURES:-$root/tests/fixtures}
 if [ -d "$fx" ] && { [ ! -s .gpu/fixtures.tar.xz ] || [ "$fx" -nt .gpu/fixtures.tar.xz ]; }; then
   tar -C "$fx/.." -cf - fixtures | xz -T2 -6 > .gpu/fixtures.tar.xz
 fi

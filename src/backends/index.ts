@@ -6,10 +6,9 @@
 //   cpu         @tensorflow/tfjs-backend-cpu: pure JS, slow, the correctness reference
 //   webgpu      @tensorflow/tfjs-backend-webgpu over the `webgpu` package (Dawn), optional
 //   tensorflow  @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node (libtensorflow), optional
+import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs'; // registers every kernel's gradient (tfjs-core's CommonJS build has none)
 import { UserError } from '../util/errors.js';
 
 export const BACKEND_NAMES = ['wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
@@ -120,6 +119,23 @@ async function probeOne(name: BackendName): Promise<BackendInfo> {
   }
 }
 
+/**
+ * Whether a GPU adapter can exist here, judged without starting Dawn (which prints a warning of its
+ * own when it finds no Vulkan loader): on Linux, a GPU device node and a loadable libvulkan.so.1.
+ * `auto` probes webgpu only when this holds; `--backend webgpu` and `backends` always probe.
+ */
+function gpuMayExist(): boolean {
+  if (process.platform !== 'linux') return true;
+  const dri = existsSync('/dev/dri') && readdirSync('/dev/dri').some((n) => n.startsWith('renderD'));
+  if (!dri && !existsSync('/dev/nvidiactl')) return false;
+  try {
+    process.dlopen({ exports: {} }, 'libvulkan.so.1'); // a plain library loads, then is refused as an addon
+  } catch (e) {
+    return !/cannot open shared object/.test((e as Error).message);
+  }
+  return true;
+}
+
 /** Probes every known backend (no backend is initialised). */
 export async function probeBackends(): Promise<BackendInfo[]> {
   return Promise.all(BACKEND_NAMES.map(probeOne));
@@ -145,13 +161,16 @@ export function parseBackendChoice(s: string): BackendChoice {
 export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
   let info: BackendInfo;
   if (choice === 'auto') {
-    const webgpu = await probeOne('webgpu');
-    const tfnode = webgpu.usable ? undefined : await probeOne('tensorflow');
-    info = webgpu.usable ? webgpu : tfnode?.usable ? tfnode : await probeOne('wasm');
+    const webgpu = gpuMayExist() ? await probeOne('webgpu') : undefined;
+    const tfnode = webgpu?.usable ? undefined : await probeOne('tensorflow');
+    info = webgpu?.usable ? webgpu : tfnode?.usable ? tfnode : await probeOne('wasm');
   } else {
     info = await probeOne(choice);
   }
   if (!info.usable) throw new UserError(`backend '${info.name}' cannot be used here: ${info.reason}`);
+  // TF.js loads here, not with this module, so that `backends` and `--help` start without it (~2 s)
+  const tf = await import('@tensorflow/tfjs-core');
+  await import('@tensorflow/tfjs'); // registers every kernel's gradient (tfjs-core's CommonJS build has none)
   if (active?.name === info.name && tf.getBackend() === info.name) return active;
 
   switch (info.name) {

@@ -90,3 +90,48 @@ export function paramReduction(fpdm: string, dit: string): number {
   if (a === undefined || b === undefined) throw new Error(`no reference parameter count for '${a === undefined ? fpdm : dit}'`);
   return 1 - a / b;
 }
+
+/**
+ * The paper's Table 1 (ImageNet 256, class-conditional, FID-50K without guidance, DiT-XL/2 vs FPDM
+ * with 1 pre and 1 post block), by budget in DiT-step equivalents (140 / 280 / 560 block evaluations
+ * = 5 / 10 / 20 DiT-XL/2 steps). The FPDM cell is "our best model" at that budget; its split is not stated.
+ */
+export const PAPER_TABLE1: { budget: number; blocks: number; dit: { ddpm: number; ddim: number }; fpdm: { ddpm: number; ddim: number } }[] = [
+  { budget: 5, blocks: 140, dit: { ddpm: 148.0, ddim: 110.0 }, fpdm: { ddpm: 85.8, ddim: 33.9 } },
+  { budget: 10, blocks: 280, dit: { ddpm: 80.9, ddim: 35.2 }, fpdm: { ddpm: 43.3, ddim: 22.4 } },
+  { budget: 20, blocks: 560, dit: { ddpm: 37.9, ddim: 16.5 }, fpdm: { ddpm: 26.1, ddim: 19.6 } },
+];
+export const PAPER_TABLE1_SETTING = 'ImageNet 256, FID-50K, no guidance, DiT-XL/2 (674M) vs FPDM (85M), paper Table 1';
+
+/** The paper's parameter and training-memory figures (Table 1, §4.3: "from 25.2 GB to only 10.2 GB at a batch size of 64"). */
+export const PAPER_SIZES = {
+  params: { dit: 674e6, fpdm: 85e6, setting: 'DiT-XL/2 vs FPDM (1 pre, 1 post), paper Table 1' },
+  trainMemoryBytes: { dit: 25.2e9, fpdm: 10.2e9, setting: 'peak GPU memory in training at batch 64, paper §4.3' },
+} as const;
+
+/**
+ * What real images score on a distribution metric, measured with this tool's settings: the level a
+ * perfect generator would reach, against which the report judges whether models are good enough for
+ * their comparisons to mean much. `numImages` generated vs `referenceImages` reference images.
+ */
+export interface QualityLevel {
+  metric: string;
+  numImages: number;
+  referenceImages: number;
+  /** range over disjoint sets of real images */
+  real: [number, number];
+  /** uniform 8-bit noise (the metric's "nothing learned" level) */
+  noise: number;
+  source: string;
+}
+
+export const QUALITY_LEVELS: QualityLevel[] = [
+  {
+    metric: 'fd_mnist', numImages: 256, referenceImages: 256, real: [21, 35], noise: 613,
+    source: 'sets of 256 real MNIST training digits (16×16, 8-bit) vs the first 256 held-out digits: 21–32 in the reproduction\'s calibration (results/reproduce-mnist/README.md), 31.8 / 32.7 / 34.8 for training digits 0–255 / 256–511 / 512–767 re-measured for this table; uniform 8-bit noise 613–653',
+  },
+  {
+    metric: 'kid_mnist', numImages: 256, referenceImages: 256, real: [-0.5, 8.1], noise: 150,
+    source: 'sets of 256 real MNIST training digits (16×16, 8-bit) vs the first 256 held-out digits, 100 subsets of 128: −0.5 to 8 in the reproduction\'s calibration (results/reproduce-mnist/README.md), 8.05 / 5.41 / 5.83 for training digits 0–255 / 256–511 / 512–767 re-measured for this table; uniform 8-bit noise 150–162',
+  },
+];

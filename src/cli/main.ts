@@ -1,37 +1,67 @@
 // Entry point: argv → commander → command functions. This file is the only catch site: UserError
 // exits 2, RegressionError exits 3, anything else is a bug (exit 1, with its stack).
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, Help, Option } from 'commander';
 import { BACKEND_NAMES, parseBackendChoice } from '../backends/index.js';
 import { EXIT, RegressionError, UserError } from '../util/errors.js';
+import { inputErrorOf } from '../util/input-errors.js';
 import { setQuiet } from '../util/log.js';
 import { gitCommit, toolVersion } from '../util/version.js';
 import type { GlobalOptions } from './context.js';
 import { COMMANDS } from './commands/index.js';
 
-export function buildProgram(): Command {
+/**
+ * The command that `args` (argv without node and the script) invokes: the first word that is not a
+ * global option (or the word after `help`); undefined when there is none.
+ */
+export function invokedCommand(args: readonly string[]): string | undefined {
+  const words: string[] = [];
+  for (let i = 0; i < args.length && words.length < 2; i++) {
+    const a = args[i]!;
+    if (a === '--backend') i++; // its value
+    else if (!a.startsWith('-')) words.push(a);
+    if (words.length === 1 && words[0] !== 'help') break;
+  }
+  return words[0] === 'help' ? words[1] : words[0];
+}
+
+/**
+ * The program with every command: the one that `args` invokes (all of them when `args` is omitted)
+ * loaded and registered in full, the others as stubs that only name themselves in the top-level help.
+ */
+export async function buildProgram(args?: readonly string[]): Promise<Command> {
   const program = new Command('fpdm-exp');
+  const wanted = args === undefined ? undefined : invokedCommand(args);
+  // the commit costs two git processes: only asked for when the version is printed
+  const showVersion = args === undefined || args.includes('-V') || args.includes('--version');
   program
     .description('Reproduce, check and extend Fixed Point Diffusion Models (FPDM) against DiT')
-    .version(`${toolVersion()} (commit ${gitCommit() ?? 'unknown'})`, '-V, --version', 'print the version and git commit')
+    .version(showVersion ? `${toolVersion()} (commit ${gitCommit() ?? 'unknown'})` : '', '-V, --version', 'print the version and git commit')
     .addOption(new Option('--backend <name>', `compute backend: auto, ${BACKEND_NAMES.join(', ')}`).default('auto').argParser(parseBackendChoice))
     .option('-q, --quiet', 'log less on stderr')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  const stubTerms = new Map<Command, string>();
+  const help = new Help();
+  program.configureHelp({ subcommandTerm: (cmd) => stubTerms.get(cmd) ?? help.subcommandTerm(cmd) });
   program.hook('preAction', () => setQuiet(Boolean(program.opts().quiet)));
   const globals = (): GlobalOptions => program.opts() as GlobalOptions;
-  for (const register of COMMANDS) register(program, globals);
+  for (const c of COMMANDS) {
+    if (wanted === undefined ? args === undefined : c.name === wanted) (await c.load()).register(program, globals);
+    else stubTerms.set(program.command(c.name).description(c.summary).allowUnknownOption().allowExcessArguments(), c.term);
+  }
   // subcommands inherit exit override so commander never calls process.exit itself
   for (const c of program.commands) c.exitOverride();
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv.slice(2));
   try {
     await program.parseAsync(argv);
     return EXIT.ok;
-  } catch (e) {
+  } catch (caught) {
+    const e = inputErrorOf(caught) ?? caught; // library/OS errors about the input become UserErrors
     if (e instanceof CommanderError) {
       // --help and --version end here with code 0; usage errors were already printed by commander
       return e.exitCode === 0 ? EXIT.ok : EXIT.user;

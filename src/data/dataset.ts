@@ -5,7 +5,7 @@
 import { UserError, ensure } from '../util/errors.js';
 import { Rng, type RngState } from '../util/rng.js';
 
-export type DatasetKind = 'mnist' | 'folder' | 'synthetic';
+export type DatasetKind = 'mnist' | 'folder' | 'synthetic' | 'latents';
 
 export interface Batch {
   /** images, [N, C, H, W], float32 in [−1, 1] */
@@ -28,7 +28,8 @@ export interface Dataset {
   readonly labeled: boolean;
   /** class names in label order (label i ↔ classNames[i]) */
   readonly classNames: readonly string[];
-  readonly channels: 1 | 3;
+  /** 1 or 3 for images; the latent channels (4 for the SD VAE) for a latent dataset */
+  readonly channels: number;
   /** images are square: imageSize × imageSize */
   readonly imageSize: number;
   /** SHA-256 (hex) identifying the data and its preprocessing; part of run keys and stats caches */

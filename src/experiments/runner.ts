@@ -13,10 +13,12 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { initBackend, type BackendChoice, type BackendInfo } from '../backends/index.js';
+import type { ShardRecord } from '../store/merge.js';
 import type { RunStatus } from '../store/names.js';
 import { openStore, type Store } from '../store/store.js';
 import type { Provenance, RunInput } from '../store/types.js';
 import { log } from '../util/log.js';
+import { UserError } from '../util/errors.js';
 import type { PlannedRun, PlannedSample, PlannedTrain } from './planner.js';
 import { datasetId, prepare, type Prepared } from './prepare.js';
 import type { ProgressMode } from './progress.js';
@@ -71,6 +73,11 @@ export interface RunSummary {
   seconds: number;
 }
 
+/** `provenance.shard` of the runs of a `--shard i/n` (so `collect` can name the shards a set of bundles lacks) */
+function shardRecord(p: Prepared, opts: RunExperimentOptions): { shard: ShardRecord } | undefined {
+  return opts.shard && { shard: { ...opts.shard, trainRuns: p.full.runs.filter((r) => r.kind === 'train').length } };
+}
+
 function runInput(r: PlannedRun, experiment: string, provenance?: Provenance): RunInput {
   return {
     key: r.key, experiment, kind: r.kind, model: r.label, family: r.family, parentKey: r.kind === 'sample' ? r.parentKey : null,
@@ -93,7 +100,7 @@ export async function runExperiment(opts: RunExperimentOptions): Promise<RunSumm
   const outcomes = new Map<string, { outcome: Outcome; error: string | null }>();
   try {
     store.upsertExperiment(p.plan.experiment, p.spec.text);
-    store.addPendingRuns(p.plan.runs.map((r) => runInput(r, p.plan.experiment)));
+    store.addPendingRuns(p.plan.runs.map((r) => runInput(r, p.plan.experiment, shardRecord(p, opts))));
     const prov0 = baseProvenance(backend);
     const trains = p.plan.runs.filter((r): r is PlannedTrain => r.kind === 'train').sort((a, b) => a.key.localeCompare(b.key));
     const samplesOf = new Map<string, PlannedSample[]>();
@@ -143,7 +150,7 @@ export async function runExperiment(opts: RunExperimentOptions): Promise<RunSumm
 async function attempt(
   store: Store, run: PlannedRun, p: Prepared, prov0: Provenance, opts: RunExperimentOptions, artifactsDir: string, parent: PlannedTrain | null,
 ): Promise<{ outcome: Outcome; error: string | null } | 'busy'> {
-  const provenance: Provenance = { ...prov0, config: run.config, runKey: run.key, seed: run.seed, startedAt: new Date().toISOString() };
+  const provenance: Provenance = { ...prov0, ...shardRecord(p, opts), config: run.config, runKey: run.key, seed: run.seed, startedAt: new Date().toISOString() };
   const claim = store.claimRun(runInput(run, p.plan.experiment, provenance), { retryFailed: opts.retryFailed });
   if (claim.outcome === 'busy') return 'busy';
   if (claim.outcome === 'done') return { outcome: 'skipped', error: null };
@@ -159,11 +166,12 @@ async function attempt(
     await executeSample({ store, runId, run, parent: parent!, artifactsDir, progress: opts.progress ?? 'auto' });
     return { outcome: 'completed', error: null };
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    store.failRun(runId, msg);
-    log(`${run.kind} run ${run.key.slice(0, 12)} (${run.modelName}) failed: ${msg}`);
-    if (!(e instanceof Error) || e.name !== 'UserError') throw e;
-    return { outcome: 'failed', error: msg };
+    // only the user's mistake is stored as the run's failure; a bug propagates (exit 1 with its stack)
+    // and leaves the run claimed by this dead process, so a later `run` resumes it once fixed
+    if (!(e instanceof UserError)) throw e;
+    store.failRun(runId, e.message);
+    log(`${run.kind} run ${run.key.slice(0, 12)} (${run.modelName}) failed: ${e.message}`);
+    return { outcome: 'failed', error: e.message };
   }
 }
 

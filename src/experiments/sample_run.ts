@@ -19,6 +19,7 @@ import { readCheckpoint, tensorsWithPrefix } from '../training/checkpoint.js';
 import { UserError } from '../util/errors.js';
 import { sampleAtBudget, type SamplingAccount } from './sampling.js';
 import { openSpecDataset } from './datasets.js';
+import { decodeForMetrics, openSpecVae } from '../vae/spec.js';
 import { peakSampleStep, type Peak } from './peak.js';
 import { distributionMetrics } from './measure.js';
 import type { PlannedSample, PlannedTrain, SamplingSettings } from './planner.js';
@@ -109,16 +110,29 @@ export async function executeSample(ctx: SampleRunContext): Promise<void> {
     const k = Math.max(0, Math.round(acc.itersPerStep![i]!) - 1);
     rows.push({ name: METRIC.fpResidual, value: v, unit: METRIC_UNITS.fp_residual, step: k, tags: { [TAG.t]: gen.timesteps[i]! } });
   });
-  const reference: Dataset = await openSpecDataset(parent.config.dataset, 'reference');
-  rows.push(...(await distributionMetrics(gen.x, gen.shape, run.config.metrics, run.config.metricOptions, reference, ctx.progress)));
+  // latent datasets: decode with the spec's VAE to 8-bit images (as the reference's sample.py) for the
+  // metrics and the grid; the VAE's identity goes with every metric row
+  let images = { x: gen.x, shape: gen.shape };
+  const vaeSpec = run.config.vae;
+  if (vaeSpec) {
+    const v = openSpecVae(vaeSpec);
+    images = await decodeForMetrics(v.vae, gen.x, gen.shape, vaeSpec.batch);
+  }
+  const reference: Dataset = await openSpecDataset(parent.config.dataset, 'reference', vaeSpec);
+  const dist = await distributionMetrics(images.x, images.shape, run.config.metrics, run.config.metricOptions, reference, ctx.progress);
+  if (vaeSpec) {
+    const v = openSpecVae(vaeSpec);
+    for (const r of dist) r.tags = { ...r.tags, vae: v.variant ?? 'unnamed', vae_sha256: v.sha256.slice(0, 16) };
+  }
+  rows.push(...dist);
   const artifacts: ArtifactInput[] = [];
   const nGrid = Math.min(run.config.metricOptions.gridImages, s.samples);
   if (nGrid > 0) {
     const dir = join(ctx.artifactsDir, 'runs', run.key);
     mkdirSync(dir, { recursive: true });
     const path = join(dir, 'samples.png');
-    const per = gen.shape[1] * gen.shape[2] * gen.shape[3];
-    await writeGrid(path, gen.x.subarray(0, nGrid * per), [nGrid, gen.shape[1], gen.shape[2], gen.shape[3]]);
+    const per = images.shape[1] * images.shape[2] * images.shape[3];
+    await writeGrid(path, images.x.subarray(0, nGrid * per), [nGrid, images.shape[1], images.shape[2], images.shape[3]]);
     artifacts.push({ kind: 'sample_grid', path, tags: { images: nGrid } });
   }
   store.completeRun(runId, { metrics: rows, artifacts });

@@ -4,6 +4,7 @@
 // `train` and `sample` commands build the same objects from their flags (FLAGS below: each flag is a
 // schema key in kebab-case), parse them with the same schemas and call the same resolvers, so both
 // doors give the same defaults, the same resolved config and the same run key.
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { DEFAULT_IMAGE_SIZE, SYNTHETIC_DEFAULTS } from '../data/index.js';
 import { ALLOCATIONS } from '../diffusion/budget.js';
@@ -12,21 +13,25 @@ import { fpdmFrom, parsePreset, validateConfig, type DiTConfig, type ModelConfig
 import { canonicalJson, sha256Hex } from '../store/json.js';
 import type { AdamWConfig } from '../training/adamw.js';
 import { defaultCheckpointEvery } from '../training/checkpoint.js';
+import { UserError } from '../util/errors.js';
+import { latentFolderShape } from '../vae/spec.js';
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
 const oneOrMany = <T extends z.ZodTypeAny>(t: T) => z.union([t, z.array(t).min(1)]);
 const range = z.tuple([nonNegInt, nonNegInt]);
 
-export const DATASET_KINDS = ['mnist', 'folder', 'synthetic'] as const;
+export const DATASET_KINDS = ['mnist', 'folder', 'synthetic', 'latents'] as const;
 export const PREDICTIONS = ['eps', 'v'] as const;
 export type Prediction = (typeof PREDICTIONS)[number];
 
 export const datasetSchema = z
   .object({
     kind: z.enum(DATASET_KINDS),
-    /** image folder (folder datasets only) */
+    /** image folder (folder datasets) or latent folder (latents: <name>_features/ + <name>_labels/) */
     path: z.string().min(1).optional(),
+    /** latents: which <name>_features/<name>_labels pair (default: the only one in the folder) */
+    name: z.string().min(1).optional(),
     /** square side the images are resized to (default: MNIST 28, its native size; folders and synthetic data 32) */
     imageSize: posInt.optional(),
     /** 1 or 3; fixed by MNIST (1); default 3 for folders and synthetic data */
@@ -195,7 +200,13 @@ export const RENAMED_FLAGS = {
 // ---- dataset -----------------------------------------------------------------------------------
 
 /** Image side, channels and classes the models see (the one place with the dataset defaults). */
-export function datasetShape(d: DatasetSettings): { imageSize: number; channels: 1 | 3; classes: number } {
+export function datasetShape(d: DatasetSettings): { imageSize: number; channels: number; classes: number } {
+  if (d.kind === 'latents') {
+    // the latent side and channels are the folder's when it exists (its first feature file is read);
+    // before extraction, the spec's imageSize (latent side) and the SD VAE's 4 channels (checked at open)
+    const found = d.path !== undefined && existsSync(d.path) ? latentFolderShape(d.path, d.name) : null;
+    return { imageSize: found?.[1] ?? d.imageSize ?? 0, channels: found?.[0] ?? 4, classes: d.classes ?? 1 };
+  }
   const imageSize = d.imageSize ?? DEFAULT_IMAGE_SIZE[d.kind];
   if (d.kind === 'mnist') return { imageSize, channels: 1, classes: 10 };
   return { imageSize, channels: d.channels ?? 3, classes: d.classes ?? (d.kind === 'synthetic' ? SYNTHETIC_DEFAULTS.classes : 1) };
@@ -209,10 +220,27 @@ export function datasetIssues(d: DatasetSettings): Issue[] {
   const out: Issue[] = [];
   const add = (k: string, message: string) => out.push({ path: ['dataset', k], message });
   if (d.kind === 'folder' && d.path === undefined) add('path', 'is missing; a folder dataset needs the directory of images; fix: add dataset.path');
-  if (d.kind !== 'folder' && d.path !== undefined) add('path', `received ${shown(d.path)}, but only folder datasets take a path; fix: remove it or use kind: folder`);
+  if (d.kind === 'latents' && d.path === undefined) add('path', 'is missing; a latents dataset needs the folder holding <name>_features/ and <name>_labels/ (fpdm-exp latents extract writes one); fix: add dataset.path');
+  if (d.kind !== 'folder' && d.kind !== 'latents' && d.path !== undefined) add('path', `received ${shown(d.path)}, but only folder and latents datasets take a path; fix: remove it or use kind: folder`);
+  if (d.kind !== 'latents' && d.name !== undefined) add('name', `received ${shown(d.name)}, but only latents datasets take a name; fix: remove it`);
+  if (d.kind === 'latents') {
+    if (d.channels !== undefined) add('channels', `received ${d.channels}, but a latent dataset's channels are its files'; fix: remove it`);
+    if (d.hflip) add('hflip', 'received true, but latents cannot be flipped at training time (the reference bakes flips in at extraction: latents extract --hflip random); fix: remove it');
+  }
   if (d.kind === 'mnist' && d.channels !== undefined && d.channels !== 1) add('channels', `received ${d.channels}, but MNIST has 1 channel; fix: remove it`);
   if (d.kind === 'mnist' && d.classes !== undefined && d.classes !== 10) add('classes', `received ${d.classes}, but MNIST has 10 classes; fix: remove it`);
   if (d.kind !== 'synthetic' && d.size !== undefined) add('size', `received ${d.size}, but only synthetic datasets take a size; fix: remove it (use limit to take fewer images)`);
+  if (out.length > 0 || d.kind !== 'latents') return out;
+  let shape: ReturnType<typeof datasetShape>;
+  try {
+    shape = datasetShape(d);
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    add('path', e.message);
+    return out;
+  }
+  if (d.imageSize !== undefined && shape.imageSize !== 0 && d.imageSize !== shape.imageSize) add('imageSize', `received ${d.imageSize}, but the latents in ${shown(d.path)} are ${shape.imageSize}×${shape.imageSize}; fix: remove it`);
+  if (shape.imageSize === 0) add('imageSize', `is missing, and the latent folder ${shown(d.path)} does not exist yet to read it from; fix: give the latent side (32 for 256 px images with the SD VAE) or extract the latents first (fpdm-exp latents extract)`);
   return out;
 }
 

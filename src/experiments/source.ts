@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document } from 'yaml';
 import { UserError, isNodeError } from '../util/errors.js';
+import { inputErrorOf } from '../util/input-errors.js';
 
 export type PathSeg = string | number;
 
@@ -48,7 +49,12 @@ export function parseSpecSource(file: string, text: string): SpecSource {
     });
     throw new UserError(`${msgs.join('\n')}\nfix: correct the YAML syntax at that line (indentation, a missing ':' or a stray quote are common causes)`);
   }
-  const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw inputErrorOf(e, `spec '${file}'`) ?? e; // e.g. an alias bomb stopped by the YAML library
+  }
   return { file, text, value, doc, lines };
 }
 

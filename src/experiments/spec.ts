@@ -10,12 +10,15 @@
 //   metrics:  [fd_mnist, params, memory, throughput]
 //   seeds:    [0]
 //   grid:     { training.steps: [100, 200] }
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { ALLOCATIONS } from '../diffusion/budget.js';
 import { PRESET_NAMES } from '../models/config.js';
 import { datasetSchema, datasetShape, ditSchema, fpdmSchema, modelSchema, presetTrunk, RENAMED_KEYS, samplingSchema, trainingSchema, trainingIssues, datasetIssues, type Trunk } from './settings.js';
 import { closest, readSpecSource, parseSpecSource, show, throwIssues, type PathSeg, type SpecIssue, type SpecSource } from './source.js';
 import { specSamplingPlans } from './budget.js';
+import { UserError } from '../util/errors.js';
+import { latentFolderShape, vaeSpecSchema } from '../vae/spec.js';
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
@@ -44,6 +47,8 @@ export const specSchema = z
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'expected a name of letters, digits, ".", "_" or "-"'),
     description: z.string().optional(),
     dataset: datasetSchema,
+    /** the SD VAE that decodes samples of a latent dataset for metrics and grids */
+    vae: vaeSpecSchema.optional(),
     models: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/, 'model names are letters, digits, "_" or "-"'), modelSchema),
     training: trainingSchema,
     sampling: samplingSchema,
@@ -223,6 +228,9 @@ function crossField(s: Spec): SpecIssue[] {
   const add = (path: PathSeg[], message: string) => out.push({ path, message });
   const d = s.dataset;
   for (const i of datasetIssues(d)) add(i.path, i.message);
+  if (d.kind === 'latents' && s.vae === undefined && s.metrics.some((m) => ['fid', 'kid', 'prdc', 'is'].includes(m))) add(['vae'], `is missing; ${s.metrics.filter((m) => ['fid', 'kid', 'prdc', 'is'].includes(m)).join(', ')} on a latent dataset need its samples decoded to images; fix: add vae: {path: <the SD VAE>, variant: mse}`);
+  if (d.kind !== 'latents' && s.vae !== undefined) add(['vae'], `is set, but the dataset is ${d.kind} (pixels): a VAE decodes latent datasets only; fix: remove it or use kind: latents`);
+  if (out.length > 0) return out;
   const shape = datasetShape(d);
 
   const names = Object.keys(s.models);

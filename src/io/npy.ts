@@ -6,7 +6,7 @@ import { UserError } from '../util/errors.js';
 import { atomicWrite, readHead } from '../util/fs.js';
 import { numel } from '../util/shapes.js';
 import { readFileSync } from 'node:fs';
-import { DTYPE_BYTES, bytesOf, typedFromBytes, type DType, type HostTensor, type TensorArray, type TensorMap } from './tensor.js';
+import { DTYPE_BYTES, bytesOf, tensorByteLimit, typedFromBytes, type DType, type HostTensor, type TensorArray, type TensorMap } from './tensor.js';
 import { openZip, zipChunks } from './zip.js';
 
 const DESCR_TO_DTYPE: Record<string, DType> = {
@@ -36,8 +36,12 @@ export function parseNpy(buf: Uint8Array, source = 'npy data'): HostTensor {
   if (!descr || !fortran || !shapeM) throw new UserError(`${source} has a .npy header this reader does not understand: ${header.trim()}`);
   const dtype = DESCR_TO_DTYPE[`${descr[2]}${descr[3]}`];
   if (!dtype) throw new UserError(`${source}: numpy dtype '${descr[1]}${descr[2]}${descr[3]}' is not supported (use float64/float32/float16/int64/int32/int16/int8/uint8/bool)`);
-  const shape = shapeM[1]!.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
+  const shape = shapeM[1]!.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map((d) => (/^\d+$/.test(d) ? Number(d) : NaN));
+  if (!shape.every((d) => Number.isSafeInteger(d))) throw new UserError(`${source} has a .npy shape that is not a tuple of non-negative integers: (${shapeM[1]})`);
   const n = numel(shape);
+  const limit = tensorByteLimit();
+  if (n * DTYPE_BYTES[dtype] > limit.bytes)
+    throw new UserError(`${source}: an array of shape (${shape.join(', ')}) needs ${n * DTYPE_BYTES[dtype]} bytes, more than the limit of ${limit.bytes} (${limit.why}); set FPDM_MAX_TENSOR_BYTES to raise it`);
   const start = hstart + hlen;
   const nbytes = n * DTYPE_BYTES[dtype];
   if (start + nbytes > buf.length) throw new UserError(`${source} is truncated: ${nbytes} data bytes expected, ${buf.length - start} present`);
@@ -108,6 +112,34 @@ export function readNpz(path: string): TensorMap {
       out.set(e.name.slice(0, -4), parseNpy(zip.read(e.name), `'${path}' entry '${e.name}'`));
     }
     if (out.size === 0) throw new UserError(`'${path}' is a zip archive without .npy entries (not an .npz)`);
+    return out;
+  } finally {
+    zip.close();
+  }
+}
+
+/** Names of an .npz's arrays (entries without `.npy`), without reading any data. */
+export function npzNames(path: string): string[] {
+  const zip = openZip(path);
+  try {
+    return zip.entries.filter((e) => e.name.endsWith('.npy')).map((e) => e.name.slice(0, -4));
+  } finally {
+    zip.close();
+  }
+}
+
+/**
+ * Reads only the named arrays of an .npz (absent names are left out), so a 2 GB `arr_0` beside the
+ * statistics of an ADM reference batch is never read.
+ */
+export function readNpzArrays(path: string, names: readonly string[]): TensorMap {
+  const zip = openZip(path);
+  try {
+    const out: TensorMap = new Map();
+    for (const name of names) {
+      const e = zip.entries.find((x) => x.name === `${name}.npy`);
+      if (e) out.set(name, parseNpy(zip.read(e.name), `'${path}' entry '${e.name}'`));
+    }
     return out;
   } finally {
     zip.close();

@@ -30,6 +30,9 @@ export interface TensorRebuild {
   storageOffset: number;
   size: number[];
   stride: number[];
+  /** why the call's arguments do not describe a tensor (wrong types, negative sizes, …); the hook
+   * reports it once it knows the tensor's name */
+  invalid?: string;
 }
 
 export interface UnpickleHooks {
@@ -41,13 +44,61 @@ export interface UnpickleHooks {
 
 const STORAGE_TYPES = ['Float', 'Double', 'Half', 'BFloat16', 'Long', 'Int', 'Short', 'Char', 'Byte', 'Bool'].map((s) => `${s}Storage`);
 
+/**
+ * A Python float with an integral value (1.0), kept apart from ints while unpickling so that
+ * arguments PyTorch requires to be ints (tensor sizes, strides, offsets) can refuse it; every one
+ * left in the result becomes a plain number when the pickle ends.
+ */
+class IntegralFloat {
+  constructor(readonly value: number) {}
+  toString(): string {
+    return `${this.value}.0`;
+  }
+}
+
+const pushFloat = (stack: PyValue[], f: number) => stack.push(Number.isInteger(f) ? new IntegralFloat(f) : f);
+
+/** Replaces IntegralFloat boxes by numbers throughout a result (maps, lists, objects; cycles allowed). */
+function unboxFloats(v: PyValue, seen = new Set<unknown>()): PyValue {
+  if (v instanceof IntegralFloat) return v.value;
+  if (typeof v !== 'object' || v === null || seen.has(v)) return v;
+  seen.add(v);
+  if (Array.isArray(v)) for (let i = 0; i < v.length; i++) v[i] = unboxFloats(v[i], seen);
+  else if (v instanceof Map) {
+    for (const [k, x] of [...v]) {
+      const k2 = unboxFloats(k, seen);
+      if (k2 !== k) v.delete(k);
+      v.set(k2, unboxFloats(x, seen));
+    }
+  } else if (v instanceof PyObject) for (const k of Object.keys(v.attrs)) v.attrs[k] = unboxFloats(v.attrs[k], seen);
+  return v;
+}
+
 class Mark {}
 const MARK = new Mark();
 
-function asInt(v: PyValue, what: string): number {
-  if (typeof v === 'number' && Number.isInteger(v)) return v;
-  if (typeof v === 'bigint') return Number(v);
-  throw new UserError(`checkpoint pickle: ${what} is not an integer`);
+const describeValue = (v: PyValue): string =>
+  v === null ? 'None' : v instanceof IntegralFloat ? `the float ${v}` : typeof v === 'number' && !Number.isInteger(v) ? `the float ${v}` : Array.isArray(v) ? `a tuple of ${v.length}` : v instanceof Map ? 'a dict' : typeof v === 'bigint' ? `the integer ${v}` : `${typeof v} ${JSON.stringify(v)?.slice(0, 40) ?? String(v)}`;
+
+/**
+ * Checks the arguments of `_rebuild_tensor_v2(storage, storage_offset, size, stride, …)` as PyTorch
+ * does: the offset a non-negative integer, size and stride tuples of non-negative integers of one
+ * length. Problems are returned in `invalid` (with empty size/stride), not thrown, so the message
+ * can name the tensor.
+ */
+function rebuildArgs(args: PyValue): TensorRebuild {
+  const bad = (why: string): TensorRebuild => ({ storage: null, storageOffset: 0, size: [], stride: [], invalid: why });
+  if (!Array.isArray(args) || args.length < 4) return bad(`_rebuild_tensor needs (storage, offset, size, stride), got ${describeValue(args)}`);
+  const [storage, offset, size, stride] = args as PyValue[];
+  const isInt = (v: PyValue) => (typeof v === 'number' && Number.isInteger(v)) || typeof v === 'bigint';
+  if (!isInt(offset) || Number(offset) < 0) return bad(`its storage offset is ${describeValue(offset)}, not a non-negative integer`);
+  for (const [what, t] of [['size', size], ['stride', stride]] as const) {
+    if (!Array.isArray(t)) return bad(`its ${what} is ${describeValue(t)}, not a tuple of integers`);
+    const i = t.findIndex((d) => !isInt(d) || Number(d) < 0);
+    if (i >= 0) return bad(`its ${what}[${i}] is ${describeValue(t[i])}, not a non-negative integer`);
+  }
+  if ((size as PyValue[]).length !== (stride as PyValue[]).length) return bad(`its size has ${(size as PyValue[]).length} dimensions and its stride ${(stride as PyValue[]).length}`);
+  return { storage, storageOffset: Number(offset), size: (size as PyValue[]).map(Number), stride: (stride as PyValue[]).map(Number) };
 }
 
 function decodeLong(bytes: Uint8Array): number | bigint {
@@ -122,12 +173,7 @@ export function unpickle(buf: Uint8Array, hooks: UnpickleHooks, start = 0, sourc
       case 'dict':
         return new Map();
       case 'rebuild_tensor':
-        return hooks.rebuildTensor({
-          storage: args[0],
-          storageOffset: asInt(args[1], 'storage offset'),
-          size: (args[2] as PyValue[]).map((d) => asInt(d, 'size')),
-          stride: (args[3] as PyValue[]).map((d) => asInt(d, 'stride')),
-        });
+        return hooks.rebuildTensor(rebuildArgs(args));
       case 'rebuild_parameter':
         return args[0]; // (data, requires_grad, backward_hooks): the data is the tensor
       case 'namespace':
@@ -148,7 +194,7 @@ export function unpickle(buf: Uint8Array, hooks: UnpickleHooks, start = 0, sourc
     switch (op) {
       case 0x80: u8(); break; // PROTO
       case 0x95: u64(); break; // FRAME (protocol 4): length only
-      case 0x2e: return { value: pop(), end: pos }; // STOP
+      case 0x2e: return { value: unboxFloats(pop()), end: pos }; // STOP
       case 0x28: stack.push(MARK); break; // MARK
       case 0x30: pop(); break; // POP
       case 0x31: popMark(); break; // POP_MARK
@@ -167,8 +213,8 @@ export function unpickle(buf: Uint8Array, hooks: UnpickleHooks, start = 0, sourc
         break;
       }
       case 0x4c: stack.push(Number.parseInt(line().replace(/L$/, ''), 10)); break; // LONG (text)
-      case 0x47: need(8); stack.push(dv.getFloat64(pos, false)); pos += 8; break; // BINFLOAT (big-endian)
-      case 0x46: stack.push(Number.parseFloat(line())); break; // FLOAT (text)
+      case 0x47: need(8); pushFloat(stack, dv.getFloat64(pos, false)); pos += 8; break; // BINFLOAT (big-endian)
+      case 0x46: pushFloat(stack, Number.parseFloat(line())); break; // FLOAT (text)
       case 0x58: stack.push(td.decode(bytes(u32()))); break; // BINUNICODE
       case 0x8c: stack.push(td.decode(bytes(u8()))); break; // SHORT_BINUNICODE
       case 0x8d: stack.push(td.decode(bytes(u64()))); break; // BINUNICODE8

@@ -7,7 +7,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { atomicWrite, requireFile } from '../util/fs.js';
 import { numel, shapeStr } from '../util/shapes.js';
-import { DTYPE_BYTES, bytesOf, typedFromBytes, type DType, type HostTensor, type TensorMap } from './tensor.js';
+import { DTYPE_BYTES, bytesOf, checkTensorSize, tensorByteLimit, typedFromBytes, type DType, type HostTensor, type TensorMap } from './tensor.js';
 
 const MAX_HEADER = 100 * 1024 * 1024;
 const DTYPES = new Set(Object.keys(DTYPE_BYTES));
@@ -56,6 +56,8 @@ export function parseSafetensorsHeader(json: string, dataSize: number, path: str
   let metadata: Record<string, string> = {};
   for (const [name, v] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
+      if (v !== null && (typeof v !== 'object' || Array.isArray(v) || Object.values(v as object).some((x) => typeof x !== 'string')))
+        throw new UserError(`'${path}' has a corrupt safetensors header: __metadata__ must map strings to strings`);
       metadata = (v ?? {}) as Record<string, string>;
       continue;
     }
@@ -65,15 +67,37 @@ export function parseSafetensorsHeader(json: string, dataSize: number, path: str
     if (typeof e.dtype !== 'string' || !DTYPES.has(e.dtype)) throw bad(`has unsupported dtype ${JSON.stringify(e.dtype)} (supported: ${[...DTYPES].join(', ')})`);
     if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) throw bad('has an invalid shape');
     const offs = e.data_offsets;
-    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isInteger(o) && o >= 0)) throw bad('has invalid data_offsets');
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)) throw bad('has invalid data_offsets');
     const [begin, end] = offs as [number, number];
+    if (end < begin) throw bad(`has data_offsets [${begin}, ${end}] that end before they begin`);
     const dtype = e.dtype as DType;
     const shape = e.shape as number[];
     if (end - begin !== numel(shape) * DTYPE_BYTES[dtype]) throw bad(`spans ${end - begin} bytes but ${dtype} ${shapeStr(shape)} needs ${numel(shape) * DTYPE_BYTES[dtype]}`);
     if (end > dataSize) throw new UserError(`'${path}' is truncated: tensor '${name}' ends at byte ${end} of the data, which has only ${dataSize} bytes`);
     entries.push({ name, dtype, shape, begin, end });
   }
-  entries.sort((a, b) => a.begin - b.begin);
+  // As the safetensors library requires: the tensors tile the data region exactly, back to back in
+  // offset order, without overlaps, gaps or trailing bytes (so no byte is read as two tensors and
+  // none is hidden between them).
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let expected = 0;
+  let prev: SafetensorsEntry | undefined;
+  for (const e of entries) {
+    if (e.begin !== expected) {
+      const how = e.begin < expected ? `overlaps tensor '${prev!.name}' (bytes ${prev!.begin}–${prev!.end})` : `leaves a gap of ${e.begin - expected} bytes after ${prev ? `tensor '${prev.name}'` : 'the header'}`;
+      throw new UserError(
+        `'${path}' has a corrupt safetensors header: tensor '${e.name}' starts at data byte ${e.begin}, which ${how}; ` +
+          'the format stores tensors back to back (the safetensors library refuses such a file): re-save it with a safetensors writer',
+      );
+    }
+    expected = e.end;
+    prev = e;
+  }
+  if (expected !== dataSize)
+    throw new UserError(
+      `'${path}' is not a valid safetensors file: its tensors cover ${expected} data bytes but ${dataSize} follow the header ` +
+        '(the safetensors library refuses trailing bytes): re-save it, or check that the download was not corrupted',
+    );
   return { entries, metadata };
 }
 
@@ -102,12 +126,17 @@ export function openSafetensors(path: string): SafetensorsFile {
       read(name) {
         const e = byName.get(name);
         if (!e) throw new UserError(`'${path}' has no tensor named '${name}'`);
+        checkTensorSize(path, e.name, e.dtype, e.shape);
         const buf = new Uint8Array(e.end - e.begin);
         readExactly(fd, buf, dataStart + e.begin, path);
         return toTensor(e, buf);
       },
       readAll() {
+        for (const e of entries) checkTensorSize(path, e.name, e.dtype, e.shape);
         const dataEnd = entries.reduce((m, e) => Math.max(m, e.end), 0);
+        const limit = tensorByteLimit();
+        if (dataEnd > limit.bytes)
+          throw new UserError(`'${path}': its tensors hold ${dataEnd} bytes together, more than the limit of ${limit.bytes} bytes (${limit.why}) for one read; set FPDM_MAX_TENSOR_BYTES to raise it`);
         const all = new Uint8Array(dataEnd);
         readExactly(fd, all, dataStart, path);
         const map: TensorMap = new Map();

@@ -1,6 +1,8 @@
 // Host-side tensors: what the file readers produce and the writers take, independent of TF.js.
 // Layouts are whatever the file holds (PyTorch checkpoints and fixtures are NCHW / [out, in]).
 import { numel, shapeStr, type Shape } from '../util/shapes.js';
+import { constants as bufferConstants } from 'node:buffer';
+import { totalmem } from 'node:os';
 import { UserError } from '../util/errors.js';
 
 /** safetensors dtype names; the readers of other formats map onto these. */
@@ -28,6 +30,40 @@ export type TensorMap = Map<string, HostTensor>;
 export const DTYPE_BYTES: Record<DType, number> = {
   F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
 };
+
+/**
+ * The most bytes one tensor read from a file may occupy once materialised: half of this machine's
+ * memory, and never more than one JavaScript typed array can hold (buffer.constants.MAX_LENGTH).
+ * FPDM_MAX_TENSOR_BYTES sets another limit (still capped by the typed-array size).
+ */
+export function tensorByteLimit(): { bytes: number; why: string } {
+  const arrayMax = bufferConstants.MAX_LENGTH;
+  const env = process.env.FPDM_MAX_TENSOR_BYTES;
+  if (env !== undefined && /^\d+$/.test(env.trim())) {
+    const n = Number(env.trim());
+    return n <= arrayMax ? { bytes: n, why: 'FPDM_MAX_TENSOR_BYTES' } : { bytes: arrayMax, why: 'the largest JavaScript typed array' };
+  }
+  const half = Math.floor(totalmem() / 2);
+  return half <= arrayMax ? { bytes: half, why: "half of this machine's memory" } : { bytes: arrayMax, why: 'the largest JavaScript typed array' };
+}
+
+const gib = (n: number): string => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${n} bytes`);
+
+/**
+ * Refuses (UserError naming the file and the tensor) a tensor whose dense size exceeds
+ * tensorByteLimit(); `note` explains where a size that large came from, when known.
+ */
+export function checkTensorSize(file: string, name: string, dtype: DType, shape: readonly number[], note = ''): void {
+  const elements = shape.reduce((a, d) => a * d, 1);
+  const bytes = elements * DTYPE_BYTES[dtype];
+  const limit = tensorByteLimit();
+  if (bytes <= limit.bytes) return;
+  throw new UserError(
+    `'${file}': tensor '${name}' (${dtype} ${shapeStr([...shape])}) has ${elements.toLocaleString('en-US')} elements, ${gib(bytes)} once read, ` +
+      `more than the limit of ${gib(limit.bytes)} (${limit.why})${note ? `; ${note}` : ''}. ` +
+      'fpdm-exp reads every tensor densely into memory; set FPDM_MAX_TENSOR_BYTES to raise the limit on a machine with that much memory',
+  );
+}
 
 /** Views `bytes` (little-endian) as the typed array of `dtype`, copying only when unaligned. */
 export function typedFromBytes(dtype: DType, bytes: Uint8Array): TensorArray {

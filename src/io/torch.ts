@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { readHead } from '../util/fs.js';
 import { numel } from '../util/shapes.js';
-import { DTYPE_BYTES, typedFromBytes, type DType, type HostTensor, type TensorArray } from './tensor.js';
+import { DTYPE_BYTES, checkTensorSize, typedFromBytes, type DType, type HostTensor, type TensorArray } from './tensor.js';
 import { PyObject, StorageType, unpickle, type PyValue, type TensorRebuild } from './pickle.js';
 import { isZip, openZip } from './zip.js';
 
@@ -20,12 +20,14 @@ const STORAGE_DTYPE: Record<string, DType> = {
 
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 
-interface StorageRef {
-  key: string;
-  dtype: DType;
-  /** element offset of a legacy view into its root storage */
-  viewOffset: number;
-  viewSize?: number;
+class StorageRef {
+  constructor(
+    readonly key: string,
+    readonly dtype: DType,
+    /** element offset of a legacy view into its root storage */
+    readonly viewOffset: number,
+    readonly viewSize?: number,
+  ) {}
 }
 
 /** A tensor whose storage bytes are not read yet (legacy files store them after the pickle). */
@@ -46,18 +48,24 @@ function parsePid(pid: PyValue, path: string): StorageRef {
   const dtype = STORAGE_DTYPE[t[1].name];
   if (!dtype) throw new UserError(`'${path}': unsupported storage type torch.${t[1].name}`);
   const view = t[5] as PyValue[] | null | undefined; // legacy: (view_key, offset, size) or None
-  if (Array.isArray(view)) return { key: String(view[0]), dtype, viewOffset: Number(view[1]), viewSize: Number(view[2]) };
-  return { key: String(t[2]), dtype, viewOffset: 0 };
+  if (Array.isArray(view)) {
+    const [offset, size] = [Number(view[1]), Number(view[2])];
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(size) || size < 0)
+      throw new UserError(`'${path}' is corrupt: a storage view of '${String(view[0])}' has offset ${String(view[1])} and size ${String(view[2])}, not non-negative integers`);
+    return new StorageRef(String(view[0]), dtype, offset, size);
+  }
+  return new StorageRef(String(t[2]), dtype, 0);
 }
 
 /** Copies the strided view (offset, size, stride) of `storage` into a contiguous array. */
-function materialize(storage: TensorArray, offset: number, size: number[], stride: number[], path: string, dtype: DType): TensorArray {
+function materialize(storage: TensorArray, offset: number, size: number[], stride: number[], path: string, dtype: DType, name: string): TensorArray {
   const n = numel(size);
   const Ctor = storage.constructor as new (n: number) => TensorArray;
   if (n === 0) return new Ctor(0);
   let maxIndex = offset;
   for (let i = 0; i < size.length; i++) maxIndex += (size[i]! - 1) * stride[i]!;
-  if (maxIndex >= storage.length) throw new UserError(`'${path}' is corrupt: a ${dtype} tensor of size [${size}] reads past the end of its storage`);
+  if (maxIndex >= storage.length)
+    throw new UserError(`'${path}' is corrupt: tensor '${name}' (${dtype} of size [${size}], stride [${stride}], offset ${offset}) reads element ${maxIndex} of a storage of ${storage.length}`);
   let contiguous = true;
   for (let i = size.length - 1, s = 1; i >= 0; i--) {
     if (size[i] !== 1 && stride[i] !== s) contiguous = false;
@@ -79,21 +87,40 @@ function materialize(storage: TensorArray, offset: number, size: number[], strid
   return out as TensorArray;
 }
 
-/** Replaces every PendingTensor in the tree by a HostTensor built from its storage. */
-function resolveTree(v: PyValue, storage: (ref: StorageRef) => TensorArray, path: string): PyValue {
+/**
+ * Checks what a rebuild call describes before any memory is allocated: valid arguments (see
+ * pickle.ts), a storage reference as the first one, and a dense size within tensorByteLimit().
+ */
+function checkRebuild(t: PendingTensor, path: string, name: string): void {
+  const r = t.rebuild;
+  if (r.invalid) throw new UserError(`'${path}' is corrupt: tensor '${name}' cannot be rebuilt: ${r.invalid}`);
+  if (!(t.ref instanceof StorageRef)) throw new UserError(`'${path}' is corrupt: tensor '${name}' is rebuilt from something that is not a tensor storage`);
+  const expanded = r.size.map((d, i) => (d > 1 && r.stride[i] === 0 ? i : -1)).filter((i) => i >= 0);
+  const stored = r.size.reduce((a, d, i) => a * (r.stride[i] === 0 ? 1 : d), 1);
+  checkTensorSize(path, name, t.ref.dtype, r.size,
+    expanded.length
+      ? `it is an expanded view (stride 0 in dimension${expanded.length > 1 ? 's' : ''} ${expanded.join(', ')}) of only ${stored.toLocaleString('en-US')} stored elements, ` +
+        'which PyTorch keeps small but a dense copy does not: save the tensor before .expand() (or .clone() what is needed) and expand it after loading'
+      : '');
+}
+
+/** Replaces every PendingTensor in the tree by a HostTensor built from its storage; `name` is the key path. */
+function resolveTree(v: PyValue, storage: (ref: StorageRef) => TensorArray, path: string, name = ''): PyValue {
+  const child = (k: PyValue) => (name ? `${name}.${String(k)}` : String(k));
   if (v instanceof PendingTensor) {
+    checkRebuild(v, path, name || '(root)');
     const s = storage(v.ref);
     const { storageOffset, size, stride } = v.rebuild;
-    const data = materialize(s, v.ref.viewOffset + storageOffset, size, stride, path, v.ref.dtype);
+    const data = materialize(s, v.ref.viewOffset + storageOffset, size, stride, path, v.ref.dtype, name || '(root)');
     return { dtype: v.ref.dtype, shape: size, data } satisfies HostTensor;
   }
   if (v instanceof Map) {
-    for (const [k, x] of v) v.set(k, resolveTree(x, storage, path));
+    for (const [k, x] of v) v.set(k, resolveTree(x, storage, path, child(k)));
     return v;
   }
-  if (Array.isArray(v)) return v.map((x) => resolveTree(x, storage, path));
+  if (Array.isArray(v)) return v.map((x, i) => resolveTree(x, storage, path, child(i)));
   if (v instanceof PyObject) {
-    for (const k of Object.keys(v.attrs)) v.attrs[k] = resolveTree(v.attrs[k], storage, path);
+    for (const k of Object.keys(v.attrs)) v.attrs[k] = resolveTree(v.attrs[k], storage, path, child(k));
     return v;
   }
   return v;
@@ -102,7 +129,7 @@ function resolveTree(v: PyValue, storage: (ref: StorageRef) => TensorArray, path
 function hooksFor(path: string) {
   return {
     persistentLoad: (pid: PyValue) => parsePid(pid, path),
-    rebuildTensor: (args: TensorRebuild) => new PendingTensor(args.storage as StorageRef, args),
+    rebuildTensor: (args: TensorRebuild) => new PendingTensor(args.storage as StorageRef, args), // checked in resolveTree
   };
 }
 
@@ -159,6 +186,7 @@ function readTorchLegacy(path: string, buf: Uint8Array): PyValue {
     if (pos + 8 > buf.length) throw new UserError(`'${path}' is truncated: storage '${k}' is missing`);
     const n = Number(dv.getBigInt64(pos, true));
     pos += 8;
+    if (n < 0) throw new UserError(`'${path}' is corrupt: storage '${k}' has a negative element count (${n})`);
     const dtype = dtypes.get(k) ?? 'U8';
     const nbytes = n * DTYPE_BYTES[dtype];
     if (pos + nbytes > buf.length) throw new UserError(`'${path}' is truncated: storage '${k}' needs ${nbytes} bytes, ${buf.length - pos} remain`);

@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { readWeights } from '../io/index.js';
 import { getTensor, toFloat32, type TensorMap } from '../io/tensor.js';
 import { UserError } from '../util/errors.js';
-import { assertShape } from '../util/shapes.js';
+import { assertShape, checkShape } from '../util/shapes.js';
 
 const BN_EPS = 1e-3;
 
@@ -120,10 +120,10 @@ export class FidInception {
     try {
       for (const [name, stride, pad] of unitSpecs()) this.units.set(name, foldUnit(weights, name, stride, pad, source));
       const fw = getTensor(weights, 'fc.weight', source);
-      assertShape(`${source}: fc.weight`, fw.shape, [1008, 2048]);
+      checkShape(`${source}: fc.weight`, fw.shape, [1008, 2048]);
       this.fcW = tf.tidy(() => tf.tensor2d(toFloat32(fw), [1008, 2048]).transpose()); // [2048, 1008]
       this.fcB = tf.tensor1d(toFloat32(getTensor(weights, 'fc.bias', source)));
-      assertShape(`${source}: fc.bias`, this.fcB.shape, [1008]);
+      checkShape(`${source}: fc.bias`, this.fcB.shape, [1008]);
     } catch (e) {
       this.dispose();
       throw e;

@@ -1,13 +1,16 @@
 // What the metric commands accept as an image set, and how each becomes features or statistics:
 //   folder            PNG/JPEG/WebP images (grayscale → 3 channels), in file-name order, all of one
 //                     size; decoded in batches and run through the FID Inception network
-//   images            a .safetensors holding `images_uint8_nchw` [N, 3, H, W] uint8
+//   images            a .safetensors holding `images_uint8_nchw` [N, 3, H, W] uint8, or an .npz with
+//                     `arr_0` [N, H, W, 3] uint8 and no mu/sigma (DiT's sample_ddp.py / `sample --npz`)
 //   features          a .safetensors holding `features` [N, F] (e.g. written by `fpdm-exp features`)
-//   stats             an .npz with `mu`/`sigma` (pytorch-fid, ADM evaluator, `fid --save-stats`)
+//   stats             an .npz with `mu`/`sigma` (pytorch-fid, `fid --save-stats`, and the ADM
+//                     evaluator's reference batches, which also hold arr_0: their statistics are used)
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { decodeRgb, scanFolder } from '../data/folder.js';
 import { detectFormat } from '../io/index.js';
+import { npzNames, readNpzArrays } from '../io/npy.js';
 import { openSafetensors } from '../io/safetensors.js';
 import { toFloat64, type HostTensor } from '../io/tensor.js';
 import { UserError, isNodeError } from '../util/errors.js';
@@ -28,7 +31,12 @@ export function classifyInput(path: string): InputKind {
   }
   if (st.isDirectory()) return 'folder';
   const format = detectFormat(path);
-  if (format === 'npz') return 'stats';
+  if (format === 'npz') {
+    const names = npzNames(path);
+    if (names.includes('mu') && names.includes('sigma')) return 'stats';
+    if (names.includes('arr_0')) return 'images';
+    throw new UserError(`'${path}' is an .npz with neither 'mu'/'sigma' (statistics) nor 'arr_0' (uint8 images [N, H, W, 3]); it has: ${names.join(', ')}`);
+  }
   if (format === 'safetensors') {
     const f = openSafetensors(path);
     try {
@@ -97,6 +105,26 @@ function concatSets(parts: FeatureSet[], n: number, mode: PreprocessMode): Featu
 
 /** An image folder or an images safetensors as a source of uint8 batches. */
 export function openImageSource(path: string, kind: 'folder' | 'images'): ImageSource {
+  if (kind === 'images' && detectFormat(path) === 'npz') {
+    // arr_0 [N, H, W, 3] uint8, as DiT's create_npz_from_sample_folder writes it → NCHW
+    const t = readNpzArrays(path, ['arr_0']).get('arr_0')!;
+    if (t.dtype !== 'U8' || t.shape.length !== 4 || t.shape[3] !== 3) {
+      throw new UserError(`'${path}': arr_0 is ${t.dtype} [${t.shape.join(', ')}], expected uint8 [N, H, W, 3]`);
+    }
+    const [n, h, w] = t.shape as [number, number, number, number];
+    const nhwc = t.data as Uint8Array;
+    const pixels = new Uint8Array(nhwc.length); // [N, 3, H, W]
+    const hw = h * w;
+    for (let i = 0; i < n; i++) for (let j = 0; j < hw; j++) for (let c = 0; c < 3; c++) pixels[(i * 3 + c) * hw + j] = nhwc[(i * hw + j) * 3 + c]!;
+    const shape: [number, number, number, number] = [n, 3, h, w];
+    return {
+      kind,
+      n,
+      // same fingerprint as the same pixels given as images_uint8_nchw
+      fingerprint: createHash('sha256').update(`images_uint8_nchw ${shape.join('x')}\n`).update(pixels).digest('hex'),
+      extract: (net, o) => extractFeatures(net, pixels, shape, o),
+    };
+  }
   if (kind === 'images') {
     const t = readSafetensor(path, 'images_uint8_nchw');
     if (t.dtype !== 'U8' || t.shape.length !== 4 || t.shape[1] !== 3) {

@@ -311,20 +311,3 @@ export function gramCongruence(G: Float64Array, s: Float64Array, n: number, r: n
   }
   return M;
 }
-
-/**
- * Symmetric positive semi-definite square root S^½ = Vᵀ diag(√max(λ, 0)) V of a symmetric matrix.
- * Returns the root and the smallest eigenvalue seen (negative ones are clamped to zero).
- */
-export function sqrtPsd(s: Float64Array, n: number): { root: Float64Array; minEig: number } {
-  const { values, vectors } = symmetricEigen(s, n, true);
-  const V = vectors!;
-  // root = Vᵀ · diag(√λ) · V: scale each row of V by λ^¼, then Wᵀ W
-  const W = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const f = Math.sqrt(Math.sqrt(Math.max(values[i]!, 0)));
-    for (let j = 0; j < n; j++) W[i * n + j] = V[i * n + j]! * f;
-  }
-  const root = matmul(transpose(W, n, n), W, n, n, n);
-  return { root, minEig: n > 0 ? values[0]! : 0 };
-}

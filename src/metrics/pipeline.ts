@@ -39,6 +39,11 @@ export class LazyInception {
     return this.net;
   }
 
+  /** whether the network was loaded (and so a backend initialised) */
+  get loaded(): boolean {
+    return this.net !== undefined;
+  }
+
   dispose(): void {
     this.net?.dispose();
     this.net = undefined;

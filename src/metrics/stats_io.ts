@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readNpz, writeNpz } from '../io/npy.js';
+import { npzNames, readNpzArrays, writeNpz } from '../io/npy.js';
 import { f64, toFloat64 } from '../io/tensor.js';
 import { UserError } from '../util/errors.js';
 import type { FeatureStats } from './statistics.js';
@@ -24,11 +24,12 @@ export function writeStatsNpz(path: string, s: StatsPair | FeatureStats): void {
 }
 
 export function readStatsNpz(path: string): StatsPair {
-  const arrays = readNpz(path);
+  // only mu and sigma are read: an ADM reference batch also holds arr_0 (its images, up to GBs)
+  const arrays = readNpzArrays(path, ['mu', 'sigma']);
   const mu = arrays.get('mu');
   const sigma = arrays.get('sigma');
   if (!mu || !sigma) {
-    throw new UserError(`'${path}' has no 'mu' and 'sigma' arrays (it has: ${[...arrays.keys()].join(', ')}): pass statistics written by pytorch-fid --save-stats, the ADM evaluator or fpdm-exp fid --save-stats`);
+    throw new UserError(`'${path}' has no 'mu' and 'sigma' arrays (it has: ${npzNames(path).join(', ')}): pass statistics written by pytorch-fid --save-stats, the ADM evaluator or fpdm-exp fid --save-stats`);
   }
   const d = mu.shape.length === 1 ? mu.shape[0]! : -1;
   if (d < 1 || sigma.shape.length !== 2 || sigma.shape[0] !== d || sigma.shape[1] !== d) {

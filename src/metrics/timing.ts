@@ -56,24 +56,3 @@ export async function timeIt(fn: () => unknown, opts: TimingOptions = {}): Promi
   }
   return summarizeTimes(seconds, opts.itemsPerCall ?? 1, warmup);
 }
-
-/** A stopwatch for a region whose first `warmup` laps are discarded (e.g. a training loop's steps). */
-export class LapTimer {
-  private laps: number[] = [];
-  private t0 = performance.now();
-  private seen = 0;
-
-  constructor(private readonly warmup = 1) {}
-
-  /** ends the current lap (and starts the next one) */
-  lap(): void {
-    const t = performance.now();
-    if (this.seen++ >= this.warmup) this.laps.push((t - this.t0) / 1000);
-    this.t0 = t;
-  }
-
-  /** timing of the laps after warm-up; undefined when none was timed */
-  result(itemsPerLap = 1): TimingResult | undefined {
-    return this.laps.length ? summarizeTimes(this.laps, itemsPerLap, this.warmup) : undefined;
-  }
-}

@@ -8,7 +8,7 @@
 // ~8 of [N, T, D] — and the engine frees saved tensors and intermediate gradients only after the
 // WHOLE backward pass. Per block that was ~4× what PyTorch autograd keeps.
 //
-// The forward below is the same sequence of tf ops as blocks.ts `ditBlock` (outputs bitwise equal).
+// The forward is blocks.ts `blockForward`, the one definition of the block (also the tests' oracle).
 // Saved for the backward (shapes legend in src/util/shapes.ts; Dh = D/K; per token, in floats):
 //   default     x (D), q/√Dh, k, v (3D), softmax probabilities P (K·T), merged heads (D), attention
 //               output a (D), x1 (D), fc1 output h (4D), fc2 output m (D)         = 12·D + K·T
@@ -31,13 +31,10 @@
 //   qkv = mod1·Wqkvᵀ + bqkv, mod1, ln1 as above; dx += LN backward
 //   [sh1, s1, g1, sh2, s2, g2] = SiLU(c)·Waᵀ + ba    dWa = dadaᵀ·SiLU(c);  dc = (dada·Wa) ⊙ SiLU'(c)
 import * as tf from '@tensorflow/tfjs-core';
-import { joinHeads, layerNorm, linear, matMul2d, mergeHeads, modulate, silu, splitHeads, type Params } from './blocks.js';
-
-/** The block's parameters in the op's input order (each a weight then its bias). */
-export const BLOCK_PARAM_NAMES = [
-  'adaLN_modulation.1.weight', 'adaLN_modulation.1.bias', 'attn.qkv.weight', 'attn.qkv.bias',
-  'attn.proj.weight', 'attn.proj.bias', 'mlp.fc1.weight', 'mlp.fc1.bias', 'mlp.fc2.weight', 'mlp.fc2.bias',
-] as const;
+import { blockKernels, fusedBlockKernels, gradientDepth } from '../backends/kernels.js';
+import {
+  BLOCK_PARAM_NAMES, SAVED_ORDER, blockForward, chain, geluTanh, geluTanhBackward, linear, lnModulate, matMul2d, paramList, silu, type BlockSaved, type Params,
+} from './blocks.js';
 
 /** FPDM's input projection parameters, before the block's, in the step op's input order. */
 export const PROJECTION_PARAM_NAMES = [
@@ -45,102 +42,10 @@ export const PROJECTION_PARAM_NAMES = [
   'block_fixed_point_projection_fc2.weight', 'block_fixed_point_projection_fc2.bias',
 ] as const;
 
-function params(p: Params, prefix: string, names: readonly string[]): tf.Tensor[] {
-  return names.map((n) => {
-    const name = prefix ? `${prefix}.${n}` : n;
-    const t = p.get(name);
-    if (!t) throw new Error(`model parameter '${name}' is missing (a bug in the parameter tree)`);
-    return t;
-  });
-}
-
-/** What the block's backward reads, saved or recomputed. */
-interface BlockSaved {
-  x: tf.Tensor3D; // [N, T, D]
-  qs: tf.Tensor4D; // [N, K, T, Dh] q / √Dh
-  k: tf.Tensor4D; // [N, K, T, Dh]
-  v: tf.Tensor4D; // [N, K, T, Dh]
-  p: tf.Tensor4D; // [N, K, T, T] softmax probabilities
-  merged: tf.Tensor3D; // [N, T, D] heads merged (proj input)
-  a: tf.Tensor3D; // [N, T, D] attention output (after proj)
-  x1: tf.Tensor3D; // [N, T, D]
-  h: tf.Tensor3D; // [N, T, 4D] fc1 output (GELU input)
-  m: tf.Tensor3D; // [N, T, D] fc2 output
-}
-const SAVED_ORDER = ['x', 'qs', 'k', 'v', 'p', 'merged', 'a', 'x1', 'h', 'm'] as const;
-
-/**
- * The block's forward, op for op as blocks.ts ditBlock (same values). w: BLOCK_PARAM_NAMES order.
- * x [N, T, D], c [N, D] → out [N, T, D] and the intermediates of BlockSaved.
- */
-function blockForward(x: tf.Tensor3D, c: tf.Tensor2D, w: tf.Tensor[], heads: number): { out: tf.Tensor3D; s: BlockSaved } {
-  const [wa, ba, wqkv, bqkv, wp, bp, w1, b1, w2, b2] = w as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-  const [n, t, d] = x.shape;
-  const dh = d / heads;
-  // each stage in its own tidy, so only what later stages (and the backward) read outlives it
-  return tf.tidy(() => {
-    const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = tf.split(linear(silu(c), wa, ba), 6, 1) as tf.Tensor2D[]; // 6 × [N, D]
-    // attention (blocks.ts `attention`)
-    const [qs, k, v] = tf.tidy(() => {
-      const mod1 = modulate(layerNorm(x) as tf.Tensor3D, shiftMsa!, scaleMsa!); // [N, T, D]
-      const [q, k, v] = splitHeads(linear(mod1, wqkv, bqkv) as tf.Tensor3D, heads); // each [N, K, T, Dh]
-      return [tf.mul(q, 1 / Math.sqrt(dh)) as tf.Tensor4D, k, v];
-    });
-    const p = tf.tidy(() => tf.softmax(tf.matMul(qs, k, false, true), -1) as tf.Tensor4D); // [N, K, T, T]
-    const merged = tf.tidy(() => mergeHeads(tf.matMul(p, v) as tf.Tensor4D)); // [N, T, D]
-    const a = linear(merged, wp, bp) as tf.Tensor3D; // [N, T, D]
-    const x1 = tf.add(x, tf.mul(tf.reshape(gateMsa!, [n, 1, d]), a)) as tf.Tensor3D;
-    // MLP (blocks.ts `mlp`)
-    const h = tf.tidy(() => linear(modulate(layerNorm(x1) as tf.Tensor3D, shiftMlp!, scaleMlp!), w1, b1) as tf.Tensor3D); // [N, T, 4D]
-    const m = tf.tidy(() => linear(geluTanhLean(h), w2, b2) as tf.Tensor3D); // [N, T, D]
-    const out = tf.add(x1, tf.mul(tf.reshape(gateMlp!, [n, 1, d]), m)) as tf.Tensor3D;
-    return { out, s: { x, qs, k, v, p, merged, a, x1, h, m } };
-  });
-}
-
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-
-/**
- * Applies `ops` in sequence to x, disposing each intermediate as soon as the next exists (x itself is
- * kept), so an elementwise chain holds two [.., 4D] buffers at a time instead of all of them.
- */
-function chain(x: tf.Tensor, ...ops: Array<(t: tf.Tensor) => tf.Tensor>): tf.Tensor {
-  let cur = x;
-  for (const op of ops) {
-    const next = op(cur);
-    if (cur !== x) cur.dispose();
-    cur = next;
-  }
-  return cur;
-}
-
-/** σ(2u) of blocks.ts geluTanh, op for op as geluInner2 (same values), one intermediate at a time. */
-function geluSigmoid(x: tf.Tensor): tf.Tensor {
-  return chain(x, (t) => tf.mul(t, t), (t) => tf.mul(t, x), (t) => tf.mul(t, 0.044715), (t) => tf.add(x, t), (t) => tf.mul(t, 2 * SQRT_2_OVER_PI), (t) => tf.sigmoid(t));
-}
-
-/** blocks.ts geluTanh, op for op (same values), holding fewer intermediates at once. */
-function geluTanhLean(x: tf.Tensor): tf.Tensor {
-  const sg = geluSigmoid(x);
-  const out = tf.mul(x, sg);
-  sg.dispose();
-  return out;
-}
-
-/** dy ⊙ GELU_tanh'(h), elementwise (see the file header for the derivative). */
-function geluTanhBackward(h: tf.Tensor, dy: tf.Tensor): tf.Tensor {
-  const sg = geluSigmoid(h); // σ(2u)
-  // 2h·σ(1 − σ)·√(2/π)(1 + 3·0.044715h²)
-  const inner = chain(h, (t) => tf.square(t), (t) => tf.mul(t, 3 * 0.044715), (t) => tf.add(t, 1), (t) => tf.mul(t, 2 * SQRT_2_OVER_PI), (t) => tf.mul(t, h));
-  const second = chain(sg, (t) => tf.sub(1, t), (t) => tf.mul(t, sg), (t) => tf.mul(t, inner));
-  inner.dispose();
-  const grad = chain(sg, (t) => tf.add(t, second), (t) => tf.mul(dy, t));
-  tf.dispose([sg, second]);
-  return grad;
-}
-
 /** P ⊙ (dP − Σ_last dP ⊙ P): the softmax backward, two [N, K, T, T] buffers beside P at a time. */
 function softmaxBackward(p: tf.Tensor, dP: tf.Tensor): tf.Tensor {
+  const fused = fusedBlockKernels();
+  if (fused) return fused.softmaxBackward(p, dP);
   const rowDot = chain(dP, (t) => tf.mul(t, p), (t) => tf.sum(t, -1, true));
   const out = chain(dP, (t) => tf.sub(t, rowDot), (t) => tf.mul(p, t));
   rowDot.dispose();
@@ -164,6 +69,8 @@ function linearBackward(x: tf.Tensor, w: tf.Tensor, dy: tf.Tensor): [tf.Tensor, 
  * scale [N, D] → dx [N, T, D], dshift [N, D], dscale [N, D]; also the output mod (for weight gradients).
  */
 function lnModulateBackward(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D, dmod: tf.Tensor3D): { dx: tf.Tensor; dshift: tf.Tensor; dscale: tf.Tensor } {
+  const fused = fusedBlockKernels();
+  if (fused) return fused.lnModulateBackward(x, shift, scale, dmod);
   const [n, , d] = x.shape;
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true);
@@ -194,10 +101,10 @@ function blockBackward(s: BlockSaved, c: tf.Tensor2D, w: tf.Tensor[], dy: tf.Ten
     // m = GELU(h)·W2ᵀ + b2, h = mod2·W1ᵀ + b1
     const [dhid, dw2, db2] = tf.tidy(() => {
       const dm = tf.mul(dy, tf.reshape(gateMlp!, [n, 1, d]));
-      const [dg, dw2, db2] = linearBackward(geluTanhLean(s.h), w2!, dm);
+      const [dg, dw2, db2] = linearBackward(geluTanh(s.h), w2!, dm);
       return [geluTanhBackward(s.h, dg), dw2, db2];
     });
-    const [dmod2, dw1, db1] = tf.tidy(() => linearBackward(modulate(layerNorm(s.x1) as tf.Tensor3D, shiftMlp!, scaleMlp!), w1!, dhid!));
+    const [dmod2, dw1, db1] = tf.tidy(() => linearBackward(lnModulate(s.x1, shiftMlp!, scaleMlp!), w1!, dhid!));
     const ln2 = lnModulateBackward(s.x1, shiftMlp!, scaleMlp!, dmod2 as tf.Tensor3D);
     const dx1 = tf.add(dy, ln2.dx) as tf.Tensor3D;
     // x1 = x + gateMsa ⊙ a, a = merged·Wpᵀ + bp
@@ -212,9 +119,9 @@ function blockBackward(s: BlockSaved, c: tf.Tensor2D, w: tf.Tensor[], dy: tf.Ten
       dP.dispose();
       const dq = tf.mul(tf.matMul(dS, s.k), 1 / Math.sqrt(dh)); // [N, K, T, Dh]
       const dk = tf.matMul(dS, s.qs, true, false); // [N, K, T, Dh]
-      return joinHeads(dq as tf.Tensor4D, dk as tf.Tensor4D, dv as tf.Tensor4D); // [N, T, 3D]
+      return blockKernels().joinHeads(dq as tf.Tensor4D, dk as tf.Tensor4D, dv as tf.Tensor4D); // [N, T, 3D]
     });
-    const [dmod1, dwqkv, dbqkv] = tf.tidy(() => linearBackward(modulate(layerNorm(s.x) as tf.Tensor3D, shiftMsa!, scaleMsa!), wqkv!, dqkv));
+    const [dmod1, dwqkv, dbqkv] = tf.tidy(() => linearBackward(lnModulate(s.x, shiftMsa!, scaleMsa!), wqkv!, dqkv));
     const ln1 = lnModulateBackward(s.x, shiftMsa!, scaleMsa!, dmod1 as tf.Tensor3D);
     const dx = tf.add(dx1, ln1.dx);
     // adaLN: [shift1, scale1, gate1, shift2, scale2, gate2] = SiLU(c)·Waᵀ + ba
@@ -228,16 +135,15 @@ function blockBackward(s: BlockSaved, c: tf.Tensor2D, w: tf.Tensor[], dy: tf.Ten
 
 /** Releases the tensors an op saved once its backward has run (a first-order gradient: the tape is then discarded). */
 function releaseSaved(saved: tf.Tensor[]): void {
-  const depth = (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth;
-  if (depth === 0) tf.dispose(saved);
+  if (gradientDepth() === 0) tf.dispose(saved);
 }
 
 /**
- * DiT block (adaLN-Zero) as one op: same forward as blocks.ts ditBlock, a hand-written backward, and
+ * DiT block (adaLN-Zero) as one op: forward blocks.ts blockForward, a hand-written backward, and
  * with `checkpoint` only x and c kept for it. x [N, T, D], c [N, D] → [N, T, D].
  */
 export function ditBlockOp(p: Params, prefix: string, x: tf.Tensor3D, c: tf.Tensor2D, heads: number, checkpoint = false): tf.Tensor3D {
-  const w = params(p, prefix, BLOCK_PARAM_NAMES);
+  const w = paramList(p, prefix, BLOCK_PARAM_NAMES);
   // the weights are read from `w` in the backward, not saved: they are variables, alive and unchanged
   // until the optimizer step (and saving clones would copy them on backends whose clone copies, e.g. wasm)
   const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
@@ -264,33 +170,50 @@ export function ditBlockOp(p: Params, prefix: string, x: tf.Tensor3D, c: tf.Tens
   return op(x, c, ...w) as tf.Tensor3D;
 }
 
+const N_PROJ = PROJECTION_PARAM_NAMES.length;
+
 /**
- * FPDM's fixed-point step as one op: u = fc2(GELU_tanh(fc1([z, inj]))), out = Block_fp(u, c) (same
- * forward as FPDM.step), hand-written backward; with `checkpoint` only z, inj and c are kept.
- * z, inj [N, T, D], c [N, D] → [N, T, D].
+ * FPDM's fixed-point step, forward — the one definition (the op below and the tests' oracle run it):
+ * u = fc2(GELU_tanh(fc1([z, inj]))), out = Block_fp(u, c). w: PROJECTION_PARAM_NAMES then the block's
+ * BLOCK_PARAM_NAMES. z, inj [N, T, D], c [N, D] → out [N, T, D], with the concat [N, T, 2D], the fc1
+ * output p1 [N, T, 2D] and the block's intermediates for the backward.
+ */
+function stepForward(z: tf.Tensor3D, inj: tf.Tensor3D, c: tf.Tensor2D, w: tf.Tensor[], heads: number): { out: tf.Tensor3D; cat: tf.Tensor3D; p1: tf.Tensor3D; s: BlockSaved } {
+  const cat = tf.concat([z, inj], 2) as tf.Tensor3D; // [N, T, 2D]
+  const p1 = linear(cat, w[0]!, w[1]) as tf.Tensor3D; // [N, T, 2D]
+  const u = tf.tidy(() => linear(geluTanh(p1), w[2]!, w[3]) as tf.Tensor3D); // [N, T, D]
+  const { out, s } = blockForward(u, c, w.slice(N_PROJ), heads);
+  return { out, cat, p1, s };
+}
+
+/** The parameters of FPDM's fixed-point step in stepForward's order. */
+function stepParams(p: Params): tf.Tensor[] {
+  return [...paramList(p, '', PROJECTION_PARAM_NAMES), ...paramList(p, 'block_fixed_point', BLOCK_PARAM_NAMES)];
+}
+
+/** FPDM's fixed-point step as plain (autodiff) ops, stepForward's output only. z, inj [N, T, D], c [N, D] → [N, T, D]. */
+export function fixedPointStep(p: Params, z: tf.Tensor3D, inj: tf.Tensor3D, c: tf.Tensor2D, heads: number): tf.Tensor3D {
+  const w = stepParams(p);
+  return tf.tidy(() => stepForward(z, inj, c, w, heads).out);
+}
+
+/**
+ * FPDM's fixed-point step as one op: stepForward (the same forward as fixedPointStep), a hand-written
+ * backward; with `checkpoint` only z, inj and c are kept. z, inj [N, T, D], c [N, D] → [N, T, D].
  */
 export function fixedPointStepOp(p: Params, z: tf.Tensor3D, inj: tf.Tensor3D, c: tf.Tensor2D, heads: number, checkpoint = false): tf.Tensor3D {
-  const wProj = params(p, '', PROJECTION_PARAM_NAMES);
-  const wBlock = params(p, 'block_fixed_point', BLOCK_PARAM_NAMES);
-  const nProj = wProj.length;
-  const forward = (zi: tf.Tensor3D, ii: tf.Tensor3D, ci: tf.Tensor2D, wi: tf.Tensor[]) => {
-    const cat = tf.concat([zi, ii], 2); // [N, T, 2D]
-    const p1 = linear(cat, wi[0]!, wi[1]) as tf.Tensor3D; // [N, T, 2D]
-    const u = tf.tidy(() => linear(geluTanhLean(p1), wi[2]!, wi[3]) as tf.Tensor3D); // [N, T, D]
-    const { out, s } = blockForward(u, ci, wi.slice(nProj), heads);
-    return { out, cat, p1, s };
-  };
+  const forward = (zi: tf.Tensor3D, ii: tf.Tensor3D, ci: tf.Tensor2D, wi: tf.Tensor[]) => stepForward(zi, ii, ci, wi, heads);
   const backward = (cat: tf.Tensor3D, p1: tf.Tensor3D, s: BlockSaved, ci: tf.Tensor2D, wi: tf.Tensor[], dy: tf.Tensor3D): tf.Tensor[] => {
-    const [du, dc, ...dwBlock] = blockBackward(s, ci, wi.slice(nProj), dy, heads);
+    const [du, dc, ...dwBlock] = blockBackward(s, ci, wi.slice(N_PROJ), dy, heads);
     const [dp1, dw2, db2] = tf.tidy(() => {
-      const [dgp, dw2, db2] = linearBackward(geluTanhLean(p1), wi[2]!, du!);
+      const [dgp, dw2, db2] = linearBackward(geluTanh(p1), wi[2]!, du!);
       return [geluTanhBackward(p1, dgp), dw2, db2];
     });
     const [dcat, dw1, db1] = linearBackward(cat, wi[0]!, dp1!);
     const [dz, dinj] = tf.split(dcat, 2, 2);
     return [dz!, dinj!, dc!, dw1, db1, dw2!, db2!, ...dwBlock];
   };
-  const w = [...wProj, ...wBlock]; // read in the backward, not saved (see ditBlockOp)
+  const w = stepParams(p); // read in the backward, not saved (see ditBlockOp)
   const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const [zi, ii, ci] = args as [tf.Tensor3D, tf.Tensor3D, tf.Tensor2D];

@@ -1,16 +1,20 @@
 // Shared building blocks of DiT and FPDM, written against tfjs-core ops. Functional kernels
-// (layerNorm, modulate, geluTanh, attention core) are separate from the wiring functions that read
-// parameters by their PyTorch state_dict names (`${prefix}.attn.qkv.weight`, …).
+// (layerNorm, modulate, geluTanh) are separate from the wiring functions that read parameters by
+// their PyTorch state_dict names (`${prefix}.attn.qkv.weight`, …). The DiT block is defined once
+// (blockForward); blockgrad.ts wraps it in an op with a hand-written backward. Where a backend wants
+// another formulation of the same values, the choice is in src/backends/kernels.ts, not here.
 //
 // Shapes (legend in src/util/shapes.ts): N batch, C channels, H/W latent size, P patch,
 // T tokens = (H/P)·(W/P), D hidden, K heads, Dh = D/K, Co output channels.
 // Callers run these inside tf.tidy; none of them keeps a tensor.
 import * as tf from '@tensorflow/tfjs-core';
+import { blockKernels, fusedBlockKernels, mergeHeads } from '../backends/kernels.js';
 
 /** Parameters (and buffers) by state_dict name. Variables are tensors, so a ParamTree is one too. */
 export type Params = ReadonlyMap<string, tf.Tensor>;
 
-function param(p: Params, name: string): tf.Tensor {
+/** The parameter `name` of the tree (a missing one is a bug in the tree, not bad input). */
+export function param(p: Params, name: string): tf.Tensor {
   const t = p.get(name);
   if (!t) throw new Error(`model parameter '${name}' is missing (a bug in the parameter tree)`);
   return t;
@@ -31,7 +35,36 @@ export function modulate(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D)
   return tf.add(tf.mul(x, tf.add(tf.reshape(scale, [n, 1, d]), 1)), tf.reshape(shift, [n, 1, d])); // [N, T, D]
 }
 
+/** modulate(layerNorm(x), shift, scale), fused where the backend has it (src/backends/kernels.ts). */
+export function lnModulate(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D): tf.Tensor3D {
+  return fusedBlockKernels()?.lnModulate(x, shift, scale) ?? modulate(layerNorm(x) as tf.Tensor3D, shift, scale);
+}
+
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/**
+ * Applies `ops` in sequence to x, disposing each intermediate as soon as the next exists (x itself is
+ * kept), so an elementwise chain holds two buffers of x's size at a time instead of all of them.
+ * (Under a gradient tape the ops save what their gradients need themselves, so disposing is safe.)
+ */
+export function chain(x: tf.Tensor, ...ops: Array<(t: tf.Tensor) => tf.Tensor>): tf.Tensor {
+  let cur = x;
+  for (const op of ops) {
+    const next = op(cur);
+    if (cur !== x) cur.dispose();
+    cur = next;
+  }
+  return cur;
+}
+
+/**
+ * σ(2u), u = √(2/π)(x + 0.044715x³): the sigmoid in geluTanh (also read by its backward), with x³ as
+ * x·x·x, one intermediate at a time.
+ */
+function geluSigmoid(x: tf.Tensor): tf.Tensor {
+  return chain(x, (t) => tf.mul(t, t), (t) => tf.mul(t, x), (t) => tf.mul(t, 0.044715), (t) => tf.add(x, t), (t) => tf.mul(t, 2 * SQRT_2_OVER_PI), (t) => tf.sigmoid(t));
+}
+
 /**
  * GELU, tanh approximation (PyTorch `GELU(approximate="tanh")`): 0.5·x·(1 + tanh(u)), u = √(2/π)(x + 0.044715x³),
  * computed as x·σ(2u) (the same function: ½(1 + tanh(u)) = σ(2u)) with x³ as x·x·x, because on the
@@ -39,12 +72,26 @@ const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
  * [128,16,256]: tanh 10 ms, sigmoid < 0.1 ms). Values agree with the tanh form to float rounding.
  */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
-  return tf.mul(x, tf.sigmoid(geluInner2(x)));
+  const fused = fusedBlockKernels();
+  if (fused) return fused.gelu(x);
+  const sg = geluSigmoid(x);
+  const out = tf.mul(x, sg);
+  sg.dispose();
+  return out;
 }
 
-/** 2u = 2√(2/π)(x + 0.044715x³), the sigmoid's argument in geluTanh. */
-function geluInner2(x: tf.Tensor): tf.Tensor {
-  return tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), 2 * SQRT_2_OVER_PI);
+/** dy ⊙ GELU_tanh'(h), elementwise: GELU'(h) = σ + 2h·σ(1 − σ)·√(2/π)(1 + 3·0.044715h²), σ = σ(2u). */
+export function geluTanhBackward(h: tf.Tensor, dy: tf.Tensor): tf.Tensor {
+  const fused = fusedBlockKernels();
+  if (fused) return fused.geluBackward(h, dy);
+  const sg = geluSigmoid(h); // σ(2u)
+  // 2h·σ(1 − σ)·√(2/π)(1 + 3·0.044715h²)
+  const inner = chain(h, (t) => tf.square(t), (t) => tf.mul(t, 3 * 0.044715), (t) => tf.add(t, 1), (t) => tf.mul(t, 2 * SQRT_2_OVER_PI), (t) => tf.mul(t, h));
+  const second = chain(sg, (t) => tf.sub(1, t), (t) => tf.mul(t, sg), (t) => tf.mul(t, inner));
+  inner.dispose();
+  const grad = chain(sg, (t) => tf.add(t, second), (t) => tf.mul(dy, t));
+  tf.dispose([sg, second]);
+  return grad;
 }
 
 /** SiLU(x) = x·σ(x). */
@@ -52,19 +99,9 @@ export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
 }
 
-/**
- * a·b with optional transposes of 2-D operands. On the wasm backend (tfjs 4.22) a 2-D matMul with a
- * transposed operand leaves XNNPACK for a loop about 10× slower (measured on one core:
- * [2048,64]·[256,64]ᵀ 25 ms, the same after an explicit transpose 2.5 ms; aᵀ·b 39 ms vs 7 ms), so
- * there the transpose is made explicit, on the smaller operand. Other backends fold it into the kernel.
- */
+/** a·b with optional transposes of 2-D operands, in the active backend's fastest form (src/backends/kernels.ts). */
 export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
-  if ((!transposeA && !transposeB) || tf.getBackend() !== 'wasm') return tf.matMul(a, b, transposeA, transposeB);
-  return tf.tidy(() => {
-    if (transposeA && transposeB) return tf.transpose(tf.matMul(b, a)); // aᵀbᵀ = (ba)ᵀ
-    if (transposeA) return a.size <= b.size ? tf.matMul(tf.transpose(a), b) : tf.transpose(tf.matMul(tf.transpose(b), a)); // aᵀb = (bᵀa)ᵀ
-    return b.size <= a.size ? tf.matMul(a, tf.transpose(b)) : tf.transpose(tf.matMul(b, tf.transpose(a))); // abᵀ = (baᵀ)ᵀ
-  }) as tf.Tensor2D;
+  return blockKernels().matMul2d(a, b, transposeA, transposeB);
 }
 
 /** x·Wᵀ for x [M, in], W [out, in], with the gradients written through matMul2d (autodiff's use transposed operands). */
@@ -101,7 +138,7 @@ export function linearP(p: Params, name: string, x: tf.Tensor): tf.Tensor {
 // ---- embedders ----------------------------------------------------------------------------------
 
 /** Frequencies exp(−ln(maxPeriod)·i/half), i = 0..half−1, as the reference computes them (float32). */
-export function timestepFrequencies(dim: number, maxPeriod = 10000): Float32Array {
+function timestepFrequencies(dim: number, maxPeriod = 10000): Float32Array {
   const half = Math.floor(dim / 2);
   const f = new Float32Array(half);
   for (let i = 0; i < half; i++) f[i] = Math.exp((-Math.log(maxPeriod) * i) / half);
@@ -109,7 +146,7 @@ export function timestepFrequencies(dim: number, maxPeriod = 10000): Float32Arra
 }
 
 /** Sinusoidal timestep embedding [cos(t·f), sin(t·f)]. t [N] float → [N, dim] (dim even). */
-export function timestepEmbedding(t: tf.Tensor1D, dim = 256, maxPeriod = 10000): tf.Tensor2D {
+function timestepEmbedding(t: tf.Tensor1D, dim = 256, maxPeriod = 10000): tf.Tensor2D {
   const freqs = tf.tensor2d(timestepFrequencies(dim, maxPeriod), [1, dim / 2]); // [1, dim/2]
   const args = tf.mul(tf.reshape(tf.cast(t, 'float32'), [-1, 1]), freqs); // [N, dim/2]
   return tf.concat([tf.cos(args), tf.sin(args)], 1) as tf.Tensor2D; // [N, dim]
@@ -179,54 +216,7 @@ export function unpatchify(x: tf.Tensor3D, patch: number, outChannels: number): 
   return tf.reshape(y, [n, outChannels, g * patch, g * patch]); // [N, Co, H, W]
 }
 
-// ---- transformer parts --------------------------------------------------------------------------
-
-/**
- * Multi-head self-attention (timm `Attention` with qkv bias): all heads in one batched matMul.
- * x [N, T, D] → [N, T, D].
- */
-export function attention(p: Params, prefix: string, x: tf.Tensor3D, heads: number): tf.Tensor3D {
-  const dh = x.shape[2] / heads;
-  const [q, k, v] = splitHeads(linearP(p, `${prefix}.qkv`, x) as tf.Tensor3D, heads); // each [N, K, T, Dh]
-  const scores = tf.matMul(tf.mul(q, 1 / Math.sqrt(dh)), k, false, true); // [N, K, T, T]
-  const attn = tf.softmax(scores, -1);
-  const o = tf.matMul(attn, v); // [N, K, T, Dh]
-  return linearP(p, `${prefix}.proj`, mergeHeads(o as tf.Tensor4D)) as tf.Tensor3D;
-}
-
-/**
- * qkv [N, T, 3D] (timm's layout: q, k, v, each heads-major) → q, k, v each [N, K, T, Dh]. On wasm: a
- * split on the last axis and three 4-D transposes, since there the 5-D transpose of [N, T, 3, K, Dh]
- * is a generic loop about 40× slower (measured: 27 ms vs 3 × 0.6 ms at N=128, T=16, D=64). Elsewhere
- * one 5-D transpose and an unstack: fewer kernels for a dispatch-bound GPU backend (the split form
- * made WebGPU training of DiT-S/2 ~25 % slower, measured on an H100).
- */
-export function splitHeads(qkv: tf.Tensor3D, heads: number): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
-  const [n, t, d3] = qkv.shape;
-  const dh = d3 / 3 / heads;
-  if (tf.getBackend() === 'wasm') {
-    return tf.split(qkv, 3, 2).map((part) => tf.transpose(tf.reshape(part, [n, t, heads, dh]), [0, 2, 1, 3])) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-  }
-  return tf.unstack(tf.transpose(tf.reshape(qkv, [n, t, 3, heads, dh]), [2, 0, 3, 1, 4]), 0) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-}
-
-/** The inverse of splitHeads (its backward): q, k, v gradients each [N, K, T, Dh] → [N, T, 3D]. */
-export function joinHeads(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor3D {
-  const [n, heads, t, dh] = q.shape;
-  if (tf.getBackend() === 'wasm') return tf.concat([q, k, v].map(mergeHeads), 2);
-  return tf.reshape(tf.transpose(tf.stack([q, k, v]), [1, 3, 0, 2, 4]), [n, t, 3 * heads * dh]);
-}
-
-/** [N, K, T, Dh] → [N, T, D] (heads side by side), the inverse of one part of splitHeads. */
-export function mergeHeads(o: tf.Tensor4D): tf.Tensor3D {
-  const [n, k, t, dh] = o.shape;
-  return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [n, t, k * dh]);
-}
-
-/** Mlp (fc1 → tanh-GELU → fc2). x [N, T, D] → [N, T, D]. */
-export function mlp(p: Params, prefix: string, x: tf.Tensor3D): tf.Tensor3D {
-  return linearP(p, `${prefix}.fc2`, geluTanh(linearP(p, `${prefix}.fc1`, x))) as tf.Tensor3D;
-}
+// ---- the DiT block ------------------------------------------------------------------------------
 
 /** The adaLN modulation vectors: Linear(SiLU(c)) split into `k` chunks. c [N, D] → k × [N, D]. */
 export function adaLN(p: Params, prefix: string, c: tf.Tensor2D, k: number): tf.Tensor2D[] {
@@ -234,23 +224,75 @@ export function adaLN(p: Params, prefix: string, c: tf.Tensor2D, k: number): tf.
   return tf.split(m, k, 1) as tf.Tensor2D[];
 }
 
+/** A block's parameters in the order blockForward reads them (each a weight then its bias). */
+export const BLOCK_PARAM_NAMES = [
+  'adaLN_modulation.1.weight', 'adaLN_modulation.1.bias', 'attn.qkv.weight', 'attn.qkv.bias',
+  'attn.proj.weight', 'attn.proj.bias', 'mlp.fc1.weight', 'mlp.fc1.bias', 'mlp.fc2.weight', 'mlp.fc2.bias',
+] as const;
+
+/** The parameters `${prefix}.${name}` (or `name` when prefix is empty) for `names`, in order. */
+export function paramList(p: Params, prefix: string, names: readonly string[]): tf.Tensor[] {
+  return names.map((n) => param(p, prefix ? `${prefix}.${n}` : n));
+}
+
+/** The intermediates of a block's forward that its backward (src/models/blockgrad.ts) reads. */
+export interface BlockSaved {
+  x: tf.Tensor3D; // [N, T, D]
+  qs: tf.Tensor4D; // [N, K, T, Dh] q / √Dh
+  k: tf.Tensor4D; // [N, K, T, Dh]
+  v: tf.Tensor4D; // [N, K, T, Dh]
+  p: tf.Tensor4D; // [N, K, T, T] softmax probabilities
+  merged: tf.Tensor3D; // [N, T, D] heads merged (proj input)
+  a: tf.Tensor3D; // [N, T, D] attention output (after proj)
+  x1: tf.Tensor3D; // [N, T, D]
+  h: tf.Tensor3D; // [N, T, 4D] fc1 output (GELU input)
+  m: tf.Tensor3D; // [N, T, D] fc2 output
+}
+export const SAVED_ORDER = ['x', 'qs', 'k', 'v', 'p', 'merged', 'a', 'x1', 'h', 'm'] as const;
+
 /**
- * DiT block with adaLN-Zero conditioning:
- *   x += gate_msa · Attn(modulate(LN(x), shift_msa, scale_msa))
- *   x += gate_mlp · MLP(modulate(LN(x), shift_mlp, scale_mlp))
- * x [N, T, D], c [N, D] → [N, T, D].
+ * THE DiT block with adaLN-Zero conditioning — the one definition that the model forward, the
+ * hand-written backward (blockgrad.ts) and the tests' autodiff oracle all run:
+ *   [shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp] = Linear(SiLU(c))
+ *   x1  = x + gate_msa · Attn(modulate(LN(x), shift_msa, scale_msa))      Attn: timm Attention, qkv bias
+ *   out = x1 + gate_mlp · MLP(modulate(LN(x1), shift_mlp, scale_mlp))     MLP: fc1 → tanh-GELU → fc2
+ * w: the block's parameters in BLOCK_PARAM_NAMES order. x [N, T, D], c [N, D] → out [N, T, D] and the
+ * intermediates of BlockSaved. Differentiable by TF.js autodiff as well.
  */
-export function ditBlock(p: Params, prefix: string, x: tf.Tensor3D, c: tf.Tensor2D, heads: number): tf.Tensor3D {
+export function blockForward(x: tf.Tensor3D, c: tf.Tensor2D, w: tf.Tensor[], heads: number): { out: tf.Tensor3D; s: BlockSaved } {
+  const [wa, ba, wqkv, bqkv, wp, bp, w1, b1, w2, b2] = w as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
   const [n, , d] = x.shape;
-  const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = adaLN(p, prefix, c, 6) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-  const a = attention(p, `${prefix}.attn`, modulate(layerNorm(x) as tf.Tensor3D, shiftMsa, scaleMsa), heads); // [N, T, D]
-  const x1 = tf.add(x, tf.mul(tf.reshape(gateMsa, [n, 1, d]), a)) as tf.Tensor3D;
-  const m = mlp(p, `${prefix}.mlp`, modulate(layerNorm(x1) as tf.Tensor3D, shiftMlp, scaleMlp)); // [N, T, D]
-  return tf.add(x1, tf.mul(tf.reshape(gateMlp, [n, 1, d]), m)) as tf.Tensor3D;
+  const dh = d / heads;
+  const kernels = blockKernels();
+  // each stage in its own tidy, so only what later stages (and the backward) read outlives it
+  return tf.tidy(() => {
+    const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = tf.split(linear(silu(c), wa, ba), 6, 1) as tf.Tensor2D[]; // 6 × [N, D]
+    // attention: all heads in one batched matMul
+    const [qs, k, v] = tf.tidy(() => {
+      const mod1 = lnModulate(x, shiftMsa!, scaleMsa!); // [N, T, D]
+      const [q, k, v] = kernels.splitHeads(linear(mod1, wqkv, bqkv) as tf.Tensor3D, heads); // each [N, K, T, Dh]
+      return [tf.mul(q, 1 / Math.sqrt(dh)) as tf.Tensor4D, k, v];
+    });
+    const p = tf.tidy(() => tf.softmax(tf.matMul(qs, k, false, true), -1) as tf.Tensor4D); // [N, K, T, T]
+    const merged = tf.tidy(() => mergeHeads(tf.matMul(p, v) as tf.Tensor4D)); // [N, T, D]
+    const a = linear(merged, wp, bp) as tf.Tensor3D; // [N, T, D]
+    const x1 = tf.add(x, tf.mul(tf.reshape(gateMsa!, [n, 1, d]), a)) as tf.Tensor3D;
+    // MLP
+    const h = tf.tidy(() => linear(lnModulate(x1, shiftMlp!, scaleMlp!), w1, b1) as tf.Tensor3D); // [N, T, 4D]
+    const m = tf.tidy(() => linear(geluTanh(h), w2, b2) as tf.Tensor3D); // [N, T, D]
+    const out = tf.add(x1, tf.mul(tf.reshape(gateMlp!, [n, 1, d]), m)) as tf.Tensor3D;
+    return { out, s: { x, qs, k, v, p, merged, a, x1, h, m } };
+  });
+}
+
+/** The DiT block read from the tree at `prefix` (blockForward's output only). x [N, T, D], c [N, D] → [N, T, D]. */
+export function ditBlock(p: Params, prefix: string, x: tf.Tensor3D, c: tf.Tensor2D, heads: number): tf.Tensor3D {
+  const w = paramList(p, prefix, BLOCK_PARAM_NAMES);
+  return tf.tidy(() => blockForward(x, c, w, heads).out);
 }
 
 /** Final layer: modulate(LN(x), shift, scale) → Linear to P·P·Co. x [N, T, D], c [N, D] → [N, T, P·P·Co]. */
 export function finalLayer(p: Params, x: tf.Tensor3D, c: tf.Tensor2D): tf.Tensor3D {
   const [shift, scale] = adaLN(p, 'final_layer', c, 2) as [tf.Tensor2D, tf.Tensor2D];
-  return linearP(p, 'final_layer.linear', modulate(layerNorm(x) as tf.Tensor3D, shift, scale)) as tf.Tensor3D;
+  return linearP(p, 'final_layer.linear', lnModulate(x, shift, scale)) as tf.Tensor3D;
 }

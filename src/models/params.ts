@@ -204,15 +204,6 @@ export async function stateDictOf(c: ModelConfig, params: ParamTree): Promise<Te
   return out;
 }
 
-/** Copies values from `src` into the variables of `dst` (same names and shapes), e.g. for EMA weights. */
-export function assignTree(dst: ParamTree, src: ReadonlyMap<string, tf.Tensor>): void {
-  for (const [name, v] of dst) {
-    const s = src.get(name);
-    if (!s) throw new Error(`assignTree: '${name}' missing in source`);
-    v.assign(s);
-  }
-}
-
 export function disposeTree(params: ParamTree): void {
   for (const v of params.values()) v.dispose();
 }

@@ -49,7 +49,7 @@ export interface SolveReport {
   restarts?: number;
 }
 
-export interface SolveOptions {
+interface SolveOptions {
   /**
    * compute residuals for the fixed solver: solveFixedPointAsync reads them once at the end (default
    * true); solveFixedPoint returns them as a tensor (default false)
@@ -57,7 +57,7 @@ export interface SolveOptions {
   trackResiduals?: boolean;
 }
 
-export type StepFn = (z: tf.Tensor3D) => tf.Tensor3D;
+type StepFn = (z: tf.Tensor3D) => tf.Tensor3D;
 
 export function validateSolver(s: SolverOptions): SolverOptions {
   const intAtLeast = (k: string, v: number, lo: number): void => {

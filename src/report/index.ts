@@ -1,5 +1,5 @@
 // `buildReport`: the database → tables (Markdown, LaTeX, CSV), figures (SVG, PNG, spec, data),
-// copied sample grids and one self-contained index.html. Reads the database only (read-only open).
+// copied sample grids and one light index.html linking them all. Reads the database only (read-only open).
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { UserError } from '../util/errors.js';
@@ -34,7 +34,6 @@ export interface ReportResult {
 }
 
 const MANIFEST = '.report-files.json';
-const MIME: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.webp': 'image/webp', '.svg': 'image/svg+xml' };
 
 export async function buildReport(opts: ReportOptions): Promise<ReportResult> {
   const store = openStore(opts.db, { readonly: true });
@@ -68,6 +67,7 @@ export async function buildReport(opts: ReportOptions): Promise<ReportResult> {
   for (const s of sections) {
     const page: PageSection = { section: s, tables: [], figures: [], grids: [] };
     markdown.push(`## ${s.title}`, '', s.description, '');
+    for (const n of s.notes ?? []) markdown.push(`> ${n}`, '');
     for (const f of s.figures) {
       const files: FigureFiles = await renderFigure(f.spec, out, 'figures', f.id, f.title);
       written.push(files.svg, files.png, files.spec, files.data);
@@ -79,10 +79,11 @@ export async function buildReport(opts: ReportOptions): Promise<ReportResult> {
       const files = { md: write(`tables/${t.id}.md`, toMarkdown(t)), tex: write(`tables/${t.id}.tex`, toLatex(t)), csv: write(`tables/${t.id}.csv`, toCsv(t)) };
       page.tables.push({ table: t, files });
       result.tables.push(t.id);
-      markdown.push(toMarkdown(t));
+      markdown.push(t.filesOnly ? `**${t.title}** (${t.rows.length} rows): [CSV](${files.csv}), [Markdown](${files.md}).\n` : toMarkdown(t));
     }
-    for (const g of s.grids) {
-      const title = `${g.model}, budget ${fmtTag(g.tags[TAG.budget])}, steps ${fmtTag(g.tags[TAG.steps])} × iters ${fmtTag(g.tags[TAG.iters])}, seed ${fmtTag(g.tags[TAG.seed])}`;
+    const extra: string[] = [];
+    for (const { artifact: g, main } of s.grids) {
+      const title = `${g.model}, budget ${fmtTag(g.tags[TAG.budget])}, ${g.tags[TAG.iters] !== undefined ? `${fmtTag(g.tags[TAG.steps])} steps × ${fmtTag(g.tags[TAG.iters])} iters` : `${fmtTag(g.tags[TAG.steps])} steps`}${g.tags[TAG.allocation] !== undefined && g.tags[TAG.allocation] !== 'fixed' ? `, ${fmtTag(g.tags[TAG.allocation])}` : ''}${g.tags[TAG.reuse] === false ? ', no reuse' : ''}, seed ${fmtTag(g.tags[TAG.seed])}`;
       if (!existsSync(g.absPath)) {
         s.skipped.push(`sample grid of ${title}: file ${g.path} (relative to the database) is missing`);
         continue;
@@ -94,10 +95,12 @@ export async function buildReport(opts: ReportOptions): Promise<ReportResult> {
       }
       const ext = extname(g.absPath).toLowerCase();
       const file = write(`grids/${slug(g.model)}_b${slug(fmtTag(g.tags[TAG.budget]))}_s${slug(fmtTag(g.tags[TAG.seed]))}_${g.id}${ext}`, bytes);
-      page.grids.push({ title, file, sha256: g.sha256, dataUri: `data:${MIME[ext] ?? 'application/octet-stream'};base64,${bytes.toString('base64')}` });
+      page.grids.push({ title, file, sha256: g.sha256, main });
       result.grids.push(file);
-      markdown.push(`![${title}](${file})`, '');
+      if (main) markdown.push(`![${title}](${file})`, '');
+      else extra.push(`[${title}](${file})`);
     }
+    if (extra.length) markdown.push(`Further sample grids: ${extra.join(' · ')}`, '');
     for (const why of s.skipped) (result.skipped.push({ section: s.id, reason: why }), markdown.push(`_Not shown: ${why}._`, ''));
     pages.push(page);
   }

@@ -19,6 +19,13 @@ export interface Table {
   caption: string;
   columns: Column[];
   rows: Record<string, Cell>[];
+  /** too long for the page (e.g. one row per timestep): written as files, linked from the page with its summary table */
+  filesOnly?: boolean;
+}
+
+/** The columns with at least one value (an all-empty column is dropped from every rendering). */
+export function visibleColumns(t: Table): Column[] {
+  return t.columns.filter((c) => t.rows.some((r) => r[c.key] !== null && r[c.key] !== undefined && r[c.key] !== ''));
 }
 
 /** 4 significant digits, no exponent for ordinary magnitudes, '–' for missing. */
@@ -44,6 +51,7 @@ export function formatCell(v: Cell, format: ColumnFormat = 'text'): string {
 }
 
 export function toMarkdown(t: Table): string {
+  t = { ...t, columns: visibleColumns(t) };
   const head = `| ${t.columns.map((c) => c.label).join(' | ')} |`;
   const rule = `| ${t.columns.map((c) => (c.format && c.format !== 'text' ? '---:' : '---')).join(' | ')} |`;
   const body = t.rows.map((r) => `| ${t.columns.map((c) => formatCell(r[c.key] ?? null, c.format).replace(/\|/g, '\\|')).join(' | ')} |`);
@@ -58,6 +66,7 @@ export function latexEscape(s: string): string {
 }
 
 export function toLatex(t: Table): string {
+  t = { ...t, columns: visibleColumns(t) };
   const align = t.columns.map((c) => (c.format && c.format !== 'text' ? 'r' : 'l')).join('');
   const row = (cells: string[]) => `    ${cells.join(' & ')} \\\\`;
   return [
@@ -80,5 +89,6 @@ export function toLatex(t: Table): string {
 
 /** CSV with a header of column labels; numbers at full precision, missing values empty. */
 export function toCsv(t: Table): string {
+  t = { ...t, columns: visibleColumns(t) };
   return stringify([t.columns.map((c) => c.label), ...t.rows.map((r) => t.columns.map((c) => { const v = r[c.key]; return v === null || v === undefined ? '' : typeof v === 'boolean' ? (v ? 'on' : 'off') : v; }))]);
 }

@@ -115,3 +115,102 @@ function copyArtifact(p: string, fromDir: string, toDir: string): string {
   copyFileSync(from, to);
   return rel.split('\\').join('/');
 }
+
+// ---- shard coverage: which shards of a sharded experiment a set of bundles holds ----------------
+
+/**
+ * What a run of a `run --shard i/n` records about its shard, as `provenance.shard` (on its pending row
+ * and again when claimed), so that `collect` can tell which shards a set of bundles lacks.
+ */
+export interface ShardRecord {
+  index: number;
+  count: number;
+  /** train runs of the whole (unsharded) plan: a shard whose index is at least this is empty */
+  trainRuns: number;
+}
+
+export interface ShardCoverage {
+  experiment: string;
+  /** n of `--shard i/n` */
+  count: number;
+  /** shards that hold runs (the others are empty: fewer train runs than shards) */
+  expected: number;
+  /** shards of which no database holds a run: never started, or their bundle was not given */
+  missing: number[];
+  /** shards with runs that are pending or running in every database that holds them (killed or still going) */
+  unfinished: { index: number; runs: number }[];
+}
+
+function shardOf(provenance: unknown): ShardRecord | null {
+  const s = (provenance as { shard?: Partial<ShardRecord> } | null)?.shard;
+  if (!s || typeof s !== 'object') return null;
+  const ok = [s.index, s.count, s.trainRuns].every((v) => Number.isInteger(v) && (v as number) >= 0);
+  return ok && s.index! < s.count! ? { index: s.index!, count: s.count!, trainRuns: s.trainRuns! } : null;
+}
+
+/**
+ * The shards recorded in the databases at `paths` (bundles, and the destination if it exists),
+ * grouped by experiment and shard count. A run finished (completed, failed or diverged) in any of the
+ * databases counts as finished (runs without a shard record count only for that).
+ */
+export function shardCoverage(paths: string[]): ShardCoverage[] {
+  interface Group { experiment: string; count: number; trainRuns: number; present: Set<number>; runs: Map<string, { index: number; parent: string | null }> }
+  const groups = new Map<string, Group>();
+  const finished = new Set<string>();
+  const completed = new Set<string>();
+  for (const path of paths) {
+    const src = openStore(path, { readonly: true });
+    try {
+      const rows = src.db
+        .prepare('SELECT r.run_key, r.parent_key, r.status, r.provenance, e.name AS experiment FROM runs r LEFT JOIN experiments e ON e.id = r.experiment_id')
+        .all() as { run_key: string; parent_key: string | null; status: string; provenance: string; experiment: string | null }[];
+      for (const r of rows) {
+        if (FINISHED.has(r.status)) finished.add(r.run_key);
+        if (r.status === 'completed') completed.add(r.run_key);
+        let prov: unknown;
+        try {
+          prov = JSON.parse(r.provenance);
+        } catch {
+          continue;
+        }
+        const shard = shardOf(prov);
+        if (!shard) continue;
+        const id = `${r.experiment ?? ''}\u0000${shard.count}`;
+        let g = groups.get(id);
+        if (!g) groups.set(id, (g = { experiment: r.experiment ?? '(none)', count: shard.count, trainRuns: 0, present: new Set(), runs: new Map() }));
+        g.trainRuns = Math.max(g.trainRuns, shard.trainRuns);
+        g.present.add(shard.index);
+        g.runs.set(r.run_key, { index: shard.index, parent: r.parent_key });
+      }
+    } finally {
+      src.close();
+    }
+  }
+  return [...groups.values()]
+    .sort((a, b) => a.experiment.localeCompare(b.experiment) || a.count - b.count)
+    .map((g) => {
+      const expected = Math.min(g.count, g.trainRuns);
+      const missing = Array.from({ length: expected }, (_, i) => i).filter((i) => !g.present.has(i));
+      const open = new Map<number, number>();
+      for (const [key, { index, parent }] of g.runs) {
+        // a run waiting on a failed or diverged run (a sample run of a failed training) is blocked, not unfinished
+        const blocked = parent !== null && finished.has(parent) && !completed.has(parent);
+        if (!finished.has(key) && !blocked) open.set(index, (open.get(index) ?? 0) + 1);
+      }
+      const unfinished = [...open.entries()].sort((a, b) => a[0] - b[0]).map(([index, runs]) => ({ index, runs }));
+      return { experiment: g.experiment, count: g.count, expected, missing, unfinished };
+    });
+}
+
+/** One sentence per sharded experiment that lacks shards or has unfinished ones (empty when complete). */
+export function describeShardGaps(coverage: ShardCoverage[]): string[] {
+  return coverage
+    .filter((c) => c.missing.length > 0 || c.unfinished.length > 0)
+    .map((c) => {
+      const parts: string[] = [];
+      const one = c.missing.length === 1;
+      if (c.missing.length) parts.push(`${one ? 'shard' : 'shards'} ${c.missing.map((i) => `${i}/${c.count}`).join(', ')} ${one ? 'has' : 'have'} no results in the bundles given (never ran, or the bundle was not given)`);
+      for (const u of c.unfinished) parts.push(`shard ${u.index}/${c.count} has ${u.runs} unfinished ${u.runs === 1 ? 'run' : 'runs'} (its task was killed or is still running)`);
+      return `experiment '${c.experiment}': ${parts.join('; ')}`;
+    });
+}

@@ -8,7 +8,8 @@ import { hostname } from 'node:os';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { UserError, isNodeError } from '../util/errors.js';
-import { requireFile } from '../util/fs.js';
+import { readHead, requireFile } from '../util/fs.js';
+import { inputErrorOf, noteDatabase } from '../util/input-errors.js';
 import { canonicalJson, sha256Hex } from './json.js';
 import { ARTIFACT_KINDS, RUN_KINDS, MODEL_FAMILIES, type ArtifactKind, type ModelFamily, type RunKind, type RunStatus } from './names.js';
 import { SCHEMA_VERSION, migrate } from './schema.js';
@@ -28,51 +29,103 @@ export interface OpenOptions {
 export const DEFAULT_STALE_AFTER_MS = 15 * 60_000;
 
 /**
- * Opens (creating and migrating if needed) the store at `path`. A database written by a newer
- * version of this tool is refused with a UserError before anything is written to it.
+ * Opens (creating and migrating if needed) the store at `path`. Only fpdm-exp's own databases are
+ * opened (see inspectDatabase): any other SQLite file, a file that is not SQLite, or a database
+ * written by a newer version of this tool is refused with a UserError before anything is written to it.
  */
 export function openStore(path: string, opts: OpenOptions = {}): Store {
-  const exists = path !== ':memory:' && existsSync(path);
-  if (opts.readonly && !exists) throw new UserError(`database '${path}' does not exist: run an experiment first or pass --db with the right path`);
-  if (exists) {
-    if (!statSync(path).isFile()) throw new UserError(`database '${path}' is not a regular file`);
-    const version = readVersion(path);
-    if (version > SCHEMA_VERSION)
-      throw new UserError(
-        `database '${path}' has schema version ${version}, newer than this fpdm-exp understands (${SCHEMA_VERSION}): ` +
-          'upgrade fpdm-exp; the database was left untouched',
-      );
-  }
+  const found = path === ':memory:' ? 'absent' : inspectDatabase(path);
+  if (opts.readonly && found === 'absent') throw new UserError(`database '${path}' does not exist: run an experiment first or pass --db with the right path`);
+  if (opts.readonly && found === 'empty') throw new UserError(`database '${path}' is empty (no fpdm-exp results in it): pass --db with the right path`);
+  if (typeof found === 'object' && found.version > SCHEMA_VERSION)
+    throw new UserError(
+      `database '${path}' has schema version ${found.version}, newer than this fpdm-exp understands (${SCHEMA_VERSION}): ` +
+        'upgrade fpdm-exp; the database was left untouched',
+    );
   if (!opts.readonly && path !== ':memory:') {
     const dir = dirname(resolve(path));
     if (!existsSync(dir)) throw new UserError(`directory '${dir}' for database '${path}' does not exist: create it first`);
   }
-  const db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false, timeout: opts.busyTimeoutMs ?? 10_000 });
+  const subject = `database '${path}'`;
+  noteDatabase(path);
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false, timeout: opts.busyTimeoutMs ?? 10_000 });
+  } catch (e) {
+    throw inputErrorOf(e, subject) ?? e;
+  }
   try {
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL'); // durable across process crashes in WAL mode; fsync at checkpoints
       migrate(db);
+      // mark the file as ours (databases made before the mark existed get it the first time they are opened for writing)
+      if ((db.pragma('application_id', { simple: true }) as number) !== APPLICATION_ID) db.pragma(`application_id = ${APPLICATION_ID}`);
     } else if ((db.pragma('user_version', { simple: true }) as number) !== SCHEMA_VERSION) {
       throw new UserError(`database '${path}' has an older schema: open it once read-write (e.g. with \`fpdm-exp run\`) to migrate it`);
     }
     db.pragma('foreign_keys = ON');
   } catch (e) {
     db.close();
-    throw e;
+    throw inputErrorOf(e, subject) ?? e;
   }
   return new Store(db, path);
 }
 
-function readVersion(path: string): number {
+/**
+ * `PRAGMA application_id` of fpdm-exp databases: the bytes 'FPDM'. Set when a database is created
+ * (or first opened for writing by a version that knows the mark); a database of another program
+ * carries its own id or none.
+ */
+export const APPLICATION_ID = 0x4650444d;
+
+/** Tables (and a column) every fpdm-exp database has had since schema version 1. */
+const OWN_TABLES = ['experiments', 'runs', 'metrics', 'artifacts'];
+
+/**
+ * What is at `path`, looked at read-only (nothing is written): 'absent' (no file), 'empty' (a
+ * zero-byte file, or an SQLite file with no tables and no marks: nothing to lose, so it may become a
+ * store), or one of our databases with its schema version. Anything else is a UserError: a directory,
+ * a file that is not SQLite, an SQLite database of another program (another application_id, or
+ * unmarked with tables that are not ours), an unreadable file.
+ */
+export function inspectDatabase(path: string): 'absent' | 'empty' | { version: number; marked: boolean } {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    if (isNodeError(e, 'ENOENT')) return 'absent';
+    if (isNodeError(e, 'ENOTDIR')) throw new UserError(`database '${path}' cannot exist: a part of its path is a file, not a directory; choose another --db`);
+    throw inputErrorOf(e, `database '${path}'`) ?? e;
+  }
+  if (st.isDirectory()) throw new UserError(`database '${path}' is a directory: give the path of a .sqlite file (e.g. ${path.replace(/[\\/]+$/, '')}/fpdm.sqlite)`);
+  if (!st.isFile()) throw new UserError(`database '${path}' is not a regular file`);
+  if (st.size === 0) return 'empty';
+  const head = readHead(path, 16, 'database');
+  if (head.length < 16 || new TextDecoder().decode(head) !== 'SQLite format 3\0')
+    throw new UserError(`'${path}' is not an SQLite database (nor an fpdm-exp results database); it was left untouched: pass --db with the path of a results database, or a new file name`);
   let db: Database.Database | undefined;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
-    return db.pragma('user_version', { simple: true }) as number;
+    const appId = db.pragma('application_id', { simple: true }) as number;
+    const version = db.pragma('user_version', { simple: true }) as number;
+    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+    const objects = (db.prepare('SELECT count(*) AS n FROM sqlite_master').get() as { n: number }).n;
+    const foreign = (why: string) =>
+      new UserError(
+        `'${path}' is an SQLite database of another program (${why}), not an fpdm-exp results database; ` +
+          'it was left untouched: pass --db with the path of a results database, or a new file name',
+      );
+    if (appId === APPLICATION_ID) return { version, marked: true };
+    if (appId !== 0) throw foreign(`application_id 0x${(appId >>> 0).toString(16).padStart(8, '0')}`);
+    if (objects === 0 && version === 0) return 'empty';
+    const ours = version >= 1 && OWN_TABLES.every((t) => tables.includes(t)) &&
+      (db.prepare('SELECT name FROM pragma_table_info(?)').all('runs') as { name: string }[]).some((c) => c.name === 'run_key');
+    if (!ours) throw foreign(tables.length ? `tables: ${tables.slice(0, 8).join(', ')}${tables.length > 8 ? ', …' : ''}` : `user_version ${version}, no tables of ours`);
+    return { version, marked: false };
   } catch (e) {
-    if (e instanceof Error && /not a database|malformed|SQLITE_NOTADB|SQLITE_CORRUPT/i.test(`${e.message} ${(e as { code?: string }).code}`))
-      throw new UserError(`'${path}' is not an fpdm-exp SQLite database (${e.message})`);
-    throw e;
+    if (e instanceof UserError) throw e;
+    throw inputErrorOf(e, `database '${path}'`) ?? e;
   } finally {
     db?.close();
   }
@@ -135,7 +188,11 @@ export class Store {
 
   /** Runs `fn` inside one IMMEDIATE write transaction (all or nothing). */
   write<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (e) {
+      throw inputErrorOf(e, `database '${this.path}'`) ?? e; // busy, read-only, full, corrupt: about the file
+    }
   }
 
   // ---- experiments ---------------------------------------------------------------------------

@@ -13,6 +13,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { f32, toFloat32, type TensorMap } from '../io/tensor.js';
 import { UserError } from '../util/errors.js';
+import { fusedOptimizerKernels } from '../backends/kernels.js';
+import type { Ema } from './ema.js';
 
 export interface AdamWConfig {
   /** peak learning rate (reference 1e-4) */
@@ -82,37 +84,72 @@ export class AdamW {
   /**
    * Applies one update. `grads` maps parameter names to gradients; a parameter without a gradient
    * is skipped entirely (as PyTorch skips parameters whose .grad is None). Gradients are not disposed.
+   * (The training loop uses the two halves, `gradNormTensor` and `applyUpdate`, to read the norm
+   * together with the loss and to update the EMA copy in the same pass.)
    */
   async step(grads: Record<string, tf.Tensor> | Map<string, tf.Tensor>): Promise<AdamWStepInfo> {
     const g = grads instanceof Map ? grads : new Map(Object.entries(grads));
+    const normT = this.gradNormTensor(g);
+    const gradNorm = normT ? (await normT.data())[0]! : 0;
+    normT?.dispose();
+    return this.applyUpdate(g, gradNorm);
+  }
+
+  /** Names of the parameters that have a gradient, in the model's order. */
+  private present(g: Map<string, tf.Tensor>): string[] {
+    return [...this.params.keys()].filter((n) => g.has(n));
+  }
+
+  /**
+   * The global gradient L2 norm as a [1] tensor on the device (null when no parameter has a
+   * gradient); the caller reads it (asynchronously: webgpu cannot read synchronously under Node)
+   * and disposes it. On webgpu with fused kernels: one dispatch per gradient plus one reduction.
+   */
+  gradNormTensor(g: Map<string, tf.Tensor>): tf.Tensor | null {
+    const names = this.present(g);
+    if (names.length === 0) return null;
+    const fused = fusedOptimizerKernels();
+    if (fused) return fused.globalNorm(names.map((n) => g.get(n)!), names.map((n) => this.params.get(n)!.size));
+    // a chain of adds, not tf.addN: webgpu's addN kernel exceeds the 8 storage buffers per stage with
+    // dozens of inputs; the running sum is advanced one parameter at a time, so no squared copy of the
+    // gradients outlives its own term
+    let acc: tf.Tensor = tf.scalar(0);
+    for (const n of names) {
+      const next = tf.tidy(() => tf.add(acc, tf.sum(tf.square(g.get(n)!))));
+      acc.dispose();
+      acc = next;
+    }
+    const norm = tf.tidy(() => tf.reshape(tf.sqrt(acc), [1]));
+    acc.dispose();
+    return norm;
+  }
+
+  /**
+   * The update for one step given the global gradient norm read from `gradNormTensor`; with `ema`
+   * the EMA copy is updated after it (ema ← d·ema + (1 − d)·θ), in the same dispatch on webgpu.
+   */
+  applyUpdate(g: Map<string, tf.Tensor>, gradNorm: number, ema?: Ema): AdamWStepInfo {
     const c = this.cfg;
     this.stepCount += 1;
     const t = this.stepCount;
     const lr = learningRateAt(c, t);
-    // global norm in float32 on the device, read once
-    const names = [...this.params.keys()].filter((n) => g.has(n));
-    // read asynchronously: the webgpu backend cannot read synchronously under Node
-    // (a chain of adds, not tf.addN: webgpu's addN kernel exceeds the 8 storage buffers per stage
-    // with dozens of inputs)
-    // (the running sum is advanced one parameter at a time, so no squared copy of the gradients outlives
-    // its own term: one tidy around the whole sum kept a squared copy of every gradient alive at once)
-    let normT: tf.Tensor | null = null;
-    if (names.length > 0) {
-      let acc: tf.Tensor = tf.scalar(0);
-      for (const n of names) {
-        const next = tf.tidy(() => tf.add(acc, tf.sum(tf.square(g.get(n)!))));
-        acc.dispose();
-        acc = next;
-      }
-      normT = tf.sqrt(acc);
-      acc.dispose();
-    }
-    const gradNorm = normT ? (await normT.data())[0]! : 0;
-    normT?.dispose();
+    const names = this.present(g);
     const clipCoef = c.clipGradNorm !== null ? Math.min(1, c.clipGradNorm / (gradNorm + 1e-6)) : 1;
     const bc1 = 1 - c.beta1 ** t;
     const bc2Sqrt = Math.sqrt(1 - c.beta2 ** t);
     const stepSize = lr / bc1;
+    const fused = ema ? fusedOptimizerKernels() : null;
+    if (fused && ema && names.length > 0) {
+      const shadow = ema.weights();
+      fused.apply(
+        names.map((name) => ({ g: g.get(name)!, p: this.params.get(name)!, m: this.m.get(name)!, v: this.v.get(name)!, ema: shadow.get(name)! })),
+        { clip: clipCoef, decay: 1 - lr * c.weightDecay, applyDecay: c.weightDecay > 0, beta1: c.beta1, beta2: c.beta2, bc2Sqrt, eps: c.eps, stepSize, emaDecay: ema.decay },
+        names.map((n) => this.params.get(n)!.size),
+      );
+      // parameters without a gradient are not updated, but their EMA still moves towards them
+      if (names.length < this.params.size) ema.update([...this.params.keys()].filter((n) => !g.has(n)));
+      return { lr, gradNorm };
+    }
     for (const name of names) {
       const p = this.params.get(name)!;
       const m = this.m.get(name)!;
@@ -130,6 +167,7 @@ export class AdamW {
         p.assign(pNew);
       });
     }
+    ema?.update();
     return { lr, gradNorm };
   }
 
@@ -162,6 +200,33 @@ export class AdamW {
     for (const x of this.v.values()) x.dispose();
     this.m.clear();
     this.v.clear();
+  }
+}
+
+/**
+ * One parameter's AdamW + EMA update in float32 on the host, operation for operation as the fused
+ * webgpu kernel (src/backends/webgpu/optimizer.ts) and the TF.js op sequence above compute it
+ * (every intermediate rounded to float32). Rewrites p, m, v, ema in place. For tests of the kernel's math.
+ */
+export function adamwEmaReference(
+  a: { g: Float32Array; p: Float32Array; m: Float32Array; v: Float32Array; ema: Float32Array },
+  s: { clip: number; decay: number; applyDecay: boolean; beta1: number; beta2: number; bc2Sqrt: number; eps: number; stepSize: number; emaDecay: number },
+): void {
+  const f = Math.fround;
+  const [clip, decay, b1, omb1, b2, omb2, bc2, eps, stepSize, d, omd] = [s.clip, s.decay, s.beta1, 1 - s.beta1, s.beta2, 1 - s.beta2, s.bc2Sqrt, s.eps, s.stepSize, s.emaDecay, 1 - s.emaDecay].map(f) as number[];
+  for (let i = 0; i < a.p.length; i++) {
+    let grad = a.g[i]!;
+    if (s.clip < 1) grad = f(grad * clip!);
+    let pd = a.p[i]!;
+    if (s.applyDecay) pd = f(pd * decay!);
+    const mN = f(f(a.m[i]! * b1!) + f(grad * omb1!));
+    const vN = f(f(a.v[i]! * b2!) + f(f(grad * grad) * omb2!));
+    const denom = f(f(f(Math.sqrt(vN)) / bc2!) + eps!);
+    const pN = f(pd - f(f(mN / denom) * stepSize!));
+    a.m[i] = mN;
+    a.v[i] = vN;
+    a.p[i] = pN;
+    a.ema[i] = f(f(a.ema[i]! * d!) + f(pN * omd!));
   }
 }
 

@@ -24,10 +24,11 @@ export class Ema {
     }
   }
 
-  /** ema ← d·ema + (1 − d)·θ for every parameter. */
-  update(): void {
+  /** ema ← d·ema + (1 − d)·θ for every parameter (or the named ones). */
+  update(names?: Iterable<string>): void {
     const d = this.decay;
-    for (const [name, p] of this.params) {
+    for (const name of names ?? this.params.keys()) {
+      const p = this.params.get(name)!;
       const s = this.shadow.get(name)!;
       tf.tidy(() => s.assign(tf.add(tf.mul(s, d), tf.mul(p, 1 - d))));
     }

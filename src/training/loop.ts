@@ -199,6 +199,8 @@ function restoreState(s: LiveState, prev: NonNullable<ReturnType<typeof readChec
 /** What one forward/backward pass gave: the loss, the gradients by parameter name, the last fixed-point residual. */
 interface StepOutcome {
   loss: number;
+  /** global gradient norm (before clipping; 0 where the optimizer computes none) */
+  gradNorm: number;
   grads: Map<string, tf.Tensor>;
   residual: number | undefined;
   plan: TrainingPlan;
@@ -233,16 +235,18 @@ async function lossAndGradients(s: LiveState, cfg: TrainConfig, process: Gaussia
   }, [...model.params.values()]);
   if (state) tf.dispose(state.z);
   tf.dispose([x0, noise, xT, tModel, y]);
-  const loss = (await value.data())[0]!;
-  value.dispose();
-  let residual: number | undefined;
-  if (kept.residuals) {
-    const res = await kept.residuals.data();
-    kept.residuals.dispose();
-    if (res.length > 0) residual = res[res.length - 1];
-  }
   const named = new Map(Object.entries(grads).map(([vn, g]) => [byVarName.get(vn)!, g as tf.Tensor]));
-  return { loss, grads: named, residual, plan };
+  // one host read per step: the loss, the global gradient norm and the residuals together
+  const normT = s.opt.gradNormTensor(named);
+  const parts: tf.Tensor[] = [tf.reshape(value, [1]), ...(normT ? [normT] : []), ...(kept.residuals ? [kept.residuals] : [])];
+  const readBack = tf.concat(parts);
+  const host = await readBack.data();
+  tf.dispose([readBack, ...parts, value]);
+  const loss = host[0]!;
+  const gradNorm = normT ? host[1]! : 0;
+  const res = kept.residuals ? host.subarray(normT ? 2 : 1) : null;
+  const residual = res && res.length > 0 ? res[res.length - 1] : undefined;
+  return { loss, gradNorm, grads: named, residual, plan };
 }
 
 /** A step's record (FPDM: its S-JFB draw and last residual). */
@@ -295,9 +299,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         log(`diverged: the loss at step ${step} is ${r.loss}; the run stops (last good weights are those of step ${s.step})`);
         return result('diverged', step, resumedFrom);
       }
-      const info = await s.opt.step(named);                                                          // 8
+      const info = s.opt.applyUpdate(named, r.gradNorm, s.ema);                                        // 8 (EMA too)
       tf.dispose([...named.values()]);
-      s.ema.update();
       s.step = step;
       const rec = stepRecord(s.model, step, r.loss, info.lr, info.gradNorm, t0, r);
       s.history.push(rec);

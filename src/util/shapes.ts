@@ -4,7 +4,7 @@
 // Images and latents are NCHW everywhere in this tool, as in PyTorch (files, fixtures, models,
 // diffusion, data loaders); transformer activations are tokens [N, T, D]. Only code that calls TF.js
 // convolutions (the Inception network) works in NHWC internally and converts at its entry.
-import { UserError } from './errors.js';
+import { InternalError, UserError } from './errors.js';
 
 export type Shape = readonly number[];
 
@@ -18,13 +18,24 @@ export function shapeStr(shape: Shape): string {
   return `[${shape.join(', ')}]`;
 }
 
+function shapeMatches(actual: Shape, expected: Shape): boolean {
+  return actual.length === expected.length && expected.every((d, i) => d === -1 || d === actual[i]);
+}
+
+function shapeMessage(what: string, actual: Shape, expected: Shape): string {
+  return `${what}: has shape ${shapeStr(actual)}, expected ${shapeStr(expected.map((d) => (d === -1 ? '*' : d)) as never)}`;
+}
+
 /**
- * Cheap shape check at public entry points. `expected` may hold -1 (any size) for a dimension.
- * Throws a UserError naming `what` so a caller with a wrong input learns which one.
+ * Cheap shape invariant at public entry points of our own code (models, diffusion, metrics): a
+ * mismatch is a bug in the caller, thrown as an InternalError naming `what`. `expected` may hold -1
+ * (any size) for a dimension. Data from the user (files, flags) is checked with checkShape first.
  */
 export function assertShape(what: string, actual: Shape, expected: Shape): void {
-  const ok = actual.length === expected.length && expected.every((d, i) => d === -1 || d === actual[i]);
-  if (!ok) {
-    throw new UserError(`${what}: has shape ${shapeStr(actual)}, expected ${shapeStr(expected.map((d) => (d === -1 ? '*' : d)) as never)}`);
-  }
+  if (!shapeMatches(actual, expected)) throw new InternalError(shapeMessage(what, actual, expected));
+}
+
+/** The same check for data the user supplied (a file, an input tensor): a mismatch is a UserError naming `what`. */
+export function checkShape(what: string, actual: Shape, expected: Shape): void {
+  if (!shapeMatches(actual, expected)) throw new UserError(shapeMessage(what, actual, expected));
 }

@@ -1,14 +1,13 @@
-// The reference numbers agree with the shared reference files and with our own parameter counter.
+// The reference numbers agree with the reference's parameter counts (tests/fixtures/param_counts.json) and with our own parameter counter.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { allReferenceValues, PARAM_COUNTS, paramReduction } from '../../src/baselines/reference.js';
 import { countParams, ditPreset, fpdmFrom, modelName } from '../../src/models/index.js';
-import { FIXTURES } from '../helpers.js';
+import { fixture } from '../helpers.js';
 
-test('parameter counts equal shared/reference/param_counts.json and the model package count', () => {
-  const file = JSON.parse(readFileSync(join(FIXTURES, '..', 'reference', 'param_counts.json'), 'utf8')) as Record<string, Record<string, number>>;
+test('parameter counts equal the reference param_counts.json and the model package count', () => {
+  const file = JSON.parse(readFileSync(fixture('param_counts.json'), 'utf8')) as Record<string, Record<string, number>>;
   assert.deepEqual(PARAM_COUNTS, file.param_counts_latent32x32x4_1000cls_learn_sigma);
   for (const [name, n] of Object.entries(PARAM_COUNTS)) {
     const m = /^FPDM\((DiT-[A-Z]+\/\d), pre=(\d), post=(\d)\)$/.exec(name);

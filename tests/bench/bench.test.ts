@@ -62,12 +62,22 @@ test('training rows: ratios are ours ÷ PyTorch from the two sides', () => {
     assert.ok(Math.abs(r.ours.imagesPerSecond - 2 / r.ours.timing.medianSeconds) < 1e-9);
     assert.equal(r.throughputRatio, r.ours.imagesPerSecond / r.torch.imagesPerSecond);
     // the memory ratio uses distinct live buffers (a buffer with several tensor handles counts once)
-    assert.equal(r.memoryRatio, r.ours.buffers.peakBufferBytes / r.torch.peakBytes);
-    assert.ok(r.ours.buffers.peakBufferBytes <= r.ours.memory.peakTensorBytes, `${r.model}: buffers above handles`);
+    assert.equal(r.memoryRatio, r.ours.buffers!.peakBufferBytes / r.torch.peakBytes);
+    assert.ok(r.ours.buffers!.peakBufferBytes <= r.ours.memory!.peakTensorBytes, `${r.model}: buffers above handles`);
     assert.equal(r.gradCheckpoint, false);
     // the peak includes at least the weights, both AdamW moments and the EMA copy (4 × params × 4 bytes)
-    assert.ok(r.ours.buffers.peakBufferBytes >= 16 * r.ours.params, `${r.model}: peak ${r.ours.buffers.peakBufferBytes} < 16·params`);
+    assert.ok(r.ours.buffers!.peakBufferBytes >= 16 * r.ours.params, `${r.model}: peak ${r.ours.buffers!.peakBufferBytes} < 16·params`);
     assert.ok(Math.abs(r.ours.gflopsPerSecond - r.ours.stepFlops / r.ours.timing.medianSeconds / 1e9) < 1e-9);
+    // per-step profile: every step (warm-up, timed, profiled) recorded; kernels counted and profiled
+    const p = r.ours.profile;
+    assert.equal(p.warmupSteps, 1);
+    assert.equal(p.seconds.length, 3);
+    assert.equal(p.cpuSeconds.length, 3);
+    assert.equal(p.seconds[1], r.ours.timing.seconds[0]);
+    assert.ok(p.perStep.tfjsKernels > 100, `${r.model}: ${p.perStep.tfjsKernels} kernels per step`);
+    // the profiled step runs the same kernels as a timed one
+    assert.ok(Math.abs(p.kernels.kernels - p.perStep.tfjsKernels) <= 0.05 * p.perStep.tfjsKernels, `${r.model}: profiled ${p.kernels.kernels} vs ${p.perStep.tfjsKernels}`);
+    assert.ok(p.kernels.top.length > 0 && p.kernels.top[0]!.count > 0);
   }
   const f = doc.train.find((r) => r.model === fpdmName)!;
   assert.equal(f.ours!.noGradIters, 5);
@@ -99,7 +109,7 @@ test('targets: memory claim from our two rows; unmeasured targets say so', () =>
   const mem = doc.targets.find((t) => t.target.startsWith(`FPDM(${ditName})`))!;
   const d = doc.train.find((r) => r.model === ditName)!;
   const f = doc.train.find((r) => r.model === fpdmName)!;
-  assert.equal(mem.measured, f.ours!.buffers.peakBufferBytes / d.ours!.buffers.peakBufferBytes);
+  assert.equal(mem.measured, f.ours!.buffers!.peakBufferBytes / d.ours!.buffers!.peakBufferBytes);
   assert.equal(mem.status, mem.measured! <= 0.45 ? 'met' : 'not met');
   const s2 = doc.targets.find((t) => t.target.startsWith('DiT-S/2 training'))!;
   assert.equal(s2.status, 'not measured');

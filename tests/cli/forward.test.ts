@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readSafetensors } from '../../src/io/safetensors.js';
-import { getTensor, toFloat64 } from '../../src/io/tensor.js';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { f32, getTensor, toFloat64 } from '../../src/io/tensor.js';
 import { runCli } from '../cli.js';
 import { run } from '../../src/cli/commands/forward.js';
 import { UserError } from '../../src/util/errors.js';
@@ -62,4 +62,10 @@ test('forward: user mistakes exit 2 with one clear message (one through the CLI,
   await assert.rejects(run({ ...opts, config: writeConfig('dit2.json', tinyKwargs('dit_tiny')), reuse: true }, g), userError(/FPDM only/));
   await assert.rejects(run({ ...opts, config: writeConfig('dit3.json', tinyKwargs('dit_tiny')), ckpt: join(dir, 'nope.pt') }, g), userError(/does not exist/));
   await assert.rejects(run({ ...opts, config: writeConfig('dit4.json', tinyKwargs('dit_tiny')), inputs: fixture('fpdm_tiny.safetensors') }, g), userError(/no tensor named 'x'/));
+  // an input of the wrong shape is the user's mistake at the boundary, not the model's shape invariant (a bug)
+  const wrong = join(dir, 'wrong.safetensors');
+  writeSafetensors(wrong, { x: f32([2, 3, 8, 8], new Float32Array(2 * 3 * 64)), t: f32([2], new Float32Array(2)), y: f32([2], new Float32Array(2)) });
+  await assert.rejects(run({ ...opts, config: writeConfig('dit5.json', tinyKwargs('dit_tiny')), inputs: wrong }, g), userError(/input 'x' \(NCHW\): has shape \[2, 3, 8, 8\], expected \[\*, 4, 8, 8\]/));
+  writeSafetensors(wrong, { x: f32([2, 4, 8, 8], new Float32Array(2 * 4 * 64)), t: f32([3], new Float32Array(3)), y: f32([2], new Float32Array(2)) });
+  await assert.rejects(run({ ...opts, config: writeConfig('dit6.json', tinyKwargs('dit_tiny')), inputs: wrong }, g), userError(/timesteps 't': has shape \[3\], expected \[2\]/));
 });

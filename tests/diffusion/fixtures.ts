@@ -1,4 +1,4 @@
-// Loads the golden diffusion fixtures (../shared/fixtures/diffusion.safetensors) and describes the
+// Loads the golden diffusion fixtures (tests/fixtures/diffusion.safetensors) and describes the
 // eight processes as the reference configured them (fixtures.json, key "diffusion").
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { getTensor, toFloat32, toFloat64, type TensorMap } from '../../src/io/tensor.js';

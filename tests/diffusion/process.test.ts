@@ -1,4 +1,4 @@
-// Every array and step of ../shared/fixtures/diffusion.safetensors (PyTorch reference) reproduced,
+// Every array and step of tests/fixtures/diffusion.safetensors (PyTorch reference) reproduced,
 // for all eight processes, on every test backend. Criterion: error relative to the array's scale
 // <= 1e-5 (see scaleRelErr); schedules (float64 host tables) to 1e-12 element-wise.
 import { test } from 'node:test';

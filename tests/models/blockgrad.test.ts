@@ -1,5 +1,5 @@
 // The DiT block / FPDM step as single ops with a hand-written backward (src/models/blockgrad.ts):
-//  - forward bitwise equal to the autodiff composition (blocks.ts ditBlock; FPDM's projection + block);
+//  - forward bitwise equal to the autodiff oracle (blocks.ts ditBlock, blockgrad.ts fixedPointStep: the same forward definitions as plain ops);
 //  - gradients equal to TF.js autodiff of that composition (float32 rounding: relative 1e-4);
 //  - gradient checkpointing gives bitwise the same gradients as no checkpointing (DiT and FPDM, whole model);
 //  - and a lower peak of tensor memory in a training-style step (measured, cpu backend).
@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../src/util/rng.js';
-import { ditBlock, geluTanh, linearP } from '../../src/models/blocks.js';
-import { BLOCK_PARAM_NAMES, PROJECTION_PARAM_NAMES, ditBlockOp, fixedPointStepOp } from '../../src/models/blockgrad.js';
+import { BLOCK_PARAM_NAMES, ditBlock } from '../../src/models/blocks.js';
+import { PROJECTION_PARAM_NAMES, ditBlockOp, fixedPointStep, fixedPointStepOp } from '../../src/models/blockgrad.js';
 import { fpdmFrom, type AnyModel, type DiTConfig, type ModelConfig } from '../../src/models/index.js';
 import { measureMemory } from '../../src/metrics/memory.js';
 import { useBackend, maxAbsDiff } from '../helpers.js';
@@ -81,10 +81,7 @@ test('fixedPointStepOp: forward bitwise equal to projection + ditBlock, gradient
   const inj = tf.tensor3d(rng.normals(n * t * d), [n, t, d]);
   const c = tf.tensor2d(rng.normals(n * d), [n, d]);
   const r = tf.tensor3d(rng.normals(n * t * d), [n, t, d]);
-  const refStep = (zi: tf.Tensor3D, ii: tf.Tensor3D, ci: tf.Tensor2D): tf.Tensor3D => {
-    const u = linearP(p, 'block_fixed_point_projection_fc2', geluTanh(linearP(p, 'block_fixed_point_projection_fc1', tf.concat([zi, ii], 2)))) as tf.Tensor3D;
-    return ditBlock(p, 'block_fixed_point', u, ci, TRUNK.numHeads);
-  };
+  const refStep = (zi: tf.Tensor3D, ii: tf.Tensor3D, ci: tf.Tensor2D): tf.Tensor3D => fixedPointStep(p, zi, ii, ci, TRUNK.numHeads);
   const refOut = refStep(z, inj, c);
   const weights = [...PROJECTION_PARAM_NAMES, ...BLOCK_PARAM_NAMES.map((k) => `block_fixed_point.${k}`)].map((k) => p.get(k)! as tf.Variable);
   for (const ckpt of [false, true]) {

@@ -3,7 +3,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../src/util/rng.js';
 import { UserError } from '../../src/util/errors.js';
@@ -13,10 +12,10 @@ import {
   countParams, createModel, ditPreset, exportStateDict, fpdmFrom, fromReferenceKwargs, loadStateDict, modelFromStateDict,
   modelName, modelParamCount, paramSpecs, PRESET_NAMES, toReferenceKwargs,
 } from '../../src/models/index.js';
-import { FIXTURES, fixture, useBackend } from '../helpers.js';
+import { fixture, useBackend } from '../helpers.js';
 import { tinyConfig } from './helpers.js';
 
-const REF_COUNTS = JSON.parse(readFileSync(resolve(FIXTURES, '..', 'reference', 'param_counts.json'), 'utf8'))
+const REF_COUNTS = JSON.parse(readFileSync(fixture('param_counts.json'), 'utf8'))
   .param_counts_latent32x32x4_1000cls_learn_sigma as Record<string, number>;
 
 test('every count in reference/param_counts.json, to the unit, from the shape tree', () => {

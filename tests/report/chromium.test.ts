@@ -1,5 +1,5 @@
 // Renders index.html in headless Chromium (where installed) and checks the screenshot shows the
-// figures: pixels in Vega's first two category colours (#4c78a8 blue, #f58518 orange) must be present.
+// figures (drawn as <img> of their SVG files, a tall window so they are all in view): pixels in Vega's first two category colours (#4c78a8 blue, #f58518 orange) must be present.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -33,13 +33,13 @@ test('index.html renders in headless Chromium with the figures visible', { skip:
     [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', `--user-data-dir=${mkdtempSync(join(tmpdir(), 'fpdm-chromium-profile-'))}`,
-      `--screenshot=${shot}`, '--window-size=1280,2000', pathToFileURL(r.index).href,
+      `--screenshot=${shot}`, '--window-size=1280,6000', pathToFileURL(r.index).href,
     ],
     { encoding: 'utf8', timeout: 100_000 },
   );
   assert.ok(existsSync(shot), `chromium wrote no screenshot (exit ${p.status}): ${p.stderr?.slice(-500)}`);
   const { data, info } = await sharp(shot).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  assert.deepEqual([info.width, info.height], [1280, 2000]);
+  assert.deepEqual([info.width, info.height], [1280, 6000]);
   let blue = 0;
   let orange = 0;
   for (let i = 0; i < data.length; i += 3) {

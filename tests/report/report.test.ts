@@ -112,13 +112,20 @@ describe('report tables from a database of known rows', () => {
       close(x['last loss std'], want.std, 'last loss std');
       close(x['first loss'], seedStats((s) => lossValue(m.family, 0, s)).mean, 'first loss');
     }
-    const res = table('fp_residual');
+    // per timestep: in the CSV only (the page has a summary per configuration)
+    const res = table('fp_residual_by_timestep');
     for (const t of TIMESTEPS) {
-      const x = res.find((y) => y.timestep === `t=${t}`)!;
+      const x = res.find((y) => y.timestep === String(t))!;
       close(x['first residual'], residualValue(t, 0), `t=${t} first`);
       close(x['last residual'], residualValue(t, 3), `t=${t} last`);
       assert.equal(x.iterations, '4');
     }
+    const sum = table('fp_residual');
+    assert.equal(sum.length, 1, 'one sampling configuration stored residuals');
+    const last = TIMESTEPS.map((t) => residualValue(t, 3)).sort((a, b) => a - b);
+    close(sum[0]!['final residual median'], last[1]!, 'median over timesteps');
+    close(sum[0]!['final residual max'], last[2]!, 'max over timesteps');
+    assert.equal(sum[0]!['t of max'], String(Math.max(...TIMESTEPS)));
   });
 
   test('Markdown and LaTeX renderings exist for every table', () => {
@@ -135,15 +142,14 @@ describe('report tables from a database of known rows', () => {
 
 describe('report figures', () => {
   const expected: Record<string, { axes: string[]; series: string[] }> = {
-    fid_vs_budget: { axes: ['Sampling budget (DiT-step equivalents)', 'FID'], series: ['DiT-S/2', 'FPDM-S/2'] },
-    smoothing_fid: { axes: ['Steps × iterations per step', 'FID'], series: ['FPDM-S/2 @ budget 10'] },
+    fid_vs_budget: { axes: ['Sampling budget (DiT-step equivalents, log scale)', 'FID'], series: ['DiT-S/2', 'FPDM-S/2'] },
+    smoothing_fid: { axes: ['Sampling steps (log scale; fewer steps = more iterations per step)', 'FID'], series: ['budget 10', 'FPDM', 'DiT-S/2 at the same budget'] },
     reuse_allocation_fid: { axes: ['allocation / reuse', 'FID'], series: ['FPDM-S/2 @ budget 10 (steps=5)'] },
-    bars_params: { axes: ['model', 'Parameters (M)'], series: ['dit', 'fpdm'] },
-    bars_peak_train_bytes: { axes: ['model', 'Peak training memory (MiB)'], series: ['dit', 'fpdm'] },
-    bars_peak_train_bytes_ckpt: { axes: ['model', 'Peak training memory, gradient checkpointing (MiB)'], series: ['dit', 'fpdm'] },
-    bars_peak_sample_bytes: { axes: ['model', 'Peak sampling memory (MiB)'], series: ['dit', 'fpdm'] },
-    throughput: { axes: ['Sampling budget (DiT-step equivalents)', 'Throughput (images/s)'], series: ['DiT-S/2', 'FPDM-S/2'] },
+    params_memory: { axes: ['model (labels: Models table)', 'Parameters (M)', 'Peak training memory (MiB)', 'Peak training memory, gradient checkpointing (MiB)', 'Peak sampling memory (MiB)'], series: ['dit', 'fpdm'] },
+    saved_vs_paper: { axes: ['quantity', 'saved (%)'], series: ['paper (DiT-XL/2 vs FPDM, ImageNet)', 'ours (FPDM-S/2 vs DiT-S/2)'] },
+    throughput: { axes: ['Sampling budget (DiT-step equivalents, log scale)', 'Throughput (images/s)'], series: ['DiT-S/2', 'FPDM-S/2'] },
     train_loss: { axes: ['optimizer step', 'Training loss'], series: ['DiT-S/2', 'FPDM-S/2'] },
+    fp_residual_by_timestep: { axes: ['diffusion timestep t (sampling goes 999 → 0)', 'Fixed-point residual (last iteration)'], series: ['10×1 fixed, reuse off'] },
     'fp_residual_FPDM-S_2': { axes: ['fixed-point iteration', 'Fixed-point residual'], series: TIMESTEPS.map((t) => `t=${t}`) },
   };
   const texts = (svg: string) => [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]!.replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>'));
@@ -184,7 +190,7 @@ describe('report figures', () => {
 });
 
 describe('index.html', () => {
-  test('links every file of the report, inlines every figure and embeds every sample grid', async () => {
+  test('links every file of the report; figures as sized <img> of their SVG; grids as thumbnails linking the files', async () => {
     const html = readFileSync(r.index, 'utf8');
     const refs = new Set([...html.matchAll(/(?:href|src)="([^"]+)"/g)].map((m) => m[1]!));
     for (const f of walk(r.out)) {
@@ -192,11 +198,17 @@ describe('index.html', () => {
       if (rel === 'index.html' || rel.startsWith('.')) continue;
       assert.ok(refs.has(rel), `index.html does not link ${rel}`);
     }
-    assert.equal((html.match(/<svg /g) ?? []).length, r.figures.length, 'each figure inline as SVG');
-    const grids = [...html.matchAll(/src="data:image\/png;base64,([^"]+)"/g)];
-    assert.equal(grids.length, MODELS.length * BUDGETS.length);
-    const meta = await sharp(Buffer.from(grids[0]![1]!, 'base64')).metadata();
-    assert.deepEqual([meta.width, meta.height], [GRID_SIZE.width, GRID_SIZE.height]);
+    assert.ok(!html.includes('<svg'), 'no inline SVG');
+    assert.ok(!html.includes('data:'), 'no data URIs');
+    for (const id of r.figures) assert.match(html, new RegExp(`<img src="figures/${id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.svg" width="\\d+" height="\\d+"`), `${id} as a sized img`);
+    // one thumbnail per model and budget (the quality figure's configuration, first seed), each a link to its file
+    const thumbs = [...html.matchAll(/<figure class="grid"><a href="([^"]+)"><img src="([^"]+)"/g)];
+    assert.equal(thumbs.length, MODELS.length * BUDGETS.length);
+    for (const [, href, src] of thumbs) {
+      assert.equal(href, src);
+      const meta = await sharp(join(r.out, src!)).metadata();
+      assert.deepEqual([meta.width, meta.height], [GRID_SIZE.width, GRID_SIZE.height]);
+    }
     assert.ok(!/https?:\/\/(?!www\.w3\.org)/.test(html.replace(/xmlns(:xlink)?="[^"]+"/g, '')), 'no external resources');
   });
 });
@@ -216,18 +228,18 @@ describe('other databases', () => {
     assert.ok(a.skipped.some((s) => s.section === 'train_loss'), 'no loss curves in this experiment');
     // residuals stored for the last iteration only: drawn against the timestep, and the page says so
     assert.ok(a.figures.includes('fp_residual_by_timestep'));
-    const res = csvRecords(readFileSync(join(a.out, 'tables', 'fp_residual.csv'), 'utf8'));
+    const res = csvRecords(readFileSync(join(a.out, 'tables', 'fp_residual_by_timestep.csv'), 'utf8'));
     for (const t of TIMESTEPS) {
-      const x = res.find((y) => y.timestep === `t=${t}` && y.model === 'FPDM-S/2 (budget=30)')!;
+      const x = res.find((y) => y.timestep === String(t) && y.model === 'FPDM-S/2' && y.budget === '30')!;
       close(x['last residual'], seedStats((s) => residualValue(t, 2) + 0.01 * s).mean, `t=${t}`);
       assert.equal(x.iterations, '3');
-      const y = res.find((z) => z.timestep === `t=${t}` && z.model === 'FPDM-S/2 (budget=50)')!;
+      const y = res.find((z) => z.timestep === String(t) && z.model === 'FPDM-S/2' && z.budget === '50')!;
       close(y['last residual'], residualValue(t, 4), `t=${t} budget 50`);
       assert.equal(y.iterations, '5');
     }
-    assert.ok(a.skipped.some((s) => s.section === 'fp_residual' && /residual vs timestep is drawn instead/.test(s.reason)));
+    assert.ok(a.skipped.some((s) => s.section === 'fp_residual' && /residual vs iteration: no run stored the residual of every iteration/.test(s.reason)));
     const svg = readFileSync(join(a.out, 'figures', 'fp_residual_by_timestep.svg'), 'utf8');
-    assert.ok(svg.includes('diffusion timestep t') && svg.includes('FPDM-S/2'));
+    assert.ok(svg.includes('diffusion timestep t') && svg.includes('budget 30') && svg.includes('budget 50'));
   });
 
   test('fd_mnist is labelled by its own name, never as FID', async () => {
@@ -238,7 +250,9 @@ describe('other databases', () => {
     assert.ok(f.figures.includes('fd_mnist_vs_budget'));
     const svg = readFileSync(join(f.out, 'figures', 'fd_mnist_vs_budget.svg'), 'utf8');
     assert.ok(svg.includes('FD (MNIST classifier)'));
-    for (const file of walk(f.out).filter((p) => /\.(svg|md|tex|csv)$/.test(p))) assert.ok(!/\bFID\b/.test(readFileSync(file, 'utf8')), `${file} says FID`);
+    // our numbers never as FID: only the paper's own columns (labelled "paper") may say FID
+    for (const file of walk(f.out).filter((p) => /\.(svg|md|tex|csv)$/.test(p)))
+      for (const line of readFileSync(file, 'utf8').split('\n')) if (/\bFID\b/.test(line)) assert.ok(/paper|Table 1|Table 5/.test(line) && !/\bours [^|,]*FID/.test(line), `${file}: ${line}`);
     const html = readFileSync(f.index, 'utf8');
     assert.match(html, /not FID/);
   });

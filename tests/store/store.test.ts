@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openStore, migrate, MIGRATIONS, SCHEMA_VERSION, sha256Hex, METRIC, TAG, canonicalJson } from '../../src/store/index.js';
+import { APPLICATION_ID } from '../../src/store/store.js';
 import { UserError } from '../../src/util/errors.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'fpdm-store-'));
@@ -25,6 +26,7 @@ test('a database from a newer schema version is refused with a UserError and lef
   const path = join(tmp(), 'new.sqlite');
   const raw = new Database(path);
   raw.exec('CREATE TABLE future (x)');
+  raw.pragma(`application_id = ${APPLICATION_ID}`); // a newer fpdm-exp marks its databases as this one does
   raw.pragma(`user_version = ${SCHEMA_VERSION + 5}`);
   raw.close();
   const before = readFileSync(path);
@@ -36,7 +38,7 @@ test('a database from a newer schema version is refused with a UserError and lef
 test('a file that is not a database is refused with a UserError', () => {
   const path = join(tmp(), 'junk.sqlite');
   writeFileSync(path, 'this is not sqlite at all, just some text that is long enough to have a header'.repeat(10));
-  assert.throws(() => openStore(path), (e: unknown) => e instanceof UserError && /not an fpdm-exp SQLite database/.test(e.message));
+  assert.throws(() => openStore(path), (e: unknown) => e instanceof UserError && /not an SQLite database/.test(e.message));
 });
 
 test('migrations run forward from the stored user_version, keep rows, and roll back on failure', () => {
@@ -175,6 +177,6 @@ test('pending runs are claimable; heartbeats only from the owner; bad paths and 
   s.close();
   assert.throws(() => openStore(join(dir, 'no', 'such', 'dir', 'r.sqlite')), (e: unknown) => e instanceof UserError && /does not exist/.test(e.message));
   const old = join(dir, 'old.sqlite');
-  new Database(old).close();
-  assert.throws(() => openStore(old, { readonly: true }), (e: unknown) => e instanceof UserError && /older schema/.test(e.message));
+  new Database(old).close(); // a zero-byte file: nothing in it to report
+  assert.throws(() => openStore(old, { readonly: true }), (e: unknown) => e instanceof UserError && /is empty/.test(e.message));
 });

@@ -4,7 +4,9 @@
 import type { Command } from 'commander';
 import { runCheck, type CheckResult } from '../../report/check.js';
 import { formatCell } from '../../report/tables.js';
+import { inspectDatabase } from '../../store/store.js';
 import { RegressionError } from '../../util/errors.js';
+import { prepareFileTarget, requireFile } from '../../util/fs.js';
 import { emitJson, log } from '../../util/log.js';
 import { formatTable } from '../table.js';
 import { DEFAULT_DB } from './report.js';
@@ -22,6 +24,9 @@ export interface CheckOptions {
 }
 
 export async function run(opts: CheckOptions): Promise<CheckResult> {
+  requireFile(opts.baseline, 'baseline file (--baseline)');
+  if (opts.update) prepareFileTarget(opts.baseline, 'baseline file (--baseline with --update)', { createDir: false });
+  inspectDatabase(opts.db);
   return runCheck(opts);
 }
 

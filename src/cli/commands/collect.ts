@@ -4,12 +4,13 @@
 // small artifacts are copied beside the database (--copy-artifacts), so the merged results outlive
 // their bundles; checkpoints stay referenced where they are unless `--copy-artifacts all`.
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import { ARTIFACT_COPY_MODES, mergeDatabase, type ArtifactCopyMode, type MergeResult } from '../../store/merge.js';
-import { openStore } from '../../store/store.js';
+import { ARTIFACT_COPY_MODES, describeShardGaps, mergeDatabase, shardCoverage, type ArtifactCopyMode, type MergeResult, type ShardCoverage } from '../../store/merge.js';
+import { inspectDatabase, openStore } from '../../store/store.js';
+import { prepareFileTarget } from '../../util/fs.js';
 import { UserError } from '../../util/errors.js';
-import { emitJson, log } from '../../util/log.js';
+import { emitJson, log, warn } from '../../util/log.js';
 import { formatTable } from '../table.js';
 import { DEFAULT_DB } from './plan.js';
 
@@ -18,11 +19,15 @@ export interface CollectOptions {
   db: string;
   /** artifact files copied beside the database (default 'samples': all but checkpoints) */
   copyArtifacts?: ArtifactCopyMode;
+  /** merge even when shards of a sharded experiment are missing or unfinished (warns instead of refusing) */
+  allowPartial?: boolean;
 }
 
 export interface CollectResult {
   db: string;
   bundles: ({ source: string } & MergeResult)[];
+  /** per sharded experiment: the shards the bundles (and the database) hold, missing and unfinished ones */
+  shards: ShardCoverage[];
 }
 
 /** The databases (*.sqlite) a source names: the file itself, or those directly inside / one level below a directory. */
@@ -47,8 +52,23 @@ export async function run(opts: CollectOptions): Promise<CollectResult> {
   if (opts.sources.length === 0) throw new UserError('collect needs at least one bundle directory or database');
   const target = resolve(opts.db);
   const sources = opts.sources.flatMap(bundleDatabases).filter((p) => resolve(p) !== target);
-  const dir = dirname(target);
-  if (!existsSync(dir)) throw new UserError(`directory '${dir}' for database '${opts.db}' does not exist: create it first`);
+  // every bundle and the target are checked before anything is merged: a bundle that is not an
+  // fpdm-exp database stops the command with the target untouched
+  for (const s of sources) {
+    const found = inspectDatabase(s);
+    if (found === 'empty') throw new UserError(`bundle database '${s}' is empty: it holds no runs (remove it, or give the bundles that 'run --shard' wrote)`);
+  }
+  const targetExists = existsSync(target);
+  if (targetExists) inspectDatabase(opts.db);
+  const shards = shardCoverage(targetExists ? [...sources, target] : sources);
+  const gaps = describeShardGaps(shards);
+  if (gaps.length && !opts.allowPartial) {
+    throw new UserError(
+      `collect: incomplete set of shards, nothing merged: ${gaps.join('; ')}. Re-run those shards (into the same bundles: they resume) and collect again, or pass --allow-partial to merge what is there`,
+    );
+  }
+  for (const g of gaps) warn(`merging an incomplete set of shards: ${g}`);
+  prepareFileTarget(opts.db, 'database (--db)'); // creates its directory, as `run` does
   const store = openStore(opts.db);
   try {
     const bundles = sources.map((source) => {
@@ -56,7 +76,7 @@ export async function run(opts: CollectOptions): Promise<CollectResult> {
       log(`collected ${source}: ${r.added} added, ${r.replaced} replaced, ${r.skipped} already present, ${r.unfinished} unfinished (not merged)`);
       return { source, ...r };
     });
-    return { db: opts.db, bundles };
+    return { db: opts.db, bundles, shards };
   } finally {
     store.close();
   }
@@ -73,9 +93,10 @@ export function register(program: Command): void {
         .choices([...ARTIFACT_COPY_MODES])
         .default('samples'),
     )
+    .option('--allow-partial', 'merge even if shards of a sharded experiment are missing or unfinished (default: refuse, naming them)')
     .option('--json', 'print JSON on stdout')
-    .action(async (sources: string[], opts: { db: string; copyArtifacts: ArtifactCopyMode; json?: boolean }) => {
-      const r = await run({ sources, db: opts.db, copyArtifacts: opts.copyArtifacts });
+    .action(async (sources: string[], opts: { db: string; copyArtifacts: ArtifactCopyMode; allowPartial?: boolean; json?: boolean }) => {
+      const r = await run({ sources, db: opts.db, copyArtifacts: opts.copyArtifacts, allowPartial: opts.allowPartial });
       if (opts.json) return emitJson(r);
       process.stdout.write(
         formatTable(['bundle', 'added', 'replaced', 'present', 'unfinished'], r.bundles.map((b) => [b.source, b.added, b.replaced, b.skipped, b.unfinished])),

@@ -7,6 +7,7 @@ import { UserError } from '../../util/errors.js';
 import { emitJson, log } from '../../util/log.js';
 import { Rng } from '../../util/rng.js';
 import { formatTable } from '../table.js';
+import { prepareFileTarget } from '../../util/fs.js';
 
 export interface DataOptions {
   data: string;
@@ -44,6 +45,7 @@ export interface GridRunOptions extends DataOptions {
 }
 
 export async function runGrid(o: GridRunOptions): Promise<{ out: string; indices: number[] }> {
+  prepareFileTarget(o.out, '--out file', { createDir: false });
   const ds = await openDataset(spec(o));
   if (!Number.isInteger(o.n) || o.n < 1) throw new UserError(`--n must be a positive integer (got ${o.n})`);
   const n = Math.min(o.n, ds.size);

@@ -15,6 +15,7 @@ import { emitJson, log } from '../../util/log.js';
 import { toolVersion } from '../../util/version.js';
 import { useBackend, type GlobalOptions } from '../context.js';
 import { modeOption, parseBatch } from './fid.js';
+import { prepareFileTarget } from '../../util/fs.js';
 
 export interface FeaturesOptions {
   images: string;
@@ -40,6 +41,7 @@ export async function run(o: FeaturesOptions): Promise<FeaturesResult> {
   const kind = classifyInput(o.images);
   if (kind !== 'folder' && kind !== 'images') throw new UserError(`--images '${o.images}' must be an image folder or a .safetensors with images_uint8_nchw (it holds ${kind})`);
   if (!o.out.endsWith('.safetensors')) throw new UserError(`--out '${o.out}' must end in .safetensors`);
+  prepareFileTarget(o.out, '--out file', { createDir: false }); // before the features are computed
   const net = new LazyInception(o.weights, () => useBackend(o.globals));
   try {
     const fs = await extractImages(o.images, kind, { mode: o.mode, batch: o.batch, net }, { blocks: o.blocks, logits: o.logits });

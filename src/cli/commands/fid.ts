@@ -7,7 +7,9 @@ import { frechetDetails } from '../../metrics/fid.js';
 import { LazyInception, statsOf, type InputInfo } from '../../metrics/pipeline.js';
 import { PREPROCESS_MODES, parsePreprocessMode, type PreprocessMode } from '../../metrics/preprocess.js';
 import { writeStatsNpz } from '../../metrics/stats_io.js';
+import { existsSync } from 'node:fs';
 import { UserError } from '../../util/errors.js';
+import { prepareFileTarget, requireFile } from '../../util/fs.js';
 import { emitJson, log, warn } from '../../util/log.js';
 import { useBackend, type GlobalOptions } from '../context.js';
 
@@ -41,6 +43,10 @@ export function parseBatch(s: string): number {
 }
 
 export async function run(o: FidOptions): Promise<FidResult> {
+  // the paths first: a wrong --save-stats or --weights path must not cost the feature extraction
+  if (o.saveStats !== undefined) prepareFileTarget(o.saveStats, '--save-stats file', { createDir: false });
+  if (o.weights !== undefined) requireFile(o.weights, 'weights file (--weights)');
+  for (const input of [o.a, o.b]) if (input !== undefined && !existsSync(input)) throw new UserError(`'${input}' does not exist: pass an image folder, an .npz of statistics or a .safetensors of features or images`);
   const net = new LazyInception(o.weights, () => useBackend(o.globals));
   try {
     const po = { mode: o.mode, batch: o.batch, net, cache: o.cache };
@@ -64,8 +70,9 @@ export async function run(o: FidOptions): Promise<FidResult> {
     } else if (!o.saveStats) {
       throw new UserError('fid needs two inputs A B (or one input with --save-stats OUT.npz to write its statistics)');
     }
-    if (net.weightsPath) {
-      result.weights = net.weightsPath;
+    if (net.weightsPath) result.weights = net.weightsPath;
+    if (net.loaded) {
+      // a backend ran the network only when some statistics were computed (not all from the cache)
       const b = activeBackend();
       result.backend = { name: b.name, version: b.version, device: b.device };
     }
@@ -83,7 +90,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
   program
     .command('fid')
     .description('FID between two image sets (folders, images/features .safetensors, or .npz statistics), as pytorch-fid')
-    .argument('<A>', 'image folder, .safetensors (images_uint8_nchw or features) or .npz (mu, sigma)')
+    .argument('<A>', 'image folder, .safetensors (images_uint8_nchw or features), .npz of statistics (mu, sigma; also ADM reference batches) or .npz of samples (arr_0 uint8 [N,H,W,3])')
     .argument('[B]', 'the second set, same kinds as A')
     .addOption(modeOption())
     .option('--weights <file>', 'FID Inception weights (pt_inception-2015-12-05-6726825d.pth or a safetensors copy); default: the cached file')

@@ -10,7 +10,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { getTensor, f32, toFloat32, toFloat64, type HostTensor, type TensorMap } from '../../io/tensor.js';
 import { readSafetensors, writeSafetensors } from '../../io/safetensors.js';
 import { UserError } from '../../util/errors.js';
-import { requireFile } from '../../util/fs.js';
+import { prepareFileTarget, requireFile } from '../../util/fs.js';
+import { checkShape } from '../../util/shapes.js';
 import { emitJson, log } from '../../util/log.js';
 import { checkLabels, modelName, type FixedPointState, type SolveReport, type SolverOptions } from '../../models/index.js';
 import { loadModel, readModelConfig } from '../../models/load.js';
@@ -67,6 +68,7 @@ function labels(t: HostTensor, name: string): Int32Array {
 export async function run(o: ForwardCommandOptions, g: GlobalOptions): Promise<ForwardCommandResult> {
   const config = readModelConfig(o.config);
   requireFile(o.inputs, 'inputs file');
+  prepareFileTarget(o.out, '--out file', { createDir: false });
   const backend = await useBackend(g);
   if (config.kind === 'dit' && (o.reuse || o.iters !== undefined || o.tol !== undefined || o.anderson)) {
     throw new UserError('--iters/--reuse/--tol/--anderson apply to FPDM only: the config has no "fixed_point": true');
@@ -82,7 +84,9 @@ export async function run(o: ForwardCommandOptions, g: GlobalOptions): Promise<F
     const th = getTensor(io, tName, src);
     const yv = labels(getTensor(io, yName, src), yName);
     checkLabels(config, yv);
-    if (xh.shape.length !== 4) throw new UserError(`input '${xName}' has shape [${xh.shape.join(', ')}], expected NCHW [N, ${config.inChannels}, ${config.inputSize}, ${config.inputSize}]`);
+    checkShape(`${src}: input '${xName}' (NCHW)`, xh.shape, [-1, config.inChannels, config.inputSize, config.inputSize]);
+    checkShape(`${src}: timesteps '${tName}'`, th.shape, [xh.shape[0]!]);
+    checkShape(`${src}: labels '${yName}'`, [yv.length], [xh.shape[0]!]);
     const x = tf.tensor4d(toFloat32(xh), xh.shape as [number, number, number, number]);
     const t = tf.tensor1d(toFloat32(th));
     const y = tf.tensor1d(yv, 'int32');

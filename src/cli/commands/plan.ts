@@ -4,6 +4,9 @@
 import type { Command } from 'commander';
 import { parseShard } from '../../experiments/planner.js';
 import { planStatus, prepare, type PlanRow } from '../../experiments/prepare.js';
+import { estimatePlan, formatEstimate, type PlanEstimate } from '../../experiments/estimate.js';
+import type { BackendChoice } from '../../backends/index.js';
+import type { GlobalOptions } from '../context.js';
 import { UserError } from '../../util/errors.js';
 import { emitJson } from '../../util/log.js';
 import { formatTable } from '../table.js';
@@ -14,6 +17,8 @@ export interface PlanOptions {
   spec: string;
   db: string;
   shard?: string;
+  /** backend whose measured speed the wall-time estimate uses (default auto) */
+  backend?: BackendChoice;
 }
 
 export interface PlanResult {
@@ -21,6 +26,8 @@ export interface PlanResult {
   shard: string | null;
   runs: PlanRow[];
   totals: { runs: number; train: number; sample: number; completed: number; pending: number; failed: number; costBlockEvals: number; pendingCostBlockEvals: number };
+  /** wall time per run and in all, from the FLOPs formula and the speed measured on this backend */
+  estimate: PlanEstimate | { error: string };
 }
 
 export function shardOption(text: string | undefined): { index: number; count: number } | undefined {
@@ -50,6 +57,7 @@ export async function run(opts: PlanOptions): Promise<PlanResult> {
       costBlockEvals: rows.reduce((a, r) => a + r.cost, 0),
       pendingCostBlockEvals: pending.reduce((a, r) => a + r.cost, 0),
     },
+    estimate: await estimatePlan(p.plan, rows, opts.backend ?? 'auto'),
   };
 }
 
@@ -70,11 +78,12 @@ export function formatPlan(r: PlanResult): string {
     `${t.completed} completed, ${t.pending} to do, ${t.failed} failed/diverged\n` +
     table +
     `estimated cost: ${t.costBlockEvals.toLocaleString('en-US')} block evaluations in all, ${t.pendingCostBlockEvals.toLocaleString('en-US')} still to do ` +
-    `(training counts a backward pass as two forwards)\n`
+    `(training counts a backward pass as two forwards)\n` +
+    formatEstimate(r.estimate)
   );
 }
 
-export function register(program: Command): void {
+export function register(program: Command, globals: () => GlobalOptions): void {
   program
     .command('plan')
     .description('validate a spec and print its runs, keys, status in the database and estimated cost, without computing')
@@ -83,7 +92,7 @@ export function register(program: Command): void {
     .option('--shard <i/n>', 'only the i-th of n slices of the plan')
     .option('--json', 'print JSON on stdout')
     .action(async (spec: string, opts: { db: string; shard?: string; json?: boolean }) => {
-      const r = await run({ spec, db: opts.db, shard: opts.shard });
+      const r = await run({ spec, db: opts.db, shard: opts.shard, backend: globals().backend });
       if (opts.json) return emitJson(r);
       process.stdout.write(formatPlan(r));
     });

@@ -2,12 +2,17 @@
 // figures from the database alone.
 import type { Command } from 'commander';
 import type { ReportOptions, ReportResult } from '../../report/index.js';
+import { inspectDatabase } from '../../store/store.js';
+import { prepareDir } from '../../util/fs.js';
 import { emitJson, log } from '../../util/log.js';
 
 export const DEFAULT_DB = 'results/fpdm.sqlite';
 export const DEFAULT_REPORT_DIR = 'results/report';
 
 export async function run(opts: ReportOptions): Promise<ReportResult> {
+  // the paths first, before the database is read or anything drawn
+  inspectDatabase(opts.db);
+  prepareDir(opts.out, 'report --out directory', { create: false });
   // loaded on use: vega + vega-lite take about a second to import, which other commands should not pay
   const { buildReport } = await import('../../report/index.js');
   return buildReport(opts);

@@ -10,10 +10,12 @@
 //   Kubernetes Indexed Job (completionMode: Indexed, completions: 8):
 //     fpdm-exp run spec.yaml --shard $JOB_COMPLETION_INDEX/8 --db /results/shard-$JOB_COMPLETION_INDEX/fpdm.sqlite
 //   then:  fpdm-exp collect results/shards/* --db results/fpdm.sqlite && fpdm-exp report --db results/fpdm.sqlite
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { dirname, join } from 'node:path';
 import { runExperiment, type RunSummary } from '../../experiments/runner.js';
 import { buildReport } from '../../report/index.js';
+import { inspectDatabase } from '../../store/store.js';
+import { prepareDir, prepareFileTarget } from '../../util/fs.js';
 import { warn } from '../../util/log.js';
 import type { ProgressMode } from '../../experiments/progress.js';
 import { emitJson } from '../../util/log.js';
@@ -40,6 +42,10 @@ export interface RunCommandResult extends RunSummary {
 }
 
 export async function run(opts: RunOptions): Promise<RunCommandResult> {
+  // output paths are checked before any work starts: a long run never loses its work to a bad path at its end
+  prepareFileTarget(opts.db, 'database (--db)', { createDir: false });
+  inspectDatabase(opts.db);
+  prepareDir(opts.artifacts ?? join(dirname(opts.db), 'artifacts'), opts.artifacts ? '--artifacts directory' : 'artifacts directory beside --db', { create: false });
   const summary = await runExperiment({
     spec: opts.spec, db: opts.db, shard: shardOption(opts.shard), retryFailed: opts.retryFailed, backend: opts.globals.backend,
     progress: opts.globals.quiet ? 'none' : (opts.progress ?? 'auto'), artifactsDir: opts.artifacts,
@@ -56,6 +62,8 @@ export async function run(opts: RunOptions): Promise<RunCommandResult> {
   }
   return { ...summary, report };
 }
+
+const PROGRESS_MODES: ProgressMode[] = ['auto', 'bar', 'plain', 'none'];
 
 const fmt = (v: number | undefined, digits = 4): string => (v === undefined ? '-' : Math.abs(v) >= 1e4 || Number.isInteger(v) ? Math.round(v).toLocaleString('en-US') : v.toPrecision(digits));
 
@@ -94,17 +102,17 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--shard <i/n>', 'run only the i-th of n slices of the plan (0-based), e.g. a Slurm array task')
     .option('--retry-failed', 're-run runs that failed or diverged earlier')
     .option('--artifacts <dir>', 'where checkpoints and sample grids go (default: artifacts/ beside the database)')
-    .option('--progress <mode>', 'auto (bars on a terminal, lines otherwise), bar, plain or none', 'auto')
+    .addOption(new Option('--progress <mode>', 'auto (bars on a terminal, lines otherwise), bar, plain or none').choices(PROGRESS_MODES).default('auto'))
     .option('--no-report', 'do not write the report after the run')
     .option('--json', 'print JSON on stdout')
     .action(async (spec: string, o: { db: string; dryRun?: boolean; shard?: string; retryFailed?: boolean; artifacts?: string; progress: string; report: boolean; json?: boolean }) => {
       if (o.dryRun) {
-        const r = await planRun({ spec, db: o.db, shard: o.shard });
+        const r = await planRun({ spec, db: o.db, shard: o.shard, backend: globals().backend });
         if (o.json) return emitJson(r);
         process.stdout.write(formatPlan(r));
         return;
       }
-      const progress = (['auto', 'bar', 'plain', 'none'].includes(o.progress) ? o.progress : 'auto') as ProgressMode;
+      const progress = o.progress as ProgressMode;
       const s = await run({ spec, db: o.db, shard: o.shard, retryFailed: o.retryFailed, globals: globals(), progress, artifacts: o.artifacts, report: o.report });
       if (o.json) return emitJson(s);
       process.stdout.write(formatSummary(s));

@@ -9,7 +9,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { toUint8, writeGrid, writePng } from '../../data/images.js';
 import type { SamplingPlan } from '../../diffusion/budget.js';
 import type { DiffusionConfig } from '../../diffusion/process.js';
@@ -28,6 +28,8 @@ import { emitJson, log } from '../../util/log.js';
 import { useBackend, type GlobalOptions } from '../context.js';
 import { RENAMED_FLAGS } from '../../experiments/settings.js';
 import { addRenamedFlags, intArg, numArg } from './train.js';
+import { runReference, type ReferenceSampleOptions } from './sample_reference.js';
+import { prepareDir, prepareFileTarget } from '../../util/fs.js';
 
 export interface SampleCommandOptions {
   /** a `train` output directory (holding checkpoint.json) */
@@ -69,6 +71,8 @@ export function samplePlan(model: ModelConfig, diffusion: DiffusionConfig, o: Pi
 }
 
 export async function run(o: SampleCommandOptions, g: GlobalOptions): Promise<SampleCommandResult> {
+  prepareFileTarget(o.out, '--out grid', { createDir: false }); // before sampling, not after
+  if (o.save) prepareDir(o.save, '--save directory', { create: false });
   const ckpt = readCheckpoint(o.ckpt);
   if (!ckpt) throw new UserError(`'${o.ckpt}' holds no checkpoint (no checkpoint.json): give the --out directory of a train command`);
   const cfg = ckpt.meta.config as TrainConfig;
@@ -115,7 +119,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
   const cmd = program
     .command('sample')
     .description('sample a trained checkpoint at a compute budget (DiT-step equivalents) and report what was spent')
-    .requiredOption('--ckpt <dir>', 'the --out directory of a train command')
+    .requiredOption('--ckpt <path>', 'the --out directory of a train command, or a checkpoint file of the reference training code (.pt; EMA weights)')
     .option('--samples <count>', 'number of images', intArg('--samples', 1), 64)
     .option('--budget <K>', 'budget in DiT-step equivalents (depth·K block evaluations per image)', intArg('--budget', 1))
     .option('--steps <n>', 'sampling steps (FPDM: the split of the budget with this many; it must spend the budget exactly)', intArg('--steps', 1))
@@ -133,10 +137,23 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--batch-size <n>', 'images per batch (default: all at once)', intArg('--batch-size', 1))
     .addOption(new Option('--labels <how>', 'class labels: random or cycle (0, 1, 2, …)').choices(['random', 'cycle']).default('random'))
     .addOption(new Option('--entry <which>', 'weights to sample: ema or model').choices(['ema', 'model']).default('ema'))
-    .option('--json', 'print the accounting as JSON on stdout');
+    .option('--json', 'print the accounting as JSON on stdout')
+    // a checkpoint file of the reference training code (sample_reference.ts)
+    .option('--config <file>', 'reference checkpoint: the constructor keyword arguments (JSON), when shapes and stored args do not say enough')
+    .option('--vae <path>', 'reference checkpoint: the SD VAE that decodes its latents (diffusers folder, or ldm/diffusers weights)')
+    .option('--vae-config <file>', 'config.json of --vae when it is a bare diffusers file')
+    .addOption(new Option('--vae-variant <name>', 'which SD VAE fine-tune --vae is (recorded with the result)').choices(['ema', 'mse']))
+    .option('--npz <file>', 'reference checkpoint: write the decoded samples as arr_0 uint8 [N, H, W, 3] (ADM evaluator layout)')
+    .addOption(new Option('--png-naming <style>', "reference checkpoint: --save file names: fpdm ({idx:05d}--{y:03d}--{label}.png) or dit ({index:06d}.png)").choices(['fpdm', 'dit']))
+    .option('--label-names <file>', 'reference checkpoint: JSON list of class names for fpdm-style PNG names');
   addRenamedFlags(cmd, RENAMED_FLAGS.sample);
-  cmd    .action(async (opts: SampleCommandOptions) => {
+  cmd.action(async (opts: SampleCommandOptions & ReferenceSampleOptions) => {
       if (opts.budget === undefined && opts.steps === undefined) throw new UserError('give --budget K (DiT-step equivalents) or --steps (with --iters for FPDM)');
+      if (existsSync(opts.ckpt) && statSync(opts.ckpt).isFile()) {
+        const rr = await runReference(opts, globals());
+        if (opts.json) emitJson(rr);
+        return;
+      }
       const r = await run(opts, globals());
       if (opts.json) emitJson(r);
     });

@@ -34,6 +34,7 @@ import { UserError } from '../../util/errors.js';
 import { emitJson, log } from '../../util/log.js';
 import { toolVersion } from '../../util/version.js';
 import { useBackend, type GlobalOptions } from '../context.js';
+import { prepareDir } from '../../util/fs.js';
 
 export interface TrainCommandOptions {
   /** a preset name ('DiT-S/2') */
@@ -197,6 +198,7 @@ export function resolveTrainCommand(o: TrainCommandOptions, datasetFingerprint: 
 }
 
 export async function run(o: TrainCommandOptions, g: GlobalOptions): Promise<TrainCommandResult> {
+  prepareDir(o.out, '--out checkpoint directory', { create: false });
   const backend = await useBackend(g);
   const ds = await openSpecDataset(datasetSettingsOf(o), 'train');
   const r = resolveTrainCommand(o, ds.fingerprint);
@@ -252,6 +254,12 @@ function rangeArg(name: string): (v: string) => [number, number] {
   };
 }
 
+/** --channels: commander's .choices() check is replaced by a parser, so the parser checks too */
+function channelsArg(v: string): 1 | 3 {
+  if (v !== '1' && v !== '3') throw new InvalidArgumentError(`'${v}' is not 1 or 3. Allowed choices are 1, 3.`);
+  return Number(v) as 1 | 3;
+}
+
 /** Old flag names, refused with the new name (commander parses them, the action throws). */
 export function addRenamedFlags(cmd: Command, renamed: Record<string, string>): void {
   for (const [old, now] of Object.entries(renamed)) {
@@ -281,7 +289,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .addOption(new Option('--pre-post-timestep-conditioning <bool>', 'FPDM: pre/post blocks see the timestep (default true)').choices(['true', 'false']).argParser((v) => v === 'true'))
     .requiredOption('--data <spec>', 'mnist, synthetic, folder:PATH (or a folder path)')
     .option('--image-size <px>', 'image size (default: mnist 28, otherwise 32)', intArg('--image-size', 1))
-    .addOption(new Option('--channels <n>', 'image channels (default: 1 for mnist, 3 otherwise)').choices(['1', '3']).argParser((v) => Number(v) as 1 | 3))
+    .addOption(new Option('--channels <n>', 'image channels (default: 1 for mnist, 3 otherwise)').choices(['1', '3']).argParser(channelsArg))
     .option('--classes <k>', 'classes (synthetic data: default 4; an image folder: its number of class sub-folders)', intArg('--classes', 1))
     .option('--limit <n>', 'train on the first n images only', intArg('--limit', 1))
     .option('--size <n>', 'synthetic data: number of images (default 512)', intArg('--size', 1))

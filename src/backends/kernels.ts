@@ -1,0 +1,151 @@
+// Backend-specific kernel choices of the model code, in one place. The model math (src/models/) is
+// written once against tfjs-core ops; where a backend runs one formulation of the same values much
+// faster than another, the choice is made here, by backend name, and nowhere in the model files.
+// Fused implementations (webgpu) are asked for here too; null means the portable TF.js op sequence
+// (wasm, cpu, tensorflow, or webgpu with the fused kernels switched off for a comparison).
+//
+//   matMul2d    2-D matMul with optional transposes (wasm: the transpose made explicit)
+//   splitHeads  qkv [N, T, 3D] → q, k, v [N, K, T, Dh] (wasm: split + 4-D transposes)
+//   joinHeads   the inverse (the backward of splitHeads)
+//
+// Every variant computes the same values (the same float32 results: transposes and reshapes move
+// numbers, they do not round them). The record is keyed by tf.getBackend(); a backend without an
+// entry uses `generic`. Also here: the one read of the engine's private state the models need.
+import * as tf from '@tensorflow/tfjs-core';
+import { webgpuOptimizerKernels, type FusedOptimizerKernels } from './webgpu/optimizer.js';
+import * as webgpuBlock from './webgpu/block.js';
+
+type Heads = [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+
+export interface BlockKernels {
+  /** a·b with optional transposes of 2-D operands. a [M, K] (or [K, M] with transposeA), b likewise → [M, N] */
+  matMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA?: boolean, transposeB?: boolean): tf.Tensor2D;
+  /** qkv [N, T, 3D] (timm's layout: q, k, v, each heads-major) → q, k, v each [N, K, T, Dh] */
+  splitHeads(qkv: tf.Tensor3D, heads: number): Heads;
+  /** the inverse of splitHeads (its backward): q, k, v each [N, K, T, Dh] → [N, T, 3D] */
+  joinHeads(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor3D;
+}
+
+/** [N, K, T, Dh] → [N, T, D] (heads side by side), the inverse of one part of splitHeads. */
+export function mergeHeads(o: tf.Tensor4D): tf.Tensor3D {
+  const [n, k, t, dh] = o.shape;
+  return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [n, t, k * dh]);
+}
+
+/**
+ * Other backends: transposes folded into the matMul kernel, and one 5-D transpose + unstack for the
+ * heads (fewer kernels for a dispatch-bound GPU backend: the split form of `wasm` made WebGPU training
+ * of DiT-S/2 ~25 % slower, measured on an H100).
+ */
+const generic: BlockKernels = {
+  matMul2d: (a, b, transposeA = false, transposeB = false) => tf.matMul(a, b, transposeA, transposeB),
+  splitHeads(qkv, heads) {
+    const [n, t, d3] = qkv.shape;
+    const dh = d3 / 3 / heads;
+    return tf.unstack(tf.transpose(tf.reshape(qkv, [n, t, 3, heads, dh]), [2, 0, 3, 1, 4]), 0) as Heads;
+  },
+  joinHeads(q, k, v) {
+    const [n, heads, t, dh] = q.shape;
+    return tf.reshape(tf.transpose(tf.stack([q, k, v]), [1, 3, 0, 2, 4]), [n, t, 3 * heads * dh]);
+  },
+};
+
+/**
+ * wasm (tfjs 4.22):
+ * - a 2-D matMul with a transposed operand leaves XNNPACK for a loop about 10× slower (measured on one
+ *   core: [2048,64]·[256,64]ᵀ 25 ms, the same after an explicit transpose 2.5 ms; aᵀ·b 39 ms vs 7 ms),
+ *   so the transpose is made explicit, on the smaller operand;
+ * - the 5-D transpose of [N, T, 3, K, Dh] is a generic loop about 40× slower than a split on the last
+ *   axis and three 4-D transposes (measured: 27 ms vs 3 × 0.6 ms at N=128, T=16, D=64).
+ */
+const wasm: BlockKernels = {
+  matMul2d(a, b, transposeA = false, transposeB = false) {
+    if (!transposeA && !transposeB) return tf.matMul(a, b);
+    return tf.tidy(() => {
+      if (transposeA && transposeB) return tf.transpose(tf.matMul(b, a)); // aᵀbᵀ = (ba)ᵀ
+      if (transposeA) return a.size <= b.size ? tf.matMul(tf.transpose(a), b) : tf.transpose(tf.matMul(tf.transpose(b), a)); // aᵀb = (bᵀa)ᵀ
+      return b.size <= a.size ? tf.matMul(a, tf.transpose(b)) : tf.transpose(tf.matMul(b, tf.transpose(a))); // abᵀ = (baᵀ)ᵀ
+    }) as tf.Tensor2D;
+  },
+  splitHeads(qkv, heads) {
+    const [n, t, d3] = qkv.shape;
+    const dh = d3 / 3 / heads;
+    return tf.split(qkv, 3, 2).map((part) => tf.transpose(tf.reshape(part, [n, t, heads, dh]), [0, 2, 1, 3])) as Heads;
+  },
+  joinHeads: (q, k, v) => tf.concat([q, k, v].map(mergeHeads), 2),
+};
+
+const BY_BACKEND: Readonly<Record<string, BlockKernels>> = { wasm };
+
+/** The kernel choices of the active backend. */
+export function blockKernels(): BlockKernels {
+  return BY_BACKEND[tf.getBackend()] ?? generic;
+}
+
+/**
+ * The engine's gradient depth (> 0 while a gradient tape is recording, e.g. inside a customGrad's
+ * backward of a higher-order gradient). Private engine state of tfjs-core 4.x, read here only.
+ */
+export function gradientDepth(): number {
+  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth;
+}
+
+export interface KernelOptions {
+  /** fused AdamW + EMA update (webgpu only); default on */
+  fusedOptimizer: boolean;
+  /** fused block kernels: LayerNorm + modulate, GELU, softmax backward (webgpu only); default on */
+  fusedBlock: boolean;
+}
+
+const options: KernelOptions = { fusedOptimizer: true, fusedBlock: true };
+
+/** Switches kernel choices (the bench measures with and without); returns the previous options. */
+export function setKernelOptions(o: Partial<KernelOptions>): KernelOptions {
+  const prev = { ...options };
+  Object.assign(options, o);
+  return prev;
+}
+
+export function kernelOptions(): KernelOptions {
+  return { ...options };
+}
+
+/** The fused optimizer kernels for the active backend, or null where the TF.js op sequence is used. */
+export function fusedOptimizerKernels(): FusedOptimizerKernels | null {
+  if (!options.fusedOptimizer || tf.getBackend() !== 'webgpu') return null;
+  return webgpuOptimizerKernels();
+}
+
+/**
+ * Fused forms of the block's elementwise and row-wise op families (the same values up to the order
+ * of row sums). The model code calls these where they exist and its TF.js op sequence otherwise.
+ */
+export interface FusedBlockKernels {
+  /** modulate(LayerNorm(x), shift, scale): x [N, T, D], shift, scale [N, D] */
+  lnModulate(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D): tf.Tensor3D;
+  /** LayerNorm without affine parameters, eps 1e-6, of x [N, T, D] */
+  layerNorm(x: tf.Tensor3D): tf.Tensor3D;
+  /** the backward of lnModulate given its output gradient */
+  lnModulateBackward(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D, dmod: tf.Tensor3D): { dx: tf.Tensor; dshift: tf.Tensor; dscale: tf.Tensor };
+  /** tanh-GELU (as x·σ(2u)) and its backward dy ⊙ GELU'(h) */
+  gelu(x: tf.Tensor): tf.Tensor;
+  geluBackward(h: tf.Tensor, dy: tf.Tensor): tf.Tensor;
+  /** P ⊙ (dP − Σ_last dP ⊙ P) */
+  softmaxBackward(p: tf.Tensor, dP: tf.Tensor): tf.Tensor;
+}
+
+const webgpuFusedBlock: FusedBlockKernels = {
+  lnModulate: webgpuBlock.lnModulate,
+  layerNorm: webgpuBlock.layerNorm3d,
+  lnModulateBackward: webgpuBlock.lnModulateBackward,
+  gelu: webgpuBlock.gelu,
+  geluBackward: webgpuBlock.geluBackward,
+  softmaxBackward: webgpuBlock.softmaxBackward,
+};
+
+/** The fused block kernels of the active backend, or null where the TF.js op sequence is used. */
+export function fusedBlockKernels(): FusedBlockKernels | null {
+  if (!options.fusedBlock || tf.getBackend() !== 'webgpu') return null;
+  webgpuBlock.registerWebgpuBlockKernels();
+  return webgpuFusedBlock;
+}

@@ -1,0 +1,360 @@
+// Fused AdamW + EMA on the webgpu backend: raw WGSL compute dispatches on TF.js's own device and
+// buffers, bypassing TF.js's per-kernel bookkeeping (≈ 130 µs of host time per TF.js kernel).
+//
+//   norm     one `sumsq` dispatch per gradient tensor (workgroup partial sums of g²), then one
+//            `reduce` dispatch that sums the partials in a fixed order and writes √Σ into a new [1]
+//            TF.js tensor (read by the caller together with the loss: one host read per step)
+//   update   one dispatch per parameter tensor that reads g and rewrites p, m, v and the EMA copy
+//            in place (no intermediates):
+//              g ← g·clip (only when clip < 1);  p ← p·(1 − lr·λ) (only when λ > 0)
+//              m ← β1·m + (1 − β1)·g;  v ← β2·v + (1 − β2)·g²
+//              p ← p − stepSize · m / (√v / √(1 − β2^t) + ε);  ema ← d·ema + (1 − d)·p
+//            the same operations in the same order as the TF.js op sequence of src/training/adamw.ts
+//            and ema.ts (`adamwEmaReference` there mirrors this kernel in float32 on the host).
+// Both passes go into one command buffer submitted after TF.js's pending work (queue order keeps
+// them between the backward pass and whatever TF.js records next). Written variables get their
+// CPU-side cache cleared, so `data()` and checkpoints read the new values. A variable whose buffer
+// is shared with another tensor (TF.js's clone shares buffers: the EMA copy starts as a clone of the
+// weights) gets a private copy first, since an in-place write would change both.
+import * as tf from '@tensorflow/tfjs-core';
+
+/* Minimal structural types for the WebGPU objects used here (the `webgpu` package provides them). */
+interface GBuffer { size: number; mapAsync(mode: number): Promise<void>; getMappedRange(): ArrayBuffer; unmap(): void; destroy(): void }
+interface GPass { setPipeline(p: unknown): void; setBindGroup(i: number, g: unknown): void; dispatchWorkgroups(x: number, y?: number, z?: number): void; end(): void }
+interface GEncoder { beginComputePass(d?: object): GPass; resolveQuerySet(q: unknown, first: number, count: number, dst: GBuffer, off: number): void; copyBufferToBuffer(a: GBuffer, ao: number, b: GBuffer, bo: number, size: number): void; finish(): unknown }
+interface GDevice {
+  features: { has(f: string): boolean };
+  createShaderModule(d: { code: string }): unknown;
+  createComputePipeline(d: object): { getBindGroupLayout(i: number): unknown };
+  createBindGroup(d: object): unknown;
+  createBuffer(d: { size: number; usage: number; mappedAtCreation?: boolean }): GBuffer;
+  createCommandEncoder(): GEncoder;
+  createQuerySet(d: { type: string; count: number }): unknown;
+  queue: { writeBuffer(b: GBuffer, off: number, data: ArrayBufferView | ArrayBuffer): void; submit(c: unknown[]): void };
+}
+interface TensorData { resource?: unknown; values?: unknown; refCount: number }
+interface WebGPUBackendLike {
+  device: GDevice;
+  tensorMap: { get(id: object): TensorData };
+  uploadToGPU(id: object): void;
+  ensureCommandEncoderReady(): void;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+  makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+}
+
+// WebGPU constants (fixed by the specification)
+const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80, QUERY_RESOLVE: 0x200 };
+const MAP_READ = 0x1;
+const WG = 256;
+const MAX_GROUPS_X = 65535;
+
+const SUMSQ = /* wgsl */ `
+struct Info { n: u32, partOffset: u32, numParts: u32, pad: u32 }
+@group(0) @binding(0) var<storage, read> g: array<f32>;
+@group(0) @binding(1) var<storage, read_write> parts: array<f32>;
+@group(0) @binding(2) var<uniform> info: Info;
+var<workgroup> sh: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  var acc = 0.0;
+  let stride = info.numParts * ${WG}u;
+  for (var i = wid.x * ${WG}u + lid.x; i < info.n; i = i + stride) {
+    let x = g[i];
+    acc = acc + x * x;
+  }
+  sh[lid.x] = acc;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+    if (lid.x < s) { sh[lid.x] = sh[lid.x] + sh[lid.x + s]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) { parts[info.partOffset + wid.x] = sh[0]; }
+}`;
+
+const REDUCE = /* wgsl */ `
+struct Info { n: u32, partOffset: u32, numParts: u32, pad: u32 }
+@group(0) @binding(0) var<storage, read> parts: array<f32>;
+@group(0) @binding(1) var<storage, read_write> result: array<f32>;
+@group(0) @binding(2) var<uniform> info: Info;
+var<workgroup> sh: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+  var acc = 0.0;
+  for (var i = lid.x; i < info.n; i = i + ${WG}u) { acc = acc + parts[i]; }
+  sh[lid.x] = acc;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+    if (lid.x < s) { sh[lid.x] = sh[lid.x] + sh[lid.x + s]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) { result[0] = sqrt(sh[0]); }
+}`;
+
+const UPDATE = /* wgsl */ `
+struct Step {
+  clip: f32, decay: f32, b1: f32, omb1: f32,
+  b2: f32, omb2: f32, bc2sqrt: f32, eps: f32,
+  stepSize: f32, emaD: f32, omEmaD: f32, flags: u32,
+}
+struct Info { n: u32, groupsX: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<storage, read> g: array<f32>;
+@group(0) @binding(1) var<storage, read_write> p: array<f32>;
+@group(0) @binding(2) var<storage, read_write> m: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+@group(0) @binding(4) var<storage, read_write> ema: array<f32>;
+@group(0) @binding(5) var<uniform> st: Step;
+@group(0) @binding(6) var<uniform> info: Info;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = (wid.y * info.groupsX + wid.x) * ${WG}u + lid.x;
+  if (i >= info.n) { return; }
+  var grad = g[i];
+  if ((st.flags & 1u) != 0u) { grad = grad * st.clip; }
+  var pd = p[i];
+  if ((st.flags & 2u) != 0u) { pd = pd * st.decay; }
+  let mN = m[i] * st.b1 + grad * st.omb1;
+  let vN = v[i] * st.b2 + (grad * grad) * st.omb2;
+  let denom = sqrt(vN) / st.bc2sqrt + st.eps;
+  let pN = pd - (mN / denom) * st.stepSize;
+  m[i] = mN;
+  v[i] = vN;
+  p[i] = pN;
+  ema[i] = ema[i] * st.emaD + pN * st.omEmaD;
+}`;
+
+/** Per-step scalars of the update, as the float32 values the TF.js path multiplies by. */
+export interface FusedStepScalars {
+  /** clip coefficient min(1, maxNorm / (‖g‖ + 1e-6)); applied only when < 1 */
+  clip: number;
+  /** 1 − lr·λ; applied only when weightDecay > 0 */
+  decay: number;
+  applyDecay: boolean;
+  beta1: number;
+  beta2: number;
+  /** √(1 − β2^t) */
+  bc2Sqrt: number;
+  eps: number;
+  /** lr / (1 − β1^t) */
+  stepSize: number;
+  emaDecay: number;
+}
+
+/** One parameter's tensors for the fused update; p, m, v, ema are rewritten in place. */
+export interface FusedEntry {
+  g: tf.Tensor;
+  p: tf.Variable;
+  m: tf.Variable;
+  v: tf.Variable;
+  ema: tf.Variable;
+}
+
+
+interface Cached { key: unknown[]; bind: unknown }
+
+class FusedOptimizerKernels {
+  private readonly sumsq: { getBindGroupLayout(i: number): unknown };
+  private readonly reduce: { getBindGroupLayout(i: number): unknown };
+  private readonly update: { getBindGroupLayout(i: number): unknown };
+  private readonly stepUniform: GBuffer;
+  private readonly timestamps: boolean;
+  private infoBuffer: GBuffer | null = null;
+  private infoFor: number[] | null = null;
+  private parts: GBuffer | null = null;
+  private readonly normBinds = new Map<number, Cached>();
+  private readonly updateBinds = new Map<number, Cached>();
+  /** raw dispatches and submits issued so far (for the bench's per-step profile) */
+  readonly counters = { dispatches: 0, submits: 0 };
+  /** while set, each pass gets timestamp queries and its GPU milliseconds are pushed here */
+  timer: Array<Promise<number>> | null = null;
+
+  constructor(private readonly backend: WebGPUBackendLike) {
+    const d = backend.device;
+    const make = (code: string) => d.createComputePipeline({ layout: 'auto', compute: { module: d.createShaderModule({ code }), entryPoint: 'main' } });
+    this.sumsq = make(SUMSQ);
+    this.reduce = make(REDUCE);
+    this.update = make(UPDATE);
+    this.stepUniform = d.createBuffer({ size: 48, usage: USAGE.UNIFORM | USAGE.COPY_DST });
+    this.timestamps = d.features.has('timestamp-query');
+  }
+
+  private tensorBuffer(t: tf.TensorInfo): GBuffer {
+    this.backend.uploadToGPU(t.dataId);
+    return this.backend.tensorMap.get(t.dataId).resource as GBuffer;
+  }
+
+  /** Layout of the per-tensor uniform records (256-byte aligned): norm info, then update info. */
+  private ensureInfo(sizes: number[]): { partOffsets: number[]; numParts: number[]; totalParts: number } {
+    const numParts = sizes.map((n) => Math.max(1, Math.min(256, Math.ceil(n / (WG * 16)))));
+    const partOffsets: number[] = [];
+    let total = 0;
+    for (const k of numParts) {
+      partOffsets.push(total);
+      total += k;
+    }
+    const same = this.infoFor !== null && this.infoFor.length === sizes.length && this.infoFor.every((n, i) => n === sizes[i]);
+    if (!same) {
+      const d = this.backend.device;
+      this.infoBuffer?.destroy();
+      this.parts?.destroy();
+      const records = 2 * sizes.length + 1;
+      const data = new Uint32Array(records * 64);
+      sizes.forEach((n, i) => {
+        data.set([n, partOffsets[i]!, numParts[i]!, 0], i * 64); // sumsq record
+        const groups = Math.ceil(n / WG);
+        const gx = Math.min(groups, MAX_GROUPS_X);
+        data.set([n, gx, 0, 0], (sizes.length + i) * 64); // update record
+      });
+      data.set([total, 0, total, 0], 2 * sizes.length * 64); // reduce record
+      this.infoBuffer = d.createBuffer({ size: data.byteLength, usage: USAGE.UNIFORM | USAGE.COPY_DST });
+      d.queue.writeBuffer(this.infoBuffer, 0, data);
+      this.parts = d.createBuffer({ size: Math.max(4, total * 4), usage: USAGE.STORAGE });
+      this.infoFor = [...sizes];
+      this.normBinds.clear();
+      this.updateBinds.clear();
+    }
+    return { partOffsets, numParts, totalParts: total };
+  }
+
+  private bindCached(cache: Map<number, Cached>, slot: number, key: unknown[], make: () => unknown): unknown {
+    const c = cache.get(slot);
+    if (c && c.key.length === key.length && c.key.every((k, i) => k === key[i])) return c.bind;
+    const bind = make();
+    cache.set(slot, { key, bind });
+    return bind;
+  }
+
+  /** Flushes TF.js's recorded work so that ours runs after it. */
+  private flushTfjs(): void {
+    this.backend.ensureCommandEncoderReady();
+    this.backend.endComputePassEncoder();
+    this.backend.submitQueue();
+  }
+
+  private beginPass(enc: GEncoder): { pass: GPass; finish: () => void } {
+    const stats = this.timer;
+    if (!stats || !this.timestamps) return { pass: enc.beginComputePass(), finish: () => undefined };
+    const d = this.backend.device;
+    const qs = d.createQuerySet({ type: 'timestamp', count: 2 });
+    const pass = enc.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
+    return {
+      pass,
+      finish: () => {
+        const resolve = d.createBuffer({ size: 16, usage: USAGE.QUERY_RESOLVE | USAGE.COPY_SRC });
+        const staging = d.createBuffer({ size: 16, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+        enc.resolveQuerySet(qs, 0, 2, resolve, 0);
+        enc.copyBufferToBuffer(resolve, 0, staging, 0, 16);
+        stats.push(
+          (async () => {
+            await staging.mapAsync(MAP_READ);
+            const t = new BigUint64Array(staging.getMappedRange().slice(0));
+            staging.unmap();
+            staging.destroy();
+            resolve.destroy();
+            (qs as { destroy(): void }).destroy();
+            return Number(t[1]! - t[0]!) / 1e6;
+          })(),
+        );
+      },
+    };
+  }
+
+  /** √(Σ‖g‖²) over all gradients as a new [1] float32 tensor (the caller disposes it). */
+  globalNorm(grads: tf.Tensor[], sizesKey: number[]): tf.Tensor {
+    const { numParts } = this.ensureInfo(sizesKey);
+    const out = this.backend.makeTensorInfo([1], 'float32');
+    const outBuf = this.tensorBuffer(out);
+    const gBufs = grads.map((g) => this.tensorBuffer(g));
+    this.flushTfjs();
+    const d = this.backend.device;
+    const enc = d.createCommandEncoder();
+    const { pass, finish } = this.beginPass(enc);
+    pass.setPipeline(this.sumsq);
+    grads.forEach((_, i) => {
+      const bind = this.bindCached(this.normBinds, i, [gBufs[i]], () => d.createBindGroup({
+        layout: this.sumsq.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: gBufs[i] } },
+          { binding: 1, resource: { buffer: this.parts } },
+          { binding: 2, resource: { buffer: this.infoBuffer, offset: i * 256, size: 16 } },
+        ],
+      }));
+      pass.setBindGroup(0, bind);
+      pass.dispatchWorkgroups(numParts[i]!);
+    });
+    pass.setPipeline(this.reduce);
+    pass.setBindGroup(0, d.createBindGroup({
+      layout: this.reduce.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: this.parts } },
+        { binding: 1, resource: { buffer: outBuf } },
+        { binding: 2, resource: { buffer: this.infoBuffer, offset: 2 * grads.length * 256, size: 16 } },
+      ],
+    }));
+    pass.dispatchWorkgroups(1);
+    pass.end();
+    finish();
+    d.queue.submit([enc.finish()]);
+    this.counters.dispatches += grads.length + 1;
+    this.counters.submits += 1;
+    return tf.engine().makeTensorFromTensorInfo(out);
+  }
+
+  /** The in-place update of every entry (see the file header). */
+  apply(entries: FusedEntry[], s: FusedStepScalars, sizesKey: number[]): void {
+    this.ensureInfo(sizesKey);
+    const d = this.backend.device;
+    // private buffers for what is written in place (see the file header)
+    for (const e of entries) {
+      for (const x of [e.p, e.m, e.v, e.ema]) {
+        if (this.backend.tensorMap.get(x.dataId).refCount > 1) tf.tidy(() => x.assign(tf.mul(x, 1)));
+      }
+    }
+    const bufs = entries.map((e) => [e.g, e.p, e.m, e.v, e.ema].map((t) => this.tensorBuffer(t)));
+    this.flushTfjs();
+    const st = new ArrayBuffer(48);
+    const f = new Float32Array(st);
+    const clipOn = s.clip < 1;
+    f.set([s.clip, s.decay, s.beta1, 1 - s.beta1, s.beta2, 1 - s.beta2, s.bc2Sqrt, s.eps, s.stepSize, s.emaDecay, 1 - s.emaDecay]);
+    new Uint32Array(st, 44, 1)[0] = (clipOn ? 1 : 0) | (s.applyDecay ? 2 : 0);
+    d.queue.writeBuffer(this.stepUniform, 0, st);
+    const enc = d.createCommandEncoder();
+    const { pass, finish } = this.beginPass(enc);
+    pass.setPipeline(this.update);
+    const n = entries.length;
+    entries.forEach((e, i) => {
+      const b = bufs[i]!;
+      const bind = this.bindCached(this.updateBinds, i, b, () => d.createBindGroup({
+        layout: this.update.getBindGroupLayout(0),
+        entries: [
+          ...b.map((buffer, k) => ({ binding: k, resource: { buffer } })),
+          { binding: 5, resource: { buffer: this.stepUniform } },
+          { binding: 6, resource: { buffer: this.infoBuffer, offset: (n + i) * 256, size: 16 } },
+        ],
+      }));
+      const groups = Math.ceil(e.p.size / WG);
+      const gx = Math.min(groups, MAX_GROUPS_X);
+      pass.setBindGroup(0, bind);
+      pass.dispatchWorkgroups(gx, Math.ceil(groups / gx));
+    });
+    pass.end();
+    finish();
+    d.queue.submit([enc.finish()]);
+    this.counters.dispatches += n;
+    this.counters.submits += 1;
+    // the CPU-side caches of what was rewritten are stale now
+    for (const e of entries) for (const x of [e.p, e.m, e.v, e.ema]) this.backend.tensorMap.get(x.dataId).values = null;
+  }
+}
+
+let kernels: { backend: unknown; k: FusedOptimizerKernels } | null = null;
+
+/** The fused-optimizer kernels of the active webgpu backend, or null on any other backend. */
+export function webgpuOptimizerKernels(): FusedOptimizerKernels | null {
+  if (tf.getBackend() !== 'webgpu') return null;
+  const backend = tf.backend() as unknown as WebGPUBackendLike;
+  if (!kernels || kernels.backend !== backend) kernels = { backend, k: new FusedOptimizerKernels(backend) };
+  return kernels.k;
+}
+
+export type { FusedOptimizerKernels };
