@@ -199,7 +199,7 @@ function restoreState(s: LiveState, prev: NonNullable<ReturnType<typeof readChec
 /** What one forward/backward pass gave: the loss, the gradients by parameter name, the last fixed-point residual. */
 interface StepOutcome {
   loss: number;
-  /** the global gradient norm (before clipping), read with the loss */
+  /** global gradient norm (before clipping; 0 where the optimizer computes none) */
   gradNorm: number;
   grads: Map<string, tf.Tensor>;
   residual: number | undefined;
@@ -208,8 +208,7 @@ interface StepOutcome {
 
 /**
  * Steps 1–6 of the header: batch, timesteps and noise, the model's training plan, q_sample, the
- * no-gradient iterations (the model's own: none for DiT), then loss and gradients under the tape,
- * and the one host read of the step (loss, global gradient norm, residuals together).
+ * no-gradient iterations (the model's own: none for DiT), then loss and gradients under the tape.
  */
 async function lossAndGradients(s: LiveState, cfg: TrainConfig, process: GaussianDiffusion, gradCheckpoint: boolean, byVarName: Map<string, string>): Promise<StepOutcome> {
   const model = s.model;
@@ -243,9 +242,11 @@ async function lossAndGradients(s: LiveState, cfg: TrainConfig, process: Gaussia
   const readBack = tf.concat(parts);
   const host = await readBack.data();
   tf.dispose([readBack, ...parts, value]);
+  const loss = host[0]!;
+  const gradNorm = normT ? host[1]! : 0;
   const res = kept.residuals ? host.subarray(normT ? 2 : 1) : null;
   const residual = res && res.length > 0 ? res[res.length - 1] : undefined;
-  return { loss: host[0]!, gradNorm: normT ? host[1]! : 0, grads: named, residual, plan };
+  return { loss, gradNorm, grads: named, residual, plan };
 }
 
 /** A step's record (FPDM: its S-JFB draw and last residual). */
@@ -298,7 +299,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         log(`diverged: the loss at step ${step} is ${r.loss}; the run stops (last good weights are those of step ${s.step})`);
         return result('diverged', step, resumedFrom);
       }
-      const info = s.opt.applyUpdate(named, r.gradNorm, s.ema);                                      // 8 (EMA too)
+      const info = s.opt.applyUpdate(named, r.gradNorm, s.ema);                                        // 8 (EMA too)
       tf.dispose([...named.values()]);
       s.step = step;
       const rec = stepRecord(s.model, step, r.loss, info.lr, info.gradNorm, t0, r);
