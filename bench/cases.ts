@@ -3,9 +3,9 @@
 // Conventions (also in results/bench/README.md):
 //   train      one optimizer step of the training loop (src/training/loop.ts `trainModel`, not a copy):
 //              batch draw, q_sample, S-JFB (FPDM), hybrid loss under tf.variableGrads, AdamW, EMA.
-//              Timed per step by the loop's own StepRecord.seconds (the loss is read with
-//              `await value.data()` and the grad norm is read inside AdamW, so each step is complete
-//              on the device); median of the timed steps after `warmup` untimed ones.
+//              Timed per step by the loop's own StepRecord.seconds (loss, gradient norm and residuals
+//              are read together with one `await data()`, so each step is complete on the device);
+//              median of the timed steps after the warm-up (until flat, bench/profile.ts).
 //              S-JFB draws fixed to n_ng = 5 (mean of U{0..10}) and n_g = 7 (mean 6.5 of U{1..12},
 //              rounded up: the conservative side for FPDM's memory) via a config of [5,5] / [7,7].
 //   memory     a separate, profiled step of a fresh run: `tf.profile` snapshots the engine's live

@@ -57,7 +57,10 @@ if [ -z "${GPU_LEAN:-}" ]; then
 fi
 # the git commit, since the GPU machine's copy may not carry .git history
 { git rev-parse HEAD | tr -d '\n'; [ -z "$(git status --porcelain --untracked-files=no)" ] || printf -- '-dirty'; echo; } > "$app/COMMIT" 2>/dev/null || true
-tar -C "$stage" -cf - app | xz -T2 -6 > .gpu/app.tar.xz
+# code-split chunks sit one folder deeper than the entries; what finds package.json two levels up from
+# its module (the tool version in checkpoints) finds this copy
+cp package.json "$stage/package.json"
+tar -C "$stage" -cf - app package.json | xz -T2 -6 > .gpu/app.tar.xz
 
 # 3. Golden fixtures (the Inception weights are ternary and compress to a few MB)
 fx=${FPDM_FIXTURES:-$root/tests/fixtures}
