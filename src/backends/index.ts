@@ -143,6 +143,9 @@ export async function probeBackends(): Promise<BackendInfo[]> {
 
 let active: BackendInfo | undefined;
 
+/** WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE set by initBackend('webgpu') (measured: see there). */
+export const WEBGPU_SUBMIT_BATCH = 200;
+
 /** The backend in use, for provenance. */
 export function activeBackend(): BackendInfo {
   if (!active) throw new Error('no backend initialised: call initBackend() first');
@@ -178,7 +181,9 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
       await import('@tensorflow/tfjs-backend-cpu');
       break;
     case 'wasm': {
-      const wasm = await import('@tensorflow/tfjs-backend-wasm');
+      const mod = await import('@tensorflow/tfjs-backend-wasm');
+      // a code-split bundle hands the CommonJS module over as the namespace's default export
+      const wasm = (typeof mod.setThreadsCount === 'function' ? mod : (mod as unknown as { default: typeof mod }).default);
       // Under Node the wasm backend runs single-threaded (its threaded build needs browser workers;
       // measured: no speed-up with more threads requested), so it is reported and set as 1 thread.
       // More cores are used by running more processes (run --shard, or workers on one database).
@@ -186,7 +191,11 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
       break;
     }
     case 'webgpu':
-      break; // probeOne already found the adapter and imported the backend
+      // probeOne already found the adapter and imported the backend. Dispatches per submitted command
+      // buffer (TF.js default 15): 200 measured fastest for a DiT-S/2 training step on an H200 once the
+      // fused kernels cut the step to ≈ 1,800 dispatches (results/bench/NOTES.md §4); FPDM-S/2 within noise
+      tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', WEBGPU_SUBMIT_BATCH);
+      break;
     case 'tensorflow':
       await import(info.package);
       break;

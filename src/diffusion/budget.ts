@@ -148,7 +148,7 @@ function chooseSplit(cost: StepCost, K: number, steps: number | undefined, iters
   const key = (s: Split) => (steps !== undefined ? Math.abs(s.steps - steps) : Math.abs(s.iters - (iters ?? 0)));
   const nearest = [...all].sort((a, b) => key(a) - key(b) || a.steps - b.steps).slice(0, 2);
   const asked = [steps !== undefined ? `${steps} steps` : '', iters !== undefined ? `${iters} iterations` : ''].filter(Boolean).join(' × ');
-  const spent = steps !== undefined && iters === undefined && Math.floor(B / steps) - cost.pre - cost.post >= 1 ? ` (${steps} × ${Math.floor(B / steps) - cost.pre - cost.post} would spend ${steps * Math.floor(B / steps)})` : '';
+  const spent = steps !== undefined && iters === undefined && Math.floor(B / steps) - cost.pre - cost.post >= 1 ? ` (${steps} steps × ${Math.floor(B / steps) - cost.pre - cost.post} iterations would spend ${steps * Math.floor(B / steps)} of ${B})` : '';
   throw new UserError(
     `budget ${K} (${B} block evaluations at depth ${cost.depth}, ${cost.pre} pre + ${cost.post} post blocks) cannot be spent exactly with ${asked}${spent}; ` +
       (all.length ? `nearest exact splits: ${nearest.map(describe).join(' or ')} (all: ${all.map((s) => `${s.steps}×${s.iters}`).join(', ')})` : `no split of ${MIN_SAMPLING_STEPS}..${maxSteps} steps spends it`),

@@ -32,7 +32,7 @@ export async function openSpecDataset(d: DatasetSpec, role: DatasetRole = 'train
     case 'folder':
       ds = await openDataset({ kind: 'folder', path: d.path, imageSize: shape.imageSize, channels: d.channels });
       if (ds.numClasses !== shape.classes) {
-        throw new UserError(`dataset.classes is ${shape.classes}${d.classes === undefined ? ' (the default: unconditional)' : ''} but the folder '${d.path}' has ${ds.numClasses} class${ds.numClasses === 1 ? '' : 'es'} (${ds.labeled ? 'one per sub-folder' : 'no sub-folders'}): fix dataset.classes or the folder`);
+        throw new UserError(`dataset.classes is ${shape.classes}${d.classes === undefined ? ' (the default: unconditional)' : ''} but the folder '${d.path}' has ${ds.numClasses} class${ds.numClasses === 1 ? '' : 'es'} (${ds.labeled ? 'one per sub-folder' : 'no sub-folders'}): set dataset.classes (flag --classes) to ${ds.numClasses}, or fix the folder`);
       }
       break;
     case 'latents': {

@@ -12,7 +12,6 @@ import { trainingLosses } from '../diffusion/losses.js';
 import { createDiffusion, type DiffusionConfig } from '../diffusion/process.js';
 import { measureMemory } from '../metrics/memory.js';
 import { createModel, type AnyModel, type ModelConfig } from '../models/index.js';
-import { FPDM } from '../models/fpdm.js';
 import { AdamW, type AdamWConfig } from '../training/adamw.js';
 import { Ema } from '../training/ema.js';
 import { Rng } from '../util/rng.js';
@@ -37,8 +36,7 @@ export async function peakTrainStep(cfg: ModelConfig, diffusion: DiffusionConfig
       const xT = process.qSample(x0, tIdx, noise);
       const tModel = process.modelTimesteps(tIdx);
       const y = tf.zeros([batch], 'int32') as tf.Tensor1D;
-      const fp = model instanceof FPDM ? model : null;
-      const state = fp && cfg.kind === 'fpdm' ? fp.noGradState(xT, tModel, y, cfg.noGradIters[1]) : undefined;
+      const state = model.noGradState(xT, tModel, y, cfg.kind === 'fpdm' ? cfg.noGradIters[1] : 0);
       const byVar = new Map([...model.params].map(([name, v]) => [v.name, name]));
       const { value, grads } = tf.variableGrads(() => {
         const r = model.forward(xT, tModel, y, cfg.kind === 'fpdm' ? { state, iters: cfg.withGradIters[1], trackResiduals: false, gradCheckpoint } : { gradCheckpoint });

@@ -12,6 +12,7 @@ import { diffusionConfig, type DiffusionConfig } from '../diffusion/process.js';
 import { fpdmFrom, parsePreset, validateConfig, type DiTConfig, type ModelConfig } from '../models/config.js';
 import { canonicalJson, sha256Hex } from '../store/json.js';
 import type { AdamWConfig } from '../training/adamw.js';
+import { defaultCheckpointEvery } from '../training/checkpoint.js';
 import { UserError } from '../util/errors.js';
 import { latentFolderShape } from '../vae/spec.js';
 
@@ -308,7 +309,7 @@ export function resolveDiffusion(t: Pick<TrainingSettings, 'prediction' | 'diffu
 
 /** Steps between checkpoints: the setting, else a tenth of the steps (at least 1, at most 1000). */
 export function checkpointEveryOf(t: Pick<TrainingSettings, 'checkpointEvery' | 'steps'>): number {
-  return t.checkpointEvery ?? Math.min(1000, Math.max(1, Math.round(t.steps / 10)));
+  return t.checkpointEvery ?? defaultCheckpointEvery(t.steps);
 }
 
 /** AdamW settings of the training settings (cosine decay ends at the last step). */

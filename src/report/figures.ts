@@ -104,7 +104,7 @@ export function lineChart(o: ChartOptions & { xType?: 'quantitative' | 'ordinal'
   const xType = o.xType ?? 'quantitative';
   const axis = { ...(o.xInteger ? { format: 'd', tickMinStep: 1 } : {}), ...(o.xTicks ? { values: o.xTicks, format: 'd' } : {}) };
   const x = { field: 'x', type: xType, title: o.xTitle, ...(o.xLog ? { scale: { type: 'log', nice: false, padding: 12 } } : {}), ...(xType === 'ordinal' ? { sort: null } : {}), ...(Object.keys(axis).length ? { axis } : {}) };
-  const y = { field: 'mean', type: 'quantitative', title: o.yTitle, scale: o.yLog ? { type: 'log' } : { zero: false } };
+  const y = { field: 'mean', type: 'quantitative', title: o.yTitle, scale: o.yLog ? { type: 'log', nice: false, padding: 8 } : { zero: false } };
   const color = { field: 'series', type: 'nominal', title: o.seriesTitle, sort: null, legend: LEGEND };
   const styles = [...new Set(o.points.map((p) => p.style).filter((v) => v !== undefined))];
   const dashed = styles.length ? { strokeDash: { field: 'style', type: 'nominal', title: o.styleTitle ?? 'line', sort: styles, legend: { ...LEGEND, symbolType: 'stroke', symbolStrokeWidth: 2, symbolStrokeColor: 'black', symbolFillColor: 'black', symbolOpacity: 1, symbolSize: 300 } } } : {};

@@ -55,7 +55,7 @@ export function renderPage(o: { title: string; generated: string; database: stri
       for (const f of p.figures) parts.push(figureHtml(f));
       for (const t of p.tables.filter((x) => !x.table.filesOnly)) parts.push(`<h3>${esc(t.table.title)}</h3>${tableHtml(t.table)}<p class="files">${link(t.files.md, 'Markdown')} · ${link(t.files.tex, 'LaTeX')} · ${link(t.files.csv, 'CSV')}</p>`);
       for (const t of p.tables.filter((x) => x.table.filesOnly))
-        parts.push(`<p class="files"><b>${esc(t.table.title)}</b> (${t.table.rows.length} rows, too long for this page): ${link(t.files.csv, 'CSV')} · ${link(t.files.md, 'Markdown')} · ${link(t.files.tex, 'LaTeX')}. ${esc(t.table.caption)}</p>`);
+        parts.push(`<p class="files"><b>${esc(t.table.title)}</b> (${t.table.rows.length} rows, as files only): ${link(t.files.csv, 'CSV')} · ${link(t.files.md, 'Markdown')} · ${link(t.files.tex, 'LaTeX')}. ${esc(t.table.caption)}</p>`);
       if (p.grids.length) parts.push(gridsHtml(p.grids));
       for (const why of p.section.skipped) parts.push(`<p class="skip">Not shown: ${esc(why)}.</p>`);
       parts.push('</section>');

@@ -16,6 +16,11 @@ import { UserError } from '../util/errors.js';
 import { atomicWrite } from '../util/fs.js';
 import type { RngState } from '../util/rng.js';
 
+/** Steps between checkpoints when none is given: a tenth of the steps, at least 1, at most 1000 (the one default). */
+export function defaultCheckpointEvery(steps: number): number {
+  return Math.min(1000, Math.max(1, Math.round(steps / 10)));
+}
+
 export const SIDECAR = 'checkpoint.json';
 export const CHECKPOINT_FORMAT = 'fpdm-exp-checkpoint/1';
 

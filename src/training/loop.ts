@@ -18,8 +18,7 @@ import { activeBackend } from '../backends/index.js';
 import { BatchIterator, type BatchIteratorState, type Dataset } from '../data/dataset.js';
 import { trainingLosses } from '../diffusion/losses.js';
 import { createDiffusion, type DiffusionConfig, type GaussianDiffusion } from '../diffusion/process.js';
-import { applyLabelDrop, createModel, loadStateDict, POS_EMBED, modelName, type AnyModel, type FixedPointState, type ModelConfig } from '../models/index.js';
-import { FPDM } from '../models/fpdm.js';
+import { applyLabelDrop, createModel, loadStateDict, POS_EMBED, modelName, type AnyModel, type ModelConfig, type TrainingPlan } from '../models/index.js';
 import { posEmbed2d } from '../models/blocks.js';
 import { posEmbedShape } from '../models/params.js';
 import { f32, type TensorMap } from '../io/tensor.js';
@@ -28,7 +27,7 @@ import { log } from '../util/log.js';
 import { Rng, type RngState } from '../util/rng.js';
 import { gitCommit, toolVersion } from '../util/version.js';
 import { AdamW, type AdamWConfig, type ParamMap } from './adamw.js';
-import { readCheckpoint, tensorsWithPrefix, withPrefix, writeCheckpoint, type CheckpointMeta, type StepRecord } from './checkpoint.js';
+import { defaultCheckpointEvery, readCheckpoint, tensorsWithPrefix, withPrefix, writeCheckpoint, type CheckpointMeta, type StepRecord } from './checkpoint.js';
 import { Ema } from './ema.js';
 import { ensureWasmTrainingKernels } from './wasm-kernels.js';
 
@@ -65,7 +64,7 @@ export interface TrainOptions {
   hflip?: boolean;
   /** checkpoint directory; an existing checkpoint there is resumed (its config must match) */
   outDir: string;
-  /** steps between checkpoints (default 100); one is always written at the end */
+  /** steps between checkpoints (default: defaultCheckpointEvery); one is always written at the end */
   checkpointEvery?: number;
   /** recorded in the sidecar (the experiment runner's run key) */
   runKey?: string;
@@ -162,28 +161,20 @@ async function saveCheckpoint(o: TrainOptions, cfg: TrainConfig, s: LiveState, s
   });
 }
 
-/**
- * Trains (or resumes) a model. Returns when `steps` are done, the loss is not finite, or `stopAfter`
- * steps were taken in this call. Disposes everything it created.
- */
-export async function trainModel(o: TrainOptions): Promise<TrainResult> {
-  const cfg = resolveTrainConfig(o);
-  const checkpointEvery = o.checkpointEvery ?? 100;
-  if (!Number.isInteger(checkpointEvery) || checkpointEvery < 1) throw new UserError(`checkpointEvery must be a positive integer (got ${checkpointEvery})`);
-  ensureWasmTrainingKernels();
-  const started = performance.now();
-  const process: GaussianDiffusion = createDiffusion(cfg.diffusion);
-  const T = process.numTimesteps;
-
+/** The checkpoint in `outDir` when it is one of this run (only the total steps may differ), else null; another run's is a UserError. */
+function resumableCheckpoint(o: TrainOptions, cfg: TrainConfig): ReturnType<typeof readCheckpoint> {
   const prev = readCheckpoint(o.outDir);
-  if (prev) {
-    // a resume must train the same thing; only the total number of steps may grow
-    const diff = firstDifference({ ...(prev.meta.config as TrainConfig), steps: 0 }, { ...cfg, steps: 0 });
-    if (diff) throw new UserError(`'${o.outDir}' holds a checkpoint of a different run (${diff}): use another --out directory, or the original settings to resume`);
-  }
+  if (!prev) return null;
+  const diff = firstDifference({ ...(prev.meta.config as TrainConfig), steps: 0 }, { ...cfg, steps: 0 });
+  if (diff) throw new UserError(`'${o.outDir}' holds a checkpoint of a different run (${diff}): use another --out directory, or the original settings to resume`);
+  return prev;
+}
+
+/** A fresh model, optimizer, EMA, generators and data iterator for the run. */
+function freshState(o: TrainOptions, cfg: TrainConfig): LiveState {
   const model = createModel(cfg.model, `${cfg.seed}/init`);
   const params: ParamMap = model.params;
-  const s: LiveState = {
+  return {
     model,
     opt: new AdamW(params, cfg.optimizer),
     ema: new Ema(params, cfg.ema),
@@ -192,96 +183,134 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     history: [],
     step: 0,
   };
-  const byVarName = new Map([...params].map(([name, v]) => [v.name, name]));
-  const varList = [...params.values()];
+}
+
+/** Loads weights, EMA, optimizer moments, generators, data position and history from a checkpoint. */
+function restoreState(s: LiveState, prev: NonNullable<ReturnType<typeof readCheckpoint>>, o: TrainOptions, cfg: TrainConfig): void {
+  loadStateDict(s.model, tensorsWithPrefix(prev.tensors, 'model'), { strict: true, source: `checkpoint in '${o.outDir}'` });
+  s.ema.loadState(prev.tensors);
+  s.opt.loadState(prev.tensors, prev.meta.optimizer.stepCount);
+  s.rng = Rng.fromState(prev.meta.rng.train as RngState);
+  s.data = new BatchIterator(o.dataset, { batchSize: cfg.batch, seed: `${cfg.seed}/data`, hflip: cfg.hflip }, prev.meta.rng.data as BatchIteratorState);
+  s.history = prev.meta.history;
+  s.step = prev.meta.step;
+}
+
+/** What one forward/backward pass gave: the loss, the gradients by parameter name, the last fixed-point residual. */
+interface StepOutcome {
+  loss: number;
+  /** global gradient norm (before clipping; 0 where the optimizer computes none) */
+  gradNorm: number;
+  grads: Map<string, tf.Tensor>;
+  residual: number | undefined;
+  plan: TrainingPlan;
+}
+
+/**
+ * Steps 1–6 of the header: batch, timesteps and noise, the model's training plan, q_sample, the
+ * no-gradient iterations (the model's own: none for DiT), then loss and gradients under the tape.
+ */
+async function lossAndGradients(s: LiveState, cfg: TrainConfig, process: GaussianDiffusion, gradCheckpoint: boolean, byVarName: Map<string, string>): Promise<StepOutcome> {
+  const model = s.model;
+  const batch = await s.data.next();                                                         // 1
+  const [N, C, H, W] = batch.shape;
+  const tIdx = Array.from({ length: N }, () => s.rng.int(0, process.numTimesteps - 1));      // 2
+  const noiseData = s.rng.normals(N * C * H * W);
+  const plan = model.sampleTrainingPlan(s.rng, N);                                           // 3
+  const labels = applyLabelDrop(batch.y, plan.dropMask, cfg.model.numClasses);
+  const x0 = tf.tensor4d(batch.x, [N, C, H, W]);
+  const noise = tf.tensor4d(noiseData, [N, C, H, W]);
+  const xT = process.qSample(x0, tIdx, noise);                                               // 4
+  const tModel = process.modelTimesteps(tIdx);
+  const y = tf.tensor1d(labels, 'int32');
+  const state = model.noGradState(xT, tModel, y, plan.noGrad);                               // 5
+  // the synchronous forward returns the residuals as a tensor: kept past variableGrads, read asynchronously below
+  const kept: { residuals?: tf.Tensor1D } = {};
+  const { value, grads } = tf.variableGrads(() => {                                           // 6
+    const r = model.forward(xT, tModel, y, { state, iters: plan.withGrad, trackResiduals: true, gradCheckpoint });
+    if (r.state) tf.dispose(r.state.z);
+    if (r.residuals) kept.residuals = tf.keep(r.residuals);
+    const terms = trainingLosses(process, { modelOutput: r.out, xStart: x0, xT, noise, t: tIdx });
+    return tf.mean(terms.loss) as tf.Scalar;
+  }, [...model.params.values()]);
+  if (state) tf.dispose(state.z);
+  tf.dispose([x0, noise, xT, tModel, y]);
+  const named = new Map(Object.entries(grads).map(([vn, g]) => [byVarName.get(vn)!, g as tf.Tensor]));
+  // one host read per step: the loss, the global gradient norm and the residuals together
+  const normT = s.opt.gradNormTensor(named);
+  const parts: tf.Tensor[] = [tf.reshape(value, [1]), ...(normT ? [normT] : []), ...(kept.residuals ? [kept.residuals] : [])];
+  const readBack = tf.concat(parts);
+  const host = await readBack.data();
+  tf.dispose([readBack, ...parts, value]);
+  const loss = host[0]!;
+  const gradNorm = normT ? host[1]! : 0;
+  const res = kept.residuals ? host.subarray(normT ? 2 : 1) : null;
+  const residual = res && res.length > 0 ? res[res.length - 1] : undefined;
+  return { loss, gradNorm, grads: named, residual, plan };
+}
+
+/** A step's record (FPDM: its S-JFB draw and last residual). */
+function stepRecord(model: AnyModel, step: number, loss: number, lr: number, gradNorm: number, t0: number, r: StepOutcome): StepRecord {
+  const fpdm = model.config.kind === 'fpdm' ? { noGradIters: r.plan.noGrad, withGradIters: r.plan.withGrad, ...(r.residual !== undefined ? { residual: r.residual } : {}) } : {};
+  return { step, loss, lr, gradNorm, seconds: (performance.now() - t0) / 1000, ...fpdm };
+}
+
+/**
+ * Trains (or resumes) a model. Returns when `steps` are done, the loss is not finite, or `stopAfter`
+ * steps were taken in this call. Disposes everything it created.
+ */
+export async function trainModel(o: TrainOptions): Promise<TrainResult> {
+  const cfg = resolveTrainConfig(o);
+  const checkpointEvery = o.checkpointEvery ?? defaultCheckpointEvery(cfg.steps);
+  if (!Number.isInteger(checkpointEvery) || checkpointEvery < 1) throw new UserError(`checkpointEvery must be a positive integer (got ${checkpointEvery})`);
+  ensureWasmTrainingKernels();
+  const started = performance.now();
+  const process: GaussianDiffusion = createDiffusion(cfg.diffusion);
+  const prev = resumableCheckpoint(o, cfg);
+  const s = freshState(o, cfg);
+  const byVarName = new Map([...s.model.params].map(([name, v]) => [v.name, name]));
+  const result = (status: TrainResult['status'], divergedAt: number | null, resumedFrom: number): TrainResult => ({
+    status, step: s.step, divergedAt, history: s.history, resumedFrom, outDir: o.outDir, seconds: (performance.now() - started) / 1000, config: cfg,
+  });
   try {
     if (prev) {
-      loadStateDict(model, tensorsWithPrefix(prev.tensors, 'model'), { strict: true, source: `checkpoint in '${o.outDir}'` });
-      s.ema.loadState(prev.tensors);
-      s.opt.loadState(prev.tensors, prev.meta.optimizer.stepCount);
-      s.rng = Rng.fromState(prev.meta.rng.train as RngState);
-      s.data = new BatchIterator(o.dataset, { batchSize: cfg.batch, seed: `${cfg.seed}/data`, hflip: cfg.hflip }, prev.meta.rng.data as BatchIteratorState);
-      s.history = prev.meta.history;
-      s.step = prev.meta.step;
+      restoreState(s, prev, o, cfg);
       if (prev.meta.status === 'diverged') {
         log(`'${o.outDir}': this run diverged at step ${prev.meta.divergedAt} (non-finite loss); not resuming. Change the settings and use another --out directory.`);
-        return { status: 'diverged', step: s.step, divergedAt: prev.meta.divergedAt ?? null, history: s.history, resumedFrom: s.step, outDir: o.outDir, seconds: 0, config: cfg };
+        return { ...result('diverged', prev.meta.divergedAt ?? null, s.step), seconds: 0 };
       }
       log(`resuming '${o.outDir}' from step ${s.step} of ${cfg.steps}`);
     } else {
       log(`training ${modelName(cfg.model)} on ${o.dataset.name} for ${cfg.steps} steps (batch ${cfg.batch}, lr ${cfg.optimizer.lr}, seed ${cfg.seed}) → '${o.outDir}'`);
     }
     const resumedFrom = s.step;
-    let taken = 0;
-    while (s.step < cfg.steps) {
-      if (o.stopAfter !== undefined && taken >= o.stopAfter) {
-        return { status: 'stopped', step: s.step, divergedAt: null, history: s.history, resumedFrom, outDir: o.outDir, seconds: (performance.now() - started) / 1000, config: cfg };
-      }
+    for (let taken = 0; s.step < cfg.steps; taken++) {
+      if (o.stopAfter !== undefined && taken >= o.stopAfter) return result('stopped', null, resumedFrom);
       const t0 = performance.now();
-      const batch = await s.data.next();                                                       // 1
-      const [N, C, H, W] = batch.shape;
-      const tIdx = Array.from({ length: N }, () => s.rng.int(0, T - 1));                       // 2
-      const noiseData = s.rng.normals(N * C * H * W);
-      const plan = model.sampleTrainingPlan(s.rng, N);                                         // 3
-      const labels = applyLabelDrop(batch.y, plan.dropMask, cfg.model.numClasses);
-      const x0 = tf.tensor4d(batch.x, [N, C, H, W]);
-      const noise = tf.tensor4d(noiseData, [N, C, H, W]);
-      const xT = process.qSample(x0, tIdx, noise);                                             // 4
-      const tModel = process.modelTimesteps(tIdx);
-      const y = tf.tensor1d(labels, 'int32');
-      let state: FixedPointState | undefined;
-      if (model instanceof FPDM) state = model.noGradState(xT, tModel, y, plan.noGrad);         // 5
-      // the synchronous forward returns the residuals as a tensor: kept past variableGrads, read asynchronously below
-      const kept: { residuals?: tf.Tensor1D } = {};
-      const { value, grads } = tf.variableGrads(() => {                                         // 6
-        const ckpt = o.gradCheckpoint === true;
-        const r = model.forward(xT, tModel, y, model instanceof FPDM ? { state, iters: plan.withGrad, trackResiduals: true, gradCheckpoint: ckpt } : { gradCheckpoint: ckpt });
-        if (r.state) tf.dispose(r.state.z);
-        if (r.residuals) kept.residuals = tf.keep(r.residuals);
-        const terms = trainingLosses(process, { modelOutput: r.out, xStart: x0, xT, noise, t: tIdx });
-        return tf.mean(terms.loss) as tf.Scalar;
-      }, varList);
-      if (state) tf.dispose(state.z);
-      tf.dispose([x0, noise, xT, tModel, y]);
-      const named = new Map(Object.entries(grads).map(([vn, g]) => [byVarName.get(vn)!, g]));
-      // one host read per step: the loss, the global gradient norm and the residuals together
-      const normT = s.opt.gradNormTensor(named);
-      const parts: tf.Tensor[] = [tf.reshape(value, [1]), ...(normT ? [normT] : []), ...(kept.residuals ? [kept.residuals] : [])];
-      const readBack = tf.concat(parts);
-      const host = await readBack.data();
-      tf.dispose([readBack, ...parts, value]);
-      const loss = host[0]!;
-      const gradNorm = normT ? host[1]! : 0;
-      const res = kept.residuals ? host.subarray(normT ? 2 : 1) : null;
-      const residual = res && res.length > 0 ? res[res.length - 1] : undefined;
+      const r = await lossAndGradients(s, cfg, process, o.gradCheckpoint === true, byVarName); // 1–6
+      const named = r.grads;
       const step = s.step + 1;
-      if (!Number.isFinite(loss)) {                                                             // 7
-        tf.dispose(Object.values(grads));
-        const rec: StepRecord = { step, loss, lr: NaN, gradNorm: NaN, seconds: (performance.now() - t0) / 1000, ...fpdmInfo(model, plan, residual) };
+      if (!Number.isFinite(r.loss)) {                                                             // 7
+        tf.dispose([...named.values()]);
+        const rec = stepRecord(s.model, step, r.loss, NaN, NaN, t0, r);
         o.onStep?.(rec);
         s.history.push(rec);
         await saveCheckpoint(o, cfg, s, 'diverged', step);
-        log(`diverged: the loss at step ${step} is ${loss}; the run stops (last good weights are those of step ${s.step})`);
-        return { status: 'diverged', step: s.step, divergedAt: step, history: s.history, resumedFrom, outDir: o.outDir, seconds: (performance.now() - started) / 1000, config: cfg };
+        log(`diverged: the loss at step ${step} is ${r.loss}; the run stops (last good weights are those of step ${s.step})`);
+        return result('diverged', step, resumedFrom);
       }
-      const info = s.opt.applyUpdate(named, gradNorm, s.ema);                                        // 8 (EMA too)
-      tf.dispose(Object.values(grads));
+      const info = s.opt.applyUpdate(named, r.gradNorm, s.ema);                                        // 8 (EMA too)
+      tf.dispose([...named.values()]);
       s.step = step;
-      taken += 1;
-      const rec: StepRecord = { step, loss, lr: info.lr, gradNorm: info.gradNorm, seconds: (performance.now() - t0) / 1000, ...fpdmInfo(model, plan, residual) };
+      const rec = stepRecord(s.model, step, r.loss, info.lr, info.gradNorm, t0, r);
       s.history.push(rec);
       o.onStep?.(rec);
       if (s.step % checkpointEvery === 0 || s.step === cfg.steps) await saveCheckpoint(o, cfg, s, s.step === cfg.steps ? 'completed' : 'running', null);
     }
-    return { status: 'completed', step: s.step, divergedAt: null, history: s.history, resumedFrom, outDir: o.outDir, seconds: (performance.now() - started) / 1000, config: cfg };
+    return result('completed', null, resumedFrom);
   } finally {
     s.opt.dispose();
     s.ema.dispose();
-    model.dispose();
+    s.model.dispose();
   }
-}
-
-function fpdmInfo(model: AnyModel, plan: { noGrad: number; withGrad: number }, residual: number | undefined): Partial<StepRecord> {
-  if (!(model instanceof FPDM)) return {};
-  return { noGradIters: plan.noGrad, withGradIters: plan.withGrad, ...(residual !== undefined ? { residual } : {}) };
 }

@@ -92,7 +92,7 @@ test('train, sample, features and data grid: an --out or --save path through a f
   mkdirSync(imgs);
   await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png().toFile(join(imgs, '0.png'));
   const bad = join(file, 'x');
-  await refused(['train', '--model', 'DiT-S/2', '--data', 'synthetic', '--steps', '1', '--batch', '1', '--out', bad], /--out checkpoint directory '.*a-file\.txt\/x' cannot be created: '.*a-file\.txt' is a file/);
+  await refused(['train', '--preset', 'DiT-S/2', '--data', 'synthetic', '--steps', '1', '--batch-size', '1', '--out', bad], /--out checkpoint directory '.*a-file\.txt\/x' cannot be created: '.*a-file\.txt' is a file/);
   await refused(['sample', '--ckpt', dir, '--budget', '2', '--out', join(bad, 'g.png')], /--out grid '.*g\.png': its directory '.*a-file\.txt\/x' cannot be created/);
   await refused(['sample', '--ckpt', dir, '--budget', '2', '--out', join(dir, 'g.png'), '--save', file], /--save directory '.*a-file\.txt' is a file/);
   await refused(['features', '--images', imgs, '--out', join(bad, 'f.safetensors')], /--out file '.*f\.safetensors': its directory/);

@@ -204,10 +204,13 @@ export function registerWebgpuBlockKernels(): void {
     kernelName: 'FpdmLnMod',
     inputsToSave: ['x', 'shift', 'scale'],
     gradFunc: (dy, saved) => {
-      const [x, shift, scale] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D];
-      let g: ReturnType<typeof lnModulateBackward> | null = null;
-      const grads = () => (g ??= lnModulateBackward(x, shift, scale, dy as tf.Tensor3D));
-      return { x: () => grads().dx, shift: () => grads().dshift, scale: () => grads().dscale };
+      // each gradient on its own: the engine runs each closure in its own tidy
+      const [x, , scale] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor2D];
+      return {
+        x: () => tf.engine().runKernel('FpdmLnModGrad', { x, scale, dmod: dy as tf.Tensor }) as tf.Tensor,
+        shift: () => tf.sum(dy as tf.Tensor, 1),
+        scale: () => tf.sum(tf.mul(dy as tf.Tensor, layerNorm3d(x)), 1),
+      };
     },
   });
   tf.registerGradient({

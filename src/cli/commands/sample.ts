@@ -133,7 +133,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .command('sample')
     .description('sample a trained checkpoint at a compute budget (DiT-step equivalents) and report what was spent')
     .requiredOption('--ckpt <path>', 'the --out directory of a train command, or a checkpoint file of the reference training code (.pt; EMA weights)')
-    .option('--samples <count>', 'number of images (default 64)', intArg('--samples', 1), 64)
+    .option('--samples <count>', 'number of images', intArg('--samples', 1), 64)
     .option('--budget <K>', 'budget in DiT-step equivalents (depth·K block evaluations per image)', intArg('--budget', 1))
     .option('--steps <n>', 'sampling steps (FPDM: the split of the budget with this many; it must spend the budget exactly)', intArg('--steps', 1))
     .option('--iters <n>', 'FPDM: fixed-point iterations per step (picks the split)', intArg('--iters', 1))

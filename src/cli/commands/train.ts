@@ -251,6 +251,13 @@ export function numArg(name: string): (v: string) => number {
   };
 }
 
+function boolArg(name: string): (v: string) => boolean {
+  return (v) => {
+    if (v !== 'true' && v !== 'false') throw new InvalidArgumentError(`${name} must be one of true, false (got '${v}')`);
+    return v === 'true';
+  };
+}
+
 function rangeArg(name: string): (v: string) => [number, number] {
   return (v) => {
     const m = /^(\d+):(\d+)$/.exec(v);
@@ -291,11 +298,11 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--post <n>', 'FPDM: blocks after the fixed-point block (default 1)', intArg('--post'))
     .option('--sjfb-no-grad <a:b>', 'FPDM S-JFB: iterations without gradient, U{a..b} per batch (default 0:10)', rangeArg('--sjfb-no-grad'))
     .option('--sjfb-with-grad <c:d>', 'FPDM S-JFB: iterations with gradient, U{c..d} per batch (default 1:12)', rangeArg('--sjfb-with-grad'))
-    .addOption(new Option('--pre-post-timestep-conditioning <bool>', 'FPDM: pre/post blocks see the timestep (default true)').choices(['true', 'false']).argParser((v) => v === 'true'))
+    .addOption(new Option('--pre-post-timestep-conditioning <bool>', 'FPDM: pre/post blocks see the timestep (default true)').choices(['true', 'false']).argParser(boolArg('--pre-post-timestep-conditioning')))
     .requiredOption('--data <spec>', 'mnist, synthetic, folder:PATH (or a folder path), latents:PATH (a latent folder)')
     .option('--image-size <px>', 'image size (default: mnist 28, otherwise 32)', intArg('--image-size', 1))
     .addOption(new Option('--channels <n>', 'image channels (default: 1 for mnist, 3 otherwise)').choices(['1', '3']).argParser(channelsArg))
-    .option('--classes <k>', 'classes (synthetic data; default 4)', intArg('--classes', 1))
+    .option('--classes <k>', 'classes (synthetic data: default 4; an image folder: its number of class sub-folders)', intArg('--classes', 1))
     .option('--limit <n>', 'train on the first n images only', intArg('--limit', 1))
     .option('--size <n>', 'synthetic data: number of images (default 512)', intArg('--size', 1))
     .option('--hflip', 'random horizontal flips')
