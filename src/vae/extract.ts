@@ -10,7 +10,7 @@
 // once its label file exists (written last, atomically). A manifest (latents.json) records the VAE and
 // image fingerprints and the settings; re-running into the same folder with other settings is refused.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { folderFingerprint, loadFolderImage, scanFolder } from '../data/folder.js';
@@ -159,6 +159,12 @@ export async function extractLatents(o: ExtractOptions, backendName: string): Pr
     // Batches are fixed blocks [k·batch, (k+1)·batch) of the item order, whether resuming or not: a
     // backend's float results can depend on the batch composition, and a resumed run must write the
     // bytes an uninterrupted one writes. A block with any item missing is recomputed whole.
+    // a kill can leave `.<i>.npy.tmp-<pid>` files (atomic writes cut short): the reference's loader
+    // counts every directory entry, so they are removed before continuing
+    for (const d of [fdir, ldir]) {
+      if (!existsSync(d)) continue;
+      for (const f of readdirSync(d)) if (/^\..*\.tmp-\d+$/.test(f)) rmSync(join(d, f), { force: true });
+    }
     const isDone = (i: number) => existsSync(join(ldir, `${i}.npy`));
     const missing = files.map((_, i) => i).filter((i) => !isDone(i));
     const todo = new Set(missing);

@@ -4,7 +4,7 @@
 // and broken latent folders refused naming the file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, unlinkSync, copyFileSync, cpSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, unlinkSync, copyFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writePng } from '../../src/data/images.js';
@@ -142,6 +142,7 @@ test('latents extract: posterior mean and sample ×0.18215 equal the reference; 
     assert.equal(r2.resumed, true);
     assert.deepEqual(readFileSync(join(outSample, 'imagenet256_features', '1.npy')), before);
     assert.equal(scanLatentFolder(outSample).files.length, 2);
+    assert.deepEqual(readdirSync(join(outSample, 'imagenet256_features')).sort(), ['0.npy', '1.npy'], 'the stale temporary file is removed');
     // other settings into the same folder: refused, nothing changed
     await assert.rejects(runExtract({ ...common, out: outSample, seed: 8 }, g), (e) => e instanceof UserError && /seed: 7 \(stored\) vs 8 \(now\)/.test(e.message));
     assert.deepEqual(readFileSync(join(outSample, 'imagenet256_features', '1.npy')), before);

@@ -28,7 +28,8 @@ import { emitJson, log } from '../../util/log.js';
 import { useBackend, type GlobalOptions } from '../context.js';
 import { RENAMED_FLAGS } from '../../experiments/settings.js';
 import { addRenamedFlags, intArg, numArg } from './train.js';
-import { runReference, type ReferenceSampleOptions } from './sample_reference.js';
+import { runReference, writeDecoded, type ReferenceSampleOptions } from './sample_reference.js';
+import { loadVae, resolveVaePath } from '../../vae/load.js';
 import { prepareDir, prepareFileTarget } from '../../util/fs.js';
 
 export interface SampleCommandOptions {
@@ -73,6 +74,9 @@ export function samplePlan(model: ModelConfig, diffusion: DiffusionConfig, o: Pi
 export async function run(o: SampleCommandOptions, g: GlobalOptions): Promise<SampleCommandResult> {
   prepareFileTarget(o.out, '--out grid', { createDir: false }); // before sampling, not after
   if (o.save) prepareDir(o.save, '--save directory', { create: false });
+  const ro = o as SampleCommandOptions & Partial<ReferenceSampleOptions>;
+  if (ro.npz && !ro.vae) throw new UserError('--npz writes decoded images: give --vae (for a model trained on latents)');
+  if (ro.vae) resolveVaePath(ro.vae); // a missing VAE is reported before sampling
   const ckpt = readCheckpoint(o.ckpt);
   if (!ckpt) throw new UserError(`'${o.ckpt}' holds no checkpoint (no checkpoint.json): give the --out directory of a train command`);
   const cfg = ckpt.meta.config as TrainConfig;
@@ -93,8 +97,17 @@ export async function run(o: SampleCommandOptions, g: GlobalOptions): Promise<Sa
       },
     });
     progress.stop();
-    await writeGrid(o.out, r.samples, r.shape, { nrow: Math.max(1, Math.round(Math.sqrt(o.samples))) });
-    if (o.save) {
+    if (ro.vae) {
+      // a model trained on latents: decode as the reference's sample.py (grid, PNGs, arr_0 .npz)
+      const { vae } = loadVae(ro.vae, { config: ro.vaeConfig });
+      try {
+        if (vae.config.embedDim !== r.shape[1]) throw new UserError(`the VAE makes ${vae.config.embedDim}-channel latents, the model ${r.shape[1]}-channel ones: they do not belong together`);
+        await writeDecoded(vae, r.samples, r.shape, r.labels, { out: o.out, npz: ro.npz, save: o.save, pngNaming: ro.pngNaming, batchSize: o.batchSize });
+      } finally {
+        vae.dispose();
+      }
+    } else await writeGrid(o.out, r.samples, r.shape, { nrow: Math.max(1, Math.round(Math.sqrt(o.samples))) });
+    if (o.save && !ro.vae) {
       mkdirSync(o.save, { recursive: true });
       writeSafetensors(join(o.save, 'samples.safetensors'), new Map([
         ['samples', f32(r.shape, r.samples)],
@@ -140,11 +153,11 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--json', 'print the accounting as JSON on stdout')
     // a checkpoint file of the reference training code (sample_reference.ts)
     .option('--config <file>', 'reference checkpoint: the constructor keyword arguments (JSON), when shapes and stored args do not say enough')
-    .option('--vae <path>', 'reference checkpoint: the SD VAE that decodes its latents (diffusers folder, or ldm/diffusers weights)')
+    .option('--vae <path>', 'the SD VAE that decodes the latents of a latent model (diffusers folder, or ldm/diffusers weights)')
     .option('--vae-config <file>', 'config.json of --vae when it is a bare diffusers file')
     .addOption(new Option('--vae-variant <name>', 'which SD VAE fine-tune --vae is (recorded with the result)').choices(['ema', 'mse']))
-    .option('--npz <file>', 'reference checkpoint: write the decoded samples as arr_0 uint8 [N, H, W, 3] (ADM evaluator layout)')
-    .addOption(new Option('--png-naming <style>', "reference checkpoint: --save file names: fpdm ({idx:05d}--{y:03d}--{label}.png) or dit ({index:06d}.png)").choices(['fpdm', 'dit']))
+    .option('--npz <file>', 'with --vae: write the decoded samples as arr_0 uint8 [N, H, W, 3] (ADM evaluator layout)')
+    .addOption(new Option('--png-naming <style>', "with --vae: --save file names: fpdm ({idx:05d}--{y:03d}--{label}.png) or dit ({index:06d}.png)").choices(['fpdm', 'dit']))
     .option('--label-names <file>', 'reference checkpoint: JSON list of class names for fpdm-style PNG names');
   addRenamedFlags(cmd, RENAMED_FLAGS.sample);
   cmd.action(async (opts: SampleCommandOptions & ReferenceSampleOptions) => {

@@ -17,6 +17,7 @@ import { readReferenceCheckpoint } from '../../models/reference_ckpt.js';
 import { UserError } from '../../util/errors.js';
 import { prepareDir, prepareFileTarget, requireFile } from '../../util/fs.js';
 import { log } from '../../util/log.js';
+import type { AutoencoderKL } from '../../vae/autoencoder.js';
 import { loadVae, type VaeLoadInfo } from '../../vae/load.js';
 import { decodeToUint8, nhwcToNchw, writeSampleNpz, writeSamplePngs, type PngNaming } from '../../vae/samples.js';
 import { useBackend, type GlobalOptions } from '../context.js';
@@ -59,6 +60,24 @@ function readLabelNames(path: string): string[] {
   return v as string[];
 }
 
+/**
+ * Decodes latent samples [N, E, h, w] with the VAE and writes the grid (`out`), the arr_0 .npz (`npz`)
+ * and the PNGs named as the reference (`save`); returns the PNG folder or null.
+ */
+export async function writeDecoded(
+  vae: AutoencoderKL, latents: Float32Array, shape: [number, number, number, number], labels: Int32Array,
+  o: { out: string; npz?: string; save?: string; pngNaming?: PngNaming; labelNames?: string[]; batchSize?: number },
+): Promise<string | null> {
+  const { pixels, shape: s } = await decodeToUint8(vae, latents, shape, o.batchSize ?? 8);
+  const [n, H, W, C] = s;
+  await writeGrid(o.out, nhwcToNchw(pixels, s), [n, C, H, W], { nrow: Math.max(1, Math.round(Math.sqrt(n))) });
+  if (o.npz) writeSampleNpz(o.npz, pixels, s);
+  if (!o.save) return null;
+  mkdirSync(o.save, { recursive: true });
+  await writeSamplePngs(o.save, pixels, s, labels, { naming: o.pngNaming ?? 'fpdm', labelNames: o.labelNames });
+  return o.save;
+}
+
 export async function runReference(o: ReferenceSampleOptions, g: GlobalOptions): Promise<ReferenceSampleResult> {
   // every output path is checked before the checkpoint is read and sampled, not after
   prepareFileTarget(o.out, '--out grid', { createDir: false });
@@ -93,15 +112,7 @@ export async function runReference(o: ReferenceSampleOptions, g: GlobalOptions):
     progress.stop();
     let saved: string | null = null;
     if (vaeLoaded) {
-      const { pixels, shape } = await decodeToUint8(vaeLoaded.vae, r.samples, r.shape, o.batchSize ?? 8);
-      const [n, H, W, C] = shape;
-      await writeGrid(o.out, nhwcToNchw(pixels, shape), [n, C, H, W], { nrow: Math.max(1, Math.round(Math.sqrt(n))) });
-      if (o.npz) writeSampleNpz(o.npz, pixels, shape);
-      if (o.save) {
-        mkdirSync(o.save, { recursive: true });
-        await writeSamplePngs(o.save, pixels, shape, r.labels, { naming: o.pngNaming ?? 'fpdm', labelNames });
-        saved = o.save;
-      }
+      saved = await writeDecoded(vaeLoaded.vae, r.samples, r.shape, r.labels, { ...o, labelNames });
     } else {
       await writeGrid(o.out, r.samples, r.shape, { nrow: Math.max(1, Math.round(Math.sqrt(o.samples))) });
       if (o.npz || o.save) throw new UserError('--npz/--save of a pixel-space reference checkpoint are not supported: use --out for the grid');

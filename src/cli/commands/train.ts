@@ -114,7 +114,12 @@ export function datasetSettingsOf(o: TrainCommandOptions): DatasetSettings {
   let kind: string = o.data;
   let path: string | undefined;
   if (o.data.startsWith('mnist:')) throw new UserError(`--data ${o.data}: training uses the MNIST training split ('mnist'); the other splits are for \`fpdm-exp data\` and the held-out reference`);
-  if (o.data !== 'mnist' && o.data !== 'synthetic') {
+  if (o.data.startsWith('latents:')) {
+    // a latent folder (<name>_features/ + <name>_labels/, as `latents extract` or the reference writes)
+    kind = 'latents';
+    path = o.data.slice('latents:'.length);
+    if (!path) throw new UserError('--data latents: needs a path after "latents:"');
+  } else if (o.data !== 'mnist' && o.data !== 'synthetic') {
     kind = 'folder';
     path = o.data.startsWith('folder:') ? o.data.slice('folder:'.length) : o.data;
     if (!path) throw new UserError('--data folder: needs a path after "folder:"');
@@ -294,7 +299,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--sjfb-no-grad <a:b>', 'FPDM S-JFB: iterations without gradient, U{a..b} per batch (default 0:10)', rangeArg('--sjfb-no-grad'))
     .option('--sjfb-with-grad <c:d>', 'FPDM S-JFB: iterations with gradient, U{c..d} per batch (default 1:12)', rangeArg('--sjfb-with-grad'))
     .addOption(new Option('--pre-post-timestep-conditioning <bool>', 'FPDM: pre/post blocks see the timestep (default true)').choices(['true', 'false']).argParser(boolArg('--pre-post-timestep-conditioning')))
-    .requiredOption('--data <spec>', 'mnist, synthetic, folder:PATH (or a folder path)')
+    .requiredOption('--data <spec>', 'mnist, synthetic, folder:PATH (or a folder path), latents:PATH (a latent folder)')
     .option('--image-size <px>', 'image size (default: mnist 28, otherwise 32)', intArg('--image-size', 1))
     .addOption(new Option('--channels <n>', 'image channels (default: 1 for mnist, 3 otherwise)').choices(['1', '3']).argParser(channelsArg))
     .option('--classes <k>', 'classes (synthetic data: default 4; an image folder: its number of class sub-folders)', intArg('--classes', 1))
