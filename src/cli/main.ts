@@ -55,7 +55,23 @@ export async function buildProgram(args?: readonly string[]): Promise<Command> {
   return program;
 }
 
+let pipeGuarded = false;
+
+/**
+ * `fpdm-exp inspect FILE | head`: when the reader closes stdout, stop quietly with exit 0, as
+ * command-line tools do, instead of an unhandled EPIPE with a stack. Other stdout errors stay errors.
+ */
+function stopQuietlyOnClosedPipe(): void {
+  if (pipeGuarded) return;
+  pipeGuarded = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(EXIT.ok);
+    throw e;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  stopQuietlyOnClosedPipe();
   const program = await buildProgram(argv.slice(2));
   try {
     await program.parseAsync(argv);
