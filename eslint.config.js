@@ -14,7 +14,10 @@ export default tseslint.config(
     rules: {
       // an unused binding is an error, except names starting with _ (kept for a signature or for
       // destructuring) and caught errors that are deliberately ignored
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       // `cond ? a() : b()` and `ok && f()` as statements are deliberate idioms here
       '@typescript-eslint/no-unused-expressions': ['error', { allowShortCircuit: true, allowTernary: true }],
     },

@@ -21,7 +21,13 @@ import { initBackend, parseBackendChoice } from '../src/backends/index.js';
 import { openMnist } from '../src/data/mnist.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
-import { MNIST_CLASSIFIER_INPUT_SIZE as S, MNIST_CLASSIFIER_WEIGHTS, MNIST_PARAM_NAMES, MnistClassifier, mnistAccuracy } from '../src/metrics/mnist_classifier.js';
+import {
+  MNIST_CLASSIFIER_INPUT_SIZE as S,
+  MNIST_CLASSIFIER_WEIGHTS,
+  MNIST_PARAM_NAMES,
+  MnistClassifier,
+  mnistAccuracy,
+} from '../src/metrics/mnist_classifier.js';
 import { atomicWrite } from '../src/util/fs.js';
 import { Rng } from '../src/util/rng.js';
 import { PACKAGE_ROOT, gitCommit, toolVersion } from '../src/util/version.js';
@@ -70,10 +76,15 @@ async function all(ds: Dataset, limit = ds.size): Promise<{ x: Float32Array; y: 
 
 async function main(): Promise<void> {
   const backend = await initBackend(parseBackendChoice(args.backend!));
-  const train = await all(openMnist({ split: 'train', imageSize: S }), args['max-train'] ? Number(args['max-train']) : undefined);
+  const train = await all(
+    openMnist({ split: 'train', imageSize: S }),
+    args['max-train'] ? Number(args['max-train']) : undefined,
+  );
   const heldDs = openMnist({ split: 'heldout', imageSize: S });
   const held = await all(heldDs);
-  console.error(`backend ${backend.name}; train ${train.n} digits, held-out ${held.n}; seed ${seed}, ${epochs} epochs, batch ${batch}, lr ${lr0}`);
+  console.error(
+    `backend ${backend.name}; train ${train.n} digits, held-out ${held.n}; seed ${seed}, ${epochs} epochs, batch ${batch}, lr ${lr0}`,
+  );
 
   const root = new Rng(seed);
   const model = MnistClassifier.init(root.fork('init'));
@@ -106,7 +117,10 @@ async function main(): Promise<void> {
       const loss = tf.tidy(() => {
         const x = tf.tensor4d(xa, [batch, 1, S, S]);
         const onehot = tf.oneHot(tf.tensor1d(yb, 'int32'), 10);
-        const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(onehot, model.forward(x).logits) as tf.Scalar, vars);
+        const { value, grads } = tf.variableGrads(
+          () => tf.losses.softmaxCrossEntropy(onehot, model.forward(x).logits) as tf.Scalar,
+          vars,
+        );
         const c1 = 1 - b1 ** step;
         const c2 = 1 - b2 ** step;
         vars.forEach((w, j) => {
@@ -122,11 +136,18 @@ async function main(): Promise<void> {
       loss.dispose();
     }
     acc = await mnistAccuracy(model, held.x, [held.n, 1, S, S], held.y);
-    console.error(`epoch ${e + 1}/${epochs}: mean loss ${(lossSum / stepsPerEpoch).toFixed(4)}, held-out accuracy ${(100 * acc).toFixed(2)}%, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    console.error(
+      `epoch ${e + 1}/${epochs}: mean loss ${(lossSum / stepsPerEpoch).toFixed(4)}, held-out accuracy ${(100 * acc).toFixed(2)}%, ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+    );
   }
   const seconds = (Date.now() - t0) / 1000;
 
-  const metadata = { seed: String(seed), epochs: String(epochs), heldout_accuracy: acc.toFixed(6), trained_by: 'scripts/train-mnist-classifier.ts' };
+  const metadata = {
+    seed: String(seed),
+    epochs: String(epochs),
+    heldout_accuracy: acc.toFixed(6),
+    trained_by: 'scripts/train-mnist-classifier.ts',
+  };
   writeSafetensors(out, await model.toTensorMap(), metadata);
   const sha256 = createHash('sha256').update(readFileSync(out)).digest('hex');
   const record = {

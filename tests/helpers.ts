@@ -14,11 +14,15 @@ export const FIXTURES = process.env.FPDM_FIXTURES ?? REPO_FIXTURES;
 
 /** SHA-256 of every fixture file as used by the tests (after decompression), from tests/fixtures/SHA256SUMS. */
 export function fixtureDigests(): Map<string, string> {
-  const lines = readFileSync(join(REPO_FIXTURES, 'SHA256SUMS'), 'utf8').split('\n').filter((l) => l.trim() !== '');
-  return new Map(lines.map((l) => {
-    const [hash, name] = l.split(/\s+\*?/, 2) as [string, string];
-    return [name, hash];
-  }));
+  const lines = readFileSync(join(REPO_FIXTURES, 'SHA256SUMS'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
+  return new Map(
+    lines.map((l) => {
+      const [hash, name] = l.split(/\s+\*?/, 2) as [string, string];
+      return [name, hash];
+    }),
+  );
 }
 
 export function sha256(bytes: Uint8Array): string {
@@ -38,7 +42,10 @@ function unpack(packed: string, name: string): string {
   const bytes = brotliDecompressSync(readFileSync(packed));
   const want = fixtureDigests().get(name);
   const got = sha256(bytes);
-  if (want !== got) throw new Error(`golden fixture ${packed} unpacks to SHA-256 ${got}, but tests/fixtures/SHA256SUMS says ${want ?? '(no entry)'}`);
+  if (want !== got)
+    throw new Error(
+      `golden fixture ${packed} unpacks to SHA-256 ${got}, but tests/fixtures/SHA256SUMS says ${want ?? '(no entry)'}`,
+    );
   for (const target of [beside, fallback]) {
     const tmp = `${target}.${process.pid}.tmp`;
     try {
@@ -63,11 +70,14 @@ export function fixture(name: string): string {
     if (existsSync(p)) return p;
     if (existsSync(`${p}.br`)) return unpack(`${p}.br`, name);
   }
-  throw new Error(`golden fixture ${name} is missing from ${REPO_FIXTURES}${FIXTURES === REPO_FIXTURES ? '' : ` and ${FIXTURES}`}`);
+  throw new Error(
+    `golden fixture ${name} is missing from ${REPO_FIXTURES}${FIXTURES === REPO_FIXTURES ? '' : ` and ${FIXTURES}`}`,
+  );
 }
 
 /** CPU backends every machine has; the same suites run over each. FPDM_TEST_BACKENDS=webgpu adds the GPU one. */
-export const TEST_BACKENDS: BackendName[] = (process.env.FPDM_TEST_BACKENDS?.split(',') as BackendName[] | undefined) ?? ['cpu', 'wasm'];
+export const TEST_BACKENDS: BackendName[] = (process.env.FPDM_TEST_BACKENDS?.split(',') as
+  BackendName[] | undefined) ?? ['cpu', 'wasm'];
 
 export async function useBackend(name: BackendName): Promise<void> {
   await initBackend(name);

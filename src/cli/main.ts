@@ -17,7 +17,8 @@ export function invokedCommand(args: readonly string[]): string | undefined {
   const words: string[] = [];
   for (let i = 0; i < args.length && words.length < 2; i++) {
     const a = args[i]!;
-    if (a === '--backend') i++; // its value
+    if (a === '--backend')
+      i++; // its value
     else if (!a.startsWith('-')) words.push(a);
     if (words.length === 1 && words[0] !== 'help') break;
   }
@@ -35,8 +36,16 @@ export async function buildProgram(args?: readonly string[]): Promise<Command> {
   const showVersion = args === undefined || args.includes('-V') || args.includes('--version');
   program
     .description('Reproduce, check and extend Fixed Point Diffusion Models (FPDM) against DiT')
-    .version(showVersion ? `${toolVersion()} (commit ${gitCommit() ?? 'unknown'})` : '', '-V, --version', 'print the version and git commit')
-    .addOption(new Option('--backend <name>', `compute backend: auto, ${BACKEND_NAMES.join(', ')}`).default('auto').argParser(parseBackendChoice))
+    .version(
+      showVersion ? `${toolVersion()} (commit ${gitCommit() ?? 'unknown'})` : '',
+      '-V, --version',
+      'print the version and git commit',
+    )
+    .addOption(
+      new Option('--backend <name>', `compute backend: auto, ${BACKEND_NAMES.join(', ')}`)
+        .default('auto')
+        .argParser(parseBackendChoice),
+    )
     .option('-q, --quiet', 'log less on stderr')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
@@ -48,7 +57,8 @@ export async function buildProgram(args?: readonly string[]): Promise<Command> {
   const globals = (): GlobalOptions => program.opts() as GlobalOptions;
   for (const c of COMMANDS) {
     if (wanted === undefined ? args === undefined : c.name === wanted) (await c.load()).register(program, globals);
-    else stubTerms.set(program.command(c.name).description(c.summary).allowUnknownOption().allowExcessArguments(), c.term);
+    else
+      stubTerms.set(program.command(c.name).description(c.summary).allowUnknownOption().allowExcessArguments(), c.term);
   }
   // subcommands inherit exit override so commander never calls process.exit itself
   for (const c of program.commands) c.exitOverride();
@@ -90,7 +100,9 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`regression: ${e.message}\n`);
       return EXIT.regression;
     }
-    process.stderr.write(`internal error (a bug, please report it with this trace):\n${(e as Error)?.stack ?? String(e)}\n`);
+    process.stderr.write(
+      `internal error (a bug, please report it with this trace):\n${(e as Error)?.stack ?? String(e)}\n`,
+    );
     return EXIT.bug;
   }
 }

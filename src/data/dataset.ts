@@ -42,7 +42,8 @@ export interface Dataset {
 export function checkIndices(ds: { size: number; name: string }, indices: ArrayLike<number>): void {
   for (let i = 0; i < indices.length; i++) {
     const k = indices[i]!;
-    if (!Number.isInteger(k) || k < 0 || k >= ds.size) throw new Error(`${ds.name}: index ${k} out of range [0, ${ds.size})`);
+    if (!Number.isInteger(k) || k < 0 || k >= ds.size)
+      throw new Error(`${ds.name}: index ${k} out of range [0, ${ds.size})`);
   }
 }
 
@@ -107,8 +108,14 @@ export class BatchIterator {
     private readonly opts: BatchIteratorOptions,
     state?: BatchIteratorState,
   ) {
-    ensure(Number.isInteger(opts.batchSize) && opts.batchSize >= 1, `batch size must be a positive integer (got ${opts.batchSize})`);
-    ensure(opts.batchSize <= ds.size, `batch size ${opts.batchSize} is larger than the dataset ${ds.name} (${ds.size} images): use a smaller batch`);
+    ensure(
+      Number.isInteger(opts.batchSize) && opts.batchSize >= 1,
+      `batch size must be a positive integer (got ${opts.batchSize})`,
+    );
+    ensure(
+      opts.batchSize <= ds.size,
+      `batch size ${opts.batchSize} is larger than the dataset ${ds.name} (${ds.size} images): use a smaller batch`,
+    );
     if (state) {
       if (state.batchSize !== opts.batchSize || state.datasetSize !== ds.size) {
         throw new UserError(
@@ -149,18 +156,31 @@ export class BatchIterator {
     const b = await this.ds.batch(indices);
     if (this.opts.hflip) {
       const r = new Rng(`${String(this.opts.seed)}/hflip/${epoch}/${position}`);
-      flipHorizontal(b, Array.from(indices, () => r.uniform() < 0.5));
+      flipHorizontal(
+        b,
+        Array.from(indices, () => r.uniform() < 0.5),
+      );
     }
     return { ...b, indices, epoch };
   }
 
   state(): BatchIteratorState {
-    return { epoch: this.epoch, position: this.position, epochRng: this.epochRng, batchSize: this.opts.batchSize, datasetSize: this.ds.size };
+    return {
+      epoch: this.epoch,
+      position: this.position,
+      epochRng: this.epochRng,
+      batchSize: this.opts.batchSize,
+      datasetSize: this.ds.size,
+    };
   }
 }
 
 /** Batches over the dataset in index order (the last one may be short); `limit` caps the images. */
-export async function* sequentialBatches(ds: Dataset, batchSize: number, limit = ds.size): AsyncGenerator<Batch & { start: number }> {
+export async function* sequentialBatches(
+  ds: Dataset,
+  batchSize: number,
+  limit = ds.size,
+): AsyncGenerator<Batch & { start: number }> {
   ensure(Number.isInteger(batchSize) && batchSize >= 1, `batch size must be a positive integer (got ${batchSize})`);
   const end = Math.min(limit, ds.size);
   for (let start = 0; start < end; start += batchSize) {

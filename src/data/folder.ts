@@ -76,11 +76,20 @@ export function scanFolder(root: string): { files: FileEntry[]; classNames: stri
     if (isNodeError(e, 'ENOENT')) throw new UserError(`image folder '${root}' does not exist: check the --data path`);
     throw e;
   }
-  if (!st.isDirectory()) throw new UserError(`'${root}' is not a folder: --data folder expects a directory of PNG/JPEG/WebP images`);
+  if (!st.isDirectory())
+    throw new UserError(`'${root}' is not a folder: --data folder expects a directory of PNG/JPEG/WebP images`);
   const entries = readdirSync(root, { withFileTypes: true }).filter((e) => !e.name.startsWith('.'));
-  const subdirs = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort(byCodePoint);
+  const subdirs = entries
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort(byCodePoint);
   const topImages = entries.filter((e) => !e.isDirectory() && isImage(e.name));
-  const stat = (p: string, label: number): FileEntry => ({ path: p, rel: relative(root, p).split(sep).join('/'), label, bytes: statSync(p).size });
+  const stat = (p: string, label: number): FileEntry => ({
+    path: p,
+    rel: relative(root, p).split(sep).join('/'),
+    label,
+    bytes: statSync(p).size,
+  });
   if (subdirs.length > 0 && topImages.length > 0) {
     throw new UserError(
       `image folder '${root}' has both images at its top level (e.g. '${topImages[0]!.name}') and sub-folders (e.g. '${subdirs[0]}'): ` +
@@ -91,13 +100,15 @@ export function scanFolder(root: string): { files: FileEntry[]; classNames: stri
     const files: FileEntry[] = [];
     subdirs.forEach((name, label) => {
       const imgs = listImages(join(root, name));
-      if (imgs.length === 0) throw new UserError(`class folder '${join(root, name)}' has no PNG/JPEG/WebP images: remove it or add images`);
+      if (imgs.length === 0)
+        throw new UserError(`class folder '${join(root, name)}' has no PNG/JPEG/WebP images: remove it or add images`);
       for (const p of imgs) files.push(stat(p, label));
     });
     return { files, classNames: subdirs, labeled: true };
   }
   const imgs = listImages(root);
-  if (imgs.length === 0) throw new UserError(`image folder '${root}' has no PNG/JPEG/WebP images (${IMAGE_EXTENSIONS.join(', ')})`);
+  if (imgs.length === 0)
+    throw new UserError(`image folder '${root}' has no PNG/JPEG/WebP images (${IMAGE_EXTENSIONS.join(', ')})`);
   return { files: imgs.map((p) => stat(p, 0)), classNames: ['all'], labeled: false };
 }
 
@@ -114,7 +125,13 @@ export function pyRound(x: number): number {
  * ADM's center_crop_arr on an 8-bit [H, W, C] image → [size, size, C] (steps 2–4 above).
  * Returns the intermediate sizes too, for tests and documentation.
  */
-export function centerCropArr(img: Uint8Array, h: number, w: number, ch: number, size: number): { data: Uint8Array; resized: [number, number]; crop: [number, number] } {
+export function centerCropArr(
+  img: Uint8Array,
+  h: number,
+  w: number,
+  ch: number,
+  size: number,
+): { data: Uint8Array; resized: [number, number]; crop: [number, number] } {
   let data = img;
   while (Math.min(w, h) >= 2 * size) {
     const nw = Math.floor(w / 2);
@@ -130,7 +147,8 @@ export function centerCropArr(img: Uint8Array, h: number, w: number, ch: number,
   const cy = Math.floor((rh - size) / 2);
   const cx = Math.floor((rw - size) / 2);
   const out = new Uint8Array(size * size * ch); // [size, size, C]
-  for (let y = 0; y < size; y++) out.set(data.subarray(((cy + y) * rw + cx) * ch, ((cy + y) * rw + cx + size) * ch), y * size * ch);
+  for (let y = 0; y < size; y++)
+    out.set(data.subarray(((cy + y) * rw + cx) * ch, ((cy + y) * rw + cx + size) * ch), y * size * ch);
   return { data: out, resized: [rh, rw], crop: [cy, cx] };
 }
 
@@ -145,7 +163,10 @@ export async function decodeRgb(path: string): Promise<{ data: Uint8Array; h: nu
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), h: info.height, w: info.width };
   } catch (e) {
-    throw new UserError(`cannot read image '${path}': ${(e as Error).message.split('\n')[0]} (remove or replace the file)`, { cause: e });
+    throw new UserError(
+      `cannot read image '${path}': ${(e as Error).message.split('\n')[0]} (remove or replace the file)`,
+      { cause: e },
+    );
   }
 }
 

@@ -60,7 +60,11 @@ export interface GridOptions {
 }
 
 /** Lays out uint8 images [N, C, H, W] as one image [C, GH, GW] as torchvision's make_grid. */
-export function makeGrid(images: Uint8Array, shape: readonly number[], opts: GridOptions = {}): { data: Uint8Array; shape: [number, number, number] } {
+export function makeGrid(
+  images: Uint8Array,
+  shape: readonly number[],
+  opts: GridOptions = {},
+): { data: Uint8Array; shape: [number, number, number] } {
   assertShape('grid images', shape, [-1, -1, -1, -1]);
   const [n, c, h, w] = shape as [number, number, number, number];
   assertShape('grid images data', [images.length], [n * c * h * w]);
@@ -89,7 +93,12 @@ export function makeGrid(images: Uint8Array, shape: readonly number[], opts: Gri
  * Writes samples [N, C, H, W] as one PNG grid (default 8 per row, 2 px black border). Float samples
  * are taken to be in [−1, 1] and quantised with `toUint8`; uint8 samples are used as they are.
  */
-export async function writeGrid(path: string, samples: Float32Array | Uint8Array, shape: readonly number[], opts: GridOptions = {}): Promise<void> {
+export async function writeGrid(
+  path: string,
+  samples: Float32Array | Uint8Array,
+  shape: readonly number[],
+  opts: GridOptions = {},
+): Promise<void> {
   const u8 = samples instanceof Uint8Array ? samples : toUint8(samples);
   const grid = makeGrid(u8, shape, opts);
   await writePng(path, grid.data, grid.shape);

@@ -19,7 +19,11 @@ export { MNIST_SPLITS, type MnistSplit } from './mnist.js';
 export const DATASET_KINDS: readonly DatasetKind[] = ['mnist', 'folder', 'synthetic', 'latents'];
 
 /** Default image side per kind: MNIST's native 28; folders and synthetic data 32 (the one default). */
-export const DEFAULT_IMAGE_SIZE: Record<Exclude<DatasetKind, 'latents'>, number> = { mnist: 28, folder: 32, synthetic: 32 };
+export const DEFAULT_IMAGE_SIZE: Record<Exclude<DatasetKind, 'latents'>, number> = {
+  mnist: 28,
+  folder: 32,
+  synthetic: 32,
+};
 /** Defaults of synthetic data: number of images, classes, generator seed. */
 export const SYNTHETIC_DEFAULTS = { size: 512, classes: 4, seed: 0 } as const;
 
@@ -51,10 +55,13 @@ const ALLOWED: Record<DatasetKind, readonly (keyof DatasetSpec)[]> = {
 
 /** Opens the dataset a spec describes; every mistake in the spec is a UserError saying what to fix. */
 export async function openDataset(spec: DatasetSpec): Promise<Dataset> {
-  if (!DATASET_KINDS.includes(spec.kind)) throw new UserError(`data kind '${String(spec.kind)}' is not one of ${DATASET_KINDS.join(', ')}`);
+  if (!DATASET_KINDS.includes(spec.kind))
+    throw new UserError(`data kind '${String(spec.kind)}' is not one of ${DATASET_KINDS.join(', ')}`);
   for (const [k, v] of Object.entries(spec)) {
     if (v !== undefined && !ALLOWED[spec.kind].includes(k as keyof DatasetSpec)) {
-      throw new UserError(`data: '${k}' does not apply to ${spec.kind} data (it takes ${ALLOWED[spec.kind].filter((a) => a !== 'kind').join(', ')})`);
+      throw new UserError(
+        `data: '${k}' does not apply to ${spec.kind} data (it takes ${ALLOWED[spec.kind].filter((a) => a !== 'kind').join(', ')})`,
+      );
     }
   }
   const imageSize = spec.kind === 'latents' ? 0 : (spec.imageSize ?? DEFAULT_IMAGE_SIZE[spec.kind]); // latents: their files' side
@@ -62,13 +69,23 @@ export async function openDataset(spec: DatasetSpec): Promise<Dataset> {
     case 'mnist':
       return openMnist({ split: spec.split, imageSize, channels: spec.channels });
     case 'folder':
-      if (!spec.path) throw new UserError('data: folder data needs a path (e.g. --data ./images or `data: {kind: folder, path: ./images}`)');
+      if (!spec.path)
+        throw new UserError(
+          'data: folder data needs a path (e.g. --data ./images or `data: {kind: folder, path: ./images}`)',
+        );
       return openFolder({ path: spec.path, imageSize, channels: spec.channels });
     case 'latents':
-      if (!spec.path) throw new UserError('data: latent data needs a path (the folder holding <name>_features/ and <name>_labels/)');
+      if (!spec.path)
+        throw new UserError('data: latent data needs a path (the folder holding <name>_features/ and <name>_labels/)');
       return openLatentDataset({ path: spec.path, name: spec.name });
     case 'synthetic':
-      return openSynthetic({ size: spec.size ?? SYNTHETIC_DEFAULTS.size, numClasses: spec.classes ?? SYNTHETIC_DEFAULTS.classes, seed: spec.seed ?? SYNTHETIC_DEFAULTS.seed, imageSize, channels: spec.channels });
+      return openSynthetic({
+        size: spec.size ?? SYNTHETIC_DEFAULTS.size,
+        numClasses: spec.classes ?? SYNTHETIC_DEFAULTS.classes,
+        seed: spec.seed ?? SYNTHETIC_DEFAULTS.seed,
+        imageSize,
+        channels: spec.channels,
+      });
   }
 }
 
@@ -91,7 +108,16 @@ export function parseDataArg(arg: string, extra: Omit<DatasetSpec, 'kind' | 'pat
 }
 
 /** A dataset's identity for provenance and run records. */
-export function describeDataset(ds: Dataset): { kind: DatasetKind; name: string; size: number; numClasses: number; labeled: boolean; channels: number; imageSize: number; fingerprint: string } {
+export function describeDataset(ds: Dataset): {
+  kind: DatasetKind;
+  name: string;
+  size: number;
+  numClasses: number;
+  labeled: boolean;
+  channels: number;
+  imageSize: number;
+  fingerprint: string;
+} {
   const { kind, name, size, numClasses, labeled, channels, imageSize, fingerprint } = ds;
   return { kind, name, size, numClasses, labeled, channels, imageSize, fingerprint };
 }

@@ -42,7 +42,14 @@ export function encodeLabel(label: number): Uint8Array {
 }
 
 /** Writes item i (feature first, then label; each atomically): an item is complete iff its label exists. */
-export function writeLatentItem(root: string, name: string, i: number, latent: Float32Array, shape: readonly [number, number, number], label: number): void {
+export function writeLatentItem(
+  root: string,
+  name: string,
+  i: number,
+  latent: Float32Array,
+  shape: readonly [number, number, number],
+  label: number,
+): void {
   atomicWrite(join(featuresDir(root, name), `${i}.npy`), [encodeFeature(latent, shape)]);
   atomicWrite(join(labelsDir(root, name), `${i}.npy`), [encodeLabel(label)]);
 }
@@ -54,12 +61,24 @@ export function detectLatentName(root: string): string {
     entries = readdirSync(root);
   } catch (e) {
     if (isNodeError(e, 'ENOENT')) throw new UserError(`latent folder '${root}' does not exist: check the path`);
-    if (isNodeError(e, 'ENOTDIR')) throw new UserError(`'${root}' is not a folder: a latent dataset is a folder holding <name>_features/ and <name>_labels/`);
+    if (isNodeError(e, 'ENOTDIR'))
+      throw new UserError(
+        `'${root}' is not a folder: a latent dataset is a folder holding <name>_features/ and <name>_labels/`,
+      );
     throw e;
   }
-  const names = entries.filter((e) => e.endsWith(FEATURES_SUFFIX) && statSync(join(root, e)).isDirectory()).map((e) => e.slice(0, -FEATURES_SUFFIX.length)).sort();
-  if (names.length === 0) throw new UserError(`latent folder '${root}' has no <name>_features/ folder (expected e.g. imagenet256_features/ and imagenet256_labels/, as the reference's extract_features.py writes)`);
-  if (names.length > 1) throw new UserError(`latent folder '${root}' holds several latent sets (${names.map((n) => n + FEATURES_SUFFIX).join(', ')}): name one (latents name: ${names[0]})`);
+  const names = entries
+    .filter((e) => e.endsWith(FEATURES_SUFFIX) && statSync(join(root, e)).isDirectory())
+    .map((e) => e.slice(0, -FEATURES_SUFFIX.length))
+    .sort();
+  if (names.length === 0)
+    throw new UserError(
+      `latent folder '${root}' has no <name>_features/ folder (expected e.g. imagenet256_features/ and imagenet256_labels/, as the reference's extract_features.py writes)`,
+    );
+  if (names.length > 1)
+    throw new UserError(
+      `latent folder '${root}' holds several latent sets (${names.map((n) => n + FEATURES_SUFFIX).join(', ')}): name one (latents name: ${names[0]})`,
+    );
   return names[0]!;
 }
 
@@ -73,8 +92,13 @@ function byItemName(a: string, b: string): number {
 }
 
 function listNpy(dir: string, what: string): string[] {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`latent dataset: ${what} folder '${dir}' is missing (features and labels come as <name>_features/ and <name>_labels/ side by side)`);
-  return readdirSync(dir).filter((f) => f.endsWith('.npy') && !f.startsWith('.')).sort(byItemName);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new UserError(
+      `latent dataset: ${what} folder '${dir}' is missing (features and labels come as <name>_features/ and <name>_labels/ side by side)`,
+    );
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.npy') && !f.startsWith('.'))
+    .sort(byItemName);
 }
 
 function readNpyFile(path: string): HostTensor {
@@ -110,9 +134,15 @@ export function scanLatentFolder(root: string, name = detectLatentName(root)): L
   const lset = new Set(labelFiles);
   const fset = new Set(features);
   const noLabel = features.find((f) => !lset.has(f));
-  if (noLabel) throw new UserError(`latent dataset '${root}': feature '${join(fdir, noLabel)}' has no label file '${join(ldir, noLabel)}' (${features.length} features, ${labelFiles.length} labels; an interrupted extraction resumes when re-run)`);
+  if (noLabel)
+    throw new UserError(
+      `latent dataset '${root}': feature '${join(fdir, noLabel)}' has no label file '${join(ldir, noLabel)}' (${features.length} features, ${labelFiles.length} labels; an interrupted extraction resumes when re-run)`,
+    );
   const noFeature = labelFiles.find((f) => !fset.has(f));
-  if (noFeature) throw new UserError(`latent dataset '${root}': label '${join(ldir, noFeature)}' has no feature file '${join(fdir, noFeature)}'`);
+  if (noFeature)
+    throw new UserError(
+      `latent dataset '${root}': label '${join(ldir, noFeature)}' has no feature file '${join(fdir, noFeature)}'`,
+    );
   if (features.length === 0) throw new UserError(`latent dataset '${root}': '${fdir}' holds no .npy files`);
   const labels = new Int32Array(features.length);
   const h = createHash('sha256');
@@ -122,10 +152,13 @@ export function scanLatentFolder(root: string, name = detectLatentName(root)): L
     const lpath = join(ldir, f);
     const lab = readNpyFile(lpath);
     if (!(lab.dtype === 'I64' || lab.dtype === 'I32') || lab.data.length !== 1) {
-      throw new UserError(`latent label '${lpath}' is ${lab.dtype} of shape (${lab.shape.join(', ')}), expected int64 of shape (1,)`);
+      throw new UserError(
+        `latent label '${lpath}' is ${lab.dtype} of shape (${lab.shape.join(', ')}), expected int64 of shape (1,)`,
+      );
     }
     const v = Number(lab.data[0]!);
-    if (!Number.isInteger(v) || v < 0) throw new UserError(`latent label '${lpath}' is ${v}, expected a class index >= 0`);
+    if (!Number.isInteger(v) || v < 0)
+      throw new UserError(`latent label '${lpath}' is ${v}, expected a class index >= 0`);
     labels[i] = v;
     const fpath = join(fdir, f);
     const bytes = readFileSync(fpath);
@@ -139,10 +172,17 @@ export function scanLatentFolder(root: string, name = detectLatentName(root)): L
 
 function checkFeature(t: HostTensor, path: string, expected?: [number, number, number]): [number, number, number] {
   const ok = (t.shape.length === 4 && t.shape[0] === 1) || t.shape.length === 3;
-  if (!ok) throw new UserError(`latent file '${path}' has shape (${t.shape.join(', ')}), expected (1, C, h, w) as the reference writes`);
-  if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'F64') throw new UserError(`latent file '${path}' is ${t.dtype}, expected float32`);
+  if (!ok)
+    throw new UserError(
+      `latent file '${path}' has shape (${t.shape.join(', ')}), expected (1, C, h, w) as the reference writes`,
+    );
+  if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'F64')
+    throw new UserError(`latent file '${path}' is ${t.dtype}, expected float32`);
   const s = t.shape.slice(-3) as [number, number, number];
-  if (expected && s.join() !== expected.join()) throw new UserError(`latent file '${path}' has shape (1, ${s.join(', ')}), the others have (1, ${expected.join(', ')}): one latent set has one size`);
+  if (expected && s.join() !== expected.join())
+    throw new UserError(
+      `latent file '${path}' has shape (1, ${s.join(', ')}), the others have (1, ${expected.join(', ')}): one latent set has one size`,
+    );
   return s;
 }
 
@@ -176,8 +216,10 @@ export function openLatentDataset(o: { path: string; name?: string }): Dataset {
   const manifest = join(o.path, MANIFEST);
   if (existsSync(manifest)) {
     try {
-      const names = (JSON.parse(readFileSync(manifest, 'utf8')) as { images?: { classNames?: unknown } }).images?.classNames;
-      if (Array.isArray(names) && names.length === numClasses && names.every((n) => typeof n === 'string')) classNames = names as string[];
+      const names = (JSON.parse(readFileSync(manifest, 'utf8')) as { images?: { classNames?: unknown } }).images
+        ?.classNames;
+      if (Array.isArray(names) && names.length === numClasses && names.every((n) => typeof n === 'string'))
+        classNames = names as string[];
     } catch {
       // a damaged manifest only loses the class names; the data are checked above
     }

@@ -113,7 +113,10 @@ export function openMnist(opts: MnistOptions = {}): Dataset {
   const imageSize = opts.imageSize ?? 28;
   const channels = opts.channels ?? 1;
   ensure(MNIST_SPLITS.includes(split), `mnist split '${split}' is not one of ${MNIST_SPLITS.join(', ')}`);
-  ensure(Number.isInteger(imageSize) && imageSize >= 8 && imageSize <= 256, `mnist image size must be an integer in [8, 256] (got ${imageSize})`);
+  ensure(
+    Number.isInteger(imageSize) && imageSize >= 8 && imageSize <= 256,
+    `mnist image size must be an integer in [8, 256] (got ${imageSize})`,
+  );
   ensure(channels === 1 || channels === 3, `mnist channels must be 1 or 3 (got ${channels})`);
   const { version, perClass } = loadRaw();
   const { label, within } = mnistSplitIndex(split);
@@ -125,7 +128,18 @@ export function openMnist(opts: MnistOptions = {}): Dataset {
     images.set(prepare(src, imageSize), i * hw);
   }
   const fingerprint = createHash('sha256')
-    .update(JSON.stringify({ kind: 'mnist', package: 'mnist', version, split, heldoutFraction: MNIST_HELDOUT_FRACTION, imageSize, channels, preprocessing: 'mnist-v1' }))
+    .update(
+      JSON.stringify({
+        kind: 'mnist',
+        package: 'mnist',
+        version,
+        split,
+        heldoutFraction: MNIST_HELDOUT_FRACTION,
+        imageSize,
+        channels,
+        preprocessing: 'mnist-v1',
+      }),
+    )
     .digest('hex');
   const ds: Dataset = {
     kind: 'mnist',

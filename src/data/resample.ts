@@ -97,7 +97,15 @@ function clip8(acc: number): number {
 }
 
 /** One 8-bit pass along width (axis 'x') or height (axis 'y') of an [H, W, C] image. */
-function passU8(src: Uint8Array, h: number, w: number, ch: number, out: number, axis: 'x' | 'y', filter: ResampleFilter): Uint8Array {
+function passU8(
+  src: Uint8Array,
+  h: number,
+  w: number,
+  ch: number,
+  out: number,
+  axis: 'x' | 'y',
+  filter: ResampleFilter,
+): Uint8Array {
   const inSize = axis === 'x' ? w : h;
   const c = coefficients(inSize, out, filter);
   const k = fixedPoint(c);
@@ -128,7 +136,15 @@ function passU8(src: Uint8Array, h: number, w: number, ch: number, out: number, 
  * Resizes an 8-bit [H, W, C] image to [outH, outW, C] exactly as Pillow's `Image.resize(…, filter)`
  * on an 8-bit image (horizontal pass, then vertical; passes whose size is unchanged are skipped).
  */
-export function resizeU8(src: Uint8Array, h: number, w: number, ch: number, outH: number, outW: number, filter: ResampleFilter): Uint8Array {
+export function resizeU8(
+  src: Uint8Array,
+  h: number,
+  w: number,
+  ch: number,
+  outH: number,
+  outW: number,
+  filter: ResampleFilter,
+): Uint8Array {
   if (src.length !== h * w * ch) throw new Error(`resizeU8: ${src.length} values do not fill [${h}, ${w}, ${ch}]`);
   let img = src;
   if (outW !== w) img = passU8(img, h, w, ch, outW, 'x', filter);
@@ -137,7 +153,14 @@ export function resizeU8(src: Uint8Array, h: number, w: number, ch: number, outH
 }
 
 /** Float version (no rounding between passes) of `resizeU8`, for one-channel [H, W] maps. */
-export function resizeF32(src: Float32Array, h: number, w: number, outH: number, outW: number, filter: ResampleFilter): Float32Array {
+export function resizeF32(
+  src: Float32Array,
+  h: number,
+  w: number,
+  outH: number,
+  outW: number,
+  filter: ResampleFilter,
+): Float32Array {
   const cx = coefficients(w, outW, filter);
   const cy = coefficients(h, outH, filter);
   const tmp = new Float64Array(h * outW); // [H, outW]

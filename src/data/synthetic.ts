@@ -51,11 +51,19 @@ export function openSynthetic(opts: SyntheticOptions = {}): Dataset {
     seed: opts.seed ?? 0,
   };
   ensure(Number.isInteger(o.size) && o.size >= 1, `synthetic size must be a positive integer (got ${o.size})`);
-  ensure(Number.isInteger(o.numClasses) && o.numClasses >= 1, `synthetic numClasses must be a positive integer (got ${o.numClasses})`);
-  ensure(Number.isInteger(o.imageSize) && o.imageSize >= 4 && o.imageSize <= 512, `synthetic image size must be an integer in [4, 512] (got ${o.imageSize})`);
+  ensure(
+    Number.isInteger(o.numClasses) && o.numClasses >= 1,
+    `synthetic numClasses must be a positive integer (got ${o.numClasses})`,
+  );
+  ensure(
+    Number.isInteger(o.imageSize) && o.imageSize >= 4 && o.imageSize <= 512,
+    `synthetic image size must be an integer in [4, 512] (got ${o.imageSize})`,
+  );
   ensure(o.channels === 1 || o.channels === 3, `synthetic channels must be 1 or 3 (got ${o.channels})`);
   ensure(Number.isInteger(o.seed), `synthetic seed must be an integer (got ${o.seed})`);
-  const fingerprint = createHash('sha256').update(JSON.stringify({ kind: 'synthetic', generator: 'blobs-v1', ...o })).digest('hex');
+  const fingerprint = createHash('sha256')
+    .update(JSON.stringify({ kind: 'synthetic', generator: 'blobs-v1', ...o }))
+    .digest('hex');
   const chw = o.channels * o.imageSize * o.imageSize;
   const ds: Dataset = {
     kind: 'synthetic',

@@ -101,7 +101,9 @@ function checkCost(c: StepCost): void {
   checkInt('pre blocks', c.pre, 0);
   checkInt('post blocks', c.post, 0);
   if (c.family === 'fpdm' && c.pre + c.post + 1 > c.depth) {
-    throw new UserError(`budget: an FPDM step with ${c.pre} pre + ${c.post} post blocks and one iteration costs ${c.pre + c.post + 1} block evaluations, more than a DiT step (${c.depth}); use fewer pre/post blocks`);
+    throw new UserError(
+      `budget: an FPDM step with ${c.pre} pre + ${c.post} post blocks and one iteration costs ${c.pre + c.post + 1} block evaluations, more than a DiT step (${c.depth}); use fewer pre/post blocks`,
+    );
   }
 }
 
@@ -140,18 +142,36 @@ export function planSplits(cost: StepCost, K: number, maxSteps: number): Split[]
 const describe = (s: Split): string => `${s.steps} steps × ${s.iters} iterations`;
 
 /** The exact split asked for by steps and/or iterations (neither: the K-step split); else a UserError naming the nearest. */
-function chooseSplit(cost: StepCost, K: number, steps: number | undefined, iters: number | undefined, maxSteps: number): Split {
+function chooseSplit(
+  cost: StepCost,
+  K: number,
+  steps: number | undefined,
+  iters: number | undefined,
+  maxSteps: number,
+): Split {
   const all = exactSplits(cost, K, maxSteps);
-  const match = all.find((s) => (steps === undefined || s.steps === steps) && (iters === undefined || s.iters === iters) && (steps !== undefined || iters !== undefined || s.steps >= K));
+  const match = all.find(
+    (s) =>
+      (steps === undefined || s.steps === steps) &&
+      (iters === undefined || s.iters === iters) &&
+      (steps !== undefined || iters !== undefined || s.steps >= K),
+  );
   if (match) return match;
   const B = budgetBlockEvals(cost.depth, K);
   const key = (s: Split) => (steps !== undefined ? Math.abs(s.steps - steps) : Math.abs(s.iters - (iters ?? 0)));
   const nearest = [...all].sort((a, b) => key(a) - key(b) || a.steps - b.steps).slice(0, 2);
-  const asked = [steps !== undefined ? `${steps} steps` : '', iters !== undefined ? `${iters} iterations` : ''].filter(Boolean).join(' × ');
-  const spent = steps !== undefined && iters === undefined && Math.floor(B / steps) - cost.pre - cost.post >= 1 ? ` (${steps} steps × ${Math.floor(B / steps) - cost.pre - cost.post} iterations would spend ${steps * Math.floor(B / steps)} of ${B})` : '';
+  const asked = [steps !== undefined ? `${steps} steps` : '', iters !== undefined ? `${iters} iterations` : '']
+    .filter(Boolean)
+    .join(' × ');
+  const spent =
+    steps !== undefined && iters === undefined && Math.floor(B / steps) - cost.pre - cost.post >= 1
+      ? ` (${steps} steps × ${Math.floor(B / steps) - cost.pre - cost.post} iterations would spend ${steps * Math.floor(B / steps)} of ${B})`
+      : '';
   throw new UserError(
     `budget ${K} (${B} block evaluations at depth ${cost.depth}, ${cost.pre} pre + ${cost.post} post blocks) cannot be spent exactly with ${asked}${spent}; ` +
-      (all.length ? `nearest exact splits: ${nearest.map(describe).join(' or ')} (all: ${all.map((s) => `${s.steps}×${s.iters}`).join(', ')})` : `no split of ${MIN_SAMPLING_STEPS}..${maxSteps} steps spends it`),
+      (all.length
+        ? `nearest exact splits: ${nearest.map(describe).join(' or ')} (all: ${all.map((s) => `${s.steps}×${s.iters}`).join(', ')})`
+        : `no split of ${MIN_SAMPLING_STEPS}..${maxSteps} steps spends it`),
   );
 }
 
@@ -168,13 +188,23 @@ export function planSampling(cost: StepCost, req: SamplingRequest): SamplingPlan
   if (req.iters !== undefined) checkInt('iterations per step', req.iters, 1);
   const maxSteps = req.diffusionSteps;
   const stepRange = (steps: number): void => {
-    if (steps < MIN_SAMPLING_STEPS) throw new UserError(`a sampling pass needs at least ${MIN_SAMPLING_STEPS} steps (got ${steps}${cost.family === 'dit' && K !== null ? `: a DiT spends a budget of ${K} in ${K} steps` : ''}); use a larger budget or more steps`);
-    if (steps > maxSteps) throw new UserError(`${steps} sampling steps exceed the ${maxSteps} diffusion steps the model was trained with; use at most ${maxSteps}`);
+    if (steps < MIN_SAMPLING_STEPS)
+      throw new UserError(
+        `a sampling pass needs at least ${MIN_SAMPLING_STEPS} steps (got ${steps}${cost.family === 'dit' && K !== null ? `: a DiT spends a budget of ${K} in ${K} steps` : ''}); use a larger budget or more steps`,
+      );
+    if (steps > maxSteps)
+      throw new UserError(
+        `${steps} sampling steps exceed the ${maxSteps} diffusion steps the model was trained with; use at most ${maxSteps}`,
+      );
   };
   const none = { iters: null, allocation: null, itersPerStep: null, tolerance: null, maxItersPerStep: null };
   if (cost.family === 'dit') {
-    if (req.iters !== undefined || req.allocation !== undefined) throw new UserError('iterations and allocation apply to FPDM; this is a DiT (a budget of K means K steps)');
-    if (K !== null && req.steps !== undefined && req.steps !== K) throw new UserError(`a DiT spends its budget of ${K} DiT-step equivalents in exactly ${K} steps; drop the steps or set them to ${K}`);
+    if (req.iters !== undefined || req.allocation !== undefined)
+      throw new UserError('iterations and allocation apply to FPDM; this is a DiT (a budget of K means K steps)');
+    if (K !== null && req.steps !== undefined && req.steps !== K)
+      throw new UserError(
+        `a DiT spends its budget of ${K} DiT-step equivalents in exactly ${K} steps; drop the steps or set them to ${K}`,
+      );
     const steps = req.steps ?? K;
     if (steps === null) throw new UserError('give a budget or a number of steps');
     stepRange(steps);
@@ -185,15 +215,18 @@ export function planSampling(cost: StepCost, req: SamplingRequest): SamplingPlan
     if (req.steps !== undefined) stepRange(req.steps);
     split = chooseSplit(cost, K, req.steps, req.iters, maxSteps);
   } else {
-    if (req.steps === undefined || req.iters === undefined) throw new UserError('without a budget, FPDM needs both steps and iterations per step');
+    if (req.steps === undefined || req.iters === undefined)
+      throw new UserError('without a budget, FPDM needs both steps and iterations per step');
     stepRange(req.steps);
     split = { steps: req.steps, iters: req.iters, blockEvals: req.steps * (cost.pre + req.iters + cost.post) };
   }
   const allocation = req.allocation ?? 'fixed';
-  if (!(ALLOCATIONS as readonly string[]).includes(allocation)) throw new UserError(`allocation '${allocation}' is not one of ${ALLOCATIONS.join(', ')}`);
+  if (!(ALLOCATIONS as readonly string[]).includes(allocation))
+    throw new UserError(`allocation '${allocation}' is not one of ${ALLOCATIONS.join(', ')}`);
   const base = { family: 'fpdm' as const, budget: K, steps: split.steps, iters: split.iters, allocation, cost };
   if (allocation !== 'tolerance') {
-    if (req.tolerance !== undefined || req.maxItersPerStep !== undefined) throw new UserError(`a tolerance and a per-step cap apply to the 'tolerance' allocation, not '${allocation}'`);
+    if (req.tolerance !== undefined || req.maxItersPerStep !== undefined)
+      throw new UserError(`a tolerance and a per-step cap apply to the 'tolerance' allocation, not '${allocation}'`);
     const itersPerStep = allocateIterations(split.steps * split.iters, split.steps, allocation);
     const blockEvals = itersPerStep.reduce((a, n) => a + fpdmStepBlockEvals(cost.pre, cost.post, n), 0);
     return { ...base, itersPerStep, tolerance: null, maxItersPerStep: null, blockEvals };
@@ -292,7 +325,8 @@ export class ToleranceAllocator {
 
   /** The most iterations step `step` (sampling order) may use. */
   capFor(step: number): number {
-    if (step !== this.perStep.length) throw new Error(`ToleranceAllocator: asked for step ${step}, expected step ${this.perStep.length}`);
+    if (step !== this.perStep.length)
+      throw new Error(`ToleranceAllocator: asked for step ${step}, expected step ${this.perStep.length}`);
     const later = this.steps - step - 1;
     return Math.min(this.maxPerStep, this.budget - this.spent - later * this.minPerStep);
   }

@@ -27,14 +27,21 @@ export interface CfgOptions {
 
 export function withCfg<S>(inner: Denoiser<S>, opts: CfgOptions): Denoiser<S> {
   const channels = opts.channels ?? 'all';
-  if (!(opts.scale >= 0) || !Number.isFinite(opts.scale)) throw new UserError(`cfg scale must be a finite number >= 0, got ${opts.scale}`);
-  if (!Number.isInteger(opts.numClasses) || opts.numClasses < 1) throw new UserError(`cfg needs the model's number of classes (>= 1), got ${opts.numClasses}`);
+  if (!(opts.scale >= 0) || !Number.isFinite(opts.scale))
+    throw new UserError(`cfg scale must be a finite number >= 0, got ${opts.scale}`);
+  if (!Number.isInteger(opts.numClasses) || opts.numClasses < 1)
+    throw new UserError(`cfg needs the model's number of classes (>= 1), got ${opts.numClasses}`);
   return async (x, t, y, ctx) => {
-    if (y === null) throw new UserError('classifier-free guidance needs class labels (y); sample without --cfg for an unconditional model');
+    if (y === null)
+      throw new UserError(
+        'classifier-free guidance needs class labels (y); sample without --cfg for an unconditional model',
+      );
     const N = x.shape[0];
     const x2 = tf.concat([x, x], 0) as tf.Tensor4D; // [2N, C, H, W]
     const t2 = tf.concat([t, t], 0) as tf.Tensor1D; // [2N]
-    const y2 = tf.tidy(() => tf.concat([tf.cast(y, 'int32'), tf.fill([N], opts.numClasses, 'int32')], 0) as tf.Tensor1D); // [2N]
+    const y2 = tf.tidy(
+      () => tf.concat([tf.cast(y, 'int32'), tf.fill([N], opts.numClasses, 'int32')], 0) as tf.Tensor1D,
+    ); // [2N]
     let res;
     try {
       res = await inner(x2, t2, y2, ctx);

@@ -71,13 +71,25 @@ function meanFlat(x: tf.Tensor): tf.Tensor1D {
  * The variational-bound term in bits per dimension for each sample (reference: _vb_terms_bpd with
  * clip_denoised = False): KL(q ‖ p) where t > 0, decoder NLL where t = 0.
  */
-export function vbTermsBpd(process: GaussianDiffusion, modelOutput: tf.Tensor4D, xStart: tf.Tensor4D, xT: tf.Tensor4D, t: Timesteps): tf.Tensor1D {
+export function vbTermsBpd(
+  process: GaussianDiffusion,
+  modelOutput: tf.Tensor4D,
+  xStart: tf.Tensor4D,
+  xT: tf.Tensor4D,
+  t: Timesteps,
+): tf.Tensor1D {
   return tf.tidy(() => {
     const q = process.qPosteriorMeanVariance(xStart, xT, t);
     const p = process.pMeanVariance(modelOutput, xT, t, { clipDenoised: false });
     const kl = tf.div(meanFlat(normalKl(q.mean, q.logVarianceClipped, p.mean, p.logVariance)), LN2);
-    const decoderNll = tf.div(meanFlat(tf.neg(discretizedGaussianLogLikelihood(xStart, p.mean, tf.mul(0.5, p.logVariance)))), LN2);
-    const isZero = tf.tensor1d(Array.from(t, (k) => k === 0), 'bool');
+    const decoderNll = tf.div(
+      meanFlat(tf.neg(discretizedGaussianLogLikelihood(xStart, p.mean, tf.mul(0.5, p.logVariance)))),
+      LN2,
+    );
+    const isZero = tf.tensor1d(
+      Array.from(t, (k) => k === 0),
+      'bool',
+    );
     return tf.where(isZero, decoderNll, kl) as tf.Tensor1D; // [N]
   });
 }

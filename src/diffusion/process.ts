@@ -16,7 +16,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../util/errors.js';
 import { assertShape } from '../util/shapes.js';
 import { respaceBetas, spaceTimesteps } from './respace.js';
-import { enforceZeroTerminalSnr, namedBetas, scheduleTables, type ScheduleName, type ScheduleTables } from './schedules.js';
+import {
+  enforceZeroTerminalSnr,
+  namedBetas,
+  scheduleTables,
+  type ScheduleName,
+  type ScheduleTables,
+} from './schedules.js';
 
 export type Parameterization = 'eps' | 'x0' | 'v';
 export type VarianceType = 'learned-range' | 'fixed-small' | 'fixed-large';
@@ -56,13 +62,19 @@ export const DEFAULT_DIFFUSION: DiffusionConfig = {
 export function diffusionConfig(partial: Partial<DiffusionConfig> = {}): DiffusionConfig {
   const c: DiffusionConfig = { ...DEFAULT_DIFFUSION, ...partial };
   if (c.zeroTerminalSnr && c.parameterization !== 'v') {
-    throw new UserError(`diffusion: zeroTerminalSnr needs parameterization 'v' (got '${c.parameterization}'): with ᾱ = 0 at the last step, x_0 cannot be recovered from an ε prediction`);
+    throw new UserError(
+      `diffusion: zeroTerminalSnr needs parameterization 'v' (got '${c.parameterization}'): with ᾱ = 0 at the last step, x_0 cannot be recovered from an ε prediction`,
+    );
   }
   if (c.loss === 'hybrid' && c.variance !== 'learned-range') {
-    throw new UserError(`diffusion: loss 'hybrid' (mse + vb) trains a learned variance; with variance '${c.variance}' use loss 'mse'`);
+    throw new UserError(
+      `diffusion: loss 'hybrid' (mse + vb) trains a learned variance; with variance '${c.variance}' use loss 'mse'`,
+    );
   }
   if (c.loss === 'mse' && c.variance === 'learned-range') {
-    throw new UserError(`diffusion: variance 'learned-range' is trained by the vb term; use loss 'hybrid' (or a fixed variance with loss 'mse')`);
+    throw new UserError(
+      `diffusion: variance 'learned-range' is trained by the vb term; use loss 'hybrid' (or a fixed variance with loss 'mse')`,
+    );
   }
   return c;
 }
@@ -107,11 +119,16 @@ export class GaussianDiffusion {
     const { snr, sqrtOneMinusAlphasCumprod: s1 } = this.tables;
     this.vWeights = snr.map((s, i) => {
       switch (config.vWeighting) {
-        case 'p2': return s * s1[i]!; // reference: snrs · √(1−ᾱ) (Choi et al. 2022 "P2" in spirit)
-        case 'snr': return s;
-        case 'sqrt-snr': return Math.sqrt(s);
-        case 'snr+1': return s + 1;
-        case 'truncated-snr': return Math.max(s, 1);
+        case 'p2':
+          return s * s1[i]!; // reference: snrs · √(1−ᾱ) (Choi et al. 2022 "P2" in spirit)
+        case 'snr':
+          return s;
+        case 'sqrt-snr':
+          return Math.sqrt(s);
+        case 'snr+1':
+          return s + 1;
+        case 'truncated-snr':
+          return Math.max(s, 1);
       }
     });
     const pv = this.tables.posteriorVariance;
@@ -126,7 +143,10 @@ export class GaussianDiffusion {
 
   /** Original timesteps for the model, as float32 [N] (integer values). */
   modelTimesteps(t: Timesteps): tf.Tensor1D {
-    return tf.tensor1d(Float32Array.from(t, (i) => this.timestepMap[i]!), 'float32');
+    return tf.tensor1d(
+      Float32Array.from(t, (i) => this.timestepMap[i]!),
+      'float32',
+    );
   }
 
   /** Looks up a float64 table at t, rounds to float32 and shapes it [N, 1, 1, 1] for broadcasting. */
@@ -160,34 +180,66 @@ export class GaussianDiffusion {
   }
 
   /** q(x_{t−1} | x_t, x_0) = N(c1·x_0 + c2·x_t, β̃_t)  (DDPM eqs. 6–7). */
-  qPosteriorMeanVariance(xStart: tf.Tensor4D, xT: tf.Tensor4D, t: Timesteps): { mean: tf.Tensor4D; variance: tf.Tensor4D; logVarianceClipped: tf.Tensor4D } {
+  qPosteriorMeanVariance(
+    xStart: tf.Tensor4D,
+    xT: tf.Tensor4D,
+    t: Timesteps,
+  ): { mean: tf.Tensor4D; variance: tf.Tensor4D; logVarianceClipped: tf.Tensor4D } {
     return tf.tidy(() => {
       const c1 = this.extract(this.tables.posteriorMeanCoef1, t);
       const c2 = this.extract(this.tables.posteriorMeanCoef2, t);
       const mean = tf.add(tf.mul(c1, xStart), tf.mul(c2, xT)) as tf.Tensor4D; // [N, C, H, W]
       const full = (tab: Float64Array) => tf.broadcastTo(this.extract(tab, t), xT.shape) as tf.Tensor4D;
-      return { mean, variance: full(this.tables.posteriorVariance), logVarianceClipped: full(this.tables.posteriorLogVarianceClipped) };
+      return {
+        mean,
+        variance: full(this.tables.posteriorVariance),
+        logVarianceClipped: full(this.tables.posteriorLogVarianceClipped),
+      };
     });
   }
 
   /** x_0 from ε: x_0 = x_t/√ᾱ_t − √(1/ᾱ_t − 1) ε  (DDPM eq. 4 solved for x_0). */
   predictXstartFromEps(xT: tf.Tensor4D, t: Timesteps, eps: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => tf.sub(tf.mul(this.extract(this.tables.sqrtRecipAlphasCumprod, t), xT), tf.mul(this.extract(this.tables.sqrtRecipm1AlphasCumprod, t), eps)) as tf.Tensor4D);
+    return tf.tidy(
+      () =>
+        tf.sub(
+          tf.mul(this.extract(this.tables.sqrtRecipAlphasCumprod, t), xT),
+          tf.mul(this.extract(this.tables.sqrtRecipm1AlphasCumprod, t), eps),
+        ) as tf.Tensor4D,
+    );
   }
 
   /** x_0 from v: x_0 = √ᾱ_t x_t − √(1−ᾱ_t) v. */
   predictXstartFromV(xT: tf.Tensor4D, t: Timesteps, v: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => tf.sub(tf.mul(this.extract(this.tables.sqrtAlphasCumprod, t), xT), tf.mul(this.extract(this.tables.sqrtOneMinusAlphasCumprod, t), v)) as tf.Tensor4D);
+    return tf.tidy(
+      () =>
+        tf.sub(
+          tf.mul(this.extract(this.tables.sqrtAlphasCumprod, t), xT),
+          tf.mul(this.extract(this.tables.sqrtOneMinusAlphasCumprod, t), v),
+        ) as tf.Tensor4D,
+    );
   }
 
   /** ε from x_0: (x_t/√ᾱ_t − x_0) / √(1/ᾱ_t − 1). */
   predictEpsFromXstart(xT: tf.Tensor4D, t: Timesteps, predXstart: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => tf.div(tf.sub(tf.mul(this.extract(this.tables.sqrtRecipAlphasCumprod, t), xT), predXstart), this.extract(this.tables.sqrtRecipm1AlphasCumprod, t)) as tf.Tensor4D);
+    return tf.tidy(
+      () =>
+        tf.div(
+          tf.sub(tf.mul(this.extract(this.tables.sqrtRecipAlphasCumprod, t), xT), predXstart),
+          this.extract(this.tables.sqrtRecipm1AlphasCumprod, t),
+        ) as tf.Tensor4D,
+    );
   }
 
   /** ε from v: √ᾱ_t v + √(1−ᾱ_t) x_t (finite even where ᾱ_t = 0). */
   predictEpsFromV(xT: tf.Tensor4D, t: Timesteps, v: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => tf.add(tf.mul(this.extract(this.tables.sqrtAlphasCumprod, t), v), tf.mul(this.extract(this.tables.sqrtOneMinusAlphasCumprod, t), xT)) as tf.Tensor4D);
+    return tf.tidy(
+      () =>
+        tf.add(
+          tf.mul(this.extract(this.tables.sqrtAlphasCumprod, t), v),
+          tf.mul(this.extract(this.tables.sqrtOneMinusAlphasCumprod, t), xT),
+        ) as tf.Tensor4D,
+    );
   }
 
   /** Number of channels the model must output for `dataChannels` data channels. */
@@ -202,7 +254,12 @@ export class GaussianDiffusion {
    * 2. x_0 prediction from ε (eq. 4 inverted), x_0 directly, or v; optionally clamped to [−1, 1].
    * 3. Mean = posterior mean μ̃_t(x̂_0, x_t) (DDPM eq. 7).
    */
-  pMeanVariance(modelOutput: tf.Tensor4D, x: tf.Tensor4D, t: Timesteps, opts: { clipDenoised: boolean; denoisedFn?: (x0: tf.Tensor4D) => tf.Tensor4D }): MeanVariance {
+  pMeanVariance(
+    modelOutput: tf.Tensor4D,
+    x: tf.Tensor4D,
+    t: Timesteps,
+    opts: { clipDenoised: boolean; denoisedFn?: (x0: tf.Tensor4D) => tf.Tensor4D },
+  ): MeanVariance {
     this.checkBatch('pMeanVariance x', x, t);
     const [N, C, H, W] = x.shape;
     assertShape('model output', modelOutput.shape, [N, this.modelOutputChannels(C), H, W]);
@@ -220,16 +277,19 @@ export class GaussianDiffusion {
         variance = tf.exp(logVariance);
       } else {
         out = modelOutput;
-        const pair = this.config.variance === 'fixed-large'
-          ? this.fixedLarge
-          : { variance: this.tables.posteriorVariance, logVariance: this.tables.posteriorLogVarianceClipped };
+        const pair =
+          this.config.variance === 'fixed-large'
+            ? this.fixedLarge
+            : { variance: this.tables.posteriorVariance, logVariance: this.tables.posteriorLogVarianceClipped };
         variance = tf.broadcastTo(this.extract(pair.variance, t), x.shape) as tf.Tensor4D;
         logVariance = tf.broadcastTo(this.extract(pair.logVariance, t), x.shape) as tf.Tensor4D;
       }
       let predXstart =
-        this.config.parameterization === 'eps' ? this.predictXstartFromEps(x, t, out)
-        : this.config.parameterization === 'v' ? this.predictXstartFromV(x, t, out)
-        : out;
+        this.config.parameterization === 'eps'
+          ? this.predictXstartFromEps(x, t, out)
+          : this.config.parameterization === 'v'
+            ? this.predictXstartFromV(x, t, out)
+            : out;
       if (opts.denoisedFn) predXstart = opts.denoisedFn(predXstart);
       if (opts.clipDenoised) predXstart = tf.clipByValue(predXstart, -1, 1);
       const { mean } = this.qPosteriorMeanVariance(predXstart, x, t);
@@ -247,7 +307,10 @@ export class GaussianDiffusion {
         if (Array.from(t).some((k) => k !== 0)) throw new Error('pSampleStep: noise is needed where t != 0');
         return tf.clone(mv.mean);
       }
-      const mask = tf.tensor4d(Float32Array.from(t, (k) => (k !== 0 ? 1 : 0)), [t.length, 1, 1, 1]);
+      const mask = tf.tensor4d(
+        Float32Array.from(t, (k) => (k !== 0 ? 1 : 0)),
+        [t.length, 1, 1, 1],
+      );
       return tf.add(mv.mean, tf.mul(tf.mul(mask, tf.exp(tf.mul(0.5, mv.logVariance))), noise)) as tf.Tensor4D;
     });
   }
@@ -263,9 +326,10 @@ export class GaussianDiffusion {
   ddimStep(mv: MeanVariance, x: tf.Tensor4D, t: Timesteps, eta: number, noise: tf.Tensor4D | null): tf.Tensor4D {
     return tf.tidy(() => {
       const anyInf = Array.from(t).some((k) => !Number.isFinite(this.tables.sqrtRecipAlphasCumprod[k]!));
-      const eps = this.config.parameterization === 'v' && anyInf
-        ? this.predictEpsFromV(x, t, mv.modelOutput)
-        : this.predictEpsFromXstart(x, t, mv.predXstart);
+      const eps =
+        this.config.parameterization === 'v' && anyInf
+          ? this.predictEpsFromV(x, t, mv.modelOutput)
+          : this.predictEpsFromXstart(x, t, mv.predXstart);
       const alphaBar = this.extract(this.tables.alphasCumprod, t);
       const alphaBarPrev = this.extract(this.tables.alphasCumprodPrev, t);
       const sigma = tf.mul(
@@ -277,10 +341,14 @@ export class GaussianDiffusion {
         tf.mul(tf.sqrt(tf.sub(tf.sub(1, alphaBarPrev), tf.square(sigma))), eps),
       ) as tf.Tensor4D;
       if (noise === null) {
-        if (eta !== 0 && Array.from(t).some((k) => k !== 0)) throw new Error('ddimStep: noise is needed where eta > 0 and t != 0');
+        if (eta !== 0 && Array.from(t).some((k) => k !== 0))
+          throw new Error('ddimStep: noise is needed where eta > 0 and t != 0');
         return meanPred;
       }
-      const mask = tf.tensor4d(Float32Array.from(t, (k) => (k !== 0 ? 1 : 0)), [t.length, 1, 1, 1]);
+      const mask = tf.tensor4d(
+        Float32Array.from(t, (k) => (k !== 0 ? 1 : 0)),
+        [t.length, 1, 1, 1],
+      );
       return tf.add(meanPred, tf.mul(tf.mul(mask, sigma), noise)) as tf.Tensor4D;
     });
   }

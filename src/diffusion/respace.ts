@@ -33,11 +33,15 @@ export function spaceTimesteps(T: number, sectionCounts: string | readonly numbe
       for (let stride = 1; stride < T; stride++) {
         if (Math.ceil(T / stride) === desired) return Array.from({ length: desired }, (_, i) => i * stride);
       }
-      throw new UserError(`respacing '${sectionCounts}': cannot take exactly ${desired} of ${T} steps with an integer stride (DDIM striding); use plain section counts such as '${desired}'`);
+      throw new UserError(
+        `respacing '${sectionCounts}': cannot take exactly ${desired} of ${T} steps with an integer stride (DDIM striding); use plain section counts such as '${desired}'`,
+      );
     }
     counts = spec.split(',').map((s) => Number(s.trim()));
     if (counts.some((c) => !Number.isInteger(c) || c < 1)) {
-      throw new UserError(`respacing '${sectionCounts}': expected comma-separated positive integers (e.g. '250' or '7,3') or 'ddimN'`);
+      throw new UserError(
+        `respacing '${sectionCounts}': expected comma-separated positive integers (e.g. '250' or '7,3') or 'ddimN'`,
+      );
     }
   } else {
     counts = [...sectionCounts];
@@ -48,7 +52,8 @@ export function spaceTimesteps(T: number, sectionCounts: string | readonly numbe
   const steps = new Set<number>();
   counts.forEach((count, i) => {
     const size = sizePer + (i < extra ? 1 : 0);
-    if (size < count) throw new UserError(`respacing: cannot take ${count} steps from a section of ${size} (of ${T} diffusion steps)`);
+    if (size < count)
+      throw new UserError(`respacing: cannot take ${count} steps from a section of ${size} (of ${T} diffusion steps)`);
     const stride = count <= 1 ? 1 : (size - 1) / (count - 1);
     let cur = 0;
     for (let k = 0; k < count; k++) {
@@ -64,7 +69,10 @@ export function spaceTimesteps(T: number, sectionCounts: string | readonly numbe
  * New betas for the kept steps: β'_k = 1 − ᾱ_{t_k} / ᾱ_{t_{k−1}} (ᾱ before the first kept step = 1),
  * and the map from respaced index k to original timestep t_k (reference: SpacedDiffusion.__init__).
  */
-export function respaceBetas(betas: Float64Array, keep: readonly number[]): { betas: Float64Array; timestepMap: Int32Array } {
+export function respaceBetas(
+  betas: Float64Array,
+  keep: readonly number[],
+): { betas: Float64Array; timestepMap: Int32Array } {
   const use = new Set(keep);
   const out: number[] = [];
   const map: number[] = [];

@@ -59,7 +59,12 @@ export interface SampleResult<S = unknown> {
   ms: number;
 }
 
-export type Sampler = <S>(denoiser: Denoiser<S>, xT: tf.Tensor4D, process: GaussianDiffusion, options: SampleOptions<S>) => Promise<SampleResult<S>>;
+export type Sampler = <S>(
+  denoiser: Denoiser<S>,
+  xT: tf.Tensor4D,
+  process: GaussianDiffusion,
+  options: SampleOptions<S>,
+) => Promise<SampleResult<S>>;
 
 async function runLoop<S>(
   kind: SamplerName,
@@ -70,7 +75,8 @@ async function runLoop<S>(
 ): Promise<SampleResult<S>> {
   if (xT.rank !== 4) throw new UserError(`sampler: x_T must be [N, C, H, W], got rank ${xT.rank}`);
   const N = xT.shape[0];
-  if (options.y && options.y.shape[0] !== N) throw new UserError(`sampler: ${options.y.shape[0]} labels for a batch of ${N}`);
+  if (options.y && options.y.shape[0] !== N)
+    throw new UserError(`sampler: ${options.y.shape[0]} labels for a batch of ${N}`);
   const eta = options.eta ?? 0;
   if (kind === 'ddim' && !(eta >= 0)) throw new UserError(`ddim: eta must be >= 0, got ${eta}`);
   const clipDenoised = options.clipDenoised ?? false;
@@ -104,7 +110,14 @@ async function runLoop<S>(
       x = next;
       if (options.onStep) {
         await x.data(); // time the step to completion on asynchronous backends (an asynchronous read: webgpu has no synchronous one under Node)
-        options.onStep(i, { step: i, steps, t: tIndex, tOriginal: process.timestepMap[tIndex]!, ms: performance.now() - stepStart, denoiser: res.info ?? {} });
+        options.onStep(i, {
+          step: i,
+          steps,
+          t: tIndex,
+          tOriginal: process.timestepMap[tIndex]!,
+          ms: performance.now() - stepStart,
+          denoiser: res.info ?? {},
+        });
       }
     }
   } catch (e) {
@@ -116,12 +129,22 @@ async function runLoop<S>(
 }
 
 /** DDPM ancestral sampling over every step of `process` (respace the process to take fewer). */
-export function sampleDdpm<S>(denoiser: Denoiser<S>, xT: tf.Tensor4D, process: GaussianDiffusion, options: SampleOptions<S>): Promise<SampleResult<S>> {
+export function sampleDdpm<S>(
+  denoiser: Denoiser<S>,
+  xT: tf.Tensor4D,
+  process: GaussianDiffusion,
+  options: SampleOptions<S>,
+): Promise<SampleResult<S>> {
   return runLoop('ddpm', denoiser, xT, process, options);
 }
 
 /** DDIM sampling with options.eta (default 0) over every step of `process`. */
-export function sampleDdim<S>(denoiser: Denoiser<S>, xT: tf.Tensor4D, process: GaussianDiffusion, options: SampleOptions<S>): Promise<SampleResult<S>> {
+export function sampleDdim<S>(
+  denoiser: Denoiser<S>,
+  xT: tf.Tensor4D,
+  process: GaussianDiffusion,
+  options: SampleOptions<S>,
+): Promise<SampleResult<S>> {
   return runLoop('ddim', denoiser, xT, process, options);
 }
 

@@ -52,10 +52,13 @@ export function cosineBetas(T: number, maxBeta = 0.999): Float64Array {
 }
 
 export function namedBetas(name: ScheduleName, T: number): Float64Array {
-  if (!Number.isInteger(T) || T < 2) throw new UserError(`diffusion steps: got ${T}, expected an integer >= 2 (the reference uses 1000)`);
+  if (!Number.isInteger(T) || T < 2)
+    throw new UserError(`diffusion steps: got ${T}, expected an integer >= 2 (the reference uses 1000)`);
   switch (name) {
-    case 'linear': return linearBetas(T);
-    case 'cosine': return cosineBetas(T);
+    case 'linear':
+      return linearBetas(T);
+    case 'cosine':
+      return cosineBetas(T);
   }
 }
 
@@ -151,7 +154,10 @@ export function scheduleTables(betasIn: Float64Array): ScheduleTables {
     // Reference quirk kept on purpose: β̃_0 = 0, so its log is replaced by log β̃_1.
     posteriorLogVarianceClipped: map(posteriorVariance, (v, i) => Math.log(i === 0 ? posteriorVariance[1]! : v)),
     posteriorMeanCoef1: map(betas, (b, i) => (b * Math.sqrt(alphasCumprodPrev[i]!)) / (1 - alphasCumprod[i]!)),
-    posteriorMeanCoef2: map(betas, (_, i) => ((1 - alphasCumprodPrev[i]!) * Math.sqrt(alphas[i]!)) / (1 - alphasCumprod[i]!)),
+    posteriorMeanCoef2: map(
+      betas,
+      (_, i) => ((1 - alphasCumprodPrev[i]!) * Math.sqrt(alphas[i]!)) / (1 - alphasCumprod[i]!),
+    ),
     snr: map(alphasCumprod, (a, i) => a / sqrtOneMinusAlphasCumprod[i]! ** 2),
   };
 }

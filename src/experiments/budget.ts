@@ -3,13 +3,23 @@
 // A budget of K DiT steps is K·depth block evaluations, `depth` being the depth of the DiT the model
 // is compared with (28 for XL). A DiT spends it as K steps; an FPDM step costs pre + iters + post
 // block evaluations (paper: 20 XL steps = 560 = 20 × (1 + 26 + 1) = 40 × (1 + 12 + 1)).
-import { budgetBlockEvals, planSampling, planSplits, type Allocation, type SamplingPlan, type SamplingRequest, type StepCost } from '../diffusion/budget.js';
+import {
+  budgetBlockEvals,
+  planSampling,
+  planSplits,
+  type Allocation,
+  type SamplingPlan,
+  type SamplingRequest,
+  type StepCost,
+} from '../diffusion/budget.js';
 import { UserError } from '../util/errors.js';
 import type { ModelConfig } from '../models/config.js';
 
 /** The per-step cost of a model: DiT depth; FPDM its pre/post blocks and the compared depth. */
 export function stepCost(c: ModelConfig): StepCost {
-  return c.kind === 'fpdm' ? { family: 'fpdm', depth: c.depth, pre: c.preDepth, post: c.postDepth } : { family: 'dit', depth: c.depth, pre: 0, post: 0 };
+  return c.kind === 'fpdm'
+    ? { family: 'fpdm', depth: c.depth, pre: c.preDepth, post: c.postDepth }
+    : { family: 'dit', depth: c.depth, pre: 0, post: 0 };
 }
 
 /** planSampling for a model config. */
@@ -56,7 +66,9 @@ export function specSamplingPlans(cost: StepCost, ch: SamplingChoices): SpecPlan
   ch.budgets.forEach((budget, bi) => {
     if (cost.family === 'dit') return attempt(['sampling', 'budgets', bi], { ...common, budget });
     const fpdmReq = (allocation: Allocation) => ({
-      ...common, budget, allocation,
+      ...common,
+      budget,
+      allocation,
       ...(allocation === 'tolerance' ? { tolerance: ch.tolerance, maxItersPerStep: ch.maxItersPerStep } : {}),
     });
     if (ch.splits === 'auto') {
@@ -67,7 +79,8 @@ export function specSamplingPlans(cost: StepCost, ch: SamplingChoices): SpecPlan
         if (!(e instanceof UserError)) throw e;
         issues.push({ path: ['sampling', 'budgets', bi], message: e.message });
       }
-      for (const steps of splits) for (const a of ch.allocations) attempt(['sampling', 'budgets', bi], { ...fpdmReq(a), steps });
+      for (const steps of splits)
+        for (const a of ch.allocations) attempt(['sampling', 'budgets', bi], { ...fpdmReq(a), steps });
       return;
     }
     ch.splits.forEach((steps, si) => {
@@ -78,7 +91,10 @@ export function specSamplingPlans(cost: StepCost, ch: SamplingChoices): SpecPlan
   if (cost.family === 'fpdm' && ch.splits !== 'auto') {
     ch.splits.forEach((steps, si) => {
       if (!ch.budgets.some((b) => steps * (cost.pre + 1 + cost.post) <= budgetBlockEvals(cost.depth, b))) {
-        issues.push({ path: ['sampling', 'splits', si], message: `received ${steps} steps: no budget in [${ch.budgets.join(', ')}] leaves at least one fixed-point iteration per step (each step costs ${cost.pre} pre + ${cost.post} post blocks + iterations of ${cost.depth}·budget block evaluations); fix: fewer steps or larger budgets` });
+        issues.push({
+          path: ['sampling', 'splits', si],
+          message: `received ${steps} steps: no budget in [${ch.budgets.join(', ')}] leaves at least one fixed-point iteration per step (each step costs ${cost.pre} pre + ${cost.post} post blocks + iterations of ${cost.depth}·budget block evaluations); fix: fewer steps or larger budgets`,
+        });
       }
     });
   }

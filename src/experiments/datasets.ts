@@ -24,24 +24,42 @@ export async function openSpecDataset(d: DatasetSpec, role: DatasetRole = 'train
   let ds: Dataset;
   switch (d.kind) {
     case 'mnist':
-      ds = await openDataset({ kind: 'mnist', split: role === 'train' ? 'train' : 'heldout', imageSize: shape.imageSize, channels: 1 });
+      ds = await openDataset({
+        kind: 'mnist',
+        split: role === 'train' ? 'train' : 'heldout',
+        imageSize: shape.imageSize,
+        channels: 1,
+      });
       break;
     case 'synthetic':
-      ds = await openDataset({ kind: 'synthetic', size: d.size, classes: shape.classes, seed: role === 'train' ? 0 : 1, imageSize: shape.imageSize, channels: shape.channels as 1 | 3 });
+      ds = await openDataset({
+        kind: 'synthetic',
+        size: d.size,
+        classes: shape.classes,
+        seed: role === 'train' ? 0 : 1,
+        imageSize: shape.imageSize,
+        channels: shape.channels as 1 | 3,
+      });
       break;
     case 'folder':
       ds = await openDataset({ kind: 'folder', path: d.path, imageSize: shape.imageSize, channels: d.channels });
       if (ds.numClasses !== shape.classes) {
-        throw new UserError(`dataset.classes is ${shape.classes}${d.classes === undefined ? ' (the default: unconditional)' : ''} but the folder '${d.path}' has ${ds.numClasses} class${ds.numClasses === 1 ? '' : 'es'} (${ds.labeled ? 'one per sub-folder' : 'no sub-folders'}): set dataset.classes (flag --classes) to ${ds.numClasses}, or fix the folder`);
+        throw new UserError(
+          `dataset.classes is ${shape.classes}${d.classes === undefined ? ' (the default: unconditional)' : ''} but the folder '${d.path}' has ${ds.numClasses} class${ds.numClasses === 1 ? '' : 'es'} (${ds.labeled ? 'one per sub-folder' : 'no sub-folders'}): set dataset.classes (flag --classes) to ${ds.numClasses}, or fix the folder`,
+        );
       }
       break;
     case 'latents': {
       ds = await openDataset({ kind: 'latents', path: d.path, name: d.name });
       if (ds.channels !== shape.channels || ds.imageSize !== shape.imageSize) {
-        throw new UserError(`the latents in '${d.path}' are ${ds.channels}×${ds.imageSize}×${ds.imageSize}, but the spec planned ${shape.channels}×${shape.imageSize}×${shape.imageSize} (dataset.imageSize, or the SD VAE's 4 channels): fix dataset.imageSize`);
+        throw new UserError(
+          `the latents in '${d.path}' are ${ds.channels}×${ds.imageSize}×${ds.imageSize}, but the spec planned ${shape.channels}×${shape.imageSize}×${shape.imageSize} (dataset.imageSize, or the SD VAE's 4 channels): fix dataset.imageSize`,
+        );
       }
       if (shape.classes > 1 && ds.numClasses > shape.classes) {
-        throw new UserError(`dataset.classes is ${shape.classes} but the latent labels in '${d.path}' go up to ${ds.numClasses - 1}: fix dataset.classes`);
+        throw new UserError(
+          `dataset.classes is ${shape.classes} but the latent labels in '${d.path}' go up to ${ds.numClasses - 1}: fix dataset.classes`,
+        );
       }
       // classes: 1 trains unconditionally on labelled latents, as the reference's --unsupervised (labels → 0)
       if (shape.classes === 1 && ds.numClasses > 1) ds = unlabeled(ds);
@@ -58,8 +76,13 @@ export async function openSpecDataset(d: DatasetSpec, role: DatasetRole = 'train
 /** The same data with every label 0 (an unconditional model on a labelled latent set). */
 function unlabeled(ds: Dataset): Dataset {
   return {
-    ...ds, numClasses: 1, labeled: false, classNames: ['all'],
-    fingerprint: createHash('sha256').update(canonicalJson({ of: ds.fingerprint, labels: 'zero' })).digest('hex'),
+    ...ds,
+    numClasses: 1,
+    labeled: false,
+    classNames: ['all'],
+    fingerprint: createHash('sha256')
+      .update(canonicalJson({ of: ds.fingerprint, labels: 'zero' }))
+      .digest('hex'),
     batch: async (indices) => {
       const b = await ds.batch(indices);
       return { ...b, y: new Int32Array(b.y.length) };
@@ -69,12 +92,22 @@ function unlabeled(ds: Dataset): Dataset {
 
 /** The first `n` images of a dataset (its documented order), with a fingerprint that says so. */
 function limitDataset(ds: Dataset, n: number): Dataset {
-  const fingerprint = createHash('sha256').update(canonicalJson({ of: ds.fingerprint, limit: n })).digest('hex');
+  const fingerprint = createHash('sha256')
+    .update(canonicalJson({ of: ds.fingerprint, limit: n }))
+    .digest('hex');
   return {
-    kind: ds.kind, name: `${ds.name}[:${n}]`, size: n, numClasses: ds.numClasses, labeled: ds.labeled, classNames: ds.classNames,
-    channels: ds.channels, imageSize: ds.imageSize, fingerprint,
+    kind: ds.kind,
+    name: `${ds.name}[:${n}]`,
+    size: n,
+    numClasses: ds.numClasses,
+    labeled: ds.labeled,
+    classNames: ds.classNames,
+    channels: ds.channels,
+    imageSize: ds.imageSize,
+    fingerprint,
     batch: (indices) => {
-      for (let i = 0; i < indices.length; i++) if (indices[i]! >= n) throw new Error(`${ds.name}[:${n}]: index ${indices[i]} out of range`);
+      for (let i = 0; i < indices.length; i++)
+        if (indices[i]! >= n) throw new Error(`${ds.name}[:${n}]: index ${indices[i]} out of range`);
       return ds.batch(indices);
     },
   };

@@ -44,7 +44,16 @@ export interface PlanEstimate {
   version: string;
   device: string;
   /** measured FLOP/s per calibration key (sampling forward, training step) */
-  rates: { shape: string; batch: number; forwardFlops: number; trainFlops: number; cached: boolean; measuredAt: string; load: number; cores: number }[];
+  rates: {
+    shape: string;
+    batch: number;
+    forwardFlops: number;
+    trainFlops: number;
+    cached: boolean;
+    measuredAt: string;
+    load: number;
+    cores: number;
+  }[];
   /** the calibration cache file (delete it to measure again) */
   cacheFile: string;
   /** seconds spent calibrating now (0 when every rate came from the cache) */
@@ -77,10 +86,23 @@ function readCache(): Record<string, CalEntry> {
 
 /** The one-block model whose speed stands for every model of this shape. */
 function probeConfig(c: ModelConfig): ModelConfig {
-  return { kind: 'dit', inputSize: c.inputSize, patchSize: c.patchSize, inChannels: c.inChannels, hiddenSize: c.hiddenSize, depth: 1, numHeads: c.numHeads, mlpRatio: c.mlpRatio, classDropoutProb: c.classDropoutProb, numClasses: c.numClasses, learnSigma: c.learnSigma };
+  return {
+    kind: 'dit',
+    inputSize: c.inputSize,
+    patchSize: c.patchSize,
+    inChannels: c.inChannels,
+    hiddenSize: c.hiddenSize,
+    depth: 1,
+    numHeads: c.numHeads,
+    mlpRatio: c.mlpRatio,
+    classDropoutProb: c.classDropoutProb,
+    numClasses: c.numClasses,
+    learnSigma: c.learnSigma,
+  };
 }
 
-const shapeKey = (c: ModelConfig) => `T${(c.inputSize / c.patchSize) ** 2}-D${c.hiddenSize}-K${c.numHeads}-r${c.mlpRatio}-P${c.patchSize}-C${c.inChannels}${c.learnSigma ? '-sigma' : ''}`;
+const shapeKey = (c: ModelConfig) =>
+  `T${(c.inputSize / c.patchSize) ** 2}-D${c.hiddenSize}-K${c.numHeads}-r${c.mlpRatio}-P${c.patchSize}-C${c.inChannels}${c.learnSigma ? '-sigma' : ''}`;
 
 /** Seconds per call of `f`, after one warm-up call, repeated for at least CAL_SECONDS. */
 async function timeIt(f: () => tf.Tensor | tf.Tensor[]): Promise<number> {
@@ -114,7 +136,9 @@ async function measure(c: ModelConfig, batch: number, mode: 'forward' | 'train')
       mode === 'forward'
         ? await timeIt(() => model.forward(x, t, y).out)
         : await timeIt(() => {
-            const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(model.forward(x, t, y).out)) as tf.Scalar);
+            const { value, grads } = tf.variableGrads(
+              () => tf.mean(tf.square(model.forward(x, t, y).out)) as tf.Scalar,
+            );
             return [value, ...Object.values(grads)];
           });
     return flops / seconds;
@@ -129,7 +153,10 @@ function trainFlops(c: TrainConfig): number {
   const m = c.model;
   const f = modelFlops(m);
   const mean = (r: [number, number]) => (r[0] + r[1]) / 2;
-  const perImage = m.kind === 'dit' ? 3 * f.forward() : 3 * (f.fixed + mean(m.withGradIters) * f.perIteration) + mean(m.noGradIters) * f.perIteration;
+  const perImage =
+    m.kind === 'dit'
+      ? 3 * f.forward()
+      : 3 * (f.fixed + mean(m.withGradIters) * f.perIteration) + mean(m.noGradIters) * f.perIteration;
   return c.training.steps * c.training.batchSize * perImage;
 }
 
@@ -138,7 +165,11 @@ function trainFlops(c: TrainConfig): number {
  * on `backend` where the cache has no rate. Never throws for a calibration problem: returns null
  * with the reason logged by the caller's formatter instead.
  */
-export async function estimatePlan(plan: Plan, rows: { key: string; status: string }[], backend: BackendChoice): Promise<PlanEstimate | { error: string }> {
+export async function estimatePlan(
+  plan: Plan,
+  rows: { key: string; status: string }[],
+  backend: BackendChoice,
+): Promise<PlanEstimate | { error: string }> {
   let info;
   try {
     info = await initBackend(backend);
@@ -147,7 +178,9 @@ export async function estimatePlan(plan: Plan, rows: { key: string; status: stri
   }
   const prefix = `${info.name}|${info.version ?? '?'}|${info.device ?? '?'}|${toolVersion()}`;
   const cache = readCache();
-  const trains = new Map(plan.runs.filter((r): r is Extract<PlannedRun, { kind: 'train' }> => r.kind === 'train').map((r) => [r.key, r]));
+  const trains = new Map(
+    plan.runs.filter((r): r is Extract<PlannedRun, { kind: 'train' }> => r.kind === 'train').map((r) => [r.key, r]),
+  );
   const rates: PlanEstimate['rates'] = [];
   const t0 = performance.now();
   let wrote = false;
@@ -155,14 +188,31 @@ export async function estimatePlan(plan: Plan, rows: { key: string; status: stri
     const key = `${prefix}|${shapeKey(c)}|b${Math.min(batch, MAX_CAL_BATCH)}|${mode}`;
     let cached = true;
     if (!cache[key]) {
-      cache[key] = { rate: await measure(c, batch, mode), measuredAt: new Date().toISOString(), load: loadavg()[0]!, cores: cpus().length };
+      cache[key] = {
+        rate: await measure(c, batch, mode),
+        measuredAt: new Date().toISOString(),
+        load: loadavg()[0]!,
+        cores: cpus().length,
+      };
       cached = false;
       wrote = true;
     }
     const shape = shapeKey(c);
     let row = rates.find((r) => r.shape === shape && r.batch === Math.min(batch, MAX_CAL_BATCH));
     const e = cache[key]!;
-    if (!row) rates.push((row = { shape, batch: Math.min(batch, MAX_CAL_BATCH), forwardFlops: NaN, trainFlops: NaN, cached, measuredAt: e.measuredAt, load: e.load ?? 0, cores: e.cores ?? cpus().length }));
+    if (!row)
+      rates.push(
+        (row = {
+          shape,
+          batch: Math.min(batch, MAX_CAL_BATCH),
+          forwardFlops: NaN,
+          trainFlops: NaN,
+          cached,
+          measuredAt: e.measuredAt,
+          load: e.load ?? 0,
+          cores: e.cores ?? cpus().length,
+        }),
+      );
     row.load = Math.max(row.load, e.load ?? 0);
     row[mode === 'forward' ? 'forwardFlops' : 'trainFlops'] = cache[key]!.rate;
     row.cached &&= cached;
@@ -175,19 +225,31 @@ export async function estimatePlan(plan: Plan, rows: { key: string; status: stri
     return { error: `no time estimate: calibrating on ${info.name} failed (${(e as Error).message})` };
   }
   async function estimateRuns(): Promise<void> {
-  for (const r of plan.runs) {
-    if (r.kind === 'train') {
-      const flops = trainFlops(r.config);
-      runs.push({ key: r.key, kind: 'train', model: r.modelName, flops, seconds: flops / (await rateFor(r.config.model, r.config.training.batchSize, 'train')) });
-    } else {
-      const parent = trains.get(r.parentKey);
-      if (!parent) continue;
-      const s = r.config.sampling;
-      const m = parent.config.model;
-      const flops = s.samples * (s.cfg > 1 ? 2 : 1) * s.steps * modelFlops(m).forward(s.iters ?? 0);
-      runs.push({ key: r.key, kind: 'sample', model: r.modelName, flops, seconds: flops / (await rateFor(m, s.batchSize, 'forward')) });
+    for (const r of plan.runs) {
+      if (r.kind === 'train') {
+        const flops = trainFlops(r.config);
+        runs.push({
+          key: r.key,
+          kind: 'train',
+          model: r.modelName,
+          flops,
+          seconds: flops / (await rateFor(r.config.model, r.config.training.batchSize, 'train')),
+        });
+      } else {
+        const parent = trains.get(r.parentKey);
+        if (!parent) continue;
+        const s = r.config.sampling;
+        const m = parent.config.model;
+        const flops = s.samples * (s.cfg > 1 ? 2 : 1) * s.steps * modelFlops(m).forward(s.iters ?? 0);
+        runs.push({
+          key: r.key,
+          kind: 'sample',
+          model: r.modelName,
+          flops,
+          seconds: flops / (await rateFor(m, s.batchSize, 'forward')),
+        });
+      }
     }
-  }
   }
   if (wrote) {
     try {
@@ -198,8 +260,15 @@ export async function estimatePlan(plan: Plan, rows: { key: string; status: stri
   }
   const done = new Set(rows.filter((x) => x.status === 'completed').map((x) => x.key));
   return {
-    backend: info.name, version: info.version ?? '?', device: info.device ?? '?', rates, cacheFile: cachePath(), calibrationSeconds: (performance.now() - t0) / 1000 * (wrote ? 1 : 0), runs,
-    totalSeconds: runs.reduce((a, x) => a + x.seconds, 0), pendingSeconds: runs.filter((x) => !done.has(x.key)).reduce((a, x) => a + x.seconds, 0),
+    backend: info.name,
+    version: info.version ?? '?',
+    device: info.device ?? '?',
+    rates,
+    cacheFile: cachePath(),
+    calibrationSeconds: ((performance.now() - t0) / 1000) * (wrote ? 1 : 0),
+    runs,
+    totalSeconds: runs.reduce((a, x) => a + x.seconds, 0),
+    pendingSeconds: runs.filter((x) => !done.has(x.key)).reduce((a, x) => a + x.seconds, 0),
     note: 'FLOPs by formula ÷ FLOP/s measured here on a one-block model of the same shape; excludes optimizer/EMA updates, checkpoints, data loading and metric evaluation',
   };
 }
@@ -216,22 +285,32 @@ export function formatEstimate(e: PlanEstimate | { error: string } | null): stri
   if (!e) return '';
   if ('error' in e) return `${e.error}\n`;
   const groups = new Map<string, RunEstimate[]>();
-  for (const r of e.runs) (groups.get(`${r.kind} ${r.model}`) ?? groups.set(`${r.kind} ${r.model}`, []).get(`${r.kind} ${r.model}`)!).push(r);
+  for (const r of e.runs)
+    (groups.get(`${r.kind} ${r.model}`) ?? groups.set(`${r.kind} ${r.model}`, []).get(`${r.kind} ${r.model}`)!).push(r);
   const lines = [...groups].map(([k, rs]) => {
     const s = rs.map((r) => r.seconds);
     const [lo, hi] = [Math.min(...s), Math.max(...s)];
-    const each = formatDuration(lo) === formatDuration(hi) ? `≈ ${formatDuration(lo)} each` : `${formatDuration(lo)} – ${formatDuration(hi)} each`;
+    const each =
+      formatDuration(lo) === formatDuration(hi)
+        ? `≈ ${formatDuration(lo)} each`
+        : `${formatDuration(lo)} – ${formatDuration(hi)} each`;
     return `  ${k}: ${rs.length} run${rs.length === 1 ? '' : 's'}, ${each}, ${formatDuration(s.reduce((a, b) => a + b, 0))} in all`;
   });
   const gf = (v: number) => `${(v / 1e9).toPrecision(3)} GFLOP/s`;
-  const rates = e.rates.map((r) => `${r.shape} batch ${r.batch}: ${[Number.isFinite(r.forwardFlops) ? `sampling ${gf(r.forwardFlops)}` : '', Number.isFinite(r.trainFlops) ? `training ${gf(r.trainFlops)}` : ''].filter(Boolean).join(', ')}`);
+  const rates = e.rates.map(
+    (r) =>
+      `${r.shape} batch ${r.batch}: ${[Number.isFinite(r.forwardFlops) ? `sampling ${gf(r.forwardFlops)}` : '', Number.isFinite(r.trainFlops) ? `training ${gf(r.trainFlops)}` : ''].filter(Boolean).join(', ')}`,
+  );
   const busy = e.rates.filter((r) => r.load > r.cores);
   const worst = busy.length ? busy.reduce((a, b) => (b.load > a.load ? b : a)) : null;
   return (
     `estimated wall time on ${e.backend} ${e.version} (${e.device}), one process: ${formatDuration(e.totalSeconds)} in all, ${formatDuration(e.pendingSeconds)} still to do\n` +
-    lines.join('\n') + '\n' +
+    lines.join('\n') +
+    '\n' +
     `  speed ${e.calibrationSeconds > 0 ? `measured now (${e.calibrationSeconds.toFixed(1)} s calibration, cached)` : 'from the calibration cache'}: ${rates.join('; ')}\n` +
     `  (${e.note}; per-run seconds in --json)\n` +
-    (worst ? `  note: the machine was busy while measuring (load average up to ${worst.load.toFixed(1)} on ${worst.cores} cores, ${worst.measuredAt}), so these times are pessimistic for an idle machine; delete ${e.cacheFile} to measure again\n` : '')
+    (worst
+      ? `  note: the machine was busy while measuring (load average up to ${worst.load.toFixed(1)} on ${worst.cores} cores, ${worst.measuredAt}), so these times are pessimistic for an idle machine; delete ${e.cacheFile} to measure again\n`
+      : '')
   );
 }

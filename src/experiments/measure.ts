@@ -56,7 +56,12 @@ function asSaved(img: Images): Images {
 }
 
 export async function distributionMetrics(
-  x: Float32Array, shape: [number, number, number, number], metrics: MetricChoice[], opts: MetricOptions, reference: Dataset, _progress: ProgressMode,
+  x: Float32Array,
+  shape: [number, number, number, number],
+  metrics: MetricChoice[],
+  opts: MetricOptions,
+  reference: Dataset,
+  _progress: ProgressMode,
 ): Promise<MetricInput[]> {
   const rows: MetricInput[] = [];
   const wanted = new Set(metrics);
@@ -72,7 +77,11 @@ export async function distributionMetrics(
     const kidOpts = wanted.has('kid_mnist') ? { subsets: opts.kidSubsets, subsetSize: opts.kidSubsetSize } : null;
     const { fd, kid } = await mnistDistances(real, asSaved(fake), { fd: wanted.has('fd_mnist'), kid: kidOpts });
     if (fd !== null) rows.push({ name: METRIC.fdMnist, value: fd, unit: METRIC_UNITS.fd_mnist, tags });
-    if (kid) rows.push({ name: METRIC.kidMnist, value: kid.mean, unit: METRIC_UNITS.kid_mnist, tags }, { name: METRIC.kidMnistStd, value: kid.std, unit: METRIC_UNITS.kid_mnist_std, tags });
+    if (kid)
+      rows.push(
+        { name: METRIC.kidMnist, value: kid.mean, unit: METRIC_UNITS.kid_mnist, tags },
+        { name: METRIC.kidMnistStd, value: kid.std, unit: METRIC_UNITS.kid_mnist_std, tags },
+      );
   }
   const inception = ['fid', 'kid', 'prdc', 'is'].filter((m) => wanted.has(m as MetricChoice));
   if (inception.length === 0) return rows;
@@ -87,19 +96,36 @@ export async function distributionMetrics(
     if (wanted.has('fid') && rf) {
       const a = featureStats(rf.features, rf.n, rf.dim);
       const b = featureStats(ff.features, ff.n, ff.dim);
-      rows.push({ name: METRIC.fid, value: frechetDistance(a.mu, a.sigma, b.mu, b.sigma), unit: METRIC_UNITS.fid, tags });
+      rows.push({
+        name: METRIC.fid,
+        value: frechetDistance(a.mu, a.sigma, b.mu, b.sigma),
+        unit: METRIC_UNITS.fid,
+        tags,
+      });
     }
     if (wanted.has('kid') && rf) {
-      const k = kernelInceptionDistance(ff.features, ff.n, rf.features, rf.n, 2048, { subsets: opts.kidSubsets, subsetSize: opts.kidSubsetSize });
-      rows.push({ name: METRIC.kid, value: k.mean, unit: METRIC_UNITS.kid, tags }, { name: METRIC.kidStd, value: k.std, unit: METRIC_UNITS.kid_std, tags });
+      const k = kernelInceptionDistance(ff.features, ff.n, rf.features, rf.n, 2048, {
+        subsets: opts.kidSubsets,
+        subsetSize: opts.kidSubsetSize,
+      });
+      rows.push(
+        { name: METRIC.kid, value: k.mean, unit: METRIC_UNITS.kid, tags },
+        { name: METRIC.kidStd, value: k.std, unit: METRIC_UNITS.kid_std, tags },
+      );
     }
     if (wanted.has('prdc') && rf) {
       const p = precisionRecall(rf.features, rf.n, ff.features, ff.n, 2048, opts.prdcK);
-      rows.push({ name: METRIC.precision, value: p.precision, unit: METRIC_UNITS.precision, tags }, { name: METRIC.recall, value: p.recall, unit: METRIC_UNITS.recall, tags });
+      rows.push(
+        { name: METRIC.precision, value: p.precision, unit: METRIC_UNITS.precision, tags },
+        { name: METRIC.recall, value: p.recall, unit: METRIC_UNITS.recall, tags },
+      );
     }
     if (wanted.has('is') && ff.logits) {
       const s = inceptionScoreFromLogits(ff.logits, ff.n, 1008);
-      rows.push({ name: METRIC.inceptionScore, value: s.mean, unit: METRIC_UNITS.is, tags }, { name: METRIC.inceptionScoreStd, value: s.std, unit: METRIC_UNITS.is_std, tags });
+      rows.push(
+        { name: METRIC.inceptionScore, value: s.mean, unit: METRIC_UNITS.is, tags },
+        { name: METRIC.inceptionScoreStd, value: s.std, unit: METRIC_UNITS.is_std, tags },
+      );
     }
   } finally {
     net.dispose();

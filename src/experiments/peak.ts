@@ -21,7 +21,13 @@ export interface Peak {
   backendPoolBytes: number | null;
 }
 
-export async function peakTrainStep(cfg: ModelConfig, diffusion: DiffusionConfig, batch: number, optimizer: Partial<AdamWConfig>, gradCheckpoint = false): Promise<Peak> {
+export async function peakTrainStep(
+  cfg: ModelConfig,
+  diffusion: DiffusionConfig,
+  batch: number,
+  optimizer: Partial<AdamWConfig>,
+  gradCheckpoint = false,
+): Promise<Peak> {
   const process = createDiffusion(diffusion);
   const rng = new Rng('peak/train');
   const [C, H] = [cfg.inChannels, cfg.inputSize];
@@ -39,9 +45,18 @@ export async function peakTrainStep(cfg: ModelConfig, diffusion: DiffusionConfig
       const state = model.noGradState(xT, tModel, y, cfg.kind === 'fpdm' ? cfg.noGradIters[1] : 0);
       const byVar = new Map([...model.params].map(([name, v]) => [v.name, name]));
       const { value, grads } = tf.variableGrads(() => {
-        const r = model.forward(xT, tModel, y, cfg.kind === 'fpdm' ? { state, iters: cfg.withGradIters[1], trackResiduals: false, gradCheckpoint } : { gradCheckpoint });
+        const r = model.forward(
+          xT,
+          tModel,
+          y,
+          cfg.kind === 'fpdm'
+            ? { state, iters: cfg.withGradIters[1], trackResiduals: false, gradCheckpoint }
+            : { gradCheckpoint },
+        );
         if (r.state) tf.dispose(r.state.z);
-        return tf.mean(trainingLosses(process, { modelOutput: r.out, xStart: x0, xT, noise, t: tIdx }).loss) as tf.Scalar;
+        return tf.mean(
+          trainingLosses(process, { modelOutput: r.out, xStart: x0, xT, noise, t: tIdx }).loss,
+        ) as tf.Scalar;
       }, [...model.params.values()]);
       await opt.step(new Map(Object.entries(grads).map(([vn, g]) => [byVar.get(vn)!, g])));
       ema.update();
@@ -55,12 +70,23 @@ export async function peakTrainStep(cfg: ModelConfig, diffusion: DiffusionConfig
   return { bytes: memory.peakTensorBytes - memory.startTensorBytes, backendPoolBytes: memory.backendPoolBytes ?? null };
 }
 
-export async function peakSampleStep(model: AnyModel, batch: number, iters: number, cfgGuided: boolean, numTimesteps: number): Promise<Peak> {
+export async function peakSampleStep(
+  model: AnyModel,
+  batch: number,
+  iters: number,
+  cfgGuided: boolean,
+  numTimesteps: number,
+): Promise<Peak> {
   const c = model.config;
   const n = batch * (cfgGuided ? 2 : 1);
   const rng = new Rng('peak/sample');
   const { memory } = await measureMemory(() => {
-    const x = tf.tensor4d(rng.normals(n * c.inChannels * c.inputSize * c.inputSize), [n, c.inChannels, c.inputSize, c.inputSize]);
+    const x = tf.tensor4d(rng.normals(n * c.inChannels * c.inputSize * c.inputSize), [
+      n,
+      c.inChannels,
+      c.inputSize,
+      c.inputSize,
+    ]);
     const t = tf.fill([n], numTimesteps - 1, 'float32') as tf.Tensor1D;
     const y = tf.zeros([n], 'int32') as tf.Tensor1D;
     const r = model.forward(x, t, y, c.kind === 'fpdm' ? { iters: Math.max(1, iters), trackResiduals: false } : {});

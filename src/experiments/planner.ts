@@ -10,7 +10,15 @@ import type { SamplingPlan } from '../diffusion/budget.js';
 import { specSamplingPlans, stepCost } from './budget.js';
 import type { VaeSpec } from '../vae/spec.js';
 import { modelConfigOf, runKeyOf, trainRunConfig, type TrainRunConfig } from './settings.js';
-import { datasetShape, resolveTrunk, type LoadedSpec, type MetricChoice, type MetricOptions, type Spec, type TrainingSpec } from './spec.js';
+import {
+  datasetShape,
+  resolveTrunk,
+  type LoadedSpec,
+  type MetricChoice,
+  type MetricOptions,
+  type Spec,
+  type TrainingSpec,
+} from './spec.js';
 
 /** Everything a train run's result depends on (hashed into its key): settings.ts's TrainRunConfig. */
 export type TrainConfig = TrainRunConfig;
@@ -82,7 +90,12 @@ export interface Plan {
 
 /** The resolved model config of spec model `name` for the spec's dataset and prediction. */
 export function resolveModel(spec: Spec, name: string): ModelConfig {
-  return modelConfigOf(spec.models[name]!, resolveTrunk(spec, name), datasetShape(spec.dataset), spec.training.prediction);
+  return modelConfigOf(
+    spec.models[name]!,
+    resolveTrunk(spec, name),
+    datasetShape(spec.dataset),
+    spec.training.prediction,
+  );
 }
 
 export function runKey(config: TrainConfig | SampleConfig): string {
@@ -104,7 +117,8 @@ function trainCost(m: ModelConfig, t: TrainingSpec): number {
   const perImage =
     m.kind === 'dit'
       ? 3 * m.depth
-      : 3 * (m.preDepth + m.postDepth + (m.withGradIters[0] + m.withGradIters[1]) / 2) + (m.noGradIters[0] + m.noGradIters[1]) / 2;
+      : 3 * (m.preDepth + m.postDepth + (m.withGradIters[0] + m.withGradIters[1]) / 2) +
+        (m.noGradIters[0] + m.noGradIters[1]) / 2;
   return Math.round(t.steps * t.batchSize * perImage);
 }
 
@@ -124,14 +138,36 @@ export function planRuns({ spec, fingerprints, toolVersion }: PlanInputs): Plan 
     for (const seed of s.seeds) {
       for (const name of Object.keys(s.models).sort()) {
         const model = resolveModel(s, name);
-        const config = trainRunConfig({ model, training: s.training, dataset: s.dataset, datasetFingerprint: fingerprints[vi]!, seed, toolVersion });
+        const config = trainRunConfig({
+          model,
+          training: s.training,
+          dataset: s.dataset,
+          datasetFingerprint: fingerprints[vi]!,
+          seed,
+          toolVersion,
+        });
         const key = runKey(config);
         const label = modelName(model);
         const base = { label, modelName: name, family: model.kind, seed, overrides: variant.overrides };
-        if (!trains.has(key)) trains.set(key, { ...base, kind: 'train', key, config, training: s.training, tags: { ...modelTags(model) }, cost: trainCost(model, s.training) });
+        if (!trains.has(key))
+          trains.set(key, {
+            ...base,
+            kind: 'train',
+            key,
+            config,
+            training: s.training,
+            tags: { ...modelTags(model) },
+            cost: trainCost(model, s.training),
+          });
         for (const { sampling, plan } of samplingSettings(s, model)) {
           const sc: SampleConfig = {
-            kind: 'sample', trainKey: key, sampling, metrics: [...s.metrics].sort(), metricOptions: s.metricOptions, seed, toolVersion,
+            kind: 'sample',
+            trainKey: key,
+            sampling,
+            metrics: [...s.metrics].sort(),
+            metricOptions: s.metricOptions,
+            seed,
+            toolVersion,
             ...(s.vae ? { vae: s.vae } : {}),
           };
           const skey = runKey(sc);
@@ -141,7 +177,13 @@ export function planRuns({ spec, fingerprints, toolVersion }: PlanInputs): Plan 
           if (sampling.allocation !== null) tags[TAG.allocation] = sampling.allocation;
           if (sampling.reuse !== null) tags[TAG.reuse] = sampling.reuse;
           samples.set(skey, {
-            ...base, kind: 'sample', key: skey, parentKey: key, config: sc, tags, plan,
+            ...base,
+            kind: 'sample',
+            key: skey,
+            parentKey: key,
+            config: sc,
+            tags,
+            plan,
             cost: plan.blockEvals * sampling.samples * (sampling.cfg > 1 ? 2 : 1),
           });
         }
@@ -159,14 +201,28 @@ export function planRuns({ spec, fingerprints, toolVersion }: PlanInputs): Plan 
 function samplingSettings(s: Spec, m: ModelConfig): { sampling: SamplingSettings; plan: SamplingPlan }[] {
   const sp = s.sampling;
   const { plans, issues } = specSamplingPlans(stepCost(m), {
-    budgets: sp.budgets, splits: sp.splits, allocations: [sp.allocation].flat(), tolerance: sp.tolerance, maxItersPerStep: sp.maxItersPerStep, diffusionSteps: s.training.diffusionSteps,
+    budgets: sp.budgets,
+    splits: sp.splits,
+    allocations: [sp.allocation].flat(),
+    tolerance: sp.tolerance,
+    maxItersPerStep: sp.maxItersPerStep,
+    diffusionSteps: s.training.diffusionSteps,
   });
-  if (issues.length > 0) throw new Error(`planner: a validated spec gave plan issues: ${issues.map((i) => i.message).join('; ')}`);
+  if (issues.length > 0)
+    throw new Error(`planner: a validated spec gave plan issues: ${issues.map((i) => i.message).join('; ')}`);
   const common = { sampler: sp.sampler, eta: sp.eta, cfg: sp.cfg, samples: sp.samples, batchSize: sp.batchSize };
   const out: { sampling: SamplingSettings; plan: SamplingPlan }[] = [];
   for (const plan of plans) {
     if (plan.budget === null) throw new Error('planner: a spec plan without a budget');
-    const settings = { ...common, budget: plan.budget, steps: plan.steps, iters: plan.iters, allocation: plan.allocation, tolerance: plan.tolerance, ...(plan.maxItersPerStep !== null ? { maxItersPerStep: plan.maxItersPerStep } : {}) };
+    const settings = {
+      ...common,
+      budget: plan.budget,
+      steps: plan.steps,
+      iters: plan.iters,
+      allocation: plan.allocation,
+      tolerance: plan.tolerance,
+      ...(plan.maxItersPerStep !== null ? { maxItersPerStep: plan.maxItersPerStep } : {}),
+    };
     if (m.kind === 'dit') out.push({ sampling: { ...settings, reuse: null }, plan });
     else for (const reuse of [sp.reuse].flat()) out.push({ sampling: { ...settings, reuse }, plan });
   }
@@ -178,7 +234,10 @@ function samplingSettings(s: Spec, m: ModelConfig): { sampling: SamplingSettings
  * (so no model is trained twice): train keys sorted, slice i takes those at positions ≡ i (mod n).
  */
 export function shardPlan(plan: Plan, index: number, count: number): Plan {
-  const trainKeys = plan.runs.filter((r) => r.kind === 'train').map((r) => r.key).sort();
+  const trainKeys = plan.runs
+    .filter((r) => r.kind === 'train')
+    .map((r) => r.key)
+    .sort();
   const mine = new Set(trainKeys.filter((_, j) => j % count === index));
   return { ...plan, runs: plan.runs.filter((r) => mine.has(r.kind === 'train' ? r.key : r.parentKey)) };
 }

@@ -73,8 +73,18 @@ export function planStatus(plan: Plan, dbPath: string): PlanRow[] {
 function planRow(r: PlannedRun, status: RunStatus | 'new'): PlanRow {
   const s = r.kind === 'sample' ? r.config.sampling : null;
   return {
-    kind: r.kind, key: r.key, model: r.modelName, seed: r.seed, budget: s?.budget ?? null, steps: s?.steps ?? null,
-    iters: s?.iters ?? null, allocation: s?.allocation ?? null, reuse: s?.reuse ?? null, status, cost: r.cost,
-    overrides: r.overrides, parentKey: r.kind === 'sample' ? r.parentKey : null,
+    kind: r.kind,
+    key: r.key,
+    model: r.modelName,
+    seed: r.seed,
+    budget: s?.budget ?? null,
+    steps: s?.steps ?? null,
+    iters: s?.iters ?? null,
+    allocation: s?.allocation ?? null,
+    reuse: s?.reuse ?? null,
+    status,
+    cost: r.cost,
+    overrides: r.overrides,
+    parentKey: r.kind === 'sample' ? r.parentKey : null,
   };
 }

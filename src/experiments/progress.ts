@@ -16,7 +16,12 @@ export function startProgress(label: string, total: number, mode: ProgressMode =
   if (m === 'none') return { update() {}, stop() {} };
   if (m === 'bar') {
     const bar = new cliProgress.SingleBar(
-      { format: `${label} [{bar}] {value}/{total} {info}`, stream: process.stderr, hideCursor: true, clearOnComplete: false },
+      {
+        format: `${label} [{bar}] {value}/{total} {info}`,
+        stream: process.stderr,
+        hideCursor: true,
+        clearOnComplete: false,
+      },
       cliProgress.Presets.shades_classic,
     );
     bar.start(total, 0, { info: '' });

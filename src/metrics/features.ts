@@ -30,10 +30,18 @@ export interface ExtractOptions {
 }
 
 /** Runs `net` over uint8 RGB images `pixels` of shape [N, 3, H, W] (NCHW, row-major). */
-export async function extractFeatures(net: FidInception, pixels: Uint8Array, shape: readonly [number, number, number, number], opts: ExtractOptions): Promise<FeatureSet> {
+export async function extractFeatures(
+  net: FidInception,
+  pixels: Uint8Array,
+  shape: readonly [number, number, number, number],
+  opts: ExtractOptions,
+): Promise<FeatureSet> {
   const [n, c, h, w] = shape;
   if (c !== 3) throw new UserError(`images must be RGB with 3 channels (NCHW), got shape [${shape.join(', ')}]`);
-  if (pixels.length !== n * c * h * w) throw new UserError(`image data holds ${pixels.length} values, expected ${n * c * h * w} for [${shape.join(', ')}]`);
+  if (pixels.length !== n * c * h * w)
+    throw new UserError(
+      `image data holds ${pixels.length} values, expected ${n * c * h * w} for [${shape.join(', ')}]`,
+    );
   const batch = opts.batch ?? 50;
   if (!Number.isInteger(batch) || batch < 1) throw new UserError(`--batch must be a positive integer, got ${batch}`);
   const per = c * h * w;
@@ -52,15 +60,17 @@ export async function extractFeatures(net: FidInception, pixels: Uint8Array, sha
       return net.forward(inp, { blocks: opts.blocks, logits: opts.logits });
     });
     try {
-      out.features.set(await res.pool3.data() as Float32Array, s * 2048);
+      out.features.set((await res.pool3.data()) as Float32Array, s * 2048);
       if (opts.blocks) {
-        out.block0!.set(await res.block0!.data() as Float32Array, s * 64);
-        out.block1!.set(await res.block1!.data() as Float32Array, s * 192);
-        out.block2!.set(await res.block2!.data() as Float32Array, s * 768);
+        out.block0!.set((await res.block0!.data()) as Float32Array, s * 64);
+        out.block1!.set((await res.block1!.data()) as Float32Array, s * 192);
+        out.block2!.set((await res.block2!.data()) as Float32Array, s * 768);
       }
-      if (opts.logits) out.logits!.set(await res.logits!.data() as Float32Array, s * 1008);
+      if (opts.logits) out.logits!.set((await res.logits!.data()) as Float32Array, s * 1008);
     } finally {
-      tf.dispose([res.pool3, res.block0, res.block1, res.block2, res.logits].filter((t): t is tf.Tensor2D => t !== undefined));
+      tf.dispose(
+        [res.pool3, res.block0, res.block1, res.block2, res.logits].filter((t): t is tf.Tensor2D => t !== undefined),
+      );
     }
     opts.onProgress?.(s + b, n);
   }

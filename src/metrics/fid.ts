@@ -40,7 +40,11 @@ export interface FrechetOptions {
 }
 
 /** Tr √(Σ1Σ2) through the eigenvalues of Λ^½ (V Σ2 Vᵀ) Λ^½; reports non-finite results as NaN. */
-export function traceSqrtProduct(sigma1: Float64Array, sigma2: Float64Array, d: number): { traceSqrt: number; minEig: number; negImag: number } {
+export function traceSqrtProduct(
+  sigma1: Float64Array,
+  sigma2: Float64Array,
+  d: number,
+): { traceSqrt: number; minEig: number; negImag: number } {
   let M: Float64Array; // symmetric; its nonzero eigenvalues are those of Σ1^½ Σ2 Σ1^½
   let m: number;
   const L1 = cholesky(sigma1, d);
@@ -68,15 +72,27 @@ export function traceSqrtProduct(sigma1: Float64Array, sigma2: Float64Array, d: 
 }
 
 function checkStats(what: string, mu: Float64Array, sigma: Float64Array, d: number): void {
-  if (sigma.length !== d * d) throw new UserError(`${what}: sigma has ${sigma.length} values, expected ${d}×${d} to match mu of size ${d}`);
-  for (let i = 0; i < mu.length; i++) if (!Number.isFinite(mu[i]!)) throw new UserError(`${what}: mu[${i}] is not finite`);
-  for (let i = 0; i < sigma.length; i++) if (!Number.isFinite(sigma[i]!)) throw new UserError(`${what}: sigma has a non-finite value at ${i}`);
+  if (sigma.length !== d * d)
+    throw new UserError(`${what}: sigma has ${sigma.length} values, expected ${d}×${d} to match mu of size ${d}`);
+  for (let i = 0; i < mu.length; i++)
+    if (!Number.isFinite(mu[i]!)) throw new UserError(`${what}: mu[${i}] is not finite`);
+  for (let i = 0; i < sigma.length; i++)
+    if (!Number.isFinite(sigma[i]!)) throw new UserError(`${what}: sigma has a non-finite value at ${i}`);
 }
 
 /** The Fréchet distance with its parts. μ: [d], Σ: [d, d] row-major, all float64. */
-export function frechetDetails(mu1: Float64Array, sigma1: Float64Array, mu2: Float64Array, sigma2: Float64Array, opts: FrechetOptions = {}): FrechetDetails {
+export function frechetDetails(
+  mu1: Float64Array,
+  sigma1: Float64Array,
+  mu2: Float64Array,
+  sigma2: Float64Array,
+  opts: FrechetOptions = {},
+): FrechetDetails {
   const d = mu1.length;
-  if (mu2.length !== d) throw new UserError(`Fréchet distance: the two mean vectors differ in size (${d} vs ${mu2.length}): the statistics come from different feature spaces`);
+  if (mu2.length !== d)
+    throw new UserError(
+      `Fréchet distance: the two mean vectors differ in size (${d} vs ${mu2.length}): the statistics come from different feature spaces`,
+    );
   checkStats('first statistics', mu1, sigma1, d);
   checkStats('second statistics', mu2, sigma2, d);
   const eps = opts.eps ?? 1e-6;
@@ -97,15 +113,31 @@ export function frechetDetails(mu1: Float64Array, sigma1: Float64Array, mu2: Flo
     }
     ({ traceSqrt, negImag, minEig } = traceSqrtProduct(s1, s2, d));
   }
-  if (!Number.isFinite(traceSqrt)) throw new Error('Fréchet distance: the square root of Σ1Σ2 is not finite even after the eps fallback');
+  if (!Number.isFinite(traceSqrt))
+    throw new Error('Fréchet distance: the square root of Σ1Σ2 is not finite even after the eps fallback');
   if (negImag > imagTol) {
-    throw new UserError(`Fréchet distance: Σ1Σ2 has a negative eigenvalue ${minEig.toExponential(3)} (imaginary component ${negImag.toExponential(3)} > ${imagTol}): the covariances are not valid positive semi-definite matrices`);
+    throw new UserError(
+      `Fréchet distance: Σ1Σ2 has a negative eigenvalue ${minEig.toExponential(3)} (imaginary component ${negImag.toExponential(3)} > ${imagTol}): the covariances are not valid positive semi-definite matrices`,
+    );
   }
   const covTerm = trace(sigma1, d) + trace(sigma2, d) - 2 * traceSqrt;
-  return { value: meanTerm + covTerm, meanTerm, covTerm, traceSqrt, usedEpsFallback, clampedNegative: minEig < 0 ? minEig : 0 };
+  return {
+    value: meanTerm + covTerm,
+    meanTerm,
+    covTerm,
+    traceSqrt,
+    usedEpsFallback,
+    clampedNegative: minEig < 0 ? minEig : 0,
+  };
 }
 
 /** FID / Fréchet distance d² = ‖μ1 − μ2‖² + Tr Σ1 + Tr Σ2 − 2 Tr √(Σ1Σ2), float64. */
-export function frechetDistance(mu1: Float64Array, sigma1: Float64Array, mu2: Float64Array, sigma2: Float64Array, opts?: FrechetOptions): number {
+export function frechetDistance(
+  mu1: Float64Array,
+  sigma1: Float64Array,
+  mu2: Float64Array,
+  sigma2: Float64Array,
+  opts?: FrechetOptions,
+): number {
   return frechetDetails(mu1, sigma1, mu2, sigma2, opts).value;
 }

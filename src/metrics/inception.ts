@@ -51,25 +51,63 @@ export interface ForwardOptions {
 /** Names of the 94 conv+BN units (checkpoint prefixes) with their stride and padding. */
 function unitSpecs(): [string, number, [number, number]][] {
   const s: [string, number, [number, number]][] = [
-    ['Conv2d_1a_3x3', 2, [0, 0]], ['Conv2d_2a_3x3', 1, [0, 0]], ['Conv2d_2b_3x3', 1, [1, 1]],
-    ['Conv2d_3b_1x1', 1, [0, 0]], ['Conv2d_4a_3x3', 1, [0, 0]],
+    ['Conv2d_1a_3x3', 2, [0, 0]],
+    ['Conv2d_2a_3x3', 1, [0, 0]],
+    ['Conv2d_2b_3x3', 1, [1, 1]],
+    ['Conv2d_3b_1x1', 1, [0, 0]],
+    ['Conv2d_4a_3x3', 1, [0, 0]],
   ];
   for (const m of ['Mixed_5b', 'Mixed_5c', 'Mixed_5d']) {
-    s.push([`${m}.branch1x1`, 1, [0, 0]], [`${m}.branch5x5_1`, 1, [0, 0]], [`${m}.branch5x5_2`, 1, [2, 2]],
-      [`${m}.branch3x3dbl_1`, 1, [0, 0]], [`${m}.branch3x3dbl_2`, 1, [1, 1]], [`${m}.branch3x3dbl_3`, 1, [1, 1]], [`${m}.branch_pool`, 1, [0, 0]]);
+    s.push(
+      [`${m}.branch1x1`, 1, [0, 0]],
+      [`${m}.branch5x5_1`, 1, [0, 0]],
+      [`${m}.branch5x5_2`, 1, [2, 2]],
+      [`${m}.branch3x3dbl_1`, 1, [0, 0]],
+      [`${m}.branch3x3dbl_2`, 1, [1, 1]],
+      [`${m}.branch3x3dbl_3`, 1, [1, 1]],
+      [`${m}.branch_pool`, 1, [0, 0]],
+    );
   }
-  s.push(['Mixed_6a.branch3x3', 2, [0, 0]], ['Mixed_6a.branch3x3dbl_1', 1, [0, 0]], ['Mixed_6a.branch3x3dbl_2', 1, [1, 1]], ['Mixed_6a.branch3x3dbl_3', 2, [0, 0]]);
+  s.push(
+    ['Mixed_6a.branch3x3', 2, [0, 0]],
+    ['Mixed_6a.branch3x3dbl_1', 1, [0, 0]],
+    ['Mixed_6a.branch3x3dbl_2', 1, [1, 1]],
+    ['Mixed_6a.branch3x3dbl_3', 2, [0, 0]],
+  );
   for (const m of ['Mixed_6b', 'Mixed_6c', 'Mixed_6d', 'Mixed_6e']) {
-    s.push([`${m}.branch1x1`, 1, [0, 0]], [`${m}.branch7x7_1`, 1, [0, 0]], [`${m}.branch7x7_2`, 1, [0, 3]], [`${m}.branch7x7_3`, 1, [3, 0]],
-      [`${m}.branch7x7dbl_1`, 1, [0, 0]], [`${m}.branch7x7dbl_2`, 1, [3, 0]], [`${m}.branch7x7dbl_3`, 1, [0, 3]], [`${m}.branch7x7dbl_4`, 1, [3, 0]],
-      [`${m}.branch7x7dbl_5`, 1, [0, 3]], [`${m}.branch_pool`, 1, [0, 0]]);
+    s.push(
+      [`${m}.branch1x1`, 1, [0, 0]],
+      [`${m}.branch7x7_1`, 1, [0, 0]],
+      [`${m}.branch7x7_2`, 1, [0, 3]],
+      [`${m}.branch7x7_3`, 1, [3, 0]],
+      [`${m}.branch7x7dbl_1`, 1, [0, 0]],
+      [`${m}.branch7x7dbl_2`, 1, [3, 0]],
+      [`${m}.branch7x7dbl_3`, 1, [0, 3]],
+      [`${m}.branch7x7dbl_4`, 1, [3, 0]],
+      [`${m}.branch7x7dbl_5`, 1, [0, 3]],
+      [`${m}.branch_pool`, 1, [0, 0]],
+    );
   }
-  s.push(['Mixed_7a.branch3x3_1', 1, [0, 0]], ['Mixed_7a.branch3x3_2', 2, [0, 0]], ['Mixed_7a.branch7x7x3_1', 1, [0, 0]],
-    ['Mixed_7a.branch7x7x3_2', 1, [0, 3]], ['Mixed_7a.branch7x7x3_3', 1, [3, 0]], ['Mixed_7a.branch7x7x3_4', 2, [0, 0]]);
+  s.push(
+    ['Mixed_7a.branch3x3_1', 1, [0, 0]],
+    ['Mixed_7a.branch3x3_2', 2, [0, 0]],
+    ['Mixed_7a.branch7x7x3_1', 1, [0, 0]],
+    ['Mixed_7a.branch7x7x3_2', 1, [0, 3]],
+    ['Mixed_7a.branch7x7x3_3', 1, [3, 0]],
+    ['Mixed_7a.branch7x7x3_4', 2, [0, 0]],
+  );
   for (const m of ['Mixed_7b', 'Mixed_7c']) {
-    s.push([`${m}.branch1x1`, 1, [0, 0]], [`${m}.branch3x3_1`, 1, [0, 0]], [`${m}.branch3x3_2a`, 1, [0, 1]], [`${m}.branch3x3_2b`, 1, [1, 0]],
-      [`${m}.branch3x3dbl_1`, 1, [0, 0]], [`${m}.branch3x3dbl_2`, 1, [1, 1]], [`${m}.branch3x3dbl_3a`, 1, [0, 1]], [`${m}.branch3x3dbl_3b`, 1, [1, 0]],
-      [`${m}.branch_pool`, 1, [0, 0]]);
+    s.push(
+      [`${m}.branch1x1`, 1, [0, 0]],
+      [`${m}.branch3x3_1`, 1, [0, 0]],
+      [`${m}.branch3x3_2a`, 1, [0, 1]],
+      [`${m}.branch3x3_2b`, 1, [1, 0]],
+      [`${m}.branch3x3dbl_1`, 1, [0, 0]],
+      [`${m}.branch3x3dbl_2`, 1, [1, 1]],
+      [`${m}.branch3x3dbl_3a`, 1, [0, 1]],
+      [`${m}.branch3x3dbl_3b`, 1, [1, 0]],
+      [`${m}.branch_pool`, 1, [0, 0]],
+    );
   }
   return s;
 }
@@ -79,13 +117,19 @@ export const INCEPTION_UNITS = unitSpecs().length; // 94
 
 function foldUnit(w: TensorMap, name: string, stride: number, pad: [number, number], source: string): ConvUnit {
   const W = getTensor(w, `${name}.conv.weight`, source);
-  if (W.shape.length !== 4) throw new UserError(`${source}: ${name}.conv.weight has shape [${W.shape.join(', ')}], expected [out, in, kh, kw]`);
+  if (W.shape.length !== 4)
+    throw new UserError(`${source}: ${name}.conv.weight has shape [${W.shape.join(', ')}], expected [out, in, kh, kw]`);
   const [o, i, kh, kw] = W.shape as [number, number, number, number];
   const gamma = toFloat32(getTensor(w, `${name}.bn.weight`, source));
   const beta = toFloat32(getTensor(w, `${name}.bn.bias`, source));
   const mean = toFloat32(getTensor(w, `${name}.bn.running_mean`, source));
   const variance = toFloat32(getTensor(w, `${name}.bn.running_var`, source));
-  for (const [k, v] of [['weight', gamma], ['bias', beta], ['running_mean', mean], ['running_var', variance]] as const) {
+  for (const [k, v] of [
+    ['weight', gamma],
+    ['bias', beta],
+    ['running_mean', mean],
+    ['running_var', variance],
+  ] as const) {
     if (v.length !== o) throw new UserError(`${source}: ${name}.bn.${k} has ${v.length} values, expected ${o}`);
   }
   const wf = toFloat32(W);
@@ -97,7 +141,8 @@ function foldUnit(w: TensorMap, name: string, stride: number, pad: [number, numb
     bias[oc] = beta[oc]! - mean[oc]! * scale;
     for (let ic = 0; ic < i; ic++) {
       for (let y = 0; y < kh; y++) {
-        for (let x = 0; x < kw; x++) filter[((y * kw + x) * i + ic) * o + oc] = wf[((oc * i + ic) * kh + y) * kw + x]! * scale;
+        for (let x = 0; x < kw; x++)
+          filter[((y * kw + x) * i + ic) * o + oc] = wf[((oc * i + ic) * kh + y) * kw + x]! * scale;
       }
     }
   }
@@ -115,7 +160,9 @@ export class FidInception {
   constructor(weights: TensorMap, source = 'Inception weights') {
     const missing = unitSpecs().filter(([n]) => !weights.has(`${n}.conv.weight`));
     if (missing.length > 0) {
-      throw new UserError(`${source} is not the FID Inception state_dict (pt_inception-2015-12-05-6726825d.pth): ${missing.length} of ${INCEPTION_UNITS} conv units are missing, e.g. '${missing[0]![0]}.conv.weight'`);
+      throw new UserError(
+        `${source} is not the FID Inception state_dict (pt_inception-2015-12-05-6726825d.pth): ${missing.length} of ${INCEPTION_UNITS} conv units are missing, e.g. '${missing[0]![0]}.conv.weight'`,
+      );
     }
     try {
       for (const [name, stride, pad] of unitSpecs()) this.units.set(name, foldUnit(weights, name, stride, pad, source));
@@ -151,7 +198,15 @@ export class FidInception {
   private conv(name: string, x: tf.Tensor4D): tf.Tensor4D {
     const u = this.units.get(name)!;
     const [ph, pw] = u.pad;
-    const pad: Pad | 'valid' = ph === 0 && pw === 0 ? 'valid' : [[0, 0], [ph, ph], [pw, pw], [0, 0]];
+    const pad: Pad | 'valid' =
+      ph === 0 && pw === 0
+        ? 'valid'
+        : [
+            [0, 0],
+            [ph, ph],
+            [pw, pw],
+            [0, 0],
+          ];
     return tf.fused.conv2d({ x, filter: u.filter, bias: u.bias, strides: u.stride, pad, activation: 'relu' });
   }
 
@@ -166,11 +221,19 @@ export class FidInception {
     let inv = this.countCache.get(key);
     if (!inv) {
       const c = new Float32Array(h * w);
-      for (let y = 0; y < h; y++) for (let z = 0; z < w; z++) c[y * w + z] = 9 / ((Math.min(y + 1, h - 1) - Math.max(y - 1, 0) + 1) * (Math.min(z + 1, w - 1) - Math.max(z - 1, 0) + 1));
+      for (let y = 0; y < h; y++)
+        for (let z = 0; z < w; z++)
+          c[y * w + z] =
+            9 / ((Math.min(y + 1, h - 1) - Math.max(y - 1, 0) + 1) * (Math.min(z + 1, w - 1) - Math.max(z - 1, 0) + 1));
       inv = tf.keep(tf.tensor4d(c, [1, h, w, 1]));
       this.countCache.set(key, inv);
     }
-    const padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]);
+    const padded = tf.pad(x, [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ]);
     return tf.avgPool(padded, 3, 1, 'valid').mul(inv) as tf.Tensor4D;
   }
 
@@ -188,7 +251,10 @@ export class FidInception {
 
   private mixedB(x: tf.Tensor4D): tf.Tensor4D {
     const b3 = this.conv('Mixed_6a.branch3x3', x);
-    const bd = this.conv('Mixed_6a.branch3x3dbl_3', this.conv('Mixed_6a.branch3x3dbl_2', this.conv('Mixed_6a.branch3x3dbl_1', x)));
+    const bd = this.conv(
+      'Mixed_6a.branch3x3dbl_3',
+      this.conv('Mixed_6a.branch3x3dbl_2', this.conv('Mixed_6a.branch3x3dbl_1', x)),
+    );
     return tf.concat([b3, bd, this.maxPool(x, 2, 'valid')], 3);
   }
 
@@ -197,7 +263,8 @@ export class FidInception {
     let b7 = x;
     for (const k of ['branch7x7_1', 'branch7x7_2', 'branch7x7_3']) b7 = this.conv(`${m}.${k}`, b7);
     let bd = x;
-    for (const k of ['branch7x7dbl_1', 'branch7x7dbl_2', 'branch7x7dbl_3', 'branch7x7dbl_4', 'branch7x7dbl_5']) bd = this.conv(`${m}.${k}`, bd);
+    for (const k of ['branch7x7dbl_1', 'branch7x7dbl_2', 'branch7x7dbl_3', 'branch7x7dbl_4', 'branch7x7dbl_5'])
+      bd = this.conv(`${m}.${k}`, bd);
     const bp = this.conv(`${m}.branch_pool`, this.avgPoolNoPad(x));
     return tf.concat([b1, b7, bd, bp], 3);
   }
@@ -205,7 +272,8 @@ export class FidInception {
   private mixedD(x: tf.Tensor4D): tf.Tensor4D {
     const b3 = this.conv('Mixed_7a.branch3x3_2', this.conv('Mixed_7a.branch3x3_1', x));
     let b7 = x;
-    for (const k of ['branch7x7x3_1', 'branch7x7x3_2', 'branch7x7x3_3', 'branch7x7x3_4']) b7 = this.conv(`Mixed_7a.${k}`, b7);
+    for (const k of ['branch7x7x3_1', 'branch7x7x3_2', 'branch7x7x3_3', 'branch7x7x3_4'])
+      b7 = this.conv(`Mixed_7a.${k}`, b7);
     return tf.concat([b3, b7, this.maxPool(x, 2, 'valid')], 3);
   }
 

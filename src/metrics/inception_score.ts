@@ -25,9 +25,13 @@ export function softmaxRows(logits: ArrayLike<number>, n: number, c: number): Fl
 /** IS from class probabilities probs [N, C] (rows sum to 1). */
 export function inceptionScore(probs: ArrayLike<number>, n: number, c: number, splits = 10): InceptionScoreResult {
   if (probs.length !== n * c) throw new UserError(`Inception Score: ${probs.length} values do not form [${n}, ${c}]`);
-  if (!Number.isInteger(splits) || splits < 1) throw new UserError(`Inception Score: splits must be a positive integer, got ${splits}`);
+  if (!Number.isInteger(splits) || splits < 1)
+    throw new UserError(`Inception Score: splits must be a positive integer, got ${splits}`);
   const part = Math.floor(n / splits);
-  if (part < 1) throw new UserError(`Inception Score: ${n} samples cannot be cut into ${splits} splits; pass fewer splits or more samples`);
+  if (part < 1)
+    throw new UserError(
+      `Inception Score: ${n} samples cannot be cut into ${splits} splits; pass fewer splits or more samples`,
+    );
   const scores: number[] = [];
   const py = new Float64Array(c);
   for (let s = 0; s < splits; s++) {
@@ -48,6 +52,11 @@ export function inceptionScore(probs: ArrayLike<number>, n: number, c: number, s
 }
 
 /** IS from logits [N, C]. */
-export function inceptionScoreFromLogits(logits: ArrayLike<number>, n: number, c: number, splits = 10): InceptionScoreResult {
+export function inceptionScoreFromLogits(
+  logits: ArrayLike<number>,
+  n: number,
+  c: number,
+  splits = 10,
+): InceptionScoreResult {
   return inceptionScore(softmaxRows(logits, n, c), n, c, splits);
 }

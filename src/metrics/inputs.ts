@@ -26,7 +26,10 @@ export function classifyInput(path: string): InputKind {
   try {
     st = statSync(path);
   } catch (e) {
-    if (isNodeError(e, 'ENOENT')) throw new UserError(`'${path}' does not exist: pass an image folder, an .npz of statistics or a .safetensors of features or images`);
+    if (isNodeError(e, 'ENOENT'))
+      throw new UserError(
+        `'${path}' does not exist: pass an image folder, an .npz of statistics or a .safetensors of features or images`,
+      );
     throw e;
   }
   if (st.isDirectory()) return 'folder';
@@ -35,7 +38,9 @@ export function classifyInput(path: string): InputKind {
     const names = npzNames(path);
     if (names.includes('mu') && names.includes('sigma')) return 'stats';
     if (names.includes('arr_0')) return 'images';
-    throw new UserError(`'${path}' is an .npz with neither 'mu'/'sigma' (statistics) nor 'arr_0' (uint8 images [N, H, W, 3]); it has: ${names.join(', ')}`);
+    throw new UserError(
+      `'${path}' is an .npz with neither 'mu'/'sigma' (statistics) nor 'arr_0' (uint8 images [N, H, W, 3]); it has: ${names.join(', ')}`,
+    );
   }
   if (format === 'safetensors') {
     const f = openSafetensors(path);
@@ -43,18 +48,28 @@ export function classifyInput(path: string): InputKind {
       const names = f.entries.map((e) => e.name);
       if (names.includes('features')) return 'features';
       if (names.includes('images_uint8_nchw')) return 'images';
-      throw new UserError(`'${path}' holds neither 'features' [N, F] nor 'images_uint8_nchw' [N, 3, H, W] (it has: ${names.slice(0, 8).join(', ')})`);
+      throw new UserError(
+        `'${path}' holds neither 'features' [N, F] nor 'images_uint8_nchw' [N, 3, H, W] (it has: ${names.slice(0, 8).join(', ')})`,
+      );
     } finally {
       f.close();
     }
   }
-  throw new UserError(`'${path}' is a ${format} file: pass an image folder, an .npz of statistics (mu, sigma) or a .safetensors of features or images`);
+  throw new UserError(
+    `'${path}' is a ${format} file: pass an image folder, an .npz of statistics (mu, sigma) or a .safetensors of features or images`,
+  );
 }
 
 function readSafetensor(path: string, name: string): HostTensor {
   const f = openSafetensors(path);
   try {
-    if (!f.entries.some((e) => e.name === name)) throw new UserError(`'${path}' has no tensor '${name}' (it has: ${f.entries.map((e) => e.name).slice(0, 8).join(', ')})`);
+    if (!f.entries.some((e) => e.name === name))
+      throw new UserError(
+        `'${path}' has no tensor '${name}' (it has: ${f.entries
+          .map((e) => e.name)
+          .slice(0, 8)
+          .join(', ')})`,
+      );
     return f.read(name);
   } finally {
     f.close();
@@ -66,9 +81,13 @@ export function readStats(path: string): StatsPair {
 }
 
 /** Features [N, F] (float64) and the preprocessing mode recorded in the file's metadata, if any. */
-export function readFeatureFile(path: string, name = 'features'): { data: Float64Array; n: number; dim: number; mode?: string } {
+export function readFeatureFile(
+  path: string,
+  name = 'features',
+): { data: Float64Array; n: number; dim: number; mode?: string } {
   const t = readSafetensor(path, name);
-  if (t.shape.length !== 2) throw new UserError(`'${path}': '${name}' has shape [${t.shape.join(', ')}], expected [N, F]`);
+  if (t.shape.length !== 2)
+    throw new UserError(`'${path}': '${name}' has shape [${t.shape.join(', ')}], expected [N, F]`);
   const f = openSafetensors(path);
   const mode = f.metadata.mode;
   f.close();
@@ -81,7 +100,16 @@ export interface ImageSource {
   /** content fingerprint (SHA-256 hex) for the statistics cache */
   fingerprint: string;
   /** runs the network over the images batch by batch */
-  extract(net: FidInception, opts: { mode: PreprocessMode; batch: number; blocks?: boolean; logits?: boolean; onProgress?: (done: number, total: number) => void }): Promise<FeatureSet>;
+  extract(
+    net: FidInception,
+    opts: {
+      mode: PreprocessMode;
+      batch: number;
+      blocks?: boolean;
+      logits?: boolean;
+      onProgress?: (done: number, total: number) => void;
+    },
+  ): Promise<FeatureSet>;
 }
 
 function concatSets(parts: FeatureSet[], n: number, mode: PreprocessMode): FeatureSet {
@@ -115,32 +143,44 @@ export function openImageSource(path: string, kind: 'folder' | 'images'): ImageS
     const nhwc = t.data as Uint8Array;
     const pixels = new Uint8Array(nhwc.length); // [N, 3, H, W]
     const hw = h * w;
-    for (let i = 0; i < n; i++) for (let j = 0; j < hw; j++) for (let c = 0; c < 3; c++) pixels[(i * 3 + c) * hw + j] = nhwc[(i * hw + j) * 3 + c]!;
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < hw; j++)
+        for (let c = 0; c < 3; c++) pixels[(i * 3 + c) * hw + j] = nhwc[(i * hw + j) * 3 + c]!;
     const shape: [number, number, number, number] = [n, 3, h, w];
     return {
       kind,
       n,
       // same fingerprint as the same pixels given as images_uint8_nchw
-      fingerprint: createHash('sha256').update(`images_uint8_nchw ${shape.join('x')}\n`).update(pixels).digest('hex'),
+      fingerprint: createHash('sha256')
+        .update(`images_uint8_nchw ${shape.join('x')}\n`)
+        .update(pixels)
+        .digest('hex'),
       extract: (net, o) => extractFeatures(net, pixels, shape, o),
     };
   }
   if (kind === 'images') {
     const t = readSafetensor(path, 'images_uint8_nchw');
     if (t.dtype !== 'U8' || t.shape.length !== 4 || t.shape[1] !== 3) {
-      throw new UserError(`'${path}': images_uint8_nchw is ${t.dtype} [${t.shape.join(', ')}], expected U8 [N, 3, H, W]`);
+      throw new UserError(
+        `'${path}': images_uint8_nchw is ${t.dtype} [${t.shape.join(', ')}], expected U8 [N, 3, H, W]`,
+      );
     }
     const pixels = t.data as Uint8Array;
     const shape = t.shape as [number, number, number, number];
     return {
       kind,
       n: shape[0],
-      fingerprint: createHash('sha256').update(`images_uint8_nchw ${shape.join('x')}\n`).update(pixels).digest('hex'),
+      fingerprint: createHash('sha256')
+        .update(`images_uint8_nchw ${shape.join('x')}\n`)
+        .update(pixels)
+        .digest('hex'),
       extract: (net, o) => extractFeatures(net, pixels, shape, o),
     };
   }
   const { files } = scanFolder(path);
-  const fingerprint = imageSetFingerprint(files.map((f) => ({ name: f.rel, sha256: createHash('sha256').update(readFileSync(f.path)).digest('hex') })));
+  const fingerprint = imageSetFingerprint(
+    files.map((f) => ({ name: f.rel, sha256: createHash('sha256').update(readFileSync(f.path)).digest('hex') })),
+  );
   return {
     kind,
     n: files.length,
@@ -155,7 +195,9 @@ export function openImageSource(path: string, kind: 'folder' | 'images'): ImageS
         size ??= [h, w];
         decoded.forEach((d, i) => {
           if (d.h !== size![0] || d.w !== size![1]) {
-            throw new UserError(`images in '${path}' differ in size ('${files[0]!.rel}' is ${size![1]}x${size![0]}, '${chunk[i]!.rel}' is ${d.w}x${d.h}): resize them to one size first`);
+            throw new UserError(
+              `images in '${path}' differ in size ('${files[0]!.rel}' is ${size![1]}x${size![0]}, '${chunk[i]!.rel}' is ${d.w}x${d.h}): resize them to one size first`,
+            );
           }
         });
         const hw = h * w;

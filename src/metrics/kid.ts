@@ -23,7 +23,16 @@ export interface KidResult {
   subsetSize: number;
 }
 
-function kernelSums(x: ArrayLike<number>, xi: Int32Array | null, m: number, y: ArrayLike<number>, yi: Int32Array | null, n: number, d: number, sameSet: boolean): number {
+function kernelSums(
+  x: ArrayLike<number>,
+  xi: Int32Array | null,
+  m: number,
+  y: ArrayLike<number>,
+  yi: Int32Array | null,
+  n: number,
+  d: number,
+  sameSet: boolean,
+): number {
   // Σ k(x_a, y_b) over all pairs (a ≠ b when sameSet), kernel (x·y/d + 1)³
   let total = 0;
   for (let a = 0; a < m; a++) {
@@ -43,7 +52,15 @@ function kernelSums(x: ArrayLike<number>, xi: Int32Array | null, m: number, y: A
  * Unbiased MMD² between rows of x [m, d] and y [n, d] (optionally restricted to index lists):
  *   Σ_{a≠b} k(x_a,x_b)/(m(m−1)) + Σ_{a≠b} k(y_a,y_b)/(n(n−1)) − 2 Σ k(x_a,y_b)/(m n)
  */
-export function polynomialMmd2(x: ArrayLike<number>, m: number, y: ArrayLike<number>, n: number, d: number, xi: Int32Array | null = null, yi: Int32Array | null = null): number {
+export function polynomialMmd2(
+  x: ArrayLike<number>,
+  m: number,
+  y: ArrayLike<number>,
+  n: number,
+  d: number,
+  xi: Int32Array | null = null,
+  yi: Int32Array | null = null,
+): number {
   if (m < 2 || n < 2) throw new UserError(`KID needs at least 2 samples in each set (got ${m} and ${n})`);
   const kxx = kernelSums(x, xi, m, x, xi, m, d, true);
   const kyy = kernelSums(y, yi, n, y, yi, n, d, true);
@@ -52,10 +69,19 @@ export function polynomialMmd2(x: ArrayLike<number>, m: number, y: ArrayLike<num
 }
 
 /** KID of features x [m, d] (e.g. real) and y [n, d] (e.g. generated): mean ± std of MMD² over subsets. */
-export function kernelInceptionDistance(x: ArrayLike<number>, m: number, y: ArrayLike<number>, n: number, d: number, opts: KidOptions = {}): KidResult {
-  if (x.length !== m * d || y.length !== n * d) throw new UserError(`KID: feature arrays do not match [${m}, ${d}] and [${n}, ${d}]`);
+export function kernelInceptionDistance(
+  x: ArrayLike<number>,
+  m: number,
+  y: ArrayLike<number>,
+  n: number,
+  d: number,
+  opts: KidOptions = {},
+): KidResult {
+  if (x.length !== m * d || y.length !== n * d)
+    throw new UserError(`KID: feature arrays do not match [${m}, ${d}] and [${n}, ${d}]`);
   const subsets = opts.subsets ?? 100;
-  if (!Number.isInteger(subsets) || subsets < 1) throw new UserError(`KID: subsets must be a positive integer, got ${subsets}`);
+  if (!Number.isInteger(subsets) || subsets < 1)
+    throw new UserError(`KID: subsets must be a positive integer, got ${subsets}`);
   const size = Math.min(opts.subsetSize ?? 1000, m, n);
   if (size < 2) throw new UserError(`KID needs at least 2 samples in each set (got ${m} and ${n})`);
   const rng = new Rng(opts.seed ?? 0);

@@ -48,7 +48,8 @@ export function backendPool(): { bytes: number; kind: 'wasm-linear-memory' | 'we
   }
   if (name === 'webgpu') {
     const m = tf.memory() as tf.MemoryInfo & { numBytesAllocatedInGPU?: number };
-    if (typeof m.numBytesAllocatedInGPU === 'number') return { bytes: m.numBytesAllocatedInGPU, kind: 'webgpu-allocated' };
+    if (typeof m.numBytesAllocatedInGPU === 'number')
+      return { bytes: m.numBytesAllocatedInGPU, kind: 'webgpu-allocated' };
   }
   return undefined;
 }
@@ -85,7 +86,10 @@ export class MemoryProbe {
  * Runs `fn` and reports its peak memory. With 'profile', `fn` runs under `tf.profile` (per-kernel
  * snapshots); with 'sample', `fn` receives the probe and may call `probe.sample()` itself.
  */
-export async function measureMemory<T>(fn: (probe: MemoryProbe) => T | Promise<T>, method: MemoryMethod = 'profile'): Promise<{ result: T; memory: MemoryReport }> {
+export async function measureMemory<T>(
+  fn: (probe: MemoryProbe) => T | Promise<T>,
+  method: MemoryMethod = 'profile',
+): Promise<{ result: T; memory: MemoryReport }> {
   const probe = new MemoryProbe();
   if (method === 'sample') {
     const result = await fn(probe);

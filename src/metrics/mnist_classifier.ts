@@ -61,7 +61,12 @@ export const conv2dValid = tf.customGrad(((...args: Array<tf.Tensor | tf.GradSav
     gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
       const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
       const [kh, kw] = ws.shape;
-      const dyPad = tf.pad(dy, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]) as tf.Tensor4D; // [N, H+kh−1, W+kw−1, O]
+      const dyPad = tf.pad(dy, [
+        [0, 0],
+        [kh - 1, kh - 1],
+        [kw - 1, kw - 1],
+        [0, 0],
+      ]) as tf.Tensor4D; // [N, H+kh−1, W+kw−1, O]
       const wFlip = tf.transpose(tf.reverse(ws, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D; // [kh, kw, O, I]
       const dx = tf.conv2d(dyPad, wFlip, 1, 'valid'); // [N, H, W, I]
       const dwT = tf.conv2d(tf.transpose(xs, [3, 1, 2, 0]), tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D, 1, 'valid'); // [I, kh, kw, O]
@@ -95,9 +100,12 @@ export class MnistClassifier {
     for (const name of MNIST_PARAM_NAMES) {
       const t = map.get(name);
       const expected = MNIST_CLASSIFIER_SHAPES[name];
-      if (!t) throw new UserError(`${source}: tensor '${name}' is missing; it is not an fpdm-exp MNIST classifier file`);
+      if (!t)
+        throw new UserError(`${source}: tensor '${name}' is missing; it is not an fpdm-exp MNIST classifier file`);
       if (shapeStr(t.shape) !== shapeStr(expected)) {
-        throw new UserError(`${source}: tensor '${name}' has shape ${shapeStr(t.shape)}, expected ${shapeStr(expected)}`);
+        throw new UserError(
+          `${source}: tensor '${name}' has shape ${shapeStr(t.shape)}, expected ${shapeStr(expected)}`,
+        );
       }
       params[name] = tf.variable(tf.tensor(toFloat32(t), [...expected]), false, `mnist_classifier/${name}`);
     }
@@ -107,7 +115,8 @@ export class MnistClassifier {
   /** The weights as host tensors (read asynchronously: webgpu cannot read synchronously under Node). */
   async toTensorMap(): Promise<TensorMap> {
     const map: TensorMap = new Map();
-    for (const name of MNIST_PARAM_NAMES) map.set(name, f32(MNIST_CLASSIFIER_SHAPES[name], (await this.params[name].data()) as Float32Array));
+    for (const name of MNIST_PARAM_NAMES)
+      map.set(name, f32(MNIST_CLASSIFIER_SHAPES[name], (await this.params[name].data()) as Float32Array));
     return map;
   }
 
@@ -150,7 +159,8 @@ export function toClassifierInput(x: Float32Array, shape: readonly number[]): Fl
   const [n, c, h, w] = shape as [number, number, number, number];
   if (c !== 1 && c !== 3) throw new UserError(`images for the MNIST classifier have ${c} channels; expected 1 or 3`);
   if (h !== w) throw new UserError(`images for the MNIST classifier are ${h}×${w}; expected square images`);
-  if (x.length !== n * c * h * w) throw new Error(`toClassifierInput: ${x.length} values do not fill ${shapeStr(shape)}`);
+  if (x.length !== n * c * h * w)
+    throw new Error(`toClassifierInput: ${x.length} values do not fill ${shapeStr(shape)}`);
   const s = MNIST_CLASSIFIER_INPUT_SIZE;
   const out = new Float32Array(n * s * s); // [N, 1, 28, 28]
   const grey = new Float32Array(h * w); // [H, W]
@@ -172,14 +182,25 @@ export function toClassifierInput(x: Float32Array, shape: readonly number[]): Fl
 }
 
 /** Runs `fn` over [N, 1, 28, 28] inputs in chunks of `batch`, concatenating the rows it returns. */
-async function mapBatches(model: MnistClassifier, input: Float32Array, batch: number, pick: (o: { features: tf.Tensor2D; logits: tf.Tensor2D }) => tf.Tensor2D, width: number): Promise<Float32Array> {
+async function mapBatches(
+  model: MnistClassifier,
+  input: Float32Array,
+  batch: number,
+  pick: (o: { features: tf.Tensor2D; logits: tf.Tensor2D }) => tf.Tensor2D,
+  width: number,
+): Promise<Float32Array> {
   const px = MNIST_CLASSIFIER_INPUT_SIZE * MNIST_CLASSIFIER_INPUT_SIZE;
   const n = input.length / px;
   const out = new Float32Array(n * width);
   for (let s = 0; s < n; s += batch) {
     const m = Math.min(batch, n - s);
     const rows = tf.tidy(() => {
-      const x = tf.tensor4d(input.subarray(s * px, (s + m) * px), [m, 1, MNIST_CLASSIFIER_INPUT_SIZE, MNIST_CLASSIFIER_INPUT_SIZE]);
+      const x = tf.tensor4d(input.subarray(s * px, (s + m) * px), [
+        m,
+        1,
+        MNIST_CLASSIFIER_INPUT_SIZE,
+        MNIST_CLASSIFIER_INPUT_SIZE,
+      ]);
       return pick(model.forward(x));
     });
     try {
@@ -192,12 +213,22 @@ async function mapBatches(model: MnistClassifier, input: Float32Array, batch: nu
 }
 
 /** Penultimate-layer features of images [N, C, H, W] in [−1, 1] → [N, 128] (row-major). */
-export async function mnistFeatures(model: MnistClassifier, x: Float32Array, shape: readonly number[], batch = 250): Promise<Float32Array> {
+export async function mnistFeatures(
+  model: MnistClassifier,
+  x: Float32Array,
+  shape: readonly number[],
+  batch = 250,
+): Promise<Float32Array> {
   return mapBatches(model, toClassifierInput(x, shape), batch, (o) => o.features, MNIST_FEATURE_DIM);
 }
 
 /** Predicted digit of each image [N, C, H, W] in [−1, 1] → [N]. */
-export async function mnistPredict(model: MnistClassifier, x: Float32Array, shape: readonly number[], batch = 250): Promise<Int32Array> {
+export async function mnistPredict(
+  model: MnistClassifier,
+  x: Float32Array,
+  shape: readonly number[],
+  batch = 250,
+): Promise<Int32Array> {
   const logits = await mapBatches(model, toClassifierInput(x, shape), batch, (o) => o.logits, 10);
   const n = logits.length / 10;
   const pred = new Int32Array(n);
@@ -210,7 +241,12 @@ export async function mnistPredict(model: MnistClassifier, x: Float32Array, shap
 }
 
 /** Fraction of images whose predicted digit equals the label. */
-export async function mnistAccuracy(model: MnistClassifier, x: Float32Array, shape: readonly number[], labels: Int32Array): Promise<number> {
+export async function mnistAccuracy(
+  model: MnistClassifier,
+  x: Float32Array,
+  shape: readonly number[],
+  labels: Int32Array,
+): Promise<number> {
   const pred = await mnistPredict(model, x, shape);
   let ok = 0;
   for (let i = 0; i < pred.length; i++) if (pred[i] === labels[i]) ok++;

@@ -37,7 +37,13 @@ export async function fdMnistDetails(real: ImageSet, fake: ImageSet, model?: Mni
   try {
     const a = await mnistFeatureStats(net, real);
     const b = await mnistFeatureStats(net, fake);
-    return { metric: 'fd_mnist', featureDim: MNIST_FEATURE_DIM, nReal: a.n, nFake: b.n, ...frechetDetails(a.mu, a.sigma, b.mu, b.sigma) };
+    return {
+      metric: 'fd_mnist',
+      featureDim: MNIST_FEATURE_DIM,
+      nReal: a.n,
+      nFake: b.n,
+      ...frechetDetails(a.mu, a.sigma, b.mu, b.sigma),
+    };
   } finally {
     if (!model) net.dispose();
   }
@@ -47,7 +53,12 @@ export async function fdMnistDetails(real: ImageSet, fake: ImageSet, model?: Mni
  * kid_mnist: KID's estimator (unbiased polynomial-kernel MMD² averaged over random subsets, kid.ts) in
  * the classifier's 128-d feature space; like fd_mnist, never to be compared with Inception KID.
  */
-export async function kidMnist(real: ImageSet, fake: ImageSet, opts: KidOptions = {}, model?: MnistClassifier): Promise<KidResult> {
+export async function kidMnist(
+  real: ImageSet,
+  fake: ImageSet,
+  opts: KidOptions = {},
+  model?: MnistClassifier,
+): Promise<KidResult> {
   return (await mnistDistances(real, fake, { fd: false, kid: opts }, model)).kid!;
 }
 
@@ -55,7 +66,12 @@ export async function kidMnist(real: ImageSet, fake: ImageSet, opts: KidOptions 
  * fd_mnist and/or kid_mnist (kid: its options, or null for none) from ONE pass of the classifier over
  * each set: the same values as fdMnist and kidMnist.
  */
-export async function mnistDistances(real: ImageSet, fake: ImageSet, want: { fd: boolean; kid: KidOptions | null }, model?: MnistClassifier): Promise<{ fd: number | null; kid: KidResult | null }> {
+export async function mnistDistances(
+  real: ImageSet,
+  fake: ImageSet,
+  want: { fd: boolean; kid: KidOptions | null },
+  model?: MnistClassifier,
+): Promise<{ fd: number | null; kid: KidResult | null }> {
   const net = model ?? loadMnistClassifier();
   try {
     const [a, b] = [await mnistFeatures(net, real.x, real.shape), await mnistFeatures(net, fake.x, fake.shape)];

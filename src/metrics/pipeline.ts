@@ -18,7 +18,10 @@ export class LazyInception {
   private net: FidInception | undefined;
   weightsPath: string | undefined;
 
-  constructor(private readonly weightsOpt: string | undefined, private readonly initBackend: () => Promise<unknown>) {}
+  constructor(
+    private readonly weightsOpt: string | undefined,
+    private readonly initBackend: () => Promise<unknown>,
+  ) {}
 
   private weightsSha: string | undefined;
 
@@ -78,7 +81,12 @@ function progress(label: string): (done: number, total: number) => void {
   };
 }
 
-async function extractImages(path: string, kind: 'folder' | 'images', o: PipelineOptions, extra: { blocks?: boolean; logits?: boolean } = {}): Promise<FeatureSet> {
+async function extractImages(
+  path: string,
+  kind: 'folder' | 'images',
+  o: PipelineOptions,
+  extra: { blocks?: boolean; logits?: boolean } = {},
+): Promise<FeatureSet> {
   const src = openImageSource(path, kind);
   const net = await o.net.get();
   return src.extract(net, { mode: o.mode, batch: o.batch, ...extra, onProgress: progress(path) });
@@ -95,7 +103,9 @@ export async function statsOf(path: string, o: PipelineOptions): Promise<{ stats
   }
   const src = openImageSource(path, kind);
   // the key covers the images, the weights (their SHA-256), the mode and N
-  const fingerprint = createHash('sha256').update(`${src.fingerprint}\n${await o.net.weightsId()}`).digest('hex');
+  const fingerprint = createHash('sha256')
+    .update(`${src.fingerprint}\n${await o.net.weightsId()}`)
+    .digest('hex');
   const key = { fingerprint, mode: o.mode, n: src.n };
   if (o.cache !== false) {
     const hit = loadCachedStats(key);
@@ -112,9 +122,16 @@ export async function statsOf(path: string, o: PipelineOptions): Promise<{ stats
 }
 
 /** Feature rows [N, F] of an input (statistics files cannot give them). */
-export async function featuresOf(path: string, o: PipelineOptions, what = 'this metric'): Promise<{ data: ArrayLike<number>; n: number; dim: number; info: InputInfo }> {
+export async function featuresOf(
+  path: string,
+  o: PipelineOptions,
+  what = 'this metric',
+): Promise<{ data: ArrayLike<number>; n: number; dim: number; info: InputInfo }> {
   const kind = classifyInput(path);
-  if (kind === 'stats') throw new UserError(`${what} needs per-sample features, but '${path}' holds only statistics (mu, sigma): pass an image folder or a features .safetensors`);
+  if (kind === 'stats')
+    throw new UserError(
+      `${what} needs per-sample features, but '${path}' holds only statistics (mu, sigma): pass an image folder or a features .safetensors`,
+    );
   if (kind === 'features') {
     const f = readFeatureFile(path);
     return { data: f.data, n: f.n, dim: f.dim, info: { path, kind, n: f.n, mode: f.mode ?? 'unknown' } };
@@ -124,9 +141,15 @@ export async function featuresOf(path: string, o: PipelineOptions, what = 'this 
 }
 
 /** fc logits [N, 1008] of an input (images, or a features file written with logits). */
-export async function logitsOf(path: string, o: PipelineOptions): Promise<{ data: ArrayLike<number>; n: number; classes: number; info: InputInfo }> {
+export async function logitsOf(
+  path: string,
+  o: PipelineOptions,
+): Promise<{ data: ArrayLike<number>; n: number; classes: number; info: InputInfo }> {
   const kind = classifyInput(path);
-  if (kind === 'stats') throw new UserError(`the Inception Score needs class logits, but '${path}' holds only statistics: pass an image folder, an images .safetensors or features written with --logits`);
+  if (kind === 'stats')
+    throw new UserError(
+      `the Inception Score needs class logits, but '${path}' holds only statistics: pass an image folder, an images .safetensors or features written with --logits`,
+    );
   if (kind === 'features') {
     const f = readFeatureFile(path, 'logits');
     return { data: f.data, n: f.n, classes: f.dim, info: { path, kind, n: f.n, mode: f.mode ?? 'unknown' } };

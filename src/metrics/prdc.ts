@@ -17,7 +17,13 @@ export interface PrdcResult {
 }
 
 /** Squared euclidean distances between rows of a [m, d] and b [n, d] → [m, n] row-major. */
-export function pairwiseSqDist(a: ArrayLike<number>, m: number, b: ArrayLike<number>, n: number, d: number): Float64Array {
+export function pairwiseSqDist(
+  a: ArrayLike<number>,
+  m: number,
+  b: ArrayLike<number>,
+  n: number,
+  d: number,
+): Float64Array {
   const out = new Float64Array(m * n);
   for (let i = 0; i < m; i++) {
     const oi = i * d;
@@ -50,8 +56,16 @@ export function kthNeighbourRadii(x: ArrayLike<number>, n: number, d: number, k:
 }
 
 /** Precision, recall, density and coverage of fake [M, d] against real [N, d]. */
-export function precisionRecall(real: ArrayLike<number>, nReal: number, fake: ArrayLike<number>, nFake: number, d: number, k = 3): PrdcResult {
-  if (real.length !== nReal * d || fake.length !== nFake * d) throw new UserError(`precision/recall: feature arrays do not match [${nReal}, ${d}] and [${nFake}, ${d}]`);
+export function precisionRecall(
+  real: ArrayLike<number>,
+  nReal: number,
+  fake: ArrayLike<number>,
+  nFake: number,
+  d: number,
+  k = 3,
+): PrdcResult {
+  if (real.length !== nReal * d || fake.length !== nFake * d)
+    throw new UserError(`precision/recall: feature arrays do not match [${nReal}, ${d}] and [${nFake}, ${d}]`);
   const rReal = kthNeighbourRadii(real, nReal, d, k);
   const rFake = kthNeighbourRadii(fake, nFake, d, k);
   const dRF = pairwiseSqDist(real, nReal, fake, nFake, d); // [N, M]

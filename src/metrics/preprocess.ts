@@ -22,7 +22,9 @@ export const INCEPTION_SIZE = 299;
 
 export function parsePreprocessMode(s: string): PreprocessMode {
   if ((PREPROCESS_MODES as readonly string[]).includes(s)) return s as PreprocessMode;
-  throw new UserError(`--mode: '${s}' is not a preprocessing mode; choose pytorch-fid (pytorch-fid's half-pixel resize, 2x-1) or tf (TF1 resize, (p-128)/128 as the ADM evaluator)`);
+  throw new UserError(
+    `--mode: '${s}' is not a preprocessing mode; choose pytorch-fid (pytorch-fid's half-pixel resize, 2x-1) or tf (TF1 resize, (p-128)/128 as the ADM evaluator)`,
+  );
 }
 
 /** Source coordinate of output index `dst` for a resize from `inSize` to `outSize`. */
@@ -57,7 +59,8 @@ function affine(mode: PreprocessMode): { a: number; b: number } {
  */
 export function preprocess(images: tf.Tensor4D, mode: PreprocessMode, size = INCEPTION_SIZE): tf.Tensor4D {
   const [n, c, h, w] = images.shape;
-  if (c !== 3) throw new UserError(`images must have 3 channels (RGB) in NCHW layout, got shape [${images.shape.join(', ')}]`);
+  if (c !== 3)
+    throw new UserError(`images must have 3 channels (RGB) in NCHW layout, got shape [${images.shape.join(', ')}]`);
   return tf.tidy(() => {
     const { a, b } = affine(mode);
     const RwT = tf.tensor2d(resizeMatrix(mode, w, size), [size, w]).transpose(); // [W, S]

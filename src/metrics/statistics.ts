@@ -68,7 +68,8 @@ export class StatsAccumulator {
       const slot = this.filled;
       for (let j = 0; j < F; j++) {
         const v = Number(data[off + j]);
-        if (!Number.isFinite(v)) throw new UserError(`feature statistics: sample ${this.n} has a non-finite value (${v}) in feature ${j}`);
+        if (!Number.isFinite(v))
+          throw new UserError(`feature statistics: sample ${this.n} has a non-finite value (${v}) in feature ${j}`);
         const x = v - c[j]!;
         pending[j * B + slot] = x;
         sum[j]! += x;
@@ -108,7 +109,8 @@ export class StatsAccumulator {
 
 /** μ and Σ (N−1) of features [N, F] row-major. */
 export function featureStats(features: ArrayLike<number>, n: number, dim: number): FeatureStats {
-  if (n * dim !== features.length) throw new UserError(`features: ${features.length} values do not form [${n}, ${dim}]`);
+  if (n * dim !== features.length)
+    throw new UserError(`features: ${features.length} values do not form [${n}, ${dim}]`);
   const acc = new StatsAccumulator(dim);
   acc.add(features, n);
   return acc.finalize();

@@ -29,11 +29,15 @@ export function readStatsNpz(path: string): StatsPair {
   const mu = arrays.get('mu');
   const sigma = arrays.get('sigma');
   if (!mu || !sigma) {
-    throw new UserError(`'${path}' has no 'mu' and 'sigma' arrays (it has: ${npzNames(path).join(', ')}): pass statistics written by pytorch-fid --save-stats, the ADM evaluator or fpdm-exp fid --save-stats`);
+    throw new UserError(
+      `'${path}' has no 'mu' and 'sigma' arrays (it has: ${npzNames(path).join(', ')}): pass statistics written by pytorch-fid --save-stats, the ADM evaluator or fpdm-exp fid --save-stats`,
+    );
   }
   const d = mu.shape.length === 1 ? mu.shape[0]! : -1;
   if (d < 1 || sigma.shape.length !== 2 || sigma.shape[0] !== d || sigma.shape[1] !== d) {
-    throw new UserError(`'${path}': mu has shape [${mu.shape.join(', ')}] and sigma [${sigma.shape.join(', ')}]; expected [d] and [d, d]`);
+    throw new UserError(
+      `'${path}': mu has shape [${mu.shape.join(', ')}] and sigma [${sigma.shape.join(', ')}]; expected [d] and [d, d]`,
+    );
   }
   return { mu: Float64Array.from(toFloat64(mu)), sigma: Float64Array.from(toFloat64(sigma)), dim: d };
 }

@@ -56,12 +56,17 @@ function manualHint(spec: WeightsSpec, dest: string): string {
  */
 export function resolveInceptionWeights(opt?: string): string {
   if (opt) {
-    if (!existsSync(opt)) throw new UserError(`--weights '${opt}' does not exist: pass the path of ${INCEPTION_WEIGHTS.file} or of a safetensors copy`);
+    if (!existsSync(opt))
+      throw new UserError(
+        `--weights '${opt}' does not exist: pass the path of ${INCEPTION_WEIGHTS.file} or of a safetensors copy`,
+      );
     return opt;
   }
   const cached = cachedWeightsPath();
   if (existsSync(cached)) return cached;
-  throw new UserError(`the FID Inception weights are not in the cache (${cached}): run \`fpdm-exp weights fetch inception\`, or ${manualHint(INCEPTION_WEIGHTS, cached)}`);
+  throw new UserError(
+    `the FID Inception weights are not in the cache (${cached}): run \`fpdm-exp weights fetch inception\`, or ${manualHint(INCEPTION_WEIGHTS, cached)}`,
+  );
 }
 
 export interface FetchOptions {
@@ -93,7 +98,10 @@ function fileSize(p: string): number {
 }
 
 /** Downloads (or verifies) a weights file; see the file header for the protocol. */
-export async function fetchWeights(spec: WeightsSpec = INCEPTION_WEIGHTS, opts: FetchOptions = {}): Promise<FetchResult> {
+export async function fetchWeights(
+  spec: WeightsSpec = INCEPTION_WEIGHTS,
+  opts: FetchOptions = {},
+): Promise<FetchResult> {
   const dest = opts.dest ?? cachedWeightsPath(spec);
   const url = opts.url ?? spec.url;
   const prefix = (opts.sha256Prefix ?? spec.sha256Prefix).toLowerCase();
@@ -118,7 +126,10 @@ export async function fetchWeights(spec: WeightsSpec = INCEPTION_WEIGHTS, opts: 
   } catch (e) {
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
     const why = cause?.code ?? cause?.message ?? (e as Error).message;
-    throw new UserError(`cannot download the ${spec.name} weights from ${url} (${why}; this machine may be offline): ${manualHint(spec, dest)}`, { cause: e });
+    throw new UserError(
+      `cannot download the ${spec.name} weights from ${url} (${why}; this machine may be offline): ${manualHint(spec, dest)}`,
+      { cause: e },
+    );
   } finally {
     clearTimeout(timer);
   }
@@ -149,14 +160,19 @@ export async function fetchWeights(spec: WeightsSpec = INCEPTION_WEIGHTS, opts: 
     try {
       await pipeline(body, createWriteStream(part, { flags: append ? 'a' : 'w' }));
     } catch (e) {
-      throw new UserError(`the download of ${url} broke off after ${fileSize(part)} bytes (${(e as Error).message}); run the command again to resume from ${part}`, { cause: e });
+      throw new UserError(
+        `the download of ${url} broke off after ${fileSize(part)} bytes (${(e as Error).message}); run the command again to resume from ${part}`,
+        { cause: e },
+      );
     }
   }
 
   const sha = await sha256File(part);
   if (!sha.startsWith(prefix)) {
     rmSync(part, { force: true });
-    throw new UserError(`the downloaded file's SHA-256 ${sha} does not start with ${prefix}: it is not ${spec.file} and was removed; run the command again, or ${manualHint(spec, dest)}`);
+    throw new UserError(
+      `the downloaded file's SHA-256 ${sha} does not start with ${prefix}: it is not ${spec.file} and was removed; run the command again, or ${manualHint(spec, dest)}`,
+    );
   }
   renameSync(part, dest);
   return { path: dest, sha256: sha, status: resumed ? 'resumed' : 'downloaded', bytes: fileSize(dest) };

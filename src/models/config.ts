@@ -53,7 +53,9 @@ export const DIT_SIZES = {
 export type DiTSize = keyof typeof DIT_SIZES;
 export const PATCH_SIZES = [2, 4, 8] as const;
 export type PresetName = `DiT-${DiTSize}/${(typeof PATCH_SIZES)[number]}`;
-export const PRESET_NAMES: PresetName[] = (Object.keys(DIT_SIZES) as DiTSize[]).flatMap((s) => PATCH_SIZES.map((p) => `DiT-${s}/${p}` as PresetName));
+export const PRESET_NAMES: PresetName[] = (Object.keys(DIT_SIZES) as DiTSize[]).flatMap((s) =>
+  PATCH_SIZES.map((p) => `DiT-${s}/${p}` as PresetName),
+);
 
 export interface PresetOverrides {
   inputSize?: number;
@@ -122,19 +124,29 @@ export function validateConfig<C extends ModelConfig>(c: C): C {
   posInt('hiddenSize', c.hiddenSize);
   posInt('numHeads', c.numHeads);
   posInt('numClasses', c.numClasses);
-  if (!Number.isInteger(c.depth) || c.depth < 0) throw new UserError(`model config: depth is ${c.depth}, expected an integer >= 0`);
-  if (c.inputSize % c.patchSize !== 0) throw new UserError(`model config: inputSize ${c.inputSize} is not divisible by patchSize ${c.patchSize}`);
-  if (c.hiddenSize % c.numHeads !== 0) throw new UserError(`model config: hiddenSize ${c.hiddenSize} is not divisible by numHeads ${c.numHeads}`);
-  if (c.hiddenSize % 4 !== 0) throw new UserError(`model config: hiddenSize ${c.hiddenSize} must be divisible by 4 (2-D sin-cos position embedding)`);
-  if (!(c.mlpRatio > 0) || !Number.isInteger(c.mlpRatio * c.hiddenSize)) throw new UserError(`model config: mlpRatio ${c.mlpRatio} must make mlpRatio·hiddenSize a positive integer`);
-  if (!(c.classDropoutProb >= 0 && c.classDropoutProb < 1)) throw new UserError(`model config: classDropoutProb ${c.classDropoutProb} must be in [0, 1)`);
+  if (!Number.isInteger(c.depth) || c.depth < 0)
+    throw new UserError(`model config: depth is ${c.depth}, expected an integer >= 0`);
+  if (c.inputSize % c.patchSize !== 0)
+    throw new UserError(`model config: inputSize ${c.inputSize} is not divisible by patchSize ${c.patchSize}`);
+  if (c.hiddenSize % c.numHeads !== 0)
+    throw new UserError(`model config: hiddenSize ${c.hiddenSize} is not divisible by numHeads ${c.numHeads}`);
+  if (c.hiddenSize % 4 !== 0)
+    throw new UserError(
+      `model config: hiddenSize ${c.hiddenSize} must be divisible by 4 (2-D sin-cos position embedding)`,
+    );
+  if (!(c.mlpRatio > 0) || !Number.isInteger(c.mlpRatio * c.hiddenSize))
+    throw new UserError(`model config: mlpRatio ${c.mlpRatio} must make mlpRatio·hiddenSize a positive integer`);
+  if (!(c.classDropoutProb >= 0 && c.classDropoutProb < 1))
+    throw new UserError(`model config: classDropoutProb ${c.classDropoutProb} must be in [0, 1)`);
   if (c.kind === 'fpdm') {
     for (const k of ['preDepth', 'postDepth'] as const) {
-      if (!Number.isInteger(c[k]) || c[k] < 0) throw new UserError(`model config: ${k} is ${c[k]}, expected an integer >= 0`);
+      if (!Number.isInteger(c[k]) || c[k] < 0)
+        throw new UserError(`model config: ${k} is ${c[k]}, expected an integer >= 0`);
     }
     for (const k of ['noGradIters', 'withGradIters'] as const) {
       const [a, b] = c[k];
-      if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b < a) throw new UserError(`model config: ${k} is [${a}, ${b}], expected integers 0 <= min <= max`);
+      if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b < a)
+        throw new UserError(`model config: ${k} is [${a}, ${b}], expected integers 0 <= min <= max`);
     }
   }
   return c;
@@ -154,7 +166,8 @@ export function numTokens(c: ModelConfig): number {
 export function modelName(c: ModelConfig): string {
   let trunk = `DiT(D=${c.hiddenSize}, depth=${c.depth}, heads=${c.numHeads}, P=${c.patchSize})`;
   for (const [s, v] of Object.entries(DIT_SIZES)) {
-    if (v.hiddenSize === c.hiddenSize && v.depth === c.depth && v.numHeads === c.numHeads && c.mlpRatio === 4) trunk = `DiT-${s}/${c.patchSize}`;
+    if (v.hiddenSize === c.hiddenSize && v.depth === c.depth && v.numHeads === c.numHeads && c.mlpRatio === 4)
+      trunk = `DiT-${s}/${c.patchSize}`;
   }
   return c.kind === 'dit' ? trunk : `FPDM(${trunk}, pre=${c.preDepth}, post=${c.postDepth})`;
 }
@@ -191,18 +204,24 @@ export const REFERENCE_KEYS = Object.keys(REFERENCE_DEFAULTS) as ReferenceKey[];
  * values are UserErrors naming the key.
  */
 export function fromReferenceKwargs(obj: unknown, source = 'model config'): ModelConfig {
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new UserError(`${source}: expected a JSON object of the reference constructor's keyword arguments`);
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj))
+    throw new UserError(`${source}: expected a JSON object of the reference constructor's keyword arguments`);
   const rec = obj as Record<string, unknown>;
   const unknown = Object.keys(rec).filter((k) => !(REFERENCE_KEYS as string[]).includes(k));
-  if (unknown.length > 0) throw new UserError(`${source}: unknown key(s) ${unknown.map((k) => `'${k}'`).join(', ')}; known keys are ${REFERENCE_KEYS.join(', ')}`);
+  if (unknown.length > 0)
+    throw new UserError(
+      `${source}: unknown key(s) ${unknown.map((k) => `'${k}'`).join(', ')}; known keys are ${REFERENCE_KEYS.join(', ')}`,
+    );
   const num = (k: ReferenceKey): number => {
     const v = rec[k] ?? REFERENCE_DEFAULTS[k];
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new UserError(`${source}: '${k}' is ${JSON.stringify(v)}, expected a number`);
+    if (typeof v !== 'number' || !Number.isFinite(v))
+      throw new UserError(`${source}: '${k}' is ${JSON.stringify(v)}, expected a number`);
     return v;
   };
   const bool = (k: ReferenceKey): boolean => {
     const v = rec[k] ?? REFERENCE_DEFAULTS[k];
-    if (typeof v !== 'boolean') throw new UserError(`${source}: '${k}' is ${JSON.stringify(v)}, expected true or false`);
+    if (typeof v !== 'boolean')
+      throw new UserError(`${source}: '${k}' is ${JSON.stringify(v)}, expected true or false`);
     return v;
   };
   const base: DiTConfig = {
@@ -231,15 +250,26 @@ export function fromReferenceKwargs(obj: unknown, source = 'model config'): Mode
 /** The inverse of fromReferenceKwargs (for sidecars that PyTorch users can read). */
 export function toReferenceKwargs(c: ModelConfig): Record<ReferenceKey, number | boolean> {
   const out: Record<string, number | boolean> = {
-    input_size: c.inputSize, patch_size: c.patchSize, in_channels: c.inChannels, hidden_size: c.hiddenSize,
-    depth: c.depth, num_heads: c.numHeads, mlp_ratio: c.mlpRatio, class_dropout_prob: c.classDropoutProb,
-    num_classes: c.numClasses, learn_sigma: c.learnSigma, fixed_point: c.kind === 'fpdm',
+    input_size: c.inputSize,
+    patch_size: c.patchSize,
+    in_channels: c.inChannels,
+    hidden_size: c.hiddenSize,
+    depth: c.depth,
+    num_heads: c.numHeads,
+    mlp_ratio: c.mlpRatio,
+    class_dropout_prob: c.classDropoutProb,
+    num_classes: c.numClasses,
+    learn_sigma: c.learnSigma,
+    fixed_point: c.kind === 'fpdm',
   };
   if (c.kind === 'fpdm') {
     Object.assign(out, {
-      fixed_point_pre_depth: c.preDepth, fixed_point_post_depth: c.postDepth,
-      fixed_point_no_grad_min_iters: c.noGradIters[0], fixed_point_no_grad_max_iters: c.noGradIters[1],
-      fixed_point_with_grad_min_iters: c.withGradIters[0], fixed_point_with_grad_max_iters: c.withGradIters[1],
+      fixed_point_pre_depth: c.preDepth,
+      fixed_point_post_depth: c.postDepth,
+      fixed_point_no_grad_min_iters: c.noGradIters[0],
+      fixed_point_no_grad_max_iters: c.noGradIters[1],
+      fixed_point_with_grad_min_iters: c.withGradIters[0],
+      fixed_point_with_grad_max_iters: c.withGradIters[1],
       fixed_point_pre_post_timestep_conditioning: c.prePostTimestepConditioning,
     });
   }

@@ -7,7 +7,14 @@ import { outChannels, type DiTConfig } from './config.js';
 import { finalLayer, labelEmbedder, patchEmbed, timestepEmbedder, unpatchify, type Params } from './blocks.js';
 import { disposeTree, initParams, makePosEmbed, type ParamTree } from './params.js';
 import { ditBlockOp } from './blockgrad.js';
-import { checkInputs, sampleDropMask, type DiffusionModel, type ForwardOptions, type ForwardResult, type TrainingPlan } from './model.js';
+import {
+  checkInputs,
+  sampleDropMask,
+  type DiffusionModel,
+  type ForwardOptions,
+  type ForwardResult,
+  type TrainingPlan,
+} from './model.js';
 
 export class DiT implements DiffusionModel {
   readonly posEmbed: tf.Tensor3D; // [1, T, D] buffer
@@ -34,7 +41,8 @@ export class DiT implements DiffusionModel {
     const out = tf.tidy(() => {
       let h = tf.add(patchEmbed(p, x, c.patchSize), this.posEmbed) as tf.Tensor3D; // [N, T, D]
       const cond = tf.add(timestepEmbedder(p, t), labelEmbedder(p, y)) as tf.Tensor2D; // [N, D]
-      for (let i = 0; i < c.depth; i++) h = ditBlockOp(p, `blocks.${i}`, h, cond, c.numHeads, opts.gradCheckpoint === true); // [N, T, D]
+      for (let i = 0; i < c.depth; i++)
+        h = ditBlockOp(p, `blocks.${i}`, h, cond, c.numHeads, opts.gradCheckpoint === true); // [N, T, D]
       const o = finalLayer(p, h, cond); // [N, T, P·P·Co]
       return unpatchify(o, c.patchSize, outChannels(c)); // [N, Co, H, W]
     });
@@ -42,7 +50,12 @@ export class DiT implements DiffusionModel {
   }
 
   /** forward, as a promise (DiT reads nothing from the device). */
-  async forwardAsync(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D, opts: ForwardOptions = {}): Promise<ForwardResult> {
+  async forwardAsync(
+    x: tf.Tensor4D,
+    t: tf.Tensor1D,
+    y: tf.Tensor1D,
+    opts: ForwardOptions = {},
+  ): Promise<ForwardResult> {
     return this.forward(x, t, y, opts);
   }
 

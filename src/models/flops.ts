@@ -50,7 +50,10 @@ export function modelFlops(c: ModelConfig): FlopCount {
   const fixed = embed + (c.preDepth + c.postDepth) * perBlock + 2 * t * d * d + final;
   const perIteration = projection + perBlock;
   return {
-    perBlock, fixed, perIteration, projectionPerIteration: projection,
+    perBlock,
+    fixed,
+    perIteration,
+    projectionPerIteration: projection,
     forward: (iterations = c.noGradIters[1] + c.withGradIters[1]) => fixed + iterations * perIteration,
   };
 }

@@ -30,7 +30,15 @@ import { assertShape } from '../util/shapes.js';
 import { outChannels, type FPDMConfig } from './config.js';
 import { finalLayer, labelEmbedder, linearP, patchEmbed, timestepEmbedder, unpatchify, type Params } from './blocks.js';
 import { disposeTree, initParams, makePosEmbed, type ParamTree } from './params.js';
-import { checkInputs, sampleDropMask, type DiffusionModel, type FixedPointState, type ForwardOptions, type ForwardResult, type TrainingPlan } from './model.js';
+import {
+  checkInputs,
+  sampleDropMask,
+  type DiffusionModel,
+  type FixedPointState,
+  type ForwardOptions,
+  type ForwardResult,
+  type TrainingPlan,
+} from './model.js';
 import { ditBlockOp, fixedPointStepOp } from './blockgrad.js';
 import { solveFixedPoint, solveFixedPointAsync, type SolverOptions } from './solver.js';
 
@@ -93,7 +101,8 @@ export class FPDM implements DiffusionModel {
     const p: Params = this.tree;
     return tf.tidy(() => {
       let h = z;
-      for (let i = 0; i < cfg.postDepth; i++) h = ditBlockOp(p, `blocks_post.${i}`, h, cPP, cfg.numHeads, gradCheckpoint);
+      for (let i = 0; i < cfg.postDepth; i++)
+        h = ditBlockOp(p, `blocks_post.${i}`, h, cPP, cfg.numHeads, gradCheckpoint);
       return unpatchify(finalLayer(p, h, cPP), cfg.patchSize, outChannels(cfg)); // [N, Co, H, W]
     });
   }
@@ -106,12 +115,19 @@ export class FPDM implements DiffusionModel {
   forward(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D, opts: ForwardOptions = {}): ForwardResult {
     const solver = this.solverOf(opts);
     if (solver.kind !== 'fixed') {
-      throw new Error(`FPDM.forward: the '${solver.kind}' solver reads residuals on the host every iteration, which cannot be done synchronously (webgpu under Node); use FPDM.forwardAsync`);
+      throw new Error(
+        `FPDM.forward: the '${solver.kind}' solver reads residuals on the host every iteration, which cannot be done synchronously (webgpu under Node); use FPDM.forwardAsync`,
+      );
     }
     const pre = this.preFor(x, t, y, opts);
     const ckpt = opts.gradCheckpoint === true;
     try {
-      const { z, report, residuals } = solveFixedPoint((zk) => this.step(zk, pre.inj, pre.c, ckpt), opts.state?.z ?? pre.xPre, solver, { trackResiduals: opts.trackResiduals === true });
+      const { z, report, residuals } = solveFixedPoint(
+        (zk) => this.step(zk, pre.inj, pre.c, ckpt),
+        opts.state?.z ?? pre.xPre,
+        solver,
+        { trackResiduals: opts.trackResiduals === true },
+      );
       const out = this.post(z, pre.cPP, ckpt);
       return { out, state: { z }, solve: report, ...(residuals ? { residuals } : {}) };
     } finally {
@@ -123,11 +139,21 @@ export class FPDM implements DiffusionModel {
    * Forward with any solver (fixed, tolerance, Anderson); residuals (tracked by default with the fixed
    * solver) are read asynchronously into solve.residuals. Same numerics as forward.
    */
-  async forwardAsync(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D, opts: ForwardOptions = {}): Promise<ForwardResult> {
+  async forwardAsync(
+    x: tf.Tensor4D,
+    t: tf.Tensor1D,
+    y: tf.Tensor1D,
+    opts: ForwardOptions = {},
+  ): Promise<ForwardResult> {
     const solver = this.solverOf(opts);
     const pre = this.preFor(x, t, y, opts);
     try {
-      const { z, report } = await solveFixedPointAsync((zk) => this.step(zk, pre.inj, pre.c), opts.state?.z ?? pre.xPre, solver, { trackResiduals: opts.trackResiduals });
+      const { z, report } = await solveFixedPointAsync(
+        (zk) => this.step(zk, pre.inj, pre.c),
+        opts.state?.z ?? pre.xPre,
+        solver,
+        { trackResiduals: opts.trackResiduals },
+      );
       const out = this.post(z, pre.cPP);
       return { out, state: { z }, solve: report };
     } finally {
@@ -159,11 +185,22 @@ export class FPDM implements DiffusionModel {
    * outside tf.variableGrads). Returns the state to pass as `opts.state` to the with-grad forward, or
    * undefined when n = 0 (then the with-grad forward starts from x_pre inside the graph, as the reference).
    */
-  noGradState(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D, n: number, state?: FixedPointState): FixedPointState | undefined {
+  noGradState(
+    x: tf.Tensor4D,
+    t: tf.Tensor1D,
+    y: tf.Tensor1D,
+    n: number,
+    state?: FixedPointState,
+  ): FixedPointState | undefined {
     if (n === 0 && !state) return undefined;
     checkInputs(this.config, x, t, y);
     const pre = this.pre(x, t, y);
-    const { z } = solveFixedPoint((zk) => this.step(zk, pre.inj, pre.c), state?.z ?? pre.xPre, { kind: 'fixed', iters: n }, { trackResiduals: false });
+    const { z } = solveFixedPoint(
+      (zk) => this.step(zk, pre.inj, pre.c),
+      state?.z ?? pre.xPre,
+      { kind: 'fixed', iters: n },
+      { trackResiduals: false },
+    );
     tf.dispose([pre.xPre, pre.inj, pre.c, pre.cPP]);
     return { z };
   }

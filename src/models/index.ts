@@ -14,8 +14,25 @@ export * from './config.js';
 export * from './model.js';
 export { DiT } from './dit.js';
 export { FPDM, type PreResult } from './fpdm.js';
-export { countParams, countTree, paramSpecs, POS_EMBED, type ParamCount, type ParamTree, type ParamSpec, type LoadReport } from './params.js';
-export { solveFixedPoint, solveFixedPointAsync, validateSolver, type FixedSolveResult, type SolverOptions, type SolveReport, type SolverKind } from './solver.js';
+export {
+  countParams,
+  countTree,
+  paramSpecs,
+  POS_EMBED,
+  type ParamCount,
+  type ParamTree,
+  type ParamSpec,
+  type LoadReport,
+} from './params.js';
+export {
+  solveFixedPoint,
+  solveFixedPointAsync,
+  validateSolver,
+  type FixedSolveResult,
+  type SolverOptions,
+  type SolveReport,
+  type SolverKind,
+} from './solver.js';
 export { modelFlops, type FlopCount } from './flops.js';
 
 export type AnyModel = DiT | FPDM;
@@ -27,7 +44,11 @@ export function createModel(config: ModelConfig, seed: number | string | Rng = 0
 }
 
 /** A model whose weights come from a state_dict (PyTorch names). See paramsFromStateDict for the checks. */
-export function modelFromStateDict(config: ModelConfig, sd: TensorMap, opts: { strict?: boolean; source?: string } = {}): { model: AnyModel; report: LoadReport } {
+export function modelFromStateDict(
+  config: ModelConfig,
+  sd: TensorMap,
+  opts: { strict?: boolean; source?: string } = {},
+): { model: AnyModel; report: LoadReport } {
   const { params, report } = paramsFromStateDict(config, sd, opts);
   const model = config.kind === 'dit' ? new DiT(config, params) : new FPDM(config, params);
   return { model, report };
@@ -37,7 +58,11 @@ export function modelFromStateDict(config: ModelConfig, sd: TensorMap, opts: { s
  * Loads a state_dict into an existing model's variables (same checks as modelFromStateDict: the first
  * mismatching shape is named; missing/unexpected names are listed).
  */
-export function loadStateDict(model: DiffusionModel, sd: TensorMap, opts: { strict?: boolean; source?: string } = {}): LoadReport {
+export function loadStateDict(
+  model: DiffusionModel,
+  sd: TensorMap,
+  opts: { strict?: boolean; source?: string } = {},
+): LoadReport {
   const { params, report } = paramsFromStateDict(model.config, sd, opts);
   for (const [name, v] of model.params) {
     const src = params.get(name);

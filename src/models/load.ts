@@ -21,7 +21,11 @@ export function readModelConfig(path: string): ModelConfig {
 }
 
 /** Builds `config` with the weights of `ckpt` (`entry` picks `ema` or `model` in a training checkpoint). */
-export function loadModel(ckpt: string, config: ModelConfig, opts: { entry?: 'ema' | 'model'; strict?: boolean } = {}): { model: AnyModel; report: LoadReport } {
+export function loadModel(
+  ckpt: string,
+  config: ModelConfig,
+  opts: { entry?: 'ema' | 'model'; strict?: boolean } = {},
+): { model: AnyModel; report: LoadReport } {
   requireFile(ckpt, 'checkpoint');
   const sd = readWeights(ckpt, { entry: opts.entry });
   return modelFromStateDict(config, sd, { strict: opts.strict, source: `checkpoint '${ckpt}'` });

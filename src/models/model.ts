@@ -77,7 +77,13 @@ export interface DiffusionModel {
    * tf.variableGrads): the state to pass to the with-gradient forward, or undefined when there is none
    * (n = 0; always for DiT, whose training plan draws n = 0).
    */
-  noGradState(x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D, n: number, state?: FixedPointState): FixedPointState | undefined;
+  noGradState(
+    x: tf.Tensor4D,
+    t: tf.Tensor1D,
+    y: tf.Tensor1D,
+    n: number,
+    state?: FixedPointState,
+  ): FixedPointState | undefined;
   /** Draws the per-batch training randomness from `rng`: iteration counts (FPDM), then the label-drop mask. */
   sampleTrainingPlan(rng: Rng, batchSize: number): TrainingPlan;
   /** Block evaluations one forward costs (DiT: depth; FPDM: pre + iterations + post). */
@@ -112,7 +118,9 @@ export function checkLabels(c: ModelConfig, y: ArrayLike<number>): void {
   for (let i = 0; i < y.length; i++) {
     const v = y[i]!;
     if (!Number.isInteger(v) || v < 0 || v > maxLabel) {
-      throw new UserError(`label y[${i}] = ${v} is out of range: expected an integer in 0..${maxLabel}${c.classDropoutProb > 0 ? ` (${c.numClasses} is the null class)` : ''}`);
+      throw new UserError(
+        `label y[${i}] = ${v} is out of range: expected an integer in 0..${maxLabel}${c.classDropoutProb > 0 ? ` (${c.numClasses} is the null class)` : ''}`,
+      );
     }
   }
 }

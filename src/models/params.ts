@@ -162,7 +162,11 @@ export interface LoadReport {
  * `strict: false` (then missing ones keep `fallback`'s values, or are an error without it).
  * `pos_embed` may be present (its shape is checked) or absent; it is recomputed, never loaded.
  */
-export function paramsFromStateDict(c: ModelConfig, sd: TensorMap, opts: { strict?: boolean; source?: string } = {}): { params: ParamTree; report: LoadReport } {
+export function paramsFromStateDict(
+  c: ModelConfig,
+  sd: TensorMap,
+  opts: { strict?: boolean; source?: string } = {},
+): { params: ParamTree; report: LoadReport } {
   const source = opts.source ?? 'the checkpoint';
   const specs = paramSpecs(c);
   const known = new Set(specs.map((s) => s.name));
@@ -171,19 +175,28 @@ export function paramsFromStateDict(c: ModelConfig, sd: TensorMap, opts: { stric
   for (const s of specs) {
     const t = sd.get(s.name);
     if (t && shapeStr(t.shape) !== shapeStr(s.shape)) {
-      throw new UserError(`${source}: tensor '${s.name}' has shape ${shapeStr(t.shape)} but the model config needs ${shapeStr(s.shape)}; check the config (hidden_size, depth, patch_size, num_classes, learn_sigma, …) against the checkpoint`);
+      throw new UserError(
+        `${source}: tensor '${s.name}' has shape ${shapeStr(t.shape)} but the model config needs ${shapeStr(s.shape)}; check the config (hidden_size, depth, patch_size, num_classes, learn_sigma, …) against the checkpoint`,
+      );
     }
   }
   const pe = sd.get(POS_EMBED);
   if (pe && shapeStr(pe.shape) !== shapeStr(posEmbedShape(c))) {
-    throw new UserError(`${source}: buffer '${POS_EMBED}' has shape ${shapeStr(pe.shape)} but the model config needs ${shapeStr(posEmbedShape(c))}; check input_size, patch_size and hidden_size`);
+    throw new UserError(
+      `${source}: buffer '${POS_EMBED}' has shape ${shapeStr(pe.shape)} but the model config needs ${shapeStr(posEmbedShape(c))}; check input_size, patch_size and hidden_size`,
+    );
   }
-  const list = (xs: string[]): string => xs.slice(0, 10).join(', ') + (xs.length > 10 ? `, … (${xs.length} in all)` : '');
+  const list = (xs: string[]): string =>
+    xs.slice(0, 10).join(', ') + (xs.length > 10 ? `, … (${xs.length} in all)` : '');
   if (missing.length > 0) {
-    throw new UserError(`${source} lacks ${missing.length} tensor(s) the model needs: ${list(missing)}${c.kind === 'fpdm' ? '' : ' (is it an FPDM checkpoint? set "fixed_point": true)'}`);
+    throw new UserError(
+      `${source} lacks ${missing.length} tensor(s) the model needs: ${list(missing)}${c.kind === 'fpdm' ? '' : ' (is it an FPDM checkpoint? set "fixed_point": true)'}`,
+    );
   }
   if (unexpected.length > 0 && opts.strict !== false) {
-    throw new UserError(`${source} has ${unexpected.length} tensor(s) this model does not have: ${list(unexpected)}${c.kind === 'dit' && unexpected.some((k) => k.startsWith('block_')) ? ' (it looks like an FPDM checkpoint: set "fixed_point": true)' : ''}`);
+    throw new UserError(
+      `${source} has ${unexpected.length} tensor(s) this model does not have: ${list(unexpected)}${c.kind === 'dit' && unexpected.some((k) => k.startsWith('block_')) ? ' (it looks like an FPDM checkpoint: set "fixed_point": true)' : ''}`,
+    );
   }
   const params: ParamTree = new Map();
   for (const s of specs) {

@@ -69,7 +69,8 @@ export function validateSolver(s: SolverOptions): SolverOptions {
     if (!(s.tol > 0)) throw new UserError(`solver: tol is ${s.tol}, expected a positive number`);
     if (s.kind === 'anderson') {
       if (s.window !== undefined) intAtLeast('window', s.window, 1);
-      if (s.beta !== undefined && !(s.beta > 0 && s.beta <= 1)) throw new UserError(`solver: beta is ${s.beta}, expected 0 < beta <= 1`);
+      if (s.beta !== undefined && !(s.beta > 0 && s.beta <= 1))
+        throw new UserError(`solver: beta is ${s.beta}, expected 0 < beta <= 1`);
     }
   }
   return s;
@@ -117,7 +118,9 @@ function iterateFixed(f: StepFn, z0: tf.Tensor3D, iters: number, track: boolean)
 }
 
 function needsAsync(kind: SolverKind, where: string, asyncName: string): Error {
-  return new Error(`${where}: the '${kind}' solver reads residuals on the host every iteration, which cannot be done synchronously (webgpu under Node); call ${asyncName} instead`);
+  return new Error(
+    `${where}: the '${kind}' solver reads residuals on the host every iteration, which cannot be done synchronously (webgpu under Node); call ${asyncName} instead`,
+  );
 }
 
 /**
@@ -127,7 +130,12 @@ function needsAsync(kind: SolverKind, where: string, asyncName: string): Error {
  * residuals come back as a tensor, not as numbers. The caller keeps ownership of z0 (never disposed);
  * the returned z is a new tensor owned by the caller (for 0 iterations, a clone of z0).
  */
-export function solveFixedPoint(f: StepFn, z0: tf.Tensor3D, opts: SolverOptions, so: SolveOptions = {}): FixedSolveResult {
+export function solveFixedPoint(
+  f: StepFn,
+  z0: tf.Tensor3D,
+  opts: SolverOptions,
+  so: SolveOptions = {},
+): FixedSolveResult {
   validateSolver(opts);
   if (opts.kind !== 'fixed') throw needsAsync(opts.kind, 'solveFixedPoint', 'solveFixedPointAsync');
   const { z, res } = iterateFixed(f, z0, opts.iters, so.trackResiduals === true);
@@ -146,7 +154,12 @@ export function solveFixedPoint(f: StepFn, z0: tf.Tensor3D, opts: SolverOptions,
  * per iteration), Anderson. The caller keeps ownership of z0 (never disposed); the returned z is a new
  * tensor owned by the caller (for 0 fixed iterations, a clone of z0).
  */
-export async function solveFixedPointAsync(f: StepFn, z0: tf.Tensor3D, opts: SolverOptions, so: SolveOptions = {}): Promise<{ z: tf.Tensor3D; report: SolveReport }> {
+export async function solveFixedPointAsync(
+  f: StepFn,
+  z0: tf.Tensor3D,
+  opts: SolverOptions,
+  so: SolveOptions = {},
+): Promise<{ z: tf.Tensor3D; report: SolveReport }> {
   validateSolver(opts);
   if (opts.kind === 'anderson') return anderson(f, z0, opts);
   if (opts.kind === 'fixed') {
@@ -161,7 +174,10 @@ export async function solveFixedPointAsync(f: StepFn, z0: tf.Tensor3D, opts: Sol
         all.dispose();
       }
     }
-    return { z: z === z0 ? tf.clone(z0) : z, report: { solver: 'fixed', iterations: opts.iters, residuals, converged: null } };
+    return {
+      z: z === z0 ? tf.clone(z0) : z,
+      report: { solver: 'fixed', iterations: opts.iters, residuals, converged: null },
+    };
   }
   let z = z0;
   const residuals: number[] = [];
@@ -242,7 +258,11 @@ function andersonWeights(h: Float64Array, n: number): Float64Array {
  * iterate's image (plain Anderson can diverge on strongly nonlinear maps). Returns the image F of the
  * iterate with the smallest residual.
  */
-async function anderson(f: StepFn, z0: tf.Tensor3D, o: Extract<SolverOptions, { kind: 'anderson' }>): Promise<{ z: tf.Tensor3D; report: SolveReport }> {
+async function anderson(
+  f: StepFn,
+  z0: tf.Tensor3D,
+  o: Extract<SolverOptions, { kind: 'anderson' }>,
+): Promise<{ z: tf.Tensor3D; report: SolveReport }> {
   const m = o.window ?? 5;
   const beta = o.beta ?? 1.0;
   const lambda = o.lambda ?? 1e-6;
@@ -305,7 +325,10 @@ async function anderson(f: StepFn, z0: tf.Tensor3D, o: Extract<SolverOptions, { 
     }
     const k = X.length;
     const H = tf.tidy(() => {
-      const G = tf.stack(F.map((fi, i) => tf.sub(fi, X[i]!)), 1); // [N, k, L]
+      const G = tf.stack(
+        F.map((fi, i) => tf.sub(fi, X[i]!)),
+        1,
+      ); // [N, k, L]
       return tf.matMul(G, G, false, true); // [N, k, k]
     });
     let hv: Float32Array;

@@ -35,7 +35,10 @@ export function fmtTag(v: TagValue | undefined): string {
 
 export function aggregate(rows: MetricRecord[], spec: AggSpec): Agg[] {
   const drop = new Set([TAG.seed, ...spec.consumed]);
-  const groups = new Map<string, { base: string; x: number | string; config: Tags; model: string; values: number[]; runIds: number[] }>();
+  const groups = new Map<
+    string,
+    { base: string; x: number | string; config: Tags; model: string; values: number[]; runIds: number[] }
+  >();
   for (const r of rows) {
     const x = spec.x(r);
     if (x === undefined || !Number.isFinite(r.value)) continue;
@@ -59,19 +62,30 @@ export function aggregate(rows: MetricRecord[], spec: AggSpec): Agg[] {
   for (const [k, configs] of byBaseX) {
     const base = k.split('\u0000')[0]!;
     const keys = new Set(configs.flatMap((c) => Object.keys(c)));
-    for (const key of keys) if (new Set(configs.map((c) => canonicalJson(c[key] ?? null))).size > 1) split.get(base)!.add(key);
+    for (const key of keys)
+      if (new Set(configs.map((c) => canonicalJson(c[key] ?? null))).size > 1) split.get(base)!.add(key);
   }
   const out: Agg[] = [];
   for (const g of groups.values()) {
     const keys = [...split.get(g.base)!].sort();
     const suffix = keys.map((k) => (k === 'model' ? g.model : `${k}=${fmtTag(g.config[k])}`)).join(', ');
-    out.push({ series: suffix ? `${g.base} (${suffix})` : g.base, x: g.x, config: g.config, model: g.model, values: g.values, runIds: g.runIds, ...summarize(g.values) });
+    out.push({
+      series: suffix ? `${g.base} (${suffix})` : g.base,
+      x: g.x,
+      config: g.config,
+      model: g.model,
+      values: g.values,
+      runIds: g.runIds,
+      ...summarize(g.values),
+    });
   }
   return out.sort((a, b) => a.series.localeCompare(b.series) || cmpX(a.x, b.x));
 }
 
 export function cmpX(a: number | string, b: number | string): number {
-  return typeof a === 'number' && typeof b === 'number' ? a - b : String(a).localeCompare(String(b), 'en', { numeric: true });
+  return typeof a === 'number' && typeof b === 'number'
+    ? a - b
+    : String(a).localeCompare(String(b), 'en', { numeric: true });
 }
 
 export function toPoints(aggs: Agg[], label?: (a: Agg) => string | undefined): SeriesPoint[] {

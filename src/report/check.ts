@@ -73,7 +73,10 @@ export interface CheckResult {
 }
 
 function issuePath(path: (string | number)[]): string {
-  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '') || '(top level)';
+  return (
+    path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '') ||
+    '(top level)'
+  );
 }
 
 /** Reads and validates a baseline file; every problem is a UserError naming the offending key. */
@@ -103,7 +106,17 @@ export function readBaseline(path: string): { baseline: Baseline; format: 'json'
 }
 
 const describe = (c: BaselineCheck): string =>
-  c.name ?? [c.metric, c.select.experiment, c.select.model, c.select.family, c.select.kind, ...Object.entries(c.select.tags ?? {}).map(([k, v]) => `${k}=${String(v)}`)].filter(Boolean).join(' ');
+  c.name ??
+  [
+    c.metric,
+    c.select.experiment,
+    c.select.model,
+    c.select.family,
+    c.select.kind,
+    ...Object.entries(c.select.tags ?? {}).map(([k, v]) => `${k}=${String(v)}`),
+  ]
+    .filter(Boolean)
+    .join(' ');
 
 function matches(r: MetricRecord, c: BaselineCheck): boolean {
   const s = c.select;
@@ -118,15 +131,27 @@ function matches(r: MetricRecord, c: BaselineCheck): boolean {
 }
 
 /** The compared value: mean over seeds of the latest completed matching run per seed. */
-export function currentValue(rows: MetricRecord[], c: BaselineCheck, i: number): { value: number; n: number; runKeys: string[] } {
+export function currentValue(
+  rows: MetricRecord[],
+  c: BaselineCheck,
+  i: number,
+): { value: number; n: number; runKeys: string[] } {
   const latest = new Map<string, MetricRecord>();
   for (const r of rows) {
     if (!matches(r, c)) continue;
     const seed = String(r.tags.seed ?? r.seed ?? 'none');
     const have = latest.get(seed);
-    if (!have || (r.finishedAt ?? '') > (have.finishedAt ?? '') || ((r.finishedAt ?? '') === (have.finishedAt ?? '') && r.runId > have.runId)) latest.set(seed, r);
+    if (
+      !have ||
+      (r.finishedAt ?? '') > (have.finishedAt ?? '') ||
+      ((r.finishedAt ?? '') === (have.finishedAt ?? '') && r.runId > have.runId)
+    )
+      latest.set(seed, r);
   }
-  if (!latest.size) throw new UserError(`baseline check checks[${i}] (${describe(c)}): no completed run in the database has this metric for this selector; run the experiment first or fix the selector`);
+  if (!latest.size)
+    throw new UserError(
+      `baseline check checks[${i}] (${describe(c)}): no completed run in the database has this metric for this selector; run the experiment first or fix the selector`,
+    );
   const picked = [...latest.values()];
   return { value: summarize(picked.map((r) => r.value)).mean, n: picked.length, runKeys: picked.map((r) => r.runKey) };
 }
@@ -147,7 +172,16 @@ export function runCheck(opts: { baseline: string; db: string; update?: boolean 
     const metrics = store.metrics({ status: ['completed'], names: [...new Set(baseline.checks.map((c) => c.metric))] });
     rows = baseline.checks.map((c, i) => {
       const cur = currentValue(metrics, c, i);
-      return { name: describe(c), metric: c.metric, value: cur.value, baseline: c.expected, better: c.better, n: cur.n, runKeys: cur.runKeys, ...judge(cur.value, c) };
+      return {
+        name: describe(c),
+        metric: c.metric,
+        value: cur.value,
+        baseline: c.expected,
+        better: c.better,
+        n: cur.n,
+        runKeys: cur.runKeys,
+        ...judge(cur.value, c),
+      };
     });
   } finally {
     store.close();
@@ -164,5 +198,11 @@ export function runCheck(opts: { baseline: string; db: string; update?: boolean 
       atomicWrite(opts.baseline, [JSON.stringify(raw, null, 2) + '\n']);
     }
   }
-  return { baseline: opts.baseline, db: opts.db, rows, regressions: rows.filter((r) => r.verdict === 'regressed'), updated: Boolean(opts.update) };
+  return {
+    baseline: opts.baseline,
+    db: opts.db,
+    rows,
+    regressions: rows.filter((r) => r.verdict === 'regressed'),
+    updated: Boolean(opts.update),
+  };
 }

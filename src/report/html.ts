@@ -14,7 +14,8 @@ export interface PageSection {
   grids: { title: string; file: string; sha256: string; main: boolean }[];
 }
 
-export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+export const esc = (s: string): string =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 const link = (href: string, text: string) => `<a href="${esc(href)}">${esc(text)}</a>`;
 /** figures are drawn FIGURE_ZOOM times their SVG size (readable text), at most FIGURE_MAX_WIDTH CSS pixels wide */
@@ -25,7 +26,10 @@ function tableHtml(t: Table): string {
   const cols = visibleColumns(t);
   const head = cols.map((c) => `<th>${esc(c.label)}</th>`).join('');
   const body = t.rows
-    .map((r) => `<tr>${cols.map((c) => `<td class="${c.format && c.format !== 'text' ? 'n' : ''}">${esc(formatCell(r[c.key] ?? null, c.format))}</td>`).join('')}</tr>`)
+    .map(
+      (r) =>
+        `<tr>${cols.map((c) => `<td class="${c.format && c.format !== 'text' ? 'n' : ''}">${esc(formatCell(r[c.key] ?? null, c.format))}</td>`).join('')}</tr>`,
+    )
     .join('\n');
   return `<table><caption>${esc(t.caption)}</caption><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
@@ -39,23 +43,48 @@ function figureHtml(f: FigureFiles): string {
 function gridsHtml(grids: PageSection['grids']): string {
   const main = grids.filter((g) => g.main);
   const rest = grids.filter((g) => !g.main);
-  const thumbs = main.map((g) => `<figure class="grid"><a href="${esc(g.file)}"><img src="${esc(g.file)}" loading="lazy" alt="${esc(g.title)}"></a><figcaption>${esc(g.title)}</figcaption></figure>`).join('\n');
+  const thumbs = main
+    .map(
+      (g) =>
+        `<figure class="grid"><a href="${esc(g.file)}"><img src="${esc(g.file)}" loading="lazy" alt="${esc(g.title)}"></a><figcaption>${esc(g.title)}</figcaption></figure>`,
+    )
+    .join('\n');
   const list = rest.length
     ? `<details><summary>${rest.length} further sample grids (other seeds and configurations)</summary><ul class="gridlist">${rest.map((g) => `<li>${link(g.file, g.title)}</li>`).join('')}</ul></details>`
     : '';
   return `<div class="grids">${thumbs}</div>${list}`;
 }
 
-export function renderPage(o: { title: string; generated: string; database: string; experiment: string | null; metric: string | null; sections: PageSection[]; extraLinks: { href: string; text: string }[] }): string {
-  const toc = o.sections.map((p) => `<li><a href="#${p.section.id}">${esc(p.section.title)}</a>${p.section.skipped.length && !p.figures.length && !p.tables.length && !p.grids.length ? ' <span class="skip">(no data)</span>' : ''}</li>`).join('\n');
+export function renderPage(o: {
+  title: string;
+  generated: string;
+  database: string;
+  experiment: string | null;
+  metric: string | null;
+  sections: PageSection[];
+  extraLinks: { href: string; text: string }[];
+}): string {
+  const toc = o.sections
+    .map(
+      (p) =>
+        `<li><a href="#${p.section.id}">${esc(p.section.title)}</a>${p.section.skipped.length && !p.figures.length && !p.tables.length && !p.grids.length ? ' <span class="skip">(no data)</span>' : ''}</li>`,
+    )
+    .join('\n');
   const body = o.sections
     .map((p) => {
-      const parts = [`<section id="${p.section.id}"><h2>${esc(p.section.title)}</h2><p>${esc(p.section.description)}</p>`];
+      const parts = [
+        `<section id="${p.section.id}"><h2>${esc(p.section.title)}</h2><p>${esc(p.section.description)}</p>`,
+      ];
       for (const n of p.section.notes ?? []) parts.push(`<p class="note">${esc(n)}</p>`);
       for (const f of p.figures) parts.push(figureHtml(f));
-      for (const t of p.tables.filter((x) => !x.table.filesOnly)) parts.push(`<h3>${esc(t.table.title)}</h3>${tableHtml(t.table)}<p class="files">${link(t.files.md, 'Markdown')} · ${link(t.files.tex, 'LaTeX')} · ${link(t.files.csv, 'CSV')}</p>`);
+      for (const t of p.tables.filter((x) => !x.table.filesOnly))
+        parts.push(
+          `<h3>${esc(t.table.title)}</h3>${tableHtml(t.table)}<p class="files">${link(t.files.md, 'Markdown')} · ${link(t.files.tex, 'LaTeX')} · ${link(t.files.csv, 'CSV')}</p>`,
+        );
       for (const t of p.tables.filter((x) => x.table.filesOnly))
-        parts.push(`<p class="files"><b>${esc(t.table.title)}</b> (${t.table.rows.length} rows, as files only): ${link(t.files.csv, 'CSV')} · ${link(t.files.md, 'Markdown')} · ${link(t.files.tex, 'LaTeX')}. ${esc(t.table.caption)}</p>`);
+        parts.push(
+          `<p class="files"><b>${esc(t.table.title)}</b> (${t.table.rows.length} rows, as files only): ${link(t.files.csv, 'CSV')} · ${link(t.files.md, 'Markdown')} · ${link(t.files.tex, 'LaTeX')}. ${esc(t.table.caption)}</p>`,
+        );
       if (p.grids.length) parts.push(gridsHtml(p.grids));
       for (const why of p.section.skipped) parts.push(`<p class="skip">Not shown: ${esc(why)}.</p>`);
       parts.push('</section>');
@@ -77,7 +106,7 @@ figure{margin:1em 0}figure img{max-width:100%;height:auto}figcaption{font-size:.
 code{font-size:.85em}
 </style></head><body>
 <h1>${esc(o.title)}</h1>
-<p>Built from <code>${esc(o.database)}</code>${o.experiment ? `, experiment <code>${esc(o.experiment)}</code>` : ''} on ${esc(o.generated)}. Distribution metric: <b>${esc(o.metric ?? 'none found')}</b>${o.metric === 'fd_mnist' ? ' (Fréchet distance in the MNIST classifier\'s feature space, not FID)' : ''}. ${o.extraLinks.map((l) => link(l.href, l.text)).join(' · ')}</p>
+<p>Built from <code>${esc(o.database)}</code>${o.experiment ? `, experiment <code>${esc(o.experiment)}</code>` : ''} on ${esc(o.generated)}. Distribution metric: <b>${esc(o.metric ?? 'none found')}</b>${o.metric === 'fd_mnist' ? " (Fréchet distance in the MNIST classifier's feature space, not FID)" : ''}. ${o.extraLinks.map((l) => link(l.href, l.text)).join(' · ')}</p>
 <ol>${toc}</ol>
 ${body}
 </body></html>

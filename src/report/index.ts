@@ -43,7 +43,9 @@ export async function buildReport(opts: ReportOptions): Promise<ReportResult> {
   try {
     if (opts.experiment !== undefined && !store.experiments().some((e) => e.name === opts.experiment)) {
       const names = store.experiments().map((e) => e.name);
-      throw new UserError(`experiment '${opts.experiment}' is not in ${opts.db}; it has: ${names.length ? names.join(', ') : '(no experiments)'}`);
+      throw new UserError(
+        `experiment '${opts.experiment}' is not in ${opts.db}; it has: ${names.length ? names.join(', ') : '(no experiments)'}`,
+      );
     }
     const filter = opts.experiment === undefined ? {} : { experiment: opts.experiment };
     const runs = store.listRuns(filter);
@@ -59,11 +61,30 @@ export async function buildReport(opts: ReportOptions): Promise<ReportResult> {
   const out = resolve(opts.out);
   mkdirSync(out, { recursive: true });
   const written: string[] = [];
-  const write = (rel: string, data: string | Uint8Array) => (atomicWrite(join(out, rel), [data]), written.push(rel), rel);
-  const result: ReportResult = { out, index: join(out, 'index.html'), metric, files: written, tables: [], figures: [], grids: [], skipped: [], runs: runsCount };
+  const write = (rel: string, data: string | Uint8Array) => (
+    atomicWrite(join(out, rel), [data]),
+    written.push(rel),
+    rel
+  );
+  const result: ReportResult = {
+    out,
+    index: join(out, 'index.html'),
+    metric,
+    files: written,
+    tables: [],
+    figures: [],
+    grids: [],
+    skipped: [],
+    runs: runsCount,
+  };
 
   const pages: PageSection[] = [];
-  const markdown: string[] = [`# FPDM report`, '', `Database: \`${opts.db}\`${opts.experiment ? `, experiment \`${opts.experiment}\`` : ''}.`, ''];
+  const markdown: string[] = [
+    `# FPDM report`,
+    '',
+    `Database: \`${opts.db}\`${opts.experiment ? `, experiment \`${opts.experiment}\`` : ''}.`,
+    '',
+  ];
   for (const s of sections) {
     const page: PageSection = { section: s, tables: [], figures: [], grids: [] };
     markdown.push(`## ${s.title}`, '', s.description, '');
@@ -76,10 +97,18 @@ export async function buildReport(opts: ReportOptions): Promise<ReportResult> {
       markdown.push(`![${f.title}](${files.svg})`, '');
     }
     for (const t of s.tables) {
-      const files = { md: write(`tables/${t.id}.md`, toMarkdown(t)), tex: write(`tables/${t.id}.tex`, toLatex(t)), csv: write(`tables/${t.id}.csv`, toCsv(t)) };
+      const files = {
+        md: write(`tables/${t.id}.md`, toMarkdown(t)),
+        tex: write(`tables/${t.id}.tex`, toLatex(t)),
+        csv: write(`tables/${t.id}.csv`, toCsv(t)),
+      };
       page.tables.push({ table: t, files });
       result.tables.push(t.id);
-      markdown.push(t.filesOnly ? `**${t.title}** (${t.rows.length} rows): [CSV](${files.csv}), [Markdown](${files.md}).\n` : toMarkdown(t));
+      markdown.push(
+        t.filesOnly
+          ? `**${t.title}** (${t.rows.length} rows): [CSV](${files.csv}), [Markdown](${files.md}).\n`
+          : toMarkdown(t),
+      );
     }
     const extra: string[] = [];
     for (const { artifact: g, main } of s.grids) {
@@ -94,20 +123,29 @@ export async function buildReport(opts: ReportOptions): Promise<ReportResult> {
         continue;
       }
       const ext = extname(g.absPath).toLowerCase();
-      const file = write(`grids/${slug(g.model)}_b${slug(fmtTag(g.tags[TAG.budget]))}_s${slug(fmtTag(g.tags[TAG.seed]))}_${g.id}${ext}`, bytes);
+      const file = write(
+        `grids/${slug(g.model)}_b${slug(fmtTag(g.tags[TAG.budget]))}_s${slug(fmtTag(g.tags[TAG.seed]))}_${g.id}${ext}`,
+        bytes,
+      );
       page.grids.push({ title, file, sha256: g.sha256, main });
       result.grids.push(file);
       if (main) markdown.push(`![${title}](${file})`, '');
       else extra.push(`[${title}](${file})`);
     }
     if (extra.length) markdown.push(`Further sample grids: ${extra.join(' · ')}`, '');
-    for (const why of s.skipped) (result.skipped.push({ section: s.id, reason: why }), markdown.push(`_Not shown: ${why}._`, ''));
+    for (const why of s.skipped)
+      (result.skipped.push({ section: s.id, reason: why }), markdown.push(`_Not shown: ${why}._`, ''));
     pages.push(page);
   }
   write('report.md', markdown.join('\n'));
   const html = renderPage({
-    title: `FPDM report${opts.experiment ? `: ${opts.experiment}` : ''}`, generated: new Date().toISOString(), database: opts.db,
-    experiment: opts.experiment ?? null, metric, sections: pages, extraLinks: [{ href: 'report.md', text: 'all tables (Markdown)' }],
+    title: `FPDM report${opts.experiment ? `: ${opts.experiment}` : ''}`,
+    generated: new Date().toISOString(),
+    database: opts.db,
+    experiment: opts.experiment ?? null,
+    metric,
+    sections: pages,
+    extraLinks: [{ href: 'report.md', text: 'all tables (Markdown)' }],
   });
   write('index.html', html);
   removeStale(out, written);

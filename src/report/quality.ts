@@ -19,7 +19,15 @@ export function familyOf(model: string, family: ModelFamily | null): ModelFamily
 
 /** The configuration of a row apart from seed, budget and split: model plus the other tags. */
 export function configKey(r: { model: string; tags: Tags }): string {
-  const { [TAG.seed]: _s, [TAG.steps]: _st, [TAG.iters]: _it, [TAG.budget]: _b, [TAG.numImages]: _n, reference_images: _ri, ...rest } = r.tags;
+  const {
+    [TAG.seed]: _s,
+    [TAG.steps]: _st,
+    [TAG.iters]: _it,
+    [TAG.budget]: _b,
+    [TAG.numImages]: _n,
+    reference_images: _ri,
+    ...rest
+  } = r.tags;
   return canonicalJson({ model: r.model, rest });
 }
 
@@ -54,10 +62,15 @@ export function budgetSummary(metric: string, rows: MetricRecord[]): BudgetSumma
     cover.set(configKey(r), c);
   }
   const mainConfig = new Map<string, string>();
-  for (const [k, c] of [...cover].sort(([ka, a], [kb, b]) => b.budgets.size - a.budgets.size || b.rows - a.rows || ka.localeCompare(kb)))
+  for (const [k, c] of [...cover].sort(
+    ([ka, a], [kb, b]) => b.budgets.size - a.budgets.size || b.rows - a.rows || ka.localeCompare(kb),
+  ))
     if (!mainConfig.has(c.model)) mainConfig.set(c.model, k);
   const mainRows = withBudget.filter((r) => mainConfig.get(r.model) === configKey(r));
-  const groups = new Map<string, { cfg: string; model: string; budget: number; steps: string; iters: string; values: number[] }>();
+  const groups = new Map<
+    string,
+    { cfg: string; model: string; budget: number; steps: string; iters: string; values: number[] }
+  >();
   for (const r of mainRows) {
     const [budget, steps, iters] = [numTag(r, TAG.budget)!, fmtTag(r.tags[TAG.steps]), fmtTag(r.tags[TAG.iters])];
     const k = `${r.model}\u0000${budget}\u0000${steps}\u0000${iters}`;
@@ -71,7 +84,8 @@ export function budgetSummary(metric: string, rows: MetricRecord[]): BudgetSumma
     const k = `${g.model}\u0000${g.budget}`;
     const mean = summarize(g.values).mean;
     const b = best.get(k);
-    if (!b || (lower ? mean < b.mean : mean > b.mean)) best.set(k, { steps: g.steps, iters: g.iters, mean, tried: (b?.tried ?? 0) + 1 });
+    if (!b || (lower ? mean < b.mean : mean > b.mean))
+      best.set(k, { steps: g.steps, iters: g.iters, mean, tried: (b?.tried ?? 0) + 1 });
     else b.tried++;
   }
   const chosen = new Map([...best].map(([k, b]) => [k, { steps: b.steps, iters: b.iters }]));
@@ -79,12 +93,18 @@ export function budgetSummary(metric: string, rows: MetricRecord[]): BudgetSumma
     const b = best.get(`${r.model}\u0000${numTag(r, TAG.budget)}`);
     return b !== undefined && b.steps === fmtTag(r.tags[TAG.steps]) && b.iters === fmtTag(r.tags[TAG.iters]);
   };
-  const aggs = aggregate(mainRows.filter(isChosen), { x: (r) => numTag(r, TAG.budget), consumed: [TAG.budget, TAG.steps, TAG.iters, TAG.numImages, 'reference_images'] });
+  const aggs = aggregate(mainRows.filter(isChosen), {
+    x: (r) => numTag(r, TAG.budget),
+    consumed: [TAG.budget, TAG.steps, TAG.iters, TAG.numImages, 'reference_images'],
+  });
   const points = aggs.map((a): BudgetPoint => {
     const b = best.get(`${a.model}\u0000${a.x}`)!;
     const cfg = mainConfig.get(a.model)!;
     const rest = (JSON.parse(cfg) as { rest: Record<string, TagValue> }).rest;
-    const configText = Object.entries(rest).map(([k, v]) => `${k}=${fmtTag(v)}`).join(', ') || '–';
+    const configText =
+      Object.entries(rest)
+        .map(([k, v]) => `${k}=${fmtTag(v)}`)
+        .join(', ') || '–';
     return { ...a, budget: a.x as number, steps: b.steps, iters: b.iters, splits: b.tried, configText, cfg };
   });
   return { points, mainConfig, chosen };
@@ -94,5 +114,9 @@ export function budgetSummary(metric: string, rows: MetricRecord[]): BudgetSumma
 export function qualityLevel(metric: string, rows: MetricRecord[]): QualityLevel | null {
   const n = rows.map((r) => r.tags[TAG.numImages]).find((v) => typeof v === 'number');
   const ref = rows.map((r) => r.tags.reference_images).find((v) => typeof v === 'number');
-  return QUALITY_LEVELS.find((q) => q.metric === metric && q.numImages === n && (ref === undefined || q.referenceImages === ref)) ?? null;
+  return (
+    QUALITY_LEVELS.find(
+      (q) => q.metric === metric && q.numImages === n && (ref === undefined || q.referenceImages === ref),
+    ) ?? null
+  );
 }

@@ -54,15 +54,30 @@ export function toMarkdown(t: Table): string {
   t = { ...t, columns: visibleColumns(t) };
   const head = `| ${t.columns.map((c) => c.label).join(' | ')} |`;
   const rule = `| ${t.columns.map((c) => (c.format && c.format !== 'text' ? '---:' : '---')).join(' | ')} |`;
-  const body = t.rows.map((r) => `| ${t.columns.map((c) => formatCell(r[c.key] ?? null, c.format).replace(/\|/g, '\\|')).join(' | ')} |`);
+  const body = t.rows.map(
+    (r) => `| ${t.columns.map((c) => formatCell(r[c.key] ?? null, c.format).replace(/\|/g, '\\|')).join(' | ')} |`,
+  );
   return [`### ${t.title}`, '', t.caption, '', head, rule, ...body, ''].join('\n');
 }
 
 const LATEX_SPECIALS: Record<string, string> = {
-  '\\': '\\textbackslash{}', '&': '\\&', '%': '\\%', $: '\\$', '#': '\\#', _: '\\_', '{': '\\{', '}': '\\}', '~': '\\textasciitilde{}', '^': '\\textasciicircum{}',
+  '\\': '\\textbackslash{}',
+  '&': '\\&',
+  '%': '\\%',
+  $: '\\$',
+  '#': '\\#',
+  _: '\\_',
+  '{': '\\{',
+  '}': '\\}',
+  '~': '\\textasciitilde{}',
+  '^': '\\textasciicircum{}',
 };
 export function latexEscape(s: string): string {
-  return s.replace(/[\\&%$#_{}~^]/g, (c) => LATEX_SPECIALS[c]!).replace(/–/g, '--').replace(/±/g, '$\\pm$').replace(/×/g, '$\\times$');
+  return s
+    .replace(/[\\&%$#_{}~^]/g, (c) => LATEX_SPECIALS[c]!)
+    .replace(/–/g, '--')
+    .replace(/±/g, '$\\pm$')
+    .replace(/×/g, '$\\times$');
 }
 
 export function toLatex(t: Table): string {
@@ -90,5 +105,13 @@ export function toLatex(t: Table): string {
 /** CSV with a header of column labels; numbers at full precision, missing values empty. */
 export function toCsv(t: Table): string {
   t = { ...t, columns: visibleColumns(t) };
-  return stringify([t.columns.map((c) => c.label), ...t.rows.map((r) => t.columns.map((c) => { const v = r[c.key]; return v === null || v === undefined ? '' : typeof v === 'boolean' ? (v ? 'on' : 'off') : v; }))]);
+  return stringify([
+    t.columns.map((c) => c.label),
+    ...t.rows.map((r) =>
+      t.columns.map((c) => {
+        const v = r[c.key];
+        return v === null || v === undefined ? '' : typeof v === 'boolean' ? (v ? 'on' : 'off') : v;
+      }),
+    ),
+  ]);
 }

@@ -27,11 +27,15 @@ interface Group {
 const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(1) : v.toPrecision(2));
 
 /** −1: a better, 1: b better, 0: within the larger seed std (or a single seed). */
-function compare(a: { mean: number; std: number | null }, b: { mean: number; std: number | null }, lower: boolean): -1 | 0 | 1 {
+function compare(
+  a: { mean: number; std: number | null },
+  b: { mean: number; std: number | null },
+  lower: boolean,
+): -1 | 0 | 1 {
   if (a.std === null || b.std === null) return 0;
   const d = a.mean - b.mean;
   if (Math.abs(d) <= Math.max(a.std, b.std)) return 0;
-  return (d < 0) === lower ? -1 : 1;
+  return d < 0 === lower ? -1 : 1;
 }
 
 function groups(rows: MetricRecord[]): Group[] {
@@ -66,7 +70,11 @@ export interface VerdictInput {
 }
 
 export function verdictsSection(v: VerdictInput): Section {
-  const s = section('verdicts', 'Verdicts: the paper\'s claims against these runs', `Each claim of the paper with what these runs measured and how strong that evidence is. A difference counts only where it exceeds the larger of the two seed standard deviations. Where the best model scores worse than ${WEAK_FACTOR}× what real images score on the same metric, the models are too weak to decide quality claims: those verdicts are "inconclusive", whatever the direction measured. A fixed point counts as converged where the residual of the last iteration is at most ${CONVERGED}.`);
+  const s = section(
+    'verdicts',
+    "Verdicts: the paper's claims against these runs",
+    `Each claim of the paper with what these runs measured and how strong that evidence is. A difference counts only where it exceeds the larger of the two seed standard deviations. Where the best model scores worse than ${WEAK_FACTOR}× what real images score on the same metric, the models are too weak to decide quality claims: those verdicts are "inconclusive", whatever the direction measured. A fixed point counts as converged where the residual of the last iteration is at most ${CONVERGED}.`,
+  );
   const rows: Record<string, Cell>[] = [];
   const { metric, summary } = v;
   const lower = metric ? LOWER_IS_BETTER.has(metric) : true;
@@ -92,20 +100,45 @@ export function verdictsSection(v: VerdictInput): Section {
     short += `; ${sd}`;
   }
   const strength = (extra?: string) => [short, extra].filter(Boolean).join('; ');
-  const qualityVerdict = (measured: 'reproduced' | 'not reproduced' | 'inconclusive') => (weak && measured !== 'inconclusive' ? `inconclusive (measured: ${measured} at this quality)` : measured);
-  const resid = (model: string, tags: Record<string, TagValue>) => v.residuals.find((c) => c.model === model && c.budget === tags[TAG.budget] && c.steps === tags[TAG.steps] && c.allocation === String(tags[TAG.allocation] ?? 'fixed') && c.reuse === (tags[TAG.reuse] ?? null));
+  const qualityVerdict = (measured: 'reproduced' | 'not reproduced' | 'inconclusive') =>
+    weak && measured !== 'inconclusive' ? `inconclusive (measured: ${measured} at this quality)` : measured;
+  const resid = (model: string, tags: Record<string, TagValue>) =>
+    v.residuals.find(
+      (c) =>
+        c.model === model &&
+        c.budget === tags[TAG.budget] &&
+        c.steps === tags[TAG.steps] &&
+        c.allocation === String(tags[TAG.allocation] ?? 'fixed') &&
+        c.reuse === (tags[TAG.reuse] ?? null),
+    );
   /** the residuals of groups `g`, summarised per `by` (e.g. iterations per step): median range and converged share */
   const residText = (g: Group[], by: (c: ResidualConfig) => string) => {
     const cs = [...new Set(g.map((x) => resid(x.model, x.tags)).filter((c): c is ResidualConfig => c !== undefined))];
     if (!cs.length) return 'no fixed-point residuals stored';
     const parts = new Map<string, ReturnType<typeof residualStats>[]>();
     for (const c of cs) (parts.get(by(c)) ?? parts.set(by(c), []).get(by(c))!).push(residualStats(c));
-    const range = (v: number[], f: (x: number) => string = fmt) => { const [lo, hi] = [f(Math.min(...v)), f(Math.max(...v))]; return lo === hi ? lo : `${lo}–${hi}`; };
-    return 'final fixed-point residual ' + [...parts].sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true })).map(([k, st]) => {
-      const conv = st.map((x) => x.converged);
-      const state = conv.every((x) => x === 1) ? 'converged' : conv.every((x) => x === 0) ? 'not converged' : `converged at ${range(conv.map((x) => x * 100), (x) => String(Math.round(x)))}% of timesteps`;
-      return `${k}: median ${range(st.map((x) => x.median))}, max ${range(st.map((x) => x.max))} (${state})`;
-    }).join('; ');
+    const range = (v: number[], f: (x: number) => string = fmt) => {
+      const [lo, hi] = [f(Math.min(...v)), f(Math.max(...v))];
+      return lo === hi ? lo : `${lo}–${hi}`;
+    };
+    return (
+      'final fixed-point residual ' +
+      [...parts]
+        .sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }))
+        .map(([k, st]) => {
+          const conv = st.map((x) => x.converged);
+          const state = conv.every((x) => x === 1)
+            ? 'converged'
+            : conv.every((x) => x === 0)
+              ? 'not converged'
+              : `converged at ${range(
+                  conv.map((x) => x * 100),
+                  (x) => String(Math.round(x)),
+                )}% of timesteps`;
+          return `${k}: median ${range(st.map((x) => x.median))}, max ${range(st.map((x) => x.max))} (${state})`;
+        })
+        .join('; ')
+    );
   };
   const byIters = (c: ResidualConfig) => `${fmtTag(c.iters)} iter/step`;
   const split = (g: Group) => `${g.tags[TAG.steps]}×${g.tags[TAG.iters]}`;
@@ -113,7 +146,9 @@ export function verdictsSection(v: VerdictInput): Section {
   if (metric && summary?.points.length) {
     // 1. quality at limited compute (Table 1)
     for (const { fpdm, dit } of modelPairs(v.dist)) {
-      const budgets = [...new Set(summary.points.filter((p) => p.series === fpdm).map((p) => p.budget))].sort((a, b) => a - b);
+      const budgets = [...new Set(summary.points.filter((p) => p.series === fpdm).map((p) => p.budget))].sort(
+        (a, b) => a - b,
+      );
       const cmp = budgets.flatMap((b) => {
         const f = summary.points.find((p) => p.series === fpdm && p.budget === b);
         const d = summary.points.find((p) => p.series === dit && p.budget === b);
@@ -122,69 +157,147 @@ export function verdictsSection(v: VerdictInput): Section {
       if (!cmp.length) continue;
       const better = cmp.filter((x) => x.c === -1).length;
       const worse = cmp.filter((x) => x.c === 1).length;
-      const measured = better && cmp[0]!.c === -1 && !worse ? 'reproduced' : worse === cmp.length ? 'not reproduced' : better > 0 && worse === 0 ? 'reproduced' : 'inconclusive';
+      const measured =
+        better && cmp[0]!.c === -1 && !worse
+          ? 'reproduced'
+          : worse === cmp.length
+            ? 'not reproduced'
+            : better > 0 && worse === 0
+              ? 'reproduced'
+              : 'inconclusive';
       rows.push({
         claim: 'FPDM beats DiT at limited sampling compute',
         paper: `Table 1, FID (DDPM) FPDM vs DiT: ${PAPER_TABLE1.map((p) => `${p.fpdm.ddpm} vs ${p.dit.ddpm} at ${p.budget}`).join(', ')} (budgets in DiT steps)`,
         ours: `${label(metric)}, ${fpdm} vs ${dit}: ${cmp.map((x) => `${fmt(x.f.mean)} vs ${fmt(x.d.mean)} at ${x.b}`).join(', ')}; FPDM better at ${better}, DiT better at ${worse}, within noise at ${cmp.length - better - worse} of ${cmp.length} budgets`,
-        strength: strength(), verdict: qualityVerdict(measured),
+        strength: strength(),
+        verdict: qualityVerdict(measured),
       });
     }
     // 2. timestep smoothing (Fig. 4): at a fixed budget, fewer steps with more iterations beats the most steps
-    const gs = groups(v.dist.filter((r) => familyOf(r.model, r.family) === 'fpdm' && typeof r.tags[TAG.steps] === 'number'));
-    const main = gs.filter((g) => summary.mainConfig.get(g.model) === canonicalJson({ model: g.model, rest: Object.fromEntries(Object.entries(g.tags).filter(([k]) => ![TAG.steps, TAG.iters, TAG.budget].includes(k as never))) }));
+    const gs = groups(
+      v.dist.filter((r) => familyOf(r.model, r.family) === 'fpdm' && typeof r.tags[TAG.steps] === 'number'),
+    );
+    const main = gs.filter(
+      (g) =>
+        summary.mainConfig.get(g.model) ===
+        canonicalJson({
+          model: g.model,
+          rest: Object.fromEntries(
+            Object.entries(g.tags).filter(([k]) => ![TAG.steps, TAG.iters, TAG.budget].includes(k as never)),
+          ),
+        }),
+    );
     const byBudget = new Map<string, Group[]>();
-    for (const g of main) (byBudget.get(`${g.model}\u0000${g.tags[TAG.budget]}`) ?? byBudget.set(`${g.model}\u0000${g.tags[TAG.budget]}`, []).get(`${g.model}\u0000${g.tags[TAG.budget]}`)!).push(g);
-    const sm = [...byBudget].filter(([, g]) => g.length >= 2).map(([k, g]) => {
-      const most = g.reduce((a, b) => ((b.tags[TAG.steps] as number) > (a.tags[TAG.steps] as number) ? b : a));
-      const best = g.reduce((a, b) => ((lower ? b.mean < a.mean : b.mean > a.mean) ? b : a));
-      return { model: k.split('\u0000')[0]!, budget: Number(k.split('\u0000')[1]), most, best, helps: best !== most && compare(best, most, lower) === -1, hurts: best === most && g.filter((x) => x !== most).every((x) => compare(most, x, lower) === -1) };
-    });
+    for (const g of main)
+      (
+        byBudget.get(`${g.model}\u0000${g.tags[TAG.budget]}`) ??
+        byBudget.set(`${g.model}\u0000${g.tags[TAG.budget]}`, []).get(`${g.model}\u0000${g.tags[TAG.budget]}`)!
+      ).push(g);
+    const sm = [...byBudget]
+      .filter(([, g]) => g.length >= 2)
+      .map(([k, g]) => {
+        const most = g.reduce((a, b) => ((b.tags[TAG.steps] as number) > (a.tags[TAG.steps] as number) ? b : a));
+        const best = g.reduce((a, b) => ((lower ? b.mean < a.mean : b.mean > a.mean) ? b : a));
+        return {
+          model: k.split('\u0000')[0]!,
+          budget: Number(k.split('\u0000')[1]),
+          most,
+          best,
+          helps: best !== most && compare(best, most, lower) === -1,
+          hurts: best === most && g.filter((x) => x !== most).every((x) => compare(most, x, lower) === -1),
+        };
+      });
     if (sm.length) {
       const helps = sm.filter((x) => x.helps).length;
       const hurts = sm.filter((x) => x.hurts).length;
       const all = [...byBudget].filter(([, g]) => g.length >= 2).flatMap(([, g]) => g);
       rows.push({
         claim: 'timestep smoothing: at a fixed budget, fewer steps with more fixed-point iterations each are better',
-        paper: 'Fig. 4: at 280 blocks, 4–8 iterations per step (≈46–28 steps) beat 1 iteration (93 steps) and DiT\'s 26-block steps',
-        ours: sm.map((x) => `budget ${x.budget}: ${byBudget.get(`${x.model}\u0000${x.budget}`)!.sort((a, b) => (b.tags[TAG.steps] as number) - (a.tags[TAG.steps] as number)).map((g) => `${split(g)} ${fmt(g.mean)}`).join(', ')}`).join('; ') + `; fewer steps better beyond noise at ${helps} of ${sm.length} budgets, the most steps best beyond noise at ${hurts}`,
+        paper:
+          "Fig. 4: at 280 blocks, 4–8 iterations per step (≈46–28 steps) beat 1 iteration (93 steps) and DiT's 26-block steps",
+        ours:
+          sm
+            .map(
+              (x) =>
+                `budget ${x.budget}: ${byBudget
+                  .get(`${x.model}\u0000${x.budget}`)!
+                  .sort((a, b) => (b.tags[TAG.steps] as number) - (a.tags[TAG.steps] as number))
+                  .map((g) => `${split(g)} ${fmt(g.mean)}`)
+                  .join(', ')}`,
+            )
+            .join('; ') +
+          `; fewer steps better beyond noise at ${helps} of ${sm.length} budgets, the most steps best beyond noise at ${hurts}`,
         strength: strength(residText(all, byIters)),
-        verdict: qualityVerdict(helps > 0 && hurts === 0 ? 'reproduced' : hurts === sm.length ? 'not reproduced' : 'inconclusive'),
+        verdict: qualityVerdict(
+          helps > 0 && hurts === 0 ? 'reproduced' : hurts === sm.length ? 'not reproduced' : 'inconclusive',
+        ),
       });
     }
     // 3. solution reuse (Fig. 6a) and 4. allocation (Table 5), among variants that differ in that tag only
     const fp = groups(v.dist.filter((r) => familyOf(r.model, r.family) === 'fpdm'));
-    const reuse = variantsOf(fp, TAG.reuse).map((vs) => {
-      const on = vs.find((g) => g.tags[TAG.reuse] === true)!;
-      const off = vs.find((g) => g.tags[TAG.reuse] === false)!;
-      return on && off ? { on, off, c: compare(on, off, lower) } : null;
-    }).filter((x) => x !== null);
+    const reuse = variantsOf(fp, TAG.reuse)
+      .map((vs) => {
+        const on = vs.find((g) => g.tags[TAG.reuse] === true)!;
+        const off = vs.find((g) => g.tags[TAG.reuse] === false)!;
+        return on && off ? { on, off, c: compare(on, off, lower) } : null;
+      })
+      .filter((x) => x !== null);
     if (reuse.length) {
-      const cfg = (g: Group) => `${split(g)} ${fmtTag(g.tags[TAG.allocation] ?? 'fixed')} (budget ${g.tags[TAG.budget]})`;
+      const cfg = (g: Group) =>
+        `${split(g)} ${fmtTag(g.tags[TAG.allocation] ?? 'fixed')} (budget ${g.tags[TAG.budget]})`;
       const better = reuse.filter((x) => x.c === -1).length;
       const worse = reuse.filter((x) => x.c === 1).length;
       rows.push({
-        claim: 'reusing the previous step\'s fixed-point solution helps, most at few iterations per step',
-        paper: 'Fig. 6a (values not published): "considerably helps when using a small number of iterations per timestep"',
+        claim: "reusing the previous step's fixed-point solution helps, most at few iterations per step",
+        paper:
+          'Fig. 6a (values not published): "considerably helps when using a small number of iterations per timestep"',
         ours: `on vs off: ${reuse.map((x) => `${cfg(x.on)} ${fmt(x.on.mean)} vs ${fmt(x.off.mean)}`).join(', ')}; reuse better beyond noise in ${better}, worse in ${worse} of ${reuse.length} (largest seed std ${fmt(Math.max(...reuse.flatMap((x) => [x.on.std ?? 0, x.off.std ?? 0])))})`,
-        strength: strength(residText(reuse.flatMap((x) => [x.on, x.off]), (c) => `reuse ${fmtTag(c.reuse)}`)),
-        verdict: qualityVerdict(better > 0 && worse === 0 ? 'reproduced' : worse > 0 && better === 0 ? 'not reproduced' : 'inconclusive'),
+        strength: strength(
+          residText(
+            reuse.flatMap((x) => [x.on, x.off]),
+            (c) => `reuse ${fmtTag(c.reuse)}`,
+          ),
+        ),
+        verdict: qualityVerdict(
+          better > 0 && worse === 0 ? 'reproduced' : worse > 0 && better === 0 ? 'not reproduced' : 'inconclusive',
+        ),
       });
     }
-    const alloc = variantsOf(fp, TAG.allocation).filter((vs) => vs.some((g) => g.tags[TAG.allocation] === 'increasing'));
+    const alloc = variantsOf(fp, TAG.allocation).filter((vs) =>
+      vs.some((g) => g.tags[TAG.allocation] === 'increasing'),
+    );
     if (alloc.length) {
       const res = alloc.map((vs) => {
         const inc = vs.find((g) => g.tags[TAG.allocation] === 'increasing')!;
         const others = vs.filter((g) => g !== inc);
-        return { vs, inc, best: others.every((o) => compare(inc, o, lower) === -1), beaten: others.some((o) => compare(o, inc, lower) === -1) };
+        return {
+          vs,
+          inc,
+          best: others.every((o) => compare(inc, o, lower) === -1),
+          beaten: others.some((o) => compare(o, inc, lower) === -1),
+        };
       });
-      const cfg = (g: Group) => `${split(g)}, reuse ${fmtTag(g.tags[TAG.reuse] ?? null)} (budget ${g.tags[TAG.budget]})`;
+      const cfg = (g: Group) =>
+        `${split(g)}, reuse ${fmtTag(g.tags[TAG.reuse] ?? null)} (budget ${g.tags[TAG.budget]})`;
       rows.push({
         claim: 'allocating iterations "increasing" beats constant and decreasing allocation',
-        paper: 'Table 5 (FID-1K): increasing best at every iteration count, e.g. 44.8 vs 45.8 (constant) vs 46.3 (decreasing) at 5 iterations',
-        ours: res.map((x) => `${cfg(x.inc)}: ${x.vs.map((g) => `${fmtTag(g.tags[TAG.allocation])} ${fmt(g.mean)}`).join(', ')}`).join('; ') + `; increasing best beyond noise in ${res.filter((x) => x.best).length} of ${res.length}`,
-        strength: strength(residText(res.flatMap((x) => x.vs), (c) => c.allocation)),
-        verdict: qualityVerdict(res.every((x) => x.best) ? 'reproduced' : res.every((x) => x.beaten) ? 'not reproduced' : 'inconclusive'),
+        paper:
+          'Table 5 (FID-1K): increasing best at every iteration count, e.g. 44.8 vs 45.8 (constant) vs 46.3 (decreasing) at 5 iterations',
+        ours:
+          res
+            .map(
+              (x) => `${cfg(x.inc)}: ${x.vs.map((g) => `${fmtTag(g.tags[TAG.allocation])} ${fmt(g.mean)}`).join(', ')}`,
+            )
+            .join('; ') + `; increasing best beyond noise in ${res.filter((x) => x.best).length} of ${res.length}`,
+        strength: strength(
+          residText(
+            res.flatMap((x) => x.vs),
+            (c) => c.allocation,
+          ),
+        ),
+        verdict: qualityVerdict(
+          res.every((x) => x.best) ? 'reproduced' : res.every((x) => x.beaten) ? 'not reproduced' : 'inconclusive',
+        ),
       });
     }
   }
@@ -196,10 +309,17 @@ export function verdictsSection(v: VerdictInput): Section {
     if (typeof p === 'number') {
       const paper = (1 - PAPER_SIZES.params.fpdm / PAPER_SIZES.params.dit) * 100;
       rows.push({
-        claim: 'FPDM needs far fewer parameters than DiT', paper: `${PAPER_SIZES.params.dit / 1e6}M vs ${PAPER_SIZES.params.fpdm / 1e6}M: ${paper.toFixed(1)}% fewer (28-block DiT-XL/2)`,
+        claim: 'FPDM needs far fewer parameters than DiT',
+        paper: `${PAPER_SIZES.params.dit / 1e6}M vs ${PAPER_SIZES.params.fpdm / 1e6}M: ${paper.toFixed(1)}% fewer (28-block DiT-XL/2)`,
         ours: `${r.model} vs ${r.vs}: ${fmt(r.params_M as number)}M vs ${fmt((r.params_M as number) / (1 - p / 100))}M, ${p >= 0 ? `${p.toFixed(1)}% fewer` : `${(-p).toFixed(1)}% more`}`,
-        strength: 'exact counts; the saving grows with the depth the fixed-point block replaces, so a shallow model saves less',
-        verdict: p > 0 ? (p >= paper - 5 ? 'reproduced' : 'reproduced in direction, smaller than the paper\'s') : 'not reproduced',
+        strength:
+          'exact counts; the saving grows with the depth the fixed-point block replaces, so a shallow model saves less',
+        verdict:
+          p > 0
+            ? p >= paper - 5
+              ? 'reproduced'
+              : "reproduced in direction, smaller than the paper's"
+            : 'not reproduced',
       });
     }
     const plain = r.train_MiB_saved;
@@ -207,20 +327,40 @@ export function verdictsSection(v: VerdictInput): Section {
     if (typeof plain === 'number' || typeof ckpt === 'number') {
       const paper = (1 - PAPER_SIZES.trainMemoryBytes.fpdm / PAPER_SIZES.trainMemoryBytes.dit) * 100;
       const vals = [plain, ckpt].filter((x): x is number => typeof x === 'number');
-      const pct = (x: Cell) => (typeof x === 'number' ? (x >= 0 ? `${x.toFixed(1)}% less` : `${(-x).toFixed(1)}% more`) : 'not measured');
+      const pct = (x: Cell) =>
+        typeof x === 'number' ? (x >= 0 ? `${x.toFixed(1)}% less` : `${(-x).toFixed(1)}% more`) : 'not measured';
       rows.push({
-        claim: 'FPDM trains in much less memory than DiT', paper: `${PAPER_SIZES.trainMemoryBytes.dit / 1e9} GB vs ${PAPER_SIZES.trainMemoryBytes.fpdm / 1e9} GB: ${paper.toFixed(1)}% less (batch 64)`,
+        claim: 'FPDM trains in much less memory than DiT',
+        paper: `${PAPER_SIZES.trainMemoryBytes.dit / 1e9} GB vs ${PAPER_SIZES.trainMemoryBytes.fpdm / 1e9} GB: ${paper.toFixed(1)}% less (batch 64)`,
         ours: `${r.model} vs ${r.vs}: ${pct(plain)} without, ${pct(ckpt)} with gradient checkpointing`,
-        strength: 'peak tensor bytes of one training step per run (deterministic for a configuration); depends on depth and on the S-JFB iterations with gradient',
-        verdict: vals.every((x) => x > 0) ? 'reproduced' : vals.every((x) => x <= 0) ? 'not reproduced' : 'mixed (depends on checkpointing)',
+        strength:
+          'peak tensor bytes of one training step per run (deterministic for a configuration); depends on depth and on the S-JFB iterations with gradient',
+        verdict: vals.every((x) => x > 0)
+          ? 'reproduced'
+          : vals.every((x) => x <= 0)
+            ? 'not reproduced'
+            : 'mixed (depends on checkpointing)',
       });
     }
   }
-  if (!rows.length) return (s.skipped.push('no claim could be checked: the database has no FPDM/DiT pair with comparable measurements'), s);
+  if (!rows.length)
+    return (
+      s.skipped.push('no claim could be checked: the database has no FPDM/DiT pair with comparable measurements'),
+      s
+    );
   (s.notes ??= []).push(`Quality level of the models: ${level}.`);
   s.tables.push({
-    id: 'verdicts', title: 'Verdicts', caption: 'Strength of evidence: the models\' quality level, seeds, the seed spread and, for sampling claims, the fixed-point residuals.',
-    columns: [{ key: 'claim', label: 'claim (paper)' }, { key: 'paper', label: 'paper' }, { key: 'ours', label: 'these runs' }, { key: 'strength', label: 'strength of evidence' }, { key: 'verdict', label: 'verdict' }],
+    id: 'verdicts',
+    title: 'Verdicts',
+    caption:
+      "Strength of evidence: the models' quality level, seeds, the seed spread and, for sampling claims, the fixed-point residuals.",
+    columns: [
+      { key: 'claim', label: 'claim (paper)' },
+      { key: 'paper', label: 'paper' },
+      { key: 'ours', label: 'these runs' },
+      { key: 'strength', label: 'strength of evidence' },
+      { key: 'verdict', label: 'verdict' },
+    ],
     rows,
   });
   return s;

@@ -13,7 +13,8 @@ function sortKeys(v: unknown, path: string): unknown {
   if (typeof v === 'number' && !Number.isFinite(v)) throw new Error(`canonicalJson: non-finite number at ${path}`);
   if (v === null || typeof v !== 'object') return v;
   if (Array.isArray(v)) return v.map((x, i) => sortKeys(x, `${path}[${i}]`));
-  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return sortKeys((v as { toJSON: () => unknown }).toJSON(), path);
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function')
+    return sortKeys((v as { toJSON: () => unknown }).toJSON(), path);
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(v).sort()) {
     const x = (v as Record<string, unknown>)[k];

@@ -45,23 +45,38 @@ export function mergeDatabase(srcPath: string, dst: Store, opts: MergeOptions = 
     const db = dst.db;
     dst.write(() => {
       for (const e of src.experiments()) {
-        const have = db.prepare('SELECT id, spec FROM experiments WHERE name = ?').get(e.name) as { id: number; spec: string } | undefined;
-        if (!have) db.prepare('INSERT INTO experiments (name, spec, created_at) VALUES (?, ?, ?)').run(e.name, e.spec, e.createdAt);
-        else if (have.spec === '' && e.spec !== '') db.prepare('UPDATE experiments SET spec = ? WHERE id = ?').run(e.spec, have.id);
+        const have = db.prepare('SELECT id, spec FROM experiments WHERE name = ?').get(e.name) as
+          { id: number; spec: string } | undefined;
+        if (!have)
+          db.prepare('INSERT INTO experiments (name, spec, created_at) VALUES (?, ?, ?)').run(
+            e.name,
+            e.spec,
+            e.createdAt,
+          );
+        else if (have.spec === '' && e.spec !== '')
+          db.prepare('UPDATE experiments SET spec = ? WHERE id = ?').run(e.spec, have.id);
       }
-      const srcRuns = src.db.prepare('SELECT r.*, e.name AS experiment FROM runs r LEFT JOIN experiments e ON e.id = r.experiment_id ORDER BY r.id').all() as Record<string, unknown>[];
+      const srcRuns = src.db
+        .prepare(
+          'SELECT r.*, e.name AS experiment FROM runs r LEFT JOIN experiments e ON e.id = r.experiment_id ORDER BY r.id',
+        )
+        .all() as Record<string, unknown>[];
       for (const r of srcRuns) {
         if (!FINISHED.has(r.status as string)) {
           result.unfinished++;
           continue;
         }
-        const have = db.prepare('SELECT id, status FROM runs WHERE run_key = ?').get(r.run_key) as { id: number; status: string } | undefined;
+        const have = db.prepare('SELECT id, status FROM runs WHERE run_key = ?').get(r.run_key) as
+          { id: number; status: string } | undefined;
         if (have && (have.status === 'completed' || r.status !== 'completed')) {
           result.skipped++;
           continue;
         }
         if (have) db.prepare('DELETE FROM runs WHERE id = ?').run(have.id); // cascades to its metrics and artifacts
-        const expId = r.experiment == null ? null : (db.prepare('SELECT id FROM experiments WHERE name = ?').get(r.experiment) as { id: number }).id;
+        const expId =
+          r.experiment == null
+            ? null
+            : (db.prepare('SELECT id FROM experiments WHERE name = ?').get(r.experiment) as { id: number }).id;
         const id = Number(
           db
             .prepare(
@@ -70,18 +85,43 @@ export function mergeDatabase(srcPath: string, dst: Store, opts: MergeOptions = 
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
             )
             .run(
-              r.run_key, expId, r.kind, r.model, r.family, r.parent_key, r.status, r.seed, r.config, r.tags, r.provenance,
-              r.created_at, r.started_at, r.finished_at, r.heartbeat_at, r.attempts, r.error,
+              r.run_key,
+              expId,
+              r.kind,
+              r.model,
+              r.family,
+              r.parent_key,
+              r.status,
+              r.seed,
+              r.config,
+              r.tags,
+              r.provenance,
+              r.created_at,
+              r.started_at,
+              r.finished_at,
+              r.heartbeat_at,
+              r.attempts,
+              r.error,
             ).lastInsertRowid,
         );
-        const metrics = src.db.prepare('SELECT name, value, unit, step, tags, nonfinite FROM metrics WHERE run_id = ? ORDER BY id').all(r.id) as Record<string, unknown>[];
-        const insM = db.prepare('INSERT OR REPLACE INTO metrics (run_id, name, value, unit, step, tags, nonfinite) VALUES (?, ?, ?, ?, ?, ?, ?)');
+        const metrics = src.db
+          .prepare('SELECT name, value, unit, step, tags, nonfinite FROM metrics WHERE run_id = ? ORDER BY id')
+          .all(r.id) as Record<string, unknown>[];
+        const insM = db.prepare(
+          'INSERT OR REPLACE INTO metrics (run_id, name, value, unit, step, tags, nonfinite) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        );
         for (const m of metrics) insM.run(id, m.name, m.value, m.unit, m.step, m.tags, m.nonfinite);
-        const arts = src.db.prepare('SELECT kind, path, sha256, bytes, tags, created_at FROM artifacts WHERE run_id = ? ORDER BY id').all(r.id) as Record<string, unknown>[];
-        const insA = db.prepare('INSERT OR REPLACE INTO artifacts (run_id, kind, path, sha256, bytes, tags, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+        const arts = src.db
+          .prepare('SELECT kind, path, sha256, bytes, tags, created_at FROM artifacts WHERE run_id = ? ORDER BY id')
+          .all(r.id) as Record<string, unknown>[];
+        const insA = db.prepare(
+          'INSERT OR REPLACE INTO artifacts (run_id, kind, path, sha256, bytes, tags, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        );
         for (const a of arts) {
           const wanted = copy === 'all' || (copy === 'samples' && a.kind !== 'checkpoint');
-          const path = wanted ? copyArtifact(a.path as string, src.dir, dst.dir) : rebase(a.path as string, src.dir, dst.dir);
+          const path = wanted
+            ? copyArtifact(a.path as string, src.dir, dst.dir)
+            : rebase(a.path as string, src.dir, dst.dir);
           insA.run(id, a.kind, path, a.sha256, a.bytes, a.tags, a.created_at);
         }
         if (have) result.replaced++;
@@ -154,7 +194,13 @@ function shardOf(provenance: unknown): ShardRecord | null {
  * databases counts as finished (runs without a shard record count only for that).
  */
 export function shardCoverage(paths: string[]): ShardCoverage[] {
-  interface Group { experiment: string; count: number; trainRuns: number; present: Set<number>; runs: Map<string, { index: number; parent: string | null }> }
+  interface Group {
+    experiment: string;
+    count: number;
+    trainRuns: number;
+    present: Set<number>;
+    runs: Map<string, { index: number; parent: string | null }>;
+  }
   const groups = new Map<string, Group>();
   const finished = new Set<string>();
   const completed = new Set<string>();
@@ -162,8 +208,16 @@ export function shardCoverage(paths: string[]): ShardCoverage[] {
     const src = openStore(path, { readonly: true });
     try {
       const rows = src.db
-        .prepare('SELECT r.run_key, r.parent_key, r.status, r.provenance, e.name AS experiment FROM runs r LEFT JOIN experiments e ON e.id = r.experiment_id')
-        .all() as { run_key: string; parent_key: string | null; status: string; provenance: string; experiment: string | null }[];
+        .prepare(
+          'SELECT r.run_key, r.parent_key, r.status, r.provenance, e.name AS experiment FROM runs r LEFT JOIN experiments e ON e.id = r.experiment_id',
+        )
+        .all() as {
+        run_key: string;
+        parent_key: string | null;
+        status: string;
+        provenance: string;
+        experiment: string | null;
+      }[];
       for (const r of rows) {
         if (FINISHED.has(r.status)) finished.add(r.run_key);
         if (r.status === 'completed') completed.add(r.run_key);
@@ -177,7 +231,17 @@ export function shardCoverage(paths: string[]): ShardCoverage[] {
         if (!shard) continue;
         const id = `${r.experiment ?? ''}\u0000${shard.count}`;
         let g = groups.get(id);
-        if (!g) groups.set(id, (g = { experiment: r.experiment ?? '(none)', count: shard.count, trainRuns: 0, present: new Set(), runs: new Map() }));
+        if (!g)
+          groups.set(
+            id,
+            (g = {
+              experiment: r.experiment ?? '(none)',
+              count: shard.count,
+              trainRuns: 0,
+              present: new Set(),
+              runs: new Map(),
+            }),
+          );
         g.trainRuns = Math.max(g.trainRuns, shard.trainRuns);
         g.present.add(shard.index);
         g.runs.set(r.run_key, { index: shard.index, parent: r.parent_key });
@@ -209,8 +273,14 @@ export function describeShardGaps(coverage: ShardCoverage[]): string[] {
     .map((c) => {
       const parts: string[] = [];
       const one = c.missing.length === 1;
-      if (c.missing.length) parts.push(`${one ? 'shard' : 'shards'} ${c.missing.map((i) => `${i}/${c.count}`).join(', ')} ${one ? 'has' : 'have'} no results in the bundles given (never ran, or the bundle was not given)`);
-      for (const u of c.unfinished) parts.push(`shard ${u.index}/${c.count} has ${u.runs} unfinished ${u.runs === 1 ? 'run' : 'runs'} (its task was killed or is still running)`);
+      if (c.missing.length)
+        parts.push(
+          `${one ? 'shard' : 'shards'} ${c.missing.map((i) => `${i}/${c.count}`).join(', ')} ${one ? 'has' : 'have'} no results in the bundles given (never ran, or the bundle was not given)`,
+        );
+      for (const u of c.unfinished)
+        parts.push(
+          `shard ${u.index}/${c.count} has ${u.runs} unfinished ${u.runs === 1 ? 'run' : 'runs'} (its task was killed or is still running)`,
+        );
       return `experiment '${c.experiment}': ${parts.join('; ')}`;
     });
 }

@@ -63,7 +63,16 @@ export const METRIC = {
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
 
 export const METRIC_UNITS: Record<MetricName, string> = {
-  fid: '', fd_mnist: '', kid: '', kid_std: '', kid_mnist: '', kid_mnist_std: '', precision: '', recall: '', is: '', is_std: '',
+  fid: '',
+  fd_mnist: '',
+  kid: '',
+  kid_std: '',
+  kid_mnist: '',
+  kid_mnist_std: '',
+  precision: '',
+  recall: '',
+  is: '',
+  is_std: '',
   params: 'count',
   peak_train_bytes: 'bytes',
   peak_sample_bytes: 'bytes',
@@ -78,12 +87,25 @@ export const METRIC_UNITS: Record<MetricName, string> = {
 
 /** Human-readable metric labels (used in tables and axis titles). */
 export const METRIC_LABELS: Record<MetricName, string> = {
-  fid: 'FID', fd_mnist: 'FD (MNIST classifier)', kid: 'KID', kid_std: 'KID std',
-  kid_mnist: 'KID (MNIST classifier)', kid_mnist_std: 'KID (MNIST classifier) std', precision: 'Precision',
-  recall: 'Recall', is: 'Inception Score', is_std: 'IS std', params: 'Parameters',
-  peak_train_bytes: 'Peak training memory (bytes)', peak_sample_bytes: 'Peak sampling memory (bytes)',
-  images_per_s: 'Throughput (images/s)', block_evals: 'Block evaluations / image', flops: 'FLOPs / image',
-  sample_seconds: 'Sampling time (s)', train_seconds: 'Training time (s)', train_loss: 'Training loss',
+  fid: 'FID',
+  fd_mnist: 'FD (MNIST classifier)',
+  kid: 'KID',
+  kid_std: 'KID std',
+  kid_mnist: 'KID (MNIST classifier)',
+  kid_mnist_std: 'KID (MNIST classifier) std',
+  precision: 'Precision',
+  recall: 'Recall',
+  is: 'Inception Score',
+  is_std: 'IS std',
+  params: 'Parameters',
+  peak_train_bytes: 'Peak training memory (bytes)',
+  peak_sample_bytes: 'Peak sampling memory (bytes)',
+  images_per_s: 'Throughput (images/s)',
+  block_evals: 'Block evaluations / image',
+  flops: 'FLOPs / image',
+  sample_seconds: 'Sampling time (s)',
+  train_seconds: 'Training time (s)',
+  train_loss: 'Training loss',
   fp_residual: 'Fixed-point residual',
 };
 

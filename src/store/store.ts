@@ -11,11 +11,31 @@ import { UserError, isNodeError } from '../util/errors.js';
 import { readHead, requireFile } from '../util/fs.js';
 import { inputErrorOf, noteDatabase } from '../util/input-errors.js';
 import { canonicalJson, sha256Hex } from './json.js';
-import { ARTIFACT_KINDS, RUN_KINDS, MODEL_FAMILIES, type ArtifactKind, type ModelFamily, type RunKind, type RunStatus } from './names.js';
+import {
+  ARTIFACT_KINDS,
+  RUN_KINDS,
+  MODEL_FAMILIES,
+  type ArtifactKind,
+  type ModelFamily,
+  type RunKind,
+  type RunStatus,
+} from './names.js';
 import { SCHEMA_VERSION, migrate } from './schema.js';
 import type {
-  ArtifactInput, ArtifactRecord, ClaimOptions, ClaimResult, ExperimentRecord, MetricFilter, MetricInput,
-  MetricRecord, Provenance, RunFilter, RunInput, RunRecord, TagValue, Tags,
+  ArtifactInput,
+  ArtifactRecord,
+  ClaimOptions,
+  ClaimResult,
+  ExperimentRecord,
+  MetricFilter,
+  MetricInput,
+  MetricRecord,
+  Provenance,
+  RunFilter,
+  RunInput,
+  RunRecord,
+  TagValue,
+  Tags,
 } from './types.js';
 
 export interface OpenOptions {
@@ -35,8 +55,10 @@ export const DEFAULT_STALE_AFTER_MS = 15 * 60_000;
  */
 export function openStore(path: string, opts: OpenOptions = {}): Store {
   const found = path === ':memory:' ? 'absent' : inspectDatabase(path);
-  if (opts.readonly && found === 'absent') throw new UserError(`database '${path}' does not exist: run an experiment first or pass --db with the right path`);
-  if (opts.readonly && found === 'empty') throw new UserError(`database '${path}' is empty (no fpdm-exp results in it): pass --db with the right path`);
+  if (opts.readonly && found === 'absent')
+    throw new UserError(`database '${path}' does not exist: run an experiment first or pass --db with the right path`);
+  if (opts.readonly && found === 'empty')
+    throw new UserError(`database '${path}' is empty (no fpdm-exp results in it): pass --db with the right path`);
   if (typeof found === 'object' && found.version > SCHEMA_VERSION)
     throw new UserError(
       `database '${path}' has schema version ${found.version}, newer than this fpdm-exp understands (${SCHEMA_VERSION}): ` +
@@ -44,13 +66,18 @@ export function openStore(path: string, opts: OpenOptions = {}): Store {
     );
   if (!opts.readonly && path !== ':memory:') {
     const dir = dirname(resolve(path));
-    if (!existsSync(dir)) throw new UserError(`directory '${dir}' for database '${path}' does not exist: create it first`);
+    if (!existsSync(dir))
+      throw new UserError(`directory '${dir}' for database '${path}' does not exist: create it first`);
   }
   const subject = `database '${path}'`;
   noteDatabase(path);
   let db: Database.Database;
   try {
-    db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false, timeout: opts.busyTimeoutMs ?? 10_000 });
+    db = new Database(path, {
+      readonly: opts.readonly ?? false,
+      fileMustExist: opts.readonly ?? false,
+      timeout: opts.busyTimeoutMs ?? 10_000,
+    });
   } catch (e) {
     throw inputErrorOf(e, subject) ?? e;
   }
@@ -60,9 +87,12 @@ export function openStore(path: string, opts: OpenOptions = {}): Store {
       db.pragma('synchronous = NORMAL'); // durable across process crashes in WAL mode; fsync at checkpoints
       migrate(db);
       // mark the file as ours (databases made before the mark existed get it the first time they are opened for writing)
-      if ((db.pragma('application_id', { simple: true }) as number) !== APPLICATION_ID) db.pragma(`application_id = ${APPLICATION_ID}`);
+      if ((db.pragma('application_id', { simple: true }) as number) !== APPLICATION_ID)
+        db.pragma(`application_id = ${APPLICATION_ID}`);
     } else if ((db.pragma('user_version', { simple: true }) as number) !== SCHEMA_VERSION) {
-      throw new UserError(`database '${path}' has an older schema: open it once read-write (e.g. with \`fpdm-exp run\`) to migrate it`);
+      throw new UserError(
+        `database '${path}' has an older schema: open it once read-write (e.g. with \`fpdm-exp run\`) to migrate it`,
+      );
     }
     db.pragma('foreign_keys = ON');
   } catch (e) {
@@ -95,21 +125,33 @@ export function inspectDatabase(path: string): 'absent' | 'empty' | { version: n
     st = statSync(path);
   } catch (e) {
     if (isNodeError(e, 'ENOENT')) return 'absent';
-    if (isNodeError(e, 'ENOTDIR')) throw new UserError(`database '${path}' cannot exist: a part of its path is a file, not a directory; choose another --db`);
+    if (isNodeError(e, 'ENOTDIR'))
+      throw new UserError(
+        `database '${path}' cannot exist: a part of its path is a file, not a directory; choose another --db`,
+      );
     throw inputErrorOf(e, `database '${path}'`) ?? e;
   }
-  if (st.isDirectory()) throw new UserError(`database '${path}' is a directory: give the path of a .sqlite file (e.g. ${path.replace(/[\\/]+$/, '')}/fpdm.sqlite)`);
+  if (st.isDirectory())
+    throw new UserError(
+      `database '${path}' is a directory: give the path of a .sqlite file (e.g. ${path.replace(/[\\/]+$/, '')}/fpdm.sqlite)`,
+    );
   if (!st.isFile()) throw new UserError(`database '${path}' is not a regular file`);
   if (st.size === 0) return 'empty';
   const head = readHead(path, 16, 'database');
   if (head.length < 16 || new TextDecoder().decode(head) !== 'SQLite format 3\0')
-    throw new UserError(`'${path}' is not an SQLite database (nor an fpdm-exp results database); it was left untouched: pass --db with the path of a results database, or a new file name`);
+    throw new UserError(
+      `'${path}' is not an SQLite database (nor an fpdm-exp results database); it was left untouched: pass --db with the path of a results database, or a new file name`,
+    );
   let db: Database.Database | undefined;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
     const appId = db.pragma('application_id', { simple: true }) as number;
     const version = db.pragma('user_version', { simple: true }) as number;
-    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+    const tables = (
+      db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .all() as { name: string }[]
+    ).map((r) => r.name);
     const objects = (db.prepare('SELECT count(*) AS n FROM sqlite_master').get() as { n: number }).n;
     const foreign = (why: string) =>
       new UserError(
@@ -119,9 +161,18 @@ export function inspectDatabase(path: string): 'absent' | 'empty' | { version: n
     if (appId === APPLICATION_ID) return { version, marked: true };
     if (appId !== 0) throw foreign(`application_id 0x${(appId >>> 0).toString(16).padStart(8, '0')}`);
     if (objects === 0 && version === 0) return 'empty';
-    const ours = version >= 1 && OWN_TABLES.every((t) => tables.includes(t)) &&
-      (db.prepare('SELECT name FROM pragma_table_info(?)').all('runs') as { name: string }[]).some((c) => c.name === 'run_key');
-    if (!ours) throw foreign(tables.length ? `tables: ${tables.slice(0, 8).join(', ')}${tables.length > 8 ? ', …' : ''}` : `user_version ${version}, no tables of ours`);
+    const ours =
+      version >= 1 &&
+      OWN_TABLES.every((t) => tables.includes(t)) &&
+      (db.prepare('SELECT name FROM pragma_table_info(?)').all('runs') as { name: string }[]).some(
+        (c) => c.name === 'run_key',
+      );
+    if (!ours)
+      throw foreign(
+        tables.length
+          ? `tables: ${tables.slice(0, 8).join(', ')}${tables.length > 8 ? ', …' : ''}`
+          : `user_version ${version}, no tables of ours`,
+      );
     return { version, marked: false };
   } catch (e) {
     if (e instanceof UserError) throw e;
@@ -134,29 +185,61 @@ export function inspectDatabase(path: string): 'absent' | 'empty' | { version: n
 const now = (): string => new Date().toISOString();
 
 interface RunRow {
-  id: number; run_key: string; experiment: string | null; kind: RunKind; model: string; family: ModelFamily | null;
-  parent_key: string | null; status: RunStatus; seed: number | null; config: string; tags: string; provenance: string;
-  created_at: string; started_at: string | null; finished_at: string | null; heartbeat_at: string | null;
-  owner_pid: number | null; owner_host: string | null; owner_token: string | null; attempts: number; error: string | null;
+  id: number;
+  run_key: string;
+  experiment: string | null;
+  kind: RunKind;
+  model: string;
+  family: ModelFamily | null;
+  parent_key: string | null;
+  status: RunStatus;
+  seed: number | null;
+  config: string;
+  tags: string;
+  provenance: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  heartbeat_at: string | null;
+  owner_pid: number | null;
+  owner_host: string | null;
+  owner_token: string | null;
+  attempts: number;
+  error: string | null;
 }
 
 const RUN_SELECT = `SELECT r.*, e.name AS experiment FROM runs r LEFT JOIN experiments e ON e.id = r.experiment_id`;
 
 function toRun(r: RunRow): RunRecord {
   return {
-    id: r.id, key: r.run_key, experiment: r.experiment, kind: r.kind, model: r.model, family: r.family,
-    parentKey: r.parent_key, status: r.status, seed: r.seed, config: JSON.parse(r.config) as unknown,
-    tags: JSON.parse(r.tags) as Tags, provenance: JSON.parse(r.provenance) as Provenance,
-    createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at, heartbeatAt: r.heartbeat_at,
+    id: r.id,
+    key: r.run_key,
+    experiment: r.experiment,
+    kind: r.kind,
+    model: r.model,
+    family: r.family,
+    parentKey: r.parent_key,
+    status: r.status,
+    seed: r.seed,
+    config: JSON.parse(r.config) as unknown,
+    tags: JSON.parse(r.tags) as Tags,
+    provenance: JSON.parse(r.provenance) as Provenance,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    heartbeatAt: r.heartbeat_at,
     owner: r.owner_pid === null ? null : { pid: r.owner_pid, host: r.owner_host ?? '' },
-    attempts: r.attempts, error: r.error,
+    attempts: r.attempts,
+    error: r.error,
   };
 }
 
 export function validateTags(tags: Tags | undefined, where: string): string {
   for (const [k, v] of Object.entries(tags ?? {})) {
-    const ok = v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
-    if (!ok) throw new Error(`${where}: tag '${k}' must be a finite number, string, boolean or null (got ${String(v)})`);
+    const ok =
+      v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
+    if (!ok)
+      throw new Error(`${where}: tag '${k}' must be a finite number, string, boolean or null (got ${String(v)})`);
   }
   return canonicalJson(tags ?? {});
 }
@@ -168,7 +251,10 @@ export class Store {
   /** directory that relative artifact paths are resolved against */
   readonly dir: string;
 
-  constructor(readonly db: Database.Database, readonly path: string) {
+  constructor(
+    readonly db: Database.Database,
+    readonly path: string,
+  ) {
     this.dir = path === ':memory:' ? process.cwd() : dirname(resolve(path));
   }
 
@@ -205,14 +291,22 @@ export class Store {
         this.db.prepare('UPDATE experiments SET spec = ? WHERE id = ?').run(spec, row.id);
         return row.id;
       }
-      return Number(this.db.prepare('INSERT INTO experiments (name, spec, created_at) VALUES (?, ?, ?)').run(name, spec, now()).lastInsertRowid);
+      return Number(
+        this.db.prepare('INSERT INTO experiments (name, spec, created_at) VALUES (?, ?, ?)').run(name, spec, now())
+          .lastInsertRowid,
+      );
     });
   }
 
   experiments(): ExperimentRecord[] {
-    return (this.db.prepare('SELECT id, name, spec, created_at FROM experiments ORDER BY id').all() as { id: number; name: string; spec: string; created_at: string }[]).map(
-      (r) => ({ id: r.id, name: r.name, spec: r.spec, createdAt: r.created_at }),
-    );
+    return (
+      this.db.prepare('SELECT id, name, spec, created_at FROM experiments ORDER BY id').all() as {
+        id: number;
+        name: string;
+        spec: string;
+        created_at: string;
+      }[]
+    ).map((r) => ({ id: r.id, name: r.name, spec: r.spec, createdAt: r.created_at }));
   }
 
   // ---- runs ----------------------------------------------------------------------------------
@@ -221,22 +315,37 @@ export class Store {
     if (name === undefined) return null;
     const row = this.db.prepare('SELECT id FROM experiments WHERE name = ?').get(name) as { id: number } | undefined;
     if (row) return row.id;
-    return Number(this.db.prepare('INSERT INTO experiments (name, spec, created_at) VALUES (?, ?, ?)').run(name, '', now()).lastInsertRowid);
+    return Number(
+      this.db.prepare('INSERT INTO experiments (name, spec, created_at) VALUES (?, ?, ?)').run(name, '', now())
+        .lastInsertRowid,
+    );
   }
 
   private insertRun(input: RunInput, status: RunStatus): number {
-    if (!/^[0-9a-f]{64}$/.test(input.key)) throw new Error(`run key must be 64 lowercase hex characters (SHA-256), got '${input.key}'`);
-    if (!RUN_KINDS.includes(input.kind)) throw new Error(`run kind must be one of ${RUN_KINDS.join(', ')}, got '${input.kind}'`);
-    if (input.family != null && !MODEL_FAMILIES.includes(input.family)) throw new Error(`model family must be one of ${MODEL_FAMILIES.join(', ')}`);
+    if (!/^[0-9a-f]{64}$/.test(input.key))
+      throw new Error(`run key must be 64 lowercase hex characters (SHA-256), got '${input.key}'`);
+    if (!RUN_KINDS.includes(input.kind))
+      throw new Error(`run kind must be one of ${RUN_KINDS.join(', ')}, got '${input.kind}'`);
+    if (input.family != null && !MODEL_FAMILIES.includes(input.family))
+      throw new Error(`model family must be one of ${MODEL_FAMILIES.join(', ')}`);
     const res = this.db
       .prepare(
         `INSERT INTO runs (run_key, experiment_id, kind, model, family, parent_key, status, seed, config, tags, provenance, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
-        input.key, this.experimentId(input.experiment), input.kind, input.model, input.family ?? null, input.parentKey ?? null,
-        status, input.seed ?? null, canonicalJson(input.config ?? {}), validateTags(input.tags, `run ${input.key}`),
-        canonicalJson(input.provenance ?? {}), now(),
+        input.key,
+        this.experimentId(input.experiment),
+        input.kind,
+        input.model,
+        input.family ?? null,
+        input.parentKey ?? null,
+        status,
+        input.seed ?? null,
+        canonicalJson(input.config ?? {}),
+        validateTags(input.tags, `run ${input.key}`),
+        canonicalJson(input.provenance ?? {}),
+        now(),
       );
     return Number(res.lastInsertRowid);
   }
@@ -244,7 +353,8 @@ export class Store {
   /** Registers planned runs as `pending` (those already present, in any status, are left alone). */
   addPendingRuns(inputs: RunInput[]): void {
     this.write(() => {
-      for (const input of inputs) if (!this.db.prepare('SELECT 1 FROM runs WHERE run_key = ?').get(input.key)) this.insertRun(input, 'pending');
+      for (const input of inputs)
+        if (!this.db.prepare('SELECT 1 FROM runs WHERE run_key = ?').get(input.key)) this.insertRun(input, 'pending');
     });
   }
 
@@ -269,12 +379,24 @@ export class Store {
       } else {
         previous = row.status;
         if (row.status === 'completed') return { outcome: 'done', run: toRun(row) };
-        if ((row.status === 'failed' || row.status === 'diverged') && !opts.retryFailed) return { outcome: 'failed', run: toRun(row) };
-        if (row.status === 'running' && this.ownerAlive(row, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS)) return { outcome: 'busy', run: toRun(row) };
+        if ((row.status === 'failed' || row.status === 'diverged') && !opts.retryFailed)
+          return { outcome: 'failed', run: toRun(row) };
+        if (row.status === 'running' && this.ownerAlive(row, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS))
+          return { outcome: 'busy', run: toRun(row) };
         id = row.id;
       }
       const t = now();
-      const sets = ['status = ?', 'started_at = ?', 'heartbeat_at = ?', 'finished_at = NULL', 'error = NULL', 'owner_pid = ?', 'owner_host = ?', 'owner_token = ?', 'attempts = attempts + 1'];
+      const sets = [
+        'status = ?',
+        'started_at = ?',
+        'heartbeat_at = ?',
+        'finished_at = NULL',
+        'error = NULL',
+        'owner_pid = ?',
+        'owner_host = ?',
+        'owner_token = ?',
+        'attempts = attempts + 1',
+      ];
       const args: unknown[] = ['running', t, t, process.pid, this.host, this.ownerToken];
       if (input.provenance !== undefined) (sets.push('provenance = ?'), args.push(canonicalJson(input.provenance)));
       this.db.prepare(`UPDATE runs SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
@@ -299,11 +421,18 @@ export class Store {
 
   /** Marks the run as still being worked on (call at least every few minutes from long runs). */
   heartbeat(runId: number): void {
-    this.write(() => this.db.prepare('UPDATE runs SET heartbeat_at = ? WHERE id = ? AND owner_token = ?').run(now(), runId, this.ownerToken));
+    this.write(() =>
+      this.db
+        .prepare('UPDATE runs SET heartbeat_at = ? WHERE id = ? AND owner_token = ?')
+        .run(now(), runId, this.ownerToken),
+    );
   }
 
   /** Adds the final metrics and artifacts and marks the run `completed`, all in one transaction. */
-  completeRun(runId: number, extra: { metrics?: MetricInput[]; artifacts?: ArtifactInput[]; provenance?: Provenance } = {}): void {
+  completeRun(
+    runId: number,
+    extra: { metrics?: MetricInput[]; artifacts?: ArtifactInput[]; provenance?: Provenance } = {},
+  ): void {
     const arts = (extra.artifacts ?? []).map((a) => this.prepareArtifact(a)); // hash files outside the lock
     this.write(() => {
       this.requireRun(runId);
@@ -311,7 +440,9 @@ export class Store {
       for (const a of arts) this.insertArtifact(runId, a);
       const prov = extra.provenance === undefined ? [] : [canonicalJson(extra.provenance)];
       this.db
-        .prepare(`UPDATE runs SET status = 'completed', finished_at = ?, error = NULL, owner_pid = NULL, owner_host = NULL, owner_token = NULL${prov.length ? ', provenance = ?' : ''} WHERE id = ?`)
+        .prepare(
+          `UPDATE runs SET status = 'completed', finished_at = ?, error = NULL, owner_pid = NULL, owner_host = NULL, owner_token = NULL${prov.length ? ', provenance = ?' : ''} WHERE id = ?`,
+        )
         .run(now(), ...prov, runId);
     });
   }
@@ -321,13 +452,16 @@ export class Store {
     this.write(() => {
       this.requireRun(runId);
       this.db
-        .prepare('UPDATE runs SET status = ?, error = ?, finished_at = ?, owner_pid = NULL, owner_host = NULL, owner_token = NULL WHERE id = ?')
+        .prepare(
+          'UPDATE runs SET status = ?, error = ?, finished_at = ?, owner_pid = NULL, owner_host = NULL, owner_token = NULL WHERE id = ?',
+        )
         .run(status, error, now(), runId);
     });
   }
 
   private requireRun(runId: number): void {
-    if (!this.db.prepare('SELECT 1 FROM runs WHERE id = ?').get(runId)) throw new Error(`no run with id ${runId} in ${this.path}`);
+    if (!this.db.prepare('SELECT 1 FROM runs WHERE id = ?').get(runId))
+      throw new Error(`no run with id ${runId} in ${this.path}`);
   }
 
   getRun(key: string): RunRecord | undefined {
@@ -360,12 +494,23 @@ export class Store {
   }
 
   private insertMetrics(runId: number, rows: MetricInput[]): void {
-    const ins = this.db.prepare('INSERT OR REPLACE INTO metrics (run_id, name, value, unit, step, tags, nonfinite) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const ins = this.db.prepare(
+      'INSERT OR REPLACE INTO metrics (run_id, name, value, unit, step, tags, nonfinite) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
     for (const m of rows) {
       if (typeof m.value !== 'number') throw new Error(`metric '${m.name}': value must be a number`);
-      if (m.step != null && !Number.isInteger(m.step)) throw new Error(`metric '${m.name}': step must be an integer, got ${m.step}`);
+      if (m.step != null && !Number.isInteger(m.step))
+        throw new Error(`metric '${m.name}': step must be an integer, got ${m.step}`);
       const finite = Number.isFinite(m.value);
-      ins.run(runId, m.name, finite ? m.value : null, m.unit ?? '', m.step ?? null, validateTags(m.tags, `metric ${m.name}`), finite ? null : String(m.value));
+      ins.run(
+        runId,
+        m.name,
+        finite ? m.value : null,
+        m.unit ?? '',
+        m.step ?? null,
+        validateTags(m.tags, `metric ${m.name}`),
+        finite ? null : String(m.value),
+      );
     }
   }
 
@@ -374,8 +519,8 @@ export class Store {
     return this.write(() => {
       let sql = 'DELETE FROM metrics WHERE run_id = ?';
       const args: unknown[] = [runId];
-      if (filter.name !== undefined) (sql += ' AND name = ?'), args.push(filter.name);
-      if (filter.fromStep !== undefined) (sql += ' AND step >= ?'), args.push(filter.fromStep);
+      if (filter.name !== undefined) ((sql += ' AND name = ?'), args.push(filter.name));
+      if (filter.fromStep !== undefined) ((sql += ' AND step >= ?'), args.push(filter.fromStep));
       return this.db.prepare(sql).run(...args).changes;
     });
   }
@@ -387,41 +532,82 @@ export class Store {
   metrics(filter: MetricFilter = {}): MetricRecord[] {
     const { where, args } = runWhere(filter);
     const conds = where ? [where.replace(/^WHERE /, '')] : [];
-    if (filter.names?.length) (conds.push(`m.name IN (${filter.names.map(() => '?').join(', ')})`), args.push(...filter.names));
+    if (filter.names?.length)
+      (conds.push(`m.name IN (${filter.names.map(() => '?').join(', ')})`), args.push(...filter.names));
     const sql = `SELECT m.name, m.value, m.unit, m.step, m.tags AS mtags, m.nonfinite, r.id AS run_id, r.run_key, e.name AS experiment,
         r.kind, r.model, r.family, r.seed, r.status, r.tags AS rtags, r.finished_at
       FROM metrics m JOIN runs r ON r.id = m.run_id LEFT JOIN experiments e ON e.id = r.experiment_id
       ${conds.length ? 'WHERE ' + conds.join(' AND ') : ''} ORDER BY r.id, m.name, m.step, m.id`;
     type Row = {
-      name: string; value: number | null; unit: string; step: number | null; mtags: string; nonfinite: string | null; run_id: number;
-      run_key: string; experiment: string | null; kind: RunKind; model: string; family: ModelFamily | null; seed: number | null;
-      status: RunStatus; rtags: string; finished_at: string | null;
+      name: string;
+      value: number | null;
+      unit: string;
+      step: number | null;
+      mtags: string;
+      nonfinite: string | null;
+      run_id: number;
+      run_key: string;
+      experiment: string | null;
+      kind: RunKind;
+      model: string;
+      family: ModelFamily | null;
+      seed: number | null;
+      status: RunStatus;
+      rtags: string;
+      finished_at: string | null;
     };
     return (this.db.prepare(sql).all(...args) as Row[]).map((r) => {
       const tags: Tags = { ...(JSON.parse(r.rtags) as Tags) };
       if (r.seed !== null && tags.seed === undefined) tags.seed = r.seed;
       Object.assign(tags, JSON.parse(r.mtags) as Tags);
       return {
-        runId: r.run_id, runKey: r.run_key, experiment: r.experiment, kind: r.kind, model: r.model, family: r.family, seed: r.seed,
-        status: r.status, finishedAt: r.finished_at, name: r.name, value: r.value ?? Number(r.nonfinite ?? NaN), unit: r.unit, step: r.step, tags,
+        runId: r.run_id,
+        runKey: r.run_key,
+        experiment: r.experiment,
+        kind: r.kind,
+        model: r.model,
+        family: r.family,
+        seed: r.seed,
+        status: r.status,
+        finishedAt: r.finished_at,
+        name: r.name,
+        value: r.value ?? Number(r.nonfinite ?? NaN),
+        unit: r.unit,
+        step: r.step,
+        tags,
       };
     });
   }
 
   // ---- artifacts -----------------------------------------------------------------------------
 
-  private prepareArtifact(a: ArtifactInput): { kind: ArtifactKind; path: string; sha256: string; bytes: number; tags: string } {
-    if (!ARTIFACT_KINDS.includes(a.kind)) throw new Error(`artifact kind must be one of ${ARTIFACT_KINDS.join(', ')}, got '${a.kind}'`);
+  private prepareArtifact(a: ArtifactInput): {
+    kind: ArtifactKind;
+    path: string;
+    sha256: string;
+    bytes: number;
+    tags: string;
+  } {
+    if (!ARTIFACT_KINDS.includes(a.kind))
+      throw new Error(`artifact kind must be one of ${ARTIFACT_KINDS.join(', ')}, got '${a.kind}'`);
     const abs = resolve(a.path);
     const bytes = a.bytes ?? requireFile(abs, 'artifact');
     const sha256 = a.sha256 ?? sha256Hex(readFileSync(abs));
     const rel = relative(this.dir, abs);
-    return { kind: a.kind, path: isAbsolute(rel) ? abs : rel.split('\\').join('/'), sha256, bytes, tags: validateTags(a.tags, `artifact ${a.path}`) };
+    return {
+      kind: a.kind,
+      path: isAbsolute(rel) ? abs : rel.split('\\').join('/'),
+      sha256,
+      bytes,
+      tags: validateTags(a.tags, `artifact ${a.path}`),
+    };
   }
 
   private insertArtifact(runId: number, a: ReturnType<Store['prepareArtifact']>): void {
     this.db
-      .prepare('INSERT OR REPLACE INTO artifacts (run_id, kind, path, sha256, bytes, tags, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .prepare(
+        'INSERT OR REPLACE INTO artifacts (run_id, kind, path, sha256, bytes, tags, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
       .run(runId, a.kind, a.path, a.sha256, a.bytes, a.tags, now());
   }
 
@@ -440,21 +626,45 @@ export class Store {
   artifacts(filter: RunFilter & { artifactKinds?: ArtifactKind[] } = {}): ArtifactRecord[] {
     const { where, args } = runWhere(filter);
     const conds = where ? [where.replace(/^WHERE /, '')] : [];
-    if (filter.artifactKinds?.length) (conds.push(`a.kind IN (${filter.artifactKinds.map(() => '?').join(', ')})`), args.push(...filter.artifactKinds));
+    if (filter.artifactKinds?.length)
+      (conds.push(`a.kind IN (${filter.artifactKinds.map(() => '?').join(', ')})`), args.push(...filter.artifactKinds));
     const sql = `SELECT a.*, r.run_key, r.model, r.family, r.seed, r.tags AS rtags, e.name AS experiment
       FROM artifacts a JOIN runs r ON r.id = a.run_id LEFT JOIN experiments e ON e.id = r.experiment_id
       ${conds.length ? 'WHERE ' + conds.join(' AND ') : ''} ORDER BY a.id`;
     type Row = {
-      id: number; run_id: number; kind: ArtifactKind; path: string; sha256: string; bytes: number; tags: string; created_at: string;
-      run_key: string; model: string; family: ModelFamily | null; seed: number | null; rtags: string; experiment: string | null;
+      id: number;
+      run_id: number;
+      kind: ArtifactKind;
+      path: string;
+      sha256: string;
+      bytes: number;
+      tags: string;
+      created_at: string;
+      run_key: string;
+      model: string;
+      family: ModelFamily | null;
+      seed: number | null;
+      rtags: string;
+      experiment: string | null;
     };
     return (this.db.prepare(sql).all(...args) as Row[]).map((r) => {
       const tags: Tags = { ...(JSON.parse(r.rtags) as Tags) };
       if (r.seed !== null && tags.seed === undefined) tags.seed = r.seed;
       Object.assign(tags, JSON.parse(r.tags) as Tags);
       return {
-        id: r.id, runId: r.run_id, runKey: r.run_key, experiment: r.experiment, model: r.model, family: r.family, kind: r.kind,
-        path: r.path, absPath: isAbsolute(r.path) ? r.path : resolve(this.dir, r.path), sha256: r.sha256, bytes: r.bytes, tags, createdAt: r.created_at,
+        id: r.id,
+        runId: r.run_id,
+        runKey: r.run_key,
+        experiment: r.experiment,
+        model: r.model,
+        family: r.family,
+        kind: r.kind,
+        path: r.path,
+        absPath: isAbsolute(r.path) ? r.path : resolve(this.dir, r.path),
+        sha256: r.sha256,
+        bytes: r.bytes,
+        tags,
+        createdAt: r.created_at,
       };
     });
   }

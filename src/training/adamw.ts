@@ -36,7 +36,13 @@ export interface AdamWConfig {
 }
 
 export const ADAMW_DEFAULTS: AdamWConfig = {
-  lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, warmupSteps: 0, clipGradNorm: null,
+  lr: 1e-4,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  weightDecay: 0,
+  warmupSteps: 0,
+  clipGradNorm: null,
 };
 
 /** Named trainable parameters: state_dict name → variable (insertion order is the model's order). */
@@ -64,20 +70,40 @@ export class AdamW {
   private readonly m = new Map<string, tf.Variable>();
   private readonly v = new Map<string, tf.Variable>();
 
-  constructor(private readonly params: ParamMap, cfg: Partial<AdamWConfig> = {}) {
+  constructor(
+    private readonly params: ParamMap,
+    cfg: Partial<AdamWConfig> = {},
+  ) {
     this.cfg = { ...ADAMW_DEFAULTS, ...cfg };
     const c = this.cfg;
-    if (!(c.lr >= 0) || !(c.eps >= 0) || !(c.weightDecay >= 0) || !(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1)) {
-      throw new UserError(`AdamW: invalid settings ${JSON.stringify(c)}: lr, eps, weight decay must be >= 0 and betas in [0, 1)`);
+    if (
+      !(c.lr >= 0) ||
+      !(c.eps >= 0) ||
+      !(c.weightDecay >= 0) ||
+      !(c.beta1 >= 0 && c.beta1 < 1) ||
+      !(c.beta2 >= 0 && c.beta2 < 1)
+    ) {
+      throw new UserError(
+        `AdamW: invalid settings ${JSON.stringify(c)}: lr, eps, weight decay must be >= 0 and betas in [0, 1)`,
+      );
     }
-    if (c.clipGradNorm !== null && !(c.clipGradNorm > 0)) throw new UserError(`AdamW: clipGradNorm must be > 0 or null, got ${c.clipGradNorm}`);
+    if (c.clipGradNorm !== null && !(c.clipGradNorm > 0))
+      throw new UserError(`AdamW: clipGradNorm must be > 0 or null, got ${c.clipGradNorm}`);
     if (c.decaySteps !== undefined && !(Number.isInteger(c.decaySteps) && c.decaySteps > c.warmupSteps)) {
-      throw new UserError(`AdamW: decaySteps must be an integer above the warm-up steps (${c.warmupSteps}), got ${c.decaySteps}`);
+      throw new UserError(
+        `AdamW: decaySteps must be an integer above the warm-up steps (${c.warmupSteps}), got ${c.decaySteps}`,
+      );
     }
     for (const [name, p] of params) {
       // tidy disposes the zeros tensor once the variable holds its own reference to the data
-      this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false, `opt.m.${name}.${uid()}`)));
-      this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false, `opt.v.${name}.${uid()}`)));
+      this.m.set(
+        name,
+        tf.tidy(() => tf.variable(tf.zerosLike(p), false, `opt.m.${name}.${uid()}`)),
+      );
+      this.v.set(
+        name,
+        tf.tidy(() => tf.variable(tf.zerosLike(p), false, `opt.v.${name}.${uid()}`)),
+      );
     }
   }
 
@@ -109,7 +135,11 @@ export class AdamW {
     const names = this.present(g);
     if (names.length === 0) return null;
     const fused = fusedOptimizerKernels();
-    if (fused) return fused.globalNorm(names.map((n) => g.get(n)!), names.map((n) => this.params.get(n)!.size));
+    if (fused)
+      return fused.globalNorm(
+        names.map((n) => g.get(n)!),
+        names.map((n) => this.params.get(n)!.size),
+      );
     // a chain of adds, not tf.addN: webgpu's addN kernel exceeds the 8 storage buffers per stage with
     // dozens of inputs; the running sum is advanced one parameter at a time, so no squared copy of the
     // gradients outlives its own term
@@ -142,8 +172,24 @@ export class AdamW {
     if (fused && ema && names.length > 0) {
       const shadow = ema.weights();
       fused.apply(
-        names.map((name) => ({ g: g.get(name)!, p: this.params.get(name)!, m: this.m.get(name)!, v: this.v.get(name)!, ema: shadow.get(name)! })),
-        { clip: clipCoef, decay: 1 - lr * c.weightDecay, applyDecay: c.weightDecay > 0, beta1: c.beta1, beta2: c.beta2, bc2Sqrt, eps: c.eps, stepSize, emaDecay: ema.decay },
+        names.map((name) => ({
+          g: g.get(name)!,
+          p: this.params.get(name)!,
+          m: this.m.get(name)!,
+          v: this.v.get(name)!,
+          ema: shadow.get(name)!,
+        })),
+        {
+          clip: clipCoef,
+          decay: 1 - lr * c.weightDecay,
+          applyDecay: c.weightDecay > 0,
+          beta1: c.beta1,
+          beta2: c.beta2,
+          bc2Sqrt,
+          eps: c.eps,
+          stepSize,
+          emaDecay: ema.decay,
+        },
         names.map((n) => this.params.get(n)!.size),
       );
       // parameters without a gradient are not updated, but their EMA still moves towards them
@@ -157,11 +203,11 @@ export class AdamW {
       tf.tidy(() => {
         let grad = g.get(name)!;
         if (clipCoef < 1) grad = tf.mul(grad, clipCoef);
-        const pDecayed = c.weightDecay > 0 ? tf.mul(p, 1 - lr * c.weightDecay) : p;                 // step 1
-        const mNew = tf.add(tf.mul(m, c.beta1), tf.mul(grad, 1 - c.beta1));                          // step 2
-        const vNew = tf.add(tf.mul(v, c.beta2), tf.mul(tf.square(grad), 1 - c.beta2));               // step 3
+        const pDecayed = c.weightDecay > 0 ? tf.mul(p, 1 - lr * c.weightDecay) : p; // step 1
+        const mNew = tf.add(tf.mul(m, c.beta1), tf.mul(grad, 1 - c.beta1)); // step 2
+        const vNew = tf.add(tf.mul(v, c.beta2), tf.mul(tf.square(grad), 1 - c.beta2)); // step 3
         const denom = tf.add(tf.div(tf.sqrt(vNew), bc2Sqrt), c.eps);
-        const pNew = tf.sub(pDecayed, tf.mul(tf.div(mNew, denom), stepSize));                        // step 4
+        const pNew = tf.sub(pDecayed, tf.mul(tf.div(mNew, denom), stepSize)); // step 4
         m.assign(mNew);
         v.assign(vNew);
         p.assign(pNew);
@@ -181,13 +227,19 @@ export class AdamW {
 
   /** Restores moments exported by `exportState` (every parameter must be present, shapes equal). */
   loadState(tensors: TensorMap, stepCount: number): void {
-    for (const [kind, vars] of [['m', this.m], ['v', this.v]] as const) {
+    for (const [kind, vars] of [
+      ['m', this.m],
+      ['v', this.v],
+    ] as const) {
       for (const [name, variable] of vars) {
         const key = `opt.${kind}.${name}`;
         const h = tensors.get(key);
-        if (!h) throw new UserError(`checkpoint has no optimizer tensor '${key}': it was written for a different model`);
+        if (!h)
+          throw new UserError(`checkpoint has no optimizer tensor '${key}': it was written for a different model`);
         if (h.shape.join(',') !== variable.shape.join(',')) {
-          throw new UserError(`checkpoint tensor '${key}' has shape [${h.shape}] but the model needs [${variable.shape}]`);
+          throw new UserError(
+            `checkpoint tensor '${key}' has shape [${h.shape}] but the model needs [${variable.shape}]`,
+          );
         }
         tf.tidy(() => variable.assign(tf.tensor(toFloat32(h), variable.shape, 'float32')));
       }
@@ -210,10 +262,32 @@ export class AdamW {
  */
 export function adamwEmaReference(
   a: { g: Float32Array; p: Float32Array; m: Float32Array; v: Float32Array; ema: Float32Array },
-  s: { clip: number; decay: number; applyDecay: boolean; beta1: number; beta2: number; bc2Sqrt: number; eps: number; stepSize: number; emaDecay: number },
+  s: {
+    clip: number;
+    decay: number;
+    applyDecay: boolean;
+    beta1: number;
+    beta2: number;
+    bc2Sqrt: number;
+    eps: number;
+    stepSize: number;
+    emaDecay: number;
+  },
 ): void {
   const f = Math.fround;
-  const [clip, decay, b1, omb1, b2, omb2, bc2, eps, stepSize, d, omd] = [s.clip, s.decay, s.beta1, 1 - s.beta1, s.beta2, 1 - s.beta2, s.bc2Sqrt, s.eps, s.stepSize, s.emaDecay, 1 - s.emaDecay].map(f) as number[];
+  const [clip, decay, b1, omb1, b2, omb2, bc2, eps, stepSize, d, omd] = [
+    s.clip,
+    s.decay,
+    s.beta1,
+    1 - s.beta1,
+    s.beta2,
+    1 - s.beta2,
+    s.bc2Sqrt,
+    s.eps,
+    s.stepSize,
+    s.emaDecay,
+    1 - s.emaDecay,
+  ].map(f) as number[];
   for (let i = 0; i < a.p.length; i++) {
     let grad = a.g[i]!;
     if (s.clip < 1) grad = f(grad * clip!);

@@ -82,14 +82,20 @@ export function weightsFileName(step: number): string {
  * Writes a checkpoint into `dir` crash-safely (see the file comment). `tensors` holds every prefixed
  * tensor; `meta` everything but the file name and hash, which are filled in here.
  */
-export function writeCheckpoint(dir: string, tensors: TensorMap, meta: Omit<CheckpointMeta, 'weights' | 'sha256' | 'format'>): CheckpointMeta {
+export function writeCheckpoint(
+  dir: string,
+  tensors: TensorMap,
+  meta: Omit<CheckpointMeta, 'weights' | 'sha256' | 'format'>,
+): CheckpointMeta {
   const weights = weightsFileName(meta.step);
   const wpath = join(dir, weights);
   writeSafetensors(wpath, tensors, { format: 'pt', producer: 'fpdm-exp', step: String(meta.step) }); // 1
   const full: CheckpointMeta = { format: CHECKPOINT_FORMAT, ...meta, weights, sha256: sha256File(wpath) };
-  atomicWrite(join(dir, SIDECAR), [JSON.stringify(full, null, 1) + '\n']);                               // 2
-  for (const name of readdirSync(dir)) {                                                                 // 3
-    const stale = (WEIGHTS_RE.test(name) && name !== weights) || /^\.(ckpt-\d+\.safetensors|checkpoint\.json)\.tmp-\d+$/.test(name);
+  atomicWrite(join(dir, SIDECAR), [JSON.stringify(full, null, 1) + '\n']); // 2
+  for (const name of readdirSync(dir)) {
+    // 3
+    const stale =
+      (WEIGHTS_RE.test(name) && name !== weights) || /^\.(ckpt-\d+\.safetensors|checkpoint\.json)\.tmp-\d+$/.test(name);
     if (stale) rmSync(join(dir, name), { force: true });
   }
   return full;
@@ -103,9 +109,14 @@ export function readCheckpointMeta(dir: string): CheckpointMeta | null {
   try {
     meta = JSON.parse(readFileSync(p, 'utf8')) as CheckpointMeta;
   } catch (e) {
-    throw new UserError(`checkpoint sidecar '${p}' is not valid JSON (${(e as Error).message}): it is corrupt; delete the directory to start over`);
+    throw new UserError(
+      `checkpoint sidecar '${p}' is not valid JSON (${(e as Error).message}): it is corrupt; delete the directory to start over`,
+    );
   }
-  if (meta.format !== CHECKPOINT_FORMAT) throw new UserError(`'${p}' is not an fpdm-exp checkpoint sidecar (format '${String(meta.format)}', expected '${CHECKPOINT_FORMAT}')`);
+  if (meta.format !== CHECKPOINT_FORMAT)
+    throw new UserError(
+      `'${p}' is not an fpdm-exp checkpoint sidecar (format '${String(meta.format)}', expected '${CHECKPOINT_FORMAT}')`,
+    );
   return meta;
 }
 
@@ -114,9 +125,15 @@ export function readCheckpoint(dir: string): CheckpointData | null {
   const meta = readCheckpointMeta(dir);
   if (!meta) return null;
   const wpath = join(dir, meta.weights);
-  if (!existsSync(wpath)) throw new UserError(`checkpoint '${join(dir, SIDECAR)}' names weights '${meta.weights}', which do not exist: the directory was modified by hand`);
+  if (!existsSync(wpath))
+    throw new UserError(
+      `checkpoint '${join(dir, SIDECAR)}' names weights '${meta.weights}', which do not exist: the directory was modified by hand`,
+    );
   const hash = sha256File(wpath);
-  if (hash !== meta.sha256) throw new UserError(`checkpoint weights '${wpath}' are corrupt: SHA-256 ${hash.slice(0, 12)}… differs from the recorded ${meta.sha256.slice(0, 12)}…`);
+  if (hash !== meta.sha256)
+    throw new UserError(
+      `checkpoint weights '${wpath}' are corrupt: SHA-256 ${hash.slice(0, 12)}… differs from the recorded ${meta.sha256.slice(0, 12)}…`,
+    );
   return { meta, tensors: readSafetensors(wpath).tensors };
 }
 

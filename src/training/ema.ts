@@ -15,12 +15,18 @@ export class Ema {
   private readonly shadow = new Map<string, tf.Variable>();
 
   /** Initialises the EMA copy to the current weights. */
-  constructor(private readonly params: ParamMap, decay: number) {
+  constructor(
+    private readonly params: ParamMap,
+    decay: number,
+  ) {
     if (!(decay >= 0 && decay <= 1)) throw new UserError(`EMA decay must be in [0, 1], got ${decay}`);
     this.decay = decay;
     for (const [name, p] of params) {
       counter += 1;
-      this.shadow.set(name, tf.tidy(() => tf.variable(p.clone(), false, `ema.${name}.${counter}`)));
+      this.shadow.set(
+        name,
+        tf.tidy(() => tf.variable(p.clone(), false, `ema.${name}.${counter}`)),
+      );
     }
   }
 
@@ -50,7 +56,8 @@ export class Ema {
     for (const [name, s] of this.shadow) {
       const h = tensors.get(`ema.${name}`);
       if (!h) throw new UserError(`checkpoint has no EMA tensor 'ema.${name}': it was written for a different model`);
-      if (h.shape.join(',') !== s.shape.join(',')) throw new UserError(`checkpoint tensor 'ema.${name}' has shape [${h.shape}] but the model needs [${s.shape}]`);
+      if (h.shape.join(',') !== s.shape.join(','))
+        throw new UserError(`checkpoint tensor 'ema.${name}' has shape [${h.shape}] but the model needs [${s.shape}]`);
       tf.tidy(() => s.assign(tf.tensor(toFloat32(h), s.shape, 'float32')));
     }
   }

@@ -18,7 +18,16 @@ import { activeBackend } from '../backends/index.js';
 import { BatchIterator, type BatchIteratorState, type Dataset } from '../data/dataset.js';
 import { trainingLosses } from '../diffusion/losses.js';
 import { createDiffusion, type DiffusionConfig, type GaussianDiffusion } from '../diffusion/process.js';
-import { applyLabelDrop, createModel, loadStateDict, POS_EMBED, modelName, type AnyModel, type ModelConfig, type TrainingPlan } from '../models/index.js';
+import {
+  applyLabelDrop,
+  createModel,
+  loadStateDict,
+  POS_EMBED,
+  modelName,
+  type AnyModel,
+  type ModelConfig,
+  type TrainingPlan,
+} from '../models/index.js';
 import { posEmbed2d } from '../models/blocks.js';
 import { posEmbedShape } from '../models/params.js';
 import { f32, type TensorMap } from '../io/tensor.js';
@@ -27,7 +36,15 @@ import { log } from '../util/log.js';
 import { Rng, type RngState } from '../util/rng.js';
 import { gitCommit, toolVersion } from '../util/version.js';
 import { AdamW, type AdamWConfig, type ParamMap } from './adamw.js';
-import { defaultCheckpointEvery, readCheckpoint, tensorsWithPrefix, withPrefix, writeCheckpoint, type CheckpointMeta, type StepRecord } from './checkpoint.js';
+import {
+  defaultCheckpointEvery,
+  readCheckpoint,
+  tensorsWithPrefix,
+  withPrefix,
+  writeCheckpoint,
+  type CheckpointMeta,
+  type StepRecord,
+} from './checkpoint.js';
 import { Ema } from './ema.js';
 import { ensureWasmTrainingKernels } from './wasm-kernels.js';
 
@@ -100,17 +117,47 @@ export interface TrainResult {
 export function resolveTrainConfig(o: TrainOptions): TrainConfig {
   const ds = o.dataset;
   const m = o.model;
-  if (!Number.isInteger(o.steps) || o.steps < 1) throw new UserError(`steps must be a positive integer (got ${o.steps})`);
-  if (!Number.isInteger(o.batch) || o.batch < 1) throw new UserError(`batch must be a positive integer (got ${o.batch})`);
-  if (m.inChannels !== ds.channels) throw new UserError(`the model takes ${m.inChannels} channel(s) but ${ds.name} has ${ds.channels}: set the model's channels to ${ds.channels}`);
-  if (m.inputSize !== ds.imageSize) throw new UserError(`the model takes ${m.inputSize}x${m.inputSize} images but ${ds.name} gives ${ds.imageSize}x${ds.imageSize}: use the same image size for both`);
-  if (m.numClasses !== ds.numClasses) throw new UserError(`the model has ${m.numClasses} classes but ${ds.name} has ${ds.numClasses}: set the model's class count to ${ds.numClasses}`);
+  if (!Number.isInteger(o.steps) || o.steps < 1)
+    throw new UserError(`steps must be a positive integer (got ${o.steps})`);
+  if (!Number.isInteger(o.batch) || o.batch < 1)
+    throw new UserError(`batch must be a positive integer (got ${o.batch})`);
+  if (m.inChannels !== ds.channels)
+    throw new UserError(
+      `the model takes ${m.inChannels} channel(s) but ${ds.name} has ${ds.channels}: set the model's channels to ${ds.channels}`,
+    );
+  if (m.inputSize !== ds.imageSize)
+    throw new UserError(
+      `the model takes ${m.inputSize}x${m.inputSize} images but ${ds.name} gives ${ds.imageSize}x${ds.imageSize}: use the same image size for both`,
+    );
+  if (m.numClasses !== ds.numClasses)
+    throw new UserError(
+      `the model has ${m.numClasses} classes but ${ds.name} has ${ds.numClasses}: set the model's class count to ${ds.numClasses}`,
+    );
   const learned = o.diffusion.variance === 'learned-range';
-  if (m.learnSigma !== learned) throw new UserError(`the model ${m.learnSigma ? 'learns' : 'does not learn'} sigma but the diffusion variance is '${o.diffusion.variance}': use learnSigma = ${learned}`);
+  if (m.learnSigma !== learned)
+    throw new UserError(
+      `the model ${m.learnSigma ? 'learns' : 'does not learn'} sigma but the diffusion variance is '${o.diffusion.variance}': use learnSigma = ${learned}`,
+    );
   const ema = o.ema ?? 0.9999;
-  const optimizer: AdamWConfig = { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, warmupSteps: 0, clipGradNorm: null, ...o.optimizer };
+  const optimizer: AdamWConfig = {
+    lr: 1e-4,
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+    weightDecay: 0,
+    warmupSteps: 0,
+    clipGradNorm: null,
+    ...o.optimizer,
+  };
   return {
-    model: m, diffusion: o.diffusion, steps: o.steps, batch: o.batch, optimizer, ema, seed: o.seed, hflip: o.hflip ?? false,
+    model: m,
+    diffusion: o.diffusion,
+    steps: o.steps,
+    batch: o.batch,
+    optimizer,
+    ema,
+    seed: o.seed,
+    hflip: o.hflip ?? false,
     data: { kind: ds.kind, name: ds.name, size: ds.size, fingerprint: ds.fingerprint },
   };
 }
@@ -118,11 +165,17 @@ export function resolveTrainConfig(o: TrainOptions): TrainConfig {
 /** The first path where two JSON values differ, or null. */
 function firstDifference(a: unknown, b: unknown, path = ''): string | null {
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) {
-    return JSON.stringify(a) === JSON.stringify(b) ? null : `${path || '(root)'}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`;
+    return JSON.stringify(a) === JSON.stringify(b)
+      ? null
+      : `${path || '(root)'}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`;
   }
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
   for (const k of keys) {
-    const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
+    const d = firstDifference(
+      (a as Record<string, unknown>)[k],
+      (b as Record<string, unknown>)[k],
+      path ? `${path}.${k}` : k,
+    );
     if (d) return d;
   }
   return null;
@@ -144,20 +197,37 @@ interface LiveState {
  */
 async function readStateDict(model: AnyModel): Promise<TensorMap> {
   const c = model.config;
-  const sd: TensorMap = new Map([[POS_EMBED, f32(posEmbedShape(c), posEmbed2d(c.hiddenSize, c.inputSize / c.patchSize))]]);
+  const sd: TensorMap = new Map([
+    [POS_EMBED, f32(posEmbedShape(c), posEmbed2d(c.hiddenSize, c.inputSize / c.patchSize))],
+  ]);
   for (const [name, v] of model.params) sd.set(name, f32(v.shape, (await v.data()) as Float32Array));
   return sd;
 }
 
-async function saveCheckpoint(o: TrainOptions, cfg: TrainConfig, s: LiveState, status: CheckpointMeta['status'], divergedAt: number | null): Promise<void> {
+async function saveCheckpoint(
+  o: TrainOptions,
+  cfg: TrainConfig,
+  s: LiveState,
+  status: CheckpointMeta['status'],
+  divergedAt: number | null,
+): Promise<void> {
   const model = await readStateDict(s.model);
   const opt = await s.opt.exportState();
   const tensors = new Map([...withPrefix(model, 'model'), ...(await s.ema.exportState()), ...opt.tensors]);
   const b = activeBackend();
   writeCheckpoint(o.outDir, tensors, {
-    step: s.step, config: cfg, rng: { train: s.rng.state(), data: s.data.state() }, optimizer: { stepCount: opt.stepCount },
-    history: s.history, runKey: o.runKey ?? null, toolVersion: toolVersion(), gitCommit: gitCommit(),
-    backend: { name: b.name, version: b.version, device: b.device }, status, divergedAt, createdAt: new Date().toISOString(),
+    step: s.step,
+    config: cfg,
+    rng: { train: s.rng.state(), data: s.data.state() },
+    optimizer: { stepCount: opt.stepCount },
+    history: s.history,
+    runKey: o.runKey ?? null,
+    toolVersion: toolVersion(),
+    gitCommit: gitCommit(),
+    backend: { name: b.name, version: b.version, device: b.device },
+    status,
+    divergedAt,
+    createdAt: new Date().toISOString(),
   });
 }
 
@@ -166,7 +236,10 @@ function resumableCheckpoint(o: TrainOptions, cfg: TrainConfig): ReturnType<type
   const prev = readCheckpoint(o.outDir);
   if (!prev) return null;
   const diff = firstDifference({ ...(prev.meta.config as TrainConfig), steps: 0 }, { ...cfg, steps: 0 });
-  if (diff) throw new UserError(`'${o.outDir}' holds a checkpoint of a different run (${diff}): use another --out directory, or the original settings to resume`);
+  if (diff)
+    throw new UserError(
+      `'${o.outDir}' holds a checkpoint of a different run (${diff}): use another --out directory, or the original settings to resume`,
+    );
   return prev;
 }
 
@@ -186,12 +259,24 @@ function freshState(o: TrainOptions, cfg: TrainConfig): LiveState {
 }
 
 /** Loads weights, EMA, optimizer moments, generators, data position and history from a checkpoint. */
-function restoreState(s: LiveState, prev: NonNullable<ReturnType<typeof readCheckpoint>>, o: TrainOptions, cfg: TrainConfig): void {
-  loadStateDict(s.model, tensorsWithPrefix(prev.tensors, 'model'), { strict: true, source: `checkpoint in '${o.outDir}'` });
+function restoreState(
+  s: LiveState,
+  prev: NonNullable<ReturnType<typeof readCheckpoint>>,
+  o: TrainOptions,
+  cfg: TrainConfig,
+): void {
+  loadStateDict(s.model, tensorsWithPrefix(prev.tensors, 'model'), {
+    strict: true,
+    source: `checkpoint in '${o.outDir}'`,
+  });
   s.ema.loadState(prev.tensors);
   s.opt.loadState(prev.tensors, prev.meta.optimizer.stepCount);
   s.rng = Rng.fromState(prev.meta.rng.train as RngState);
-  s.data = new BatchIterator(o.dataset, { batchSize: cfg.batch, seed: `${cfg.seed}/data`, hflip: cfg.hflip }, prev.meta.rng.data as BatchIteratorState);
+  s.data = new BatchIterator(
+    o.dataset,
+    { batchSize: cfg.batch, seed: `${cfg.seed}/data`, hflip: cfg.hflip },
+    prev.meta.rng.data as BatchIteratorState,
+  );
   s.history = prev.meta.history;
   s.step = prev.meta.step;
 }
@@ -210,23 +295,30 @@ interface StepOutcome {
  * Steps 1–6 of the header: batch, timesteps and noise, the model's training plan, q_sample, the
  * no-gradient iterations (the model's own: none for DiT), then loss and gradients under the tape.
  */
-async function lossAndGradients(s: LiveState, cfg: TrainConfig, process: GaussianDiffusion, gradCheckpoint: boolean, byVarName: Map<string, string>): Promise<StepOutcome> {
+async function lossAndGradients(
+  s: LiveState,
+  cfg: TrainConfig,
+  process: GaussianDiffusion,
+  gradCheckpoint: boolean,
+  byVarName: Map<string, string>,
+): Promise<StepOutcome> {
   const model = s.model;
-  const batch = await s.data.next();                                                         // 1
+  const batch = await s.data.next(); // 1
   const [N, C, H, W] = batch.shape;
-  const tIdx = Array.from({ length: N }, () => s.rng.int(0, process.numTimesteps - 1));      // 2
+  const tIdx = Array.from({ length: N }, () => s.rng.int(0, process.numTimesteps - 1)); // 2
   const noiseData = s.rng.normals(N * C * H * W);
-  const plan = model.sampleTrainingPlan(s.rng, N);                                           // 3
+  const plan = model.sampleTrainingPlan(s.rng, N); // 3
   const labels = applyLabelDrop(batch.y, plan.dropMask, cfg.model.numClasses);
   const x0 = tf.tensor4d(batch.x, [N, C, H, W]);
   const noise = tf.tensor4d(noiseData, [N, C, H, W]);
-  const xT = process.qSample(x0, tIdx, noise);                                               // 4
+  const xT = process.qSample(x0, tIdx, noise); // 4
   const tModel = process.modelTimesteps(tIdx);
   const y = tf.tensor1d(labels, 'int32');
-  const state = model.noGradState(xT, tModel, y, plan.noGrad);                               // 5
+  const state = model.noGradState(xT, tModel, y, plan.noGrad); // 5
   // the synchronous forward returns the residuals as a tensor: kept past variableGrads, read asynchronously below
   const kept: { residuals?: tf.Tensor1D } = {};
-  const { value, grads } = tf.variableGrads(() => {                                           // 6
+  const { value, grads } = tf.variableGrads(() => {
+    // 6
     const r = model.forward(xT, tModel, y, { state, iters: plan.withGrad, trackResiduals: true, gradCheckpoint });
     if (r.state) tf.dispose(r.state.z);
     if (r.residuals) kept.residuals = tf.keep(r.residuals);
@@ -238,7 +330,11 @@ async function lossAndGradients(s: LiveState, cfg: TrainConfig, process: Gaussia
   const named = new Map(Object.entries(grads).map(([vn, g]) => [byVarName.get(vn)!, g as tf.Tensor]));
   // one host read per step: the loss, the global gradient norm and the residuals together
   const normT = s.opt.gradNormTensor(named);
-  const parts: tf.Tensor[] = [tf.reshape(value, [1]), ...(normT ? [normT] : []), ...(kept.residuals ? [kept.residuals] : [])];
+  const parts: tf.Tensor[] = [
+    tf.reshape(value, [1]),
+    ...(normT ? [normT] : []),
+    ...(kept.residuals ? [kept.residuals] : []),
+  ];
   const readBack = tf.concat(parts);
   const host = await readBack.data();
   tf.dispose([readBack, ...parts, value]);
@@ -250,8 +346,23 @@ async function lossAndGradients(s: LiveState, cfg: TrainConfig, process: Gaussia
 }
 
 /** A step's record (FPDM: its S-JFB draw and last residual). */
-function stepRecord(model: AnyModel, step: number, loss: number, lr: number, gradNorm: number, t0: number, r: StepOutcome): StepRecord {
-  const fpdm = model.config.kind === 'fpdm' ? { noGradIters: r.plan.noGrad, withGradIters: r.plan.withGrad, ...(r.residual !== undefined ? { residual: r.residual } : {}) } : {};
+function stepRecord(
+  model: AnyModel,
+  step: number,
+  loss: number,
+  lr: number,
+  gradNorm: number,
+  t0: number,
+  r: StepOutcome,
+): StepRecord {
+  const fpdm =
+    model.config.kind === 'fpdm'
+      ? {
+          noGradIters: r.plan.noGrad,
+          withGradIters: r.plan.withGrad,
+          ...(r.residual !== undefined ? { residual: r.residual } : {}),
+        }
+      : {};
   return { step, loss, lr, gradNorm, seconds: (performance.now() - t0) / 1000, ...fpdm };
 }
 
@@ -262,7 +373,8 @@ function stepRecord(model: AnyModel, step: number, loss: number, lr: number, gra
 export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const cfg = resolveTrainConfig(o);
   const checkpointEvery = o.checkpointEvery ?? defaultCheckpointEvery(cfg.steps);
-  if (!Number.isInteger(checkpointEvery) || checkpointEvery < 1) throw new UserError(`checkpointEvery must be a positive integer (got ${checkpointEvery})`);
+  if (!Number.isInteger(checkpointEvery) || checkpointEvery < 1)
+    throw new UserError(`checkpointEvery must be a positive integer (got ${checkpointEvery})`);
   ensureWasmTrainingKernels();
   const started = performance.now();
   const process: GaussianDiffusion = createDiffusion(cfg.diffusion);
@@ -270,18 +382,29 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const s = freshState(o, cfg);
   const byVarName = new Map([...s.model.params].map(([name, v]) => [v.name, name]));
   const result = (status: TrainResult['status'], divergedAt: number | null, resumedFrom: number): TrainResult => ({
-    status, step: s.step, divergedAt, history: s.history, resumedFrom, outDir: o.outDir, seconds: (performance.now() - started) / 1000, config: cfg,
+    status,
+    step: s.step,
+    divergedAt,
+    history: s.history,
+    resumedFrom,
+    outDir: o.outDir,
+    seconds: (performance.now() - started) / 1000,
+    config: cfg,
   });
   try {
     if (prev) {
       restoreState(s, prev, o, cfg);
       if (prev.meta.status === 'diverged') {
-        log(`'${o.outDir}': this run diverged at step ${prev.meta.divergedAt} (non-finite loss); not resuming. Change the settings and use another --out directory.`);
+        log(
+          `'${o.outDir}': this run diverged at step ${prev.meta.divergedAt} (non-finite loss); not resuming. Change the settings and use another --out directory.`,
+        );
         return { ...result('diverged', prev.meta.divergedAt ?? null, s.step), seconds: 0 };
       }
       log(`resuming '${o.outDir}' from step ${s.step} of ${cfg.steps}`);
     } else {
-      log(`training ${modelName(cfg.model)} on ${o.dataset.name} for ${cfg.steps} steps (batch ${cfg.batch}, lr ${cfg.optimizer.lr}, seed ${cfg.seed}) → '${o.outDir}'`);
+      log(
+        `training ${modelName(cfg.model)} on ${o.dataset.name} for ${cfg.steps} steps (batch ${cfg.batch}, lr ${cfg.optimizer.lr}, seed ${cfg.seed}) → '${o.outDir}'`,
+      );
     }
     const resumedFrom = s.step;
     for (let taken = 0; s.step < cfg.steps; taken++) {
@@ -290,22 +413,26 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       const r = await lossAndGradients(s, cfg, process, o.gradCheckpoint === true, byVarName); // 1–6
       const named = r.grads;
       const step = s.step + 1;
-      if (!Number.isFinite(r.loss)) {                                                             // 7
+      if (!Number.isFinite(r.loss)) {
+        // 7
         tf.dispose([...named.values()]);
         const rec = stepRecord(s.model, step, r.loss, NaN, NaN, t0, r);
         o.onStep?.(rec);
         s.history.push(rec);
         await saveCheckpoint(o, cfg, s, 'diverged', step);
-        log(`diverged: the loss at step ${step} is ${r.loss}; the run stops (last good weights are those of step ${s.step})`);
+        log(
+          `diverged: the loss at step ${step} is ${r.loss}; the run stops (last good weights are those of step ${s.step})`,
+        );
         return result('diverged', step, resumedFrom);
       }
-      const info = s.opt.applyUpdate(named, r.gradNorm, s.ema);                                        // 8 (EMA too)
+      const info = s.opt.applyUpdate(named, r.gradNorm, s.ema); // 8 (EMA too)
       tf.dispose([...named.values()]);
       s.step = step;
       const rec = stepRecord(s.model, step, r.loss, info.lr, info.gradNorm, t0, r);
       s.history.push(rec);
       o.onStep?.(rec);
-      if (s.step % checkpointEvery === 0 || s.step === cfg.steps) await saveCheckpoint(o, cfg, s, s.step === cfg.steps ? 'completed' : 'running', null);
+      if (s.step % checkpointEvery === 0 || s.step === cfg.steps)
+        await saveCheckpoint(o, cfg, s, s.step === cfg.steps ? 'completed' : 'running', null);
     }
     return result('completed', null, resumedFrom);
   } finally {

@@ -1,5 +1,18 @@
 // File helpers: crash-safe writes (temporary file, fsync, rename) and clear errors for missing files.
-import { accessSync, closeSync, constants, fsyncSync, mkdirSync, openSync, readSync, renameSync, statSync, writeSync, rmSync, type Stats } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  statSync,
+  writeSync,
+  rmSync,
+  type Stats,
+} from 'node:fs';
 import { dirname, basename, join, resolve } from 'node:path';
 import { UserError, isNodeError } from './errors.js';
 import { inputErrorOf } from './input-errors.js';
@@ -12,7 +25,10 @@ export function requireFile(path: string, what = 'file'): number {
     return st.size;
   } catch (e) {
     if (isNodeError(e, 'ENOENT')) throw new UserError(`${what} '${path}' does not exist: check the path`);
-    if (isNodeError(e, 'ENOTDIR')) throw new UserError(`${what} '${path}' does not exist: a part of its path is a file, not a directory; check the path`);
+    if (isNodeError(e, 'ENOTDIR'))
+      throw new UserError(
+        `${what} '${path}' does not exist: a part of its path is a file, not a directory; check the path`,
+      );
     if (isNodeError(e, 'EACCES')) throw new UserError(`${what} '${path}' cannot be read (permission denied)`);
     throw e;
   }
@@ -102,9 +118,11 @@ export function prepareDir(path: string, what: string, opts: { create?: boolean 
   const abs = resolve(path);
   const st = statOrUndefined(abs);
   if (st) {
-    if (!st.isDirectory()) throw new UserError(`${what} '${path}' is a file, not a directory: choose a directory path (or remove the file)`);
+    if (!st.isDirectory())
+      throw new UserError(`${what} '${path}' is a file, not a directory: choose a directory path (or remove the file)`);
     const why = writable(abs);
-    if (why) throw new UserError(`${what} '${path}' cannot be written to: ${why}; choose another path or fix its permissions`);
+    if (why)
+      throw new UserError(`${what} '${path}' cannot be written to: ${why}; choose another path or fix its permissions`);
     return abs;
   }
   // the nearest ancestor that exists must be a writable directory
@@ -114,7 +132,10 @@ export function prepareDir(path: string, what: string, opts: { create?: boolean 
     anc = dirname(anc);
     ast = statOrUndefined(anc);
   }
-  if (ast && !ast.isDirectory()) throw new UserError(`${what} '${path}' cannot be created: '${anc}' is a file, not a directory; choose another path`);
+  if (ast && !ast.isDirectory())
+    throw new UserError(
+      `${what} '${path}' cannot be created: '${anc}' is a file, not a directory; choose another path`,
+    );
   const why = writable(anc);
   if (why) throw new UserError(`${what} '${path}' cannot be created inside '${anc}': ${why}; choose another path`);
   if (opts.create !== false) {

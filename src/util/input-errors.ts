@@ -25,16 +25,23 @@ const FS_CODES: Record<string, [string, string]> = {
 /** SQLite result codes (better-sqlite3's SqliteError.code, extended codes included) → (what, what to do) */
 function sqliteAdvice(code: string): [string, string] | undefined {
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))
-    return ['is locked by another process for longer than the busy timeout', 'wait for the other fpdm-exp process to finish, or use another --db'];
+    return [
+      'is locked by another process for longer than the busy timeout',
+      'wait for the other fpdm-exp process to finish, or use another --db',
+    ];
   if (code.startsWith('SQLITE_READONLY'))
-    return ['cannot be written (read-only file, directory or file system)', 'make the file and its directory writable, or use another --db'];
+    return [
+      'cannot be written (read-only file, directory or file system)',
+      'make the file and its directory writable, or use another --db',
+    ];
   if (code.startsWith('SQLITE_CORRUPT'))
     return ['is corrupt', 'restore it from a copy (`sqlite3 FILE .recover` may salvage its rows) or use another --db'];
   if (code === 'SQLITE_NOTADB') return ['is not an SQLite database', 'give the path of an fpdm-exp results database'];
   if (code.startsWith('SQLITE_CANTOPEN'))
     return ['cannot be opened', 'check that the path and its directory exist and are accessible'];
   if (code === 'SQLITE_FULL') return ['cannot grow: the disk is full', 'free some space or use a --db on another disk'];
-  if (code.startsWith('SQLITE_IOERR') && /ENOSPC|full/i.test(code)) return ['cannot be written: the disk is full', 'free some space'];
+  if (code.startsWith('SQLITE_IOERR') && /ENOSPC|full/i.test(code))
+    return ['cannot be written: the disk is full', 'free some space'];
   return undefined;
 }
 
@@ -45,7 +52,8 @@ function isYamlLimit(e: Error): boolean {
 
 function isSharpDecode(e: Error): boolean {
   const fromSharp = /[\\/]sharp[\\/]/.test(e.stack ?? '');
-  const decode = /unsupported image format|Input (file|buffer)|load: |VipsJpeg|VipsPng|Premature end|corrupt|truncated|bad (seek|huffman)|Invalid (PNG|JPEG|image)/i;
+  const decode =
+    /unsupported image format|Input (file|buffer)|load: |VipsJpeg|VipsPng|Premature end|corrupt|truncated|bad (seek|huffman)|Invalid (PNG|JPEG|image)/i;
   return fromSharp && decode.test(e.message);
 }
 
@@ -74,7 +82,9 @@ export function inputErrorOf(e: unknown, subject?: string): UserError | undefine
   if (e.name === 'SqliteError' && typeof code === 'string') {
     const advice = sqliteAdvice(code);
     if (!advice) return undefined;
-    return new UserError(`${subject ?? databaseSubject()} ${advice[0]} (${code}: ${e.message}): ${advice[1]}`, { cause: e });
+    return new UserError(`${subject ?? databaseSubject()} ${advice[0]} (${code}: ${e.message}): ${advice[1]}`, {
+      cause: e,
+    });
   }
   if (typeof code === 'string' && FS_CODES[code]) {
     const [what, todo] = FS_CODES[code];
@@ -91,6 +101,9 @@ export function inputErrorOf(e: unknown, subject?: string): UserError | undefine
       { cause: e },
     );
   if (isSharpDecode(e))
-    return new UserError(`${subject ?? 'an image'} cannot be decoded (${e.message.split('\n')[0]}): remove or replace the file`, { cause: e });
+    return new UserError(
+      `${subject ?? 'an image'} cannot be decoded (${e.message.split('\n')[0]}): remove or replace the file`,
+      { cause: e },
+    );
   return undefined;
 }

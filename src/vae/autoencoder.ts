@@ -42,7 +42,13 @@ export function samplePosterior(p: Posterior, eps: tf.Tensor4D): tf.Tensor4D {
  * truncates, i.e. round-half-up of 127.5·(x+1)), NCHW → NHWC. Returns int32 values in 0..255.
  */
 export function quantizeToUint8(x: tf.Tensor4D): tf.Tensor4D {
-  return tf.tidy(() => tf.floor(tf.clipByValue(x.mul(127.5).add(128), 0, 255)).transpose([0, 2, 3, 1]).toInt() as tf.Tensor4D); // [N, H, W, C]
+  return tf.tidy(
+    () =>
+      tf
+        .floor(tf.clipByValue(x.mul(127.5).add(128), 0, 255))
+        .transpose([0, 2, 3, 1])
+        .toInt() as tf.Tensor4D,
+  ); // [N, H, W, C]
 }
 
 export class AutoencoderKL {
@@ -62,7 +68,10 @@ export class AutoencoderKL {
     const c = this.config;
     const f = downFactor(c);
     assertShape('VAE input x', x.shape, [-1, c.inChannels, -1, -1]);
-    if (x.shape[2] % f !== 0 || x.shape[3] % f !== 0) throw new UserError(`VAE input x has shape [${x.shape.join(', ')}]: H and W must be multiples of ${f} (the VAE downsamples ${f}×)`);
+    if (x.shape[2] % f !== 0 || x.shape[3] % f !== 0)
+      throw new UserError(
+        `VAE input x has shape [${x.shape.join(', ')}]: H and W must be multiples of ${f} (the VAE downsamples ${f}×)`,
+      );
     return tf.tidy(() => {
       const h = encoderForward(this.weights, c, x.transpose([0, 2, 3, 1])); // [N, h, w, 2z]
       return conv(this.weights, 'quant_conv', h).transpose([0, 3, 1, 2]) as tf.Tensor4D; // [N, 2E, h, w]

@@ -52,8 +52,12 @@ export function downFactor(c: VaeConfig): number {
 /** Cross-field rules every configuration must satisfy (GroupNorm needs groups | channels). */
 export function checkVaeConfig(c: VaeConfig, source: string): VaeConfig {
   const ints: [string, number][] = [
-    ['in channels', c.inChannels], ['out channels', c.outChannels], ['layers per block', c.layersPerBlock],
-    ['norm groups', c.normNumGroups], ['z channels', c.zChannels], ['embed dim', c.embedDim],
+    ['in channels', c.inChannels],
+    ['out channels', c.outChannels],
+    ['layers per block', c.layersPerBlock],
+    ['norm groups', c.normNumGroups],
+    ['z channels', c.zChannels],
+    ['embed dim', c.embedDim],
     ...c.blockOutChannels.map((b, i): [string, number] => [`block_out_channels[${i}]`, b]),
   ];
   for (const [what, v] of ints) {
@@ -61,7 +65,10 @@ export function checkVaeConfig(c: VaeConfig, source: string): VaeConfig {
   }
   if (c.blockOutChannels.length < 1) throw new UserError(`${source}: block_out_channels is empty`);
   for (const b of c.blockOutChannels) {
-    if (b % c.normNumGroups !== 0) throw new UserError(`${source}: ${b} channels are not divisible into ${c.normNumGroups} GroupNorm groups (set norm_num_groups)`);
+    if (b % c.normNumGroups !== 0)
+      throw new UserError(
+        `${source}: ${b} channels are not divisible into ${c.normNumGroups} GroupNorm groups (set norm_num_groups)`,
+      );
   }
   if (!(c.scalingFactor > 0)) throw new UserError(`${source}: scaling_factor is ${c.scalingFactor}, expected > 0`);
   return c;
@@ -78,50 +85,62 @@ function num(o: Obj, key: string, source: string, dflt?: number): number {
 
 function numList(o: Obj, key: string, source: string): number[] {
   const v = o[key];
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number')) throw new UserError(`${source}: '${key}' is ${JSON.stringify(v)}, expected a list of numbers`);
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number'))
+    throw new UserError(`${source}: '${key}' is ${JSON.stringify(v)}, expected a list of numbers`);
   return v as number[];
 }
 
 /** diffusers `AutoencoderKL` config.json → VaeConfig (unsupported variants are refused by name). */
 export function fromDiffusersConfig(o: Obj, source: string): VaeConfig {
   if (o._class_name !== undefined && o._class_name !== 'AutoencoderKL') {
-    throw new UserError(`${source}: _class_name is '${String(o._class_name)}', only AutoencoderKL (the SD VAE) is supported`);
+    throw new UserError(
+      `${source}: _class_name is '${String(o._class_name)}', only AutoencoderKL (the SD VAE) is supported`,
+    );
   }
   for (const key of ['use_quant_conv', 'use_post_quant_conv', 'mid_block_add_attention']) {
     if (o[key] === false) throw new UserError(`${source}: '${key}: false' is not supported (the SD VAE has it true)`);
   }
-  if (o.act_fn !== undefined && o.act_fn !== 'silu') throw new UserError(`${source}: act_fn '${String(o.act_fn)}' is not supported (the SD VAE uses silu)`);
+  if (o.act_fn !== undefined && o.act_fn !== 'silu')
+    throw new UserError(`${source}: act_fn '${String(o.act_fn)}' is not supported (the SD VAE uses silu)`);
   const latent = num(o, 'latent_channels', source, 4);
-  return checkVaeConfig({
-    inChannels: num(o, 'in_channels', source, 3),
-    outChannels: num(o, 'out_channels', source, 3),
-    blockOutChannels: o.block_out_channels === undefined ? [64] : numList(o, 'block_out_channels', source),
-    layersPerBlock: num(o, 'layers_per_block', source, 1),
-    normNumGroups: num(o, 'norm_num_groups', source, 32),
-    zChannels: latent,
-    embedDim: latent,
-    scalingFactor: num(o, 'scaling_factor', source, SD_SCALING_FACTOR),
-  }, source);
+  return checkVaeConfig(
+    {
+      inChannels: num(o, 'in_channels', source, 3),
+      outChannels: num(o, 'out_channels', source, 3),
+      blockOutChannels: o.block_out_channels === undefined ? [64] : numList(o, 'block_out_channels', source),
+      layersPerBlock: num(o, 'layers_per_block', source, 1),
+      normNumGroups: num(o, 'norm_num_groups', source, 32),
+      zChannels: latent,
+      embedDim: latent,
+      scalingFactor: num(o, 'scaling_factor', source, SD_SCALING_FACTOR),
+    },
+    source,
+  );
 }
 
 /** ldm config (`{ddconfig: {...}, embed_dim}` or the ddconfig keys at the top level, `num_groups` optional) → VaeConfig. */
 export function fromLdmConfig(o: Obj, source: string): VaeConfig {
   const dd = (typeof o.ddconfig === 'object' && o.ddconfig !== null ? o.ddconfig : o) as Obj;
-  if (dd.double_z === false) throw new UserError(`${source}: double_z false is not an AutoencoderKL (it needs mean and logvar)`);
+  if (dd.double_z === false)
+    throw new UserError(`${source}: double_z false is not an AutoencoderKL (it needs mean and logvar)`);
   const attn = dd.attn_resolutions;
-  if (Array.isArray(attn) && attn.length > 0) throw new UserError(`${source}: attn_resolutions ${JSON.stringify(attn)} is not supported (the SD VAE has none)`);
+  if (Array.isArray(attn) && attn.length > 0)
+    throw new UserError(`${source}: attn_resolutions ${JSON.stringify(attn)} is not supported (the SD VAE has none)`);
   const ch = num(dd, 'ch', source);
   const z = num(dd, 'z_channels', source);
-  return checkVaeConfig({
-    inChannels: num(dd, 'in_channels', source, 3),
-    outChannels: num(dd, 'out_ch', source, 3),
-    blockOutChannels: numList(dd, 'ch_mult', source).map((m) => ch * m),
-    layersPerBlock: num(dd, 'num_res_blocks', source),
-    normNumGroups: num(o, 'num_groups', source, num(dd, 'num_groups', source, SD_NUM_GROUPS)),
-    zChannels: z,
-    embedDim: num(o, 'embed_dim', source, num(dd, 'embed_dim', source, z)),
-    scalingFactor: num(o, 'scale_factor', source, num(o, 'scaling_factor', source, SD_SCALING_FACTOR)),
-  }, source);
+  return checkVaeConfig(
+    {
+      inChannels: num(dd, 'in_channels', source, 3),
+      outChannels: num(dd, 'out_ch', source, 3),
+      blockOutChannels: numList(dd, 'ch_mult', source).map((m) => ch * m),
+      layersPerBlock: num(dd, 'num_res_blocks', source),
+      normNumGroups: num(o, 'num_groups', source, num(dd, 'num_groups', source, SD_NUM_GROUPS)),
+      zChannels: z,
+      embedDim: num(o, 'embed_dim', source, num(dd, 'embed_dim', source, z)),
+      scalingFactor: num(o, 'scale_factor', source, num(o, 'scaling_factor', source, SD_SCALING_FACTOR)),
+    },
+    source,
+  );
 }
 
 /** Either vocabulary: diffusers keys (block_out_channels) or ldm keys (ch/ch_mult or ddconfig). */
@@ -130,7 +149,9 @@ export function parseVaeConfig(o: unknown, source: string): VaeConfig {
   const obj = o as Obj;
   if ('block_out_channels' in obj || obj._class_name !== undefined) return fromDiffusersConfig(obj, source);
   if ('ddconfig' in obj || 'ch_mult' in obj) return fromLdmConfig(obj, source);
-  throw new UserError(`${source}: not a VAE config: expected diffusers keys (block_out_channels, layers_per_block, norm_num_groups, latent_channels) or ldm keys (ddconfig: {ch, ch_mult, num_res_blocks, z_channels}, embed_dim)`);
+  throw new UserError(
+    `${source}: not a VAE config: expected diffusers keys (block_out_channels, layers_per_block, norm_num_groups, latent_channels) or ldm keys (ddconfig: {ch, ch_mult, num_res_blocks, z_channels}, embed_dim)`,
+  );
 }
 
 export function readVaeConfig(path: string): VaeConfig {

@@ -65,7 +65,12 @@ export interface ExtractSettings {
 export interface LatentManifest {
   format: 'fpdm-exp latents v1';
   settings: ExtractSettings;
-  vae: { path: string; naming: VaeLoadInfo['naming']; configSource: VaeLoadInfo['configSource']; config: Record<string, unknown> };
+  vae: {
+    path: string;
+    naming: VaeLoadInfo['naming'];
+    configSource: VaeLoadInfo['configSource'];
+    config: Record<string, unknown>;
+  };
   images: { path: string; count: number; classNames: string[]; labeled: boolean };
   /** latent shape per item, [1, E, h, w] */
   shape: number[];
@@ -91,33 +96,42 @@ export interface ExtractResult {
 
 /** SHA-256 of the weights file's bytes and the configuration used. */
 export function vaeFingerprint(info: VaeLoadInfo): string {
-  return createHash('sha256').update(readFileSync(info.weightsFile)).update(JSON.stringify(toDiffusersConfig(info.config))).digest('hex');
+  return createHash('sha256')
+    .update(readFileSync(info.weightsFile))
+    .update(JSON.stringify(toDiffusersConfig(info.config)))
+    .digest('hex');
 }
 
 function readManifest(path: string): LatentManifest {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as LatentManifest;
   } catch (e) {
-    throw new UserError(`latent manifest '${path}' is unreadable (${(e as Error).message}): remove the output folder's partial contents or choose another --out`);
+    throw new UserError(
+      `latent manifest '${path}' is unreadable (${(e as Error).message}): remove the output folder's partial contents or choose another --out`,
+    );
   }
 }
 
 function differences(a: ExtractSettings, b: ExtractSettings): string[] {
-  return (Object.keys(a) as (keyof ExtractSettings)[]).filter((k) => a[k] !== b[k]).map((k) => `${k}: ${String(b[k])} (stored) vs ${String(a[k])} (now)`);
+  return (Object.keys(a) as (keyof ExtractSettings)[])
+    .filter((k) => a[k] !== b[k])
+    .map((k) => `${k}: ${String(b[k])} (stored) vs ${String(a[k])} (now)`);
 }
 
 /** `backendName` is recorded in the manifest (the caller has initialised that backend). */
 export async function extractLatents(o: ExtractOptions, backendName: string): Promise<ExtractResult> {
   const t0 = Date.now();
   const name = o.name ?? 'imagenet256';
-  if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new UserError(`--name '${name}': use letters, digits, '.', '_' or '-' (it becomes <name>_features/)`);
+  if (!/^[A-Za-z0-9._-]+$/.test(name))
+    throw new UserError(`--name '${name}': use letters, digits, '.', '_' or '-' (it becomes <name>_features/)`);
   const size = o.imageSize ?? 256;
   const batch = o.batch ?? 8;
   const { files, classNames, labeled } = scanFolder(o.images);
   const { vae, info } = loadVae(o.vae, { config: o.config });
   try {
     const f = downFactor(vae.config);
-    if (size % f !== 0) throw new UserError(`--image-size ${size} is not a multiple of ${f} (the VAE downsamples ${f}×)`);
+    if (size % f !== 0)
+      throw new UserError(`--image-size ${size} is not a multiple of ${f} (the VAE downsamples ${f}×)`);
     const E = vae.config.embedDim;
     const [h, w] = [size / f, size / f];
     const settings: ExtractSettings = {
@@ -140,13 +154,24 @@ export async function extractLatents(o: ExtractOptions, backendName: string): Pr
     if (resumed) {
       manifest = readManifest(manifestPath);
       const diff = differences(settings, manifest.settings);
-      if (diff.length > 0) throw new UserError(`'${o.out}' holds latents extracted with other settings (${diff.join('; ')}): re-run with the same settings to resume, or choose another --out`);
+      if (diff.length > 0)
+        throw new UserError(
+          `'${o.out}' holds latents extracted with other settings (${diff.join('; ')}): re-run with the same settings to resume, or choose another --out`,
+        );
     } else {
-      if (existsSync(fdir) && readdirSync(fdir).length > 0) throw new UserError(`'${fdir}' already holds files but '${manifestPath}' is missing (not made by this command): choose an empty --out`);
+      if (existsSync(fdir) && readdirSync(fdir).length > 0)
+        throw new UserError(
+          `'${fdir}' already holds files but '${manifestPath}' is missing (not made by this command): choose an empty --out`,
+        );
       manifest = {
         format: 'fpdm-exp latents v1',
         settings,
-        vae: { path: o.vae, naming: info.naming, configSource: info.configSource, config: toDiffusersConfig(info.config) },
+        vae: {
+          path: o.vae,
+          naming: info.naming,
+          configSource: info.configSource,
+          config: toDiffusersConfig(info.config),
+        },
         images: { path: o.images, count: files.length, classNames, labeled },
         shape: [1, E, h, w],
         complete: false,
@@ -196,13 +221,15 @@ export async function extractLatents(o: ExtractOptions, backendName: string): Pr
       });
       const latents = tf.tidy(() => {
         const post = posterior(vae.encodeMoments(tf.tensor4d(x, [idx.length, 3, size, size])));
-        const v = settings.posterior === 'mean' ? post.mean : samplePosterior(post, tf.tensor4d(eps, [idx.length, E, h, w]));
+        const v =
+          settings.posterior === 'mean' ? post.mean : samplePosterior(post, tf.tensor4d(eps, [idx.length, E, h, w]));
         return v.mul(settings.scalingFactor);
       });
       const data = (await latents.data()) as Float32Array;
       latents.dispose();
       idx.forEach((i, k) => {
-        if (todo.has(i)) writeLatentItem(o.out, name, i, data.slice(k * E * h * w, (k + 1) * E * h * w), [E, h, w], files[i]!.label);
+        if (todo.has(i))
+          writeLatentItem(o.out, name, i, data.slice(k * E * h * w, (k + 1) * E * h * w), [E, h, w], files[i]!.label);
       });
       done += idx.filter((i) => todo.has(i)).length;
       progress.update(done);
@@ -212,7 +239,16 @@ export async function extractLatents(o: ExtractOptions, backendName: string): Pr
     manifest.complete = true;
     manifest.finished = new Date().toISOString();
     atomicWrite(manifestPath, [JSON.stringify(manifest, null, 2) + '\n']);
-    return { out: o.out, name, count: files.length, written: missing.length, resumed, shape: manifest.shape, seconds: (Date.now() - t0) / 1000, manifest: manifestPath };
+    return {
+      out: o.out,
+      name,
+      count: files.length,
+      written: missing.length,
+      resumed,
+      shape: manifest.shape,
+      seconds: (Date.now() - t0) / 1000,
+      manifest: manifestPath,
+    };
   } finally {
     vae.dispose();
   }

@@ -25,7 +25,13 @@ function w<R extends tf.Rank>(ws: VaeWeights, name: string): tf.Tensor<R> {
 
 /** Conv2d with bias. k×k with 'same' padding (3×3, padding 1) or 1×1; stride 1. */
 export function conv(ws: VaeWeights, name: string, x: tf.Tensor4D): tf.Tensor4D {
-  return tf.fused.conv2d({ x, filter: w<tf.Rank.R4>(ws, `${name}.weight`), bias: w<tf.Rank.R1>(ws, `${name}.bias`), strides: 1, pad: 'same' }); // [N, H, W, Cout]
+  return tf.fused.conv2d({
+    x,
+    filter: w<tf.Rank.R4>(ws, `${name}.weight`),
+    bias: w<tf.Rank.R1>(ws, `${name}.bias`),
+    strides: 1,
+    pad: 'same',
+  }); // [N, H, W, Cout]
 }
 
 /** GroupNorm over (H, W, C/G) of each group, then the per-channel affine. */
@@ -34,7 +40,10 @@ export function groupNorm(ws: VaeWeights, name: string, x: tf.Tensor4D, groups: 
     const [n, h, wd, c] = x.shape;
     const g = x.reshape([n, h * wd, groups, c / groups]); // [N, HW, G, C/G]
     const { mean, variance } = tf.moments(g, [1, 3], true); // [N, 1, G, 1]
-    const normed = g.sub(mean).mul(tf.rsqrt(variance.add(GROUPNORM_EPS))).reshape([n, h, wd, c]); // [N, H, W, C]
+    const normed = g
+      .sub(mean)
+      .mul(tf.rsqrt(variance.add(GROUPNORM_EPS)))
+      .reshape([n, h, wd, c]); // [N, H, W, C]
     return normed.mul(w(ws, `${name}.weight`)).add(w(ws, `${name}.bias`)) as tf.Tensor4D;
   });
 }
@@ -70,8 +79,19 @@ export function attnBlock(ws: VaeWeights, p: string, x: tf.Tensor4D, groups: num
 /** Downsample: pad (0,1,0,1) with zeros, 3×3 conv stride 2 → [N, H/2, W/2, C] (H, W even). */
 export function downsample(ws: VaeWeights, p: string, x: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => {
-    const padded = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]]); // [N, H+1, W+1, C]
-    return tf.fused.conv2d({ x: padded, filter: w<tf.Rank.R4>(ws, `${p}.conv.weight`), bias: w<tf.Rank.R1>(ws, `${p}.conv.bias`), strides: 2, pad: 'valid' });
+    const padded = tf.pad(x, [
+      [0, 0],
+      [0, 1],
+      [0, 1],
+      [0, 0],
+    ]); // [N, H+1, W+1, C]
+    return tf.fused.conv2d({
+      x: padded,
+      filter: w<tf.Rank.R4>(ws, `${p}.conv.weight`),
+      bias: w<tf.Rank.R1>(ws, `${p}.conv.bias`),
+      strides: 2,
+      pad: 'valid',
+    });
   });
 }
 

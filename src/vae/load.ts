@@ -39,11 +39,18 @@ export interface VaeLoadInfo {
   config: VaeConfig;
 }
 
-const DIFFUSERS_WEIGHTS = ['diffusion_pytorch_model.safetensors', 'diffusion_pytorch_model.bin', 'diffusion_pytorch_model.fp16.safetensors'];
+const DIFFUSERS_WEIGHTS = [
+  'diffusion_pytorch_model.safetensors',
+  'diffusion_pytorch_model.bin',
+  'diffusion_pytorch_model.fp16.safetensors',
+];
 
 /** A diffusers folder (or a pipeline folder with vae/) → its weights file and config.json; a file → itself. */
 export function resolveVaePath(path: string): { weights: string; folderConfig?: string } {
-  if (!existsSync(path)) throw new UserError(`VAE '${path}' does not exist: give a diffusers folder (config.json + diffusion_pytorch_model.safetensors) or a weights file`);
+  if (!existsSync(path))
+    throw new UserError(
+      `VAE '${path}' does not exist: give a diffusers folder (config.json + diffusion_pytorch_model.safetensors) or a weights file`,
+    );
   if (!statSync(path).isDirectory()) return { weights: path };
   for (const dir of [path, join(path, 'vae')]) {
     const weights = DIFFUSERS_WEIGHTS.map((f) => join(dir, f)).find((f) => existsSync(f));
@@ -52,7 +59,9 @@ export function resolveVaePath(path: string): { weights: string; folderConfig?: 
       return { weights, folderConfig: existsSync(cfg) ? cfg : undefined };
     }
   }
-  throw new UserError(`VAE folder '${path}' holds no ${DIFFUSERS_WEIGHTS[0]} (nor vae/${DIFFUSERS_WEIGHTS[0]}): give a diffusers VAE folder or the weights file itself`);
+  throw new UserError(
+    `VAE folder '${path}' holds no ${DIFFUSERS_WEIGHTS[0]} (nor vae/${DIFFUSERS_WEIGHTS[0]}): give a diffusers VAE folder or the weights file itself`,
+  );
 }
 
 /** diffusers key → ldm key (`L` = number of levels, for the decoder's reversed level index). */
@@ -61,12 +70,21 @@ function diffusersToLdm(key: string, L: number): string {
   k = k.replace(/^(encoder|decoder)\.conv_norm_out\./, '$1.norm_out.');
   k = k.replace(/^encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\./, 'encoder.down.$1.block.$2.');
   k = k.replace(/^encoder\.down_blocks\.(\d+)\.downsamplers\.0\.conv\./, 'encoder.down.$1.downsample.conv.');
-  k = k.replace(/^decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\./, (_m, i: string, j: string) => `decoder.up.${L - 1 - Number(i)}.block.${j}.`);
-  k = k.replace(/^decoder\.up_blocks\.(\d+)\.upsamplers\.0\.conv\./, (_m, i: string) => `decoder.up.${L - 1 - Number(i)}.upsample.conv.`);
+  k = k.replace(
+    /^decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\./,
+    (_m, i: string, j: string) => `decoder.up.${L - 1 - Number(i)}.block.${j}.`,
+  );
+  k = k.replace(
+    /^decoder\.up_blocks\.(\d+)\.upsamplers\.0\.conv\./,
+    (_m, i: string) => `decoder.up.${L - 1 - Number(i)}.upsample.conv.`,
+  );
   k = k.replace(/\.mid_block\.resnets\.0\./, '.mid.block_1.').replace(/\.mid_block\.resnets\.1\./, '.mid.block_2.');
   k = k.replace(/\.mid_block\.attentions\.0\./, '.mid.attn_1.');
   k = k.replace(/\.attn_1\.group_norm\./, '.attn_1.norm.');
-  k = k.replace(/\.attn_1\.(?:to_q|query)\./, '.attn_1.q.').replace(/\.attn_1\.(?:to_k|key)\./, '.attn_1.k.').replace(/\.attn_1\.(?:to_v|value)\./, '.attn_1.v.');
+  k = k
+    .replace(/\.attn_1\.(?:to_q|query)\./, '.attn_1.q.')
+    .replace(/\.attn_1\.(?:to_k|key)\./, '.attn_1.k.')
+    .replace(/\.attn_1\.(?:to_v|value)\./, '.attn_1.v.');
   k = k.replace(/\.attn_1\.(?:to_out\.0|proj_attn)\./, '.attn_1.proj_out.');
   k = k.replace(/\.conv_shortcut\./, '.nin_shortcut.');
   return k;
@@ -99,18 +117,36 @@ export function readVaeStateDict(file: string): VaeStateDict {
     }
   }
   for (const k of keys()) if (k.startsWith('loss.') || k.startsWith('model_ema.')) all.delete(k);
-  if (all.size === 0) throw new UserError(`VAE weights '${file}' hold no tensors of a VAE (after taking ${prefix || 'the top level'})`);
+  if (all.size === 0)
+    throw new UserError(`VAE weights '${file}' hold no tensors of a VAE (after taking ${prefix || 'the top level'})`);
   const isDiffusers = keys().some((k) => k.includes('.down_blocks.') || k.includes('.mid_block.'));
-  const naming: VaeNaming = !isDiffusers ? 'ldm' : keys().some((k) => /\.(query|key|value|proj_attn)\.weight$/.test(k)) ? 'diffusers-legacy' : 'diffusers';
-  const L = isDiffusers ? 1 + Math.max(-1, ...keys().map((k) => /^decoder\.up_blocks\.(\d+)\./.exec(k)).filter((m) => m !== null).map((m) => Number(m[1]))) : 0;
+  const naming: VaeNaming = !isDiffusers
+    ? 'ldm'
+    : keys().some((k) => /\.(query|key|value|proj_attn)\.weight$/.test(k))
+      ? 'diffusers-legacy'
+      : 'diffusers';
+  const L = isDiffusers
+    ? 1 +
+      Math.max(
+        -1,
+        ...keys()
+          .map((k) => /^decoder\.up_blocks\.(\d+)\./.exec(k))
+          .filter((m) => m !== null)
+          .map((m) => Number(m[1])),
+      )
+    : 0;
   const tensors: TensorMap = new Map();
   const original = new Map<string, string>();
   for (const [k, t] of all) {
     const name = isDiffusers ? diffusersToLdm(k, L) : k;
-    if (tensors.has(name)) throw new UserError(`VAE weights '${file}': '${k}' and '${original.get(name)}' are the same tensor under two names; the file mixes conventions`);
+    if (tensors.has(name))
+      throw new UserError(
+        `VAE weights '${file}': '${k}' and '${original.get(name)}' are the same tensor under two names; the file mixes conventions`,
+      );
     // attention projections: Linear [C, C] (diffusers) or [C, C, 1] (very old files) → 1×1 conv [C, C, 1, 1]
     const isAttnWeight = /\.attn_1\.(q|k|v|proj_out)\.weight$/.test(name);
-    const shaped: HostTensor = isAttnWeight && t.shape.length < 4 && t.shape.length >= 2 ? { ...t, shape: [t.shape[0]!, t.shape[1]!, 1, 1] } : t;
+    const shaped: HostTensor =
+      isAttnWeight && t.shape.length < 4 && t.shape.length >= 2 ? { ...t, shape: [t.shape[0]!, t.shape[1]!, 1, 1] } : t;
     tensors.set(name, shaped);
     original.set(name, k);
   }
@@ -119,7 +155,10 @@ export function readVaeStateDict(file: string): VaeStateDict {
 
 function need(sd: VaeStateDict, name: string, file: string): number[] {
   const t = sd.tensors.get(name);
-  if (!t) throw new UserError(`VAE weights '${file}' have no tensor '${name}' (ldm name): cannot infer the architecture; is this an AutoencoderKL (SD VAE) file? Give --config to state the architecture`);
+  if (!t)
+    throw new UserError(
+      `VAE weights '${file}' have no tensor '${name}' (ldm name): cannot infer the architecture; is this an AutoencoderKL (SD VAE) file? Give --config to state the architecture`,
+    );
   return t.shape;
 }
 
@@ -132,16 +171,22 @@ export function inferVaeConfig(sd: VaeStateDict, file: string, groups = SD_NUM_G
   while (has(`encoder.down.0.block.${R}.conv1.weight`)) R++;
   if (L === 0 || R === 0) need(sd, 'encoder.down.0.block.0.conv1.weight', file);
   const convIn = need(sd, 'encoder.conv_in.weight', file);
-  return checkVaeConfig({
-    inChannels: convIn[1]!,
-    outChannels: need(sd, 'decoder.conv_out.weight', file)[0]!,
-    blockOutChannels: Array.from({ length: L }, (_, i) => need(sd, `encoder.down.${i}.block.0.conv1.weight`, file)[0]!),
-    layersPerBlock: R,
-    normNumGroups: groups,
-    zChannels: need(sd, 'encoder.conv_out.weight', file)[0]! / 2,
-    embedDim: need(sd, 'quant_conv.weight', file)[0]! / 2,
-    scalingFactor: SD_SCALING_FACTOR,
-  }, `VAE weights '${file}' (architecture inferred from shapes, ${groups} groups)`);
+  return checkVaeConfig(
+    {
+      inChannels: convIn[1]!,
+      outChannels: need(sd, 'decoder.conv_out.weight', file)[0]!,
+      blockOutChannels: Array.from(
+        { length: L },
+        (_, i) => need(sd, `encoder.down.${i}.block.0.conv1.weight`, file)[0]!,
+      ),
+      layersPerBlock: R,
+      normNumGroups: groups,
+      zChannels: need(sd, 'encoder.conv_out.weight', file)[0]! / 2,
+      embedDim: need(sd, 'quant_conv.weight', file)[0]! / 2,
+      scalingFactor: SD_SCALING_FACTOR,
+    },
+    `VAE weights '${file}' (architecture inferred from shapes, ${groups} groups)`,
+  );
 }
 
 /** Checks the state_dict against the architecture: every tensor present, exact shapes, nothing extra. */
@@ -150,15 +195,22 @@ export function checkVaeStateDict(sd: VaeStateDict, c: VaeConfig, file: string):
   const named = (n: string) => (sd.original.get(n) !== n ? `'${sd.original.get(n)}' (ldm '${n}')` : `'${n}'`);
   for (const s of specs) {
     const t = sd.tensors.get(s.name);
-    if (!t) throw new UserError(`VAE weights '${file}' are missing tensor '${s.name}' (ldm name) of shape ${shapeStr(s.shape)}: the file is partial or of another architecture (${sd.naming} naming detected)`);
+    if (!t)
+      throw new UserError(
+        `VAE weights '${file}' are missing tensor '${s.name}' (ldm name) of shape ${shapeStr(s.shape)}: the file is partial or of another architecture (${sd.naming} naming detected)`,
+      );
     if (t.shape.join(',') !== s.shape.join(',')) {
-      throw new UserError(`VAE weights '${file}': tensor ${named(s.name)} has shape ${shapeStr(t.shape)}, expected ${shapeStr(s.shape)} for the configuration (block_out_channels [${c.blockOutChannels.join(', ')}], layers_per_block ${c.layersPerBlock}, latent ${c.embedDim}); give the matching --config`);
+      throw new UserError(
+        `VAE weights '${file}': tensor ${named(s.name)} has shape ${shapeStr(t.shape)}, expected ${shapeStr(s.shape)} for the configuration (block_out_channels [${c.blockOutChannels.join(', ')}], layers_per_block ${c.layersPerBlock}, latent ${c.embedDim}); give the matching --config`,
+      );
     }
   }
   const expected = new Set(specs.map((s) => s.name));
   const extra = [...sd.tensors.keys()].filter((k) => !expected.has(k));
   if (extra.length > 0) {
-    throw new UserError(`VAE weights '${file}' hold tensor ${named(extra[0]!)} that an AutoencoderKL of this configuration does not have${extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''}: the file is of another architecture or the config is wrong`);
+    throw new UserError(
+      `VAE weights '${file}' hold tensor ${named(extra[0]!)} that an AutoencoderKL of this configuration does not have${extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''}: the file is of another architecture or the config is wrong`,
+    );
   }
 }
 
@@ -193,5 +245,8 @@ export function loadVae(path: string, opts: LoadVaeOptions = {}): { vae: Autoenc
   checkVaeStateDict(sd, config, weights);
   const ws: VaeWeights = new Map();
   for (const s of vaeParamSpecs(config)) ws.set(s.name, toTf(sd.tensors.get(s.name)!));
-  return { vae: new AutoencoderKL(config, ws), info: { weightsFile: weights, configSource, naming: sd.naming, prefix: sd.prefix, config } };
+  return {
+    vae: new AutoencoderKL(config, ws),
+    info: { weightsFile: weights, configSource, naming: sd.naming, prefix: sd.prefix, config },
+  };
 }

@@ -21,23 +21,40 @@ export interface VaeParamSpec {
 }
 
 function conv(name: string, out: number, inp: number, k: number): VaeParamSpec[] {
-  return [{ name: `${name}.weight`, shape: [out, inp, k, k] }, { name: `${name}.bias`, shape: [out] }];
+  return [
+    { name: `${name}.weight`, shape: [out, inp, k, k] },
+    { name: `${name}.bias`, shape: [out] },
+  ];
 }
 
 function norm(name: string, c: number): VaeParamSpec[] {
-  return [{ name: `${name}.weight`, shape: [c] }, { name: `${name}.bias`, shape: [c] }];
+  return [
+    { name: `${name}.weight`, shape: [c] },
+    { name: `${name}.bias`, shape: [c] },
+  ];
 }
 
 /** ResnetBlock(in → out) without time embedding: norm1, conv1, norm2, conv2 (+ 1×1 nin_shortcut when in ≠ out). */
 export function resnetSpec(p: string, inp: number, out: number): VaeParamSpec[] {
-  const s = [...norm(`${p}.norm1`, inp), ...conv(`${p}.conv1`, out, inp, 3), ...norm(`${p}.norm2`, out), ...conv(`${p}.conv2`, out, out, 3)];
+  const s = [
+    ...norm(`${p}.norm1`, inp),
+    ...conv(`${p}.conv1`, out, inp, 3),
+    ...norm(`${p}.norm2`, out),
+    ...conv(`${p}.conv2`, out, out, 3),
+  ];
   if (inp !== out) s.push(...conv(`${p}.nin_shortcut`, out, inp, 1));
   return s;
 }
 
 /** Single-head AttnBlock: norm, q, k, v, proj_out as 1×1 convs [C, C, 1, 1]. */
 export function attnSpec(p: string, c: number): VaeParamSpec[] {
-  return [...norm(`${p}.norm`, c), ...conv(`${p}.q`, c, c, 1), ...conv(`${p}.k`, c, c, 1), ...conv(`${p}.v`, c, c, 1), ...conv(`${p}.proj_out`, c, c, 1)];
+  return [
+    ...norm(`${p}.norm`, c),
+    ...conv(`${p}.q`, c, c, 1),
+    ...conv(`${p}.k`, c, c, 1),
+    ...conv(`${p}.v`, c, c, 1),
+    ...conv(`${p}.proj_out`, c, c, 1),
+  ];
 }
 
 function midSpec(p: string, c: number): VaeParamSpec[] {
@@ -56,7 +73,11 @@ export function encoderSpecs(c: VaeConfig): VaeParamSpec[] {
     }
     if (i < L - 1) s.push(...conv(`encoder.down.${i}.downsample.conv`, ch, ch, 3));
   }
-  s.push(...midSpec('encoder.mid', ch), ...norm('encoder.norm_out', ch), ...conv('encoder.conv_out', 2 * c.zChannels, ch, 3));
+  s.push(
+    ...midSpec('encoder.mid', ch),
+    ...norm('encoder.norm_out', ch),
+    ...conv('encoder.conv_out', 2 * c.zChannels, ch, 3),
+  );
   return s;
 }
 

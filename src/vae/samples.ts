@@ -27,14 +27,21 @@ export function samplePngName(naming: PngNaming, index: number, label: number, l
  * Latents [N, E, h, w] (as the diffusion model produces them, ×scaling_factor) → uint8 images
  * [N, H, W, C], decoded `batch` at a time.
  */
-export async function decodeToUint8(vae: AutoencoderKL, latents: Float32Array, shape: readonly [number, number, number, number], batch = 8): Promise<{ pixels: Uint8Array; shape: [number, number, number, number] }> {
+export async function decodeToUint8(
+  vae: AutoencoderKL,
+  latents: Float32Array,
+  shape: readonly [number, number, number, number],
+  batch = 8,
+): Promise<{ pixels: Uint8Array; shape: [number, number, number, number] }> {
   const [n, e, h, w] = shape;
   const per = e * h * w;
   let out: Uint8Array | undefined;
   let outShape: [number, number, number, number] = [n, 0, 0, 0];
   for (let s = 0; s < n; s += batch) {
     const b = Math.min(batch, n - s);
-    const u8 = tf.tidy(() => quantizeToUint8(vae.decodeLatents(tf.tensor4d(latents.subarray(s * per, (s + b) * per), [b, e, h, w])))); // [b, H, W, C]
+    const u8 = tf.tidy(() =>
+      quantizeToUint8(vae.decodeLatents(tf.tensor4d(latents.subarray(s * per, (s + b) * per), [b, e, h, w]))),
+    ); // [b, H, W, C]
     const data = await u8.data();
     const [, H, W, C] = u8.shape;
     u8.dispose();
@@ -50,18 +57,30 @@ export function nhwcToNchw(pixels: Uint8Array, shape: readonly [number, number, 
   const [n, h, w, c] = shape;
   const out = new Uint8Array(pixels.length);
   const hw = h * w;
-  for (let i = 0; i < n; i++) for (let j = 0; j < hw; j++) for (let k = 0; k < c; k++) out[(i * c + k) * hw + j] = pixels[(i * hw + j) * c + k]!;
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < hw; j++) for (let k = 0; k < c; k++) out[(i * c + k) * hw + j] = pixels[(i * hw + j) * c + k]!;
   return out;
 }
 
 /** Writes images [N, H, W, C] as PNGs in `dir` named as the reference does; returns the file names. */
-export async function writeSamplePngs(dir: string, pixels: Uint8Array, shape: readonly [number, number, number, number], labels: ArrayLike<number>, opts: { naming: PngNaming; labelNames?: readonly string[]; startIndex?: number }): Promise<string[]> {
+export async function writeSamplePngs(
+  dir: string,
+  pixels: Uint8Array,
+  shape: readonly [number, number, number, number],
+  labels: ArrayLike<number>,
+  opts: { naming: PngNaming; labelNames?: readonly string[]; startIndex?: number },
+): Promise<string[]> {
   const [n, h, w, c] = shape;
   const chw = nhwcToNchw(pixels, shape);
   const names: string[] = [];
   for (let i = 0; i < n; i++) {
     const y = labels[i] ?? 0;
-    const name = samplePngName(opts.naming, (opts.startIndex ?? 0) + i, y, labelSlug(opts.labelNames?.[y] ?? String(y)));
+    const name = samplePngName(
+      opts.naming,
+      (opts.startIndex ?? 0) + i,
+      y,
+      labelSlug(opts.labelNames?.[y] ?? String(y)),
+    );
     await writePng(join(dir, name), chw.subarray(i * c * h * w, (i + 1) * c * h * w), [c, h, w]);
     names.push(name);
   }
@@ -69,6 +88,10 @@ export async function writeSamplePngs(dir: string, pixels: Uint8Array, shape: re
 }
 
 /** Writes images [N, H, W, C] as an .npz with `arr_0` uint8 (DiT's layout, read by the ADM evaluator). */
-export function writeSampleNpz(path: string, pixels: Uint8Array, shape: readonly [number, number, number, number]): void {
+export function writeSampleNpz(
+  path: string,
+  pixels: Uint8Array,
+  shape: readonly [number, number, number, number],
+): void {
   writeNpz(path, { arr_0: hostTensor('U8', shape, pixels) });
 }

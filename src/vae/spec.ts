@@ -40,14 +40,19 @@ export function latentFolderShape(path: string, name?: string): [number, number,
   const dir = featuresDir(path, n);
   let files: string[];
   try {
-    files = readdirSync(dir).filter((f) => f.endsWith('.npy') && !f.startsWith('.')).sort();
+    files = readdirSync(dir)
+      .filter((f) => f.endsWith('.npy') && !f.startsWith('.'))
+      .sort();
   } catch {
     throw new UserError(`latent dataset '${path}': '${dir}' is missing`);
   }
   if (files.length === 0) throw new UserError(`latent dataset '${path}': '${dir}' holds no .npy files`);
   const t = parseNpy(readFileSync(join(dir, files[0]!)), `latent file '${join(dir, files[0]!)}'`);
   const s = t.shape.slice(-3);
-  if (s.length !== 3 || (t.shape.length === 4 && t.shape[0] !== 1)) throw new UserError(`latent file '${join(dir, files[0]!)}' has shape (${t.shape.join(', ')}), expected (1, C, h, w)`);
+  if (s.length !== 3 || (t.shape.length === 4 && t.shape[0] !== 1))
+    throw new UserError(
+      `latent file '${join(dir, files[0]!)}' has shape (${t.shape.join(', ')}), expected (1, C, h, w)`,
+    );
   return s as [number, number, number];
 }
 
@@ -67,7 +72,10 @@ export function openSpecVae(v: VaeSpec): LoadedSpecVae {
   let hit = cache.get(id);
   if (!hit) {
     const { vae, info } = loadVae(v.path, { config: v.config });
-    const sha256 = createHash('sha256').update(readFileSync(info.weightsFile)).update(JSON.stringify(toDiffusersConfig(info.config))).digest('hex');
+    const sha256 = createHash('sha256')
+      .update(readFileSync(info.weightsFile))
+      .update(JSON.stringify(toDiffusersConfig(info.config)))
+      .digest('hex');
     hit = { vae, info, sha256, variant: v.variant ?? null };
     cache.set(id, hit);
   }
@@ -85,7 +93,12 @@ export function releaseSpecVaes(): void {
  * decode, clamp(127.5x + 128, 0, 255) truncated (sample.py), then p/127.5 − 1, so the metrics' own
  * quantisation gives back exactly these bytes.
  */
-export async function decodeForMetrics(vae: AutoencoderKL, x: Float32Array, shape: readonly [number, number, number, number], batch = 8): Promise<{ x: Float32Array; shape: [number, number, number, number]; pixels: Uint8Array }> {
+export async function decodeForMetrics(
+  vae: AutoencoderKL,
+  x: Float32Array,
+  shape: readonly [number, number, number, number],
+  batch = 8,
+): Promise<{ x: Float32Array; shape: [number, number, number, number]; pixels: Uint8Array }> {
   const { pixels, shape: s } = await decodeToUint8(vae, x, shape, batch);
   const [n, H, W, C] = s;
   const nchw = nhwcToNchw(pixels, s);

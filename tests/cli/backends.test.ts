@@ -6,7 +6,10 @@ test('backends --json reports wasm and cpu usable, every unusable one with a rea
   const r = runCli(['backends', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const infos = JSON.parse(r.stdout) as { name: string; usable: boolean; reason?: string; version?: string }[];
-  assert.deepEqual(infos.map((b) => b.name), ['wasm', 'cpu', 'webgpu', 'tensorflow']);
+  assert.deepEqual(
+    infos.map((b) => b.name),
+    ['wasm', 'cpu', 'webgpu', 'tensorflow'],
+  );
   for (const name of ['wasm', 'cpu']) assert.equal(infos.find((b) => b.name === name)?.usable, true, name);
   for (const b of infos) if (!b.usable) assert.ok(b.reason && b.reason.length > 10, `${b.name} has a reason`);
 });

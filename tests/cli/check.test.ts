@@ -21,8 +21,22 @@ function baseline(name: string, checks: unknown[], yaml = false): string {
   writeFileSync(p, yaml ? YAML.stringify({ checks }) : JSON.stringify({ checks }));
   return p;
 }
-const fid20 = (expected: number, tolerance: object) => ({ name: 'dit-fid-20', metric: 'fid', select: { experiment: 'known', model: DIT.model, tags: { budget: 20 } }, expected, tolerance, better: 'lower' });
-const ips5 = (expected: number) => ({ name: 'fpdm-ips-5', metric: 'images_per_s', select: { model: FPDM.model, kind: 'sample', tags: { budget: 5 } }, expected, tolerance: { rel: 0.1 }, better: 'higher' });
+const fid20 = (expected: number, tolerance: object) => ({
+  name: 'dit-fid-20',
+  metric: 'fid',
+  select: { experiment: 'known', model: DIT.model, tags: { budget: 20 } },
+  expected,
+  tolerance,
+  better: 'lower',
+});
+const ips5 = (expected: number) => ({
+  name: 'fpdm-ips-5',
+  metric: 'images_per_s',
+  select: { model: FPDM.model, kind: 'sample', tags: { budget: 5 } },
+  expected,
+  tolerance: { rel: 0.1 },
+  better: 'higher',
+});
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fpdm-check-cli-'));
@@ -43,7 +57,10 @@ test('a metric worse than its baseline beyond tolerance fails with exit 3 and is
   const r = runCli(['check', '--baseline', b, '--db', db, '--json']);
   assert.equal(r.code, 3, r.stderr);
   const out = JSON.parse(r.stdout) as { rows: { name: string; verdict: string; value: number; delta: number }[] };
-  assert.deepEqual(out.rows.map((x) => x.verdict), ['regressed', 'regressed']);
+  assert.deepEqual(
+    out.rows.map((x) => x.verdict),
+    ['regressed', 'regressed'],
+  );
   assert.ok(Math.abs(out.rows[0]!.delta - 1) < 1e-9);
   assert.match(r.stderr, /regression: 2 of 2 checks regressed: dit-fid-20 \(6 vs 5, allowed 0\.5\); fpdm-ips-5/);
 });
@@ -66,14 +83,18 @@ test('malformed baselines and missing metrics exit 2 naming the key; --update re
   assert.equal((await cli(['check', '--baseline', stale, '--db', db])).code, 3);
   const up = await cli(['check', '--baseline', stale, '--db', db, '--update']);
   assert.equal(up.code, 0, up.stderr);
-  const next = YAML.parse(readFileSync(stale, 'utf8')) as { checks: { expected: number; tolerance: unknown; better: string }[] };
+  const next = YAML.parse(readFileSync(stale, 'utf8')) as {
+    checks: { expected: number; tolerance: unknown; better: string }[];
+  };
   assert.ok(Math.abs(next.checks[0]!.expected - ditFid20) < 1e-12);
   assert.ok(Math.abs(next.checks[1]!.expected - fpdmIps5) < 1e-12);
   assert.deepEqual(next.checks[0]!.tolerance, { abs: 0.25, rel: 0.01 });
   assert.equal(next.checks[1]!.better, 'higher');
   assert.match(readFileSync(stale, 'utf8'), /^# kept by --update\n/);
   // family selector
-  const fam = baseline('family.json', [{ ...fid20(ditFid20, { abs: 0 }), select: { family: 'dit', tags: { budget: 20 } } }]);
+  const fam = baseline('family.json', [
+    { ...fid20(ditFid20, { abs: 0 }), select: { family: 'dit', tags: { budget: 20 } } },
+  ]);
   assert.equal((await cli(['check', '--baseline', fam, '--db', db])).code, 0);
   assert.equal((await cli(['check', '--baseline', stale, '--db', db])).code, 0);
 });

@@ -11,7 +11,8 @@ const SPEC = edit(TINY_SPEC, 'seeds: [0]', 'seeds: [0, 1]');
 test('shard 0/2 + shard 1/2 + collect == one unsharded run', { timeout: 600_000 }, async () => {
   const dir = tempDir('fpdm-shard-');
   const spec = writeSpec(dir, 's.yaml', SPEC);
-  const run = (db: string, extra: string[] = []) => cli(['--backend', 'wasm', 'run', spec, '--db', db, '--progress', 'none', ...extra]);
+  const run = (db: string, extra: string[] = []) =>
+    cli(['--backend', 'wasm', 'run', spec, '--db', db, '--progress', 'none', ...extra]);
   const [s0, s1, all] = await Promise.all([
     run(join(dir, 'bundles', 'shard-0', 'fpdm.sqlite'), ['--shard', '0/2']),
     run(join(dir, 'bundles', 'shard-1', 'fpdm.sqlite'), ['--shard', '1/2']),
@@ -19,10 +20,20 @@ test('shard 0/2 + shard 1/2 + collect == one unsharded run', { timeout: 600_000 
   ]);
   for (const r of [s0, s1, all]) assert.equal(r.code, 0, r.stderr);
   const merged = join(dir, 'merged.sqlite');
-  const c = await cli(['collect', join(dir, 'bundles', 'shard-0'), join(dir, 'bundles', 'shard-1'), '--db', merged, '--json']);
+  const c = await cli([
+    'collect',
+    join(dir, 'bundles', 'shard-0'),
+    join(dir, 'bundles', 'shard-1'),
+    '--db',
+    merged,
+    '--json',
+  ]);
   assert.equal(c.code, 0, c.stderr);
   const info = JSON.parse(c.stdout) as { bundles: { added: number }[] };
-  assert.ok(info.bundles.every((b) => b.added > 0), 'each shard contributed runs');
+  assert.ok(
+    info.bundles.every((b) => b.added > 0),
+    'each shard contributed runs',
+  );
   const want = results(join(dir, 'all', 'fpdm.sqlite'));
   assert.equal(want.runs.length, 4 + 2 * 5);
   assert.deepEqual(results(merged), want);
@@ -30,7 +41,11 @@ test('shard 0/2 + shard 1/2 + collect == one unsharded run', { timeout: 600_000 
   // idempotent
   const again = await cli(['collect', join(dir, 'bundles'), '--db', merged, '--json']);
   assert.equal(again.code, 0, again.stderr);
-  assert.ok((JSON.parse(again.stdout) as { bundles: { added: number; replaced: number }[] }).bundles.every((b) => b.added === 0 && b.replaced === 0));
+  assert.ok(
+    (JSON.parse(again.stdout) as { bundles: { added: number; replaced: number }[] }).bundles.every(
+      (b) => b.added === 0 && b.replaced === 0,
+    ),
+  );
   assert.deepEqual(results(merged), want);
   // the merged database plans as done
   const plan = await cli(['plan', spec, '--db', merged, '--json']);

@@ -51,20 +51,38 @@ async function refused(args: string[], re: RegExp): Promise<void> {
 
 test('run: a --db or --artifacts path through a file, or naming a directory, is refused before the spec is even planned', async () => {
   const through = join(file, 'fpdm.sqlite');
-  await refused(['run', spec, '--db', through], new RegExp(`database \\(--db\\) '${through}': its directory '${file}' is a file, not a directory`));
+  await refused(
+    ['run', spec, '--db', through],
+    new RegExp(`database \\(--db\\) '${through}': its directory '${file}' is a file, not a directory`),
+  );
   await refused(['run', spec, '--db', dir], /database \(--db\) '.*' is a directory: give a file path inside it/);
   const db = join(dir, 'run1', 'fpdm.sqlite');
-  await refused(['run', spec, '--db', db, '--artifacts', file], new RegExp(`--artifacts directory '${file}' is a file, not a directory`));
-  await refused(['run', spec, '--db', db, '--artifacts', join(file, 'ckpts')], /--artifacts directory '.*ckpts' cannot be created: '.*a-file\.txt' is a file/);
+  await refused(
+    ['run', spec, '--db', db, '--artifacts', file],
+    new RegExp(`--artifacts directory '${file}' is a file, not a directory`),
+  );
+  await refused(
+    ['run', spec, '--db', db, '--artifacts', join(file, 'ckpts')],
+    /--artifacts directory '.*ckpts' cannot be created: '.*a-file\.txt' is a file/,
+  );
   assert.ok(!existsSync(join(dir, 'run1')), 'nothing was created for the refused runs');
   // the same spec with good paths gets past the checks (a missing spec shows the order: paths first, then the spec)
   await refused(['run', join(dir, 'no-spec.yaml'), '--db', db], /no-spec\.yaml' does not exist/);
 });
 
 test('report: --out through a file or onto a file is refused before the database is read; a missing --db is named', async () => {
-  await refused(['report', '--db', known, '--out', file], /report --out directory '.*a-file\.txt' is a file, not a directory/);
-  await refused(['report', '--db', known, '--out', join(file, 'r')], /report --out directory '.*a-file\.txt\/r' cannot be created: '.*a-file\.txt' is a file/);
-  await refused(['report', '--db', join(dir, 'absent.sqlite'), '--out', join(dir, 'r')], /database '.*absent\.sqlite' does not exist/);
+  await refused(
+    ['report', '--db', known, '--out', file],
+    /report --out directory '.*a-file\.txt' is a file, not a directory/,
+  );
+  await refused(
+    ['report', '--db', known, '--out', join(file, 'r')],
+    /report --out directory '.*a-file\.txt\/r' cannot be created: '.*a-file\.txt' is a file/,
+  );
+  await refused(
+    ['report', '--db', join(dir, 'absent.sqlite'), '--out', join(dir, 'r')],
+    /database '.*absent\.sqlite' does not exist/,
+  );
   assert.ok(!existsSync(join(dir, 'r')));
 });
 
@@ -73,29 +91,55 @@ test('collect: creates a missing output directory as run does; refuses a --db th
   const r = await cli(['collect', known, '--db', target]);
   assert.equal(r.code, 0, r.stderr);
   assert.ok(statSync(target).isFile());
-  await refused(['collect', known, '--db', join(file, 'm.sqlite')], /database \(--db\) '.*a-file\.txt\/m\.sqlite': its directory '.*a-file\.txt' is a file/);
+  await refused(
+    ['collect', known, '--db', join(file, 'm.sqlite')],
+    /database \(--db\) '.*a-file\.txt\/m\.sqlite': its directory '.*a-file\.txt' is a file/,
+  );
   await refused(['collect', join(dir, 'nope'), '--db', join(dir, 'm2.sqlite')], /bundle '.*nope' does not exist/);
 });
 
 test('fid and check: output and input paths are checked before any statistics are computed', async () => {
   const a = join(dir, 'a.npz');
   writeStatsNpz(a, { mu: new Float64Array([0, 0]), sigma: new Float64Array([1, 0, 0, 1]), dim: 2 });
-  await refused(['fid', a, a, '--save-stats', join(file, 's.npz')], /--save-stats file '.*a-file\.txt\/s\.npz': its directory '.*a-file\.txt' is a file/);
+  await refused(
+    ['fid', a, a, '--save-stats', join(file, 's.npz')],
+    /--save-stats file '.*a-file\.txt\/s\.npz': its directory '.*a-file\.txt' is a file/,
+  );
   await refused(['fid', a, a, '--save-stats', dir], /--save-stats file '.*' is a directory/);
-  await refused(['fid', a, a, '--weights', join(dir, 'none.pth')], /weights file \(--weights\) '.*none\.pth' does not exist/);
+  await refused(
+    ['fid', a, a, '--weights', join(dir, 'none.pth')],
+    /weights file \(--weights\) '.*none\.pth' does not exist/,
+  );
   await refused(['fid', a, join(dir, 'b-missing')], /b-missing' does not exist/);
-  await refused(['check', '--baseline', join(dir, 'nobase.json'), '--db', known], /baseline file \(--baseline\) '.*nobase\.json' does not exist/);
+  await refused(
+    ['check', '--baseline', join(dir, 'nobase.json'), '--db', known],
+    /baseline file \(--baseline\) '.*nobase\.json' does not exist/,
+  );
 });
 
 test('train, sample, features and data grid: an --out or --save path through a file is refused before any compute', async () => {
   const imgs = join(dir, 'imgs-out');
   mkdirSync(imgs);
-  await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png().toFile(join(imgs, '0.png'));
+  await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 1, g: 2, b: 3 } } })
+    .png()
+    .toFile(join(imgs, '0.png'));
   const bad = join(file, 'x');
-  await refused(['train', '--preset', 'DiT-S/2', '--data', 'synthetic', '--steps', '1', '--batch-size', '1', '--out', bad], /--out checkpoint directory '.*a-file\.txt\/x' cannot be created: '.*a-file\.txt' is a file/);
-  await refused(['sample', '--ckpt', dir, '--budget', '2', '--out', join(bad, 'g.png')], /--out grid '.*g\.png': its directory '.*a-file\.txt\/x' cannot be created/);
-  await refused(['sample', '--ckpt', dir, '--budget', '2', '--out', join(dir, 'g.png'), '--save', file], /--save directory '.*a-file\.txt' is a file/);
-  await refused(['features', '--images', imgs, '--out', join(bad, 'f.safetensors')], /--out file '.*f\.safetensors': its directory/);
+  await refused(
+    ['train', '--preset', 'DiT-S/2', '--data', 'synthetic', '--steps', '1', '--batch-size', '1', '--out', bad],
+    /--out checkpoint directory '.*a-file\.txt\/x' cannot be created: '.*a-file\.txt' is a file/,
+  );
+  await refused(
+    ['sample', '--ckpt', dir, '--budget', '2', '--out', join(bad, 'g.png')],
+    /--out grid '.*g\.png': its directory '.*a-file\.txt\/x' cannot be created/,
+  );
+  await refused(
+    ['sample', '--ckpt', dir, '--budget', '2', '--out', join(dir, 'g.png'), '--save', file],
+    /--save directory '.*a-file\.txt' is a file/,
+  );
+  await refused(
+    ['features', '--images', imgs, '--out', join(bad, 'f.safetensors')],
+    /--out file '.*f\.safetensors': its directory/,
+  );
   await refused(['data', 'grid', 'synthetic', '--out', join(bad, 'g.png')], /--out file '.*g\.png': its directory/);
 });
 
@@ -111,8 +155,14 @@ test('a read-only directory is refused for --db, --artifacts and --out', async (
   chmodSync(ro, 0o555);
   try {
     await refused(['run', spec, '--db', join(ro, 'x.sqlite')], /cannot be written to: it is not writable/);
-    await refused(['run', spec, '--db', join(dir, 'w', 'x.sqlite'), '--artifacts', join(ro, 'a')], /cannot be created inside '.*ro': it is not writable/);
-    await refused(['report', '--db', known, '--out', join(ro, 'r')], /cannot be created inside '.*ro': it is not writable/);
+    await refused(
+      ['run', spec, '--db', join(dir, 'w', 'x.sqlite'), '--artifacts', join(ro, 'a')],
+      /cannot be created inside '.*ro': it is not writable/,
+    );
+    await refused(
+      ['report', '--db', known, '--out', join(ro, 'r')],
+      /cannot be created inside '.*ro': it is not writable/,
+    );
     const rofile = join(dir, 'ro.sqlite');
     writeFileSync(rofile, '');
     chmodSync(rofile, 0o444);
@@ -132,7 +182,10 @@ test('every option with a fixed set of values rejects an unknown one, listing th
   const program = await buildProgram();
   const withChoices = allOptions(program).filter((o) => o.option.argChoices);
   assert.ok(withChoices.length >= 10, `found ${withChoices.length} options with choices`);
-  assert.ok(withChoices.some((o) => o.option.long === '--progress'), '--progress has its choices');
+  assert.ok(
+    withChoices.some((o) => o.option.long === '--progress'),
+    '--progress has its choices',
+  );
   for (const { path, option } of withChoices) {
     const args = [...path.slice(1), option.long!, 'no-such-value'];
     const r = await cli(args);
@@ -141,9 +194,18 @@ test('every option with a fixed set of values rejects an unknown one, listing th
   }
   // options whose values are checked by their own parser (they also accept a range or a special form)
   const parsed: [string[], string[]][] = [
-    [['--backend', 'gpu', 'backends'], ['auto', 'wasm', 'cpu', 'webgpu', 'tensorflow']],
-    [['fid', 'a', 'b', '--mode', 'clean'], ['pytorch-fid', 'tf']],
-    [['data', 'info', 'mnist', '--channels', '2'], ['1', '3']],
+    [
+      ['--backend', 'gpu', 'backends'],
+      ['auto', 'wasm', 'cpu', 'webgpu', 'tensorflow'],
+    ],
+    [
+      ['fid', 'a', 'b', '--mode', 'clean'],
+      ['pytorch-fid', 'tf'],
+    ],
+    [
+      ['data', 'info', 'mnist', '--channels', '2'],
+      ['1', '3'],
+    ],
     [['weights', 'fetch', 'vgg'], ['inception']],
   ];
   for (const [args, allowed] of parsed) {
@@ -156,7 +218,9 @@ test('every option with a fixed set of values rejects an unknown one, listing th
 test('a compute command on the auto backend prints nothing of the GPU probe where no GPU exists: just its own message', async () => {
   const imgs = join(dir, 'imgs');
   mkdirSync(imgs);
-  await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 10, g: 20, b: 30 } } }).png().toFile(join(imgs, '0.png'));
+  await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 10, g: 20, b: 30 } } })
+    .png()
+    .toFile(join(imgs, '0.png'));
   const weights = join(dir, 'weights.pth');
   writeFileSync(weights, 'these are not weights');
   // initialises the auto backend (to run the network), then fails on the weights file
@@ -164,27 +228,49 @@ test('a compute command on the auto backend prints nothing of the GPU probe wher
   assert.equal(r.code, 2, r.stderr);
   assert.doesNotMatch(r.stderr, /Vulkan|Dawn|Warning/i);
   // the log line comes after the backend was initialised, so the probe did run
-  assert.deepEqual(r.stderr.trim().split('\n').map((l) => l.replace(/ .*/, '')), ['loading', 'error:'], r.stderr);
+  assert.deepEqual(
+    r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => l.replace(/ .*/, '')),
+    ['loading', 'error:'],
+    r.stderr,
+  );
   assert.match(r.stderr, /\nerror: .*weights\.pth/);
 });
 
-test('fid A B twice between the same folders: the second run takes both statistics from the cache and succeeds', { timeout: 600_000 }, async () => {
-  const a = join(dir, 'fa');
-  const b = join(dir, 'fb');
-  for (const [d, shade] of [[a, 40], [b, 200]] as const) {
-    mkdirSync(d);
-    for (let i = 0; i < 2; i++) await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: shade, g: 30 * i, b: 90 } } }).png().toFile(join(d, `${i}.png`));
-  }
-  const env = { ...process.env, XDG_CACHE_HOME: join(dir, 'cache') };
-  const args = ['--backend', 'wasm', 'fid', a, b, '--weights', fixture('inception_fid_ternary.legacy.pt'), '--json'];
-  const first = runCli(args, { env });
-  assert.equal(first.code, 0, first.stderr);
-  const second = runCli(args, { env });
-  assert.equal(second.code, 0, second.stderr);
-  assert.match(second.stderr, /using cached statistics[\s\S]*using cached statistics/);
-  const [v1, v2] = [first, second].map((r) => JSON.parse(r.stdout) as { value: number; inputs: { cached: boolean }[]; backend?: { name: string } });
-  assert.equal(v2!.value, v1!.value, 'the same FID from cached statistics');
-  assert.deepEqual(v2!.inputs.map((i) => i.cached), [true, true]);
-  assert.equal(v1!.backend?.name, 'wasm', 'the first run records the backend that ran the network');
-  assert.equal(v2!.backend, undefined, 'no network ran the second time, so no backend is claimed');
-});
+test(
+  'fid A B twice between the same folders: the second run takes both statistics from the cache and succeeds',
+  { timeout: 600_000 },
+  async () => {
+    const a = join(dir, 'fa');
+    const b = join(dir, 'fb');
+    for (const [d, shade] of [
+      [a, 40],
+      [b, 200],
+    ] as const) {
+      mkdirSync(d);
+      for (let i = 0; i < 2; i++)
+        await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: shade, g: 30 * i, b: 90 } } })
+          .png()
+          .toFile(join(d, `${i}.png`));
+    }
+    const env = { ...process.env, XDG_CACHE_HOME: join(dir, 'cache') };
+    const args = ['--backend', 'wasm', 'fid', a, b, '--weights', fixture('inception_fid_ternary.legacy.pt'), '--json'];
+    const first = runCli(args, { env });
+    assert.equal(first.code, 0, first.stderr);
+    const second = runCli(args, { env });
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /using cached statistics[\s\S]*using cached statistics/);
+    const [v1, v2] = [first, second].map(
+      (r) => JSON.parse(r.stdout) as { value: number; inputs: { cached: boolean }[]; backend?: { name: string } },
+    );
+    assert.equal(v2!.value, v1!.value, 'the same FID from cached statistics');
+    assert.deepEqual(
+      v2!.inputs.map((i) => i.cached),
+      [true, true],
+    );
+    assert.equal(v1!.backend?.name, 'wasm', 'the first run records the backend that ran the network');
+    assert.equal(v2!.backend, undefined, 'no network ran the second time, so no backend is claimed');
+  },
+);

@@ -26,10 +26,18 @@ writeSafetensors(aFeat, { features: t.get('features_a')! });
 writeSafetensors(bFeat, { features: t.get('features_b')! });
 
 test('fid between .npz stats and a features file, and between two feature files, matches FID a/b', () => {
-  for (const [a, b] of [[aNpz, bFeat], [aFeat, bFeat]]) {
+  for (const [a, b] of [
+    [aNpz, bFeat],
+    [aFeat, bFeat],
+  ]) {
     const r = runCli(['fid', a!, b!, '--json'], { env });
     assert.equal(r.code, 0, r.stderr);
-    const j = JSON.parse(r.stdout) as { value: number; metric: string; mode: string; inputs: { kind: string; n?: number }[] };
+    const j = JSON.parse(r.stdout) as {
+      value: number;
+      metric: string;
+      mode: string;
+      inputs: { kind: string; n?: number }[];
+    };
     assert.equal(j.metric, 'fid');
     assert.equal(j.mode, 'pytorch-fid');
     assert.ok(Math.abs(j.value - golden.fid_a_b!) / golden.fid_a_b! <= 1e-6, `${j.value}`);
@@ -41,7 +49,7 @@ test('fid between .npz stats and a features file, and between two feature files,
   assert.match(text.stdout, /^FID: 11\.68483/);
 });
 
-test('--save-stats writes A\'s mu/sigma as a float64 .npz, with or without B', () => {
+test("--save-stats writes A's mu/sigma as a float64 .npz, with or without B", () => {
   const out = join(dir, 'saved.npz');
   const r = runCli(['fid', aFeat, '--save-stats', out], { env });
   assert.equal(r.code, 0, r.stderr);
@@ -64,7 +72,12 @@ test('bad input exits 2 with one clear message', () => {
     [['fid', aFeat, bFeat, '--batch', '0'], /--batch: '0' is not a positive integer/],
   ];
   const small = join(dir, 'small.safetensors');
-  writeSafetensors(small, { features: f64([3, 4], new Float64Array(12).map((_, i) => i % 5)) });
+  writeSafetensors(small, {
+    features: f64(
+      [3, 4],
+      new Float64Array(12).map((_, i) => i % 5),
+    ),
+  });
   cases.push([['fid', aFeat, small], /32-d statistics.*4-d/]);
   const noFeat = join(dir, 'other.safetensors');
   writeSafetensors(noFeat, { x: f64([1], [0]) });

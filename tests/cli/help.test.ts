@@ -13,7 +13,11 @@ test("each registry entry's term and summary are its module's own (the help is t
   for (const c of COMMANDS) {
     const program = new Command('fpdm-exp');
     (await c.load()).register(program, () => ({ backend: 'cpu', quiet: true }));
-    assert.deepEqual(program.commands.map((x) => x.name()), [c.name], `${c.name}: the module registers exactly this command`);
+    assert.deepEqual(
+      program.commands.map((x) => x.name()),
+      [c.name],
+      `${c.name}: the module registers exactly this command`,
+    );
     const cmd = program.commands[0]!;
     assert.equal(help.subcommandTerm(cmd), c.term, `${c.name}: help term`);
     assert.equal(cmd.description(), c.summary, `${c.name}: summary`);
@@ -39,7 +43,10 @@ test('top-level help lists every command as the full program does; --help and ba
     "await buildProgram(['backends']);",
     "process.stdout.write(String('_tfengine' in globalThis));",
   ].join('\n');
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: ROOT, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, 'false', 'TF.js (its engine global) was loaded');
 });

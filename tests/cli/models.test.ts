@@ -7,8 +7,15 @@ import { fixture } from '../helpers.js';
 test('models --json equals every count in reference/param_counts.json to the unit', () => {
   const r = runCli(['models', '--json']);
   assert.equal(r.code, 0, r.stderr);
-  const rows = JSON.parse(r.stdout) as { name: string; params: number; kind: string; flopsPerIteration: number; flopsPerForward: number }[];
-  const ref = JSON.parse(readFileSync(fixture('param_counts.json'), 'utf8')).param_counts_latent32x32x4_1000cls_learn_sigma as Record<string, number>;
+  const rows = JSON.parse(r.stdout) as {
+    name: string;
+    params: number;
+    kind: string;
+    flopsPerIteration: number;
+    flopsPerForward: number;
+  }[];
+  const ref = JSON.parse(readFileSync(fixture('param_counts.json'), 'utf8'))
+    .param_counts_latent32x32x4_1000cls_learn_sigma as Record<string, number>;
   const byName = new Map(rows.map((x) => [x.name, x]));
   for (const [name, count] of Object.entries(ref)) assert.equal(byName.get(name)?.params, count, name);
   assert.equal(rows.length, 12 * 4, '12 presets, each with FPDM pre/post 1, 2, 4');

@@ -13,22 +13,27 @@ const dir = tempDir('fpdm-run-cli-');
 // and every other one after those
 const CLI_CASES = MALFORMED.filter((_, i) => i < 6 || i % 2 === 0);
 
-test(`each of ${CLI_CASES.length} malformed specs exits 2 via the CLI naming the path, with no rows stored`, { timeout: 600_000 }, async () => {
-  assert.ok(CLI_CASES.length >= 25);
-  const db = join(dir, 'bad.sqlite');
-  const results = await pool(CLI_CASES, 3, async (c) => {
-    const file = writeSpec(dir, `bad-${MALFORMED.indexOf(c)}.yaml`, c.text);
-    return { c, file, r: await cli(['run', file, '--db', db]) };
-  });
-  for (const { c, file, r } of results) {
-    assert.equal(r.code, 2, `${c.id}: exit ${r.code}\n${r.stderr}`);
-    assert.ok(r.stderr.includes(c.path), `${c.id}: stderr does not name '${c.path}':\n${r.stderr}`);
-    if (c.lineOf !== undefined) assert.ok(r.stderr.includes(`${file}:${lineOfMarker(c.text, c.lineOf)}`), `${c.id}: no line:\n${r.stderr}`);
-    assert.ok(!r.stderr.includes('internal error'), `${c.id}: ${r.stderr}`);
-  }
-  const rows = existsSync(db) ? (query<{ n: number }>(db, 'SELECT count(*) AS n FROM runs')?.[0]?.n ?? 0) : 0;
-  assert.equal(rows, 0, 'a malformed spec left runs in the database');
-});
+test(
+  `each of ${CLI_CASES.length} malformed specs exits 2 via the CLI naming the path, with no rows stored`,
+  { timeout: 600_000 },
+  async () => {
+    assert.ok(CLI_CASES.length >= 25);
+    const db = join(dir, 'bad.sqlite');
+    const results = await pool(CLI_CASES, 3, async (c) => {
+      const file = writeSpec(dir, `bad-${MALFORMED.indexOf(c)}.yaml`, c.text);
+      return { c, file, r: await cli(['run', file, '--db', db]) };
+    });
+    for (const { c, file, r } of results) {
+      assert.equal(r.code, 2, `${c.id}: exit ${r.code}\n${r.stderr}`);
+      assert.ok(r.stderr.includes(c.path), `${c.id}: stderr does not name '${c.path}':\n${r.stderr}`);
+      if (c.lineOf !== undefined)
+        assert.ok(r.stderr.includes(`${file}:${lineOfMarker(c.text, c.lineOf)}`), `${c.id}: no line:\n${r.stderr}`);
+      assert.ok(!r.stderr.includes('internal error'), `${c.id}: ${r.stderr}`);
+    }
+    const rows = existsSync(db) ? (query<{ n: number }>(db, 'SELECT count(*) AS n FROM runs')?.[0]?.n ?? 0) : 0;
+    assert.equal(rows, 0, 'a malformed spec left runs in the database');
+  },
+);
 
 test('a missing spec file, a bad --shard and a directory as spec exit 2', async () => {
   const spec = writeSpec(dir, 'tiny.yaml', TINY_SPEC);
@@ -50,7 +55,10 @@ test('--dry-run prints every run with its key and cost and computes nothing', as
   const db = join(dir, 'dry.sqlite');
   const r = await cli(['run', spec, '--db', db, '--dry-run', '--json']);
   assert.equal(r.code, 0, r.stderr);
-  const plan = JSON.parse(r.stdout) as { runs: { kind: string; key: string; status: string; cost: number }[]; totals: { runs: number; train: number; costBlockEvals: number } };
+  const plan = JSON.parse(r.stdout) as {
+    runs: { kind: string; key: string; status: string; cost: number }[];
+    totals: { runs: number; train: number; costBlockEvals: number };
+  };
   assert.equal(plan.totals.train, 2);
   assert.equal(plan.totals.runs, 2 + 2 + 3);
   for (const run of plan.runs) {
@@ -58,7 +66,10 @@ test('--dry-run prints every run with its key and cost and computes nothing', as
     assert.equal(run.status, 'new');
     assert.ok(run.cost > 0);
   }
-  assert.equal(plan.totals.costBlockEvals, plan.runs.reduce((a, x) => a + x.cost, 0));
+  assert.equal(
+    plan.totals.costBlockEvals,
+    plan.runs.reduce((a, x) => a + x.cost, 0),
+  );
   assert.ok(!existsSync(db), 'a dry run created the database');
   const text = await cli(['run', spec, '--db', db, '--dry-run']);
   assert.equal(text.code, 0);

@@ -11,10 +11,43 @@ const STEPS = 40;
 
 function trainArgs(out: string, extra: string[] = []): string[] {
   return [
-    '--backend', 'cpu', 'train', '--preset', 'DiT-S/4', '--hidden-size', '16', '--heads', '2', '--depth', '2',
-    '--fpdm', '--sjfb-no-grad', '0:2', '--sjfb-with-grad', '1:2',
-    '--data', 'synthetic', '--image-size', '8', '--channels', '1',
-    '--steps', String(STEPS), '--batch-size', '4', '--lr', '1e-3', '--ema', '0.9', '--seed', '3', '--checkpoint-every', '4', '--out', out, ...extra,
+    '--backend',
+    'cpu',
+    'train',
+    '--preset',
+    'DiT-S/4',
+    '--hidden-size',
+    '16',
+    '--heads',
+    '2',
+    '--depth',
+    '2',
+    '--fpdm',
+    '--sjfb-no-grad',
+    '0:2',
+    '--sjfb-with-grad',
+    '1:2',
+    '--data',
+    'synthetic',
+    '--image-size',
+    '8',
+    '--channels',
+    '1',
+    '--steps',
+    String(STEPS),
+    '--batch-size',
+    '4',
+    '--lr',
+    '1e-3',
+    '--ema',
+    '0.9',
+    '--seed',
+    '3',
+    '--checkpoint-every',
+    '4',
+    '--out',
+    out,
+    ...extra,
   ];
 }
 
@@ -30,7 +63,10 @@ function sidecar(dir: string): { step: number; sha256: string; weights: string; 
 
 test('train killed with SIGKILL mid-run and re-run gives bitwise the weights of an uninterrupted run', async () => {
   const killed = mkdtempSync(join(tmpdir(), 'kill-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...trainArgs(killed)], { cwd: ROOT, stdio: 'ignore' });
+  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...trainArgs(killed)], {
+    cwd: ROOT,
+    stdio: 'ignore',
+  });
   let stepAtKill = -1;
   await new Promise<void>((done, fail) => {
     const timer = setInterval(() => {
@@ -47,7 +83,10 @@ test('train killed with SIGKILL mid-run and re-run gives bitwise the weights of 
     });
     child.on('error', fail);
   });
-  assert.ok(stepAtKill >= 8 && stepAtKill < STEPS, `killed after a checkpoint and before the end (checkpoint step ${stepAtKill})`);
+  assert.ok(
+    stepAtKill >= 8 && stepAtKill < STEPS,
+    `killed after a checkpoint and before the end (checkpoint step ${stepAtKill})`,
+  );
   const resumed = runCli(trainArgs(killed));
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(resumed.stderr, /resuming .* from step \d+ of 40/);
@@ -59,7 +98,10 @@ test('train killed with SIGKILL mid-run and re-run gives bitwise the weights of 
   assert.equal(a.step, STEPS);
   assert.equal(a.status, 'completed');
   assert.equal(a.sha256, b.sha256);
-  assert.ok(readFileSync(join(killed, a.weights)).equals(readFileSync(join(whole, b.weights))), 'weights, EMA and optimizer moments are bitwise equal');
+  assert.ok(
+    readFileSync(join(killed, a.weights)).equals(readFileSync(join(whole, b.weights))),
+    'weights, EMA and optimizer moments are bitwise equal',
+  );
 });
 
 test('an absurd learning rate stops with diverged and the step; bad flags are usage errors', () => {
@@ -71,7 +113,21 @@ test('an absurd learning rate stops with diverged and the step; bad flags are us
   const bad = runCli(trainArgs(mkdtempSync(join(tmpdir(), 'bad-')), ['--sjfb-no-grad', '5:2']));
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--sjfb-no-grad must be MIN:MAX/);
-  const unknown = runCli(['--backend', 'cpu', 'train', '--preset', 'DiT-Q/2', '--data', 'synthetic', '--steps', '1', '--batch-size', '1', '--out', mkdtempSync(join(tmpdir(), 'bad-'))]);
+  const unknown = runCli([
+    '--backend',
+    'cpu',
+    'train',
+    '--preset',
+    'DiT-Q/2',
+    '--data',
+    'synthetic',
+    '--steps',
+    '1',
+    '--batch-size',
+    '1',
+    '--out',
+    mkdtempSync(join(tmpdir(), 'bad-')),
+  ]);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /preset 'DiT-Q\/2' does not exist/);
 });

@@ -18,7 +18,10 @@ const FILE = 'pt_inception-2015-12-05-6726825d.pth';
 /** runs the CLI without blocking the event loop (the test's HTTP server must keep answering) */
 function runCliAsync(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'src', 'cli', 'run.ts'), ...args], { cwd: ROOT, env });
+    const p = spawn(process.execPath, ['--import', 'tsx', resolve(ROOT, 'src', 'cli', 'run.ts'), ...args], {
+      cwd: ROOT,
+      env,
+    });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
@@ -59,7 +62,10 @@ test('weights fetch with no server fails fast and says where to place the file; 
   const w = await runCliAsync(['weights', 'where', '--json']);
   assert.equal(w.code, 0, w.stderr);
   const j = JSON.parse(w.stdout) as { name: string; path: string; present: boolean; sha256Prefix: string }[];
-  assert.deepEqual(j.map((e) => [e.name, e.present, e.sha256Prefix]), [['inception', false, '6726825d']]);
+  assert.deepEqual(
+    j.map((e) => [e.name, e.present, e.sha256Prefix]),
+    [['inception', false, '6726825d']],
+  );
   assert.equal(j[0]!.path, join(dir, 'cache', 'fpdm-exp', FILE));
   const u = await runCliAsync(['weights', 'fetch', 'vgg']);
   assert.equal(u.code, 2);

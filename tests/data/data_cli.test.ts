@@ -11,7 +11,10 @@ test('fpdm-exp data info mnist:heldout --json gives size, per-class counts and t
   assert.equal(r.code, 0, r.stderr);
   const info = JSON.parse(r.stdout) as { size: number; numClasses: number; classCounts: number[]; fingerprint: string };
   assert.equal(info.numClasses, 10);
-  assert.equal(info.classCounts.reduce((a, b) => a + b, 0), info.size);
+  assert.equal(
+    info.classCounts.reduce((a, b) => a + b, 0),
+    info.size,
+  );
   assert.match(info.fingerprint, /^[0-9a-f]{64}$/);
 });
 

@@ -50,11 +50,20 @@ test('class sub-folders: sorted class names, labels, recursive listing, colours 
   const b = await ds.batch([0, 1, 2, 3, 4]);
   assert.deepEqual(b.shape, [5, 3, 16, 16]);
   assert.deepEqual(Array.from(b.y), [0, 0, 1, 1, 2]);
-  const colours = [[100, 100, 100], [1, 2, 3], [200, 10, 30], [0, 255, 128], [5, 6, 250]];
+  const colours = [
+    [100, 100, 100],
+    [1, 2, 3],
+    [200, 10, 30],
+    [0, 255, 128],
+    [5, 6, 250],
+  ];
   colours.forEach((rgb, i) => {
     for (let k = 0; k < 3; k++) {
       const plane = b.x.subarray((i * 3 + k) * 256, (i * 3 + k + 1) * 256);
-      assert.ok(plane.every((v) => v === u(rgb[k]!)), `image ${i} channel ${k}`);
+      assert.ok(
+        plane.every((v) => v === u(rgb[k]!)),
+        `image ${i} channel ${k}`,
+      );
     }
   });
   // grey: Pillow's L of (200, 10, 30)
@@ -70,7 +79,9 @@ test('center crop geometry: the middle of a wide image, with column values intac
   const h = 32;
   const data = Buffer.alloc(w * h * 3);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data.set([x, 4 * y, 7], (y * w + x) * 3);
-  await sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toFile(join(root, 'wide.png'));
+  await sharp(data, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toFile(join(root, 'wide.png'));
   const ds = await openFolder({ path: root, imageSize: 32 });
   const b = await ds.batch([0]);
   for (let y = 0; y < 32; y++) {
@@ -110,9 +121,17 @@ test('Pillow resampling: BOX halving is the rounded mean of 2×2 blocks; constan
       assert.equal(out[y * 2 + x], half(half(at(0, 0), at(0, 1)), half(at(1, 0), at(1, 1))));
     }
   }
-  for (const [oh, ow] of [[7, 5], [31, 40], [3, 3]] as const) {
+  for (const [oh, ow] of [
+    [7, 5],
+    [31, 40],
+    [3, 3],
+  ] as const) {
     assert.ok(resizeU8(new Uint8Array(13 * 17 * 3).fill(201), 13, 17, 3, oh, ow, 'bicubic').every((v) => v === 201));
-    assert.ok(resizeF32(new Float32Array(13 * 17).fill(0.25), 13, 17, oh, ow, 'bilinear').every((v) => Math.abs(v - 0.25) < 1e-6));
+    assert.ok(
+      resizeF32(new Float32Array(13 * 17).fill(0.25), 13, 17, oh, ow, 'bilinear').every(
+        (v) => Math.abs(v - 0.25) < 1e-6,
+      ),
+    );
   }
 });
 
@@ -130,13 +149,25 @@ test('unreadable images, missing, empty and mixed folders are UserErrors naming 
   const root = newDir();
   await solid(join(root, 'good.png'), 8, 8, [1, 2, 3]);
   writeFileSync(join(root, 'broken.png'), Buffer.from('this is not a PNG file at all'));
-  await assert.rejects(openFolder({ path: root, imageSize: 8 }), (e: Error) => e instanceof UserError && e.message.includes('broken.png'));
+  await assert.rejects(
+    openFolder({ path: root, imageSize: 8 }),
+    (e: Error) => e instanceof UserError && e.message.includes('broken.png'),
+  );
   // without the cache the error comes when the image is read
   const lazy = await openFolder({ path: root, imageSize: 8, cacheBytes: 0 });
   await assert.rejects(lazy.batch([0]), (e: Error) => e instanceof UserError && e.message.includes('broken.png'));
-  await assert.rejects(openFolder({ path: join(root, 'nope'), imageSize: 8 }), (e: Error) => e instanceof UserError && /does not exist/.test(e.message));
-  await assert.rejects(openFolder({ path: join(root, 'good.png'), imageSize: 8 }), (e: Error) => e instanceof UserError && /not a folder/.test(e.message));
-  await assert.rejects(openFolder({ path: newDir(), imageSize: 8 }), (e: Error) => e instanceof UserError && /no PNG/.test(e.message));
+  await assert.rejects(
+    openFolder({ path: join(root, 'nope'), imageSize: 8 }),
+    (e: Error) => e instanceof UserError && /does not exist/.test(e.message),
+  );
+  await assert.rejects(
+    openFolder({ path: join(root, 'good.png'), imageSize: 8 }),
+    (e: Error) => e instanceof UserError && /not a folder/.test(e.message),
+  );
+  await assert.rejects(
+    openFolder({ path: newDir(), imageSize: 8 }),
+    (e: Error) => e instanceof UserError && /no PNG/.test(e.message),
+  );
   const mixed = newDir();
   await solid(join(mixed, 'top.png'), 8, 8, [1, 2, 3]);
   mkdirSync(join(mixed, 'cls'));
@@ -146,7 +177,10 @@ test('unreadable images, missing, empty and mixed folders are UserErrors naming 
   mkdirSync(join(emptyClass, 'a'));
   mkdirSync(join(emptyClass, 'b'));
   await solid(join(emptyClass, 'a', 'x.png'), 8, 8, [1, 2, 3]);
-  await assert.rejects(openFolder({ path: emptyClass, imageSize: 8 }), (e: Error) => e instanceof UserError && e.message.includes('b'));
+  await assert.rejects(
+    openFolder({ path: emptyClass, imageSize: 8 }),
+    (e: Error) => e instanceof UserError && e.message.includes('b'),
+  );
   await assert.rejects(openDataset({ kind: 'folder', imageSize: 8 }), UserError);
 });
 

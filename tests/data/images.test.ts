@@ -10,7 +10,17 @@ const tmp = mkdtempSync(join(tmpdir(), 'fpdm-images-test-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
 test('toUint8 is ⌊clamp(127.5x + 128, 0, 255)⌋', () => {
-  assert.deepEqual(Array.from(toUint8([-1, -0.5, 0, 0.5, 1, 2, -3, NaN, 0.999])), [0, 64, 128, 191, 255, 255, 0, 0, Math.floor(127.5 * 0.999 + 128)]);
+  assert.deepEqual(Array.from(toUint8([-1, -0.5, 0, 0.5, 1, 2, -3, NaN, 0.999])), [
+    0,
+    64,
+    128,
+    191,
+    255,
+    255,
+    0,
+    0,
+    Math.floor(127.5 * 0.999 + 128),
+  ]);
 });
 
 test('makeGrid places cells as torchvision make_grid, with padding around and between', () => {
@@ -39,7 +49,8 @@ test('writeGrid of 64 RGB samples gives an 8×8 grid with a 2-px black border; P
   // sample 9 sits at row 1, column 1
   for (let k = 0; k < 3; k++) {
     for (let y = 0; y < s; y++) {
-      for (let xx = 0; xx < s; xx++) assert.equal(back.data[(k * side + 8 + y) * side + 8 + xx], u8[((9 * 3 + k) * s + y) * s + xx]);
+      for (let xx = 0; xx < s; xx++)
+        assert.equal(back.data[(k * side + 8 + y) * side + 8 + xx], u8[((9 * 3 + k) * s + y) * s + xx]);
     }
     for (let j = 0; j < side; j++) {
       assert.equal(back.data[(k * side + 0) * side + j], 0);

@@ -1,6 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BatchIterator, sequentialBatches, type BatchIteratorState, type IteratedBatch } from '../../src/data/dataset.js';
+import {
+  BatchIterator,
+  sequentialBatches,
+  type BatchIteratorState,
+  type IteratedBatch,
+} from '../../src/data/dataset.js';
 import { openSynthetic } from '../../src/data/synthetic.js';
 import { UserError } from '../../src/util/errors.js';
 
@@ -62,9 +67,15 @@ test('flips mirror images left–right; same seed same batches, another seed oth
   }
   assert.ok(nFlipped > 2 && nFlipped < 18, `${nFlipped} of 20 flipped`);
   const again = await take(new BatchIterator(ds, { batchSize: 5, seed: 2 }), 4);
-  assert.deepEqual(again.map((b) => b.indices), plain.map((b) => b.indices));
+  assert.deepEqual(
+    again.map((b) => b.indices),
+    plain.map((b) => b.indices),
+  );
   const other = await take(new BatchIterator(ds, { batchSize: 5, seed: 3 }), 4);
-  assert.notDeepEqual(other.map((b) => b.indices), plain.map((b) => b.indices));
+  assert.notDeepEqual(
+    other.map((b) => b.indices),
+    plain.map((b) => b.indices),
+  );
 });
 
 test('bad batch sizes and mismatched resume states are UserErrors', async () => {

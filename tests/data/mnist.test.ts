@@ -9,7 +9,8 @@ import { UserError } from '../../src/util/errors.js';
 
 // the package's own files, read independently of the loader
 const pkgDir = dirname(createRequire(import.meta.url).resolve('mnist/package.json'));
-const rawDigits = (d: number): number[] => (JSON.parse(readFileSync(join(pkgDir, 'src', 'digits', `${d}.json`), 'utf8')) as { data: number[] }).data;
+const rawDigits = (d: number): number[] =>
+  (JSON.parse(readFileSync(join(pkgDir, 'src', 'digits', `${d}.json`), 'utf8')) as { data: number[] }).data;
 const counts = Array.from({ length: 10 }, (_, d) => rawDigits(d).length / 784);
 const held = counts.map((n) => Math.floor(MNIST_HELDOUT_FRACTION * n));
 const sum = (a: number[]): number => a.reduce((s, v) => s + v, 0);
@@ -31,7 +32,8 @@ test('split sizes follow the documented rule and train/held-out are disjoint and
   for (const k of heldKeys) assert.ok(!trainKeys.has(k), `digit ${k} is in both splits`);
   assert.equal(trainKeys.size + heldKeys.size, new Set(Array.from(all.label, (_, i) => key(all, i))).size);
   // held-out digits are the last ones of each class
-  for (let i = 0; i < heldout.label.length; i++) assert.ok(heldout.within[i]! >= counts[heldout.label[i]!]! - held[heldout.label[i]!]!);
+  for (let i = 0; i < heldout.label.length; i++)
+    assert.ok(heldout.within[i]! >= counts[heldout.label[i]!]! - held[heldout.label[i]!]!);
 });
 
 test('32×32 images: shape, range, 2-px background border, labels, pixels equal the package data', async () => {
@@ -80,7 +82,8 @@ test('labels: every class present in both splits; 3 channels repeat the grey one
   }
   const d28 = await openMnist({ split: 'heldout', imageSize: 28 }).batch([7]);
   const d32 = await openMnist({ split: 'heldout', imageSize: 32 }).batch([7]);
-  for (let y = 0; y < 28; y++) assert.deepEqual(d28.x.subarray(y * 28, y * 28 + 28), d32.x.subarray((y + 2) * 32 + 2, (y + 2) * 32 + 30));
+  for (let y = 0; y < 28; y++)
+    assert.deepEqual(d28.x.subarray(y * 28, y * 28 + 28), d32.x.subarray((y + 2) * 32 + 2, (y + 2) * 32 + 30));
 });
 
 test('other sizes are resized and stay in [−1, 1]', async () => {
@@ -95,7 +98,9 @@ test('fingerprints: stable, and different per split, size and channels', async (
   const a = openMnist();
   assert.equal(a.fingerprint, openMnist().fingerprint);
   assert.match(a.fingerprint, /^[0-9a-f]{64}$/);
-  const others = [openMnist({ split: 'heldout' }), openMnist({ imageSize: 32 }), openMnist({ channels: 3 })].map((d) => d.fingerprint);
+  const others = [openMnist({ split: 'heldout' }), openMnist({ imageSize: 32 }), openMnist({ channels: 3 })].map(
+    (d) => d.fingerprint,
+  );
   assert.equal(new Set([a.fingerprint, ...others]).size, 4);
   assert.equal((await openDataset({ kind: 'mnist' })).fingerprint, a.fingerprint);
 });

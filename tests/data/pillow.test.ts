@@ -17,7 +17,9 @@ const golden = JSON.parse(readFileSync(join(import.meta.dirname, 'pillow', 'gold
 /** the generator's pattern: (7x + 13y + 29c + (x·y mod 17)) mod 256, [H, W, 3] */
 function pattern(w: number, h: number): Uint8Array {
   const out = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) out[(y * w + x) * 3 + c] = (7 * x + 13 * y + 29 * c + ((x * y) % 17)) % 256;
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      for (let c = 0; c < 3; c++) out[(y * w + x) * 3 + c] = (7 * x + 13 * y + 29 * c + ((x * y) % 17)) % 256;
   return out;
 }
 

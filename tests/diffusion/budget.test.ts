@@ -1,38 +1,81 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allocateIterations, exactSplits, planSampling, planSplits, ToleranceAllocator, type AllocationSchedule } from '../../src/diffusion/budget.js';
+import {
+  allocateIterations,
+  exactSplits,
+  planSampling,
+  planSplits,
+  ToleranceAllocator,
+  type AllocationSchedule,
+} from '../../src/diffusion/budget.js';
 import { UserError } from '../../src/util/errors.js';
 
 const XL = { family: 'fpdm' as const, depth: 28, pre: 1, post: 1 };
 
 test('planner: pre=post=1, depth 28, K=20 lists exactly the paper splits', () => {
   const got = planSplits(XL, 20, 1000).map((s) => [s.steps, s.iters]);
-  assert.deepEqual(got, [[20, 26], [28, 18], [35, 14], [40, 12], [56, 8], [70, 6], [80, 5], [112, 3], [140, 2]]);
+  assert.deepEqual(got, [
+    [20, 26],
+    [28, 18],
+    [35, 14],
+    [40, 12],
+    [56, 8],
+    [70, 6],
+    [80, 5],
+    [112, 3],
+    [140, 2],
+  ]);
 });
 
 test('planner: every split spends the budget exactly, and none is missing (brute force)', () => {
-  for (const [depth, pre, post, K] of [[28, 1, 1, 20], [12, 2, 1, 7], [6, 1, 1, 10], [4, 0, 0, 3]] as const) {
+  for (const [depth, pre, post, K] of [
+    [28, 1, 1, 20],
+    [12, 2, 1, 7],
+    [6, 1, 1, 10],
+    [4, 0, 0, 3],
+  ] as const) {
     const cost = { family: 'fpdm' as const, depth, pre, post };
     const got = exactSplits(cost, K, 1000);
     const want: string[] = [];
-    for (let s = 2; s <= depth * K; s++) for (let it = 1; it <= depth * K; it++) if (s * (pre + it + post) === depth * K) want.push(`${s}x${it}`);
-    assert.deepEqual(got.map((s) => `${s.steps}x${s.iters}`), want);
-    assert.deepEqual(planSplits(cost, K, 1000).map((s) => `${s.steps}x${s.iters}`), want.filter((w) => Number(w.split('x')[0]) >= K));
+    for (let s = 2; s <= depth * K; s++)
+      for (let it = 1; it <= depth * K; it++) if (s * (pre + it + post) === depth * K) want.push(`${s}x${it}`);
+    assert.deepEqual(
+      got.map((s) => `${s.steps}x${s.iters}`),
+      want,
+    );
+    assert.deepEqual(
+      planSplits(cost, K, 1000).map((s) => `${s.steps}x${s.iters}`),
+      want.filter((w) => Number(w.split('x')[0]) >= K),
+    );
     for (const s of got) assert.equal(s.steps * (pre + s.iters + post), s.blockEvals);
   }
 });
 
 test('planSampling: explicit choices, and inexact ones are refused naming the nearest exact splits', () => {
   const req = { budget: 20, diffusionSteps: 1000 };
-  const split = (p: { steps: number; iters: number | null; blockEvals: number }) => ({ steps: p.steps, iters: p.iters, blockEvals: p.blockEvals });
+  const split = (p: { steps: number; iters: number | null; blockEvals: number }) => ({
+    steps: p.steps,
+    iters: p.iters,
+    blockEvals: p.blockEvals,
+  });
   assert.deepEqual(split(planSampling(XL, { ...req, steps: 40 })), { steps: 40, iters: 12, blockEvals: 560 });
   assert.deepEqual(split(planSampling(XL, { ...req, iters: 26 })), { steps: 20, iters: 26, blockEvals: 560 });
   assert.deepEqual(split(planSampling(XL, req)), { steps: 20, iters: 26, blockEvals: 560 });
   // fewer steps than K with more iterations is a valid split of the budget (5 × (1 + 110 + 1) = 560)
   assert.deepEqual(split(planSampling(XL, { ...req, steps: 5 })), { steps: 5, iters: 110, blockEvals: 560 });
   // the issue's case: 30 steps would spend 30 × 18 = 540 of 560
-  assert.throws(() => planSampling(XL, { ...req, steps: 30 }), (e: Error) => e instanceof UserError && /28 steps × 18/.test(e.message) && /35 steps × 14/.test(e.message) && /540/.test(e.message));
-  assert.throws(() => planSampling(XL, { ...req, iters: 10 }), (e: Error) => e instanceof UserError && /nearest/.test(e.message));
+  assert.throws(
+    () => planSampling(XL, { ...req, steps: 30 }),
+    (e: Error) =>
+      e instanceof UserError &&
+      /28 steps × 18/.test(e.message) &&
+      /35 steps × 14/.test(e.message) &&
+      /540/.test(e.message),
+  );
+  assert.throws(
+    () => planSampling(XL, { ...req, iters: 10 }),
+    (e: Error) => e instanceof UserError && /nearest/.test(e.message),
+  );
   assert.throws(() => planSampling(XL, { ...req, steps: 40, iters: 13 }), UserError);
   assert.throws(() => planSampling(XL, { ...req, steps: 1 }), /at least 2 steps/);
   assert.throws(() => planSampling(XL, { budget: 20, steps: 40, diffusionSteps: 30 }), /exceed the 30 diffusion steps/);
@@ -50,7 +93,10 @@ test('planSampling: explicit choices, and inexact ones are refused naming the ne
   // allocations: every fixed schedule spends steps·iters iterations; tolerance gets its defaults
   for (const allocation of ['fixed', 'increasing', 'decreasing'] as const) {
     const p = planSampling(XL, { ...req, steps: 40, allocation });
-    assert.equal(p.itersPerStep!.reduce((a, b) => a + b, 0), 40 * 12);
+    assert.equal(
+      p.itersPerStep!.reduce((a, b) => a + b, 0),
+      40 * 12,
+    );
     assert.equal(p.blockEvals, 560);
   }
   const tol = planSampling(XL, { ...req, steps: 40, allocation: 'tolerance' });
@@ -83,7 +129,21 @@ function expected(B: number, S: number, kind: AllocationSchedule): number[] {
 
 test('LinearController allocation matches the rounding rule and stays within the budget', () => {
   for (const kind of ['fixed', 'increasing', 'decreasing'] as const) {
-    for (const [S, iters] of [[20, 26], [28, 18], [35, 14], [40, 12], [56, 8], [70, 6], [80, 5], [112, 3], [140, 2], [1, 7], [2, 3], [3, 1], [7, 4]]) {
+    for (const [S, iters] of [
+      [20, 26],
+      [28, 18],
+      [35, 14],
+      [40, 12],
+      [56, 8],
+      [70, 6],
+      [80, 5],
+      [112, 3],
+      [140, 2],
+      [1, 7],
+      [2, 3],
+      [3, 1],
+      [7, 4],
+    ]) {
       const B = S * iters;
       const got = allocateIterations(B, S, kind);
       assert.equal(got.length, S);
@@ -111,6 +171,9 @@ test('tolerance allocation: stops at tol, caps per step, never exceeds the budge
   assert.deepEqual(used, [10, 10, 8, 1, 1]);
   assert.equal(alloc.spent, 30);
   const loose = new ToleranceAllocator({ budget: 100, steps: 3, tol: 0.1, maxPerStep: 50 });
-  assert.deepEqual([0, 1, 2].map((s) => loose.runStep(s, (k) => 0.5 ** k)), [0, 1, 2].map(() => ({ iters: 4, residuals: [0.5, 0.25, 0.125, 0.0625], converged: true })));
+  assert.deepEqual(
+    [0, 1, 2].map((s) => loose.runStep(s, (k) => 0.5 ** k)),
+    [0, 1, 2].map(() => ({ iters: 4, residuals: [0.5, 0.25, 0.125, 0.0625], converged: true })),
+  );
   assert.throws(() => new ToleranceAllocator({ budget: 4, steps: 5, tol: 1e-3, maxPerStep: 3 }), UserError);
 });

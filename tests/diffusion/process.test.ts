@@ -106,11 +106,15 @@ for (const backend of TEST_BACKENDS) {
     const t = [0, 10, 999];
     const [xStart, noise, mo] = [t4('full/loss/x_start'), t4('full/loss/noise'), t4('full/loss/model_output')];
     const xT = p.qSample(xStart, t, noise);
-    const gVb = tf.grad((m: tf.Tensor) => tf.sum(trainingLosses(p, { modelOutput: m as tf.Tensor4D, xStart, xT, noise, t }).vb!))(mo);
+    const gVb = tf.grad((m: tf.Tensor) =>
+      tf.sum(trainingLosses(p, { modelOutput: m as tf.Tensor4D, xStart, xT, noise, t }).vb!),
+    )(mo);
     const [gMean, gVar] = tf.split(gVb, 2, 1);
     assert.equal((await tf.max(tf.abs(gMean)).data())[0], 0, 'no vb gradient into the mean prediction');
     assert.ok((await tf.max(tf.abs(gVar)).data())[0]! > 0, 'vb trains the variance channels');
-    const gMse = tf.grad((m: tf.Tensor) => tf.sum(trainingLosses(p, { modelOutput: m as tf.Tensor4D, xStart, xT, noise, t }).mse))(mo);
+    const gMse = tf.grad((m: tf.Tensor) =>
+      tf.sum(trainingLosses(p, { modelOutput: m as tf.Tensor4D, xStart, xT, noise, t }).mse),
+    )(mo);
     const [gm2, gv2] = tf.split(gMse, 2, 1);
     // d/dε̂ mean((ε − ε̂)²) = −2(ε − ε̂)/numel(sample): analytic
     const ref = tf.div(tf.mul(-2, tf.sub(noise, tf.split(mo, 2, 1)[0]!)), 4 * 8 * 8);
@@ -152,7 +156,12 @@ test('x_0 parameterisation with fixed variances: mse against x_0, fixed-small = 
       const mv = p.pMeanVariance(out, xT, t, { clipDenoised: false });
       assert.ok(scaleRelErr(await mv.predXstart.data(), await out.data()) === 0);
       const v = (await mv.variance.array()) as number[][][][];
-      const want = (k: number) => (variance === 'fixed-small' ? p.tables.posteriorVariance[k]! : k === 0 ? p.tables.posteriorVariance[1]! : p.tables.betas[k]!);
+      const want = (k: number) =>
+        variance === 'fixed-small'
+          ? p.tables.posteriorVariance[k]!
+          : k === 0
+            ? p.tables.posteriorVariance[1]!
+            : p.tables.betas[k]!;
       t.forEach((k, i) => assert.equal(v[i]![2]![3]![1], Math.fround(want(k))));
     });
   }

@@ -21,8 +21,14 @@ function pointDenoiser(full: GaussianDiffusion, xStar: tf.Tensor4D, learnedVaria
     const tv = Array.from(await t.data());
     const out = tf.tidy(() => {
       const ab = full.tables.alphasCumprod;
-      const a = tf.tensor4d(tv.map((k) => Math.sqrt(ab[k]!)), [tv.length, 1, 1, 1]);
-      const s = tf.tensor4d(tv.map((k) => Math.sqrt(1 - ab[k]!)), [tv.length, 1, 1, 1]);
+      const a = tf.tensor4d(
+        tv.map((k) => Math.sqrt(ab[k]!)),
+        [tv.length, 1, 1, 1],
+      );
+      const s = tf.tensor4d(
+        tv.map((k) => Math.sqrt(1 - ab[k]!)),
+        [tv.length, 1, 1, 1],
+      );
       const eps = tf.div(tf.sub(x, tf.mul(a, xStar)), s) as tf.Tensor4D;
       return learnedVariance ? (tf.concat([eps, tf.zerosLike(eps)], 1) as tf.Tensor4D) : eps;
     });
@@ -44,16 +50,28 @@ for (const backend of TEST_BACKENDS) {
   test(`[${backend}] DDPM and DDIM (eta 0, 1) reach x* exactly with the exact predictor; denoiser sees original timesteps`, async () => {
     await useBackend(backend);
     const full = createDiffusion();
-    const xStar = tf.tidy(() => tf.mul(tf.tanh(tf.tensor4d(new Rng(7).normals(2 * 3 * 16), SHAPE)), 0.9) as tf.Tensor4D);
+    const xStar = tf.tidy(
+      () => tf.mul(tf.tanh(tf.tensor4d(new Rng(7).normals(2 * 3 * 16), SHAPE)), 0.9) as tf.Tensor4D,
+    );
     for (const respacing of ['20', 'ddim10', '7,3']) {
       const proc = full.respaced(respacing);
-      for (const [name, eta] of [['ddpm', 0], ['ddim', 0], ['ddim', 1]] as const) {
+      for (const [name, eta] of [
+        ['ddpm', 0],
+        ['ddim', 0],
+        ['ddim', 1],
+      ] as const) {
         const xT = tf.tensor4d(new Rng(1).normals(2 * 3 * 16), SHAPE);
         const seen: number[] = [];
         const infos: StepInfo[] = [];
         const res = await SAMPLERS[name](pointDenoiser(full, xStar, true), xT, proc, {
-          y: null, rng: new Rng(3), eta,
-          onStep: (i, info) => { seen.push(info.tOriginal); infos.push(info); assert.equal(info.step, i); },
+          y: null,
+          rng: new Rng(3),
+          eta,
+          onStep: (i, info) => {
+            seen.push(info.tOriginal);
+            infos.push(info);
+            assert.equal(info.step, i);
+          },
         });
         const err = maxAbsDiff(await res.x0.data(), await xStar.data());
         assert.ok(err < 1e-5, `${respacing} ${name} eta ${eta}: |x0 − x*| = ${err}`);
@@ -75,11 +93,19 @@ for (const backend of TEST_BACKENDS) {
     const run = async (seed: number, sampler = sampleDdpm, eta = 0) => {
       const before = tf.memory().numTensors;
       const counts: number[] = [];
-      const res = await sampler(toyDenoiser, xT, proc, { y, rng: new Rng(seed), eta, onStep: () => counts.push(tf.memory().numTensors) });
+      const res = await sampler(toyDenoiser, xT, proc, {
+        y,
+        rng: new Rng(seed),
+        eta,
+        onStep: () => counts.push(tf.memory().numTensors),
+      });
       const data = Array.from(await res.x0.data());
       res.x0.dispose();
       assert.equal(tf.memory().numTensors, before, 'no tensors left behind');
-      assert.ok(counts.every((c) => c === counts[0]), `tensor count flat across steps: ${counts}`);
+      assert.ok(
+        counts.every((c) => c === counts[0]),
+        `tensor count flat across steps: ${counts}`,
+      );
       return data;
     };
     const a = await run(5);
@@ -149,7 +175,10 @@ test('cpu and wasm give the same samples for the same seed (to float32 rounding)
     const proc = createDiffusion({ respacing: '10' });
     const xT = tf.tensor4d(new Rng(11).normals(2 * 3 * 16), SHAPE);
     const y = tf.tensor1d([3, 7], 'int32');
-    const res = await sampleDdpm(withCfg(toyDenoiser, { scale: 1.5, numClasses: 10 }), xT, proc, { y, rng: new Rng(5) });
+    const res = await sampleDdpm(withCfg(toyDenoiser, { scale: 1.5, numClasses: 10 }), xT, proc, {
+      y,
+      rng: new Rng(5),
+    });
     out.push(Array.from(await res.x0.data()));
     tf.dispose([xT, y, res.x0]);
   }
@@ -157,14 +186,16 @@ test('cpu and wasm give the same samples for the same seed (to float32 rounding)
   assert.ok(d < 1e-4, `cpu vs wasm max abs difference ${d}`);
 });
 
-test('a stateful (solution-reuse) denoiser: state threads through, old state is the denoiser\'s to free, no growth', async () => {
+test("a stateful (solution-reuse) denoiser: state threads through, old state is the denoiser's to free, no growth", async () => {
   await useBackend(TEST_BACKENDS[0]!);
   type State = { z: tf.Tensor4D };
   const seenUndefinedAtStart: boolean[] = [];
   // z ← 0.5·z + 0.5·x ("a fixed-point iteration warm-started from the previous step's solution")
   const reuse: Denoiser<State> = (x, _t, _y, ctx) => {
     if (ctx.step === 0) seenUndefinedAtStart.push(ctx.state === undefined);
-    const z = tf.tidy(() => (ctx.state ? tf.add(tf.mul(0.5, ctx.state.z), tf.mul(0.5, x)) : tf.clone(x)) as tf.Tensor4D);
+    const z = tf.tidy(
+      () => (ctx.state ? tf.add(tf.mul(0.5, ctx.state.z), tf.mul(0.5, x)) : tf.clone(x)) as tf.Tensor4D,
+    );
     ctx.state?.z.dispose();
     const out = tf.tidy(() => tf.concat([tf.mul(0.1, z), tf.zerosLike(z)], 1) as tf.Tensor4D);
     return { out, state: { z }, info: { iters: 3, residual: [0.1, 0.01, 0.001] } };
@@ -174,9 +205,19 @@ test('a stateful (solution-reuse) denoiser: state threads through, old state is 
   const before = tf.memory().numTensors;
   const counts: number[] = [];
   const infos: StepInfo[] = [];
-  const res = await sampleDdpm(reuse, xT, proc, { y: null, rng: new Rng(2), onStep: (_i, info) => { counts.push(tf.memory().numTensors); infos.push(info); } });
+  const res = await sampleDdpm(reuse, xT, proc, {
+    y: null,
+    rng: new Rng(2),
+    onStep: (_i, info) => {
+      counts.push(tf.memory().numTensors);
+      infos.push(info);
+    },
+  });
   assert.deepEqual(seenUndefinedAtStart, [true]);
-  assert.ok(counts.every((c) => c === counts[0]), `flat: ${counts}`);
+  assert.ok(
+    counts.every((c) => c === counts[0]),
+    `flat: ${counts}`,
+  );
   assert.deepEqual(infos[3]!.denoiser, { iters: 3, residual: [0.1, 0.01, 0.001] });
   assert.ok(res.state && !res.state.z.isDisposed);
   tf.dispose([res.x0, res.state.z]);
@@ -195,7 +236,12 @@ test('an asynchronous denoiser gives the same samples as the same denoiser retur
   };
   const before = tf.memory().numTensors;
   const out: number[][] = [];
-  for (const d of [toyDenoiser, asyncToy, withCfg(toyDenoiser, { scale: 2, numClasses: 10 }), withCfg(asyncToy, { scale: 2, numClasses: 10 })]) {
+  for (const d of [
+    toyDenoiser,
+    asyncToy,
+    withCfg(toyDenoiser, { scale: 2, numClasses: 10 }),
+    withCfg(asyncToy, { scale: 2, numClasses: 10 }),
+  ]) {
     const res = await sampleDdim(d, xT, proc, { y, rng: new Rng(4), eta: 1 });
     out.push(Array.from(await res.x0.data()));
     res.x0.dispose();

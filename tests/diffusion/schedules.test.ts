@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cosineBetas, enforceZeroTerminalSnr, linearBetas, linspace, scheduleTables } from '../../src/diffusion/schedules.js';
+import {
+  cosineBetas,
+  enforceZeroTerminalSnr,
+  linearBetas,
+  linspace,
+  scheduleTables,
+} from '../../src/diffusion/schedules.js';
 import { respaceBetas, roundHalfEven, spaceTimesteps } from '../../src/diffusion/respace.js';
 import { UserError } from '../../src/util/errors.js';
 import { elemRelErr } from './fixtures.js';
@@ -69,7 +75,10 @@ test('respacing: Python rounding, section counts, DDIM striding, ᾱ preserved a
   assert.equal(s.filter((k) => k < 100).length, 10);
   assert.equal(s.filter((k) => k >= 100 && k < 200).length, 15);
   assert.deepEqual([s[0], s[9], s[10], s[24], s[25], s[44]], [0, 99, 100, 199, 200, 299]);
-  assert.deepEqual(spaceTimesteps(1000, 'ddim20'), Array.from({ length: 20 }, (_, i) => 50 * i));
+  assert.deepEqual(
+    spaceTimesteps(1000, 'ddim20'),
+    Array.from({ length: 20 }, (_, i) => 50 * i),
+  );
   assert.deepEqual(spaceTimesteps(10, ''), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   assert.throws(() => spaceTimesteps(10, '11'), UserError);
   assert.throws(() => spaceTimesteps(10, '3,x'), UserError);
@@ -79,5 +88,10 @@ test('respacing: Python rounding, section counts, DDIM striding, ᾱ preserved a
   const full = scheduleTables(b).alphasCumprod;
   const spaced = scheduleTables(r.betas).alphasCumprod;
   assert.deepEqual(Array.from(r.timestepMap), keep);
-  assert.ok(elemRelErr(spaced, keep.map((k) => full[k]!)) < 1e-12);
+  assert.ok(
+    elemRelErr(
+      spaced,
+      keep.map((k) => full[k]!),
+    ) < 1e-12,
+  );
 });

@@ -28,33 +28,52 @@ test('estimates every run from the FLOPs formula and a cached calibration', { ti
     const file = join(cache, 'fpdm-exp', 'calibration.json');
     assert.ok(existsSync(file));
     const keys = Object.keys(JSON.parse(readFileSync(file, 'utf8')) as object);
-    assert.ok(keys.length >= 2 && keys.every((k) => k.startsWith(`wasm|${first.version}|${first.device}|`)), keys.join('\n'));
+    assert.ok(
+      keys.length >= 2 && keys.every((k) => k.startsWith(`wasm|${first.version}|${first.device}|`)),
+      keys.join('\n'),
+    );
     for (const r of p.plan.runs) {
       const e = first.runs.find((x) => x.key === r.key)!;
       let want: number;
       if (r.kind === 'train') {
         const m = r.config.model;
         const f = modelFlops(m);
-        const perImage = m.kind === 'dit' ? 3 * f.forward() : 3 * (f.fixed + ((m.withGradIters[0] + m.withGradIters[1]) / 2) * f.perIteration) + ((m.noGradIters[0] + m.noGradIters[1]) / 2) * f.perIteration;
+        const perImage =
+          m.kind === 'dit'
+            ? 3 * f.forward()
+            : 3 * (f.fixed + ((m.withGradIters[0] + m.withGradIters[1]) / 2) * f.perIteration) +
+              ((m.noGradIters[0] + m.noGradIters[1]) / 2) * f.perIteration;
         want = r.config.training.steps * r.config.training.batchSize * perImage;
       } else {
         const parent = p.plan.runs.find((x) => x.key === r.parentKey)!;
         const s = r.config.sampling;
-        want = s.samples * (s.cfg > 1 ? 2 : 1) * s.steps * modelFlops((parent.config as { model: Parameters<typeof modelFlops>[0] }).model).forward(s.iters ?? 0);
+        want =
+          s.samples *
+          (s.cfg > 1 ? 2 : 1) *
+          s.steps *
+          modelFlops((parent.config as { model: Parameters<typeof modelFlops>[0] }).model).forward(s.iters ?? 0);
       }
       assert.ok(Math.abs(e.flops - want) <= 1e-9 * want, `${r.kind} ${r.modelName}: ${e.flops} vs ${want}`);
-      const rate = first.rates.find((x) => x.batch === Math.min(64, r.kind === 'train' ? r.config.training.batchSize : r.config.sampling.batchSize))!;
+      const rate = first.rates.find(
+        (x) => x.batch === Math.min(64, r.kind === 'train' ? r.config.training.batchSize : r.config.sampling.batchSize),
+      )!;
       const perSecond = r.kind === 'train' ? rate.trainFlops : rate.forwardFlops;
       assert.ok(perSecond > 0 && Math.abs(e.seconds - e.flops / perSecond) < 1e-9 * e.seconds);
     }
     const sum = first.runs.reduce((a, x) => a + x.seconds, 0);
     assert.ok(Math.abs(first.totalSeconds - sum) < 1e-9 * sum);
-    assert.ok(Math.abs(first.pendingSeconds - (sum - first.runs[0]!.seconds)) < 1e-9 * sum, 'the completed run is not pending');
+    assert.ok(
+      Math.abs(first.pendingSeconds - (sum - first.runs[0]!.seconds)) < 1e-9 * sum,
+      'the completed run is not pending',
+    );
     // the second estimate measures nothing and gives the same numbers
     const second = (await estimatePlan(p.plan, rows, 'wasm')) as PlanEstimate;
     assert.equal(second.calibrationSeconds, 0);
     assert.deepEqual(second.runs, first.runs);
-    assert.match(formatEstimate(second), /^estimated wall time on wasm .+: .+ in all, .+ still to do\n( {2}train dit: 1 run|[\s\S]*)/);
+    assert.match(
+      formatEstimate(second),
+      /^estimated wall time on wasm .+: .+ in all, .+ still to do\n( {2}train dit: 1 run|[\s\S]*)/,
+    );
     assert.match(formatEstimate(second), /from the calibration cache/);
     // plan (and run --dry-run, which prints formatPlan) carries it
     const plan = await planRun({ spec: SPEC, db: join(cache, 'none.sqlite'), backend: 'wasm' });

@@ -16,13 +16,16 @@ export interface Proc {
 
 /** Starts `fpdm-exp <args>` from source without waiting. */
 export function startCli(args: string[]): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += String(d)));
   child.stderr!.on('data', (d) => (stderr += String(d)));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((res) =>
-    child.on('close', (code, signal) => res({ code, signal, stdout, stderr })),
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(
+    (res) => child.on('close', (code, signal) => res({ code, signal, stdout, stderr })),
   );
   return { child, done };
 }
@@ -84,9 +87,20 @@ export const TIMING_METRICS = ['sample_seconds', 'train_seconds', 'images_per_s'
 
 /** Every run (key, kind, status) and every non-timing metric row of a database, sorted. */
 export function results(db: string): { runs: string[]; metrics: string[] } {
-  const runs = query<{ run_key: string; kind: string; status: string; config: string }>(db, 'SELECT run_key, kind, status, config FROM runs ORDER BY run_key') ?? [];
+  const runs =
+    query<{ run_key: string; kind: string; status: string; config: string }>(
+      db,
+      'SELECT run_key, kind, status, config FROM runs ORDER BY run_key',
+    ) ?? [];
   const metrics =
-    query<{ run_key: string; name: string; value: number | null; step: number | null; tags: string; nonfinite: string | null }>(
+    query<{
+      run_key: string;
+      name: string;
+      value: number | null;
+      step: number | null;
+      tags: string;
+      nonfinite: string | null;
+    }>(
       db,
       'SELECT r.run_key, m.name, m.value, m.step, m.tags, m.nonfinite FROM metrics m JOIN runs r ON r.id = m.run_id',
     ) ?? [];

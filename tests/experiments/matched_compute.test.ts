@@ -12,7 +12,14 @@ import { budgetBlockEvals, exactSplits, type Allocation, type SamplingPlan } fro
 import type { Denoiser } from '../../src/diffusion/denoiser.js';
 import { diffusionConfig, type GaussianDiffusion } from '../../src/diffusion/process.js';
 import type { SampleOptions, SampleResult } from '../../src/diffusion/samplers.js';
-import { fpdmFrom, validateConfig, type DiffusionModel, type ForwardOptions, type ForwardResult, type ModelConfig } from '../../src/models/index.js';
+import {
+  fpdmFrom,
+  validateConfig,
+  type DiffusionModel,
+  type ForwardOptions,
+  type ForwardResult,
+  type ModelConfig,
+} from '../../src/models/index.js';
 import { samplePlan } from '../../src/cli/commands/sample.js';
 import { planModelSampling, specSamplingPlans, stepCost } from '../../src/experiments/budget.js';
 import { sampleAtBudget } from '../../src/experiments/sampling.js';
@@ -23,7 +30,17 @@ const DIFFUSION = diffusionConfig({ variance: 'fixed-small', loss: 'mse' });
 
 function config(kind: 'dit' | 'fpdm', depth: number, pre: number, post: number): ModelConfig {
   const dit = validateConfig({
-    kind: 'dit', inputSize: 2, patchSize: 1, inChannels: 1, hiddenSize: 4, depth, numHeads: 1, mlpRatio: 4, classDropoutProb: 0, numClasses: 1, learnSigma: false,
+    kind: 'dit',
+    inputSize: 2,
+    patchSize: 1,
+    inChannels: 1,
+    hiddenSize: 4,
+    depth,
+    numHeads: 1,
+    mlpRatio: 4,
+    classDropoutProb: 0,
+    numClasses: 1,
+    learnSigma: false,
   });
   return kind === 'dit' ? dit : fpdmFrom(dit, { preDepth: pre, postDepth: post });
 }
@@ -37,7 +54,12 @@ class CountingModel implements DiffusionModel {
   forward(): ForwardResult {
     throw new Error('the sampler uses forwardAsync');
   }
-  async forwardAsync(x: tf.Tensor4D, _t: tf.Tensor1D, _y: tf.Tensor1D, opts: ForwardOptions = {}): Promise<ForwardResult> {
+  async forwardAsync(
+    x: tf.Tensor4D,
+    _t: tf.Tensor1D,
+    _y: tf.Tensor1D,
+    opts: ForwardOptions = {},
+  ): Promise<ForwardResult> {
     this.calls += 1;
     const c = this.config;
     const out = tf.zerosLike(x);
@@ -77,7 +99,12 @@ class CountingModel implements DiffusionModel {
  * and calls the denoiser once per step, keeping x (the arithmetic of DDPM is tested elsewhere; the real
  * samplers' step count is checked in the last test).
  */
-async function walkSampler<S>(denoiser: Denoiser<S>, xT: tf.Tensor4D, process: GaussianDiffusion, o: SampleOptions<S>): Promise<SampleResult<S>> {
+async function walkSampler<S>(
+  denoiser: Denoiser<S>,
+  xT: tf.Tensor4D,
+  process: GaussianDiffusion,
+  o: SampleOptions<S>,
+): Promise<SampleResult<S>> {
   let state = o.initialState;
   const steps = process.numTimesteps;
   const t = tf.zeros([xT.shape[0]]) as tf.Tensor1D;
@@ -90,7 +117,11 @@ async function walkSampler<S>(denoiser: Denoiser<S>, xT: tf.Tensor4D, process: G
   return { x0: tf.clone(xT), state, steps, ms: 0 };
 }
 
-async function spend(model: CountingModel, plan: SamplingPlan, sampler: 'ddpm' | 'ddim' | typeof walkSampler = walkSampler) {
+async function spend(
+  model: CountingModel,
+  plan: SamplingPlan,
+  sampler: 'ddpm' | 'ddim' | typeof walkSampler = walkSampler,
+) {
   model.blocks = 0;
   model.calls = 0;
   const r = await sampleAtBudget({ model, diffusion: DIFFUSION, plan, n: 1, seed: 0, sampler, labels: 'cycle' });
@@ -114,10 +145,16 @@ test('for depths 2…28, budgets 2…40 and every split: the counted block evalu
       assert.equal(d.calls, K);
       cases++;
       for (const m of fpdms) {
-        const allocations: Allocation[] = depth === 4 || depth === 28 ? ['fixed', 'increasing', 'decreasing'] : ['fixed'];
+        const allocations: Allocation[] =
+          depth === 4 || depth === 28 ? ['fixed', 'increasing', 'decreasing'] : ['fixed'];
         for (const split of exactSplits(stepCost(m.config), K, 1000)) {
           for (const allocation of allocations) {
-            const plan = planModelSampling(m.config, { budget: K, steps: split.steps, allocation, diffusionSteps: 1000 });
+            const plan = planModelSampling(m.config, {
+              budget: K,
+              steps: split.steps,
+              allocation,
+              diffusionSteps: 1000,
+            });
             assert.equal(plan.blockEvals, B);
             const r = await spend(m, plan);
             const at = `FPDM depth ${depth} K ${K} ${split.steps}×${split.iters} ${allocation}`;
@@ -141,7 +178,13 @@ test('the tolerance allocation spends at most the budget and records what it act
     for (const K of [2, 5, 20]) {
       for (const split of exactSplits(stepCost(m.config), K, 1000)) {
         for (const tolerance of [Number.MIN_VALUE, 0.01]) {
-          const plan = planModelSampling(m.config, { budget: K, steps: split.steps, allocation: 'tolerance', tolerance, diffusionSteps: 1000 });
+          const plan = planModelSampling(m.config, {
+            budget: K,
+            steps: split.steps,
+            allocation: 'tolerance',
+            tolerance,
+            diffusionSteps: 1000,
+          });
           const r = await spend(m, plan);
           assert.ok(r.counted <= budgetBlockEvals(depth, K));
           assert.equal(r.account.blockEvaluations, r.counted);
@@ -164,7 +207,12 @@ test('the real DDPM and DDIM samplers execute the plan: one denoiser call per pl
         const d = await spend(dit, planModelSampling(dit.config, { budget: K, diffusionSteps: 1000 }), sampler);
         assert.equal(d.counted, depth * K);
         for (const split of exactSplits(stepCost(m.config), K, 1000).filter((s) => s.steps <= 60)) {
-          const plan = planModelSampling(m.config, { budget: K, steps: split.steps, allocation: 'increasing', diffusionSteps: 1000 });
+          const plan = planModelSampling(m.config, {
+            budget: K,
+            steps: split.steps,
+            allocation: 'increasing',
+            diffusionSteps: 1000,
+          });
           const r = await spend(m, plan, sampler);
           assert.equal(r.calls, split.steps);
           assert.equal(r.counted, depth * K);
@@ -183,11 +231,17 @@ test('a spec and the sample command agree on every case: the same plan, or the s
         const cost = stepCost(c);
         for (let K = 2; K <= 40; K++) {
           const B = budgetBlockEvals(depth, K);
-          const stepChoices = kind === 'dit' ? [undefined] : Array.from({ length: Math.min(B, 64) - 1 }, (_, i) => i + 2);
+          const stepChoices =
+            kind === 'dit' ? [undefined] : Array.from({ length: Math.min(B, 64) - 1 }, (_, i) => i + 2);
           for (const steps of stepChoices) {
             // a spec lists the split; a split that leaves no iteration does not apply at this budget
             if (steps !== undefined && steps * (pre + 1 + post) > B) continue;
-            const spec = specSamplingPlans(cost, { budgets: [K], splits: steps === undefined ? 'auto' : [steps], allocations: ['fixed'], diffusionSteps: 1000 });
+            const spec = specSamplingPlans(cost, {
+              budgets: [K],
+              splits: steps === undefined ? 'auto' : [steps],
+              allocations: ['fixed'],
+              diffusionSteps: 1000,
+            });
             let cli: SamplingPlan | UserError;
             try {
               cli = samplePlan(c, DIFFUSION, { budget: K, steps });
@@ -203,7 +257,11 @@ test('a spec and the sample command agree on every case: the same plan, or the s
             } else {
               assert.equal(spec.issues.length, 0, at);
               // auto (no steps) offers every exact split with >= K steps; the command's default is the K-step one
-              assert.deepEqual(steps === undefined && kind === 'fpdm' ? spec.plans[0] : spec.plans.find((p) => p.steps === cli.steps), cli, at);
+              assert.deepEqual(
+                steps === undefined && kind === 'fpdm' ? spec.plans[0] : spec.plans.find((p) => p.steps === cli.steps),
+                cli,
+                at,
+              );
               if (kind === 'fpdm' && steps !== undefined) assert.equal(steps * (pre + cli.iters! + post), B, at);
             }
           }

@@ -11,7 +11,14 @@ const N = 64;
 const options = { fidMode: 'pytorch-fid', kidSubsets: 100, kidSubsetSize: 1000, prdcK: 3, gridImages: 0 } as const;
 
 async function fd(x: Float32Array, shape: [number, number, number, number]): Promise<number> {
-  const rows = await distributionMetrics(x, shape, ['fd_mnist'], options, openMnist({ split: 'heldout', imageSize: 16 }), 'none');
+  const rows = await distributionMetrics(
+    x,
+    shape,
+    ['fd_mnist'],
+    options,
+    openMnist({ split: 'heldout', imageSize: 16 }),
+    'none',
+  );
   assert.equal(rows.length, 1);
   assert.equal(rows[0]!.name, 'fd_mnist');
   return rows[0]!.value;
@@ -24,13 +31,16 @@ test('fd_mnist is measured on the 8-bit images a user would save: a sample far o
   // ×40 saturates every stroke to ±1 beyond the range: still digit shapes once clamped
   const overdriven = digits.x.map((v) => 40 * v);
   let s = 7;
-  const noise = digits.x.map(() => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 30) - 1);
+  const noise = digits.x.map(() => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 30 - 1);
   const fdDigits = await fd(digits.x, shape);
   const fdOverdriven = await fd(overdriven, shape);
   const fdNoise = await fd(noise, shape);
   assert.ok(Number.isFinite(fdOverdriven));
   // unclamped, the features of the ×40 images would be ~40× larger and the distance ~1e5 or more
-  assert.ok(fdOverdriven < fdNoise, `saturated digits (${fdOverdriven}) should be nearer to MNIST than noise (${fdNoise})`);
+  assert.ok(
+    fdOverdriven < fdNoise,
+    `saturated digits (${fdOverdriven}) should be nearer to MNIST than noise (${fdNoise})`,
+  );
   assert.ok(fdDigits < fdOverdriven, `real digits (${fdDigits}) nearer than saturated ones (${fdOverdriven})`);
 });
 
@@ -43,14 +53,27 @@ test('kid_mnist: mean and std rows beside fd_mnist; near 0 for two sets of real 
   const noise = fromUint8(Uint8Array.from(digits.x, () => (s = (s * 1103515245 + 12345) % 2 ** 31) % 256));
   const heldout = openMnist({ split: 'heldout', imageSize: 16 });
   const kid = async (x: Float32Array) => {
-    const rows = await distributionMetrics(x, digits.shape, ['fd_mnist', 'kid_mnist'], { ...options, kidSubsetSize: 32 }, heldout, 'none');
-    assert.deepEqual(rows.map((r) => r.name), ['fd_mnist', 'kid_mnist', 'kid_mnist_std']);
+    const rows = await distributionMetrics(
+      x,
+      digits.shape,
+      ['fd_mnist', 'kid_mnist'],
+      { ...options, kidSubsetSize: 32 },
+      heldout,
+      'none',
+    );
+    assert.deepEqual(
+      rows.map((r) => r.name),
+      ['fd_mnist', 'kid_mnist', 'kid_mnist_std'],
+    );
     return { mean: rows[1]!.value, std: rows[2]!.value };
   };
   const real = await kid(digits.x);
   const fake = await kid(noise);
   assert.ok(real.std > 0 && fake.std > 0);
-  assert.ok(Math.abs(real.mean) < 3 * real.std + 0.05 * fake.mean, `real vs real: ${real.mean} ± ${real.std} should be near 0 (noise ${fake.mean})`);
+  assert.ok(
+    Math.abs(real.mean) < 3 * real.std + 0.05 * fake.mean,
+    `real vs real: ${real.mean} ± ${real.std} should be near 0 (noise ${fake.mean})`,
+  );
   assert.ok(fake.mean > 10 * Math.abs(real.mean), `noise ${fake.mean} vs real ${real.mean}`);
   // the same estimator on features computed here directly
   const net = loadMnistClassifier();

@@ -17,7 +17,11 @@ function canon(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canon).join(',')}]`;
   if (v !== null && typeof v === 'object') {
     const o = v as Record<string, unknown>;
-    return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canon(o[k])}`).join(',')}}`;
+    return `{${Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canon(o[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(v);
 }
@@ -32,14 +36,29 @@ test('run keys are the SHA-256 of the canonical resolved config, and plans are d
 
 test('keys ignore YAML key order and comments but change with seed, data fingerprint and tool version', () => {
   const base = plan(TINY_SPEC).runs.map((r) => r.key);
-  const reordered = edit(TINY_SPEC, '  steps: 4\n  batchSize: 4\n  lr: 0.001\n', '  lr: 0.001 # same\n  batchSize: 4\n  steps: 4\n');
-  assert.deepEqual(plan(reordered).runs.map((r) => r.key), base);
-  const other = [plan(TINY_SPEC, 'fp-b'), plan(TINY_SPEC, 'fp-a', '0.2.0'), plan(edit(TINY_SPEC, 'seeds: [0]', 'seeds: [1]'))];
+  const reordered = edit(
+    TINY_SPEC,
+    '  steps: 4\n  batchSize: 4\n  lr: 0.001\n',
+    '  lr: 0.001 # same\n  batchSize: 4\n  steps: 4\n',
+  );
+  assert.deepEqual(
+    plan(reordered).runs.map((r) => r.key),
+    base,
+  );
+  const other = [
+    plan(TINY_SPEC, 'fp-b'),
+    plan(TINY_SPEC, 'fp-a', '0.2.0'),
+    plan(edit(TINY_SPEC, 'seeds: [0]', 'seeds: [1]')),
+  ];
   for (const p of other) for (const r of p.runs) assert.ok(!base.includes(r.key));
 });
 
 test('each model is trained once per seed and shared by all its sampling settings', () => {
-  const text = edit(edit(TINY_SPEC, 'seeds: [0]', 'seeds: [0, 1]'), '  samples: 4', '  samples: 4\n  reuse: [false, true]\n  allocation: [fixed, increasing]');
+  const text = edit(
+    edit(TINY_SPEC, 'seeds: [0]', 'seeds: [0, 1]'),
+    '  samples: 4',
+    '  samples: 4\n  reuse: [false, true]\n  allocation: [fixed, increasing]',
+  );
   const p = plan(text);
   const trains = p.runs.filter((r) => r.kind === 'train');
   const samples = p.runs.filter((r): r is PlannedSample => r.kind === 'sample');
@@ -53,7 +72,9 @@ test('each model is trained once per seed and shared by all its sampling setting
     assert.equal(parent.modelName, s.modelName);
   }
   // a grid over a sampling setting does not retrain
-  const g = plan(edit(TINY_SPEC, 'seeds: [0]', 'seeds: [0]\ngrid:\n  sampling.eta: [0]\n  sampling.sampler: [ddpm, ddim]'));
+  const g = plan(
+    edit(TINY_SPEC, 'seeds: [0]', 'seeds: [0]\ngrid:\n  sampling.eta: [0]\n  sampling.sampler: [ddpm, ddim]'),
+  );
   assert.equal(g.runs.filter((r) => r.kind === 'train').length, 2);
 });
 
@@ -61,12 +82,22 @@ test('budgets: DiT spends K steps; FPDM S steps of K·depth/S − pre − post i
   const p = plan(TINY_SPEC);
   const s = p.runs.filter((r): r is PlannedSample => r.kind === 'sample');
   const dit = s.filter((r) => r.family === 'dit').map((r) => [r.config.sampling.budget, r.config.sampling.steps]);
-  assert.deepEqual(dit.sort(), [[2, 2], [4, 4]]);
-  const fp = s.filter((r) => r.family === 'fpdm').map((r) => [r.config.sampling.budget, r.config.sampling.steps, r.config.sampling.iters]);
-  assert.deepEqual(fp.sort(), [[2, 2, 1], [4, 2, 4], [4, 4, 1]]);
+  assert.deepEqual(dit.sort(), [
+    [2, 2],
+    [4, 4],
+  ]);
+  const fp = s
+    .filter((r) => r.family === 'fpdm')
+    .map((r) => [r.config.sampling.budget, r.config.sampling.steps, r.config.sampling.iters]);
+  assert.deepEqual(fp.sort(), [
+    [2, 2, 1],
+    [4, 2, 4],
+    [4, 4, 1],
+  ]);
   // estimated cost of a sample run = samples × block evaluations per image = samples × depth·K (exact)
   for (const r of s) {
-    const per = r.family === 'dit' ? r.config.sampling.steps * 3 : r.config.sampling.steps * (2 + r.config.sampling.iters!);
+    const per =
+      r.family === 'dit' ? r.config.sampling.steps * 3 : r.config.sampling.steps * (2 + r.config.sampling.iters!);
     assert.equal(per, 3 * r.config.sampling.budget);
     assert.equal(r.plan.blockEvals, per);
     assert.equal(r.cost, 4 * per);

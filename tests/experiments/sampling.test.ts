@@ -10,14 +10,20 @@ import { UserError } from '../../src/util/errors.js';
 import { useBackend } from '../helpers.js';
 
 // A tiny trunk of depth 4 so that FPDM (1 pre + 1 post) has several splits of a budget.
-const BASE = validateConfig({ ...ditPreset('DiT-S/4', { inputSize: 8, inChannels: 1, numClasses: 3 }), hiddenSize: 16, numHeads: 2, depth: 4 });
+const BASE = validateConfig({
+  ...ditPreset('DiT-S/4', { inputSize: 8, inChannels: 1, numClasses: 3 }),
+  hiddenSize: 16,
+  numHeads: 2,
+  depth: 4,
+});
 const FP = fpdmFrom(BASE, { preDepth: 1, postDepth: 1 });
 
 /** Untrained weights are zero-initialised in adaLN (identity blocks); perturb them so outputs depend on everything. */
 function model(kind: 'dit' | 'fpdm', seed = 1): AnyModel {
   const m = createModel(kind === 'dit' ? BASE : FP, seed);
   let i = 0;
-  for (const v of m.params.values()) tf.tidy(() => v.assign(tf.add(v, tf.mul(0.05, tf.randomNormal(v.shape, 0, 1, 'float32', seed * 1000 + i++)))));
+  for (const v of m.params.values())
+    tf.tidy(() => v.assign(tf.add(v, tf.mul(0.05, tf.randomNormal(v.shape, 0, 1, 'float32', seed * 1000 + i++)))));
   return m;
 }
 
@@ -26,7 +32,15 @@ type Request = Partial<Omit<SamplingRequest, 'diffusionSteps'>>;
 /** Sampling options with the plan made by planSampling from the request fields (budget 3 by default). */
 function opts(m: AnyModel, extra: Partial<Omit<SampleAtBudgetOptions, 'plan'>> & Request = {}): SampleAtBudgetOptions {
   const { budget = 3, steps, iters, allocation, tolerance, maxItersPerStep, ...rest } = extra;
-  const plan = planModelSampling(m.config, { budget, steps, iters, allocation, tolerance, maxItersPerStep, diffusionSteps: 1000 });
+  const plan = planModelSampling(m.config, {
+    budget,
+    steps,
+    iters,
+    allocation,
+    tolerance,
+    maxItersPerStep,
+    diffusionSteps: 1000,
+  });
   return { model: m, diffusion: diffusionConfig({}), n: 4, seed: 5, plan, ...rest };
 }
 
@@ -41,7 +55,10 @@ test('DiT at budget K takes K steps of depth blocks; same seed same samples, ano
   assert.equal(a.account.ditStepEquivalents, 3);
   assert.equal(a.account.flops, 3 * 4 * modelFlops(BASE).forward());
   assert.deepEqual(a.samples, b.samples);
-  assert.ok(a.samples.some((v, i) => v !== c.samples[i]), 'another seed gives other samples');
+  assert.ok(
+    a.samples.some((v, i) => v !== c.samples[i]),
+    'another seed gives other samples',
+  );
   assert.ok(a.samples.every(Number.isFinite));
   assert.throws(() => opts(m, { steps: 5 }), UserError);
   m.dispose();
@@ -75,7 +92,9 @@ test('tolerance allocation never exceeds the iteration budget; reuse changes the
   await useBackend('cpu');
   const m = model('fpdm');
   for (const tol of [1e-9, 0.5]) {
-    const r = await sampleAtBudget(opts(m, { budget: null, steps: 4, iters: 2, allocation: 'tolerance', tolerance: tol, maxItersPerStep: 5 }));
+    const r = await sampleAtBudget(
+      opts(m, { budget: null, steps: 4, iters: 2, allocation: 'tolerance', tolerance: tol, maxItersPerStep: 5 }),
+    );
     const used = r.account.itersPerStep!.reduce((s, v) => s + v, 0);
     assert.ok(used <= 8, `tol ${tol}: ${used} iterations for a budget of 8`);
     assert.ok(r.account.itersPerStep!.every((v) => v >= 1 && v <= 5));
@@ -83,7 +102,10 @@ test('tolerance allocation never exceeds the iteration budget; reuse changes the
   }
   const plain = await sampleAtBudget(opts(m, { budget: null, steps: 4, iters: 1 }));
   const reuse = await sampleAtBudget(opts(m, { budget: null, steps: 4, iters: 1, reuse: true }));
-  assert.ok(plain.samples.some((v, i) => v !== reuse.samples[i]), 'reuse starts steps from the previous solution');
+  assert.ok(
+    plain.samples.some((v, i) => v !== reuse.samples[i]),
+    'reuse starts steps from the previous solution',
+  );
   assert.equal(reuse.account.blockEvaluations, plain.account.blockEvaluations);
   const cfg = await sampleAtBudget(opts(m, { budget: null, steps: 4, iters: 1, cfgScale: 3 }));
   assert.equal(cfg.account.flops, 2 * plain.account.flops);

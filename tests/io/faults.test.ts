@@ -46,17 +46,29 @@ function exits2(path: string, re: RegExp): void {
 
 test('safetensors: well-formed back-to-back tensors read; overlap, gap and trailing bytes are refused naming the tensor', () => {
   const data = f32(1, 2, 3, 4);
-  const ok = rawSafetensors('ok.safetensors', { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } }, data);
+  const ok = rawSafetensors(
+    'ok.safetensors',
+    { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } },
+    data,
+  );
   const t = readSafetensors(ok).tensors;
   assert.deepEqual([...(t.get('b')!.data as Float32Array)], [3, 4]);
 
   // b reads bytes 4..12, inside a's 0..8: two tensors share bytes
-  const overlap = rawSafetensors('overlap.safetensors', { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, data.subarray(0, 12));
+  const overlap = rawSafetensors(
+    'overlap.safetensors',
+    { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } },
+    data.subarray(0, 12),
+  );
   assert.throws(() => readSafetensors(overlap), userError(/overlap\.safetensors.*tensor 'b'.*overlaps tensor 'a'/));
   exits2(overlap, /tensor 'b'.*overlaps/);
 
   // b starts 4 bytes after a ends: hidden bytes between them
-  const gap = rawSafetensors('gap.safetensors', { a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } }, data);
+  const gap = rawSafetensors(
+    'gap.safetensors',
+    { a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } },
+    data,
+  );
   assert.throws(() => readSafetensors(gap), userError(/tensor 'b'.*gap of 4 bytes after tensor 'a'/));
   exits2(gap, /gap of 4 bytes/);
 
@@ -65,26 +77,47 @@ test('safetensors: well-formed back-to-back tensors read; overlap, gap and trail
   assert.throws(() => readSafetensors(late), userError(/tensor 'a'.*gap of 8 bytes after the header/));
 
   // 4 bytes after the last tensor
-  const trailing = rawSafetensors('trailing.safetensors', { a: { dtype: 'F32', shape: [3], data_offsets: [0, 12] } }, data);
+  const trailing = rawSafetensors(
+    'trailing.safetensors',
+    { a: { dtype: 'F32', shape: [3], data_offsets: [0, 12] } },
+    data,
+  );
   assert.throws(() => readSafetensors(trailing), userError(/cover 12 data bytes but 16 follow/));
   exits2(trailing, /trailing/);
 
   // end before begin
-  const backwards = rawSafetensors('backwards.safetensors', { a: { dtype: 'F32', shape: [0], data_offsets: [8, 0] } }, data.subarray(0, 8));
+  const backwards = rawSafetensors(
+    'backwards.safetensors',
+    { a: { dtype: 'F32', shape: [0], data_offsets: [8, 0] } },
+    data.subarray(0, 8),
+  );
   assert.throws(() => readSafetensors(backwards), userError(/tensor 'a'.*end before they begin/));
 
   // metadata that is not str → str
-  const meta = rawSafetensors('meta.safetensors', { __metadata__: { step: 3 }, a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, data.subarray(0, 4));
+  const meta = rawSafetensors(
+    'meta.safetensors',
+    { __metadata__: { step: 3 }, a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } },
+    data.subarray(0, 4),
+  );
   assert.throws(() => readSafetensors(meta), userError(/__metadata__ must map strings to strings/));
 });
 
 test('safetensors: a tensor over the stated memory limit is refused before anything is allocated', () => {
-  const p = rawSafetensors('limit.safetensors', { big: { dtype: 'F32', shape: [4, 4], data_offsets: [0, 64] } }, new Uint8Array(64));
+  const p = rawSafetensors(
+    'limit.safetensors',
+    { big: { dtype: 'F32', shape: [4, 4], data_offsets: [0, 64] } },
+    new Uint8Array(64),
+  );
   const saved = process.env.FPDM_MAX_TENSOR_BYTES;
   process.env.FPDM_MAX_TENSOR_BYTES = '32';
   try {
     assert.deepEqual(tensorByteLimit(), { bytes: 32, why: 'FPDM_MAX_TENSOR_BYTES' });
-    assert.throws(() => readSafetensors(p), userError(/limit\.safetensors': tensor 'big' \(F32 \[4, 4\]\) has 16 elements, 64 bytes once read, more than the limit of 32 bytes \(FPDM_MAX_TENSOR_BYTES\)/));
+    assert.throws(
+      () => readSafetensors(p),
+      userError(
+        /limit\.safetensors': tensor 'big' \(F32 \[4, 4\]\) has 16 elements, 64 bytes once read, more than the limit of 32 bytes \(FPDM_MAX_TENSOR_BYTES\)/,
+      ),
+    );
     const f = openSafetensors(p);
     try {
       assert.throws(() => f.read('big'), userError(/tensor 'big'/));
@@ -146,11 +179,13 @@ class Pickle {
 }
 
 type Arg = (p: Pickle) => void;
-const ints = (...v: (number | bigint)[]): Arg => (p) => {
-  p.mark();
-  for (const x of v) typeof x === 'bigint' ? p.long(x) : p.int(x);
-  p.tuple();
-};
+const ints =
+  (...v: (number | bigint)[]): Arg =>
+  (p) => {
+    p.mark();
+    for (const x of v) typeof x === 'bigint' ? p.long(x) : p.int(x);
+    p.tuple();
+  };
 
 /**
  * `{name: _rebuild_tensor_v2(storage('0', FloatStorage, numel), offset, size, stride, False, OrderedDict())}`
@@ -175,16 +210,23 @@ function torchZip(file: string, name: string, storage: Float32Array, offset: Arg
   return path;
 }
 
-const tensorAt = (path: string, name: string): HostTensor => (readTorch(path).root as Map<string, HostTensor>).get(name)!;
+const tensorAt = (path: string, name: string): HostTensor =>
+  (readTorch(path).root as Map<string, HostTensor>).get(name)!;
 
 test('PyTorch zip: a hand-pickled strided and a small expanded (stride-0) tensor read with the values PyTorch gives', () => {
   const s = Float32Array.from([10, 11, 12, 13, 14, 15]);
   // transpose view: size (3, 2), stride (1, 3) of [[10, 11, 12], [13, 14, 15]] → [[10, 13], [11, 14], [12, 15]]
-  const t = tensorAt(torchZip('t.pt', 'w', s, (p) => p.int(0), ints(3, 2), ints(1, 3)), 'w');
+  const t = tensorAt(
+    torchZip('t.pt', 'w', s, (p) => p.int(0), ints(3, 2), ints(1, 3)),
+    'w',
+  );
   assert.deepEqual(t.shape, [3, 2]);
   assert.deepEqual([...(t.data as Float32Array)], [10, 13, 11, 14, 12, 15]);
   // torch.tensor([11., 12.]).expand(3, 2): size (3, 2), stride (0, 1), offset 1
-  const e = tensorAt(torchZip('e.pt', 'b', s, (p) => p.int(1), ints(3, 2), ints(0, 1)), 'b');
+  const e = tensorAt(
+    torchZip('e.pt', 'b', s, (p) => p.int(1), ints(3, 2), ints(0, 1)),
+    'b',
+  );
   assert.deepEqual([...(e.data as Float32Array)], [11, 12, 11, 12, 11, 12]);
 });
 
@@ -195,7 +237,13 @@ test('PyTorch zip: rebuild arguments of the wrong type or sign are refused namin
     ['offset_neg.pt', (p) => p.int(-1), ints(2, 2), ints(2, 1), /storage offset is number -1/],
     ['size_int.pt', (p) => p.int(0), (p) => p.int(4), ints(1), /size is number 4, not a tuple/],
     ['size_str.pt', (p) => p.int(0), (p) => p.mark().int(2).str('2').tuple(), ints(2, 1), /size\[1\] is string "2"/],
-    ['stride_float.pt', (p) => p.int(0), ints(2, 2), (p) => p.mark().float(2).float(1).tuple(), /stride\[0\] is the float 2\.0, not a non-negative integer/],
+    [
+      'stride_float.pt',
+      (p) => p.int(0),
+      ints(2, 2),
+      (p) => p.mark().float(2).float(1).tuple(),
+      /stride\[0\] is the float 2\.0, not a non-negative integer/,
+    ],
     ['offset_float.pt', (p) => p.float(0.5), ints(2, 2), ints(2, 1), /storage offset is the float 0\.5/],
     ['stride_neg.pt', (p) => p.int(0), ints(2, 2), ints(-2, 1), /stride\[0\] is number -2/],
     ['rank.pt', (p) => p.int(0), ints(2, 2), ints(1), /size has 2 dimensions and its stride 1/],
@@ -203,7 +251,15 @@ test('PyTorch zip: rebuild arguments of the wrong type or sign are refused namin
   ];
   for (const [file, offset, size, stride, re] of cases) {
     const path = torchZip(file, 'blocks.0.weight', s, offset, size, stride);
-    assert.throws(() => readTorch(path), (e: unknown) => e instanceof UserError && e.message.includes(file) && /tensor 'blocks\.0\.weight'/.test(e.message) && re.test(e.message), file);
+    assert.throws(
+      () => readTorch(path),
+      (e: unknown) =>
+        e instanceof UserError &&
+        e.message.includes(file) &&
+        /tensor 'blocks\.0\.weight'/.test(e.message) &&
+        re.test(e.message),
+      file,
+    );
   }
   exits2(join(dir, 'size_str.pt'), /size_str\.pt.*tensor 'blocks\.0\.weight'/);
 });
@@ -213,7 +269,9 @@ test('PyTorch zip: a legal expanded tensor of 2^33 elements is refused with the 
   const path = torchZip('huge.pt', 'pos_embed', Float32Array.from([0]), (p) => p.int(0), ints(2n ** 33n), ints(0));
   assert.throws(
     () => readTorch(path),
-    userError(/huge\.pt': tensor 'pos_embed' \(F32 \[8589934592\]\) has 8,589,934,592 elements, 32\.0 GiB once read, more than the limit .*expanded view \(stride 0 in dimension 0\) of only 1 stored elements/),
+    userError(
+      /huge\.pt': tensor 'pos_embed' \(F32 \[8589934592\]\) has 8,589,934,592 elements, 32\.0 GiB once read, more than the limit .*expanded view \(stride 0 in dimension 0\) of only 1 stored elements/,
+    ),
   );
   exits2(path, /tensor 'pos_embed'.*expanded view/);
 });

@@ -38,7 +38,11 @@ test('round trip of every dtype is bit-exact', () => {
     const b = back.tensors.get(k)!;
     assert.equal(b.dtype, v.dtype, k);
     assert.deepEqual(b.shape, v.shape, k);
-    assert.deepEqual(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength), Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength), k);
+    assert.deepEqual(
+      Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength),
+      Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength),
+      k,
+    );
   }
   // a re-write of what was read is byte-identical to the first file
   const p2 = join(dir, 'all2.safetensors');
@@ -62,14 +66,26 @@ test('a truncated file and a corrupt header each give one UserError', () => {
   const good = readFileSync(fixture('dit_tiny.io.safetensors'));
   const trunc = join(dir, 'trunc.safetensors');
   writeFileSync(trunc, good.subarray(0, good.length - 100));
-  assert.throws(() => readSafetensors(trunc), (e: unknown) => e instanceof UserError && /truncated/.test(e.message));
+  assert.throws(
+    () => readSafetensors(trunc),
+    (e: unknown) => e instanceof UserError && /truncated/.test(e.message),
+  );
   const tiny = join(dir, 'tiny.safetensors');
   writeFileSync(tiny, good.subarray(0, 5));
-  assert.throws(() => readSafetensors(tiny), (e: unknown) => e instanceof UserError && /truncated/.test(e.message));
+  assert.throws(
+    () => readSafetensors(tiny),
+    (e: unknown) => e instanceof UserError && /truncated/.test(e.message),
+  );
   const corrupt = Buffer.from(good);
   corrupt.write('{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,999]}}', 8);
   const bad = join(dir, 'corrupt.safetensors');
   writeFileSync(bad, corrupt);
-  assert.throws(() => readSafetensors(bad), (e: unknown) => e instanceof UserError && /not JSON|corrupt/.test(e.message));
-  assert.throws(() => readSafetensors(join(dir, 'missing.safetensors')), (e: unknown) => e instanceof UserError && /does not exist/.test(e.message));
+  assert.throws(
+    () => readSafetensors(bad),
+    (e: unknown) => e instanceof UserError && /not JSON|corrupt/.test(e.message),
+  );
+  assert.throws(
+    () => readSafetensors(join(dir, 'missing.safetensors')),
+    (e: unknown) => e instanceof UserError && /does not exist/.test(e.message),
+  );
 });

@@ -19,7 +19,12 @@ function assertSameTensors(a: TensorMap, b: TensorMap, what: string): void {
     const u = b.get(k)!;
     assert.equal(u.dtype, t.dtype, `${what}: ${k} dtype`);
     assert.deepEqual(u.shape, t.shape, `${what}: ${k} shape`);
-    assert.ok(Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength).equals(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)), `${what}: ${k} values`);
+    assert.ok(
+      Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength).equals(
+        Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+      ),
+      `${what}: ${k} values`,
+    );
   }
 }
 
@@ -30,7 +35,10 @@ for (const model of ['dit_tiny', 'fpdm_tiny']) {
     assert.equal(detectFormat(fixture(`${model}.legacy.pt`)), 'torch-legacy');
     assertSameTensors(st, readWeights(fixture(`${model}.pt`)), `${model}.pt`);
     assertSameTensors(st, readWeights(fixture(`${model}.legacy.pt`)), `${model}.legacy.pt`);
-    const expected = JSON.parse(readFileSync(fixture('fixtures.json'), 'utf8'))[model].tensors as Record<string, number[]>;
+    const expected = JSON.parse(readFileSync(fixture('fixtures.json'), 'utf8'))[model].tensors as Record<
+      string,
+      number[]
+    >;
     for (const [k, shape] of Object.entries(expected)) assert.deepEqual(st.get(k)?.shape, shape, k);
   });
 }
@@ -69,11 +77,17 @@ test('a training checkpoint (model/ema/opt/args) reads by entry; strided views a
   assert.deepEqual([...toFloat64(ema.get('linear.weight')!)], values['ema.linear.weight']);
   const model = readWeights(join(DATA, 'nested_ckpt.pt'), { entry: 'model' });
   assert.ok(model.has('linear.weight_t'));
-  assert.throws(() => readWeights(join(DATA, 'nested_ckpt.pt'), { entry: 'teacher' }), (e: unknown) => e instanceof UserError && /no 'teacher'/.test(e.message));
+  assert.throws(
+    () => readWeights(join(DATA, 'nested_ckpt.pt'), { entry: 'teacher' }),
+    (e: unknown) => e instanceof UserError && /no 'teacher'/.test(e.message),
+  );
 });
 
 test('a pickle that names a forbidden global is refused, nothing is executed', () => {
-  assert.throws(() => readAny(join(DATA, 'evil_global.pt')), (e: unknown) => e instanceof UserError && /posix\.system/.test(e.message) && /executes no code/.test(e.message));
+  assert.throws(
+    () => readAny(join(DATA, 'evil_global.pt')),
+    (e: unknown) => e instanceof UserError && /posix\.system/.test(e.message) && /executes no code/.test(e.message),
+  );
   const r = runCli(['inspect', join(DATA, 'evil_global.pt')]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /^error: .*posix\.system/);
@@ -82,11 +96,16 @@ test('a pickle that names a forbidden global is refused, nothing is executed', (
 
 test('a zip with a missing record, a truncated zip and a truncated legacy file each give one clear error (exit 2)', () => {
   const src = openZip(fixture('dit_tiny.pt'));
-  const files = src.entries.filter((e) => !e.name.endsWith('/data/3')).map((e) => ({ name: e.name, data: src.read(e.name) }));
+  const files = src.entries
+    .filter((e) => !e.name.endsWith('/data/3'))
+    .map((e) => ({ name: e.name, data: src.read(e.name) }));
   src.close();
   const missing = join(dir, 'missing_record.pt');
   writeFileSync(missing, Buffer.concat(zipChunks(files)));
-  assert.throws(() => readWeights(missing), (e: unknown) => e instanceof UserError && /missing the zip record '.*data\/3'/.test(e.message));
+  assert.throws(
+    () => readWeights(missing),
+    (e: unknown) => e instanceof UserError && /missing the zip record '.*data\/3'/.test(e.message),
+  );
   const full = readFileSync(fixture('dit_tiny.pt'));
   const truncZip = join(dir, 'trunc.pt');
   writeFileSync(truncZip, full.subarray(0, full.length - 2000));
@@ -107,15 +126,26 @@ test('a zip with a missing record, a truncated zip and a truncated legacy file e
   flipped[ent.localHeaderOffset + 200] ^= 0xff;
   const corrupt = join(dir, 'flipped.pt');
   writeFileSync(corrupt, flipped);
-  assert.throws(() => readWeights(corrupt), (e: unknown) => e instanceof UserError && /CRC-32|corrupt/.test(e.message));
+  assert.throws(
+    () => readWeights(corrupt),
+    (e: unknown) => e instanceof UserError && /CRC-32|corrupt/.test(e.message),
+  );
 });
 
 test('inspect --json lists names, dtypes, shapes, count and total elements', () => {
   const r = runCli(['inspect', '--json', fixture('fpdm_tiny.legacy.pt')]);
   assert.equal(r.code, 0, r.stderr);
-  const j = JSON.parse(r.stdout) as { format: string; count: number; totalElements: number; tensors: { name: string; shape: number[] }[] };
+  const j = JSON.parse(r.stdout) as {
+    format: string;
+    count: number;
+    totalElements: number;
+    tensors: { name: string; shape: number[] }[];
+  };
   assert.equal(j.format, 'torch-legacy');
-  const expected = JSON.parse(readFileSync(fixture('fixtures.json'), 'utf8')).fpdm_tiny.tensors as Record<string, number[]>;
+  const expected = JSON.parse(readFileSync(fixture('fixtures.json'), 'utf8')).fpdm_tiny.tensors as Record<
+    string,
+    number[]
+  >;
   assert.equal(j.count, Object.keys(expected).length);
   const total = Object.values(expected).reduce((s, shape) => s + shape.reduce((a, b) => a * b, 1), 0);
   assert.equal(j.totalElements, total);

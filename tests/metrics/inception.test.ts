@@ -42,7 +42,11 @@ for (const [backend, n] of [['wasm', 6], ['cpu', 1], ...GPU] as const) {
     const before = tf.memory().numTensors;
     const net = new FidInception(weights);
     const img = io.get('images_uint8_nchw')!.data as Uint8Array; // [6, 3, 32, 32]
-    const r = await extractFeatures(net, img.subarray(0, n * 3 * 32 * 32), [n, 3, 32, 32], { mode: 'pytorch-fid', blocks: true, batch: 3 });
+    const r = await extractFeatures(net, img.subarray(0, n * 3 * 32 * 32), [n, 3, 32, 32], {
+      mode: 'pytorch-fid',
+      blocks: true,
+      batch: 3,
+    });
     assert.equal(r.mode, 'pytorch-fid');
     const errs = {
       features_2048: relErr(r.features, 'features_2048'),

@@ -12,7 +12,10 @@ for (const backend of TEST_BACKENDS) {
     const { result, memory } = await measureMemory(() => tf.tidy(() => tf.ones([1000, 1000]).sum()));
     assert.equal(memory.method, 'profile');
     assert.equal(memory.peakTensorBytes - memory.startTensorBytes, memory.peakRegionBytes);
-    assert.ok(memory.peakRegionBytes >= 4_000_000 && memory.peakRegionBytes < 4_100_000, String(memory.peakRegionBytes));
+    assert.ok(
+      memory.peakRegionBytes >= 4_000_000 && memory.peakRegionBytes < 4_100_000,
+      String(memory.peakRegionBytes),
+    );
     assert.equal(memory.endTensorBytes - memory.startTensorBytes, 4, 'only the scalar result stays');
     assert.ok(memory.startTensorBytes >= 40);
     result.dispose();
@@ -35,7 +38,12 @@ for (const backend of TEST_BACKENDS) {
 
 test('timing excludes warm-up calls and reports the median throughput', async () => {
   let calls = 0;
-  const r = await timeIt(() => { calls++; }, { warmup: 2, repeats: 5, itemsPerCall: 8 });
+  const r = await timeIt(
+    () => {
+      calls++;
+    },
+    { warmup: 2, repeats: 5, itemsPerCall: 8 },
+  );
   assert.equal(calls, 7);
   assert.equal(r.seconds.length, 5);
   assert.equal(r.warmup, 2);

@@ -63,11 +63,12 @@ test('analytic Fréchet cases: equal covariances give ‖Δμ‖²; commuting di
   // random SPD Σ = X Xᵀ/d + 0.1 I
   const X = Float64Array.from(rng.normals(d * d));
   const sig = new Float64Array(d * d);
-  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) {
-    let s = 0;
-    for (let k = 0; k < d; k++) s += X[i * d + k]! * X[j * d + k]!;
-    sig[i * d + j] = s / d + (i === j ? 0.1 : 0);
-  }
+  for (let i = 0; i < d; i++)
+    for (let j = 0; j < d; j++) {
+      let s = 0;
+      for (let k = 0; k < d; k++) s += X[i * d + k]! * X[j * d + k]!;
+      sig[i * d + j] = s / d + (i === j ? 0.1 : 0);
+    }
   const m1 = Float64Array.from(rng.normals(d));
   const m2 = Float64Array.from(rng.normals(d));
   let dm = 0;
@@ -110,7 +111,10 @@ test('FID rejects a non-PSD covariance (large imaginary part) and mismatched siz
   const I = Float64Array.from([1, 0, 0, 0, 1, 0, 0, 0, 1]);
   const bad = Float64Array.from([1, 0, 0, 0, -4, 0, 0, 0, 1]);
   assert.throws(() => frechetDistance(new Float64Array(d), I, new Float64Array(d), bad), /imaginary component/);
-  assert.throws(() => frechetDistance(new Float64Array(d), I, new Float64Array(2), Float64Array.from([1, 0, 0, 1])), /differ in size/);
+  assert.throws(
+    () => frechetDistance(new Float64Array(d), I, new Float64Array(2), Float64Array.from([1, 0, 0, 1])),
+    /differ in size/,
+  );
 });
 
 test('KID on the full sets (one subset = all samples) matches; subsets are seeded', () => {

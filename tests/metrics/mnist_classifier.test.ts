@@ -8,14 +8,25 @@ import { openMnist } from '../../src/data/mnist.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { f32, toFloat32 } from '../../src/io/tensor.js';
 import {
-  MNIST_CLASSIFIER_WEIGHTS, MNIST_FEATURE_DIM, MnistClassifier, conv2dValid, loadMnistClassifier, mnistAccuracy, mnistFeatures, toClassifierInput,
+  MNIST_CLASSIFIER_WEIGHTS,
+  MNIST_FEATURE_DIM,
+  MnistClassifier,
+  conv2dValid,
+  loadMnistClassifier,
+  mnistAccuracy,
+  mnistFeatures,
+  toClassifierInput,
 } from '../../src/metrics/mnist_classifier.js';
 import { fdMnistDetails } from '../../src/metrics/mnist_fd.js';
 import { UserError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
 import { maxAbsDiff, useBackend } from '../helpers.js';
 
-const record = JSON.parse(readFileSync(MNIST_CLASSIFIER_WEIGHTS.replace(/\.safetensors$/, '.json'), 'utf8')) as { heldoutAccuracy: number; heldoutSize: number; backend: string };
+const record = JSON.parse(readFileSync(MNIST_CLASSIFIER_WEIGHTS.replace(/\.safetensors$/, '.json'), 'utf8')) as {
+  heldoutAccuracy: number;
+  heldoutSize: number;
+  backend: string;
+};
 const range = (a: number, b: number): Int32Array => Int32Array.from({ length: b - a }, (_, i) => a + i);
 
 test('shipped weights: held-out accuracy >= 98% on the whole held-out split (digits never trained on), as recorded', async () => {
@@ -27,16 +38,20 @@ test('shipped weights: held-out accuracy >= 98% on the whole held-out split (dig
   const acc = await mnistAccuracy(model, b.x, b.shape, b.y);
   model.dispose();
   assert.ok(acc >= 0.98, `held-out accuracy ${acc}`);
-  assert.ok(Math.abs(acc - record.heldoutAccuracy) <= 2 / held.size, `accuracy ${acc} vs recorded ${record.heldoutAccuracy}`);
+  assert.ok(
+    Math.abs(acc - record.heldoutAccuracy) <= 2 / held.size,
+    `accuracy ${acc} vs recorded ${record.heldoutAccuracy}`,
+  );
 });
 
-test('the hand-written conv gradient equals tf.conv2d\'s (cpu backend has Conv2DBackpropFilter)', async () => {
+test("the hand-written conv gradient equals tf.conv2d's (cpu backend has Conv2DBackpropFilter)", async () => {
   await useBackend('cpu');
   const r = new Rng(5);
   const x = tf.tensor4d(r.normals(2 * 9 * 8 * 3), [2, 9, 8, 3]);
   const w = tf.tensor4d(r.normals(4 * 3 * 3 * 5), [4, 3, 3, 5]);
   const dy = tf.tensor4d(r.normals(2 * 6 * 6 * 5), [2, 6, 6, 5]);
-  const loss = (f: (a: tf.Tensor4D, b: tf.Tensor4D) => tf.Tensor4D) => (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor4D, b as tf.Tensor4D), dy));
+  const loss = (f: (a: tf.Tensor4D, b: tf.Tensor4D) => tf.Tensor4D) => (a: tf.Tensor, b: tf.Tensor) =>
+    tf.sum(tf.mul(f(a as tf.Tensor4D, b as tf.Tensor4D), dy));
   const ours = tf.grads(loss(conv2dValid))([x, w]);
   const ref = tf.grads(loss((a, b) => tf.conv2d(a, b, 1, 'valid')))([x, w]);
   assert.ok(maxAbsDiff(conv2dValid(x, w).dataSync(), tf.conv2d(x, w, 1, 'valid').dataSync()) < 1e-5);
@@ -48,10 +63,16 @@ test('input mapping: 32×32 is center-cropped, 3 channels averaged, other sizes 
   const r = new Rng(2);
   const x28 = r.normals(2 * 28 * 28).map(Math.tanh);
   const x32 = new Float32Array(2 * 32 * 32).fill(-1);
-  for (let i = 0; i < 2; i++) for (let y = 0; y < 28; y++) x32.set(x28.subarray((i * 28 + y) * 28, (i * 28 + y + 1) * 28), (i * 32 + y + 2) * 32 + 2);
+  for (let i = 0; i < 2; i++)
+    for (let y = 0; y < 28; y++)
+      x32.set(x28.subarray((i * 28 + y) * 28, (i * 28 + y + 1) * 28), (i * 32 + y + 2) * 32 + 2);
   assert.deepEqual(toClassifierInput(x32, [2, 1, 32, 32]), x28);
   const rgb = new Float32Array(3 * 28 * 28);
-  for (let k = 0; k < 3; k++) rgb.set(x28.subarray(0, 784).map((v) => v + (k - 1) * 0.25), k * 784);
+  for (let k = 0; k < 3; k++)
+    rgb.set(
+      x28.subarray(0, 784).map((v) => v + (k - 1) * 0.25),
+      k * 784,
+    );
   assert.ok(maxAbsDiff(toClassifierInput(rgb, [1, 3, 28, 28]), x28.subarray(0, 784)) < 1e-6);
   assert.equal(toClassifierInput(new Float32Array(3 * 64 * 64).fill(0.5), [3, 1, 64, 64]).length, 3 * 784);
   assert.throws(() => toClassifierInput(new Float32Array(2 * 32 * 32), [1, 2, 32, 32]), UserError);
@@ -81,7 +102,11 @@ test('fd_mnist: ~0 for identical sets, small for two real sets, large for noise 
   const train = await openMnist({ split: 'train' }).batch(range(0, 600));
   const r = new Rng(9);
   const noise = { x: r.normals(600 * 1024).map((v) => Math.max(-1, Math.min(1, v))), shape: [600, 1, 32, 32] };
-  const ones = await openMnist({ split: 'train' }).batch(range(0, 6000).filter((i) => i % 10 === 1).slice(0, 600));
+  const ones = await openMnist({ split: 'train' }).batch(
+    range(0, 6000)
+      .filter((i) => i % 10 === 1)
+      .slice(0, 600),
+  );
   const same = await fdMnistDetails(held, held, model);
   const real = (await fdMnistDetails(held, train, model)).value;
   const vsNoise = (await fdMnistDetails(held, noise, model)).value;
@@ -97,7 +122,10 @@ test('a weights file with a wrong tensor shape is a UserError naming the tensor'
   try {
     const p = join(dir, 'bad.safetensors');
     writeSafetensors(p, { 'conv1.weight': f32([16, 1, 5, 5], new Float32Array(400)) });
-    assert.throws(() => loadMnistClassifier(p), (e: Error) => e instanceof UserError && e.message.includes('conv1.weight'));
+    assert.throws(
+      () => loadMnistClassifier(p),
+      (e: Error) => e instanceof UserError && e.message.includes('conv1.weight'),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -113,6 +141,7 @@ test('toTensorMap (asynchronous read) returns the loaded weights exactly', async
   for (const [name, t] of map) assert.deepEqual(map2.get(name)!.data, t.data, name);
   assert.equal(map.size, 8);
   const file = readSafetensors(MNIST_CLASSIFIER_WEIGHTS).tensors;
-  for (const [name, t] of map) assert.deepEqual(Array.from(toFloat32(t)), Array.from(toFloat32(file.get(name)!)), `${name} equals the file`);
+  for (const [name, t] of map)
+    assert.deepEqual(Array.from(toFloat32(t)), Array.from(toFloat32(file.get(name)!)), `${name} equals the file`);
   again.dispose();
 });

@@ -17,22 +17,26 @@ function reference(u8: Uint8Array, n: number, h: number, w: number, S: number, m
     }
     return (d * inS) / S;
   };
-  for (let b = 0; b < n; b++) for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) for (let c = 0; c < 3; c++) {
-    const sy = src(y, h);
-    const sx = src(x, w);
-    const y0 = Math.floor(sy);
-    const x0 = Math.floor(sx);
-    const y1 = Math.min(y0 + 1, h - 1);
-    const x1 = Math.min(x0 + 1, w - 1);
-    const ly = sy - y0;
-    const lx = sx - x0;
-    const px = (yy: number, xx: number): number => {
-      const v = u8[((b * 3 + c) * h + yy) * w + xx]!;
-      return mode === 'pytorch-fid' ? v / 255 : v;
-    };
-    const v = (1 - ly) * ((1 - lx) * px(y0, x0) + lx * px(y0, x1)) + ly * ((1 - lx) * px(y1, x0) + lx * px(y1, x1));
-    out[((b * S + y) * S + x) * 3 + c] = mode === 'pytorch-fid' ? 2 * v - 1 : (v - 128) / 128;
-  }
+  for (let b = 0; b < n; b++)
+    for (let y = 0; y < S; y++)
+      for (let x = 0; x < S; x++)
+        for (let c = 0; c < 3; c++) {
+          const sy = src(y, h);
+          const sx = src(x, w);
+          const y0 = Math.floor(sy);
+          const x0 = Math.floor(sx);
+          const y1 = Math.min(y0 + 1, h - 1);
+          const x1 = Math.min(x0 + 1, w - 1);
+          const ly = sy - y0;
+          const lx = sx - x0;
+          const px = (yy: number, xx: number): number => {
+            const v = u8[((b * 3 + c) * h + yy) * w + xx]!;
+            return mode === 'pytorch-fid' ? v / 255 : v;
+          };
+          const v =
+            (1 - ly) * ((1 - lx) * px(y0, x0) + lx * px(y0, x1)) + ly * ((1 - lx) * px(y1, x0) + lx * px(y1, x1));
+          out[((b * S + y) * S + x) * 3 + c] = mode === 'pytorch-fid' ? 2 * v - 1 : (v - 128) / 128;
+        }
   return out;
 }
 

@@ -7,7 +7,14 @@ import { readNpz, writeNpz } from '../../src/io/npy.js';
 import { f32, f64 } from '../../src/io/tensor.js';
 import { openZip } from '../../src/io/zip.js';
 import { featureStats } from '../../src/metrics/statistics.js';
-import { imageSetFingerprint, loadCachedStats, readStatsNpz, saveCachedStats, statsCachePath, writeStatsNpz } from '../../src/metrics/stats_io.js';
+import {
+  imageSetFingerprint,
+  loadCachedStats,
+  readStatsNpz,
+  saveCachedStats,
+  statsCachePath,
+  writeStatsNpz,
+} from '../../src/metrics/stats_io.js';
 import { Rng } from '../../src/util/rng.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fpdm-stats-'));
@@ -54,8 +61,17 @@ test('reference statistics are cached by (fingerprint, mode, N) under XDG_CACHE_
   const saved = process.env.XDG_CACHE_HOME;
   process.env.XDG_CACHE_HOME = join(dir, 'cache');
   try {
-    const fp = imageSetFingerprint([{ name: 'a.png', sha256: 'aa' }, { name: 'b.png', sha256: 'bb' }]);
-    assert.notEqual(fp, imageSetFingerprint([{ name: 'b.png', sha256: 'bb' }, { name: 'a.png', sha256: 'aa' }]));
+    const fp = imageSetFingerprint([
+      { name: 'a.png', sha256: 'aa' },
+      { name: 'b.png', sha256: 'bb' },
+    ]);
+    assert.notEqual(
+      fp,
+      imageSetFingerprint([
+        { name: 'b.png', sha256: 'bb' },
+        { name: 'a.png', sha256: 'aa' },
+      ]),
+    );
     const key = { fingerprint: fp, mode: 'tf' as const, n: 40 };
     assert.equal(loadCachedStats(key), undefined);
     const path = saveCachedStats(key, st);

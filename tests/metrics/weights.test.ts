@@ -34,7 +34,10 @@ before(async () => {
         res.writeHead(416).end();
         return;
       }
-      res.writeHead(206, { 'content-length': body.length - start, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` });
+      res.writeHead(206, {
+        'content-length': body.length - start,
+        'content-range': `bytes ${start}-${body.length - 1}/${body.length}`,
+      });
       res.end(body.subarray(start));
       return;
     }
@@ -84,7 +87,10 @@ test('a complete .part file (416 on resume) is verified and moved into place', a
 
 test('a file with the wrong hash is refused and removed; a bad cached file is replaced', async () => {
   const dest = join(dir, 'd', spec.file);
-  await assert.rejects(fetchWeights(spec, { dest, url: `${base}/corrupt` }), (e) => e instanceof UserError && /does not start with/.test(e.message));
+  await assert.rejects(
+    fetchWeights(spec, { dest, url: `${base}/corrupt` }),
+    (e) => e instanceof UserError && /does not start with/.test(e.message),
+  );
   assert.equal(existsSync(dest), false);
   assert.equal(existsSync(`${dest}.part`), false);
   writeFileSync(dest, 'not the weights');
@@ -100,9 +106,15 @@ test('offline (connection refused) and HTTP errors fail fast with where to place
   const port = (closed.address() as { port: number }).port;
   await new Promise<void>((r) => closed.close(() => r()));
   const t0 = Date.now();
-  await assert.rejects(fetchWeights(spec, { dest, url: `http://127.0.0.1:${port}/w` }), (e) => e instanceof UserError && e.message.includes(`place it at ${dest}`) && /ECONNREFUSED/.test(e.message));
+  await assert.rejects(
+    fetchWeights(spec, { dest, url: `http://127.0.0.1:${port}/w` }),
+    (e) => e instanceof UserError && e.message.includes(`place it at ${dest}`) && /ECONNREFUSED/.test(e.message),
+  );
   assert.ok(Date.now() - t0 < 5000);
-  await assert.rejects(fetchWeights(spec, { dest, url: `${base}/missing` }), (e) => e instanceof UserError && /HTTP 404/.test(e.message));
+  await assert.rejects(
+    fetchWeights(spec, { dest, url: `${base}/missing` }),
+    (e) => e instanceof UserError && /HTTP 404/.test(e.message),
+  );
 });
 
 test('the cache follows XDG_CACHE_HOME; resolveInceptionWeights explains how to get the file', () => {
@@ -111,7 +123,13 @@ test('the cache follows XDG_CACHE_HOME; resolveInceptionWeights explains how to 
   const saved = process.env.XDG_CACHE_HOME;
   process.env.XDG_CACHE_HOME = join(dir, 'empty-cache');
   try {
-    assert.throws(() => resolveInceptionWeights(), (e) => e instanceof UserError && e.message.includes('weights fetch inception') && e.message.includes(join(dir, 'empty-cache', 'fpdm-exp', INCEPTION_WEIGHTS.file)));
+    assert.throws(
+      () => resolveInceptionWeights(),
+      (e) =>
+        e instanceof UserError &&
+        e.message.includes('weights fetch inception') &&
+        e.message.includes(join(dir, 'empty-cache', 'fpdm-exp', INCEPTION_WEIGHTS.file)),
+    );
     assert.throws(() => resolveInceptionWeights(join(dir, 'nope.pth')), /does not exist/);
   } finally {
     if (saved === undefined) delete process.env.XDG_CACHE_HOME;

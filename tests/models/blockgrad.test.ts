@@ -14,7 +14,19 @@ import { measureMemory } from '../../src/metrics/memory.js';
 import { useBackend, maxAbsDiff } from '../helpers.js';
 import { randomModel } from './helpers.js';
 
-const TRUNK: DiTConfig = { kind: 'dit', inputSize: 8, patchSize: 2, inChannels: 2, hiddenSize: 32, depth: 4, numHeads: 4, mlpRatio: 4, classDropoutProb: 0.1, numClasses: 3, learnSigma: true };
+const TRUNK: DiTConfig = {
+  kind: 'dit',
+  inputSize: 8,
+  patchSize: 2,
+  inChannels: 2,
+  hiddenSize: 32,
+  depth: 4,
+  numHeads: 4,
+  mlpRatio: 4,
+  classDropoutProb: 0.1,
+  numClasses: 3,
+  learnSigma: true,
+};
 const FPDM_CFG = fpdmFrom(TRUNK, { preDepth: 1, postDepth: 1, noGradIters: [0, 2], withGradIters: [1, 4] });
 
 function inputs(seed: number, n: number, c: ModelConfig) {
@@ -24,7 +36,10 @@ function inputs(seed: number, n: number, c: ModelConfig) {
   return {
     x: tf.tensor4d(rng.normals(n * c.inChannels * hw * hw), [n, c.inChannels, hw, hw]),
     t: tf.tensor1d(Float32Array.from({ length: n }, () => rng.int(0, 999))),
-    y: tf.tensor1d(Int32Array.from({ length: n }, (_, i) => i % (c.numClasses + 1)), 'int32'),
+    y: tf.tensor1d(
+      Int32Array.from({ length: n }, (_, i) => i % (c.numClasses + 1)),
+      'int32',
+    ),
     r: tf.tensor4d(rng.normals(n * co * hw * hw), [n, co, hw, hw]), // loss = Σ out·r
   };
 }
@@ -47,7 +62,9 @@ test('ditBlockOp: forward bitwise equal to ditBlock, gradients (x, c, all weight
   const c = tf.tensor2d(rng.normals(n * d), [n, d]);
   const r = tf.tensor3d(rng.normals(n * t * d), [n, t, d]);
   const w = BLOCK_PARAM_NAMES.map((k) => p.get(`blocks.1.${k}`)!);
-  const ref = tf.grads((xi: tf.Tensor, ci: tf.Tensor) => tf.sum(tf.mul(ditBlock(p, 'blocks.1', xi as tf.Tensor3D, ci as tf.Tensor2D, TRUNK.numHeads), r)));
+  const ref = tf.grads((xi: tf.Tensor, ci: tf.Tensor) =>
+    tf.sum(tf.mul(ditBlock(p, 'blocks.1', xi as tf.Tensor3D, ci as tf.Tensor2D, TRUNK.numHeads), r)),
+  );
   const refOut = ditBlock(p, 'blocks.1', x, c, TRUNK.numHeads);
   for (const ckpt of [false, true]) {
     const out = ditBlockOp(p, 'blocks.1', x, c, TRUNK.numHeads, ckpt);
@@ -61,11 +78,22 @@ test('ditBlockOp: forward bitwise equal to ditBlock, gradients (x, c, all weight
       const e = relErr(ours.grads[(v as tf.Variable).name]!, theirs.grads[(v as tf.Variable).name]!);
       assert.ok(e < 1e-4, `${(v as tf.Variable).name}: relative error ${e}`);
     }
-    const [gx, gc] = tf.grads((xi: tf.Tensor, ci: tf.Tensor) => tf.sum(tf.mul(ditBlockOp(p, 'blocks.1', xi as tf.Tensor3D, ci as tf.Tensor2D, TRUNK.numHeads, ckpt), r)))([x, c]);
+    const [gx, gc] = tf.grads((xi: tf.Tensor, ci: tf.Tensor) =>
+      tf.sum(tf.mul(ditBlockOp(p, 'blocks.1', xi as tf.Tensor3D, ci as tf.Tensor2D, TRUNK.numHeads, ckpt), r)),
+    )([x, c]);
     const [rx, rc] = ref([x, c]);
     assert.ok(relErr(gx!, rx!) < 1e-4, `dx: ${relErr(gx!, rx!)}`);
     assert.ok(relErr(gc!, rc!) < 1e-4, `dc: ${relErr(gc!, rc!)}`);
-    tf.dispose([ours.value, theirs.value, ...Object.values(ours.grads), ...Object.values(theirs.grads), gx!, gc!, rx!, rc!]);
+    tf.dispose([
+      ours.value,
+      theirs.value,
+      ...Object.values(ours.grads),
+      ...Object.values(theirs.grads),
+      gx!,
+      gc!,
+      rx!,
+      rc!,
+    ]);
   }
   tf.dispose([x, c, r, refOut]);
   model.dispose();
@@ -81,23 +109,33 @@ test('fixedPointStepOp: forward bitwise equal to projection + ditBlock, gradient
   const inj = tf.tensor3d(rng.normals(n * t * d), [n, t, d]);
   const c = tf.tensor2d(rng.normals(n * d), [n, d]);
   const r = tf.tensor3d(rng.normals(n * t * d), [n, t, d]);
-  const refStep = (zi: tf.Tensor3D, ii: tf.Tensor3D, ci: tf.Tensor2D): tf.Tensor3D => fixedPointStep(p, zi, ii, ci, TRUNK.numHeads);
+  const refStep = (zi: tf.Tensor3D, ii: tf.Tensor3D, ci: tf.Tensor2D): tf.Tensor3D =>
+    fixedPointStep(p, zi, ii, ci, TRUNK.numHeads);
   const refOut = refStep(z, inj, c);
-  const weights = [...PROJECTION_PARAM_NAMES, ...BLOCK_PARAM_NAMES.map((k) => `block_fixed_point.${k}`)].map((k) => p.get(k)! as tf.Variable);
+  const weights = [...PROJECTION_PARAM_NAMES, ...BLOCK_PARAM_NAMES.map((k) => `block_fixed_point.${k}`)].map(
+    (k) => p.get(k)! as tf.Variable,
+  );
   for (const ckpt of [false, true]) {
     const out = fixedPointStepOp(p, z, inj, c, TRUNK.numHeads, ckpt);
     assert.equal(maxAbsDiff(out.dataSync(), refOut.dataSync()), 0, 'forward differs from the autodiff step');
     out.dispose();
     // two chained steps, so the gradient also flows through z of the second
-    const loss = (step: (a: tf.Tensor3D) => tf.Tensor3D) => (): tf.Scalar => tf.sum(tf.mul(step(step(z)), r)) as tf.Scalar;
+    const loss = (step: (a: tf.Tensor3D) => tf.Tensor3D) => (): tf.Scalar =>
+      tf.sum(tf.mul(step(step(z)), r)) as tf.Scalar;
     const ours = tf.variableGrads(loss((a) => fixedPointStepOp(p, a, inj, c, TRUNK.numHeads, ckpt)));
     const theirs = tf.variableGrads(loss((a) => refStep(a, inj, c)));
     for (const v of weights) {
       const e = relErr(ours.grads[v.name]!, theirs.grads[v.name]!);
       assert.ok(e < 1e-4, `${v.name}: relative error ${e}`);
     }
-    const g = tf.grads((a: tf.Tensor, b: tf.Tensor, e: tf.Tensor) => tf.sum(tf.mul(fixedPointStepOp(p, a as tf.Tensor3D, b as tf.Tensor3D, e as tf.Tensor2D, TRUNK.numHeads, ckpt), r)))([z, inj, c]);
-    const gr = tf.grads((a: tf.Tensor, b: tf.Tensor, e: tf.Tensor) => tf.sum(tf.mul(refStep(a as tf.Tensor3D, b as tf.Tensor3D, e as tf.Tensor2D), r)))([z, inj, c]);
+    const g = tf.grads((a: tf.Tensor, b: tf.Tensor, e: tf.Tensor) =>
+      tf.sum(
+        tf.mul(fixedPointStepOp(p, a as tf.Tensor3D, b as tf.Tensor3D, e as tf.Tensor2D, TRUNK.numHeads, ckpt), r),
+      ),
+    )([z, inj, c]);
+    const gr = tf.grads((a: tf.Tensor, b: tf.Tensor, e: tf.Tensor) =>
+      tf.sum(tf.mul(refStep(a as tf.Tensor3D, b as tf.Tensor3D, e as tf.Tensor2D), r)),
+    )([z, inj, c]);
     for (let i = 0; i < 3; i++) assert.ok(relErr(g[i]!, gr[i]!) < 1e-4, `input ${i}: ${relErr(g[i]!, gr[i]!)}`);
     tf.dispose([ours.value, theirs.value, ...Object.values(ours.grads), ...Object.values(theirs.grads), ...g, ...gr]);
   }
@@ -106,13 +144,19 @@ test('fixedPointStepOp: forward bitwise equal to projection + ditBlock, gradient
 });
 
 function lossOf(model: AnyModel, b: ReturnType<typeof inputs>, ckpt: boolean, iters = 3, trackResiduals = false) {
-  return (): tf.Scalar => tf.tidy(() => {
-    const r = model.forward(b.x, b.t, b.y, model.config.kind === 'fpdm' ? { iters, trackResiduals, gradCheckpoint: ckpt } : { gradCheckpoint: ckpt });
-    const { out, state } = r;
-    state?.z.dispose();
-    if ('residuals' in r) (r.residuals as tf.Tensor | undefined)?.dispose();
-    return tf.sum(tf.mul(out, b.r)) as tf.Scalar;
-  });
+  return (): tf.Scalar =>
+    tf.tidy(() => {
+      const r = model.forward(
+        b.x,
+        b.t,
+        b.y,
+        model.config.kind === 'fpdm' ? { iters, trackResiduals, gradCheckpoint: ckpt } : { gradCheckpoint: ckpt },
+      );
+      const { out, state } = r;
+      state?.z.dispose();
+      if ('residuals' in r) (r.residuals as tf.Tensor | undefined)?.dispose();
+      return tf.sum(tf.mul(out, b.r)) as tf.Scalar;
+    });
 }
 
 for (const cfg of [TRUNK, FPDM_CFG] as ModelConfig[]) {
@@ -152,7 +196,9 @@ for (const cfg of [TRUNK, FPDM_CFG] as ModelConfig[]) {
     };
     const plain = await peak(false);
     const ckpt = await peak(true);
-    console.log(`${cfg.kind}: peak tensor bytes above the start: ${plain} without, ${ckpt} with gradient checkpointing`);
+    console.log(
+      `${cfg.kind}: peak tensor bytes above the start: ${plain} without, ${ckpt} with gradient checkpointing`,
+    );
     assert.ok(ckpt < plain, `checkpointing did not lower the peak: ${plain} → ${ckpt}`);
     tf.dispose([b.x, b.t, b.y, b.r]);
     model.dispose();

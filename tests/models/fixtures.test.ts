@@ -47,7 +47,13 @@ for (const backend of TEST_BACKENDS) {
     const { x, t, y } = inputsOf(io);
     const before = tf.memory().numTensors;
     const { model } = loadModel(fixture('fpdm_tiny.safetensors'), tinyConfig('fpdm_tiny'));
-    for (const [iters, key] of [[1, 'out_iters1'], [2, 'out_iters2'], [4, 'out_iters4'], [8, 'out_iters8'], [4, 'out_pptc']] as const) {
+    for (const [iters, key] of [
+      [1, 'out_iters1'],
+      [2, 'out_iters2'],
+      [4, 'out_iters4'],
+      [8, 'out_iters8'],
+      [4, 'out_pptc'],
+    ] as const) {
       const r = model.forward(x, t, y, { iters });
       const err = maxAbsDiff(await r.out.data(), expected(io, key));
       console.log(`[${backend}] fpdm_tiny ${key} max abs err ${err.toExponential(2)}`);
@@ -75,7 +81,10 @@ for (const backend of TEST_BACKENDS) {
     const a = inputsOf(io, 'reuse_x1', 'reuse_t1', 'y');
     const b = inputsOf(io, 'reuse_x2', 'reuse_t2', 'y');
     const before = tf.memory().numTensors;
-    const { model } = loadModel(fixture('fpdm_tiny.safetensors'), tinyConfig('fpdm_tiny', { fixed_point_pre_post_timestep_conditioning: false }));
+    const { model } = loadModel(
+      fixture('fpdm_tiny.safetensors'),
+      tinyConfig('fpdm_tiny', { fixed_point_pre_post_timestep_conditioning: false }),
+    );
     const r1 = model.forward(a.x, a.t, a.y, { iters: 4 });
     const r2 = model.forward(b.x, b.t, b.y, { iters: 4, state: r1.state });
     const e1 = maxAbsDiff(await r1.out.data(), expected(io, 'reuse_out1'));

@@ -19,7 +19,19 @@ async function measuredMatmulFlops(run: () => void): Promise<number> {
   return flops;
 }
 
-const TINY: DiTConfig = { kind: 'dit', inputSize: 8, patchSize: 2, inChannels: 3, hiddenSize: 32, depth: 3, numHeads: 4, mlpRatio: 4, classDropoutProb: 0.1, numClasses: 5, learnSigma: true };
+const TINY: DiTConfig = {
+  kind: 'dit',
+  inputSize: 8,
+  patchSize: 2,
+  inChannels: 3,
+  hiddenSize: 32,
+  depth: 3,
+  numHeads: 4,
+  mlpRatio: 4,
+  classDropoutProb: 0.1,
+  numClasses: 5,
+  learnSigma: true,
+};
 
 test('formula = counted matmul FLOPs per sample (DiT, FPDM at 1 and 3 iterations)', async () => {
   await useBackend('cpu');
@@ -40,17 +52,21 @@ test('formula = counted matmul FLOPs per sample (DiT, FPDM at 1 and 3 iterations
     });
     assert.equal(m / n, modelFlops(fc).forward(iters), `iters ${iters}`);
   }
-  console.log(`tiny DiT: ${modelFlops(TINY).forward()} FLOPs/sample counted = formula; FPDM per iteration ${modelFlops(fc).perIteration}`);
+  console.log(
+    `tiny DiT: ${modelFlops(TINY).forward()} FLOPs/sample counted = formula; FPDM per iteration ${modelFlops(fc).perIteration}`,
+  );
   dit.dispose();
   fpdm.dispose();
   tf.dispose([x, t, y]);
 });
 
-test('XL/2 anchors: an FPDM iteration ≈ 1.48 DiT blocks; DiT-XL/2 = 2 × the DiT paper\'s 118.6 G multiply-adds', () => {
+test("XL/2 anchors: an FPDM iteration ≈ 1.48 DiT blocks; DiT-XL/2 = 2 × the DiT paper's 118.6 G multiply-adds", () => {
   const xl = ditPreset('DiT-XL/2');
   const f = modelFlops(fpdmFrom(xl));
   const ratio = f.perIteration / f.perBlock;
-  console.log(`FPDM-XL/2 iteration / DiT-XL/2 block = ${ratio.toFixed(3)}; DiT-XL/2 forward ${(modelFlops(xl).forward() / 1e9).toFixed(2)} GFLOPs`);
+  console.log(
+    `FPDM-XL/2 iteration / DiT-XL/2 block = ${ratio.toFixed(3)}; DiT-XL/2 forward ${(modelFlops(xl).forward() / 1e9).toFixed(2)} GFLOPs`,
+  );
   assert.ok(Math.abs(ratio - 1.48) < 0.005);
   assert.ok(Math.abs(modelFlops(xl).forward() / 2e9 - 118.6) < 0.5);
   assert.ok(Math.abs(modelFlops(ditPreset('DiT-S/2')).forward() / 2e9 - 6.06) < 0.05);

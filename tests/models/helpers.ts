@@ -11,7 +11,10 @@ export type TinyName = 'dit_tiny' | 'fpdm_tiny';
 
 /** The reference keyword arguments of a tiny fixture model (fixtures.json). */
 export function tinyKwargs(name: TinyName): Record<string, unknown> {
-  const all = JSON.parse(readFileSync(fixture('fixtures.json'), 'utf8')) as Record<string, { config: Record<string, unknown> }>;
+  const all = JSON.parse(readFileSync(fixture('fixtures.json'), 'utf8')) as Record<
+    string,
+    { config: Record<string, unknown> }
+  >;
   return { ...all[name]!.config };
 }
 
@@ -24,7 +27,12 @@ export function tinyIO(name: TinyName): TensorMap {
 }
 
 /** x, t, y tensors from an io map (x NCHW float32, t float32, y int32). */
-export function inputsOf(io: TensorMap, xName = 'x', tName = 't', yName = 'y'): { x: tf.Tensor4D; t: tf.Tensor1D; y: tf.Tensor1D } {
+export function inputsOf(
+  io: TensorMap,
+  xName = 'x',
+  tName = 't',
+  yName = 'y',
+): { x: tf.Tensor4D; t: tf.Tensor1D; y: tf.Tensor1D } {
   const xh = getTensor(io, xName);
   return {
     x: tf.tensor4d(toFloat32(xh), xh.shape as [number, number, number, number]),
@@ -42,7 +50,10 @@ export function randomModel(c: ModelConfig, seed: number, scale = 0.2): AnyModel
   const m = createModel(c, seed);
   const rng = new Rng(`${seed}/randomize`);
   for (const v of m.params.values()) {
-    const t = tf.tensor(Float32Array.from(rng.normals(v.size), (a) => a * scale), v.shape);
+    const t = tf.tensor(
+      Float32Array.from(rng.normals(v.size), (a) => a * scale),
+      v.shape,
+    );
     v.assign(t);
     t.dispose();
   }

@@ -22,12 +22,15 @@ test('linear contraction: Anderson needs far fewer iterations than plain, same f
   const rng = new Rng(1);
   const A = tf.tidy(() => tf.mul(tf.linalg.qr(tf.tensor2d(rng.normals(L * L), [L, L]))[0], 0.95)); // spectral radius 0.95
   const b = tf.tensor3d(rng.normals(2 * L), [2, 1, L]);
-  const f = (z: tf.Tensor3D): tf.Tensor3D => tf.add(tf.reshape(tf.matMul(tf.reshape(z, [-1, L]), A), z.shape), b) as tf.Tensor3D;
+  const f = (z: tf.Tensor3D): tf.Tensor3D =>
+    tf.add(tf.reshape(tf.matMul(tf.reshape(z, [-1, L]), A), z.shape), b) as tf.Tensor3D;
   const z0 = tf.ones([2, 1, L]) as tf.Tensor3D;
   const before = tf.memory().numTensors;
   const p = await solveFixedPointAsync(f, z0, { kind: 'tolerance', tol: 1e-5, maxIters: 2000 });
   const a = await solveFixedPointAsync(f, z0, { kind: 'anderson', tol: 1e-5, maxIters: 2000, window: 8 });
-  console.log(`linear map (ρ = 0.95, 6-d): plain ${p.report.iterations} iterations, Anderson ${a.report.iterations} to tol 1e-5`);
+  console.log(
+    `linear map (ρ = 0.95, 6-d): plain ${p.report.iterations} iterations, Anderson ${a.report.iterations} to tol 1e-5`,
+  );
   assert.equal(p.report.converged, true);
   assert.equal(a.report.converged, true);
   assert.ok(a.report.iterations * 5 < p.report.iterations, 'Anderson accelerates a linear contraction');
@@ -48,8 +51,14 @@ test('linear contraction: Anderson needs far fewer iterations than plain, same f
   assert.equal(tf.memory().numTensors, before, 'solver leaked tensors');
   assert.equal(z0.isDisposed, false, 'z0 stays with the caller');
   // the synchronous solver refuses the solvers that must read the host, naming the async form
-  for (const o of [{ kind: 'tolerance', tol: 1e-5, maxIters: 10 }, { kind: 'anderson', tol: 1e-5, maxIters: 10 }] as const) {
-    assert.throws(() => solveFixedPoint(f, z0, o), (e: unknown) => e instanceof Error && !(e instanceof UserError) && /solveFixedPointAsync/.test(e.message));
+  for (const o of [
+    { kind: 'tolerance', tol: 1e-5, maxIters: 10 },
+    { kind: 'anderson', tol: 1e-5, maxIters: 10 },
+  ] as const) {
+    assert.throws(
+      () => solveFixedPoint(f, z0, o),
+      (e: unknown) => e instanceof Error && !(e instanceof UserError) && /solveFixedPointAsync/.test(e.message),
+    );
   }
   assert.equal(tf.memory().numTensors, before);
   tf.dispose([A, b, z0]);
@@ -58,11 +67,15 @@ test('linear contraction: Anderson needs far fewer iterations than plain, same f
 async function compare(label: string, model: FPDM, x: tf.Tensor4D, t: tf.Tensor1D, y: tf.Tensor1D): Promise<void> {
   const before = tf.memory().numTensors;
   const p = await model.forwardAsync(x, t, y, { solver: { kind: 'tolerance', tol: 1e-4, maxIters: 200 } });
-  const a = await model.forwardAsync(x, t, y, { solver: { kind: 'anderson', tol: 1e-4, maxIters: 200, window: 5, beta: 1 } });
+  const a = await model.forwardAsync(x, t, y, {
+    solver: { kind: 'anderson', tol: 1e-4, maxIters: 200, window: 5, beta: 1 },
+  });
   const dz = maxAbs(p.state!.z, a.state!.z);
   const dout = maxAbs(p.out, a.out);
-  console.log(`${label}: iterations to relative residual < 1e-4: plain ${p.solve!.iterations}, Anderson(m=5, β=1) ${a.solve!.iterations}; ` +
-    `fixed points differ by ${dz.toExponential(2)} (state), ${dout.toExponential(2)} (output)`);
+  console.log(
+    `${label}: iterations to relative residual < 1e-4: plain ${p.solve!.iterations}, Anderson(m=5, β=1) ${a.solve!.iterations}; ` +
+      `fixed points differ by ${dz.toExponential(2)} (state), ${dout.toExponential(2)} (output)`,
+  );
   assert.equal(p.solve!.converged, true, 'plain iteration converged');
   assert.equal(a.solve!.converged, true, 'Anderson converged');
   assert.ok(dz <= 1e-4 && dout <= 1e-4, `fixed points differ: state ${dz}, output ${dout}`);
@@ -85,8 +98,14 @@ test('fpdm_tiny (fixture weights): plain and Anderson reach the same fixed point
   tf.dispose([p.out, p.state!.z, q.out, q.state!.z]);
   // the synchronous forward refuses tolerance/Anderson with a programming Error naming forwardAsync, and leaks nothing
   const before = tf.memory().numTensors;
-  for (const solver of [{ kind: 'tolerance', tol: 1e-4, maxIters: 5 }, { kind: 'anderson', tol: 1e-4, maxIters: 5 }] as const) {
-    assert.throws(() => model.forward(x, t, y, { solver }), (e: unknown) => e instanceof Error && !(e instanceof UserError) && /forwardAsync/.test(e.message));
+  for (const solver of [
+    { kind: 'tolerance', tol: 1e-4, maxIters: 5 },
+    { kind: 'anderson', tol: 1e-4, maxIters: 5 },
+  ] as const) {
+    assert.throws(
+      () => model.forward(x, t, y, { solver }),
+      (e: unknown) => e instanceof Error && !(e instanceof UserError) && /forwardAsync/.test(e.message),
+    );
   }
   assert.equal(tf.memory().numTensors, before);
   tf.dispose([x, t, y]);
@@ -95,11 +114,26 @@ test('fpdm_tiny (fixture weights): plain and Anderson reach the same fixed point
 
 test('wider random FPDM (D=32, weights N(0, 0.1²)): plain and Anderson reach the same fixed point', async () => {
   await useBackend('cpu');
-  const cfg = fpdmFrom({ kind: 'dit', inputSize: 8, patchSize: 2, inChannels: 4, hiddenSize: 32, depth: 4, numHeads: 4, mlpRatio: 4, classDropoutProb: 0.1, numClasses: 10, learnSigma: true });
+  const cfg = fpdmFrom({
+    kind: 'dit',
+    inputSize: 8,
+    patchSize: 2,
+    inChannels: 4,
+    hiddenSize: 32,
+    depth: 4,
+    numHeads: 4,
+    mlpRatio: 4,
+    classDropoutProb: 0.1,
+    numClasses: 10,
+    learnSigma: true,
+  });
   const model = createModel(cfg, 1) as FPDM;
   const rng = new Rng('randomize');
   for (const v of model.params.values()) {
-    const w = tf.tensor(Float32Array.from(rng.normals(v.size), (a) => a * 0.1), v.shape);
+    const w = tf.tensor(
+      Float32Array.from(rng.normals(v.size), (a) => a * 0.1),
+      v.shape,
+    );
     v.assign(w);
     w.dispose();
   }

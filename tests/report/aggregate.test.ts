@@ -6,8 +6,20 @@ import type { MetricRecord, Tags } from '../../src/store/types.js';
 
 let id = 0;
 const row = (model: string, value: number, tags: Tags): MetricRecord => ({
-  runId: ++id, runKey: String(id), experiment: 'e', kind: 'sample', model, family: null, seed: (tags.seed as number) ?? null, status: 'completed',
-  finishedAt: null, name: 'fid', value, unit: '', step: null, tags,
+  runId: ++id,
+  runKey: String(id),
+  experiment: 'e',
+  kind: 'sample',
+  model,
+  family: null,
+  seed: (tags.seed as number) ?? null,
+  status: 'completed',
+  finishedAt: null,
+  name: 'fid',
+  value,
+  unit: '',
+  step: null,
+  tags,
 });
 
 test('summarize: mean and sample std (N−1); a single value has no std', () => {
@@ -31,6 +43,15 @@ test('aggregate pools seeds only: configurations differing at the same x become 
   assert.equal(by['FPDM (steps=10)@20']!.n, 1);
   assert.equal(by['DiT@10']!.n, 1, 'a non-finite value is not averaged in');
   // consuming steps as well makes the two FPDM configurations one group (what the caller asked for)
-  const b = aggregate(rows.filter((r) => r.model === 'FPDM'), { x: (r) => r.tags.budget as number, consumed: ['budget', 'steps'] });
-  assert.deepEqual(b.map((g) => [g.series, g.x, g.n]), [['FPDM', 10, 4], ['FPDM', 20, 1]]);
+  const b = aggregate(
+    rows.filter((r) => r.model === 'FPDM'),
+    { x: (r) => r.tags.budget as number, consumed: ['budget', 'steps'] },
+  );
+  assert.deepEqual(
+    b.map((g) => [g.series, g.x, g.n]),
+    [
+      ['FPDM', 10, 4],
+      ['FPDM', 20, 1],
+    ],
+  );
 });

@@ -25,14 +25,28 @@ function findChromium(): string | null {
 const chromium = findChromium();
 
 /** Screenshot of `index` in a 1280 × `height` window; the file written. */
-function screenshot(index: string, dir: string, height: number): { shot: string; stderr: string; status: number | null } {
+function screenshot(
+  index: string,
+  dir: string,
+  height: number,
+): { shot: string; stderr: string; status: number | null } {
   const shot = join(dir, `shot-${height}.png`);
   const p = spawnSync(
     chromium!,
     [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', `--user-data-dir=${mkdtempSync(join(tmpdir(), 'fpdm-chromium-profile-'))}`,
-      '--hide-scrollbars', `--screenshot=${shot}`, `--window-size=1280,${height}`, pathToFileURL(index).href,
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      `--user-data-dir=${mkdtempSync(join(tmpdir(), 'fpdm-chromium-profile-'))}`,
+      '--hide-scrollbars',
+      `--screenshot=${shot}`,
+      `--window-size=1280,${height}`,
+      pathToFileURL(index).href,
     ],
     { encoding: 'utf8', timeout: 100_000 },
   );
@@ -62,23 +76,27 @@ test('index.html renders in headless Chromium with the figures visible', { skip,
 /** the page of a reproduction-sized database stays shorter than this at 1280 px (it was over 30,000 before) */
 const MAX_PAGE_HEIGHT = 20_000;
 
-test(`the page of a 78-run database is under ${MAX_PAGE_HEIGHT} px tall in Chromium`, { skip, timeout: 300_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fpdm-chromium-large-'));
-  const r = await buildReport({ db: await buildLargeDb(dir), out: join(dir, 'report') });
-  const window = MAX_PAGE_HEIGHT + 2000;
-  const { shot, stderr, status } = screenshot(r.index, dir, window);
-  assert.ok(existsSync(shot), `chromium wrote no screenshot (exit ${status}): ${stderr.slice(-500)}`);
-  // the content ends where the last non-white row is
-  const { data, info } = await sharp(shot).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  let last = 0;
-  for (let y = info.height - 1; y >= 0 && !last; y--)
-    for (let x = 0; x < info.width; x++) {
-      const i = (y * info.width + x) * 3;
-      if (data[i]! < 240 || data[i + 1]! < 240 || data[i + 2]! < 240) {
-        last = y + 1;
-        break;
+test(
+  `the page of a 78-run database is under ${MAX_PAGE_HEIGHT} px tall in Chromium`,
+  { skip, timeout: 300_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fpdm-chromium-large-'));
+    const r = await buildReport({ db: await buildLargeDb(dir), out: join(dir, 'report') });
+    const window = MAX_PAGE_HEIGHT + 2000;
+    const { shot, stderr, status } = screenshot(r.index, dir, window);
+    assert.ok(existsSync(shot), `chromium wrote no screenshot (exit ${status}): ${stderr.slice(-500)}`);
+    // the content ends where the last non-white row is
+    const { data, info } = await sharp(shot).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    let last = 0;
+    for (let y = info.height - 1; y >= 0 && !last; y--)
+      for (let x = 0; x < info.width; x++) {
+        const i = (y * info.width + x) * 3;
+        if (data[i]! < 240 || data[i + 1]! < 240 || data[i + 2]! < 240) {
+          last = y + 1;
+          break;
+        }
       }
-    }
-  assert.ok(last > 3000, `the page rendered (${last} px of content)`);
-  assert.ok(last < MAX_PAGE_HEIGHT, `the page is ${last} px tall`);
-});
+    assert.ok(last > 3000, `the page rendered (${last} px of content)`);
+    assert.ok(last < MAX_PAGE_HEIGHT, `the page is ${last} px tall`);
+  },
+);

@@ -49,7 +49,17 @@ export interface JobInfo {
   reason: string;
 }
 
-const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'OUT_OF_MEMORY', 'NODE_FAIL', 'PREEMPTED', 'BOOT_FAIL', 'DEADLINE']);
+const TERMINAL = new Set([
+  'COMPLETED',
+  'FAILED',
+  'CANCELLED',
+  'TIMEOUT',
+  'OUT_OF_MEMORY',
+  'NODE_FAIL',
+  'PREEMPTED',
+  'BOOT_FAIL',
+  'DEADLINE',
+]);
 
 export class Cluster {
   readonly dir: string;
@@ -79,50 +89,63 @@ export class Cluster {
     const pid = (name: string) => join(run, `${name}.pid`);
     const cluster = new Cluster(dir, {}, [pid('slurmd'), pid('slurmctld'), pid('munged')]);
     try {
-      execFileSync(findTool('munged')!, [
-        '--force', `--socket=${socket}`, `--key-file=${key}`, `--log-file=${join(log, 'munged.log')}`, `--pid-file=${pid('munged')}`,
-        `--seed-file=${join(run, 'munged.seed')}`,
-      ], { stdio: 'pipe' });
+      execFileSync(
+        findTool('munged')!,
+        [
+          '--force',
+          `--socket=${socket}`,
+          `--key-file=${key}`,
+          `--log-file=${join(log, 'munged.log')}`,
+          `--pid-file=${pid('munged')}`,
+          `--seed-file=${join(run, 'munged.seed')}`,
+        ],
+        { stdio: 'pipe' },
+      );
       // this machine as slurmd sees it: NodeName=<hostname> CPUs=… Boards=… … RealMemory=…
-      const node = execFileSync(findTool('slurmd')!, ['-C'], { encoding: 'utf8' }).split('\n').find((l) => l.startsWith('NodeName='));
+      const node = execFileSync(findTool('slurmd')!, ['-C'], { encoding: 'utf8' })
+        .split('\n')
+        .find((l) => l.startsWith('NodeName='));
       if (!node) throw new Error('slurmd -C printed no NodeName= line');
       const host = /^NodeName=(\S+)/.exec(node)![1]!;
       const user = userInfo().username;
       const [ctldPort, slurmdPort] = [await freePort(), await freePort()];
       const conf = join(etc, 'slurm.conf');
-      writeFileSync(conf, [
-        'ClusterName=fpdmtest',
-        `SlurmctldHost=${host}(127.0.0.1)`,
-        `SlurmctldPort=${ctldPort}`,
-        `SlurmdPort=${slurmdPort}`,
-        `SlurmUser=${user}`,
-        `SlurmdUser=${user}`,
-        'AuthType=auth/munge',
-        'CredType=cred/munge',
-        `AuthInfo=socket=${socket}`,
-        `StateSaveLocation=${join(dir, 'state')}`,
-        `SlurmdSpoolDir=${join(dir, 'spool')}`,
-        `SlurmctldPidFile=${pid('slurmctld')}`,
-        `SlurmdPidFile=${pid('slurmd')}`,
-        `SlurmctldLogFile=${join(log, 'slurmctld.log')}`,
-        `SlurmdLogFile=${join(log, 'slurmd.log')}`,
-        'ProctrackType=proctrack/linuxproc',
-        'TaskPlugin=task/none',
-        'JobAcctGatherType=jobacct_gather/none',
-        'AccountingStorageType=accounting_storage/none',
-        'JobCompType=jobcomp/none',
-        'MpiDefault=none',
-        'SwitchType=switch/none',
-        'SchedulerType=sched/builtin',
-        'SelectType=select/cons_tres',
-        'SelectTypeParameters=CR_Core',
-        'ReturnToService=2',
-        'MinJobAge=3600',
-        'KillWait=5',
-        `${node} NodeAddr=127.0.0.1 State=UNKNOWN`,
-        'PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP',
-        '',
-      ].join('\n'));
+      writeFileSync(
+        conf,
+        [
+          'ClusterName=fpdmtest',
+          `SlurmctldHost=${host}(127.0.0.1)`,
+          `SlurmctldPort=${ctldPort}`,
+          `SlurmdPort=${slurmdPort}`,
+          `SlurmUser=${user}`,
+          `SlurmdUser=${user}`,
+          'AuthType=auth/munge',
+          'CredType=cred/munge',
+          `AuthInfo=socket=${socket}`,
+          `StateSaveLocation=${join(dir, 'state')}`,
+          `SlurmdSpoolDir=${join(dir, 'spool')}`,
+          `SlurmctldPidFile=${pid('slurmctld')}`,
+          `SlurmdPidFile=${pid('slurmd')}`,
+          `SlurmctldLogFile=${join(log, 'slurmctld.log')}`,
+          `SlurmdLogFile=${join(log, 'slurmd.log')}`,
+          'ProctrackType=proctrack/linuxproc',
+          'TaskPlugin=task/none',
+          'JobAcctGatherType=jobacct_gather/none',
+          'AccountingStorageType=accounting_storage/none',
+          'JobCompType=jobcomp/none',
+          'MpiDefault=none',
+          'SwitchType=switch/none',
+          'SchedulerType=sched/builtin',
+          'SelectType=select/cons_tres',
+          'SelectTypeParameters=CR_Core',
+          'ReturnToService=2',
+          'MinJobAge=3600',
+          'KillWait=5',
+          `${node} NodeAddr=127.0.0.1 State=UNKNOWN`,
+          'PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP',
+          '',
+        ].join('\n'),
+      );
       Object.assign(cluster.env, { ...process.env, SLURM_CONF: conf });
       execFileSync(findTool('slurmctld')!, ['-i'], { env: cluster.env, stdio: 'pipe' });
       execFileSync(findTool('slurmd')!, [], { env: cluster.env, stdio: 'pipe' });
@@ -130,7 +153,8 @@ export class Cluster {
       for (;;) {
         const r = spawnSync('sinfo', ['-h', '-o', '%t'], { env: cluster.env, encoding: 'utf8' });
         if (r.status === 0 && r.stdout.trim() === 'idle') break;
-        if (Date.now() > end) throw new Error(`the node did not become idle within 60 s (sinfo: ${r.stdout}${r.stderr})`);
+        if (Date.now() > end)
+          throw new Error(`the node did not become idle within 60 s (sinfo: ${r.stdout}${r.stderr})`);
         await sleep(250);
       }
       return cluster;
@@ -156,17 +180,29 @@ export class Cluster {
       .map((l) => {
         const f = (k: string) => new RegExp(`(?:^| )${k}=(\\S*)`).exec(l)?.[1] ?? '';
         const task = f('ArrayTaskId');
-        return { id: task ? `${f('ArrayJobId')}_${task}` : f('JobId'), state: f('JobState'), exitCode: f('ExitCode'), reason: f('Reason') };
+        return {
+          id: task ? `${f('ArrayJobId')}_${task}` : f('JobId'),
+          state: f('JobState'),
+          exitCode: f('ExitCode'),
+          reason: f('Reason'),
+        };
       });
   }
 
   /** Waits until every job `ids` names has ended; their final states (throws after `timeoutMs`). */
-  async wait(ids: string[], timeoutMs: number, until: (jobs: JobInfo[]) => boolean = (js) => js.length > 0 && js.every((j) => TERMINAL.has(j.state))): Promise<JobInfo[]> {
+  async wait(
+    ids: string[],
+    timeoutMs: number,
+    until: (jobs: JobInfo[]) => boolean = (js) => js.length > 0 && js.every((j) => TERMINAL.has(j.state)),
+  ): Promise<JobInfo[]> {
     const end = Date.now() + timeoutMs;
     for (;;) {
       const js = ids.flatMap((id) => this.jobs(id));
       if (until(js)) return js;
-      if (Date.now() > end) throw new Error(`jobs ${ids.join(', ')} did not finish within ${timeoutMs / 1000} s: ${JSON.stringify(js)}\n${this.logs()}`);
+      if (Date.now() > end)
+        throw new Error(
+          `jobs ${ids.join(', ')} did not finish within ${timeoutMs / 1000} s: ${JSON.stringify(js)}\n${this.logs()}`,
+        );
       await sleep(500);
     }
   }
@@ -176,7 +212,9 @@ export class Cluster {
     return ['munged', 'slurmctld', 'slurmd']
       .map((n) => {
         const p = join(this.dir, 'log', `${n}.log`);
-        return existsSync(p) ? `--- ${n}.log\n${readFileSync(p, 'utf8').split('\n').slice(-15).join('\n')}` : `--- ${n}.log (none)`;
+        return existsSync(p)
+          ? `--- ${n}.log\n${readFileSync(p, 'utf8').split('\n').slice(-15).join('\n')}`
+          : `--- ${n}.log (none)`;
       })
       .join('\n');
   }

@@ -53,7 +53,10 @@ function stub(): { bin: string; calls: () => string[][]; env: NodeJS.ProcessEnv 
   const bin = join(dir, 'bin');
   mkdirSync(bin);
   const log = join(dir, 'calls.jsonl');
-  writeFileSync(join(bin, 'fpdm-exp'), `#!${process.execPath}\nrequire('fs').appendFileSync(${JSON.stringify(log)}, JSON.stringify(process.argv.slice(2)) + '\\n');\n`);
+  writeFileSync(
+    join(bin, 'fpdm-exp'),
+    `#!${process.execPath}\nrequire('fs').appendFileSync(${JSON.stringify(log)}, JSON.stringify(process.argv.slice(2)) + '\\n');\n`,
+  );
   chmodSync(join(bin, 'fpdm-exp'), 0o755);
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
   delete env.FPDM_EXP;
@@ -61,7 +64,13 @@ function stub(): { bin: string; calls: () => string[][]; env: NodeJS.ProcessEnv 
   return {
     bin,
     env,
-    calls: () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as string[]) : []),
+    calls: () =>
+      existsSync(log)
+        ? readFileSync(log, 'utf8')
+            .trim()
+            .split('\n')
+            .map((l) => JSON.parse(l) as string[])
+        : [],
   };
 }
 
@@ -84,7 +93,10 @@ test('the PVC is ReadWriteMany and both jobs mount it at /results', () => {
     const pod = load(file)[0]!.spec.template.spec;
     const vol = pod.volumes.find((v) => v.persistentVolumeClaim?.claimName === pvc.metadata.name);
     assert.ok(vol, `${file} does not use the claim ${pvc.metadata.name}`);
-    assert.ok(pod.containers[0]!.volumeMounts.some((m) => m.name === vol.name && m.mountPath === '/results'), `${file}: /results is not the claim`);
+    assert.ok(
+      pod.containers[0]!.volumeMounts.some((m) => m.name === vol.name && m.mountPath === '/results'),
+      `${file}: /results is not the claim`,
+    );
   }
 });
 
@@ -104,15 +116,28 @@ test('Indexed Job: one shard per completion index, each into its own bundle; sam
   const c = pod.containers[0]!;
   assert.equal(c.env?.find((e) => e.name === 'FPDM_SHARDS')?.value, String(n), 'FPDM_SHARDS must equal completions');
   const specMount = c.volumeMounts.find((m) => m.mountPath === '/spec');
-  assert.ok(specMount && pod.volumes.find((v) => v.name === specMount.name)?.configMap?.name, 'the spec comes from a config map');
+  assert.ok(
+    specMount && pod.volumes.find((v) => v.name === specMount.name)?.configMap?.name,
+    'the spec comes from a config map',
+  );
 
   const k8s = stub();
   const slurm = stub();
   const out = tempDir('fpdm-k8s-');
   for (const i of [0, 1, n - 1]) {
-    runContainer(c, { ...k8s.env, JOB_COMPLETION_INDEX: String(i) }, { '/results': join(out, 'k8s'), '/spec/spec.yaml': 'SPEC' });
+    runContainer(
+      c,
+      { ...k8s.env, JOB_COMPLETION_INDEX: String(i) },
+      { '/results': join(out, 'k8s'), '/spec/spec.yaml': 'SPEC' },
+    );
     const r = spawnSync('bash', [join(SLURM, 'run-shards.sbatch'), 'SPEC', join(out, 'slurm')], {
-      env: { ...slurm.env, SLURM_ARRAY_TASK_ID: String(i), SLURM_ARRAY_TASK_COUNT: String(n), SLURM_ARRAY_JOB_ID: '7', FPDM_BACKEND: 'auto' },
+      env: {
+        ...slurm.env,
+        SLURM_ARRAY_TASK_ID: String(i),
+        SLURM_ARRAY_TASK_COUNT: String(n),
+        SLURM_ARRAY_JOB_ID: '7',
+        FPDM_BACKEND: 'auto',
+      },
       encoding: 'utf8',
     });
     assert.equal(r.status, 0, r.stderr);
@@ -121,11 +146,25 @@ test('Indexed Job: one shard per completion index, each into its own bundle; sam
   assert.equal(calls.length, 3);
   calls.forEach((args, j) => {
     const i = [0, 1, n - 1][j]!;
-    assert.deepEqual(args, ['--backend', 'auto', 'run', 'SPEC', '--shard', `${i}/${n}`, '--db', join(out, 'k8s', `shard-${i}`, 'fpdm.sqlite'), '--progress', 'plain']);
+    assert.deepEqual(args, [
+      '--backend',
+      'auto',
+      'run',
+      'SPEC',
+      '--shard',
+      `${i}/${n}`,
+      '--db',
+      join(out, 'k8s', `shard-${i}`, 'fpdm.sqlite'),
+      '--progress',
+      'plain',
+    ]);
     assert.deepEqual(shardOption(args[5]!), { index: i, count: n });
   });
   // the Slurm task runs the same command, with its results directory in place of /results
-  assert.deepEqual(slurm.calls(), calls.map((a) => a.map((s) => s.split(join(out, 'k8s')).join(join(out, 'slurm')))));
+  assert.deepEqual(
+    slurm.calls(),
+    calls.map((a) => a.map((s) => s.split(join(out, 'k8s')).join(join(out, 'slurm')))),
+  );
 });
 
 test('collect Job: collect, report and (with a baseline) check, as the Slurm collect job', () => {
@@ -135,12 +174,18 @@ test('collect Job: collect, report and (with a baseline) check, as the Slurm col
   assert.equal(job.spec.template.spec.restartPolicy, 'Never');
   const c = job.spec.template.spec.containers[0]!;
   const out = tempDir('fpdm-k8s-collect-');
-  for (const side of ['k8s', 'slurm']) for (const i of [0, 1]) mkdirSync(join(out, side, `shard-${i}`), { recursive: true });
+  for (const side of ['k8s', 'slurm'])
+    for (const i of [0, 1]) mkdirSync(join(out, side, `shard-${i}`), { recursive: true });
   for (const baseline of ['', 'BASELINE']) {
     const k8s = stub();
-    runContainer({ ...c, env: [{ name: 'FPDM_BASELINE', value: baseline }] }, k8s.env, { '/results': join(out, 'k8s') });
+    runContainer({ ...c, env: [{ name: 'FPDM_BASELINE', value: baseline }] }, k8s.env, {
+      '/results': join(out, 'k8s'),
+    });
     const slurm = stub();
-    const r = spawnSync('bash', [join(SLURM, 'collect.sbatch'), join(out, 'slurm'), ...(baseline ? [baseline] : [])], { env: slurm.env, encoding: 'utf8' });
+    const r = spawnSync('bash', [join(SLURM, 'collect.sbatch'), join(out, 'slurm'), ...(baseline ? [baseline] : [])], {
+      env: slurm.env,
+      encoding: 'utf8',
+    });
     assert.equal(r.status, 0, r.stderr);
     const db = join(out, 'k8s', 'fpdm.sqlite');
     const want = [
@@ -149,6 +194,9 @@ test('collect Job: collect, report and (with a baseline) check, as the Slurm col
       ...(baseline ? [['check', '--baseline', baseline, '--db', db]] : []),
     ];
     assert.deepEqual(k8s.calls(), want);
-    assert.deepEqual(slurm.calls(), want.map((a) => a.map((s) => s.split(join(out, 'k8s')).join(join(out, 'slurm')))));
+    assert.deepEqual(
+      slurm.calls(),
+      want.map((a) => a.map((s) => s.split(join(out, 'k8s')).join(join(out, 'slurm')))),
+    );
   }
 });

@@ -11,15 +11,26 @@ import { openStore, sha256Hex, type Store } from '../../src/store/index.js';
 const root = mkdtempSync(join(tmpdir(), 'fpdm-coverage-'));
 let n = 0;
 
-interface R { key: string; parent?: string; status: 'pending' | 'running' | 'completed' | 'failed'; shard?: ShardRecord; experiment?: string }
+interface R {
+  key: string;
+  parent?: string;
+  status: 'pending' | 'running' | 'completed' | 'failed';
+  shard?: ShardRecord;
+  experiment?: string;
+}
 
 /** A database holding the runs `rs` in the given states. */
 function bundle(rs: R[]): string {
   const s: Store = openStore(join(root, `b${n++}.sqlite`));
   for (const r of rs) {
     const input = {
-      key: sha256Hex(r.key), experiment: r.experiment ?? 'e', kind: r.parent ? ('sample' as const) : ('train' as const), model: 'm',
-      parentKey: r.parent ? sha256Hex(r.parent) : null, config: { k: r.key }, provenance: r.shard ? { shard: r.shard } : {},
+      key: sha256Hex(r.key),
+      experiment: r.experiment ?? 'e',
+      kind: r.parent ? ('sample' as const) : ('train' as const),
+      model: 'm',
+      parentKey: r.parent ? sha256Hex(r.parent) : null,
+      config: { k: r.key },
+      provenance: r.shard ? { shard: r.shard } : {},
     };
     if (r.status === 'pending') {
       s.addPendingRuns([input]);
@@ -38,7 +49,10 @@ function bundle(rs: R[]): string {
 const sh = (index: number, count: number, trainRuns: number): ShardRecord => ({ index, count, trainRuns });
 
 test('a complete set of shards has no gaps; a missing bundle is named by its index', () => {
-  const b0 = bundle([{ key: 't0', status: 'completed', shard: sh(0, 3, 3) }, { key: 's0', parent: 't0', status: 'completed', shard: sh(0, 3, 3) }]);
+  const b0 = bundle([
+    { key: 't0', status: 'completed', shard: sh(0, 3, 3) },
+    { key: 's0', parent: 't0', status: 'completed', shard: sh(0, 3, 3) },
+  ]);
   const b1 = bundle([{ key: 't1', status: 'completed', shard: sh(1, 3, 3) }]);
   const b2 = bundle([{ key: 't2', status: 'completed', shard: sh(2, 3, 3) }]);
   const all = shardCoverage([b0, b1, b2]);
@@ -68,7 +82,10 @@ test('pending and running runs make a shard unfinished unless another database h
   assert.deepEqual(cov[0]!.unfinished, [{ index: 0, runs: 2 }]);
   assert.match(describeShardGaps(cov)[0]!, /shard 0\/2 has 2 unfinished runs/);
   // the same runs finished in another copy (e.g. the destination of an earlier collect)
-  const rerun = bundle([{ key: 'v0', status: 'completed', shard: sh(0, 2, 2) }, { key: 'w0', parent: 'v0', status: 'completed', shard: sh(0, 2, 2) }]);
+  const rerun = bundle([
+    { key: 'v0', status: 'completed', shard: sh(0, 2, 2) },
+    { key: 'w0', parent: 'v0', status: 'completed', shard: sh(0, 2, 2) },
+  ]);
   assert.deepEqual(shardCoverage([killed, done1, rerun])[0]!.unfinished, []);
 });
 
@@ -77,7 +94,10 @@ test('sample runs of a failed training are blocked, not unfinished; runs without
     { key: 'x0', status: 'failed', shard: sh(0, 2, 2) },
     { key: 'y0', parent: 'x0', status: 'pending', shard: sh(0, 2, 2) },
   ]);
-  const b1 = bundle([{ key: 'x1', status: 'completed', shard: sh(1, 2, 2) }, { key: 'z', status: 'pending' }]);
+  const b1 = bundle([
+    { key: 'x1', status: 'completed', shard: sh(1, 2, 2) },
+    { key: 'z', status: 'pending' },
+  ]);
   assert.deepEqual(shardCoverage([b0, b1]), [{ experiment: 'e', count: 2, expected: 2, missing: [], unfinished: [] }]);
   assert.deepEqual(shardCoverage([bundle([{ key: 'plain', status: 'running' }])]), []);
 });
@@ -86,6 +106,12 @@ test('experiments and shard counts are checked separately', () => {
   const a = bundle([{ key: 'a0', status: 'completed', shard: sh(0, 2, 2), experiment: 'alpha' }]);
   const b = bundle([{ key: 'b0', status: 'completed', shard: sh(1, 2, 2), experiment: 'beta' }]);
   const cov = shardCoverage([a, b]);
-  assert.deepEqual(cov.map((c) => [c.experiment, c.missing]), [['alpha', [1]], ['beta', [0]]]);
+  assert.deepEqual(
+    cov.map((c) => [c.experiment, c.missing]),
+    [
+      ['alpha', [1]],
+      ['beta', [0]],
+    ],
+  );
   assert.equal(describeShardGaps(cov).length, 2);
 });

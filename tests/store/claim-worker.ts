@@ -5,14 +5,32 @@ import { openStore, sha256Hex } from '../../src/store/index.js';
 const [dbPath, nStr, label] = process.argv.slice(2);
 const store = openStore(dbPath!);
 const claimed: string[] = [];
-const spin = (ms: number) => { const end = Date.now() + ms; while (Date.now() < end); };
+const spin = (ms: number) => {
+  const end = Date.now() + ms;
+  while (Date.now() < end);
+};
 for (let i = 0; i < Number(nStr); i++) {
   const key = sha256Hex(`run-${i}`);
-  const c = store.claimRun({ key, experiment: 'conc', kind: 'sample', model: i % 2 ? 'DiT' : 'FPDM', seed: i, config: { i } });
+  const c = store.claimRun({
+    key,
+    experiment: 'conc',
+    kind: 'sample',
+    model: i % 2 ? 'DiT' : 'FPDM',
+    seed: i,
+    config: { i },
+  });
   if (c.outcome !== 'claimed') continue;
   claimed.push(key);
   spin(2); // hold the run a moment so the other process meets it running
-  store.addMetrics(c.run.id, Array.from({ length: 20 }, (_, s) => ({ name: 'train_loss', value: i + s / 100, step: s, tags: { worker: label! } })));
+  store.addMetrics(
+    c.run.id,
+    Array.from({ length: 20 }, (_, s) => ({
+      name: 'train_loss',
+      value: i + s / 100,
+      step: s,
+      tags: { worker: label! },
+    })),
+  );
   store.completeRun(c.run.id, { metrics: [{ name: 'fid', value: i }] });
 }
 store.close();

@@ -10,12 +10,16 @@ const WORKER = resolve(import.meta.dirname, 'claim-worker.ts');
 
 function runWorker(db: string, n: number, label: string): Promise<string[]> {
   return new Promise((res, rej) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', WORKER, db, String(n), label], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, ['--import', 'tsx', WORKER, db, String(n), label], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => (out += d));
     p.stderr.on('data', (d) => (err += d));
-    p.on('close', (code) => (code === 0 ? res(JSON.parse(out) as string[]) : rej(new Error(`worker ${label} exited ${code}: ${err}`))));
+    p.on('close', (code) =>
+      code === 0 ? res(JSON.parse(out) as string[]) : rej(new Error(`worker ${label} exited ${code}: ${err}`)),
+    );
   });
 }
 

@@ -52,7 +52,9 @@ before(async () => {
   d.close();
   const lookalike = join(dir, 'lookalike.sqlite');
   d = new Database(lookalike);
-  d.exec('CREATE TABLE experiments (x); CREATE TABLE runs (run_key TEXT); CREATE TABLE metrics (x); CREATE TABLE artifacts (x)'); // user_version 0
+  d.exec(
+    'CREATE TABLE experiments (x); CREATE TABLE runs (run_key TEXT); CREATE TABLE metrics (x); CREATE TABLE artifacts (x)',
+  ); // user_version 0
   d.close();
   const text = join(dir, 'text.sqlite');
   writeFileSync(text, 'name,value\nfid,3.2\n'.repeat(20));
@@ -80,17 +82,29 @@ test('inspectDatabase tells ours (marked or not) and empty files from everything
   assert.deepEqual(inspectDatabase(ours), { version: SCHEMA_VERSION, marked: true });
   for (const [k, p] of Object.entries(foreign)) {
     const before = snapshot(p);
-    assert.throws(() => inspectDatabase(p), (e: unknown) => e instanceof UserError && e.message.includes(p) && /untouched/.test(e.message), k);
+    assert.throws(
+      () => inspectDatabase(p),
+      (e: unknown) => e instanceof UserError && e.message.includes(p) && /untouched/.test(e.message),
+      k,
+    );
     assert.throws(() => openStore(p), UserError, k);
     assert.throws(() => openStore(p, { readonly: true }), UserError, k);
     assertUntouched(p, before, k);
   }
-  assert.throws(() => inspectDatabase(dir), (e: unknown) => e instanceof UserError && /is a directory/.test(e.message));
+  assert.throws(
+    () => inspectDatabase(dir),
+    (e: unknown) => e instanceof UserError && /is a directory/.test(e.message),
+  );
 });
 
 test('no command writes to a database it did not create: each exits 2 and leaves the file as it was', async () => {
   const baseline = join(dir, 'baseline.json');
-  writeFileSync(baseline, JSON.stringify({ checks: [{ name: 'x', metric: 'fid', select: {}, expected: 1, tolerance: { abs: 1 }, better: 'lower' }] }));
+  writeFileSync(
+    baseline,
+    JSON.stringify({
+      checks: [{ name: 'x', metric: 'fid', select: {}, expected: 1, tolerance: { abs: 1 }, better: 'lower' }],
+    }),
+  );
   const spec = join(ROOT, 'experiments', 'quickstart.yaml');
   for (const [k, p] of Object.entries(foreign)) {
     const commands = [
@@ -137,7 +151,10 @@ test('an fpdm-exp database made before the mark: report reads it unchanged; open
   assert.equal(r.code, 0, r.stderr);
   assert.equal((JSON.parse(r.stdout) as { runs: number }).runs, runs);
   const after = snapshot(committed);
-  assert.ok(after.bytes.equals(before.bytes) && after.mtimeMs === before.mtimeMs, 'report opened the committed database read-only');
+  assert.ok(
+    after.bytes.equals(before.bytes) && after.mtimeMs === before.mtimeMs,
+    'report opened the committed database read-only',
+  );
 
   const copy = join(dir, 'old.sqlite');
   copyFileSync(committed, copy);

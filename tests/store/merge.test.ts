@@ -8,23 +8,43 @@ import { openStore, mergeDatabase, sha256Hex, type Store } from '../../src/store
 function fill(s: Store, ids: number[], opts: { fail?: number[] } = {}) {
   s.upsertExperiment('e', 'name: e');
   for (const i of ids) {
-    const c = s.claimRun({ key: sha256Hex(`k${i}`), experiment: 'e', kind: 'sample', model: `m${i % 2}`, seed: i, config: { i }, tags: { budget: i } });
+    const c = s.claimRun({
+      key: sha256Hex(`k${i}`),
+      experiment: 'e',
+      kind: 'sample',
+      model: `m${i % 2}`,
+      seed: i,
+      config: { i },
+      tags: { budget: i },
+    });
     if (opts.fail?.includes(i)) {
       s.failRun(c.run.id, 'boom');
       continue;
     }
     const art = join(s.dir, `grid${i}.png`);
     writeFileSync(art, `g${i}`);
-    s.completeRun(c.run.id, { metrics: [{ name: 'fid', value: 10 + i }, { name: 'train_loss', value: 1, step: 0 }], artifacts: [{ kind: 'sample_grid', path: art }] });
+    s.completeRun(c.run.id, {
+      metrics: [
+        { name: 'fid', value: 10 + i },
+        { name: 'train_loss', value: 1, step: 0 },
+      ],
+      artifacts: [{ kind: 'sample_grid', path: art }],
+    });
   }
 }
 
 const snapshot = (s: Store) =>
-  s.listRuns().map((r) => ({
-    key: r.key, status: r.status, model: r.model, tags: r.tags,
-    metrics: s.metrics({ key: r.key }).map((m) => [m.name, m.value, m.step]),
-    arts: s.artifacts({ key: r.key }).map((a) => [a.absPath, a.sha256]),
-  })).sort((x, y) => x.key.localeCompare(y.key));
+  s
+    .listRuns()
+    .map((r) => ({
+      key: r.key,
+      status: r.status,
+      model: r.model,
+      tags: r.tags,
+      metrics: s.metrics({ key: r.key }).map((m) => [m.name, m.value, m.step]),
+      arts: s.artifacts({ key: r.key }).map((a) => [a.absPath, a.sha256]),
+    }))
+    .sort((x, y) => x.key.localeCompare(y.key));
 
 test('merging shard bundles gives the unsharded contents, idempotently; completed beats failed', () => {
   const root = mkdtempSync(join(tmpdir(), 'fpdm-merge-'));
@@ -68,7 +88,12 @@ test('collecting with copied artifacts makes the merged results independent of t
   const ckpt = join(root, 'b0', 'artifacts', 'runs', 'x', 'ckpt.safetensors');
   writeFileSync(grid, 'grid-bytes');
   writeFileSync(ckpt, 'ckpt-bytes');
-  b0.completeRun(c.run.id, { artifacts: [{ kind: 'sample_grid', path: grid }, { kind: 'checkpoint', path: ckpt }] });
+  b0.completeRun(c.run.id, {
+    artifacts: [
+      { kind: 'sample_grid', path: grid },
+      { kind: 'checkpoint', path: ckpt },
+    ],
+  });
   b0.close();
   const bundle = join(root, 'b0', 'r.sqlite');
   for (const mode of ['samples', 'all'] as const) {

@@ -4,7 +4,16 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { openStore, migrate, MIGRATIONS, SCHEMA_VERSION, sha256Hex, METRIC, TAG, canonicalJson } from '../../src/store/index.js';
+import {
+  openStore,
+  migrate,
+  MIGRATIONS,
+  SCHEMA_VERSION,
+  sha256Hex,
+  METRIC,
+  TAG,
+  canonicalJson,
+} from '../../src/store/index.js';
 import { APPLICATION_ID } from '../../src/store/store.js';
 import { UserError } from '../../src/util/errors.js';
 
@@ -17,7 +26,9 @@ test('a new database is created at the latest schema version, in WAL mode, and p
   assert.equal(s.schemaVersion(), SCHEMA_VERSION);
   assert.equal(s.db.pragma('journal_mode', { simple: true }), 'wal');
   assert.equal(s.integrityCheck(), 'ok');
-  const tables = (s.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+  const tables = (
+    s.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]
+  ).map((r) => r.name);
   assert.deepEqual(tables, ['artifacts', 'experiments', 'metrics', 'runs']);
   s.close();
 });
@@ -30,7 +41,10 @@ test('a database from a newer schema version is refused with a UserError and lef
   raw.pragma(`user_version = ${SCHEMA_VERSION + 5}`);
   raw.close();
   const before = readFileSync(path);
-  assert.throws(() => openStore(path), (e: unknown) => e instanceof UserError && /newer/.test(e.message) && /untouched/.test(e.message));
+  assert.throws(
+    () => openStore(path),
+    (e: unknown) => e instanceof UserError && /newer/.test(e.message) && /untouched/.test(e.message),
+  );
   assert.throws(() => openStore(path, { readonly: true }), UserError);
   assert.ok(before.equals(readFileSync(path)));
 });
@@ -38,7 +52,10 @@ test('a database from a newer schema version is refused with a UserError and lef
 test('a file that is not a database is refused with a UserError', () => {
   const path = join(tmp(), 'junk.sqlite');
   writeFileSync(path, 'this is not sqlite at all, just some text that is long enough to have a header'.repeat(10));
-  assert.throws(() => openStore(path), (e: unknown) => e instanceof UserError && /not an SQLite database/.test(e.message));
+  assert.throws(
+    () => openStore(path),
+    (e: unknown) => e instanceof UserError && /not an SQLite database/.test(e.message),
+  );
 });
 
 test('migrations run forward from the stored user_version, keep rows, and roll back on failure', () => {
@@ -54,11 +71,23 @@ test('migrations run forward from the stored user_version, keep rows, and roll b
   ];
   assert.deepEqual(migrate(db, extra), { from: SCHEMA_VERSION, to: SCHEMA_VERSION + 2 });
   assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION + 2);
-  assert.equal((db.prepare('SELECT spec FROM experiments WHERE name = ?').get('e') as { spec: string }).spec, 'spec: 1');
+  assert.equal(
+    (db.prepare('SELECT spec FROM experiments WHERE name = ?').get('e') as { spec: string }).spec,
+    'spec: 1',
+  );
   // running them again is a no-op
   assert.deepEqual(migrate(db, extra), { from: SCHEMA_VERSION + 2, to: SCHEMA_VERSION + 2 });
   // a failing migration leaves the version and schema as they were
-  const failing = [...extra, { description: 'broken', up: (d: Database.Database) => { d.exec('CREATE TABLE half (x)'); throw new Error('boom'); } }];
+  const failing = [
+    ...extra,
+    {
+      description: 'broken',
+      up: (d: Database.Database) => {
+        d.exec('CREATE TABLE half (x)');
+        throw new Error('boom');
+      },
+    },
+  ];
   assert.throws(() => migrate(db, failing), /boom/);
   assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION + 2);
   assert.equal((db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'half'").get() as { n: number }).n, 0);
@@ -74,7 +103,16 @@ test('migrations run forward from the stored user_version, keep rows, and roll b
 test('claimRun: insert, done, busy for a live owner, re-claim from a dead owner, failed and retry', () => {
   const path = join(tmp(), 'c.sqlite');
   const a = openStore(path);
-  const input = { key: key('run1'), experiment: 'exp', kind: 'sample' as const, model: 'FPDM-S/2', family: 'fpdm' as const, seed: 3, config: { b: 2, a: 1 }, tags: { [TAG.budget]: 10 } };
+  const input = {
+    key: key('run1'),
+    experiment: 'exp',
+    kind: 'sample' as const,
+    model: 'FPDM-S/2',
+    family: 'fpdm' as const,
+    seed: 3,
+    config: { b: 2, a: 1 },
+    tags: { [TAG.budget]: 10 },
+  };
   const c1 = a.claimRun(input);
   assert.equal(c1.outcome, 'claimed');
   assert.equal(c1.outcome === 'claimed' && c1.previous, null);
@@ -94,9 +132,13 @@ test('claimRun: insert, done, busy for a live owner, re-claim from a dead owner,
   assert.equal(c2.outcome === 'claimed' && c2.previous, 'running');
   assert.equal(c2.run.attempts, 2);
   // another host: busy while its heartbeat is fresh, claimable once stale
-  a.db.prepare("UPDATE runs SET owner_host = 'elsewhere', owner_token = 'x', heartbeat_at = ? WHERE id = ?").run(new Date().toISOString(), c1.run.id);
+  a.db
+    .prepare("UPDATE runs SET owner_host = 'elsewhere', owner_token = 'x', heartbeat_at = ? WHERE id = ?")
+    .run(new Date().toISOString(), c1.run.id);
   assert.equal(a.claimRun(input).outcome, 'busy');
-  a.db.prepare("UPDATE runs SET heartbeat_at = ? WHERE id = ?").run(new Date(Date.now() - 3_600_000).toISOString(), c1.run.id);
+  a.db
+    .prepare('UPDATE runs SET heartbeat_at = ? WHERE id = ?')
+    .run(new Date(Date.now() - 3_600_000).toISOString(), c1.run.id);
   assert.equal(a.claimRun(input).outcome, 'claimed');
 
   a.failRun(c1.run.id, 'loss is NaN at step 7', 'diverged');
@@ -118,14 +160,32 @@ test('claimRun: insert, done, busy for a live owner, re-claim from a dead owner,
 
 test('metrics: one row per value, tags merged with the run, re-writing replaces, non-finite kept', () => {
   const s = openStore(join(tmp(), 'x.sqlite'));
-  const c = s.claimRun({ key: key('m'), experiment: 'e', kind: 'train', model: 'DiT-S/2', family: 'dit', seed: 1, config: {}, tags: { budget: 5, reuse: false } });
+  const c = s.claimRun({
+    key: key('m'),
+    experiment: 'e',
+    kind: 'train',
+    model: 'DiT-S/2',
+    family: 'dit',
+    seed: 1,
+    config: {},
+    tags: { budget: 5, reuse: false },
+  });
   assert.equal(c.outcome, 'claimed');
   const id = c.run.id;
-  s.addMetrics(id, [0, 1, 2, 3].map((step) => ({ name: METRIC.trainLoss, value: 1 / (step + 1), step })));
+  s.addMetrics(
+    id,
+    [0, 1, 2, 3].map((step) => ({ name: METRIC.trainLoss, value: 1 / (step + 1), step })),
+  );
   s.addMetrics(id, [{ name: METRIC.trainLoss, value: 0.3, step: 2 }]); // resume rewrites step 2
-  s.addMetrics(id, [{ name: METRIC.trainLoss, value: NaN, step: 4 }, { name: METRIC.fid, value: 7, tags: { preprocessing: 'tf', budget: 6 } }]);
+  s.addMetrics(id, [
+    { name: METRIC.trainLoss, value: NaN, step: 4 },
+    { name: METRIC.fid, value: 7, tags: { preprocessing: 'tf', budget: 6 } },
+  ]);
   const loss = s.metrics({ names: [METRIC.trainLoss] });
-  assert.deepEqual(loss.map((m) => m.step), [0, 1, 2, 3, 4]);
+  assert.deepEqual(
+    loss.map((m) => m.step),
+    [0, 1, 2, 3, 4],
+  );
   assert.equal(loss[2]!.value, 0.3);
   assert.ok(Number.isNaN(loss[4]!.value));
   const fid = s.metrics({ names: [METRIC.fid], experiment: 'e' })[0]!;
@@ -136,7 +196,14 @@ test('metrics: one row per value, tags merged with the run, re-writing replaces,
   assert.equal(s.metrics({ experiment: 'other' }).length, 0);
   assert.equal(s.metrics({ status: ['completed'] }).length, 0);
   assert.throws(() => s.addMetrics(id, [{ name: 'x', value: 1, tags: { bad: NaN } }]), /tag 'bad'/);
-  assert.throws(() => s.addMetrics(id, [{ name: 'ok', value: 1 }, { name: 'x', value: 1, step: 0.5 }]), /integer/);
+  assert.throws(
+    () =>
+      s.addMetrics(id, [
+        { name: 'ok', value: 1 },
+        { name: 'x', value: 1, step: 0.5 },
+      ]),
+    /integer/,
+  );
   assert.equal(s.metrics({ names: ['ok'] }).length, 0, 'a failed addMetrics leaves no partial rows');
   s.close();
 });
@@ -155,10 +222,12 @@ test('artifacts: stored relative to the database directory with sha256 and size'
   assert.equal(a!.sha256, sha256Hex('pngbytes'));
   assert.equal(a!.bytes, 8);
   assert.equal(a!.tags.budget, 4);
-  assert.throws(() => s.addArtifact(c.run.id, { kind: 'checkpoint', path: join(dir, 'missing.safetensors') }), UserError);
+  assert.throws(
+    () => s.addArtifact(c.run.id, { kind: 'checkpoint', path: join(dir, 'missing.safetensors') }),
+    UserError,
+  );
   s.close();
 });
-
 
 test('pending runs are claimable; heartbeats only from the owner; bad paths and old schemas read-only are UserErrors', () => {
   const dir = tmp();
@@ -175,8 +244,14 @@ test('pending runs are claimable; heartbeats only from the owner; bad paths and 
   assert.equal(s.getRun(input.key)!.heartbeatAt, before);
   other.close();
   s.close();
-  assert.throws(() => openStore(join(dir, 'no', 'such', 'dir', 'r.sqlite')), (e: unknown) => e instanceof UserError && /does not exist/.test(e.message));
+  assert.throws(
+    () => openStore(join(dir, 'no', 'such', 'dir', 'r.sqlite')),
+    (e: unknown) => e instanceof UserError && /does not exist/.test(e.message),
+  );
   const old = join(dir, 'old.sqlite');
   new Database(old).close(); // a zero-byte file: nothing in it to report
-  assert.throws(() => openStore(old, { readonly: true }), (e: unknown) => e instanceof UserError && /is empty/.test(e.message));
+  assert.throws(
+    () => openStore(old, { readonly: true }),
+    (e: unknown) => e instanceof UserError && /is empty/.test(e.message),
+  );
 });

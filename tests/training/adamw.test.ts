@@ -6,7 +6,11 @@ import { Ema } from '../../src/training/ema.js';
 import { TEST_BACKENDS, useBackend, maxAbsDiff } from '../helpers.js';
 
 /** PyTorch's AdamW update written out in float64 on plain arrays (the hand computation). */
-function referenceAdamW(p0: number[], grads: number[][], c: { lr: number; b1: number; b2: number; eps: number; wd: number; warmup?: number; clip?: number }): number[] {
+function referenceAdamW(
+  p0: number[],
+  grads: number[][],
+  c: { lr: number; b1: number; b2: number; eps: number; wd: number; warmup?: number; clip?: number },
+): number[] {
   const p = [...p0];
   const m = p.map(() => 0);
   const v = p.map(() => 0);
@@ -42,8 +46,16 @@ for (const backend of TEST_BACKENDS) {
     await useBackend(backend);
     const cases = [
       { name: 'defaults', cfg: {}, ref: { lr: 1e-4, b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0 } },
-      { name: 'lr 0.1, weight decay 0.05', cfg: { lr: 0.1, weightDecay: 0.05 }, ref: { lr: 0.1, b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0.05 } },
-      { name: 'warm-up 2 + clip 0.5', cfg: { lr: 0.01, warmupSteps: 2, clipGradNorm: 0.5 }, ref: { lr: 0.01, b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0, warmup: 2, clip: 0.5 } },
+      {
+        name: 'lr 0.1, weight decay 0.05',
+        cfg: { lr: 0.1, weightDecay: 0.05 },
+        ref: { lr: 0.1, b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0.05 },
+      },
+      {
+        name: 'warm-up 2 + clip 0.5',
+        cfg: { lr: 0.01, warmupSteps: 2, clipGradNorm: 0.5 },
+        ref: { lr: 0.01, b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0, warmup: 2, clip: 0.5 },
+      },
     ];
     for (const c of cases) {
       const w = tf.variable(tf.tensor2d(P0, [2, 3]), true, `adamw-test-${backend}-${c.name}`);
@@ -68,7 +80,10 @@ for (const backend of TEST_BACKENDS) {
 
 test('warm-up schedule is linear then constant', () => {
   const cfg = { ...ADAMW_DEFAULTS, lr: 1e-3, warmupSteps: 4 };
-  assert.deepEqual([1, 2, 3, 4, 5, 100].map((t) => learningRateAt(cfg, t)), [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 100].map((t) => learningRateAt(cfg, t)),
+    [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3],
+  );
   assert.equal(learningRateAt(ADAMW_DEFAULTS, 1), 1e-4);
 });
 
@@ -77,9 +92,14 @@ test('cosine schedule: warm-up, then ½(1 + cos) down to 0 at decaySteps, 0 afte
   const got = [2, 4, 6, 8, 10, 12, 20].map((t) => learningRateAt(cfg, t));
   // p = (t − 4) / 8 after the warm-up: 0.25 → ½(1 + cos(π/4)), 0.5 → ½, 0.75 → ½(1 − cos(π/4)), 1 → 0
   const expected = [5e-4, 1e-3, 5e-4 * (1 + Math.SQRT1_2), 5e-4, 5e-4 * (1 - Math.SQRT1_2), 0, 0];
-  got.forEach((v, i) => assert.ok(Math.abs(v - expected[i]!) < 1e-15, `step ${[2, 4, 6, 8, 10, 12, 20][i]}: ${v} vs ${expected[i]}`));
+  got.forEach((v, i) =>
+    assert.ok(Math.abs(v - expected[i]!) < 1e-15, `step ${[2, 4, 6, 8, 10, 12, 20][i]}: ${v} vs ${expected[i]}`),
+  );
   const w = new Map([['w', tf.variable(tf.zeros([2]))]]) as ParamMap;
-  assert.throws(() => new AdamW(w, { warmupSteps: 10, decaySteps: 10 }), /decaySteps must be an integer above the warm-up steps \(10\)/);
+  assert.throws(
+    () => new AdamW(w, { warmupSteps: 10, decaySteps: 10 }),
+    /decaySteps must be an integer above the warm-up steps \(10\)/,
+  );
   assert.throws(() => new AdamW(w, { decaySteps: 2.5 }), /decaySteps/);
   tf.dispose([...w.values()]);
 });

@@ -4,14 +4,31 @@ import { existsSync, mkdtempSync, readdirSync, writeFileSync, readFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { f32, toFloat32, type TensorMap } from '../../src/io/tensor.js';
-import { readCheckpoint, readCheckpointMeta, writeCheckpoint, tensorsWithPrefix, SIDECAR, type CheckpointMeta } from '../../src/training/checkpoint.js';
+import {
+  readCheckpoint,
+  readCheckpointMeta,
+  writeCheckpoint,
+  tensorsWithPrefix,
+  SIDECAR,
+  type CheckpointMeta,
+} from '../../src/training/checkpoint.js';
 import { UserError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
 
 function meta(step: number): Omit<CheckpointMeta, 'weights' | 'sha256' | 'format'> {
   return {
-    step, config: { a: 1 }, rng: { train: new Rng(1).state(), data: { pos: step } }, optimizer: { stepCount: step },
-    history: [], runKey: null, toolVersion: '0', gitCommit: null, backend: { name: 'cpu' }, status: 'running', divergedAt: null, createdAt: new Date(0).toISOString(),
+    step,
+    config: { a: 1 },
+    rng: { train: new Rng(1).state(), data: { pos: step } },
+    optimizer: { stepCount: step },
+    history: [],
+    runKey: null,
+    toolVersion: '0',
+    gitCommit: null,
+    backend: { name: 'cpu' },
+    status: 'running',
+    divergedAt: null,
+    createdAt: new Date(0).toISOString(),
   };
 }
 
@@ -58,7 +75,13 @@ test('corrupt weights are detected by the recorded hash', () => {
   const bytes = readFileSync(p);
   bytes[bytes.length - 1] ^= 0xff;
   writeFileSync(p, bytes);
-  assert.throws(() => readCheckpoint(dir), (e: unknown) => e instanceof UserError && /corrupt/.test(e.message));
+  assert.throws(
+    () => readCheckpoint(dir),
+    (e: unknown) => e instanceof UserError && /corrupt/.test(e.message),
+  );
   writeFileSync(join(dir, SIDECAR), '{"format": ');
-  assert.throws(() => readCheckpointMeta(dir), (e: unknown) => e instanceof UserError && /not valid JSON/.test(e.message));
+  assert.throws(
+    () => readCheckpointMeta(dir),
+    (e: unknown) => e instanceof UserError && /not valid JSON/.test(e.message),
+  );
 });

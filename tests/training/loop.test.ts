@@ -19,7 +19,15 @@ function tinyDataset(): Dataset {
   const px = 64;
   const x = Float32Array.from({ length: n * px }, () => r.uniform() * 2 - 1);
   return {
-    kind: 'synthetic', name: 'tiny', size: n, numClasses: 2, labeled: true, classNames: ['a', 'b'], channels: 1, imageSize: 8, fingerprint: 'tiny',
+    kind: 'synthetic',
+    name: 'tiny',
+    size: n,
+    numClasses: 2,
+    labeled: true,
+    classNames: ['a', 'b'],
+    channels: 1,
+    imageSize: 8,
+    fingerprint: 'tiny',
     async batch(idx: ArrayLike<number>): Promise<Batch> {
       const out = new Float32Array(idx.length * px);
       for (let i = 0; i < idx.length; i++) out.set(x.subarray(idx[i]! * px, (idx[i]! + 1) * px), i * px);
@@ -29,14 +37,30 @@ function tinyDataset(): Dataset {
 }
 
 function tinyModel(kind: 'dit' | 'fpdm'): ModelConfig {
-  const base = validateConfig({ ...ditPreset('DiT-S/4', { inputSize: 8, inChannels: 1, numClasses: 2 }), hiddenSize: 16, numHeads: 2, depth: 2 });
-  return kind === 'dit' ? base : fpdmFrom(base, { preDepth: 1, postDepth: 1, noGradIters: [0, 2], withGradIters: [1, 2] });
+  const base = validateConfig({
+    ...ditPreset('DiT-S/4', { inputSize: 8, inChannels: 1, numClasses: 2 }),
+    hiddenSize: 16,
+    numHeads: 2,
+    depth: 2,
+  });
+  return kind === 'dit'
+    ? base
+    : fpdmFrom(base, { preDepth: 1, postDepth: 1, noGradIters: [0, 2], withGradIters: [1, 2] });
 }
 
 function opts(kind: 'dit' | 'fpdm', outDir: string, extra: Partial<TrainOptions> = {}): TrainOptions {
   return {
-    model: tinyModel(kind), diffusion: diffusionConfig({}), dataset: tinyDataset(), steps: 6, batch: 4,
-    optimizer: { lr: 1e-3 }, ema: 0.9, seed: 7, outDir, checkpointEvery: 2, ...extra,
+    model: tinyModel(kind),
+    diffusion: diffusionConfig({}),
+    dataset: tinyDataset(),
+    steps: 6,
+    batch: 4,
+    optimizer: { lr: 1e-3 },
+    ema: 0.9,
+    seed: 7,
+    outDir,
+    checkpointEvery: 2,
+    ...extra,
   };
 }
 
@@ -54,7 +78,10 @@ test('FPDM trains with S-JFB: finite losses, residuals and iteration counts reco
     assert.ok(h.residual !== undefined && Number.isFinite(h.residual));
   }
   // the same number of live tensors after every step, and none left after the run
-  assert.ok(counts.every((c) => c === counts[0]), `tensor counts per step: ${counts}`);
+  assert.ok(
+    counts.every((c) => c === counts[0]),
+    `tensor counts per step: ${counts}`,
+  );
   assert.equal(tf.memory().numTensors, before);
   const meta = readCheckpointMeta(dir)!;
   assert.equal(meta.step, 6);
@@ -76,13 +103,20 @@ test('resume after an interruption gives bitwise-identical weights, EMA and mome
     const mb = readCheckpointMeta(b)!;
     assert.equal(ma.sha256, mb.sha256, `${kind}: weights files differ`);
     assert.deepEqual(readFileSync(join(a, ma.weights)), readFileSync(join(b, mb.weights)));
-    assert.deepEqual(ra.history.map((h) => h.loss), rb.history.map((h) => h.loss));
+    assert.deepEqual(
+      ra.history.map((h) => h.loss),
+      rb.history.map((h) => h.loss),
+    );
   }
 });
 
 test('a different seed trains to different weights; the same seed to the same', async () => {
   await useBackend('cpu');
-  const dirs = [mkdtempSync(join(tmpdir(), 's-')), mkdtempSync(join(tmpdir(), 's-')), mkdtempSync(join(tmpdir(), 's-'))];
+  const dirs = [
+    mkdtempSync(join(tmpdir(), 's-')),
+    mkdtempSync(join(tmpdir(), 's-')),
+    mkdtempSync(join(tmpdir(), 's-')),
+  ];
   await trainModel(opts('dit', dirs[0]!, { steps: 2 }));
   await trainModel(opts('dit', dirs[1]!, { steps: 2 }));
   await trainModel(opts('dit', dirs[2]!, { steps: 2, seed: 8 }));
@@ -112,5 +146,8 @@ test('resuming with other settings is refused with the first difference', async 
   await useBackend('cpu');
   const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
   await trainModel(opts('dit', dir, { steps: 2 }));
-  await assert.rejects(trainModel(opts('dit', dir, { steps: 2, optimizer: { lr: 5e-4 } })), /different run \(optimizer\.lr: 0\.001 vs 0\.0005\)/);
+  await assert.rejects(
+    trainModel(opts('dit', dir, { steps: 2, optimizer: { lr: 5e-4 } })),
+    /different run \(optimizer\.lr: 0\.001 vs 0\.0005\)/,
+  );
 });

@@ -7,13 +7,27 @@ import { assertShape, checkShape } from '../../src/util/shapes.js';
 
 test('assertShape throws an InternalError (not a UserError) naming what and both shapes; checkShape a UserError', () => {
   assert.doesNotThrow(() => assertShape('x', [2, 4, 8, 8], [-1, 4, 8, 8]));
-  assert.throws(() => assertShape('x', [2, 3, 8, 8], [-1, 4, 8, 8]), (e: unknown) => e instanceof InternalError && !(e instanceof UserError) && e.exitCode === EXIT.bug && e.message === 'x: has shape [2, 3, 8, 8], expected [*, 4, 8, 8]');
+  assert.throws(
+    () => assertShape('x', [2, 3, 8, 8], [-1, 4, 8, 8]),
+    (e: unknown) =>
+      e instanceof InternalError &&
+      !(e instanceof UserError) &&
+      e.exitCode === EXIT.bug &&
+      e.message === 'x: has shape [2, 3, 8, 8], expected [*, 4, 8, 8]',
+  );
   assert.throws(() => assertShape('t', [2], [2, 1]), InternalError);
   assert.doesNotThrow(() => checkShape('x', [2, 4], [2, -1]));
-  assert.throws(() => checkShape('input x', [2, 3], [2, 4]), (e: unknown) => e instanceof UserError && e.exitCode === EXIT.user && e.message === 'input x: has shape [2, 3], expected [2, 4]');
+  assert.throws(
+    () => checkShape('input x', [2, 3], [2, 4]),
+    (e: unknown) =>
+      e instanceof UserError && e.exitCode === EXIT.user && e.message === 'input x: has shape [2, 3], expected [2, 4]',
+  );
 });
 
 test('invariant throws an InternalError only when the condition fails', () => {
   assert.doesNotThrow(() => invariant(1 + 1 === 2, 'arithmetic'));
-  assert.throws(() => invariant(false, () => 'lazy message'), (e: unknown) => e instanceof InternalError && e.message === 'lazy message');
+  assert.throws(
+    () => invariant(false, () => 'lazy message'),
+    (e: unknown) => e instanceof InternalError && e.message === 'lazy message',
+  );
 });

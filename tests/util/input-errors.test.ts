@@ -4,7 +4,17 @@
 // are bugs (TypeError, RangeError, a constraint violation, ENOENT of an internal file) stay unmapped.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+  closeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -46,15 +56,30 @@ function mapsTo(e: unknown, re: RegExp): void {
 }
 
 /** nine aliases of nine aliases of …: 9^5 nodes from a few lines */
-const BOMB = ['a: &a [x, x, x, x, x, x, x, x, x]', 'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]', 'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]', 'd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]', 'e: [*d, *d, *d, *d, *d, *d, *d, *d, *d]', ''].join('\n');
+const BOMB = [
+  'a: &a [x, x, x, x, x, x, x, x, x]',
+  'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]',
+  'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]',
+  'd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]',
+  'e: [*d, *d, *d, *d, *d, *d, *d, *d, *d]',
+  '',
+].join('\n');
 
 test('YAML: the alias limit of the yaml library becomes a message; as a spec, exit 2 naming the file', () => {
-  mapsTo(thrown(() => parseDocument(BOMB).toJS({ maxAliasCount: 100 })), /resource limit.*alias/);
+  mapsTo(
+    thrown(() => parseDocument(BOMB).toJS({ maxAliasCount: 100 })),
+    /resource limit.*alias/,
+  );
   const spec = join(dir, 'bomb.yaml');
   writeFileSync(spec, BOMB);
   const r = runCli(['plan', spec]);
   assert.equal(r.code, 2, r.stderr);
-  assert.match(r.stderr, new RegExp(`^error: spec '${spec.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}' was refused by the YAML parser's resource limit`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `^error: spec '${spec.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}' was refused by the YAML parser's resource limit`,
+    ),
+  );
   assert.doesNotMatch(r.stderr, /\n\s+at /);
 });
 
@@ -66,7 +91,11 @@ test('SQLite: busy, read-only, corrupt and not-a-database map to messages naming
   holder.prepare('BEGIN IMMEDIATE').run(); // another writer holds the lock
   const s = openStore(path, { busyTimeoutMs: 50 });
   try {
-    assert.throws(() => s.upsertExperiment('e', ''), (e: unknown) => e instanceof UserError && e.message.includes(path) && /locked by another process.*SQLITE_BUSY/.test(e.message));
+    assert.throws(
+      () => s.upsertExperiment('e', ''),
+      (e: unknown) =>
+        e instanceof UserError && e.message.includes(path) && /locked by another process.*SQLITE_BUSY/.test(e.message),
+    );
   } finally {
     s.close();
     holder.prepare('ROLLBACK').run();
@@ -74,7 +103,10 @@ test('SQLite: busy, read-only, corrupt and not-a-database map to messages naming
   }
   const ro = openStore(path, { readonly: true });
   try {
-    assert.throws(() => ro.upsertExperiment('e', ''), (e: unknown) => e instanceof UserError && e.message.includes(path) && /SQLITE_READONLY/.test(e.message));
+    assert.throws(
+      () => ro.upsertExperiment('e', ''),
+      (e: unknown) => e instanceof UserError && e.message.includes(path) && /SQLITE_READONLY/.test(e.message),
+    );
   } finally {
     ro.close();
   }
@@ -102,30 +134,51 @@ test('SQLite: busy, read-only, corrupt and not-a-database map to messages naming
   // not a database: the raw library error maps too (the store refuses such a file before SQLite sees it)
   const junk = join(dir, 'junk.bin');
   writeFileSync(junk, Buffer.alloc(4096, 7));
-  mapsTo(thrown(() => new Database(junk).pragma('user_version')), /is not an SQLite database \(SQLITE_NOTADB/);
+  mapsTo(
+    thrown(() => new Database(junk).pragma('user_version')),
+    /is not an SQLite database \(SQLITE_NOTADB/,
+  );
 });
 
 test('sharp: an image that does not decode maps to a message', async () => {
   const bad = join(dir, 'bad.png');
-  writeFileSync(bad, Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(64, 1)]));
+  writeFileSync(
+    bad,
+    Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(64, 1)]),
+  );
   mapsTo(await rejected(sharp(bad).raw().toBuffer()), /cannot be decoded/);
-  mapsTo(await rejected(sharp(Buffer.from('not an image at all')).raw().toBuffer()), /cannot be decoded.*unsupported image format/);
+  mapsTo(
+    await rejected(sharp(Buffer.from('not an image at all')).raw().toBuffer()),
+    /cannot be decoded.*unsupported image format/,
+  );
 });
 
 test('file-system errors on user paths (ENOSPC, ENOTDIR, EEXIST, EISDIR) map to messages naming the path', () => {
   if (existsSync('/dev/full')) {
     const fd = openSync('/dev/full', 'w');
     try {
-      mapsTo(thrown(() => writeSync(fd, Buffer.alloc(16))), /no space left on the device \(ENOSPC\)/);
+      mapsTo(
+        thrown(() => writeSync(fd, Buffer.alloc(16))),
+        /no space left on the device \(ENOSPC\)/,
+      );
     } finally {
       closeSync(fd);
     }
   }
   const file = join(dir, 'a-file');
   writeFileSync(file, 'x');
-  mapsTo(thrown(() => writeFileSync(join(file, 'inside'), 'y')), /a-file\/inside'.*a part of the path is a file.*ENOTDIR/);
-  mapsTo(thrown(() => mkdirSync(dir)), /something already exists at that path \(EEXIST\)/);
-  mapsTo(thrown(() => writeFileSync(dir, 'y')), /it is a directory where a file is needed \(EISDIR\)/);
+  mapsTo(
+    thrown(() => writeFileSync(join(file, 'inside'), 'y')),
+    /a-file\/inside'.*a part of the path is a file.*ENOTDIR/,
+  );
+  mapsTo(
+    thrown(() => mkdirSync(dir)),
+    /something already exists at that path \(EEXIST\)/,
+  );
+  mapsTo(
+    thrown(() => writeFileSync(dir, 'y')),
+    /it is a directory where a file is needed \(EISDIR\)/,
+  );
 });
 
 test('errors that are bugs stay unmapped (exit 1 with a stack)', () => {
@@ -138,6 +191,10 @@ test('errors that are bugs stay unmapped (exit 1 with a stack)', () => {
   assert.match(String((constraint as { code?: string }).code), /SQLITE_CONSTRAINT/);
   assert.equal(inputErrorOf(constraint), undefined);
   assert.equal(inputErrorOf(thrown(() => db.exec('SELECT * FROM no_such_table'))), undefined);
-  assert.equal(inputErrorOf(thrown(() => statSync(join(dir, 'no-such-file')))), undefined, 'ENOENT: callers check user paths themselves');
+  assert.equal(
+    inputErrorOf(thrown(() => statSync(join(dir, 'no-such-file')))),
+    undefined,
+    'ENOENT: callers check user paths themselves',
+  );
   assert.equal(inputErrorOf('a string'), undefined);
 });

@@ -27,5 +27,8 @@ test('normals have mean ~0 and variance ~1; ints cover the closed range', () => 
   const r = new Rng(3);
   const seen = new Set<number>();
   for (let i = 0; i < 1000; i++) seen.add(r.int(0, 10));
-  assert.deepEqual([...seen].sort((p, q) => p - q), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.deepEqual(
+    [...seen].sort((p, q) => p - q),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+  );
 });

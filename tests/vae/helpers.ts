@@ -12,8 +12,19 @@ export function vaeFixture(name: string): string {
 }
 
 export const VAE_JSON = JSON.parse(readFileSync(vaeFixture('vae_fixtures.json'), 'utf8')) as {
-  sd_vae_ft_reference: { param_counts: Record<string, number>; num_tensors: number; ldm_config: Record<string, unknown> };
-  sets: { vae_tiny: { param_counts: Record<string, number>; num_tensors: number; ldm_config: Record<string, unknown>; diffusers_config: Record<string, unknown> } };
+  sd_vae_ft_reference: {
+    param_counts: Record<string, number>;
+    num_tensors: number;
+    ldm_config: Record<string, unknown>;
+  };
+  sets: {
+    vae_tiny: {
+      param_counts: Record<string, number>;
+      num_tensors: number;
+      ldm_config: Record<string, unknown>;
+      diffusers_config: Record<string, unknown>;
+    };
+  };
 };
 
 /** Every weight form of the same tiny VAE, with the config each needs (undefined: from the folder or none). */
@@ -32,7 +43,12 @@ export function vaeIo(): TensorMap {
 }
 
 /** Worst violation of |a − b| ≤ atol + 0 and |a − b| ≤ rtol·|b| taken together: 0 when every value passes one of them. */
-export function worstAbsOrRel(a: ArrayLike<number>, b: ArrayLike<number>, atol = 1e-4, rtol = 1e-4): { maxAbs: number; failures: number } {
+export function worstAbsOrRel(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  atol = 1e-4,
+  rtol = 1e-4,
+): { maxAbs: number; failures: number } {
   if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
   let maxAbs = 0;
   let failures = 0;

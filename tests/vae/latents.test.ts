@@ -4,7 +4,18 @@
 // and broken latent folders refused naming the file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, unlinkSync, copyFileSync, cpSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  unlinkSync,
+  copyFileSync,
+  cpSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writePng } from '../../src/data/images.js';
@@ -27,8 +38,16 @@ test('writer: features and labels are byte-identical to the reference np.save fi
   const per = 4 * 16 * 16;
   for (let i = 0; i < 2; i++) {
     const want = readFileSync(join(LATENTS, 'imagenet256_features', `${i}.npy`));
-    assert.deepEqual(Buffer.from(encodeFeature(latent.slice(i * per, (i + 1) * per), [4, 16, 16])), want, `features/${i}.npy`);
-    assert.deepEqual(Buffer.from(encodeLabel(LABELS[i]!)), readFileSync(join(LATENTS, 'imagenet256_labels', `${i}.npy`)), `labels/${i}.npy`);
+    assert.deepEqual(
+      Buffer.from(encodeFeature(latent.slice(i * per, (i + 1) * per), [4, 16, 16])),
+      want,
+      `features/${i}.npy`,
+    );
+    assert.deepEqual(
+      Buffer.from(encodeLabel(LABELS[i]!)),
+      readFileSync(join(LATENTS, 'imagenet256_labels', `${i}.npy`)),
+      `labels/${i}.npy`,
+    );
   }
 });
 
@@ -52,7 +71,10 @@ test('openDataset({kind: latents}): the reference folder as a dataset of [N, 4, 
   assert.deepEqual(b.shape, [2, 4, 16, 16]);
   assert.deepEqual([...b.y], LABELS);
   assert.deepEqual(b.x, toFloat32(vaeIo().get('latent')!));
-  await assert.rejects(openDataset({ kind: 'latents', path: LATENTS, name: 'other' }), (e) => e instanceof UserError && /other_features' is missing/.test(e.message));
+  await assert.rejects(
+    openDataset({ kind: 'latents', path: LATENTS, name: 'other' }),
+    (e) => e instanceof UserError && /other_features' is missing/.test(e.message),
+  );
 });
 
 test('reader: numeric order (2 before 10), and broken folders are refused naming the file', () => {
@@ -74,7 +96,10 @@ test('reader: numeric order (2 before 10), and broken folders are refused naming
     assert.throws(() => scanLatentFolder(dir), isUser(/x_labels\/2\.npy' is F32 of shape \(1\), expected int64/));
     writeFileSync(join(l, '2.npy'), encodeLabel(1));
     writeFileSync(join(f, '10.npy'), encodeFeature(new Float32Array(12), [3, 2, 2]));
-    assert.throws(() => scanLatentFolder(dir), isUser(/10\.npy' has shape \(1, 3, 2, 2\), the others have \(1, 2, 2, 2\)/));
+    assert.throws(
+      () => scanLatentFolder(dir),
+      isUser(/10\.npy' has shape \(1, 3, 2, 2\), the others have \(1, 2, 2, 2\)/),
+    );
     writeFileSync(join(f, '10.npy'), 'garbage');
     assert.throws(() => scanLatentFolder(dir), isUser(/10\.npy/));
     assert.throws(() => scanLatentFolder(join(dir, 'nope')), isUser(/does not exist/));
@@ -89,13 +114,15 @@ test('reader: numeric order (2 before 10), and broken folders are refused naming
 function imageFolder(dir: string): Promise<void[]> {
   const u8 = vaeIo().get('image_u8')!; // [2, 32, 32, 3]
   const data = u8.data as Uint8Array;
-  return Promise.all([0, 1].map(async (i) => {
-    const hwc = data.subarray(i * 3072, (i + 1) * 3072);
-    const chw = new Uint8Array(3072);
-    for (let j = 0; j < 1024; j++) for (let c = 0; c < 3; c++) chw[c * 1024 + j] = hwc[j * 3 + c]!;
-    mkdirSync(join(dir, 'ab'[i]!), { recursive: true });
-    await writePng(join(dir, 'ab'[i]!, `img${i}.png`), chw, [3, 32, 32]);
-  }));
+  return Promise.all(
+    [0, 1].map(async (i) => {
+      const hwc = data.subarray(i * 3072, (i + 1) * 3072);
+      const chw = new Uint8Array(3072);
+      for (let j = 0; j < 1024; j++) for (let c = 0; c < 3; c++) chw[c * 1024 + j] = hwc[j * 3 + c]!;
+      mkdirSync(join(dir, 'ab'[i]!), { recursive: true });
+      await writePng(join(dir, 'ab'[i]!, `img${i}.png`), chw, [3, 32, 32]);
+    }),
+  );
 }
 
 test('latents extract: posterior mean and sample ×0.18215 equal the reference; resumes after a kill; other settings refused', async () => {
@@ -104,7 +131,14 @@ test('latents extract: posterior mean and sample ×0.18215 equal the reference; 
     const images = join(dir, 'images');
     await imageFolder(images);
     const g = { backend: 'wasm' as const, quiet: true };
-    const common = { vae: vaeFixture('vae_tiny.diffusers.safetensors'), config: CONFIG, images, imageSize: 32, hflip: 'none' as const, progress: 'none' as const };
+    const common = {
+      vae: vaeFixture('vae_tiny.diffusers.safetensors'),
+      config: CONFIG,
+      images,
+      imageSize: 32,
+      hflip: 'none' as const,
+      progress: 'none' as const,
+    };
     // mean
     const outMean = join(dir, 'mean');
     const rm = await runExtract({ ...common, out: outMean, posterior: 'mean' }, g);
@@ -142,9 +176,16 @@ test('latents extract: posterior mean and sample ×0.18215 equal the reference; 
     assert.equal(r2.resumed, true);
     assert.deepEqual(readFileSync(join(outSample, 'imagenet256_features', '1.npy')), before);
     assert.equal(scanLatentFolder(outSample).files.length, 2);
-    assert.deepEqual(readdirSync(join(outSample, 'imagenet256_features')).sort(), ['0.npy', '1.npy'], 'the stale temporary file is removed');
+    assert.deepEqual(
+      readdirSync(join(outSample, 'imagenet256_features')).sort(),
+      ['0.npy', '1.npy'],
+      'the stale temporary file is removed',
+    );
     // other settings into the same folder: refused, nothing changed
-    await assert.rejects(runExtract({ ...common, out: outSample, seed: 8 }, g), (e) => e instanceof UserError && /seed: 7 \(stored\) vs 8 \(now\)/.test(e.message));
+    await assert.rejects(
+      runExtract({ ...common, out: outSample, seed: 8 }, g),
+      (e) => e instanceof UserError && /seed: 7 \(stored\) vs 8 \(now\)/.test(e.message),
+    );
     assert.deepEqual(readFileSync(join(outSample, 'imagenet256_features', '1.npy')), before);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -161,12 +202,21 @@ test('latents extract --hflip random: the items whose flip draw is < 1/2 equal t
     const u8 = vaeIo().get('image_u8')!.data as Uint8Array;
     for (let i = 0; i < 2; i++) {
       const chw = new Uint8Array(3072);
-      for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) for (let c = 0; c < 3; c++) chw[c * 1024 + y * 32 + x] = u8[i * 3072 + (y * 32 + 31 - x) * 3 + c]!;
+      for (let y = 0; y < 32; y++)
+        for (let x = 0; x < 32; x++)
+          for (let c = 0; c < 3; c++) chw[c * 1024 + y * 32 + x] = u8[i * 3072 + (y * 32 + 31 - x) * 3 + c]!;
       mkdirSync(join(mirrored, 'ab'[i]!), { recursive: true });
       await writePng(join(mirrored, 'ab'[i]!, `img${i}.png`), chw, [3, 32, 32]);
     }
     const g = { backend: 'wasm' as const, quiet: true };
-    const common = { vae: vaeFixture('vae_tiny.ldm.safetensors'), config: CONFIG, imageSize: 32, posterior: 'mean' as const, progress: 'none' as const, batch: 1 };
+    const common = {
+      vae: vaeFixture('vae_tiny.ldm.safetensors'),
+      config: CONFIG,
+      imageSize: 32,
+      posterior: 'mean' as const,
+      progress: 'none' as const,
+      batch: 1,
+    };
     const seed = 2; // item 0 flipped, item 1 not
     await runExtract({ ...common, images, out: join(dir, 'flip'), hflip: 'random', seed }, g);
     await runExtract({ ...common, images, out: join(dir, 'plain'), hflip: 'none', seed }, g);
@@ -188,7 +238,27 @@ test('latents extract / info through the CLI: ldm .ckpt, --name, --json summary;
     const images = join(dir, 'images');
     await imageFolder(images);
     const out = join(dir, 'lat');
-    let r = runCli(['--backend', 'wasm', 'latents', 'extract', '--vae', vaeFixture('vae_tiny.ldm.ckpt'), '--config', CONFIG, '--images', images, '--out', out, '--image-size', '32', '--name', 'tiny', '--posterior', 'mean', '--json']);
+    let r = runCli([
+      '--backend',
+      'wasm',
+      'latents',
+      'extract',
+      '--vae',
+      vaeFixture('vae_tiny.ldm.ckpt'),
+      '--config',
+      CONFIG,
+      '--images',
+      images,
+      '--out',
+      out,
+      '--image-size',
+      '32',
+      '--name',
+      'tiny',
+      '--posterior',
+      'mean',
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).count, 2);
     assert.ok(existsSync(join(out, 'tiny_features', '1.npy')));
@@ -203,7 +273,22 @@ test('latents extract / info through the CLI: ldm .ckpt, --name, --json summary;
     const foreign = join(dir, 'foreign');
     cpSync(LATENTS, foreign, { recursive: true });
     copyFileSync(join(LATENTS, 'imagenet256_labels', '0.npy'), join(foreign, 'imagenet256_labels', '0.npy'));
-    r = runCli(['--backend', 'wasm', 'latents', 'extract', '--vae', vaeFixture('vae_tiny.ldm.ckpt'), '--config', CONFIG, '--images', images, '--out', foreign, '--image-size', '32']);
+    r = runCli([
+      '--backend',
+      'wasm',
+      'latents',
+      'extract',
+      '--vae',
+      vaeFixture('vae_tiny.ldm.ckpt'),
+      '--config',
+      CONFIG,
+      '--images',
+      images,
+      '--out',
+      foreign,
+      '--image-size',
+      '32',
+    ]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /latents\.json' is missing/);
   } finally {

@@ -68,12 +68,21 @@ test('a diffusers folder (config.json + diffusion_pytorch_model.safetensors) and
     const pipe = join(dir, 'pipe');
     mkdirSync(join(pipe, 'vae'), { recursive: true });
     copyFileSync(CONFIG, join(pipe, 'vae', 'config.json'));
-    copyFileSync(vaeFixture('vae_tiny.diffusers_legacy.safetensors'), join(pipe, 'vae', 'diffusion_pytorch_model.safetensors'));
+    copyFileSync(
+      vaeFixture('vae_tiny.diffusers_legacy.safetensors'),
+      join(pipe, 'vae', 'diffusion_pytorch_model.safetensors'),
+    );
     const b = loadVae(pipe);
     assert.equal(b.info.naming, 'diffusers-legacy');
     b.vae.dispose();
-    assert.throws(() => loadVae(join(dir, 'nothing-here')), (e) => e instanceof UserError && /does not exist/.test(e.message));
-    assert.throws(() => loadVae(join(pipe, 'vae', '..', '..', '..')), (e) => e instanceof UserError && /holds no diffusion_pytorch_model.safetensors/.test(e.message));
+    assert.throws(
+      () => loadVae(join(dir, 'nothing-here')),
+      (e) => e instanceof UserError && /does not exist/.test(e.message),
+    );
+    assert.throws(
+      () => loadVae(join(pipe, 'vae', '..', '..', '..')),
+      (e) => e instanceof UserError && /holds no diffusion_pytorch_model.safetensors/.test(e.message),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -93,18 +102,34 @@ test('partial, misshapen, foreign and mismatched weights are refused naming the 
     };
     const isUser = (re: RegExp) => (e: unknown) => e instanceof UserError && re.test(e.message);
     const missing = variant('missing', (m) => m.delete('decoder.up_blocks.1.resnets.1.conv2.weight'));
-    assert.throws(() => loadVae(missing, { config: CONFIG }), isUser(/missing tensor 'decoder\.up\.0\.block\.1\.conv2\.weight'/));
+    assert.throws(
+      () => loadVae(missing, { config: CONFIG }),
+      isUser(/missing tensor 'decoder\.up\.0\.block\.1\.conv2\.weight'/),
+    );
     const wrong = variant('wrong', (m) => {
       const t = m.get('encoder.mid_block.attentions.0.to_q.weight')!;
       m.set('encoder.mid_block.attentions.0.to_q.weight', { ...t, shape: [32, 128], data: t.data });
     });
-    assert.throws(() => loadVae(wrong, { config: CONFIG }), isUser(/'encoder\.mid_block\.attentions\.0\.to_q\.weight' \(ldm 'encoder\.mid\.attn_1\.q\.weight'\) has shape \[32, 128, 1, 1\], expected \[64, 64, 1, 1\]/));
-    const extra = variant('extra', (m) => m.set('decoder.mid_block.attentions.0.something.weight', base.get('decoder.conv_out.bias')!));
+    assert.throws(
+      () => loadVae(wrong, { config: CONFIG }),
+      isUser(
+        /'encoder\.mid_block\.attentions\.0\.to_q\.weight' \(ldm 'encoder\.mid\.attn_1\.q\.weight'\) has shape \[32, 128, 1, 1\], expected \[64, 64, 1, 1\]/,
+      ),
+    );
+    const extra = variant('extra', (m) =>
+      m.set('decoder.mid_block.attentions.0.something.weight', base.get('decoder.conv_out.bias')!),
+    );
     assert.throws(() => loadVae(extra, { config: CONFIG }), isUser(/does not have/));
     // the right weights with a config of another architecture
     const other = join(dir, 'other.json');
-    writeFileSync(other, JSON.stringify({ block_out_channels: [32, 64], layers_per_block: 2, norm_num_groups: 8, latent_channels: 4 }));
-    assert.throws(() => loadVae(vaeFixture('vae_tiny.ldm.safetensors'), { config: other }), isUser(/missing tensor 'encoder\.down\.0\.block\.1\.norm1\.weight'/));
+    writeFileSync(
+      other,
+      JSON.stringify({ block_out_channels: [32, 64], layers_per_block: 2, norm_num_groups: 8, latent_channels: 4 }),
+    );
+    assert.throws(
+      () => loadVae(vaeFixture('vae_tiny.ldm.safetensors'), { config: other }),
+      isUser(/missing tensor 'encoder\.down\.0\.block\.1\.norm1\.weight'/),
+    );
     // not a VAE at all
     const foreign = join(dir, 'foreign.safetensors');
     writeSafetensors(foreign, { 'blocks.0.attn.qkv.weight': base.get('decoder.conv_out.bias')! });

@@ -31,9 +31,18 @@ test('tiny fixture VAE: counts equal the reference, and the shape list equals th
 });
 
 test('VAE configs: unsupported variants and bad values are refused with the key named', () => {
-  assert.throws(() => parseVaeConfig({ block_out_channels: [32, 48], norm_num_groups: 32 }, 'cfg'), /48 channels are not divisible into 32 GroupNorm groups/);
+  assert.throws(
+    () => parseVaeConfig({ block_out_channels: [32, 48], norm_num_groups: 32 }, 'cfg'),
+    /48 channels are not divisible into 32 GroupNorm groups/,
+  );
   assert.throws(() => parseVaeConfig({ _class_name: 'AutoencoderTiny' }, 'cfg'), /_class_name is 'AutoencoderTiny'/);
-  assert.throws(() => parseVaeConfig({ block_out_channels: [32], use_quant_conv: false }, 'cfg'), /use_quant_conv: false/);
+  assert.throws(
+    () => parseVaeConfig({ block_out_channels: [32], use_quant_conv: false }, 'cfg'),
+    /use_quant_conv: false/,
+  );
   assert.throws(() => parseVaeConfig({ hello: 1 }, 'cfg'), /not a VAE config/);
-  assert.throws(() => parseVaeConfig({ ch: 32, ch_mult: [1, 2], num_res_blocks: 1, z_channels: 4, attn_resolutions: [16] }, 'cfg'), /attn_resolutions/);
+  assert.throws(
+    () => parseVaeConfig({ ch: 32, ch_mult: [1, 2], num_res_blocks: 1, z_channels: 4, attn_resolutions: [16] }, 'cfg'),
+    /attn_resolutions/,
+  );
 });

@@ -39,7 +39,11 @@ test('PNG names as the reference: FPDM {idx:05d}--{y:03d}--{label}.png (sample.p
   const dir = mkdtempSync(join(tmpdir(), 'vae-png-'));
   try {
     const u8 = vaeIo().get('dec_u8')!;
-    const names = await writeSamplePngs(dir, u8.data as Uint8Array, [2, 32, 32, 3], [1, 0], { naming: 'fpdm', labelNames: ['cat', 'Dog House'], startIndex: 10 });
+    const names = await writeSamplePngs(dir, u8.data as Uint8Array, [2, 32, 32, 3], [1, 0], {
+      naming: 'fpdm',
+      labelNames: ['cat', 'Dog House'],
+      startIndex: 10,
+    });
     assert.deepEqual(names, ['00010--001--dog-house.png', '00011--000--cat.png']);
     assert.deepEqual(readdirSync(dir).sort(), names);
     const back = await readImage(join(dir, names[1]!));
@@ -61,7 +65,13 @@ test('npz: arr_0 samples are an image set for the metrics; an ADM reference batc
     assert.equal(classifyInput(samples), 'images');
     assert.equal(openImageSource(samples, 'images').n, 2);
     const adm = join(dir, 'VIRTUAL_ref.npz');
-    writeNpz(adm, { arr_0: hostTensor('U8', [2, 32, 32, 3], u8.data as Uint8Array), mu: f64([2], [1, 2]), sigma: f64([2, 2], [1, 0, 0, 1]), mu_s: f64([1], [0]), sigma_s: f64([1, 1], [1]) });
+    writeNpz(adm, {
+      arr_0: hostTensor('U8', [2, 32, 32, 3], u8.data as Uint8Array),
+      mu: f64([2], [1, 2]),
+      sigma: f64([2, 2], [1, 0, 0, 1]),
+      mu_s: f64([1], [0]),
+      sigma_s: f64([1, 1], [1]),
+    });
     assert.equal(classifyInput(adm), 'stats');
     assert.deepEqual([...readStats(adm).mu], [1, 2]);
   } finally {
@@ -76,10 +86,24 @@ test('fid CLI: decoded samples as an arr_0 .npz against the same images as a fol
     // 4 images: the two reference decodes and their mirror images, so the covariance is not degenerate in every direction
     const four = new Uint8Array(4 * 3072);
     four.set(u8, 0);
-    for (let i = 0; i < 2; i++) for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) for (let c = 0; c < 3; c++) four[(2 + i) * 3072 + (y * 32 + x) * 3 + c] = u8[i * 3072 + (y * 32 + 31 - x) * 3 + c]!;
+    for (let i = 0; i < 2; i++)
+      for (let y = 0; y < 32; y++)
+        for (let x = 0; x < 32; x++)
+          for (let c = 0; c < 3; c++)
+            four[(2 + i) * 3072 + (y * 32 + x) * 3 + c] = u8[i * 3072 + (y * 32 + 31 - x) * 3 + c]!;
     writeSampleNpz(join(dir, 'a.npz'), four, [4, 32, 32, 3]);
     await writeSamplePngs(join(dir, 'pngs'), four, [4, 32, 32, 3], [0, 0, 0, 0], { naming: 'dit' });
-    const r = runCli(['--backend', 'wasm', 'fid', join(dir, 'a.npz'), join(dir, 'pngs'), '--weights', fixture('inception_fid_ternary.legacy.pt'), '--no-cache', '--json']);
+    const r = runCli([
+      '--backend',
+      'wasm',
+      'fid',
+      join(dir, 'a.npz'),
+      join(dir, 'pngs'),
+      '--weights',
+      fixture('inception_fid_ternary.legacy.pt'),
+      '--no-cache',
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.ok(Math.abs(out.fid ?? out.value) < 1e-6, r.stdout);

@@ -29,7 +29,12 @@ test('a latents dataset gives the model its latent channels and side; vae is rec
 });
 
 test('latent spec mistakes name their path', () => {
-  const bad = (text: string, re: RegExp) => assert.throws(() => parseSpec(text, 'bad.yaml'), (e) => e instanceof UserError && re.test(e.message), String(re));
+  const bad = (text: string, re: RegExp) =>
+    assert.throws(
+      () => parseSpec(text, 'bad.yaml'),
+      (e) => e instanceof UserError && re.test(e.message),
+      String(re),
+    );
   bad(spec(`{kind: latents, path: ${LATENTS}}`, ''), /vae.*is missing.*fid/s);
   bad(spec(`{kind: latents, path: ${LATENTS}, hflip: true}`), /dataset\.hflip/);
   bad(spec(`{kind: latents, path: ${LATENTS}, channels: 3}`), /dataset\.channels/);

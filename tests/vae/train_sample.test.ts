@@ -14,13 +14,59 @@ test('train --data latents:DIR, then sample --vae: decoded PNGs and an arr_0 .np
   const dir = mkdtempSync(join(tmpdir(), 'vae-train-'));
   try {
     const ckpt = join(dir, 'ckpt');
-    let r = runCli(['--backend', 'wasm', 'train', '--data', `latents:${vaeFixture('vae_tiny.latents')}`, '--classes', '11', '--hidden-size', '16', '--depth', '2', '--heads', '2', '--patch-size', '4', '--steps', '2', '--batch-size', '2', '--out', ckpt]);
+    let r = runCli([
+      '--backend',
+      'wasm',
+      'train',
+      '--data',
+      `latents:${vaeFixture('vae_tiny.latents')}`,
+      '--classes',
+      '11',
+      '--hidden-size',
+      '16',
+      '--depth',
+      '2',
+      '--heads',
+      '2',
+      '--patch-size',
+      '4',
+      '--steps',
+      '2',
+      '--batch-size',
+      '2',
+      '--out',
+      ckpt,
+    ]);
     assert.equal(r.code, 0, r.stderr);
-    const base = ['--backend', 'wasm', 'sample', '--ckpt', ckpt, '--steps', '3', '--samples', '3', '--out', join(dir, 'grid.png')];
+    const base = [
+      '--backend',
+      'wasm',
+      'sample',
+      '--ckpt',
+      ckpt,
+      '--steps',
+      '3',
+      '--samples',
+      '3',
+      '--out',
+      join(dir, 'grid.png'),
+    ];
     r = runCli([...base, '--npz', join(dir, 's.npz')]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--npz writes decoded images: give --vae/);
-    r = runCli([...base, '--vae', vaeFixture('vae_tiny.diffusers.safetensors'), '--vae-config', vaeFixture('vae_tiny.config.json'), '--npz', join(dir, 's.npz'), '--save', join(dir, 'png'), '--png-naming', 'dit']);
+    r = runCli([
+      ...base,
+      '--vae',
+      vaeFixture('vae_tiny.diffusers.safetensors'),
+      '--vae-config',
+      vaeFixture('vae_tiny.config.json'),
+      '--npz',
+      join(dir, 's.npz'),
+      '--save',
+      join(dir, 'png'),
+      '--png-naming',
+      'dit',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const arr = readNpz(join(dir, 's.npz')).get('arr_0')!;
     assert.deepEqual([arr.dtype, arr.shape], ['U8', [3, 32, 32, 3]]);

@@ -24,7 +24,21 @@ for (const backend of TEST_BACKENDS) {
       for (const [i, f] of WEIGHT_FORMS.entries()) {
         const out = join(dir, `out${i}.safetensors`);
         if (i === 0) {
-          const r = runCli(['--backend', backend, 'vae', 'run', '--vae', vaeFixture(f.file), '--config', CONFIG, '--inputs', IO, '--out', out, '--json']);
+          const r = runCli([
+            '--backend',
+            backend,
+            'vae',
+            'run',
+            '--vae',
+            vaeFixture(f.file),
+            '--config',
+            CONFIG,
+            '--inputs',
+            IO,
+            '--out',
+            out,
+            '--json',
+          ]);
           assert.equal(r.code, 0, `${f.name}: ${r.stderr}`);
         } else {
           // the command function itself (what the CLI calls), in this process to save start-up time
@@ -58,7 +72,20 @@ test('vae run / info: a corrupt, foreign or missing VAE exits 2 with one message
     assert.equal(r.code, 2);
     assert.match(r.stderr, /absent' does not exist/);
     // a DiT-shaped inputs file for the VAE: the input named
-    r = runCli(['--backend', 'wasm', 'vae', 'run', '--vae', vaeFixture('vae_tiny.ldm.safetensors'), '--config', CONFIG, '--inputs', vaeFixture('vae_tiny.ldm.safetensors'), '--out', out]);
+    r = runCli([
+      '--backend',
+      'wasm',
+      'vae',
+      'run',
+      '--vae',
+      vaeFixture('vae_tiny.ldm.safetensors'),
+      '--config',
+      CONFIG,
+      '--inputs',
+      vaeFixture('vae_tiny.ldm.safetensors'),
+      '--out',
+      out,
+    ]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /neither 'x'.*nor 'z'/);
     r = runCli(['vae', 'info', '--vae', vaeFixture('vae_tiny.diffusers.safetensors'), '--config', CONFIG, '--json']);

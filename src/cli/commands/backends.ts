@@ -19,7 +19,12 @@ export function register(program: Command): void {
       process.stdout.write(
         formatTable(
           ['backend', 'usable', 'version', 'device / reason'],
-          infos.map((b) => [b.name, b.usable ? 'yes' : 'no', b.version ?? '-', b.usable ? `${b.device ?? ''}${b.threads ? `, ${b.threads} threads` : ''}` : (b.reason ?? '')]),
+          infos.map((b) => [
+            b.name,
+            b.usable ? 'yes' : 'no',
+            b.version ?? '-',
+            b.usable ? `${b.device ?? ''}${b.threads ? `, ${b.threads} threads` : ''}` : (b.reason ?? ''),
+          ]),
         ),
       );
     });

@@ -34,9 +34,12 @@ export function register(program: Command): void {
   program
     .command('check')
     .description('compare the latest runs with a baseline file; exit 3 on a regression beyond tolerance')
-    .requiredOption('--baseline <file>', 'baseline (JSON or YAML): checks with metric, select, expected, tolerance, better')
+    .requiredOption(
+      '--baseline <file>',
+      'baseline (JSON or YAML): checks with metric, select, expected, tolerance, better',
+    )
     .option('--db <file>', 'results database', DEFAULT_DB)
-    .option('--update', 'rewrite the baseline\'s expected values from the current results (tolerances kept)')
+    .option('--update', "rewrite the baseline's expected values from the current results (tolerances kept)")
     .option('--json', 'print the results as JSON on stdout')
     .action(async (o: { baseline: string; db: string; update?: boolean; json?: boolean }) => {
       const r = await run({ baseline: o.baseline, db: o.db, ...(o.update ? { update: true } : {}) });
@@ -45,12 +48,23 @@ export function register(program: Command): void {
         process.stdout.write(
           formatTable(
             ['check', 'value', 'baseline', 'delta', 'allowed', 'better', 'seeds', 'verdict'],
-            r.rows.map((x) => [x.name, fmt(x.value), fmt(x.baseline), fmt(x.delta), fmt(x.allowed), x.better, x.n, x.verdict.toUpperCase()]),
+            r.rows.map((x) => [
+              x.name,
+              fmt(x.value),
+              fmt(x.baseline),
+              fmt(x.delta),
+              fmt(x.allowed),
+              x.better,
+              x.n,
+              x.verdict.toUpperCase(),
+            ]),
           ),
         );
       if (r.updated) return log(`updated ${r.baseline} with the current values (tolerances kept)`);
       if (r.regressions.length)
-        throw new RegressionError(`${r.regressions.length} of ${r.rows.length} checks regressed: ${r.regressions.map((x) => `${x.name} (${fmt(x.value)} vs ${fmt(x.baseline)}, allowed ${fmt(x.allowed)})`).join('; ')}`);
+        throw new RegressionError(
+          `${r.regressions.length} of ${r.rows.length} checks regressed: ${r.regressions.map((x) => `${x.name} (${fmt(x.value)} vs ${fmt(x.baseline)}, allowed ${fmt(x.allowed)})`).join('; ')}`,
+        );
       log(`all ${r.rows.length} checks passed`);
     });
 }

@@ -6,7 +6,15 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import { ARTIFACT_COPY_MODES, describeShardGaps, mergeDatabase, shardCoverage, type ArtifactCopyMode, type MergeResult, type ShardCoverage } from '../../store/merge.js';
+import {
+  ARTIFACT_COPY_MODES,
+  describeShardGaps,
+  mergeDatabase,
+  shardCoverage,
+  type ArtifactCopyMode,
+  type MergeResult,
+  type ShardCoverage,
+} from '../../store/merge.js';
 import { inspectDatabase, openStore } from '../../store/store.js';
 import { prepareFileTarget } from '../../util/fs.js';
 import { UserError } from '../../util/errors.js';
@@ -32,7 +40,10 @@ export interface CollectResult {
 
 /** The databases (*.sqlite) a source names: the file itself, or those directly inside / one level below a directory. */
 export function bundleDatabases(source: string): string[] {
-  if (!existsSync(source)) throw new UserError(`bundle '${source}' does not exist: give the directories (or .sqlite files) that 'run --shard' wrote`);
+  if (!existsSync(source))
+    throw new UserError(
+      `bundle '${source}' does not exist: give the directories (or .sqlite files) that 'run --shard' wrote`,
+    );
   if (statSync(source).isFile()) return [source];
   const found: string[] = [];
   const scan = (dir: string, depth: number) => {
@@ -44,7 +55,8 @@ export function bundleDatabases(source: string): string[] {
     }
   };
   scan(source, 1);
-  if (found.length === 0) throw new UserError(`bundle directory '${source}' holds no .sqlite database (looked in it and one level below)`);
+  if (found.length === 0)
+    throw new UserError(`bundle directory '${source}' holds no .sqlite database (looked in it and one level below)`);
   return found;
 }
 
@@ -56,7 +68,10 @@ export async function run(opts: CollectOptions): Promise<CollectResult> {
   // fpdm-exp database stops the command with the target untouched
   for (const s of sources) {
     const found = inspectDatabase(s);
-    if (found === 'empty') throw new UserError(`bundle database '${s}' is empty: it holds no runs (remove it, or give the bundles that 'run --shard' wrote)`);
+    if (found === 'empty')
+      throw new UserError(
+        `bundle database '${s}' is empty: it holds no runs (remove it, or give the bundles that 'run --shard' wrote)`,
+      );
   }
   const targetExists = existsSync(target);
   if (targetExists) inspectDatabase(opts.db);
@@ -73,7 +88,9 @@ export async function run(opts: CollectOptions): Promise<CollectResult> {
   try {
     const bundles = sources.map((source) => {
       const r = mergeDatabase(source, store, { copyArtifacts: opts.copyArtifacts ?? 'samples' });
-      log(`collected ${source}: ${r.added} added, ${r.replaced} replaced, ${r.skipped} already present, ${r.unfinished} unfinished (not merged)`);
+      log(
+        `collected ${source}: ${r.added} added, ${r.replaced} replaced, ${r.skipped} already present, ${r.unfinished} unfinished (not merged)`,
+      );
       return { source, ...r };
     });
     return { db: opts.db, bundles, shards };
@@ -89,17 +106,36 @@ export function register(program: Command): void {
     .argument('<bundles...>', 'bundle directories or .sqlite files')
     .option('--db <path>', 'database to merge into', DEFAULT_DB)
     .addOption(
-      new Option('--copy-artifacts <what>', 'artifact files copied beside the database (the rest stay referenced in their bundles): all, samples (all but checkpoints) or none')
+      new Option(
+        '--copy-artifacts <what>',
+        'artifact files copied beside the database (the rest stay referenced in their bundles): all, samples (all but checkpoints) or none',
+      )
         .choices([...ARTIFACT_COPY_MODES])
         .default('samples'),
     )
-    .option('--allow-partial', 'merge even if shards of a sharded experiment are missing or unfinished (default: refuse, naming them)')
+    .option(
+      '--allow-partial',
+      'merge even if shards of a sharded experiment are missing or unfinished (default: refuse, naming them)',
+    )
     .option('--json', 'print JSON on stdout')
-    .action(async (sources: string[], opts: { db: string; copyArtifacts: ArtifactCopyMode; allowPartial?: boolean; json?: boolean }) => {
-      const r = await run({ sources, db: opts.db, copyArtifacts: opts.copyArtifacts, allowPartial: opts.allowPartial });
-      if (opts.json) return emitJson(r);
-      process.stdout.write(
-        formatTable(['bundle', 'added', 'replaced', 'present', 'unfinished'], r.bundles.map((b) => [b.source, b.added, b.replaced, b.skipped, b.unfinished])),
-      );
-    });
+    .action(
+      async (
+        sources: string[],
+        opts: { db: string; copyArtifacts: ArtifactCopyMode; allowPartial?: boolean; json?: boolean },
+      ) => {
+        const r = await run({
+          sources,
+          db: opts.db,
+          copyArtifacts: opts.copyArtifacts,
+          allowPartial: opts.allowPartial,
+        });
+        if (opts.json) return emitJson(r);
+        process.stdout.write(
+          formatTable(
+            ['bundle', 'added', 'replaced', 'present', 'unfinished'],
+            r.bundles.map((b) => [b.source, b.added, b.replaced, b.skipped, b.unfinished]),
+          ),
+        );
+      },
+    );
 }

@@ -49,7 +49,10 @@ export async function runGrid(o: GridRunOptions): Promise<{ out: string; indices
   const ds = await openDataset(spec(o));
   if (!Number.isInteger(o.n) || o.n < 1) throw new UserError(`--n must be a positive integer (got ${o.n})`);
   const n = Math.min(o.n, ds.size);
-  const idx = o.seed === undefined ? Int32Array.from({ length: n }, (_, i) => i) : new Rng(o.seed).permutation(ds.size).slice(0, n);
+  const idx =
+    o.seed === undefined
+      ? Int32Array.from({ length: n }, (_, i) => i)
+      : new Rng(o.seed).permutation(ds.size).slice(0, n);
   const b = await ds.batch(idx);
   await writeGrid(o.out, b.x, b.shape, { nrow: o.nrow });
   return { out: o.out, indices: Array.from(idx) };
@@ -69,7 +72,9 @@ function channels(v: string): 1 | 3 {
 }
 
 export function register(program: Command): void {
-  const data = program.command('data').description('inspect datasets: mnist, mnist:<train|heldout|all>, synthetic, or an image folder');
+  const data = program
+    .command('data')
+    .description('inspect datasets: mnist, mnist:<train|heldout|all>, synthetic, or an image folder');
   data
     .command('info <data>')
     .description('size, classes (with counts) and fingerprint of a dataset')
@@ -80,17 +85,25 @@ export function register(program: Command): void {
       const info = await runInfo({ data: d, imageSize: opts.imageSize, channels: opts.channels });
       if (opts.json) return emitJson(info);
       process.stdout.write(
-        formatTable(['field', 'value'], [
-          ['kind', info.kind],
-          ['name', info.name],
-          ['images', String(info.size)],
-          ['classes', info.labeled ? String(info.numClasses) : 'unlabeled'],
-          ['image', `${info.channels}×${info.imageSize}×${info.imageSize}`],
-          ['fingerprint', info.fingerprint],
-        ]),
+        formatTable(
+          ['field', 'value'],
+          [
+            ['kind', info.kind],
+            ['name', info.name],
+            ['images', String(info.size)],
+            ['classes', info.labeled ? String(info.numClasses) : 'unlabeled'],
+            ['image', `${info.channels}×${info.imageSize}×${info.imageSize}`],
+            ['fingerprint', info.fingerprint],
+          ],
+        ),
       );
       if (info.labeled) {
-        process.stdout.write(formatTable(['label', 'class', 'images'], info.classNames.map((c, i) => [String(i), c, String(info.classCounts[i])])));
+        process.stdout.write(
+          formatTable(
+            ['label', 'class', 'images'],
+            info.classNames.map((c, i) => [String(i), c, String(info.classCounts[i])]),
+          ),
+        );
       }
     });
   data
@@ -102,8 +115,13 @@ export function register(program: Command): void {
     .option('--seed <s>', 'pick a seeded random subset instead of the first n', int('--seed'))
     .option('--image-size <n>', 'image side after preprocessing', int('--image-size'), 32)
     .option('--channels <c>', '1 or 3', channels)
-    .action(async (d: string, opts: { out: string; n: number; nrow: number; seed?: number; imageSize: number; channels?: 1 | 3 }) => {
-      const r = await runGrid({ data: d, ...opts });
-      log(`wrote ${r.out} (${r.indices.length} images)`);
-    });
+    .action(
+      async (
+        d: string,
+        opts: { out: string; n: number; nrow: number; seed?: number; imageSize: number; channels?: 1 | 3 },
+      ) => {
+        const r = await runGrid({ data: d, ...opts });
+        log(`wrote ${r.out} (${r.indices.length} images)`);
+      },
+    );
 }

@@ -39,12 +39,20 @@ export interface FeaturesResult {
 
 export async function run(o: FeaturesOptions): Promise<FeaturesResult> {
   const kind = classifyInput(o.images);
-  if (kind !== 'folder' && kind !== 'images') throw new UserError(`--images '${o.images}' must be an image folder or a .safetensors with images_uint8_nchw (it holds ${kind})`);
+  if (kind !== 'folder' && kind !== 'images')
+    throw new UserError(
+      `--images '${o.images}' must be an image folder or a .safetensors with images_uint8_nchw (it holds ${kind})`,
+    );
   if (!o.out.endsWith('.safetensors')) throw new UserError(`--out '${o.out}' must end in .safetensors`);
   prepareFileTarget(o.out, '--out file', { createDir: false }); // before the features are computed
   const net = new LazyInception(o.weights, () => useBackend(o.globals));
   try {
-    const fs = await extractImages(o.images, kind, { mode: o.mode, batch: o.batch, net }, { blocks: o.blocks, logits: o.logits });
+    const fs = await extractImages(
+      o.images,
+      kind,
+      { mode: o.mode, batch: o.batch, net },
+      { blocks: o.blocks, logits: o.logits },
+    );
     const n = fs.n;
     const t: Record<string, HostTensor> = { features: f32([n, 2048], fs.features) };
     if (o.blocks) {
@@ -54,9 +62,21 @@ export async function run(o: FeaturesOptions): Promise<FeaturesResult> {
     }
     if (o.logits) t.logits = f32([n, 1008], fs.logits!);
     const b = activeBackend();
-    writeSafetensors(o.out, t, { mode: o.mode, weights: net.weightsPath!, backend: `${b.name} ${b.version ?? ''}`.trim(), tool: `fpdm-exp ${toolVersion()}` });
+    writeSafetensors(o.out, t, {
+      mode: o.mode,
+      weights: net.weightsPath!,
+      backend: `${b.name} ${b.version ?? ''}`.trim(),
+      tool: `fpdm-exp ${toolVersion()}`,
+    });
     log(`wrote ${Object.keys(t).join(', ')} of ${n} images to ${o.out}`);
-    return { out: o.out, n, mode: o.mode, tensors: Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v.shape])), weights: net.weightsPath!, backend: b.name };
+    return {
+      out: o.out,
+      n,
+      mode: o.mode,
+      tensors: Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v.shape])),
+      weights: net.weightsPath!,
+      backend: b.name,
+    };
   } finally {
     net.dispose();
   }
@@ -65,7 +85,9 @@ export async function run(o: FeaturesOptions): Promise<FeaturesResult> {
 export function register(program: Command, globals: () => GlobalOptions): void {
   program
     .command('features')
-    .description('FID Inception features (2048-d pool3; block means with --blocks; logits with --logits) of an image set, to a .safetensors')
+    .description(
+      'FID Inception features (2048-d pool3; block means with --blocks; logits with --logits) of an image set, to a .safetensors',
+    )
     .requiredOption('--images <in>', 'image folder or .safetensors with images_uint8_nchw [N, 3, H, W]')
     .requiredOption('--out <out.safetensors>', 'output file')
     .option('--weights <file>', 'FID Inception weights (.pth or safetensors copy); default: the cached file')
@@ -77,6 +99,10 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .action(async (opts: Omit<FeaturesOptions, 'globals'> & { json?: boolean }) => {
       const r = await run({ ...opts, globals: globals() });
       if (opts.json) return emitJson(r);
-      process.stdout.write(`${r.out}: ${Object.entries(r.tensors).map(([k, s]) => `${k} [${s.join(', ')}]`).join(', ')} (mode ${r.mode})\n`);
+      process.stdout.write(
+        `${r.out}: ${Object.entries(r.tensors)
+          .map(([k, s]) => `${k} [${s.join(', ')}]`)
+          .join(', ')} (mode ${r.mode})\n`,
+      );
     });
 }

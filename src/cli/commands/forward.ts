@@ -13,7 +13,13 @@ import { UserError } from '../../util/errors.js';
 import { prepareFileTarget, requireFile } from '../../util/fs.js';
 import { checkShape } from '../../util/shapes.js';
 import { emitJson, log } from '../../util/log.js';
-import { checkLabels, modelName, type FixedPointState, type SolveReport, type SolverOptions } from '../../models/index.js';
+import {
+  checkLabels,
+  modelName,
+  type FixedPointState,
+  type SolveReport,
+  type SolverOptions,
+} from '../../models/index.js';
 import { loadModel, readModelConfig } from '../../models/load.js';
 import { useBackend, type GlobalOptions } from '../context.js';
 
@@ -46,10 +52,15 @@ export interface ForwardCommandResult {
 
 function solverOf(o: ForwardCommandOptions): SolverOptions | undefined {
   if (o.anderson || o.tol !== undefined) {
-    if (o.iters !== undefined) throw new UserError('--iters (a fixed count) cannot be combined with --tol/--anderson; use --max-iters for the cap');
+    if (o.iters !== undefined)
+      throw new UserError(
+        '--iters (a fixed count) cannot be combined with --tol/--anderson; use --max-iters for the cap',
+      );
     const tol = o.tol ?? 1e-4;
     const maxIters = o.maxIters ?? 100;
-    return o.anderson ? { kind: 'anderson', tol, maxIters, window: o.window, beta: o.beta } : { kind: 'tolerance', tol, maxIters };
+    return o.anderson
+      ? { kind: 'anderson', tol, maxIters, window: o.window, beta: o.beta }
+      : { kind: 'tolerance', tol, maxIters };
   }
   if (o.iters !== undefined) return { kind: 'fixed', iters: o.iters };
   return undefined;
@@ -79,12 +90,22 @@ export async function run(o: ForwardCommandOptions, g: GlobalOptions): Promise<F
   const { model } = loadModel(o.ckpt, config, { entry: o.entry });
   const result: TensorMap = new Map();
   const solves: SolveReport[] = [];
-  const evalOne = async (xName: string, tName: string, yName: string, state?: FixedPointState): Promise<FixedPointState | undefined> => {
+  const evalOne = async (
+    xName: string,
+    tName: string,
+    yName: string,
+    state?: FixedPointState,
+  ): Promise<FixedPointState | undefined> => {
     const xh = getTensor(io, xName, src);
     const th = getTensor(io, tName, src);
     const yv = labels(getTensor(io, yName, src), yName);
     checkLabels(config, yv);
-    checkShape(`${src}: input '${xName}' (NCHW)`, xh.shape, [-1, config.inChannels, config.inputSize, config.inputSize]);
+    checkShape(`${src}: input '${xName}' (NCHW)`, xh.shape, [
+      -1,
+      config.inChannels,
+      config.inputSize,
+      config.inputSize,
+    ]);
     checkShape(`${src}: timesteps '${tName}'`, th.shape, [xh.shape[0]!]);
     checkShape(`${src}: labels '${yName}'`, [yv.length], [xh.shape[0]!]);
     const x = tf.tensor4d(toFloat32(xh), xh.shape as [number, number, number, number]);
@@ -120,7 +141,10 @@ export async function run(o: ForwardCommandOptions, g: GlobalOptions): Promise<F
     model.dispose();
   }
   writeSafetensors(o.out, result, { model: modelName(config), backend: backend.name });
-  for (const [i, s] of solves.entries()) log(`solve ${i + 1}: ${s.solver}, ${s.iterations} iterations, last residual ${s.residuals.at(-1)?.toExponential(3) ?? '-'}`);
+  for (const [i, s] of solves.entries())
+    log(
+      `solve ${i + 1}: ${s.solver}, ${s.iterations} iterations, last residual ${s.residuals.at(-1)?.toExponential(3) ?? '-'}`,
+    );
   log(`wrote ${[...result.keys()].join(', ')} to ${o.out}`);
   return { model: modelName(config), out: o.out, tensors: [...result.keys()], solves, backend: backend.name };
 }
@@ -139,12 +163,24 @@ function posNum(v: string): number {
 export function register(program: Command, globals: () => GlobalOptions): void {
   program
     .command('forward')
-    .description('evaluate a DiT/FPDM checkpoint on given inputs (x NCHW, t, y) and write the output, to check this port against PyTorch')
+    .description(
+      'evaluate a DiT/FPDM checkpoint on given inputs (x NCHW, t, y) and write the output, to check this port against PyTorch',
+    )
     .requiredOption('--ckpt <file>', 'weights: .safetensors, .pt (zip or legacy), or a training checkpoint')
-    .requiredOption('--config <file>', "JSON of the reference constructor's keyword arguments (input_size, hidden_size, fixed_point, …)")
-    .requiredOption('--inputs <file>', 'safetensors with x [N,C,H,W], t [N], y [N] (with --reuse: reuse_x1, reuse_t1, reuse_x2, reuse_t2)')
+    .requiredOption(
+      '--config <file>',
+      "JSON of the reference constructor's keyword arguments (input_size, hidden_size, fixed_point, …)",
+    )
+    .requiredOption(
+      '--inputs <file>',
+      'safetensors with x [N,C,H,W], t [N], y [N] (with --reuse: reuse_x1, reuse_t1, reuse_x2, reuse_t2)',
+    )
     .requiredOption('--out <file>', 'safetensors to write (out, or reuse_out1/reuse_out2)')
-    .option('--iters <n>', 'FPDM: fixed-point iterations (default: no-grad max + with-grad max of the config)', nonNegInt)
+    .option(
+      '--iters <n>',
+      'FPDM: fixed-point iterations (default: no-grad max + with-grad max of the config)',
+      nonNegInt,
+    )
     .option('--reuse', 'FPDM: evaluate reuse_x1 then reuse_x2, carrying the fixed-point solution over')
     .addOption(new Option('--entry <name>', 'state_dict of a training checkpoint').choices(['ema', 'model']))
     .option('--tol <x>', 'FPDM: iterate until the relative residual is below x (instead of --iters)', posNum)

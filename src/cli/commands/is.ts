@@ -45,9 +45,14 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--weights <file>', 'FID Inception weights; default: the cached file')
     .option('--batch <n>', 'images per forward pass', parseBatch, 50)
     .option('--json', 'print JSON on stdout')
-    .action(async (input: string, opts: { splits: number; mode: PreprocessMode; weights?: string; batch: number; json?: boolean }) => {
-      const r = await run({ input, ...opts, globals: globals() });
-      if (opts.json) return emitJson(r);
-      process.stdout.write(`IS: ${r.mean} ± ${r.std} (${r.splits} splits, mode ${r.mode})\n`);
-    });
+    .action(
+      async (
+        input: string,
+        opts: { splits: number; mode: PreprocessMode; weights?: string; batch: number; json?: boolean },
+      ) => {
+        const r = await run({ input, ...opts, globals: globals() });
+        if (opts.json) return emitJson(r);
+        process.stdout.write(`IS: ${r.mean} ± ${r.std} (${r.splits} splits, mode ${r.mode})\n`);
+      },
+    );
 }

@@ -48,8 +48,15 @@ export async function run(o: KidOptions): Promise<KidRunResult> {
     const po = { mode: o.mode, batch: o.batch, net };
     const A = await featuresOf(o.a, po, 'KID');
     const B = await featuresOf(o.b, po, 'KID');
-    if (A.dim !== B.dim) throw new UserError(`'${o.a}' has ${A.dim}-d features and '${o.b}' ${B.dim}-d: both must come from the same feature network`);
-    const r = kernelInceptionDistance(A.data, A.n, B.data, B.n, A.dim, { subsets: o.subsets, subsetSize: o.subsetSize, seed: o.seed });
+    if (A.dim !== B.dim)
+      throw new UserError(
+        `'${o.a}' has ${A.dim}-d features and '${o.b}' ${B.dim}-d: both must come from the same feature network`,
+      );
+    const r = kernelInceptionDistance(A.data, A.n, B.data, B.n, A.dim, {
+      subsets: o.subsets,
+      subsetSize: o.subsetSize,
+      seed: o.seed,
+    });
     return { metric: 'kid', ...r, mode: o.mode, seed: o.seed, inputs: [A.info, B.info] };
   } finally {
     net.dispose();
@@ -66,12 +73,33 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--weights <file>', 'FID Inception weights; default: the cached file')
     .option('--batch <n>', 'images per forward pass', parseBatch, 50)
     .option('--subsets <n>', 'number of subsets', parsePositiveInt('--subsets'), 100)
-    .option('--subset-size <n>', 'samples per subset (clipped to the smaller set)', parsePositiveInt('--subset-size'), 1000)
+    .option(
+      '--subset-size <n>',
+      'samples per subset (clipped to the smaller set)',
+      parsePositiveInt('--subset-size'),
+      1000,
+    )
     .option('--seed <n>', 'seed of the subset draw', parseSeed, 0)
     .option('--json', 'print JSON on stdout')
-    .action(async (a: string, b: string, opts: { mode: PreprocessMode; weights?: string; batch: number; subsets: number; subsetSize: number; seed: number; json?: boolean }) => {
-      const r = await run({ a, b, ...opts, globals: globals() });
-      if (opts.json) return emitJson(r);
-      process.stdout.write(`KID: ${r.mean} ± ${r.std} (${r.subsets} subsets of ${r.subsetSize}, seed ${r.seed}, mode ${r.mode})\n`);
-    });
+    .action(
+      async (
+        a: string,
+        b: string,
+        opts: {
+          mode: PreprocessMode;
+          weights?: string;
+          batch: number;
+          subsets: number;
+          subsetSize: number;
+          seed: number;
+          json?: boolean;
+        },
+      ) => {
+        const r = await run({ a, b, ...opts, globals: globals() });
+        if (opts.json) return emitJson(r);
+        process.stdout.write(
+          `KID: ${r.mean} ± ${r.std} (${r.subsets} subsets of ${r.subsetSize}, seed ${r.seed}, mode ${r.mode})\n`,
+        );
+      },
+    );
 }

@@ -2,7 +2,15 @@
 // counts (from the shape tree: nothing is allocated) and FLOPs by formula (see src/models/flops.ts).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { countParams, ditPreset, fpdmFrom, modelFlops, modelName, PRESET_NAMES, type ModelConfig } from '../../models/index.js';
+import {
+  countParams,
+  ditPreset,
+  fpdmFrom,
+  modelFlops,
+  modelName,
+  PRESET_NAMES,
+  type ModelConfig,
+} from '../../models/index.js';
 import { emitJson } from '../../util/log.js';
 import { formatTable } from '../table.js';
 
@@ -60,7 +68,12 @@ export function describe(c: ModelConfig): ModelRow {
 export function run(opts: ModelsOptions = {}): ModelRow[] {
   const rows: ModelRow[] = [];
   for (const name of PRESET_NAMES) {
-    const dit = ditPreset(name, { inputSize: opts.inputSize, inChannels: opts.inChannels, numClasses: opts.numClasses, learnSigma: opts.learnSigma });
+    const dit = ditPreset(name, {
+      inputSize: opts.inputSize,
+      inChannels: opts.inChannels,
+      numClasses: opts.numClasses,
+      learnSigma: opts.learnSigma,
+    });
     rows.push(describe(dit));
     for (const k of opts.fpdmDepths ?? [1, 2, 4]) rows.push(describe(fpdmFrom(dit, { preDepth: k, postDepth: k })));
   }
@@ -79,14 +92,21 @@ const gflops = (n: number): string => (n / 1e9).toFixed(2);
 export function register(program: Command): void {
   program
     .command('models')
-    .description('list every DiT preset and FPDM variant (pre/post 1, 2, 4) with exact parameter counts and FLOPs per forward / per fixed-point iteration')
+    .description(
+      'list every DiT preset and FPDM variant (pre/post 1, 2, 4) with exact parameter counts and FLOPs per forward / per fixed-point iteration',
+    )
     .option('--input-size <n>', 'latent size H = W', posInt, 32)
     .option('--in-channels <n>', 'latent channels', posInt, 4)
     .option('--num-classes <n>', 'number of classes', posInt, 1000)
     .option('--no-learn-sigma', 'output C channels instead of 2·C')
     .option('--json', 'print JSON on stdout')
     .action((o: { inputSize: number; inChannels: number; numClasses: number; learnSigma: boolean; json?: boolean }) => {
-      const rows = run({ inputSize: o.inputSize, inChannels: o.inChannels, numClasses: o.numClasses, learnSigma: o.learnSigma });
+      const rows = run({
+        inputSize: o.inputSize,
+        inChannels: o.inChannels,
+        numClasses: o.numClasses,
+        learnSigma: o.learnSigma,
+      });
       if (o.json) return emitJson(rows);
       process.stdout.write(
         formatTable(

@@ -25,7 +25,16 @@ export interface PlanResult {
   experiment: string;
   shard: string | null;
   runs: PlanRow[];
-  totals: { runs: number; train: number; sample: number; completed: number; pending: number; failed: number; costBlockEvals: number; pendingCostBlockEvals: number };
+  totals: {
+    runs: number;
+    train: number;
+    sample: number;
+    completed: number;
+    pending: number;
+    failed: number;
+    costBlockEvals: number;
+    pendingCostBlockEvals: number;
+  };
   /** wall time per run and in all, from the FLOPs formula and the speed measured on this backend */
   estimate: PlanEstimate | { error: string };
 }
@@ -33,7 +42,10 @@ export interface PlanResult {
 export function shardOption(text: string | undefined): { index: number; count: number } | undefined {
   if (text === undefined) return undefined;
   const s = parseShard(text);
-  if (!s) throw new UserError(`--shard '${text}' is not i/n with 0 <= i < n (e.g. --shard 0/4; Slurm: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)`);
+  if (!s)
+    throw new UserError(
+      `--shard '${text}' is not i/n with 0 <= i < n (e.g. --shard 0/4; Slurm: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)`,
+    );
   return s;
 }
 
@@ -65,11 +77,37 @@ const dash = (v: unknown): string => (v === null || v === undefined ? '-' : Stri
 
 export function formatPlan(r: PlanResult): string {
   const table = formatTable(
-    ['kind', 'model', 'seed', 'budget', 'steps', 'iters', 'alloc', 'reuse', 'key', 'trained by', 'status', 'cost (block evals)', 'grid'],
+    [
+      'kind',
+      'model',
+      'seed',
+      'budget',
+      'steps',
+      'iters',
+      'alloc',
+      'reuse',
+      'key',
+      'trained by',
+      'status',
+      'cost (block evals)',
+      'grid',
+    ],
     r.runs.map((x) => [
-      x.kind, x.model, x.seed, dash(x.budget), dash(x.steps), dash(x.iters), dash(x.allocation), dash(x.reuse), x.key.slice(0, 12),
-      x.parentKey?.slice(0, 12) ?? '-', x.status, x.cost.toLocaleString('en-US'),
-      Object.entries(x.overrides).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ') || '-',
+      x.kind,
+      x.model,
+      x.seed,
+      dash(x.budget),
+      dash(x.steps),
+      dash(x.iters),
+      dash(x.allocation),
+      dash(x.reuse),
+      x.key.slice(0, 12),
+      x.parentKey?.slice(0, 12) ?? '-',
+      x.status,
+      x.cost.toLocaleString('en-US'),
+      Object.entries(x.overrides)
+        .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+        .join(' ') || '-',
     ]),
   );
   const t = r.totals;
@@ -86,7 +124,9 @@ export function formatPlan(r: PlanResult): string {
 export function register(program: Command, globals: () => GlobalOptions): void {
   program
     .command('plan')
-    .description('validate a spec and print its runs, keys, status in the database and estimated cost, without computing')
+    .description(
+      'validate a spec and print its runs, keys, status in the database and estimated cost, without computing',
+    )
     .argument('<spec>', 'experiment spec (YAML), e.g. experiments/quickstart.yaml')
     .option('--db <path>', 'results database', DEFAULT_DB)
     .option('--shard <i/n>', 'only the i-th of n slices of the plan')

@@ -32,7 +32,10 @@ export async function run(o: PrdcOptions): Promise<PrdcRunResult> {
     const po = { mode: o.mode, batch: o.batch, net };
     const R = await featuresOf(o.real, po, 'precision/recall');
     const F = await featuresOf(o.fake, po, 'precision/recall');
-    if (R.dim !== F.dim) throw new UserError(`'${o.real}' has ${R.dim}-d features and '${o.fake}' ${F.dim}-d: both must come from the same feature network`);
+    if (R.dim !== F.dim)
+      throw new UserError(
+        `'${o.real}' has ${R.dim}-d features and '${o.fake}' ${F.dim}-d: both must come from the same feature network`,
+      );
     const r = precisionRecall(R.data, R.n, F.data, F.n, R.dim, o.k);
     return { metric: 'prdc', ...r, mode: o.mode, inputs: [R.info, F.info] };
   } finally {
@@ -51,9 +54,17 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--weights <file>', 'FID Inception weights; default: the cached file')
     .option('--batch <n>', 'images per forward pass', parseBatch, 50)
     .option('--json', 'print JSON on stdout')
-    .action(async (real: string, fake: string, opts: { k: number; mode: PreprocessMode; weights?: string; batch: number; json?: boolean }) => {
-      const r = await run({ real, fake, ...opts, globals: globals() });
-      if (opts.json) return emitJson(r);
-      process.stdout.write(`precision ${r.precision}  recall ${r.recall}  density ${r.density}  coverage ${r.coverage}  (k=${r.k}, mode ${r.mode})\n`);
-    });
+    .action(
+      async (
+        real: string,
+        fake: string,
+        opts: { k: number; mode: PreprocessMode; weights?: string; batch: number; json?: boolean },
+      ) => {
+        const r = await run({ real, fake, ...opts, globals: globals() });
+        if (opts.json) return emitJson(r);
+        process.stdout.write(
+          `precision ${r.precision}  recall ${r.recall}  density ${r.density}  coverage ${r.coverage}  (k=${r.k}, mode ${r.mode})\n`,
+        );
+      },
+    );
 }

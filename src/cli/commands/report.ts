@@ -27,9 +27,15 @@ export function register(program: Command): void {
     .option('--out <dir>', 'output directory', DEFAULT_REPORT_DIR)
     .option('--json', 'print a JSON summary on stdout')
     .action(async (o: { db: string; experiment?: string; out: string; json?: boolean }) => {
-      const r = await run({ db: o.db, out: o.out, ...(o.experiment === undefined ? {} : { experiment: o.experiment }) });
+      const r = await run({
+        db: o.db,
+        out: o.out,
+        ...(o.experiment === undefined ? {} : { experiment: o.experiment }),
+      });
       if (o.json) return emitJson(r);
-      log(`report: ${r.runs} runs, metric ${r.metric ?? '(none)'}, ${r.tables.length} tables, ${r.figures.length} figures, ${r.grids.length} sample grids`);
+      log(
+        `report: ${r.runs} runs, metric ${r.metric ?? '(none)'}, ${r.tables.length} tables, ${r.figures.length} figures, ${r.grids.length} sample grids`,
+      );
       for (const s of r.skipped) log(`  not shown (${s.section}): ${s.reason}`);
       process.stdout.write(`${r.index}\n`);
     });

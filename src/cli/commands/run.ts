@@ -45,19 +45,34 @@ export async function run(opts: RunOptions): Promise<RunCommandResult> {
   // output paths are checked before any work starts: a long run never loses its work to a bad path at its end
   prepareFileTarget(opts.db, 'database (--db)', { createDir: false });
   inspectDatabase(opts.db);
-  prepareDir(opts.artifacts ?? join(dirname(opts.db), 'artifacts'), opts.artifacts ? '--artifacts directory' : 'artifacts directory beside --db', { create: false });
+  prepareDir(
+    opts.artifacts ?? join(dirname(opts.db), 'artifacts'),
+    opts.artifacts ? '--artifacts directory' : 'artifacts directory beside --db',
+    { create: false },
+  );
   const summary = await runExperiment({
-    spec: opts.spec, db: opts.db, shard: shardOption(opts.shard), retryFailed: opts.retryFailed, backend: opts.globals.backend,
-    progress: opts.globals.quiet ? 'none' : (opts.progress ?? 'auto'), artifactsDir: opts.artifacts,
+    spec: opts.spec,
+    db: opts.db,
+    shard: shardOption(opts.shard),
+    retryFailed: opts.retryFailed,
+    backend: opts.globals.backend,
+    progress: opts.globals.quiet ? 'none' : (opts.progress ?? 'auto'),
+    artifactsDir: opts.artifacts,
   });
   let report: string | null = null;
   if ((opts.report ?? true) && !opts.shard) {
     // the report is a view of the database: a failure to draw it does not undo the stored results
     try {
-      const r = await buildReport({ db: opts.db, experiment: summary.experiment, out: join(dirname(opts.db), 'report', summary.experiment) });
+      const r = await buildReport({
+        db: opts.db,
+        experiment: summary.experiment,
+        out: join(dirname(opts.db), 'report', summary.experiment),
+      });
       report = r.index;
     } catch (e) {
-      warn(`the report could not be written (${(e as Error).message}); the results are stored; run \`fpdm-exp report --db ${opts.db}\` later`);
+      warn(
+        `the report could not be written (${(e as Error).message}); the results are stored; run \`fpdm-exp report --db ${opts.db}\` later`,
+      );
     }
   }
   return { ...summary, report };
@@ -65,22 +80,52 @@ export async function run(opts: RunOptions): Promise<RunCommandResult> {
 
 const PROGRESS_MODES: ProgressMode[] = ['auto', 'bar', 'plain', 'none'];
 
-const fmt = (v: number | undefined, digits = 4): string => (v === undefined ? '-' : Math.abs(v) >= 1e4 || Number.isInteger(v) ? Math.round(v).toLocaleString('en-US') : v.toPrecision(digits));
+const fmt = (v: number | undefined, digits = 4): string =>
+  v === undefined
+    ? '-'
+    : Math.abs(v) >= 1e4 || Number.isInteger(v)
+      ? Math.round(v).toLocaleString('en-US')
+      : v.toPrecision(digits);
 
 export function formatSummary(s: RunCommandResult): string {
   const samples = s.runs.filter((r) => r.kind === 'sample');
   const trains = s.runs.filter((r) => r.kind === 'train');
   const distName = ['fid', 'fd_mnist', 'kid'].find((n) => samples.some((r) => r.metrics[n] !== undefined));
   const table = formatTable(
-    ['model', 'seed', 'budget', 'steps', 'iters', 'alloc', 'reuse', 'status', distName ?? 'quality', 'block evals/img', 'images/s', 'params'],
+    [
+      'model',
+      'seed',
+      'budget',
+      'steps',
+      'iters',
+      'alloc',
+      'reuse',
+      'status',
+      distName ?? 'quality',
+      'block evals/img',
+      'images/s',
+      'params',
+    ],
     samples.map((r) => [
-      r.model, r.seed, r.budget ?? '-', r.steps ?? '-', r.iters ?? '-', r.allocation ?? '-', r.reuse === null ? '-' : String(r.reuse),
-      r.status === 'completed' ? (r.outcome === 'skipped' ? 'done earlier' : 'completed') : r.status, distName ? fmt(r.metrics[distName]) : '-',
-      fmt(r.metrics.block_evals), fmt(r.metrics.images_per_s, 3), fmt(r.metrics.params),
+      r.model,
+      r.seed,
+      r.budget ?? '-',
+      r.steps ?? '-',
+      r.iters ?? '-',
+      r.allocation ?? '-',
+      r.reuse === null ? '-' : String(r.reuse),
+      r.status === 'completed' ? (r.outcome === 'skipped' ? 'done earlier' : 'completed') : r.status,
+      distName ? fmt(r.metrics[distName]) : '-',
+      fmt(r.metrics.block_evals),
+      fmt(r.metrics.images_per_s, 3),
+      fmt(r.metrics.params),
     ]),
   );
   const trainLine = trains
-    .map((r) => `${r.model} (seed ${r.seed}): ${r.status}${r.metrics.train_seconds !== undefined ? `, ${r.metrics.train_seconds.toFixed(1)} s` : ''}${r.metrics.params !== undefined ? `, ${fmt(r.metrics.params)} params` : ''}`)
+    .map(
+      (r) =>
+        `${r.model} (seed ${r.seed}): ${r.status}${r.metrics.train_seconds !== undefined ? `, ${r.metrics.train_seconds.toFixed(1)} s` : ''}${r.metrics.params !== undefined ? `, ${fmt(r.metrics.params)} params` : ''}`,
+    )
     .join('; ');
   const problems = s.runs.filter((r) => r.error).map((r) => `  ${r.kind} ${r.model} ${r.key.slice(0, 12)}: ${r.error}`);
   return (
@@ -102,19 +147,46 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--shard <i/n>', 'run only the i-th of n slices of the plan (0-based), e.g. a Slurm array task')
     .option('--retry-failed', 're-run runs that failed or diverged earlier')
     .option('--artifacts <dir>', 'where checkpoints and sample grids go (default: artifacts/ beside the database)')
-    .addOption(new Option('--progress <mode>', 'auto (bars on a terminal, lines otherwise), bar, plain or none').choices(PROGRESS_MODES).default('auto'))
+    .addOption(
+      new Option('--progress <mode>', 'auto (bars on a terminal, lines otherwise), bar, plain or none')
+        .choices(PROGRESS_MODES)
+        .default('auto'),
+    )
     .option('--no-report', 'do not write the report after the run')
     .option('--json', 'print JSON on stdout')
-    .action(async (spec: string, o: { db: string; dryRun?: boolean; shard?: string; retryFailed?: boolean; artifacts?: string; progress: string; report: boolean; json?: boolean }) => {
-      if (o.dryRun) {
-        const r = await planRun({ spec, db: o.db, shard: o.shard, backend: globals().backend });
-        if (o.json) return emitJson(r);
-        process.stdout.write(formatPlan(r));
-        return;
-      }
-      const progress = o.progress as ProgressMode;
-      const s = await run({ spec, db: o.db, shard: o.shard, retryFailed: o.retryFailed, globals: globals(), progress, artifacts: o.artifacts, report: o.report });
-      if (o.json) return emitJson(s);
-      process.stdout.write(formatSummary(s));
-    });
+    .action(
+      async (
+        spec: string,
+        o: {
+          db: string;
+          dryRun?: boolean;
+          shard?: string;
+          retryFailed?: boolean;
+          artifacts?: string;
+          progress: string;
+          report: boolean;
+          json?: boolean;
+        },
+      ) => {
+        if (o.dryRun) {
+          const r = await planRun({ spec, db: o.db, shard: o.shard, backend: globals().backend });
+          if (o.json) return emitJson(r);
+          process.stdout.write(formatPlan(r));
+          return;
+        }
+        const progress = o.progress as ProgressMode;
+        const s = await run({
+          spec,
+          db: o.db,
+          shard: o.shard,
+          retryFailed: o.retryFailed,
+          globals: globals(),
+          progress,
+          artifacts: o.artifacts,
+          report: o.report,
+        });
+        if (o.json) return emitJson(s);
+        process.stdout.write(formatSummary(s));
+      },
+    );
 }

@@ -56,7 +56,8 @@ function readLabelNames(path: string): string[] {
   } catch (e) {
     throw new UserError(`label names file '${path}' is not JSON: ${(e as Error).message}`);
   }
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new UserError(`label names file '${path}' must hold a JSON list of strings (one per class)`);
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
+    throw new UserError(`label names file '${path}' must hold a JSON list of strings (one per class)`);
   return v as string[];
 }
 
@@ -65,7 +66,10 @@ function readLabelNames(path: string): string[] {
  * and the PNGs named as the reference (`save`); returns the PNG folder or null.
  */
 export async function writeDecoded(
-  vae: AutoencoderKL, latents: Float32Array, shape: [number, number, number, number], labels: Int32Array,
+  vae: AutoencoderKL,
+  latents: Float32Array,
+  shape: [number, number, number, number],
+  labels: Int32Array,
   o: { out: string; npz?: string; save?: string; pngNaming?: PngNaming; labelNames?: string[]; batchSize?: number },
 ): Promise<string | null> {
   const { pixels, shape: s } = await decodeToUint8(vae, latents, shape, o.batchSize ?? 8);
@@ -83,16 +87,27 @@ export async function runReference(o: ReferenceSampleOptions, g: GlobalOptions):
   prepareFileTarget(o.out, '--out grid', { createDir: false });
   if (o.npz) prepareFileTarget(o.npz, '--npz file', { createDir: false });
   if (o.save) prepareDir(o.save, '--save directory');
-  const rc = readReferenceCheckpoint(o.ckpt, { entry: o.entry, config: o.config ? readModelConfig(o.config) : undefined });
+  const rc = readReferenceCheckpoint(o.ckpt, {
+    entry: o.entry,
+    config: o.config ? readModelConfig(o.config) : undefined,
+  });
   const labelNames = o.labelNames ? readLabelNames(o.labelNames) : undefined;
   const latentModel = rc.config.inChannels !== 1 && rc.config.inChannels !== 3;
-  if (latentModel && !o.vae) throw new UserError(`'${o.ckpt}' is a latent model (${rc.config.inChannels} channels): give --vae (the SD VAE: a diffusers folder or an ldm checkpoint) to decode its samples`);
+  if (latentModel && !o.vae)
+    throw new UserError(
+      `'${o.ckpt}' is a latent model (${rc.config.inChannels} channels): give --vae (the SD VAE: a diffusers folder or an ldm checkpoint) to decode its samples`,
+    );
   const backend = await useBackend(g);
-  const { model } = modelFromStateDict(rc.config, rc.weights, { strict: true, source: `${rc.entry} weights in '${o.ckpt}'` });
+  const { model } = modelFromStateDict(rc.config, rc.weights, {
+    strict: true,
+    source: `${rc.entry} weights in '${o.ckpt}'`,
+  });
   const vaeLoaded = o.vae ? loadVae(o.vae, { config: o.vaeConfig }) : undefined;
   try {
     if (vaeLoaded && vaeLoaded.vae.config.embedDim !== rc.config.inChannels) {
-      throw new UserError(`the VAE makes ${vaeLoaded.vae.config.embedDim}-channel latents, the model ${rc.config.inChannels}-channel ones: they do not belong together`);
+      throw new UserError(
+        `the VAE makes ${vaeLoaded.vae.config.embedDim}-channel latents, the model ${rc.config.inChannels}-channel ones: they do not belong together`,
+      );
     }
     const diffusion = diffusionConfig({
       parameterization: rc.predictV ? 'v' : 'eps',
@@ -105,8 +120,17 @@ export async function runReference(o: ReferenceSampleOptions, g: GlobalOptions):
     const progress = startProgress('sample', total, o.json ? 'plain' : 'auto');
     let done = 0;
     const r = await sampleAtBudget({
-      model, diffusion, plan, n: o.samples, batchSize: o.batchSize, reuse: o.reuse, sampler: o.sampler, eta: o.eta, cfgScale: o.cfg ?? null,
-      labels: o.labels, seed: o.seed ?? 0,
+      model,
+      diffusion,
+      plan,
+      n: o.samples,
+      batchSize: o.batchSize,
+      reuse: o.reuse,
+      sampler: o.sampler,
+      eta: o.eta,
+      cfgScale: o.cfg ?? null,
+      labels: o.labels,
+      seed: o.seed ?? 0,
       onStep: () => progress.update(Math.min(++done, total)),
     });
     progress.stop();
@@ -115,13 +139,36 @@ export async function runReference(o: ReferenceSampleOptions, g: GlobalOptions):
       saved = await writeDecoded(vaeLoaded.vae, r.samples, r.shape, r.labels, { ...o, labelNames });
     } else {
       await writeGrid(o.out, r.samples, r.shape, { nrow: Math.max(1, Math.round(Math.sqrt(o.samples))) });
-      if (o.npz || o.save) throw new UserError('--npz/--save of a pixel-space reference checkpoint are not supported: use --out for the grid');
+      if (o.npz || o.save)
+        throw new UserError(
+          '--npz/--save of a pixel-space reference checkpoint are not supported: use --out for the grid',
+        );
     }
     const a = r.account;
-    log(`${a.model} (${rc.entry} weights${rc.trainSteps !== null ? `, step ${rc.trainSteps}` : ''}): ${a.n} samples, ${a.steps} ${a.sampler} steps, ${a.blockEvaluations.toFixed(1)} block evaluations per image, ${a.seconds.toFixed(1)} s`);
+    log(
+      `${a.model} (${rc.entry} weights${rc.trainSteps !== null ? `, step ${rc.trainSteps}` : ''}): ${a.n} samples, ${a.steps} ${a.sampler} steps, ${a.blockEvaluations.toFixed(1)} block evaluations per image, ${a.seconds.toFixed(1)} s`,
+    );
     log(`grid → ${o.out}${o.npz ? `; arr_0 → ${o.npz}` : ''}${saved ? `; PNGs → ${saved}` : ''}`);
-    const vaeInfo = vaeLoaded ? { weightsFile: vaeLoaded.info.weightsFile, configSource: vaeLoaded.info.configSource, naming: vaeLoaded.info.naming, prefix: vaeLoaded.info.prefix, variant: o.vaeVariant ?? null } : null;
-    return { account: a, model: a.model, entry: rc.entry, trainSteps: rc.trainSteps, vae: vaeInfo, out: o.out, saved, npz: o.npz ?? null, backend: backend.name };
+    const vaeInfo = vaeLoaded
+      ? {
+          weightsFile: vaeLoaded.info.weightsFile,
+          configSource: vaeLoaded.info.configSource,
+          naming: vaeLoaded.info.naming,
+          prefix: vaeLoaded.info.prefix,
+          variant: o.vaeVariant ?? null,
+        }
+      : null;
+    return {
+      account: a,
+      model: a.model,
+      entry: rc.entry,
+      trainSteps: rc.trainSteps,
+      vae: vaeInfo,
+      out: o.out,
+      saved,
+      npz: o.npz ?? null,
+      backend: backend.name,
+    };
   } finally {
     model.dispose();
     vaeLoaded?.vae.dispose();

@@ -23,9 +23,26 @@ import type { z } from 'zod';
 import { openSpecDataset } from '../../experiments/datasets.js';
 import { startProgress } from '../../experiments/progress.js';
 import {
-  checkpointEveryOf, datasetIssues, datasetSchema, datasetShape, FLAGS, modelConfigOf, modelSchema, optimizerOf, presetTrunk, RENAMED_FLAGS,
-  resolveDiffusion, runKeyOf, trainingIssues, trainingSchema, trainRunConfig, type DatasetSettings, type ModelSettings, type TrainingSettings,
-  type TrainRunConfig, type Trunk,
+  checkpointEveryOf,
+  datasetIssues,
+  datasetSchema,
+  datasetShape,
+  FLAGS,
+  modelConfigOf,
+  modelSchema,
+  optimizerOf,
+  presetTrunk,
+  RENAMED_FLAGS,
+  resolveDiffusion,
+  runKeyOf,
+  trainingIssues,
+  trainingSchema,
+  trainRunConfig,
+  type DatasetSettings,
+  type ModelSettings,
+  type TrainingSettings,
+  type TrainRunConfig,
+  type Trunk,
 } from '../../experiments/settings.js';
 import { countParams, modelName, type ModelConfig } from '../../models/index.js';
 import { readModelConfig } from '../../models/load.js';
@@ -102,18 +119,31 @@ function flagOf(path: string): string {
 function parseAs<T extends z.ZodTypeAny>(schema: T, value: unknown, section: string): z.output<T> {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  const msgs = r.error.issues.map((i) => `${flagOf([section, ...i.path].join('.').replace(/^model\./, 'models.*.'))}: ${i.message}`);
+  const msgs = r.error.issues.map(
+    (i) => `${flagOf([section, ...i.path].join('.').replace(/^model\./, 'models.*.'))}: ${i.message}`,
+  );
   throw new UserError(msgs.join('; '));
 }
 
-const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+const defined = <T extends object>(o: T): Partial<T> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 /** The dataset settings of --data and the dataset flags (a spec's `dataset:` section). */
 export function datasetSettingsOf(o: TrainCommandOptions): DatasetSettings {
-  const extra = defined({ imageSize: o.imageSize, channels: o.channels, classes: o.classes, limit: o.limit, size: o.size, hflip: o.hflip });
+  const extra = defined({
+    imageSize: o.imageSize,
+    channels: o.channels,
+    classes: o.classes,
+    limit: o.limit,
+    size: o.size,
+    hflip: o.hflip,
+  });
   let kind: string = o.data;
   let path: string | undefined;
-  if (o.data.startsWith('mnist:')) throw new UserError(`--data ${o.data}: training uses the MNIST training split ('mnist'); the other splits are for \`fpdm-exp data\` and the held-out reference`);
+  if (o.data.startsWith('mnist:'))
+    throw new UserError(
+      `--data ${o.data}: training uses the MNIST training split ('mnist'); the other splits are for \`fpdm-exp data\` and the held-out reference`,
+    );
   if (o.data.startsWith('latents:')) {
     // a latent folder (<name>_features/ + <name>_labels/, as `latents extract` or the reference writes)
     kind = 'latents';
@@ -131,8 +161,13 @@ export function datasetSettingsOf(o: TrainCommandOptions): DatasetSettings {
 }
 
 /** The model settings and trunk of --preset / --model-config and the size flags (a spec's model entry). */
-export function modelSettingsOf(o: TrainCommandOptions): { settings: ModelSettings; trunk: Trunk; fromFile: ModelConfig | null } {
-  if (o.preset !== undefined && o.modelConfig !== undefined) throw new UserError('give either --preset or --model-config, not both');
+export function modelSettingsOf(o: TrainCommandOptions): {
+  settings: ModelSettings;
+  trunk: Trunk;
+  fromFile: ModelConfig | null;
+} {
+  if (o.preset !== undefined && o.modelConfig !== undefined)
+    throw new UserError('give either --preset or --model-config, not both');
   const fromFile = o.modelConfig !== undefined ? readModelConfig(o.modelConfig) : null;
   const fpdm = o.fpdm === true || fromFile?.kind === 'fpdm';
   const f = fromFile?.kind === 'fpdm' ? fromFile : null;
@@ -140,40 +175,79 @@ export function modelSettingsOf(o: TrainCommandOptions): { settings: ModelSettin
     kind: fpdm ? 'fpdm' : 'dit',
     ...defined({
       preset: o.preset,
-      hiddenSize: o.hiddenSize ?? fromFile?.hiddenSize, depth: o.depth ?? fromFile?.depth, heads: o.heads ?? fromFile?.numHeads, patchSize: o.patchSize ?? fromFile?.patchSize,
-      mlpRatio: o.mlpRatio ?? fromFile?.mlpRatio, classDropout: o.classDropout ?? fromFile?.classDropoutProb,
+      hiddenSize: o.hiddenSize ?? fromFile?.hiddenSize,
+      depth: o.depth ?? fromFile?.depth,
+      heads: o.heads ?? fromFile?.numHeads,
+      patchSize: o.patchSize ?? fromFile?.patchSize,
+      mlpRatio: o.mlpRatio ?? fromFile?.mlpRatio,
+      classDropout: o.classDropout ?? fromFile?.classDropoutProb,
     }),
     ...(fpdm
       ? defined({
-          pre: o.pre ?? f?.preDepth, post: o.post ?? f?.postDepth, prePostTimestepConditioning: o.prePostTimestepConditioning ?? f?.prePostTimestepConditioning,
+          pre: o.pre ?? f?.preDepth,
+          post: o.post ?? f?.postDepth,
+          prePostTimestepConditioning: o.prePostTimestepConditioning ?? f?.prePostTimestepConditioning,
           sjfb: defined({ noGrad: o.sjfbNoGrad ?? f?.noGradIters, withGrad: o.sjfbWithGrad ?? f?.withGradIters }),
         })
       : {}),
   };
-  if (!fpdm && (o.pre !== undefined || o.post !== undefined || o.sjfbNoGrad || o.sjfbWithGrad || o.prePostTimestepConditioning !== undefined)) {
-    throw new UserError('--pre/--post/--sjfb-no-grad/--sjfb-with-grad/--pre-post-timestep-conditioning apply to FPDM: add --fpdm');
+  if (
+    !fpdm &&
+    (o.pre !== undefined ||
+      o.post !== undefined ||
+      o.sjfbNoGrad ||
+      o.sjfbWithGrad ||
+      o.prePostTimestepConditioning !== undefined)
+  ) {
+    throw new UserError(
+      '--pre/--post/--sjfb-no-grad/--sjfb-with-grad/--pre-post-timestep-conditioning apply to FPDM: add --fpdm',
+    );
   }
   const settings = parseAs(modelSchema, raw, 'model');
   if (settings.preset !== undefined && presetTrunk(settings.preset) === null) {
-    throw new UserError(`--preset: model preset '${settings.preset}' does not exist; choose one of DiT-{S,B,L,XL}/{2,4,8}, e.g. DiT-S/2`);
+    throw new UserError(
+      `--preset: model preset '${settings.preset}' does not exist; choose one of DiT-{S,B,L,XL}/{2,4,8}, e.g. DiT-S/2`,
+    );
   }
   const p = settings.preset !== undefined ? presetTrunk(settings.preset)! : null;
   const pick = (k: 'hiddenSize' | 'depth' | 'heads' | 'patchSize'): number => {
     const v = settings[k] ?? p?.[k];
-    if (v === undefined) throw new UserError(`give --preset (e.g. DiT-S/2), --model-config or ${flagOf(`models.*.${k}`)}`);
+    if (v === undefined)
+      throw new UserError(`give --preset (e.g. DiT-S/2), --model-config or ${flagOf(`models.*.${k}`)}`);
     return v;
   };
-  const trunk: Trunk = { hiddenSize: pick('hiddenSize'), depth: pick('depth'), heads: pick('heads'), patchSize: pick('patchSize'), mlpRatio: settings.mlpRatio ?? 4, classDropout: settings.classDropout ?? 0.1 };
+  const trunk: Trunk = {
+    hiddenSize: pick('hiddenSize'),
+    depth: pick('depth'),
+    heads: pick('heads'),
+    patchSize: pick('patchSize'),
+    mlpRatio: settings.mlpRatio ?? 4,
+    classDropout: settings.classDropout ?? 0.1,
+  };
   return { settings, trunk, fromFile };
 }
 
 /** The training settings of the training flags (a spec's `training:` section). */
 export function trainingSettingsOf(o: TrainCommandOptions): TrainingSettings {
-  const t = parseAs(trainingSchema, defined({
-    steps: o.steps, batchSize: o.batchSize, lr: o.lr, weightDecay: o.weightDecay, warmupSteps: o.warmupSteps, lrSchedule: o.lrSchedule, ema: o.ema,
-    gradClip: o.gradClip, checkpointEvery: o.checkpointEvery, prediction: o.prediction, diffusionSteps: o.diffusionSteps, schedule: o.schedule,
-    gradCheckpoint: o.gradCheckpoint,
-  }), 'training');
+  const t = parseAs(
+    trainingSchema,
+    defined({
+      steps: o.steps,
+      batchSize: o.batchSize,
+      lr: o.lr,
+      weightDecay: o.weightDecay,
+      warmupSteps: o.warmupSteps,
+      lrSchedule: o.lrSchedule,
+      ema: o.ema,
+      gradClip: o.gradClip,
+      checkpointEvery: o.checkpointEvery,
+      prediction: o.prediction,
+      diffusionSteps: o.diffusionSteps,
+      schedule: o.schedule,
+      gradCheckpoint: o.gradCheckpoint,
+    }),
+    'training',
+  );
   const issues = trainingIssues(t);
   if (issues.length) throw new UserError(issues.map((i) => `${flagOf(i.path.join('.'))}: ${i.message}`).join('; '));
   return t;
@@ -188,17 +262,31 @@ export interface ResolvedTrain {
 }
 
 /** Flags → the resolved run: the same functions a spec's planner calls (settings.ts). */
-export function resolveTrainCommand(o: TrainCommandOptions, datasetFingerprint: string, version = toolVersion()): ResolvedTrain {
+export function resolveTrainCommand(
+  o: TrainCommandOptions,
+  datasetFingerprint: string,
+  version = toolVersion(),
+): ResolvedTrain {
   const dataset = datasetSettingsOf(o);
   const training = trainingSettingsOf(o);
   const { settings, trunk, fromFile } = modelSettingsOf(o);
   const model = modelConfigOf(settings, trunk, datasetShape(dataset), training.prediction);
   if (fromFile) {
     for (const k of ['inputSize', 'inChannels', 'numClasses', 'learnSigma'] as const) {
-      if (fromFile[k] !== model[k]) throw new UserError(`--model-config '${o.modelConfig}': ${k} is ${fromFile[k]} but the data and --prediction give ${model[k]}; fix the file or the data flags`);
+      if (fromFile[k] !== model[k])
+        throw new UserError(
+          `--model-config '${o.modelConfig}': ${k} is ${fromFile[k]} but the data and --prediction give ${model[k]}; fix the file or the data flags`,
+        );
     }
   }
-  const config = trainRunConfig({ model, training, dataset, datasetFingerprint, seed: o.seed ?? 0, toolVersion: version });
+  const config = trainRunConfig({
+    model,
+    training,
+    dataset,
+    datasetFingerprint,
+    seed: o.seed ?? 0,
+    toolVersion: version,
+  });
   return { model, dataset, training, config, key: runKeyOf(config) };
 }
 
@@ -209,15 +297,31 @@ export async function run(o: TrainCommandOptions, g: GlobalOptions): Promise<Tra
   const r = resolveTrainCommand(o, ds.fingerprint);
   const { model, training: t } = r;
   const params = countParams(model).total;
-  log(`${modelName(model)}: ${params.toLocaleString('en-US')} parameters; backend ${backend.name}; run key ${r.key.slice(0, 12)}`);
+  log(
+    `${modelName(model)}: ${params.toLocaleString('en-US')} parameters; backend ${backend.name}; run key ${r.key.slice(0, 12)}`,
+  );
   const progress = startProgress('train', o.steps, o.json ? 'plain' : 'auto');
   let lastLoss = NaN;
   const result = await trainModel({
-    model, diffusion: resolveDiffusion(t), dataset: ds, steps: t.steps, batch: t.batchSize, seed: r.config.seed, outDir: o.out,
-    optimizer: optimizerOf(t), ema: t.ema, hflip: r.dataset.hflip, checkpointEvery: checkpointEveryOf(t), gradCheckpoint: t.gradCheckpoint, runKey: r.key,
+    model,
+    diffusion: resolveDiffusion(t),
+    dataset: ds,
+    steps: t.steps,
+    batch: t.batchSize,
+    seed: r.config.seed,
+    outDir: o.out,
+    optimizer: optimizerOf(t),
+    ema: t.ema,
+    hflip: r.dataset.hflip,
+    checkpointEvery: checkpointEveryOf(t),
+    gradCheckpoint: t.gradCheckpoint,
+    runKey: r.key,
     onStep: (r) => {
       lastLoss = r.loss;
-      progress.update(r.step, `loss ${r.loss.toFixed(4)}${r.residual !== undefined ? ` residual ${r.residual.toExponential(2)}` : ''}`);
+      progress.update(
+        r.step,
+        `loss ${r.loss.toFixed(4)}${r.residual !== undefined ? ` residual ${r.residual.toExponential(2)}` : ''}`,
+      );
     },
   });
   progress.stop();
@@ -225,11 +329,22 @@ export async function run(o: TrainCommandOptions, g: GlobalOptions): Promise<Tra
   const k = Math.min(10, losses.length);
   const mean = (a: number[]): number | null => (a.length ? a.reduce((s, v) => s + v, 0) / a.length : null);
   const out: TrainCommandResult = {
-    ...result, model: modelName(model), params, backend: backend.name, runKey: r.key,
-    lossStart: mean(losses.slice(0, k)), lossEnd: mean(losses.slice(losses.length - k)),
+    ...result,
+    model: modelName(model),
+    params,
+    backend: backend.name,
+    runKey: r.key,
+    lossStart: mean(losses.slice(0, k)),
+    lossEnd: mean(losses.slice(losses.length - k)),
   };
-  if (result.status === 'diverged') log(`status: diverged at step ${result.divergedAt} (loss ${lastLoss}); checkpoint of step ${result.step} kept in '${o.out}'`);
-  else log(`status: ${result.status} at step ${result.step}; loss ${out.lossStart?.toFixed(4)} (first ${k}) → ${out.lossEnd?.toFixed(4)} (last ${k}); ${result.seconds.toFixed(1)} s in this call; checkpoint in '${o.out}'`);
+  if (result.status === 'diverged')
+    log(
+      `status: diverged at step ${result.divergedAt} (loss ${lastLoss}); checkpoint of step ${result.step} kept in '${o.out}'`,
+    );
+  else
+    log(
+      `status: ${result.status} at step ${result.step}; loss ${out.lossStart?.toFixed(4)} (first ${k}) → ${out.lossEnd?.toFixed(4)} (last ${k}); ${result.seconds.toFixed(1)} s in this call; checkpoint in '${o.out}'`,
+    );
   return out;
 }
 
@@ -238,7 +353,8 @@ export async function run(o: TrainCommandOptions, g: GlobalOptions): Promise<Tra
 export function intArg(name: string, min = 0): (v: string) => number {
   return (v) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min} (got '${v}')`);
+    if (!Number.isInteger(n) || n < min)
+      throw new InvalidArgumentError(`${name} must be an integer >= ${min} (got '${v}')`);
     return n;
   };
 }
@@ -253,7 +369,8 @@ export function numArg(name: string): (v: string) => number {
 
 function boolArg(name: string): (v: string) => boolean {
   return (v) => {
-    if (v !== 'true' && v !== 'false') throw new InvalidArgumentError(`${name} must be one of true, false (got '${v}')`);
+    if (v !== 'true' && v !== 'false')
+      throw new InvalidArgumentError(`${name} must be one of true, false (got '${v}')`);
     return v === 'true';
   };
 }
@@ -261,7 +378,8 @@ function boolArg(name: string): (v: string) => boolean {
 function rangeArg(name: string): (v: string) => [number, number] {
   return (v) => {
     const m = /^(\d+):(\d+)$/.exec(v);
-    if (!m || Number(m[1]) > Number(m[2])) throw new InvalidArgumentError(`${name} must be MIN:MAX with integers 0 <= MIN <= MAX (got '${v}')`);
+    if (!m || Number(m[1]) > Number(m[2]))
+      throw new InvalidArgumentError(`${name} must be MIN:MAX with integers 0 <= MIN <= MAX (got '${v}')`);
     return [Number(m[1]), Number(m[2])];
   };
 }
@@ -275,34 +393,67 @@ function channelsArg(v: string): 1 | 3 {
 /** Old flag names, refused with the new name (commander parses them, the action throws). */
 export function addRenamedFlags(cmd: Command, renamed: Record<string, string>): void {
   for (const [old, now] of Object.entries(renamed)) {
-    cmd.addOption(new Option(`${old} <value>`).hideHelp().argParser(() => {
-      throw new InvalidArgumentError(`${old} was renamed ${now}${old === '--model' ? ' (a preset; a JSON file of the reference\'s keyword arguments is --model-config)' : ''}: the flags are the spec's keys (README, "Settings")`);
-    }));
+    cmd.addOption(
+      new Option(`${old} <value>`).hideHelp().argParser(() => {
+        throw new InvalidArgumentError(
+          `${old} was renamed ${now}${old === '--model' ? " (a preset; a JSON file of the reference's keyword arguments is --model-config)" : ''}: the flags are the spec's keys (README, "Settings")`,
+        );
+      }),
+    );
   }
 }
 
 export function register(program: Command, globals: () => GlobalOptions): void {
   const cmd = program
     .command('train')
-    .description('train DiT or FPDM (S-JFB) with AdamW + EMA and resumable checkpoints; re-run the same command to resume')
+    .description(
+      'train DiT or FPDM (S-JFB) with AdamW + EMA and resumable checkpoints; re-run the same command to resume',
+    )
     .option('--preset <name>', "a DiT preset by paper name, e.g. 'DiT-S/2' (spec: preset)")
-    .option('--model-config <file.json>', "instead of --preset: a JSON file of the reference constructor's keyword arguments")
+    .option(
+      '--model-config <file.json>',
+      "instead of --preset: a JSON file of the reference constructor's keyword arguments",
+    )
     .option('--hidden-size <d>', 'hidden size (overrides the preset)', intArg('--hidden-size', 1))
     .option('--depth <n>', 'DiT blocks (FPDM: the depth of the DiT it is compared with)', intArg('--depth', 1))
     .option('--heads <k>', 'attention heads', intArg('--heads', 1))
     .option('--patch-size <p>', 'patch size', intArg('--patch-size', 1))
     .option('--mlp-ratio <r>', 'MLP hidden = r·D (default 4)', numArg('--mlp-ratio'))
-    .option('--class-dropout <p>', 'label dropout for classifier-free guidance (default 0.1)', numArg('--class-dropout'))
+    .option(
+      '--class-dropout <p>',
+      'label dropout for classifier-free guidance (default 0.1)',
+      numArg('--class-dropout'),
+    )
     .option('--fpdm', 'train FPDM on the given DiT trunk')
     .option('--pre <n>', 'FPDM: blocks before the fixed-point block (default 1)', intArg('--pre'))
     .option('--post <n>', 'FPDM: blocks after the fixed-point block (default 1)', intArg('--post'))
-    .option('--sjfb-no-grad <a:b>', 'FPDM S-JFB: iterations without gradient, U{a..b} per batch (default 0:10)', rangeArg('--sjfb-no-grad'))
-    .option('--sjfb-with-grad <c:d>', 'FPDM S-JFB: iterations with gradient, U{c..d} per batch (default 1:12)', rangeArg('--sjfb-with-grad'))
-    .addOption(new Option('--pre-post-timestep-conditioning <bool>', 'FPDM: pre/post blocks see the timestep (default true)').choices(['true', 'false']).argParser(boolArg('--pre-post-timestep-conditioning')))
+    .option(
+      '--sjfb-no-grad <a:b>',
+      'FPDM S-JFB: iterations without gradient, U{a..b} per batch (default 0:10)',
+      rangeArg('--sjfb-no-grad'),
+    )
+    .option(
+      '--sjfb-with-grad <c:d>',
+      'FPDM S-JFB: iterations with gradient, U{c..d} per batch (default 1:12)',
+      rangeArg('--sjfb-with-grad'),
+    )
+    .addOption(
+      new Option('--pre-post-timestep-conditioning <bool>', 'FPDM: pre/post blocks see the timestep (default true)')
+        .choices(['true', 'false'])
+        .argParser(boolArg('--pre-post-timestep-conditioning')),
+    )
     .requiredOption('--data <spec>', 'mnist, synthetic, folder:PATH (or a folder path), latents:PATH (a latent folder)')
     .option('--image-size <px>', 'image size (default: mnist 28, otherwise 32)', intArg('--image-size', 1))
-    .addOption(new Option('--channels <n>', 'image channels (default: 1 for mnist, 3 otherwise)').choices(['1', '3']).argParser(channelsArg))
-    .option('--classes <k>', 'classes (synthetic data: default 4; an image folder: its number of class sub-folders)', intArg('--classes', 1))
+    .addOption(
+      new Option('--channels <n>', 'image channels (default: 1 for mnist, 3 otherwise)')
+        .choices(['1', '3'])
+        .argParser(channelsArg),
+    )
+    .option(
+      '--classes <k>',
+      'classes (synthetic data: default 4; an image folder: its number of class sub-folders)',
+      intArg('--classes', 1),
+    )
     .option('--limit <n>', 'train on the first n images only', intArg('--limit', 1))
     .option('--size <n>', 'synthetic data: number of images (default 512)', intArg('--size', 1))
     .option('--hflip', 'random horizontal flips')
@@ -311,14 +462,31 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--lr <x>', 'AdamW learning rate (default 1e-4)', numArg('--lr'))
     .option('--weight-decay <w>', 'AdamW decoupled weight decay (default 0)', numArg('--weight-decay'))
     .option('--warmup-steps <n>', 'linear LR warm-up steps (default 0)', intArg('--warmup-steps'))
-    .addOption(new Option('--lr-schedule <kind>', 'after warm-up: constant (default), or cosine decay to 0 at --steps').choices(['constant', 'cosine']))
+    .addOption(
+      new Option('--lr-schedule <kind>', 'after warm-up: constant (default), or cosine decay to 0 at --steps').choices([
+        'constant',
+        'cosine',
+      ]),
+    )
     .option('--ema <d>', 'EMA decay (default 0.9999)', numArg('--ema'))
     .option('--grad-clip <g>', 'clip the global gradient norm', numArg('--grad-clip'))
-    .option('--checkpoint-every <n>', 'steps between checkpoints (default: steps/10, at most 1000)', intArg('--checkpoint-every', 1))
-    .addOption(new Option('--prediction <kind>', 'eps (default) or v (v-prediction with zero terminal SNR, the paper\'s setting); both learn the variance').choices(['eps', 'v']))
+    .option(
+      '--checkpoint-every <n>',
+      'steps between checkpoints (default: steps/10, at most 1000)',
+      intArg('--checkpoint-every', 1),
+    )
+    .addOption(
+      new Option(
+        '--prediction <kind>',
+        "eps (default) or v (v-prediction with zero terminal SNR, the paper's setting); both learn the variance",
+      ).choices(['eps', 'v']),
+    )
     .option('--diffusion-steps <T>', 'diffusion steps of training (default 1000)', intArg('--diffusion-steps', 2))
     .addOption(new Option('--schedule <kind>', 'beta schedule (default linear)').choices(['linear', 'cosine']))
-    .option('--grad-checkpoint', 'gradient checkpointing: keep only block inputs for backprop and recompute the blocks (same numbers, less memory, ~1/3 more compute)')
+    .option(
+      '--grad-checkpoint',
+      'gradient checkpointing: keep only block inputs for backprop and recompute the blocks (same numbers, less memory, ~1/3 more compute)',
+    )
     .option('--seed <s>', 'seed of everything random (default 0)', intArg('--seed'))
     .requiredOption('--out <dir>', 'checkpoint directory (resumed if it has one)')
     .option('--json', 'print the result (with the per-step history) as JSON on stdout');
@@ -327,6 +495,9 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     const r = await run(opts, globals());
     if (opts.json) emitJson(r);
     // a diverged run is reported (and recorded in its checkpoint) and exits non-zero
-    if (r.status === 'diverged') throw new UserError(`training diverged: the loss at step ${r.divergedAt} is not finite; lower --lr (or add --grad-clip/--warmup-steps) and use a new --out directory`);
+    if (r.status === 'diverged')
+      throw new UserError(
+        `training diverged: the loss at step ${r.divergedAt} is not finite; lower --lr (or add --grad-clip/--warmup-steps) and use a new --out directory`,
+      );
   });
 }

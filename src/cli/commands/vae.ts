@@ -15,7 +15,14 @@ import { emitJson, log } from '../../util/log.js';
 import { numel } from '../../util/shapes.js';
 import { posterior, samplePosterior, type AutoencoderKL } from '../../vae/autoencoder.js';
 import { downFactor, readVaeConfig, toDiffusersConfig, type VaeConfig } from '../../vae/config.js';
-import { checkVaeStateDict, inferVaeConfig, loadVae, readVaeStateDict, resolveVaePath, type VaeLoadInfo } from '../../vae/load.js';
+import {
+  checkVaeStateDict,
+  inferVaeConfig,
+  loadVae,
+  readVaeStateDict,
+  resolveVaePath,
+  type VaeLoadInfo,
+} from '../../vae/load.js';
 import { countVaeParams, type VaeParamCount } from '../../vae/params.js';
 import { useBackend, type GlobalOptions } from '../context.js';
 
@@ -45,7 +52,11 @@ function nchw(io: TensorMap, name: string, src: string, channels: number): HostT
 }
 
 /** Runs `fn` over batches of the leading dimension and concatenates the host results per output name. */
-async function batched(inputs: HostTensor[], batch: number, fn: (xs: tf.Tensor4D[]) => Record<string, tf.Tensor4D>): Promise<Map<string, HostTensor>> {
+async function batched(
+  inputs: HostTensor[],
+  batch: number,
+  fn: (xs: tf.Tensor4D[]) => Record<string, tf.Tensor4D>,
+): Promise<Map<string, HostTensor>> {
   const n = inputs[0]!.shape[0]!;
   const parts = new Map<string, { shape: number[]; chunks: Float32Array[] }>();
   const values = inputs.map((t) => toFloat32(t));
@@ -53,7 +64,12 @@ async function batched(inputs: HostTensor[], batch: number, fn: (xs: tf.Tensor4D
     const e = Math.min(n, s + batch);
     const xs = inputs.map((t, i) => {
       const per = numel(t.shape) / t.shape[0]!;
-      return tf.tensor4d(values[i]!.subarray(s * per, e * per), [e - s, ...t.shape.slice(1)] as [number, number, number, number]);
+      return tf.tensor4d(values[i]!.subarray(s * per, e * per), [e - s, ...t.shape.slice(1)] as [
+        number,
+        number,
+        number,
+        number,
+      ]);
     });
     const outs = fn(xs);
     tf.dispose(xs);
@@ -81,7 +97,8 @@ async function batched(inputs: HostTensor[], batch: number, fn: (xs: tf.Tensor4D
 export async function evaluateVae(vae: AutoencoderKL, io: TensorMap, src: string, batch = 8): Promise<TensorMap> {
   const c = vae.config;
   const result: TensorMap = new Map();
-  if (!io.has('x') && !io.has('z')) throw new UserError(`${src} has neither 'x' (images to encode) nor 'z' (latents to decode)`);
+  if (!io.has('x') && !io.has('z'))
+    throw new UserError(`${src} has neither 'x' (images to encode) nor 'z' (latents to decode)`);
   if (io.has('x')) {
     const x = nchw(io, 'x', src, c.inChannels);
     const withEps = io.has('eps');
@@ -90,18 +107,23 @@ export async function evaluateVae(vae: AutoencoderKL, io: TensorMap, src: string
       const eps = nchw(io, 'eps', src, c.embedDim);
       const f = downFactor(c);
       const want = [x.shape[0]!, c.embedDim, x.shape[2]! / f, x.shape[3]! / f];
-      if (eps.shape.join() !== want.join()) throw new UserError(`${src}: 'eps' has shape [${eps.shape.join(', ')}], the posterior of x has [${want.join(', ')}]`);
+      if (eps.shape.join() !== want.join())
+        throw new UserError(
+          `${src}: 'eps' has shape [${eps.shape.join(', ')}], the posterior of x has [${want.join(', ')}]`,
+        );
       ins.push(eps);
     }
-    const outs = await batched(ins, batch, ([xb, eb]) => tf.tidy(() => {
-      const p = posterior(vae.encodeMoments(xb!));
-      const r: Record<string, tf.Tensor4D> = { mean: p.mean, logvar: p.logvar, std: p.std };
-      if (eb) {
-        r.sample = samplePosterior(p, eb);
-        r.latent = r.sample.mul(c.scalingFactor);
-      }
-      return r;
-    }));
+    const outs = await batched(ins, batch, ([xb, eb]) =>
+      tf.tidy(() => {
+        const p = posterior(vae.encodeMoments(xb!));
+        const r: Record<string, tf.Tensor4D> = { mean: p.mean, logvar: p.logvar, std: p.std };
+        if (eb) {
+          r.sample = samplePosterior(p, eb);
+          r.latent = r.sample.mul(c.scalingFactor);
+        }
+        return r;
+      }),
+    );
     for (const [k, v] of outs) result.set(k, v);
   }
   if (io.has('z')) {
@@ -119,9 +141,21 @@ export async function run(o: VaeRunOptions, g: GlobalOptions): Promise<VaeRunRes
   try {
     const io = readSafetensors(o.inputs).tensors;
     const result = await evaluateVae(vae, io, `inputs file '${o.inputs}'`, o.batch ?? 8);
-    writeSafetensors(o.out, result, { backend: backend.name, vae_naming: info.naming, vae_config: JSON.stringify(toDiffusersConfig(info.config)) });
-    log(`wrote ${[...result.keys()].join(', ')} to ${o.out} (VAE ${info.naming} naming, config ${info.configSource}, ${backend.name})`);
-    return { out: o.out, tensors: [...result.keys()], naming: info.naming, configSource: info.configSource, backend: backend.name };
+    writeSafetensors(o.out, result, {
+      backend: backend.name,
+      vae_naming: info.naming,
+      vae_config: JSON.stringify(toDiffusersConfig(info.config)),
+    });
+    log(
+      `wrote ${[...result.keys()].join(', ')} to ${o.out} (VAE ${info.naming} naming, config ${info.configSource}, ${backend.name})`,
+    );
+    return {
+      out: o.out,
+      tensors: [...result.keys()],
+      naming: info.naming,
+      configSource: info.configSource,
+      backend: backend.name,
+    };
   } finally {
     vae.dispose();
   }
@@ -160,13 +194,26 @@ function posInt(v: string): number {
 }
 
 export function register(program: Command, globals: () => GlobalOptions): void {
-  const vae = program.command('vae').description('the SD VAE (AutoencoderKL kl-f8): evaluate it on given tensors, inspect weights');
+  const vae = program
+    .command('vae')
+    .description('the SD VAE (AutoencoderKL kl-f8): evaluate it on given tensors, inspect weights');
   vae
     .command('run')
-    .description('encode x (→ mean, logvar, std; with eps: sample, latent) and/or decode z (→ dec), to compare with the reference')
-    .requiredOption('--vae <path>', 'a diffusers folder, a diffusers .safetensors (with --config), or an ldm .safetensors/.ckpt (bare or a full SD checkpoint)')
-    .option('--config <file>', 'config.json (diffusers keys, or ldm ddconfig keys); default: the folder\'s config.json, else inferred from shapes with 32 groups')
-    .requiredOption('--inputs <file>', 'safetensors with x [N,C,H,W] in [-1,1], optional eps [N,E,h,w], and/or z [N,E,h,w]')
+    .description(
+      'encode x (→ mean, logvar, std; with eps: sample, latent) and/or decode z (→ dec), to compare with the reference',
+    )
+    .requiredOption(
+      '--vae <path>',
+      'a diffusers folder, a diffusers .safetensors (with --config), or an ldm .safetensors/.ckpt (bare or a full SD checkpoint)',
+    )
+    .option(
+      '--config <file>',
+      "config.json (diffusers keys, or ldm ddconfig keys); default: the folder's config.json, else inferred from shapes with 32 groups",
+    )
+    .requiredOption(
+      '--inputs <file>',
+      'safetensors with x [N,C,H,W] in [-1,1], optional eps [N,E,h,w], and/or z [N,E,h,w]',
+    )
     .requiredOption('--out <file>', 'safetensors to write')
     .option('--batch <n>', 'items per forward pass (default 8)', posInt)
     .option('--json', 'print a JSON summary on stdout')
@@ -185,7 +232,11 @@ export function register(program: Command, globals: () => GlobalOptions): void {
       if (o.json) return emitJson(r);
       const c = r.config;
       log(`${r.weightsFile}: ${r.naming} names${r.prefix ? ` under '${r.prefix}'` : ''}, config ${r.configSource}`);
-      log(`block_out_channels [${c.blockOutChannels.join(', ')}], layers_per_block ${c.layersPerBlock}, groups ${c.normNumGroups}, z ${c.zChannels}, latent ${c.embedDim}, scaling ${c.scalingFactor}`);
-      log(`parameters: encoder ${r.params.encoder}, decoder ${r.params.decoder}, quant_conv ${r.params.quant_conv}, post_quant_conv ${r.params.post_quant_conv}, total ${r.params.total} (${r.params.tensors} tensors)`);
+      log(
+        `block_out_channels [${c.blockOutChannels.join(', ')}], layers_per_block ${c.layersPerBlock}, groups ${c.normNumGroups}, z ${c.zChannels}, latent ${c.embedDim}, scaling ${c.scalingFactor}`,
+      );
+      log(
+        `parameters: encoder ${r.params.encoder}, decoder ${r.params.decoder}, quant_conv ${r.params.quant_conv}, post_quant_conv ${r.params.post_quant_conv}, total ${r.params.total} (${r.params.tensors} tensors)`,
+      );
     });
 }

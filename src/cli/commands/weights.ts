@@ -14,7 +14,8 @@ export interface WeightsFetchOptions {
 
 export async function run(o: WeightsFetchOptions): Promise<FetchResult> {
   const spec = KNOWN_WEIGHTS[o.name];
-  if (!spec) throw new UserError(`weights fetch: unknown weights '${o.name}'; known: ${Object.keys(KNOWN_WEIGHTS).join(', ')}`);
+  if (!spec)
+    throw new UserError(`weights fetch: unknown weights '${o.name}'; known: ${Object.keys(KNOWN_WEIGHTS).join(', ')}`);
   let last = 0;
   return fetchWeights(spec, {
     url: o.url,
@@ -28,7 +29,14 @@ export async function run(o: WeightsFetchOptions): Promise<FetchResult> {
   });
 }
 
-export function where(): { name: string; file: string; path: string; present: boolean; url: string; sha256Prefix: string }[] {
+export function where(): {
+  name: string;
+  file: string;
+  path: string;
+  present: boolean;
+  url: string;
+  sha256Prefix: string;
+}[] {
   return Object.values(KNOWN_WEIGHTS).map((s) => {
     const path = cachedWeightsPath(s);
     return { name: s.name, file: s.file, path, present: existsSync(path), url: s.url, sha256Prefix: s.sha256Prefix };
@@ -38,7 +46,9 @@ export function where(): { name: string; file: string; path: string; present: bo
 export function register(program: Command): void {
   const w = program.command('weights').description('pretrained weights the metrics need (the FID Inception network)');
   w.command('fetch')
-    .description('download weights into the cache ($XDG_CACHE_HOME/fpdm-exp) with a SHA-256 check; resumes partial downloads')
+    .description(
+      'download weights into the cache ($XDG_CACHE_HOME/fpdm-exp) with a SHA-256 check; resumes partial downloads',
+    )
     .argument('<name>', `which weights: ${Object.keys(KNOWN_WEIGHTS).join(', ')}`)
     .option('--url <url>', 'download from this mirror instead of the pytorch-fid release')
     .option('--json', 'print JSON on stdout')
@@ -53,7 +63,10 @@ export function register(program: Command): void {
     .action((opts: { json?: boolean }) => {
       const r = where();
       if (opts.json) return emitJson(r);
-      for (const e of r) process.stdout.write(`${e.name}: ${e.path} (${e.present ? 'present' : `missing: fpdm-exp weights fetch ${e.name}, or place ${e.file} there by hand`})\n`);
+      for (const e of r)
+        process.stdout.write(
+          `${e.name}: ${e.path} (${e.present ? 'present' : `missing: fpdm-exp weights fetch ${e.name}, or place ${e.file} there by hand`})\n`,
+        );
     });
   for (const c of w.commands) c.exitOverride();
 }
