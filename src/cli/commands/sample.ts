@@ -63,6 +63,20 @@ export interface SampleCommandResult {
   backend: string;
 }
 
+/** The sampler's options that the flags set, beside the model, process and plan (both checkpoint kinds). */
+export function samplerFlags(o: SampleCommandOptions) {
+  return {
+    n: o.samples,
+    batchSize: o.batchSize,
+    reuse: o.reuse,
+    sampler: o.sampler,
+    eta: o.eta,
+    cfgScale: o.cfg ?? null,
+    labels: o.labels,
+    seed: o.seed ?? 0,
+  };
+}
+
 /** The plan the flags ask for: planSampling, the function a spec's plans come from. */
 export function samplePlan(
   model: ModelConfig,
@@ -112,14 +126,7 @@ export async function run(o: SampleCommandOptions, g: GlobalOptions): Promise<Sa
       model,
       diffusion: cfg.diffusion,
       plan,
-      n: o.samples,
-      batchSize: o.batchSize,
-      reuse: o.reuse,
-      sampler: o.sampler,
-      eta: o.eta,
-      cfgScale: o.cfg ?? null,
-      labels: o.labels,
-      seed: o.seed ?? 0,
+      ...samplerFlags(o),
       onStep: (s) => {
         done += 1;
         progress.update(

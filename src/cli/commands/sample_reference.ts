@@ -21,7 +21,7 @@ import type { AutoencoderKL } from '../../vae/autoencoder.js';
 import { loadVae, type VaeLoadInfo } from '../../vae/load.js';
 import { decodeToUint8, nhwcToNchw, writeSampleNpz, writeSamplePngs, type PngNaming } from '../../vae/samples.js';
 import { useBackend, type GlobalOptions } from '../context.js';
-import { samplePlan, type SampleCommandOptions } from './sample.js';
+import { samplePlan, samplerFlags, type SampleCommandOptions } from './sample.js';
 
 export interface ReferenceSampleOptions extends SampleCommandOptions {
   /** reference constructor keyword arguments (JSON) when the file's shapes and args do not say enough */
@@ -123,14 +123,7 @@ export async function runReference(o: ReferenceSampleOptions, g: GlobalOptions):
       model,
       diffusion,
       plan,
-      n: o.samples,
-      batchSize: o.batchSize,
-      reuse: o.reuse,
-      sampler: o.sampler,
-      eta: o.eta,
-      cfgScale: o.cfg ?? null,
-      labels: o.labels,
-      seed: o.seed ?? 0,
+      ...samplerFlags(o),
       onStep: () => progress.update(Math.min(++done, total)),
     });
     progress.stop();
