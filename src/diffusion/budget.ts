@@ -29,7 +29,6 @@ export const ALLOCATIONS = ['fixed', 'increasing', 'decreasing', 'tolerance'] as
 export type Allocation = (typeof ALLOCATIONS)[number];
 /** The allocations with a schedule fixed before sampling (the reference LinearController's). */
 export type AllocationSchedule = Exclude<Allocation, 'tolerance'>;
-export const ALLOCATION_SCHEDULES: readonly AllocationSchedule[] = ['fixed', 'increasing', 'decreasing'];
 
 /** A sampling pass needs at least two timesteps (the reference's respacing divides by steps − 1). */
 export const MIN_SAMPLING_STEPS = 2;
@@ -236,12 +235,6 @@ export function planSampling(cost: StepCost, req: SamplingRequest): SamplingPlan
   const maxItersPerStep = req.maxItersPerStep ?? DEFAULT_MAX_ITERS_FACTOR * split.iters;
   checkInt('maximum iterations per step', maxItersPerStep, 1);
   return { ...base, itersPerStep: null, tolerance, maxItersPerStep, blockEvals: split.blockEvals };
-}
-
-/** The block evaluations one image's pass spent, given the iterations each step actually ran (DiT: null). */
-export function spentBlockEvals(cost: StepCost, steps: number, itersUsed: readonly number[] | null): number {
-  if (cost.family === 'dit') return steps * cost.depth;
-  return itersUsed!.reduce((a, n) => a + fpdmStepBlockEvals(cost.pre, cost.post, n), 0);
 }
 
 /** floor(p / q) for integers p, q > 0 … exact even where p / q is an integer. */

@@ -94,10 +94,8 @@ export const specSchema = z
   .strict();
 
 export type Spec = z.output<typeof specSchema>;
-export type ModelSpec = z.output<typeof modelSchema>;
 export type DatasetSpec = z.output<typeof datasetSchema>;
 export type TrainingSpec = z.output<typeof trainingSchema>;
-export type SamplingSpec = z.output<typeof samplingSchema>;
 export type MetricOptions = z.output<typeof metricOptionsSchema>;
 
 /** One point of the grid: the overrides applied and the resulting (validated) spec. */

@@ -144,6 +144,5 @@ export const TAG = {
   /** Number of images a distribution metric was computed from (number). */
   numImages: 'num_images',
 } as const;
-export type TagKey = (typeof TAG)[keyof typeof TAG];
 
 export { ALLOCATIONS, type Allocation } from '../diffusion/budget.js';
