@@ -211,7 +211,17 @@ export async function runVaeBench(o: VaeBenchOptions): Promise<Record<string, un
   else if (o.torch === 'run') {
     process.stderr.write('vae bench: running the PyTorch side (bench/vae_torch.py)\n');
     torch = runVaeTorch(o, counts.decoder);
-  } else torch = JSON.parse(readFileSync(o.torch.json, 'utf8')) as VaeTorchResult;
+  } else {
+    const text = readFileSync(o.torch.json, 'utf8');
+    let r: VaeTorchResult;
+    try {
+      r = JSON.parse(text) as VaeTorchResult; // one object (also pretty-printed)
+    } catch {
+      r = vaeTorchFromStdout(text, `--torch-json ${o.torch.json}`); // a captured stdout: its last JSON line
+      if (!r.available && /JSON/.test(r.reason ?? '')) throw new UserError(`--torch-json ${o.torch.json}: not a JSON object (${r.reason}); give the JSON line bench/vae_torch.py printed`);
+    }
+    torch = r;
+  }
   if (!torch.available) process.stderr.write(`vae bench: PyTorch side skipped: ${torch.reason ?? 'no reason given'}\n`);
   const ours = await measureOurs(o, config);
   const ratios = vaeRatios(ours, torch);
