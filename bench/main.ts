@@ -425,6 +425,8 @@ export function parseArgs(argv: string[]): BenchOptions {
 }
 
 async function main(): Promise<void> {
+  // `npm run bench -- --vae …`: the SD-VAE decode bench (bench/vae.ts, its own options)
+  if (process.argv.includes('--vae')) return (await import('./vae.js')).vaeBenchMain(process.argv.slice(2));
   try {
     const doc = await runBench(parseArgs(process.argv.slice(2)));
     process.stdout.write(markdown(doc));
