@@ -11,5 +11,8 @@ mkdir -p /tmp/fpdm/bin
 [ -x /tmp/fpdm/bin/node ] || { xz -dc .gpu/node.xz > /tmp/fpdm/bin/node && chmod +x /tmp/fpdm/bin/node; }
 [ -d /tmp/fpdm/app ] || xz -dc .gpu/app.tar.xz | tar -C /tmp/fpdm -xf -
 [ -d /tmp/fpdm/fixtures ] || { [ -f .gpu/fixtures.tar.xz ] && xz -dc .gpu/fixtures.tar.xz | tar -C /tmp/fpdm -xf -; } || true
+# suites that find their fixtures beside their own module (tests/vae/helpers.ts: ../fixtures/vae) find
+# them from a bundled entry (app/tests/<suite>/) and from a shared chunk (app/chunks/)
+[ ! -d /tmp/fpdm/fixtures ] || { ln -sfn /tmp/fpdm/fixtures /tmp/fpdm/app/tests/fixtures; ln -sfn /tmp/fpdm/fixtures /tmp/fpdm/app/fixtures; }
 export PATH=/tmp/fpdm/bin:$PATH APP=/tmp/fpdm/app FPDM_FIXTURES=/tmp/fpdm/fixtures
 eval "$@"
