@@ -100,9 +100,11 @@ export interface KernelOptions {
    * scale gradients Σ_T a ⊙ b and the residual add in the LN backward as single kernels; default on
    */
   fusedEpilogue: boolean;
+  /** with fusedEpilogue: the bias add in the matMul kernel (_FusedMatMul); default on */
+  fusedBias: boolean;
 }
 
-const options: KernelOptions = { fusedOptimizer: true, fusedBlock: true, fusedEpilogue: true };
+const options: KernelOptions = { fusedOptimizer: true, fusedBlock: true, fusedEpilogue: true, fusedBias: true };
 
 /** Switches kernel choices (the bench measures with and without); returns the previous options. */
 export function setKernelOptions(o: Partial<KernelOptions>): KernelOptions {
@@ -172,9 +174,13 @@ const webgpuFusedBlockNoEpilogue: FusedBlockKernels = {
   linearBias: (x, w, b) => tf.tidy(() => tf.add(tf.matMul(x, w, false, true), b)),
 };
 
+/** The epilogue fusions without the bias in the matMul kernel (matMul, then add). */
+const webgpuFusedBlockNoBias: FusedBlockKernels = { ...webgpuFusedBlock, linearBias: webgpuFusedBlockNoEpilogue.linearBias };
+
 /** The fused block kernels of the active backend, or null where the TF.js op sequence is used. */
 export function fusedBlockKernels(): FusedBlockKernels | null {
   if (!options.fusedBlock || tf.getBackend() !== 'webgpu') return null;
   webgpuBlock.registerWebgpuBlockKernels();
-  return options.fusedEpilogue ? webgpuFusedBlock : webgpuFusedBlockNoEpilogue;
+  if (!options.fusedEpilogue) return webgpuFusedBlockNoEpilogue;
+  return options.fusedBias ? webgpuFusedBlock : webgpuFusedBlockNoBias;
 }
