@@ -275,7 +275,7 @@ export const SAVED_ORDER = ['x', 'qs', 'k', 'v', 'p', 'merged', 'a', 'x1', 'h', 
  */
 export function blockForward(x: tf.Tensor3D, c: tf.Tensor2D, w: tf.Tensor[], heads: number): { out: tf.Tensor3D; s: BlockSaved } {
   const [wa, ba, wqkv, bqkv, wp, bp, w1, b1, w2, b2] = w as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-  const [n, , d] = x.shape;
+  const d = x.shape[2];
   const dh = d / heads;
   const kernels = blockKernels();
   // each stage in its own tidy, so only what later stages (and the backward) read outlives it
