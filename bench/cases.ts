@@ -120,11 +120,15 @@ export interface BenchSettings {
   fusedOptimizer: boolean;
   /** fused block kernels: LayerNorm + modulate, GELU, softmax backward (webgpu) */
   fusedBlock: boolean;
+  /** with fusedBlock: bias in the matMul kernel, gated residual, Σ_T gate/scale gradients, residual in the LN backward (webgpu) */
+  fusedEpilogue?: boolean;
+  /** with fusedEpilogue: the bias add in the matMul kernel (webgpu) */
+  fusedBias?: boolean;
 }
 
 export function benchSettings(): BenchSettings {
   const webgpu = tf.getBackend() === 'webgpu';
-  return { submitBatch: webgpu ? (tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number) : null, fusedOptimizer: webgpu && kernelOptions().fusedOptimizer, fusedBlock: webgpu && kernelOptions().fusedBlock };
+  return { submitBatch: webgpu ? (tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number) : null, fusedOptimizer: webgpu && kernelOptions().fusedOptimizer, fusedBlock: webgpu && kernelOptions().fusedBlock, fusedEpilogue: webgpu && kernelOptions().fusedBlock && kernelOptions().fusedEpilogue, fusedBias: webgpu && kernelOptions().fusedBlock && kernelOptions().fusedEpilogue && kernelOptions().fusedBias };
 }
 
 export interface TrainProfile {

@@ -146,13 +146,14 @@ export function findInceptionWeights(): string | null {
 /** Parses `SB:OPT:BLOCK[,…]`, e.g. `15:off:off,200:on:on` (submit batch, fused optimizer, fused block kernels). */
 export function parseVariants(s: string, flag: string): Variant[] {
   return s.split(',').map((item) => {
-    const m = /^(\d+):(on|off):(on|off)$/.exec(item.trim());
-    if (!m || Number(m[1]) < 1) throw new UserError(`${flag}: '${item}' is not SUBMIT_BATCH:on|off:on|off (e.g. 200:on:on)`);
-    return { submitBatch: Number(m[1]), fused: m[2] === 'on', block: m[3] === 'on', last: false };
+    const m = /^(\d+):(on|off):(on|off)(?::(on|off|nobias))?$/.exec(item.trim());
+    if (!m || Number(m[1]) < 1) throw new UserError(`${flag}: '${item}' is not SUBMIT_BATCH:on|off:on|off[:on|off|nobias] (e.g. 200:on:on, or 200:on:on:off without the fused epilogues)`);
+    return { submitBatch: Number(m[1]), fused: m[2] === 'on', block: m[3] === 'on', epilogue: m[4] !== 'off', bias: m[4] !== 'off' && m[4] !== 'nobias', last: false };
   });
 }
 
-export interface Variant { submitBatch: number | null; fused: boolean; block: boolean; last: boolean }
+/** submit batch, fused optimizer, fused block kernels, their epilogue fusions (bias in matMul, gated residual, Σ_T gate gradients) */
+export interface Variant { submitBatch: number | null; fused: boolean; block: boolean; epilogue: boolean; bias: boolean; last: boolean }
 
 function trainVariants(o: BenchOptions): Variant[] {
   if (o.variants?.length) return o.variants.map((v, i, all) => ({ ...v, last: i === all.length - 1 }));
@@ -160,18 +161,18 @@ function trainVariants(o: BenchOptions): Variant[] {
   const fo = o.fusedOptimizer?.length ? o.fusedOptimizer : ['on' as const];
   const fb = o.fusedBlock?.length ? o.fusedBlock : ['on' as const];
   const out: Variant[] = [];
-  for (const k of fb) for (const f of fo) for (const b of sb) out.push({ submitBatch: b, fused: f === 'on', block: k === 'on', last: false });
+  for (const k of fb) for (const f of fo) for (const b of sb) out.push({ submitBatch: b, fused: f === 'on', block: k === 'on', epilogue: true, bias: true, last: false });
   out[out.length - 1]!.last = true;
   return out;
 }
 
 function applyVariant(v: Variant): void {
   if (v.submitBatch !== null && tf.getBackend() === 'webgpu') tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', v.submitBatch);
-  setKernelOptions({ fusedOptimizer: v.fused, fusedBlock: v.block });
+  setKernelOptions({ fusedOptimizer: v.fused, fusedBlock: v.block, fusedEpilogue: v.epilogue, fusedBias: v.bias });
 }
 
 function variantText(v: Variant): string {
-  return tf.getBackend() === 'webgpu' ? ` (submit batch ${tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')}, fused optimizer ${v.fused ? 'on' : 'off'}, fused block kernels ${v.block ? 'on' : 'off'})` : '';
+  return tf.getBackend() === 'webgpu' ? ` (submit batch ${tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')}, fused optimizer ${v.fused ? 'on' : 'off'}, fused block kernels ${v.block ? (v.epilogue ? (v.bias ? 'on' : 'on, bias not in the matMul') : 'on without epilogues') : 'off'})` : '';
 }
 
 /** Runs the selected suites and returns the document (also written under `out` when set). */
@@ -415,7 +416,7 @@ export function parseArgs(argv: string[]): BenchOptions {
       }
       case '--help':
       case '-h':
-        throw new UserError('usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--fused-block off|on|both] [--variants SB:OPT:BLOCK,…] [--sample-variants SB:OPT:BLOCK,…] [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]');
+        throw new UserError('usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--fused-block off|on|both] [--variants SB:OPT:BLOCK[:EPI],…] [--sample-variants SB:OPT:BLOCK[:EPI],…] (EPI on|off|nobias) [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]');
       default:
         throw new UserError(`unknown option '${a}'; see --help`);
     }

@@ -88,7 +88,7 @@ export function targets(train: TrainRow[], sample: SampleRow[]): TargetRow[] {
   }
   // every DiT row with its FPDM (1/1) partner: the paper's memory claim, on our side
   for (const d of train.filter((r) => r.model.startsWith('DiT'))) {
-    const f = train.find((r) => r.model === `FPDM(${d.model}, pre=1, post=1)` && r.gradCheckpoint === d.gradCheckpoint && r.ours?.settings?.submitBatch === d.ours?.settings?.submitBatch && r.ours?.settings?.fusedOptimizer === d.ours?.settings?.fusedOptimizer && r.ours?.settings?.fusedBlock === d.ours?.settings?.fusedBlock);
+    const f = train.find((r) => r.model === `FPDM(${d.model}, pre=1, post=1)` && r.gradCheckpoint === d.gradCheckpoint && r.ours?.settings?.submitBatch === d.ours?.settings?.submitBatch && r.ours?.settings?.fusedOptimizer === d.ours?.settings?.fusedOptimizer && r.ours?.settings?.fusedBlock === d.ours?.settings?.fusedBlock && r.ours?.settings?.fusedEpilogue === d.ours?.settings?.fusedEpilogue && r.ours?.settings?.fusedBias === d.ours?.settings?.fusedBias);
     const v = ratio(oursPeak(f?.ours), oursPeak(d.ours));
     const ck = d.gradCheckpoint ? ', both with gradient checkpointing' : '';
     out.push({ target: `FPDM(${d.model}) peak training memory ≤ 0.45× ${d.model}'s (ours, peak buffer bytes${ck})`, measured: v, threshold: '≤ 0.45', status: status(v, (x) => x <= 0.45) });
@@ -114,7 +114,7 @@ export interface BenchDoc {
   gitCommit: string | null;
   quick: boolean;
   /** backend settings sampling and Inception ran with (training rows record their own) */
-  settings?: { submitBatch: number | null; fusedOptimizer: boolean; fusedBlock?: boolean };
+  settings?: { submitBatch: number | null; fusedOptimizer: boolean; fusedBlock?: boolean; fusedEpilogue?: boolean; fusedBias?: boolean };
   notes: string[];
   torch: TorchResult;
   train: TrainRow[];
@@ -132,7 +132,7 @@ export function markdown(d: BenchDoc): string {
     `- device: ${d.backend.device ?? 'unknown'} (backend ${d.backend.name} ${d.backend.version ?? ''})`,
     `- versions: ${Object.entries(d.versions).map(([k, v]) => `${k} ${v ?? '?'}`).join(', ')}`,
     `- git commit: ${d.gitCommit ?? 'unknown'}`,
-    ...(d.settings?.submitBatch ? [`- webgpu: WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE ${d.settings.submitBatch} for sampling and Inception (training rows: their own column); fused optimizer ${d.settings.fusedOptimizer ? 'on' : 'off'}, fused block kernels ${d.settings.fusedBlock ? 'on' : 'off'}`] : []),
+    ...(d.settings?.submitBatch ? [`- webgpu: WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE ${d.settings.submitBatch} for sampling and Inception (training rows: their own column); fused optimizer ${d.settings.fusedOptimizer ? 'on' : 'off'}, fused block kernels ${d.settings.fusedBlock ? (d.settings.fusedEpilogue ? 'on (with the epilogue fusions)' : 'on') : 'off'}`] : []),
     d.torch.available
       ? `- PyTorch side: torch ${d.torch.torch} (CUDA ${d.torch.cuda}) on ${d.torch.device}, TF32 matmul ${d.torch.tf32?.matmul} / cuDNN ${d.torch.tf32?.cudnn}`
       : `- PyTorch side: not measured (${d.torch.reason})`,
@@ -154,7 +154,7 @@ export function markdown(d: BenchDoc): string {
       d.train.filter((r) => r.ours?.profile).map((r) => {
         const o = r.ours!;
         const p = o.profile;
-        return [r.model, r.gradCheckpoint ? 'yes' : 'no', String(o.settings.submitBatch ?? '–'), o.settings.fusedOptimizer ? 'yes' : 'no', o.settings.fusedBlock ? 'yes' : 'no', `${p.warmupSteps} (${p.flat ? 'flat' : 'not flat'})`,
+        return [r.model, r.gradCheckpoint ? 'yes' : 'no', String(o.settings.submitBatch ?? '–'), o.settings.fusedOptimizer ? 'yes' : 'no', (o.settings.fusedBlock ? (o.settings.fusedEpilogue ? (o.settings.fusedBias === false ? 'yes + epilogues, bias apart' : 'yes + epilogues') : 'yes') : 'no'), `${p.warmupSteps} (${p.flat ? 'flat' : 'not flat'})`,
           f2(p.perStep.tfjsKernels, 0), f2(p.perStep.dispatches, 0), f2(p.perStep.submits, 0), f2(p.kernels.gpuMs, 1), f2(p.perStep.cpuMs, 1), f2(p.perStep.wallMs, 1), f2(o.imagesPerSecond),
           p.kernels.top.slice(0, 5).map((k) => `${k.name} ${k.count}, ${k.ms.toFixed(1)}`).join('; ')];
       }),
@@ -174,7 +174,7 @@ export function markdown(d: BenchDoc): string {
       ['configuration', 'submit batch', 'fused block', 'TF.js kernels', 'GPU dispatches', 'GPU ms', 'host CPU ms', 'wall ms', 'largest kernel families (count, GPU ms, warm-up pass)'],
       d.sample.filter((r) => r.ours?.perCall).map((r) => {
         const o = r.ours!;
-        return [r.label, String(o.settings.submitBatch ?? '–'), o.settings.fusedBlock ? 'yes' : 'no', f2(o.perCall.tfjsKernels, 0), f2(o.perCall.dispatches, 0), f2(o.perCall.gpuMs, 1), f2(o.perCall.cpuMs, 1), f2(o.perCall.wallMs, 1),
+        return [r.label, String(o.settings.submitBatch ?? '–'), (o.settings.fusedBlock ? (o.settings.fusedEpilogue ? (o.settings.fusedBias === false ? 'yes + epilogues, bias apart' : 'yes + epilogues') : 'yes') : 'no'), f2(o.perCall.tfjsKernels, 0), f2(o.perCall.dispatches, 0), f2(o.perCall.gpuMs, 1), f2(o.perCall.cpuMs, 1), f2(o.perCall.wallMs, 1),
           o.kernels.top.slice(0, 4).map((k) => `${k.name} ${k.count}, ${k.ms.toFixed(1)}`).join('; ')];
       }),
     ));

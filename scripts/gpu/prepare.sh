@@ -28,7 +28,7 @@ entries=()
 # GPU_ENTRIES narrows what is bundled (the carried tree has a size limit), e.g. "bench/main.ts scripts/gpu/train-parity.ts"
 for f in ${GPU_ENTRIES:-src/cli/run.ts bench/*.ts scripts/gpu/*.ts}; do [ -f "$f" ] && entries+=("$f"); done
 # numerics suites to re-run on the GPU (FPDM_TEST_BACKENDS=webgpu node --test $APP/tests/...)
-for f in ${GPU_TESTS:-tests/models/fixtures.test.ts tests/diffusion/process.test.ts tests/diffusion/samplers.test.ts tests/metrics/inception.test.ts tests/training/fused-adamw.test.ts tests/backends/webgpu-block.test.ts}; do [ -f "$f" ] && entries+=("$f"); done
+for f in ${GPU_TESTS:-tests/models/fixtures.test.ts tests/diffusion/process.test.ts tests/diffusion/samplers.test.ts tests/metrics/inception.test.ts tests/training/fused-adamw.test.ts tests/backends/webgpu-block.test.ts tests/vae/forward.test.ts}; do [ -f "$f" ] && entries+=("$f"); done
 # code splitting: the entries share one copy of TF.js and the models (chunks/) instead of one each
 npx esbuild "${entries[@]}" --bundle --splitting --chunk-names=chunks/[name]-[hash] --platform=node --format=esm --target=node20 \
   --outdir="$app" --outbase=. --out-extension:.js=.mjs \
@@ -64,8 +64,11 @@ tar -C "$stage" -cf - app package.json | xz -T2 -6 > .gpu/app.tar.xz
 
 # 3. Golden fixtures (the Inception weights are ternary and compress to a few MB)
 fx=${FPDM_FIXTURES:-$root/tests/fixtures}
-if [ -d "$fx" ] && { [ ! -s .gpu/fixtures.tar.xz ] || [ "$fx" -nt .gpu/fixtures.tar.xz ]; }; then
-  tar -C "$fx/.." -cf - fixtures | xz -T2 -6 > .gpu/fixtures.tar.xz
+# (GPU_LEAN: of the SD-VAE fixtures only what the webgpu VAE suite reads: the ldm weights, config, io)
+lean_fx=()
+[ -z "${GPU_LEAN:-}" ] || lean_fx=(--exclude='vae/vae_tiny.diffusers*' --exclude='vae/vae_tiny.sd.*' --exclude='vae/vae_tiny.ldm.ckpt' --exclude='vae/vae_tiny.latents')
+if [ -d "$fx" ] && { [ ! -s .gpu/fixtures.tar.xz ] || [ "$fx" -nt .gpu/fixtures.tar.xz ] || [ "$fx/vae" -nt .gpu/fixtures.tar.xz ]; }; then
+  tar -C "$fx/.." "${lean_fx[@]}" -cf - fixtures | xz -T2 -6 > .gpu/fixtures.tar.xz
 fi
 
 # 4. Vulkan loader and GL dispatch packages (amd64), once

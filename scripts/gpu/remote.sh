@@ -10,6 +10,11 @@ export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 mkdir -p /tmp/fpdm/bin
 [ -x /tmp/fpdm/bin/node ] || { xz -dc .gpu/node.xz > /tmp/fpdm/bin/node && chmod +x /tmp/fpdm/bin/node; }
 [ -d /tmp/fpdm/app ] || xz -dc .gpu/app.tar.xz | tar -C /tmp/fpdm -xf -
-[ -d /tmp/fpdm/fixtures ] || { [ -f .gpu/fixtures.tar.xz ] && xz -dc .gpu/fixtures.tar.xz | tar -C /tmp/fpdm -xf -; } || true
+# the fixtures: from .gpu/fixtures.tar.xz when carried, else the repository's own tests/fixtures
+[ -e /tmp/fpdm/fixtures ] || { [ -f .gpu/fixtures.tar.xz ] && xz -dc .gpu/fixtures.tar.xz | tar -C /tmp/fpdm -xf -; } || true
+[ -e /tmp/fpdm/fixtures ] || [ ! -d tests/fixtures ] || ln -sfn "$PWD/tests/fixtures" /tmp/fpdm/fixtures
+# suites that find their fixtures beside their own module (tests/helpers.ts: ./fixtures, tests/vae/helpers.ts: ../fixtures/vae) find
+# them from a bundled entry (app/tests/<suite>/) and from a shared chunk (app/chunks/)
+[ ! -e /tmp/fpdm/fixtures ] || { ln -sfn /tmp/fpdm/fixtures /tmp/fpdm/app/tests/fixtures; ln -sfn /tmp/fpdm/fixtures /tmp/fpdm/app/fixtures; ln -sfn /tmp/fpdm/fixtures /tmp/fpdm/app/chunks/fixtures; }
 export PATH=/tmp/fpdm/bin:$PATH APP=/tmp/fpdm/app FPDM_FIXTURES=/tmp/fpdm/fixtures
 eval "$@"

@@ -172,7 +172,9 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   }
   if (!info.usable) throw new UserError(`backend '${info.name}' cannot be used here: ${info.reason}`);
   // TF.js loads here, not with this module, so that `backends` and `--help` start without it (~2 s)
-  const tf = await import('@tensorflow/tfjs-core');
+  // a bundle (scripts/gpu/prepare.sh) hands tfjs-core's CommonJS module over as a default export
+  const core = (await import('@tensorflow/tfjs-core')) as typeof import('@tensorflow/tfjs-core') & { default?: typeof import('@tensorflow/tfjs-core') };
+  const tf = typeof core.env === 'function' ? core : core.default!;
   await import('@tensorflow/tfjs'); // registers every kernel's gradient (tfjs-core's CommonJS build has none)
   if (active?.name === info.name && tf.getBackend() === info.name) return active;
 

@@ -95,9 +95,16 @@ export interface KernelOptions {
   fusedOptimizer: boolean;
   /** fused block kernels: LayerNorm + modulate, GELU, softmax backward (webgpu only); default on */
   fusedBlock: boolean;
+  /**
+   * with fusedBlock: also the bias add in the matMul kernel, the gated residual x + g ⊙ a, the gate and
+   * scale gradients Σ_T a ⊙ b and the residual add in the LN backward as single kernels; default on
+   */
+  fusedEpilogue: boolean;
+  /** with fusedEpilogue: the bias add in the matMul kernel (_FusedMatMul); default on */
+  fusedBias: boolean;
 }
 
-const options: KernelOptions = { fusedOptimizer: true, fusedBlock: true };
+const options: KernelOptions = { fusedOptimizer: true, fusedBlock: true, fusedEpilogue: true, fusedBias: true };
 
 /** Switches kernel choices (the bench measures with and without); returns the previous options. */
 export function setKernelOptions(o: Partial<KernelOptions>): KernelOptions {
@@ -126,12 +133,18 @@ export interface FusedBlockKernels {
   /** LayerNorm without affine parameters, eps 1e-6, of x [N, T, D] */
   layerNorm(x: tf.Tensor3D): tf.Tensor3D;
   /** the backward of lnModulate given its output gradient */
-  lnModulateBackward(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D, dmod: tf.Tensor3D): { dx: tf.Tensor; dshift: tf.Tensor; dscale: tf.Tensor };
+  lnModulateBackward(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D, dmod: tf.Tensor3D, residual?: tf.Tensor): { dx: tf.Tensor; dshift: tf.Tensor; dscale: tf.Tensor };
   /** tanh-GELU (as x·σ(2u)) and its backward dy ⊙ GELU'(h) */
   gelu(x: tf.Tensor): tf.Tensor;
   geluBackward(h: tf.Tensor, dy: tf.Tensor): tf.Tensor;
   /** P ⊙ (dP − Σ_last dP ⊙ P) */
   softmaxBackward(p: tf.Tensor, dP: tf.Tensor): tf.Tensor;
+  /** x + g ⊙ a, g per sample: x, a [N, T, D], g [N, D] */
+  gatedResidual(x: tf.Tensor3D, g: tf.Tensor2D, a: tf.Tensor3D): tf.Tensor3D;
+  /** Σ_T a ⊙ b: a, b [N, T, D] → [N, D] */
+  colDot(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor2D;
+  /** x·Wᵀ + b with the bias added in the matMul kernel: x [M, in], W [out, in], b [out] */
+  linearBias(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor): tf.Tensor2D;
 }
 
 const webgpuFusedBlock: FusedBlockKernels = {
@@ -141,11 +154,33 @@ const webgpuFusedBlock: FusedBlockKernels = {
   gelu: webgpuBlock.gelu,
   geluBackward: webgpuBlock.geluBackward,
   softmaxBackward: webgpuBlock.softmaxBackward,
+  gatedResidual: webgpuBlock.gatedResidual,
+  colDot: webgpuBlock.colDot,
+  linearBias: webgpuBlock.linearBias,
 };
+
+/** The fused kernels of the first round only (fusedEpilogue off): the others as their TF.js op sequences. */
+const webgpuFusedBlockNoEpilogue: FusedBlockKernels = {
+  ...webgpuFusedBlock,
+  lnModulateBackward: (x, shift, scale, dmod, residual) => {
+    const r = webgpuBlock.lnModulateBackwardUnfused(x, shift, scale, dmod);
+    if (!residual) return r;
+    const dx = tf.add(residual, r.dx);
+    r.dx.dispose();
+    return { ...r, dx };
+  },
+  gatedResidual: (x, g, a) => tf.tidy(() => tf.add(x, tf.mul(tf.reshape(g, [g.shape[0], 1, g.shape[1]]), a))),
+  colDot: (a, b) => tf.tidy(() => tf.sum(tf.mul(a, b), 1)),
+  linearBias: (x, w, b) => tf.tidy(() => tf.add(tf.matMul(x, w, false, true), b)),
+};
+
+/** The epilogue fusions without the bias in the matMul kernel (matMul, then add). */
+const webgpuFusedBlockNoBias: FusedBlockKernels = { ...webgpuFusedBlock, linearBias: webgpuFusedBlockNoEpilogue.linearBias };
 
 /** The fused block kernels of the active backend, or null where the TF.js op sequence is used. */
 export function fusedBlockKernels(): FusedBlockKernels | null {
   if (!options.fusedBlock || tf.getBackend() !== 'webgpu') return null;
   webgpuBlock.registerWebgpuBlockKernels();
-  return webgpuFusedBlock;
+  if (!options.fusedEpilogue) return webgpuFusedBlockNoEpilogue;
+  return options.fusedBias ? webgpuFusedBlock : webgpuFusedBlockNoBias;
 }

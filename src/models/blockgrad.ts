@@ -52,6 +52,13 @@ function softmaxBackward(p: tf.Tensor, dP: tf.Tensor): tf.Tensor {
   return out;
 }
 
+/** Σ_T dy ⊙ h: the gradient of a per-sample gate g in x + g ⊙ h. dy, h [N, T, D] → [N, D]. */
+function gateGrad(dy: tf.Tensor3D, h: tf.Tensor3D): tf.Tensor {
+  const fused = fusedBlockKernels();
+  if (fused) return fused.colDot(dy, h);
+  return tf.tidy(() => tf.sum(tf.mul(dy, h), 1));
+}
+
 /** Backward of y = x·Wᵀ + b over the last axis. x [..., in], dy [..., out] → dx [..., in], dW [out, in], db [out]. */
 function linearBackward(x: tf.Tensor, w: tf.Tensor, dy: tf.Tensor): [tf.Tensor, tf.Tensor, tf.Tensor] {
   const inDim = x.shape[x.shape.length - 1]!;
@@ -66,11 +73,12 @@ function linearBackward(x: tf.Tensor, w: tf.Tensor, dy: tf.Tensor): [tf.Tensor, 
 
 /**
  * Backward of modulate(LayerNorm(x), shift, scale) given its output gradient. x, dmod [N, T, D];
- * scale [N, D] → dx [N, T, D], dshift [N, D], dscale [N, D]; also the output mod (for weight gradients).
+ * scale [N, D] → dx [N, T, D] (plus `residual`, the gradient reaching x by the skip connection),
+ * dshift [N, D], dscale [N, D].
  */
-function lnModulateBackward(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D, dmod: tf.Tensor3D): { dx: tf.Tensor; dshift: tf.Tensor; dscale: tf.Tensor } {
+function lnModulateBackward(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D, dmod: tf.Tensor3D, residual: tf.Tensor): { dx: tf.Tensor; dshift: tf.Tensor; dscale: tf.Tensor } {
   const fused = fusedBlockKernels();
-  if (fused) return fused.lnModulateBackward(x, shift, scale, dmod);
+  if (fused) return fused.lnModulateBackward(x, shift, scale, dmod, residual);
   const [n, , d] = x.shape;
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true);
@@ -79,7 +87,7 @@ function lnModulateBackward(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor
     const dshift = tf.sum(dmod, 1); // [N, D]
     const dscale = tf.sum(tf.mul(dmod, ln), 1); // [N, D]
     const dln = tf.mul(dmod, tf.add(tf.reshape(scale, [n, 1, d]), 1)); // [N, T, D]
-    const dx = tf.mul(r, tf.sub(tf.sub(dln, tf.mean(dln, -1, true)), tf.mul(ln, tf.mean(tf.mul(dln, ln), -1, true))));
+    const dx = tf.add(residual, tf.mul(r, tf.sub(tf.sub(dln, tf.mean(dln, -1, true)), tf.mul(ln, tf.mean(tf.mul(dln, ln), -1, true)))));
     return { dx, dshift, dscale };
   });
 }
@@ -97,7 +105,7 @@ function blockBackward(s: BlockSaved, c: tf.Tensor2D, w: tf.Tensor[], dy: tf.Ten
     const sc = silu(c); // [N, D]
     const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = tf.split(linear(sc, wa!, ba), 6, 1) as tf.Tensor2D[];
     // out = x1 + gateMlp ⊙ m
-    const dGateMlp = tf.tidy(() => tf.sum(tf.mul(dy, s.m), 1));
+    const dGateMlp = gateGrad(dy, s.m);
     // m = GELU(h)·W2ᵀ + b2, h = mod2·W1ᵀ + b1
     const [dhid, dw2, db2] = tf.tidy(() => {
       const dm = tf.mul(dy, tf.reshape(gateMlp!, [n, 1, d]));
@@ -105,10 +113,10 @@ function blockBackward(s: BlockSaved, c: tf.Tensor2D, w: tf.Tensor[], dy: tf.Ten
       return [geluTanhBackward(s.h, dg), dw2, db2];
     });
     const [dmod2, dw1, db1] = tf.tidy(() => linearBackward(lnModulate(s.x1, shiftMlp!, scaleMlp!), w1!, dhid!));
-    const ln2 = lnModulateBackward(s.x1, shiftMlp!, scaleMlp!, dmod2 as tf.Tensor3D);
-    const dx1 = tf.add(dy, ln2.dx) as tf.Tensor3D;
+    const ln2 = lnModulateBackward(s.x1, shiftMlp!, scaleMlp!, dmod2 as tf.Tensor3D, dy);
+    const dx1 = ln2.dx as tf.Tensor3D; // dy + the LN backward
     // x1 = x + gateMsa ⊙ a, a = merged·Wpᵀ + bp
-    const dGateMsa = tf.tidy(() => tf.sum(tf.mul(dx1, s.a), 1));
+    const dGateMsa = gateGrad(dx1, s.a);
     const [dmerged, dwp, dbp] = tf.tidy(() => linearBackward(s.merged, wp!, tf.mul(dx1, tf.reshape(gateMsa!, [n, 1, d]))));
     // attention core
     const dqkv = tf.tidy(() => {
@@ -122,8 +130,8 @@ function blockBackward(s: BlockSaved, c: tf.Tensor2D, w: tf.Tensor[], dy: tf.Ten
       return blockKernels().joinHeads(dq as tf.Tensor4D, dk as tf.Tensor4D, dv as tf.Tensor4D); // [N, T, 3D]
     });
     const [dmod1, dwqkv, dbqkv] = tf.tidy(() => linearBackward(lnModulate(s.x, shiftMsa!, scaleMsa!), wqkv!, dqkv));
-    const ln1 = lnModulateBackward(s.x, shiftMsa!, scaleMsa!, dmod1 as tf.Tensor3D);
-    const dx = tf.add(dx1, ln1.dx);
+    const ln1 = lnModulateBackward(s.x, shiftMsa!, scaleMsa!, dmod1 as tf.Tensor3D, dx1);
+    const dx = ln1.dx; // dx1 + the LN backward
     // adaLN: [shift1, scale1, gate1, shift2, scale2, gate2] = SiLU(c)·Waᵀ + ba
     const dada = tf.concat([ln1.dshift, ln1.dscale, dGateMsa, ln2.dshift, ln2.dscale, dGateMlp], 1); // [N, 6D]
     const [dsc, dwa, dba] = linearBackward(sc, wa!, dada);

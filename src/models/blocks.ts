@@ -118,15 +118,29 @@ const matMulWt = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => 
   };
 });
 
+/** x + g ⊙ a with the gate g per sample (adaLN-Zero's gated residual). x, a [N, T, D], g [N, D] → [N, T, D]. */
+export function gatedResidual(x: tf.Tensor3D, g: tf.Tensor2D, a: tf.Tensor3D): tf.Tensor3D {
+  const fused = fusedBlockKernels();
+  if (fused) return fused.gatedResidual(x, g, a);
+  const [n, , d] = x.shape;
+  return tf.add(x, tf.mul(tf.reshape(g, [n, 1, d]), a));
+}
+
 /** y = x·Wᵀ + b over the last axis, W stored [out, in] as PyTorch. x [..., in] → [..., out]. */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   const inDim = x.shape[x.shape.length - 1]!;
   const outDim = w.shape[0]!;
   const x2 = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, inDim]) as tf.Tensor2D; // [M, in]
-  // Not tf.fused.matMul: on the wasm backend (tfjs 4.22) fused matmul with transposeB + bias gave
-  // wrong outputs (max abs err 0.4 on dit_tiny, measured), so the bias is a separate add.
-  let y: tf.Tensor = matMulWt(x2, w); // [M, out]
-  if (b) y = tf.add(y, b);
+  // Not tf.fused.matMul on wasm: there (tfjs 4.22) fused matmul with transposeB + bias gave wrong
+  // outputs (max abs err 0.4 on dit_tiny, measured), so the bias is a separate add; on webgpu the bias
+  // is added in the matMul kernel (one dispatch fewer per layer; tests/backends/webgpu-block.test.ts).
+  const fused = b ? fusedBlockKernels() : null;
+  let y: tf.Tensor;
+  if (fused && b) y = fused.linearBias(x2, w as tf.Tensor2D, b); // [M, out]
+  else {
+    y = matMulWt(x2, w); // [M, out]
+    if (b) y = tf.add(y, b);
+  }
   return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), outDim]);
 }
 
@@ -261,7 +275,7 @@ export const SAVED_ORDER = ['x', 'qs', 'k', 'v', 'p', 'merged', 'a', 'x1', 'h', 
  */
 export function blockForward(x: tf.Tensor3D, c: tf.Tensor2D, w: tf.Tensor[], heads: number): { out: tf.Tensor3D; s: BlockSaved } {
   const [wa, ba, wqkv, bqkv, wp, bp, w1, b1, w2, b2] = w as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-  const [n, , d] = x.shape;
+  const d = x.shape[2];
   const dh = d / heads;
   const kernels = blockKernels();
   // each stage in its own tidy, so only what later stages (and the backward) read outlives it
@@ -276,11 +290,11 @@ export function blockForward(x: tf.Tensor3D, c: tf.Tensor2D, w: tf.Tensor[], hea
     const p = tf.tidy(() => tf.softmax(tf.matMul(qs, k, false, true), -1) as tf.Tensor4D); // [N, K, T, T]
     const merged = tf.tidy(() => mergeHeads(tf.matMul(p, v) as tf.Tensor4D)); // [N, T, D]
     const a = linear(merged, wp, bp) as tf.Tensor3D; // [N, T, D]
-    const x1 = tf.add(x, tf.mul(tf.reshape(gateMsa!, [n, 1, d]), a)) as tf.Tensor3D;
+    const x1 = gatedResidual(x, gateMsa!, a);
     // MLP
     const h = tf.tidy(() => linear(lnModulate(x1, shiftMlp!, scaleMlp!), w1, b1) as tf.Tensor3D); // [N, T, 4D]
     const m = tf.tidy(() => linear(geluTanh(h), w2, b2) as tf.Tensor3D); // [N, T, D]
-    const out = tf.add(x1, tf.mul(tf.reshape(gateMlp!, [n, 1, d]), m)) as tf.Tensor3D;
+    const out = gatedResidual(x1, gateMlp!, m);
     return { out, s: { x, qs, k, v, p, merged, a, x1, h, m } };
   });
 }
