@@ -17,8 +17,9 @@ function input(name: string): tf.Tensor4D {
   return tf.tensor4d(toFloat32(t), t.shape as [number, number, number, number]);
 }
 
-function close(name: string, got: tf.Tensor, want = ref(name)): number {
-  const r = worstAbsOrRel(got.dataSync(), want);
+/** Compares an output with the reference; reads asynchronously (webgpu under Node has no synchronous read). */
+async function close(name: string, got: tf.Tensor, want = ref(name)): Promise<number> {
+  const r = worstAbsOrRel(await got.data(), want);
   assert.equal(r.failures, 0, `${name}: ${r.failures} values outside 1e-4 abs/rel (max abs ${r.maxAbs})`);
   return r.maxAbs;
 }
@@ -29,24 +30,31 @@ for (const backend of TEST_BACKENDS) {
     const { vae } = loadVae(vaeFixture('vae_tiny.ldm.safetensors'), { config: vaeFixture('vae_tiny.config.json') });
     const before = tf.memory().numTensors;
     const errs: Record<string, number> = {};
+    // every output is kept until it is read (asynchronously), then all are disposed together
+    const outs: Record<string, tf.Tensor> = {};
     tf.tidy(() => {
       const moments = vae.encodeMoments(input('x'));
-      errs.moments = close('moments', moments);
       const p = posterior(moments);
-      errs.mean = close('mean', p.mean);
-      errs.logvar = close('logvar', p.logvar);
-      errs.std = close('std', p.std);
       const sample = samplePosterior(p, input('eps'));
-      errs.sample = close('sample', sample);
       const latent = sample.mul(vae.config.scalingFactor) as tf.Tensor4D;
-      errs.latent = close('latent', latent);
-      errs.dec = close('dec', vae.decode(input('z')));
-      errs.recon = close('recon', vae.decodeLatents(latent));
       const g = posterior(input('gauss.moments'));
-      errs['gauss.logvar'] = close('gauss.logvar', g.logvar);
-      errs['gauss.std'] = close('gauss.std', g.std);
-      errs['gauss.sample'] = close('gauss.sample', samplePosterior(g, input('gauss.eps')));
+      Object.assign(outs, {
+        moments,
+        mean: p.mean,
+        logvar: p.logvar,
+        std: p.std,
+        sample,
+        latent,
+        dec: vae.decode(input('z')),
+        recon: vae.decodeLatents(latent),
+        'gauss.logvar': g.logvar,
+        'gauss.std': g.std,
+        'gauss.sample': samplePosterior(g, input('gauss.eps')),
+      });
+      for (const t of Object.values(outs)) tf.keep(t);
     });
+    for (const [name, t] of Object.entries(outs)) errs[name] = await close(name, t);
+    tf.dispose(Object.values(outs));
     assert.equal(tf.memory().numTensors, before, 'encode/decode leave no tensors behind');
     vae.dispose();
     process.stdout.write(`# ${backend} max abs errors: ${JSON.stringify(errs)}\n`);
@@ -57,8 +65,8 @@ test('quantisation as sample.py: clamp(127.5x + 128, 0, 255) truncated, NHWC; eq
   await useBackend('cpu');
   // analytic: round-half-up of 127.5(x+1), clamped
   const x = tf.tensor4d([-2, -1, -0.999, 0, 0.5, 0.99999, 1, 3], [1, 1, 2, 4]);
-  assert.deepEqual([...quantizeToUint8(x).dataSync()], [0, 0, 0, 128, 191, 255, 255, 255]);
-  const u8 = quantizeToUint8(input('dec')).dataSync();
+  assert.deepEqual([...(await quantizeToUint8(x).data())], [0, 0, 0, 128, 191, 255, 255, 255]);
+  const u8 = await quantizeToUint8(input('dec')).data();
   const want = vaeIo().get('dec_u8')!.data as Uint8Array;
   let off = 0;
   for (let i = 0; i < want.length; i++) {
