@@ -86,12 +86,21 @@ export function startBufferProbe(baseBytes?: number, trace = false): BufferProbe
       e.runKernelFunc = origRun;
       // the wrappers were own properties shadowing the prototype's methods: remove them
       for (const k of ['trackTensor', 'removeDataId', 'runKernelFunc'] as const) {
-        if (Object.prototype.hasOwnProperty.call(e, k) && (e as unknown as Record<string, unknown>)[k] === Object.getPrototypeOf(e)[k]) {
+        if (
+          Object.prototype.hasOwnProperty.call(e, k) &&
+          (e as unknown as Record<string, unknown>)[k] === Object.getPrototypeOf(e)[k]
+        ) {
           delete (e as unknown as Record<string, unknown>)[k];
         }
       }
       active = null;
-      return { startBufferBytes: start, peakBufferBytes: peak, endBufferBytes: live, peakHandleBytes: peakHandles, ...(trace ? { trace: steps } : {}) };
+      return {
+        startBufferBytes: start,
+        peakBufferBytes: peak,
+        endBufferBytes: live,
+        peakHandleBytes: peakHandles,
+        ...(trace ? { trace: steps } : {}),
+      };
     },
   };
   active = probe;
@@ -99,7 +108,10 @@ export function startBufferProbe(baseBytes?: number, trace = false): BufferProbe
 }
 
 /** Runs `fn` under a buffer probe and returns its result with the report. */
-export async function measureBuffers<T>(fn: () => T | Promise<T>, baseBytes?: number): Promise<{ result: T; buffers: BufferReport }> {
+export async function measureBuffers<T>(
+  fn: () => T | Promise<T>,
+  baseBytes?: number,
+): Promise<{ result: T; buffers: BufferReport }> {
   const probe = startBufferProbe(baseBytes);
   try {
     const result = await fn();

@@ -38,7 +38,14 @@ import { trainModel } from '../src/training/loop.js';
 import { measureBuffers, type BufferReport } from './buffers.js';
 import { Rng } from '../src/util/rng.js';
 import { kernelOptions } from '../src/backends/kernels.js';
-import { diffCounters, flatFrom, readCounters, startKernelProfile, type Counters, type KernelProfile } from './profile.js';
+import {
+  diffCounters,
+  flatFrom,
+  readCounters,
+  startKernelProfile,
+  type Counters,
+  type KernelProfile,
+} from './profile.js';
 
 /** S-JFB draws fixed for the benchmark (see the file header). */
 export const BENCH_NO_GRAD = 5;
@@ -128,7 +135,13 @@ export interface BenchSettings {
 
 export function benchSettings(): BenchSettings {
   const webgpu = tf.getBackend() === 'webgpu';
-  return { submitBatch: webgpu ? (tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number) : null, fusedOptimizer: webgpu && kernelOptions().fusedOptimizer, fusedBlock: webgpu && kernelOptions().fusedBlock, fusedEpilogue: webgpu && kernelOptions().fusedBlock && kernelOptions().fusedEpilogue, fusedBias: webgpu && kernelOptions().fusedBlock && kernelOptions().fusedEpilogue && kernelOptions().fusedBias };
+  return {
+    submitBatch: webgpu ? (tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number) : null,
+    fusedOptimizer: webgpu && kernelOptions().fusedOptimizer,
+    fusedBlock: webgpu && kernelOptions().fusedBlock,
+    fusedEpilogue: webgpu && kernelOptions().fusedBlock && kernelOptions().fusedEpilogue,
+    fusedBias: webgpu && kernelOptions().fusedBlock && kernelOptions().fusedEpilogue && kernelOptions().fusedBias,
+  };
 }
 
 export interface TrainProfile {
@@ -140,7 +153,14 @@ export interface TrainProfile {
   /** whether the flat criterion was met (else warm-up stopped at its maximum) */
   flat: boolean;
   /** medians over the timed steps */
-  perStep: { wallMs: number; cpuMs: number; tfjsKernels: number; dispatches: number; submits: number; rawDispatches: number };
+  perStep: {
+    wallMs: number;
+    cpuMs: number;
+    tfjsKernels: number;
+    dispatches: number;
+    submits: number;
+    rawDispatches: number;
+  };
   /** one more step, profiled: kernels and summed GPU time */
   kernels: KernelProfile;
 }
@@ -153,12 +173,27 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-async function runSteps(c: ModelConfig, batch: number, stopAfter: number, gradCheckpoint: boolean, onStep?: (seconds: number) => void): Promise<void> {
+async function runSteps(
+  c: ModelConfig,
+  batch: number,
+  stopAfter: number,
+  gradCheckpoint: boolean,
+  onStep?: (seconds: number) => void,
+): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fpdm-bench-'));
   try {
     await trainModel({
-      model: c, diffusion: diffusionConfig(), dataset: latentDataset(c, Math.max(batch * 4, 64)), steps: 1_000_000, batch,
-      seed: 0, outDir: dir, checkpointEvery: 1_000_000, stopAfter, gradCheckpoint, onStep: (r) => onStep?.(r.seconds),
+      model: c,
+      diffusion: diffusionConfig(),
+      dataset: latentDataset(c, Math.max(batch * 4, 64)),
+      steps: 1_000_000,
+      batch,
+      seed: 0,
+      outDir: dir,
+      checkpointEvery: 1_000_000,
+      stopAfter,
+      gradCheckpoint,
+      onStep: (r) => onStep?.(r.seconds),
     });
   } catch (e) {
     if (!(e instanceof StopRun)) throw e;
@@ -172,7 +207,14 @@ async function runSteps(c: ModelConfig, batch: number, stopAfter: number, gradCh
  * `warmup`, at most `maxWarmup` steps), `steps` timed steps, then one profiled step; peak memory from
  * one profiled step of a fresh run (unless `memory` is false).
  */
-export async function measureTrain(config: ModelConfig, batch: number, warmup: number, steps: number, gradCheckpoint = false, opts: { maxWarmup?: number; memory?: boolean } = {}): Promise<TrainMeasurement> {
+export async function measureTrain(
+  config: ModelConfig,
+  batch: number,
+  warmup: number,
+  steps: number,
+  gradCheckpoint = false,
+  opts: { maxWarmup?: number; memory?: boolean } = {},
+): Promise<TrainMeasurement> {
   const c = benchTrainConfig(config);
   const maxWarmup = Math.max(warmup, opts.maxWarmup ?? warmup);
   const seconds: number[] = [];
@@ -205,10 +247,17 @@ export async function measureTrain(config: ModelConfig, batch: number, warmup: n
   const timed = seconds.slice(warmupSteps, warmupSteps + steps);
   const timing = summarizeTimes(timed, batch, warmupSteps);
   const profile: TrainProfile = {
-    seconds, cpuSeconds, warmupSteps, flat: flatFrom(seconds.slice(0, warmupSteps), warmup) !== null,
+    seconds,
+    cpuSeconds,
+    warmupSteps,
+    flat: flatFrom(seconds.slice(0, warmupSteps), warmup) !== null,
     perStep: {
-      wallMs: median(timed) * 1000, cpuMs: median(perStep.map((d) => d.cpu)) * 1000, tfjsKernels: median(perStep.map((d) => d.kernels)),
-      dispatches: median(perStep.map((d) => d.dispatches)), submits: median(perStep.map((d) => d.submits)), rawDispatches: median(perStep.map((d) => d.rawDispatches)),
+      wallMs: median(timed) * 1000,
+      cpuMs: median(perStep.map((d) => d.cpu)) * 1000,
+      tfjsKernels: median(perStep.map((d) => d.kernels)),
+      dispatches: median(perStep.map((d) => d.dispatches)),
+      submits: median(perStep.map((d) => d.submits)),
+      rawDispatches: median(perStep.map((d) => d.rawDispatches)),
     },
     kernels,
   };
@@ -229,10 +278,20 @@ export async function measureTrain(config: ModelConfig, batch: number, warmup: n
   const params = countParams(c).total;
   const stepFlops = trainStepFlops(c, batch);
   return {
-    model: modelName(c), params, batch,
-    noGradIters: c.kind === 'fpdm' ? c.noGradIters[0] : null, withGradIters: c.kind === 'fpdm' ? c.withGradIters[0] : null,
-    timing, imagesPerSecond: timing.itemsPerSecond, memory, buffers, gradCheckpoint, stepFlops, gflopsPerSecond: stepFlops / timing.medianSeconds / 1e9,
-    profile, settings: benchSettings(),
+    model: modelName(c),
+    params,
+    batch,
+    noGradIters: c.kind === 'fpdm' ? c.noGradIters[0] : null,
+    withGradIters: c.kind === 'fpdm' ? c.withGradIters[0] : null,
+    timing,
+    imagesPerSecond: timing.itemsPerSecond,
+    memory,
+    buffers,
+    gradCheckpoint,
+    stepFlops,
+    gflopsPerSecond: stepFlops / timing.medianSeconds / 1e9,
+    profile,
+    settings: benchSettings(),
   };
 }
 
@@ -267,13 +326,25 @@ export interface SampleMeasurement {
 }
 
 /** Sampling throughput of one batch at a budget: one profiled warm-up pass at a 2-step budget, then `repeats` timed passes. */
-export async function measureSample(model: AnyModel, sc: SampleCase, batch: number, repeats: number): Promise<SampleMeasurement> {
+export async function measureSample(
+  model: AnyModel,
+  sc: SampleCase,
+  batch: number,
+  repeats: number,
+): Promise<SampleMeasurement> {
   {
     const diffusion = diffusionConfig();
-    const plan = (budget: number, steps: number) => planModelSampling(model.config, { budget, steps, diffusionSteps: diffusion.diffusionSteps });
+    const plan = (budget: number, steps: number) =>
+      planModelSampling(model.config, { budget, steps, diffusionSteps: diffusion.diffusionSteps });
     const opts = {
-      model, diffusion, plan: plan(sc.budget, sc.steps), n: batch, batchSize: batch,
-      reuse: sc.reuse, seed: 0, labels: 'cycle' as const,
+      model,
+      diffusion,
+      plan: plan(sc.budget, sc.steps),
+      n: batch,
+      batchSize: batch,
+      reuse: sc.reuse,
+      seed: 0,
+      labels: 'cycle' as const,
     };
     // warm-up (shader compilation, weight upload): the same plan at a 2-step budget (a respaced
     // process needs 2 timesteps), i.e. the same kernels and shapes at a fraction of the cost; profiled
@@ -281,7 +352,8 @@ export async function measureSample(model: AnyModel, sc: SampleCase, batch: numb
     const prof = startKernelProfile();
     let warmSteps: number;
     try {
-      if (Number.isInteger(per) && sc.budget > 2) warmSteps = (await sampleAtBudget({ ...opts, plan: plan(2, 2 * per) })).account.steps;
+      if (Number.isInteger(per) && sc.budget > 2)
+        warmSteps = (await sampleAtBudget({ ...opts, plan: plan(2, 2 * per) })).account.steps;
       else warmSteps = (await sampleAtBudget(opts)).account.steps;
     } finally {
       prof.stop();
@@ -300,14 +372,26 @@ export async function measureSample(model: AnyModel, sc: SampleCase, batch: numb
     const a = last.account;
     const calls = a.steps * repeats;
     return {
-      model: a.model, kind: a.kind, batch, budget: sc.budget, steps: a.steps, iters: a.iters, reuse: a.reuse,
-      blockEvaluations: a.blockEvaluations, timing, imagesPerSecond: timing.itemsPerSecond,
+      model: a.model,
+      kind: a.kind,
+      batch,
+      budget: sc.budget,
+      steps: a.steps,
+      iters: a.iters,
+      reuse: a.reuse,
+      blockEvaluations: a.blockEvaluations,
+      timing,
+      imagesPerSecond: timing.itemsPerSecond,
       imagesPerSecondAt20: (timing.itemsPerSecond * sc.budget) / 20,
       perCall: {
-        tfjsKernels: d.kernels / calls, dispatches: d.dispatches / calls, cpuMs: (d.cpu / calls) * 1000, wallMs: (timing.totalSeconds / calls) * 1000,
+        tfjsKernels: d.kernels / calls,
+        dispatches: d.dispatches / calls,
+        cpuMs: (d.cpu / calls) * 1000,
+        wallMs: (timing.totalSeconds / calls) * 1000,
         gpuMs: kernels.gpuMs === null ? null : kernels.gpuMs / warmSteps,
       },
-      kernels, settings: benchSettings(),
+      kernels,
+      settings: benchSettings(),
     };
   }
 }
@@ -320,15 +404,26 @@ export interface InceptionMeasurement {
 }
 
 /** FID Inception feature extraction on random input (weights from `path`). */
-export async function measureInception(path: string, batch: number, warmup: number, repeats: number): Promise<InceptionMeasurement> {
+export async function measureInception(
+  path: string,
+  batch: number,
+  warmup: number,
+  repeats: number,
+): Promise<InceptionMeasurement> {
   const net = FidInception.load(path);
-  const x = tf.tensor4d(new Rng('bench/inception').normals(batch * 299 * 299 * 3).map((v) => Math.tanh(v)), [batch, 299, 299, 3]);
+  const x = tf.tensor4d(
+    new Rng('bench/inception').normals(batch * 299 * 299 * 3).map((v) => Math.tanh(v)),
+    [batch, 299, 299, 3],
+  );
   try {
-    const timing = await timeIt(async () => {
-      const out = net.forward(x);
-      await out.pool3.data();
-      out.pool3.dispose();
-    }, { warmup, repeats, itemsPerCall: batch });
+    const timing = await timeIt(
+      async () => {
+        const out = net.forward(x);
+        await out.pool3.data();
+        out.pool3.dispose();
+      },
+      { warmup, repeats, itemsPerCall: batch },
+    );
     return { weights: path, batch, timing, imagesPerSecond: timing.itemsPerSecond };
   } finally {
     x.dispose();

@@ -18,7 +18,12 @@ function arg(name: string): string | undefined {
 }
 
 function weightsPath(): string {
-  const candidates = [arg('weights'), process.env.FPDM_INCEPTION_WEIGHTS, cachedWeightsPath(), join(process.env.FPDM_FIXTURES ?? resolve('tests', 'fixtures'), 'inception_fid_ternary.legacy.pt')];
+  const candidates = [
+    arg('weights'),
+    process.env.FPDM_INCEPTION_WEIGHTS,
+    cachedWeightsPath(),
+    join(process.env.FPDM_FIXTURES ?? resolve('tests', 'fixtures'), 'inception_fid_ternary.legacy.pt'),
+  ];
   const p = candidates.find((c) => c && existsSync(c));
   if (!p) throw new Error('no Inception weights found: pass --weights FILE or set FPDM_INCEPTION_WEIGHTS');
   return p;
@@ -51,15 +56,30 @@ async function main(): Promise<void> {
     const b = name === 'cpu' ? 1 : batch;
     const r = name === 'cpu' ? 1 : repeats;
     const net = FidInception.load(path);
-    const u8 = tf.tensor4d(Uint8Array.from({ length: b * 3 * 32 * 32 }, (_, i) => (i * 2654435761) >>> 24), [b, 3, 32, 32], 'int32');
+    const u8 = tf.tensor4d(
+      Uint8Array.from({ length: b * 3 * 32 * 32 }, (_, i) => (i * 2654435761) >>> 24),
+      [b, 3, 32, 32],
+      'int32',
+    );
     try {
       process.stderr.write(`${name}: batch ${b}, 1 warm-up + ${r} timed call(s)…\n`);
-      const timing = await timeIt(async () => {
-        const out = tf.tidy(() => net.forward(preprocess(u8, 'pytorch-fid')).pool3);
-        await out.data();
-        out.dispose();
-      }, { warmup: 1, repeats: r, itemsPerCall: b });
-      rows.push({ backend: name, version: info.version, device: info.device, batch: b, imagesPerSecond: timing.itemsPerSecond, secondsPerBatch: timing.medianSeconds, timing });
+      const timing = await timeIt(
+        async () => {
+          const out = tf.tidy(() => net.forward(preprocess(u8, 'pytorch-fid')).pool3);
+          await out.data();
+          out.dispose();
+        },
+        { warmup: 1, repeats: r, itemsPerCall: b },
+      );
+      rows.push({
+        backend: name,
+        version: info.version,
+        device: info.device,
+        batch: b,
+        imagesPerSecond: timing.itemsPerSecond,
+        secondsPerBatch: timing.medianSeconds,
+        timing,
+      });
     } finally {
       u8.dispose();
       net.dispose();
@@ -69,9 +89,16 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify({ weights: path, rows }, null, 2) + '\n');
     return;
   }
-  process.stdout.write(`FID Inception (pytorch-fid preprocessing from 32×32 uint8, pool3 read back); weights ${path}\n`);
-  process.stdout.write('| backend | version | device | batch | s/batch (median) | images/s |\n| --- | --- | --- | --- | --- | --- |\n');
-  for (const r of rows) process.stdout.write(`| ${r.backend} | ${r.version ?? '-'} | ${r.device ?? '-'} | ${r.batch} | ${r.secondsPerBatch.toFixed(3)} | ${r.imagesPerSecond.toFixed(3)} |\n`);
+  process.stdout.write(
+    `FID Inception (pytorch-fid preprocessing from 32×32 uint8, pool3 read back); weights ${path}\n`,
+  );
+  process.stdout.write(
+    '| backend | version | device | batch | s/batch (median) | images/s |\n| --- | --- | --- | --- | --- | --- |\n',
+  );
+  for (const r of rows)
+    process.stdout.write(
+      `| ${r.backend} | ${r.version ?? '-'} | ${r.device ?? '-'} | ${r.batch} | ${r.secondsPerBatch.toFixed(3)} | ${r.imagesPerSecond.toFixed(3)} |\n`,
+    );
 }
 
 await main();

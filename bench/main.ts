@@ -18,12 +18,41 @@ import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { activeBackend, initBackend, parseBackendChoice, type BackendChoice } from '../src/backends/index.js';
 import { setKernelOptions } from '../src/backends/kernels.js';
-import { createModel, ditPreset, fpdmFrom, modelName, validateConfig, type AnyModel, type DiTConfig, type ModelConfig } from '../src/models/index.js';
+import {
+  createModel,
+  ditPreset,
+  fpdmFrom,
+  modelName,
+  validateConfig,
+  type AnyModel,
+  type DiTConfig,
+  type ModelConfig,
+} from '../src/models/index.js';
 import { atomicWrite } from '../src/util/fs.js';
 import { UserError } from '../src/util/errors.js';
 import { log } from '../src/util/log.js';
-import { BENCH_NO_GRAD, BENCH_WITH_GRAD, benchSettings, benchTrainConfig, measureInception, measureSample, measureTrain, trainStepFlops, type SampleCase } from './cases.js';
-import { markdown, sampleLabel, sampleRow, targets, trainRow, type BenchDoc, type CpuRow, type SampleRow, type TrainRow } from './report.js';
+import {
+  BENCH_NO_GRAD,
+  BENCH_WITH_GRAD,
+  benchSettings,
+  benchTrainConfig,
+  measureInception,
+  measureSample,
+  measureTrain,
+  trainStepFlops,
+  type SampleCase,
+} from './cases.js';
+import {
+  markdown,
+  sampleLabel,
+  sampleRow,
+  targets,
+  trainRow,
+  type BenchDoc,
+  type CpuRow,
+  type SampleRow,
+  type TrainRow,
+} from './report.js';
 import { readTorchJson, runTorchRef, type TorchResult } from './torch.js';
 
 export const SUITES = ['train', 'sample', 'inception', 'cpu'] as const;
@@ -68,7 +97,19 @@ export interface BenchOptions {
 
 /** The tiny pair used by --quick on CPU backends (see the file header). */
 export function tinyTrunk(): DiTConfig {
-  return validateConfig({ kind: 'dit', inputSize: 16, patchSize: 2, inChannels: 4, hiddenSize: 64, depth: 6, numHeads: 4, mlpRatio: 4, classDropoutProb: 0.1, numClasses: 10, learnSigma: true });
+  return validateConfig({
+    kind: 'dit',
+    inputSize: 16,
+    patchSize: 2,
+    inChannels: 4,
+    hiddenSize: 64,
+    depth: 6,
+    numHeads: 4,
+    mlpRatio: 4,
+    classDropoutProb: 0.1,
+    numClasses: 10,
+    learnSigma: true,
+  });
 }
 
 interface SizePlan {
@@ -84,13 +125,57 @@ interface SizePlan {
 }
 
 function sizePlans(o: BenchOptions, backend: string): SizePlan[] {
-  if (o.tiny) return [{ size: 'tiny', trunk: o.tiny.trunk, batch: o.tiny.batch, steps: o.steps, warmup: o.warmup, maxWarmup: o.maxWarmup ?? o.warmup, budget: o.tiny.budget, sampleRepeats: 1 }];
+  if (o.tiny)
+    return [
+      {
+        size: 'tiny',
+        trunk: o.tiny.trunk,
+        batch: o.tiny.batch,
+        steps: o.steps,
+        warmup: o.warmup,
+        maxWarmup: o.maxWarmup ?? o.warmup,
+        budget: o.tiny.budget,
+        sampleRepeats: 1,
+      },
+    ];
   const cpuLike = backend === 'cpu' || backend === 'wasm';
-  if (o.quick && cpuLike) return [{ size: 'tiny', trunk: tinyTrunk(), batch: 4, steps: o.steps, warmup: o.warmup, maxWarmup: o.maxWarmup ?? o.warmup, budget: 20, sampleRepeats: 1 }];
+  if (o.quick && cpuLike)
+    return [
+      {
+        size: 'tiny',
+        trunk: tinyTrunk(),
+        batch: 4,
+        steps: o.steps,
+        warmup: o.warmup,
+        maxWarmup: o.maxWarmup ?? o.warmup,
+        budget: 20,
+        sampleRepeats: 1,
+      },
+    ];
   const sizes = o.sizes ?? (o.quick ? ['S'] : ['S', 'XL']);
   const plans: SizePlan[] = [];
-  if (sizes.includes('S')) plans.push({ size: 'S', trunk: ditPreset('DiT-S/2'), batch: o.batch, steps: o.steps, warmup: o.warmup, maxWarmup: o.maxWarmup ?? 12, budget: 20, sampleRepeats: 1 });
-  if (sizes.includes('XL')) plans.push({ size: 'XL', trunk: ditPreset('DiT-XL/2'), batch: o.batch, steps: Math.max(1, Math.floor(o.steps / 3)), warmup: 1, maxWarmup: Math.min(o.maxWarmup ?? 4, 4), budget: 2, sampleRepeats: 1 });
+  if (sizes.includes('S'))
+    plans.push({
+      size: 'S',
+      trunk: ditPreset('DiT-S/2'),
+      batch: o.batch,
+      steps: o.steps,
+      warmup: o.warmup,
+      maxWarmup: o.maxWarmup ?? 12,
+      budget: 20,
+      sampleRepeats: 1,
+    });
+  if (sizes.includes('XL'))
+    plans.push({
+      size: 'XL',
+      trunk: ditPreset('DiT-XL/2'),
+      batch: o.batch,
+      steps: Math.max(1, Math.floor(o.steps / 3)),
+      warmup: 1,
+      maxWarmup: Math.min(o.maxWarmup ?? 4, 4),
+      budget: 2,
+      sampleRepeats: 1,
+    });
   return plans;
 }
 
@@ -112,7 +197,11 @@ const errText = (e: unknown): string => (e instanceof Error ? e.message : String
 function gitCommitOfCwd(): string | null {
   // a bundle (the GPU machine) carries the commit recorded by scripts/gpu/prepare.sh; it wins over the
   // .git there, which may be a stale copy of the repository's history
-  const recorded = process.env.FPDM_GIT_COMMIT ?? (process.env.APP && existsSync(join(process.env.APP, 'COMMIT')) ? readFileSync(join(process.env.APP, 'COMMIT'), 'utf8').trim() : null);
+  const recorded =
+    process.env.FPDM_GIT_COMMIT ??
+    (process.env.APP && existsSync(join(process.env.APP, 'COMMIT'))
+      ? readFileSync(join(process.env.APP, 'COMMIT'), 'utf8').trim()
+      : null);
   if (recorded) return `${recorded} (recorded at bundling)`;
   try {
     const opts = { stdio: ['ignore', 'pipe', 'ignore'] as ['ignore', 'pipe', 'ignore'], encoding: 'utf8' as const };
@@ -147,13 +236,30 @@ export function findInceptionWeights(): string | null {
 export function parseVariants(s: string, flag: string): Variant[] {
   return s.split(',').map((item) => {
     const m = /^(\d+):(on|off):(on|off)(?::(on|off|nobias))?$/.exec(item.trim());
-    if (!m || Number(m[1]) < 1) throw new UserError(`${flag}: '${item}' is not SUBMIT_BATCH:on|off:on|off[:on|off|nobias] (e.g. 200:on:on, or 200:on:on:off without the fused epilogues)`);
-    return { submitBatch: Number(m[1]), fused: m[2] === 'on', block: m[3] === 'on', epilogue: m[4] !== 'off', bias: m[4] !== 'off' && m[4] !== 'nobias', last: false };
+    if (!m || Number(m[1]) < 1)
+      throw new UserError(
+        `${flag}: '${item}' is not SUBMIT_BATCH:on|off:on|off[:on|off|nobias] (e.g. 200:on:on, or 200:on:on:off without the fused epilogues)`,
+      );
+    return {
+      submitBatch: Number(m[1]),
+      fused: m[2] === 'on',
+      block: m[3] === 'on',
+      epilogue: m[4] !== 'off',
+      bias: m[4] !== 'off' && m[4] !== 'nobias',
+      last: false,
+    };
   });
 }
 
 /** submit batch, fused optimizer, fused block kernels, their epilogue fusions (bias in matMul, gated residual, Σ_T gate gradients) */
-export interface Variant { submitBatch: number | null; fused: boolean; block: boolean; epilogue: boolean; bias: boolean; last: boolean }
+export interface Variant {
+  submitBatch: number | null;
+  fused: boolean;
+  block: boolean;
+  epilogue: boolean;
+  bias: boolean;
+  last: boolean;
+}
 
 function trainVariants(o: BenchOptions): Variant[] {
   if (o.variants?.length) return o.variants.map((v, i, all) => ({ ...v, last: i === all.length - 1 }));
@@ -161,18 +267,24 @@ function trainVariants(o: BenchOptions): Variant[] {
   const fo = o.fusedOptimizer?.length ? o.fusedOptimizer : ['on' as const];
   const fb = o.fusedBlock?.length ? o.fusedBlock : ['on' as const];
   const out: Variant[] = [];
-  for (const k of fb) for (const f of fo) for (const b of sb) out.push({ submitBatch: b, fused: f === 'on', block: k === 'on', epilogue: true, bias: true, last: false });
+  for (const k of fb)
+    for (const f of fo)
+      for (const b of sb)
+        out.push({ submitBatch: b, fused: f === 'on', block: k === 'on', epilogue: true, bias: true, last: false });
   out[out.length - 1]!.last = true;
   return out;
 }
 
 function applyVariant(v: Variant): void {
-  if (v.submitBatch !== null && tf.getBackend() === 'webgpu') tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', v.submitBatch);
+  if (v.submitBatch !== null && tf.getBackend() === 'webgpu')
+    tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', v.submitBatch);
   setKernelOptions({ fusedOptimizer: v.fused, fusedBlock: v.block, fusedEpilogue: v.epilogue, fusedBias: v.bias });
 }
 
 function variantText(v: Variant): string {
-  return tf.getBackend() === 'webgpu' ? ` (submit batch ${tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')}, fused optimizer ${v.fused ? 'on' : 'off'}, fused block kernels ${v.block ? (v.epilogue ? (v.bias ? 'on' : 'on, bias not in the matMul') : 'on without epilogues') : 'off'})` : '';
+  return tf.getBackend() === 'webgpu'
+    ? ` (submit batch ${tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')}, fused optimizer ${v.fused ? 'on' : 'off'}, fused block kernels ${v.block ? (v.epilogue ? (v.bias ? 'on' : 'on, bias not in the matMul') : 'on without epilogues') : 'off'})`
+    : '';
 }
 
 /** Runs the selected suites and returns the document (also written under `out` when set). */
@@ -187,15 +299,25 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
   ];
   const torchWanted = o.suites.some((s) => s === 'train' || s === 'sample' || s === 'inception');
   let torch: TorchResult;
-  if (o.torch === 'skip' || !torchWanted) torch = { available: false, reason: o.torch === 'skip' ? '--no-torch' : 'no suite with a PyTorch side' };
+  if (o.torch === 'skip' || !torchWanted)
+    torch = { available: false, reason: o.torch === 'skip' ? '--no-torch' : 'no suite with a PyTorch side' };
   else if (o.torch === 'run') {
-    if (o.tiny || plans[0]!.size === 'tiny') torch = { available: false, reason: 'reduced (tiny) model sizes: the PyTorch side runs only the S/2 and XL/2 presets' };
+    if (o.tiny || plans[0]!.size === 'tiny')
+      torch = {
+        available: false,
+        reason: 'reduced (tiny) model sizes: the PyTorch side runs only the S/2 and XL/2 presets',
+      };
     else {
       log('bench: running the PyTorch side (bench/torch_ref.py)');
       torch = runTorchRef({
-        suites: o.suites, quick: o.quick, steps: o.steps, noGradIters: BENCH_NO_GRAD, withGradIters: BENCH_WITH_GRAD,
+        suites: o.suites,
+        quick: o.quick,
+        steps: o.steps,
+        noGradIters: BENCH_NO_GRAD,
+        withGradIters: BENCH_WITH_GRAD,
         sampleBudget: Object.fromEntries(plans.map((p) => [p.size, p.budget])),
-        sizes: plans.map((p) => p.size), gradCheckpoint: o.gradCheckpoint,
+        sizes: plans.map((p) => p.size),
+        gradCheckpoint: o.gradCheckpoint,
       });
     }
   } else torch = readTorchJson(o.torch.json);
@@ -214,7 +336,13 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
     const torchIps = torch.inception?.imagesPerSecond ?? null;
     const weights = findInceptionWeights();
     if (!weights) {
-      inception = { ours: null, torchImagesPerSecond: torchIps, ratio: null, error: 'Inception weights not found: set FPDM_INCEPTION_WEIGHTS or FPDM_FIXTURES (inception_fid_ternary.legacy.pt)' };
+      inception = {
+        ours: null,
+        torchImagesPerSecond: torchIps,
+        ratio: null,
+        error:
+          'Inception weights not found: set FPDM_INCEPTION_WEIGHTS or FPDM_FIXTURES (inception_fid_ternary.legacy.pt)',
+      };
     } else {
       log(`bench: inception, batch ${batch}`);
       try {
@@ -234,12 +362,30 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
       date: new Date().toISOString(),
       command: o.command ?? 'runBench()',
       backend: { name: backendInfo.name, version: backendInfo.version, device: backendInfo.device },
-      versions: { 'fpdm-exp': packageVersionOfCwd(), node: process.version, 'tfjs-core': tf.version_core, [backendInfo.package]: backendInfo.version ?? null, torch: torch.torch ?? null },
+      versions: {
+        'fpdm-exp': packageVersionOfCwd(),
+        node: process.version,
+        'tfjs-core': tf.version_core,
+        [backendInfo.package]: backendInfo.version ?? null,
+        torch: torch.torch ?? null,
+      },
       gitCommit: gitCommitOfCwd(),
       quick: o.quick,
       settings: benchSettings(),
-      notes: [...(partial ? [`PARTIAL: ${partial}`] : []), ...(plans[0]!.size === 'tiny' ? [...notes, `reduced sizes: ${modelName(plans[0]!.trunk)} on ${plans[0]!.trunk.inputSize}×${plans[0]!.trunk.inputSize}×${plans[0]!.trunk.inChannels}, ${plans[0]!.trunk.numClasses} classes, batch ${plans[0]!.batch}`] : notes)],
-      torch, train, sample, inception, cpu,
+      notes: [
+        ...(partial ? [`PARTIAL: ${partial}`] : []),
+        ...(plans[0]!.size === 'tiny'
+          ? [
+              ...notes,
+              `reduced sizes: ${modelName(plans[0]!.trunk)} on ${plans[0]!.trunk.inputSize}×${plans[0]!.trunk.inputSize}×${plans[0]!.trunk.inChannels}, ${plans[0]!.trunk.numClasses} classes, batch ${plans[0]!.batch}`,
+            ]
+          : notes),
+      ],
+      torch,
+      train,
+      sample,
+      inception,
+      cpu,
       targets: targets(train, sample),
     };
     if (o.out) {
@@ -262,9 +408,25 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
           const at = train.length; // rows go in at this index as they finish: table order DiT, then FPDM
           for (const c of [...pair(p.trunk)].reverse()) {
             const name = modelName(c);
-            log(`bench: train ${name}${ckpt ? ' (gradient checkpointing)' : ''}, batch ${p.batch}, ${p.warmup}–${Math.max(p.warmup, p.maxWarmup)} warm-up + ${p.steps} timed steps${variantText(variant)}`);
+            log(
+              `bench: train ${name}${ckpt ? ' (gradient checkpointing)' : ''}, batch ${p.batch}, ${p.warmup}–${Math.max(p.warmup, p.maxWarmup)} warm-up + ${p.steps} timed steps${variantText(variant)}`,
+            );
             try {
-              train.splice(at, 0, trainRow(name, p.batch, await measureTrain(c, p.batch, p.warmup, p.steps, ckpt, { maxWarmup: p.maxWarmup, memory: o.memory !== false && variant.last }), torch, undefined, ckpt));
+              train.splice(
+                at,
+                0,
+                trainRow(
+                  name,
+                  p.batch,
+                  await measureTrain(c, p.batch, p.warmup, p.steps, ckpt, {
+                    maxWarmup: p.maxWarmup,
+                    memory: o.memory !== false && variant.last,
+                  }),
+                  torch,
+                  undefined,
+                  ckpt,
+                ),
+              );
             } catch (e) {
               if (e instanceof UserError) throw e;
               log(`bench: train ${name} failed: ${errText(e)}`);
@@ -276,16 +438,23 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
       }
     }
     if (o.suites.includes('sample')) {
-      const sampleVariants = o.sampleVariants?.length ? o.sampleVariants.map((v, i, all) => ({ ...v, last: i === all.length - 1 })) : [null];
+      const sampleVariants = o.sampleVariants?.length
+        ? o.sampleVariants.map((v, i, all) => ({ ...v, last: i === all.length - 1 }))
+        : [null];
       for (const sv of sampleVariants) {
         if (sv) applyVariant(sv);
         const built = new Map<ModelConfig, AnyModel>();
         for (const sc of sampleCases(p)) {
           const name = modelName(sc.config);
           // FPDM (1 pre, 1 post): steps·(2 + iters) = depth·budget block evaluations, as torch_ref.py plans it
-          const iters = sc.config.kind === 'fpdm' ? (sc.config.depth * sc.budget) / sc.steps - sc.config.preDepth - sc.config.postDepth : null;
+          const iters =
+            sc.config.kind === 'fpdm'
+              ? (sc.config.depth * sc.budget) / sc.steps - sc.config.preDepth - sc.config.postDepth
+              : null;
           const match = { model: name, steps: sc.steps, iters, reuse: sc.reuse, batch: p.batch };
-          log(`bench: sample ${name}, budget ${sc.budget}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}${sv ? variantText(sv) : ''}`);
+          log(
+            `bench: sample ${name}, budget ${sc.budget}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}${sv ? variantText(sv) : ''}`,
+          );
           try {
             let model = built.get(sc.config);
             if (!model) {
@@ -299,7 +468,9 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
           } catch (e) {
             if (e instanceof UserError) throw e;
             log(`bench: sample ${name} failed: ${errText(e)}`);
-            sample.push(sampleRow(`${name}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`, match, null, torch, errText(e)));
+            sample.push(
+              sampleRow(`${name}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`, match, null, torch, errText(e)),
+            );
           }
         }
         for (const m of built.values()) m.dispose();
@@ -312,7 +483,17 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
   if (o.suites.includes('cpu')) {
     const trunk = o.tiny?.trunk ?? tinyTrunk();
     const batch = o.tiny?.batch ?? 4;
-    const rows = pair(trunk).map((c) => ({ c, row: { model: modelName(c), batch, stepFlops: trainStepFlops(benchTrainConfig(c), batch), wasm: null, cpu: null, wasmOverCpu: null } as CpuRow }));
+    const rows = pair(trunk).map((c) => ({
+      c,
+      row: {
+        model: modelName(c),
+        batch,
+        stepFlops: trainStepFlops(benchTrainConfig(c), batch),
+        wasm: null,
+        cpu: null,
+        wasmOverCpu: null,
+      } as CpuRow,
+    }));
     for (const b of ['wasm', 'cpu'] as const) {
       try {
         await initBackend(b);
@@ -341,7 +522,17 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
 
 /** Parses the command line (argv without node and the script). */
 export function parseArgs(argv: string[]): BenchOptions {
-  const o: BenchOptions = { suites: [...SUITES], backend: 'auto', quick: false, out: 'results/bench', steps: 10, warmup: 2, batch: 32, torch: 'run', gradCheckpoint: ['off'] };
+  const o: BenchOptions = {
+    suites: [...SUITES],
+    backend: 'auto',
+    quick: false,
+    out: 'results/bench',
+    steps: 10,
+    warmup: 2,
+    batch: 32,
+    torch: 'run',
+    gradCheckpoint: ['off'],
+  };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith('--')) throw new UserError(`${flag} needs a value`);
@@ -356,58 +547,95 @@ export function parseArgs(argv: string[]): BenchOptions {
     const a = argv[i]!;
     switch (a) {
       case '--suite': {
-        const list = value(i++, a).split(',').map((s) => s.trim()).filter(Boolean);
+        const list = value(i++, a)
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
         const bad = list.filter((s) => !(SUITES as readonly string[]).includes(s));
-        if (bad.length || list.length === 0) throw new UserError(`--suite: '${bad.join(',') || '(empty)'}' is not a suite; choose from ${SUITES.join(', ')} (comma-separated)`);
+        if (bad.length || list.length === 0)
+          throw new UserError(
+            `--suite: '${bad.join(',') || '(empty)'}' is not a suite; choose from ${SUITES.join(', ')} (comma-separated)`,
+          );
         o.suites = list as Suite[];
         break;
       }
-      case '--backend': o.backend = parseBackendChoice(value(i++, a)); break;
-      case '--quick': o.quick = true; break;
-      case '--out': o.out = value(i++, a); break;
-      case '--no-write': o.out = null; break;
-      case '--steps': o.steps = posInt(value(i++, a), a); break;
-      case '--warmup': o.warmup = posInt(value(i++, a), a); break;
-      case '--batch': o.batch = posInt(value(i++, a), a); break;
-      case '--no-torch': o.torch = 'skip'; break;
+      case '--backend':
+        o.backend = parseBackendChoice(value(i++, a));
+        break;
+      case '--quick':
+        o.quick = true;
+        break;
+      case '--out':
+        o.out = value(i++, a);
+        break;
+      case '--no-write':
+        o.out = null;
+        break;
+      case '--steps':
+        o.steps = posInt(value(i++, a), a);
+        break;
+      case '--warmup':
+        o.warmup = posInt(value(i++, a), a);
+        break;
+      case '--batch':
+        o.batch = posInt(value(i++, a), a);
+        break;
+      case '--no-torch':
+        o.torch = 'skip';
+        break;
       case '--sizes': {
-        const list = value(i++, a).split(',').map((v) => v.trim()).filter(Boolean);
-        if (list.length === 0 || list.some((v) => v !== 'S' && v !== 'XL')) throw new UserError(`--sizes: '${list.join(',')}' is not a list of S, XL`);
+        const list = value(i++, a)
+          .split(',')
+          .map((v) => v.trim())
+          .filter(Boolean);
+        if (list.length === 0 || list.some((v) => v !== 'S' && v !== 'XL'))
+          throw new UserError(`--sizes: '${list.join(',')}' is not a list of S, XL`);
         o.sizes = list as Array<'S' | 'XL'>;
         break;
       }
       case '--grad-checkpoint': {
         const v = value(i++, a);
-        if (v !== 'off' && v !== 'on' && v !== 'both') throw new UserError(`--grad-checkpoint: '${v}' is not off, on or both`);
+        if (v !== 'off' && v !== 'on' && v !== 'both')
+          throw new UserError(`--grad-checkpoint: '${v}' is not off, on or both`);
         o.gradCheckpoint = v === 'both' ? ['off', 'on'] : [v];
         break;
       }
       case '--submit-batch': {
-        const list = value(i++, a).split(',').map((v) => posInt(v.trim(), a));
+        const list = value(i++, a)
+          .split(',')
+          .map((v) => posInt(v.trim(), a));
         o.submitBatch = list;
         break;
       }
       case '--fused-optimizer': {
         const v = value(i++, a);
-        if (v !== 'off' && v !== 'on' && v !== 'both') throw new UserError(`--fused-optimizer: '${v}' is not off, on or both`);
+        if (v !== 'off' && v !== 'on' && v !== 'both')
+          throw new UserError(`--fused-optimizer: '${v}' is not off, on or both`);
         o.fusedOptimizer = v === 'both' ? ['off', 'on'] : [v];
         break;
       }
       case '--fused-block': {
         const v = value(i++, a);
-        if (v !== 'off' && v !== 'on' && v !== 'both') throw new UserError(`--fused-block: '${v}' is not off, on or both`);
+        if (v !== 'off' && v !== 'on' && v !== 'both')
+          throw new UserError(`--fused-block: '${v}' is not off, on or both`);
         o.fusedBlock = v === 'both' ? ['off', 'on'] : [v];
         break;
       }
-      case '--variants': o.variants = parseVariants(value(i++, a), a); break;
-      case '--sample-variants': o.sampleVariants = parseVariants(value(i++, a), a); break;
+      case '--variants':
+        o.variants = parseVariants(value(i++, a), a);
+        break;
+      case '--sample-variants':
+        o.sampleVariants = parseVariants(value(i++, a), a);
+        break;
       case '--memory': {
         const v = value(i++, a);
         if (v !== 'off' && v !== 'on') throw new UserError(`--memory: '${v}' is not off or on`);
         o.memory = v === 'on';
         break;
       }
-      case '--max-warmup': o.maxWarmup = posInt(value(i++, a), a); break;
+      case '--max-warmup':
+        o.maxWarmup = posInt(value(i++, a), a);
+        break;
       case '--torch-json': {
         const p = value(i++, a);
         if (!existsSync(p)) throw new UserError(`--torch-json: '${p}' does not exist`);
@@ -416,7 +644,9 @@ export function parseArgs(argv: string[]): BenchOptions {
       }
       case '--help':
       case '-h':
-        throw new UserError('usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--fused-block off|on|both] [--variants SB:OPT:BLOCK[:EPI],…] [--sample-variants SB:OPT:BLOCK[:EPI],…] (EPI on|off|nobias) [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]');
+        throw new UserError(
+          'usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--fused-block off|on|both] [--variants SB:OPT:BLOCK[:EPI],…] [--sample-variants SB:OPT:BLOCK[:EPI],…] (EPI on|off|nobias) [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]',
+        );
       default:
         throw new UserError(`unknown option '${a}'; see --help`);
     }

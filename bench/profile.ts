@@ -14,7 +14,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { webgpuOptimizerKernels } from '../src/backends/webgpu/optimizer.js';
 
-interface DispatchCounter { dispatches: number; submits: number }
+interface DispatchCounter {
+  dispatches: number;
+  submits: number;
+}
 
 let counter: { backend: unknown; c: DispatchCounter } | null = null;
 
@@ -82,8 +85,13 @@ export function readCounters(): Counters {
 
 export function diffCounters(a: Counters, b: Counters): Counters {
   return {
-    wall: b.wall - a.wall, cpu: b.cpu - a.cpu, dispatches: b.dispatches - a.dispatches, submits: b.submits - a.submits,
-    rawDispatches: b.rawDispatches - a.rawDispatches, rawSubmits: b.rawSubmits - a.rawSubmits, kernels: b.kernels - a.kernels,
+    wall: b.wall - a.wall,
+    cpu: b.cpu - a.cpu,
+    dispatches: b.dispatches - a.dispatches,
+    submits: b.submits - a.submits,
+    rawDispatches: b.rawDispatches - a.rawDispatches,
+    rawSubmits: b.rawSubmits - a.rawSubmits,
+    kernels: b.kernels - a.kernels,
   };
 }
 
@@ -102,8 +110,13 @@ export interface KernelProfile {
   top: Array<{ name: string; count: number; ms: number }>;
 }
 
-interface ActiveProfile { kernels: Array<{ name: string; kernelTimeMs: number | Promise<number | { error: string }> }> }
-interface EngineState { profiling: boolean; activeProfile: ActiveProfile }
+interface ActiveProfile {
+  kernels: Array<{ name: string; kernelTimeMs: number | Promise<number | { error: string }> }>;
+}
+interface EngineState {
+  profiling: boolean;
+  activeProfile: ActiveProfile;
+}
 
 /**
  * Starts recording kernels as `tf.profile` does (the engine's own profiling state, switched on and off
@@ -152,7 +165,10 @@ export function startKernelProfile(): { stop: () => void; collect: () => Promise
         rawGpuMs: gpu ? rawMs : null,
         rawPasses: rawTimes.length,
         timestampQueries,
-        top: [...fam.entries()].map(([name, v]) => ({ name, ...v })).sort((a, b) => b.ms - a.ms || b.count - a.count).slice(0, 15),
+        top: [...fam.entries()]
+          .map(([name, v]) => ({ name, ...v }))
+          .sort((a, b) => b.ms - a.ms || b.count - a.count)
+          .slice(0, 15),
       };
     },
   };

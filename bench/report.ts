@@ -52,10 +52,24 @@ export function oursPeak(m: TrainMeasurement | null | undefined): number | null 
   return m.buffers?.peakBufferBytes ?? m.memory?.peakTensorBytes ?? null;
 }
 
-export function trainRow(model: string, batch: number, ours: TrainMeasurement | null, torch: TorchResult, error?: string, gradCheckpoint = false): TrainRow {
-  const t = torch.train?.find((r) => r.model === model && r.batch === batch && (r.gradCheckpoint ?? false) === gradCheckpoint) ?? null;
+export function trainRow(
+  model: string,
+  batch: number,
+  ours: TrainMeasurement | null,
+  torch: TorchResult,
+  error?: string,
+  gradCheckpoint = false,
+): TrainRow {
+  const t =
+    torch.train?.find(
+      (r) => r.model === model && r.batch === batch && (r.gradCheckpoint ?? false) === gradCheckpoint,
+    ) ?? null;
   return {
-    model, batch, gradCheckpoint, ours, torch: t,
+    model,
+    batch,
+    gradCheckpoint,
+    ours,
+    torch: t,
     throughputRatio: ratio(ours?.imagesPerSecond, t?.imagesPerSecond),
     memoryRatio: ratio(oursPeak(ours), t?.peakBytes),
     ...(error ? { error } : {}),
@@ -63,15 +77,38 @@ export function trainRow(model: string, batch: number, ours: TrainMeasurement | 
 }
 
 export function sampleLabel(m: { model: string; steps: number; iters: number | null; reuse: boolean }): string {
-  return m.iters === null ? `${m.model}, ${m.steps} steps` : `${m.model}, ${m.steps}×${m.iters}${m.reuse ? ', reuse' : ''}`;
+  return m.iters === null
+    ? `${m.model}, ${m.steps} steps`
+    : `${m.model}, ${m.steps}×${m.iters}${m.reuse ? ', reuse' : ''}`;
 }
 
-export function sampleRow(label: string, match: { model: string; steps: number; iters: number | null; reuse: boolean; batch: number }, ours: SampleMeasurement | null, torch: TorchResult, error?: string): SampleRow {
-  const t = torch.sample?.find((r) => r.model === match.model && r.steps === match.steps && (r.iters ?? null) === match.iters && r.reuse === match.reuse && r.batch === match.batch) ?? null;
-  return { label, ours, torch: t, throughputRatio: ratio(ours?.imagesPerSecond, t?.imagesPerSecond), ...(error ? { error } : {}) };
+export function sampleRow(
+  label: string,
+  match: { model: string; steps: number; iters: number | null; reuse: boolean; batch: number },
+  ours: SampleMeasurement | null,
+  torch: TorchResult,
+  error?: string,
+): SampleRow {
+  const t =
+    torch.sample?.find(
+      (r) =>
+        r.model === match.model &&
+        r.steps === match.steps &&
+        (r.iters ?? null) === match.iters &&
+        r.reuse === match.reuse &&
+        r.batch === match.batch,
+    ) ?? null;
+  return {
+    label,
+    ours,
+    torch: t,
+    throughputRatio: ratio(ours?.imagesPerSecond, t?.imagesPerSecond),
+    ...(error ? { error } : {}),
+  };
 }
 
-const status = (v: number | null, ok: (v: number) => boolean): TargetRow['status'] => (v === null ? 'not measured' : ok(v) ? 'met' : 'not met');
+const status = (v: number | null, ok: (v: number) => boolean): TargetRow['status'] =>
+  v === null ? 'not measured' : ok(v) ? 'met' : 'not met';
 
 /** The issue's targets, computed from the measured rows. */
 export function targets(train: TrainRow[], sample: SampleRow[]): TargetRow[] {
@@ -80,30 +117,59 @@ export function targets(train: TrainRow[], sample: SampleRow[]): TargetRow[] {
     // the last row of a model is the chosen setting (variants are measured in order, the chosen one last)
     const r = train.findLast((x) => x.model === name && !x.gradCheckpoint);
     const v = r?.throughputRatio ?? null;
-    out.push({ target: `${name} training ≥ 0.5× PyTorch (images/s)`, measured: v, threshold: '≥ 0.5', status: status(v, (x) => x >= 0.5) });
+    out.push({
+      target: `${name} training ≥ 0.5× PyTorch (images/s)`,
+      measured: v,
+      threshold: '≥ 0.5',
+      status: status(v, (x) => x >= 0.5),
+    });
   }
   for (const r of sample) {
     const v = r.throughputRatio;
-    out.push({ target: `sampling ${r.label} ≥ 0.5× PyTorch (images/s)`, measured: v, threshold: '≥ 0.5', status: status(v, (x) => x >= 0.5) });
+    out.push({
+      target: `sampling ${r.label} ≥ 0.5× PyTorch (images/s)`,
+      measured: v,
+      threshold: '≥ 0.5',
+      status: status(v, (x) => x >= 0.5),
+    });
   }
   // every DiT row with its FPDM (1/1) partner: the paper's memory claim, on our side
   for (const d of train.filter((r) => r.model.startsWith('DiT'))) {
-    const f = train.find((r) => r.model === `FPDM(${d.model}, pre=1, post=1)` && r.gradCheckpoint === d.gradCheckpoint && r.ours?.settings?.submitBatch === d.ours?.settings?.submitBatch && r.ours?.settings?.fusedOptimizer === d.ours?.settings?.fusedOptimizer && r.ours?.settings?.fusedBlock === d.ours?.settings?.fusedBlock && r.ours?.settings?.fusedEpilogue === d.ours?.settings?.fusedEpilogue && r.ours?.settings?.fusedBias === d.ours?.settings?.fusedBias);
+    const f = train.find(
+      (r) =>
+        r.model === `FPDM(${d.model}, pre=1, post=1)` &&
+        r.gradCheckpoint === d.gradCheckpoint &&
+        r.ours?.settings?.submitBatch === d.ours?.settings?.submitBatch &&
+        r.ours?.settings?.fusedOptimizer === d.ours?.settings?.fusedOptimizer &&
+        r.ours?.settings?.fusedBlock === d.ours?.settings?.fusedBlock &&
+        r.ours?.settings?.fusedEpilogue === d.ours?.settings?.fusedEpilogue &&
+        r.ours?.settings?.fusedBias === d.ours?.settings?.fusedBias,
+    );
     const v = ratio(oursPeak(f?.ours), oursPeak(d.ours));
     const ck = d.gradCheckpoint ? ', both with gradient checkpointing' : '';
-    out.push({ target: `FPDM(${d.model}) peak training memory ≤ 0.45× ${d.model}'s (ours, peak buffer bytes${ck})`, measured: v, threshold: '≤ 0.45', status: status(v, (x) => x <= 0.45) });
+    out.push({
+      target: `FPDM(${d.model}) peak training memory ≤ 0.45× ${d.model}'s (ours, peak buffer bytes${ck})`,
+      measured: v,
+      threshold: '≤ 0.45',
+      status: status(v, (x) => x <= 0.45),
+    });
   }
   return out;
 }
 
 // ---- Markdown -------------------------------------------------------------------------------------
 
-const f2 = (v: number | null | undefined, digits = 2): string => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits));
+const f2 = (v: number | null | undefined, digits = 2): string =>
+  v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits);
 const gib = (b: number | null | undefined): string => (b === null || b === undefined ? '–' : (b / 2 ** 30).toFixed(2));
 const x = (v: number | null): string => (v === null ? '–' : `${v.toFixed(3)}×`);
 
 function table(head: string[], rows: string[][]): string {
-  return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  return [
+    `| ${head.join(' | ')} |`,
+    `| ${head.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
 }
 
 export interface BenchDoc {
@@ -114,12 +180,23 @@ export interface BenchDoc {
   gitCommit: string | null;
   quick: boolean;
   /** backend settings sampling and Inception ran with (training rows record their own) */
-  settings?: { submitBatch: number | null; fusedOptimizer: boolean; fusedBlock?: boolean; fusedEpilogue?: boolean; fusedBias?: boolean };
+  settings?: {
+    submitBatch: number | null;
+    fusedOptimizer: boolean;
+    fusedBlock?: boolean;
+    fusedEpilogue?: boolean;
+    fusedBias?: boolean;
+  };
   notes: string[];
   torch: TorchResult;
   train: TrainRow[];
   sample: SampleRow[];
-  inception: { ours: InceptionMeasurement | null; torchImagesPerSecond: number | null; ratio: number | null; error?: string } | null;
+  inception: {
+    ours: InceptionMeasurement | null;
+    torchImagesPerSecond: number | null;
+    ratio: number | null;
+    error?: string;
+  } | null;
   cpu: CpuRow[];
   targets: TargetRow[];
 }
@@ -127,75 +204,245 @@ export interface BenchDoc {
 export function markdown(d: BenchDoc): string {
   const parts: string[] = [];
   parts.push(`# Benchmark: ${d.backend.name}${d.quick ? ' (--quick)' : ''}, ${d.date}`);
-  parts.push([
-    `- command: \`${d.command}\``,
-    `- device: ${d.backend.device ?? 'unknown'} (backend ${d.backend.name} ${d.backend.version ?? ''})`,
-    `- versions: ${Object.entries(d.versions).map(([k, v]) => `${k} ${v ?? '?'}`).join(', ')}`,
-    `- git commit: ${d.gitCommit ?? 'unknown'}`,
-    ...(d.settings?.submitBatch ? [`- webgpu: WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE ${d.settings.submitBatch} for sampling and Inception (training rows: their own column); fused optimizer ${d.settings.fusedOptimizer ? 'on' : 'off'}, fused block kernels ${d.settings.fusedBlock ? (d.settings.fusedEpilogue ? 'on (with the epilogue fusions)' : 'on') : 'off'}`] : []),
-    d.torch.available
-      ? `- PyTorch side: torch ${d.torch.torch} (CUDA ${d.torch.cuda}) on ${d.torch.device}, TF32 matmul ${d.torch.tf32?.matmul} / cuDNN ${d.torch.tf32?.cudnn}`
-      : `- PyTorch side: not measured (${d.torch.reason})`,
-    ...d.notes.map((n) => `- ${n}`),
-  ].join('\n'));
+  parts.push(
+    [
+      `- command: \`${d.command}\``,
+      `- device: ${d.backend.device ?? 'unknown'} (backend ${d.backend.name} ${d.backend.version ?? ''})`,
+      `- versions: ${Object.entries(d.versions)
+        .map(([k, v]) => `${k} ${v ?? '?'}`)
+        .join(', ')}`,
+      `- git commit: ${d.gitCommit ?? 'unknown'}`,
+      ...(d.settings?.submitBatch
+        ? [
+            `- webgpu: WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE ${d.settings.submitBatch} for sampling and Inception (training rows: their own column); fused optimizer ${d.settings.fusedOptimizer ? 'on' : 'off'}, fused block kernels ${d.settings.fusedBlock ? (d.settings.fusedEpilogue ? 'on (with the epilogue fusions)' : 'on') : 'off'}`,
+          ]
+        : []),
+      d.torch.available
+        ? `- PyTorch side: torch ${d.torch.torch} (CUDA ${d.torch.cuda}) on ${d.torch.device}, TF32 matmul ${d.torch.tf32?.matmul} / cuDNN ${d.torch.tf32?.cudnn}`
+        : `- PyTorch side: not measured (${d.torch.reason})`,
+      ...d.notes.map((n) => `- ${n}`),
+    ].join('\n'),
+  );
   if (d.train.length) {
-    parts.push('## Training step (images/s = batch / median step seconds; memory = peak, GiB; "buffers" = distinct live tensor buffers, "handles" = tf.memory().numBytes, which counts a buffer once per tensor handle on it)');
-    parts.push(table(
-      ['model', 'batch', 'grad ckpt', 'ours img/s', 'PyTorch img/s', 'ratio', 'ours peak buffers', 'ours peak handles', 'ours backend pool', 'PyTorch peak', 'memory ratio', 'ours GFLOP/s'],
-      d.train.map((r) => [r.model, String(r.batch), r.gradCheckpoint ? 'yes' : 'no', f2(r.ours?.imagesPerSecond), f2(r.torch?.imagesPerSecond), x(r.throughputRatio),
-        gib(r.ours?.buffers?.peakBufferBytes), gib(r.ours?.memory?.peakTensorBytes), gib(r.ours?.memory?.backendPoolBytes), gib(r.torch?.peakBytes), x(r.memoryRatio),
-        r.error ? `failed: ${r.error}` : f2(r.ours?.gflopsPerSecond)]),
-    ));
+    parts.push(
+      '## Training step (images/s = batch / median step seconds; memory = peak, GiB; "buffers" = distinct live tensor buffers, "handles" = tf.memory().numBytes, which counts a buffer once per tensor handle on it)',
+    );
+    parts.push(
+      table(
+        [
+          'model',
+          'batch',
+          'grad ckpt',
+          'ours img/s',
+          'PyTorch img/s',
+          'ratio',
+          'ours peak buffers',
+          'ours peak handles',
+          'ours backend pool',
+          'PyTorch peak',
+          'memory ratio',
+          'ours GFLOP/s',
+        ],
+        d.train.map((r) => [
+          r.model,
+          String(r.batch),
+          r.gradCheckpoint ? 'yes' : 'no',
+          f2(r.ours?.imagesPerSecond),
+          f2(r.torch?.imagesPerSecond),
+          x(r.throughputRatio),
+          gib(r.ours?.buffers?.peakBufferBytes),
+          gib(r.ours?.memory?.peakTensorBytes),
+          gib(r.ours?.memory?.backendPoolBytes),
+          gib(r.torch?.peakBytes),
+          x(r.memoryRatio),
+          r.error ? `failed: ${r.error}` : f2(r.ours?.gflopsPerSecond),
+        ]),
+      ),
+    );
   }
   if (d.train.some((r) => r.ours?.profile)) {
-    parts.push('## Training step profile (per step, medians of the timed steps; GPU ms = summed kernel time of one profiled step, timestamp queries; host CPU = process CPU time, all threads)');
-    parts.push(table(
-      ['model', 'grad ckpt', 'submit batch', 'fused optimizer', 'fused block', 'warm-up steps (flat)', 'TF.js kernels', 'GPU dispatches', 'submits', 'GPU ms', 'host CPU ms', 'wall ms', 'img/s', 'largest kernel families (count, GPU ms)'],
-      d.train.filter((r) => r.ours?.profile).map((r) => {
-        const o = r.ours!;
-        const p = o.profile;
-        return [r.model, r.gradCheckpoint ? 'yes' : 'no', String(o.settings.submitBatch ?? '–'), o.settings.fusedOptimizer ? 'yes' : 'no', (o.settings.fusedBlock ? (o.settings.fusedEpilogue ? (o.settings.fusedBias === false ? 'yes + epilogues, bias apart' : 'yes + epilogues') : 'yes') : 'no'), `${p.warmupSteps} (${p.flat ? 'flat' : 'not flat'})`,
-          f2(p.perStep.tfjsKernels, 0), f2(p.perStep.dispatches, 0), f2(p.perStep.submits, 0), f2(p.kernels.gpuMs, 1), f2(p.perStep.cpuMs, 1), f2(p.perStep.wallMs, 1), f2(o.imagesPerSecond),
-          p.kernels.top.slice(0, 5).map((k) => `${k.name} ${k.count}, ${k.ms.toFixed(1)}`).join('; ')];
-      }),
-    ));
+    parts.push(
+      '## Training step profile (per step, medians of the timed steps; GPU ms = summed kernel time of one profiled step, timestamp queries; host CPU = process CPU time, all threads)',
+    );
+    parts.push(
+      table(
+        [
+          'model',
+          'grad ckpt',
+          'submit batch',
+          'fused optimizer',
+          'fused block',
+          'warm-up steps (flat)',
+          'TF.js kernels',
+          'GPU dispatches',
+          'submits',
+          'GPU ms',
+          'host CPU ms',
+          'wall ms',
+          'img/s',
+          'largest kernel families (count, GPU ms)',
+        ],
+        d.train
+          .filter((r) => r.ours?.profile)
+          .map((r) => {
+            const o = r.ours!;
+            const p = o.profile;
+            return [
+              r.model,
+              r.gradCheckpoint ? 'yes' : 'no',
+              String(o.settings.submitBatch ?? '–'),
+              o.settings.fusedOptimizer ? 'yes' : 'no',
+              o.settings.fusedBlock
+                ? o.settings.fusedEpilogue
+                  ? o.settings.fusedBias === false
+                    ? 'yes + epilogues, bias apart'
+                    : 'yes + epilogues'
+                  : 'yes'
+                : 'no',
+              `${p.warmupSteps} (${p.flat ? 'flat' : 'not flat'})`,
+              f2(p.perStep.tfjsKernels, 0),
+              f2(p.perStep.dispatches, 0),
+              f2(p.perStep.submits, 0),
+              f2(p.kernels.gpuMs, 1),
+              f2(p.perStep.cpuMs, 1),
+              f2(p.perStep.wallMs, 1),
+              f2(o.imagesPerSecond),
+              p.kernels.top
+                .slice(0, 5)
+                .map((k) => `${k.name} ${k.count}, ${k.ms.toFixed(1)}`)
+                .join('; '),
+            ];
+          }),
+      ),
+    );
   }
   if (d.sample.length) {
     parts.push('## Sampling (one batch; images/s of the measured budget, and extrapolated to 20 DiT-step equivalents)');
-    parts.push(table(
-      ['configuration', 'batch', 'budget measured', 'block evals', 'ours img/s', 'PyTorch img/s', 'ratio', 'ours img/s @20'],
-      d.sample.map((r) => [r.label, String(r.ours?.batch ?? r.torch?.batch ?? '–'), String(r.ours?.budget ?? '–'), f2(r.ours?.blockEvaluations ?? r.torch?.blockEvaluations, 0),
-        f2(r.ours?.imagesPerSecond), f2(r.torch?.imagesPerSecond), x(r.throughputRatio), r.error ? `failed: ${r.error}` : f2(r.ours?.imagesPerSecondAt20)]),
-    ));
+    parts.push(
+      table(
+        [
+          'configuration',
+          'batch',
+          'budget measured',
+          'block evals',
+          'ours img/s',
+          'PyTorch img/s',
+          'ratio',
+          'ours img/s @20',
+        ],
+        d.sample.map((r) => [
+          r.label,
+          String(r.ours?.batch ?? r.torch?.batch ?? '–'),
+          String(r.ours?.budget ?? '–'),
+          f2(r.ours?.blockEvaluations ?? r.torch?.blockEvaluations, 0),
+          f2(r.ours?.imagesPerSecond),
+          f2(r.torch?.imagesPerSecond),
+          x(r.throughputRatio),
+          r.error ? `failed: ${r.error}` : f2(r.ours?.imagesPerSecondAt20),
+        ]),
+      ),
+    );
   }
   if (d.sample.some((r) => r.ours?.perCall)) {
     parts.push('## Sampling profile (per sampling step = one denoiser call; GPU ms from the profiled warm-up pass)');
-    parts.push(table(
-      ['configuration', 'submit batch', 'fused block', 'TF.js kernels', 'GPU dispatches', 'GPU ms', 'host CPU ms', 'wall ms', 'largest kernel families (count, GPU ms, warm-up pass)'],
-      d.sample.filter((r) => r.ours?.perCall).map((r) => {
-        const o = r.ours!;
-        return [r.label, String(o.settings.submitBatch ?? '–'), (o.settings.fusedBlock ? (o.settings.fusedEpilogue ? (o.settings.fusedBias === false ? 'yes + epilogues, bias apart' : 'yes + epilogues') : 'yes') : 'no'), f2(o.perCall.tfjsKernels, 0), f2(o.perCall.dispatches, 0), f2(o.perCall.gpuMs, 1), f2(o.perCall.cpuMs, 1), f2(o.perCall.wallMs, 1),
-          o.kernels.top.slice(0, 4).map((k) => `${k.name} ${k.count}, ${k.ms.toFixed(1)}`).join('; ')];
-      }),
-    ));
+    parts.push(
+      table(
+        [
+          'configuration',
+          'submit batch',
+          'fused block',
+          'TF.js kernels',
+          'GPU dispatches',
+          'GPU ms',
+          'host CPU ms',
+          'wall ms',
+          'largest kernel families (count, GPU ms, warm-up pass)',
+        ],
+        d.sample
+          .filter((r) => r.ours?.perCall)
+          .map((r) => {
+            const o = r.ours!;
+            return [
+              r.label,
+              String(o.settings.submitBatch ?? '–'),
+              o.settings.fusedBlock
+                ? o.settings.fusedEpilogue
+                  ? o.settings.fusedBias === false
+                    ? 'yes + epilogues, bias apart'
+                    : 'yes + epilogues'
+                  : 'yes'
+                : 'no',
+              f2(o.perCall.tfjsKernels, 0),
+              f2(o.perCall.dispatches, 0),
+              f2(o.perCall.gpuMs, 1),
+              f2(o.perCall.cpuMs, 1),
+              f2(o.perCall.wallMs, 1),
+              o.kernels.top
+                .slice(0, 4)
+                .map((k) => `${k.name} ${k.count}, ${k.ms.toFixed(1)}`)
+                .join('; '),
+            ];
+          }),
+      ),
+    );
   }
   if (d.inception) {
     const i = d.inception;
     parts.push('## FID Inception (images/s)');
-    parts.push(table(['batch', 'ours img/s', 'PyTorch img/s (torchvision inception_v3)', 'ratio'],
-      [[String(i.ours?.batch ?? '–'), i.error ? `failed: ${i.error}` : f2(i.ours?.imagesPerSecond), f2(i.torchImagesPerSecond), x(i.ratio)]]));
+    parts.push(
+      table(
+        ['batch', 'ours img/s', 'PyTorch img/s (torchvision inception_v3)', 'ratio'],
+        [
+          [
+            String(i.ours?.batch ?? '–'),
+            i.error ? `failed: ${i.error}` : f2(i.ours?.imagesPerSecond),
+            f2(i.torchImagesPerSecond),
+            x(i.ratio),
+          ],
+        ],
+      ),
+    );
   }
   if (d.cpu.length) {
-    parts.push('## CPU backends: train step in effective GFLOP/s (FLOPs by formula: 3 × forward of the graph part + 1 × no-grad iterations)');
-    parts.push(table(['model', 'batch', 'GFLOP/step', 'wasm s/step', 'wasm GFLOP/s', 'cpu s/step', 'cpu GFLOP/s', 'wasm/cpu'],
-      d.cpu.map((r) => [r.model, String(r.batch), f2(r.stepFlops / 1e9, 3), f2(r.wasm?.medianSeconds, 3), f2(r.wasm?.gflopsPerSecond, 3), f2(r.cpu?.medianSeconds, 3),
-        f2(r.cpu?.gflopsPerSecond, 3), r.error ? `failed: ${r.error}` : x(r.wasmOverCpu)])));
+    parts.push(
+      '## CPU backends: train step in effective GFLOP/s (FLOPs by formula: 3 × forward of the graph part + 1 × no-grad iterations)',
+    );
+    parts.push(
+      table(
+        ['model', 'batch', 'GFLOP/step', 'wasm s/step', 'wasm GFLOP/s', 'cpu s/step', 'cpu GFLOP/s', 'wasm/cpu'],
+        d.cpu.map((r) => [
+          r.model,
+          String(r.batch),
+          f2(r.stepFlops / 1e9, 3),
+          f2(r.wasm?.medianSeconds, 3),
+          f2(r.wasm?.gflopsPerSecond, 3),
+          f2(r.cpu?.medianSeconds, 3),
+          f2(r.cpu?.gflopsPerSecond, 3),
+          r.error ? `failed: ${r.error}` : x(r.wasmOverCpu),
+        ]),
+      ),
+    );
   }
   parts.push('## Targets (issue 8)');
-  parts.push(table(['target', 'measured', 'threshold', 'status'], d.targets.map((t) => [t.target, t.measured === null ? '–' : t.measured.toFixed(3), t.threshold, t.status])));
+  parts.push(
+    table(
+      ['target', 'measured', 'threshold', 'status'],
+      d.targets.map((t) => [t.target, t.measured === null ? '–' : t.measured.toFixed(3), t.threshold, t.status]),
+    ),
+  );
   if (d.torch.paramCounts?.length) {
     parts.push('## PyTorch implementation: parameter counts vs param_counts.json');
-    parts.push(table(['model', 'PyTorch (ours)', 'reference', 'check'], d.torch.paramCounts.map((p) => [p.model, String(p.params), String(p.expected ?? '–'), p.ok === null ? 'no reference' : p.ok ? 'equal' : 'MISMATCH'])));
+    parts.push(
+      table(
+        ['model', 'PyTorch (ours)', 'reference', 'check'],
+        d.torch.paramCounts.map((p) => [
+          p.model,
+          String(p.params),
+          String(p.expected ?? '–'),
+          p.ok === null ? 'no reference' : p.ok ? 'equal' : 'MISMATCH',
+        ]),
+      ),
+    );
   }
   if (d.torch.errors?.length) parts.push(`PyTorch side errors: ${d.torch.errors.join('; ')}`);
   return parts.join('\n\n') + '\n';

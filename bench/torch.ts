@@ -67,22 +67,46 @@ export function torchScriptPath(): string {
 /** Runs the PyTorch side; never throws: a missing interpreter/script/torch/CUDA comes back as available=false with the reason. */
 export function runTorchRef(a: TorchArgs, timeoutSeconds = 900): TorchResult {
   const script = torchScriptPath();
-  if (!existsSync(script)) return { available: false, reason: `${script} not found (set FPDM_BENCH_TORCH_REF or run from the repository root)` };
+  if (!existsSync(script))
+    return {
+      available: false,
+      reason: `${script} not found (set FPDM_BENCH_TORCH_REF or run from the repository root)`,
+    };
   const python = process.env.FPDM_BENCH_PYTHON ?? 'python3';
   const suites = a.suites.filter((s) => s === 'train' || s === 'sample' || s === 'inception');
   if (suites.length === 0) return { available: false, reason: 'no suite with a PyTorch side was selected' };
   const args = [
-    script, '--json', '--suite', suites.join(','), '--steps', String(a.steps),
-    '--no-grad-iters', String(a.noGradIters), '--with-grad-iters', String(a.withGradIters),
-    '--sample-budget', Object.entries(a.sampleBudget).map(([k, v]) => `${k}=${v}`).join(','),
+    script,
+    '--json',
+    '--suite',
+    suites.join(','),
+    '--steps',
+    String(a.steps),
+    '--no-grad-iters',
+    String(a.noGradIters),
+    '--with-grad-iters',
+    String(a.withGradIters),
+    '--sample-budget',
+    Object.entries(a.sampleBudget)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(','),
     ...(a.quick ? ['--quick'] : []),
     ...(a.sizes ? ['--sizes', a.sizes.join(',')] : []),
     ...(a.gradCheckpoint ? ['--grad-checkpoint', a.gradCheckpoint.join(',')] : []),
   ];
-  const r = spawnSync(python, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20, timeout: timeoutSeconds * 1000 });
+  const r = spawnSync(python, args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 64 << 20,
+    timeout: timeoutSeconds * 1000,
+  });
   if (r.error) return { available: false, reason: `${python} could not be run (${r.error.message})` };
-  const lines = (r.stdout ?? '').trim().split('\n').filter((l) => l.startsWith('{'));
-  if (lines.length === 0) return { available: false, reason: `${python} ${script} exited with status ${r.status} and printed no JSON` };
+  const lines = (r.stdout ?? '')
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'));
+  if (lines.length === 0)
+    return { available: false, reason: `${python} ${script} exited with status ${r.status} and printed no JSON` };
   try {
     return JSON.parse(lines[lines.length - 1]!) as TorchResult;
   } catch (e) {

@@ -88,7 +88,17 @@ function posInt(v: string, flag: string): number {
 
 /** Parses the command line (argv without node and the script; `--vae` of `npm run bench` is ignored). */
 export function parseVaeArgs(argv: string[]): VaeBenchOptions {
-  const o: VaeBenchOptions = { backend: 'auto', batch: 4, latent: 32, iters: 3, warmup: 2, tiny: false, torch: 'run', torchPrecision: ['fp32', 'fp16'], out: null };
+  const o: VaeBenchOptions = {
+    backend: 'auto',
+    batch: 4,
+    latent: 32,
+    iters: 3,
+    warmup: 2,
+    tiny: false,
+    torch: 'run',
+    torchPrecision: ['fp32', 'fp16'],
+    out: null,
+  };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith('--')) throw new UserError(`${flag} needs a value`);
@@ -97,15 +107,32 @@ export function parseVaeArgs(argv: string[]): VaeBenchOptions {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     switch (a) {
-      case '--vae': break;
-      case '--backend': o.backend = parseBackendChoice(value(i++, a)); break;
-      case '--batch': o.batch = posInt(value(i++, a), a); break;
-      case '--latent': o.latent = posInt(value(i++, a), a); break;
-      case '--iters': o.iters = posInt(value(i++, a), a); break;
-      case '--warmup': o.warmup = posInt(value(i++, a), a); break;
-      case '--tiny': o.tiny = true; break;
-      case '--torch': o.torch = 'run'; break;
-      case '--no-torch': o.torch = 'skip'; break;
+      case '--vae':
+        break;
+      case '--backend':
+        o.backend = parseBackendChoice(value(i++, a));
+        break;
+      case '--batch':
+        o.batch = posInt(value(i++, a), a);
+        break;
+      case '--latent':
+        o.latent = posInt(value(i++, a), a);
+        break;
+      case '--iters':
+        o.iters = posInt(value(i++, a), a);
+        break;
+      case '--warmup':
+        o.warmup = posInt(value(i++, a), a);
+        break;
+      case '--tiny':
+        o.tiny = true;
+        break;
+      case '--torch':
+        o.torch = 'run';
+        break;
+      case '--no-torch':
+        o.torch = 'skip';
+        break;
       case '--torch-json': {
         const p = value(i++, a);
         if (!existsSync(p)) throw new UserError(`--torch-json: '${p}' does not exist`);
@@ -113,16 +140,25 @@ export function parseVaeArgs(argv: string[]): VaeBenchOptions {
         break;
       }
       case '--torch-precision': {
-        const list = value(i++, a).split(',').filter((s) => s.length > 0);
+        const list = value(i++, a)
+          .split(',')
+          .filter((s) => s.length > 0);
         const bad = list.filter((s) => !(PRECISIONS as readonly string[]).includes(s));
-        if (bad.length || list.length === 0) throw new UserError(`--torch-precision: '${bad.join(',') || '(empty)'}' is not fp32 or fp16 (comma-separated)`);
+        if (bad.length || list.length === 0)
+          throw new UserError(
+            `--torch-precision: '${bad.join(',') || '(empty)'}' is not fp32 or fp16 (comma-separated)`,
+          );
         o.torchPrecision = list as Array<'fp32' | 'fp16'>;
         break;
       }
-      case '--out': o.out = value(i++, a); break;
+      case '--out':
+        o.out = value(i++, a);
+        break;
       case '--help':
       case '-h':
-        throw new UserError('usage: npm run bench -- --vae [--backend webgpu|wasm|cpu|auto] [--batch 4] [--latent 32] [--iters 3] [--warmup 2] [--tiny] [--no-torch | --torch-json FILE] [--torch-precision fp32,fp16] [--out FILE]');
+        throw new UserError(
+          'usage: npm run bench -- --vae [--backend webgpu|wasm|cpu|auto] [--batch 4] [--latent 32] [--iters 3] [--warmup 2] [--tiny] [--no-torch | --torch-json FILE] [--torch-precision fp32,fp16] [--out FILE]',
+        );
       default:
         throw new UserError(`unknown option '${a}' for the VAE bench; see --help`);
     }
@@ -132,7 +168,10 @@ export function parseVaeArgs(argv: string[]): VaeBenchOptions {
 
 /** The last JSON line of the PyTorch side's stdout; never throws. */
 export function vaeTorchFromStdout(stdout: string, what: string): VaeTorchResult {
-  const lines = stdout.trim().split('\n').filter((l) => l.startsWith('{'));
+  const lines = stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'));
   if (lines.length === 0) return { available: false, reason: `${what} printed no JSON` };
   try {
     return JSON.parse(lines[lines.length - 1]!) as VaeTorchResult;
@@ -144,13 +183,34 @@ export function vaeTorchFromStdout(stdout: string, what: string): VaeTorchResult
 /** Runs bench/vae_torch.py; a missing interpreter/script/torch/CUDA comes back as available = false with the reason. */
 export function runVaeTorch(o: VaeBenchOptions, expectDecoderParams: number, timeoutSeconds = 900): VaeTorchResult {
   const script = process.env.FPDM_BENCH_VAE_TORCH ?? resolve(process.cwd(), 'bench', 'vae_torch.py');
-  if (!existsSync(script)) return { available: false, reason: `${script} not found (set FPDM_BENCH_VAE_TORCH or run from the repository root)` };
+  if (!existsSync(script))
+    return {
+      available: false,
+      reason: `${script} not found (set FPDM_BENCH_VAE_TORCH or run from the repository root)`,
+    };
   const python = process.env.FPDM_BENCH_PYTHON ?? 'python3';
   const args = [
-    script, '--batch', String(o.batch), '--latent', String(o.latent), '--iters', String(o.iters), '--warmup', String(o.warmup),
-    '--precision', o.torchPrecision.join(','), '--expect-decoder-params', String(expectDecoderParams), ...(o.tiny ? ['--tiny'] : []),
+    script,
+    '--batch',
+    String(o.batch),
+    '--latent',
+    String(o.latent),
+    '--iters',
+    String(o.iters),
+    '--warmup',
+    String(o.warmup),
+    '--precision',
+    o.torchPrecision.join(','),
+    '--expect-decoder-params',
+    String(expectDecoderParams),
+    ...(o.tiny ? ['--tiny'] : []),
   ];
-  const r = spawnSync(python, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 << 20, timeout: timeoutSeconds * 1000 });
+  const r = spawnSync(python, args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 16 << 20,
+    timeout: timeoutSeconds * 1000,
+  });
   if (r.error) return { available: false, reason: `${python} could not be run (${r.error.message})` };
   return vaeTorchFromStdout(r.stdout ?? '', `${python} ${script} (exit status ${r.status})`);
 }
@@ -158,7 +218,7 @@ export function runVaeTorch(o: VaeBenchOptions, expectDecoderParams: number, tim
 /** ours ÷ PyTorch images/s per PyTorch row (fp32 is the like-for-like one: ours is float32). */
 export function vaeRatios(ours: VaeOurs, torch: VaeTorchResult): Record<string, number> {
   const r: Record<string, number> = {};
-  for (const row of torch.available ? torch.rows ?? [] : []) r[row.key] = ours.imagesPerSecond / row.imagesPerSecond;
+  for (const row of torch.available ? (torch.rows ?? []) : []) r[row.key] = ours.imagesPerSecond / row.imagesPerSecond;
   return r;
 }
 
@@ -170,13 +230,21 @@ function randomVae(c: VaeConfig): AutoencoderKL {
       const [o, i, kh, kw] = s.shape as [number, number, number, number];
       ws.set(s.name, tf.randomNormal([kh, kw, i, o], 0, 1 / Math.sqrt(i * kh * kw), 'float32', 1));
     } else {
-      ws.set(s.name, /\.norm[^.]*\.weight$|norm_out\.weight$|\.norm\.weight$/.test(s.name) ? tf.ones(s.shape) : tf.zeros(s.shape));
+      ws.set(
+        s.name,
+        /\.norm[^.]*\.weight$|norm_out\.weight$|\.norm\.weight$/.test(s.name) ? tf.ones(s.shape) : tf.zeros(s.shape),
+      );
     }
   }
   return new AutoencoderKL(c, ws);
 }
 
-export const TINY_VAE_CONFIG: VaeConfig = { ...SD_VAE_CONFIG, blockOutChannels: [32, 64], layersPerBlock: 1, normNumGroups: 8 };
+export const TINY_VAE_CONFIG: VaeConfig = {
+  ...SD_VAE_CONFIG,
+  blockOutChannels: [32, 64],
+  layersPerBlock: 1,
+  normNumGroups: 8,
+};
 
 async function measureOurs(o: VaeBenchOptions, config: VaeConfig): Promise<VaeOurs> {
   const backend = await initBackend(o.backend);
@@ -197,8 +265,15 @@ async function measureOurs(o: VaeBenchOptions, config: VaeConfig): Promise<VaeOu
   vae.dispose();
   z.dispose();
   return {
-    backend: backend.name, device: activeBackend().device ?? null, batch: o.batch, image: `${side}x${side}`, warmup: o.warmup,
-    secondsPerBatch: times, medianSeconds: median, msPerBatch: median * 1000, imagesPerSecond: o.batch / median,
+    backend: backend.name,
+    device: activeBackend().device ?? null,
+    batch: o.batch,
+    image: `${side}x${side}`,
+    warmup: o.warmup,
+    secondsPerBatch: times,
+    medianSeconds: median,
+    msPerBatch: median * 1000,
+    imagesPerSecond: o.batch / median,
   };
 }
 
@@ -218,7 +293,10 @@ export async function runVaeBench(o: VaeBenchOptions): Promise<Record<string, un
       r = JSON.parse(text) as VaeTorchResult; // one object (also pretty-printed)
     } catch {
       r = vaeTorchFromStdout(text, `--torch-json ${o.torch.json}`); // a captured stdout: its last JSON line
-      if (!r.available && /JSON/.test(r.reason ?? '')) throw new UserError(`--torch-json ${o.torch.json}: not a JSON object (${r.reason}); give the JSON line bench/vae_torch.py printed`);
+      if (!r.available && /JSON/.test(r.reason ?? ''))
+        throw new UserError(
+          `--torch-json ${o.torch.json}: not a JSON object (${r.reason}); give the JSON line bench/vae_torch.py printed`,
+        );
     }
     torch = r;
   }
@@ -249,10 +327,14 @@ export async function runVaeBench(o: VaeBenchOptions): Promise<Record<string, un
     `| VAE decode ${ours.image}, batch ${o.batch} | images/s | ms/batch | ours ÷ this |`,
     '| --- | --- | --- | --- |',
     `| ours (TF.js ${ours.backend}, float32) | ${fmt(ours.imagesPerSecond)} | ${fmt(ours.msPerBatch)} | |`,
-    ...(torch.available ? torch.rows ?? [] : []).map((r) => `| PyTorch ${torch.torch ?? ''} ${r.precision} | ${fmt(r.imagesPerSecond)} | ${fmt(r.msPerBatch)} | ${fmt(ratios[r.key]!)}× |`),
+    ...(torch.available ? (torch.rows ?? []) : []).map(
+      (r) =>
+        `| PyTorch ${torch.torch ?? ''} ${r.precision} | ${fmt(r.imagesPerSecond)} | ${fmt(r.msPerBatch)} | ${fmt(ratios[r.key]!)}× |`,
+    ),
   ];
   for (const e of torch.errors ?? []) lines.push(`PyTorch error: ${e}`);
-  if (doc.paramsMatch === false) lines.push(`PARAMETER COUNT MISMATCH: decoder ours ${counts.decoder}, PyTorch ${torchDecoder}`);
+  if (doc.paramsMatch === false)
+    lines.push(`PARAMETER COUNT MISMATCH: decoder ours ${counts.decoder}, PyTorch ${torchDecoder}`);
   process.stderr.write(lines.join('\n') + '\n');
   if (o.out) {
     mkdirSync(dirname(o.out), { recursive: true });

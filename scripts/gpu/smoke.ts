@@ -18,4 +18,6 @@ for (let i = 0; i < reps; i++) {
 }
 await c!.data();
 const s = (performance.now() - t0) / 1000;
-console.log(`matmul ${n}²: ${((2 * n ** 3 * reps) / s / 1e12).toFixed(2)} TFLOP/s (${((s / reps) * 1000).toFixed(2)} ms each)`);
+console.log(
+  `matmul ${n}²: ${((2 * n ** 3 * reps) / s / 1e12).toFixed(2)} TFLOP/s (${((s / reps) * 1000).toFixed(2)} ms each)`,
+);

@@ -14,7 +14,19 @@ import { latentDataset } from '../../bench/cases.js';
 
 const steps = Number(process.argv[2] ?? 12);
 const outPath = process.argv[3];
-const trunk = validateConfig({ kind: 'dit', inputSize: 16, patchSize: 2, inChannels: 4, hiddenSize: 64, depth: 6, numHeads: 4, mlpRatio: 4, classDropoutProb: 0.1, numClasses: 10, learnSigma: true });
+const trunk = validateConfig({
+  kind: 'dit',
+  inputSize: 16,
+  patchSize: 2,
+  inChannels: 4,
+  hiddenSize: 64,
+  depth: 6,
+  numHeads: 4,
+  mlpRatio: 4,
+  classDropoutProb: 0.1,
+  numClasses: 10,
+  learnSigma: true,
+});
 const models: ModelConfig[] = [trunk, fpdmFrom(trunk)];
 
 async function run(c: ModelConfig, backend: BackendName, fused: boolean): Promise<StepRecord[]> {
@@ -23,7 +35,14 @@ async function run(c: ModelConfig, backend: BackendName, fused: boolean): Promis
   const dir = mkdtempSync(join(tmpdir(), 'fpdm-parity-'));
   try {
     const r = await trainModel({
-      model: c, diffusion: diffusionConfig(), dataset: latentDataset(c, 64), steps, batch: 8, seed: 1, outDir: dir, checkpointEvery: 1_000_000,
+      model: c,
+      diffusion: diffusionConfig(),
+      dataset: latentDataset(c, 64),
+      steps,
+      batch: 8,
+      seed: 1,
+      outDir: dir,
+      checkpointEvery: 1_000_000,
       optimizer: { lr: 1e-3, clipGradNorm: 1, weightDecay: 0.01 },
     });
     return r.history;
@@ -39,11 +58,14 @@ for (const c of models) {
   const rows: Record<string, unknown> = { wasm: wasm.map((r) => ({ loss: r.loss, gradNorm: r.gradNorm })) };
   for (const fused of [false, true]) {
     const gpu = await run(c, (process.env.PARITY_BACKEND as BackendName | undefined) ?? 'webgpu', fused);
-    const rel = (k: 'loss' | 'gradNorm') => Math.max(...gpu.map((r, i) => Math.abs(r[k] - wasm[i]![k]) / Math.abs(wasm[i]![k])));
+    const rel = (k: 'loss' | 'gradNorm') =>
+      Math.max(...gpu.map((r, i) => Math.abs(r[k] - wasm[i]![k]) / Math.abs(wasm[i]![k])));
     const key = `${process.env.PARITY_BACKEND ?? 'webgpu'}${fused ? '-fused' : ''}`;
     rows[key] = gpu.map((r) => ({ loss: r.loss, gradNorm: r.gradNorm }));
     rows[`${key}-maxRelDiff`] = { loss: rel('loss'), gradNorm: rel('gradNorm') };
-    console.log(`${name}: ${key} vs wasm over ${steps} steps (lr 1e-3, clip 1, wd 0.01): max relative difference loss ${rel('loss').toExponential(2)}, grad norm ${rel('gradNorm').toExponential(2)}`);
+    console.log(
+      `${name}: ${key} vs wasm over ${steps} steps (lr 1e-3, clip 1, wd 0.01): max relative difference loss ${rel('loss').toExponential(2)}, grad norm ${rel('gradNorm').toExponential(2)}`,
+    );
   }
   report[name] = rows;
 }

@@ -52,11 +52,15 @@ let webgpuAdapter: { adapter: GpuAdapterLike | null; error?: string } | undefine
 async function findWebgpuAdapter(): Promise<{ adapter: GpuAdapterLike | null; error?: string }> {
   if (webgpuAdapter) return webgpuAdapter;
   try {
-    const mod = (await import('webgpu')) as unknown as { create: (o: string[]) => { requestAdapter(o?: object): Promise<GpuAdapterLike | null> }; globals: object };
+    const mod = (await import('webgpu')) as unknown as {
+      create: (o: string[]) => { requestAdapter(o?: object): Promise<GpuAdapterLike | null> };
+      globals: object;
+    };
     Object.assign(globalThis, mod.globals);
     const gpu = mod.create([]);
     const g = globalThis as unknown as { navigator?: { gpu?: unknown } };
-    if (!g.navigator || typeof g.navigator !== 'object') Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+    if (!g.navigator || typeof g.navigator !== 'object')
+      Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
     else if (!g.navigator.gpu) Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     webgpuAdapter = { adapter };
@@ -68,25 +72,55 @@ async function findWebgpuAdapter(): Promise<{ adapter: GpuAdapterLike | null; er
 
 function describeAdapter(a: GpuAdapterLike): string {
   const i = a.info ?? {};
-  return [i.vendor, i.architecture, i.device, i.description].filter((s) => s && s.length > 0).join(' / ') || 'GPU adapter (no info)';
+  return (
+    [i.vendor, i.architecture, i.device, i.description].filter((s) => s && s.length > 0).join(' / ') ||
+    'GPU adapter (no info)'
+  );
 }
 
 async function probeOne(name: BackendName): Promise<BackendInfo> {
   switch (name) {
     case 'cpu':
-      return { name, usable: true, package: '@tensorflow/tfjs-backend-cpu', version: packageVersion('@tensorflow/tfjs-backend-cpu'), device: cpuDevice(), threads: 1 };
+      return {
+        name,
+        usable: true,
+        package: '@tensorflow/tfjs-backend-cpu',
+        version: packageVersion('@tensorflow/tfjs-backend-cpu'),
+        device: cpuDevice(),
+        threads: 1,
+      };
     case 'wasm': {
       const version = packageVersion('@tensorflow/tfjs-backend-wasm');
       return version
         ? { name, usable: true, package: '@tensorflow/tfjs-backend-wasm', version, device: cpuDevice(), threads: 1 } // single-threaded under Node (see initBackend)
-        : { name, usable: false, package: '@tensorflow/tfjs-backend-wasm', reason: 'package @tensorflow/tfjs-backend-wasm is not installed: run npm install' };
+        : {
+            name,
+            usable: false,
+            package: '@tensorflow/tfjs-backend-wasm',
+            reason: 'package @tensorflow/tfjs-backend-wasm is not installed: run npm install',
+          };
     }
     case 'webgpu': {
       const pkg = '@tensorflow/tfjs-backend-webgpu';
-      if (!packageVersion('webgpu')) return { name, usable: false, package: pkg, version: packageVersion(pkg), reason: `optional package 'webgpu' (Dawn for Node) is not installed: npm install webgpu ${pkg}` };
+      if (!packageVersion('webgpu'))
+        return {
+          name,
+          usable: false,
+          package: pkg,
+          version: packageVersion(pkg),
+          reason: `optional package 'webgpu' (Dawn for Node) is not installed: npm install webgpu ${pkg}`,
+        };
       const { adapter, error } = await findWebgpuAdapter();
       if (!adapter) {
-        return { name, usable: false, package: pkg, version: packageVersion(pkg), reason: error ? `Dawn failed to start: ${error}` : 'no GPU adapter found (Dawn needs a Vulkan, Metal or D3D12 driver; on Linux install libvulkan1 and the GPU vendor\'s Vulkan driver)' };
+        return {
+          name,
+          usable: false,
+          package: pkg,
+          version: packageVersion(pkg),
+          reason: error
+            ? `Dawn failed to start: ${error}`
+            : "no GPU adapter found (Dawn needs a Vulkan, Metal or D3D12 driver; on Linux install libvulkan1 and the GPU vendor's Vulkan driver)",
+        };
       }
       // The backend registers itself only if navigator.gpu exists when its module loads, so it is
       // imported after the adapter was found. (In a bundle its package.json is absent: the module
@@ -96,7 +130,12 @@ async function probeOne(name: BackendName): Promise<BackendInfo> {
         const mod = (await import('@tensorflow/tfjs-backend-webgpu')) as { version_webgpu?: string; version?: string };
         version = packageVersion(pkg) ?? mod.version_webgpu ?? mod.version;
       } catch (e) {
-        return { name, usable: false, package: pkg, reason: `optional package ${pkg} does not load (${(e as Error).message.split('\n')[0]}): npm install ${pkg} webgpu` };
+        return {
+          name,
+          usable: false,
+          package: pkg,
+          reason: `optional package ${pkg} does not load (${(e as Error).message.split('\n')[0]}): npm install ${pkg} webgpu`,
+        };
       }
       return { name, usable: true, package: pkg, version, device: describeAdapter(adapter) };
     }
@@ -107,13 +146,28 @@ async function probeOne(name: BackendName): Promise<BackendInfo> {
         try {
           await import(pkg); // loads the native binding: fails when libtensorflow is missing
         } catch (e) {
-          return { name, usable: false, package: pkg, version, reason: `${pkg} is installed but its native binding does not load (${(e as Error).message.split('\n')[0]}): reinstall it where its install can download libtensorflow` };
+          return {
+            name,
+            usable: false,
+            package: pkg,
+            version,
+            reason: `${pkg} is installed but its native binding does not load (${(e as Error).message.split('\n')[0]}): reinstall it where its install can download libtensorflow`,
+          };
         }
-        return { name, usable: true, package: pkg, version, device: pkg.endsWith('gpu') ? 'libtensorflow (CUDA)' : `libtensorflow (${cpuDevice()})` };
+        return {
+          name,
+          usable: true,
+          package: pkg,
+          version,
+          device: pkg.endsWith('gpu') ? 'libtensorflow (CUDA)' : `libtensorflow (${cpuDevice()})`,
+        };
       }
       return {
-        name, usable: false, package: '@tensorflow/tfjs-node',
-        reason: 'optional packages @tensorflow/tfjs-node(-gpu) are not installed: their install downloads libtensorflow, so run `npm install @tensorflow/tfjs-node` (or -gpu) on a machine that can reach that download',
+        name,
+        usable: false,
+        package: '@tensorflow/tfjs-node',
+        reason:
+          'optional packages @tensorflow/tfjs-node(-gpu) are not installed: their install downloads libtensorflow, so run `npm install @tensorflow/tfjs-node` (or -gpu) on a machine that can reach that download',
       };
     }
   }
@@ -173,7 +227,9 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   if (!info.usable) throw new UserError(`backend '${info.name}' cannot be used here: ${info.reason}`);
   // TF.js loads here, not with this module, so that `backends` and `--help` start without it (~2 s)
   // a bundle (scripts/gpu/prepare.sh) hands tfjs-core's CommonJS module over as a default export
-  const core = (await import('@tensorflow/tfjs-core')) as typeof import('@tensorflow/tfjs-core') & { default?: typeof import('@tensorflow/tfjs-core') };
+  const core = (await import('@tensorflow/tfjs-core')) as typeof import('@tensorflow/tfjs-core') & {
+    default?: typeof import('@tensorflow/tfjs-core');
+  };
   const tf = typeof core.env === 'function' ? core : core.default!;
   await import('@tensorflow/tfjs'); // registers every kernel's gradient (tfjs-core's CommonJS build has none)
   if (active?.name === info.name && tf.getBackend() === info.name) return active;
@@ -185,7 +241,8 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
     case 'wasm': {
       const mod = await import('@tensorflow/tfjs-backend-wasm');
       // a code-split bundle hands the CommonJS module over as the namespace's default export
-      const wasm = (typeof mod.setThreadsCount === 'function' ? mod : (mod as unknown as { default: typeof mod }).default);
+      const wasm =
+        typeof mod.setThreadsCount === 'function' ? mod : (mod as unknown as { default: typeof mod }).default;
       // Under Node the wasm backend runs single-threaded (its threaded build needs browser workers;
       // measured: no speed-up with more threads requested), so it is reported and set as 1 thread.
       // More cores are used by running more processes (run --shard, or workers on one database).

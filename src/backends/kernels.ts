@@ -63,7 +63,8 @@ const wasm: BlockKernels = {
     if (!transposeA && !transposeB) return tf.matMul(a, b);
     return tf.tidy(() => {
       if (transposeA && transposeB) return tf.transpose(tf.matMul(b, a)); // aᵀbᵀ = (ba)ᵀ
-      if (transposeA) return a.size <= b.size ? tf.matMul(tf.transpose(a), b) : tf.transpose(tf.matMul(tf.transpose(b), a)); // aᵀb = (bᵀa)ᵀ
+      if (transposeA)
+        return a.size <= b.size ? tf.matMul(tf.transpose(a), b) : tf.transpose(tf.matMul(tf.transpose(b), a)); // aᵀb = (bᵀa)ᵀ
       return b.size <= a.size ? tf.matMul(a, tf.transpose(b)) : tf.transpose(tf.matMul(b, tf.transpose(a))); // abᵀ = (baᵀ)ᵀ
     }) as tf.Tensor2D;
   },
@@ -133,7 +134,13 @@ export interface FusedBlockKernels {
   /** LayerNorm without affine parameters, eps 1e-6, of x [N, T, D] */
   layerNorm(x: tf.Tensor3D): tf.Tensor3D;
   /** the backward of lnModulate given its output gradient */
-  lnModulateBackward(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D, dmod: tf.Tensor3D, residual?: tf.Tensor): { dx: tf.Tensor; dshift: tf.Tensor; dscale: tf.Tensor };
+  lnModulateBackward(
+    x: tf.Tensor3D,
+    shift: tf.Tensor2D,
+    scale: tf.Tensor2D,
+    dmod: tf.Tensor3D,
+    residual?: tf.Tensor,
+  ): { dx: tf.Tensor; dshift: tf.Tensor; dscale: tf.Tensor };
   /** tanh-GELU (as x·σ(2u)) and its backward dy ⊙ GELU'(h) */
   gelu(x: tf.Tensor): tf.Tensor;
   geluBackward(h: tf.Tensor, dy: tf.Tensor): tf.Tensor;
@@ -175,7 +182,10 @@ const webgpuFusedBlockNoEpilogue: FusedBlockKernels = {
 };
 
 /** The epilogue fusions without the bias in the matMul kernel (matMul, then add). */
-const webgpuFusedBlockNoBias: FusedBlockKernels = { ...webgpuFusedBlock, linearBias: webgpuFusedBlockNoEpilogue.linearBias };
+const webgpuFusedBlockNoBias: FusedBlockKernels = {
+  ...webgpuFusedBlock,
+  linearBias: webgpuFusedBlockNoEpilogue.linearBias,
+};
 
 /** The fused block kernels of the active backend, or null where the TF.js op sequence is used. */
 export function fusedBlockKernels(): FusedBlockKernels | null {

@@ -33,21 +33,43 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { blockKernels, fusedBlockKernels, gradientDepth } from '../backends/kernels.js';
 import {
-  BLOCK_PARAM_NAMES, SAVED_ORDER, blockForward, chain, geluTanh, geluTanhBackward, linear, lnModulate, matMul2d, paramList, silu, type BlockSaved, type Params,
+  BLOCK_PARAM_NAMES,
+  SAVED_ORDER,
+  blockForward,
+  chain,
+  geluTanh,
+  geluTanhBackward,
+  linear,
+  lnModulate,
+  matMul2d,
+  paramList,
+  silu,
+  type BlockSaved,
+  type Params,
 } from './blocks.js';
 
 /** FPDM's input projection parameters, before the block's, in the step op's input order. */
 export const PROJECTION_PARAM_NAMES = [
-  'block_fixed_point_projection_fc1.weight', 'block_fixed_point_projection_fc1.bias',
-  'block_fixed_point_projection_fc2.weight', 'block_fixed_point_projection_fc2.bias',
+  'block_fixed_point_projection_fc1.weight',
+  'block_fixed_point_projection_fc1.bias',
+  'block_fixed_point_projection_fc2.weight',
+  'block_fixed_point_projection_fc2.bias',
 ] as const;
 
 /** P ⊙ (dP − Σ_last dP ⊙ P): the softmax backward, two [N, K, T, T] buffers beside P at a time. */
 function softmaxBackward(p: tf.Tensor, dP: tf.Tensor): tf.Tensor {
   const fused = fusedBlockKernels();
   if (fused) return fused.softmaxBackward(p, dP);
-  const rowDot = chain(dP, (t) => tf.mul(t, p), (t) => tf.sum(t, -1, true));
-  const out = chain(dP, (t) => tf.sub(t, rowDot), (t) => tf.mul(p, t));
+  const rowDot = chain(
+    dP,
+    (t) => tf.mul(t, p),
+    (t) => tf.sum(t, -1, true),
+  );
+  const out = chain(
+    dP,
+    (t) => tf.sub(t, rowDot),
+    (t) => tf.mul(p, t),
+  );
   rowDot.dispose();
   return out;
 }
@@ -76,7 +98,13 @@ function linearBackward(x: tf.Tensor, w: tf.Tensor, dy: tf.Tensor): [tf.Tensor, 
  * scale [N, D] → dx [N, T, D] (plus `residual`, the gradient reaching x by the skip connection),
  * dshift [N, D], dscale [N, D].
  */
-function lnModulateBackward(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor2D, dmod: tf.Tensor3D, residual: tf.Tensor): { dx: tf.Tensor; dshift: tf.Tensor; dscale: tf.Tensor } {
+function lnModulateBackward(
+  x: tf.Tensor3D,
+  shift: tf.Tensor2D,
+  scale: tf.Tensor2D,
+  dmod: tf.Tensor3D,
+  residual: tf.Tensor,
+): { dx: tf.Tensor; dshift: tf.Tensor; dscale: tf.Tensor } {
   const fused = fusedBlockKernels();
   if (fused) return fused.lnModulateBackward(x, shift, scale, dmod, residual);
   const [n, , d] = x.shape;
@@ -87,7 +115,10 @@ function lnModulateBackward(x: tf.Tensor3D, shift: tf.Tensor2D, scale: tf.Tensor
     const dshift = tf.sum(dmod, 1); // [N, D]
     const dscale = tf.sum(tf.mul(dmod, ln), 1); // [N, D]
     const dln = tf.mul(dmod, tf.add(tf.reshape(scale, [n, 1, d]), 1)); // [N, T, D]
-    const dx = tf.add(residual, tf.mul(r, tf.sub(tf.sub(dln, tf.mean(dln, -1, true)), tf.mul(ln, tf.mean(tf.mul(dln, ln), -1, true)))));
+    const dx = tf.add(
+      residual,
+      tf.mul(r, tf.sub(tf.sub(dln, tf.mean(dln, -1, true)), tf.mul(ln, tf.mean(tf.mul(dln, ln), -1, true)))),
+    );
     return { dx, dshift, dscale };
   });
 }
@@ -103,7 +134,11 @@ function blockBackward(s: BlockSaved, c: tf.Tensor2D, w: tf.Tensor[], dy: tf.Ten
   // stages in their own tidies (as the forward), so the transient of the backward is one stage's
   return tf.tidy(() => {
     const sc = silu(c); // [N, D]
-    const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = tf.split(linear(sc, wa!, ba), 6, 1) as tf.Tensor2D[];
+    const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = tf.split(
+      linear(sc, wa!, ba),
+      6,
+      1,
+    ) as tf.Tensor2D[];
     // out = x1 + gateMlp ⊙ m
     const dGateMlp = gateGrad(dy, s.m);
     // m = GELU(h)·W2ᵀ + b2, h = mod2·W1ᵀ + b1
@@ -117,7 +152,9 @@ function blockBackward(s: BlockSaved, c: tf.Tensor2D, w: tf.Tensor[], dy: tf.Ten
     const dx1 = ln2.dx as tf.Tensor3D; // dy + the LN backward
     // x1 = x + gateMsa ⊙ a, a = merged·Wpᵀ + bp
     const dGateMsa = gateGrad(dx1, s.a);
-    const [dmerged, dwp, dbp] = tf.tidy(() => linearBackward(s.merged, wp!, tf.mul(dx1, tf.reshape(gateMsa!, [n, 1, d]))));
+    const [dmerged, dwp, dbp] = tf.tidy(() =>
+      linearBackward(s.merged, wp!, tf.mul(dx1, tf.reshape(gateMsa!, [n, 1, d]))),
+    );
     // attention core
     const dqkv = tf.tidy(() => {
       const dO = tf.transpose(tf.reshape(dmerged!, [n, t, heads, dh]), [0, 2, 1, 3]) as tf.Tensor4D; // [N, K, T, Dh]
@@ -150,7 +187,14 @@ function releaseSaved(saved: tf.Tensor[]): void {
  * DiT block (adaLN-Zero) as one op: forward blocks.ts blockForward, a hand-written backward, and
  * with `checkpoint` only x and c kept for it. x [N, T, D], c [N, D] → [N, T, D].
  */
-export function ditBlockOp(p: Params, prefix: string, x: tf.Tensor3D, c: tf.Tensor2D, heads: number, checkpoint = false): tf.Tensor3D {
+export function ditBlockOp(
+  p: Params,
+  prefix: string,
+  x: tf.Tensor3D,
+  c: tf.Tensor2D,
+  heads: number,
+  checkpoint = false,
+): tf.Tensor3D {
   const w = paramList(p, prefix, BLOCK_PARAM_NAMES);
   // the weights are read from `w` in the backward, not saved: they are variables, alive and unchanged
   // until the optimizer step (and saving clones would copy them on backends whose clone copies, e.g. wasm)
@@ -186,7 +230,13 @@ const N_PROJ = PROJECTION_PARAM_NAMES.length;
  * BLOCK_PARAM_NAMES. z, inj [N, T, D], c [N, D] → out [N, T, D], with the concat [N, T, 2D], the fc1
  * output p1 [N, T, 2D] and the block's intermediates for the backward.
  */
-function stepForward(z: tf.Tensor3D, inj: tf.Tensor3D, c: tf.Tensor2D, w: tf.Tensor[], heads: number): { out: tf.Tensor3D; cat: tf.Tensor3D; p1: tf.Tensor3D; s: BlockSaved } {
+function stepForward(
+  z: tf.Tensor3D,
+  inj: tf.Tensor3D,
+  c: tf.Tensor2D,
+  w: tf.Tensor[],
+  heads: number,
+): { out: tf.Tensor3D; cat: tf.Tensor3D; p1: tf.Tensor3D; s: BlockSaved } {
   const cat = tf.concat([z, inj], 2) as tf.Tensor3D; // [N, T, 2D]
   const p1 = linear(cat, w[0]!, w[1]) as tf.Tensor3D; // [N, T, 2D]
   const u = tf.tidy(() => linear(geluTanh(p1), w[2]!, w[3]) as tf.Tensor3D); // [N, T, D]
@@ -200,7 +250,13 @@ function stepParams(p: Params): tf.Tensor[] {
 }
 
 /** FPDM's fixed-point step as plain (autodiff) ops, stepForward's output only. z, inj [N, T, D], c [N, D] → [N, T, D]. */
-export function fixedPointStep(p: Params, z: tf.Tensor3D, inj: tf.Tensor3D, c: tf.Tensor2D, heads: number): tf.Tensor3D {
+export function fixedPointStep(
+  p: Params,
+  z: tf.Tensor3D,
+  inj: tf.Tensor3D,
+  c: tf.Tensor2D,
+  heads: number,
+): tf.Tensor3D {
   const w = stepParams(p);
   return tf.tidy(() => stepForward(z, inj, c, w, heads).out);
 }
@@ -209,9 +265,24 @@ export function fixedPointStep(p: Params, z: tf.Tensor3D, inj: tf.Tensor3D, c: t
  * FPDM's fixed-point step as one op: stepForward (the same forward as fixedPointStep), a hand-written
  * backward; with `checkpoint` only z, inj and c are kept. z, inj [N, T, D], c [N, D] → [N, T, D].
  */
-export function fixedPointStepOp(p: Params, z: tf.Tensor3D, inj: tf.Tensor3D, c: tf.Tensor2D, heads: number, checkpoint = false): tf.Tensor3D {
-  const forward = (zi: tf.Tensor3D, ii: tf.Tensor3D, ci: tf.Tensor2D, wi: tf.Tensor[]) => stepForward(zi, ii, ci, wi, heads);
-  const backward = (cat: tf.Tensor3D, p1: tf.Tensor3D, s: BlockSaved, ci: tf.Tensor2D, wi: tf.Tensor[], dy: tf.Tensor3D): tf.Tensor[] => {
+export function fixedPointStepOp(
+  p: Params,
+  z: tf.Tensor3D,
+  inj: tf.Tensor3D,
+  c: tf.Tensor2D,
+  heads: number,
+  checkpoint = false,
+): tf.Tensor3D {
+  const forward = (zi: tf.Tensor3D, ii: tf.Tensor3D, ci: tf.Tensor2D, wi: tf.Tensor[]) =>
+    stepForward(zi, ii, ci, wi, heads);
+  const backward = (
+    cat: tf.Tensor3D,
+    p1: tf.Tensor3D,
+    s: BlockSaved,
+    ci: tf.Tensor2D,
+    wi: tf.Tensor[],
+    dy: tf.Tensor3D,
+  ): tf.Tensor[] => {
     const [du, dc, ...dwBlock] = blockBackward(s, ci, wi.slice(N_PROJ), dy, heads);
     const [dp1, dw2, db2] = tf.tidy(() => {
       const [dgp, dw2, db2] = linearBackward(geluTanh(p1), wi[2]!, du!);

@@ -62,7 +62,15 @@ export function chain(x: tf.Tensor, ...ops: Array<(t: tf.Tensor) => tf.Tensor>):
  * x·x·x, one intermediate at a time.
  */
 function geluSigmoid(x: tf.Tensor): tf.Tensor {
-  return chain(x, (t) => tf.mul(t, t), (t) => tf.mul(t, x), (t) => tf.mul(t, 0.044715), (t) => tf.add(x, t), (t) => tf.mul(t, 2 * SQRT_2_OVER_PI), (t) => tf.sigmoid(t));
+  return chain(
+    x,
+    (t) => tf.mul(t, t),
+    (t) => tf.mul(t, x),
+    (t) => tf.mul(t, 0.044715),
+    (t) => tf.add(x, t),
+    (t) => tf.mul(t, 2 * SQRT_2_OVER_PI),
+    (t) => tf.sigmoid(t),
+  );
 }
 
 /**
@@ -86,10 +94,26 @@ export function geluTanhBackward(h: tf.Tensor, dy: tf.Tensor): tf.Tensor {
   if (fused) return fused.geluBackward(h, dy);
   const sg = geluSigmoid(h); // σ(2u)
   // 2h·σ(1 − σ)·√(2/π)(1 + 3·0.044715h²)
-  const inner = chain(h, (t) => tf.square(t), (t) => tf.mul(t, 3 * 0.044715), (t) => tf.add(t, 1), (t) => tf.mul(t, 2 * SQRT_2_OVER_PI), (t) => tf.mul(t, h));
-  const second = chain(sg, (t) => tf.sub(1, t), (t) => tf.mul(t, sg), (t) => tf.mul(t, inner));
+  const inner = chain(
+    h,
+    (t) => tf.square(t),
+    (t) => tf.mul(t, 3 * 0.044715),
+    (t) => tf.add(t, 1),
+    (t) => tf.mul(t, 2 * SQRT_2_OVER_PI),
+    (t) => tf.mul(t, h),
+  );
+  const second = chain(
+    sg,
+    (t) => tf.sub(1, t),
+    (t) => tf.mul(t, sg),
+    (t) => tf.mul(t, inner),
+  );
   inner.dispose();
-  const grad = chain(sg, (t) => tf.add(t, second), (t) => tf.mul(dy, t));
+  const grad = chain(
+    sg,
+    (t) => tf.add(t, second),
+    (t) => tf.mul(dy, t),
+  );
   tf.dispose([sg, second]);
   return grad;
 }
@@ -130,13 +154,14 @@ export function gatedResidual(x: tf.Tensor3D, g: tf.Tensor2D, a: tf.Tensor3D): t
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   const inDim = x.shape[x.shape.length - 1]!;
   const outDim = w.shape[0]!;
-  const x2 = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, inDim]) as tf.Tensor2D; // [M, in]
+  const x2 = x.rank === 2 ? (x as tf.Tensor2D) : (tf.reshape(x, [-1, inDim]) as tf.Tensor2D); // [M, in]
   // Not tf.fused.matMul on wasm: there (tfjs 4.22) fused matmul with transposeB + bias gave wrong
   // outputs (max abs err 0.4 on dit_tiny, measured), so the bias is a separate add; on webgpu the bias
   // is added in the matMul kernel (one dispatch fewer per layer; tests/backends/webgpu-block.test.ts).
   const fused = b ? fusedBlockKernels() : null;
   let y: tf.Tensor;
-  if (fused && b) y = fused.linearBias(x2, w as tf.Tensor2D, b); // [M, out]
+  if (fused && b)
+    y = fused.linearBias(x2, w as tf.Tensor2D, b); // [M, out]
   else {
     y = matMulWt(x2, w); // [M, out]
     if (b) y = tf.add(y, b);
@@ -240,8 +265,16 @@ export function adaLN(p: Params, prefix: string, c: tf.Tensor2D, k: number): tf.
 
 /** A block's parameters in the order blockForward reads them (each a weight then its bias). */
 export const BLOCK_PARAM_NAMES = [
-  'adaLN_modulation.1.weight', 'adaLN_modulation.1.bias', 'attn.qkv.weight', 'attn.qkv.bias',
-  'attn.proj.weight', 'attn.proj.bias', 'mlp.fc1.weight', 'mlp.fc1.bias', 'mlp.fc2.weight', 'mlp.fc2.bias',
+  'adaLN_modulation.1.weight',
+  'adaLN_modulation.1.bias',
+  'attn.qkv.weight',
+  'attn.qkv.bias',
+  'attn.proj.weight',
+  'attn.proj.bias',
+  'mlp.fc1.weight',
+  'mlp.fc1.bias',
+  'mlp.fc2.weight',
+  'mlp.fc2.bias',
 ] as const;
 
 /** The parameters `${prefix}.${name}` (or `name` when prefix is empty) for `names`, in order. */
@@ -273,14 +306,34 @@ export const SAVED_ORDER = ['x', 'qs', 'k', 'v', 'p', 'merged', 'a', 'x1', 'h', 
  * w: the block's parameters in BLOCK_PARAM_NAMES order. x [N, T, D], c [N, D] → out [N, T, D] and the
  * intermediates of BlockSaved. Differentiable by TF.js autodiff as well.
  */
-export function blockForward(x: tf.Tensor3D, c: tf.Tensor2D, w: tf.Tensor[], heads: number): { out: tf.Tensor3D; s: BlockSaved } {
-  const [wa, ba, wqkv, bqkv, wp, bp, w1, b1, w2, b2] = w as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+export function blockForward(
+  x: tf.Tensor3D,
+  c: tf.Tensor2D,
+  w: tf.Tensor[],
+  heads: number,
+): { out: tf.Tensor3D; s: BlockSaved } {
+  const [wa, ba, wqkv, bqkv, wp, bp, w1, b1, w2, b2] = w as [
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+  ];
   const d = x.shape[2];
   const dh = d / heads;
   const kernels = blockKernels();
   // each stage in its own tidy, so only what later stages (and the backward) read outlives it
   return tf.tidy(() => {
-    const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = tf.split(linear(silu(c), wa, ba), 6, 1) as tf.Tensor2D[]; // 6 × [N, D]
+    const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = tf.split(
+      linear(silu(c), wa, ba),
+      6,
+      1,
+    ) as tf.Tensor2D[]; // 6 × [N, D]
     // attention: all heads in one batched matMul
     const [qs, k, v] = tf.tidy(() => {
       const mod1 = lnModulate(x, shiftMsa!, scaleMsa!); // [N, T, D]

@@ -30,10 +30,16 @@ function tsFiles(dir: string): string[] {
 }
 
 test('the scanner finds synchronous reads (and not their asynchronous forms)', () => {
-  assert.deepEqual(syncReadsIn('const a = 1;\nconst v = t.dataSync()[0];\n').map((h) => h.line), [2]);
+  assert.deepEqual(
+    syncReadsIn('const a = 1;\nconst v = t.dataSync()[0];\n').map((h) => h.line),
+    [2],
+  );
   assert.equal(syncReadsIn('x.arraySync ()').length, 1);
   assert.equal(syncReadsIn('const b = x.bufferSync();').length, 1);
-  assert.equal(syncReadsIn('const v = await t.data(); const w = await t.array(); const b = await t.buffer();').length, 0);
+  assert.equal(
+    syncReadsIn('const v = await t.data(); const w = await t.array(); const b = await t.buffer();').length,
+    0,
+  );
 });
 
 test('no file under src/ reads a tensor synchronously (dataSync/arraySync/bufferSync)', () => {
@@ -43,5 +49,9 @@ test('no file under src/ reads a tensor synchronously (dataSync/arraySync/buffer
   for (const f of files) {
     for (const h of syncReadsIn(readFileSync(f, 'utf8'))) offenders.push(`${relative(ROOT, f)}:${h.line}: ${h.text}`);
   }
-  assert.deepEqual(offenders, [], `synchronous tensor reads (they throw on webgpu under Node; use await t.data() / t.array() / t.buffer()):\n${offenders.join('\n')}`);
+  assert.deepEqual(
+    offenders,
+    [],
+    `synchronous tensor reads (they throw on webgpu under Node; use await t.data() / t.array() / t.buffer()):\n${offenders.join('\n')}`,
+  );
 });

@@ -9,7 +9,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedBlockKernels, setKernelOptions } from '../../src/backends/kernels.js';
-import { BLOCK_PARAM_NAMES, gatedResidual, geluTanh, geluTanhBackward, layerNorm, linear, lnModulate } from '../../src/models/blocks.js';
+import {
+  BLOCK_PARAM_NAMES,
+  gatedResidual,
+  geluTanh,
+  geluTanhBackward,
+  layerNorm,
+  linear,
+  lnModulate,
+} from '../../src/models/blocks.js';
 import { ditBlockOp } from '../../src/models/blockgrad.js';
 import { Rng } from '../../src/util/rng.js';
 import { TEST_BACKENDS, useBackend } from '../helpers.js';
@@ -32,7 +40,10 @@ async function relErr(a: tf.Tensor, b: tf.Tensor): Promise<number> {
 
 function rand(seed: string, shape: number[], scale = 1): tf.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(new Rng(seed).normals(n).map((v) => v * scale), shape);
+  return tf.tensor(
+    new Rng(seed).normals(n).map((v) => v * scale),
+    shape,
+  );
 }
 
 /** runs f with the fused kernels on and off */
@@ -47,67 +58,98 @@ function both<T>(f: () => T): [T, T] {
   }
 }
 
-test('fused webgpu block kernels equal the TF.js op sequences', { skip: onGpu ? false : 'webgpu only: set FPDM_TEST_BACKENDS=webgpu on a machine with a GPU (CI has none)' }, async () => {
-  await useBackend('webgpu');
-  setKernelOptions({ fusedBlock: true });
-  assert.ok(fusedBlockKernels(), 'fused kernels available on webgpu');
-  for (const [n, t, d] of [[2, 16, 384], [3, 5, 64]] as const) {
-    const x = rand(`x${d}`, [n, t, d], 3) as tf.Tensor3D;
-    const shift = rand(`sh${d}`, [n, d]) as tf.Tensor2D;
-    const scale = rand(`sc${d}`, [n, d]) as tf.Tensor2D;
-    const dy = rand(`dy${d}`, [n, t, d]) as tf.Tensor3D;
-    const h = rand(`h${d}`, [n, t, 4 * d], 2);
-    const dh = rand(`dh${d}`, [n, t, 4 * d]);
-    const a = rand(`a${d}`, [n, t, d]) as tf.Tensor3D;
-    const w = rand(`w${d}`, [2 * d, d], 0.1) as tf.Tensor2D;
-    const bias = rand(`b${d}`, [2 * d]);
-    const fk = fusedBlockKernels()!;
-    const checks: Array<[string, [tf.Tensor, tf.Tensor], number]> = [
-      ['gated residual', both(() => gatedResidual(x, shift, a)), 1e-6],
-      ['gate gradient Σ_T a·b', [fk.colDot(dy, a), tf.sum(tf.mul(dy, a), 1)], 1e-5],
-      ['linear with bias', both(() => linear(x, w, bias)), 1e-5],
-      ['LN backward + residual', [fk.lnModulateBackward(x, shift, scale, dy, a).dx, tf.add(a, fk.lnModulateBackward(x, shift, scale, dy).dx)], 1e-6],
-      ['lnModulate', both(() => lnModulate(x, shift, scale)), 2e-6],
-      ['layerNorm', both(() => (fusedBlockKernels()?.layerNorm(x) ?? layerNorm(x))), 2e-6],
-      ['gelu', both(() => geluTanh(h)), 1e-6],
-      ['gelu backward', both(() => geluTanhBackward(h, dh)), 1e-6],
-    ];
-    // registered gradients (autodiff through the fused forward ops)
-    const g = both(() => tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(lnModulate(a as tf.Tensor3D, b as tf.Tensor2D, c as tf.Tensor2D), dy)))([x, shift, scale]));
-    g[0].forEach((gi, i) => checks.push([`lnModulate autodiff gradient ${i}`, [gi, g[1][i]!], 1e-5]));
-    const gr = both(() => tf.grads((u: tf.Tensor, v: tf.Tensor, z: tf.Tensor) => tf.sum(tf.mul(gatedResidual(u as tf.Tensor3D, v as tf.Tensor2D, z as tf.Tensor3D), dy)))([x, shift, a]));
-    gr[0].forEach((gi, i) => checks.push([`gated residual autodiff gradient ${i}`, [gi, gr[1][i]!], 1e-5]));
-    const gl = both(() => tf.grads((u: tf.Tensor, v: tf.Tensor, z: tf.Tensor) => tf.sum(tf.mul(linear(u, v, z), 0.5)))([x, w, bias]));
-    gl[0].forEach((gi, i) => checks.push([`linear autodiff gradient ${i}`, [gi, gl[1][i]!], 1e-5]));
-    const gg = both(() => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(geluTanh(a), dh)))(h));
-    checks.push(['gelu autodiff gradient', gg, 1e-6]);
-    for (const [name, [a, b], tol] of checks) {
-      const e = await relErr(a, b);
-      assert.ok(e <= tol, `D=${d} ${name}: relative error ${e} > ${tol}`);
+test(
+  'fused webgpu block kernels equal the TF.js op sequences',
+  { skip: onGpu ? false : 'webgpu only: set FPDM_TEST_BACKENDS=webgpu on a machine with a GPU (CI has none)' },
+  async () => {
+    await useBackend('webgpu');
+    setKernelOptions({ fusedBlock: true });
+    assert.ok(fusedBlockKernels(), 'fused kernels available on webgpu');
+    for (const [n, t, d] of [
+      [2, 16, 384],
+      [3, 5, 64],
+    ] as const) {
+      const x = rand(`x${d}`, [n, t, d], 3) as tf.Tensor3D;
+      const shift = rand(`sh${d}`, [n, d]) as tf.Tensor2D;
+      const scale = rand(`sc${d}`, [n, d]) as tf.Tensor2D;
+      const dy = rand(`dy${d}`, [n, t, d]) as tf.Tensor3D;
+      const h = rand(`h${d}`, [n, t, 4 * d], 2);
+      const dh = rand(`dh${d}`, [n, t, 4 * d]);
+      const a = rand(`a${d}`, [n, t, d]) as tf.Tensor3D;
+      const w = rand(`w${d}`, [2 * d, d], 0.1) as tf.Tensor2D;
+      const bias = rand(`b${d}`, [2 * d]);
+      const fk = fusedBlockKernels()!;
+      const checks: Array<[string, [tf.Tensor, tf.Tensor], number]> = [
+        ['gated residual', both(() => gatedResidual(x, shift, a)), 1e-6],
+        ['gate gradient Σ_T a·b', [fk.colDot(dy, a), tf.sum(tf.mul(dy, a), 1)], 1e-5],
+        ['linear with bias', both(() => linear(x, w, bias)), 1e-5],
+        [
+          'LN backward + residual',
+          [fk.lnModulateBackward(x, shift, scale, dy, a).dx, tf.add(a, fk.lnModulateBackward(x, shift, scale, dy).dx)],
+          1e-6,
+        ],
+        ['lnModulate', both(() => lnModulate(x, shift, scale)), 2e-6],
+        ['layerNorm', both(() => fusedBlockKernels()?.layerNorm(x) ?? layerNorm(x)), 2e-6],
+        ['gelu', both(() => geluTanh(h)), 1e-6],
+        ['gelu backward', both(() => geluTanhBackward(h, dh)), 1e-6],
+      ];
+      // registered gradients (autodiff through the fused forward ops)
+      const g = both(() =>
+        tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+          tf.sum(tf.mul(lnModulate(a as tf.Tensor3D, b as tf.Tensor2D, c as tf.Tensor2D), dy)),
+        )([x, shift, scale]),
+      );
+      g[0].forEach((gi, i) => checks.push([`lnModulate autodiff gradient ${i}`, [gi, g[1][i]!], 1e-5]));
+      const gr = both(() =>
+        tf.grads((u: tf.Tensor, v: tf.Tensor, z: tf.Tensor) =>
+          tf.sum(tf.mul(gatedResidual(u as tf.Tensor3D, v as tf.Tensor2D, z as tf.Tensor3D), dy)),
+        )([x, shift, a]),
+      );
+      gr[0].forEach((gi, i) => checks.push([`gated residual autodiff gradient ${i}`, [gi, gr[1][i]!], 1e-5]));
+      const gl = both(() =>
+        tf.grads((u: tf.Tensor, v: tf.Tensor, z: tf.Tensor) => tf.sum(tf.mul(linear(u, v, z), 0.5)))([x, w, bias]),
+      );
+      gl[0].forEach((gi, i) => checks.push([`linear autodiff gradient ${i}`, [gi, gl[1][i]!], 1e-5]));
+      const gg = both(() => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(geluTanh(a), dh)))(h));
+      checks.push(['gelu autodiff gradient', gg, 1e-6]);
+      for (const [name, [a, b], tol] of checks) {
+        const e = await relErr(a, b);
+        assert.ok(e <= tol, `D=${d} ${name}: relative error ${e} > ${tol}`);
+      }
+      tf.dispose([x, shift, scale, dy, h, dh, a, w, bias, ...checks.flatMap(([, p]) => p)]);
     }
-    tf.dispose([x, shift, scale, dy, h, dh, a, w, bias, ...checks.flatMap(([, p]) => p)]);
-  }
-  // a whole block op, forward and hand-written backward (LN backward, softmax backward, GELU backward)
-  const [n, t, d, heads] = [2, 16, 96, 6];
-  const shapes: Record<string, number[]> = {
-    'adaLN_modulation.1.weight': [6 * d, d], 'adaLN_modulation.1.bias': [6 * d], 'attn.qkv.weight': [3 * d, d], 'attn.qkv.bias': [3 * d],
-    'attn.proj.weight': [d, d], 'attn.proj.bias': [d], 'mlp.fc1.weight': [4 * d, d], 'mlp.fc1.bias': [4 * d], 'mlp.fc2.weight': [d, 4 * d], 'mlp.fc2.bias': [d],
-  };
-  const p = new Map(BLOCK_PARAM_NAMES.map((k) => [`b.${k}`, rand(k, shapes[k]!, 0.2)]));
-  const x = rand('bx', [n, t, d]) as tf.Tensor3D;
-  const c = rand('bc', [n, d]) as tf.Tensor2D;
-  const r = rand('br', [n, t, d]);
-  const ws = BLOCK_PARAM_NAMES.map((k) => p.get(`b.${k}`)!);
-  const names = ['x', 'c', ...BLOCK_PARAM_NAMES];
-  const [fused, plain] = both(() => tf.grads((...args: tf.Tensor[]) => {
-    const q = new Map(BLOCK_PARAM_NAMES.map((k, i) => [`b.${k}`, args[2 + i]!]));
-    return tf.sum(tf.mul(ditBlockOp(q, 'b', args[0] as tf.Tensor3D, args[1] as tf.Tensor2D, heads), r));
-  })([x, c, ...ws]));
-  const [outF, outP] = both(() => ditBlockOp(p, 'b', x, c, heads));
-  assert.ok((await relErr(outF, outP)) <= 1e-5, 'block forward');
-  for (let i = 0; i < names.length; i++) {
-    const e = await relErr(fused[i]!, plain[i]!);
-    assert.ok(e <= 1e-4, `block gradient ${names[i]}: relative error ${e}`);
-  }
-  tf.dispose([x, c, r, outF, outP, ...fused, ...plain, ...p.values()]);
-});
+    // a whole block op, forward and hand-written backward (LN backward, softmax backward, GELU backward)
+    const [n, t, d, heads] = [2, 16, 96, 6];
+    const shapes: Record<string, number[]> = {
+      'adaLN_modulation.1.weight': [6 * d, d],
+      'adaLN_modulation.1.bias': [6 * d],
+      'attn.qkv.weight': [3 * d, d],
+      'attn.qkv.bias': [3 * d],
+      'attn.proj.weight': [d, d],
+      'attn.proj.bias': [d],
+      'mlp.fc1.weight': [4 * d, d],
+      'mlp.fc1.bias': [4 * d],
+      'mlp.fc2.weight': [d, 4 * d],
+      'mlp.fc2.bias': [d],
+    };
+    const p = new Map(BLOCK_PARAM_NAMES.map((k) => [`b.${k}`, rand(k, shapes[k]!, 0.2)]));
+    const x = rand('bx', [n, t, d]) as tf.Tensor3D;
+    const c = rand('bc', [n, d]) as tf.Tensor2D;
+    const r = rand('br', [n, t, d]);
+    const ws = BLOCK_PARAM_NAMES.map((k) => p.get(`b.${k}`)!);
+    const names = ['x', 'c', ...BLOCK_PARAM_NAMES];
+    const [fused, plain] = both(() =>
+      tf.grads((...args: tf.Tensor[]) => {
+        const q = new Map(BLOCK_PARAM_NAMES.map((k, i) => [`b.${k}`, args[2 + i]!]));
+        return tf.sum(tf.mul(ditBlockOp(q, 'b', args[0] as tf.Tensor3D, args[1] as tf.Tensor2D, heads), r));
+      })([x, c, ...ws]),
+    );
+    const [outF, outP] = both(() => ditBlockOp(p, 'b', x, c, heads));
+    assert.ok((await relErr(outF, outP)) <= 1e-5, 'block forward');
+    for (let i = 0; i < names.length; i++) {
+      const e = await relErr(fused[i]!, plain[i]!);
+      assert.ok(e <= 1e-4, `block gradient ${names[i]}: relative error ${e}`);
+    }
+    tf.dispose([x, c, r, outF, outP, ...fused, ...plain, ...p.values()]);
+  },
+);

@@ -12,7 +12,19 @@ import type { TorchResult } from '../../bench/torch.js';
 import { fpdmFrom, modelFlops, modelName, validateConfig, type DiTConfig } from '../../src/models/index.js';
 import { UserError } from '../../src/util/errors.js';
 
-const trunk: DiTConfig = validateConfig({ kind: 'dit', inputSize: 8, patchSize: 2, inChannels: 4, hiddenSize: 32, depth: 6, numHeads: 2, mlpRatio: 4, classDropoutProb: 0.1, numClasses: 10, learnSigma: true });
+const trunk: DiTConfig = validateConfig({
+  kind: 'dit',
+  inputSize: 8,
+  patchSize: 2,
+  inChannels: 4,
+  hiddenSize: 32,
+  depth: 6,
+  numHeads: 2,
+  mlpRatio: 4,
+  classDropoutProb: 0.1,
+  numClasses: 10,
+  learnSigma: true,
+});
 const ditName = modelName(trunk);
 const fpdmName = modelName(fpdmFrom(trunk));
 
@@ -20,13 +32,48 @@ let dir: string;
 let doc: BenchDoc;
 // a recorded PyTorch side for the micro models (values chosen for the test, not measured)
 const torch: TorchResult = {
-  available: true, torch: 'test', cuda: 'test', device: 'test', tf32: { matmul: false, cudnn: false },
+  available: true,
+  torch: 'test',
+  cuda: 'test',
+  device: 'test',
+  tf32: { matmul: false, cudnn: false },
   train: [
-    { model: ditName, params: 0, batch: 2, noGradIters: null, withGradIters: null, medianSeconds: 0.5, imagesPerSecond: 4, peakBytes: 1e6 },
-    { model: fpdmName, params: 0, batch: 2, noGradIters: 5, withGradIters: 7, medianSeconds: 1, imagesPerSecond: 2, peakBytes: 2e6 },
+    {
+      model: ditName,
+      params: 0,
+      batch: 2,
+      noGradIters: null,
+      withGradIters: null,
+      medianSeconds: 0.5,
+      imagesPerSecond: 4,
+      peakBytes: 1e6,
+    },
+    {
+      model: fpdmName,
+      params: 0,
+      batch: 2,
+      noGradIters: 5,
+      withGradIters: 7,
+      medianSeconds: 1,
+      imagesPerSecond: 2,
+      peakBytes: 2e6,
+    },
   ],
-  sample: [{ model: ditName, batch: 2, steps: 2, iters: null, reuse: false, blockEvaluations: 12, medianSeconds: 0.1, imagesPerSecond: 20, peakBytes: 1e6 }],
-  inception: null, errors: [],
+  sample: [
+    {
+      model: ditName,
+      batch: 2,
+      steps: 2,
+      iters: null,
+      reuse: false,
+      blockEvaluations: 12,
+      medianSeconds: 0.1,
+      imagesPerSecond: 20,
+      peakBytes: 1e6,
+    },
+  ],
+  inception: null,
+  errors: [],
 };
 
 before(async () => {
@@ -34,8 +81,15 @@ before(async () => {
   const torchPath = join(dir, 'torch.json');
   writeFileSync(torchPath, JSON.stringify(torch));
   doc = await runBench({
-    suites: ['train', 'sample'], backend: 'cpu', quick: true, out: join(dir, 'out'), steps: 1, warmup: 1, batch: 2,
-    torch: { json: torchPath }, tiny: { trunk, batch: 2, budget: 2 },
+    suites: ['train', 'sample'],
+    backend: 'cpu',
+    quick: true,
+    out: join(dir, 'out'),
+    steps: 1,
+    warmup: 1,
+    batch: 2,
+    torch: { json: torchPath },
+    tiny: { trunk, batch: 2, budget: 2 },
   });
 });
 
@@ -66,7 +120,10 @@ test('training rows: ratios are ours ÷ PyTorch from the two sides', () => {
     assert.ok(r.ours.buffers!.peakBufferBytes <= r.ours.memory!.peakTensorBytes, `${r.model}: buffers above handles`);
     assert.equal(r.gradCheckpoint, false);
     // the peak includes at least the weights, both AdamW moments and the EMA copy (4 × params × 4 bytes)
-    assert.ok(r.ours.buffers!.peakBufferBytes >= 16 * r.ours.params, `${r.model}: peak ${r.ours.buffers!.peakBufferBytes} < 16·params`);
+    assert.ok(
+      r.ours.buffers!.peakBufferBytes >= 16 * r.ours.params,
+      `${r.model}: peak ${r.ours.buffers!.peakBufferBytes} < 16·params`,
+    );
     assert.ok(Math.abs(r.ours.gflopsPerSecond - r.ours.stepFlops / r.ours.timing.medianSeconds / 1e9) < 1e-9);
     // per-step profile: every step (warm-up, timed, profiled) recorded; kernels counted and profiled
     const p = r.ours.profile;
@@ -76,7 +133,10 @@ test('training rows: ratios are ours ÷ PyTorch from the two sides', () => {
     assert.equal(p.seconds[1], r.ours.timing.seconds[0]);
     assert.ok(p.perStep.tfjsKernels > 100, `${r.model}: ${p.perStep.tfjsKernels} kernels per step`);
     // the profiled step runs the same kernels as a timed one
-    assert.ok(Math.abs(p.kernels.kernels - p.perStep.tfjsKernels) <= 0.05 * p.perStep.tfjsKernels, `${r.model}: profiled ${p.kernels.kernels} vs ${p.perStep.tfjsKernels}`);
+    assert.ok(
+      Math.abs(p.kernels.kernels - p.perStep.tfjsKernels) <= 0.05 * p.perStep.tfjsKernels,
+      `${r.model}: profiled ${p.kernels.kernels} vs ${p.perStep.tfjsKernels}`,
+    );
     assert.ok(p.kernels.top.length > 0 && p.kernels.top[0]!.count > 0);
   }
   const f = doc.train.find((r) => r.model === fpdmName)!;
@@ -102,7 +162,7 @@ test('sampling rows: budget plan and ratio where the PyTorch side has the config
   assert.equal(dit!.throughputRatio, dit!.ours!.imagesPerSecond / 20);
   assert.equal(fp!.torch, null);
   assert.equal(fp!.throughputRatio, null);
-  assert.ok(Math.abs(dit!.ours!.imagesPerSecondAt20 - dit!.ours!.imagesPerSecond * 2 / 20) < 1e-12);
+  assert.ok(Math.abs(dit!.ours!.imagesPerSecondAt20 - (dit!.ours!.imagesPerSecond * 2) / 20) < 1e-12);
 });
 
 test('targets: memory claim from our two rows; unmeasured targets say so', () => {

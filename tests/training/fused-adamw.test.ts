@@ -16,7 +16,11 @@ import { TEST_BACKENDS, maxRelDiff, useBackend } from '../helpers.js';
 const SHAPES: number[][] = [[7, 5], [33], [3, 4, 6], [1]];
 const CFGS: Array<{ name: string; cfg: Partial<AdamWConfig>; ema: number }> = [
   { name: 'defaults', cfg: {}, ema: 0.9999 },
-  { name: 'clip 0.5, weight decay 0.1, warm-up 2', cfg: { lr: 0.01, clipGradNorm: 0.5, weightDecay: 0.1, warmupSteps: 2 }, ema: 0.9 },
+  {
+    name: 'clip 0.5, weight decay 0.1, warm-up 2',
+    cfg: { lr: 0.01, clipGradNorm: 0.5, weightDecay: 0.1, warmupSteps: 2 },
+    ema: 0.9,
+  },
 ];
 const STEPS = 3;
 
@@ -33,10 +37,20 @@ interface Run {
 }
 
 /** Trains the SHAPES parameters for `steps` steps with the loop's calls; fused or not; optional export/load mid-way. */
-async function run(cfg: Partial<AdamWConfig>, emaDecay: number, fused: boolean, resumeAt: number | null = null): Promise<Run> {
+async function run(
+  cfg: Partial<AdamWConfig>,
+  emaDecay: number,
+  fused: boolean,
+  resumeAt: number | null = null,
+): Promise<Run> {
   const prev = setKernelOptions({ fusedOptimizer: fused });
   try {
-    const params: ParamMap = new Map(SHAPES.map((s, i) => [`w${i}`, tf.variable(tf.tensor(randomArrays('p0')[i]!, s), true, `fused-test-${i}-${Math.random()}`)]));
+    const params: ParamMap = new Map(
+      SHAPES.map((s, i) => [
+        `w${i}`,
+        tf.variable(tf.tensor(randomArrays('p0')[i]!, s), true, `fused-test-${i}-${Math.random()}`),
+      ]),
+    );
     let opt = new AdamW(params, cfg);
     let ema = new Ema(params, emaDecay);
     const norms: number[] = [];
@@ -60,7 +74,8 @@ async function run(cfg: Partial<AdamWConfig>, emaDecay: number, fused: boolean, 
       tf.dispose([...grads.values()]);
     }
     const st = await opt.exportState();
-    const read = async (m: ParamMap): Promise<Float32Array[]> => Promise.all([...m.values()].map(async (x) => (await x.data()) as Float32Array));
+    const read = async (m: ParamMap): Promise<Float32Array[]> =>
+      Promise.all([...m.values()].map(async (x) => (await x.data()) as Float32Array));
     const out: Run = {
       p: await read(params),
       m: SHAPES.map((_, i) => st.tensors.get(`opt.m.w${i}`)!.data as Float32Array),
@@ -96,14 +111,32 @@ for (const backend of TEST_BACKENDS.filter((b) => b === 'cpu' || b === 'wasm')) 
         assert.ok(Math.abs(norm - Math.sqrt(sq)) / Math.sqrt(sq) < 1e-5, `${c.name}: norm ${norm} vs ${Math.sqrt(sq)}`);
         const lr = learningRateAt(cfg, t);
         const scalars = {
-          clip: cfg.clipGradNorm !== null ? Math.min(1, cfg.clipGradNorm / (norm + 1e-6)) : 1, decay: 1 - lr * cfg.weightDecay, applyDecay: cfg.weightDecay > 0,
-          beta1: cfg.beta1, beta2: cfg.beta2, bc2Sqrt: Math.sqrt(1 - cfg.beta2 ** t), eps: cfg.eps, stepSize: lr / (1 - cfg.beta1 ** t), emaDecay: c.ema,
+          clip: cfg.clipGradNorm !== null ? Math.min(1, cfg.clipGradNorm / (norm + 1e-6)) : 1,
+          decay: 1 - lr * cfg.weightDecay,
+          applyDecay: cfg.weightDecay > 0,
+          beta1: cfg.beta1,
+          beta2: cfg.beta2,
+          bc2Sqrt: Math.sqrt(1 - cfg.beta2 ** t),
+          eps: cfg.eps,
+          stepSize: lr / (1 - cfg.beta1 ** t),
+          emaDecay: c.ema,
         };
         if (c.cfg.clipGradNorm) assert.ok(scalars.clip < 1, 'the clipping case clips');
         SHAPES.forEach((_, i) => adamwEmaReference({ g: g[i]!, p: p[i]!, m: m[i]!, v: v[i]!, ema: ema[i]! }, scalars));
       }
-      for (const [what, a, b] of [['p', got.p, p], ['m', got.m, m], ['v', got.v, v], ['ema', got.ema, ema]] as const) {
-        a.forEach((x, i) => assert.deepEqual(Array.from(x), Array.from(b[i]!), `${c.name}: ${what}[${i}] differs from the float32 mirror`));
+      for (const [what, a, b] of [
+        ['p', got.p, p],
+        ['m', got.m, m],
+        ['v', got.v, v],
+        ['ema', got.ema, ema],
+      ] as const) {
+        a.forEach((x, i) =>
+          assert.deepEqual(
+            Array.from(x),
+            Array.from(b[i]!),
+            `${c.name}: ${what}[${i}] differs from the float32 mirror`,
+          ),
+        );
       }
       // and it moved (a no-op would pass the equality only if the mirror were a no-op too)
       assert.ok(maxRelDiff(got.p[0]!, randomArrays('p0')[0]!) > 1e-7);
@@ -119,7 +152,12 @@ for (const backend of TEST_BACKENDS) {
       const plain = await run(c.cfg, c.ema, false);
       // webgpu: a different summation order for the norm and the GPU's sqrt/division; CPU backends: the same path
       const tol = backend === 'webgpu' ? 1e-5 : 0;
-      fused.norms.forEach((n, t) => assert.ok(Math.abs(n - plain.norms[t]!) <= tol * plain.norms[t]!, `${c.name}: norm at step ${t + 1}: ${n} vs ${plain.norms[t]}`));
+      fused.norms.forEach((n, t) =>
+        assert.ok(
+          Math.abs(n - plain.norms[t]!) <= tol * plain.norms[t]!,
+          `${c.name}: norm at step ${t + 1}: ${n} vs ${plain.norms[t]}`,
+        ),
+      );
       for (const what of ['p', 'm', 'v', 'ema'] as const) {
         fused[what].forEach((x, i) => {
           const d = maxRelDiff(x, plain[what][i]!, 1e-3);
@@ -130,7 +168,13 @@ for (const backend of TEST_BACKENDS) {
       assert.ok(maxRelDiff(fused.ema[1]!, fused.p[1]!, 1e-3) > 0, `${c.name}: EMA equals the weights`);
       const resumed = await run(c.cfg, c.ema, true, 2);
       for (const what of ['p', 'm', 'v', 'ema'] as const) {
-        resumed[what].forEach((x, i) => assert.deepEqual(Array.from(x), Array.from(fused[what][i]!), `${c.name}: ${what}[${i}] after export/load differs`));
+        resumed[what].forEach((x, i) =>
+          assert.deepEqual(
+            Array.from(x),
+            Array.from(fused[what][i]!),
+            `${c.name}: ${what}[${i}] after export/load differs`,
+          ),
+        );
       }
     }
   });

@@ -52,7 +52,14 @@ fn ${name}(v: f32, tid: i32) -> f32 {
   return total;
 }`;
 
-function rowProgram(key: string, names: string[], outShape: number[], rows: number, body: string, extra = ''): WebGPUProgramLike {
+function rowProgram(
+  key: string,
+  names: string[],
+  outShape: number[],
+  rows: number,
+  body: string,
+  extra = '',
+): WebGPUProgramLike {
   return {
     variableNames: names,
     outputShape: outShape,
@@ -98,14 +105,25 @@ function lnModProgram(shape: number[], withMod: boolean): WebGPUProgramLike {
   const write = withMod
     ? 'result[base + c] = ((x[base + c] - mean) * r) * (scale[n * D + c] + 1.0) + shift[n * D + c];'
     : 'result[base + c] = (x[base + c] - mean) * r;';
-  return rowProgram(withMod ? 'fpdmLnMod' : 'fpdmLn', withMod ? ['x', 'shift', 'scale'] : ['x'], shape, n * t, `${ROW_HEAD}${LN_STATS}
-  if (valid) { for (var c = tid; c < D; c = c + ${ROW_WG}) { ${write} } }`);
+  return rowProgram(
+    withMod ? 'fpdmLnMod' : 'fpdmLn',
+    withMod ? ['x', 'shift', 'scale'] : ['x'],
+    shape,
+    n * t,
+    `${ROW_HEAD}${LN_STATS}
+  if (valid) { for (var c = tid; c < D; c = c + ${ROW_WG}) { ${write} } }`,
+  );
 }
 
 function lnModGradProgram(shape: number[], withRes = false): WebGPUProgramLike {
   const [n, t] = shape as [number, number, number];
   const out = withRes ? 'res[base + c] + r * ((dln - ma) - ln * mb)' : 'r * ((dln - ma) - ln * mb)';
-  return rowProgram(withRes ? 'fpdmLnModGradRes' : 'fpdmLnModGrad', withRes ? ['x', 'scale', 'dmod', 'res'] : ['x', 'scale', 'dmod'], shape, n * t, `${ROW_HEAD}${LN_STATS}
+  return rowProgram(
+    withRes ? 'fpdmLnModGradRes' : 'fpdmLnModGrad',
+    withRes ? ['x', 'scale', 'dmod', 'res'] : ['x', 'scale', 'dmod'],
+    shape,
+    n * t,
+    `${ROW_HEAD}${LN_STATS}
   var a = 0.0;
   var b = 0.0;
   for (var c = tid; c < D; c = c + ${ROW_WG}) {
@@ -122,13 +140,19 @@ function lnModGradProgram(shape: number[], withRes = false): WebGPUProgramLike {
       let dln = dmod[base + c] * (scale[n * D + c] + 1.0);
       result[base + c] = ${out};
     }
-  }`);
+  }`,
+  );
 }
 
 function softmaxGradProgram(shape: number[]): WebGPUProgramLike {
   const L = shape[shape.length - 1]!;
   const rows = shape.reduce((a, b) => a * b, 1) / L;
-  const prog = rowProgram('fpdmSoftmaxGrad', ['p', 'dp'], shape, rows, `
+  const prog = rowProgram(
+    'fpdmSoftmaxGrad',
+    ['p', 'dp'],
+    shape,
+    rows,
+    `
   let L = uniforms.outShape[${shape.length - 1}];
   let R = uniforms.size / L;
   let valid = row0 < R;
@@ -136,7 +160,8 @@ function softmaxGradProgram(shape: number[]): WebGPUProgramLike {
   var s = 0.0;
   for (var c = tid; c < L; c = c + ${ROW_WG}) { s = s + dp[base + c] * p[base + c]; }
   let dot = rowSum0(s, tid);
-  if (valid) { for (var c = tid; c < L; c = c + ${ROW_WG}) { result[base + c] = p[base + c] * (dp[base + c] - dot); } }`);
+  if (valid) { for (var c = tid; c < L; c = c + ${ROW_WG}) { result[base + c] = p[base + c] * (dp[base + c] - dot); } }`,
+  );
   prog.size = true;
   return prog;
 }
@@ -170,13 +195,22 @@ const GELU_SIG = (v: string) => `
     let sg = 1.0 / (1.0 + exp(-1.0 * g4));`;
 
 function geluProgram(shape: number[]): WebGPUProgramLike {
-  return elementwise('fpdmGelu', ['x'], shape, `let v = x[index];${GELU_SIG('v')}
-    result[index] = v * sg;`);
+  return elementwise(
+    'fpdmGelu',
+    ['x'],
+    shape,
+    `let v = x[index];${GELU_SIG('v')}
+    result[index] = v * sg;`,
+  );
 }
 
 function geluGradProgram(shape: number[]): WebGPUProgramLike {
   // blocks.ts geluTanhBackward: inner = ((h²·(3·0.044715)) + 1)·2√(2/π)·h; second = ((1 − σ)·σ)·inner; dy·(σ + second)
-  return elementwise('fpdmGeluGrad', ['h', 'dy'], shape, `let v = h[index];${GELU_SIG('v')}
+  return elementwise(
+    'fpdmGeluGrad',
+    ['h', 'dy'],
+    shape,
+    `let v = h[index];${GELU_SIG('v')}
     let i0 = v * v;
     let i1 = i0 * ${lit(3 * 0.044715)};
     let i2 = i1 + 1.0;
@@ -185,26 +219,37 @@ function geluGradProgram(shape: number[]): WebGPUProgramLike {
     let s0 = 1.0 - sg;
     let s1 = s0 * sg;
     let second = s1 * inner;
-    result[index] = dy[index] * (sg + second);`);
+    result[index] = dy[index] * (sg + second);`,
+  );
 }
 
 function gatedResProgram(shape: number[]): WebGPUProgramLike {
   // blocks.ts: tf.add(x, tf.mul(reshape(g, [N, 1, D]), a))
-  return elementwise('fpdmGatedRes', ['x', 'g', 'a'], shape, `let D = uniforms.xShape[2];
+  return elementwise(
+    'fpdmGatedRes',
+    ['x', 'g', 'a'],
+    shape,
+    `let D = uniforms.xShape[2];
     let TD = uniforms.xShape[1] * D;
     let gv = g[(index / TD) * D + index % D];
     let ga = gv * a[index];
-    result[index] = x[index] + ga;`);
+    result[index] = x[index] + ga;`,
+  );
 }
 
 function colDotProgram(shape: number[]): WebGPUProgramLike {
   const [n, , d] = shape as [number, number, number];
-  return elementwise('fpdmColDot', ['a', 'b'], [n, d], `let D = uniforms.aShape[2];
+  return elementwise(
+    'fpdmColDot',
+    ['a', 'b'],
+    [n, d],
+    `let D = uniforms.aShape[2];
     let T = uniforms.aShape[1];
     let base = (index / D) * T * D + index % D;
     var s = 0.0;
     for (var t = 0; t < T; t = t + 1) { let i = base + t * D; s = s + a[i] * b[i]; }
-    result[index] = s;`);
+    result[index] = s;`,
+  );
 }
 
 let registered = false;
@@ -216,7 +261,11 @@ export function registerWebgpuBlockKernels(): void {
   const run = (backend: unknown, prog: WebGPUProgramLike, inputs: tf.TensorInfo[]): tf.TensorInfo =>
     (backend as WebGPUBackendLike).runWebGPUProgram(prog, inputs, 'float32');
   const kernel = (name: string, f: (inputs: Record<string, tf.TensorInfo>, backend: unknown) => tf.TensorInfo) =>
-    tf.registerKernel({ kernelName: name, backendName: 'webgpu', kernelFunc: ({ inputs, backend }) => f(inputs as unknown as Record<string, tf.TensorInfo>, backend) });
+    tf.registerKernel({
+      kernelName: name,
+      backendName: 'webgpu',
+      kernelFunc: ({ inputs, backend }) => f(inputs as unknown as Record<string, tf.TensorInfo>, backend),
+    });
   kernel('FpdmLnMod', (i, b) => run(b, lnModProgram(i.x!.shape, true), [i.x!, i.shift!, i.scale!]));
   kernel('FpdmLn', (i, b) => run(b, lnModProgram(i.x!.shape, false), [i.x!]));
   kernel('FpdmLnModGrad', (i, b) => run(b, lnModGradProgram(i.x!.shape), [i.x!, i.scale!, i.dmod!]));
@@ -245,7 +294,15 @@ export function registerWebgpuBlockKernels(): void {
     gradFunc: (dy, saved) => {
       const [x] = saved as [tf.Tensor3D];
       const [n, , d] = x.shape;
-      return { x: () => tf.tidy(() => tf.engine().runKernel('FpdmLnModGrad', { x, scale: tf.zeros([n, d]), dmod: dy as tf.Tensor }) as tf.Tensor) };
+      return {
+        x: () =>
+          tf.tidy(
+            () =>
+              tf
+                .engine()
+                .runKernel('FpdmLnModGrad', { x, scale: tf.zeros([n, d]), dmod: dy as tf.Tensor }) as tf.Tensor,
+          ),
+      };
     },
   });
   tf.registerGradient({
@@ -280,11 +337,17 @@ export function layerNorm3d(x: tf.Tensor3D): tf.Tensor3D {
  * dx, dshift = Σ_T dmod, dscale = Σ_T dmod ⊙ LN(x) of modulate(LN(x), shift, scale); with `residual`,
  * dx is residual + dx (one kernel).
  */
-export function lnModulateBackward(x: tf.Tensor3D, _shift: tf.Tensor2D, scale: tf.Tensor2D, dmod: tf.Tensor3D, residual?: tf.Tensor): { dx: tf.Tensor; dshift: tf.Tensor; dscale: tf.Tensor } {
+export function lnModulateBackward(
+  x: tf.Tensor3D,
+  _shift: tf.Tensor2D,
+  scale: tf.Tensor2D,
+  dmod: tf.Tensor3D,
+  residual?: tf.Tensor,
+): { dx: tf.Tensor; dshift: tf.Tensor; dscale: tf.Tensor } {
   return tf.tidy(() => {
     const dx = residual
-      ? tf.engine().runKernel('FpdmLnModGradRes', { x, scale, dmod, res: residual }) as tf.Tensor
-      : tf.engine().runKernel('FpdmLnModGrad', { x, scale, dmod }) as tf.Tensor;
+      ? (tf.engine().runKernel('FpdmLnModGradRes', { x, scale, dmod, res: residual }) as tf.Tensor)
+      : (tf.engine().runKernel('FpdmLnModGrad', { x, scale, dmod }) as tf.Tensor);
     const ln = layerNorm3d(x);
     const dscale = colDot(dmod, ln);
     const dshift = tf.sum(dmod, 1);
@@ -324,13 +387,21 @@ export function colDot(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor2D {
  */
 export function linearBias(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor): tf.Tensor2D {
   const st = (tf.engine() as unknown as { state: { gradientDepth: number; kernelDepth: number } }).state;
-  if (st.gradientDepth > 0 && st.kernelDepth === 0) return tf.fused.matMul({ a: x, b: w, transposeB: true, bias: b }) as tf.Tensor2D;
+  if (st.gradientDepth > 0 && st.kernelDepth === 0)
+    return tf.fused.matMul({ a: x, b: w, transposeB: true, bias: b }) as tf.Tensor2D;
   const attrs = { transposeA: false, transposeB: true, activation: 'linear', leakyreluAlpha: 0.2 };
-  return tf.engine().runKernel('_FusedMatMul', { a: x, b: w, bias: b }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  return tf
+    .engine()
+    .runKernel('_FusedMatMul', { a: x, b: w, bias: b }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }
 
 /** lnModulateBackward as in the first round of fused kernels: dscale as a multiply and a sum, no residual. */
-export function lnModulateBackwardUnfused(x: tf.Tensor3D, _shift: tf.Tensor2D, scale: tf.Tensor2D, dmod: tf.Tensor3D): { dx: tf.Tensor; dshift: tf.Tensor; dscale: tf.Tensor } {
+export function lnModulateBackwardUnfused(
+  x: tf.Tensor3D,
+  _shift: tf.Tensor2D,
+  scale: tf.Tensor2D,
+  dmod: tf.Tensor3D,
+): { dx: tf.Tensor; dshift: tf.Tensor; dscale: tf.Tensor } {
   return tf.tidy(() => {
     const dx = tf.engine().runKernel('FpdmLnModGrad', { x, scale, dmod }) as tf.Tensor;
     const dscale = tf.sum(tf.mul(dmod, layerNorm3d(x)), 1);

@@ -19,9 +19,25 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 /* Minimal structural types for the WebGPU objects used here (the `webgpu` package provides them). */
-interface GBuffer { size: number; mapAsync(mode: number): Promise<void>; getMappedRange(): ArrayBuffer; unmap(): void; destroy(): void }
-interface GPass { setPipeline(p: unknown): void; setBindGroup(i: number, g: unknown): void; dispatchWorkgroups(x: number, y?: number, z?: number): void; end(): void }
-interface GEncoder { beginComputePass(d?: object): GPass; resolveQuerySet(q: unknown, first: number, count: number, dst: GBuffer, off: number): void; copyBufferToBuffer(a: GBuffer, ao: number, b: GBuffer, bo: number, size: number): void; finish(): unknown }
+interface GBuffer {
+  size: number;
+  mapAsync(mode: number): Promise<void>;
+  getMappedRange(): ArrayBuffer;
+  unmap(): void;
+  destroy(): void;
+}
+interface GPass {
+  setPipeline(p: unknown): void;
+  setBindGroup(i: number, g: unknown): void;
+  dispatchWorkgroups(x: number, y?: number, z?: number): void;
+  end(): void;
+}
+interface GEncoder {
+  beginComputePass(d?: object): GPass;
+  resolveQuerySet(q: unknown, first: number, count: number, dst: GBuffer, off: number): void;
+  copyBufferToBuffer(a: GBuffer, ao: number, b: GBuffer, bo: number, size: number): void;
+  finish(): unknown;
+}
 interface GDevice {
   features: { has(f: string): boolean };
   createShaderModule(d: { code: string }): unknown;
@@ -30,9 +46,16 @@ interface GDevice {
   createBuffer(d: { size: number; usage: number; mappedAtCreation?: boolean }): GBuffer;
   createCommandEncoder(): GEncoder;
   createQuerySet(d: { type: string; count: number }): unknown;
-  queue: { writeBuffer(b: GBuffer, off: number, data: ArrayBufferView | ArrayBuffer): void; submit(c: unknown[]): void };
+  queue: {
+    writeBuffer(b: GBuffer, off: number, data: ArrayBufferView | ArrayBuffer): void;
+    submit(c: unknown[]): void;
+  };
 }
-interface TensorData { resource?: unknown; values?: unknown; refCount: number }
+interface TensorData {
+  resource?: unknown;
+  values?: unknown;
+  refCount: number;
+}
 interface WebGPUBackendLike {
   device: GDevice;
   tensorMap: { get(id: object): TensorData };
@@ -149,8 +172,10 @@ export interface FusedEntry {
   ema: tf.Variable;
 }
 
-
-interface Cached { key: unknown[]; bind: unknown }
+interface Cached {
+  key: unknown[];
+  bind: unknown;
+}
 
 class FusedOptimizerKernels {
   private readonly sumsq: { getBindGroupLayout(i: number): unknown };
@@ -170,7 +195,11 @@ class FusedOptimizerKernels {
 
   constructor(private readonly backend: WebGPUBackendLike) {
     const d = backend.device;
-    const make = (code: string) => d.createComputePipeline({ layout: 'auto', compute: { module: d.createShaderModule({ code }), entryPoint: 'main' } });
+    const make = (code: string) =>
+      d.createComputePipeline({
+        layout: 'auto',
+        compute: { module: d.createShaderModule({ code }), entryPoint: 'main' },
+      });
     this.sumsq = make(SUMSQ);
     this.reduce = make(REDUCE);
     this.update = make(UPDATE);
@@ -192,7 +221,8 @@ class FusedOptimizerKernels {
       partOffsets.push(total);
       total += k;
     }
-    const same = this.infoFor !== null && this.infoFor.length === sizes.length && this.infoFor.every((n, i) => n === sizes[i]);
+    const same =
+      this.infoFor !== null && this.infoFor.length === sizes.length && this.infoFor.every((n, i) => n === sizes[i]);
     if (!same) {
       const d = this.backend.device;
       this.infoBuffer?.destroy();
@@ -236,7 +266,9 @@ class FusedOptimizerKernels {
     if (!stats || !this.timestamps) return { pass: enc.beginComputePass(), finish: () => undefined };
     const d = this.backend.device;
     const qs = d.createQuerySet({ type: 'timestamp', count: 2 });
-    const pass = enc.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
+    const pass = enc.beginComputePass({
+      timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
+    });
     return {
       pass,
       finish: () => {
@@ -271,26 +303,31 @@ class FusedOptimizerKernels {
     const { pass, finish } = this.beginPass(enc);
     pass.setPipeline(this.sumsq);
     grads.forEach((_, i) => {
-      const bind = this.bindCached(this.normBinds, i, [gBufs[i]], () => d.createBindGroup({
-        layout: this.sumsq.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: gBufs[i] } },
-          { binding: 1, resource: { buffer: this.parts } },
-          { binding: 2, resource: { buffer: this.infoBuffer, offset: i * 256, size: 16 } },
-        ],
-      }));
+      const bind = this.bindCached(this.normBinds, i, [gBufs[i]], () =>
+        d.createBindGroup({
+          layout: this.sumsq.getBindGroupLayout(0),
+          entries: [
+            { binding: 0, resource: { buffer: gBufs[i] } },
+            { binding: 1, resource: { buffer: this.parts } },
+            { binding: 2, resource: { buffer: this.infoBuffer, offset: i * 256, size: 16 } },
+          ],
+        }),
+      );
       pass.setBindGroup(0, bind);
       pass.dispatchWorkgroups(numParts[i]!);
     });
     pass.setPipeline(this.reduce);
-    pass.setBindGroup(0, d.createBindGroup({
-      layout: this.reduce.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: this.parts } },
-        { binding: 1, resource: { buffer: outBuf } },
-        { binding: 2, resource: { buffer: this.infoBuffer, offset: 2 * grads.length * 256, size: 16 } },
-      ],
-    }));
+    pass.setBindGroup(
+      0,
+      d.createBindGroup({
+        layout: this.reduce.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: this.parts } },
+          { binding: 1, resource: { buffer: outBuf } },
+          { binding: 2, resource: { buffer: this.infoBuffer, offset: 2 * grads.length * 256, size: 16 } },
+        ],
+      }),
+    );
     pass.dispatchWorkgroups(1);
     pass.end();
     finish();
@@ -315,7 +352,19 @@ class FusedOptimizerKernels {
     const st = new ArrayBuffer(48);
     const f = new Float32Array(st);
     const clipOn = s.clip < 1;
-    f.set([s.clip, s.decay, s.beta1, 1 - s.beta1, s.beta2, 1 - s.beta2, s.bc2Sqrt, s.eps, s.stepSize, s.emaDecay, 1 - s.emaDecay]);
+    f.set([
+      s.clip,
+      s.decay,
+      s.beta1,
+      1 - s.beta1,
+      s.beta2,
+      1 - s.beta2,
+      s.bc2Sqrt,
+      s.eps,
+      s.stepSize,
+      s.emaDecay,
+      1 - s.emaDecay,
+    ]);
     new Uint32Array(st, 44, 1)[0] = (clipOn ? 1 : 0) | (s.applyDecay ? 2 : 0);
     d.queue.writeBuffer(this.stepUniform, 0, st);
     const enc = d.createCommandEncoder();
@@ -324,14 +373,16 @@ class FusedOptimizerKernels {
     const n = entries.length;
     entries.forEach((e, i) => {
       const b = bufs[i]!;
-      const bind = this.bindCached(this.updateBinds, i, b, () => d.createBindGroup({
-        layout: this.update.getBindGroupLayout(0),
-        entries: [
-          ...b.map((buffer, k) => ({ binding: k, resource: { buffer } })),
-          { binding: 5, resource: { buffer: this.stepUniform } },
-          { binding: 6, resource: { buffer: this.infoBuffer, offset: (n + i) * 256, size: 16 } },
-        ],
-      }));
+      const bind = this.bindCached(this.updateBinds, i, b, () =>
+        d.createBindGroup({
+          layout: this.update.getBindGroupLayout(0),
+          entries: [
+            ...b.map((buffer, k) => ({ binding: k, resource: { buffer } })),
+            { binding: 5, resource: { buffer: this.stepUniform } },
+            { binding: 6, resource: { buffer: this.infoBuffer, offset: (n + i) * 256, size: 16 } },
+          ],
+        }),
+      );
       const groups = Math.ceil(e.p.size / WG);
       const gx = Math.min(groups, MAX_GROUPS_X);
       pass.setBindGroup(0, bind);
