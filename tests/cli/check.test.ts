@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { runCli } from '../cli.js';
-import { cliInProcess as cli } from '../report/cli-inproc.js';
 import { MODELS, SEEDS, buildKnownDb, ipsValue, sweepValue } from '../report/known-db.js';
 
 let dir: string;
@@ -45,7 +44,7 @@ before(async () => {
 
 test('a baseline the current results beat or meet passes with exit 0', async () => {
   const b = baseline('pass.json', [fid20(ditFid20 + 2, { abs: 0.5 }), ips5(fpdmIps5 * 1.05)]);
-  const r = await cli(['check', '--baseline', b, '--db', db]);
+  const r = runCli(['check', '--baseline', b, '--db', db]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /dit-fid-20\s+6\s+8\s+-2\s+0\.5\s+lower\s+3\s+IMPROVED/);
   assert.match(r.stdout, /fpdm-ips-5\s+31\s+.*higher\s+3\s+OK/);
@@ -71,17 +70,17 @@ test('malformed baselines and missing metrics exit 2 naming the key; --update re
   assert.equal(r1.code, 2);
   assert.match(r1.stderr, /checks\[0\]\.better/);
   const missing = baseline('missing.json', [{ ...fid20(1, { abs: 1 }), select: { model: 'DiT-XL/2' } }]);
-  const r2 = await cli(['check', '--baseline', missing, '--db', db]);
+  const r2 = runCli(['check', '--baseline', missing, '--db', db]);
   assert.equal(r2.code, 2);
   assert.match(r2.stderr, /checks\[0\] \(dit-fid-20\): no completed run/);
-  const r3 = await cli(['check', '--baseline', missing, '--db', join(dir, 'nope.sqlite')]);
+  const r3 = runCli(['check', '--baseline', missing, '--db', join(dir, 'nope.sqlite')]);
   assert.equal(r3.code, 2);
   assert.match(r3.stderr, /does not exist/);
 
   const stale = baseline('update.yaml', [fid20(3, { abs: 0.25, rel: 0.01 }), ips5(99)], true);
   writeFileSync(stale, '# kept by --update\n' + readFileSync(stale, 'utf8'));
-  assert.equal((await cli(['check', '--baseline', stale, '--db', db])).code, 3);
-  const up = await cli(['check', '--baseline', stale, '--db', db, '--update']);
+  assert.equal(runCli(['check', '--baseline', stale, '--db', db]).code, 3);
+  const up = runCli(['check', '--baseline', stale, '--db', db, '--update']);
   assert.equal(up.code, 0, up.stderr);
   const next = YAML.parse(readFileSync(stale, 'utf8')) as {
     checks: { expected: number; tolerance: unknown; better: string }[];
@@ -95,6 +94,6 @@ test('malformed baselines and missing metrics exit 2 naming the key; --update re
   const fam = baseline('family.json', [
     { ...fid20(ditFid20, { abs: 0 }), select: { family: 'dit', tags: { budget: 20 } } },
   ]);
-  assert.equal((await cli(['check', '--baseline', fam, '--db', db])).code, 0);
-  assert.equal((await cli(['check', '--baseline', stale, '--db', db])).code, 0);
+  assert.equal(runCli(['check', '--baseline', fam, '--db', db]).code, 0);
+  assert.equal(runCli(['check', '--baseline', stale, '--db', db]).code, 0);
 });

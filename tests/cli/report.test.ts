@@ -4,7 +4,6 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../cli.js';
-import { cliInProcess as cli } from '../report/cli-inproc.js';
 import { buildKnownDb } from '../report/known-db.js';
 
 test('fpdm-exp report writes index.html from the database; --json summarises; bad --db and --experiment exit 2', async () => {
@@ -17,11 +16,11 @@ test('fpdm-exp report writes index.html from the database; --json summarises; ba
   assert.equal(j.metric, 'fid');
   assert.ok(existsSync(j.index) && j.index.startsWith(out));
   assert.ok(j.figures.includes('fid_vs_budget') && j.tables.includes('fid_vs_budget'));
-  const plain = await cli(['report', '--db', db, '--out', out]);
+  const plain = runCli(['report', '--db', db, '--out', out]);
   assert.equal(plain.code, 0, plain.stderr);
   assert.equal(plain.stdout.trim(), join(out, 'index.html'));
   assert.match(plain.stderr, /report: \d+ runs, metric fid, \d+ tables, \d+ figures, 6 sample grids/);
-  const bad = await cli(['report', '--db', join(dir, 'missing.sqlite'), '--out', out]);
+  const bad = runCli(['report', '--db', join(dir, 'missing.sqlite'), '--out', out]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /does not exist/);
   const exp = runCli(['report', '--db', db, '--out', out, '--experiment', 'nope']);
