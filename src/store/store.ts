@@ -83,7 +83,7 @@ export function openStore(path: string, opts: OpenOptions = {}): Store {
   }
   try {
     if (!opts.readonly) {
-      db.pragma('journal_mode = WAL');
+      setWal(db, opts.busyTimeoutMs ?? 10_000);
       db.pragma('synchronous = NORMAL'); // durable across process crashes in WAL mode; fsync at checkpoints
       migrate(db);
       // mark the file as ours (databases made before the mark existed get it the first time they are opened for writing)
@@ -100,6 +100,24 @@ export function openStore(path: string, opts: OpenOptions = {}): Store {
     throw inputErrorOf(e, subject) ?? e;
   }
   return new Store(db, path);
+}
+
+/**
+ * `journal_mode = WAL` takes a lock for which SQLite does not call the busy handler: two processes that
+ * open a new database at the same moment (shards, workers) can get SQLITE_BUSY at once. Retried here,
+ * a few milliseconds apart, for up to the busy timeout.
+ */
+function setWal(db: Database.Database, timeoutMs: number): void {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > end) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5); // sleep 5 ms
+    }
+  }
 }
 
 /**

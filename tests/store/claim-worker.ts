@@ -1,14 +1,19 @@
 // Child process for the concurrent-writers test: claims every run key it can, writes metrics,
 // completes the run, and prints the keys it claimed as JSON on stdout.
+import { existsSync, writeFileSync } from 'node:fs';
 import { openStore, sha256Hex } from '../../src/store/index.js';
 
 const [dbPath, nStr, label] = process.argv.slice(2);
-const store = openStore(dbPath!);
-const claimed: string[] = [];
 const spin = (ms: number) => {
   const end = Date.now() + ms;
   while (Date.now() < end);
 };
+// start barrier: the two processes' start-up times differ by more than a whole task takes, so each
+// says it is ready and waits for the test's go before it opens (and races to create) the database
+writeFileSync(`${dbPath}.ready-${label}`, '');
+while (!existsSync(`${dbPath}.go`)) spin(1);
+const store = openStore(dbPath!);
+const claimed: string[] = [];
 for (let i = 0; i < Number(nStr); i++) {
   const key = sha256Hex(`run-${i}`);
   const c = store.claimRun({

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { openStore } from '../../src/store/index.js';
@@ -27,7 +27,14 @@ test('two processes claiming the same runs at once: each run done exactly once, 
   const db = join(mkdtempSync(join(tmpdir(), 'fpdm-conc-')), 'r.sqlite');
   // no pre-created database: both processes race to create and migrate it too
   const n = 60;
-  const [a, b] = await Promise.all([runWorker(db, n, 'A'), runWorker(db, n, 'B')]);
+  const workers = Promise.all([runWorker(db, n, 'A'), runWorker(db, n, 'B')]);
+  // both workers start together (claim-worker.ts waits for this file once it is ready)
+  for (let waited = 0; !(existsSync(`${db}.ready-A`) && existsSync(`${db}.ready-B`)); waited += 10) {
+    assert.ok(waited < 120_000, 'the workers did not start');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  writeFileSync(`${db}.go`, '');
+  const [a, b] = await workers;
   const all = [...a, ...b];
   assert.equal(new Set(all).size, all.length, 'a run was claimed by both processes');
   assert.equal(all.length, n, 'every run was done');
