@@ -8,25 +8,14 @@ import { join } from 'node:path';
 import { initBackend, type BackendName } from '../../src/backends/index.js';
 import { setKernelOptions } from '../../src/backends/kernels.js';
 import { diffusionConfig } from '../../src/diffusion/process.js';
-import { fpdmFrom, modelName, validateConfig, type ModelConfig } from '../../src/models/index.js';
+import { fpdmFrom, modelName, type ModelConfig } from '../../src/models/index.js';
 import { trainModel, type StepRecord } from '../../src/training/loop.js';
 import { latentDataset } from '../../bench/cases.js';
+import { tinyTrunk } from '../../bench/main.js';
 
 const steps = Number(process.argv[2] ?? 12);
 const outPath = process.argv[3];
-const trunk = validateConfig({
-  kind: 'dit',
-  inputSize: 16,
-  patchSize: 2,
-  inChannels: 4,
-  hiddenSize: 64,
-  depth: 6,
-  numHeads: 4,
-  mlpRatio: 4,
-  classDropoutProb: 0.1,
-  numClasses: 10,
-  learnSigma: true,
-});
+const trunk = tinyTrunk(); // the bench's --quick pair
 const models: ModelConfig[] = [trunk, fpdmFrom(trunk)];
 
 async function run(c: ModelConfig, backend: BackendName, fused: boolean): Promise<StepRecord[]> {

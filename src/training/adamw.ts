@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { f32, toFloat32, type TensorMap } from '../io/tensor.js';
 import { UserError } from '../util/errors.js';
 import { fusedOptimizerKernels } from '../backends/kernels.js';
+import type { FusedStepScalars } from '../backends/webgpu/optimizer.js';
 import type { Ema } from './ema.js';
 
 export interface AdamWConfig {
@@ -262,17 +263,7 @@ export class AdamW {
  */
 export function adamwEmaReference(
   a: { g: Float32Array; p: Float32Array; m: Float32Array; v: Float32Array; ema: Float32Array },
-  s: {
-    clip: number;
-    decay: number;
-    applyDecay: boolean;
-    beta1: number;
-    beta2: number;
-    bc2Sqrt: number;
-    eps: number;
-    stepSize: number;
-    emaDecay: number;
-  },
+  s: FusedStepScalars,
 ): void {
   const f = Math.fround;
   const [clip, decay, b1, omb1, b2, omb2, bc2, eps, stepSize, d, omd] = [

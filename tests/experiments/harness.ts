@@ -1,7 +1,7 @@
 // Helpers for tests that run the CLI as separate processes: asynchronous spawn (so several can run at
 // once or be killed mid-run), polling a database, and reading a database's results in a comparable form.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
@@ -120,4 +120,23 @@ export function integrity(db: string): string {
   } finally {
     d.close();
   }
+}
+
+/** Highest checkpoint step of a train run still in progress in a bundle (0 if none yet). */
+export function checkpointStep(bundle: string): number {
+  const runs = join(bundle, 'artifacts', 'runs');
+  if (!existsSync(runs)) return 0;
+  let best = 0;
+  for (const k of readdirSync(runs)) {
+    try {
+      const meta = JSON.parse(readFileSync(join(runs, k, 'checkpoint.json'), 'utf8')) as {
+        step: number;
+        status: string;
+      };
+      if (meta.status === 'running') best = Math.max(best, meta.step);
+    } catch {
+      // not written yet, or being replaced right now
+    }
+  }
+  return best;
 }

@@ -2,32 +2,24 @@
 // the incomplete set and names the shard (unless --allow-partial), re-running the shard into its
 // bundle resumes it, and collecting then gives the results of one unsharded run.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { cli, integrity, query, results, startCli, tempDir, waitFor, writeSpec } from '../experiments/harness.js';
+import {
+  checkpointStep,
+  cli,
+  integrity,
+  query,
+  results,
+  startCli,
+  tempDir,
+  waitFor,
+  writeSpec,
+} from '../experiments/harness.js';
 import { TINY_SPEC, edit } from '../experiments/specs.js';
 
 // two models = two train runs = one per shard; long enough training, with checkpoints, to be killed in
 const SPEC = edit(TINY_SPEC, '  steps: 4\n', '  steps: 24\n  checkpointEvery: 2\n');
-
-function checkpointStep(bundle: string): number {
-  const runs = join(bundle, 'artifacts', 'runs');
-  if (!existsSync(runs)) return 0;
-  let best = 0;
-  for (const k of readdirSync(runs)) {
-    try {
-      const meta = JSON.parse(readFileSync(join(runs, k, 'checkpoint.json'), 'utf8')) as {
-        step: number;
-        status: string;
-      };
-      if (meta.status === 'running') best = Math.max(best, meta.step);
-    } catch {
-      // not written yet, or being replaced right now
-    }
-  }
-  return best;
-}
 
 test(
   'killed shard: others intact, collect names it, re-run resumes, then collect == unsharded',

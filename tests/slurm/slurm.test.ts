@@ -7,11 +7,11 @@
 // Skips, saying why, only where Slurm's packages are not installed (CI installs them: .ci/run).
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ROOT } from '../cli.js';
-import { cli, query, results, startCli, tempDir, waitFor, writeSpec } from '../experiments/harness.js';
+import { checkpointStep, cli, query, results, startCli, tempDir, waitFor, writeSpec } from '../experiments/harness.js';
 import { edit } from '../experiments/specs.js';
 import { Cluster, slurmMissing } from './cluster.js';
 
@@ -39,25 +39,6 @@ ${[
       `  - name: ${name}\n    metric: ${metric}\n    select: ${select}\n    expected: 0\n    tolerance: { abs: 0 }\n    better: ${better}\n`,
   )
   .join('')}`;
-
-/** Highest checkpoint step of a train run still in progress in a bundle (0 if none yet). */
-function checkpointStep(bundle: string): number {
-  const runs = join(bundle, 'artifacts', 'runs');
-  if (!existsSync(runs)) return 0;
-  let best = 0;
-  for (const k of readdirSync(runs)) {
-    try {
-      const meta = JSON.parse(readFileSync(join(runs, k, 'checkpoint.json'), 'utf8')) as {
-        step: number;
-        status: string;
-      };
-      if (meta.status === 'running') best = Math.max(best, meta.step);
-    } catch {
-      // not written yet, or being replaced right now
-    }
-  }
-  return best;
-}
 
 const skip = slurmMissing() ?? false;
 
