@@ -131,6 +131,8 @@ export interface BenchSettings {
   fusedEpilogue?: boolean;
   /** with fusedEpilogue: the bias add in the matMul kernel (webgpu) */
   fusedBias?: boolean;
+  /** the whole DiT block on directly dispatched kernels (webgpu) */
+  rawBlock?: boolean;
 }
 
 export function benchSettings(): BenchSettings {
@@ -141,6 +143,7 @@ export function benchSettings(): BenchSettings {
     fusedBlock: webgpu && kernelOptions().fusedBlock,
     fusedEpilogue: webgpu && kernelOptions().fusedBlock && kernelOptions().fusedEpilogue,
     fusedBias: webgpu && kernelOptions().fusedBlock && kernelOptions().fusedEpilogue && kernelOptions().fusedBias,
+    rawBlock: webgpu && kernelOptions().rawBlock,
   };
 }
 

@@ -232,13 +232,17 @@ export function findInceptionWeights(): string | null {
   return null;
 }
 
-/** Parses `SB:OPT:BLOCK[,…]`, e.g. `15:off:off,200:on:on` (submit batch, fused optimizer, fused block kernels). */
+/**
+ * Parses `SB:OPT:BLOCK[:EPI[:RAW]][,…]`, e.g. `15:off:off,200:on:on:on:on` (submit batch, fused optimizer,
+ * fused block kernels, their epilogue fusions, the direct-dispatch block; RAW is off when left out, so a
+ * variant string keeps the meaning it had before RAW existed).
+ */
 export function parseVariants(s: string, flag: string): Variant[] {
   return s.split(',').map((item) => {
-    const m = /^(\d+):(on|off):(on|off)(?::(on|off|nobias))?$/.exec(item.trim());
+    const m = /^(\d+):(on|off):(on|off)(?::(on|off|nobias)(?::(on|off))?)?$/.exec(item.trim());
     if (!m || Number(m[1]) < 1)
       throw new UserError(
-        `${flag}: '${item}' is not SUBMIT_BATCH:on|off:on|off[:on|off|nobias] (e.g. 200:on:on, or 200:on:on:off without the fused epilogues)`,
+        `${flag}: '${item}' is not SUBMIT_BATCH:on|off:on|off[:on|off|nobias[:on|off]] (e.g. 200:on:on, 200:on:on:off without the fused epilogues, 200:on:on:on:on with the direct-dispatch block)`,
       );
     return {
       submitBatch: Number(m[1]),
@@ -246,18 +250,23 @@ export function parseVariants(s: string, flag: string): Variant[] {
       block: m[3] === 'on',
       epilogue: m[4] !== 'off',
       bias: m[4] !== 'off' && m[4] !== 'nobias',
+      raw: m[5] === 'on',
       last: false,
     };
   });
 }
 
-/** submit batch, fused optimizer, fused block kernels, their epilogue fusions (bias in matMul, gated residual, Σ_T gate gradients) */
+/**
+ * submit batch, fused optimizer, fused block kernels, their epilogue fusions (bias in matMul, gated
+ * residual, Σ_T gate gradients), the whole block on directly dispatched kernels (src/backends/webgpu/dit-block.ts)
+ */
 export interface Variant {
   submitBatch: number | null;
   fused: boolean;
   block: boolean;
   epilogue: boolean;
   bias: boolean;
+  raw: boolean;
   last: boolean;
 }
 
@@ -270,7 +279,15 @@ function trainVariants(o: BenchOptions): Variant[] {
   for (const k of fb)
     for (const f of fo)
       for (const b of sb)
-        out.push({ submitBatch: b, fused: f === 'on', block: k === 'on', epilogue: true, bias: true, last: false });
+        out.push({
+          submitBatch: b,
+          fused: f === 'on',
+          block: k === 'on',
+          epilogue: true,
+          bias: true,
+          raw: true,
+          last: false,
+        });
   out[out.length - 1]!.last = true;
   return out;
 }
@@ -278,12 +295,18 @@ function trainVariants(o: BenchOptions): Variant[] {
 function applyVariant(v: Variant): void {
   if (v.submitBatch !== null && tf.getBackend() === 'webgpu')
     tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', v.submitBatch);
-  setKernelOptions({ fusedOptimizer: v.fused, fusedBlock: v.block, fusedEpilogue: v.epilogue, fusedBias: v.bias });
+  setKernelOptions({
+    fusedOptimizer: v.fused,
+    fusedBlock: v.block,
+    fusedEpilogue: v.epilogue,
+    fusedBias: v.bias,
+    rawBlock: v.raw,
+  });
 }
 
 function variantText(v: Variant): string {
   return tf.getBackend() === 'webgpu'
-    ? ` (submit batch ${tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')}, fused optimizer ${v.fused ? 'on' : 'off'}, fused block kernels ${v.block ? (v.epilogue ? (v.bias ? 'on' : 'on, bias not in the matMul') : 'on without epilogues') : 'off'})`
+    ? ` (submit batch ${tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')}, fused optimizer ${v.fused ? 'on' : 'off'}, fused block kernels ${v.block ? (v.epilogue ? (v.bias ? 'on' : 'on, bias not in the matMul') : 'on without epilogues') : 'off'}, direct-dispatch block ${v.raw ? 'on' : 'off'})`
     : '';
 }
 
@@ -645,7 +668,7 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--help':
       case '-h':
         throw new UserError(
-          'usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--fused-block off|on|both] [--variants SB:OPT:BLOCK[:EPI],…] [--sample-variants SB:OPT:BLOCK[:EPI],…] (EPI on|off|nobias) [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]',
+          'usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--fused-block off|on|both] [--variants SB:OPT:BLOCK[:EPI[:RAW]],…] [--sample-variants SB:OPT:BLOCK[:EPI[:RAW]],…] (EPI on|off|nobias, RAW on|off) [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]',
         );
       default:
         throw new UserError(`unknown option '${a}'; see --help`);

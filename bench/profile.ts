@@ -4,7 +4,8 @@
 //   tfjs kernels    TF.js kernels run (the engine's kernel invocations, as `tf.profile` lists them;
 //                   reshapes and other bookkeeping kernels included)
 //   dispatches      GPU compute dispatches (webgpu): TF.js programs recorded + our own raw dispatches
-//                   (src/backends/webgpu); submits = queue submissions of command buffers
+//                   (src/backends/webgpu: fused optimizer, direct-dispatch block); submits = queue
+//                   submissions of command buffers
 //   GPU ms          summed GPU time of the kernels of one profiled step: TF.js's per-kernel timestamp
 //                   queries (`kernelTimeMs`, only where the adapter has `timestamp-query`) + our raw
 //                   passes' timestamps. The profiled step runs slower (one submit per kernel), so its
@@ -13,6 +14,7 @@
 //   wall ms         the training loop's own per-step seconds (the step ends with a host read of its loss)
 import * as tf from '@tensorflow/tfjs-core';
 import { webgpuOptimizerKernels } from '../src/backends/webgpu/optimizer.js';
+import { rawKernels } from '../src/backends/webgpu/raw.js';
 
 interface DispatchCounter {
   dispatches: number;
@@ -71,13 +73,15 @@ export function readCounters(): Counters {
   installKernelCount();
   const d = dispatchCounter();
   const raw = webgpuOptimizerKernels()?.counters;
+  // the direct-dispatch kernels record into TF.js's passes: their submits are TF.js's (counted above)
+  const direct = rawKernels()?.counters.dispatches ?? 0;
   const u = process.cpuUsage();
   return {
     wall: performance.now() / 1000,
     cpu: (u.user + u.system) / 1e6,
-    dispatches: (d?.dispatches ?? 0) + (raw?.dispatches ?? 0),
+    dispatches: (d?.dispatches ?? 0) + (raw?.dispatches ?? 0) + direct,
     submits: (d?.submits ?? 0) + (raw?.submits ?? 0),
-    rawDispatches: raw?.dispatches ?? 0,
+    rawDispatches: (raw?.dispatches ?? 0) + direct,
     rawSubmits: raw?.submits ?? 0,
     kernels: kernelCount,
   };
@@ -102,7 +106,7 @@ export interface KernelProfile {
   gpuMs: number | null;
   tfjsGpuMs: number | null;
   rawGpuMs: number | null;
-  /** raw passes timed (norm and update passes of the fused optimizer) */
+  /** raw passes timed (norm and update passes of the fused optimizer, one per direct-dispatch block op) */
   rawPasses: number;
   /** whether the adapter had timestamp queries (else TF.js reports host time per kernel) */
   timestampQueries: boolean;
@@ -131,8 +135,10 @@ export function startKernelProfile(): { stop: () => void; collect: () => Promise
   st.profiling = true;
   st.activeProfile.kernels = [];
   const raw = webgpuOptimizerKernels();
+  const direct = rawKernels();
   const rawTimes: Array<Promise<number>> = [];
   if (raw) raw.timer = rawTimes;
+  if (direct) direct.timer = rawTimes;
   let kernels: ActiveProfile['kernels'] = [];
   const backend = tf.backend() as unknown as { supportTimestampQuery?: boolean };
   return {
@@ -142,6 +148,7 @@ export function startKernelProfile(): { stop: () => void; collect: () => Promise
       kernels = st.activeProfile.kernels;
       st.activeProfile.kernels = [];
       if (raw) raw.timer = null;
+      if (direct) direct.timer = null;
     },
     collect: async () => {
       const fam = new Map<string, { count: number; ms: number }>();

@@ -1,5 +1,5 @@
 // Side-by-side rows (ours vs PyTorch), the issue's targets as met / not met, and the Markdown table.
-import type { InceptionMeasurement, SampleMeasurement, TrainMeasurement } from './cases.js';
+import type { BenchSettings, InceptionMeasurement, SampleMeasurement, TrainMeasurement } from './cases.js';
 import type { TorchResult, TorchSample, TorchTrain } from './torch.js';
 
 export interface TrainRow {
@@ -47,6 +47,14 @@ const ratio = (a: number | undefined | null, b: number | undefined | null): numb
   a !== undefined && a !== null && b !== undefined && b !== null && b > 0 && Number.isFinite(a) ? a / b : null;
 
 /** Our peak memory of a training step: distinct live buffers where measured, else the per-handle tensor bytes. */
+/** The block-kernel column: the direct-dispatch block, or which fused TF.js kernels. */
+function blockKernelsText(st: BenchSettings): string {
+  if (st.rawBlock) return 'direct dispatch';
+  if (!st.fusedBlock) return 'no';
+  if (!st.fusedEpilogue) return 'yes';
+  return st.fusedBias === false ? 'yes + epilogues, bias apart' : 'yes + epilogues';
+}
+
 export function oursPeak(m: TrainMeasurement | null | undefined): number | null {
   if (!m) return null;
   return m.buffers?.peakBufferBytes ?? m.memory?.peakTensorBytes ?? null;
@@ -143,7 +151,8 @@ export function targets(train: TrainRow[], sample: SampleRow[]): TargetRow[] {
         r.ours?.settings?.fusedOptimizer === d.ours?.settings?.fusedOptimizer &&
         r.ours?.settings?.fusedBlock === d.ours?.settings?.fusedBlock &&
         r.ours?.settings?.fusedEpilogue === d.ours?.settings?.fusedEpilogue &&
-        r.ours?.settings?.fusedBias === d.ours?.settings?.fusedBias,
+        r.ours?.settings?.fusedBias === d.ours?.settings?.fusedBias &&
+        r.ours?.settings?.rawBlock === d.ours?.settings?.rawBlock,
     );
     const v = ratio(oursPeak(f?.ours), oursPeak(d.ours));
     const ck = d.gradCheckpoint ? ', both with gradient checkpointing' : '';
@@ -186,6 +195,7 @@ export interface BenchDoc {
     fusedBlock?: boolean;
     fusedEpilogue?: boolean;
     fusedBias?: boolean;
+    rawBlock?: boolean;
   };
   notes: string[];
   torch: TorchResult;
@@ -271,7 +281,7 @@ export function markdown(d: BenchDoc): string {
           'grad ckpt',
           'submit batch',
           'fused optimizer',
-          'fused block',
+          'block kernels',
           'warm-up steps (flat)',
           'TF.js kernels',
           'GPU dispatches',
@@ -292,13 +302,7 @@ export function markdown(d: BenchDoc): string {
               r.gradCheckpoint ? 'yes' : 'no',
               String(o.settings.submitBatch ?? '–'),
               o.settings.fusedOptimizer ? 'yes' : 'no',
-              o.settings.fusedBlock
-                ? o.settings.fusedEpilogue
-                  ? o.settings.fusedBias === false
-                    ? 'yes + epilogues, bias apart'
-                    : 'yes + epilogues'
-                  : 'yes'
-                : 'no',
+              blockKernelsText(o.settings),
               `${p.warmupSteps} (${p.flat ? 'flat' : 'not flat'})`,
               f2(p.perStep.tfjsKernels, 0),
               f2(p.perStep.dispatches, 0),
@@ -350,7 +354,7 @@ export function markdown(d: BenchDoc): string {
         [
           'configuration',
           'submit batch',
-          'fused block',
+          'block kernels',
           'TF.js kernels',
           'GPU dispatches',
           'GPU ms',
@@ -365,13 +369,7 @@ export function markdown(d: BenchDoc): string {
             return [
               r.label,
               String(o.settings.submitBatch ?? '–'),
-              o.settings.fusedBlock
-                ? o.settings.fusedEpilogue
-                  ? o.settings.fusedBias === false
-                    ? 'yes + epilogues, bias apart'
-                    : 'yes + epilogues'
-                  : 'yes'
-                : 'no',
+              blockKernelsText(o.settings),
               f2(o.perCall.tfjsKernels, 0),
               f2(o.perCall.dispatches, 0),
               f2(o.perCall.gpuMs, 1),

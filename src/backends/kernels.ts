@@ -14,6 +14,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { webgpuOptimizerKernels, type FusedOptimizerKernels } from './webgpu/optimizer.js';
 import * as webgpuBlock from './webgpu/block.js';
+import { rawKernels } from './webgpu/raw.js';
+import { rawBlockBackward, rawBlockForward } from './webgpu/dit-block.js';
+import type { BlockSaved } from '../models/blocks.js';
 
 type Heads = [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
 
@@ -103,9 +106,20 @@ export interface KernelOptions {
   fusedEpilogue: boolean;
   /** with fusedEpilogue: the bias add in the matMul kernel (_FusedMatMul); default on */
   fusedBias: boolean;
+  /**
+   * the whole DiT block, forward and backward, as our own WGSL kernels dispatched directly
+   * (src/backends/webgpu/dit-block.ts; webgpu only); default on
+   */
+  rawBlock: boolean;
 }
 
-const options: KernelOptions = { fusedOptimizer: true, fusedBlock: true, fusedEpilogue: true, fusedBias: true };
+const options: KernelOptions = {
+  fusedOptimizer: true,
+  fusedBlock: true,
+  fusedEpilogue: true,
+  fusedBias: true,
+  rawBlock: true,
+};
 
 /** Switches kernel choices (the bench measures with and without); returns the previous options. */
 export function setKernelOptions(o: Partial<KernelOptions>): KernelOptions {
@@ -193,4 +207,31 @@ export function fusedBlockKernels(): FusedBlockKernels | null {
   webgpuBlock.registerWebgpuBlockKernels();
   if (!options.fusedEpilogue) return webgpuFusedBlockNoEpilogue;
   return options.fusedBias ? webgpuFusedBlock : webgpuFusedBlockNoBias;
+}
+
+/**
+ * Whether a gradient tape records the ops run now at the outermost level (TF.js autodiff of plain
+ * ops). Inside a customGrad's forward or a kernel the depth counters say so too, but nothing is taped
+ * there. Private engine state of tfjs-core 4.x, read here only.
+ */
+export function tapeRecording(): boolean {
+  const st = (tf.engine() as unknown as { state: { gradientDepth: number; kernelDepth: number } }).state;
+  return st.gradientDepth > 0 && st.kernelDepth === 0;
+}
+
+/** The DiT block as one forward and one backward of our own kernels (the same values as blockForward / blockBackward). */
+export interface RawBlockKernels {
+  forward(x: tf.Tensor3D, c: tf.Tensor2D, w: tf.Tensor[], heads: number): { out: tf.Tensor3D; s: BlockSaved };
+  backward(s: BlockSaved, c: tf.Tensor2D, w: tf.Tensor[], dy: tf.Tensor3D, heads: number): tf.Tensor[];
+}
+
+/** The direct-dispatch block kernels of the active backend, or null where the TF.js ops (fused or not) run. */
+export function rawBlockKernels(): RawBlockKernels | null {
+  if (!options.rawBlock) return null;
+  const rk = rawKernels();
+  if (!rk) return null;
+  return {
+    forward: (x, c, w, heads) => rawBlockForward(rk, x, c, w, heads),
+    backward: (s, c, w, dy, heads) => rawBlockBackward(rk, s, c, w, dy, heads),
+  };
 }

@@ -31,7 +31,7 @@
 //   qkv = mod1·Wqkvᵀ + bqkv, mod1, ln1 as above; dx += LN backward
 //   [sh1, s1, g1, sh2, s2, g2] = SiLU(c)·Waᵀ + ba    dWa = dadaᵀ·SiLU(c);  dc = (dada·Wa) ⊙ SiLU'(c)
 import * as tf from '@tensorflow/tfjs-core';
-import { blockKernels, fusedBlockKernels, gradientDepth } from '../backends/kernels.js';
+import { blockKernels, fusedBlockKernels, gradientDepth, rawBlockKernels } from '../backends/kernels.js';
 import {
   BLOCK_PARAM_NAMES,
   SAVED_ORDER,
@@ -128,6 +128,8 @@ function lnModulateBackward(
  * [dx, dc, ...dW in BLOCK_PARAM_NAMES order].
  */
 function blockBackward(s: BlockSaved, c: tf.Tensor2D, w: tf.Tensor[], dy: tf.Tensor3D, heads: number): tf.Tensor[] {
+  const raw = rawBlockKernels();
+  if (raw) return raw.backward(s, c, w, dy, heads);
   const [wa, ba, wqkv, , wp, , w1, , w2] = w as tf.Tensor[];
   const [n, t, d] = s.x.shape;
   const dh = d / heads;

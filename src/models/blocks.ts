@@ -8,7 +8,7 @@
 // T tokens = (H/P)·(W/P), D hidden, K heads, Dh = D/K, Co output channels.
 // Callers run these inside tf.tidy; none of them keeps a tensor.
 import * as tf from '@tensorflow/tfjs-core';
-import { blockKernels, fusedBlockKernels, mergeHeads } from '../backends/kernels.js';
+import { blockKernels, fusedBlockKernels, mergeHeads, rawBlockKernels, tapeRecording } from '../backends/kernels.js';
 
 /** Parameters (and buffers) by state_dict name. Variables are tensors, so a ParamTree is one too. */
 export type Params = ReadonlyMap<string, tf.Tensor>;
@@ -324,6 +324,9 @@ export function blockForward(
     tf.Tensor,
     tf.Tensor,
   ];
+  // webgpu: our own kernels, dispatched directly (not differentiable by autodiff: not under a recording tape)
+  const raw = rawBlockKernels();
+  if (raw && !tapeRecording()) return raw.forward(x, c, w, heads);
   const d = x.shape[2];
   const dh = d / heads;
   const kernels = blockKernels();

@@ -46,9 +46,9 @@ function rand(seed: string, shape: number[], scale = 1): tf.Tensor {
   );
 }
 
-/** runs f with the fused kernels on and off */
+/** runs f with the fused kernels on and off (the TF.js programs of block.ts: the direct-dispatch block off) */
 function both<T>(f: () => T): [T, T] {
-  const prev = setKernelOptions({ fusedBlock: true });
+  const prev = setKernelOptions({ fusedBlock: true, rawBlock: false });
   try {
     const fused = f();
     setKernelOptions({ fusedBlock: false });

@@ -261,9 +261,14 @@ class FusedOptimizerKernels {
     this.backend.submitQueue();
   }
 
-  private beginPass(enc: GEncoder): { pass: GPass; finish: () => void } {
+  /**
+   * A compute pass on `enc`, timed while `timer` is set: `finish()` (after the pass ends, before the
+   * submit) records the timestamp copy and returns what to call once the encoder is submitted (mapping
+   * the staging buffer before that submit is a validation error, and the submit would not run).
+   */
+  private beginPass(enc: GEncoder): { pass: GPass; finish: () => () => void } {
     const stats = this.timer;
-    if (!stats || !this.timestamps) return { pass: enc.beginComputePass(), finish: () => undefined };
+    if (!stats || !this.timestamps) return { pass: enc.beginComputePass(), finish: () => () => undefined };
     const d = this.backend.device;
     const qs = d.createQuerySet({ type: 'timestamp', count: 2 });
     const pass = enc.beginComputePass({
@@ -276,17 +281,17 @@ class FusedOptimizerKernels {
         const staging = d.createBuffer({ size: 16, usage: USAGE.MAP_READ | USAGE.COPY_DST });
         enc.resolveQuerySet(qs, 0, 2, resolve, 0);
         enc.copyBufferToBuffer(resolve, 0, staging, 0, 16);
-        stats.push(
-          (async () => {
-            await staging.mapAsync(MAP_READ);
-            const t = new BigUint64Array(staging.getMappedRange().slice(0));
-            staging.unmap();
-            staging.destroy();
-            resolve.destroy();
-            (qs as { destroy(): void }).destroy();
-            return Number(t[1]! - t[0]!) / 1e6;
-          })(),
-        );
+        return () =>
+          stats.push(
+            staging.mapAsync(MAP_READ).then(() => {
+              const t = new BigUint64Array(staging.getMappedRange().slice(0));
+              staging.unmap();
+              staging.destroy();
+              resolve.destroy();
+              (qs as { destroy(): void }).destroy();
+              return Number(t[1]! - t[0]!) / 1e6;
+            }),
+          );
       },
     };
   }
@@ -330,8 +335,9 @@ class FusedOptimizerKernels {
     );
     pass.dispatchWorkgroups(1);
     pass.end();
-    finish();
+    const submitted = finish();
     d.queue.submit([enc.finish()]);
+    submitted();
     this.counters.dispatches += grads.length + 1;
     this.counters.submits += 1;
     return tf.engine().makeTensorFromTensorInfo(out);
@@ -389,8 +395,9 @@ class FusedOptimizerKernels {
       pass.dispatchWorkgroups(gx, Math.ceil(groups / gx));
     });
     pass.end();
-    finish();
+    const submitted = finish();
     d.queue.submit([enc.finish()]);
+    submitted();
     this.counters.dispatches += n;
     this.counters.submits += 1;
     // the CPU-side caches of what was rewritten are stale now

@@ -1,0 +1,835 @@
+// The DiT block (src/models/blocks.ts blockForward) and its hand-written backward (src/models/blockgrad.ts
+// blockBackward) as our own WGSL kernels dispatched directly (src/backends/webgpu/raw.ts): 10 dispatches
+// forward, 29 backward, against ≈ 40 and ≈ 80 TF.js kernels. Same inputs, outputs and saved
+// intermediates (BlockSaved) as the TF.js path, so the two mix freely: the block op's forward may run
+// here and its backward there, and everything around the block is unchanged. The math is the op
+// sequence of blocks.ts / blockgrad.ts; sums run in another order (tiles of 16 in the matmuls, one
+// workgroup per row in the LayerNorm and softmax), so values agree to float32 rounding, not bitwise.
+//
+// Legend (src/util/shapes.ts): n batch, t tokens, d hidden, H heads, dh = d/H, hid = 4d (MLP), R = n·t
+// rows of tokens, BH = n·H attention batches. Scratch (owned by the runtime, no caller sees it):
+//   ADA [n, 6d] the adaLN vectors  shift1 | scale1 | gate1 | shift2 | scale2 | gate2 (recomputed in the backward)
+//   MOD [R, d]  LN + modulate output (recomputed in the backward), STATS [R, 2] its row mean and 1/σ
+//   backward only: DADA [n, 6d], DH [R, hid], DMOD [R, d], DX1 [R, d], DMERGED [R, d], DP [BH, t, t], DQKV [R, 3d]
+import * as tf from '@tensorflow/tfjs-core';
+import type { BlockSaved } from '../../models/blocks.js';
+import {
+  ACTIVATIONS,
+  colSumGroups,
+  colSumWgsl,
+  elementGroups,
+  elementKernelWgsl,
+  lit,
+  matMulGroups,
+  matMulWgsl,
+  rowGroups,
+  rowKernelWgsl,
+  ROW_WG,
+  u,
+  type Binding,
+  type MatMulSpec,
+} from './gemm.js';
+import type { Dispatch, GBuffer, RawKernels } from './raw.js';
+
+/** A binding of a dispatch: its WGSL name, its buffer, whether the kernel writes it. */
+type Arg = [name: string, buffer: GBuffer, write?: boolean];
+
+function bindingsOf(args: Arg[]): Binding[] {
+  return args.map(([name, , write]) => ({ name, write: write === true }));
+}
+
+interface Dims {
+  n: number;
+  t: number;
+  d: number;
+  H: number;
+  dh: number;
+  hid: number;
+  R: number;
+  BH: number;
+}
+
+function dims(x: tf.Tensor3D, hid: number, heads: number): Dims {
+  const [n, t, d] = x.shape;
+  return { n, t, d, H: heads, dh: d / heads, hid, R: n * t, BH: n * heads };
+}
+
+/** Builds the dispatches of one block call against the runtime `rk`, keyed by the block's shape. */
+class Plan {
+  readonly ops: Dispatch[] = [];
+  private readonly shapeKey: string;
+
+  constructor(
+    private readonly rk: RawKernels,
+    readonly z: Dims,
+  ) {
+    this.shapeKey = `${z.n},${z.t},${z.d},${z.H},${z.hid}`;
+  }
+
+  private push(name: string, args: Arg[], code: (b: Binding[]) => string, groups: [number, number, number]): void {
+    const kernel = this.rk.kernel(`ditblock.${name}:${this.shapeKey}`, () => code(bindingsOf(args)));
+    this.ops.push({ kernel, buffers: args.map((a) => a[1]), groups });
+  }
+
+  matMul(name: string, args: Arg[], spec: Omit<MatMulSpec, 'bindings'>): void {
+    this.push(name, args, (bindings) => matMulWgsl({ ...spec, bindings, helpers: ACTIVATIONS }), matMulGroups(spec));
+  }
+
+  rows(name: string, args: Arg[], rows: number, body: string): void {
+    this.push(name, args, (b) => rowKernelWgsl(b, rows, body, ACTIVATIONS), rowGroups(rows));
+  }
+
+  elements(name: string, args: Arg[], count: number, body: string): void {
+    this.push(name, args, (b) => elementKernelWgsl(b, count, body), elementGroups(count));
+  }
+
+  colSum(name: string, args: Arg[], rows: number, cols: number, expr: string, store: string): void {
+    this.push(name, args, (b) => colSumWgsl(b, rows, cols, expr, store), colSumGroups(cols));
+  }
+
+  scratch(name: string, floats: number): GBuffer {
+    return this.rk.scratch(`ditblock.${name}`, floats);
+  }
+
+  // ---- the block's pieces, shared by forward and backward --------------------------------------------
+
+  /** ADA = SiLU(c)·Waᵀ + ba  [n, 6d] */
+  adaLN(c: GBuffer, wa: GBuffer, ba: GBuffer, ada: GBuffer): void {
+    const { n, d } = this.z;
+    this.matMul(
+      'ada',
+      [
+        ['C', c],
+        ['WA', wa],
+        ['BA', ba],
+        ['ADA', ada, true],
+      ],
+      {
+        batch: 1,
+        M: n,
+        N: 6 * d,
+        K: d,
+        a: `silu(C[i * ${u(d)} + k])`,
+        b: `WA[j * ${u(d)} + k]`,
+        store: `ADA[i * ${u(6 * d)} + j] = v + BA[j];`,
+        aFast: 'k',
+        bFast: 'k',
+      },
+    );
+  }
+
+  /** MOD = LN(X)·(1 + ADA[scale]) + ADA[shift] per row, STATS = (mean, 1/σ) per row; shift at column block `k` of ADA, scale at k + 1 */
+  lnModulate(name: string, x: GBuffer, ada: GBuffer, k: number, mod: GBuffer, stats: GBuffer): void {
+    const { t, d, R } = this.z;
+    this.rows(
+      name,
+      [
+        ['X', x],
+        ['ADA', ada],
+        ['MOD', mod, true],
+        ['STATS', stats, true],
+      ],
+      R,
+      `
+  let base = row * ${u(d)};
+  var s = 0.0;
+  for (var c = tid; c < ${u(d)}; c = c + ${u(ROW_WG)}) { s = s + X[base + c]; }
+  let mean = rowSum0(s, tid) / ${lit(d)};
+  var q = 0.0;
+  for (var c = tid; c < ${u(d)}; c = c + ${u(ROW_WG)}) { let dv = X[base + c] - mean; q = q + dv * dv; }
+  let r = inverseSqrt(rowSum1(q, tid) / ${lit(d)} + ${lit(1e-6)});
+  let nb = (row / ${u(t)}) * ${u(6 * d)};
+  for (var c = tid; c < ${u(d)}; c = c + ${u(ROW_WG)}) {
+    MOD[base + c] = ((X[base + c] - mean) * r) * (ADA[nb + ${u((k + 1) * d)} + c] + 1.0) + ADA[nb + ${u(k * d)} + c];
+  }
+  if (tid == 0u) { STATS[2u * row] = mean; STATS[2u * row + 1u] = r; }`,
+    );
+  }
+}
+
+export interface RawBlockWeights {
+  wa: tf.Tensor;
+  ba: tf.Tensor;
+  wqkv: tf.Tensor;
+  bqkv: tf.Tensor;
+  wp: tf.Tensor;
+  bp: tf.Tensor;
+  w1: tf.Tensor;
+  b1: tf.Tensor;
+  w2: tf.Tensor;
+  b2: tf.Tensor;
+}
+
+function weightsOf(w: tf.Tensor[]): RawBlockWeights {
+  const [wa, ba, wqkv, bqkv, wp, bp, w1, b1, w2, b2] = w as [
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+  ];
+  return { wa, ba, wqkv, bqkv, wp, bp, w1, b1, w2, b2 };
+}
+
+/**
+ * blockForward on our kernels: x [n, t, d], c [n, d], w in BLOCK_PARAM_NAMES order → the block output
+ * and BlockSaved, as new tensors owned by the caller.
+ */
+export function rawBlockForward(
+  rk: RawKernels,
+  x: tf.Tensor3D,
+  c: tf.Tensor2D,
+  w: tf.Tensor[],
+  heads: number,
+): { out: tf.Tensor3D; s: BlockSaved } {
+  const W = weightsOf(w);
+  const z = dims(x, W.w1.shape[0]!, heads);
+  const { n, t, d, H, dh, hid, R, BH } = z;
+  const p = new Plan(rk, z);
+  const buf = (tt: tf.Tensor) => rk.buffer(tt);
+  const [X, C] = [buf(x), buf(c)];
+  const [WA, BA, WQKV, BQKV, WP, BP, W1, B1, W2, B2] = w.map(buf) as GBuffer[];
+  const o = (shape: number[]) => rk.output(shape);
+  const q = o([n, H, t, dh]);
+  const k = o([n, H, t, dh]);
+  const v = o([n, H, t, dh]);
+  const P = o([n, H, t, t]);
+  const merged = o([n, t, d]);
+  const a = o([n, t, d]);
+  const x1 = o([n, t, d]);
+  const h = o([n, t, hid]);
+  const m = o([n, t, d]);
+  const out = o([n, t, d]);
+  const ADA = p.scratch('ada', n * 6 * d);
+  const MOD = p.scratch('mod', R * d);
+  const STATS = p.scratch('stats', 2 * R);
+  const scale = 1 / Math.sqrt(dh);
+
+  p.adaLN(C, WA!, BA!, ADA);
+  p.lnModulate('lnmod1', X, ADA, 0, MOD, STATS);
+  p.matMul(
+    'qkv',
+    [
+      ['MOD', MOD],
+      ['WQKV', WQKV!],
+      ['BQKV', BQKV!],
+      ['Q', q.buffer, true],
+      ['KK', k.buffer, true],
+      ['V', v.buffer, true],
+    ],
+    {
+      batch: 1,
+      M: R,
+      N: 3 * d,
+      K: d,
+      a: `MOD[i * ${u(d)} + k]`,
+      b: `WQKV[j * ${u(d)} + k]`,
+      // qkv [R, 3d] (q | k | v, each heads-major) → q, k, v [n, H, t, dh]; q scaled by 1/√dh
+      store: `
+  let s = j / ${u(d)};
+  let rem = j % ${u(d)};
+  let o = (((i / ${u(t)}) * ${u(H)} + rem / ${u(dh)}) * ${u(t)} + i % ${u(t)}) * ${u(dh)} + rem % ${u(dh)};
+  let val = v + BQKV[j];
+  if (s == 0u) { Q[o] = val * ${lit(scale)}; } else if (s == 1u) { KK[o] = val; } else { V[o] = val; }`,
+      aFast: 'k',
+      bFast: 'k',
+    },
+  );
+  p.matMul(
+    'scores',
+    [
+      ['Q', q.buffer],
+      ['KK', k.buffer],
+      ['P', P.buffer, true],
+    ],
+    {
+      batch: BH,
+      M: t,
+      N: t,
+      K: dh,
+      a: `Q[(b * ${u(t)} + i) * ${u(dh)} + k]`,
+      b: `KK[(b * ${u(t)} + j) * ${u(dh)} + k]`,
+      store: `P[(b * ${u(t)} + i) * ${u(t)} + j] = v;`,
+      aFast: 'k',
+      bFast: 'k',
+    },
+  );
+  p.rows(
+    'softmax',
+    [['P', P.buffer, true]],
+    BH * t,
+    `
+  let base = row * ${u(t)};
+  var mx = -3.402823e38;
+  for (var c = tid; c < ${u(t)}; c = c + ${u(ROW_WG)}) { mx = max(mx, P[base + c]); }
+  let rmax = rowMax(mx, tid);
+  var s = 0.0;
+  for (var c = tid; c < ${u(t)}; c = c + ${u(ROW_WG)}) { s = s + exp(P[base + c] - rmax); }
+  let total = rowSum0(s, tid);
+  for (var c = tid; c < ${u(t)}; c = c + ${u(ROW_WG)}) { P[base + c] = exp(P[base + c] - rmax) / total; }`,
+  );
+  p.matMul(
+    'pv',
+    [
+      ['P', P.buffer],
+      ['V', v.buffer],
+      ['MERGED', merged.buffer, true],
+    ],
+    {
+      batch: BH,
+      M: t,
+      N: dh,
+      K: t,
+      a: `P[(b * ${u(t)} + i) * ${u(t)} + k]`,
+      b: `V[(b * ${u(t)} + k) * ${u(dh)} + j]`,
+      store: `MERGED[((b / ${u(H)}) * ${u(t)} + i) * ${u(d)} + (b % ${u(H)}) * ${u(dh)} + j] = v;`,
+      aFast: 'k',
+      bFast: 'j',
+    },
+  );
+  p.matMul(
+    'proj',
+    [
+      ['MERGED', merged.buffer],
+      ['WP', WP!],
+      ['BP', BP!],
+      ['X', X],
+      ['ADA', ADA],
+      ['A', a.buffer, true],
+      ['X1', x1.buffer, true],
+    ],
+    {
+      batch: 1,
+      M: R,
+      N: d,
+      K: d,
+      a: `MERGED[i * ${u(d)} + k]`,
+      b: `WP[j * ${u(d)} + k]`,
+      // a = merged·Wpᵀ + bp; x1 = x + gate1 ⊙ a
+      store: `
+  let av = v + BP[j];
+  A[i * ${u(d)} + j] = av;
+  X1[i * ${u(d)} + j] = X[i * ${u(d)} + j] + ADA[(i / ${u(t)}) * ${u(6 * d)} + ${u(2 * d)} + j] * av;`,
+      aFast: 'k',
+      bFast: 'k',
+    },
+  );
+  p.lnModulate('lnmod2', x1.buffer, ADA, 3, MOD, STATS);
+  p.matMul(
+    'fc1',
+    [
+      ['MOD', MOD],
+      ['W1', W1!],
+      ['B1', B1!],
+      ['HH', h.buffer, true],
+    ],
+    {
+      batch: 1,
+      M: R,
+      N: hid,
+      K: d,
+      a: `MOD[i * ${u(d)} + k]`,
+      b: `W1[j * ${u(d)} + k]`,
+      store: `HH[i * ${u(hid)} + j] = v + B1[j];`,
+      aFast: 'k',
+      bFast: 'k',
+    },
+  );
+  p.matMul(
+    'fc2',
+    [
+      ['HH', h.buffer],
+      ['W2', W2!],
+      ['B2', B2!],
+      ['X1', x1.buffer],
+      ['ADA', ADA],
+      ['MM', m.buffer, true],
+      ['OUT', out.buffer, true],
+    ],
+    {
+      batch: 1,
+      M: R,
+      N: d,
+      K: hid,
+      a: `gelu(HH[i * ${u(hid)} + k])`,
+      b: `W2[j * ${u(hid)} + k]`,
+      // m = GELU(h)·W2ᵀ + b2; out = x1 + gate2 ⊙ m
+      store: `
+  let mv = v + B2[j];
+  MM[i * ${u(d)} + j] = mv;
+  OUT[i * ${u(d)} + j] = X1[i * ${u(d)} + j] + ADA[(i / ${u(t)}) * ${u(6 * d)} + ${u(5 * d)} + j] * mv;`,
+      aFast: 'k',
+      bFast: 'k',
+    },
+  );
+  const outs = [q, k, v, P, merged, a, x1, h, m, out].map((e) => e.tensor);
+  rk.run(p.ops, [x, c, ...w, ...outs]);
+  return {
+    out: out.tensor as tf.Tensor3D,
+    s: {
+      x,
+      qs: q.tensor as tf.Tensor4D,
+      k: k.tensor as tf.Tensor4D,
+      v: v.tensor as tf.Tensor4D,
+      p: P.tensor as tf.Tensor4D,
+      merged: merged.tensor as tf.Tensor3D,
+      a: a.tensor as tf.Tensor3D,
+      x1: x1.tensor as tf.Tensor3D,
+      h: h.tensor as tf.Tensor3D,
+      m: m.tensor as tf.Tensor3D,
+    },
+  };
+}
+
+/**
+ * blockBackward on our kernels: from the saved intermediates, c and the output gradient dy →
+ * [dx, dc, ...dW in BLOCK_PARAM_NAMES order], new tensors owned by the caller.
+ */
+export function rawBlockBackward(
+  rk: RawKernels,
+  s: BlockSaved,
+  c: tf.Tensor2D,
+  w: tf.Tensor[],
+  dy: tf.Tensor3D,
+  heads: number,
+): tf.Tensor[] {
+  const W = weightsOf(w);
+  const z = dims(s.x, W.w1.shape[0]!, heads);
+  const { n, t, d, H, dh, hid, R, BH } = z;
+  const p = new Plan(rk, z);
+  const buf = (tt: tf.Tensor) => rk.buffer(tt);
+  const [X, C, DY] = [buf(s.x), buf(c), buf(dy)];
+  const [Q, KK, V, P, MERGED, A, X1, HH, MM] = [s.qs, s.k, s.v, s.p, s.merged, s.a, s.x1, s.h, s.m].map(
+    buf,
+  ) as GBuffer[];
+  const [WA, , WQKV, , WP, , W1, , W2] = w.map(buf) as GBuffer[];
+  const o = (shape: number[]) => rk.output(shape);
+  const dx = o([n, t, d]);
+  const dc = o([n, d]);
+  const dW = w.map((wi) => o(wi.shape));
+  const [dWa, dBa, dWqkv, dBqkv, dWp, dBp, dW1, dB1, dW2, dB2] = dW as Array<{ tensor: tf.Tensor; buffer: GBuffer }>;
+  const ADA = p.scratch('ada', n * 6 * d);
+  const DADA = p.scratch('dada', n * 6 * d);
+  const MOD = p.scratch('mod', R * d);
+  const STATS = p.scratch('stats', 2 * R);
+  const DH = p.scratch('dh', R * hid);
+  const DMOD = p.scratch('dmod', R * d);
+  const DX1 = p.scratch('dx1', R * d);
+  const DMERGED = p.scratch('dmerged', R * d);
+  const DP = p.scratch('dp', BH * t * t);
+  const DQKV = p.scratch('dqkv', R * 3 * d);
+  const scale = 1 / Math.sqrt(dh);
+  const six = u(6 * d);
+  /** the gate at column block `k` of ADA for token row `r` and channel `c` (WGSL expressions) */
+  const gate = (k: number, r: string, ch: string) => `ADA[(${r} / ${u(t)}) * ${six} + ${u(k * d)} + ${ch}]`;
+
+  /** DADA[:, k] = Σ_t Aᵢ ⊙ Bᵢ per sample (a gate's gradient) */
+  const colDot = (name: string, k: number, a: GBuffer, b: GBuffer) =>
+    p.elements(
+      name,
+      [
+        ['A', a],
+        ['B', b],
+        ['DADA', DADA, true],
+      ],
+      n * d,
+      `
+  let nn = idx / ${u(d)};
+  let j = idx % ${u(d)};
+  var s = 0.0;
+  for (var tt = 0u; tt < ${u(t)}; tt = tt + 1u) { let e = (nn * ${u(t)} + tt) * ${u(d)} + j; s = s + A[e] * B[e]; }
+  DADA[nn * ${six} + ${u(k * d)} + j] = s;`,
+    );
+  /** dx = res + the LN + modulate backward (scale at column block k + 1 of ADA), from STATS */
+  const lnBackward = (name: string, x: GBuffer, k: number, res: GBuffer, out: GBuffer) =>
+    p.rows(
+      name,
+      [
+        ['X', x],
+        ['STATS', STATS],
+        ['ADA', ADA],
+        ['DMOD', DMOD],
+        ['RES', res],
+        ['DXO', out, true],
+      ],
+      R,
+      `
+  let base = row * ${u(d)};
+  let mean = STATS[2u * row];
+  let r = STATS[2u * row + 1u];
+  let nb = (row / ${u(t)}) * ${six} + ${u((k + 1) * d)};
+  var sa = 0.0;
+  var sb = 0.0;
+  for (var c = tid; c < ${u(d)}; c = c + ${u(ROW_WG)}) {
+    let ln = (X[base + c] - mean) * r;
+    let dln = DMOD[base + c] * (ADA[nb + c] + 1.0);
+    sa = sa + dln;
+    sb = sb + dln * ln;
+  }
+  let ma = rowSum0(sa, tid) / ${lit(d)};
+  let mb = rowSum1(sb, tid) / ${lit(d)};
+  for (var c = tid; c < ${u(d)}; c = c + ${u(ROW_WG)}) {
+    let ln = (X[base + c] - mean) * r;
+    let dln = DMOD[base + c] * (ADA[nb + c] + 1.0);
+    DXO[base + c] = RES[base + c] + r * ((dln - ma) - ln * mb);
+  }`,
+    );
+  /** DADA[:, k] = Σ_t DMOD (shift), DADA[:, k + 1] = Σ_t DMOD ⊙ LN(x) (scale) */
+  const lnSums = (name: string, x: GBuffer, k: number) =>
+    p.elements(
+      name,
+      [
+        ['X', x],
+        ['STATS', STATS],
+        ['DMOD', DMOD],
+        ['DADA', DADA, true],
+      ],
+      n * d,
+      `
+  let nn = idx / ${u(d)};
+  let j = idx % ${u(d)};
+  var s0 = 0.0;
+  var s1 = 0.0;
+  for (var tt = 0u; tt < ${u(t)}; tt = tt + 1u) {
+    let row = nn * ${u(t)} + tt;
+    let e = row * ${u(d)} + j;
+    let dm = DMOD[e];
+    s0 = s0 + dm;
+    s1 = s1 + dm * ((X[e] - STATS[2u * row]) * STATS[2u * row + 1u]);
+  }
+  DADA[nn * ${six} + ${u(k * d)} + j] = s0;
+  DADA[nn * ${six} + ${u((k + 1) * d)} + j] = s1;`,
+    );
+  /** dW = dYᵀ·Xin (rows R) as [out, in] */
+  const weightGrad = (name: string, args: Arg[], outDim: number, inDim: number, a: string, b: string, dw: GBuffer) =>
+    p.matMul(name, [...args, ['DW', dw, true]], {
+      batch: 1,
+      M: outDim,
+      N: inDim,
+      K: R,
+      a,
+      b,
+      store: `DW[i * ${u(inDim)} + j] = v;`,
+      aFast: 'i',
+      bFast: 'j',
+    });
+  const biasGrad = (name: string, args: Arg[], rows: number, cols: number, expr: string, db: GBuffer) =>
+    p.colSum(name, [...args, ['DB', db, true]], rows, cols, expr, 'DB[j] = v;');
+
+  // adaLN vectors, recomputed from c
+  p.adaLN(C, WA!, buf(W.ba), ADA);
+  // out = x1 + gate2 ⊙ m: dgate2 = Σ_t dy ⊙ m; dm = dy ⊙ gate2
+  colDot('dgate2', 5, DY, MM!);
+  // m = GELU(h)·W2ᵀ + b2: dh = (dm·W2) ⊙ GELU'(h); dW2 = dmᵀ·GELU(h); db2 = Σ dm
+  p.matMul(
+    'dh',
+    [
+      ['DY', DY],
+      ['ADA', ADA],
+      ['W2', W2!],
+      ['HH', HH!],
+      ['DH', DH, true],
+    ],
+    {
+      batch: 1,
+      M: R,
+      N: hid,
+      K: d,
+      a: `DY[i * ${u(d)} + k] * ${gate(5, 'i', 'k')}`,
+      b: `W2[k * ${u(hid)} + j]`,
+      store: `DH[i * ${u(hid)} + j] = geluGrad(HH[i * ${u(hid)} + j], v);`,
+      aFast: 'k',
+      bFast: 'j',
+    },
+  );
+  weightGrad(
+    'dw2',
+    [
+      ['DY', DY],
+      ['ADA', ADA],
+      ['HH', HH!],
+    ],
+    d,
+    hid,
+    `DY[k * ${u(d)} + i] * ${gate(5, 'k', 'i')}`,
+    `gelu(HH[k * ${u(hid)} + j])`,
+    dW2!.buffer,
+  );
+  biasGrad(
+    'db2',
+    [
+      ['DY', DY],
+      ['ADA', ADA],
+    ],
+    R,
+    d,
+    `DY[r * ${u(d)} + j] * ${gate(5, 'r', 'j')}`,
+    dB2!.buffer,
+  );
+  // h = mod2·W1ᵀ + b1: dmod2 = dh·W1; dW1 = dhᵀ·mod2; db1 = Σ dh
+  p.lnModulate('lnmod2', X1!, ADA, 3, MOD, STATS);
+  p.matMul(
+    'dmod2',
+    [
+      ['DH', DH],
+      ['W1', W1!],
+      ['DMOD', DMOD, true],
+    ],
+    {
+      batch: 1,
+      M: R,
+      N: d,
+      K: hid,
+      a: `DH[i * ${u(hid)} + k]`,
+      b: `W1[k * ${u(d)} + j]`,
+      store: `DMOD[i * ${u(d)} + j] = v;`,
+      aFast: 'k',
+      bFast: 'j',
+    },
+  );
+  weightGrad(
+    'dw1',
+    [
+      ['DH', DH],
+      ['MOD', MOD],
+    ],
+    hid,
+    d,
+    `DH[k * ${u(hid)} + i]`,
+    `MOD[k * ${u(d)} + j]`,
+    dW1!.buffer,
+  );
+  biasGrad('db1', [['DH', DH]], R, hid, `DH[r * ${u(hid)} + j]`, dB1!.buffer);
+  // LN2 + modulate backward: dx1 = dy + LN'(…); dshift2, dscale2
+  lnBackward('lnback2', X1!, 3, DY, DX1);
+  lnSums('lnsums2', X1!, 3);
+  // x1 = x + gate1 ⊙ a: dgate1 = Σ_t dx1 ⊙ a; da = dx1 ⊙ gate1
+  colDot('dgate1', 2, DX1, A!);
+  // a = merged·Wpᵀ + bp
+  p.matMul(
+    'dmerged',
+    [
+      ['DX1', DX1],
+      ['ADA', ADA],
+      ['WP', WP!],
+      ['DMERGED', DMERGED, true],
+    ],
+    {
+      batch: 1,
+      M: R,
+      N: d,
+      K: d,
+      a: `DX1[i * ${u(d)} + k] * ${gate(2, 'i', 'k')}`,
+      b: `WP[k * ${u(d)} + j]`,
+      store: `DMERGED[i * ${u(d)} + j] = v;`,
+      aFast: 'k',
+      bFast: 'j',
+    },
+  );
+  weightGrad(
+    'dwp',
+    [
+      ['DX1', DX1],
+      ['ADA', ADA],
+      ['MERGED', MERGED!],
+    ],
+    d,
+    d,
+    `DX1[k * ${u(d)} + i] * ${gate(2, 'k', 'i')}`,
+    `MERGED[k * ${u(d)} + j]`,
+    dWp!.buffer,
+  );
+  biasGrad(
+    'dbp',
+    [
+      ['DX1', DX1],
+      ['ADA', ADA],
+    ],
+    R,
+    d,
+    `DX1[r * ${u(d)} + j] * ${gate(2, 'r', 'j')}`,
+    dBp!.buffer,
+  );
+  // attention: dO = heads of dmerged; dv = Pᵀ·dO; dP = dO·vᵀ; dS = P ⊙ (dP − Σ dP ⊙ P); dq = dS·k/√dh; dk = dSᵀ·qs
+  const dO = (row: string, col: string) =>
+    `DMERGED[((b / ${u(H)}) * ${u(t)} + ${row}) * ${u(d)} + (b % ${u(H)}) * ${u(dh)} + ${col}]`;
+  const dqkvAt = (part: number) =>
+    `DQKV[((b / ${u(H)}) * ${u(t)} + i) * ${u(3 * d)} + ${u(part * d)} + (b % ${u(H)}) * ${u(dh)} + j]`;
+  p.matMul(
+    'dv',
+    [
+      ['P', P!],
+      ['DMERGED', DMERGED],
+      ['DQKV', DQKV, true],
+    ],
+    {
+      batch: BH,
+      M: t,
+      N: dh,
+      K: t,
+      a: `P[(b * ${u(t)} + k) * ${u(t)} + i]`,
+      b: dO('k', 'j'),
+      store: `${dqkvAt(2)} = v;`,
+      aFast: 'i',
+      bFast: 'j',
+    },
+  );
+  p.matMul(
+    'dp',
+    [
+      ['DMERGED', DMERGED],
+      ['V', V!],
+      ['DP', DP, true],
+    ],
+    {
+      batch: BH,
+      M: t,
+      N: t,
+      K: dh,
+      a: dO('i', 'k'),
+      b: `V[(b * ${u(t)} + j) * ${u(dh)} + k]`,
+      store: `DP[(b * ${u(t)} + i) * ${u(t)} + j] = v;`,
+      aFast: 'k',
+      bFast: 'k',
+    },
+  );
+  p.rows(
+    'softmaxback',
+    [
+      ['P', P!],
+      ['DP', DP, true],
+    ],
+    BH * t,
+    `
+  let base = row * ${u(t)};
+  var s = 0.0;
+  for (var c = tid; c < ${u(t)}; c = c + ${u(ROW_WG)}) { s = s + DP[base + c] * P[base + c]; }
+  let dot = rowSum0(s, tid);
+  for (var c = tid; c < ${u(t)}; c = c + ${u(ROW_WG)}) { DP[base + c] = P[base + c] * (DP[base + c] - dot); }`,
+  );
+  p.matMul(
+    'dq',
+    [
+      ['DP', DP],
+      ['KK', KK!],
+      ['DQKV', DQKV, true],
+    ],
+    {
+      batch: BH,
+      M: t,
+      N: dh,
+      K: t,
+      a: `DP[(b * ${u(t)} + i) * ${u(t)} + k]`,
+      b: `KK[(b * ${u(t)} + k) * ${u(dh)} + j]`,
+      store: `${dqkvAt(0)} = v * ${lit(scale)};`,
+      aFast: 'k',
+      bFast: 'j',
+    },
+  );
+  p.matMul(
+    'dk',
+    [
+      ['DP', DP],
+      ['Q', Q!],
+      ['DQKV', DQKV, true],
+    ],
+    {
+      batch: BH,
+      M: t,
+      N: dh,
+      K: t,
+      a: `DP[(b * ${u(t)} + k) * ${u(t)} + i]`,
+      b: `Q[(b * ${u(t)} + k) * ${u(dh)} + j]`,
+      store: `${dqkvAt(1)} = v;`,
+      aFast: 'i',
+      bFast: 'j',
+    },
+  );
+  // qkv = mod1·Wqkvᵀ + bqkv
+  p.lnModulate('lnmod1', X, ADA, 0, MOD, STATS);
+  p.matMul(
+    'dmod1',
+    [
+      ['DQKV', DQKV],
+      ['WQKV', WQKV!],
+      ['DMOD', DMOD, true],
+    ],
+    {
+      batch: 1,
+      M: R,
+      N: d,
+      K: 3 * d,
+      a: `DQKV[i * ${u(3 * d)} + k]`,
+      b: `WQKV[k * ${u(d)} + j]`,
+      store: `DMOD[i * ${u(d)} + j] = v;`,
+      aFast: 'k',
+      bFast: 'j',
+    },
+  );
+  weightGrad(
+    'dwqkv',
+    [
+      ['DQKV', DQKV],
+      ['MOD', MOD],
+    ],
+    3 * d,
+    d,
+    `DQKV[k * ${u(3 * d)} + i]`,
+    `MOD[k * ${u(d)} + j]`,
+    dWqkv!.buffer,
+  );
+  biasGrad('dbqkv', [['DQKV', DQKV]], R, 3 * d, `DQKV[r * ${u(3 * d)} + j]`, dBqkv!.buffer);
+  // LN1 + modulate backward: dx = dx1 + LN'(…); dshift1, dscale1
+  lnBackward('lnback1', X, 0, DX1, dx.buffer);
+  lnSums('lnsums1', X, 0);
+  // adaLN: ADA = SiLU(c)·Waᵀ + ba: dc = (dada·Wa) ⊙ SiLU'(c); dWa = dadaᵀ·SiLU(c); dba = Σ dada
+  p.matMul(
+    'dc',
+    [
+      ['DADA', DADA],
+      ['WA', WA!],
+      ['C', C],
+      ['DC', dc.buffer, true],
+    ],
+    {
+      batch: 1,
+      M: n,
+      N: d,
+      K: 6 * d,
+      a: `DADA[i * ${six} + k]`,
+      b: `WA[k * ${u(d)} + j]`,
+      store: `DC[i * ${u(d)} + j] = v * siluGrad(C[i * ${u(d)} + j]);`,
+      aFast: 'k',
+      bFast: 'j',
+    },
+  );
+  p.matMul(
+    'dwa',
+    [
+      ['DADA', DADA],
+      ['C', C],
+      ['DW', dWa!.buffer, true],
+    ],
+    {
+      batch: 1,
+      M: 6 * d,
+      N: d,
+      K: n,
+      a: `DADA[k * ${six} + i]`,
+      b: `silu(C[k * ${u(d)} + j])`,
+      store: `DW[i * ${u(d)} + j] = v;`,
+      aFast: 'i',
+      bFast: 'j',
+    },
+  );
+  biasGrad('dba', [['DADA', DADA]], n, 6 * d, `DADA[r * ${six} + j]`, dBa!.buffer);
+
+  const outs = [dx.tensor, dc.tensor, ...dW.map((e) => e.tensor)];
+  rk.run(p.ops, [s.x, s.qs, s.k, s.v, s.p, s.merged, s.a, s.x1, s.h, s.m, c, dy, ...w, ...outs]);
+  return outs;
+}

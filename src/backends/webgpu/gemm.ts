@@ -1,0 +1,282 @@
+// WGSL generators for the direct-dispatch kernels (src/backends/webgpu/raw.ts): a tiled float32 matmul
+// whose operand loads and result store are WGSL expressions given by the caller — so transposes, head
+// splits and merges, a gate or an activation applied to an operand, the bias, a gated residual or an
+// activation's gradient in the epilogue cost no extra pass over memory — and the row and column
+// reductions of the DiT block (LayerNorm + modulate forward and backward, softmax and its backward,
+// per-sample and per-column sums). Shapes are baked in as constants; every kernel binds plain f32
+// storage arrays, nothing else.
+//
+// Matmul: C[b, i, j] = Σ_k A(b, i, k)·B(b, k, j) for b < batch, i < M, j < N, k < K. A workgroup of
+// 16×16 threads computes a 64×64 tile of C, each thread 4×4 values at rows ty + 16r and columns
+// tx + 16c (consecutive threads store consecutive columns); K advances 16 at a time through tiles of A
+// and B staged in workgroup memory. Out-of-range loads read 0 and out-of-range stores are skipped.
+
+export interface Binding {
+  name: string;
+  /** written by the kernel (read_write); else read-only */
+  write?: boolean;
+}
+
+export interface MatMulSpec {
+  batch: number;
+  M: number;
+  N: number;
+  K: number;
+  bindings: Binding[];
+  /** WGSL expression of A(b, i, k), with u32 variables b, i, k in scope */
+  a: string;
+  /** WGSL expression of B(b, k, j), with u32 variables b, k, j in scope */
+  b: string;
+  /** WGSL statements storing the f32 `v` = C(b, i, j), with u32 variables b, i, j in scope */
+  store: string;
+  /** which index of A is contiguous in memory ('k': rows of A; 'i': columns), for coalesced tile loads */
+  aFast: 'i' | 'k';
+  /** which index of B is contiguous in memory ('j': rows of B; 'k': columns) */
+  bFast: 'j' | 'k';
+  /** extra WGSL functions the expressions call */
+  helpers?: string;
+}
+
+const TILE = 64;
+const TK = 16;
+
+/** The bindings as WGSL declarations, in binding order. */
+export function declare(bindings: Binding[]): string {
+  return bindings
+    .map((b, i) => `@group(0) @binding(${i}) var<storage, ${b.write ? 'read_write' : 'read'}> ${b.name}: array<f32>;`)
+    .join('\n');
+}
+
+/** A u32 literal. */
+export const u = (n: number): string => `${n >>> 0}u`;
+
+/** f32 literal of a JS number (the float32 constant the TF.js path multiplies by). */
+export const lit = (v: number): string => {
+  const s = Math.fround(v).toPrecision(9);
+  return s.includes('.') || s.includes('e') ? s : `${s}.0`;
+};
+
+export function matMulWgsl(s: MatMulSpec): string {
+  // A tile: 64 (i) × 16 (k) = 1024 values, 4 per thread; B tile: 16 (k) × 64 (j)
+  const aIdx =
+    s.aFast === 'k'
+      ? `let ii = e / ${u(TK)}; let kk = e % ${u(TK)};`
+      : `let ii = e % ${u(TILE)}; let kk = e / ${u(TILE)};`;
+  const bIdx =
+    s.bFast === 'j'
+      ? `let jj = e % ${u(TILE)}; let kk = e / ${u(TILE)};`
+      : `let jj = e / ${u(TK)}; let kk = e % ${u(TK)};`;
+  return `
+${declare(s.bindings)}
+const M = ${u(s.M)};
+const N = ${u(s.N)};
+const K = ${u(s.K)};
+var<workgroup> As: array<array<f32, ${TILE}>, ${TK}>;
+var<workgroup> Bs: array<array<f32, ${TILE}>, ${TK}>;
+${s.helpers ?? ''}
+fn loadA(b: u32, i: u32, k: u32) -> f32 {
+  if (i >= M || k >= K) { return 0.0; }
+  return ${s.a};
+}
+fn loadB(b: u32, k: u32, j: u32) -> f32 {
+  if (k >= K || j >= N) { return 0.0; }
+  return ${s.b};
+}
+fn storeC(b: u32, i: u32, j: u32, v: f32) {
+  ${s.store}
+}
+@compute @workgroup_size(16, 16, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let b = wg.z;
+  let row0 = wg.y * ${u(TILE)};
+  let col0 = wg.x * ${u(TILE)};
+  let tid = lid.y * 16u + lid.x;
+  var acc: array<array<f32, 4>, 4>;
+  for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
+    for (var l = 0u; l < 4u; l = l + 1u) {
+      let e = tid + l * 256u;
+      ${aIdx}
+      As[kk][ii] = loadA(b, row0 + ii, k0 + kk);
+    }
+    for (var l = 0u; l < 4u; l = l + 1u) {
+      let e = tid + l * 256u;
+      ${bIdx}
+      Bs[kk][jj] = loadB(b, k0 + kk, col0 + jj);
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${u(TK)}; kk = kk + 1u) {
+      var av: array<f32, 4>;
+      var bv: array<f32, 4>;
+      for (var r = 0u; r < 4u; r = r + 1u) { av[r] = As[kk][lid.y + 16u * r]; }
+      for (var c = 0u; c < 4u; c = c + 1u) { bv[c] = Bs[kk][lid.x + 16u * c]; }
+      for (var r = 0u; r < 4u; r = r + 1u) {
+        for (var c = 0u; c < 4u; c = c + 1u) { acc[r][c] = fma(av[r], bv[c], acc[r][c]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var r = 0u; r < 4u; r = r + 1u) {
+    let i = row0 + lid.y + 16u * r;
+    if (i >= M) { continue; }
+    for (var c = 0u; c < 4u; c = c + 1u) {
+      let j = col0 + lid.x + 16u * c;
+      if (j < N) { storeC(b, i, j, acc[r][c]); }
+    }
+  }
+}`;
+}
+
+/** Workgroup counts of a matmul. */
+export function matMulGroups(s: Pick<MatMulSpec, 'batch' | 'M' | 'N'>): [number, number, number] {
+  return [Math.ceil(s.N / TILE), Math.ceil(s.M / TILE), s.batch];
+}
+
+// ---- row kernels: one workgroup per row --------------------------------------------------------------
+
+export const ROW_WG = 128;
+
+/** Workgroup tree sums over the ROW_WG threads (two buffers, so two sums can be in flight); every thread gets the total. */
+const ROW_SUMS = [0, 1]
+  .map(
+    (k) => `
+var<workgroup> red${k}: array<f32, ${ROW_WG}>;
+fn rowSum${k}(v: f32, tid: u32) -> f32 {
+  red${k}[tid] = v;
+  workgroupBarrier();
+  for (var s = ${u(ROW_WG / 2)}; s > 0u; s = s >> 1u) {
+    if (tid < s) { red${k}[tid] = red${k}[tid] + red${k}[tid + s]; }
+    workgroupBarrier();
+  }
+  let total = red${k}[0];
+  workgroupBarrier();
+  return total;
+}`,
+  )
+  .join('\n').concat(`
+fn rowMax(v: f32, tid: u32) -> f32 {
+  red0[tid] = v;
+  workgroupBarrier();
+  for (var s = ${u(ROW_WG / 2)}; s > 0u; s = s >> 1u) {
+    if (tid < s) { red0[tid] = max(red0[tid], red0[tid + s]); }
+    workgroupBarrier();
+  }
+  let total = red0[0];
+  workgroupBarrier();
+  return total;
+}`);
+
+/** A row kernel: `body` runs with u32 `row` (< rows) and `tid` (< ROW_WG) in scope; rows laid out by groups2d. */
+export function rowKernelWgsl(bindings: Binding[], rows: number, body: string, helpers = ''): string {
+  const gx = Math.min(rows, 65535);
+  return `
+${declare(bindings)}
+${ROW_SUMS}
+${helpers}
+@compute @workgroup_size(${ROW_WG}, 1, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row = wg.y * ${u(gx)} + wg.x;
+  if (row >= ${u(rows)}) { return; }
+  let tid = lid.x;
+  ${body}
+}`;
+}
+
+// ---- element kernels: one thread per output ---------------------------------------------------------
+
+export const EW_WG = 256;
+
+/** One thread per index < count (u32 `idx` in scope); threads laid out in 2-D past 65535 workgroups. */
+export function elementKernelWgsl(bindings: Binding[], count: number, body: string, helpers = ''): string {
+  const groups = Math.ceil(count / EW_WG);
+  const gx = Math.min(groups, 65535);
+  return `
+${declare(bindings)}
+${helpers}
+@compute @workgroup_size(${EW_WG}, 1, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let idx = (wg.y * ${u(gx)} + wg.x) * ${u(EW_WG)} + lid.x;
+  if (idx >= ${u(count)}) { return; }
+  ${body}
+}`;
+}
+
+/**
+ * Column sums: out(j) = Σ_{r < rows} E(r, j) for j < cols, where `expr` is the WGSL expression of E with
+ * u32 r, j in scope and `store` stores the f32 `v` at column j. A workgroup of 16 columns × 16 row lanes;
+ * each lane sums every 16th row, the lanes are added in a fixed order.
+ */
+export function colSumWgsl(
+  bindings: Binding[],
+  rows: number,
+  cols: number,
+  expr: string,
+  store: string,
+  helpers = '',
+): string {
+  return `
+${declare(bindings)}
+${helpers}
+var<workgroup> part: array<array<f32, 16>, 16>;
+@compute @workgroup_size(16, 16, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let j = wg.x * 16u + lid.x;
+  var s = 0.0;
+  if (j < ${u(cols)}) {
+    for (var r = lid.y; r < ${u(rows)}; r = r + 16u) { s = s + ${expr}; }
+  }
+  part[lid.y][lid.x] = s;
+  workgroupBarrier();
+  if (lid.y == 0u && j < ${u(cols)}) {
+    var v = 0.0;
+    for (var l = 0u; l < 16u; l = l + 1u) { v = v + part[l][lid.x]; }
+    ${store}
+  }
+}`;
+}
+
+export function colSumGroups(cols: number): [number, number, number] {
+  return [Math.ceil(cols / 16), 1, 1];
+}
+
+export function elementGroups(count: number): [number, number, number] {
+  const groups = Math.ceil(count / EW_WG);
+  return groups <= 65535 ? [groups, 1, 1] : [65535, Math.ceil(groups / 65535), 1];
+}
+
+export function rowGroups(rows: number): [number, number, number] {
+  return rows <= 65535 ? [rows, 1, 1] : [65535, Math.ceil(rows / 65535), 1];
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/**
+ * WGSL helpers: tanh-GELU as x·σ(2u) with the op order of src/models/blocks.ts, its gradient as
+ * blocks.ts geluTanhBackward, SiLU and SiLU'.
+ */
+export const ACTIVATIONS = `
+fn geluSig(v: f32) -> f32 {
+  let g0 = v * v;
+  let g1 = g0 * v;
+  let g2 = g1 * ${lit(0.044715)};
+  let g3 = v + g2;
+  let g4 = g3 * ${lit(2 * SQRT_2_OVER_PI)};
+  return 1.0 / (1.0 + exp(-1.0 * g4));
+}
+fn gelu(v: f32) -> f32 { return v * geluSig(v); }
+fn geluGrad(v: f32, dy: f32) -> f32 {
+  let sg = geluSig(v);
+  let i0 = v * v;
+  let i1 = i0 * ${lit(3 * 0.044715)};
+  let i2 = i1 + 1.0;
+  let i3 = i2 * ${lit(2 * SQRT_2_OVER_PI)};
+  let inner = i3 * v;
+  let s0 = 1.0 - sg;
+  let s1 = s0 * sg;
+  let second = s1 * inner;
+  return dy * (sg + second);
+}
+fn silu(v: f32) -> f32 { return v * (1.0 / (1.0 + exp(-v))); }
+fn siluGrad(v: f32) -> f32 {
+  let sg = 1.0 / (1.0 + exp(-v));
+  return sg * (1.0 + v * (1.0 - sg));
+}`;

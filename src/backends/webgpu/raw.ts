@@ -1,0 +1,246 @@
+// Direct dispatch on the webgpu backend's own device: our WGSL compute pipelines recorded straight
+// into TF.js's command stream, without TF.js's per-kernel bookkeeping (≈ 130–180 µs of host time per
+// TF.js kernel on the GPU machine, against ≈ 5 µs for a dispatch whose bind group already exists).
+//
+//   pipelines    compiled once per key (shapes are baked into the WGSL, so no uniforms at all)
+//   bind groups  cached by (pipeline, the exact GPU buffers bound); TF.js's buffer pool hands the same
+//                buffers back step after step, so a training loop mostly hits the cache
+//   scratch      intermediates that no caller sees live in buffers owned here (one per role and
+//                size), so their bind groups never change
+//   ordering     dispatches go into TF.js's current compute pass, in program order with its own
+//                kernels; the tensors bound are marked as used by the pending command buffer, so TF.js
+//                defers releasing (and reusing) their buffers until it is submitted, exactly as for its
+//                own kernels; the pass is submitted by TF.js's own submit-batch rule
+//   profiling    while `timer` is set (the bench's profiled step), each op gets its own pass with
+//                timestamp queries; its GPU milliseconds are pushed to `timer` after the submit
+import * as tf from '@tensorflow/tfjs-core';
+
+/* Minimal structural types for the WebGPU objects used here (the `webgpu` package provides them). */
+export interface GBuffer {
+  size: number;
+  mapAsync(mode: number): Promise<void>;
+  getMappedRange(): ArrayBuffer;
+  unmap(): void;
+  destroy(): void;
+}
+interface GPass {
+  setPipeline(p: unknown): void;
+  setBindGroup(i: number, g: unknown): void;
+  dispatchWorkgroups(x: number, y?: number, z?: number): void;
+  end(): void;
+}
+interface GEncoder {
+  beginComputePass(d?: object): GPass;
+  resolveQuerySet(q: unknown, first: number, count: number, dst: GBuffer, off: number): void;
+  copyBufferToBuffer(a: GBuffer, ao: number, b: GBuffer, bo: number, size: number): void;
+  finish(): unknown;
+}
+interface GPipeline {
+  getBindGroupLayout(i: number): unknown;
+}
+interface GDevice {
+  features: { has(f: string): boolean };
+  createShaderModule(d: { code: string }): unknown;
+  createComputePipeline(d: object): GPipeline;
+  createBindGroup(d: object): unknown;
+  createBuffer(d: { size: number; usage: number }): GBuffer;
+  createQuerySet(d: { type: string; count: number }): { destroy(): void };
+}
+interface TensorData {
+  resource?: unknown;
+  values?: unknown;
+}
+interface WebGPUBackendLike {
+  device: GDevice;
+  tensorMap: { get(id: object): TensorData };
+  uploadToGPU(id: object): void;
+  ensureCommandEncoderReady(): void;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+  makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  commandEncoder: GEncoder | null;
+  computePassEncoder: GPass | null;
+  dispatchCountInPass: number;
+  commandQueueOwnedIds: WeakSet<object>;
+}
+
+// WebGPU constants (fixed by the specification)
+const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, STORAGE: 0x80, QUERY_RESOLVE: 0x200 };
+const MAP_READ = 0x1;
+/** the largest workgroup count per dimension WebGPU guarantees */
+export const MAX_GROUPS = 65535;
+
+/** A compiled pipeline and its identity for the bind-group cache. */
+export interface Kernel {
+  id: number;
+  key: string;
+  pipeline: GPipeline;
+}
+
+/** One dispatch: a kernel, the buffers at bindings 0.., and the workgroup counts. */
+export interface Dispatch {
+  kernel: Kernel;
+  buffers: GBuffer[];
+  groups: [number, number, number];
+}
+
+/** A 1-D count of workgroups laid out in 2-D when it exceeds the per-dimension limit. */
+export function groups2d(n: number): [number, number, number] {
+  if (n <= MAX_GROUPS) return [n, 1, 1];
+  const x = MAX_GROUPS;
+  return [x, Math.ceil(n / x), 1];
+}
+
+export class RawKernels {
+  private readonly kernels = new Map<string, Kernel>();
+  private readonly bufferIds = new WeakMap<object, number>();
+  private nextBufferId = 1;
+  private readonly binds = new Map<string, unknown>();
+  private readonly scratchBuffers = new Map<string, GBuffer>();
+  private readonly timestamps: boolean;
+  /** raw dispatches, bind groups created and reused (for the bench's per-step profile) */
+  readonly counters = { dispatches: 0, bindGroupsCreated: 0, bindGroupsReused: 0 };
+  /** while set, each op runs in its own timed pass and its GPU milliseconds are pushed here */
+  timer: Array<Promise<number>> | null = null;
+
+  constructor(private readonly backend: WebGPUBackendLike) {
+    this.timestamps = backend.device.features.has('timestamp-query');
+  }
+
+  /** The pipeline for `key`, compiled from `code()` the first time. */
+  kernel(key: string, code: () => string): Kernel {
+    let k = this.kernels.get(key);
+    if (!k) {
+      const d = this.backend.device;
+      const pipeline = d.createComputePipeline({
+        layout: 'auto',
+        compute: { module: d.createShaderModule({ code: code() }), entryPoint: 'main' },
+      });
+      k = { id: this.kernels.size + 1, key, pipeline };
+      this.kernels.set(key, k);
+    }
+    return k;
+  }
+
+  /** The GPU buffer of a tensor (uploaded first if its values are on the host). */
+  buffer(t: tf.TensorInfo): GBuffer {
+    this.backend.uploadToGPU(t.dataId);
+    return this.backend.tensorMap.get(t.dataId).resource as GBuffer;
+  }
+
+  /** A new float32 tensor of `shape` with its GPU buffer allocated (its values are what the next op writes). */
+  output(shape: number[]): { tensor: tf.Tensor; buffer: GBuffer } {
+    const info = this.backend.makeTensorInfo(shape, 'float32');
+    const buffer = this.buffer(info);
+    return { tensor: tf.engine().makeTensorFromTensorInfo(info), buffer };
+  }
+
+  /** A buffer owned here for intermediates of one role (`name`) and at least `floats` float32 values. */
+  scratch(name: string, floats: number): GBuffer {
+    const key = `${name}:${floats}`;
+    let b = this.scratchBuffers.get(key);
+    if (!b) {
+      b = this.backend.device.createBuffer({
+        size: Math.max(16, floats * 4),
+        usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST,
+      });
+      this.scratchBuffers.set(key, b);
+    }
+    return b;
+  }
+
+  private bufferId(b: GBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) {
+      id = this.nextBufferId++;
+      this.bufferIds.set(b, id);
+    }
+    return id;
+  }
+
+  private bindGroup(d: Dispatch): unknown {
+    const key = `${d.kernel.id}|${d.buffers.map((b) => this.bufferId(b)).join(',')}`;
+    let g = this.binds.get(key);
+    if (g) {
+      this.counters.bindGroupsReused++;
+      return g;
+    }
+    // bounded: a changing set of buffers (e.g. another batch size) must not grow the cache forever
+    if (this.binds.size >= 8192) this.binds.clear();
+    g = this.backend.device.createBindGroup({
+      layout: d.kernel.pipeline.getBindGroupLayout(0),
+      entries: d.buffers.map((buffer, i) => ({ binding: i, resource: { buffer } })),
+    });
+    this.binds.set(key, g);
+    this.counters.bindGroupsCreated++;
+    return g;
+  }
+
+  /**
+   * Records `ops` in order into TF.js's command stream. `tensors`: every TF.js tensor the ops read or
+   * write (their buffers must stay theirs until the pending command buffer is submitted).
+   */
+  run(ops: Dispatch[], tensors: tf.TensorInfo[]): void {
+    const b = this.backend;
+    // buffers first: an upload may record a copy, which needs the compute pass closed
+    for (const t of tensors) this.buffer(t);
+    b.ensureCommandEncoderReady();
+    const timed = this.timer !== null && this.timestamps;
+    let query: { destroy(): void } | null = null;
+    let pass: GPass;
+    if (timed) {
+      b.endComputePassEncoder();
+      query = b.device.createQuerySet({ type: 'timestamp', count: 2 });
+      pass = b.commandEncoder!.beginComputePass({
+        timestampWrites: { querySet: query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
+      });
+    } else {
+      if (!b.computePassEncoder) b.computePassEncoder = b.commandEncoder!.beginComputePass({});
+      pass = b.computePassEncoder;
+    }
+    for (const d of ops) {
+      pass.setPipeline(d.kernel.pipeline);
+      pass.setBindGroup(0, this.bindGroup(d));
+      pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
+    }
+    this.counters.dispatches += ops.length;
+    for (const t of tensors) b.commandQueueOwnedIds.add(t.dataId);
+    if (timed) {
+      pass.end();
+      const resolve = b.device.createBuffer({ size: 16, usage: USAGE.QUERY_RESOLVE | USAGE.COPY_SRC });
+      const staging = b.device.createBuffer({ size: 16, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+      b.commandEncoder!.resolveQuerySet(query, 0, 2, resolve, 0);
+      b.commandEncoder!.copyBufferToBuffer(resolve, 0, staging, 0, 16);
+      // submitted before the staging buffer is mapped (mapping a buffer that a pending submit uses is a
+      // validation error, and the submit would not run)
+      b.submitQueue();
+      const q = query!;
+      this.timer!.push(
+        staging.mapAsync(MAP_READ).then(() => {
+          const t = new BigUint64Array(staging.getMappedRange().slice(0));
+          staging.unmap();
+          staging.destroy();
+          resolve.destroy();
+          q.destroy();
+          return Number(t[1]! - t[0]!) / 1e6;
+        }),
+      );
+      return;
+    }
+    b.dispatchCountInPass += ops.length;
+    if (b.dispatchCountInPass >= (tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number)) {
+      b.endComputePassEncoder();
+      b.submitQueue();
+    }
+  }
+}
+
+let instance: { backend: unknown; k: RawKernels } | null = null;
+
+/** The direct-dispatch runtime of the active webgpu backend, or null on any other backend. */
+export function rawKernels(): RawKernels | null {
+  if (tf.getBackend() !== 'webgpu') return null;
+  const backend = tf.backend() as unknown as WebGPUBackendLike;
+  if (!instance || instance.backend !== backend) instance = { backend, k: new RawKernels(backend) };
+  return instance.k;
+}

@@ -1,0 +1,132 @@
+// The DiT block on our own directly dispatched WGSL kernels (src/backends/webgpu/dit-block.ts) against
+// the TF.js op sequence it replaces (blocks.ts blockForward, blockgrad.ts blockBackward), on the webgpu
+// backend (FPDM_TEST_BACKENDS=webgpu: a GPU, or SwiftShader's Vulkan on a CPU machine): the output and
+// every saved intermediate of the forward, and through the block op (ditBlockOp, with and without
+// gradient checkpointing) the gradients of x, c and all ten block weights.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { rawBlockKernels, setKernelOptions } from '../../src/backends/kernels.js';
+import { rawKernels } from '../../src/backends/webgpu/raw.js';
+import { BLOCK_PARAM_NAMES, SAVED_ORDER, blockForward } from '../../src/models/blocks.js';
+import { ditBlockOp } from '../../src/models/blockgrad.js';
+import { Rng } from '../../src/util/rng.js';
+import { TEST_BACKENDS, useBackend } from '../helpers.js';
+
+const onGpu = TEST_BACKENDS.includes('webgpu');
+
+/** max |a − b| / max |b| */
+async function relErr(a: tf.Tensor, b: tf.Tensor): Promise<number> {
+  assert.deepEqual(a.shape, b.shape);
+  const [av, bv] = [await a.data(), await b.data()];
+  let scale = 0;
+  let diff = 0;
+  for (let i = 0; i < av.length; i++) {
+    if (!Number.isFinite(av[i]!)) return Infinity;
+    scale = Math.max(scale, Math.abs(bv[i]!));
+    diff = Math.max(diff, Math.abs(av[i]! - bv[i]!));
+  }
+  return diff / Math.max(scale, 1e-12);
+}
+
+function rand(seed: string, shape: number[], scale = 1): tf.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(
+    new Rng(seed).normals(n).map((v) => v * scale),
+    shape,
+  );
+}
+
+/** Block weights with nonzero adaLN (so every gate, shift and scale is exercised), in BLOCK_PARAM_NAMES order. */
+function blockWeights(d: number, hid: number): tf.Tensor[] {
+  const shapes: Record<string, number[]> = {
+    'adaLN_modulation.1.weight': [6 * d, d],
+    'adaLN_modulation.1.bias': [6 * d],
+    'attn.qkv.weight': [3 * d, d],
+    'attn.qkv.bias': [3 * d],
+    'attn.proj.weight': [d, d],
+    'attn.proj.bias': [d],
+    'mlp.fc1.weight': [hid, d],
+    'mlp.fc1.bias': [hid],
+    'mlp.fc2.weight': [d, hid],
+    'mlp.fc2.bias': [d],
+  };
+  return BLOCK_PARAM_NAMES.map((name) => {
+    const shape = shapes[name]!;
+    const fanIn = shape.length === 2 ? shape[1]! : 1;
+    return rand(`w.${name}.${d}`, shape, shape.length === 2 ? 1 / Math.sqrt(fanIn) : 0.1);
+  });
+}
+
+// rows longer than the 128-thread row workgroup (d 192, t 160), heads of 64 as DiT's; and a shape
+// where nothing is a multiple of the tiles. (SwiftShader runs a DiT-S/2 block, 2×256×384, in minutes:
+// the bench runs that size on the GPU.)
+const SHAPES: Array<[n: number, t: number, d: number, heads: number]> = [
+  [1, 160, 192, 3],
+  [3, 9, 48, 3],
+];
+
+test(
+  'DiT block on directly dispatched kernels equals the TF.js op sequence (forward, saved values, gradients)',
+  { skip: onGpu ? false : 'webgpu only: set FPDM_TEST_BACKENDS=webgpu (a GPU, or SwiftShader on a CPU machine)' },
+  async () => {
+    await useBackend('webgpu');
+    const prev = setKernelOptions({ rawBlock: true });
+    try {
+      assert.ok(rawBlockKernels(), 'direct-dispatch block kernels available on webgpu');
+      const rk = rawKernels()!;
+      for (const [n, t, d, heads] of SHAPES) {
+        const label = `n ${n}, t ${t}, d ${d}, heads ${heads}`;
+        const x = rand(`x${d}`, [n, t, d]) as tf.Tensor3D;
+        const c = rand(`c${d}`, [n, d]) as tf.Tensor2D;
+        const dy = rand(`dy${d}`, [n, t, d]) as tf.Tensor3D;
+        const w = blockWeights(d, 4 * d);
+
+        // forward: output and every saved intermediate
+        setKernelOptions({ rawBlock: true });
+        const before = rk.counters.dispatches;
+        const raw = blockForward(x, c, w, heads);
+        assert.equal(rk.counters.dispatches - before, 10, 'the forward is 10 direct dispatches');
+        setKernelOptions({ rawBlock: false });
+        const ref = blockForward(x, c, w, heads);
+        const errs: Record<string, number> = { out: await relErr(raw.out, ref.out) };
+        for (const k of SAVED_ORDER) if (k !== 'x') errs[k] = await relErr(raw.s[k], ref.s[k]);
+        for (const [k, e] of Object.entries(errs)) assert.ok(e <= 2e-5, `${label}: forward ${k} rel. error ${e}`);
+        tf.dispose([raw.out, ref.out, ...SAVED_ORDER.filter((k) => k !== 'x').flatMap((k) => [raw.s[k], ref.s[k]])]);
+
+        // gradients of x, c and every weight through the block op, plain and with checkpointing
+        for (const checkpoint of [false, true]) {
+          const grads = (rawBlock: boolean) => {
+            setKernelOptions({ rawBlock });
+            const f = (...args: tf.Tensor[]) => {
+              const [xi, ci, ...wi] = args;
+              const p = new Map(BLOCK_PARAM_NAMES.map((name, i) => [`b.${name}`, wi[i]!]));
+              return tf.sum(tf.mul(ditBlockOp(p, 'b', xi as tf.Tensor3D, ci as tf.Tensor2D, heads, checkpoint), dy));
+            };
+            return tf.grads(f)([x, c, ...w]);
+          };
+          const before = rk.counters.dispatches;
+          const gRaw = grads(true);
+          assert.equal(
+            rk.counters.dispatches - before,
+            checkpoint ? 10 + 10 + 29 : 10 + 29,
+            'forward and backward as direct dispatches',
+          );
+          const gRef = grads(false);
+          const names = ['x', 'c', ...BLOCK_PARAM_NAMES];
+          for (let i = 0; i < names.length; i++) {
+            const e = await relErr(gRaw[i]!, gRef[i]!);
+            assert.ok(
+              e <= 1e-4,
+              `${label}${checkpoint ? ', checkpointed' : ''}: gradient of ${names[i]} rel. error ${e}`,
+            );
+          }
+          tf.dispose([...gRaw, ...gRef]);
+        }
+        tf.dispose([x, c, dy, ...w]);
+      }
+    } finally {
+      setKernelOptions(prev);
+    }
+  },
+);
