@@ -16,6 +16,7 @@ import { webgpuOptimizerKernels, type FusedOptimizerKernels } from './webgpu/opt
 import * as webgpuBlock from './webgpu/block.js';
 import { rawKernels } from './webgpu/raw.js';
 import { rawBlockBackward, rawBlockForward } from './webgpu/dit-block.js';
+import { rawRelativeResidual } from './webgpu/residual.js';
 import type { BlockSaved } from '../models/blocks.js';
 
 type Heads = [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
@@ -234,4 +235,14 @@ export function rawBlockKernels(): RawBlockKernels | null {
     forward: (x, c, w, heads) => rawBlockForward(rk, x, c, w, heads),
     backward: (s, c, w, dy, heads) => rawBlockBackward(rk, s, c, w, dy, heads),
   };
+}
+
+/**
+ * ‖next − prev‖ / (‖prev‖ + 1e-12) as two direct dispatches where the backend has them (webgpu with the
+ * direct-dispatch kernels on), else null (the caller's TF.js ops).
+ */
+export function relativeResidualKernel(next: tf.Tensor, prev: tf.Tensor): tf.Scalar | null {
+  if (!options.rawBlock) return null;
+  const rk = rawKernels();
+  return rk ? rawRelativeResidual(rk, next, prev) : null;
 }

@@ -17,6 +17,7 @@
 // engine keeps what backprop needs by itself (plain iteration is then unrolled for backprop; Anderson's
 // mixing weights are computed on the host and act as constants).
 import * as tf from '@tensorflow/tfjs-core';
+import { relativeResidualKernel } from '../backends/kernels.js';
 import { UserError } from '../util/errors.js';
 
 export type SolverOptions =
@@ -86,7 +87,9 @@ const relResidual = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) 
   const [next, prev] = args as [tf.Tensor, tf.Tensor];
   const [nextShape, prevShape] = [next.shape, prev.shape]; // shapes only: the inputs may be gone by then
   return {
-    value: tf.div(tf.norm(tf.sub(next, prev)), tf.add(tf.norm(prev), 1e-12)) as tf.Scalar,
+    value:
+      relativeResidualKernel(next, prev) ??
+      (tf.div(tf.norm(tf.sub(next, prev)), tf.add(tf.norm(prev), 1e-12)) as tf.Scalar),
     gradFunc: () => [tf.zeros(nextShape), tf.zeros(prevShape)],
   };
 }) as (next: tf.Tensor, prev: tf.Tensor) => tf.Scalar;

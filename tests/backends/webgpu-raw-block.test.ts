@@ -2,11 +2,12 @@
 // the TF.js op sequence it replaces (blocks.ts blockForward, blockgrad.ts blockBackward), on the webgpu
 // backend (FPDM_TEST_BACKENDS=webgpu: a GPU, or SwiftShader's Vulkan on a CPU machine): the output and
 // every saved intermediate of the forward, and through the block op (ditBlockOp, with and without
-// gradient checkpointing) the gradients of x, c and all ten block weights.
+// gradient checkpointing) the gradients of x, c and all ten block weights; and the fixed-point solver's
+// relative residual (src/backends/webgpu/residual.ts) against its TF.js ops.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { rawBlockKernels, setKernelOptions } from '../../src/backends/kernels.js';
+import { rawBlockKernels, relativeResidualKernel, setKernelOptions } from '../../src/backends/kernels.js';
 import { rawKernels } from '../../src/backends/webgpu/raw.js';
 import { BLOCK_PARAM_NAMES, SAVED_ORDER, blockForward } from '../../src/models/blocks.js';
 import { ditBlockOp } from '../../src/models/blockgrad.js';
@@ -124,6 +125,34 @@ test(
           tf.dispose([...gRaw, ...gRef]);
         }
         tf.dispose([x, c, dy, ...w]);
+      }
+    } finally {
+      setKernelOptions(prev);
+    }
+  },
+);
+
+test(
+  'relative residual on directly dispatched kernels equals the TF.js ops',
+  { skip: onGpu ? false : 'webgpu only: set FPDM_TEST_BACKENDS=webgpu (a GPU, or SwiftShader on a CPU machine)' },
+  async () => {
+    await useBackend('webgpu');
+    const prev = setKernelOptions({ rawBlock: true });
+    try {
+      for (const shape of [
+        [3, 7, 5],
+        [2, 256, 384],
+        [1, 1, 1],
+      ]) {
+        const a = rand(`ra${shape}`, shape);
+        const b = tf.add(a, rand(`rb${shape}`, shape, 0.01));
+        const raw = relativeResidualKernel(a, b);
+        assert.ok(raw, 'kernel available on webgpu');
+        assert.deepEqual(raw.shape, []);
+        const ref = tf.div(tf.norm(tf.sub(a, b)), tf.add(tf.norm(b), 1e-12));
+        const e = await relErr(raw, ref);
+        assert.ok(e <= 1e-5, `shape ${shape}: rel. error ${e} (${(await raw.data())[0]} vs ${(await ref.data())[0]})`);
+        tf.dispose([a, b, raw, ref]);
       }
     } finally {
       setKernelOptions(prev);

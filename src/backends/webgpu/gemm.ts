@@ -280,3 +280,59 @@ fn siluGrad(v: f32) -> f32 {
   let sg = 1.0 / (1.0 + exp(-v));
   return sg * (1.0 + v * (1.0 - sg));
 }`;
+
+// ---- whole-tensor reductions -------------------------------------------------------------------------
+
+/** workgroups of the first pass of a whole-tensor reduction (each writes its partial sums) */
+export const REDUCE_PARTS = 256;
+
+/**
+ * First pass of Σ over all n elements of `terms` (one or more WGSL f32 expressions of u32 `e`): each of
+ * REDUCE_PARTS workgroups sums a grid-stride share of the elements and writes one partial per term to
+ * PARTS[term·REDUCE_PARTS + workgroup], in a fixed order.
+ */
+export function partialSumsWgsl(bindings: Binding[], n: number, terms: string[], helpers = ''): string {
+  const stride = REDUCE_PARTS * EW_WG;
+  return `
+${declare(bindings)}
+${helpers}
+${terms.map((_, k) => `var<workgroup> sh${k}: array<f32, ${EW_WG}>;`).join('\n')}
+@compute @workgroup_size(${EW_WG}, 1, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  ${terms.map((_, k) => `var acc${k} = 0.0;`).join(' ')}
+  for (var e = wg.x * ${u(EW_WG)} + lid.x; e < ${u(n)}; e = e + ${u(stride)}) {
+    ${terms.map((t, k) => `acc${k} = acc${k} + ${t};`).join('\n    ')}
+  }
+  ${terms.map((_, k) => `sh${k}[lid.x] = acc${k};`).join(' ')}
+  workgroupBarrier();
+  for (var s = ${u(EW_WG / 2)}; s > 0u; s = s >> 1u) {
+    if (lid.x < s) { ${terms.map((_, k) => `sh${k}[lid.x] = sh${k}[lid.x] + sh${k}[lid.x + s];`).join(' ')} }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) { ${terms.map((_, k) => `PARTS[${u(k * REDUCE_PARTS)} + wg.x] = sh${k}[0];`).join(' ')} }
+}`;
+}
+
+/**
+ * Second pass: one workgroup sums the REDUCE_PARTS partials of each of `count` terms (tree order) and
+ * runs `finish`, with the totals in `total0`, `total1`, … in scope (thread 0 only).
+ */
+export function finishSumsWgsl(bindings: Binding[], count: number, finish: string): string {
+  const ks = Array.from({ length: count }, (_, k) => k);
+  return `
+${declare(bindings)}
+${ks.map((k) => `var<workgroup> sh${k}: array<f32, ${REDUCE_PARTS}>;`).join('\n')}
+@compute @workgroup_size(${REDUCE_PARTS}, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+  ${ks.map((k) => `sh${k}[lid.x] = PARTS[${u(k * REDUCE_PARTS)} + lid.x];`).join(' ')}
+  workgroupBarrier();
+  for (var s = ${u(REDUCE_PARTS / 2)}; s > 0u; s = s >> 1u) {
+    if (lid.x < s) { ${ks.map((k) => `sh${k}[lid.x] = sh${k}[lid.x] + sh${k}[lid.x + s];`).join(' ')} }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) {
+    ${ks.map((k) => `let total${k} = sh${k}[0];`).join(' ')}
+    ${finish}
+  }
+}`;
+}
