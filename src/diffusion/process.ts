@@ -163,6 +163,16 @@ export class GaussianDiffusion {
     return tf.tensor4d(vals, [n, 1, 1, 1]);
   }
 
+  /**
+   * extract(table, t) broadcast to `shape` [N, C, H, W], as a product with ones: tf.broadcastTo of the
+   * small host-made [N, 1, 1, 1] tensor runs TF.js's Tile on the CPU even on webgpu and uploads the
+   * result (measured on the GPU machine: ≈ 3 s of host time over a short bench run, the largest host
+   * cost of training and sampling steps). The values are the same (a product with 1 is exact).
+   */
+  extractFull(table: Float64Array, t: Timesteps, shape: number[]): tf.Tensor4D {
+    return tf.tidy(() => tf.mul(this.extract(table, t), tf.ones(shape)) as tf.Tensor4D);
+  }
+
   private checkBatch(what: string, x: tf.Tensor, t: Timesteps): void {
     if (x.rank !== 4) throw new UserError(`${what}: expected an NCHW tensor, got rank ${x.rank}`);
     if (x.shape[0] !== t.length) throw new UserError(`${what}: batch of ${x.shape[0]} but ${t.length} timesteps`);
@@ -189,11 +199,10 @@ export class GaussianDiffusion {
       const c1 = this.extract(this.tables.posteriorMeanCoef1, t);
       const c2 = this.extract(this.tables.posteriorMeanCoef2, t);
       const mean = tf.add(tf.mul(c1, xStart), tf.mul(c2, xT)) as tf.Tensor4D; // [N, C, H, W]
-      const full = (tab: Float64Array) => tf.broadcastTo(this.extract(tab, t), xT.shape) as tf.Tensor4D;
       return {
         mean,
-        variance: full(this.tables.posteriorVariance),
-        logVarianceClipped: full(this.tables.posteriorLogVarianceClipped),
+        variance: this.extractFull(this.tables.posteriorVariance, t, xT.shape),
+        logVarianceClipped: this.extractFull(this.tables.posteriorLogVarianceClipped, t, xT.shape),
       };
     });
   }
@@ -281,8 +290,8 @@ export class GaussianDiffusion {
           this.config.variance === 'fixed-large'
             ? this.fixedLarge
             : { variance: this.tables.posteriorVariance, logVariance: this.tables.posteriorLogVarianceClipped };
-        variance = tf.broadcastTo(this.extract(pair.variance, t), x.shape) as tf.Tensor4D;
-        logVariance = tf.broadcastTo(this.extract(pair.logVariance, t), x.shape) as tf.Tensor4D;
+        variance = this.extractFull(pair.variance, t, x.shape);
+        logVariance = this.extractFull(pair.logVariance, t, x.shape);
       }
       let predXstart =
         this.config.parameterization === 'eps'
