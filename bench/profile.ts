@@ -106,11 +106,11 @@ export interface KernelProfile {
   gpuMs: number | null;
   tfjsGpuMs: number | null;
   rawGpuMs: number | null;
-  /** raw passes timed (norm and update passes of the fused optimizer, one per direct-dispatch block op) */
+  /** raw passes timed (norm and update passes of the fused optimizer, one per direct dispatch) */
   rawPasses: number;
   /** whether the adapter had timestamp queries (else TF.js reports host time per kernel) */
   timestampQueries: boolean;
-  /** the largest kernel families: name, count, GPU ms */
+  /** the largest kernel families (TF.js kernels and our direct-dispatch kernels): name, count, GPU ms */
   top: Array<{ name: string; count: number; ms: number }>;
 }
 
@@ -137,8 +137,9 @@ export function startKernelProfile(): { stop: () => void; collect: () => Promise
   const raw = webgpuOptimizerKernels();
   const direct = rawKernels();
   const rawTimes: Array<Promise<number>> = [];
+  const directTimes: Array<{ name: string; ms: Promise<number> }> = [];
   if (raw) raw.timer = rawTimes;
-  if (direct) direct.timer = rawTimes;
+  if (direct) direct.timer = directTimes;
   let kernels: ActiveProfile['kernels'] = [];
   const backend = tf.backend() as unknown as { supportTimestampQuery?: boolean };
   return {
@@ -162,7 +163,16 @@ export function startKernelProfile(): { stop: () => void; collect: () => Promise
         f.ms += ms;
         fam.set(k.name, f);
       }
-      const rawMs = rawTimes.length > 0 ? (await Promise.all(rawTimes)).reduce((a, b) => a + b, 0) : 0;
+      let rawMs = rawTimes.length > 0 ? (await Promise.all(rawTimes)).reduce((a, b) => a + b, 0) : 0;
+      // our direct dispatches, by kernel (one timed pass each), in the same families table
+      for (const k of directTimes) {
+        const ms = await k.ms;
+        rawMs += ms;
+        const f = fam.get(k.name) ?? { count: 0, ms: 0 };
+        f.count++;
+        f.ms += ms;
+        fam.set(k.name, f);
+      }
       const timestampQueries = tf.getBackend() === 'webgpu' ? backend.supportTimestampQuery === true : false;
       const gpu = tf.getBackend() === 'webgpu' && timestampQueries;
       return {
@@ -170,12 +180,12 @@ export function startKernelProfile(): { stop: () => void; collect: () => Promise
         gpuMs: gpu ? total + rawMs : null,
         tfjsGpuMs: gpu ? total : null,
         rawGpuMs: gpu ? rawMs : null,
-        rawPasses: rawTimes.length,
+        rawPasses: rawTimes.length + directTimes.length,
         timestampQueries,
         top: [...fam.entries()]
           .map(([name, v]) => ({ name, ...v }))
           .sort((a, b) => b.ms - a.ms || b.count - a.count)
-          .slice(0, 15),
+          .slice(0, 24),
       };
     },
   };

@@ -11,8 +11,8 @@
 //                kernels; the tensors bound are marked as used by the pending command buffer, so TF.js
 //                defers releasing (and reusing) their buffers until it is submitted, exactly as for its
 //                own kernels; the pass is submitted by TF.js's own submit-batch rule
-//   profiling    while `timer` is set (the bench's profiled step), each op gets its own pass with
-//                timestamp queries; its GPU milliseconds are pushed to `timer` after the submit
+//   profiling    while `timer` is set (the bench's profiled step), each dispatch gets its own pass with
+//                timestamp queries; its kernel name and GPU milliseconds are pushed to `timer`
 import * as tf from '@tensorflow/tfjs-core';
 
 /* Minimal structural types for the WebGPU objects used here (the `webgpu` package provides them). */
@@ -100,8 +100,8 @@ export class RawKernels {
   private readonly timestamps: boolean;
   /** raw dispatches, bind groups created and reused (for the bench's per-step profile) */
   readonly counters = { dispatches: 0, bindGroupsCreated: 0, bindGroupsReused: 0 };
-  /** while set, each op runs in its own timed pass and its GPU milliseconds are pushed here */
-  timer: Array<Promise<number>> | null = null;
+  /** while set, each dispatch runs in its own timed pass; its kernel (the key before ':') and GPU milliseconds are pushed here */
+  timer: Array<{ name: string; ms: Promise<number> }> | null = null;
 
   constructor(private readonly backend: WebGPUBackendLike) {
     this.timestamps = backend.device.features.has('timestamp-query');
@@ -185,53 +185,59 @@ export class RawKernels {
     // buffers first: an upload may record a copy, which needs the compute pass closed
     for (const t of tensors) this.buffer(t);
     b.ensureCommandEncoderReady();
-    const timed = this.timer !== null && this.timestamps;
-    let query: { destroy(): void } | null = null;
-    let pass: GPass;
-    if (timed) {
-      b.endComputePassEncoder();
-      query = b.device.createQuerySet({ type: 'timestamp', count: 2 });
-      pass = b.commandEncoder!.beginComputePass({
-        timestampWrites: { querySet: query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
-      });
-    } else {
-      if (!b.computePassEncoder) b.computePassEncoder = b.commandEncoder!.beginComputePass({});
-      pass = b.computePassEncoder;
+    this.counters.dispatches += ops.length;
+    if (this.timer !== null && this.timestamps) {
+      this.runTimed(ops, tensors, this.timer);
+      return;
     }
+    if (!b.computePassEncoder) b.computePassEncoder = b.commandEncoder!.beginComputePass({});
+    const pass = b.computePassEncoder;
     for (const d of ops) {
       pass.setPipeline(d.kernel.pipeline);
       pass.setBindGroup(0, this.bindGroup(d));
       pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
     }
-    this.counters.dispatches += ops.length;
     for (const t of tensors) b.commandQueueOwnedIds.add(t.dataId);
-    if (timed) {
-      pass.end();
-      const resolve = b.device.createBuffer({ size: 16, usage: USAGE.QUERY_RESOLVE | USAGE.COPY_SRC });
-      const staging = b.device.createBuffer({ size: 16, usage: USAGE.MAP_READ | USAGE.COPY_DST });
-      b.commandEncoder!.resolveQuerySet(query, 0, 2, resolve, 0);
-      b.commandEncoder!.copyBufferToBuffer(resolve, 0, staging, 0, 16);
-      // submitted before the staging buffer is mapped (mapping a buffer that a pending submit uses is a
-      // validation error, and the submit would not run)
-      b.submitQueue();
-      const q = query!;
-      this.timer!.push(
-        staging.mapAsync(MAP_READ).then(() => {
-          const t = new BigUint64Array(staging.getMappedRange().slice(0));
-          staging.unmap();
-          staging.destroy();
-          resolve.destroy();
-          q.destroy();
-          return Number(t[1]! - t[0]!) / 1e6;
-        }),
-      );
-      return;
-    }
     b.dispatchCountInPass += ops.length;
     if (b.dispatchCountInPass >= (tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number)) {
       b.endComputePassEncoder();
       b.submitQueue();
     }
+  }
+
+  /** run() with every dispatch in its own pass between two timestamps (the bench's profiled step). */
+  private runTimed(ops: Dispatch[], tensors: tf.TensorInfo[], timer: NonNullable<RawKernels['timer']>): void {
+    const b = this.backend;
+    b.endComputePassEncoder();
+    const enc = b.commandEncoder!;
+    const count = 2 * ops.length;
+    const query = b.device.createQuerySet({ type: 'timestamp', count });
+    ops.forEach((d, i) => {
+      const pass = enc.beginComputePass({
+        timestampWrites: { querySet: query, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+      });
+      pass.setPipeline(d.kernel.pipeline);
+      pass.setBindGroup(0, this.bindGroup(d));
+      pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
+      pass.end();
+    });
+    const resolve = b.device.createBuffer({ size: 8 * count, usage: USAGE.QUERY_RESOLVE | USAGE.COPY_SRC });
+    const staging = b.device.createBuffer({ size: 8 * count, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+    enc.resolveQuerySet(query, 0, count, resolve, 0);
+    enc.copyBufferToBuffer(resolve, 0, staging, 0, 8 * count);
+    for (const t of tensors) b.commandQueueOwnedIds.add(t.dataId);
+    // submitted before the staging buffer is mapped (mapping a buffer that a pending submit uses is a
+    // validation error, and the submit would not run)
+    b.submitQueue();
+    const times = staging.mapAsync(MAP_READ).then(() => {
+      const t = new BigUint64Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      staging.destroy();
+      resolve.destroy();
+      query.destroy();
+      return ops.map((_, i) => Number(t[2 * i + 1]! - t[2 * i]!) / 1e6);
+    });
+    ops.forEach((d, i) => timer.push({ name: d.kernel.key.split(':')[0]!, ms: times.then((ts) => ts[i]!) }));
   }
 }
 
