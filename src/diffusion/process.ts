@@ -167,10 +167,11 @@ export class GaussianDiffusion {
    * extract(table, t) broadcast to `shape` [N, C, H, W], as a product with ones: tf.broadcastTo of the
    * small host-made [N, 1, 1, 1] tensor runs TF.js's Tile on the CPU even on webgpu and uploads the
    * result (measured on the GPU machine: ≈ 3 s of host time over a short bench run, the largest host
-   * cost of training and sampling steps). The values are the same (a product with 1 is exact).
+   * cost of training and sampling steps). The ones are a Fill kernel (tf.ones would upload a host
+   * array). The values are the same (a product with 1 is exact).
    */
   extractFull(table: Float64Array, t: Timesteps, shape: number[]): tf.Tensor4D {
-    return tf.tidy(() => tf.mul(this.extract(table, t), tf.ones(shape)) as tf.Tensor4D);
+    return tf.tidy(() => tf.mul(this.extract(table, t), tf.fill(shape, 1)) as tf.Tensor4D);
   }
 
   private checkBatch(what: string, x: tf.Tensor, t: Timesteps): void {

@@ -1,6 +1,6 @@
 // The DiT block (src/models/blocks.ts blockForward) and its hand-written backward (src/models/blockgrad.ts
 // blockBackward) as our own WGSL kernels dispatched directly (src/backends/webgpu/raw.ts): 10 dispatches
-// forward, 29 backward, against ≈ 40 and ≈ 80 TF.js kernels. Same inputs, outputs and saved
+// forward, 25–30 backward (split-K sums where a product is split), against ≈ 40 and ≈ 80 TF.js kernels. Same inputs, outputs and saved
 // intermediates (BlockSaved) as the TF.js path, so the two mix freely: the block op's forward may run
 // here and its backward there, and everything around the block is unchanged. The math is the op
 // sequence of blocks.ts / blockgrad.ts; sums run in another order (tiles of 16 in the matmuls, one
@@ -25,6 +25,8 @@ import {
   rowGroups,
   rowKernelWgsl,
   ROW_WG,
+  splitK,
+  splitReduceWgsl,
   u,
   type Binding,
   type MatMulSpec,
@@ -73,6 +75,39 @@ class Plan {
 
   matMul(name: string, args: Arg[], spec: Omit<MatMulSpec, 'bindings'>): void {
     this.push(name, args, (bindings) => matMulWgsl({ ...spec, bindings, helpers: ACTIVATIONS }), matMulGroups(spec));
+  }
+
+  /**
+   * A matmul whose reduction is split (gemm.ts splitK) into partial sums, then added up by a second
+   * kernel that runs `store` (u32 i, j and f32 v = C(i, j) in scope) with `storeArgs` bound; unsplit,
+   * `store` is the matmul's own epilogue.
+   */
+  matMulSplit(
+    name: string,
+    args: Arg[],
+    spec: Omit<MatMulSpec, 'bindings' | 'batch' | 'store' | 'kTotal'>,
+    storeArgs: Arg[],
+    store: string,
+  ): void {
+    const { splits, chunk } = splitK(spec.M, spec.N, spec.K);
+    if (splits === 1) {
+      this.matMul(name, [...args, ...storeArgs], { ...spec, batch: 1, store });
+      return;
+    }
+    const part = this.scratch(`${name}.part`, splits * spec.M * spec.N);
+    this.matMul(name, [...args, ['PART', part, true]], {
+      ...spec,
+      batch: splits,
+      K: chunk,
+      kTotal: spec.K,
+      store: `PART[(b * ${u(spec.M)} + i) * ${u(spec.N)} + j] = v;`,
+    });
+    this.push(
+      `${name}.sum`,
+      [['PART', part], ...storeArgs],
+      (b) => splitReduceWgsl(b, spec.M, spec.N, splits, store, ACTIVATIONS),
+      elementGroups(spec.M * spec.N),
+    );
   }
 
   rows(name: string, args: Arg[], rows: number, body: string): void {
@@ -505,19 +540,30 @@ export function rawBlockBackward(
   DADA[nn * ${six} + ${u(k * d)} + j] = s0;
   DADA[nn * ${six} + ${u((k + 1) * d)} + j] = s1;`,
     );
-  /** dW = dYᵀ·Xin (rows R) as [out, in] */
-  const weightGrad = (name: string, args: Arg[], outDim: number, inDim: number, a: string, b: string, dw: GBuffer) =>
-    p.matMul(name, [...args, ['DW', dw, true]], {
-      batch: 1,
-      M: outDim,
-      N: inDim,
-      K: R,
-      a,
-      b,
-      store: `DW[i * ${u(inDim)} + j] = v;`,
-      aFast: 'i',
-      bFast: 'j',
-    });
+  /**
+   * dW = dYᵀ·Xin over the R token rows, as [out, in], and the bias gradient db = Σ_rows dY in the same
+   * product (Xin with a column of ones appended: C(i, in) = Σ_k dY(k, i)); K split to fill the GPU.
+   */
+  const weightGrad = (
+    name: string,
+    args: Arg[],
+    outDim: number,
+    inDim: number,
+    a: string,
+    b: string,
+    dw: GBuffer,
+    db: GBuffer,
+  ) =>
+    p.matMulSplit(
+      name,
+      args,
+      { M: outDim, N: inDim + 1, K: R, a, b: `select(1.0, ${b}, j < ${u(inDim)})`, aFast: 'i', bFast: 'j' },
+      [
+        ['DW', dw, true],
+        ['DB', db, true],
+      ],
+      `if (j < ${u(inDim)}) { DW[i * ${u(inDim)} + j] = v; } else { DB[i] = v; }`,
+    );
   const biasGrad = (name: string, args: Arg[], rows: number, cols: number, expr: string, db: GBuffer) =>
     p.colSum(name, [...args, ['DB', db, true]], rows, cols, expr, 'DB[j] = v;');
 
@@ -559,16 +605,6 @@ export function rawBlockBackward(
     `DY[k * ${u(d)} + i] * ${gate(5, 'k', 'i')}`,
     `gelu(HH[k * ${u(hid)} + j])`,
     dW2!.buffer,
-  );
-  biasGrad(
-    'db2',
-    [
-      ['DY', DY],
-      ['ADA', ADA],
-    ],
-    R,
-    d,
-    `DY[r * ${u(d)} + j] * ${gate(5, 'r', 'j')}`,
     dB2!.buffer,
   );
   // h = mod2·W1ᵀ + b1: dmod2 = dh·W1; dW1 = dhᵀ·mod2; db1 = Σ dh
@@ -603,8 +639,8 @@ export function rawBlockBackward(
     `DH[k * ${u(hid)} + i]`,
     `MOD[k * ${u(d)} + j]`,
     dW1!.buffer,
+    dB1!.buffer,
   );
-  biasGrad('db1', [['DH', DH]], R, hid, `DH[r * ${u(hid)} + j]`, dB1!.buffer);
   // LN2 + modulate backward: dx1 = dy + LN'(…); dshift2, dscale2
   lnBackward('lnback2', X1!, 3, DY, DX1);
   lnSums('lnsums2', X1!, 3);
@@ -643,16 +679,6 @@ export function rawBlockBackward(
     `DX1[k * ${u(d)} + i] * ${gate(2, 'k', 'i')}`,
     `MERGED[k * ${u(d)} + j]`,
     dWp!.buffer,
-  );
-  biasGrad(
-    'dbp',
-    [
-      ['DX1', DX1],
-      ['ADA', ADA],
-    ],
-    R,
-    d,
-    `DX1[r * ${u(d)} + j] * ${gate(2, 'r', 'j')}`,
     dBp!.buffer,
   );
   // attention: dO = heads of dmerged; dv = Pᵀ·dO; dP = dO·vᵀ; dS = P ⊙ (dP − Σ dP ⊙ P); dq = dS·k/√dh; dk = dSᵀ·qs
@@ -782,31 +808,24 @@ export function rawBlockBackward(
     `DQKV[k * ${u(3 * d)} + i]`,
     `MOD[k * ${u(d)} + j]`,
     dWqkv!.buffer,
+    dBqkv!.buffer,
   );
-  biasGrad('dbqkv', [['DQKV', DQKV]], R, 3 * d, `DQKV[r * ${u(3 * d)} + j]`, dBqkv!.buffer);
   // LN1 + modulate backward: dx = dx1 + LN'(…); dshift1, dscale1
   lnBackward('lnback1', X, 0, DX1, dx.buffer);
   lnSums('lnsums1', X, 0);
   // adaLN: ADA = SiLU(c)·Waᵀ + ba: dc = (dada·Wa) ⊙ SiLU'(c); dWa = dadaᵀ·SiLU(c); dba = Σ dada
-  p.matMul(
+  p.matMulSplit(
     'dc',
     [
       ['DADA', DADA],
       ['WA', WA!],
+    ],
+    { M: n, N: d, K: 6 * d, a: `DADA[i * ${six} + k]`, b: `WA[k * ${u(d)} + j]`, aFast: 'k', bFast: 'j' },
+    [
       ['C', C],
       ['DC', dc.buffer, true],
     ],
-    {
-      batch: 1,
-      M: n,
-      N: d,
-      K: 6 * d,
-      a: `DADA[i * ${six} + k]`,
-      b: `WA[k * ${u(d)} + j]`,
-      store: `DC[i * ${u(d)} + j] = v * siluGrad(C[i * ${u(d)} + j]);`,
-      aFast: 'k',
-      bFast: 'j',
-    },
+    `DC[i * ${u(d)} + j] = v * siluGrad(C[i * ${u(d)} + j]);`,
   );
   p.matMul(
     'dwa',

@@ -35,6 +35,11 @@ export interface MatMulSpec {
   bFast: 'j' | 'k';
   /** extra WGSL functions the expressions call */
   helpers?: string;
+  /**
+   * split-K: K is the chunk of the reduction each batch index b computes, and the expressions see the
+   * global k = b·K + k (< kTotal); see splitK() for the partial sums and their reduction
+   */
+  kTotal?: number;
 }
 
 const TILE = 64;
@@ -66,6 +71,8 @@ export function matMulWgsl(s: MatMulSpec): string {
     s.bFast === 'j'
       ? `let jj = e % ${u(TILE)}; let kk = e / ${u(TILE)};`
       : `let jj = e / ${u(TK)}; let kk = e % ${u(TK)};`;
+  const kGlobal = s.kTotal === undefined ? 'let k = kl;' : 'let k = b * K + kl;';
+  const kBound = s.kTotal === undefined ? 'kl >= K' : `kl >= K || k >= ${u(s.kTotal)}`;
   return `
 ${declare(s.bindings)}
 const M = ${u(s.M)};
@@ -74,12 +81,14 @@ const K = ${u(s.K)};
 var<workgroup> As: array<array<f32, ${TILE}>, ${TK}>;
 var<workgroup> Bs: array<array<f32, ${TILE}>, ${TK}>;
 ${s.helpers ?? ''}
-fn loadA(b: u32, i: u32, k: u32) -> f32 {
-  if (i >= M || k >= K) { return 0.0; }
+fn loadA(b: u32, i: u32, kl: u32) -> f32 {
+  ${kGlobal}
+  if (i >= M || ${kBound}) { return 0.0; }
   return ${s.a};
 }
-fn loadB(b: u32, k: u32, j: u32) -> f32 {
-  if (k >= K || j >= N) { return 0.0; }
+fn loadB(b: u32, kl: u32, j: u32) -> f32 {
+  ${kGlobal}
+  if (j >= N || ${kBound}) { return 0.0; }
   return ${s.b};
 }
 fn storeC(b: u32, i: u32, j: u32, v: f32) {
@@ -335,4 +344,48 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
     ${finish}
   }
 }`;
+}
+
+/** A matmul whose reduction over K is split across `splits` workgroup layers (see splitK). */
+export interface SplitK {
+  splits: number;
+  /** K per split */
+  chunk: number;
+}
+
+/**
+ * How to split a matmul's reduction so that it fills the GPU: weight gradients (K = tokens·batch, M·N
+ * the weight) and small-M products have too few 64×64 output tiles for ≈ 132 SMs; their K is split in
+ * powers of two until there are ≥ 512 workgroups or a chunk would fall below 128.
+ */
+export function splitK(M: number, N: number, K: number): SplitK {
+  const tiles = Math.ceil(M / TILE) * Math.ceil(N / TILE);
+  let splits = 1;
+  while (tiles * splits < 512 && K / (splits * 2) >= 128) splits *= 2;
+  return { splits, chunk: Math.ceil(K / splits) };
+}
+
+/**
+ * The reduction of split-K partial sums PART [splits, M, N]: v = Σ_s PART[s, i, j] (in split order),
+ * then `store` with u32 i, j and f32 v in scope; one thread per (i, j).
+ */
+export function splitReduceWgsl(
+  bindings: Binding[],
+  M: number,
+  N: number,
+  splits: number,
+  store: string,
+  helpers = '',
+): string {
+  return elementKernelWgsl(
+    bindings,
+    M * N,
+    `
+  var v = 0.0;
+  for (var s = 0u; s < ${u(splits)}; s = s + 1u) { v = v + PART[s * ${u(M * N)} + idx]; }
+  let i = idx / ${u(N)};
+  let j = idx % ${u(N)};
+  ${store}`,
+    helpers,
+  );
 }
