@@ -17,6 +17,7 @@ import * as webgpuBlock from './webgpu/block.js';
 import { rawKernels } from './webgpu/raw.js';
 import { rawBlockBackward, rawBlockForward } from './webgpu/dit-block.js';
 import { rawRelativeResidual } from './webgpu/residual.js';
+import { rawProjectionBackward, rawProjectionForward } from './webgpu/fpdm-step.js';
 import type { BlockSaved } from '../models/blocks.js';
 
 type Heads = [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
@@ -224,6 +225,10 @@ export function tapeRecording(): boolean {
 export interface RawBlockKernels {
   forward(x: tf.Tensor3D, c: tf.Tensor2D, w: tf.Tensor[], heads: number): { out: tf.Tensor3D; s: BlockSaved };
   backward(s: BlockSaved, c: tf.Tensor2D, w: tf.Tensor[], dy: tf.Tensor3D, heads: number): tf.Tensor[];
+  /** FPDM's step projection u = fc2(GELU(fc1([z, inj]))): p1 (fc1's output, saved) and u; w = [W1, b1, W2, b2] */
+  projectionForward(z: tf.Tensor3D, inj: tf.Tensor3D, w: tf.Tensor[]): { p1: tf.Tensor3D; u: tf.Tensor3D };
+  /** its backward: [dz, dinj, dW1, db1, dW2, db2] */
+  projectionBackward(z: tf.Tensor3D, inj: tf.Tensor3D, p1: tf.Tensor3D, du: tf.Tensor3D, w: tf.Tensor[]): tf.Tensor[];
 }
 
 /** The direct-dispatch block kernels of the active backend, or null where the TF.js ops (fused or not) run. */
@@ -234,6 +239,8 @@ export function rawBlockKernels(): RawBlockKernels | null {
   return {
     forward: (x, c, w, heads) => rawBlockForward(rk, x, c, w, heads),
     backward: (s, c, w, dy, heads) => rawBlockBackward(rk, s, c, w, dy, heads),
+    projectionForward: (z, inj, w) => rawProjectionForward(rk, z, inj, w),
+    projectionBackward: (z, inj, p1, du, w) => rawProjectionBackward(rk, z, inj, p1, du, w),
   };
 }
 

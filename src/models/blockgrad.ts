@@ -31,7 +31,7 @@
 //   qkv = mod1·Wqkvᵀ + bqkv, mod1, ln1 as above; dx += LN backward
 //   [sh1, s1, g1, sh2, s2, g2] = SiLU(c)·Waᵀ + ba    dWa = dadaᵀ·SiLU(c);  dc = (dada·Wa) ⊙ SiLU'(c)
 import * as tf from '@tensorflow/tfjs-core';
-import { blockKernels, fusedBlockKernels, gradientDepth, rawBlockKernels } from '../backends/kernels.js';
+import { blockKernels, fusedBlockKernels, gradientDepth, rawBlockKernels, tapeRecording } from '../backends/kernels.js';
 import {
   BLOCK_PARAM_NAMES,
   SAVED_ORDER,
@@ -229,8 +229,9 @@ const N_PROJ = PROJECTION_PARAM_NAMES.length;
 /**
  * FPDM's fixed-point step, forward — the one definition (the op below and the tests' oracle run it):
  * u = fc2(GELU_tanh(fc1([z, inj]))), out = Block_fp(u, c). w: PROJECTION_PARAM_NAMES then the block's
- * BLOCK_PARAM_NAMES. z, inj [N, T, D], c [N, D] → out [N, T, D], with the concat [N, T, 2D], the fc1
- * output p1 [N, T, 2D] and the block's intermediates for the backward.
+ * BLOCK_PARAM_NAMES. z, inj [N, T, D], c [N, D] → out [N, T, D], with the fc1 output p1 [N, T, 2D]
+ * and the block's intermediates for the backward. (webgpu: the projection on our own kernels, as the
+ * block, where no tape records.)
  */
 function stepForward(
   z: tf.Tensor3D,
@@ -238,12 +239,17 @@ function stepForward(
   c: tf.Tensor2D,
   w: tf.Tensor[],
   heads: number,
-): { out: tf.Tensor3D; cat: tf.Tensor3D; p1: tf.Tensor3D; s: BlockSaved } {
-  const cat = tf.concat([z, inj], 2) as tf.Tensor3D; // [N, T, 2D]
-  const p1 = linear(cat, w[0]!, w[1]) as tf.Tensor3D; // [N, T, 2D]
-  const u = tf.tidy(() => linear(geluTanh(p1), w[2]!, w[3]) as tf.Tensor3D); // [N, T, D]
+): { out: tf.Tensor3D; p1: tf.Tensor3D; s: BlockSaved } {
+  const raw = rawBlockKernels();
+  const { p1, u } =
+    raw && !tapeRecording()
+      ? raw.projectionForward(z, inj, w.slice(0, N_PROJ))
+      : tf.tidy(() => {
+          const p1 = linear(tf.concat([z, inj], 2), w[0]!, w[1]) as tf.Tensor3D; // [N, T, 2D]
+          return { p1, u: linear(geluTanh(p1), w[2]!, w[3]) as tf.Tensor3D }; // [N, T, D]
+        });
   const { out, s } = blockForward(u, c, w.slice(N_PROJ), heads);
-  return { out, cat, p1, s };
+  return { out, p1, s };
 }
 
 /** The parameters of FPDM's fixed-point step in stepForward's order. */
@@ -278,7 +284,8 @@ export function fixedPointStepOp(
   const forward = (zi: tf.Tensor3D, ii: tf.Tensor3D, ci: tf.Tensor2D, wi: tf.Tensor[]) =>
     stepForward(zi, ii, ci, wi, heads);
   const backward = (
-    cat: tf.Tensor3D,
+    zs: tf.Tensor3D,
+    is: tf.Tensor3D,
     p1: tf.Tensor3D,
     s: BlockSaved,
     ci: tf.Tensor2D,
@@ -286,6 +293,12 @@ export function fixedPointStepOp(
     dy: tf.Tensor3D,
   ): tf.Tensor[] => {
     const [du, dc, ...dwBlock] = blockBackward(s, ci, wi.slice(N_PROJ), dy, heads);
+    const raw = rawBlockKernels();
+    if (raw) {
+      const [dz, dinj, dw1, db1, dw2, db2] = raw.projectionBackward(zs, is, p1, du as tf.Tensor3D, wi.slice(0, N_PROJ));
+      return [dz!, dinj!, dc!, dw1!, db1!, dw2!, db2!, ...dwBlock];
+    }
+    const cat = tf.concat([zs, is], 2) as tf.Tensor3D; // [N, T, 2D]
     const [dp1, dw2, db2] = tf.tidy(() => {
       const [dgp, dw2, db2] = linearBackward(geluTanh(p1), wi[2]!, du!);
       return [geluTanhBackward(p1, dgp), dw2, db2];
@@ -308,10 +321,10 @@ export function fixedPointStepOp(
           const [zs, is, cs] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor2D];
           if (checkpoint) {
             const re = forward(zs, is, cs, w);
-            return backward(re.cat, re.p1, re.s, cs, w, dy as tf.Tensor3D);
+            return backward(zs, is, re.p1, re.s, cs, w, dy as tf.Tensor3D);
           }
           const st = Object.fromEntries(SAVED_ORDER.map((k, i) => [k, saved[4 + i]!])) as unknown as BlockSaved;
-          return backward(tf.concat([zs, is], 2) as tf.Tensor3D, saved[3] as tf.Tensor3D, st, cs, w, dy as tf.Tensor3D);
+          return backward(zs, is, saved[3] as tf.Tensor3D, st, cs, w, dy as tf.Tensor3D);
         });
         releaseSaved(saved);
         return grads;

@@ -2,15 +2,17 @@
 // the TF.js op sequence it replaces (blocks.ts blockForward, blockgrad.ts blockBackward), on the webgpu
 // backend (FPDM_TEST_BACKENDS=webgpu: a GPU, or SwiftShader's Vulkan on a CPU machine): the output and
 // every saved intermediate of the forward, and through the block op (ditBlockOp, with and without
-// gradient checkpointing) the gradients of x, c and all ten block weights; and the fixed-point solver's
-// relative residual (src/backends/webgpu/residual.ts) against its TF.js ops.
+// gradient checkpointing) the gradients of x, c and all ten block weights; FPDM's fixed-point step op
+// (its input projection on src/backends/webgpu/fpdm-step.ts, then the block): output and the gradients
+// of z, inj, c and all fourteen weights; and the fixed-point solver's relative residual
+// (src/backends/webgpu/residual.ts) against its TF.js ops.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { rawBlockKernels, relativeResidualKernel, setKernelOptions } from '../../src/backends/kernels.js';
 import { rawKernels } from '../../src/backends/webgpu/raw.js';
 import { BLOCK_PARAM_NAMES, SAVED_ORDER, blockForward } from '../../src/models/blocks.js';
-import { ditBlockOp } from '../../src/models/blockgrad.js';
+import { PROJECTION_PARAM_NAMES, ditBlockOp, fixedPointStepOp } from '../../src/models/blockgrad.js';
 import { Rng } from '../../src/util/rng.js';
 import { TEST_BACKENDS, useBackend } from '../helpers.js';
 
@@ -153,6 +155,54 @@ test(
         assert.ok(e <= 1e-5, `shape ${shape}: rel. error ${e} (${(await raw.data())[0]} vs ${(await ref.data())[0]})`);
         tf.dispose([a, b, raw, ref]);
       }
+    } finally {
+      setKernelOptions(prev);
+    }
+  },
+);
+
+test(
+  "FPDM's fixed-point step on directly dispatched kernels equals the TF.js op sequence (output, gradients)",
+  { skip: onGpu ? false : 'webgpu only: set FPDM_TEST_BACKENDS=webgpu (a GPU, or SwiftShader on a CPU machine)' },
+  async () => {
+    await useBackend('webgpu');
+    const prev = setKernelOptions({ rawBlock: true });
+    try {
+      const [n, t, d, heads] = [3, 87, 48, 3];
+      const z = rand('fz', [n, t, d]) as tf.Tensor3D;
+      const inj = rand('finj', [n, t, d]) as tf.Tensor3D;
+      const c = rand('fc', [n, d]) as tf.Tensor2D;
+      const dy = rand('fdy', [n, t, d]) as tf.Tensor3D;
+      const proj = [
+        rand('fw1', [2 * d, 2 * d], 1 / Math.sqrt(2 * d)),
+        rand('fb1', [2 * d], 0.1),
+        rand('fw2', [d, 2 * d], 1 / Math.sqrt(2 * d)),
+        rand('fb2', [d], 0.1),
+      ];
+      const w = [...proj, ...blockWeights(d, 4 * d)];
+      const names = [...PROJECTION_PARAM_NAMES, ...BLOCK_PARAM_NAMES.map((k) => `block_fixed_point.${k}`)];
+      for (const checkpoint of [false, true]) {
+        const run = (rawBlock: boolean) => {
+          setKernelOptions({ rawBlock });
+          const f = (...args: tf.Tensor[]) => {
+            const [zi, ii, ci, ...wi] = args;
+            const p = new Map(names.map((name, i) => [name, wi[i]!]));
+            const out = fixedPointStepOp(p, zi as tf.Tensor3D, ii as tf.Tensor3D, ci as tf.Tensor2D, heads, checkpoint);
+            return tf.sum(tf.mul(out, dy));
+          };
+          const { value, grads } = tf.valueAndGrads(f)([z, inj, c, ...w]);
+          return [value, ...grads];
+        };
+        const raw = run(true);
+        const ref = run(false);
+        const labels = ['loss', 'z', 'inj', 'c', ...names];
+        for (let i = 0; i < labels.length; i++) {
+          const e = await relErr(raw[i]!, ref[i]!);
+          assert.ok(e <= 1e-4, `${checkpoint ? 'checkpointed: ' : ''}${labels[i]} rel. error ${e}`);
+        }
+        tf.dispose([...raw, ...ref]);
+      }
+      tf.dispose([z, inj, c, dy, ...w]);
     } finally {
       setKernelOptions(prev);
     }

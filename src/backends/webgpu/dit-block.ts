@@ -13,32 +13,9 @@
 //   backward only: DADA [n, 6d], DH [R, hid], DMOD [R, d], DX1 [R, d], DMERGED [R, d], DP [BH, t, t], DQKV [R, 3d]
 import * as tf from '@tensorflow/tfjs-core';
 import type { BlockSaved } from '../../models/blocks.js';
-import {
-  ACTIVATIONS,
-  colSumGroups,
-  colSumWgsl,
-  elementGroups,
-  elementKernelWgsl,
-  lit,
-  matMulGroups,
-  matMulWgsl,
-  rowGroups,
-  rowKernelWgsl,
-  ROW_WG,
-  splitK,
-  splitReduceWgsl,
-  u,
-  type Binding,
-  type MatMulSpec,
-} from './gemm.js';
-import type { Dispatch, GBuffer, RawKernels } from './raw.js';
-
-/** A binding of a dispatch: its WGSL name, its buffer, whether the kernel writes it. */
-type Arg = [name: string, buffer: GBuffer, write?: boolean];
-
-function bindingsOf(args: Arg[]): Binding[] {
-  return args.map(([name, , write]) => ({ name, write: write === true }));
-}
+import { lit, ROW_WG, u } from './gemm.js';
+import { Plan, type Arg } from './plan.js';
+import type { GBuffer, RawKernels } from './raw.js';
 
 interface Dims {
   n: number;
@@ -56,74 +33,13 @@ function dims(x: tf.Tensor3D, hid: number, heads: number): Dims {
   return { n, t, d, H: heads, dh: d / heads, hid, R: n * t, BH: n * heads };
 }
 
-/** Builds the dispatches of one block call against the runtime `rk`, keyed by the block's shape. */
-class Plan {
-  readonly ops: Dispatch[] = [];
-  private readonly shapeKey: string;
-
+/** The dispatches of one block call, keyed by the block's shape. */
+class BlockPlan extends Plan {
   constructor(
-    private readonly rk: RawKernels,
+    rk: RawKernels,
     readonly z: Dims,
   ) {
-    this.shapeKey = `${z.n},${z.t},${z.d},${z.H},${z.hid}`;
-  }
-
-  private push(name: string, args: Arg[], code: (b: Binding[]) => string, groups: [number, number, number]): void {
-    const kernel = this.rk.kernel(`ditblock.${name}:${this.shapeKey}`, () => code(bindingsOf(args)));
-    this.ops.push({ kernel, buffers: args.map((a) => a[1]), groups });
-  }
-
-  matMul(name: string, args: Arg[], spec: Omit<MatMulSpec, 'bindings'>): void {
-    this.push(name, args, (bindings) => matMulWgsl({ ...spec, bindings, helpers: ACTIVATIONS }), matMulGroups(spec));
-  }
-
-  /**
-   * A matmul whose reduction is split (gemm.ts splitK) into partial sums, then added up by a second
-   * kernel that runs `store` (u32 i, j and f32 v = C(i, j) in scope) with `storeArgs` bound; unsplit,
-   * `store` is the matmul's own epilogue.
-   */
-  matMulSplit(
-    name: string,
-    args: Arg[],
-    spec: Omit<MatMulSpec, 'bindings' | 'batch' | 'store' | 'kTotal'>,
-    storeArgs: Arg[],
-    store: string,
-  ): void {
-    const { splits, chunk } = splitK(spec.M, spec.N, spec.K);
-    if (splits === 1) {
-      this.matMul(name, [...args, ...storeArgs], { ...spec, batch: 1, store });
-      return;
-    }
-    const part = this.scratch(`${name}.part`, splits * spec.M * spec.N);
-    this.matMul(name, [...args, ['PART', part, true]], {
-      ...spec,
-      batch: splits,
-      K: chunk,
-      kTotal: spec.K,
-      store: `PART[(b * ${u(spec.M)} + i) * ${u(spec.N)} + j] = v;`,
-    });
-    this.push(
-      `${name}.sum`,
-      [['PART', part], ...storeArgs],
-      (b) => splitReduceWgsl(b, spec.M, spec.N, splits, store, ACTIVATIONS),
-      elementGroups(spec.M * spec.N),
-    );
-  }
-
-  rows(name: string, args: Arg[], rows: number, body: string): void {
-    this.push(name, args, (b) => rowKernelWgsl(b, rows, body, ACTIVATIONS), rowGroups(rows));
-  }
-
-  elements(name: string, args: Arg[], count: number, body: string): void {
-    this.push(name, args, (b) => elementKernelWgsl(b, count, body), elementGroups(count));
-  }
-
-  colSum(name: string, args: Arg[], rows: number, cols: number, expr: string, store: string): void {
-    this.push(name, args, (b) => colSumWgsl(b, rows, cols, expr, store), colSumGroups(cols));
-  }
-
-  scratch(name: string, floats: number): GBuffer {
-    return this.rk.scratch(`ditblock.${name}`, floats);
+    super(rk, 'ditblock', `${z.n},${z.t},${z.d},${z.H},${z.hid}`);
   }
 
   // ---- the block's pieces, shared by forward and backward --------------------------------------------
@@ -225,7 +141,7 @@ export function rawBlockForward(
   const W = weightsOf(w);
   const z = dims(x, W.w1.shape[0]!, heads);
   const { n, t, d, H, dh, hid, R, BH } = z;
-  const p = new Plan(rk, z);
+  const p = new BlockPlan(rk, z);
   const buf = (tt: tf.Tensor) => rk.buffer(tt);
   const [X, C] = [buf(x), buf(c)];
   const [WA, BA, WQKV, BQKV, WP, BP, W1, B1, W2, B2] = w.map(buf) as GBuffer[];
@@ -436,7 +352,7 @@ export function rawBlockBackward(
   const W = weightsOf(w);
   const z = dims(s.x, W.w1.shape[0]!, heads);
   const { n, t, d, H, dh, hid, R, BH } = z;
-  const p = new Plan(rk, z);
+  const p = new BlockPlan(rk, z);
   const buf = (tt: tf.Tensor) => rk.buffer(tt);
   const [X, C, DY] = [buf(s.x), buf(c), buf(dy)];
   const [Q, KK, V, P, MERGED, A, X1, HH, MM] = [s.qs, s.k, s.v, s.p, s.merged, s.a, s.x1, s.h, s.m].map(

@@ -1,0 +1,193 @@
+// FPDM's input projection of the fixed-point step (src/models/blockgrad.ts stepForward: u =
+// fc2(GELU_tanh(fc1([z, inj])))) and its backward as our own kernels dispatched directly
+// (src/backends/webgpu/raw.ts): 2 dispatches forward, 4–6 backward, against ≈ 8 and ≈ 20 TF.js kernels.
+// The concat [z, inj] is never materialised: fc1 and its weight gradient read z or inj by column.
+// Legend: n batch, t tokens, d hidden, R = n·t; fc1 [2d, 2d], fc2 [d, 2d] (PyTorch's [out, in]).
+import * as tf from '@tensorflow/tfjs-core';
+import { u } from './gemm.js';
+import { Plan } from './plan.js';
+import type { GBuffer, RawKernels } from './raw.js';
+
+/** [z, inj](i, k) for token row i and column k < 2d, as a WGSL expression (indices always in range). */
+function concatAt(d: number, i: string, k: string): string {
+  return `select(INJ[${i} * ${u(d)} + max(${k}, ${u(d)}) - ${u(d)}], Z[${i} * ${u(d)} + min(${k}, ${u(d - 1)})], ${k} < ${u(d)})`;
+}
+
+function plan(rk: RawKernels, z: tf.Tensor3D): Plan {
+  const [n, t, d] = z.shape;
+  return new Plan(rk, 'fpdmstep', `${n},${t},${d}`);
+}
+
+/**
+ * p1 = [z, inj]·W1ᵀ + b1 [n, t, 2d] and u = GELU(p1)·W2ᵀ + b2 [n, t, d]; w = [W1, b1, W2, b2].
+ * New tensors owned by the caller.
+ */
+export function rawProjectionForward(
+  rk: RawKernels,
+  z: tf.Tensor3D,
+  inj: tf.Tensor3D,
+  w: tf.Tensor[],
+): { p1: tf.Tensor3D; u: tf.Tensor3D } {
+  const [n, t, d] = z.shape;
+  const R = n * t;
+  const p = plan(rk, z);
+  const [W1, B1, W2, B2] = w.map((x) => rk.buffer(x)) as GBuffer[];
+  const p1 = rk.output([n, t, 2 * d]);
+  const out = rk.output([n, t, d]);
+  p.matMul(
+    'fc1',
+    [
+      ['Z', rk.buffer(z)],
+      ['INJ', rk.buffer(inj)],
+      ['W1', W1!],
+      ['B1', B1!],
+      ['P1', p1.buffer, true],
+    ],
+    {
+      batch: 1,
+      M: R,
+      N: 2 * d,
+      K: 2 * d,
+      a: concatAt(d, 'i', 'k'),
+      b: `W1[j * ${u(2 * d)} + k]`,
+      store: `P1[i * ${u(2 * d)} + j] = v + B1[j];`,
+      aFast: 'k',
+      bFast: 'k',
+    },
+  );
+  p.matMul(
+    'fc2',
+    [
+      ['P1', p1.buffer],
+      ['W2', W2!],
+      ['B2', B2!],
+      ['U', out.buffer, true],
+    ],
+    {
+      batch: 1,
+      M: R,
+      N: d,
+      K: 2 * d,
+      a: `gelu(P1[i * ${u(2 * d)} + k])`,
+      b: `W2[j * ${u(2 * d)} + k]`,
+      store: `U[i * ${u(d)} + j] = v + B2[j];`,
+      aFast: 'k',
+      bFast: 'k',
+    },
+  );
+  rk.run(p.ops, [z, inj, ...w, p1.tensor, out.tensor]);
+  return { p1: p1.tensor as tf.Tensor3D, u: out.tensor as tf.Tensor3D };
+}
+
+/**
+ * The backward of rawProjectionForward from z, inj, the saved p1 and du [n, t, d] →
+ * [dz, dinj, dW1, db1, dW2, db2], new tensors owned by the caller.
+ */
+export function rawProjectionBackward(
+  rk: RawKernels,
+  z: tf.Tensor3D,
+  inj: tf.Tensor3D,
+  p1: tf.Tensor3D,
+  du: tf.Tensor3D,
+  w: tf.Tensor[],
+): tf.Tensor[] {
+  const [n, t, d] = z.shape;
+  const R = n * t;
+  const d2 = 2 * d;
+  const p = plan(rk, z);
+  const [W1, , W2] = w.map((x) => rk.buffer(x)) as GBuffer[];
+  const [Z, INJ, P1, DU] = [z, inj, p1, du].map((x) => rk.buffer(x)) as GBuffer[];
+  const dz = rk.output([n, t, d]);
+  const dinj = rk.output([n, t, d]);
+  const dW = w.map((x) => rk.output(x.shape));
+  const [dW1, dB1, dW2, dB2] = dW as Array<{ tensor: tf.Tensor; buffer: GBuffer }>;
+  const DP1 = p.scratch('dp1', R * d2);
+  // u = GELU(p1)·W2ᵀ + b2: dp1 = (du·W2) ⊙ GELU'(p1); dW2 = duᵀ·GELU(p1), db2 = Σ du (a column of ones)
+  p.matMul(
+    'dp1',
+    [
+      ['DU', DU!],
+      ['W2', W2!],
+      ['P1', P1!],
+      ['DP1', DP1, true],
+    ],
+    {
+      batch: 1,
+      M: R,
+      N: d2,
+      K: d,
+      a: `DU[i * ${u(d)} + k]`,
+      b: `W2[k * ${u(d2)} + j]`,
+      store: `DP1[i * ${u(d2)} + j] = geluGrad(P1[i * ${u(d2)} + j], v);`,
+      aFast: 'k',
+      bFast: 'j',
+    },
+  );
+  p.matMulSplit(
+    'dw2',
+    [
+      ['DU', DU!],
+      ['P1', P1!],
+    ],
+    {
+      M: d,
+      N: d2 + 1,
+      K: R,
+      a: `DU[k * ${u(d)} + i]`,
+      b: `select(1.0, gelu(P1[k * ${u(d2)} + min(j, ${u(d2 - 1)})]), j < ${u(d2)})`,
+      aFast: 'i',
+      bFast: 'j',
+    },
+    [
+      ['DW', dW2!.buffer, true],
+      ['DB', dB2!.buffer, true],
+    ],
+    `if (j < ${u(d2)}) { DW[i * ${u(d2)} + j] = v; } else { DB[i] = v; }`,
+  );
+  // p1 = [z, inj]·W1ᵀ + b1: [dz, dinj] = dp1·W1; dW1 = dp1ᵀ·[z, inj], db1 = Σ dp1
+  p.matMul(
+    'dcat',
+    [
+      ['DP1', DP1],
+      ['W1', W1!],
+      ['DZ', dz.buffer, true],
+      ['DINJ', dinj.buffer, true],
+    ],
+    {
+      batch: 1,
+      M: R,
+      N: d2,
+      K: d2,
+      a: `DP1[i * ${u(d2)} + k]`,
+      b: `W1[k * ${u(d2)} + j]`,
+      store: `if (j < ${u(d)}) { DZ[i * ${u(d)} + j] = v; } else { DINJ[i * ${u(d)} + j - ${u(d)}] = v; }`,
+      aFast: 'k',
+      bFast: 'j',
+    },
+  );
+  p.matMulSplit(
+    'dw1',
+    [
+      ['DP1', DP1],
+      ['Z', Z!],
+      ['INJ', INJ!],
+    ],
+    {
+      M: d2,
+      N: d2 + 1,
+      K: R,
+      a: `DP1[k * ${u(d2)} + i]`,
+      b: `select(1.0, ${concatAt(d, 'k', `min(j, ${u(d2 - 1)})`)}, j < ${u(d2)})`,
+      aFast: 'i',
+      bFast: 'j',
+    },
+    [
+      ['DW', dW1!.buffer, true],
+      ['DB', dB1!.buffer, true],
+    ],
+    `if (j < ${u(d2)}) { DW[i * ${u(d2)} + j] = v; } else { DB[i] = v; }`,
+  );
+  const outs = [dz.tensor, dinj.tensor, ...dW.map((e) => e.tensor)];
+  rk.run(p.ops, [z, inj, p1, du, ...w, ...outs]);
+  return outs;
+}

@@ -1,0 +1,97 @@
+// A list of direct dispatches under construction (src/backends/webgpu/raw.ts): each kernel is named,
+// generated from gemm.ts's WGSL builders for the shapes at hand and compiled once per (name, shapes);
+// its buffers are bound in the order given. The op files (dit-block.ts, fpdm-step.ts) write their
+// kernels against this.
+import {
+  ACTIVATIONS,
+  colSumGroups,
+  colSumWgsl,
+  elementGroups,
+  elementKernelWgsl,
+  matMulGroups,
+  matMulWgsl,
+  rowGroups,
+  rowKernelWgsl,
+  splitK,
+  splitReduceWgsl,
+  u,
+  type Binding,
+  type MatMulSpec,
+} from './gemm.js';
+import type { Dispatch, GBuffer, RawKernels } from './raw.js';
+
+/** A binding of a dispatch: its WGSL name, its buffer, whether the kernel writes it. */
+export type Arg = [name: string, buffer: GBuffer, write?: boolean];
+
+function bindingsOf(args: Arg[]): Binding[] {
+  return args.map(([name, , write]) => ({ name, write: write === true }));
+}
+
+/** The dispatches of one op call; kernels are keyed `${prefix}.${name}:${shapeKey}`. */
+export class Plan {
+  readonly ops: Dispatch[] = [];
+
+  constructor(
+    protected readonly rk: RawKernels,
+    private readonly prefix: string,
+    private readonly shapeKey: string,
+  ) {}
+
+  protected push(name: string, args: Arg[], code: (b: Binding[]) => string, groups: [number, number, number]): void {
+    const kernel = this.rk.kernel(`${this.prefix}.${name}:${this.shapeKey}`, () => code(bindingsOf(args)));
+    this.ops.push({ kernel, buffers: args.map((a) => a[1]), groups });
+  }
+
+  matMul(name: string, args: Arg[], spec: Omit<MatMulSpec, 'bindings'>): void {
+    this.push(name, args, (bindings) => matMulWgsl({ ...spec, bindings, helpers: ACTIVATIONS }), matMulGroups(spec));
+  }
+
+  /**
+   * A matmul whose reduction is split (gemm.ts splitK) into partial sums, then added up by a second
+   * kernel that runs `store` (u32 i, j and f32 v = C(i, j) in scope) with `storeArgs` bound; unsplit,
+   * `store` is the matmul's own epilogue.
+   */
+  matMulSplit(
+    name: string,
+    args: Arg[],
+    spec: Omit<MatMulSpec, 'bindings' | 'batch' | 'store' | 'kTotal'>,
+    storeArgs: Arg[],
+    store: string,
+  ): void {
+    const { splits, chunk } = splitK(spec.M, spec.N, spec.K);
+    if (splits === 1) {
+      this.matMul(name, [...args, ...storeArgs], { ...spec, batch: 1, store });
+      return;
+    }
+    const part = this.scratch(`${name}.part`, splits * spec.M * spec.N);
+    this.matMul(name, [...args, ['PART', part, true]], {
+      ...spec,
+      batch: splits,
+      K: chunk,
+      kTotal: spec.K,
+      store: `PART[(b * ${u(spec.M)} + i) * ${u(spec.N)} + j] = v;`,
+    });
+    this.push(
+      `${name}.sum`,
+      [['PART', part], ...storeArgs],
+      (b) => splitReduceWgsl(b, spec.M, spec.N, splits, store, ACTIVATIONS),
+      elementGroups(spec.M * spec.N),
+    );
+  }
+
+  rows(name: string, args: Arg[], rows: number, body: string): void {
+    this.push(name, args, (b) => rowKernelWgsl(b, rows, body, ACTIVATIONS), rowGroups(rows));
+  }
+
+  elements(name: string, args: Arg[], count: number, body: string): void {
+    this.push(name, args, (b) => elementKernelWgsl(b, count, body), elementGroups(count));
+  }
+
+  colSum(name: string, args: Arg[], rows: number, cols: number, expr: string, store: string): void {
+    this.push(name, args, (b) => colSumWgsl(b, rows, cols, expr, store), colSumGroups(cols));
+  }
+
+  scratch(name: string, floats: number): GBuffer {
+    return this.rk.scratch(`${this.prefix}.${name}`, floats);
+  }
+}
