@@ -32,3 +32,21 @@ test('normals have mean ~0 and variance ~1; ints cover the closed range', () => 
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
   );
 });
+
+test('normals(n) gives the numbers of n calls of normal(), bitwise, and leaves the same state', () => {
+  for (const [seed, pre, n] of [
+    [1, 0, 1000],
+    [2, 1, 999], // starts on a cached spare
+    [3, 3, 1], // odd count: leaves a spare
+    [4, 0, 0],
+  ] as const) {
+    const a = new Rng(seed);
+    const b = new Rng(seed);
+    for (let k = 0; k < pre; k++) assert.equal(a.normal(), b.normal());
+    const fast = a.normals(n);
+    const slow = Float32Array.from({ length: n }, () => b.normal());
+    assert.deepEqual(fast, slow, `seed ${seed}`);
+    assert.deepEqual(a.state(), b.state(), `state after, seed ${seed}`);
+    assert.equal(a.normal(), b.normal());
+  }
+});
