@@ -114,7 +114,7 @@ export class Rng {
     // xoshiro128** (nextU32) and uniform() inlined on the locals; four draws per Box–Muller pair
     const draw = new Float64Array(2);
     while (i < n) {
-      for (let k = 0; k < 2; ) {
+      for (let k = 0; k < 2;) {
         let hi = 0;
         for (let h = 0; h < 2; h++) {
           const result = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
