@@ -61,6 +61,13 @@ export interface SampleAtBudgetOptions {
   labels?: 'random' | 'cycle' | Int32Array;
   clipDenoised?: boolean;
   seed: number;
+  /**
+   * FPDM with a fixed iteration plan: read each step's last fixed-point residual before the next step
+   * (onStep's `residual`, for a live display). Default false: the residuals stay on the device and are
+   * read once per batch, so the host never waits for the GPU between steps (on webgpu that wait left the
+   * GPU idle while the next step was recorded). The tolerance allocation reads them in any case.
+   */
+  stepResiduals?: boolean;
   /** after each step of each batch */
   onStep?: (info: {
     batch: number;
@@ -190,6 +197,38 @@ class Tally {
 }
 
 /**
+ * The last fixed-point residual of each step, kept on the device and read once at the end of a batch
+ * (SampleAtBudgetOptions.stepResiduals).
+ */
+class DeferredResiduals {
+  private readonly kept: Array<{ step: number; last: tf.Tensor }> = [];
+
+  /** keeps the last of a step's residuals [iterations] (disposing the rest) */
+  keep(step: number, residuals: tf.Tensor1D): void {
+    const n = residuals.shape[0];
+    if (n > 0) this.kept.push({ step, last: tf.slice(residuals, [n - 1], [1]) });
+    residuals.dispose();
+  }
+
+  /** reads them all in one host read into the tally */
+  async flush(tally: Tally): Promise<void> {
+    if (this.kept.length === 0) return;
+    const all = tf.concat(this.kept.map((k) => k.last));
+    try {
+      const v = await all.data();
+      this.kept.forEach((k, i) => {
+        tally.residualSum[k.step]! += v[i]!;
+        tally.residualCount[k.step]! += 1;
+      });
+    } finally {
+      all.dispose();
+      tf.dispose(this.kept.map((k) => k.last));
+      this.kept.length = 0;
+    }
+  }
+}
+
+/**
  * The model as a Denoiser for one batch: the plan's per-step iterations (or the tolerance allocator's
  * cap) and solution reuse live here, not in the sampler; every call adds what it ran to the tally.
  */
@@ -199,6 +238,7 @@ function planDenoiser(
   reuse: boolean,
   imagesPerForward: number,
   tally: Tally,
+  deferred: DeferredResiduals | null,
 ): Denoiser<FixedPointState> {
   const { plan } = setup;
   const flops = modelFlops(model.config);
@@ -220,12 +260,10 @@ function planDenoiser(
         : alloc
           ? { kind: 'tolerance', tol: plan.tolerance!, maxIters: alloc.capFor(ctx.step) }
           : { kind: 'fixed', iters: plan.itersPerStep![ctx.step]! };
-      const r = await model.forwardAsync(
-        x,
-        t,
-        yy,
-        fpdm ? { solver, state: reuse ? ctx.state : undefined, trackResiduals: true } : {},
-      );
+      const opts = fpdm ? { solver, state: reuse ? ctx.state : undefined, trackResiduals: true } : {};
+      // deferred residuals: the synchronous forward (fixed solver) leaves them on the device
+      const r = deferred && fpdm && !alloc ? model.forward(x, t, yy, opts) : await model.forwardAsync(x, t, yy, opts);
+      if (r.residuals) deferred!.keep(ctx.step, r.residuals);
       const used = fpdm ? r.solve!.iterations : undefined;
       if (alloc) alloc.record(ctx.step, used!);
       const blocks = model.blockEvaluations(used);
@@ -271,7 +309,8 @@ async function sampleBatch(
   const nb = Math.min(setup.batchSize, o.n - start);
   const rng = new Rng(`${o.seed}/sample/${b}`);
   const process = createDiffusion({ ...o.diffusion, respacing: String(setup.plan.steps) });
-  const base = planDenoiser(o.model, setup, Boolean(o.reuse), nb * (setup.cfgScale !== null ? 2 : 1), tally);
+  const deferred = o.stepResiduals ? null : new DeferredResiduals();
+  const base = planDenoiser(o.model, setup, Boolean(o.reuse), nb * (setup.cfgScale !== null ? 2 : 1), tally, deferred);
   const denoiser =
     setup.cfgScale !== null
       ? withCfg(base, { scale: setup.cfgScale, numClasses: c.numClasses, channels: o.cfgChannels })
@@ -301,6 +340,7 @@ async function sampleBatch(
       : undefined,
   });
   const data = (await res.x0.data()) as Float32Array; // forces completion before the clock stops
+  await deferred?.flush(tally);
   tally.seconds += (performance.now() - t0) / 1000;
   samples.set(data, start * C * H * H);
   if (res.state) tf.dispose(res.state.z);

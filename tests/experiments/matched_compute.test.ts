@@ -51,8 +51,12 @@ class CountingModel implements DiffusionModel {
   calls = 0;
   readonly params = new Map();
   constructor(readonly config: ModelConfig) {}
-  forward(): ForwardResult {
-    throw new Error('the sampler uses forwardAsync');
+  /** the synchronous forward (fixed solver): residuals as a tensor, as FPDM's */
+  forward(x: tf.Tensor4D, _t: tf.Tensor1D, _y: tf.Tensor1D, opts: ForwardOptions = {}): ForwardResult {
+    const r = this.count(x, opts);
+    if (!r.solve) return { out: r.out };
+    const residuals = opts.trackResiduals ? tf.tensor1d(r.solve.residuals) : undefined;
+    return { out: r.out, solve: { ...r.solve, residuals: [] }, ...(residuals ? { residuals } : {}) };
   }
   async forwardAsync(
     x: tf.Tensor4D,
@@ -60,6 +64,9 @@ class CountingModel implements DiffusionModel {
     _y: tf.Tensor1D,
     opts: ForwardOptions = {},
   ): Promise<ForwardResult> {
+    return this.count(x, opts);
+  }
+  private count(x: tf.Tensor4D, opts: ForwardOptions): ForwardResult {
     this.calls += 1;
     const c = this.config;
     const out = tf.zerosLike(x);

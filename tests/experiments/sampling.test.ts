@@ -76,6 +76,10 @@ test('FPDM splits spend exactly depth·K block evaluations; allocations match th
   assert.equal(fixed.account.flops, 4 * 3 * modelFlops(FP).forward(2));
   assert.equal(fixed.account.residualPerStep!.length, 3);
   assert.ok(fixed.account.residualPerStep!.every((r) => Number.isFinite(r) && r > 0));
+  // residuals read once per batch (default) or before each next step: the same numbers and samples
+  const live = await sampleAtBudget({ ...opts(m), stepResiduals: true });
+  assert.deepEqual(live.account.residualPerStep, fixed.account.residualPerStep);
+  assert.deepEqual(live.samples, fixed.samples);
   const four = await sampleAtBudget(opts(m, { steps: 4 }));
   assert.deepEqual(four.account.itersPerStep, [1, 1, 1, 1]);
   assert.equal(four.account.blockEvaluations, 12);

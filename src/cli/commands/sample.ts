@@ -127,6 +127,7 @@ export async function run(o: SampleCommandOptions, g: GlobalOptions): Promise<Sa
       diffusion: cfg.diffusion,
       plan,
       ...samplerFlags(o),
+      stepResiduals: true, // the progress line shows each step's residual
       onStep: (s) => {
         done += 1;
         progress.update(
