@@ -7,9 +7,10 @@
 // storage arrays, nothing else.
 //
 // Matmul: C[b, i, j] = Σ_k A(b, i, k)·B(b, k, j) for b < batch, i < M, j < N, k < K. A workgroup of
-// 16×16 threads computes a 64×64 tile of C, each thread 4×4 values at rows ty + 16r and columns
-// tx + 16c (consecutive threads store consecutive columns); K advances 16 at a time through tiles of A
-// and B staged in workgroup memory. Out-of-range loads read 0 and out-of-range stores are skipped.
+// 16×16 threads computes a tile of C of 64 or 128 rows × 64 or 128 columns (perThread), each thread
+// 4 or 8 × 4 or 8 values at rows ty + 16r and columns tx + 16c (consecutive threads store consecutive
+// columns); K advances 16 at a time through tiles of A and B staged in workgroup memory.
+// Out-of-range loads read 0 and out-of-range stores are skipped.
 
 export interface Binding {
   name: string;
@@ -42,8 +43,16 @@ export interface MatMulSpec {
   kTotal?: number;
 }
 
-const TILE = 64;
 const TK = 16;
+
+/**
+ * Values of C per thread (rows × columns) for an M × N product: 8 along a dimension of at least 512
+ * (a 128-wide tile: twice the FMAs per value read from workgroup memory), else 4 (a 64-wide tile, so
+ * that short dimensions, e.g. attention's 64-wide heads, waste no threads). Tiles are 16 threads × that.
+ */
+export function perThread(M: number, N: number): { rm: number; rn: number } {
+  return { rm: M >= 512 ? 8 : 4, rn: N >= 512 ? 8 : 4 };
+}
 
 /** The bindings as WGSL declarations, in binding order. */
 export function declare(bindings: Binding[]): string {
@@ -62,15 +71,14 @@ export const lit = (v: number): string => {
 };
 
 export function matMulWgsl(s: MatMulSpec): string {
-  // A tile: 64 (i) × 16 (k) = 1024 values, 4 per thread; B tile: 16 (k) × 64 (j)
+  const { rm, rn } = perThread(s.M, s.N);
+  const BM = 16 * rm;
+  const BN = 16 * rn;
+  // A tile: BM (i) × 16 (k) values, BM/16 per thread; B tile: 16 (k) × BN (j)
   const aIdx =
-    s.aFast === 'k'
-      ? `let ii = e / ${u(TK)}; let kk = e % ${u(TK)};`
-      : `let ii = e % ${u(TILE)}; let kk = e / ${u(TILE)};`;
+    s.aFast === 'k' ? `let ii = e / ${u(TK)}; let kk = e % ${u(TK)};` : `let ii = e % ${u(BM)}; let kk = e / ${u(BM)};`;
   const bIdx =
-    s.bFast === 'j'
-      ? `let jj = e % ${u(TILE)}; let kk = e / ${u(TILE)};`
-      : `let jj = e / ${u(TK)}; let kk = e % ${u(TK)};`;
+    s.bFast === 'j' ? `let jj = e % ${u(BN)}; let kk = e / ${u(BN)};` : `let jj = e / ${u(TK)}; let kk = e % ${u(TK)};`;
   const kGlobal = s.kTotal === undefined ? 'let k = kl;' : 'let k = b * K + kl;';
   const kBound = s.kTotal === undefined ? 'kl >= K' : `kl >= K || k >= ${u(s.kTotal)}`;
   return `
@@ -78,8 +86,8 @@ ${declare(s.bindings)}
 const M = ${u(s.M)};
 const N = ${u(s.N)};
 const K = ${u(s.K)};
-var<workgroup> As: array<array<f32, ${TILE}>, ${TK}>;
-var<workgroup> Bs: array<array<f32, ${TILE}>, ${TK}>;
+var<workgroup> As: array<array<f32, ${BM}>, ${TK}>;
+var<workgroup> Bs: array<array<f32, ${BN}>, ${TK}>;
 ${s.helpers ?? ''}
 fn loadA(b: u32, i: u32, kl: u32) -> f32 {
   ${kGlobal}
@@ -97,37 +105,37 @@ fn storeC(b: u32, i: u32, j: u32, v: f32) {
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let b = wg.z;
-  let row0 = wg.y * ${u(TILE)};
-  let col0 = wg.x * ${u(TILE)};
+  let row0 = wg.y * ${u(BM)};
+  let col0 = wg.x * ${u(BN)};
   let tid = lid.y * 16u + lid.x;
-  var acc: array<array<f32, 4>, 4>;
+  var acc: array<array<f32, ${rn}>, ${rm}>;
   for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
-    for (var l = 0u; l < 4u; l = l + 1u) {
+    for (var l = 0u; l < ${u(rm)}; l = l + 1u) {
       let e = tid + l * 256u;
       ${aIdx}
       As[kk][ii] = loadA(b, row0 + ii, k0 + kk);
     }
-    for (var l = 0u; l < 4u; l = l + 1u) {
+    for (var l = 0u; l < ${u(rn)}; l = l + 1u) {
       let e = tid + l * 256u;
       ${bIdx}
       Bs[kk][jj] = loadB(b, k0 + kk, col0 + jj);
     }
     workgroupBarrier();
     for (var kk = 0u; kk < ${u(TK)}; kk = kk + 1u) {
-      var av: array<f32, 4>;
-      var bv: array<f32, 4>;
-      for (var r = 0u; r < 4u; r = r + 1u) { av[r] = As[kk][lid.y + 16u * r]; }
-      for (var c = 0u; c < 4u; c = c + 1u) { bv[c] = Bs[kk][lid.x + 16u * c]; }
-      for (var r = 0u; r < 4u; r = r + 1u) {
-        for (var c = 0u; c < 4u; c = c + 1u) { acc[r][c] = fma(av[r], bv[c], acc[r][c]); }
+      var av: array<f32, ${rm}>;
+      var bv: array<f32, ${rn}>;
+      for (var r = 0u; r < ${u(rm)}; r = r + 1u) { av[r] = As[kk][lid.y + 16u * r]; }
+      for (var c = 0u; c < ${u(rn)}; c = c + 1u) { bv[c] = Bs[kk][lid.x + 16u * c]; }
+      for (var r = 0u; r < ${u(rm)}; r = r + 1u) {
+        for (var c = 0u; c < ${u(rn)}; c = c + 1u) { acc[r][c] = fma(av[r], bv[c], acc[r][c]); }
       }
     }
     workgroupBarrier();
   }
-  for (var r = 0u; r < 4u; r = r + 1u) {
+  for (var r = 0u; r < ${u(rm)}; r = r + 1u) {
     let i = row0 + lid.y + 16u * r;
     if (i >= M) { continue; }
-    for (var c = 0u; c < 4u; c = c + 1u) {
+    for (var c = 0u; c < ${u(rn)}; c = c + 1u) {
       let j = col0 + lid.x + 16u * c;
       if (j < N) { storeC(b, i, j, acc[r][c]); }
     }
@@ -137,7 +145,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 
 /** Workgroup counts of a matmul. */
 export function matMulGroups(s: Pick<MatMulSpec, 'batch' | 'M' | 'N'>): [number, number, number] {
-  return [Math.ceil(s.N / TILE), Math.ceil(s.M / TILE), s.batch];
+  const { rm, rn } = perThread(s.M, s.N);
+  return [Math.ceil(s.N / (16 * rn)), Math.ceil(s.M / (16 * rm)), s.batch];
 }
 
 // ---- row kernels: one workgroup per row --------------------------------------------------------------
@@ -355,11 +364,12 @@ export interface SplitK {
 
 /**
  * How to split a matmul's reduction so that it fills the GPU: weight gradients (K = tokens·batch, M·N
- * the weight) and small-M products have too few 64×64 output tiles for ≈ 132 SMs; their K is split in
+ * the weight) and small-M products have too few output tiles for ≈ 132 SMs; their K is split in
  * powers of two until there are ≥ 512 workgroups or a chunk would fall below 128.
  */
 export function splitK(M: number, N: number, K: number): SplitK {
-  const tiles = Math.ceil(M / TILE) * Math.ceil(N / TILE);
+  const { rm, rn } = perThread(M, N);
+  const tiles = Math.ceil(M / (16 * rm)) * Math.ceil(N / (16 * rn));
   let splits = 1;
   while (tiles * splits < 512 && K / (splits * 2) >= 128) splits *= 2;
   return { splits, chunk: Math.ceil(K / splits) };
