@@ -61,12 +61,13 @@ function blockWeights(d: number, hid: number): tf.Tensor[] {
   });
 }
 
-// rows longer than the 128-thread row workgroup (d 192, t 160), heads of 64 as DiT's; and a shape
+// rows longer than the 128-thread row workgroup (d 192, t 256), heads of 64 as DiT's, 512 token rows
+// (the matmuls' 128-wide tiles); and a shape
 // where nothing is a multiple of the tiles and the weight gradients' reduction over 3·87 = 261 token
 // rows is split in two unequal chunks (gemm.ts splitK). (SwiftShader runs a DiT-S/2 block, 2×256×384,
 // in minutes: the bench runs that size on the GPU.)
 const SHAPES: Array<[n: number, t: number, d: number, heads: number]> = [
-  [1, 160, 192, 3],
+  [2, 256, 192, 3],
   [3, 87, 48, 3],
 ];
 
@@ -99,7 +100,8 @@ test(
         tf.dispose([raw.out, ref.out, ...SAVED_ORDER.filter((k) => k !== 'x').flatMap((k) => [raw.s[k], ref.s[k]])]);
 
         // gradients of x, c and every weight through the block op, plain and with checkpointing
-        for (const checkpoint of [false, true]) {
+        // checkpointing recomputes the same forward: checked at the small shape only (SwiftShader time)
+        for (const checkpoint of t * n > 300 ? [false] : [false, true]) {
           const grads = (rawBlock: boolean) => {
             setKernelOptions({ rawBlock });
             const f = (...args: tf.Tensor[]) => {

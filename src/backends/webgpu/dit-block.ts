@@ -189,6 +189,7 @@ export function rawBlockForward(
   if (s == 0u) { Q[o] = val * ${lit(scale)}; } else if (s == 1u) { KK[o] = val; } else { V[o] = val; }`,
       aFast: 'k',
       bFast: 'k',
+      wide: false,
     },
   );
   p.matMul(

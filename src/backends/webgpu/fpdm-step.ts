@@ -53,6 +53,7 @@ export function rawProjectionForward(
       store: `P1[i * ${u(2 * d)} + j] = v + B1[j];`,
       aFast: 'k',
       bFast: 'k',
+      wide: false,
     },
   );
   p.matMul(

@@ -36,6 +36,8 @@ export interface MatMulSpec {
   bFast: 'j' | 'k';
   /** extra WGSL functions the expressions call */
   helpers?: string;
+  /** larger tiles where the shape allows (perThread); default true */
+  wide?: boolean;
   /**
    * split-K: K is the chunk of the reduction each batch index b computes, and the expressions see the
    * global k = b·K + k (< kTotal); see splitK() for the partial sums and their reduction
@@ -46,12 +48,17 @@ export interface MatMulSpec {
 const TK = 16;
 
 /**
- * Values of C per thread (rows × columns) for an M × N product: 8 along a dimension of at least 512
- * (a 128-wide tile: twice the FMAs per value read from workgroup memory), else 4 (a 64-wide tile, so
- * that short dimensions, e.g. attention's 64-wide heads, waste no threads). Tiles are 16 threads × that.
+ * Values of C per thread (rows × columns) for an M × N product: 8 rows where M ≥ 512, and 8 columns
+ * where N ≥ 512 too (128-wide tiles: twice the FMAs per value read from workgroup memory; measured on
+ * the H200: DiT-S/2's fc1 −24 %, dmod2 −18 %), else 4 (64-wide tiles, so that short dimensions, e.g.
+ * attention's 64-wide heads, waste no threads and small products keep enough workgroups). `wide:
+ * false` keeps 4 × 4: an epilogue that branches over several outputs (the qkv head split) ran 10×
+ * slower at 8 × 8, and so did a load that selects between two inputs (FPDM's [z, inj]) by 25 %.
+ * Tiles are 16 threads × that.
  */
-export function perThread(M: number, N: number): { rm: number; rn: number } {
-  return { rm: M >= 512 ? 8 : 4, rn: N >= 512 ? 8 : 4 };
+export function perThread(M: number, N: number, wide = true): { rm: number; rn: number } {
+  if (!wide) return { rm: 4, rn: 4 };
+  return { rm: M >= 512 ? 8 : 4, rn: N >= 512 && M >= 512 ? 8 : 4 };
 }
 
 /** The bindings as WGSL declarations, in binding order. */
@@ -71,7 +78,7 @@ export const lit = (v: number): string => {
 };
 
 export function matMulWgsl(s: MatMulSpec): string {
-  const { rm, rn } = perThread(s.M, s.N);
+  const { rm, rn } = perThread(s.M, s.N, s.wide);
   const BM = 16 * rm;
   const BN = 16 * rn;
   // A tile: BM (i) × 16 (k) values, BM/16 per thread; B tile: 16 (k) × BN (j)
@@ -144,8 +151,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 }
 
 /** Workgroup counts of a matmul. */
-export function matMulGroups(s: Pick<MatMulSpec, 'batch' | 'M' | 'N'>): [number, number, number] {
-  const { rm, rn } = perThread(s.M, s.N);
+export function matMulGroups(s: Pick<MatMulSpec, 'batch' | 'M' | 'N' | 'wide'>): [number, number, number] {
+  const { rm, rn } = perThread(s.M, s.N, s.wide);
   return [Math.ceil(s.N / (16 * rn)), Math.ceil(s.M / (16 * rm)), s.batch];
 }
 
