@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { brotliDecompressSync } from 'node:zlib';
+import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../src/backends/index.js';
 
 /** The golden fixtures kept in the repository (tests/fixtures/README.md says where each came from). */
@@ -75,12 +76,40 @@ export function fixture(name: string): string {
   );
 }
 
-/** CPU backends every machine has; the same suites run over each. FPDM_TEST_BACKENDS=webgpu adds the GPU one. */
+/**
+ * The backends the suites run over: the CPU ones every machine has, or the comma-separated list in
+ * FPDM_TEST_BACKENDS (`webgpu` alone on a GPU or SwiftShader: `npm run test:webgpu` sets it).
+ */
 export const TEST_BACKENDS: BackendName[] = (process.env.FPDM_TEST_BACKENDS?.split(',') as
   BackendName[] | undefined) ?? ['cpu', 'wasm'];
 
 export async function useBackend(name: BackendName): Promise<void> {
   await initBackend(name);
+  if (name === 'webgpu') failOnGpuErrors();
+}
+
+interface GpuErrorTarget {
+  addEventListener(type: 'uncapturederror', listener: (ev: { error: { message: string } }) => void): void;
+}
+const watchedDevices = new WeakSet<object>();
+
+/**
+ * A WebGPU error (a WGSL shader that does not compile, an invalid binding or submit) is not thrown:
+ * Dawn prints it, the command buffer holding the kernel is dropped, and its output is whatever the
+ * pooled buffer held, which a comparison can even match (a TF.js int32 transpose did, at 0 difference).
+ * So every such error fails the test file (the runner reports a file whose process exits non-zero).
+ */
+function failOnGpuErrors(): void {
+  const device = (tf.backend() as unknown as { device?: GpuErrorTarget & object }).device;
+  if (!device || watchedDevices.has(device)) return;
+  watchedDevices.add(device);
+  device.addEventListener('uncapturederror', (ev) => {
+    if (process.exitCode === 1) return; // said once; Dawn prints every error itself
+    process.exitCode = 1;
+    process.stderr.write(
+      `WebGPU error, so this test file fails (a kernel did not run): ${ev.error.message.split('\n')[0]}\n`,
+    );
+  });
 }
 
 /** max |a - b| over two equal-length arrays */

@@ -1,6 +1,6 @@
 // The fused webgpu block kernels (src/backends/webgpu/block.ts) against the TF.js op sequences they
-// replace, on the GPU (FPDM_TEST_BACKENDS=webgpu; CI has no GPU, so on CPU machines the test states that
-// it did not run): LayerNorm + modulate and LayerNorm alone, GELU and its backward, the registered
+// replace, on webgpu only (`npm run test:webgpu`, on a GPU or SwiftShader; `npm test` states that it did
+// not run): LayerNorm + modulate and LayerNorm alone, GELU and its backward, the registered
 // gradients under autodiff, and a whole DiT block op's forward and hand-written backward (which uses the
 // LN backward and the softmax backward kernels), at a width below and above the workgroup size; the
 // gated residual x + g ⊙ a, the gate/scale gradient Σ_T a ⊙ b, the LN backward with a residual and the
@@ -60,7 +60,7 @@ function both<T>(f: () => T): [T, T] {
 
 test(
   'fused webgpu block kernels equal the TF.js op sequences',
-  { skip: onGpu ? false : 'webgpu only: set FPDM_TEST_BACKENDS=webgpu on a machine with a GPU (CI has none)' },
+  { skip: onGpu ? false : 'webgpu only: npm run test:webgpu runs it (on a GPU, or on SwiftShader without one)' },
   async () => {
     await useBackend('webgpu');
     setKernelOptions({ fusedBlock: true });

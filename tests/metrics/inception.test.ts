@@ -1,7 +1,9 @@
 // inception.io.safetensors reproduced from inception_fid_ternary.legacy.pt (the real file's keys,
 // shapes and legacy format; ternary weights): pool3 features and the three block means.
 // The full network at 299² is slow on the pure-JS cpu backend (~20-70 s per image measured on this
-// 2-core machine), so cpu runs 1 image and wasm all 6; FPDM_TEST_BACKENDS=webgpu adds the GPU (6).
+// 2-core machine), so cpu runs 1 image and wasm all 6, each when in TEST_BACKENDS; a GPU backend there
+// (FPDM_TEST_BACKENDS=webgpu) runs all 6, or FPDM_TEST_INCEPTION_GPU_IMAGES of them: SwiftShader, a
+// Vulkan driver on the CPU, took 61 s for 1 image and 409 s for all 6 on a 2-core machine.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
@@ -34,8 +36,19 @@ function relErr(a: Float32Array, key: string): number {
   return m / s;
 }
 
-const GPU = TEST_BACKENDS.filter((b) => b !== 'cpu' && b !== 'wasm').map((b) => [b, 6] as const);
-for (const [backend, n] of [['wasm', 6], ['cpu', 1], ...GPU] as const) {
+const GPU_IMAGES = Number(process.env.FPDM_TEST_INCEPTION_GPU_IMAGES ?? 6);
+if (!Number.isInteger(GPU_IMAGES) || GPU_IMAGES < 1 || GPU_IMAGES > 6)
+  throw new Error(
+    `FPDM_TEST_INCEPTION_GPU_IMAGES: received '${process.env.FPDM_TEST_INCEPTION_GPU_IMAGES}', expected an integer from 1 to 6 (the fixture's images)`,
+  );
+const HOST = (
+  [
+    ['wasm', 6],
+    ['cpu', 1],
+  ] as const
+).filter(([b]) => TEST_BACKENDS.includes(b));
+const GPU = TEST_BACKENDS.filter((b) => b !== 'cpu' && b !== 'wasm').map((b) => [b, GPU_IMAGES] as const);
+for (const [backend, n] of [...HOST, ...GPU]) {
   test(`FID Inception on ${backend}: features_2048 and block means of ${n} image(s) within 1e-4 relative`, async () => {
     await useBackend(backend);
     assert.equal(weights.size, 566);

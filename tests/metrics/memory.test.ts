@@ -30,6 +30,10 @@ for (const backend of TEST_BACKENDS) {
     if (backend === 'wasm') {
       assert.equal(memory.backendPoolKind, 'wasm-linear-memory');
       assert.ok(backendPool()!.bytes >= 4_000_000);
+    } else if (backend === 'webgpu') {
+      // the GPU buffers the backend holds, freed ones pooled for reuse: at least the 1000×1000 one
+      assert.equal(memory.backendPoolKind, 'webgpu-allocated');
+      assert.ok(memory.backendPoolBytes! >= 4_000_000, String(memory.backendPoolBytes));
     } else {
       assert.equal(memory.backendPoolBytes, undefined);
     }

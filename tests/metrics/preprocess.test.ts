@@ -58,9 +58,12 @@ for (const backend of TEST_BACKENDS) {
         assert.deepEqual(y.shape, [n, S, S, 3]);
         const err = maxAbsDiff(await y.data(), reference(u8, n, h, w, S, mode));
         assert.ok(err < 2e-6, `${mode} ${h}x${w}→${S}: max abs error ${err}`);
-        // TF.js resizeBilinear follows the same definitions (checked, not relied on)
+        // TF.js resizeBilinear follows the same definitions (checked, not relied on). Its input is made
+        // float32 from the host: TF.js 4.22's webgpu Transpose (rank > 2, on the GPU above 1000 elements)
+        // is WGSL that does not compile when its input buffer holds int32, and toFloat() of an int32
+        // tensor keeps that buffer.
         const tfjs = tf.tidy(() => {
-          const nhwc = x.transpose([0, 2, 3, 1]).toFloat() as tf.Tensor4D;
+          const nhwc = tf.tensor4d(Float32Array.from(u8), [n, 3, h, w]).transpose([0, 2, 3, 1]) as tf.Tensor4D;
           const r = tf.image.resizeBilinear(nhwc, [S, S], false, mode === 'pytorch-fid');
           return mode === 'pytorch-fid' ? r.div(255).mul(2).sub(1) : r.sub(128).div(128);
         });

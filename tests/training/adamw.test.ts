@@ -67,7 +67,7 @@ for (const backend of TEST_BACKENDS) {
         gt.dispose();
       }
       const expected = referenceAdamW(P0, GRADS, c.ref);
-      const got = Array.from(w.dataSync());
+      const got = Array.from(await w.data()); // asynchronous: webgpu under Node has no synchronous read
       // float32 arithmetic vs float64: the moved distance is up to ~3·lr, compare at float32 precision
       assert.ok(maxAbsDiff(got, expected) < 2e-6, `${c.name}: ${got} vs ${expected}`);
       // it moved at all (a no-op optimizer would fail this)
