@@ -269,6 +269,7 @@ export function rawBlockForward(
   X1[i * ${u(d)} + j] = X[i * ${u(d)} + j] + ADA[(i / ${u(t)}) * ${u(6 * d)} + ${u(2 * d)} + j] * av;`,
       aFast: 'k',
       bFast: 'k',
+      wide: 'rows', // several outputs (perThread)
     },
   );
   p.lnModulate('lnmod2', x1.buffer, ADA, 3, MOD, STATS);
@@ -317,6 +318,7 @@ export function rawBlockForward(
   OUT[i * ${u(d)} + j] = X1[i * ${u(d)} + j] + ADA[(i / ${u(t)}) * ${u(6 * d)} + ${u(5 * d)} + j] * mv;`,
       aFast: 'k',
       bFast: 'k',
+      wide: 'rows', // several outputs (perThread)
     },
   );
   const outs = [q, k, v, P, merged, a, x1, h, m, out].map((e) => e.tensor);

@@ -164,6 +164,7 @@ export function rawProjectionBackward(
       store: `if (j < ${u(d)}) { DZ[i * ${u(d)} + j] = v; } else { DINJ[i * ${u(d)} + j - ${u(d)}] = v; }`,
       aFast: 'k',
       bFast: 'j',
+      wide: 'rows', // two outputs (perThread)
     },
   );
   p.matMulSplit(

@@ -37,7 +37,7 @@ export interface MatMulSpec {
   /** extra WGSL functions the expressions call */
   helpers?: string;
   /** larger tiles where the shape allows (perThread); default true */
-  wide?: boolean;
+  wide?: Wide;
   /**
    * split-K: K is the chunk of the reduction each batch index b computes, and the expressions see the
    * global k = b·K + k (< kTotal); see splitK() for the partial sums and their reduction
@@ -51,15 +51,20 @@ const TK = 16;
  * Values of C per thread (rows × columns) for an M × N product: 8 rows where M ≥ 512, and 8 columns
  * where N ≥ 512 too (128-wide tiles: twice the FMAs per value read from workgroup memory; measured on
  * the H200: DiT-S/2's fc1 −24 %, dmod2 −18 %), else 4 (64-wide tiles, so that short dimensions, e.g.
- * attention's 64-wide heads, waste no threads and small products keep enough workgroups). `wide:
- * false` keeps 4 × 4: an epilogue that branches over several outputs (the qkv head split) ran 10×
- * slower at 8 × 8, and so did a load that selects between two inputs (FPDM's [z, inj]) by 25 %.
+ * attention's 64-wide heads, waste no threads and small products keep enough workgroups). An epilogue
+ * that writes several outputs ran ~10× slower at 8 × 8 on the H200 (the qkv head split at S/2; the
+ * gated-residual epilogues of proj and fc2 at XL/2, which were fine at 8 × 4): those ask for `wide:
+ * 'rows'` (8 × 4 at most) or `false` (4 × 4; also FPDM's [z, inj] load, 25 % slower at 8 × 8).
  * Tiles are 16 threads × that.
  */
-export function perThread(M: number, N: number, wide = true): { rm: number; rn: number } {
-  if (!wide) return { rm: 4, rn: 4 };
-  return { rm: M >= 512 ? 8 : 4, rn: N >= 512 && M >= 512 ? 8 : 4 };
+export function perThread(M: number, N: number, wide: Wide = true): { rm: number; rn: number } {
+  if (wide === false) return { rm: 4, rn: 4 };
+  const rm = M >= 512 ? 8 : 4;
+  return { rm, rn: wide === true && N >= 512 && M >= 512 ? 8 : 4 };
 }
+
+/** perThread's choice: true (8 × 8 where the shape allows), 'rows' (8 × 4 at most), false (4 × 4) */
+export type Wide = boolean | 'rows';
 
 /** The bindings as WGSL declarations, in binding order. */
 export function declare(bindings: Binding[]): string {
