@@ -13,7 +13,9 @@ import { Ema } from '../../src/training/ema.js';
 import { Rng } from '../../src/util/rng.js';
 import { TEST_BACKENDS, maxRelDiff, useBackend } from '../helpers.js';
 
-const SHAPES: number[][] = [[7, 5], [33], [3, 4, 6], [1]];
+// ten tensors: the webgpu norm runs 7 per dispatch (two dispatches, 7 + 3), and two tensors have more
+// than one partial sum (over 4,096 values)
+const SHAPES: number[][] = [[7, 5], [33], [3, 4, 6], [1], [70, 100], [5], [9, 9], [2, 3], [4101], [17]];
 const CFGS: Array<{ name: string; cfg: Partial<AdamWConfig>; ema: number }> = [
   { name: 'defaults', cfg: {}, ema: 0.9999 },
   {

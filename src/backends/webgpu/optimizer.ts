@@ -1,7 +1,7 @@
 // Fused AdamW + EMA on the webgpu backend: raw WGSL compute dispatches on TF.js's own device and
 // buffers, bypassing TF.js's per-kernel bookkeeping (≈ 130 µs of host time per TF.js kernel).
 //
-//   norm     one `sumsq` dispatch per gradient tensor (workgroup partial sums of g²), then one
+//   norm     one `sumsq` dispatch per 7 gradient tensors (workgroup partial sums of g²), then one
 //            `reduce` dispatch that sums the partials in a fixed order and writes √Σ into a new [1]
 //            TF.js tensor (read by the caller together with the loss: one host read per step)
 //   update   one dispatch per parameter tensor that reads g and rewrites p, m, v and the EMA copy
@@ -72,19 +72,40 @@ const MAP_READ = 0x1;
 const WG = 256;
 const MAX_GROUPS_X = 65535;
 
-const SUMSQ = /* wgsl */ `
-struct Info { n: u32, partOffset: u32, numParts: u32, pad: u32 }
-@group(0) @binding(0) var<storage, read> g: array<f32>;
-@group(0) @binding(1) var<storage, read_write> parts: array<f32>;
-@group(0) @binding(2) var<uniform> info: Info;
+/** gradient tensors per norm dispatch: 7 inputs + the partials = 8 storage buffers, the default limit */
+const NORM_GROUP = 7;
+
+/**
+ * Partial sums of g² for `m` gradient tensors in one dispatch: workgroup w belongs to the member k whose
+ * range [first_k, first_k + numParts_k) holds it, and computes that member's partial w − first_k exactly
+ * as a dispatch of its own would (same elements, same order).
+ */
+function sumsqWgsl(m: number): string {
+  const ks = Array.from({ length: m }, (_, k) => k);
+  return /* wgsl */ `
+struct Rec { n: u32, partOffset: u32, numParts: u32, first: u32 }
+struct Info { r: array<Rec, ${NORM_GROUP}> }
+${ks.map((k) => `@group(0) @binding(${k}) var<storage, read> g${k}: array<f32>;`).join('\n')}
+@group(0) @binding(${m}) var<storage, read_write> parts: array<f32>;
+@group(0) @binding(${m + 1}) var<uniform> info: Info;
 var<workgroup> sh: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  var k = 0u;
+  for (var q = 1u; q < ${m}u; q = q + 1u) { if (wid.x >= info.r[q].first) { k = q; } }
+  let rec = info.r[k];
+  let w = wid.x - rec.first;
+  let stride = rec.numParts * ${WG}u;
   var acc = 0.0;
-  let stride = info.numParts * ${WG}u;
-  for (var i = wid.x * ${WG}u + lid.x; i < info.n; i = i + stride) {
-    let x = g[i];
-    acc = acc + x * x;
+  switch k {
+${ks
+  .map(
+    (k) => `    case ${k}u: {
+      for (var i = w * ${WG}u + lid.x; i < rec.n; i = i + stride) { let x = g${k}[i]; acc = acc + x * x; }
+    }`,
+  )
+  .join('\n')}
+    default: {}
   }
   sh[lid.x] = acc;
   workgroupBarrier();
@@ -92,8 +113,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (lid.x < s) { sh[lid.x] = sh[lid.x] + sh[lid.x + s]; }
     workgroupBarrier();
   }
-  if (lid.x == 0u) { parts[info.partOffset + wid.x] = sh[0]; }
+  if (lid.x == 0u) { parts[rec.partOffset + w] = sh[0]; }
 }`;
+}
 
 const REDUCE = /* wgsl */ `
 struct Info { n: u32, partOffset: u32, numParts: u32, pad: u32 }
@@ -178,7 +200,9 @@ interface Cached {
 }
 
 class FusedOptimizerKernels {
-  private readonly sumsq: { getBindGroupLayout(i: number): unknown };
+  /** the norm's partial-sum pipelines by group size (1..NORM_GROUP), compiled on first use */
+  private readonly sumsq = new Map<number, { getBindGroupLayout(i: number): unknown }>();
+  private readonly make: (code: string) => { getBindGroupLayout(i: number): unknown };
   private readonly reduce: { getBindGroupLayout(i: number): unknown };
   private readonly update: { getBindGroupLayout(i: number): unknown };
   private readonly stepUniform: GBuffer;
@@ -200,7 +224,7 @@ class FusedOptimizerKernels {
         layout: 'auto',
         compute: { module: d.createShaderModule({ code }), entryPoint: 'main' },
       });
-    this.sumsq = make(SUMSQ);
+    this.make = make;
     this.reduce = make(REDUCE);
     this.update = make(UPDATE);
     this.stepUniform = d.createBuffer({ size: 48, usage: USAGE.UNIFORM | USAGE.COPY_DST });
@@ -212,8 +236,27 @@ class FusedOptimizerKernels {
     return this.backend.tensorMap.get(t.dataId).resource as GBuffer;
   }
 
-  /** Layout of the per-tensor uniform records (256-byte aligned): norm info, then update info. */
-  private ensureInfo(sizes: number[]): { partOffsets: number[]; numParts: number[]; totalParts: number } {
+  private sumsqPipeline(m: number): { getBindGroupLayout(i: number): unknown } {
+    let p = this.sumsq.get(m);
+    if (!p) {
+      p = this.make(sumsqWgsl(m));
+      this.sumsq.set(m, p);
+    }
+    return p;
+  }
+
+  /**
+   * Layout of the uniform records (256-byte aligned): one norm record per group of NORM_GROUP tensors
+   * (n, partial offset, partials, first workgroup of each member), then one update record per tensor,
+   * then the reduce record.
+   */
+  private ensureInfo(sizes: number[]): {
+    partOffsets: number[];
+    numParts: number[];
+    totalParts: number;
+    groups: number;
+  } {
+    const groups = Math.ceil(sizes.length / NORM_GROUP);
     const numParts = sizes.map((n) => Math.max(1, Math.min(256, Math.ceil(n / (WG * 16)))));
     const partOffsets: number[] = [];
     let total = 0;
@@ -227,15 +270,19 @@ class FusedOptimizerKernels {
       const d = this.backend.device;
       this.infoBuffer?.destroy();
       this.parts?.destroy();
-      const records = 2 * sizes.length + 1;
+      const records = groups + sizes.length + 1;
       const data = new Uint32Array(records * 64);
+      let first = 0;
       sizes.forEach((n, i) => {
-        data.set([n, partOffsets[i]!, numParts[i]!, 0], i * 64); // sumsq record
-        const groups = Math.ceil(n / WG);
-        const gx = Math.min(groups, MAX_GROUPS_X);
-        data.set([n, gx, 0, 0], (sizes.length + i) * 64); // update record
+        const k = i % NORM_GROUP;
+        if (k === 0) first = 0;
+        data.set([n, partOffsets[i]!, numParts[i]!, first], Math.floor(i / NORM_GROUP) * 64 + 4 * k); // norm record
+        first += numParts[i]!;
+        const wgs = Math.ceil(n / WG);
+        const gx = Math.min(wgs, MAX_GROUPS_X);
+        data.set([n, gx, 0, 0], (groups + i) * 64); // update record
       });
-      data.set([total, 0, total, 0], 2 * sizes.length * 64); // reduce record
+      data.set([total, 0, total, 0], (groups + sizes.length) * 64); // reduce record
       this.infoBuffer = d.createBuffer({ size: data.byteLength, usage: USAGE.UNIFORM | USAGE.COPY_DST });
       d.queue.writeBuffer(this.infoBuffer, 0, data);
       this.parts = d.createBuffer({ size: Math.max(4, total * 4), usage: USAGE.STORAGE });
@@ -243,7 +290,7 @@ class FusedOptimizerKernels {
       this.normBinds.clear();
       this.updateBinds.clear();
     }
-    return { partOffsets, numParts, totalParts: total };
+    return { partOffsets, numParts, totalParts: total, groups };
   }
 
   private bindCached(cache: Map<number, Cached>, slot: number, key: unknown[], make: () => unknown): unknown {
@@ -298,7 +345,7 @@ class FusedOptimizerKernels {
 
   /** √(Σ‖g‖²) over all gradients as a new [1] float32 tensor (the caller disposes it). */
   globalNorm(grads: tf.Tensor[], sizesKey: number[]): tf.Tensor {
-    const { numParts } = this.ensureInfo(sizesKey);
+    const { numParts, groups } = this.ensureInfo(sizesKey);
     const out = this.backend.makeTensorInfo([1], 'float32');
     const outBuf = this.tensorBuffer(out);
     const gBufs = grads.map((g) => this.tensorBuffer(g));
@@ -306,21 +353,25 @@ class FusedOptimizerKernels {
     const d = this.backend.device;
     const enc = d.createCommandEncoder();
     const { pass, finish } = this.beginPass(enc);
-    pass.setPipeline(this.sumsq);
-    grads.forEach((_, i) => {
-      const bind = this.bindCached(this.normBinds, i, [gBufs[i]], () =>
+    for (let gi = 0; gi < groups; gi++) {
+      const members = gBufs.slice(gi * NORM_GROUP, (gi + 1) * NORM_GROUP);
+      const m = members.length;
+      const pipeline = this.sumsqPipeline(m);
+      const bind = this.bindCached(this.normBinds, gi, members, () =>
         d.createBindGroup({
-          layout: this.sumsq.getBindGroupLayout(0),
+          layout: pipeline.getBindGroupLayout(0),
           entries: [
-            { binding: 0, resource: { buffer: gBufs[i] } },
-            { binding: 1, resource: { buffer: this.parts } },
-            { binding: 2, resource: { buffer: this.infoBuffer, offset: i * 256, size: 16 } },
+            ...members.map((buffer, k) => ({ binding: k, resource: { buffer } })),
+            { binding: m, resource: { buffer: this.parts } },
+            { binding: m + 1, resource: { buffer: this.infoBuffer, offset: gi * 256, size: 16 * NORM_GROUP } },
           ],
         }),
       );
+      pass.setPipeline(pipeline);
       pass.setBindGroup(0, bind);
-      pass.dispatchWorkgroups(numParts[i]!);
-    });
+      const wgs = numParts.slice(gi * NORM_GROUP, (gi + 1) * NORM_GROUP).reduce((a, b) => a + b, 0);
+      pass.dispatchWorkgroups(wgs);
+    }
     pass.setPipeline(this.reduce);
     pass.setBindGroup(
       0,
@@ -329,7 +380,7 @@ class FusedOptimizerKernels {
         entries: [
           { binding: 0, resource: { buffer: this.parts } },
           { binding: 1, resource: { buffer: outBuf } },
-          { binding: 2, resource: { buffer: this.infoBuffer, offset: 2 * grads.length * 256, size: 16 } },
+          { binding: 2, resource: { buffer: this.infoBuffer, offset: (groups + grads.length) * 256, size: 16 } },
         ],
       }),
     );
@@ -338,14 +389,14 @@ class FusedOptimizerKernels {
     const submitted = finish();
     d.queue.submit([enc.finish()]);
     submitted();
-    this.counters.dispatches += grads.length + 1;
+    this.counters.dispatches += groups + 1;
     this.counters.submits += 1;
     return tf.engine().makeTensorFromTensorInfo(out);
   }
 
   /** The in-place update of every entry (see the file header). */
   apply(entries: FusedEntry[], s: FusedStepScalars, sizesKey: number[]): void {
-    this.ensureInfo(sizesKey);
+    const { groups } = this.ensureInfo(sizesKey);
     const d = this.backend.device;
     // private buffers for what is written in place (see the file header)
     for (const e of entries) {
@@ -385,14 +436,14 @@ class FusedOptimizerKernels {
           entries: [
             ...b.map((buffer, k) => ({ binding: k, resource: { buffer } })),
             { binding: 5, resource: { buffer: this.stepUniform } },
-            { binding: 6, resource: { buffer: this.infoBuffer, offset: (n + i) * 256, size: 16 } },
+            { binding: 6, resource: { buffer: this.infoBuffer, offset: (groups + i) * 256, size: 16 } },
           ],
         }),
       );
-      const groups = Math.ceil(e.p.size / WG);
-      const gx = Math.min(groups, MAX_GROUPS_X);
+      const wgs = Math.ceil(e.p.size / WG);
+      const gx = Math.min(wgs, MAX_GROUPS_X);
       pass.setBindGroup(0, bind);
-      pass.dispatchWorkgroups(gx, Math.ceil(groups / gx));
+      pass.dispatchWorkgroups(gx, Math.ceil(wgs / gx));
     });
     pass.end();
     const submitted = finish();
