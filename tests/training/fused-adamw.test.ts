@@ -11,7 +11,7 @@ import { setKernelOptions } from '../../src/backends/kernels.js';
 import { AdamW, adamwEmaReference, learningRateAt, type AdamWConfig, type ParamMap } from '../../src/training/adamw.js';
 import { Ema } from '../../src/training/ema.js';
 import { Rng } from '../../src/util/rng.js';
-import { TEST_BACKENDS, maxRelDiff, useBackend } from '../helpers.js';
+import { TEST_BACKENDS, maxAbsDiff, maxRelDiff, useBackend } from '../helpers.js';
 
 // ten tensors: the webgpu norm runs 7 per dispatch (two dispatches, 7 + 3), and two tensors have more
 // than one partial sum (over 4,096 values)
@@ -160,10 +160,16 @@ for (const backend of TEST_BACKENDS) {
           `${c.name}: norm at step ${t + 1}: ${n} vs ${plain.norms[t]}`,
         ),
       );
+      // relative to the tensor's largest value: m = β1·m + (1 − β1)·g cancels to values far below its
+      // terms' size, where a different rounding of the terms (the GPU's FMA contraction) is a large
+      // fraction of the value (measured on the H200: 1.6e-8 absolute in a 7,000-value tensor whose
+      // values reach 0.3); CPU backends: bitwise
       for (const what of ['p', 'm', 'v', 'ema'] as const) {
         fused[what].forEach((x, i) => {
-          const d = maxRelDiff(x, plain[what][i]!, 1e-3);
-          assert.ok(d <= Math.max(tol, 0), `${c.name}: ${what}[${i}] fused vs unfused relative difference ${d}`);
+          const ref = plain[what][i]!;
+          const scale = ref.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+          const d = maxAbsDiff(x, ref) / Math.max(scale, 1e-12);
+          assert.ok(d <= tol, `${c.name}: ${what}[${i}] fused vs unfused difference ${d} of the largest value`);
         });
       }
       // the EMA starts as a clone of the weights (a shared buffer): an in-place write must not leak into it
