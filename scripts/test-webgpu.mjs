@@ -10,10 +10,10 @@
 // Usage: node scripts/test-webgpu.mjs [substring filter ...]
 //        node scripts/test-webgpu.mjs --check   prints the driver manifest, or why the suites cannot
 //                                               run here (exit 1)
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { testFiles } from './test-files.mjs';
 
 const SWIFTSHADER_ICDS = ['/usr/lib/chromium/vk_swiftshader_icd.json']; // Debian's chromium-common
 
@@ -46,19 +46,9 @@ function findDriver() {
       };
 }
 
-function walk(dir) {
-  const out = [];
-  for (const name of readdirSync(dir).sort()) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...walk(p));
-    else if (name.endsWith('.test.ts')) out.push(p);
-  }
-  return out;
-}
-
 /** The suites with webgpu cases: those that loop over TEST_BACKENDS, and the webgpu kernel tests. */
 function webgpuSuites() {
-  return walk('tests').filter(
+  return testFiles('tests').filter(
     (f) =>
       /^tests\/backends\/webgpu-[^/]*\.test\.ts$/.test(f) ||
       /import\s*\{[^}]*\bTEST_BACKENDS\b[^}]*\}\s*from\s*'[./]*helpers\.js'/.test(readFileSync(f, 'utf8')),

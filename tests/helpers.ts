@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { brotliDecompressSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../src/backends/index.js';
+import { Rng } from '../src/util/rng.js';
 
 /** The golden fixtures kept in the repository (tests/fixtures/README.md says where each came from). */
 export const REPO_FIXTURES = resolve(import.meta.dirname, 'fixtures');
@@ -126,4 +127,30 @@ export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!) / Math.max(Math.abs(b[i]!), floor));
   return m;
+}
+
+/**
+ * max |a − b| / max |b| over two tensors of one shape, read asynchronously (webgpu under Node cannot
+ * read synchronously); Infinity when a holds a non-finite value.
+ */
+export async function tensorRelErr(a: tf.Tensor, b: tf.Tensor): Promise<number> {
+  if (a.shape.join(',') !== b.shape.join(',')) throw new Error(`shapes [${a.shape}] vs [${b.shape}]`);
+  const [av, bv] = [await a.data(), await b.data()];
+  let scale = 0;
+  let diff = 0;
+  for (let i = 0; i < av.length; i++) {
+    if (!Number.isFinite(av[i]!)) return Infinity;
+    scale = Math.max(scale, Math.abs(bv[i]!));
+    diff = Math.max(diff, Math.abs(av[i]! - bv[i]!));
+  }
+  return diff / Math.max(scale, 1e-12);
+}
+
+/** A float32 tensor of N(0, scale²) values drawn from Rng(seed). */
+export function randomTensor(seed: string, shape: number[], scale = 1): tf.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(
+    new Rng(seed).normals(n).map((v) => v * scale),
+    shape,
+  );
 }

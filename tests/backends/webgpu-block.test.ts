@@ -19,32 +19,9 @@ import {
   lnModulate,
 } from '../../src/models/blocks.js';
 import { ditBlockOp } from '../../src/models/blockgrad.js';
-import { Rng } from '../../src/util/rng.js';
-import { TEST_BACKENDS, useBackend } from '../helpers.js';
+import { TEST_BACKENDS, randomTensor, tensorRelErr, useBackend } from '../helpers.js';
 
 const onGpu = TEST_BACKENDS.includes('webgpu');
-
-/** max |a − b| / max |b| */
-async function relErr(a: tf.Tensor, b: tf.Tensor): Promise<number> {
-  const [av, bv] = [await a.data(), await b.data()];
-  assert.equal(av.length, bv.length);
-  let scale = 0;
-  let diff = 0;
-  for (let i = 0; i < av.length; i++) {
-    scale = Math.max(scale, Math.abs(bv[i]!));
-    diff = Math.max(diff, Math.abs(av[i]! - bv[i]!));
-    if (!Number.isFinite(av[i]!)) return Infinity;
-  }
-  return diff / Math.max(scale, 1e-12);
-}
-
-function rand(seed: string, shape: number[], scale = 1): tf.Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(
-    new Rng(seed).normals(n).map((v) => v * scale),
-    shape,
-  );
-}
 
 /** runs f with the fused kernels on and off (the TF.js programs of block.ts: the direct-dispatch block off) */
 function both<T>(f: () => T): [T, T] {
@@ -69,15 +46,15 @@ test(
       [2, 16, 384],
       [3, 5, 64],
     ] as const) {
-      const x = rand(`x${d}`, [n, t, d], 3) as tf.Tensor3D;
-      const shift = rand(`sh${d}`, [n, d]) as tf.Tensor2D;
-      const scale = rand(`sc${d}`, [n, d]) as tf.Tensor2D;
-      const dy = rand(`dy${d}`, [n, t, d]) as tf.Tensor3D;
-      const h = rand(`h${d}`, [n, t, 4 * d], 2);
-      const dh = rand(`dh${d}`, [n, t, 4 * d]);
-      const a = rand(`a${d}`, [n, t, d]) as tf.Tensor3D;
-      const w = rand(`w${d}`, [2 * d, d], 0.1) as tf.Tensor2D;
-      const bias = rand(`b${d}`, [2 * d]);
+      const x = randomTensor(`x${d}`, [n, t, d], 3) as tf.Tensor3D;
+      const shift = randomTensor(`sh${d}`, [n, d]) as tf.Tensor2D;
+      const scale = randomTensor(`sc${d}`, [n, d]) as tf.Tensor2D;
+      const dy = randomTensor(`dy${d}`, [n, t, d]) as tf.Tensor3D;
+      const h = randomTensor(`h${d}`, [n, t, 4 * d], 2);
+      const dh = randomTensor(`dh${d}`, [n, t, 4 * d]);
+      const a = randomTensor(`a${d}`, [n, t, d]) as tf.Tensor3D;
+      const w = randomTensor(`w${d}`, [2 * d, d], 0.1) as tf.Tensor2D;
+      const bias = randomTensor(`b${d}`, [2 * d]);
       const fk = fusedBlockKernels()!;
       const checks: Array<[string, [tf.Tensor, tf.Tensor], number]> = [
         ['gated residual', both(() => gatedResidual(x, shift, a)), 1e-6],
@@ -113,7 +90,7 @@ test(
       const gg = both(() => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(geluTanh(a), dh)))(h));
       checks.push(['gelu autodiff gradient', gg, 1e-6]);
       for (const [name, [a, b], tol] of checks) {
-        const e = await relErr(a, b);
+        const e = await tensorRelErr(a, b);
         assert.ok(e <= tol, `D=${d} ${name}: relative error ${e} > ${tol}`);
       }
       tf.dispose([x, shift, scale, dy, h, dh, a, w, bias, ...checks.flatMap(([, p]) => p)]);
@@ -132,10 +109,10 @@ test(
       'mlp.fc2.weight': [d, 4 * d],
       'mlp.fc2.bias': [d],
     };
-    const p = new Map(BLOCK_PARAM_NAMES.map((k) => [`b.${k}`, rand(k, shapes[k]!, 0.2)]));
-    const x = rand('bx', [n, t, d]) as tf.Tensor3D;
-    const c = rand('bc', [n, d]) as tf.Tensor2D;
-    const r = rand('br', [n, t, d]);
+    const p = new Map(BLOCK_PARAM_NAMES.map((k) => [`b.${k}`, randomTensor(k, shapes[k]!, 0.2)]));
+    const x = randomTensor('bx', [n, t, d]) as tf.Tensor3D;
+    const c = randomTensor('bc', [n, d]) as tf.Tensor2D;
+    const r = randomTensor('br', [n, t, d]);
     const ws = BLOCK_PARAM_NAMES.map((k) => p.get(`b.${k}`)!);
     const names = ['x', 'c', ...BLOCK_PARAM_NAMES];
     const [fused, plain] = both(() =>
@@ -145,9 +122,9 @@ test(
       })([x, c, ...ws]),
     );
     const [outF, outP] = both(() => ditBlockOp(p, 'b', x, c, heads));
-    assert.ok((await relErr(outF, outP)) <= 1e-5, 'block forward');
+    assert.ok((await tensorRelErr(outF, outP)) <= 1e-5, 'block forward');
     for (let i = 0; i < names.length; i++) {
-      const e = await relErr(fused[i]!, plain[i]!);
+      const e = await tensorRelErr(fused[i]!, plain[i]!);
       assert.ok(e <= 1e-4, `block gradient ${names[i]}: relative error ${e}`);
     }
     tf.dispose([x, c, r, outF, outP, ...fused, ...plain, ...p.values()]);

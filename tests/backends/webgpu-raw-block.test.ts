@@ -13,32 +13,9 @@ import { rawBlockKernels, relativeResidualKernel, setKernelOptions } from '../..
 import { rawKernels } from '../../src/backends/webgpu/raw.js';
 import { BLOCK_PARAM_NAMES, SAVED_ORDER, blockForward } from '../../src/models/blocks.js';
 import { PROJECTION_PARAM_NAMES, ditBlockOp, fixedPointStepOp } from '../../src/models/blockgrad.js';
-import { Rng } from '../../src/util/rng.js';
-import { TEST_BACKENDS, useBackend } from '../helpers.js';
+import { TEST_BACKENDS, randomTensor, tensorRelErr, useBackend } from '../helpers.js';
 
 const onGpu = TEST_BACKENDS.includes('webgpu');
-
-/** max |a − b| / max |b| */
-async function relErr(a: tf.Tensor, b: tf.Tensor): Promise<number> {
-  assert.deepEqual(a.shape, b.shape);
-  const [av, bv] = [await a.data(), await b.data()];
-  let scale = 0;
-  let diff = 0;
-  for (let i = 0; i < av.length; i++) {
-    if (!Number.isFinite(av[i]!)) return Infinity;
-    scale = Math.max(scale, Math.abs(bv[i]!));
-    diff = Math.max(diff, Math.abs(av[i]! - bv[i]!));
-  }
-  return diff / Math.max(scale, 1e-12);
-}
-
-function rand(seed: string, shape: number[], scale = 1): tf.Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(
-    new Rng(seed).normals(n).map((v) => v * scale),
-    shape,
-  );
-}
 
 /** Block weights with nonzero adaLN (so every gate, shift and scale is exercised), in BLOCK_PARAM_NAMES order. */
 function blockWeights(d: number, hid: number): tf.Tensor[] {
@@ -57,7 +34,7 @@ function blockWeights(d: number, hid: number): tf.Tensor[] {
   return BLOCK_PARAM_NAMES.map((name) => {
     const shape = shapes[name]!;
     const fanIn = shape.length === 2 ? shape[1]! : 1;
-    return rand(`w.${name}.${d}`, shape, shape.length === 2 ? 1 / Math.sqrt(fanIn) : 0.1);
+    return randomTensor(`w.${name}.${d}`, shape, shape.length === 2 ? 1 / Math.sqrt(fanIn) : 0.1);
   });
 }
 
@@ -82,9 +59,9 @@ test(
       const rk = rawKernels()!;
       for (const [n, t, d, heads] of SHAPES) {
         const label = `n ${n}, t ${t}, d ${d}, heads ${heads}`;
-        const x = rand(`x${d}`, [n, t, d]) as tf.Tensor3D;
-        const c = rand(`c${d}`, [n, d]) as tf.Tensor2D;
-        const dy = rand(`dy${d}`, [n, t, d]) as tf.Tensor3D;
+        const x = randomTensor(`x${d}`, [n, t, d]) as tf.Tensor3D;
+        const c = randomTensor(`c${d}`, [n, d]) as tf.Tensor2D;
+        const dy = randomTensor(`dy${d}`, [n, t, d]) as tf.Tensor3D;
         const w = blockWeights(d, 4 * d);
 
         // forward: output and every saved intermediate
@@ -94,8 +71,8 @@ test(
         assert.equal(rk.counters.dispatches - before, 10, 'the forward is 10 direct dispatches');
         setKernelOptions({ rawBlock: false });
         const ref = blockForward(x, c, w, heads);
-        const errs: Record<string, number> = { out: await relErr(raw.out, ref.out) };
-        for (const k of SAVED_ORDER) if (k !== 'x') errs[k] = await relErr(raw.s[k], ref.s[k]);
+        const errs: Record<string, number> = { out: await tensorRelErr(raw.out, ref.out) };
+        for (const k of SAVED_ORDER) if (k !== 'x') errs[k] = await tensorRelErr(raw.s[k], ref.s[k]);
         for (const [k, e] of Object.entries(errs)) assert.ok(e <= 2e-5, `${label}: forward ${k} rel. error ${e}`);
         tf.dispose([raw.out, ref.out, ...SAVED_ORDER.filter((k) => k !== 'x').flatMap((k) => [raw.s[k], ref.s[k]])]);
 
@@ -119,7 +96,7 @@ test(
           const gRef = grads(false);
           const names = ['x', 'c', ...BLOCK_PARAM_NAMES];
           for (let i = 0; i < names.length; i++) {
-            const e = await relErr(gRaw[i]!, gRef[i]!);
+            const e = await tensorRelErr(gRaw[i]!, gRef[i]!);
             assert.ok(
               e <= 1e-4,
               `${label}${checkpoint ? ', checkpointed' : ''}: gradient of ${names[i]} rel. error ${e}`,
@@ -147,13 +124,13 @@ test(
         [2, 256, 384],
         [1, 1, 1],
       ]) {
-        const a = rand(`ra${shape}`, shape);
-        const b = tf.add(a, rand(`rb${shape}`, shape, 0.01));
+        const a = randomTensor(`ra${shape}`, shape);
+        const b = tf.add(a, randomTensor(`rb${shape}`, shape, 0.01));
         const raw = relativeResidualKernel(a, b);
         assert.ok(raw, 'kernel available on webgpu');
         assert.deepEqual(raw.shape, []);
         const ref = tf.div(tf.norm(tf.sub(a, b)), tf.add(tf.norm(b), 1e-12));
-        const e = await relErr(raw, ref);
+        const e = await tensorRelErr(raw, ref);
         assert.ok(e <= 1e-5, `shape ${shape}: rel. error ${e} (${(await raw.data())[0]} vs ${(await ref.data())[0]})`);
         tf.dispose([a, b, raw, ref]);
       }
@@ -171,15 +148,15 @@ test(
     const prev = setKernelOptions({ rawBlock: true });
     try {
       const [n, t, d, heads] = [3, 87, 48, 3];
-      const z = rand('fz', [n, t, d]) as tf.Tensor3D;
-      const inj = rand('finj', [n, t, d]) as tf.Tensor3D;
-      const c = rand('fc', [n, d]) as tf.Tensor2D;
-      const dy = rand('fdy', [n, t, d]) as tf.Tensor3D;
+      const z = randomTensor('fz', [n, t, d]) as tf.Tensor3D;
+      const inj = randomTensor('finj', [n, t, d]) as tf.Tensor3D;
+      const c = randomTensor('fc', [n, d]) as tf.Tensor2D;
+      const dy = randomTensor('fdy', [n, t, d]) as tf.Tensor3D;
       const proj = [
-        rand('fw1', [2 * d, 2 * d], 1 / Math.sqrt(2 * d)),
-        rand('fb1', [2 * d], 0.1),
-        rand('fw2', [d, 2 * d], 1 / Math.sqrt(2 * d)),
-        rand('fb2', [d], 0.1),
+        randomTensor('fw1', [2 * d, 2 * d], 1 / Math.sqrt(2 * d)),
+        randomTensor('fb1', [2 * d], 0.1),
+        randomTensor('fw2', [d, 2 * d], 1 / Math.sqrt(2 * d)),
+        randomTensor('fb2', [d], 0.1),
       ];
       const w = [...proj, ...blockWeights(d, 4 * d)];
       const names = [...PROJECTION_PARAM_NAMES, ...BLOCK_PARAM_NAMES.map((k) => `block_fixed_point.${k}`)];
@@ -199,7 +176,7 @@ test(
         const ref = run(false);
         const labels = ['loss', 'z', 'inj', 'c', ...names];
         for (let i = 0; i < labels.length; i++) {
-          const e = await relErr(raw[i]!, ref[i]!);
+          const e = await tensorRelErr(raw[i]!, ref[i]!);
           assert.ok(e <= 1e-4, `${checkpoint ? 'checkpointed: ' : ''}${labels[i]} rel. error ${e}`);
         }
         tf.dispose([...raw, ...ref]);

@@ -14,6 +14,7 @@
 //   FpdmGatedRes   x, a [N, T, D], g [N, D] → x + g·a   (the gated residual of adaLN-Zero; elementwise)
 //   FpdmColDot     a, b [N, T, D] → Σ_T a·b  [N, D]     (gate and scale gradients; one thread per (n, d))
 import * as tf from '@tensorflow/tfjs-core';
+import { ACTIVATIONS, lit } from './gemm.js';
 
 interface WebGPUProgramLike {
   variableNames: string[];
@@ -31,12 +32,6 @@ interface WebGPUBackendLike {
 
 const ROW_WG = 128;
 const EW_WG = 128;
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-/** f32 literal of a JS number (the constant the TF.js path passes as a float32 scalar) */
-const lit = (v: number): string => {
-  const s = Math.fround(v).toPrecision(9);
-  return s.includes('.') || s.includes('e') ? s : `${s}.0`;
-};
 
 /** Workgroup tree sum of `v` over the ROW_WG threads; every thread gets the total. */
 const REDUCE_FN = (name: string, buf: string) => `
@@ -166,7 +161,7 @@ function softmaxGradProgram(shape: number[]): WebGPUProgramLike {
   return prog;
 }
 
-function elementwise(key: string, names: string[], shape: number[], expr: string): WebGPUProgramLike {
+function elementwise(key: string, names: string[], shape: number[], expr: string, helpers = ''): WebGPUProgramLike {
   const size = shape.reduce((a, b) => a * b, 1);
   return {
     variableNames: names,
@@ -176,7 +171,7 @@ function elementwise(key: string, names: string[], shape: number[], expr: string
     dispatch: [Math.ceil(size / EW_WG), 1, 1],
     workgroupSize: [EW_WG, 1, 1],
     size: true,
-    getUserCode: () => `
+    getUserCode: () => `${helpers}
 fn main(index: i32) {
   if (index < uniforms.size) {
     ${expr}
@@ -185,42 +180,14 @@ fn main(index: i32) {
   };
 }
 
-// σ(2u) with the op order of blocks.ts geluSigmoid: ((x·x)·x)·0.044715, + x, ·2√(2/π), sigmoid
-const GELU_SIG = (v: string) => `
-    let g0 = ${v} * ${v};
-    let g1 = g0 * ${v};
-    let g2 = g1 * ${lit(0.044715)};
-    let g3 = ${v} + g2;
-    let g4 = g3 * ${lit(2 * SQRT_2_OVER_PI)};
-    let sg = 1.0 / (1.0 + exp(-1.0 * g4));`;
-
+// GELU and its gradient: gemm.ts ACTIVATIONS (blocks.ts's op order: σ(2u) as ((x·x)·x)·0.044715, + x,
+// ·2√(2/π), sigmoid; the gradient as geluTanhBackward), shared with the direct-dispatch kernels
 function geluProgram(shape: number[]): WebGPUProgramLike {
-  return elementwise(
-    'fpdmGelu',
-    ['x'],
-    shape,
-    `let v = x[index];${GELU_SIG('v')}
-    result[index] = v * sg;`,
-  );
+  return elementwise('fpdmGelu', ['x'], shape, 'result[index] = gelu(x[index]);', ACTIVATIONS);
 }
 
 function geluGradProgram(shape: number[]): WebGPUProgramLike {
-  // blocks.ts geluTanhBackward: inner = ((h²·(3·0.044715)) + 1)·2√(2/π)·h; second = ((1 − σ)·σ)·inner; dy·(σ + second)
-  return elementwise(
-    'fpdmGeluGrad',
-    ['h', 'dy'],
-    shape,
-    `let v = h[index];${GELU_SIG('v')}
-    let i0 = v * v;
-    let i1 = i0 * ${lit(3 * 0.044715)};
-    let i2 = i1 + 1.0;
-    let i3 = i2 * ${lit(2 * SQRT_2_OVER_PI)};
-    let inner = i3 * v;
-    let s0 = 1.0 - sg;
-    let s1 = s0 * sg;
-    let second = s1 * inner;
-    result[index] = dy[index] * (sg + second);`,
-  );
+  return elementwise('fpdmGeluGrad', ['h', 'dy'], shape, 'result[index] = geluGrad(h[index], dy[index]);', ACTIVATIONS);
 }
 
 function gatedResProgram(shape: number[]): WebGPUProgramLike {

@@ -15,7 +15,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BlockSaved } from '../../models/blocks.js';
 import { lit, ROW_WG, u } from './gemm.js';
 import { Plan, type Arg } from './plan.js';
-import type { GBuffer, RawKernels } from './raw.js';
+import type { RawKernels } from './raw.js';
+import type { GBuffer } from './types.js';
 
 interface Dims {
   n: number;
@@ -98,33 +99,9 @@ class BlockPlan extends Plan {
   }
 }
 
-export interface RawBlockWeights {
-  wa: tf.Tensor;
-  ba: tf.Tensor;
-  wqkv: tf.Tensor;
-  bqkv: tf.Tensor;
-  wp: tf.Tensor;
-  bp: tf.Tensor;
-  w1: tf.Tensor;
-  b1: tf.Tensor;
-  w2: tf.Tensor;
-  b2: tf.Tensor;
-}
-
-function weightsOf(w: tf.Tensor[]): RawBlockWeights {
-  const [wa, ba, wqkv, bqkv, wp, bp, w1, b1, w2, b2] = w as [
-    tf.Tensor,
-    tf.Tensor,
-    tf.Tensor,
-    tf.Tensor,
-    tf.Tensor,
-    tf.Tensor,
-    tf.Tensor,
-    tf.Tensor,
-    tf.Tensor,
-    tf.Tensor,
-  ];
-  return { wa, ba, wqkv, bqkv, wp, bp, w1, b1, w2, b2 };
+/** The MLP width: mlp.fc1.weight [hid, d] is the 7th of BLOCK_PARAM_NAMES. */
+function mlpWidth(w: tf.Tensor[]): number {
+  return w[6]!.shape[0]!;
 }
 
 /**
@@ -138,8 +115,7 @@ export function rawBlockForward(
   w: tf.Tensor[],
   heads: number,
 ): { out: tf.Tensor3D; s: BlockSaved } {
-  const W = weightsOf(w);
-  const z = dims(x, W.w1.shape[0]!, heads);
+  const z = dims(x, mlpWidth(w), heads);
   const { n, t, d, H, dh, hid, R, BH } = z;
   const p = new BlockPlan(rk, z);
   const buf = (tt: tf.Tensor) => rk.buffer(tt);
@@ -352,8 +328,7 @@ export function rawBlockBackward(
   dy: tf.Tensor3D,
   heads: number,
 ): tf.Tensor[] {
-  const W = weightsOf(w);
-  const z = dims(s.x, W.w1.shape[0]!, heads);
+  const z = dims(s.x, mlpWidth(w), heads);
   const { n, t, d, H, dh, hid, R, BH } = z;
   const p = new BlockPlan(rk, z);
   const buf = (tt: tf.Tensor) => rk.buffer(tt);
@@ -361,7 +336,7 @@ export function rawBlockBackward(
   const [Q, KK, V, P, MERGED, A, X1, HH, MM] = [s.qs, s.k, s.v, s.p, s.merged, s.a, s.x1, s.h, s.m].map(
     buf,
   ) as GBuffer[];
-  const [WA, , WQKV, , WP, , W1, , W2] = w.map(buf) as GBuffer[];
+  const [WA, BA, WQKV, , WP, , W1, , W2] = w.map(buf) as GBuffer[];
   const o = (shape: number[]) => rk.output(shape);
   const dx = o([n, t, d]);
   const dc = o([n, d]);
@@ -487,7 +462,7 @@ export function rawBlockBackward(
     p.colSum(name, [...args, ['DB', db, true]], rows, cols, expr, 'DB[j] = v;');
 
   // adaLN vectors, recomputed from c
-  p.adaLN(C, WA!, buf(W.ba), ADA);
+  p.adaLN(C, WA!, BA!, ADA);
   // out = x1 + gate2 ⊙ m: dgate2 = Σ_t dy ⊙ m; dm = dy ⊙ gate2
   colDot('dgate2', 5, DY, MM!);
   // m = GELU(h)·W2ᵀ + b2: dh = (dm·W2) ⊙ GELU'(h); dW2 = dmᵀ·GELU(h); db2 = Σ dm

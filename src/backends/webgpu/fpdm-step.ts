@@ -6,7 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { u } from './gemm.js';
 import { Plan } from './plan.js';
-import type { GBuffer, RawKernels } from './raw.js';
+import type { RawKernels } from './raw.js';
+import type { GBuffer } from './types.js';
 
 /** [z, inj](i, k) for token row i and column k < 2d, as a WGSL expression (indices always in range). */
 function concatAt(d: number, i: string, k: string): string {

@@ -17,58 +17,8 @@
 // is shared with another tensor (TF.js's clone shares buffers: the EMA copy starts as a clone of the
 // weights) gets a private copy first, since an in-place write would change both.
 import * as tf from '@tensorflow/tfjs-core';
+import { MAP_READ, USAGE, type GBuffer, type GEncoder, type GPass, type WebGPUBackendLike } from './types.js';
 
-/* Minimal structural types for the WebGPU objects used here (the `webgpu` package provides them). */
-interface GBuffer {
-  size: number;
-  mapAsync(mode: number): Promise<void>;
-  getMappedRange(): ArrayBuffer;
-  unmap(): void;
-  destroy(): void;
-}
-interface GPass {
-  setPipeline(p: unknown): void;
-  setBindGroup(i: number, g: unknown): void;
-  dispatchWorkgroups(x: number, y?: number, z?: number): void;
-  end(): void;
-}
-interface GEncoder {
-  beginComputePass(d?: object): GPass;
-  resolveQuerySet(q: unknown, first: number, count: number, dst: GBuffer, off: number): void;
-  copyBufferToBuffer(a: GBuffer, ao: number, b: GBuffer, bo: number, size: number): void;
-  finish(): unknown;
-}
-interface GDevice {
-  features: { has(f: string): boolean };
-  createShaderModule(d: { code: string }): unknown;
-  createComputePipeline(d: object): { getBindGroupLayout(i: number): unknown };
-  createBindGroup(d: object): unknown;
-  createBuffer(d: { size: number; usage: number; mappedAtCreation?: boolean }): GBuffer;
-  createCommandEncoder(): GEncoder;
-  createQuerySet(d: { type: string; count: number }): unknown;
-  queue: {
-    writeBuffer(b: GBuffer, off: number, data: ArrayBufferView | ArrayBuffer): void;
-    submit(c: unknown[]): void;
-  };
-}
-interface TensorData {
-  resource?: unknown;
-  values?: unknown;
-  refCount: number;
-}
-interface WebGPUBackendLike {
-  device: GDevice;
-  tensorMap: { get(id: object): TensorData };
-  uploadToGPU(id: object): void;
-  ensureCommandEncoderReady(): void;
-  endComputePassEncoder(): void;
-  submitQueue(): void;
-  makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-}
-
-// WebGPU constants (fixed by the specification)
-const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80, QUERY_RESOLVE: 0x200 };
-const MAP_READ = 0x1;
 const WG = 256;
 const MAX_GROUPS_X = 65535;
 

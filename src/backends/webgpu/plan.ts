@@ -18,7 +18,8 @@ import {
   type Binding,
   type MatMulSpec,
 } from './gemm.js';
-import type { Dispatch, GBuffer, RawKernels } from './raw.js';
+import type { Dispatch, RawKernels } from './raw.js';
+import type { GBuffer } from './types.js';
 
 /** A binding of a dispatch: its WGSL name, its buffer, whether the kernel writes it. */
 export type Arg = [name: string, buffer: GBuffer, write?: boolean];

@@ -14,59 +14,8 @@
 //   profiling    while `timer` is set (the bench's profiled step), each dispatch gets its own pass with
 //                timestamp queries; its kernel name and GPU milliseconds are pushed to `timer`
 import * as tf from '@tensorflow/tfjs-core';
+import { MAP_READ, USAGE, type GBuffer, type GPipeline, type WebGPUBackendLike } from './types.js';
 
-/* Minimal structural types for the WebGPU objects used here (the `webgpu` package provides them). */
-export interface GBuffer {
-  size: number;
-  mapAsync(mode: number): Promise<void>;
-  getMappedRange(): ArrayBuffer;
-  unmap(): void;
-  destroy(): void;
-}
-interface GPass {
-  setPipeline(p: unknown): void;
-  setBindGroup(i: number, g: unknown): void;
-  dispatchWorkgroups(x: number, y?: number, z?: number): void;
-  end(): void;
-}
-interface GEncoder {
-  beginComputePass(d?: object): GPass;
-  resolveQuerySet(q: unknown, first: number, count: number, dst: GBuffer, off: number): void;
-  copyBufferToBuffer(a: GBuffer, ao: number, b: GBuffer, bo: number, size: number): void;
-  finish(): unknown;
-}
-interface GPipeline {
-  getBindGroupLayout(i: number): unknown;
-}
-interface GDevice {
-  features: { has(f: string): boolean };
-  createShaderModule(d: { code: string }): unknown;
-  createComputePipeline(d: object): GPipeline;
-  createBindGroup(d: object): unknown;
-  createBuffer(d: { size: number; usage: number }): GBuffer;
-  createQuerySet(d: { type: string; count: number }): { destroy(): void };
-}
-interface TensorData {
-  resource?: unknown;
-  values?: unknown;
-}
-interface WebGPUBackendLike {
-  device: GDevice;
-  tensorMap: { get(id: object): TensorData };
-  uploadToGPU(id: object): void;
-  ensureCommandEncoderReady(): void;
-  endComputePassEncoder(): void;
-  submitQueue(): void;
-  makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  commandEncoder: GEncoder | null;
-  computePassEncoder: GPass | null;
-  dispatchCountInPass: number;
-  commandQueueOwnedIds: WeakSet<object>;
-}
-
-// WebGPU constants (fixed by the specification)
-const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, STORAGE: 0x80, QUERY_RESOLVE: 0x200 };
-const MAP_READ = 0x1;
 /** the largest workgroup count per dimension WebGPU guarantees */
 export const MAX_GROUPS = 65535;
 

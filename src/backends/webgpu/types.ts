@@ -1,0 +1,70 @@
+// Minimal structural types for the WebGPU objects and the TF.js WebGPU backend internals that our raw
+// dispatches use (the `webgpu` package and @tensorflow/tfjs-backend-webgpu provide the real ones; both
+// are optional dependencies, so nothing here imports them), and the WebGPU constants we need.
+import type * as tf from '@tensorflow/tfjs-core';
+
+export interface GBuffer {
+  size: number;
+  mapAsync(mode: number): Promise<void>;
+  getMappedRange(): ArrayBuffer;
+  unmap(): void;
+  destroy(): void;
+}
+export interface GPass {
+  setPipeline(p: unknown): void;
+  setBindGroup(i: number, g: unknown): void;
+  dispatchWorkgroups(x: number, y?: number, z?: number): void;
+  end(): void;
+}
+export interface GEncoder {
+  beginComputePass(d?: object): GPass;
+  resolveQuerySet(q: unknown, first: number, count: number, dst: GBuffer, off: number): void;
+  copyBufferToBuffer(a: GBuffer, ao: number, b: GBuffer, bo: number, size: number): void;
+  finish(): unknown;
+}
+export interface GPipeline {
+  getBindGroupLayout(i: number): unknown;
+}
+export interface GDevice {
+  features: { has(f: string): boolean };
+  createShaderModule(d: { code: string }): unknown;
+  createComputePipeline(d: object): GPipeline;
+  createBindGroup(d: object): unknown;
+  createBuffer(d: { size: number; usage: number; mappedAtCreation?: boolean }): GBuffer;
+  createCommandEncoder(): GEncoder;
+  createQuerySet(d: { type: string; count: number }): { destroy(): void };
+  queue: {
+    writeBuffer(b: GBuffer, off: number, data: ArrayBufferView | ArrayBuffer): void;
+    submit(c: unknown[]): void;
+  };
+}
+export interface TensorData {
+  resource?: unknown;
+  values?: unknown;
+  refCount: number;
+}
+/** The parts of TF.js 4.22's WebGPUBackend we use (its fields are public in JavaScript). */
+export interface WebGPUBackendLike {
+  device: GDevice;
+  tensorMap: { get(id: object): TensorData };
+  uploadToGPU(id: object): void;
+  ensureCommandEncoderReady(): void;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+  makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  commandEncoder: GEncoder | null;
+  computePassEncoder: GPass | null;
+  dispatchCountInPass: number;
+  commandQueueOwnedIds: WeakSet<object>;
+}
+
+// WebGPU constants (fixed by the specification)
+export const USAGE = {
+  MAP_READ: 0x1,
+  COPY_SRC: 0x4,
+  COPY_DST: 0x8,
+  UNIFORM: 0x40,
+  STORAGE: 0x80,
+  QUERY_RESOLVE: 0x200,
+};
+export const MAP_READ = 0x1;
