@@ -19,6 +19,7 @@
 //                  ones included). Read at the end of the region (pools do not shrink inside a region).
 //   host rss       process resident set size (bytes) at the end; context only.
 import * as tf from '@tensorflow/tfjs-core';
+import { rawKernels } from '../backends/webgpu/raw.js';
 
 export type MemoryMethod = 'profile' | 'sample';
 
@@ -36,6 +37,11 @@ export interface MemoryReport {
   /** the backend's own pool where it reports one (see file header), else undefined */
   backendPoolBytes?: number;
   backendPoolKind?: 'wasm-linear-memory' | 'webgpu-allocated';
+  /**
+   * webgpu: buffers of the direct-dispatch kernels (src/backends/webgpu/raw.ts) for intermediates no
+   * caller sees, shared by every block call of a shape: not tensors, so in neither of the above
+   */
+  directScratchBytes?: number;
   hostRssBytes: number;
 }
 
@@ -68,6 +74,7 @@ export class MemoryProbe {
     const end = tf.memory().numBytes;
     const peak = Math.max(this.peak, peakOverride ?? 0);
     const pool = backendPool();
+    const scratch = rawKernels()?.scratchBytes();
     return {
       method,
       backend: tf.getBackend(),
@@ -77,6 +84,7 @@ export class MemoryProbe {
       endTensorBytes: end,
       backendPoolBytes: pool?.bytes,
       backendPoolKind: pool?.kind,
+      ...(scratch !== undefined ? { directScratchBytes: scratch } : {}),
       hostRssBytes: process.memoryUsage().rss,
     };
   }

@@ -98,6 +98,13 @@ export class RawKernels {
     return b;
   }
 
+  /** bytes held by scratch() buffers */
+  scratchBytes(): number {
+    let n = 0;
+    for (const b of this.scratchBuffers.values()) n += b.size;
+    return n;
+  }
+
   private bufferId(b: GBuffer): number {
     let id = this.bufferIds.get(b);
     if (id === undefined) {
