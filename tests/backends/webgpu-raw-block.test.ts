@@ -16,6 +16,7 @@ import { PROJECTION_PARAM_NAMES, ditBlockOp, fixedPointStepOp } from '../../src/
 import { TEST_BACKENDS, randomTensor, tensorRelErr, useBackend } from '../helpers.js';
 
 const onGpu = TEST_BACKENDS.includes('webgpu');
+const SKIP = 'webgpu only: npm run test:webgpu runs it (on a GPU, or on SwiftShader without one)';
 
 /** Block weights with nonzero adaLN (so every gate, shift and scale is exercised), in BLOCK_PARAM_NAMES order. */
 function blockWeights(d: number, hid: number): tf.Tensor[] {
@@ -50,7 +51,7 @@ const SHAPES: Array<[n: number, t: number, d: number, heads: number]> = [
 
 test(
   'DiT block on directly dispatched kernels equals the TF.js op sequence (forward, saved values, gradients)',
-  { skip: onGpu ? false : 'webgpu only: set FPDM_TEST_BACKENDS=webgpu (a GPU, or SwiftShader on a CPU machine)' },
+  { skip: onGpu ? false : SKIP },
   async () => {
     await useBackend('webgpu');
     const prev = setKernelOptions({ rawBlock: true });
@@ -114,7 +115,7 @@ test(
 
 test(
   'relative residual on directly dispatched kernels equals the TF.js ops',
-  { skip: onGpu ? false : 'webgpu only: set FPDM_TEST_BACKENDS=webgpu (a GPU, or SwiftShader on a CPU machine)' },
+  { skip: onGpu ? false : SKIP },
   async () => {
     await useBackend('webgpu');
     const prev = setKernelOptions({ rawBlock: true });
@@ -142,7 +143,7 @@ test(
 
 test(
   "FPDM's fixed-point step on directly dispatched kernels equals the TF.js op sequence (output, gradients)",
-  { skip: onGpu ? false : 'webgpu only: set FPDM_TEST_BACKENDS=webgpu (a GPU, or SwiftShader on a CPU machine)' },
+  { skip: onGpu ? false : SKIP },
   async () => {
     await useBackend('webgpu');
     const prev = setKernelOptions({ rawBlock: true });
