@@ -18,6 +18,8 @@ import { rawKernels } from './webgpu/raw.js';
 import { rawBlockBackward, rawBlockForward } from './webgpu/dit-block.js';
 import { rawRelativeResidual } from './webgpu/residual.js';
 import { rawProjectionBackward, rawProjectionForward } from './webgpu/fpdm-step.js';
+import { rawLossAndGradient, rawLossSupported, type LossInputsRaw } from './webgpu/loss.js';
+import type { GaussianDiffusion } from '../diffusion/process.js';
 import type { BlockSaved } from '../models/blocks.js';
 
 type Heads = [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
@@ -252,4 +254,24 @@ export function relativeResidualKernel(next: tf.Tensor, prev: tf.Tensor): tf.Sca
   if (!options.rawBlock) return null;
   const rk = rawKernels();
   return rk ? rawRelativeResidual(rk, next, prev) : null;
+}
+
+/**
+ * The batch-mean training loss of `process` as one op whose gradient w.r.t. the model output comes from
+ * the same direct dispatches (src/backends/webgpu/loss.ts), where the backend has them and the objective
+ * is covered (learned-range variance, hybrid loss); else null (the caller's TF.js ops).
+ */
+export function directLossMean(process: GaussianDiffusion): ((inp: LossInputsRaw) => tf.Scalar) | null {
+  if (!options.rawBlock || !rawLossSupported(process)) return null;
+  const rk = rawKernels();
+  if (!rk) return null;
+  return (inp) => {
+    const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [mo, save] = args as [tf.Tensor4D, tf.GradSaveFunc];
+      const { loss, grad } = rawLossAndGradient(rk, process, { ...inp, modelOutput: mo });
+      save([grad]);
+      return { value: loss, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(saved[0]!, dy) };
+    });
+    return op(inp.modelOutput) as tf.Scalar;
+  };
 }

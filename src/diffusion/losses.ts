@@ -11,6 +11,7 @@
 //         the model output frozen (a constant copy) so that vb trains only the variance
 //   loss  mse + vb
 import * as tf from '@tensorflow/tfjs-core';
+import { directLossMean } from '../backends/kernels.js';
 import { assertShape } from '../util/shapes.js';
 import type { GaussianDiffusion, Timesteps } from './process.js';
 
@@ -145,4 +146,15 @@ export function trainingLosses(process: GaussianDiffusion, inp: LossInputs): Los
     const loss = vb ? (tf.add(mse, vb) as tf.Tensor1D) : mse;
     return vb ? { mse, vb, loss } : { mse, loss };
   });
+}
+
+/**
+ * mean_N(trainingLosses(…).loss), the training objective, differentiable w.r.t. modelOutput: on our
+ * direct-dispatch kernels where the backend has them (webgpu; src/backends/webgpu/loss.ts, the same
+ * values to float32 rounding and a hand-derived gradient), else these TF.js ops.
+ */
+export function trainingLossMean(process: GaussianDiffusion, inp: LossInputs): tf.Scalar {
+  const direct = directLossMean(process);
+  if (direct) return direct(inp);
+  return tf.tidy(() => tf.mean(trainingLosses(process, inp).loss) as tf.Scalar);
 }

@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { activeBackend } from '../backends/index.js';
 import { BatchIterator, type BatchIteratorState, type Dataset } from '../data/dataset.js';
-import { trainingLosses } from '../diffusion/losses.js';
+import { trainingLossMean } from '../diffusion/losses.js';
 import { createDiffusion, type DiffusionConfig, type GaussianDiffusion } from '../diffusion/process.js';
 import {
   applyLabelDrop,
@@ -322,8 +322,7 @@ async function lossAndGradients(
     const r = model.forward(xT, tModel, y, { state, iters: plan.withGrad, trackResiduals: true, gradCheckpoint });
     if (r.state) tf.dispose(r.state.z);
     if (r.residuals) kept.residuals = tf.keep(r.residuals);
-    const terms = trainingLosses(process, { modelOutput: r.out, xStart: x0, xT, noise, t: tIdx });
-    return tf.mean(terms.loss) as tf.Scalar;
+    return trainingLossMean(process, { modelOutput: r.out, xStart: x0, xT, noise, t: tIdx });
   }, [...model.params.values()]);
   if (state) tf.dispose(state.z);
   tf.dispose([x0, noise, xT, tModel, y]);

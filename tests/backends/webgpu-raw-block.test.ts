@@ -5,7 +5,8 @@
 // gradient checkpointing) the gradients of x, c and all ten block weights; FPDM's fixed-point step op
 // (its input projection on src/backends/webgpu/fpdm-step.ts, then the block): output and the gradients
 // of z, inj, c and all fourteen weights; and the fixed-point solver's relative residual
-// (src/backends/webgpu/residual.ts) against its TF.js ops.
+// (src/backends/webgpu/residual.ts) against its TF.js ops; the training loss (learned variance, hybrid)
+// and its hand-derived gradient (src/backends/webgpu/loss.ts) against the TF.js ops and their autodiff.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
@@ -13,6 +14,8 @@ import { rawBlockKernels, relativeResidualKernel, setKernelOptions } from '../..
 import { rawKernels } from '../../src/backends/webgpu/raw.js';
 import { BLOCK_PARAM_NAMES, SAVED_ORDER, blockForward } from '../../src/models/blocks.js';
 import { PROJECTION_PARAM_NAMES, ditBlockOp, fixedPointStepOp } from '../../src/models/blockgrad.js';
+import { createDiffusion, diffusionConfig } from '../../src/diffusion/process.js';
+import { trainingLossMean } from '../../src/diffusion/losses.js';
 import { TEST_BACKENDS, randomTensor, tensorRelErr, useBackend } from '../helpers.js';
 
 const onGpu = TEST_BACKENDS.includes('webgpu');
@@ -183,6 +186,50 @@ test(
         tf.dispose([...raw, ...ref]);
       }
       tf.dispose([z, inj, c, dy, ...w]);
+    } finally {
+      setKernelOptions(prev);
+    }
+  },
+);
+
+test(
+  'training loss and its gradient on directly dispatched kernels equal the TF.js ops and autodiff',
+  { skip: onGpu ? false : SKIP },
+  async () => {
+    await useBackend('webgpu');
+    const prev = setKernelOptions({ rawBlock: true });
+    try {
+      const [N, C, H] = [6, 3, 5];
+      // t = 0 (decoder NLL) and t > 0 (KL); data with values beyond ±0.999 (the NLL's edge bins)
+      const t = [0, 1, 7, 0, 499, 999];
+      const xStart = tf.clipByValue(randomTensor('lx0', [N, C, H, H], 0.8), -1, 1) as tf.Tensor4D;
+      const noise = randomTensor('lnoise', [N, C, H, H]) as tf.Tensor4D;
+      const modelOutput = randomTensor('lmo', [N, 2 * C, H, H], 0.7) as tf.Tensor4D;
+      for (const prediction of ['eps', 'v', 'x0'] as const) {
+        const process = createDiffusion({
+          ...diffusionConfig(),
+          parameterization: prediction,
+          variance: 'learned-range',
+          loss: 'hybrid',
+        });
+        const xT = process.qSample(xStart, t, noise);
+        const inp = { xStart, xT, noise, t };
+        const run = (rawBlock: boolean) => {
+          setKernelOptions({ rawBlock });
+          const { value, grad } = tf.valueAndGrad((mo: tf.Tensor) =>
+            trainingLossMean(process, { ...inp, modelOutput: mo as tf.Tensor4D }),
+          )(modelOutput);
+          return [value, grad];
+        };
+        const raw = run(true);
+        const ref = run(false);
+        const eLoss = await tensorRelErr(raw[0]!, ref[0]!);
+        const eGrad = await tensorRelErr(raw[1]!, ref[1]!);
+        assert.ok(eLoss <= 1e-5, `${prediction}: loss rel. error ${eLoss}`);
+        assert.ok(eGrad <= 1e-4, `${prediction}: gradient rel. error ${eGrad}`);
+        tf.dispose([...raw, ...ref, xT]);
+      }
+      tf.dispose([xStart, noise, modelOutput]);
     } finally {
       setKernelOptions(prev);
     }
