@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { f32, toFloat32, type TensorMap } from '../io/tensor.js';
 import { UserError } from '../util/errors.js';
 import { fusedOptimizerKernels } from '../backends/kernels.js';
-import type { FusedStepScalars } from '../backends/webgpu/optimizer.js';
+import { stepValues, type FusedStepScalars } from '../backends/webgpu/optimizer.js';
 import type { Ema } from './ema.js';
 
 export interface AdamWConfig {
@@ -266,19 +266,7 @@ export function adamwEmaReference(
   s: FusedStepScalars,
 ): void {
   const f = Math.fround;
-  const [clip, decay, b1, omb1, b2, omb2, bc2, eps, stepSize, d, omd] = [
-    s.clip,
-    s.decay,
-    s.beta1,
-    1 - s.beta1,
-    s.beta2,
-    1 - s.beta2,
-    s.bc2Sqrt,
-    s.eps,
-    s.stepSize,
-    s.emaDecay,
-    1 - s.emaDecay,
-  ].map(f) as number[];
+  const [clip, decay, b1, omb1, b2, omb2, bc2, eps, stepSize, d, omd] = stepValues(s).map(f) as number[];
   for (let i = 0; i < a.p.length; i++) {
     let grad = a.g[i]!;
     if (s.clip < 1) grad = f(grad * clip!);

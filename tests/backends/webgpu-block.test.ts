@@ -19,6 +19,7 @@ import {
   lnModulate,
 } from '../../src/models/blocks.js';
 import { ditBlockOp } from '../../src/models/blockgrad.js';
+import { blockSpec } from '../../src/models/params.js';
 import { TEST_BACKENDS, randomTensor, tensorRelErr, useBackend } from '../helpers.js';
 
 const onGpu = TEST_BACKENDS.includes('webgpu');
@@ -97,19 +98,8 @@ test(
     }
     // a whole block op, forward and hand-written backward (LN backward, softmax backward, GELU backward)
     const [n, t, d, heads] = [2, 16, 96, 6];
-    const shapes: Record<string, number[]> = {
-      'adaLN_modulation.1.weight': [6 * d, d],
-      'adaLN_modulation.1.bias': [6 * d],
-      'attn.qkv.weight': [3 * d, d],
-      'attn.qkv.bias': [3 * d],
-      'attn.proj.weight': [d, d],
-      'attn.proj.bias': [d],
-      'mlp.fc1.weight': [4 * d, d],
-      'mlp.fc1.bias': [4 * d],
-      'mlp.fc2.weight': [d, 4 * d],
-      'mlp.fc2.bias': [d],
-    };
-    const p = new Map(BLOCK_PARAM_NAMES.map((k) => [`b.${k}`, randomTensor(k, shapes[k]!, 0.2)]));
+    const shapes = new Map(blockSpec('b', d, 4).map((spec) => [spec.name.slice(2), spec.shape]));
+    const p = new Map(BLOCK_PARAM_NAMES.map((k) => [`b.${k}`, randomTensor(k, shapes.get(k)!, 0.2)]));
     const x = randomTensor('bx', [n, t, d]) as tf.Tensor3D;
     const c = randomTensor('bc', [n, d]) as tf.Tensor2D;
     const r = randomTensor('br', [n, t, d]);

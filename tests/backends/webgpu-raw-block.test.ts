@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { rawBlockKernels, relativeResidualKernel, setKernelOptions } from '../../src/backends/kernels.js';
 import { rawKernels } from '../../src/backends/webgpu/raw.js';
 import { BLOCK_PARAM_NAMES, SAVED_ORDER, blockForward } from '../../src/models/blocks.js';
+import { blockSpec } from '../../src/models/params.js';
 import { PROJECTION_PARAM_NAMES, ditBlockOp, fixedPointStepOp } from '../../src/models/blockgrad.js';
 import { createDiffusion, diffusionConfig } from '../../src/diffusion/process.js';
 import { trainingLossMean } from '../../src/diffusion/losses.js';
@@ -22,21 +23,10 @@ const onGpu = TEST_BACKENDS.includes('webgpu');
 const SKIP = 'webgpu only: npm run test:webgpu runs it (on a GPU, or on SwiftShader without one)';
 
 /** Block weights with nonzero adaLN (so every gate, shift and scale is exercised), in BLOCK_PARAM_NAMES order. */
-function blockWeights(d: number, hid: number): tf.Tensor[] {
-  const shapes: Record<string, number[]> = {
-    'adaLN_modulation.1.weight': [6 * d, d],
-    'adaLN_modulation.1.bias': [6 * d],
-    'attn.qkv.weight': [3 * d, d],
-    'attn.qkv.bias': [3 * d],
-    'attn.proj.weight': [d, d],
-    'attn.proj.bias': [d],
-    'mlp.fc1.weight': [hid, d],
-    'mlp.fc1.bias': [hid],
-    'mlp.fc2.weight': [d, hid],
-    'mlp.fc2.bias': [d],
-  };
+function blockWeights(d: number): tf.Tensor[] {
+  const shapes = new Map(blockSpec('b', d, 4).map((spec) => [spec.name.slice(2), spec.shape]));
   return BLOCK_PARAM_NAMES.map((name) => {
-    const shape = shapes[name]!;
+    const shape = shapes.get(name)!;
     const fanIn = shape.length === 2 ? shape[1]! : 1;
     return randomTensor(`w.${name}.${d}`, shape, shape.length === 2 ? 1 / Math.sqrt(fanIn) : 0.1);
   });
@@ -66,7 +56,7 @@ test(
         const x = randomTensor(`x${d}`, [n, t, d]) as tf.Tensor3D;
         const c = randomTensor(`c${d}`, [n, d]) as tf.Tensor2D;
         const dy = randomTensor(`dy${d}`, [n, t, d]) as tf.Tensor3D;
-        const w = blockWeights(d, 4 * d);
+        const w = blockWeights(d);
 
         // forward: output and every saved intermediate
         setKernelOptions({ rawBlock: true });
@@ -162,7 +152,7 @@ test(
         randomTensor('fw2', [d, 2 * d], 1 / Math.sqrt(2 * d)),
         randomTensor('fb2', [d], 0.1),
       ];
-      const w = [...proj, ...blockWeights(d, 4 * d)];
+      const w = [...proj, ...blockWeights(d)];
       const names = [...PROJECTION_PARAM_NAMES, ...BLOCK_PARAM_NAMES.map((k) => `block_fixed_point.${k}`)];
       for (const checkpoint of [false, true]) {
         const run = (rawBlock: boolean) => {

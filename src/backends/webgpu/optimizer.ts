@@ -135,6 +135,26 @@ export interface FusedStepScalars {
   emaDecay: number;
 }
 
+/**
+ * The update's float scalars in the order of the kernel's Step uniform (clip, decay, β1, 1 − β1, β2,
+ * 1 − β2, √(1 − β2^t), ε, step size, EMA d, 1 − d); the host mirror (training/adamw.ts) reads the same list.
+ */
+export function stepValues(s: FusedStepScalars): number[] {
+  return [
+    s.clip,
+    s.decay,
+    s.beta1,
+    1 - s.beta1,
+    s.beta2,
+    1 - s.beta2,
+    s.bc2Sqrt,
+    s.eps,
+    s.stepSize,
+    s.emaDecay,
+    1 - s.emaDecay,
+  ];
+}
+
 /** One parameter's tensors for the fused update; p, m, v, ema are rewritten in place. */
 export interface FusedEntry {
   g: tf.Tensor;
@@ -359,19 +379,7 @@ class FusedOptimizerKernels {
     const st = new ArrayBuffer(48);
     const f = new Float32Array(st);
     const clipOn = s.clip < 1;
-    f.set([
-      s.clip,
-      s.decay,
-      s.beta1,
-      1 - s.beta1,
-      s.beta2,
-      1 - s.beta2,
-      s.bc2Sqrt,
-      s.eps,
-      s.stepSize,
-      s.emaDecay,
-      1 - s.emaDecay,
-    ]);
+    f.set(stepValues(s));
     new Uint32Array(st, 44, 1)[0] = (clipOn ? 1 : 0) | (s.applyDecay ? 2 : 0);
     d.queue.writeBuffer(this.stepUniform, 0, st);
     const enc = d.createCommandEncoder();
