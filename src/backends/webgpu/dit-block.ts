@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BlockSaved } from '../../models/blocks.js';
 import { lit, ROW_WG, u } from './gemm.js';
-import { Plan, type Arg } from './plan.js';
+import { AdaPlan } from './ada.js';
 import type { RawKernels } from './raw.js';
 import type { GBuffer } from './types.js';
 
@@ -35,67 +35,12 @@ function dims(x: tf.Tensor3D, hid: number, heads: number): Dims {
 }
 
 /** The dispatches of one block call, keyed by the block's shape. */
-class BlockPlan extends Plan {
+class BlockPlan extends AdaPlan {
   constructor(
     rk: RawKernels,
     readonly z: Dims,
   ) {
-    super(rk, 'ditblock', `${z.n},${z.t},${z.d},${z.H},${z.hid}`);
-  }
-
-  // ---- the block's pieces, shared by forward and backward --------------------------------------------
-
-  /** ADA = SiLU(c)·Waᵀ + ba  [n, 6d] */
-  adaLN(c: GBuffer, wa: GBuffer, ba: GBuffer, ada: GBuffer): void {
-    const { n, d } = this.z;
-    this.matMul(
-      'ada',
-      [
-        ['C', c],
-        ['WA', wa],
-        ['BA', ba],
-        ['ADA', ada, true],
-      ],
-      {
-        batch: 1,
-        M: n,
-        N: 6 * d,
-        K: d,
-        a: `silu(C[i * ${u(d)} + k])`,
-        b: `WA[j * ${u(d)} + k]`,
-        store: `ADA[i * ${u(6 * d)} + j] = v + BA[j];`,
-        aFast: 'k',
-        bFast: 'k',
-      },
-    );
-  }
-
-  /** MOD = LN(X)·(1 + ADA[scale]) + ADA[shift] per row, STATS = (mean, 1/σ) per row; shift at column block `k` of ADA, scale at k + 1 */
-  lnModulate(name: string, x: GBuffer, ada: GBuffer, k: number, mod: GBuffer, stats: GBuffer): void {
-    const { t, d, R } = this.z;
-    this.rows(
-      name,
-      [
-        ['X', x],
-        ['ADA', ada],
-        ['MOD', mod, true],
-        ['STATS', stats, true],
-      ],
-      R,
-      `
-  let base = row * ${u(d)};
-  var s = 0.0;
-  for (var c = tid; c < ${u(d)}; c = c + ${u(ROW_WG)}) { s = s + X[base + c]; }
-  let mean = rowSum0(s, tid) / ${lit(d)};
-  var q = 0.0;
-  for (var c = tid; c < ${u(d)}; c = c + ${u(ROW_WG)}) { let dv = X[base + c] - mean; q = q + dv * dv; }
-  let r = inverseSqrt(rowSum1(q, tid) / ${lit(d)} + ${lit(1e-6)});
-  let nb = (row / ${u(t)}) * ${u(6 * d)};
-  for (var c = tid; c < ${u(d)}; c = c + ${u(ROW_WG)}) {
-    MOD[base + c] = ((X[base + c] - mean) * r) * (ADA[nb + ${u((k + 1) * d)} + c] + 1.0) + ADA[nb + ${u(k * d)} + c];
-  }
-  if (tid == 0u) { STATS[2u * row] = mean; STATS[2u * row + 1u] = r; }`,
-    );
+    super(rk, 'ditblock', `${z.n},${z.t},${z.d},${z.H},${z.hid}`, { n: z.n, t: z.t, d: z.d, R: z.R, chunks: 6 });
   }
 }
 
@@ -353,9 +298,9 @@ export function rawBlockBackward(
   const DP = p.scratch('dp', BH * t * t);
   const DQKV = p.scratch('dqkv', R * 3 * d);
   const scale = 1 / Math.sqrt(dh);
-  const six = u(6 * d);
   /** the gate at column block `k` of ADA for token row `r` and channel `c` (WGSL expressions) */
-  const gate = (k: number, r: string, ch: string) => `ADA[(${r} / ${u(t)}) * ${six} + ${u(k * d)} + ${ch}]`;
+  const gate = (k: number, r: string, ch: string) => p.chunkAt(k, r, ch);
+  const six = u(6 * d);
 
   /** DADA[:, k] = Σ_t Aᵢ ⊙ Bᵢ per sample (a gate's gradient) */
   const colDot = (name: string, k: number, a: GBuffer, b: GBuffer) =>
@@ -374,92 +319,11 @@ export function rawBlockBackward(
   for (var tt = 0u; tt < ${u(t)}; tt = tt + 1u) { let e = (nn * ${u(t)} + tt) * ${u(d)} + j; s = s + A[e] * B[e]; }
   DADA[nn * ${six} + ${u(k * d)} + j] = s;`,
     );
-  /** dx = res + the LN + modulate backward (scale at column block k + 1 of ADA), from STATS */
   const lnBackward = (name: string, x: GBuffer, k: number, res: GBuffer, out: GBuffer) =>
-    p.rows(
-      name,
-      [
-        ['X', x],
-        ['STATS', STATS],
-        ['ADA', ADA],
-        ['DMOD', DMOD],
-        ['RES', res],
-        ['DXO', out, true],
-      ],
-      R,
-      `
-  let base = row * ${u(d)};
-  let mean = STATS[2u * row];
-  let r = STATS[2u * row + 1u];
-  let nb = (row / ${u(t)}) * ${six} + ${u((k + 1) * d)};
-  var sa = 0.0;
-  var sb = 0.0;
-  for (var c = tid; c < ${u(d)}; c = c + ${u(ROW_WG)}) {
-    let ln = (X[base + c] - mean) * r;
-    let dln = DMOD[base + c] * (ADA[nb + c] + 1.0);
-    sa = sa + dln;
-    sb = sb + dln * ln;
-  }
-  let ma = rowSum0(sa, tid) / ${lit(d)};
-  let mb = rowSum1(sb, tid) / ${lit(d)};
-  for (var c = tid; c < ${u(d)}; c = c + ${u(ROW_WG)}) {
-    let ln = (X[base + c] - mean) * r;
-    let dln = DMOD[base + c] * (ADA[nb + c] + 1.0);
-    DXO[base + c] = RES[base + c] + r * ((dln - ma) - ln * mb);
-  }`,
-    );
-  /** DADA[:, k] = Σ_t DMOD (shift), DADA[:, k + 1] = Σ_t DMOD ⊙ LN(x) (scale) */
+    p.lnBackward(name, { x, stats: STATS, ada: ADA, dmod: DMOD }, k, res, out);
   const lnSums = (name: string, x: GBuffer, k: number) =>
-    p.elements(
-      name,
-      [
-        ['X', x],
-        ['STATS', STATS],
-        ['DMOD', DMOD],
-        ['DADA', DADA, true],
-      ],
-      n * d,
-      `
-  let nn = idx / ${u(d)};
-  let j = idx % ${u(d)};
-  var s0 = 0.0;
-  var s1 = 0.0;
-  for (var tt = 0u; tt < ${u(t)}; tt = tt + 1u) {
-    let row = nn * ${u(t)} + tt;
-    let e = row * ${u(d)} + j;
-    let dm = DMOD[e];
-    s0 = s0 + dm;
-    s1 = s1 + dm * ((X[e] - STATS[2u * row]) * STATS[2u * row + 1u]);
-  }
-  DADA[nn * ${six} + ${u(k * d)} + j] = s0;
-  DADA[nn * ${six} + ${u((k + 1) * d)} + j] = s1;`,
-    );
-  /**
-   * dW = dYᵀ·Xin over the R token rows, as [out, in], and the bias gradient db = Σ_rows dY in the same
-   * product (Xin with a column of ones appended: C(i, in) = Σ_k dY(k, i)); K split to fill the GPU.
-   */
-  const weightGrad = (
-    name: string,
-    args: Arg[],
-    outDim: number,
-    inDim: number,
-    a: string,
-    b: string,
-    dw: GBuffer,
-    db: GBuffer,
-  ) =>
-    p.matMulSplit(
-      name,
-      args,
-      { M: outDim, N: inDim + 1, K: R, a, b: `select(1.0, ${b}, j < ${u(inDim)})`, aFast: 'i', bFast: 'j' },
-      [
-        ['DW', dw, true],
-        ['DB', db, true],
-      ],
-      `if (j < ${u(inDim)}) { DW[i * ${u(inDim)} + j] = v; } else { DB[i] = v; }`,
-    );
-  const biasGrad = (name: string, args: Arg[], rows: number, cols: number, expr: string, db: GBuffer) =>
-    p.colSum(name, [...args, ['DB', db, true]], rows, cols, expr, 'DB[j] = v;');
+    p.lnSums(name, { x, stats: STATS, dmod: DMOD, dada: DADA }, k);
+  const weightGrad = p.weightGrad.bind(p);
 
   // adaLN vectors, recomputed from c
   p.adaLN(C, WA!, BA!, ADA);
@@ -708,39 +572,7 @@ export function rawBlockBackward(
   lnBackward('lnback1', X, 0, DX1, dx.buffer);
   lnSums('lnsums1', X, 0);
   // adaLN: ADA = SiLU(c)·Waᵀ + ba: dc = (dada·Wa) ⊙ SiLU'(c); dWa = dadaᵀ·SiLU(c); dba = Σ dada
-  p.matMulSplit(
-    'dc',
-    [
-      ['DADA', DADA],
-      ['WA', WA!],
-    ],
-    { M: n, N: d, K: 6 * d, a: `DADA[i * ${six} + k]`, b: `WA[k * ${u(d)} + j]`, aFast: 'k', bFast: 'j' },
-    [
-      ['C', C],
-      ['DC', dc.buffer, true],
-    ],
-    `DC[i * ${u(d)} + j] = v * siluGrad(C[i * ${u(d)} + j]);`,
-  );
-  p.matMul(
-    'dwa',
-    [
-      ['DADA', DADA],
-      ['C', C],
-      ['DW', dWa!.buffer, true],
-    ],
-    {
-      batch: 1,
-      M: 6 * d,
-      N: d,
-      K: n,
-      a: `DADA[k * ${six} + i]`,
-      b: `silu(C[k * ${u(d)} + j])`,
-      store: `DW[i * ${u(d)} + j] = v;`,
-      aFast: 'i',
-      bFast: 'j',
-    },
-  );
-  biasGrad('dba', [['DADA', DADA]], n, 6 * d, `DADA[r * ${six} + j]`, dBa!.buffer);
+  p.adaBackward(DADA, C, WA!, dc.buffer, dWa!.buffer, dBa!.buffer);
 
   const outs = [dx.tensor, dc.tensor, ...dW.map((e) => e.tensor)];
   rk.run(p.ops, [s.x, s.qs, s.k, s.v, s.p, s.merged, s.a, s.x1, s.h, s.m, c, dy, ...w, ...outs]);
