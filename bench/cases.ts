@@ -133,6 +133,8 @@ export interface BenchSettings {
   fusedBias?: boolean;
   /** the whole DiT block on directly dispatched kernels (webgpu) */
   rawBlock?: boolean;
+  /** with rawBlock: the whole training step on them without a tape (webgpu) */
+  directStep?: boolean;
 }
 
 export function benchSettings(): BenchSettings {
@@ -144,6 +146,7 @@ export function benchSettings(): BenchSettings {
     fusedEpilogue: webgpu && kernelOptions().fusedBlock && kernelOptions().fusedEpilogue,
     fusedBias: webgpu && kernelOptions().fusedBlock && kernelOptions().fusedEpilogue && kernelOptions().fusedBias,
     rawBlock: webgpu && kernelOptions().rawBlock,
+    directStep: webgpu && kernelOptions().rawBlock && kernelOptions().directStep,
   };
 }
 

@@ -233,16 +233,17 @@ export function findInceptionWeights(): string | null {
 }
 
 /**
- * Parses `SB:OPT:BLOCK[:EPI[:RAW]][,…]`, e.g. `15:off:off,200:on:on:on:on` (submit batch, fused optimizer,
- * fused block kernels, their epilogue fusions, the direct-dispatch block; RAW is off when left out, so a
- * variant string keeps the meaning it had before RAW existed).
+ * Parses `SB:OPT:BLOCK[:EPI[:RAW[:STEP]]][,…]`, e.g. `15:off:off,200:on:on:on:on:on` (submit batch, fused
+ * optimizer, fused block kernels, their epilogue fusions, the direct-dispatch block, the whole training
+ * step on it without a tape; RAW and STEP are off when left out, so a variant string keeps the meaning it
+ * had before they existed).
  */
 export function parseVariants(s: string, flag: string): Variant[] {
   return s.split(',').map((item) => {
-    const m = /^(\d+):(on|off):(on|off)(?::(on|off|nobias)(?::(on|off))?)?$/.exec(item.trim());
+    const m = /^(\d+):(on|off):(on|off)(?::(on|off|nobias)(?::(on|off)(?::(on|off))?)?)?$/.exec(item.trim());
     if (!m || Number(m[1]) < 1)
       throw new UserError(
-        `${flag}: '${item}' is not SUBMIT_BATCH:on|off:on|off[:on|off|nobias[:on|off]] (e.g. 200:on:on, 200:on:on:off without the fused epilogues, 200:on:on:on:on with the direct-dispatch block)`,
+        `${flag}: '${item}' is not SUBMIT_BATCH:on|off:on|off[:on|off|nobias[:on|off[:on|off]]] (e.g. 200:on:on, 200:on:on:off without the fused epilogues, 200:on:on:on:on with the direct-dispatch block, 200:on:on:on:on:on with the whole training step on it, no tape)`,
       );
     return {
       submitBatch: Number(m[1]),
@@ -251,6 +252,7 @@ export function parseVariants(s: string, flag: string): Variant[] {
       epilogue: m[4] !== 'off',
       bias: m[4] !== 'off' && m[4] !== 'nobias',
       raw: m[5] === 'on',
+      step: m[6] === 'on',
       last: false,
     };
   });
@@ -267,6 +269,8 @@ export interface Variant {
   epilogue: boolean;
   bias: boolean;
   raw: boolean;
+  /** with raw: the whole training step without a tape (src/backends/webgpu/train-step.ts) */
+  step: boolean;
   last: boolean;
 }
 
@@ -286,6 +290,7 @@ function trainVariants(o: BenchOptions): Variant[] {
           epilogue: true,
           bias: true,
           raw: true,
+          step: true,
           last: false,
         });
   out[out.length - 1]!.last = true;
@@ -301,12 +306,13 @@ function applyVariant(v: Variant): void {
     fusedEpilogue: v.epilogue,
     fusedBias: v.bias,
     rawBlock: v.raw,
+    directStep: v.step,
   });
 }
 
 function variantText(v: Variant): string {
   return tf.getBackend() === 'webgpu'
-    ? ` (submit batch ${tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')}, fused optimizer ${v.fused ? 'on' : 'off'}, fused block kernels ${v.block ? (v.epilogue ? (v.bias ? 'on' : 'on, bias not in the matMul') : 'on without epilogues') : 'off'}, direct-dispatch block ${v.raw ? 'on' : 'off'})`
+    ? ` (submit batch ${tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE')}, fused optimizer ${v.fused ? 'on' : 'off'}, fused block kernels ${v.block ? (v.epilogue ? (v.bias ? 'on' : 'on, bias not in the matMul') : 'on without epilogues') : 'off'}, direct-dispatch block ${v.raw ? 'on' : 'off'}, training step without a tape ${v.raw && v.step ? 'on' : 'off'})`
     : '';
 }
 
@@ -668,7 +674,7 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--help':
       case '-h':
         throw new UserError(
-          'usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--fused-block off|on|both] [--variants SB:OPT:BLOCK[:EPI[:RAW]],…] [--sample-variants SB:OPT:BLOCK[:EPI[:RAW]],…] (EPI on|off|nobias, RAW on|off) [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]',
+          'usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--fused-block off|on|both] [--variants SB:OPT:BLOCK[:EPI[:RAW[:STEP]]],…] [--sample-variants SB:OPT:BLOCK[:EPI[:RAW[:STEP]]],…] (EPI on|off|nobias, RAW on|off, STEP on|off) [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]',
         );
       default:
         throw new UserError(`unknown option '${a}'; see --help`);

@@ -49,7 +49,7 @@ const ratio = (a: number | undefined | null, b: number | undefined | null): numb
 /** Our peak memory of a training step: distinct live buffers where measured, else the per-handle tensor bytes. */
 /** The block-kernel column: the direct-dispatch block, or which fused TF.js kernels. */
 function blockKernelsText(st: BenchSettings): string {
-  if (st.rawBlock) return 'direct dispatch';
+  if (st.rawBlock) return st.directStep ? 'direct dispatch, no tape' : 'direct dispatch';
   if (!st.fusedBlock) return 'no';
   if (!st.fusedEpilogue) return 'yes';
   return st.fusedBias === false ? 'yes + epilogues, bias apart' : 'yes + epilogues';
@@ -152,7 +152,8 @@ export function targets(train: TrainRow[], sample: SampleRow[]): TargetRow[] {
         r.ours?.settings?.fusedBlock === d.ours?.settings?.fusedBlock &&
         r.ours?.settings?.fusedEpilogue === d.ours?.settings?.fusedEpilogue &&
         r.ours?.settings?.fusedBias === d.ours?.settings?.fusedBias &&
-        r.ours?.settings?.rawBlock === d.ours?.settings?.rawBlock,
+        r.ours?.settings?.rawBlock === d.ours?.settings?.rawBlock &&
+        r.ours?.settings?.directStep === d.ours?.settings?.directStep,
     );
     const v = ratio(oursPeak(f?.ours), oursPeak(d.ours));
     const ck = d.gradCheckpoint ? ', both with gradient checkpointing' : '';
@@ -196,6 +197,7 @@ export interface BenchDoc {
     fusedEpilogue?: boolean;
     fusedBias?: boolean;
     rawBlock?: boolean;
+    directStep?: boolean;
   };
   notes: string[];
   torch: TorchResult;

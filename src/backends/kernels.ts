@@ -19,6 +19,7 @@ import { rawBlockBackward, rawBlockForward } from './webgpu/dit-block.js';
 import { rawRelativeResidual } from './webgpu/residual.js';
 import { rawProjectionBackward, rawProjectionForward } from './webgpu/fpdm-step.js';
 import { rawLossAndGradient, rawLossSupported, type LossInputsRaw } from './webgpu/loss.js';
+import { rawTrainingStep, type DirectStepInput, type DirectStepResult, type StepModel } from './webgpu/train-step.js';
 import type { GaussianDiffusion } from '../diffusion/process.js';
 import type { BlockSaved } from '../models/blocks.js';
 
@@ -115,6 +116,11 @@ export interface KernelOptions {
    * (src/backends/webgpu/dit-block.ts; webgpu only); default on
    */
   rawBlock: boolean;
+  /**
+   * with rawBlock: the whole training step (edges, blocks, FPDM's iterations, loss, every backward) on
+   * those kernels without TF.js's gradient tape (src/backends/webgpu/train-step.ts); default on
+   */
+  directStep: boolean;
 }
 
 const options: KernelOptions = {
@@ -123,6 +129,7 @@ const options: KernelOptions = {
   fusedEpilogue: true,
   fusedBias: true,
   rawBlock: true,
+  directStep: true,
 };
 
 /** Switches kernel choices (the bench measures with and without); returns the previous options. */
@@ -274,4 +281,22 @@ export function directLossMean(process: GaussianDiffusion): ((inp: LossInputsRaw
     });
     return op(inp.modelOutput) as tf.Scalar;
   };
+}
+
+export type { DirectStepInput, DirectStepResult, StepModel };
+
+/**
+ * The training step's forward, loss and backward without a gradient tape, as direct dispatches
+ * (src/backends/webgpu/train-step.ts: the same loss and gradients as the taped step), where the backend
+ * has them and the objective is covered (webgpu, learned-range variance, hybrid loss); else null (the
+ * caller's tf.variableGrads).
+ */
+export function directTrainingStep(
+  process: GaussianDiffusion,
+  model: StepModel,
+): ((inp: DirectStepInput) => DirectStepResult) | null {
+  if (!options.rawBlock || !options.directStep || !rawLossSupported(process)) return null;
+  const rk = rawKernels();
+  if (!rk) return null;
+  return (inp) => rawTrainingStep(rk, model, process, inp);
 }

@@ -15,6 +15,7 @@
 //   8. AdamW update, EMA update; every `checkpointEvery` steps and at the end a checkpoint.
 import * as tf from '@tensorflow/tfjs-core';
 import { activeBackend } from '../backends/index.js';
+import { directTrainingStep } from '../backends/kernels.js';
 import { BatchIterator, type BatchIteratorState, type Dataset } from '../data/dataset.js';
 import { trainingLossMean } from '../diffusion/losses.js';
 import { createDiffusion, type DiffusionConfig, type GaussianDiffusion } from '../diffusion/process.js';
@@ -311,22 +312,44 @@ async function lossAndGradients(
   const labels = applyLabelDrop(batch.y, plan.dropMask, cfg.model.numClasses);
   const x0 = tf.tensor4d(batch.x, [N, C, H, W]);
   const noise = tf.tensor4d(noiseData, [N, C, H, W]);
-  const xT = process.qSample(x0, tIdx, noise); // 4
-  const tModel = process.modelTimesteps(tIdx);
   const y = tf.tensor1d(labels, 'int32');
-  const state = model.noGradState(xT, tModel, y, plan.noGrad); // 5
   // the synchronous forward returns the residuals as a tensor: kept past variableGrads, read asynchronously below
   const kept: { residuals?: tf.Tensor1D } = {};
-  const { value, grads } = tf.variableGrads(() => {
-    // 6
-    const r = model.forward(xT, tModel, y, { state, iters: plan.withGrad, trackResiduals: true, gradCheckpoint });
-    if (r.state) tf.dispose(r.state.z);
-    if (r.residuals) kept.residuals = tf.keep(r.residuals);
-    return trainingLossMean(process, { modelOutput: r.out, xStart: x0, xT, noise, t: tIdx });
-  }, [...model.params.values()]);
-  if (state) tf.dispose(state.z);
-  tf.dispose([x0, noise, xT, tModel, y]);
-  const named = new Map(Object.entries(grads).map(([vn, g]) => [byVarName.get(vn)!, g as tf.Tensor]));
+  let value: tf.Scalar;
+  let named: Map<string, tf.Tensor>;
+  const direct = directTrainingStep(process, model);
+  if (direct) {
+    // 4–6 as direct dispatches without a tape (webgpu): the same loss and gradients
+    const r = direct({
+      x0,
+      noise,
+      t: tIdx,
+      y,
+      noGrad: plan.noGrad,
+      withGrad: plan.withGrad,
+      gradCheckpoint,
+      trackResiduals: true,
+    });
+    value = r.loss;
+    named = r.grads;
+    if (r.residuals) kept.residuals = r.residuals;
+    tf.dispose([x0, noise, y]);
+  } else {
+    const xT = process.qSample(x0, tIdx, noise); // 4
+    const tModel = process.modelTimesteps(tIdx);
+    const state = model.noGradState(xT, tModel, y, plan.noGrad); // 5
+    const taped = tf.variableGrads(() => {
+      // 6
+      const r = model.forward(xT, tModel, y, { state, iters: plan.withGrad, trackResiduals: true, gradCheckpoint });
+      if (r.state) tf.dispose(r.state.z);
+      if (r.residuals) kept.residuals = tf.keep(r.residuals);
+      return trainingLossMean(process, { modelOutput: r.out, xStart: x0, xT, noise, t: tIdx });
+    }, [...model.params.values()]);
+    if (state) tf.dispose(state.z);
+    tf.dispose([x0, noise, xT, tModel, y]);
+    value = taped.value;
+    named = new Map(Object.entries(taped.grads).map(([vn, g]) => [byVarName.get(vn)!, g as tf.Tensor]));
+  }
   // one host read per step: the loss, the global gradient norm and the residuals together
   const normT = s.opt.gradNormTensor(named);
   const parts: tf.Tensor[] = [

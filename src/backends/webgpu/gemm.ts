@@ -16,6 +16,8 @@ export interface Binding {
   name: string;
   /** written by the kernel (read_write); else read-only */
   write?: boolean;
+  /** element type (default f32; i32 for TF.js's int32 tensors, e.g. labels) */
+  type?: 'f32' | 'i32';
 }
 
 export interface MatMulSpec {
@@ -69,7 +71,10 @@ export type Wide = boolean | 'rows';
 /** The bindings as WGSL declarations, in binding order. */
 export function declare(bindings: Binding[]): string {
   return bindings
-    .map((b, i) => `@group(0) @binding(${i}) var<storage, ${b.write ? 'read_write' : 'read'}> ${b.name}: array<f32>;`)
+    .map(
+      (b, i) =>
+        `@group(0) @binding(${i}) var<storage, ${b.write ? 'read_write' : 'read'}> ${b.name}: array<${b.type ?? 'f32'}>;`,
+    )
     .join('\n');
 }
 

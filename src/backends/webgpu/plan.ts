@@ -21,11 +21,11 @@ import {
 import type { Dispatch, RawKernels } from './raw.js';
 import type { GBuffer } from './types.js';
 
-/** A binding of a dispatch: its WGSL name, its buffer, whether the kernel writes it. */
-export type Arg = [name: string, buffer: GBuffer, write?: boolean];
+/** A binding of a dispatch: its WGSL name, its buffer, whether the kernel writes it, its element type (default f32). */
+export type Arg = readonly [name: string, buffer: GBuffer, write?: boolean, type?: 'f32' | 'i32'];
 
 function bindingsOf(args: Arg[]): Binding[] {
-  return args.map(([name, , write]) => ({ name, write: write === true }));
+  return args.map(([name, , write, type]) => ({ name, write: write === true, ...(type ? { type } : {}) }));
 }
 
 /** The dispatches of one op call; kernels are keyed `${prefix}.${name}:${shapeKey}`. */
@@ -39,7 +39,9 @@ export class Plan {
   ) {}
 
   protected push(name: string, args: Arg[], code: (b: Binding[]) => string, groups: [number, number, number]): void {
-    const kernel = this.rk.kernel(`${this.prefix}.${name}:${this.shapeKey}`, () => code(bindingsOf(args)));
+    // the bindings are part of the key: a kernel of one name with another set of buffers is another kernel
+    const key = `${this.prefix}.${name}:${this.shapeKey}|${args.map((a) => a[0]).join(',')}`;
+    const kernel = this.rk.kernel(key, () => code(bindingsOf(args)));
     this.ops.push({ kernel, buffers: args.map((a) => a[1]), groups });
   }
 

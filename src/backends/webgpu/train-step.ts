@@ -1,0 +1,355 @@
+// A training step of DiT or FPDM without a gradient tape: forward, loss and backward as our own kernels
+// dispatched directly (src/backends/webgpu/raw.ts) — the edges (edges.ts), every DiT block
+// (dit-block.ts), FPDM's fixed-point step (fpdm-step.ts + the block), the loss (loss.ts) — in the order
+// the tape would run them, with the intermediates each backward needs held here instead of by TF.js's
+// engine (no customGrad clones, no autodiff bookkeeping: ≈ 10 host-side TF.js operations per step
+// instead of several hundred). The values are those of src/training/loop.ts's taped step (the same
+// functions, same gradients; sums in another order, so float32 rounding differs):
+//
+//   x_t = q_sample(x_0, t, ε); h = PatchEmbed(x_t) + pos; c = t_emb + y_emb
+//   DiT   h → blocks → final → out
+//   FPDM  h → blocks_pre (c_pp) → x_pre; inj = Linear(x_pre); z_0 = x_pre; n_ng iterations without
+//         gradient; n_g iterations kept for backprop (the gradient reaches z_0 = x_pre only when n_ng = 0,
+//         as the reference); → blocks_post (c_pp) → final (c_pp) → out
+//   loss = mean_N(mse + vb) and ∂loss/∂out (loss.ts), then every backward in reverse order
+//
+// With gradCheckpoint each block (FPDM: each iteration) keeps only its input and is recomputed before
+// its backward, as blockgrad.ts's checkpointed ops do.
+import * as tf from '@tensorflow/tfjs-core';
+import type { GaussianDiffusion, Timesteps } from '../../diffusion/process.js';
+import { BLOCK_PARAM_NAMES, paramList, SAVED_ORDER, type BlockSaved, type Params } from '../../models/blocks.js';
+import { PROJECTION_PARAM_NAMES } from '../../models/blockgrad.js';
+import { outChannels, type ModelConfig } from '../../models/config.js';
+import { rawBlockBackward, rawBlockForward } from './dit-block.js';
+import {
+  frequencyTable,
+  rawAccumulate,
+  rawEmbedBackward,
+  rawEmbedForward,
+  rawFinalBackward,
+  rawFinalForward,
+  rawLinearBackward,
+  rawLinearForward,
+  SAMPLE_VALUES,
+  type EdgeDims,
+  type EmbedParams,
+  type FinalParams,
+} from './edges.js';
+import { rawProjectionBackward, rawProjectionForward } from './fpdm-step.js';
+import { rawLossAndGradient } from './loss.js';
+import type { RawKernels } from './raw.js';
+import { rawRelativeResidual } from './residual.js';
+
+/** What the step needs of a model: its config, parameters by state_dict name, and the pos_embed buffer. */
+export interface StepModel {
+  config: ModelConfig;
+  params: Params;
+  posEmbed: tf.Tensor;
+}
+
+export interface DirectStepInput {
+  x0: tf.Tensor4D; // [N, C, H, W]
+  noise: tf.Tensor4D; // ε, same shape
+  t: Timesteps; // [N] indices into the process's tables
+  y: tf.Tensor1D; // [N] int32 labels, dropped ones already the null class
+  /** FPDM: S-JFB iterations without and with gradient (0 for DiT) */
+  noGrad: number;
+  withGrad: number;
+  gradCheckpoint: boolean;
+  /** FPDM: the relative residual of each with-gradient iteration, as a tensor */
+  trackResiduals: boolean;
+}
+
+export interface DirectStepResult {
+  loss: tf.Scalar;
+  /** ∂loss/∂θ by parameter name (every parameter) */
+  grads: Map<string, tf.Tensor>;
+  residuals?: tf.Tensor1D;
+}
+
+const EMBED_NAMES: Record<keyof EmbedParams, string> = {
+  patchW: 'x_embedder.proj.weight',
+  patchB: 'x_embedder.proj.bias',
+  tW1: 't_embedder.mlp.0.weight',
+  tB1: 't_embedder.mlp.0.bias',
+  tW2: 't_embedder.mlp.2.weight',
+  tB2: 't_embedder.mlp.2.bias',
+  table: 'y_embedder.embedding_table.weight',
+};
+const FINAL_NAMES: Record<keyof FinalParams, string> = {
+  adaW: 'final_layer.adaLN_modulation.1.weight',
+  adaB: 'final_layer.adaLN_modulation.1.bias',
+  linW: 'final_layer.linear.weight',
+  linB: 'final_layer.linear.bias',
+};
+
+function byRole<K extends string>(p: Params, names: Record<K, string>): Record<K, tf.Tensor> {
+  return Object.fromEntries(Object.entries(names).map(([k, n]) => [k, p.get(n as string)!])) as Record<K, tf.Tensor>;
+}
+
+function savedTensors(s: BlockSaved): tf.Tensor[] {
+  return SAVED_ORDER.map((k) => s[k]);
+}
+
+/** Gradients by name; a name seen again is added into the first tensor (weight-tied blocks). */
+class GradSink {
+  readonly grads = new Map<string, tf.Tensor>();
+  constructor(private readonly rk: RawKernels) {}
+
+  put(name: string, g: tf.Tensor): void {
+    const prev = this.grads.get(name);
+    if (!prev) {
+      this.grads.set(name, g);
+      return;
+    }
+    rawAccumulate(this.rk, prev, g);
+    g.dispose();
+  }
+
+  putAll(prefix: string, names: readonly string[], gs: tf.Tensor[]): void {
+    names.forEach((n, i) => this.put(prefix ? `${prefix}.${n}` : n, gs[i]!));
+  }
+}
+
+/** A running sum of [N, D] conditioning gradients (null until the first). */
+class Sum {
+  value: tf.Tensor | null = null;
+  constructor(private readonly rk: RawKernels) {}
+  add(g: tf.Tensor): void {
+    if (!this.value) this.value = g;
+    else {
+      rawAccumulate(this.rk, this.value, g);
+      g.dispose();
+    }
+  }
+}
+
+/** One DiT block kept for its backward: its saved intermediates, or with checkpointing its input only. */
+type KeptBlock = { s: BlockSaved } | { x: tf.Tensor3D };
+
+/** The constant frequency table per backend instance (uploaded once). */
+let freqTable: { rk: RawKernels; t: tf.Tensor } | null = null;
+
+function frequencies(rk: RawKernels): tf.Tensor {
+  if (!freqTable || freqTable.rk !== rk) freqTable = { rk, t: tf.keep(tf.tensor1d(frequencyTable())) };
+  return freqTable.t;
+}
+
+/** Runs one block forward; keeps what its backward needs; returns its output. */
+function blockForward(
+  rk: RawKernels,
+  x: tf.Tensor3D,
+  c: tf.Tensor2D,
+  w: tf.Tensor[],
+  heads: number,
+  ckpt: boolean,
+  kept: KeptBlock[],
+): tf.Tensor3D {
+  const { out, s } = rawBlockForward(rk, x, c, w, heads);
+  if (ckpt) {
+    tf.dispose(savedTensors(s).filter((t) => t !== x));
+    kept.push({ x });
+  } else kept.push({ s });
+  return out;
+}
+
+/** The backward of a kept block: its input gradient (dy is disposed; so is everything the block kept). */
+function blockBackward(
+  rk: RawKernels,
+  k: KeptBlock,
+  c: tf.Tensor2D,
+  w: tf.Tensor[],
+  heads: number,
+  dy: tf.Tensor3D,
+  prefix: string,
+  sink: GradSink,
+  dc: Sum,
+): tf.Tensor3D {
+  let s: BlockSaved;
+  if ('s' in k) s = k.s;
+  else {
+    const re = rawBlockForward(rk, k.x, c, w, heads);
+    re.out.dispose();
+    s = re.s;
+  }
+  const [dx, dcb, ...dw] = rawBlockBackward(rk, s, c, w, dy, heads);
+  dy.dispose();
+  tf.dispose(savedTensors(s));
+  dc.add(dcb!);
+  sink.putAll(prefix, BLOCK_PARAM_NAMES, dw);
+  return dx as tf.Tensor3D;
+}
+
+/** One FPDM iteration kept for backprop: its input z, and fc1's output and the block's intermediates (without checkpointing). */
+interface KeptIter {
+  z: tf.Tensor3D;
+  p1?: tf.Tensor3D;
+  s?: BlockSaved;
+}
+
+/** The training step (see the file header); every tensor it returns is new and owned by the caller. */
+export function rawTrainingStep(
+  rk: RawKernels,
+  model: StepModel,
+  process: GaussianDiffusion,
+  inp: DirectStepInput,
+): DirectStepResult {
+  const cfg = model.config;
+  const p = model.params;
+  const [N, C, H] = inp.x0.shape;
+  const z: EdgeDims = {
+    n: N,
+    C,
+    hw: H,
+    p: cfg.patchSize,
+    d: cfg.hiddenSize,
+    co: outChannels(cfg),
+    classes: p.get(EMBED_NAMES.table)!.shape[0]!,
+  };
+  const heads = cfg.numHeads;
+  const ckpt = inp.gradCheckpoint;
+  const tb = process.tables;
+  const sv = new Float32Array(N * SAMPLE_VALUES);
+  for (let i = 0; i < N; i++) {
+    const k = inp.t[i]!;
+    sv.set([tb.sqrtAlphasCumprod[k]!, tb.sqrtOneMinusAlphasCumprod[k]!, process.timestepMap[k]!], i * SAMPLE_VALUES);
+  }
+  const svT = tf.tensor2d(sv, [N, SAMPLE_VALUES]);
+  const freq = frequencies(rk);
+  const ew = byRole(p, EMBED_NAMES);
+  const fw = byRole(p, FINAL_NAMES);
+  const fpdm = cfg.kind === 'fpdm';
+  const splitCond = fpdm && !cfg.prePostTimestepConditioning;
+  const emb = rawEmbedForward(
+    rk,
+    z,
+    { x0: inp.x0, noise: inp.noise, sv: svT, y: inp.y, freq, pos: model.posEmbed },
+    ew,
+    splitCond,
+  );
+  const c = emb.c;
+  const cPP = splitCond ? emb.yEmb! : c; // pre/post/final conditioning
+  const sink = new GradSink(rk);
+  const dC = new Sum(rk); // at c
+  const dCPP = new Sum(rk); // at cPP (the same Sum as dC unless split)
+  const dPP = splitCond ? dCPP : dC;
+  const residuals: tf.Scalar[] = [];
+
+  // ---- forward ------------------------------------------------------------------------------------
+  const blocks = (prefix: string, n: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      prefix: `${prefix}.${i}`,
+      w: paramList(p, `${prefix}.${i}`, BLOCK_PARAM_NAMES),
+    }));
+  const trunk1 = fpdm ? blocks('blocks_pre', cfg.preDepth) : blocks('blocks', cfg.depth);
+  const trunk2 = fpdm ? blocks('blocks_post', cfg.postDepth) : [];
+  const kept1: KeptBlock[] = [];
+  const kept2: KeptBlock[] = [];
+  let h = emb.h0;
+  for (const b of trunk1) h = blockForward(rk, h, cPP, b.w, heads, ckpt, kept1);
+  // FPDM's middle
+  const wProj = fpdm ? paramList(p, '', PROJECTION_PARAM_NAMES) : [];
+  const wFix = fpdm ? paramList(p, 'block_fixed_point', BLOCK_PARAM_NAMES) : [];
+  const wPre = fpdm ? [p.get('block_pre_projection.weight')!, p.get('block_pre_projection.bias')!] : [];
+  let xPre: tf.Tensor3D | null = null;
+  let inj: tf.Tensor3D | null = null;
+  const iters: KeptIter[] = [];
+  const step = (zi: tf.Tensor3D) => {
+    const { p1, u } = rawProjectionForward(rk, zi, inj!, wProj);
+    const { out, s } = rawBlockForward(rk, u, c, wFix, heads);
+    return { out, p1, s };
+  };
+  if (fpdm) {
+    xPre = h;
+    inj = rawLinearForward(rk, xPre, wPre[0]!, wPre[1]!);
+    let zk = xPre;
+    for (let k = 0; k < inp.noGrad; k++) {
+      const { out, p1, s } = step(zk);
+      tf.dispose([p1, ...savedTensors(s)]);
+      if (zk !== xPre) zk.dispose();
+      zk = out;
+    }
+    for (let k = 0; k < inp.withGrad; k++) {
+      const { out, p1, s } = step(zk);
+      if (inp.trackResiduals) residuals.push(rawRelativeResidual(rk, out, zk));
+      if (ckpt) {
+        tf.dispose([p1, ...savedTensors(s)]);
+        iters.push({ z: zk });
+      } else iters.push({ z: zk, p1, s });
+      zk = out;
+    }
+    // z_0 = x_pre itself reaches the post blocks (no iterations at all): a second reference, disposed apart
+    h = zk === xPre ? (tf.clone(xPre) as tf.Tensor3D) : zk;
+    for (const b of trunk2) h = blockForward(rk, h, cPP, b.w, heads, ckpt, kept2);
+  }
+  const out = rawFinalForward(rk, z, h, cPP, fw);
+  const { loss, grad } = rawLossAndGradient(rk, process, {
+    modelOutput: out,
+    xStart: inp.x0,
+    xT: emb.xT,
+    noise: inp.noise,
+    t: inp.t,
+  });
+  out.dispose();
+
+  // ---- backward -----------------------------------------------------------------------------------
+  const fin = rawFinalBackward(rk, z, h, cPP, fw, grad);
+  grad.dispose();
+  h.dispose(); // the last block's (or iteration's) output
+  for (const k of Object.keys(FINAL_NAMES) as Array<keyof FinalParams>) sink.put(FINAL_NAMES[k], fin.grads[k]);
+  dPP.add(fin.dc);
+  let dh = fin.dh;
+  const backTrunk = (bs: typeof trunk1, kept: KeptBlock[]) => {
+    for (let i = bs.length - 1; i >= 0; i--)
+      dh = blockBackward(rk, kept[i]!, cPP, bs[i]!.w, heads, dh, bs[i]!.prefix, sink, dPP);
+  };
+  if (fpdm) {
+    backTrunk(trunk2, kept2);
+    // dh is now ∂loss/∂z at the last iterate
+    const dInj = new Sum(rk);
+    for (let k = iters.length - 1; k >= 0; k--) {
+      const it = iters[k]!;
+      let p1 = it.p1;
+      let s = it.s;
+      if (!p1 || !s) {
+        const re = step(it.z); // checkpointed: recomputed from its input
+        re.out.dispose();
+        ({ p1, s } = re);
+      }
+      const [du, dcb, ...dwb] = rawBlockBackward(rk, s, c, wFix, dh, heads);
+      const [dz, dinj, ...dwp] = rawProjectionBackward(rk, it.z, inj!, p1, du as tf.Tensor3D, wProj);
+      tf.dispose([dh, du!, p1, ...savedTensors(s)]);
+      if (it.z !== xPre) it.z.dispose();
+      dC.add(dcb!);
+      dInj.add(dinj!);
+      sink.putAll('block_fixed_point', BLOCK_PARAM_NAMES, dwb);
+      sink.putAll('', PROJECTION_PARAM_NAMES, dwp);
+      dh = dz as tf.Tensor3D;
+    }
+    // the gradient at z_0 reaches x_pre only when z_0 is x_pre (no iterations without gradient)
+    const fromZ0 = inp.noGrad === 0 ? dh : null;
+    if (!fromZ0) dh.dispose();
+    const dyInj = dInj.value ?? tf.zerosLike(inj!); // no iteration with gradient: inj gets none
+    const [dxPre, dwPre, dbPre] = rawLinearBackward(rk, xPre!, wPre[0]!, dyInj, fromZ0);
+    tf.dispose([dyInj, inj!, xPre!, ...(fromZ0 ? [fromZ0] : [])]);
+    sink.put('block_pre_projection.weight', dwPre);
+    sink.put('block_pre_projection.bias', dbPre);
+    dh = dxPre;
+  }
+  backTrunk(trunk1, kept1);
+  const dc = dC.value ?? tf.zerosLike(c); // FPDM with c_pp = y_emb and no iteration with gradient: c gets none
+  const ge = rawEmbedBackward(
+    rk,
+    z,
+    { xT: emb.xT, sv: svT, y: inp.y, freq },
+    ew,
+    dh,
+    dc,
+    splitCond ? dCPP.value : null,
+  );
+  for (const k of Object.keys(EMBED_NAMES) as Array<keyof EmbedParams>) sink.put(EMBED_NAMES[k], ge[k]);
+  tf.dispose([dh, dc, ...(splitCond ? [dCPP.value!, cPP] : []), c, emb.xT, svT]);
+  const res = residuals.length > 0 ? (tf.stack(residuals) as tf.Tensor1D) : undefined;
+  tf.dispose(residuals);
+  return { loss, grads: sink.grads, ...(res ? { residuals: res } : {}) };
+}

@@ -1,0 +1,199 @@
+// The training step without a tape (src/backends/webgpu/train-step.ts: edges, blocks, FPDM iterations,
+// loss and every backward as direct dispatches) against the taped step it replaces (tf.variableGrads over
+// the model's forward and the loss, TF.js ops on the same backend: src/training/loop.ts's other branch),
+// on webgpu (FPDM_TEST_BACKENDS=webgpu: a GPU, or SwiftShader's Vulkan on a CPU machine): the loss, the
+// gradient of every parameter, and FPDM's residuals, for DiT and FPDM, with and without gradient
+// checkpointing, with and without iterations outside the gradient, FPDM's pre/post conditioning with and
+// without the timestep, a dropped label (the null class), v-prediction with zero terminal SNR and ε.
+// And the training loop with the direct step against the loop with the taped one.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { directTrainingStep, setKernelOptions } from '../../src/backends/kernels.js';
+import { createDiffusion, diffusionConfig, type DiffusionConfig } from '../../src/diffusion/process.js';
+import { trainingLossMean } from '../../src/diffusion/losses.js';
+import { createModel, type AnyModel } from '../../src/models/index.js';
+import { ditPreset, fpdmFrom, validateConfig, type FPDMOptions, type ModelConfig } from '../../src/models/config.js';
+import { openSynthetic } from '../../src/data/synthetic.js';
+import { trainModel } from '../../src/training/loop.js';
+import { TEST_BACKENDS, randomTensor, tensorRelErr, useBackend } from '../helpers.js';
+
+const onGpu = TEST_BACKENDS.includes('webgpu');
+const SKIP = 'webgpu only: npm run test:webgpu runs it (on a GPU, or on SwiftShader without one)';
+
+// 8×8 latents of 3 channels, patch 2 (16 tokens), d 64, 2 heads; 5 classes + the null class
+const TRUNK = validateConfig({
+  ...ditPreset('DiT-S/2', { inputSize: 8, inChannels: 3, numClasses: 5, classDropoutProb: 0.1 }),
+  hiddenSize: 64,
+  numHeads: 2,
+  depth: 2,
+});
+
+/** A model with every parameter random (the reference init zeroes adaLN and the final layer, which would hide most gradients). */
+function randomModel(cfg: ModelConfig, seed: string): AnyModel {
+  const m = createModel(cfg, seed);
+  for (const [name, v] of m.params) {
+    const fanIn = v.shape.length >= 2 ? v.shape.slice(1).reduce((a, b) => a * b, 1) : 1;
+    const r = randomTensor(`${seed}/${name}`, v.shape, v.shape.length >= 2 ? 1 / Math.sqrt(fanIn) : 0.1);
+    (v as tf.Variable).assign(r);
+    r.dispose();
+  }
+  return m;
+}
+
+interface Case {
+  label: string;
+  model: ModelConfig;
+  diffusion: Partial<DiffusionConfig>;
+  noGrad: number;
+  withGrad: number;
+  ckpt: boolean;
+}
+
+const FPDM = (o: FPDMOptions): ModelConfig => fpdmFrom(TRUNK, { noGradIters: [0, 2], withGradIters: [1, 2], ...o });
+const V = { parameterization: 'v' as const, zeroTerminalSnr: true };
+const CASES: Case[] = [
+  { label: 'DiT, v + zero terminal SNR', model: TRUNK, diffusion: V, noGrad: 0, withGrad: 0, ckpt: false },
+  { label: 'DiT, eps, checkpointed', model: TRUNK, diffusion: {}, noGrad: 0, withGrad: 0, ckpt: true },
+  { label: 'FPDM, n_ng 0, n_g 2', model: FPDM({}), diffusion: V, noGrad: 0, withGrad: 2, ckpt: false },
+  { label: 'FPDM, n_ng 2, n_g 2', model: FPDM({}), diffusion: V, noGrad: 2, withGrad: 2, ckpt: false },
+  {
+    label: 'FPDM, c_pp = y_emb, pre 2 / post 0, n_ng 1, n_g 2, checkpointed',
+    model: FPDM({ prePostTimestepConditioning: false, preDepth: 2, postDepth: 0 }),
+    diffusion: {},
+    noGrad: 1,
+    withGrad: 2,
+    ckpt: true,
+  },
+];
+
+test(
+  'the training step without a tape equals the taped step: loss, every gradient, residuals',
+  { skip: onGpu ? false : SKIP },
+  async () => {
+    await useBackend('webgpu');
+    const prev = setKernelOptions({ rawBlock: true, directStep: true });
+    try {
+      const N = 4;
+      for (const cs of CASES) {
+        const model = randomModel(cs.model, cs.label);
+        const process = createDiffusion(diffusionConfig({ diffusionSteps: 1000, ...cs.diffusion }));
+        const x0 = tf.clipByValue(randomTensor(`${cs.label}/x0`, [N, 3, 8, 8], 0.8), -1, 1) as tf.Tensor4D;
+        const noise = randomTensor(`${cs.label}/noise`, [N, 3, 8, 8]) as tf.Tensor4D;
+        const t = [0, 3, 500, 999]; // t = 0: the decoder NLL; 999: ᾱ = 0 with zero terminal SNR
+        const y = tf.tensor1d([1, 5, 4, 1], 'int32'); // 5: the null class (a dropped label); label 1 twice
+        const inp = {
+          x0,
+          noise,
+          t,
+          y,
+          noGrad: cs.noGrad,
+          withGrad: cs.withGrad,
+          gradCheckpoint: cs.ckpt,
+          trackResiduals: true,
+        };
+        const direct = directTrainingStep(process, model)!;
+        assert.ok(direct, 'the direct step is available on webgpu for the hybrid loss');
+        const ours = direct(inp);
+        // the taped step, TF.js ops (no direct dispatch) on the same backend
+        setKernelOptions({ rawBlock: false });
+        const xT = process.qSample(x0, t, noise);
+        const tModel = process.modelTimesteps(t);
+        const state = model.noGradState(xT, tModel, y, cs.noGrad);
+        let residuals: tf.Tensor | undefined;
+        const ref = tf.variableGrads(() => {
+          const r = model.forward(xT, tModel, y, {
+            state,
+            iters: cs.withGrad,
+            trackResiduals: true,
+            gradCheckpoint: cs.ckpt,
+          });
+          if (r.state) tf.dispose(r.state.z);
+          if (r.residuals) residuals = tf.keep(r.residuals);
+          return trainingLossMean(process, { modelOutput: r.out, xStart: x0, xT, noise, t });
+        }, [...model.params.values()]);
+        setKernelOptions({ rawBlock: true });
+        const eLoss = await tensorRelErr(ours.loss, ref.value);
+        assert.ok(
+          eLoss <= 1e-5,
+          `${cs.label}: loss ${await ours.loss.data()} vs ${await ref.value.data()} (rel. ${eLoss})`,
+        );
+        const byVar = new Map([...model.params].map(([name, v]) => [v.name, name]));
+        assert.equal(ours.grads.size, model.params.size, `${cs.label}: a gradient for every parameter`);
+        let worst = { e: 0, name: '' };
+        for (const [vn, g] of Object.entries(ref.grads)) {
+          const name = byVar.get(vn)!;
+          const mine = ours.grads.get(name);
+          assert.ok(mine, `${cs.label}: no gradient for ${name}`);
+          const e = await tensorRelErr(mine, g);
+          if (e > worst.e) worst = { e, name };
+        }
+        assert.ok(worst.e <= 2e-4, `${cs.label}: largest gradient rel. error ${worst.e} (${worst.name})`);
+        if (cs.model.kind === 'fpdm' && cs.withGrad > 0) {
+          assert.ok(ours.residuals && residuals, `${cs.label}: residuals from both`);
+          const eRes = await tensorRelErr(ours.residuals, residuals);
+          assert.ok(eRes <= 1e-4, `${cs.label}: residuals rel. error ${eRes}`);
+        }
+        tf.dispose([ours.loss, ...ours.grads.values(), ...(ours.residuals ? [ours.residuals] : []), ref.value]);
+        tf.dispose([...Object.values(ref.grads), ...(residuals ? [residuals] : []), x0, noise, y, xT, tModel]);
+        if (state) tf.dispose(state.z);
+        model.dispose();
+      }
+    } finally {
+      setKernelOptions(prev);
+    }
+  },
+);
+
+test(
+  'the training loop with the direct step follows the taped loop (losses, gradient norms, residuals)',
+  { skip: onGpu ? false : SKIP },
+  async () => {
+    await useBackend('webgpu');
+    const prev = setKernelOptions({ rawBlock: true });
+    const dirs: string[] = [];
+    try {
+      const model = FPDM({});
+      const dataset = openSynthetic({ size: 32, channels: 3, imageSize: 8, numClasses: 5, seed: 3 });
+      const run = async (directStep: boolean) => {
+        setKernelOptions({ directStep });
+        const outDir = mkdtempSync(join(tmpdir(), 'direct-step-'));
+        dirs.push(outDir);
+        const before = tf.memory().numTensors;
+        const r = await trainModel({
+          model,
+          diffusion: diffusionConfig({ parameterization: 'v', zeroTerminalSnr: true }),
+          dataset,
+          steps: 4,
+          batch: 4,
+          seed: 11,
+          outDir,
+          optimizer: { clipGradNorm: 1 },
+        });
+        assert.equal(tf.memory().numTensors, before, 'no tensor left after the run');
+        return r.history;
+      };
+      const ours = await run(true);
+      const ref = await run(false);
+      for (let i = 0; i < ref.length; i++) {
+        const [a, b] = [ours[i]!, ref[i]!];
+        assert.equal(a.noGradIters, b.noGradIters);
+        assert.ok(Math.abs(a.loss - b.loss) <= 1e-4 * Math.abs(b.loss), `step ${i + 1}: loss ${a.loss} vs ${b.loss}`);
+        assert.ok(
+          Math.abs(a.gradNorm - b.gradNorm) <= 1e-3 * b.gradNorm,
+          `step ${i + 1}: grad norm ${a.gradNorm} vs ${b.gradNorm}`,
+        );
+        assert.ok(
+          Math.abs(a.residual! - b.residual!) <= 1e-3 * b.residual!,
+          `step ${i + 1}: residual ${a.residual} vs ${b.residual}`,
+        );
+      }
+    } finally {
+      setKernelOptions(prev);
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
+  },
+);
