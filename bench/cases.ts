@@ -162,6 +162,8 @@ export interface TrainProfile {
   perStep: {
     wallMs: number;
     cpuMs: number;
+    /** the loop's own time per step outside the wait for the device's results (drawing, recording, the update) */
+    hostMs?: number;
     tfjsKernels: number;
     dispatches: number;
     submits: number;
@@ -185,6 +187,7 @@ async function runSteps(
   stopAfter: number,
   gradCheckpoint: boolean,
   onStep?: (seconds: number) => void,
+  onTiming?: (hostMs: number) => void,
 ): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fpdm-bench-'));
   try {
@@ -200,6 +203,7 @@ async function runSteps(
       stopAfter,
       gradCheckpoint,
       onStep: (r) => onStep?.(r.seconds),
+      onTiming: (t) => onTiming?.(t.hostMs),
     });
   } catch (e) {
     if (!(e instanceof StopRun)) throw e;
@@ -226,27 +230,39 @@ export async function measureTrain(
   const seconds: number[] = [];
   const cpuSeconds: number[] = [];
   const perStep: Counters[] = [];
+  const hostMs: number[] = [];
+  let lastHostMs = NaN;
   let warm: number | null = null;
   let prof: ReturnType<typeof startKernelProfile> | null = null;
   let last = readCounters();
-  await runSteps(c, batch, maxWarmup + steps + 1, gradCheckpoint, (s) => {
-    const now = readCounters();
-    const d = diffCounters(last, now);
-    seconds.push(s);
-    cpuSeconds.push(d.cpu);
-    if (prof) {
-      prof.stop();
-      throw new StopRun('profiled step done');
-    }
-    if (warm === null) {
-      const i = flatFrom(seconds, warmup);
-      if (i !== null || seconds.length >= maxWarmup) warm = seconds.length;
-    } else {
-      perStep.push(d);
-      if (perStep.length >= steps) prof = startKernelProfile();
-    }
-    last = readCounters();
-  });
+  await runSteps(
+    c,
+    batch,
+    maxWarmup + steps + 1,
+    gradCheckpoint,
+    (s) => {
+      const now = readCounters();
+      const d = diffCounters(last, now);
+      seconds.push(s);
+      cpuSeconds.push(d.cpu);
+      if (prof) {
+        prof.stop();
+        throw new StopRun('profiled step done');
+      }
+      if (warm === null) {
+        const i = flatFrom(seconds, warmup);
+        if (i !== null || seconds.length >= maxWarmup) warm = seconds.length;
+      } else {
+        perStep.push(d);
+        hostMs.push(lastHostMs);
+        if (perStep.length >= steps) prof = startKernelProfile();
+      }
+      last = readCounters();
+    },
+    (ms) => {
+      lastHostMs = ms;
+    },
+  );
   if (!prof || warm === null) throw new Error(`measureTrain: the run ended after ${seconds.length} steps`);
   const kernels = await (prof as ReturnType<typeof startKernelProfile>).collect();
   const warmupSteps: number = warm;
@@ -260,6 +276,7 @@ export async function measureTrain(
     perStep: {
       wallMs: median(timed) * 1000,
       cpuMs: median(perStep.map((d) => d.cpu)) * 1000,
+      hostMs: median(hostMs),
       tfjsKernels: median(perStep.map((d) => d.kernels)),
       dispatches: median(perStep.map((d) => d.dispatches)),
       submits: median(perStep.map((d) => d.submits)),

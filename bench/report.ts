@@ -276,7 +276,7 @@ export function markdown(d: BenchDoc): string {
   }
   if (d.train.some((r) => r.ours?.profile)) {
     parts.push(
-      '## Training step profile (per step, medians of the timed steps; GPU ms = summed kernel time of one profiled step, timestamp queries; host CPU = process CPU time, all threads)',
+      '## Training step profile (per step, medians of the timed steps; GPU ms = summed kernel time of one profiled step, timestamp queries; host ms (loop) = the training loop’s time per step outside its wait for the device’s results: drawing the batch and noise, recording the device’s work, the update; host CPU = process CPU time, all threads, Dawn’s event polling while the loop waits included)',
     );
     parts.push(
       table(
@@ -291,6 +291,7 @@ export function markdown(d: BenchDoc): string {
           'GPU dispatches',
           'submits',
           'GPU ms',
+          'host ms (loop)',
           'host CPU ms',
           'wall ms',
           'img/s',
@@ -312,6 +313,7 @@ export function markdown(d: BenchDoc): string {
               f2(p.perStep.dispatches, 0),
               f2(p.perStep.submits, 0),
               f2(p.kernels.gpuMs, 1),
+              p.perStep.hostMs !== undefined ? f2(p.perStep.hostMs, 1) : '–',
               f2(p.perStep.cpuMs, 1),
               f2(p.perStep.wallMs, 1),
               f2(o.imagesPerSecond),
@@ -362,6 +364,7 @@ export function markdown(d: BenchDoc): string {
           'TF.js kernels',
           'GPU dispatches',
           'GPU ms',
+          'host ms (loop)',
           'host CPU ms',
           'wall ms',
           'largest kernel families (count, GPU ms, warm-up pass)',

@@ -13,6 +13,10 @@
 //   7. a non-finite loss stops the run: status 'diverged' at this step; the update is NOT applied and the
 //      last good state is checkpointed with that status (nothing is silently skipped)
 //   8. AdamW update, EMA update; every `checkpointEvery` steps and at the end a checkpoint.
+// Steps 4–6 record the device's work and start the step's one host read (loss, gradient norm,
+// residuals); the next step's draws (1–3) are made while the device computes, then the read is awaited.
+// On webgpu (learned variance, hybrid loss) 4–6 run as one step of direct dispatches without a tape
+// (src/backends/webgpu/train-step.ts: the same loss and gradients).
 import * as tf from '@tensorflow/tfjs-core';
 import { activeBackend } from '../backends/index.js';
 import { directTrainingStep } from '../backends/kernels.js';
@@ -88,6 +92,12 @@ export interface TrainOptions {
   runKey?: string;
   /** called after each completed step (also for the diverged one, with its non-finite loss) */
   onStep?: (r: StepRecord) => void;
+  /**
+   * called after each completed step, before onStep, with the milliseconds the step spent waiting for
+   * the device's results (its one host read) and the rest (`hostMs`: drawing, recording the device's
+   * work, the update): the benchmarks' host time per step. Not stored.
+   */
+  onTiming?: (t: { hostMs: number; waitMs: number }) => void;
   /** stop after this many steps in this call, as if killed cleanly (tests); the run stays 'running' */
   stopAfter?: number;
   /**
@@ -205,12 +215,23 @@ async function readStateDict(model: AnyModel): Promise<TensorMap> {
   return sd;
 }
 
+/** The generators' states between two steps (what a checkpoint stores, and a resume starts from). */
+interface GeneratorStates {
+  train: RngState;
+  data: BatchIteratorState;
+}
+
+function generatorStates(s: LiveState): GeneratorStates {
+  return { train: s.rng.state(), data: s.data.state() };
+}
+
 async function saveCheckpoint(
   o: TrainOptions,
   cfg: TrainConfig,
   s: LiveState,
   status: CheckpointMeta['status'],
   divergedAt: number | null,
+  rng: GeneratorStates,
 ): Promise<void> {
   const model = await readStateDict(s.model);
   const opt = await s.opt.exportState();
@@ -219,7 +240,7 @@ async function saveCheckpoint(
   writeCheckpoint(o.outDir, tensors, {
     step: s.step,
     config: cfg,
-    rng: { train: s.rng.state(), data: s.data.state() },
+    rng: { train: rng.train, data: rng.data },
     optimizer: { stepCount: opt.stepCount },
     history: s.history,
     runKey: o.runKey ?? null,
@@ -282,37 +303,52 @@ function restoreState(
   s.step = prev.meta.step;
 }
 
-/** What one forward/backward pass gave: the loss, the gradients by parameter name, the last fixed-point residual. */
-interface StepOutcome {
-  loss: number;
-  /** global gradient norm (before clipping; 0 where the optimizer computes none) */
-  gradNorm: number;
-  grads: Map<string, tf.Tensor>;
-  residual: number | undefined;
+/** Steps 1–3 of the header: what a step draws on the host (data iterator and training Rng, in this order). */
+interface StepDraws {
+  x: Float32Array;
+  shape: [number, number, number, number];
+  tIdx: number[];
+  noise: Float32Array;
   plan: TrainingPlan;
+  /** labels with the dropped ones replaced by the null class */
+  labels: Int32Array;
 }
 
-/**
- * Steps 1–6 of the header: batch, timesteps and noise, the model's training plan, q_sample, the
- * no-gradient iterations (the model's own: none for DiT), then loss and gradients under the tape.
- */
-async function lossAndGradients(
-  s: LiveState,
-  cfg: TrainConfig,
-  process: GaussianDiffusion,
-  gradCheckpoint: boolean,
-  byVarName: Map<string, string>,
-): Promise<StepOutcome> {
-  const model = s.model;
+async function drawStep(s: LiveState, cfg: TrainConfig, process: GaussianDiffusion): Promise<StepDraws> {
   const batch = await s.data.next(); // 1
   const [N, C, H, W] = batch.shape;
   const tIdx = Array.from({ length: N }, () => s.rng.int(0, process.numTimesteps - 1)); // 2
-  const noiseData = s.rng.normals(N * C * H * W);
-  const plan = model.sampleTrainingPlan(s.rng, N); // 3
+  const noise = s.rng.normals(N * C * H * W);
+  const plan = s.model.sampleTrainingPlan(s.rng, N); // 3
   const labels = applyLabelDrop(batch.y, plan.dropMask, cfg.model.numClasses);
-  const x0 = tf.tensor4d(batch.x, [N, C, H, W]);
-  const noise = tf.tensor4d(noiseData, [N, C, H, W]);
-  const y = tf.tensor1d(labels, 'int32');
+  return { x: batch.x, shape: [N, C, H, W], tIdx, noise, plan, labels };
+}
+
+/** What one forward/backward pass recorded: the gradients by parameter name, and the pending read of loss, norm and residuals. */
+interface RecordedStep {
+  grads: Map<string, tf.Tensor>;
+  plan: TrainingPlan;
+  /** resolves to the loss, the global gradient norm (0 where the optimizer computes none) and the last fixed-point residual */
+  read: Promise<{ loss: number; gradNorm: number; residual: number | undefined }>;
+}
+
+/**
+ * Steps 4–6 of the header from the step's draws: q_sample, the no-gradient iterations (the model's own:
+ * none for DiT), then loss and gradients (under the tape, or as the direct step where the backend has
+ * it). Records the GPU work and starts the step's one host read without waiting for it.
+ */
+function recordStep(
+  s: LiveState,
+  process: GaussianDiffusion,
+  gradCheckpoint: boolean,
+  byVarName: Map<string, string>,
+  d: StepDraws,
+): RecordedStep {
+  const model = s.model;
+  const { plan, tIdx } = d;
+  const x0 = tf.tensor4d(d.x, d.shape);
+  const noise = tf.tensor4d(d.noise, d.shape);
+  const y = tf.tensor1d(d.labels, 'int32');
   // the synchronous forward returns the residuals as a tensor: kept past variableGrads, read asynchronously below
   const kept: { residuals?: tf.Tensor1D } = {};
   let value: tf.Scalar;
@@ -358,13 +394,17 @@ async function lossAndGradients(
     ...(kept.residuals ? [kept.residuals] : []),
   ];
   const readBack = tf.concat(parts);
-  const host = await readBack.data();
-  tf.dispose([readBack, ...parts, value]);
-  const loss = host[0]!;
-  const gradNorm = normT ? host[1]! : 0;
-  const res = kept.residuals ? host.subarray(normT ? 2 : 1) : null;
-  const residual = res && res.length > 0 ? res[res.length - 1] : undefined;
-  return { loss, gradNorm, grads: named, residual, plan };
+  tf.dispose([...parts, value]);
+  const read = readBack.data().then((host) => {
+    readBack.dispose();
+    const res = kept.residuals ? host.subarray(normT ? 2 : 1) : null;
+    return {
+      loss: host[0]!,
+      gradNorm: normT ? host[1]! : 0,
+      residual: res && res.length > 0 ? res[res.length - 1] : undefined,
+    };
+  });
+  return { grads: named, plan, read };
 }
 
 /** A step's record (FPDM: its S-JFB draw and last residual). */
@@ -375,14 +415,15 @@ function stepRecord(
   lr: number,
   gradNorm: number,
   t0: number,
-  r: StepOutcome,
+  plan: TrainingPlan,
+  residual: number | undefined,
 ): StepRecord {
   const fpdm =
     model.config.kind === 'fpdm'
       ? {
-          noGradIters: r.plan.noGrad,
-          withGradIters: r.plan.withGrad,
-          ...(r.residual !== undefined ? { residual: r.residual } : {}),
+          noGradIters: plan.noGrad,
+          withGradIters: plan.withGrad,
+          ...(residual !== undefined ? { residual } : {}),
         }
       : {};
   return { step, loss, lr, gradNorm, seconds: (performance.now() - t0) / 1000, ...fpdm };
@@ -429,32 +470,42 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       );
     }
     const resumedFrom = s.step;
+    // The next step's host draws are made while the device runs the current step (their order in the
+    // generators' streams is unchanged); a checkpoint stores the generator states from before them.
+    let draws = s.step < cfg.steps ? await drawStep(s, cfg, process) : null;
     for (let taken = 0; s.step < cfg.steps; taken++) {
       if (o.stopAfter !== undefined && taken >= o.stopAfter) return result('stopped', null, resumedFrom);
       const t0 = performance.now();
-      const r = await lossAndGradients(s, cfg, process, o.gradCheckpoint === true, byVarName); // 1–6
+      const r = recordStep(s, process, o.gradCheckpoint === true, byVarName, draws!); // 4–6
+      const between = generatorStates(s); // after this step's draws, before the next step's
+      const more = s.step + 1 < cfg.steps && (o.stopAfter === undefined || taken + 1 < o.stopAfter);
+      draws = more ? await drawStep(s, cfg, process) : null; // 1–3 of the next step, while the device computes
+      const tWait = performance.now();
+      const { loss, gradNorm, residual } = await r.read;
+      const waitMs = performance.now() - tWait;
       const named = r.grads;
       const step = s.step + 1;
-      if (!Number.isFinite(r.loss)) {
+      if (!Number.isFinite(loss)) {
         // 7
         tf.dispose([...named.values()]);
-        const rec = stepRecord(s.model, step, r.loss, NaN, NaN, t0, r);
+        const rec = stepRecord(s.model, step, loss, NaN, NaN, t0, r.plan, residual);
         o.onStep?.(rec);
         s.history.push(rec);
-        await saveCheckpoint(o, cfg, s, 'diverged', step);
+        await saveCheckpoint(o, cfg, s, 'diverged', step, between);
         log(
-          `diverged: the loss at step ${step} is ${r.loss}; the run stops (last good weights are those of step ${s.step})`,
+          `diverged: the loss at step ${step} is ${loss}; the run stops (last good weights are those of step ${s.step})`,
         );
         return result('diverged', step, resumedFrom);
       }
-      const info = s.opt.applyUpdate(named, r.gradNorm, s.ema); // 8 (EMA too)
+      const info = s.opt.applyUpdate(named, gradNorm, s.ema); // 8 (EMA too)
       tf.dispose([...named.values()]);
       s.step = step;
-      const rec = stepRecord(s.model, step, r.loss, info.lr, info.gradNorm, t0, r);
+      const rec = stepRecord(s.model, step, loss, info.lr, info.gradNorm, t0, r.plan, residual);
+      o.onTiming?.({ hostMs: performance.now() - t0 - waitMs, waitMs });
       s.history.push(rec);
       o.onStep?.(rec);
       if (s.step % checkpointEvery === 0 || s.step === cfg.steps)
-        await saveCheckpoint(o, cfg, s, s.step === cfg.steps ? 'completed' : 'running', null);
+        await saveCheckpoint(o, cfg, s, s.step === cfg.steps ? 'completed' : 'running', null, between);
     }
     return result('completed', null, resumedFrom);
   } finally {

@@ -161,6 +161,18 @@ export class RawKernels {
     }
   }
 
+  /**
+   * Submits what is recorded so far, so that the device starts on it while the host records the rest
+   * (a step starts after the host read that ended the previous one; waiting for the submit batch would
+   * leave the device idle meanwhile).
+   */
+  flush(): void {
+    const b = this.backend;
+    if (b.dispatchCountInPass === 0) return;
+    b.endComputePassEncoder();
+    b.submitQueue();
+  }
+
   /** run() with every dispatch in its own pass between two timestamps (the bench's profiled step). */
   private runTimed(ops: Dispatch[], tensors: tf.TensorInfo[], timer: NonNullable<RawKernels['timer']>): void {
     const b = this.backend;

@@ -245,8 +245,12 @@ export function rawTrainingStep(
   const trunk2 = fpdm ? blocks('blocks_post', cfg.postDepth) : [];
   const kept1: KeptBlock[] = [];
   const kept2: KeptBlock[] = [];
+  rk.flush(); // the device starts while the blocks are recorded
   let h = emb.h0;
-  for (const b of trunk1) h = blockForward(rk, h, cPP, b.w, heads, ckpt, kept1);
+  trunk1.forEach((b, i) => {
+    h = blockForward(rk, h, cPP, b.w, heads, ckpt, kept1);
+    if (i === 0) rk.flush();
+  });
   // FPDM's middle
   const wProj = fpdm ? paramList(p, '', PROJECTION_PARAM_NAMES) : [];
   const wFix = fpdm ? paramList(p, 'block_fixed_point', BLOCK_PARAM_NAMES) : [];
