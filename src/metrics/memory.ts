@@ -8,9 +8,10 @@
 //                  not see backend scratch space, kernel workspaces, the wasm allocator's slack or
 //                  texture/buffer pooling. Reported absolute (including tensors alive before the
 //                  region, e.g. weights) and relative to the start of the region.
-//     method 'profile' (default): `tf.profile` snapshots numBytes after every kernel, so the peak is
-//                  exact at kernel granularity (it also records each kernel, so profile regions of
-//                  bounded length, e.g. one training step or one sampling pass).
+//     method 'profile' (default): `tf.profile` snapshots numBytes after every kernel, and the probe
+//                  after every new tensor (the direct-dispatch kernels make theirs without a TF.js
+//                  kernel), so the peak is exact at that granularity (it also records each kernel, so
+//                  profile regions of bounded length, e.g. one training step or one sampling pass).
 //     method 'sample': numBytes is read at the start, the end and wherever the code calls
 //                  `probe.sample()`; cheaper, but a peak between samples is missed.
 //   backend pool   where the backend reports its own allocation: wasm → size of the WebAssembly linear
@@ -60,10 +61,35 @@ export function backendPool(): { bytes: number; kind: 'wasm-linear-memory' | 'we
   return undefined;
 }
 
+interface EngineTracking {
+  state: { numBytes: number };
+  trackTensor(a: tf.Tensor, backend: unknown): void;
+}
+
 /** Sampling probe: call `sample()` at points of interest inside the region, then `finish()`. */
 export class MemoryProbe {
   private readonly start = tf.memory().numBytes;
   private peak = this.start;
+
+  /**
+   * Also samples at every tensor the engine starts tracking, kernels or not (the direct-dispatch
+   * kernels of src/backends/webgpu/ make their outputs without a TF.js kernel, so tf.profile's
+   * per-kernel snapshots miss them); returns the function that stops it. Private engine API of tfjs-core 4.x.
+   */
+  watchAllocations(): () => void {
+    const e = tf.engine() as unknown as EngineTracking;
+    const orig = e.trackTensor;
+    const raise = (bytes: number): void => {
+      if (bytes > this.peak) this.peak = bytes;
+    };
+    e.trackTensor = function (this: EngineTracking, a: tf.Tensor, backend: unknown): void {
+      orig.call(this, a, backend);
+      raise(this.state.numBytes);
+    };
+    return () => {
+      e.trackTensor = orig;
+    };
+  }
 
   sample(): void {
     this.peak = Math.max(this.peak, tf.memory().numBytes);
@@ -104,10 +130,16 @@ export async function measureMemory<T>(
     return { result, memory: probe.finish('sample') };
   }
   let result!: T;
-  const info = await tf.profile(async () => {
-    result = await fn(probe);
-    return [] as tf.Tensor[]; // the result is kept by the caller; profile must not track it
-  });
+  const unwatch = probe.watchAllocations();
+  let info: Awaited<ReturnType<typeof tf.profile>>;
+  try {
+    info = await tf.profile(async () => {
+      result = await fn(probe);
+      return [] as tf.Tensor[]; // the result is kept by the caller; profile must not track it
+    });
+  } finally {
+    unwatch();
+  }
   // peakBytes is -Infinity when no kernel ran (Math.max of an empty list)
   return { result, memory: probe.finish('profile', Number.isFinite(info.peakBytes) ? info.peakBytes : 0) };
 }

@@ -26,6 +26,16 @@ for (const backend of TEST_BACKENDS) {
     }, 'sample');
     assert.equal(s.memory.peakRegionBytes, 4, 'sampling between kernels misses the transient');
     s.result.dispose();
+    // a tensor made without a kernel (as the direct-dispatch kernels make their outputs) and disposed
+    // inside the region: its bytes are in the peak too
+    const made = await measureMemory(() => {
+      tf.tensor(new Float32Array(500_000)).dispose();
+      return null;
+    });
+    assert.ok(
+      made.memory.peakRegionBytes >= 2_000_000,
+      `peak ${made.memory.peakRegionBytes} misses a tensor made without a kernel`,
+    );
     keep.dispose();
     if (backend === 'wasm') {
       assert.equal(memory.backendPoolKind, 'wasm-linear-memory');
