@@ -166,33 +166,9 @@ export class AdamW {
     const lr = learningRateAt(c, t);
     const names = this.present(g);
     const clipCoef = c.clipGradNorm !== null ? Math.min(1, c.clipGradNorm / (gradNorm + 1e-6)) : 1;
-    const bc1 = 1 - c.beta1 ** t;
     const bc2Sqrt = Math.sqrt(1 - c.beta2 ** t);
-    const stepSize = lr / bc1;
-    const fused = ema ? fusedOptimizerKernels() : null;
-    if (fused && ema && names.length > 0) {
-      const shadow = ema.weights();
-      fused.apply(
-        names.map((name) => ({
-          g: g.get(name)!,
-          p: this.params.get(name)!,
-          m: this.m.get(name)!,
-          v: this.v.get(name)!,
-          ema: shadow.get(name)!,
-        })),
-        {
-          clip: clipCoef,
-          decay: 1 - lr * c.weightDecay,
-          applyDecay: c.weightDecay > 0,
-          beta1: c.beta1,
-          beta2: c.beta2,
-          bc2Sqrt,
-          eps: c.eps,
-          stepSize,
-          emaDecay: ema.decay,
-        },
-        names.map((n) => this.params.get(n)!.size),
-      );
+    const stepSize = lr / (1 - c.beta1 ** t);
+    if (ema && names.length > 0 && this.fusedApply(g, names, t, ema, { norm: gradNorm })) {
       // parameters without a gradient are not updated, but their EMA still moves towards them
       if (names.length < this.params.size) ema.update([...this.params.keys()].filter((n) => !g.has(n)));
       return { lr, gradNorm };
@@ -216,6 +192,68 @@ export class AdamW {
     }
     ema?.update();
     return { lr, gradNorm };
+  }
+
+  /**
+   * The fused update of step t on the device (webgpu with the fused kernels): false where those are
+   * not used. status: [loss, ‖g‖, …] on the device, or the host's norm.
+   */
+  private fusedApply(
+    g: Map<string, tf.Tensor>,
+    names: string[],
+    t: number,
+    ema: Ema,
+    status: { tensor: tf.Tensor } | { norm: number },
+  ): boolean {
+    const fused = fusedOptimizerKernels();
+    if (!fused) return false;
+    const c = this.cfg;
+    const lr = learningRateAt(c, t);
+    const shadow = ema.weights();
+    fused.apply(
+      names.map((name) => ({
+        g: g.get(name)!,
+        p: this.params.get(name)!,
+        m: this.m.get(name)!,
+        v: this.v.get(name)!,
+        ema: shadow.get(name)!,
+      })),
+      {
+        clip: 1, // computed on the device from the status's norm (maxNorm below)
+        decay: 1 - lr * c.weightDecay,
+        applyDecay: c.weightDecay > 0,
+        beta1: c.beta1,
+        beta2: c.beta2,
+        bc2Sqrt: Math.sqrt(1 - c.beta2 ** t),
+        eps: c.eps,
+        stepSize: lr / (1 - c.beta1 ** t),
+        emaDecay: ema.decay,
+      },
+      names.map((n) => this.params.get(n)!.size),
+      status,
+      c.clipGradNorm,
+    );
+    return true;
+  }
+
+  /**
+   * The next step's update recorded on the device without reading anything back first, where the
+   * fused kernels run (webgpu): the clipping coefficient comes from the norm in `status` ([loss, ‖g‖, …],
+   * a device tensor), and the device leaves weights, moments and EMA unchanged when status's loss is not
+   * finite. The step counter does not move until `commitStep()` (call it once the loss was read and is
+   * finite). Returns null where this is not available (then read the norm and call applyUpdate).
+   */
+  recordUpdate(g: Map<string, tf.Tensor>, status: tf.Tensor, ema: Ema): { lr: number } | null {
+    const names = this.present(g);
+    if (names.length < this.params.size) return null;
+    const t = this.stepCount + 1;
+    if (!this.fusedApply(g, names, t, ema, { tensor: status })) return null;
+    return { lr: learningRateAt(this.cfg, t) };
+  }
+
+  /** Counts the step whose update recordUpdate recorded (its loss was finite). */
+  commitStep(): void {
+    this.stepCount += 1;
   }
 
   /** Moments as host tensors named `opt.m.<param>` / `opt.v.<param>`, plus the step count. */

@@ -14,7 +14,9 @@
 //      last good state is checkpointed with that status (nothing is silently skipped)
 //   8. AdamW update, EMA update; every `checkpointEvery` steps and at the end a checkpoint.
 // Steps 4–6 record the device's work and start the step's one host read (loss, gradient norm,
-// residuals); the next step's draws (1–3) are made while the device computes, then the read is awaited.
+// residuals); where the optimizer runs on the device (webgpu, fused) step 8 is recorded right after,
+// clipped by the device's norm and skipped by the device when the loss is not finite, so 7 holds; the
+// next step's draws (1–3) are made while the device computes, then the read is awaited.
 // On webgpu (learned variance, hybrid loss) 4–6 run as one step of direct dispatches without a tape
 // (src/backends/webgpu/train-step.ts: the same loss and gradients).
 import * as tf from '@tensorflow/tfjs-core';
@@ -328,6 +330,8 @@ async function drawStep(s: LiveState, cfg: TrainConfig, process: GaussianDiffusi
 interface RecordedStep {
   grads: Map<string, tf.Tensor>;
   plan: TrainingPlan;
+  /** the device tensor [loss, ‖g‖ (where computed), residuals…] being read; disposed once read */
+  status: tf.Tensor;
   /** resolves to the loss, the global gradient norm (0 where the optimizer computes none) and the last fixed-point residual */
   read: Promise<{ loss: number; gradNorm: number; residual: number | undefined }>;
 }
@@ -404,7 +408,7 @@ function recordStep(
       residual: res && res.length > 0 ? res[res.length - 1] : undefined,
     };
   });
-  return { grads: named, plan, read };
+  return { grads: named, plan, status: readBack, read };
 }
 
 /** A step's record (FPDM: its S-JFB draw and last residual). */
@@ -477,17 +481,21 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       if (o.stopAfter !== undefined && taken >= o.stopAfter) return result('stopped', null, resumedFrom);
       const t0 = performance.now();
       const r = recordStep(s, process, o.gradCheckpoint === true, byVarName, draws!); // 4–6
+      const named = r.grads;
+      // 8 recorded before the read where the optimizer can (webgpu, fused): clipped by the device's norm,
+      // and a no-op on the device when the loss is not finite (7); else after the read, below
+      const recorded = s.opt.recordUpdate(named, r.status, s.ema);
+      if (recorded) tf.dispose([...named.values()]);
       const between = generatorStates(s); // after this step's draws, before the next step's
       const more = s.step + 1 < cfg.steps && (o.stopAfter === undefined || taken + 1 < o.stopAfter);
       draws = more ? await drawStep(s, cfg, process) : null; // 1–3 of the next step, while the device computes
       const tWait = performance.now();
       const { loss, gradNorm, residual } = await r.read;
       const waitMs = performance.now() - tWait;
-      const named = r.grads;
       const step = s.step + 1;
       if (!Number.isFinite(loss)) {
         // 7
-        tf.dispose([...named.values()]);
+        if (!recorded) tf.dispose([...named.values()]);
         const rec = stepRecord(s.model, step, loss, NaN, NaN, t0, r.plan, residual);
         o.onStep?.(rec);
         s.history.push(rec);
@@ -497,8 +505,14 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         );
         return result('diverged', step, resumedFrom);
       }
-      const info = s.opt.applyUpdate(named, gradNorm, s.ema); // 8 (EMA too)
-      tf.dispose([...named.values()]);
+      let info: { lr: number; gradNorm: number };
+      if (recorded) {
+        s.opt.commitStep();
+        info = { lr: recorded.lr, gradNorm };
+      } else {
+        info = s.opt.applyUpdate(named, gradNorm, s.ema); // 8 (EMA too)
+        tf.dispose([...named.values()]);
+      }
       s.step = step;
       const rec = stepRecord(s.model, step, loss, info.lr, info.gradNorm, t0, r.plan, residual);
       o.onTiming?.({ hostMs: performance.now() - t0 - waitMs, waitMs });

@@ -5,7 +5,8 @@
 // gradient of every parameter, and FPDM's residuals, for DiT and FPDM, with and without gradient
 // checkpointing, with and without iterations outside the gradient, FPDM's pre/post conditioning with and
 // without the timestep, a dropped label (the null class), v-prediction with zero terminal SNR and ε.
-// And the training loop with the direct step against the loop with the taped one.
+// And the training loop with the direct step against the loop with the taped one, and a step whose loss
+// is not finite (its update is recorded on the device before the loss is read) leaving everything as it was.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,6 +20,8 @@ import { createModel, type AnyModel } from '../../src/models/index.js';
 import { ditPreset, fpdmFrom, validateConfig, type FPDMOptions, type ModelConfig } from '../../src/models/config.js';
 import { openSynthetic } from '../../src/data/synthetic.js';
 import { trainModel } from '../../src/training/loop.js';
+import { readCheckpointMeta } from '../../src/training/checkpoint.js';
+import type { Dataset } from '../../src/data/dataset.js';
 import { TEST_BACKENDS, randomTensor, tensorRelErr, useBackend } from '../helpers.js';
 
 const onGpu = TEST_BACKENDS.includes('webgpu');
@@ -191,6 +194,61 @@ test(
           `step ${i + 1}: residual ${a.residual} vs ${b.residual}`,
         );
       }
+    } finally {
+      setKernelOptions(prev);
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  'a step whose loss is not finite changes nothing on the device: weights, moments and EMA stay those of the last good step',
+  { skip: onGpu ? false : SKIP },
+  async () => {
+    await useBackend('webgpu');
+    const prev = setKernelOptions({ rawBlock: true, directStep: true, fusedOptimizer: true });
+    const dirs: string[] = [];
+    try {
+      const clean = openSynthetic({ size: 32, channels: 3, imageSize: 8, numClasses: 5, seed: 4 });
+      // the third batch drawn holds a NaN: step 3's loss is NaN (its update is recorded before the read)
+      let calls = 0;
+      const poisoned: Dataset = {
+        ...clean,
+        async batch(idx) {
+          const b = await clean.batch(idx);
+          calls += 1;
+          if (calls === 3) b.x[5] = NaN;
+          return b;
+        },
+      };
+      const run = async (dataset: Dataset, steps: number) => {
+        const outDir = mkdtempSync(join(tmpdir(), 'direct-div-'));
+        dirs.push(outDir);
+        const r = await trainModel({
+          model: TRUNK,
+          diffusion: diffusionConfig({}),
+          dataset,
+          steps,
+          batch: 4,
+          seed: 5,
+          outDir,
+          checkpointEvery: 1,
+          optimizer: { lr: 1e-3, clipGradNorm: 0.5 },
+        });
+        return { r, meta: readCheckpointMeta(outDir)! };
+      };
+      const good = await run(clean, 2);
+      const bad = await run(poisoned, 5);
+      assert.equal(bad.r.status, 'diverged');
+      assert.equal(bad.r.divergedAt, 3);
+      assert.ok(Number.isNaN(bad.r.history.at(-1)!.loss));
+      assert.deepEqual(
+        bad.r.history.slice(0, 2).map((h) => h.loss),
+        good.r.history.map((h) => h.loss),
+        'the same first two steps',
+      );
+      assert.equal(bad.meta.optimizer.stepCount, 2, 'the diverged step is not counted');
+      assert.equal(bad.meta.sha256, good.meta.sha256, 'weights, moments and EMA equal those after step 2');
     } finally {
       setKernelOptions(prev);
       for (const d of dirs) rmSync(d, { recursive: true, force: true });

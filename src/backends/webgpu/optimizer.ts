@@ -6,11 +6,15 @@
 //            TF.js tensor (read by the caller together with the loss: one host read per step)
 //   update   one dispatch per parameter tensor that reads g and rewrites p, m, v and the EMA copy
 //            in place (no intermediates):
-//              g ← g·clip (only when clip < 1);  p ← p·(1 − lr·λ) (only when λ > 0)
+//              g ← g·clip (only when clip < 1; clip = min(1, maxNorm / (‖g‖ + 1e-6)) computed on the device
+//              from the norm in a status buffer [loss, ‖g‖], so no host read is needed before the update);
+//              p ← p·(1 − lr·λ) (only when λ > 0)
 //              m ← β1·m + (1 − β1)·g;  v ← β2·v + (1 − β2)·g²
 //              p ← p − stepSize · m / (√v / √(1 − β2^t) + ε);  ema ← d·ema + (1 − d)·p
 //            the same operations in the same order as the TF.js op sequence of src/training/adamw.ts
-//            and ema.ts (`adamwEmaReference` there mirrors this kernel in float32 on the host).
+//            and ema.ts (`adamwEmaReference` there mirrors this kernel in float32 on the host, given the
+//            coefficient). Nothing is written when the status's loss is not finite (a diverged step
+//            leaves the weights, moments and EMA as they were, as the loop's host check requires).
 // Both passes go into one command buffer submitted after TF.js's pending work (queue order keeps
 // them between the backward pass and whatever TF.js records next). Written variables get their
 // CPU-side cache cleared, so `data()` and checkpoints read the new values. A variable whose buffer
@@ -100,12 +104,18 @@ struct Info { n: u32, groupsX: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(4) var<storage, read_write> ema: array<f32>;
 @group(0) @binding(5) var<uniform> st: Step;
 @group(0) @binding(6) var<uniform> info: Info;
+@group(0) @binding(7) var<storage, read> status: array<f32>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let i = (wid.y * info.groupsX + wid.x) * ${WG}u + lid.x;
   if (i >= info.n) { return; }
+  // status = [loss, ‖g‖]: a step whose loss is not finite (exponent bits all set) changes nothing
+  if ((bitcast<u32>(status[0]) & 0x7f800000u) == 0x7f800000u) { return; }
   var grad = g[i];
-  if ((st.flags & 1u) != 0u) { grad = grad * st.clip; }
+  if ((st.flags & 1u) != 0u) {
+    let c = min(1.0, st.clip / (status[1] + 1e-6));
+    if (c < 1.0) { grad = grad * c; }
+  }
   var pd = p[i];
   if ((st.flags & 2u) != 0u) { pd = pd * st.decay; }
   let mN = m[i] * st.b1 + grad * st.omb1;
@@ -176,6 +186,8 @@ class FusedOptimizerKernels {
   private readonly reduce: { getBindGroupLayout(i: number): unknown };
   private readonly update: { getBindGroupLayout(i: number): unknown };
   private readonly stepUniform: GBuffer;
+  /** [loss, ‖g‖] written from the host when the caller has the norm on the host */
+  private readonly hostStatus: GBuffer;
   private readonly timestamps: boolean;
   private infoBuffer: GBuffer | null = null;
   private infoFor: number[] | null = null;
@@ -198,6 +210,7 @@ class FusedOptimizerKernels {
     this.reduce = make(REDUCE);
     this.update = make(UPDATE);
     this.stepUniform = d.createBuffer({ size: 48, usage: USAGE.UNIFORM | USAGE.COPY_DST });
+    this.hostStatus = d.createBuffer({ size: 16, usage: USAGE.STORAGE | USAGE.COPY_DST });
     this.timestamps = d.features.has('timestamp-query');
   }
 
@@ -364,8 +377,18 @@ class FusedOptimizerKernels {
     return tf.engine().makeTensorFromTensorInfo(out);
   }
 
-  /** The in-place update of every entry (see the file header). */
-  apply(entries: FusedEntry[], s: FusedStepScalars, sizesKey: number[]): void {
+  /**
+   * The in-place update of every entry (see the file header). `status`: [loss, ‖g‖, …] on the device
+   * (the loop's read-back tensor), or the host's norm (then the loss is taken as finite); `maxNorm`: the
+   * clipping threshold, or null for none (s.clip is the host's coefficient, for the mirror; unused here).
+   */
+  apply(
+    entries: FusedEntry[],
+    s: FusedStepScalars,
+    sizesKey: number[],
+    status: { tensor: tf.Tensor } | { norm: number },
+    maxNorm: number | null,
+  ): void {
     const { groups } = this.ensureInfo(sizesKey);
     const d = this.backend.device;
     // private buffers for what is written in place (see the file header)
@@ -375,12 +398,18 @@ class FusedOptimizerKernels {
       }
     }
     const bufs = entries.map((e) => [e.g, e.p, e.m, e.v, e.ema].map((t) => this.tensorBuffer(t)));
+    let statusBuf: GBuffer;
+    if ('tensor' in status) statusBuf = this.tensorBuffer(status.tensor);
+    else {
+      statusBuf = this.hostStatus;
+      d.queue.writeBuffer(this.hostStatus, 0, new Float32Array([0, status.norm]));
+    }
     this.flushTfjs();
     const st = new ArrayBuffer(48);
     const f = new Float32Array(st);
-    const clipOn = s.clip < 1;
     f.set(stepValues(s));
-    new Uint32Array(st, 44, 1)[0] = (clipOn ? 1 : 0) | (s.applyDecay ? 2 : 0);
+    f[0] = maxNorm ?? 0; // the kernel computes the coefficient from the status's norm
+    new Uint32Array(st, 44, 1)[0] = (maxNorm !== null ? 1 : 0) | (s.applyDecay ? 2 : 0);
     d.queue.writeBuffer(this.stepUniform, 0, st);
     const enc = d.createCommandEncoder();
     const { pass, finish } = this.beginPass(enc);
@@ -388,13 +417,14 @@ class FusedOptimizerKernels {
     const n = entries.length;
     entries.forEach((e, i) => {
       const b = bufs[i]!;
-      const bind = this.bindCached(this.updateBinds, i, b, () =>
+      const bind = this.bindCached(this.updateBinds, i, [...b, statusBuf], () =>
         d.createBindGroup({
           layout: this.update.getBindGroupLayout(0),
           entries: [
             ...b.map((buffer, k) => ({ binding: k, resource: { buffer } })),
             { binding: 5, resource: { buffer: this.stepUniform } },
             { binding: 6, resource: { buffer: this.infoBuffer, offset: (groups + i) * 256, size: 16 } },
+            { binding: 7, resource: { buffer: statusBuf } },
           ],
         }),
       );
