@@ -11,7 +11,9 @@
 //   error       of the mixed result against the fp32 kernel's: max |Δ| / max |C|, and ‖Δ‖ / ‖C‖
 // Prints a markdown table (stdout) and the results as JSON (stdout after the table; with --json alone
 // on stdout, the table on stderr). A GPU without f16 subgroup matrices is refused (exit 2).
-//   node scripts/gpu/gemm-mixed-bench.mjs [--reps N] [--only SUBSTRING] [--json] [--out FILE.json]
+//   node scripts/gpu/gemm-mixed-bench.mjs [--reps N] [--only SHAPE] [--kernel KERNEL] [--json] [--out FILE.json]
+//   (--only, --kernel: substrings of the shape labels, e.g. 'XL/2', and of the mixed kernels' names,
+//   e.g. 'M16N16K16' or '128x128k16p')
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -73,6 +75,8 @@ const SHAPES: Shape[] = [
 interface Options {
   reps: number;
   only?: string;
+  /** mixed kernels whose name contains this (e.g. 'M16N16K16' or '128x128'); the fp32 one always runs */
+  kernel?: string;
   json: boolean;
   out?: string;
 }
@@ -90,9 +94,13 @@ function parseArgs(argv: string[]): Options {
       o.reps = Number(value());
       if (!Number.isInteger(o.reps) || o.reps < 1) throw new UserError(`--reps: expected a positive integer`);
     } else if (a === '--only') o.only = value();
+    else if (a === '--kernel') o.kernel = value();
     else if (a === '--json') o.json = true;
     else if (a === '--out') o.out = value();
-    else throw new UserError(`unknown argument '${a}': expected --reps N, --only SUBSTRING, --json, --out FILE`);
+    else
+      throw new UserError(
+        `unknown argument '${a}': expected --reps N, --only SUBSTRING, --kernel SUBSTRING, --json, --out FILE`,
+      );
   }
   return o;
 }
@@ -209,7 +217,7 @@ interface GpuErrorTarget {
 
 const mmaName = (k: MixedKernel) => `M${k.mma.M}N${k.mma.N}K${k.mma.K}`;
 
-async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, reps: number): Promise<Row[]> {
+async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: Options): Promise<Row[]> {
   const { M, N, K } = s;
   const splits = s.split ? splitK(M, N, K).splits : 1;
   const A = tf.randomNormal(s.aFast === 'k' ? [M, K] : [K, M], 0, 1, 'float32', 1);
@@ -226,6 +234,7 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, rep
       const kernel: MixedKernel = { mma, subgroupSize: device.subgroupSize, tile: MIXED_TILES[tile] };
       if (!mixedFits(probe, kernel, device)) continue;
       const isDefault = chosen.mma === mma && chosen.tile === kernel.tile;
+      if (o.kernel && !`${mmaName(kernel)} ${tile}`.includes(o.kernel)) continue;
       variants.push({ name: `mixed ${mmaName(kernel)} ${tile}`, kernel, isDefault });
     }
   }
@@ -248,7 +257,7 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, rep
       elementKernelWgsl([{ name: 'C', write: true }], M * N, 'C[idx] = 3.0e38;'),
     );
     rk.run([{ kernel: poison, buffers: [out.buffer], groups: elementGroups(M * N) }], [out.tensor]);
-    const ms = await time(rk, ops, [A, B, out.tensor], reps);
+    const ms = await time(rk, ops, [A, B, out.tensor], o.reps);
     const C = (await out.tensor.data()) as Float32Array;
     out.tensor.dispose();
     fp32 ??= { ms, C };
@@ -320,7 +329,7 @@ async function main(): Promise<void> {
     `${backend.device}; subgroup size ${device.subgroupSize}, ${device.maxWorkgroupBytes} B workgroup memory, ${device.maxThreads} threads per workgroup\n`,
   );
   const rows: Row[] = [];
-  for (const s of shapes) rows.push(...(await benchShape(rk, device, s, o.reps)));
+  for (const s of shapes) rows.push(...(await benchShape(rk, device, s, o)));
   const app = process.env.APP;
   const result = {
     bench: 'gemm-mixed',

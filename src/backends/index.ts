@@ -322,10 +322,11 @@ async function initMixed(choice: BackendChoice): Promise<BackendInfo> {
   let mod: {
     WebGPUBackend?: WebGPUBackendCtor;
     version_webgpu?: string;
+    version?: string;
     default?: { WebGPUBackend?: WebGPUBackendCtor };
   };
   try {
-    mod = (await import(pkg)) as typeof mod;
+    mod = (await import('@tensorflow/tfjs-backend-webgpu')) as typeof mod; // a literal, so that a bundle includes it
   } catch (e) {
     throw new UserError(
       `optional package ${pkg} does not load (${(e as Error).message.split('\n')[0]}): npm install ${pkg} webgpu`,
@@ -349,7 +350,7 @@ async function initMixed(choice: BackendChoice): Promise<BackendInfo> {
     name: 'webgpu',
     usable: true,
     package: pkg,
-    version: packageVersion(pkg) ?? mod.version_webgpu,
+    version: packageVersion(pkg) ?? mod.version_webgpu ?? mod.version,
     device: `${describeMixedAdapter(adapter)} (f16 subgroup matrices ${shapes})`,
     precision: 'mixed',
   };

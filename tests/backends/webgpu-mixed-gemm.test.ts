@@ -265,7 +265,7 @@ test(
   },
 );
 
-/** Kernels for the emulated run: several subgroup layouts, matrices per subgroup and k steps per stage. */
+/** Kernels for the emulated run: several subgroup layouts, matrices per subgroup and k steps per stage, and prefetch. */
 const EMULATED: Array<[string, MixedKernel]> = [
   [
     'M16 N16 K16, 2×2 subgroups of 32×16, k 16',
@@ -276,6 +276,14 @@ const EMULATED: Array<[string, MixedKernel]> = [
     { mma: H200_CONFIGS[2]!, subgroupSize: 32, tile: { sgRows: 1, sgCols: 4, rows: 16, cols: 16, tk: 16 } },
   ],
   ['M16 N16 K16, tile 64x64k32', { mma: H200_CONFIGS[0]!, subgroupSize: 32, tile: MIXED_TILES['64x64k32'] }],
+  [
+    'M16 N8 K16, 2×2 subgroups of 32×16, k 32, prefetch',
+    {
+      mma: H200_CONFIGS[1]!,
+      subgroupSize: 32,
+      tile: { sgRows: 2, sgCols: 2, rows: 32, cols: 16, tk: 32, prefetch: true },
+    },
+  ],
 ];
 
 test(

@@ -35,18 +35,23 @@ export interface MixedTile {
   cols: number;
   /** values of k staged per step: a multiple of the subgroup-matrix K */
   tk: number;
+  /** read the next stage's operands into registers while this stage multiplies */
+  prefetch?: boolean;
 }
 
 /**
- * Tiles named by the workgroup's tile of C (rows × columns) and the k per stage, each with 4 subgroups,
- * in the order mixedKernel prefers them. Workgroup memory at M16 N16 K16 with B row-major: 23 KiB,
- * 13 KiB, 19 KiB, 11 KiB.
+ * Tiles named by the workgroup's tile of C (rows × columns), the k per stage and 'p' for prefetch, each
+ * with 4 subgroups, in the order mixedKernel prefers them (the prefetching ones, untried on a GPU yet,
+ * only when asked for). Workgroup memory at M16 N16 K16 with B row-major: 23 KiB, 13 KiB, 19 KiB,
+ * 11 KiB, 13 KiB, 19 KiB.
  */
 export const MIXED_TILES = {
   '128x128k32': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 32 },
   '128x128k16': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 16 },
   '128x64k32': { sgRows: 2, sgCols: 2, rows: 64, cols: 32, tk: 32 },
   '64x64k32': { sgRows: 2, sgCols: 2, rows: 32, cols: 32, tk: 32 },
+  '128x128k16p': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 16, prefetch: true },
+  '128x64k32p': { sgRows: 2, sgCols: 2, rows: 64, cols: 32, tk: 32, prefetch: true },
 } as const satisfies Record<string, MixedTile>;
 export type MixedTileName = keyof typeof MIXED_TILES;
 
@@ -86,7 +91,9 @@ export function mixedKernel(
     tile: MIXED_TILES[name],
   });
   if (tile) return of(tile);
-  const fits = (Object.keys(MIXED_TILES) as MixedTileName[]).filter((n) => mixedFits(s, of(n), device));
+  const fits = (Object.keys(MIXED_TILES) as MixedTileName[]).filter(
+    (n) => (MIXED_TILES[n] as MixedTile).prefetch !== true && mixedFits(s, of(n), device),
+  );
   invariant(
     fits.length > 0,
     () =>
@@ -233,6 +240,64 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
     )
     .join('');
 
+  // staging: each thread's elements of the A and B tiles at k0, written to As, Bs; with prefetch, read
+  // into registers (PA, PB) one stage ahead and written at the start of the next
+  const LA = (BM * TK) / WG;
+  const LB = (TK * BN) / WG;
+  const each = (n: number, body: string) => `for (var l = 0u; l < ${u(n)}; l = l + 1u) {
+      let e = tid + l * ${u(WG)};
+      ${body}
+    }`;
+  const aAt = `As[ii * ${u(AST)} + kk]`;
+  const stageLoop =
+    tile.prefetch === true
+      ? `var PA: array<f32, ${LA}>;
+  var PB: array<f32, ${LB}>;
+  ${each(
+    LA,
+    `${aIdx}
+      PA[l] = loadA(b, row0 + ii, kk);`,
+  )}
+  ${each(
+    LB,
+    `${bIdx}
+      PB[l] = loadB(b, kk, col0 + jj);`,
+  )}
+  for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
+    ${each(
+      LA,
+      `${aIdx}
+      ${aAt} = ${H}(PA[l]);`,
+    )}
+    ${each(
+      LB,
+      `${bIdx}
+      Bs[${bAt}] = ${H}(PB[l]);`,
+    )}
+    workgroupBarrier();
+    // the next stage's loads (beyond K they read 0) are in flight during this stage's multiplies
+    ${each(
+      LA,
+      `${aIdx}
+      PA[l] = loadA(b, row0 + ii, k0 + ${u(TK)} + kk);`,
+    )}
+    ${each(
+      LB,
+      `${bIdx}
+      PB[l] = loadB(b, k0 + ${u(TK)} + kk, col0 + jj);`,
+    )}`
+      : `for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
+    ${each(
+      LA,
+      `${aIdx}
+      ${aAt} = ${H}(loadA(b, row0 + ii, k0 + kk));`,
+    )}
+    ${each(
+      LB,
+      `${bIdx}
+      Bs[${bAt}] = ${H}(loadB(b, k0 + kk, col0 + jj));`,
+    )}`;
+
   const header = emu
     ? ''
     : `diagnostic(off, chromium.subgroup_matrix_uniformity);
@@ -264,17 +329,7 @@ fn main(${builtins}) {
   let aBase = sgI * ${u(tile.rows * AST)};
   let bBase = ${bBase};
   ${decls}
-  for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
-    for (var l = 0u; l < ${u((BM * TK) / WG)}; l = l + 1u) {
-      let e = tid + l * ${u(WG)};
-      ${aIdx}
-      As[ii * ${u(AST)} + kk] = ${H}(loadA(b, row0 + ii, k0 + kk));
-    }
-    for (var l = 0u; l < ${u((TK * BN) / WG)}; l = l + 1u) {
-      let e = tid + l * ${u(WG)};
-      ${bIdx}
-      Bs[${bAt}] = ${H}(loadB(b, k0 + kk, col0 + jj));
-    }
+  ${stageLoop}
     workgroupBarrier();
     if (sg < ${u(SGS)}) {
       ${multiply}
