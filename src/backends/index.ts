@@ -310,8 +310,14 @@ async function initMixed(choice: BackendChoice): Promise<BackendInfo> {
   const support = await mixedPrecisionSupport();
   if (!support.ok) throw new UserError(`--precision mixed cannot be used here: ${support.reason}`);
   const tf = await loadTf();
+  if (mixedBackend) {
+    // initialised before (another backend may have been selected since): select it again
+    if (tf.getBackend() !== 'webgpu' && !(await tf.setBackend('webgpu')))
+      throw new UserError("backend 'webgpu' failed to initialise on the mixed-precision device");
+    active = mixedBackend;
+    return active;
+  }
   if (active?.name === 'webgpu' && tf.getBackend() === 'webgpu') {
-    if (active.precision === 'mixed') return active;
     throw new Error(
       "initBackend: the webgpu backend already runs at precision fp32 on TF.js's own device in this process; precision 'mixed' must be chosen when it is first initialised",
     );
@@ -346,7 +352,7 @@ async function initMixed(choice: BackendChoice): Promise<BackendInfo> {
     throw new UserError("backend 'webgpu' failed to initialise on the mixed-precision device");
   await tf.ready();
   const shapes = mixed.configs.map((c) => `M${c.M} N${c.N} K${c.K}`).join(', ');
-  active = {
+  active = mixedBackend = {
     name: 'webgpu',
     usable: true,
     package: pkg,
@@ -356,6 +362,9 @@ async function initMixed(choice: BackendChoice): Promise<BackendInfo> {
   };
   return active;
 }
+
+/** the webgpu backend on the mixed-precision device, once initialised */
+let mixedBackend: BackendInfo | undefined;
 
 /** TF.js 4.22's WebGPUBackend constructor: (device, adapterInfo) */
 type WebGPUBackendCtor = new (device: unknown, adapterInfo: unknown) => object;

@@ -42,8 +42,8 @@ export interface MixedTile {
 /**
  * Tiles named by the workgroup's tile of C (rows × columns), the k per stage and 'p' for prefetch, each
  * with 4 subgroups, in the order mixedKernel prefers them (the prefetching ones, untried on a GPU yet,
- * only when asked for). Workgroup memory at M16 N16 K16 with B row-major: 23 KiB, 13 KiB, 19 KiB,
- * 11 KiB, 13 KiB, 19 KiB.
+ * only when asked for). Workgroup memory at M16 N16 K16 (mixedWorkgroupBytes), B row-major / column-
+ * major: 23040 / 24576 B, 14592 / 16384, 18944 / 19456, 13824 / 14336, and as their unprefetched twins.
  */
 export const MIXED_TILES = {
   '128x128k32': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 32 },
