@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { brotliDecompressSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, type BackendName } from '../src/backends/index.js';
+import { initBackend, type BackendName, type InitOptions } from '../src/backends/index.js';
 import { Rng } from '../src/util/rng.js';
 
 /** The golden fixtures kept in the repository (tests/fixtures/README.md says where each came from). */
@@ -84,8 +84,8 @@ export function fixture(name: string): string {
 export const TEST_BACKENDS: BackendName[] = (process.env.FPDM_TEST_BACKENDS?.split(',') as
   BackendName[] | undefined) ?? ['cpu', 'wasm'];
 
-export async function useBackend(name: BackendName): Promise<void> {
-  await initBackend(name);
+export async function useBackend(name: BackendName, opts: InitOptions = {}): Promise<void> {
+  await initBackend(name, opts);
   if (name === 'webgpu') failOnGpuErrors();
 }
 

@@ -6,14 +6,22 @@
 //   cpu         @tensorflow/tfjs-backend-cpu: pure JS, slow, the correctness reference
 //   webgpu      @tensorflow/tfjs-backend-webgpu over the `webgpu` package (Dawn), optional
 //   tensorflow  @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node (libtensorflow), optional
+//
+// Precision: 'fp32' everywhere by default; 'mixed' (webgpu only) starts TF.js's WebGPU backend on a
+// device of our own with f16 tensor-core matmuls available (src/backends/webgpu/device.ts), for the
+// kernels that ask for them (src/backends/webgpu/gemm-mixed.ts); everything else stays float32.
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { UserError } from '../util/errors.js';
+import { createMixedDevice, describeMixedAdapter, mixedPrecisionSupport } from './webgpu/device.js';
 
 export const BACKEND_NAMES = ['wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 export type BackendChoice = BackendName | 'auto';
+export const PRECISIONS = ['fp32', 'mixed'] as const;
+/** fp32: float32 throughout; mixed: f16 matmul operands on tensor cores, f32 accumulation (webgpu only) */
+export type Precision = (typeof PRECISIONS)[number];
 
 export interface BackendInfo {
   name: BackendName;
@@ -26,6 +34,8 @@ export interface BackendInfo {
   /** what it computes on: CPU model and threads, or the GPU adapter */
   device?: string;
   threads?: number;
+  /** set only when the backend runs with precision 'mixed' (absent: fp32) */
+  precision?: 'mixed';
 }
 
 const require = createRequire(import.meta.url);
@@ -211,11 +221,34 @@ export function parseBackendChoice(s: string): BackendChoice {
   throw new UserError(`--backend: '${s}' is not a backend; choose one of auto, ${BACKEND_NAMES.join(', ')}`);
 }
 
+/** TF.js's core module, with every kernel's gradient registered. */
+async function loadTf(): Promise<typeof import('@tensorflow/tfjs-core')> {
+  // TF.js loads here, not with this module, so that `backends` and `--help` start without it (~2 s)
+  // a bundle (scripts/gpu/prepare.sh) hands tfjs-core's CommonJS module over as a default export
+  const core = (await import('@tensorflow/tfjs-core')) as typeof import('@tensorflow/tfjs-core') & {
+    default?: typeof import('@tensorflow/tfjs-core');
+  };
+  const tf = typeof core.env === 'function' ? core : core.default!;
+  await import('@tensorflow/tfjs'); // registers every kernel's gradient (tfjs-core's CommonJS build has none)
+  return tf;
+}
+
+export interface InitOptions {
+  /** 'mixed' needs the webgpu backend on a GPU with f16 tensor cores; default 'fp32' */
+  precision?: Precision;
+}
+
+export function parsePrecision(s: string): Precision {
+  if ((PRECISIONS as readonly string[]).includes(s)) return s as Precision;
+  throw new UserError(`--precision: '${s}' is not a precision; choose one of ${PRECISIONS.join(', ')}`);
+}
+
 /**
  * Initialises and selects a backend. `auto` picks webgpu when a GPU adapter exists, then tensorflow
  * when installed, else wasm. An unusable explicit choice is a UserError saying why.
  */
-export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
+export async function initBackend(choice: BackendChoice = 'auto', opts: InitOptions = {}): Promise<BackendInfo> {
+  if (opts.precision === 'mixed') return initMixed(choice);
   let info: BackendInfo;
   if (choice === 'auto') {
     const webgpu = gpuMayExist() ? await probeOne('webgpu') : undefined;
@@ -225,13 +258,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
     info = await probeOne(choice);
   }
   if (!info.usable) throw new UserError(`backend '${info.name}' cannot be used here: ${info.reason}`);
-  // TF.js loads here, not with this module, so that `backends` and `--help` start without it (~2 s)
-  // a bundle (scripts/gpu/prepare.sh) hands tfjs-core's CommonJS module over as a default export
-  const core = (await import('@tensorflow/tfjs-core')) as typeof import('@tensorflow/tfjs-core') & {
-    default?: typeof import('@tensorflow/tfjs-core');
-  };
-  const tf = typeof core.env === 'function' ? core : core.default!;
-  await import('@tensorflow/tfjs'); // registers every kernel's gradient (tfjs-core's CommonJS build has none)
+  const tf = await loadTf();
   if (active?.name === info.name && tf.getBackend() === info.name) return active;
 
   switch (info.name) {
@@ -268,3 +295,76 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   active = info;
   return info;
 }
+
+/**
+ * initBackend with precision 'mixed': TF.js's WebGPU backend on our own device with the f16
+ * tensor-core features (webgpu/device.ts), registered in place of the backend's own factory. A GPU
+ * without them is a UserError naming what is missing.
+ */
+async function initMixed(choice: BackendChoice): Promise<BackendInfo> {
+  if (choice !== 'auto' && choice !== 'webgpu')
+    throw new UserError(
+      `--precision mixed runs on the webgpu backend only (f16 tensor-core matmuls), not on '${choice}': use --backend webgpu, or --precision fp32`,
+    );
+  const pkg = '@tensorflow/tfjs-backend-webgpu';
+  const support = await mixedPrecisionSupport();
+  if (!support.ok) throw new UserError(`--precision mixed cannot be used here: ${support.reason}`);
+  const tf = await loadTf();
+  if (mixedBackend) {
+    // initialised before (another backend may have been selected since): select it again
+    if (tf.getBackend() !== 'webgpu' && !(await tf.setBackend('webgpu')))
+      throw new UserError("backend 'webgpu' failed to initialise on the mixed-precision device");
+    active = mixedBackend;
+    return active;
+  }
+  if (active?.name === 'webgpu' && tf.getBackend() === 'webgpu') {
+    throw new Error(
+      "initBackend: the webgpu backend already runs at precision fp32 on TF.js's own device in this process; precision 'mixed' must be chosen when it is first initialised",
+    );
+  }
+  // navigator.gpu is set by createMixedDevice before the backend module loads; when it loads, the
+  // module registers a factory of its own (for TF.js's own device), which ours replaces
+  const { device, adapter, info: mixed } = await createMixedDevice();
+  let mod: {
+    WebGPUBackend?: WebGPUBackendCtor;
+    version_webgpu?: string;
+    version?: string;
+    default?: { WebGPUBackend?: WebGPUBackendCtor };
+  };
+  try {
+    mod = (await import('@tensorflow/tfjs-backend-webgpu')) as typeof mod; // a literal, so that a bundle includes it
+  } catch (e) {
+    throw new UserError(
+      `optional package ${pkg} does not load (${(e as Error).message.split('\n')[0]}): npm install ${pkg} webgpu`,
+    );
+  }
+  const WebGPUBackend = mod.WebGPUBackend ?? mod.default?.WebGPUBackend;
+  if (!WebGPUBackend) throw new Error(`${pkg} exports no WebGPUBackend`);
+  if (tf.findBackendFactory('webgpu') !== null) tf.removeBackend('webgpu');
+  tf.registerBackend(
+    'webgpu',
+    async () => new WebGPUBackend(device, adapter.info) as unknown as import('@tensorflow/tfjs-core').KernelBackend,
+    3,
+  );
+  tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', WEBGPU_SUBMIT_BATCH);
+  tf.env().set('PROD', true);
+  if (!(await tf.setBackend('webgpu')))
+    throw new UserError("backend 'webgpu' failed to initialise on the mixed-precision device");
+  await tf.ready();
+  const shapes = mixed.configs.map((c) => `M${c.M} N${c.N} K${c.K}`).join(', ');
+  active = mixedBackend = {
+    name: 'webgpu',
+    usable: true,
+    package: pkg,
+    version: packageVersion(pkg) ?? mod.version_webgpu ?? mod.version,
+    device: `${describeMixedAdapter(adapter)} (f16 subgroup matrices ${shapes})`,
+    precision: 'mixed',
+  };
+  return active;
+}
+
+/** the webgpu backend on the mixed-precision device, once initialised */
+let mixedBackend: BackendInfo | undefined;
+
+/** TF.js 4.22's WebGPUBackend constructor: (device, adapterInfo) */
+type WebGPUBackendCtor = new (device: unknown, adapterInfo: unknown) => object;

@@ -45,6 +45,11 @@ export interface MatMulSpec {
    * global k = b·K + k (< kTotal); see splitK() for the partial sums and their reduction
    */
   kTotal?: number;
+  /**
+   * 'mixed': operands rounded to f16 and multiplied on the tensor cores, f32 accumulation
+   * (gemm-mixed.ts; needs the mixed-precision device); default 'fp32'. Read by Plan.matMul.
+   */
+  precision?: 'fp32' | 'mixed';
 }
 
 const TK = 16;
@@ -87,26 +92,15 @@ export const lit = (v: number): string => {
   return s.includes('.') || s.includes('e') ? s : `${s}.0`;
 };
 
-export function matMulWgsl(s: MatMulSpec): string {
-  const { rm, rn } = perThread(s.M, s.N, s.wide);
-  const BM = 16 * rm;
-  const BN = 16 * rn;
-  // A tile: BM (i) × 16 (k) values, BM/16 per thread; B tile: 16 (k) × BN (j)
-  const aIdx =
-    s.aFast === 'k' ? `let ii = e / ${u(TK)}; let kk = e % ${u(TK)};` : `let ii = e % ${u(BM)}; let kk = e / ${u(BM)};`;
-  const bIdx =
-    s.bFast === 'j' ? `let jj = e % ${u(BN)}; let kk = e / ${u(BN)};` : `let jj = e / ${u(TK)}; let kk = e % ${u(TK)};`;
+/**
+ * The spec's operands and epilogue as WGSL functions (after the constants M, N, K): loadA(b, i, kl),
+ * loadB(b, kl, j) with kl < K the index within the batch's reduction chunk (out of range: 0), and
+ * storeC(b, i, j, v). Shared by every matmul kernel, so that they all read a spec alike.
+ */
+export function matMulAccessWgsl(s: MatMulSpec): string {
   const kGlobal = s.kTotal === undefined ? 'let k = kl;' : 'let k = b * K + kl;';
   const kBound = s.kTotal === undefined ? 'kl >= K' : `kl >= K || k >= ${u(s.kTotal)}`;
-  return `
-${declare(s.bindings)}
-const M = ${u(s.M)};
-const N = ${u(s.N)};
-const K = ${u(s.K)};
-var<workgroup> As: array<array<f32, ${BM}>, ${TK}>;
-var<workgroup> Bs: array<array<f32, ${BN}>, ${TK}>;
-${s.helpers ?? ''}
-fn loadA(b: u32, i: u32, kl: u32) -> f32 {
+  return `fn loadA(b: u32, i: u32, kl: u32) -> f32 {
   ${kGlobal}
   if (i >= M || ${kBound}) { return 0.0; }
   return ${s.a};
@@ -118,7 +112,27 @@ fn loadB(b: u32, kl: u32, j: u32) -> f32 {
 }
 fn storeC(b: u32, i: u32, j: u32, v: f32) {
   ${s.store}
+}`;
 }
+
+export function matMulWgsl(s: MatMulSpec): string {
+  const { rm, rn } = perThread(s.M, s.N, s.wide);
+  const BM = 16 * rm;
+  const BN = 16 * rn;
+  // A tile: BM (i) × 16 (k) values, BM/16 per thread; B tile: 16 (k) × BN (j)
+  const aIdx =
+    s.aFast === 'k' ? `let ii = e / ${u(TK)}; let kk = e % ${u(TK)};` : `let ii = e % ${u(BM)}; let kk = e / ${u(BM)};`;
+  const bIdx =
+    s.bFast === 'j' ? `let jj = e % ${u(BN)}; let kk = e / ${u(BN)};` : `let jj = e / ${u(TK)}; let kk = e % ${u(TK)};`;
+  return `
+${declare(s.bindings)}
+const M = ${u(s.M)};
+const N = ${u(s.N)};
+const K = ${u(s.K)};
+var<workgroup> As: array<array<f32, ${BM}>, ${TK}>;
+var<workgroup> Bs: array<array<f32, ${BN}>, ${TK}>;
+${s.helpers ?? ''}
+${matMulAccessWgsl(s)}
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let b = wg.z;

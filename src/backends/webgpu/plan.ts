@@ -18,6 +18,8 @@ import {
   type Binding,
   type MatMulSpec,
 } from './gemm.js';
+import { mixedKernel, mixedMatMulGroups, mixedMatMulWgsl } from './gemm-mixed.js';
+import { mixedDeviceInfo } from './device.js';
 import type { Dispatch, RawKernels } from './raw.js';
 import type { GBuffer } from './types.js';
 
@@ -31,6 +33,8 @@ function bindingsOf(args: Arg[]): Binding[] {
 /** The dispatches of one op call; kernels are keyed `${prefix}.${name}:${shapeKey}`. */
 export class Plan {
   readonly ops: Dispatch[] = [];
+  /** the matmuls' precision where their spec names none ('mixed' needs the mixed-precision device) */
+  precision: 'fp32' | 'mixed' = 'fp32';
 
   constructor(
     protected readonly rk: RawKernels,
@@ -38,14 +42,39 @@ export class Plan {
     private readonly shapeKey: string,
   ) {}
 
-  protected push(name: string, args: Arg[], code: (b: Binding[]) => string, groups: [number, number, number]): void {
-    // the bindings are part of the key: a kernel of one name with another set of buffers is another kernel
-    const key = `${this.prefix}.${name}:${this.shapeKey}|${args.map((a) => a[0]).join(',')}`;
+  /** `variant` tells kernels of one name and shape apart (it follows the shape in the key) */
+  protected push(
+    name: string,
+    args: Arg[],
+    code: (b: Binding[]) => string,
+    groups: [number, number, number],
+    variant = '',
+  ): void {
+    // the bindings are part of the key too: a kernel of one name with another set of buffers is another kernel
+    const key = `${this.prefix}.${name}:${this.shapeKey}${variant}|${args.map((a) => a[0]).join(',')}`;
     const kernel = this.rk.kernel(key, () => code(bindingsOf(args)));
     this.ops.push({ kernel, buffers: args.map((a) => a[1]), groups });
   }
 
+  /** A matmul (gemm.ts MatMulSpec); at precision 'mixed', on the tensor cores (gemm-mixed.ts). */
   matMul(name: string, args: Arg[], spec: Omit<MatMulSpec, 'bindings'>): void {
+    if ((spec.precision ?? this.precision) === 'mixed') {
+      const device = mixedDeviceInfo(this.rk.device);
+      if (!device)
+        throw new Error(
+          `matmul ${name}: precision 'mixed' needs the webgpu backend on the mixed-precision device (initBackend('webgpu', { precision: 'mixed' }))`,
+        );
+      const k = mixedKernel(device, spec);
+      const variant = `:mixed${k.mma.M}x${k.mma.N}x${k.mma.K}/${k.tile.sgRows * k.tile.rows}x${k.tile.sgCols * k.tile.cols}k${k.tile.tk}`;
+      this.push(
+        name,
+        args,
+        (bindings) => mixedMatMulWgsl({ ...spec, bindings, helpers: ACTIVATIONS }, k),
+        mixedMatMulGroups(spec, k),
+        variant,
+      );
+      return;
+    }
     this.push(name, args, (bindings) => matMulWgsl({ ...spec, bindings, helpers: ACTIVATIONS }), matMulGroups(spec));
   }
 

@@ -14,7 +14,7 @@
 //   profiling    while `timer` is set (the bench's profiled step), each dispatch gets its own pass with
 //                timestamp queries; its kernel name and GPU milliseconds are pushed to `timer`
 import * as tf from '@tensorflow/tfjs-core';
-import { MAP_READ, USAGE, type GBuffer, type GPipeline, type WebGPUBackendLike } from './types.js';
+import { MAP_READ, USAGE, type GBuffer, type GDevice, type GPipeline, type WebGPUBackendLike } from './types.js';
 
 /** the largest workgroup count per dimension WebGPU guarantees */
 export const MAX_GROUPS = 65535;
@@ -54,6 +54,11 @@ export class RawKernels {
 
   constructor(private readonly backend: WebGPUBackendLike) {
     this.timestamps = backend.device.features.has('timestamp-query');
+  }
+
+  /** the webgpu backend's device */
+  get device(): GDevice {
+    return this.backend.device;
   }
 
   /** The pipeline for `key`, compiled from `code()` the first time. */

@@ -1,0 +1,359 @@
+// Micro-benchmark of the tensor-core matmul (src/backends/webgpu/gemm-mixed.ts) against our float32
+// one (gemm.ts matMulWgsl) on the training matmuls of DiT-S/2 and DiT-XL/2 at batch 32 (256 tokens
+// each: 8192 token rows) and on 4096³, on the mixed-precision device (src/backends/webgpu/device.ts).
+// Each shape is run with the fp32 kernel and with the mixed kernel at every f16 → f32 subgroup-matrix
+// config of the device × every tile of MIXED_TILES that fits its workgroup memory ('default' marks
+// mixedKernel's own choice), so that the best can be chosen.
+//   time        GPU time from timestamp queries (one pass per dispatch), median of --reps runs after
+//               2 warm-up runs; split-K products (weight gradients) count their partial products and
+//               the sum of the partials
+//   TFLOP/s     2·M·N·K / time (the product's multiply-adds only)
+//   error       of the mixed result against the fp32 kernel's: max |Δ| / max |C|, and ‖Δ‖ / ‖C‖
+// Prints a markdown table (stdout) and the results as JSON (stdout after the table; with --json alone
+// on stdout, the table on stderr). A GPU without f16 subgroup matrices is refused (exit 2).
+//   node scripts/gpu/gemm-mixed-bench.mjs [--reps N] [--only SHAPE] [--kernel KERNEL] [--json] [--out FILE.json]
+//   (--only, --kernel: substrings of the shape labels, e.g. 'XL/2', and of the mixed kernels' names,
+//   e.g. 'M16N16K16' or '128x128k16p')
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../src/backends/index.js';
+import { mixedDeviceInfo, type MixedDeviceInfo } from '../../src/backends/webgpu/device.js';
+import {
+  MIXED_TILES,
+  mixedKernel,
+  mixedMatMulGroups,
+  mixedMatMulWgsl,
+  mixedFits,
+  type MixedKernel,
+  type MixedTileName,
+} from '../../src/backends/webgpu/gemm-mixed.js';
+import {
+  elementGroups,
+  elementKernelWgsl,
+  matMulGroups,
+  matMulWgsl,
+  splitK,
+  splitReduceWgsl,
+  u,
+  type Binding,
+  type MatMulSpec,
+} from '../../src/backends/webgpu/gemm.js';
+import { rawKernels, type Dispatch, type RawKernels } from '../../src/backends/webgpu/raw.js';
+import type { GBuffer } from '../../src/backends/webgpu/types.js';
+import { UserError } from '../../src/util/errors.js';
+import { gitCommit } from '../../src/util/version.js';
+
+interface Shape {
+  label: string;
+  M: number;
+  N: number;
+  K: number;
+  /** operand layouts as the DiT block's kernels have them (gemm.ts MatMulSpec) */
+  aFast: 'i' | 'k';
+  bFast: 'j' | 'k';
+  /** a weight gradient: the reduction over tokens split as gemm.ts splitK splits it */
+  split?: boolean;
+}
+
+// forward x·Wᵀ (W stored [out, in]: bFast 'k'); input gradient dY·W (bFast 'j'); weight gradient
+// dYᵀ·X over the 8192 token rows (aFast 'i', bFast 'j', split-K)
+const SHAPES: Shape[] = [
+  { label: 'S/2 qkv', M: 8192, N: 1152, K: 384, aFast: 'k', bFast: 'k' },
+  { label: 'S/2 fc1', M: 8192, N: 1536, K: 384, aFast: 'k', bFast: 'k' },
+  { label: 'S/2 fc2', M: 8192, N: 384, K: 1536, aFast: 'k', bFast: 'k' },
+  { label: 'S/2 fc2 dX', M: 8192, N: 1536, K: 384, aFast: 'k', bFast: 'j' },
+  { label: 'S/2 proj dW', M: 384, N: 384, K: 8192, aFast: 'i', bFast: 'j', split: true },
+  { label: 'S/2 fc1 dW', M: 1536, N: 384, K: 8192, aFast: 'i', bFast: 'j', split: true },
+  { label: 'XL/2 qkv', M: 8192, N: 3456, K: 1152, aFast: 'k', bFast: 'k' },
+  { label: 'XL/2 fc1', M: 8192, N: 4608, K: 1152, aFast: 'k', bFast: 'k' },
+  { label: 'XL/2 fc2', M: 8192, N: 1152, K: 4608, aFast: 'k', bFast: 'k' },
+  { label: 'XL/2 proj dW', M: 1152, N: 1152, K: 8192, aFast: 'i', bFast: 'j', split: true },
+  { label: '4096³', M: 4096, N: 4096, K: 4096, aFast: 'k', bFast: 'j' },
+];
+
+interface Options {
+  reps: number;
+  only?: string;
+  /** mixed kernels whose name contains this (e.g. 'M16N16K16' or '128x128'); the fp32 one always runs */
+  kernel?: string;
+  json: boolean;
+  out?: string;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { reps: 10, json: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new UserError(`${a}: a value is expected`);
+      return v;
+    };
+    if (a === '--reps') {
+      o.reps = Number(value());
+      if (!Number.isInteger(o.reps) || o.reps < 1) throw new UserError(`--reps: expected a positive integer`);
+    } else if (a === '--only') o.only = value();
+    else if (a === '--kernel') o.kernel = value();
+    else if (a === '--json') o.json = true;
+    else if (a === '--out') o.out = value();
+    else
+      throw new UserError(
+        `unknown argument '${a}': expected --reps N, --only SUBSTRING, --kernel SUBSTRING, --json, --out FILE`,
+      );
+  }
+  return o;
+}
+
+interface Row {
+  shape: string;
+  M: number;
+  N: number;
+  K: number;
+  splits: number;
+  kernel: string;
+  /** mixedKernel's own choice for the shape */
+  isDefault: boolean;
+  ms: number;
+  tflops: number;
+  /** time of the fp32 kernel / this one */
+  speedup: number;
+  /** max |C − C_fp32| / max |C_fp32| (0 for the fp32 kernel itself) */
+  maxRelErr: number;
+  /** ‖C − C_fp32‖ / ‖C_fp32‖ */
+  normRelErr: number;
+}
+
+/** The matmul (and the sum of its split-K partials) over A, B into C, as dispatches. */
+function dispatches(
+  rk: RawKernels,
+  s: Shape,
+  splits: number,
+  buf: { A: GBuffer; B: GBuffer; C: GBuffer },
+  generate: (spec: MatMulSpec) => { key: string; code: string; groups: [number, number, number] },
+): Dispatch[] {
+  const { M, N, K } = s;
+  const a = s.aFast === 'k' ? `A[i * ${u(K)} + k]` : `A[k * ${u(M)} + i]`;
+  const b = s.bFast === 'j' ? `B[k * ${u(N)} + j]` : `B[j * ${u(K)} + k]`;
+  const io: Binding[] = [{ name: 'A' }, { name: 'B' }];
+  if (splits === 1) {
+    const spec: MatMulSpec = {
+      batch: 1,
+      M,
+      N,
+      K,
+      bindings: [...io, { name: 'C', write: true }],
+      a,
+      b,
+      store: `C[i * ${u(N)} + j] = v;`,
+      aFast: s.aFast,
+      bFast: s.bFast,
+    };
+    const g = generate(spec);
+    return [{ kernel: rk.kernel(g.key, () => g.code), buffers: [buf.A, buf.B, buf.C], groups: g.groups }];
+  }
+  const chunk = Math.ceil(K / splits);
+  const part = rk.scratch('gemmbench.part', splits * M * N);
+  const spec: MatMulSpec = {
+    batch: splits,
+    M,
+    N,
+    K: chunk,
+    kTotal: K,
+    bindings: [...io, { name: 'PART', write: true }],
+    a,
+    b,
+    store: `PART[(b * ${u(M)} + i) * ${u(N)} + j] = v;`,
+    aFast: s.aFast,
+    bFast: s.bFast,
+  };
+  const g = generate(spec);
+  const sumKey = `gemmbench.sum:${M},${N},${splits}`;
+  const sum = rk.kernel(sumKey, () =>
+    splitReduceWgsl([{ name: 'PART' }, { name: 'C', write: true }], M, N, splits, `C[i * ${u(N)} + j] = v;`),
+  );
+  return [
+    { kernel: rk.kernel(g.key, () => g.code), buffers: [buf.A, buf.B, part], groups: g.groups },
+    { kernel: sum, buffers: [part, buf.C], groups: elementGroups(M * N) },
+  ];
+}
+
+/** Median GPU milliseconds of running `ops` once (the sum over its dispatches), after 2 warm-up runs. */
+async function time(rk: RawKernels, ops: Dispatch[], tensors: tf.TensorInfo[], reps: number): Promise<number> {
+  const timer: NonNullable<RawKernels['timer']> = [];
+  rk.timer = timer;
+  try {
+    for (let r = 0; r < reps + 2; r++) rk.run(ops, tensors);
+  } finally {
+    rk.timer = null;
+  }
+  const ms = await Promise.all(timer.map((t) => t.ms));
+  const runs: number[] = [];
+  for (let r = 2; r < reps + 2; r++)
+    runs.push(ms.slice(r * ops.length, (r + 1) * ops.length).reduce((x, y) => x + y, 0));
+  runs.sort((x, y) => x - y);
+  return runs[Math.floor(runs.length / 2)]!;
+}
+
+function errors(c: Float32Array, ref: Float32Array): { maxRelErr: number; normRelErr: number } {
+  let maxDiff = 0;
+  let maxRef = 0;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < c.length; i++) {
+    const d = Math.abs(c[i]! - ref[i]!);
+    if (!Number.isFinite(c[i]!)) return { maxRelErr: Infinity, normRelErr: Infinity };
+    maxDiff = Math.max(maxDiff, d);
+    maxRef = Math.max(maxRef, Math.abs(ref[i]!));
+    num += d * d;
+    den += ref[i]! * ref[i]!;
+  }
+  return { maxRelErr: maxDiff / maxRef, normRelErr: Math.sqrt(num / den) };
+}
+
+interface GpuErrorTarget {
+  addEventListener(type: 'uncapturederror', listener: (ev: { error: { message: string } }) => void): void;
+}
+
+const mmaName = (k: MixedKernel) => `M${k.mma.M}N${k.mma.N}K${k.mma.K}`;
+
+async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: Options): Promise<Row[]> {
+  const { M, N, K } = s;
+  const splits = s.split ? splitK(M, N, K).splits : 1;
+  const A = tf.randomNormal(s.aFast === 'k' ? [M, K] : [K, M], 0, 1, 'float32', 1);
+  const B = tf.randomNormal(s.bFast === 'j' ? [K, N] : [N, K], 0, 1, 'float32', 2);
+  const rows: Row[] = [];
+  let fp32: { ms: number; C: Float32Array } | undefined;
+  const variants: Array<{ name: string; kernel?: MixedKernel; isDefault: boolean }> = [
+    { name: 'fp32', isDefault: false },
+  ];
+  const probe = { batch: splits, M, N, bFast: s.bFast };
+  const chosen = mixedKernel(device, probe);
+  for (const mma of device.configs) {
+    for (const tile of Object.keys(MIXED_TILES) as MixedTileName[]) {
+      const kernel: MixedKernel = { mma, subgroupSize: device.subgroupSize, tile: MIXED_TILES[tile] };
+      if (!mixedFits(probe, kernel, device)) continue;
+      const isDefault = chosen.mma === mma && chosen.tile === kernel.tile;
+      if (o.kernel && !`${mmaName(kernel)} ${tile}`.includes(o.kernel)) continue;
+      variants.push({ name: `mixed ${mmaName(kernel)} ${tile}`, kernel, isDefault });
+    }
+  }
+  for (const v of variants) {
+    const out = rk.output([M, N]);
+    const ops = dispatches(rk, s, splits, { A: rk.buffer(A), B: rk.buffer(B), C: out.buffer }, (spec) => {
+      const k = v.kernel;
+      const shapeKey = `${spec.batch},${M},${N},${spec.K},${s.aFast}${s.bFast}`;
+      return k
+        ? {
+            key: `gemmbench.${v.name.replace(/ /g, '.')}:${shapeKey}`,
+            code: mixedMatMulWgsl(spec, k),
+            groups: mixedMatMulGroups(spec, k),
+          }
+        : { key: `gemmbench.fp32:${shapeKey}`, code: matMulWgsl(spec), groups: matMulGroups(spec) };
+    });
+    // C's buffer comes from TF.js's pool and may still hold the previous kernel's result: filled with
+    // 3e38 first, an element that a kernel fails to write shows as an error
+    const poison = rk.kernel(`gemmbench.poison:${M * N}`, () =>
+      elementKernelWgsl([{ name: 'C', write: true }], M * N, 'C[idx] = 3.0e38;'),
+    );
+    rk.run([{ kernel: poison, buffers: [out.buffer], groups: elementGroups(M * N) }], [out.tensor]);
+    const ms = await time(rk, ops, [A, B, out.tensor], o.reps);
+    const C = (await out.tensor.data()) as Float32Array;
+    out.tensor.dispose();
+    fp32 ??= { ms, C };
+    const err = v.kernel ? errors(C, fp32.C) : { maxRelErr: 0, normRelErr: 0 };
+    const row: Row = {
+      shape: s.label,
+      M,
+      N,
+      K,
+      splits,
+      kernel: v.name,
+      isDefault: v.isDefault,
+      ms,
+      tflops: (2 * M * N * K) / (ms * 1e-3) / 1e12,
+      speedup: fp32.ms / ms,
+      ...err,
+    };
+    rows.push(row);
+    process.stderr.write(
+      `${s.label} ${v.name}${v.isDefault ? ' (default)' : ''}: ${ms.toFixed(3)} ms, ${row.tflops.toFixed(2)} TFLOP/s, max rel. err ${row.maxRelErr.toExponential(2)}\n`,
+    );
+  }
+  tf.dispose([A, B]);
+  return rows;
+}
+
+function table(rows: Row[]): string {
+  const lines = [
+    '| shape | M×N×K | splits | kernel | ms | TFLOP/s | × fp32 | max rel. err | norm rel. err |',
+    '| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of rows)
+    lines.push(
+      `| ${r.shape} | ${r.M}×${r.N}×${r.K} | ${r.splits} | ${r.kernel}${r.isDefault ? ' (default)' : ''} | ${r.ms.toFixed(3)} | ${r.tflops.toFixed(2)} | ${r.speedup.toFixed(2)} | ${r.maxRelErr.toExponential(2)} | ${r.normRelErr.toExponential(2)} |`,
+    );
+  // the best mixed kernel per shape
+  lines.push('', '| shape | fp32 TFLOP/s | best mixed | TFLOP/s | × fp32 | default mixed | TFLOP/s |');
+  lines.push('| --- | ---: | --- | ---: | ---: | --- | ---: |');
+  for (const shape of [...new Set(rows.map((r) => r.shape))]) {
+    const of = rows.filter((r) => r.shape === shape);
+    const fp32 = of.find((r) => r.kernel === 'fp32')!;
+    const mixed = of.filter((r) => r.kernel !== 'fp32');
+    const best = mixed.reduce((x, y) => (y.tflops > x.tflops ? y : x), mixed[0]!);
+    const def = mixed.find((r) => r.isDefault);
+    lines.push(
+      `| ${shape} | ${fp32.tflops.toFixed(2)} | ${best?.kernel ?? '—'} | ${best?.tflops.toFixed(2) ?? '—'} | ${best?.speedup.toFixed(2) ?? '—'} | ${def?.kernel ?? '—'} | ${def?.tflops.toFixed(2) ?? '—'} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const backend = await initBackend('webgpu', { precision: 'mixed' });
+  const rk = rawKernels()!;
+  const device = mixedDeviceInfo(rk.device);
+  if (!device) throw new Error('the webgpu backend is not on the mixed-precision device');
+  if (!rk.device.features.has('timestamp-query'))
+    throw new UserError('the GPU has no timestamp queries, which this bench times the kernels with');
+  // a kernel that fails validation does not throw: its output would be whatever the pooled buffer held
+  (rk.device as unknown as GpuErrorTarget).addEventListener('uncapturederror', (ev) => {
+    process.stderr.write(`WebGPU error (a kernel did not run), stopping: ${ev.error.message}\n`);
+    process.exit(1);
+  });
+  const shapes = SHAPES.filter((s) => !o.only || s.label.includes(o.only));
+  if (shapes.length === 0)
+    throw new UserError(`--only ${o.only}: no shape matches (${SHAPES.map((s) => s.label).join(', ')})`);
+  process.stderr.write(
+    `${backend.device}; subgroup size ${device.subgroupSize}, ${device.maxWorkgroupBytes} B workgroup memory, ${device.maxThreads} threads per workgroup\n`,
+  );
+  const rows: Row[] = [];
+  for (const s of shapes) rows.push(...(await benchShape(rk, device, s, o)));
+  const app = process.env.APP;
+  const result = {
+    bench: 'gemm-mixed',
+    date: new Date().toISOString(),
+    commit:
+      gitCommit() ?? (app && existsSync(join(app, 'COMMIT')) ? readFileSync(join(app, 'COMMIT'), 'utf8').trim() : null),
+    backend,
+    device,
+    tiles: MIXED_TILES,
+    reps: o.reps,
+    rows,
+  };
+  const json = JSON.stringify(result, null, 2);
+  if (o.out) writeFileSync(o.out, json + '\n');
+  if (o.json) {
+    process.stderr.write(table(rows) + '\n');
+    process.stdout.write(json + '\n');
+  } else process.stdout.write(`${table(rows)}\n\n${json}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (e: Error) => {
+    process.stderr.write(e instanceof UserError ? `gemm-mixed-bench: ${e.message}\n` : `${e.stack ?? e.message}\n`);
+    process.exit(e instanceof UserError ? 2 : 1);
+  },
+);

@@ -1,0 +1,340 @@
+// Mixed-precision matmul on the tensor cores: the same spec as gemm.ts matMulWgsl (operands and
+// epilogue as WGSL f32 expressions and statements, batch, split-K through kTotal, out-of-range loads
+// read 0 and stores are skipped), with the operands rounded to f16 and multiplied by WGSL's subgroup
+// matrices (`chromium_experimental_subgroup_matrix`), accumulating in f32. Needs the mixed-precision
+// device (device.ts); f16 holds at most 65504, so a larger operand overflows (to ±inf or NaN).
+//
+// A workgroup of sgRows × sgCols subgroups computes a BM × BN tile of C (BM = sgRows·rows, BN =
+// sgCols·cols); each subgroup a rows × cols block of it, as (rows / m) × (cols / n) result matrices of
+// the subgroup-matrix shape m × n × kk (e.g. 16 × 16 × 16) held in registers. Per stage of TK values
+// of k:
+//   1. every thread loads its share of the A tile (BM × TK) and the B tile (TK × BN) through the spec's
+//      expressions (f32) and writes them to workgroup memory as f16, in the order that keeps the
+//      global reads coalesced: A row-major [BM][TK + PAD]; B [TK][BN + PAD] when j is contiguous
+//      (bFast 'j', loaded row-major), else [BN][TK + PAD] (bFast 'k', loaded column-major);
+//   2. each subgroup loads its left (A) and right (B) matrices from there and multiply-accumulates.
+// At the end each subgroup stores one result matrix at a time (f32) to its own slice of workgroup
+// memory, and its threads apply the spec's `store` to each element of it — so every epilogue of
+// matMulWgsl works unchanged.
+//
+// `emulate` generates the same kernel with the subgroup-matrix loads, multiplies and stores replaced by
+// plain f32 arithmetic on the same workgroup arrays, offsets and strides (and "subgroups" of
+// subgroupSize consecutive threads): the tiling, staging and epilogue can then be checked against
+// matMulWgsl on a device without f16 or subgroup matrices (tests/backends/webgpu-mixed-gemm.test.ts).
+import { declare, matMulAccessWgsl, u, type MatMulSpec } from './gemm.js';
+import type { MixedDeviceInfo, MmaShape } from './device.js';
+import { invariant } from '../../util/errors.js';
+
+/** How a workgroup splits its tile of C among subgroups, and the K per stage. */
+export interface MixedTile {
+  /** subgroups along i (rows of C) and along j (columns) */
+  sgRows: number;
+  sgCols: number;
+  /** rows and columns of C per subgroup: multiples of the subgroup-matrix M and N */
+  rows: number;
+  cols: number;
+  /** values of k staged per step: a multiple of the subgroup-matrix K */
+  tk: number;
+  /** read the next stage's operands into registers while this stage multiplies */
+  prefetch?: boolean;
+}
+
+/**
+ * Tiles named by the workgroup's tile of C (rows × columns), the k per stage and 'p' for prefetch, each
+ * with 4 subgroups, in the order mixedKernel prefers them (the prefetching ones, untried on a GPU yet,
+ * only when asked for). Workgroup memory at M16 N16 K16 (mixedWorkgroupBytes), B row-major / column-
+ * major: 23040 / 24576 B, 14592 / 16384, 18944 / 19456, 13824 / 14336, and as their unprefetched twins.
+ */
+export const MIXED_TILES = {
+  '128x128k32': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 32 },
+  '128x128k16': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 16 },
+  '128x64k32': { sgRows: 2, sgCols: 2, rows: 64, cols: 32, tk: 32 },
+  '64x64k32': { sgRows: 2, sgCols: 2, rows: 32, cols: 32, tk: 32 },
+  '128x128k16p': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 16, prefetch: true },
+  '128x64k32p': { sgRows: 2, sgCols: 2, rows: 64, cols: 32, tk: 32, prefetch: true },
+} as const satisfies Record<string, MixedTile>;
+export type MixedTileName = keyof typeof MIXED_TILES;
+
+/** The device-dependent choices of a mixed-precision matmul kernel. */
+export interface MixedKernel {
+  /** the subgroup-matrix shape (one of the device's f16 → f32 configs) */
+  mma: MmaShape;
+  /** the device's largest subgroup size (workgroup x is subgroups × this) */
+  subgroupSize: number;
+  tile: MixedTile;
+  /** plain f32 arithmetic in place of f16 subgroup matrices (see the file comment) */
+  emulate?: boolean;
+}
+
+/** f16 values of padding per row of the staged tiles (rows stay 16-byte aligned; fewer bank conflicts) */
+const PAD = 8;
+
+/** workgroups wanted at least before a smaller tile is preferred: two per SM of the H200's 132 */
+const MIN_GROUPS = 264;
+
+/**
+ * The kernel for a product on a mixed-precision device: its largest f16 → f32 subgroup-matrix shape,
+ * and the first tile of MIXED_TILES that fits the device's workgroup memory and still gives MIN_GROUPS
+ * workgroups (else the smallest that fits), or `tile` when given. A first choice, to be tuned with
+ * scripts/gpu/gemm-mixed-bench.ts.
+ */
+export function mixedKernel(
+  device: MixedDeviceInfo,
+  s: Pick<MatMulSpec, 'batch' | 'M' | 'N' | 'bFast'>,
+  tile?: MixedTileName,
+): MixedKernel {
+  const mma = device.configs[0];
+  invariant(mma, 'a mixed-precision device has at least one f16 → f32 subgroup-matrix config');
+  const of = (name: MixedTileName): MixedKernel => ({
+    mma,
+    subgroupSize: device.subgroupSize,
+    tile: MIXED_TILES[name],
+  });
+  if (tile) return of(tile);
+  const fits = (Object.keys(MIXED_TILES) as MixedTileName[]).filter(
+    (n) => (MIXED_TILES[n] as MixedTile).prefetch !== true && mixedFits(s, of(n), device),
+  );
+  invariant(
+    fits.length > 0,
+    () =>
+      `no mixed tile fits ${device.maxWorkgroupBytes} bytes of workgroup memory and ${device.maxThreads} threads of ${device.subgroupSize}-wide subgroups`,
+  );
+  const pick = fits.find((n) => {
+    const [gx, gy, gz] = mixedMatMulGroups(s, of(n));
+    return gx * gy * gz >= MIN_GROUPS;
+  });
+  return of(pick ?? fits[fits.length - 1]!);
+}
+
+/** Workgroup counts of a mixed-precision matmul. */
+export function mixedMatMulGroups(s: Pick<MatMulSpec, 'batch' | 'M' | 'N'>, k: MixedKernel): [number, number, number] {
+  const { sgRows, sgCols, rows, cols } = k.tile;
+  return [Math.ceil(s.N / (sgCols * cols)), Math.ceil(s.M / (sgRows * rows)), s.batch];
+}
+
+/** Threads per workgroup of a mixed-precision matmul. */
+export function mixedThreads(k: MixedKernel): number {
+  return k.tile.sgRows * k.tile.sgCols * k.subgroupSize;
+}
+
+/** Bytes of workgroup memory a mixed-precision matmul uses (to check against the device limit). */
+export function mixedWorkgroupBytes(s: Pick<MatMulSpec, 'bFast'>, k: MixedKernel): number {
+  const { sgRows, sgCols, rows, cols, tk } = k.tile;
+  const half = k.emulate === true ? 4 : 2;
+  const BM = sgRows * rows;
+  const BN = sgCols * cols;
+  const b = s.bFast === 'j' ? tk * (BN + PAD) : BN * (tk + PAD);
+  return half * (BM * (tk + PAD) + b) + 4 * sgRows * sgCols * k.mma.M * k.mma.N;
+}
+
+/** Whether a kernel fits the device's workgroup memory and threads per workgroup. */
+export function mixedFits(s: Pick<MatMulSpec, 'bFast'>, k: MixedKernel, device: MixedDeviceInfo): boolean {
+  return mixedWorkgroupBytes(s, k) <= device.maxWorkgroupBytes && mixedThreads(k) <= device.maxThreads;
+}
+
+export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
+  const { mma, tile } = k;
+  const emu = k.emulate === true;
+  const SG = k.subgroupSize;
+  const SGS = tile.sgRows * tile.sgCols;
+  const WG = SGS * SG;
+  const BM = tile.sgRows * tile.rows;
+  const BN = tile.sgCols * tile.cols;
+  const TK = tile.tk;
+  const TM = tile.rows / mma.M;
+  const TN = tile.cols / mma.N;
+  const MN = mma.M * mma.N;
+  invariant(
+    Number.isInteger(TM) && Number.isInteger(TN) && TK % mma.K === 0,
+    () => `mixed tile ${JSON.stringify(tile)} is not a multiple of the subgroup matrix M${mma.M} N${mma.N} K${mma.K}`,
+  );
+  invariant(
+    (BM * TK) % WG === 0 && (TK * BN) % WG === 0,
+    () => `mixed tile ${JSON.stringify(tile)}: its A and B tiles do not divide among ${WG} threads`,
+  );
+  invariant(!emu || MN % SG === 0, `emulated subgroups of ${SG} threads must divide a ${mma.M} × ${mma.N} matrix`);
+  const H = emu ? 'f32' : 'f16';
+  const AST = TK + PAD; // stride of A's rows in As
+  const bRows = s.bFast === 'j'; // B staged row-major [TK][BN + PAD], else column-major [BN][TK + PAD]
+  const BST = bRows ? BN + PAD : TK + PAD;
+  const bSize = bRows ? TK * BST : BN * BST;
+
+  // staging: thread tid takes elements e = tid + l·WG of each tile
+  const aIdx =
+    s.aFast === 'k' ? `let ii = e / ${u(TK)}; let kk = e % ${u(TK)};` : `let ii = e % ${u(BM)}; let kk = e / ${u(BM)};`;
+  const bIdx =
+    s.bFast === 'j' ? `let jj = e % ${u(BN)}; let kk = e / ${u(BN)};` : `let jj = e / ${u(TK)}; let kk = e % ${u(TK)};`;
+  const bAt = bRows ? `kk * ${u(BST)} + jj` : `jj * ${u(BST)} + kk`;
+
+  // offsets in As / Bs of the subgroup's m-th left and n-th right matrix at k offset kk within the stage
+  // (aBase, bBase: the subgroup's first row of A and first column of B there)
+  const aOff = (m: number, kk: number) => `aBase + ${u(m * mma.M * AST + kk)}`;
+  const bOff = (n: number, kk: number) => `bBase + ${u(bRows ? kk * BST + n * mma.N : n * mma.N * BST + kk)}`;
+  const bBase = bRows ? `sgJ * ${u(tile.cols)}` : `sgJ * ${u(tile.cols * BST)}`;
+  const acc = (m: number, n: number) => `acc_${m}_${n}`;
+  const pairs: Array<[number, number]> = [];
+  for (let m = 0; m < TM; m++) for (let n = 0; n < TN; n++) pairs.push([m, n]);
+  const kSteps = Array.from({ length: TK / mma.K }, (_, i) => i * mma.K);
+
+  let decls: string;
+  let multiply: string;
+  let storeTile: (m: number, n: number) => string;
+  const Q = MN / SG; // emulated: result elements per thread per matrix
+  if (!emu) {
+    const left = `subgroup_matrix_left<f16, ${mma.K}, ${mma.M}>`;
+    const right = `subgroup_matrix_right<f16, ${mma.N}, ${mma.K}>`;
+    decls = pairs.map(([m, n]) => `var ${acc(m, n)}: subgroup_matrix_result<f32, ${mma.N}, ${mma.M}>;`).join('\n  ');
+    multiply = kSteps
+      .map((kk) => {
+        const lines = Array.from(
+          { length: TM },
+          (_, m) => `let l${m} = subgroupMatrixLoad<${left}, row_major>(&As, ${aOff(m, kk)}, ${u(AST)});`,
+        );
+        for (let n = 0; n < TN; n++) {
+          lines.push(
+            `let r${n} = subgroupMatrixLoad<${right}, ${bRows ? 'row_major' : 'col_major'}>(&Bs, ${bOff(n, kk)}, ${u(BST)});`,
+          );
+          for (let m = 0; m < TM; m++)
+            lines.push(`${acc(m, n)} = subgroupMatrixMultiplyAccumulate(l${m}, r${n}, ${acc(m, n)});`);
+        }
+        return `{\n        ${lines.join('\n        ')}\n      }`;
+      })
+      .join('\n      ');
+    storeTile = (m, n) => `subgroupMatrixStore<row_major>(&Cs, sg * ${u(MN)}, ${acc(m, n)}, ${u(mma.N)});`;
+  } else {
+    // element e = lane + q·SG of each result matrix is thread `lane`'s, at row e / n, column e % n;
+    // left(r, x) = As[off + r·AST + x] (row-major); right(x, c) = Bs[off + x·BST + c] (row-major) or
+    // Bs[off + c·BST + x] (column-major); the result matrix stored row-major with stride n
+    decls = `var acc: array<f32, ${TM * TN * Q}>;`;
+    const rightAt = bRows ? `x * ${u(BST)} + c` : `c * ${u(BST)} + x`;
+    multiply = `for (var q = 0u; q < ${u(Q)}; q = q + 1u) {
+        let e = lane + q * ${u(SG)};
+        let r = e / ${u(mma.N)};
+        let c = e % ${u(mma.N)};
+        ${kSteps
+          .flatMap((kk) =>
+            pairs.map(
+              ([m, n]) => `for (var x = 0u; x < ${u(mma.K)}; x = x + 1u) {
+          acc[${u((m * TN + n) * Q)} + q] = acc[${u((m * TN + n) * Q)} + q] + As[${aOff(m, kk)} + r * ${u(AST)} + x] * Bs[${bOff(n, kk)} + ${rightAt}];
+        }`,
+            ),
+          )
+          .join('\n        ')}
+      }`;
+    storeTile = (m, n) =>
+      `for (var q = 0u; q < ${u(Q)}; q = q + 1u) { Cs[sg * ${u(MN)} + lane + q * ${u(SG)}] = acc[${u((m * TN + n) * Q)} + q]; }`;
+  }
+  const epilogue = pairs
+    .map(
+      ([m, n]) => `
+  if (sg < ${u(SGS)}) { ${storeTile(m, n)} }
+  workgroupBarrier();
+  if (sg < ${u(SGS)}) {
+    for (var e = lane; e < ${u(MN)}; e = e + sgSize) {
+      let i = row0 + sgI * ${u(tile.rows)} + ${u(m * mma.M)} + e / ${u(mma.N)};
+      let j = col0 + sgJ * ${u(tile.cols)} + ${u(n * mma.N)} + e % ${u(mma.N)};
+      if (i < M && j < N) { storeC(b, i, j, Cs[sg * ${u(MN)} + e]); }
+    }
+  }
+  workgroupBarrier();`,
+    )
+    .join('');
+
+  // staging: each thread's elements of the A and B tiles at k0, written to As, Bs; with prefetch, read
+  // into registers (PA, PB) one stage ahead and written at the start of the next
+  const LA = (BM * TK) / WG;
+  const LB = (TK * BN) / WG;
+  const each = (n: number, body: string) => `for (var l = 0u; l < ${u(n)}; l = l + 1u) {
+      let e = tid + l * ${u(WG)};
+      ${body}
+    }`;
+  const aAt = `As[ii * ${u(AST)} + kk]`;
+  const stageLoop =
+    tile.prefetch === true
+      ? `var PA: array<f32, ${LA}>;
+  var PB: array<f32, ${LB}>;
+  ${each(
+    LA,
+    `${aIdx}
+      PA[l] = loadA(b, row0 + ii, kk);`,
+  )}
+  ${each(
+    LB,
+    `${bIdx}
+      PB[l] = loadB(b, kk, col0 + jj);`,
+  )}
+  for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
+    ${each(
+      LA,
+      `${aIdx}
+      ${aAt} = ${H}(PA[l]);`,
+    )}
+    ${each(
+      LB,
+      `${bIdx}
+      Bs[${bAt}] = ${H}(PB[l]);`,
+    )}
+    workgroupBarrier();
+    // the next stage's loads (beyond K they read 0) are in flight during this stage's multiplies
+    ${each(
+      LA,
+      `${aIdx}
+      PA[l] = loadA(b, row0 + ii, k0 + ${u(TK)} + kk);`,
+    )}
+    ${each(
+      LB,
+      `${bIdx}
+      PB[l] = loadB(b, k0 + ${u(TK)} + kk, col0 + jj);`,
+    )}`
+      : `for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
+    ${each(
+      LA,
+      `${aIdx}
+      ${aAt} = ${H}(loadA(b, row0 + ii, k0 + kk));`,
+    )}
+    ${each(
+      LB,
+      `${bIdx}
+      Bs[${bAt}] = ${H}(loadB(b, k0 + kk, col0 + jj));`,
+    )}`;
+
+  const header = emu
+    ? ''
+    : `diagnostic(off, chromium.subgroup_matrix_uniformity);
+enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;`;
+  const builtins = emu
+    ? '@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32'
+    : '@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32, @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgSize: u32';
+  const subgroupVars = emu ? `let sg = tid / ${u(SG)};\n  let lane = tid % ${u(SG)};\n  let sgSize = ${u(SG)};` : '';
+  return `${header}
+${declare(s.bindings)}
+const M = ${u(s.M)};
+const N = ${u(s.N)};
+const K = ${u(s.K)};
+var<workgroup> As: array<${H}, ${BM * AST}>;
+var<workgroup> Bs: array<${H}, ${bSize}>;
+var<workgroup> Cs: array<f32, ${SGS * MN}>;
+${s.helpers ?? ''}
+${matMulAccessWgsl(s)}
+@compute @workgroup_size(${WG}, 1, 1)
+fn main(${builtins}) {
+  ${subgroupVars}
+  let b = wg.z;
+  let row0 = wg.y * ${u(BM)};
+  let col0 = wg.x * ${u(BN)};
+  let sgI = min(sg, ${u(SGS - 1)}) / ${u(tile.sgCols)};
+  let sgJ = min(sg, ${u(SGS - 1)}) % ${u(tile.sgCols)};
+  let aBase = sgI * ${u(tile.rows * AST)};
+  let bBase = ${bBase};
+  ${decls}
+  ${stageLoop}
+    workgroupBarrier();
+    if (sg < ${u(SGS)}) {
+      ${multiply}
+    }
+    workgroupBarrier();
+  }${epilogue}
+}`;
+}

@@ -1,0 +1,477 @@
+// Mixed-precision matmul (src/backends/webgpu/gemm-mixed.ts on the device of
+// src/backends/webgpu/device.ts) against the float32 kernel it stands in for (gemm.ts matMulWgsl) and a
+// float64 reference on the host, over shapes that are and are not multiples of the tiles, batch > 1,
+// split-K (kTotal), transposed operands (aFast 'i', bFast 'k'), an operand expression (SiLU) and an
+// epilogue with bias + GELU.
+//   tensor cores   where the GPU has f16 subgroup matrices (an H200): every f16 → f32 config and every
+//                  tile of MIXED_TILES that fits; the result matches the host's product of the
+//                  f16-rounded operands (f32 accumulation only differs in order) and the fp32 kernel
+//                  within f16 rounding (≈ 1e-3 of the output norm); also through Plan.matMul
+//   emulated       on any webgpu device (SwiftShader here): the same kernels with the subgroup-matrix
+//                  operations done in plain f32 — the tiling, staging, offsets and epilogue against
+//                  the fp32 kernel and the host
+//   Dawn validator every tile and config compiles and makes a pipeline on Dawn's null backend (no GPU
+//                  needed), and the workgroup memory counted by mixedWorkgroupBytes is Dawn's count
+//   refusal        a GPU without the features: mixedPrecisionSupport and initBackend name the missing
+//                  ones and point to --precision fp32
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../src/backends/index.js';
+import {
+  MIXED_DAWN_FLAGS,
+  MIXED_FEATURES,
+  mixedPrecisionSupport,
+  type MixedAdapter,
+  type MmaShape,
+} from '../../src/backends/webgpu/device.js';
+import {
+  MIXED_TILES,
+  mixedFits,
+  mixedMatMulGroups,
+  mixedMatMulWgsl,
+  mixedWorkgroupBytes,
+  type MixedKernel,
+} from '../../src/backends/webgpu/gemm-mixed.js';
+import {
+  ACTIVATIONS,
+  elementGroups,
+  elementKernelWgsl,
+  matMulGroups,
+  matMulWgsl,
+  u,
+  type MatMulSpec,
+} from '../../src/backends/webgpu/gemm.js';
+import { Plan } from '../../src/backends/webgpu/plan.js';
+import { rawKernels, type Dispatch, type RawKernels } from '../../src/backends/webgpu/raw.js';
+import type { GBuffer } from '../../src/backends/webgpu/types.js';
+import { UserError } from '../../src/util/errors.js';
+import { Rng } from '../../src/util/rng.js';
+import { TEST_BACKENDS, sha256, useBackend } from '../helpers.js';
+
+const onGpu = TEST_BACKENDS.includes('webgpu');
+const SKIP = 'webgpu only: npm run test:webgpu runs it (on a GPU, or on SwiftShader without one)';
+const support = onGpu ? await mixedPrecisionSupport() : undefined;
+const NO_TENSOR_CORES = support?.ok
+  ? false
+  : onGpu
+    ? `this GPU cannot run mixed precision (${support?.ok === false ? support.reason : ''})`
+    : SKIP;
+
+/** The f16 → f32 subgroup-matrix shapes of the H200 (the reference's measured configs). */
+const H200_CONFIGS: MmaShape[] = [
+  { M: 16, N: 16, K: 16 },
+  { M: 16, N: 8, K: 16 },
+  { M: 16, N: 8, K: 8 },
+];
+
+/** Dawn instances created here, kept referenced for the life of the process */
+const instances: object[] = [];
+
+// ---- the products under test -------------------------------------------------------------------------
+
+interface Case {
+  label: string;
+  batch: number;
+  M: number;
+  N: number;
+  /** the reduction per batch index (per chunk with kTotal) */
+  K: number;
+  kTotal?: number;
+  aFast: 'i' | 'k';
+  bFast: 'j' | 'k';
+  /** A enters as SiLU(A) */
+  siluA?: boolean;
+  /** C = GELU(v + bias[j]) instead of v */
+  biasGelu?: boolean;
+}
+
+const CASES: Case[] = [
+  { label: 'tile multiples', batch: 1, M: 128, N: 128, K: 64, aFast: 'k', bFast: 'j' },
+  { label: 'no tile multiples', batch: 1, M: 75, N: 51, K: 37, aFast: 'k', bFast: 'k' },
+  { label: 'batch 3', batch: 3, M: 40, N: 72, K: 50, aFast: 'k', bFast: 'j' },
+  { label: 'split-K, 3 chunks of 48 over 130', batch: 3, M: 33, N: 65, K: 48, kTotal: 130, aFast: 'i', bFast: 'j' },
+  { label: 'A and B transposed', batch: 2, M: 70, N: 90, K: 45, aFast: 'i', bFast: 'k' },
+  {
+    label: 'SiLU operand, bias + GELU',
+    batch: 1,
+    M: 100,
+    N: 80,
+    K: 70,
+    aFast: 'k',
+    bFast: 'k',
+    siluA: true,
+    biasGelu: true,
+  },
+];
+/** several workgroups of the largest tiles, with partial ones at both edges (tensor cores only) */
+const LARGE: Case = { label: 'large', batch: 1, M: 520, N: 700, K: 300, aFast: 'k', bFast: 'k', biasGelu: true };
+
+interface Data {
+  A: Float32Array;
+  B: Float32Array;
+  bias: Float32Array;
+}
+
+function dataFor(c: Case): Data {
+  const ob = c.kTotal === undefined ? c.batch : 1;
+  const kt = c.kTotal ?? c.K;
+  const rng = new Rng(`mixed-gemm/${c.label}`);
+  return { A: rng.normals(ob * c.M * kt), B: rng.normals(ob * kt * c.N), bias: rng.normals(c.N) };
+}
+
+/** The case as a MatMulSpec over bindings A, B, BIAS, C (operands stored as aFast / bFast say). */
+function specFor(c: Case): MatMulSpec {
+  const kt = c.kTotal ?? c.K;
+  const ob = c.kTotal === undefined && c.batch > 1 ? 'b' : '0u';
+  const aIdx = c.aFast === 'k' ? `(${ob} * ${u(c.M)} + i) * ${u(kt)} + k` : `(${ob} * ${u(kt)} + k) * ${u(c.M)} + i`;
+  const bIdx = c.bFast === 'j' ? `(${ob} * ${u(kt)} + k) * ${u(c.N)} + j` : `(${ob} * ${u(c.N)} + j) * ${u(kt)} + k`;
+  const at = `C[(b * ${u(c.M)} + i) * ${u(c.N)} + j]`;
+  return {
+    batch: c.batch,
+    M: c.M,
+    N: c.N,
+    K: c.K,
+    kTotal: c.kTotal,
+    bindings: [{ name: 'A' }, { name: 'B' }, { name: 'BIAS' }, { name: 'C', write: true }],
+    a: c.siluA ? `silu(A[${aIdx}])` : `A[${aIdx}]`,
+    b: `B[${bIdx}]`,
+    // BIAS is read in every epilogue, so that every binding is used (layout 'auto')
+    store: c.biasGelu ? `${at} = gelu(v + BIAS[j]);` : `${at} = v + 0.0 * BIAS[j];`,
+    aFast: c.aFast,
+    bFast: c.bFast,
+    helpers: ACTIVATIONS,
+  };
+}
+
+const silu = (v: number) => v / (1 + Math.exp(-v));
+const gelu = (v: number) => v / (1 + Math.exp(-2 * Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+
+/** x rounded to the nearest f16 (ties to even; no overflow at the sizes used here). */
+function toF16(x: number): number {
+  if (x === 0 || !Number.isFinite(x)) return x;
+  let e = Math.floor(Math.log2(Math.abs(x)));
+  if (2 ** e > Math.abs(x)) e--;
+  if (2 ** (e + 1) <= Math.abs(x)) e++;
+  const q = 2 ** (Math.max(e, -14) - 10); // the spacing of f16 values around x (subnormal below 2^-14)
+  const r = x / q;
+  const f = Math.floor(r);
+  const d = r - f;
+  const n = d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f;
+  return n * q;
+}
+
+/** C of the case in float64 on the host, from operands passed through `round` (identity: exact). */
+function reference(c: Case, d: Data, round: (x: number) => number = (x) => x): Float64Array {
+  const kt = c.kTotal ?? c.K;
+  const out = new Float64Array(c.batch * c.M * c.N);
+  for (let b = 0; b < c.batch; b++) {
+    const ob = c.kTotal === undefined ? b : 0;
+    const lo = c.kTotal === undefined ? 0 : b * c.K;
+    const hi = c.kTotal === undefined ? c.K : Math.min(lo + c.K, c.kTotal);
+    for (let i = 0; i < c.M; i++) {
+      const a = new Float64Array(hi - lo);
+      for (let k = lo; k < hi; k++) {
+        const v = d.A[c.aFast === 'k' ? (ob * c.M + i) * kt + k : (ob * kt + k) * c.M + i]!;
+        a[k - lo] = round(c.siluA ? Math.fround(silu(v)) : v);
+      }
+      for (let j = 0; j < c.N; j++) {
+        let s = 0;
+        for (let k = lo; k < hi; k++)
+          s += a[k - lo]! * round(d.B[c.bFast === 'j' ? (ob * kt + k) * c.N + j : (ob * c.N + j) * kt + k]!);
+        out[(b * c.M + i) * c.N + j] = c.biasGelu ? gelu(s + d.bias[j]!) : s;
+      }
+    }
+  }
+  return out;
+}
+
+/** ‖got − want‖ / ‖want‖ (Infinity when got holds a non-finite value) */
+function normRelErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  assert.equal(got.length, want.length);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < got.length; i++) {
+    if (!Number.isFinite(got[i]!)) return Infinity;
+    num += (got[i]! - want[i]!) ** 2;
+    den += want[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+/** a dispatch that fills C with a value no product here comes near */
+function poison(rk: RawKernels, C: GBuffer, n: number): Dispatch {
+  const kernel = rk.kernel(`mixedtest.poison:${n}`, () =>
+    elementKernelWgsl([{ name: 'C', write: true }], n, 'C[idx] = 3.0e38;'),
+  );
+  return { kernel, buffers: [C], groups: elementGroups(n) };
+}
+
+/**
+ * Runs a matmul kernel on the case's data (bindings A, B, BIAS, C) and reads C back. C is filled with
+ * 3e38 first: its buffer comes from TF.js's pool, where it may still hold an earlier kernel's result
+ * for the same shape, which an element the kernel fails to write would otherwise keep.
+ */
+async function runKernel(rk: RawKernels, code: string, groups: [number, number, number], c: Case, d: Data) {
+  const kernel = rk.kernel(`mixedtest:${sha256(new TextEncoder().encode(code))}`, () => code);
+  const inputs = [tf.tensor(d.A), tf.tensor(d.B), tf.tensor(d.bias)];
+  const n = c.batch * c.M * c.N;
+  const out = rk.output([n]);
+  rk.run(
+    [poison(rk, out.buffer, n), { kernel, buffers: [...inputs.map((t) => rk.buffer(t)), out.buffer], groups }],
+    [...inputs, out.tensor],
+  );
+  const values = await out.tensor.data();
+  tf.dispose([...inputs, out.tensor]);
+  return values;
+}
+
+// ---- the tests ---------------------------------------------------------------------------------------
+
+test('mixed precision needs the webgpu backend: any other is refused with a UserError', async () => {
+  await assert.rejects(
+    initBackend('cpu', { precision: 'mixed' }),
+    (e: Error) => e instanceof UserError && /webgpu/.test(e.message) && /--precision fp32/.test(e.message),
+  );
+});
+
+test(
+  'a GPU without the features is refused, naming the missing ones and --precision fp32',
+  { skip: onGpu ? (support?.ok ? 'this GPU has the features (the tensor-core test runs instead)' : false) : SKIP },
+  async () => {
+    // the adapter as seen independently of device.ts, with the same Dawn flags
+    const mod = (await import('webgpu')) as unknown as {
+      create(flags: string[]): { requestAdapter(o: object): Promise<MixedAdapter | null> };
+    };
+    const gpu = mod.create(MIXED_DAWN_FLAGS);
+    instances.push(gpu); // a Dawn instance must outlive its adapters and devices
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    assert.ok(adapter, 'the webgpu suite runs where Dawn finds an adapter');
+    const missing = MIXED_FEATURES.filter((f) => !adapter.features.has(f));
+    const present = MIXED_FEATURES.filter((f) => adapter.features.has(f));
+    assert.ok(support && !support.ok, 'mixedPrecisionSupport says not ok');
+    const names = (message: string) => {
+      for (const f of missing) assert.ok(message.includes(f), `'${message}' names the missing feature ${f}`);
+      for (const f of present) assert.ok(!message.includes(f), `'${message}' does not name ${f}, which is there`);
+      assert.match(message, /--precision fp32/);
+    };
+    if (missing.length > 0) names(support.reason);
+    else assert.match(support.reason, /subgroup-matrix configuration|subgroupMaxSize/);
+    await assert.rejects(initBackend('webgpu', { precision: 'mixed' }), (e: Error) => {
+      assert.ok(e instanceof UserError, `a UserError, not ${e.name}: ${e.message}`);
+      if (missing.length > 0) names(e.message);
+      return true;
+    });
+  },
+);
+
+/** Kernels for the emulated run: several subgroup layouts, matrices per subgroup and k steps per stage, and prefetch. */
+const EMULATED: Array<[string, MixedKernel]> = [
+  [
+    'M16 N16 K16, 2×2 subgroups of 32×16, k 16',
+    { mma: H200_CONFIGS[0]!, subgroupSize: 32, tile: { sgRows: 2, sgCols: 2, rows: 32, cols: 16, tk: 16 } },
+  ],
+  [
+    'M16 N8 K8, 1×4 subgroups of 16×16, k 16',
+    { mma: H200_CONFIGS[2]!, subgroupSize: 32, tile: { sgRows: 1, sgCols: 4, rows: 16, cols: 16, tk: 16 } },
+  ],
+  ['M16 N16 K16, tile 64x64k32', { mma: H200_CONFIGS[0]!, subgroupSize: 32, tile: MIXED_TILES['64x64k32'] }],
+  [
+    'M16 N8 K16, 2×2 subgroups of 32×16, k 32, prefetch',
+    {
+      mma: H200_CONFIGS[1]!,
+      subgroupSize: 32,
+      tile: { sgRows: 2, sgCols: 2, rows: 32, cols: 16, tk: 32, prefetch: true },
+    },
+  ],
+];
+
+test(
+  'the mixed kernel emulated in f32 (same tiles, staging, offsets, epilogue) equals the fp32 kernel and the host',
+  { skip: onGpu ? false : SKIP },
+  async () => {
+    await useBackend('webgpu', support?.ok ? { precision: 'mixed' } : {});
+    const rk = rawKernels()!;
+    for (const c of CASES) {
+      const spec = specFor(c);
+      const d = dataFor(c);
+      const want = reference(c, d);
+      const fp32 = await runKernel(rk, matMulWgsl(spec), matMulGroups(spec), c, d);
+      const e32 = normRelErr(fp32, want);
+      assert.ok(e32 <= 1e-5, `${c.label}: fp32 kernel vs host, rel. error ${e32}`);
+      for (const [name, k] of EMULATED) {
+        const kernel = { ...k, emulate: true };
+        const got = await runKernel(rk, mixedMatMulWgsl(spec, kernel), mixedMatMulGroups(spec, kernel), c, d);
+        const eFp32 = normRelErr(got, fp32);
+        assert.ok(eFp32 <= 1e-5, `${c.label}, ${name}: emulated vs the fp32 kernel, rel. error ${eFp32}`);
+      }
+    }
+  },
+);
+
+test(
+  "Plan.matMul at precision 'mixed' on a device without tensor cores says what it needs",
+  { skip: onGpu ? (support?.ok ? 'this GPU has the mixed-precision device' : false) : SKIP },
+  async () => {
+    await useBackend('webgpu');
+    const rk = rawKernels()!;
+    const p = new Plan(rk, 'mixedtest', 'x');
+    p.precision = 'mixed';
+    const buf = rk.scratch('mixedtest.x', 16);
+    const { bindings: _, ...spec } = specFor(CASES[0]!);
+    assert.throws(
+      () => p.matMul('mm', [['A', buf]], spec),
+      /precision 'mixed' needs the webgpu backend on the mixed-precision device/,
+    );
+  },
+);
+
+test(
+  'the tensor-core kernel equals the product of f16-rounded operands and the fp32 kernel within f16 rounding',
+  { skip: NO_TENSOR_CORES },
+  async () => {
+    assert.ok(support?.ok);
+    await useBackend('webgpu', { precision: 'mixed' });
+    const rk = rawKernels()!;
+    for (const c of [...CASES, LARGE]) {
+      const spec = specFor(c);
+      const d = dataFor(c);
+      const want16 = reference(c, d, toF16);
+      const fp32 = await runKernel(rk, matMulWgsl(spec), matMulGroups(spec), c, d);
+      for (const mma of support.configs) {
+        for (const [name, tile] of Object.entries(MIXED_TILES)) {
+          const k: MixedKernel = { mma, subgroupSize: support.subgroupSize, tile };
+          if (!mixedFits(spec, k, support)) continue;
+          const label = `${c.label}, M${mma.M} N${mma.N} K${mma.K}, tile ${name}`;
+          const got = await runKernel(rk, mixedMatMulWgsl(spec, k), mixedMatMulGroups(spec, k), c, d);
+          const e16 = normRelErr(got, want16);
+          const e32 = normRelErr(got, fp32);
+          // f32 accumulation in another order: ~1e-6; f16 rounding to other than nearest would show here
+          assert.ok(e16 <= 1e-4, `${label}: vs the host's product of f16-rounded operands, rel. error ${e16}`);
+          // f16 operands: 2^-11 relative rounding each, ≈ 4e-4 of the norm for random data
+          assert.ok(e32 <= 2e-3, `${label}: vs the fp32 kernel, rel. error ${e32}`);
+        }
+      }
+    }
+  },
+);
+
+test(
+  "Plan.matMul at precision 'mixed' runs the tensor-core kernel (and fp32 by default)",
+  { skip: NO_TENSOR_CORES },
+  async () => {
+    await useBackend('webgpu', { precision: 'mixed' });
+    const rk = rawKernels()!;
+    const c = CASES[5]!;
+    const d = dataFor(c);
+    const want16 = reference(c, d, toF16);
+    const want = reference(c, d);
+    const { bindings: _, helpers: __, ...spec } = specFor(c);
+    const results: Record<string, Float32Array> = {};
+    for (const precision of ['fp32', 'mixed'] as const) {
+      const inputs = [tf.tensor(d.A), tf.tensor(d.B), tf.tensor(d.bias)];
+      const n = c.batch * c.M * c.N;
+      const out = rk.output([n]);
+      const p = new Plan(rk, 'mixedtest', `${precision}`);
+      if (precision === 'mixed') p.precision = 'mixed';
+      p.matMul(
+        'mm',
+        [
+          ['A', rk.buffer(inputs[0]!)],
+          ['B', rk.buffer(inputs[1]!)],
+          ['BIAS', rk.buffer(inputs[2]!)],
+          ['C', out.buffer, true],
+        ],
+        spec,
+      );
+      assert.equal(p.ops.length, 1);
+      assert.equal(p.ops[0]!.kernel.key.includes(':mixed'), precision === 'mixed', p.ops[0]!.kernel.key);
+      rk.run([poison(rk, out.buffer, n), ...p.ops], [...inputs, out.tensor]);
+      results[precision] = (await out.tensor.data()) as Float32Array;
+      tf.dispose([...inputs, out.tensor]);
+    }
+    const e32 = normRelErr(results.fp32!, want);
+    const e16 = normRelErr(results.mixed!, want16);
+    assert.ok(e32 <= 1e-5, `fp32 plan vs host, rel. error ${e32}`);
+    assert.ok(e16 <= 1e-4, `mixed plan vs host's f16-rounded product, rel. error ${e16}`);
+  },
+);
+
+// ---- Dawn's validator, on its null backend -----------------------------------------------------------
+
+interface NullDevice {
+  limits: Record<string, number>;
+  createShaderModule(d: { code: string }): {
+    getCompilationInfo(): Promise<{ messages: Array<{ type: string; message: string }> }>;
+  };
+  createComputePipeline(d: object): unknown;
+  pushErrorScope(f: string): void;
+  popErrorScope(): Promise<{ message: string } | null>;
+}
+
+/** A device of Dawn's null backend (validates shaders and pipelines, runs nothing), or why there is none. */
+async function nullDevice(): Promise<NullDevice | string> {
+  let mod: { create(flags: string[]): { requestAdapter(o?: object): Promise<MixedAdapter | null> } };
+  try {
+    mod = (await import('webgpu')) as unknown as typeof mod;
+  } catch {
+    return "the optional package 'webgpu' is not installed";
+  }
+  const gpu = mod.create(['backend=null', 'enable-dawn-features=allow_unsafe_apis']);
+  instances.push(gpu); // a Dawn instance must outlive its adapters and devices (else Dawn aborts)
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) return "Dawn's null backend gives no adapter";
+  const missing = MIXED_FEATURES.filter((f) => !adapter.features.has(f));
+  if (missing.length > 0) return `Dawn's null backend lacks ${missing.join(', ')}`;
+  return (await adapter.requestDevice({
+    requiredFeatures: [...MIXED_FEATURES],
+    requiredLimits: { maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize! },
+  })) as unknown as NullDevice;
+}
+
+const validator = await nullDevice();
+
+test(
+  "every tile and subgroup-matrix config compiles under Dawn's validator, with the workgroup memory counted right",
+  { skip: typeof validator === 'string' ? validator : false },
+  async () => {
+    const dev = validator as NullDevice;
+    const limit = dev.limits.maxComputeWorkgroupStorageSize!;
+    /** errors of compiling `code` and of making its pipeline */
+    const check = async (code: string) => {
+      const module = dev.createShaderModule({ code });
+      const compile = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
+      dev.pushErrorScope('validation');
+      dev.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      return { compile: compile.map((m) => m.message), pipeline: (await dev.popErrorScope())?.message };
+    };
+    const specs = [CASES[0]!, CASES[3]!, CASES[4]!, CASES[5]!].map(specFor);
+    let overLimit = 0;
+    for (const mma of H200_CONFIGS) {
+      for (const [name, tile] of Object.entries(MIXED_TILES)) {
+        for (const spec of specs) {
+          const k: MixedKernel = { mma, subgroupSize: 32, tile };
+          const label = `M${mma.M} N${mma.N} K${mma.K}, ${name}, aFast ${spec.aFast}, bFast ${spec.bFast}`;
+          const code = mixedMatMulWgsl(spec, k);
+          const { compile, pipeline } = await check(code);
+          assert.deepEqual(compile, [], `${label}: compiles`);
+          const bytes = mixedWorkgroupBytes(spec, k);
+          if (bytes <= limit) assert.equal(pipeline, undefined, `${label}: pipeline`);
+          else {
+            overLimit++;
+            assert.ok(pipeline?.includes(`(${bytes} bytes)`), `${label}: Dawn counts ${bytes} bytes: ${pipeline}`);
+          }
+        }
+      }
+    }
+    assert.ok(overLimit > 0, 'some tile exceeds the null device limit, so the byte count was compared');
+    // the validator does reject a broken kernel (a misspelled majorness); Dawn prints its error
+    process.stderr.write('a WGSL error follows on purpose (a kernel broken to check that the validator rejects it):\n');
+    const broken = mixedMatMulWgsl(specs[0]!, {
+      mma: H200_CONFIGS[0]!,
+      subgroupSize: 32,
+      tile: MIXED_TILES['64x64k32'],
+    });
+    assert.notEqual((await check(broken.replace('row_major>', 'rowmajor>'))).compile.length, 0);
+  },
+);
