@@ -364,7 +364,6 @@ export function markdown(d: BenchDoc): string {
           'TF.js kernels',
           'GPU dispatches',
           'GPU ms',
-          'host ms (loop)',
           'host CPU ms',
           'wall ms',
           'largest kernel families (count, GPU ms, warm-up pass)',
