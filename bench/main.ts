@@ -16,7 +16,14 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { activeBackend, initBackend, parseBackendChoice, type BackendChoice } from '../src/backends/index.js';
+import {
+  activeBackend,
+  initBackend,
+  parseBackendChoice,
+  parsePrecision,
+  type BackendChoice,
+  type Precision,
+} from '../src/backends/index.js';
 import { setKernelOptions } from '../src/backends/kernels.js';
 import {
   createModel,
@@ -61,6 +68,8 @@ export type Suite = (typeof SUITES)[number];
 export interface BenchOptions {
   suites: Suite[];
   backend: BackendChoice;
+  /** 'mixed': our forward matmuls on f16 tensor cores (webgpu); default fp32 */
+  precision?: Precision;
   quick: boolean;
   /** output directory (created); null = do not write files */
   out: string | null;
@@ -318,7 +327,7 @@ function variantText(v: Variant): string {
 
 /** Runs the selected suites and returns the document (also written under `out` when set). */
 export async function runBench(o: BenchOptions): Promise<BenchDoc> {
-  const info = await initBackend(o.backend);
+  const info = await initBackend(o.backend, { precision: o.precision ?? 'fp32' });
   const plans = sizePlans(o, info.name);
   const notes: string[] = [
     `S-JFB draws fixed to n_ng = ${BENCH_NO_GRAD}, n_g = ${BENCH_WITH_GRAD} (means of U{0..10} and U{1..12}, the latter 6.5 rounded up) on both sides`,
@@ -390,7 +399,12 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
     const doc: BenchDoc = {
       date: new Date().toISOString(),
       command: o.command ?? 'runBench()',
-      backend: { name: backendInfo.name, version: backendInfo.version, device: backendInfo.device },
+      backend: {
+        name: backendInfo.name,
+        version: backendInfo.version,
+        device: backendInfo.device,
+        precision: backendInfo.precision ?? 'fp32',
+      },
       versions: {
         'fpdm-exp': packageVersionOfCwd(),
         node: process.version,
@@ -591,6 +605,9 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--backend':
         o.backend = parseBackendChoice(value(i++, a));
         break;
+      case '--precision':
+        o.precision = parsePrecision(value(i++, a));
+        break;
       case '--quick':
         o.quick = true;
         break;
@@ -674,7 +691,7 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--help':
       case '-h':
         throw new UserError(
-          'usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--fused-block off|on|both] [--variants SB:OPT:BLOCK[:EPI[:RAW[:STEP]]],…] [--sample-variants SB:OPT:BLOCK[:EPI[:RAW[:STEP]]],…] (EPI on|off|nobias, RAW on|off, STEP on|off) [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]',
+          'usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--precision fp32|mixed] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--fused-block off|on|both] [--variants SB:OPT:BLOCK[:EPI[:RAW[:STEP]]],…] [--sample-variants SB:OPT:BLOCK[:EPI[:RAW[:STEP]]],…] (EPI on|off|nobias, RAW on|off, STEP on|off) [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]',
         );
       default:
         throw new UserError(`unknown option '${a}'; see --help`);

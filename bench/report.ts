@@ -185,7 +185,7 @@ function table(head: string[], rows: string[][]): string {
 export interface BenchDoc {
   date: string;
   command: string;
-  backend: { name: string; version?: string; device?: string };
+  backend: { name: string; version?: string; device?: string; precision?: string };
   versions: Record<string, string | null>;
   gitCommit: string | null;
   quick: boolean;
@@ -220,6 +220,11 @@ export function markdown(d: BenchDoc): string {
     [
       `- command: \`${d.command}\``,
       `- device: ${d.backend.device ?? 'unknown'} (backend ${d.backend.name} ${d.backend.version ?? ''})`,
+      ...(d.backend.precision === 'mixed'
+        ? [
+            "- precision: mixed — our forward matmuls (the model's own kernels, training and sampling) on f16 tensor cores with f32 accumulation; the backward's matmuls, losses, norms and the optimizer in fp32. PyTorch side: fp32, TF32 off (no autocast rows in this call)",
+          ]
+        : []),
       `- versions: ${Object.entries(d.versions)
         .map(([k, v]) => `${k} ${v ?? '?'}`)
         .join(', ')}`,

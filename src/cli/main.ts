@@ -1,7 +1,7 @@
 // Entry point: argv → commander → command functions. This file is the only catch site: UserError
 // exits 2, RegressionError exits 3, anything else is a bug (exit 1, with its stack).
 import { Command, CommanderError, Help, Option } from 'commander';
-import { BACKEND_NAMES, parseBackendChoice } from '../backends/index.js';
+import { BACKEND_NAMES, parseBackendChoice, parsePrecision, PRECISIONS } from '../backends/index.js';
 import { EXIT, RegressionError, UserError } from '../util/errors.js';
 import { inputErrorOf } from '../util/input-errors.js';
 import { setQuiet } from '../util/log.js';
@@ -17,7 +17,7 @@ export function invokedCommand(args: readonly string[]): string | undefined {
   const words: string[] = [];
   for (let i = 0; i < args.length && words.length < 2; i++) {
     const a = args[i]!;
-    if (a === '--backend')
+    if (a === '--backend' || a === '--precision')
       i++; // its value
     else if (!a.startsWith('-')) words.push(a);
     if (words.length === 1 && words[0] !== 'help') break;
@@ -45,6 +45,14 @@ export async function buildProgram(args?: readonly string[]): Promise<Command> {
       new Option('--backend <name>', `compute backend: auto, ${BACKEND_NAMES.join(', ')}`)
         .default('auto')
         .argParser(parseBackendChoice),
+    )
+    .addOption(
+      new Option(
+        '--precision <p>',
+        `matmul precision of the model's own GPU kernels: ${PRECISIONS.join(', ')}; mixed (webgpu, f16 tensor cores): the forward matmuls take f16 operands with f32 accumulation, gradients stay fp32`,
+      )
+        .default('fp32')
+        .argParser(parsePrecision),
     )
     .option('-q, --quiet', 'log less on stderr')
     .showHelpAfterError('(run with --help for usage)')

@@ -42,7 +42,8 @@ export interface CheckpointMeta {
   runKey: string | null;
   toolVersion: string;
   gitCommit: string | null;
-  backend: { name: string; version?: string; device?: string };
+  /** precision: only when not fp32 ('mixed': f16 tensor-core forward matmuls on webgpu) */
+  backend: { name: string; version?: string; device?: string; precision?: string };
   status: 'running' | 'completed' | 'diverged';
   /** the step whose loss was not finite (status 'diverged'); the weights are those of `step` */
   divergedAt: number | null;

@@ -248,7 +248,7 @@ async function saveCheckpoint(
     runKey: o.runKey ?? null,
     toolVersion: toolVersion(),
     gitCommit: gitCommit(),
-    backend: { name: b.name, version: b.version, device: b.device },
+    backend: { name: b.name, version: b.version, device: b.device, ...(b.precision ? { precision: b.precision } : {}) },
     status,
     divergedAt,
     createdAt: new Date().toISOString(),

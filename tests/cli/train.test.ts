@@ -131,3 +131,17 @@ test('an absurd learning rate stops with diverged and the step; bad flags are us
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /preset 'DiT-Q\/2' does not exist/);
 });
+
+test('--precision: mixed on a backend without f16 tensor cores is refused naming why, an unknown value is a usage error, experiments refuse mixed', () => {
+  const out = mkdtempSync(join(tmpdir(), 'prec-'));
+  const cpu = runCli(['--precision', 'mixed', ...trainArgs(out)]);
+  assert.equal(cpu.code, 2, cpu.stderr);
+  assert.match(cpu.stderr, /--precision mixed runs on the webgpu backend only/);
+  assert.ok(!existsSync(join(out, 'checkpoint.json')), 'nothing trained');
+  const bad = runCli(['--precision', 'bf16', ...trainArgs(out)]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--precision: 'bf16' is not a precision; choose one of fp32, mixed/);
+  const exp = runCli(['--precision', 'mixed', 'run', 'experiments/quickstart.yaml', '--db', join(out, 'x.sqlite')]);
+  assert.equal(exp.code, 2, exp.stderr);
+  assert.match(exp.stderr, /--precision mixed is not available for experiments yet/);
+});

@@ -63,6 +63,7 @@ export function rawBlockForward(
   const z = dims(x, mlpWidth(w), heads);
   const { n, t, d, H, dh, hid, R, BH } = z;
   const p = new BlockPlan(rk, z);
+  p.precision = rk.forwardPrecision;
   const buf = (tt: tf.Tensor) => rk.buffer(tt);
   const [X, C] = [buf(x), buf(c)];
   const [WA, BA, WQKV, BQKV, WP, BP, W1, B1, W2, B2] = w.map(buf) as GBuffer[];

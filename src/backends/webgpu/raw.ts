@@ -14,6 +14,7 @@
 //   profiling    while `timer` is set (the bench's profiled step), each dispatch gets its own pass with
 //                timestamp queries; its kernel name and GPU milliseconds are pushed to `timer`
 import * as tf from '@tensorflow/tfjs-core';
+import { mixedDeviceInfo } from './device.js';
 import { MAP_READ, USAGE, type GBuffer, type GDevice, type GPipeline, type WebGPUBackendLike } from './types.js';
 
 /** the largest workgroup count per dimension WebGPU guarantees */
@@ -57,6 +58,15 @@ export class RawKernels {
   }
 
   /** the webgpu backend's device */
+  /**
+   * The precision of the model's FORWARD matmuls on this device: 'mixed' (f16 operands on tensor
+   * cores, f32 accumulation) on the mixed-precision device, else 'fp32'. The backward's matmuls stay
+   * fp32 (their gradient operands would fall below f16's range without loss scaling).
+   */
+  get forwardPrecision(): 'fp32' | 'mixed' {
+    return mixedDeviceInfo(this.backend.device) ? 'mixed' : 'fp32';
+  }
+
   get device(): GDevice {
     return this.backend.device;
   }

@@ -12,6 +12,7 @@
 //   then:  fpdm-exp collect results/shards/* --db results/fpdm.sqlite && fpdm-exp report --db results/fpdm.sqlite
 import { Option, type Command } from 'commander';
 import { dirname, join } from 'node:path';
+import { UserError } from '../../util/errors.js';
 import { runExperiment, type RunSummary } from '../../experiments/runner.js';
 import { buildReport } from '../../report/index.js';
 import { inspectDatabase } from '../../store/store.js';
@@ -42,6 +43,10 @@ export interface RunCommandResult extends RunSummary {
 }
 
 export async function run(opts: RunOptions): Promise<RunCommandResult> {
+  if (opts.globals.precision === 'mixed')
+    throw new UserError(
+      "--precision mixed is not available for experiments yet: their stored results are keyed without the precision, so mixed and fp32 numbers would share keys; use it with 'train' and 'sample', or run experiments at --precision fp32",
+    );
   // output paths are checked before any work starts: a long run never loses its work to a bad path at its end
   prepareFileTarget(opts.db, 'database (--db)', { createDir: false });
   inspectDatabase(opts.db);
