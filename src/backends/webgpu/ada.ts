@@ -36,10 +36,7 @@ export class AdaPlan extends Plan {
     return `ADA[(${r} / ${u(t)}) * ${u(chunks * d)} + ${u(k * d)} + ${ch}]`;
   }
 
-  /**
-   * ADA = SiLU(c)·Waᵀ + ba  [n, chunks·d]; a forward matmul (rk.forwardPrecision), also when a backward
-   * recomputes it, so that the backward sees the forward's values
-   */
+  /** ADA = SiLU(c)·Waᵀ + ba  [n, chunks·d] */
   adaLN(c: GBuffer, wa: GBuffer, ba: GBuffer, ada: GBuffer): void {
     const { n, d, chunks } = this.ad;
     this.matMul(
@@ -60,7 +57,6 @@ export class AdaPlan extends Plan {
         store: `ADA[i * ${u(chunks * d)} + j] = v + BA[j];`,
         aFast: 'k',
         bFast: 'k',
-        precision: this.rk.forwardPrecision,
       },
     );
   }

@@ -63,7 +63,6 @@ export function rawBlockForward(
   const z = dims(x, mlpWidth(w), heads);
   const { n, t, d, H, dh, hid, R, BH } = z;
   const p = new BlockPlan(rk, z);
-  p.precision = rk.forwardPrecision;
   const buf = (tt: tf.Tensor) => rk.buffer(tt);
   const [X, C] = [buf(x), buf(c)];
   const [WA, BA, WQKV, BQKV, WP, BP, W1, B1, W2, B2] = w.map(buf) as GBuffer[];
@@ -112,6 +111,7 @@ export function rawBlockForward(
       aFast: 'k',
       bFast: 'k',
       wide: false,
+      precision: rk.forwardPrecision, // see RawKernels.forwardPrecision
     },
   );
   p.matMul(
@@ -213,6 +213,7 @@ export function rawBlockForward(
       store: `HH[i * ${u(hid)} + j] = v + B1[j];`,
       aFast: 'k',
       bFast: 'k',
+      precision: rk.forwardPrecision,
     },
   );
   p.matMul(

@@ -122,7 +122,6 @@ export function rawEmbedForward(
   withYEmb: boolean,
 ): Embedded {
   const p = new EdgePlan(rk, z);
-  p.precision = rk.forwardPrecision;
   const { n, C, hw, d } = z;
   const T = t(z);
   const R = n * T;
@@ -348,7 +347,6 @@ export function rawEmbedBackward(
 /** The final layer and unpatchify: h [n, t, d], c [n, d] → the model output [n, Co, Hh, Ww] (new tensor). */
 export function rawFinalForward(rk: RawKernels, z: EdgeDims, h: tf.Tensor, c: tf.Tensor, w: FinalParams): tf.Tensor4D {
   const p = new EdgePlan(rk, z);
-  p.precision = rk.forwardPrecision;
   const { n, hw, d, co } = z;
   const R = p.ad.R;
   const out = rk.output([n, co, hw, hw]);
@@ -465,7 +463,6 @@ export function rawLinearForward(rk: RawKernels, x: tf.Tensor3D, w: tf.Tensor, b
   const [n, tt, din] = x.shape;
   const dout = w.shape[0]!;
   const p = linearPlan(rk, x, dout);
-  p.precision = rk.forwardPrecision;
   const y = rk.output([n, tt, dout]);
   p.matMul(
     'fwd',

@@ -32,7 +32,6 @@ export function rawProjectionForward(
   const [n, t, d] = z.shape;
   const R = n * t;
   const p = plan(rk, z);
-  p.precision = rk.forwardPrecision;
   const [W1, B1, W2, B2] = w.map((x) => rk.buffer(x)) as GBuffer[];
   const p1 = rk.output([n, t, 2 * d]);
   const out = rk.output([n, t, d]);
