@@ -18,6 +18,15 @@ import { rawKernels } from './webgpu/raw.js';
 import { rawBlockBackward, rawBlockForward } from './webgpu/dit-block.js';
 import { rawRelativeResidual } from './webgpu/residual.js';
 import { rawProjectionBackward, rawProjectionForward } from './webgpu/fpdm-step.js';
+import {
+  byRole,
+  edgeDims,
+  EMBED_NAMES,
+  FINAL_NAMES,
+  rawEmbedModel,
+  rawFinalForward,
+  rawLinearForward,
+} from './webgpu/edges.js';
 import { rawLossAndGradient, rawLossSupported, type LossInputsRaw } from './webgpu/loss.js';
 import { rawTrainingStep, type DirectStepInput, type DirectStepResult, type StepModel } from './webgpu/train-step.js';
 import type { GaussianDiffusion } from '../diffusion/process.js';
@@ -250,6 +259,55 @@ export function rawBlockKernels(): RawBlockKernels | null {
     backward: (s, c, w, dy, heads) => rawBlockBackward(rk, s, c, w, dy, heads),
     projectionForward: (z, inj, w) => rawProjectionForward(rk, z, inj, w),
     projectionBackward: (z, inj, p1, du, w) => rawProjectionBackward(rk, z, inj, p1, du, w),
+  };
+}
+
+/** What the model's edges read of a model: its config, parameters by state_dict name, and the pos_embed buffer. */
+export type EdgeModel = StepModel;
+
+/**
+ * The model's edges as direct dispatches (src/backends/webgpu/edges.ts: the same values as blocks.ts
+ * patchEmbed + pos, timestepEmbedder, labelEmbedder, finalLayer + unpatchify, linear). Every tensor
+ * returned is new and owned by the caller.
+ */
+export interface DirectEdgeKernels {
+  /**
+   * x [N, C, H, W], t [N] (the model's timesteps), y [N] labels → h = PatchEmbed(x) + pos [N, T, D],
+   * c = t_emb + y_emb [N, D], and y_emb [N, D] alone with `withYEmb`
+   */
+  embed(
+    m: EdgeModel,
+    x: tf.Tensor4D,
+    t: tf.Tensor1D,
+    y: tf.Tensor1D,
+    withYEmb: boolean,
+  ): { h: tf.Tensor3D; c: tf.Tensor2D; yEmb?: tf.Tensor2D };
+  /** the final layer and unpatchify: h [N, T, D], c [N, D] → [N, Co, H, W] */
+  final(m: EdgeModel, h: tf.Tensor3D, c: tf.Tensor2D): tf.Tensor4D;
+  /** x·Wᵀ + b over the last axis: x [N, T, in], W [out, in], b [out] → [N, T, out] */
+  linear(x: tf.Tensor3D, w: tf.Tensor, b: tf.Tensor): tf.Tensor3D;
+}
+
+/**
+ * The model forward's edges as direct dispatches where the backend has them (webgpu with the
+ * direct-dispatch kernels on) and no gradient tape records (they are not differentiable by autodiff);
+ * else null (the caller's TF.js ops).
+ */
+export function directEdgeKernels(): DirectEdgeKernels | null {
+  if (!options.rawBlock || tapeRecording()) return null;
+  const rk = rawKernels();
+  if (!rk) return null;
+  return {
+    embed(m, x, t, y, withYEmb) {
+      const yi = y.dtype === 'int32' ? y : tf.cast(y, 'int32'); // the kernel reads int32 labels
+      const z = edgeDims(m.config, m.params, x.shape[0]);
+      const e = rawEmbedModel(rk, z, { x, ts: t, y: yi, pos: m.posEmbed }, byRole(m.params, EMBED_NAMES), withYEmb);
+      if (yi !== y) yi.dispose();
+      return { h: e.h0, c: e.c, ...(e.yEmb ? { yEmb: e.yEmb } : {}) };
+    },
+    final: (m, h, c) =>
+      rawFinalForward(rk, edgeDims(m.config, m.params, h.shape[0]), h, c, byRole(m.params, FINAL_NAMES)),
+    linear: (x, w, b) => rawLinearForward(rk, x, w, b),
   };
 }
 

@@ -1,7 +1,10 @@
 // DiT (Peebles & Xie 2023) as the FPDM reference code builds it: patch embedding + fixed 2-D sin-cos
 // position embedding, timestep and label embedders summed into c, `depth` adaLN-Zero blocks, final
-// layer, unpatchify. Reads top to bottom like the reference's `DiT.forward`.
+// layer, unpatchify. Reads top to bottom like the reference's `DiT.forward`. (webgpu, outside a gradient
+// tape: the edges before the first block and after the last run as direct dispatches of the same values,
+// src/backends/kernels.ts directEdgeKernels.)
 import * as tf from '@tensorflow/tfjs-core';
+import { directEdgeKernels } from '../backends/kernels.js';
 import type { Rng } from '../util/rng.js';
 import { outChannels, type DiTConfig } from './config.js';
 import { finalLayer, labelEmbedder, patchEmbed, timestepEmbedder, unpatchify, type Params } from './blocks.js';
@@ -39,10 +42,17 @@ export class DiT implements DiffusionModel {
     const c = this.config;
     const p: Params = this.tree;
     const out = tf.tidy(() => {
-      let h = tf.add(patchEmbed(p, x, c.patchSize), this.posEmbed) as tf.Tensor3D; // [N, T, D]
-      const cond = tf.add(timestepEmbedder(p, t), labelEmbedder(p, y)) as tf.Tensor2D; // [N, D]
+      const direct = directEdgeKernels();
+      let h: tf.Tensor3D;
+      let cond: tf.Tensor2D;
+      if (direct) ({ h, c: cond } = direct.embed(this, x, t, y, false));
+      else {
+        h = tf.add(patchEmbed(p, x, c.patchSize), this.posEmbed) as tf.Tensor3D; // [N, T, D]
+        cond = tf.add(timestepEmbedder(p, t), labelEmbedder(p, y)) as tf.Tensor2D; // [N, D]
+      }
       for (let i = 0; i < c.depth; i++)
         h = ditBlockOp(p, `blocks.${i}`, h, cond, c.numHeads, opts.gradCheckpoint === true); // [N, T, D]
+      if (direct) return direct.final(this, h, cond); // [N, Co, H, W]
       const o = finalLayer(p, h, cond); // [N, T, P·P·Co]
       return unpatchify(o, c.patchSize, outChannels(c)); // [N, Co, H, W]
     });

@@ -24,11 +24,24 @@
 //
 // As in the reference, with n_ng = 0 the with-grad iterations start from x_pre inside the graph (the
 // gradient also flows through z_0); with n_ng > 0 they start from the detached no-grad result.
+//
+// webgpu, outside a gradient tape: the embedders, block_pre_projection and the final layer run as direct
+// dispatches of the same values (src/backends/kernels.ts directEdgeKernels), as the blocks do.
 import * as tf from '@tensorflow/tfjs-core';
+import { directEdgeKernels } from '../backends/kernels.js';
 import type { Rng } from '../util/rng.js';
 import { assertShape } from '../util/shapes.js';
 import { outChannels, type FPDMConfig } from './config.js';
-import { finalLayer, labelEmbedder, linearP, patchEmbed, timestepEmbedder, unpatchify, type Params } from './blocks.js';
+import {
+  finalLayer,
+  labelEmbedder,
+  linearP,
+  param,
+  patchEmbed,
+  timestepEmbedder,
+  unpatchify,
+  type Params,
+} from './blocks.js';
 import { disposeTree, initParams, makePosEmbed, type ParamTree } from './params.js';
 import {
   checkInputs,
@@ -76,13 +89,22 @@ export class FPDM implements DiffusionModel {
     const cfg = this.config;
     const p: Params = this.tree;
     return tf.tidy(() => {
-      let h = tf.add(patchEmbed(p, x, cfg.patchSize), this.posEmbed) as tf.Tensor3D; // [N, T, D]
-      const tEmb = timestepEmbedder(p, t); // [N, D]
-      const yEmb = labelEmbedder(p, y); // [N, D]
-      const c = tf.add(tEmb, yEmb) as tf.Tensor2D; // [N, D]
-      const cPP = cfg.prePostTimestepConditioning ? c : yEmb;
+      const direct = directEdgeKernels();
+      let h: tf.Tensor3D;
+      let c: tf.Tensor2D;
+      let yEmb: tf.Tensor2D | undefined;
+      if (direct) ({ h, c, yEmb } = direct.embed(this, x, t, y, !cfg.prePostTimestepConditioning));
+      else {
+        h = tf.add(patchEmbed(p, x, cfg.patchSize), this.posEmbed) as tf.Tensor3D; // [N, T, D]
+        const tEmb = timestepEmbedder(p, t); // [N, D]
+        yEmb = labelEmbedder(p, y); // [N, D]
+        c = tf.add(tEmb, yEmb) as tf.Tensor2D; // [N, D]
+      }
+      const cPP = cfg.prePostTimestepConditioning ? c : yEmb!;
       for (let i = 0; i < cfg.preDepth; i++) h = ditBlockOp(p, `blocks_pre.${i}`, h, cPP, cfg.numHeads, gradCheckpoint);
-      const inj = linearP(p, 'block_pre_projection', h) as tf.Tensor3D; // [N, T, D]
+      const inj = direct
+        ? direct.linear(h, param(p, 'block_pre_projection.weight'), param(p, 'block_pre_projection.bias'))
+        : (linearP(p, 'block_pre_projection', h) as tf.Tensor3D); // [N, T, D]
       return { xPre: h, inj, c, cPP };
     });
   }
@@ -103,6 +125,8 @@ export class FPDM implements DiffusionModel {
       let h = z;
       for (let i = 0; i < cfg.postDepth; i++)
         h = ditBlockOp(p, `blocks_post.${i}`, h, cPP, cfg.numHeads, gradCheckpoint);
+      const direct = directEdgeKernels();
+      if (direct) return direct.final(this, h, cPP); // [N, Co, H, W]
       return unpatchify(finalLayer(p, h, cPP), cfg.patchSize, outChannels(cfg)); // [N, Co, H, W]
     });
   }

@@ -4,17 +4,22 @@
 // FPDM's input-injection linear. The math is src/models/blocks.ts (timestepEmbedder, labelEmbedder,
 // patchEmbed, finalLayer, unpatchify) and src/diffusion/process.ts qSample; gradients are those TF.js's
 // autodiff takes of them. Together with dit-block.ts, fpdm-step.ts and loss.ts they make a training step
-// without a tape (train-step.ts).
+// without a tape (train-step.ts). The model's own forward (sampling: x_t and the model's timesteps given,
+// no q_sample) runs the same embedders through rawEmbedModel, and rawFinalForward as is.
 //
 // Legend: n batch, C channels, Hh × Ww latent, p patch, G = Hh/p, t = G² tokens, d hidden, R = n·t,
 // Co output channels, PP = C·p·p (a patch), F = 256 timestep frequencies. Scratch (kept from the
 // forward to the backward, one set per shape): TH1 [n, d] the timestep MLP's first layer (before
-// SiLU); ADAF [n, 2d], MODF [R, d], STATSF [R, 2] the final layer's modulation, LN + modulate and row stats.
+// SiLU); ADAF [n, 2d], MODF [R, d], STATSF [R, 2] the final layer's modulation, LN + modulate and row stats;
+// and TF [F], the frequency table (written once).
 import * as tf from '@tensorflow/tfjs-core';
+import type { Params } from '../../models/blocks.js';
+import { outChannels, type ModelConfig } from '../../models/config.js';
 import { AdaPlan } from './ada.js';
 import { elementGroups, elementKernelWgsl, u } from './gemm.js';
-import { Plan } from './plan.js';
+import { Plan, type Arg } from './plan.js';
 import type { RawKernels } from './raw.js';
+import type { GBuffer, WebGPUBackendLike } from './types.js';
 
 /** The frequency embedding width of the timestep embedder (the reference's frequency_embedding_size). */
 export const FREQ_DIM = 256;
@@ -51,13 +56,52 @@ export interface FinalParams {
   linB: tf.Tensor;
 }
 
-/** What the embedders' forward made (tensors owned by the caller). */
-export interface Embedded {
-  xT: tf.Tensor4D; // [n, C, Hh, Ww]
+/** The embedders' and the final layer's parameters by role ← state_dict name. */
+export const EMBED_NAMES: Record<keyof EmbedParams, string> = {
+  patchW: 'x_embedder.proj.weight',
+  patchB: 'x_embedder.proj.bias',
+  tW1: 't_embedder.mlp.0.weight',
+  tB1: 't_embedder.mlp.0.bias',
+  tW2: 't_embedder.mlp.2.weight',
+  tB2: 't_embedder.mlp.2.bias',
+  table: 'y_embedder.embedding_table.weight',
+};
+export const FINAL_NAMES: Record<keyof FinalParams, string> = {
+  adaW: 'final_layer.adaLN_modulation.1.weight',
+  adaB: 'final_layer.adaLN_modulation.1.bias',
+  linW: 'final_layer.linear.weight',
+  linB: 'final_layer.linear.bias',
+};
+
+/** The parameters of `names` read from the tree, by role. */
+export function byRole<K extends string>(p: Params, names: Record<K, string>): Record<K, tf.Tensor> {
+  return Object.fromEntries(Object.entries(names).map(([k, n]) => [k, p.get(n as string)!])) as Record<K, tf.Tensor>;
+}
+
+/** The edges' dimensions of a model (config, parameters) for a batch of n inputs shaped as the config says. */
+export function edgeDims(cfg: ModelConfig, p: Params, n: number): EdgeDims {
+  return {
+    n,
+    C: cfg.inChannels,
+    hw: cfg.inputSize,
+    p: cfg.patchSize,
+    d: cfg.hiddenSize,
+    co: outChannels(cfg),
+    classes: p.get(EMBED_NAMES.table)!.shape[0]!,
+  };
+}
+
+/** What the embedders make of the model's inputs (tensors owned by the caller). */
+export interface ModelEmbedded {
   h0: tf.Tensor3D; // [n, t, d] patch embedding + position embedding
   c: tf.Tensor2D; // [n, d] t_emb + y_emb
   /** [n, d] y_emb alone, when asked for (FPDM's pre/post conditioning without the timestep) */
   yEmb?: tf.Tensor2D;
+}
+
+/** What the training step's embedders made: x_t too (tensors owned by the caller). */
+export interface Embedded extends ModelEmbedded {
+  xT: tf.Tensor4D; // [n, C, Hh, Ww]
 }
 
 /** Per-sample values uploaded once per step: q_sample's √ᾱ_t and √(1 − ᾱ_t), and the model's timestep. */
@@ -72,6 +116,21 @@ export function frequencyTable(): Float32Array {
   for (let i = 0; i < half; i++) f[i] = f[i + half] = Math.exp((-Math.log(10000) * i) / half);
   return f;
 }
+
+const written = new WeakSet<GBuffer>();
+
+/** frequencyTable() in a scratch buffer of the runtime (a constant: uploaded on first use, not a tensor). */
+export function frequencyBuffer(rk: RawKernels): GBuffer {
+  const b = rk.scratch('edges.freq', FREQ_DIM);
+  if (!written.has(b)) {
+    rk.device.queue.writeBuffer(b, 0, frequencyTable()); // ahead of every command buffer submitted later
+    written.add(b);
+  }
+  return b;
+}
+
+/** The model timestep of sample `i` in a training step: the last of its SAMPLE_VALUES in TS (WGSL). */
+const stepTimestep = (i: string) => `TS[(${i}) * ${u(SAMPLE_VALUES)} + 2u]`;
 
 export class EdgePlan extends AdaPlan {
   constructor(
@@ -104,52 +163,48 @@ export class EdgePlan extends AdaPlan {
     return `(((((${i}) / ${u(T)}) * ${u(co)} + (${j}) % ${u(co)}) * ${u(hw)} + (((${i}) % ${u(T)}) / ${u(G)}) * ${u(p)} + (${j}) / ${u(p * co)}) * ${u(hw)} + (((${i}) % ${u(T)}) % ${u(G)}) * ${u(p)} + ((${j}) / ${u(co)}) % ${u(p)})`;
   }
 
-  /** the timestep embedding [cos(t·f), sin(t·f)] of sample `i` at column `k` (WGSL; TS the timesteps, TF the table) */
-  static freqAt(i: string, k: string): string {
-    return `select(sin(TS[(${i}) * ${u(SAMPLE_VALUES)} + 2u] * TF[${k}]), cos(TS[(${i}) * ${u(SAMPLE_VALUES)} + 2u] * TF[${k}]), (${k}) < ${u(FREQ_DIM / 2)})`;
+  /**
+   * the timestep embedding [cos(t·f), sin(t·f)] of sample `i` at column `k` (WGSL; TF the table); `ts`
+   * reads sample i's timestep (default: a training step's, from TS)
+   */
+  static freqAt(i: string, k: string, ts: (i: string) => string = stepTimestep): string {
+    return `select(sin(${ts(i)} * TF[${k}]), cos(${ts(i)} * TF[${k}]), (${k}) < ${u(FREQ_DIM / 2)})`;
   }
 }
 
+/** Where the embedders read the model timestep: a binding, and sample i's value in it (WGSL). */
+interface TimestepSource {
+  arg: Arg;
+  at: (i: string) => string;
+}
+
 /**
- * q_sample, the patch embedding (+ pos), and c = t_emb + y_emb. x0, noise [n, C, Hh, Ww]; sv [n, 3]
- * (SAMPLE_VALUES); y [n] int32 labels; freq = frequencyTable(); pos [1, t, d].
+ * Pushes the embedders onto `p` with new outputs: h0 = PatchEmbed(x_t) + pos from `xt` (x_t [n, C, Hh, Ww]),
+ * and c = t_emb + y_emb (and y_emb alone with `withYEmb`) from the timesteps of `ts`. y [n] int32 labels;
+ * pos [1, t, d]. The caller runs p.ops.
  */
-export function rawEmbedForward(
+function pushEmbedders(
   rk: RawKernels,
-  z: EdgeDims,
-  inp: { x0: tf.Tensor; noise: tf.Tensor; sv: tf.Tensor; y: tf.Tensor; freq: tf.Tensor; pos: tf.Tensor },
+  p: EdgePlan,
+  xt: GBuffer,
+  ts: TimestepSource,
+  inp: { y: tf.Tensor; pos: tf.Tensor },
   w: EmbedParams,
   withYEmb: boolean,
-): Embedded {
-  const p = new EdgePlan(rk, z);
-  const { n, C, hw, d } = z;
+): ModelEmbedded {
+  const { z } = p;
+  const { n, C, d } = z;
   const T = t(z);
-  const R = n * T;
   const PP = C * z.p * z.p;
   const b = (x: tf.Tensor) => rk.buffer(x);
-  const xT = rk.output([n, C, hw, hw]);
   const h0 = rk.output([n, T, d]);
   const c = rk.output([n, d]);
   const yEmb = withYEmb ? rk.output([n, d]) : null;
   const TH1 = p.scratch('th1', n * d);
-  const chw = u(C * hw * hw);
-  p.elements(
-    'qsample',
-    [
-      ['X0', b(inp.x0)],
-      ['NOISE', b(inp.noise)],
-      ['TS', b(inp.sv)],
-      ['XT', xT.buffer, true],
-    ],
-    n * C * hw * hw,
-    `
-  let s = idx / ${chw};
-  XT[idx] = TS[s * ${u(SAMPLE_VALUES)}] * X0[idx] + TS[s * ${u(SAMPLE_VALUES)} + 1u] * NOISE[idx];`,
-  );
   p.matMul(
     'patch',
     [
-      ['XT', xT.buffer],
+      ['XT', xt],
       ['PW', b(w.patchW)],
       ['PB', b(w.patchB)],
       ['POS', b(inp.pos)],
@@ -157,7 +212,7 @@ export function rawEmbedForward(
     ],
     {
       batch: 1,
-      M: R,
+      M: n * T,
       N: d,
       K: PP,
       a: p.patchAt('i', 'k'),
@@ -168,20 +223,14 @@ export function rawEmbedForward(
     },
   );
   p.matMul(
-    'temb1',
-    [
-      ['TS', b(inp.sv)],
-      ['TF', b(inp.freq)],
-      ['TW1', b(w.tW1)],
-      ['TB1', b(w.tB1)],
-      ['TH1', TH1, true],
-    ],
+    'temb1', // the timestep binding's name tells the kernels of the two sources apart
+    [ts.arg, ['TF', frequencyBuffer(rk)], ['TW1', b(w.tW1)], ['TB1', b(w.tB1)], ['TH1', TH1, true]],
     {
       batch: 1,
       M: n,
       N: d,
       K: FREQ_DIM,
-      a: EdgePlan.freqAt('i', 'k'),
+      a: EdgePlan.freqAt('i', 'k', ts.at),
       b: `TW1[j * ${u(FREQ_DIM)} + k]`,
       store: `TH1[i * ${u(d)} + j] = v + TB1[j];`,
       aFast: 'k',
@@ -213,25 +262,92 @@ export function rawEmbedForward(
       bFast: 'k',
     },
   );
-  const outs = [xT.tensor, h0.tensor, c.tensor, ...(yEmb ? [yEmb.tensor] : [])];
-  rk.run(p.ops, [inp.x0, inp.noise, inp.sv, inp.y, inp.freq, inp.pos, ...Object.values(w), ...outs]);
   return {
-    xT: xT.tensor as tf.Tensor4D,
     h0: h0.tensor as tf.Tensor3D,
     c: c.tensor as tf.Tensor2D,
     ...(yEmb ? { yEmb: yEmb.tensor as tf.Tensor2D } : {}),
   };
 }
 
+const outputsOf = (e: ModelEmbedded): tf.Tensor[] => [e.h0, e.c, ...(e.yEmb ? [e.yEmb] : [])];
+
+/**
+ * A training step's embedders: q_sample, the patch embedding (+ pos), and c = t_emb + y_emb. x0, noise
+ * [n, C, Hh, Ww]; sv [n, 3] (SAMPLE_VALUES); y [n] int32 labels; pos [1, t, d].
+ */
+export function rawEmbedForward(
+  rk: RawKernels,
+  z: EdgeDims,
+  inp: { x0: tf.Tensor; noise: tf.Tensor; sv: tf.Tensor; y: tf.Tensor; pos: tf.Tensor },
+  w: EmbedParams,
+  withYEmb: boolean,
+): Embedded {
+  const p = new EdgePlan(rk, z);
+  const { n, C, hw } = z;
+  const xT = rk.output([n, C, hw, hw]);
+  const sv = rk.buffer(inp.sv);
+  const chw = u(C * hw * hw);
+  p.elements(
+    'qsample',
+    [
+      ['X0', rk.buffer(inp.x0)],
+      ['NOISE', rk.buffer(inp.noise)],
+      ['TS', sv],
+      ['XT', xT.buffer, true],
+    ],
+    n * C * hw * hw,
+    `
+  let s = idx / ${chw};
+  XT[idx] = TS[s * ${u(SAMPLE_VALUES)}] * X0[idx] + TS[s * ${u(SAMPLE_VALUES)} + 1u] * NOISE[idx];`,
+  );
+  const e = pushEmbedders(rk, p, xT.buffer, { arg: ['TS', sv], at: stepTimestep }, inp, w, withYEmb);
+  rk.run(p.ops, [inp.x0, inp.noise, inp.sv, inp.y, inp.pos, ...Object.values(w), xT.tensor, ...outputsOf(e)]);
+  return { xT: xT.tensor as tf.Tensor4D, ...e };
+}
+
+/**
+ * The element type of a tensor's buffer on the webgpu backend. Not always its dtype: TF.js's Cast to a
+ * type that loses nothing (int32 → float32) relabels the tensor and keeps the int32 buffer.
+ */
+function bufferType(x: tf.Tensor): 'f32' | 'i32' {
+  const dtype = (tf.backend() as unknown as WebGPUBackendLike).tensorMap.get(x.dataId).dtype;
+  if (dtype === 'float32') return 'f32';
+  if (dtype === 'int32') return 'i32';
+  throw new Error(`the model's timesteps: a float32 or int32 tensor expected, got a ${dtype} buffer`);
+}
+
+/**
+ * The model's embedders (its forward, e.g. in sampling): x_t given. x [n, C, Hh, Ww]; ts [n] the
+ * timesteps the model receives (float32, or int32 values); y [n] int32 labels; pos [1, t, d] → h0, c
+ * (and y_emb with `withYEmb`).
+ */
+export function rawEmbedModel(
+  rk: RawKernels,
+  z: EdgeDims,
+  inp: { x: tf.Tensor; ts: tf.Tensor; y: tf.Tensor; pos: tf.Tensor },
+  w: EmbedParams,
+  withYEmb: boolean,
+): ModelEmbedded {
+  const p = new EdgePlan(rk, z);
+  const buf = rk.buffer(inp.ts);
+  const tm: TimestepSource =
+    bufferType(inp.ts) === 'f32'
+      ? { arg: ['TM', buf], at: (i) => `TM[${i}]` }
+      : { arg: ['TMI', buf, false, 'i32'], at: (i) => `f32(TMI[${i}])` };
+  const e = pushEmbedders(rk, p, rk.buffer(inp.x), tm, inp, w, withYEmb);
+  rk.run(p.ops, [inp.x, inp.ts, inp.y, inp.pos, ...Object.values(w), ...outputsOf(e)]);
+  return e;
+}
+
 /**
  * The embedders' backward: dh0 [n, t, d] (the gradient at the first block's input), dc [n, d] (at
  * c = t_emb + y_emb) and dyExtra [n, d] (at y_emb alone, or null) → gradients in EmbedParams order.
- * xT, sv, y, freq as given to rawEmbedForward (TH1 is read from its scratch).
+ * xT (its output), sv, y as given to rawEmbedForward (TH1 is read from its scratch).
  */
 export function rawEmbedBackward(
   rk: RawKernels,
   z: EdgeDims,
-  inp: { xT: tf.Tensor; sv: tf.Tensor; y: tf.Tensor; freq: tf.Tensor },
+  inp: { xT: tf.Tensor; sv: tf.Tensor; y: tf.Tensor },
   w: EmbedParams,
   dh0: tf.Tensor,
   dc: tf.Tensor,
@@ -302,7 +418,7 @@ export function rawEmbedBackward(
     [
       ['DTH1', DTH1],
       ['TS', b(inp.sv)],
-      ['TF', b(inp.freq)],
+      ['TF', frequencyBuffer(rk)],
     ],
     d,
     FREQ_DIM,
@@ -332,7 +448,7 @@ export function rawEmbedBackward(
   DT[idx] = s;`,
   );
   const outs = [...Object.values(g).map((e) => e.tensor), table.tensor];
-  rk.run(p.ops, [inp.xT, inp.sv, inp.y, inp.freq, w.tW2, dh0, dc, ...(dyExtra ? [dyExtra] : []), ...outs]);
+  rk.run(p.ops, [inp.xT, inp.sv, inp.y, w.tW2, dh0, dc, ...(dyExtra ? [dyExtra] : []), ...outs]);
   return {
     patchW: g.patchW.tensor,
     patchB: g.patchB.tensor,

@@ -19,10 +19,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GaussianDiffusion, Timesteps } from '../../diffusion/process.js';
 import { BLOCK_PARAM_NAMES, paramList, SAVED_ORDER, type BlockSaved, type Params } from '../../models/blocks.js';
 import { PROJECTION_PARAM_NAMES } from '../../models/blockgrad.js';
-import { outChannels, type ModelConfig } from '../../models/config.js';
+import type { ModelConfig } from '../../models/config.js';
 import { rawBlockBackward, rawBlockForward } from './dit-block.js';
 import {
-  frequencyTable,
+  byRole,
+  edgeDims,
+  EMBED_NAMES,
+  FINAL_NAMES,
   rawAccumulate,
   rawEmbedBackward,
   rawEmbedForward,
@@ -31,7 +34,6 @@ import {
   rawLinearBackward,
   rawLinearForward,
   SAMPLE_VALUES,
-  type EdgeDims,
   type EmbedParams,
   type FinalParams,
 } from './edges.js';
@@ -65,26 +67,6 @@ export interface DirectStepResult {
   /** ∂loss/∂θ by parameter name (every parameter) */
   grads: Map<string, tf.Tensor>;
   residuals?: tf.Tensor1D;
-}
-
-const EMBED_NAMES: Record<keyof EmbedParams, string> = {
-  patchW: 'x_embedder.proj.weight',
-  patchB: 'x_embedder.proj.bias',
-  tW1: 't_embedder.mlp.0.weight',
-  tB1: 't_embedder.mlp.0.bias',
-  tW2: 't_embedder.mlp.2.weight',
-  tB2: 't_embedder.mlp.2.bias',
-  table: 'y_embedder.embedding_table.weight',
-};
-const FINAL_NAMES: Record<keyof FinalParams, string> = {
-  adaW: 'final_layer.adaLN_modulation.1.weight',
-  adaB: 'final_layer.adaLN_modulation.1.bias',
-  linW: 'final_layer.linear.weight',
-  linB: 'final_layer.linear.bias',
-};
-
-function byRole<K extends string>(p: Params, names: Record<K, string>): Record<K, tf.Tensor> {
-  return Object.fromEntries(Object.entries(names).map(([k, n]) => [k, p.get(n as string)!])) as Record<K, tf.Tensor>;
 }
 
 function savedTensors(s: BlockSaved): tf.Tensor[] {
@@ -126,14 +108,6 @@ class Sum {
 
 /** One DiT block kept for its backward: its saved intermediates, or with checkpointing its input only. */
 type KeptBlock = { s: BlockSaved } | { x: tf.Tensor3D };
-
-/** The constant frequency table per backend instance (uploaded once). */
-let freqTable: { rk: RawKernels; t: tf.Tensor } | null = null;
-
-function frequencies(rk: RawKernels): tf.Tensor {
-  if (!freqTable || freqTable.rk !== rk) freqTable = { rk, t: tf.keep(tf.tensor1d(frequencyTable())) };
-  return freqTable.t;
-}
 
 /** Runs one block forward; keeps what its backward needs; returns its output. */
 function blockForward(
@@ -196,16 +170,8 @@ export function rawTrainingStep(
 ): DirectStepResult {
   const cfg = model.config;
   const p = model.params;
-  const [N, C, H] = inp.x0.shape;
-  const z: EdgeDims = {
-    n: N,
-    C,
-    hw: H,
-    p: cfg.patchSize,
-    d: cfg.hiddenSize,
-    co: outChannels(cfg),
-    classes: p.get(EMBED_NAMES.table)!.shape[0]!,
-  };
+  const N = inp.x0.shape[0];
+  const z = edgeDims(cfg, p, N);
   const heads = cfg.numHeads;
   const ckpt = inp.gradCheckpoint;
   const tb = process.tables;
@@ -215,7 +181,6 @@ export function rawTrainingStep(
     sv.set([tb.sqrtAlphasCumprod[k]!, tb.sqrtOneMinusAlphasCumprod[k]!, process.timestepMap[k]!], i * SAMPLE_VALUES);
   }
   const svT = tf.tensor2d(sv, [N, SAMPLE_VALUES]);
-  const freq = frequencies(rk);
   const ew = byRole(p, EMBED_NAMES);
   const fw = byRole(p, FINAL_NAMES);
   const fpdm = cfg.kind === 'fpdm';
@@ -223,7 +188,7 @@ export function rawTrainingStep(
   const emb = rawEmbedForward(
     rk,
     z,
-    { x0: inp.x0, noise: inp.noise, sv: svT, y: inp.y, freq, pos: model.posEmbed },
+    { x0: inp.x0, noise: inp.noise, sv: svT, y: inp.y, pos: model.posEmbed },
     ew,
     splitCond,
   );
@@ -342,15 +307,7 @@ export function rawTrainingStep(
   }
   backTrunk(trunk1, kept1);
   const dc = dC.value ?? tf.zerosLike(c); // FPDM with c_pp = y_emb and no iteration with gradient: c gets none
-  const ge = rawEmbedBackward(
-    rk,
-    z,
-    { xT: emb.xT, sv: svT, y: inp.y, freq },
-    ew,
-    dh,
-    dc,
-    splitCond ? dCPP.value : null,
-  );
+  const ge = rawEmbedBackward(rk, z, { xT: emb.xT, sv: svT, y: inp.y }, ew, dh, dc, splitCond ? dCPP.value : null);
   for (const k of Object.keys(EMBED_NAMES) as Array<keyof EmbedParams>) sink.put(EMBED_NAMES[k], ge[k]);
   tf.dispose([dh, dc, ...(splitCond ? [dCPP.value!, cPP] : []), c, emb.xT, svT]);
   const res = residuals.length > 0 ? (tf.stack(residuals) as tf.Tensor1D) : undefined;

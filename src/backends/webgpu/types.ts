@@ -39,6 +39,8 @@ export interface GDevice {
   };
 }
 export interface TensorData {
+  /** the buffer's element type (TF.js's Cast int32 → float32 keeps an int32 buffer under a float32 tensor) */
+  dtype: tf.DataType;
   resource?: unknown;
   values?: unknown;
   refCount: number;
