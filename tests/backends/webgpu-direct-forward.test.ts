@@ -17,35 +17,17 @@ import {
   type SampleAtBudgetOptions,
   type SampleAtBudgetResult,
 } from '../../src/experiments/sampling.js';
-import { createModel, type AnyModel } from '../../src/models/index.js';
-import { ditPreset, fpdmFrom, validateConfig, type FPDMOptions, type ModelConfig } from '../../src/models/config.js';
+import type { AnyModel } from '../../src/models/index.js';
+import { fpdmFrom, validateConfig, type ModelConfig } from '../../src/models/config.js';
 import type { ForwardOptions, ForwardResult } from '../../src/models/model.js';
 import { TEST_BACKENDS, maxAbsDiff, randomTensor, tensorRelErr, useBackend } from '../helpers.js';
+import { TINY_TRUNK, randomModel, tinyFpdm } from './tiny-models.js';
 
 const onGpu = TEST_BACKENDS.includes('webgpu');
 const SKIP = 'webgpu only: npm run test:webgpu runs it (on a GPU, or on SwiftShader without one)';
 const TOL = 1e-4;
 
-// 8×8 latents of 3 channels, patch 2 (16 tokens), d 64, 2 heads; 5 classes + the null class
-const TRUNK = validateConfig({
-  ...ditPreset('DiT-S/2', { inputSize: 8, inChannels: 3, numClasses: 5, classDropoutProb: 0.1 }),
-  hiddenSize: 64,
-  numHeads: 2,
-  depth: 2,
-});
-const FPDM = (o: FPDMOptions): ModelConfig => fpdmFrom(TRUNK, { noGradIters: [0, 2], withGradIters: [1, 2], ...o });
-
-/** A model with every parameter random (the reference init zeroes adaLN and the final layer, which would hide most of the edges). */
-function randomModel(cfg: ModelConfig, seed: string): AnyModel {
-  const m = createModel(cfg, seed);
-  for (const [name, v] of m.params) {
-    const fanIn = v.shape.length >= 2 ? v.shape.slice(1).reduce((a, b) => a * b, 1) : 1;
-    const r = randomTensor(`${seed}/${name}`, v.shape, v.shape.length >= 2 ? 1 / Math.sqrt(fanIn) : 0.1);
-    (v as tf.Variable).assign(r);
-    r.dispose();
-  }
-  return m;
-}
+const FPDM = tinyFpdm;
 
 /** Runs `f` with the direct-dispatch kernels on (direct edges and blocks) or off (TF.js ops only). */
 async function withRaw<T>(on: boolean, f: () => Promise<T> | T): Promise<T> {
@@ -75,10 +57,10 @@ interface Case {
 function cases(): Case[] {
   const tf32 = tf.tensor1d([0, 3.5, 499.25, 999]); // fractional timesteps: the kernel reads floats
   return [
-    { label: 'DiT, learned variance', model: TRUNK, t: tf32 },
+    { label: 'DiT, learned variance', model: TINY_TRUNK, t: tf32 },
     {
       label: 'DiT, fixed variance, int32 timesteps',
-      model: validateConfig({ ...TRUNK, learnSigma: false }),
+      model: validateConfig({ ...TINY_TRUNK, learnSigma: false }),
       t: tf.tensor1d([0, 3, 500, 999], 'int32'),
     },
     { label: 'FPDM, c_pp = c, 2 iterations, reuse', model: FPDM({}), t: tf32, opts: { iters: 2 }, reuse: true },
@@ -91,7 +73,7 @@ function cases(): Case[] {
     },
     {
       label: 'FPDM, c_pp = y_emb, Anderson (4 iterations), fixed variance, timesteps cast from int32',
-      model: fpdmFrom(validateConfig({ ...TRUNK, learnSigma: false }), { prePostTimestepConditioning: false }),
+      model: fpdmFrom(validateConfig({ ...TINY_TRUNK, learnSigma: false }), { prePostTimestepConditioning: false }),
       // TF.js's webgpu Cast int32 → float32 keeps the int32 buffer under the float32 tensor
       t: tf.tidy(() => tf.cast(tf.tensor1d([0, 3, 500, 999], 'int32'), 'float32')),
       opts: { solver: { kind: 'anderson', tol: 1e-9, maxIters: 4, window: 2 } },
@@ -156,7 +138,7 @@ test(
     await useBackend('webgpu');
     const N = 4;
     for (const [label, cfg, iters] of [
-      ['DiT', TRUNK, undefined],
+      ['DiT', TINY_TRUNK, undefined],
       ['FPDM, c_pp = y_emb', FPDM({ prePostTimestepConditioning: false }), 2],
     ] as const) {
       const model = randomModel(cfg, label);
@@ -188,7 +170,7 @@ test(
   async () => {
     await useBackend('webgpu');
     for (const [label, cfg] of [
-      ['DiT', TRUNK],
+      ['DiT', TINY_TRUNK],
       ['FPDM, c_pp = y_emb', FPDM({ prePostTimestepConditioning: false })],
     ] as const) {
       const model = randomModel(cfg, label);
@@ -225,7 +207,7 @@ test(
   async () => {
     await useBackend('webgpu');
     // depth 4: an FPDM step (1 pre + 1 post block + iterations) within a DiT step's budget
-    const trunk = validateConfig({ ...TRUNK, depth: 4 });
+    const trunk = validateConfig({ ...TINY_TRUNK, depth: 4 });
     const dit = randomModel(trunk, 'sample/dit');
     const fpdm = randomModel(fpdmFrom(trunk, { prePostTimestepConditioning: false }), 'sample/fpdm');
     const runs: Array<[string, AnyModel, Partial<SampleAtBudgetOptions>, Parameters<typeof planModelSampling>[1]]> = [

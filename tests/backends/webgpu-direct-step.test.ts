@@ -16,36 +16,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import { directTrainingStep, setKernelOptions } from '../../src/backends/kernels.js';
 import { createDiffusion, diffusionConfig, type DiffusionConfig } from '../../src/diffusion/process.js';
 import { trainingLossMean } from '../../src/diffusion/losses.js';
-import { createModel, type AnyModel } from '../../src/models/index.js';
-import { ditPreset, fpdmFrom, validateConfig, type FPDMOptions, type ModelConfig } from '../../src/models/config.js';
+import type { ModelConfig } from '../../src/models/config.js';
 import { openSynthetic } from '../../src/data/synthetic.js';
 import { trainModel } from '../../src/training/loop.js';
 import { readCheckpointMeta } from '../../src/training/checkpoint.js';
 import type { Dataset } from '../../src/data/dataset.js';
 import { TEST_BACKENDS, randomTensor, tensorRelErr, useBackend } from '../helpers.js';
+import { TINY_TRUNK, randomModel, tinyFpdm } from './tiny-models.js';
 
 const onGpu = TEST_BACKENDS.includes('webgpu');
 const SKIP = 'webgpu only: npm run test:webgpu runs it (on a GPU, or on SwiftShader without one)';
-
-// 8×8 latents of 3 channels, patch 2 (16 tokens), d 64, 2 heads; 5 classes + the null class
-const TRUNK = validateConfig({
-  ...ditPreset('DiT-S/2', { inputSize: 8, inChannels: 3, numClasses: 5, classDropoutProb: 0.1 }),
-  hiddenSize: 64,
-  numHeads: 2,
-  depth: 2,
-});
-
-/** A model with every parameter random (the reference init zeroes adaLN and the final layer, which would hide most gradients). */
-function randomModel(cfg: ModelConfig, seed: string): AnyModel {
-  const m = createModel(cfg, seed);
-  for (const [name, v] of m.params) {
-    const fanIn = v.shape.length >= 2 ? v.shape.slice(1).reduce((a, b) => a * b, 1) : 1;
-    const r = randomTensor(`${seed}/${name}`, v.shape, v.shape.length >= 2 ? 1 / Math.sqrt(fanIn) : 0.1);
-    (v as tf.Variable).assign(r);
-    r.dispose();
-  }
-  return m;
-}
 
 interface Case {
   label: string;
@@ -56,11 +36,11 @@ interface Case {
   ckpt: boolean;
 }
 
-const FPDM = (o: FPDMOptions): ModelConfig => fpdmFrom(TRUNK, { noGradIters: [0, 2], withGradIters: [1, 2], ...o });
+const FPDM = tinyFpdm;
 const V = { parameterization: 'v' as const, zeroTerminalSnr: true };
 const CASES: Case[] = [
-  { label: 'DiT, v + zero terminal SNR', model: TRUNK, diffusion: V, noGrad: 0, withGrad: 0, ckpt: false },
-  { label: 'DiT, eps, checkpointed', model: TRUNK, diffusion: {}, noGrad: 0, withGrad: 0, ckpt: true },
+  { label: 'DiT, v + zero terminal SNR', model: TINY_TRUNK, diffusion: V, noGrad: 0, withGrad: 0, ckpt: false },
+  { label: 'DiT, eps, checkpointed', model: TINY_TRUNK, diffusion: {}, noGrad: 0, withGrad: 0, ckpt: true },
   { label: 'FPDM, n_ng 0, n_g 2', model: FPDM({}), diffusion: V, noGrad: 0, withGrad: 2, ckpt: false },
   { label: 'FPDM, n_ng 2, n_g 2', model: FPDM({}), diffusion: V, noGrad: 2, withGrad: 2, ckpt: false },
   {
@@ -225,7 +205,7 @@ test(
         const outDir = mkdtempSync(join(tmpdir(), 'direct-div-'));
         dirs.push(outDir);
         const r = await trainModel({
-          model: TRUNK,
+          model: TINY_TRUNK,
           diffusion: diffusionConfig({}),
           dataset,
           steps,
