@@ -29,6 +29,7 @@ import {
   type MixedTileName,
 } from '../../src/backends/webgpu/gemm-mixed.js';
 import {
+  ACTIVATIONS,
   elementGroups,
   elementKernelWgsl,
   matMulGroups,
@@ -54,6 +55,10 @@ interface Shape {
   bFast: 'j' | 'k';
   /** a weight gradient: the reduction over tokens split as gemm.ts splitK splits it */
   split?: boolean;
+  /** A read through GELU, as the block's fc2 reads its input (the operand load computes) */
+  gelu?: boolean;
+  /** two outputs and an extra read in the epilogue, as fc2's m and gated residual (needs N ≤ K) */
+  twoOut?: boolean;
 }
 
 // forward x·Wᵀ (W stored [out, in]: bFast 'k'); input gradient dY·W (bFast 'j'); weight gradient
@@ -70,6 +75,10 @@ const SHAPES: Shape[] = [
   { label: 'XL/2 fc2', M: 8192, N: 1152, K: 4608, aFast: 'k', bFast: 'k' },
   { label: 'XL/2 proj dW', M: 1152, N: 1152, K: 8192, aFast: 'i', bFast: 'j', split: true },
   { label: '4096³', M: 4096, N: 4096, K: 4096, aFast: 'k', bFast: 'j' },
+  // fc2 as the block computes it: which of its load and its epilogue makes the difference
+  { label: 'S/2 fc2 gelu(A)', M: 8192, N: 384, K: 1536, aFast: 'k', bFast: 'k', gelu: true },
+  { label: 'S/2 fc2 two outputs', M: 8192, N: 384, K: 1536, aFast: 'k', bFast: 'k', twoOut: true },
+  { label: 'S/2 fc2 gelu(A), two outputs', M: 8192, N: 384, K: 1536, aFast: 'k', bFast: 'k', gelu: true, twoOut: true },
 ];
 
 interface Options {
@@ -133,24 +142,37 @@ function dispatches(
   generate: (spec: MatMulSpec) => { key: string; code: string; groups: [number, number, number] },
 ): Dispatch[] {
   const { M, N, K } = s;
-  const a = s.aFast === 'k' ? `A[i * ${u(K)} + k]` : `A[k * ${u(M)} + i]`;
+  const a0 = s.aFast === 'k' ? `A[i * ${u(K)} + k]` : `A[k * ${u(M)} + i]`;
+  const a = s.gelu ? `gelu(${a0})` : a0;
   const b = s.bFast === 'j' ? `B[k * ${u(N)} + j]` : `B[j * ${u(K)} + k]`;
   const io: Binding[] = [{ name: 'A' }, { name: 'B' }];
+  const helpers = s.gelu ? ACTIVATIONS : undefined;
   if (splits === 1) {
+    const D = s.twoOut ? rk.scratch('gemmbench.d', M * N) : null;
     const spec: MatMulSpec = {
       batch: 1,
       M,
       N,
       K,
-      bindings: [...io, { name: 'C', write: true }],
+      bindings: [...io, { name: 'C', write: true }, ...(D ? [{ name: 'D', write: true }] : [])],
       a,
       b,
-      store: `C[i * ${u(N)} + j] = v;`,
+      // two outputs: C the product + 1, D a residual (A's value at the same row) + a gate × it
+      store: D
+        ? `let mv = v + 1.0; C[i * ${u(N)} + j] = mv; D[i * ${u(N)} + j] = A[i * ${u(K)} + j] + 0.5 * mv;`
+        : `C[i * ${u(N)} + j] = v;`,
       aFast: s.aFast,
       bFast: s.bFast,
+      ...(helpers ? { helpers } : {}),
     };
     const g = generate(spec);
-    return [{ kernel: rk.kernel(g.key, () => g.code), buffers: [buf.A, buf.B, buf.C], groups: g.groups }];
+    return [
+      {
+        kernel: rk.kernel(g.key, () => g.code),
+        buffers: [buf.A, buf.B, buf.C, ...(D ? [D] : [])],
+        groups: g.groups,
+      },
+    ];
   }
   const chunk = Math.ceil(K / splits);
   const part = rk.scratch('gemmbench.part', splits * M * N);
@@ -242,7 +264,7 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
     const out = rk.output([M, N]);
     const ops = dispatches(rk, s, splits, { A: rk.buffer(A), B: rk.buffer(B), C: out.buffer }, (spec) => {
       const k = v.kernel;
-      const shapeKey = `${spec.batch},${M},${N},${spec.K},${s.aFast}${s.bFast}`;
+      const shapeKey = `${spec.batch},${M},${N},${spec.K},${s.aFast}${s.bFast}${s.gelu ? ',gelu' : ''}${s.twoOut ? ',2out' : ''}`;
       return k
         ? {
             key: `gemmbench.${v.name.replace(/ /g, '.')}:${shapeKey}`,

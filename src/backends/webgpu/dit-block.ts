@@ -242,6 +242,7 @@ export function rawBlockForward(
       aFast: 'k',
       bFast: 'k',
       wide: 'rows', // several outputs (perThread)
+      precision: rk.forwardPrecision,
     },
   );
   const outs = [q, k, v, P, merged, a, x1, h, m, out].map((e) => e.tensor);

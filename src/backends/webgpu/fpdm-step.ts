@@ -55,6 +55,7 @@ export function rawProjectionForward(
       aFast: 'k',
       bFast: 'k',
       wide: false,
+      precision: rk.forwardPrecision,
     },
   );
   p.matMul(
@@ -75,6 +76,7 @@ export function rawProjectionForward(
       store: `U[i * ${u(d)} + j] = v + B2[j];`,
       aFast: 'k',
       bFast: 'k',
+      precision: rk.forwardPrecision,
     },
   );
   rk.run(p.ops, [z, inj, ...w, p1.tensor, out.tensor]);

@@ -72,15 +72,24 @@ const PAD = 8;
 /** workgroups wanted at least before a smaller tile is preferred: two per SM of the H200's 132 */
 const MIN_GROUPS = 264;
 
+/** Whether an operand's load expression calls a function (an activation, a select): it is inlined into the staging loop. */
+export function computedLoad(s: Partial<Pick<MatMulSpec, 'a' | 'b'>>): boolean {
+  return /[A-Za-z0-9_]\s*\(/.test(`${s.a ?? ''} ${s.b ?? ''}`);
+}
+
 /**
  * The kernel for a product on a mixed-precision device: its largest f16 → f32 subgroup-matrix shape,
  * and the first tile of MIXED_TILES that fits the device's workgroup memory and still gives MIN_GROUPS
- * workgroups (else the smallest that fits), or `tile` when given. A first choice, to be tuned with
- * scripts/gpu/gemm-mixed-bench.ts.
+ * workgroups (else the smallest that fits), or `tile` when given. Where an operand load computes
+ * (computedLoad), the first tile staging 16 values of k that fits, whatever its workgroup count:
+ * measured on the H200 at DiT-S/2's fc2
+ * with GELU in the load (`2026-11-30-webgpu-gemm-fc2-*.md`), 128×128 k16 took 0.85 ms and 64×64 k32
+ * 0.92, while 128×64 k32 took 5.0 ms and 128×128 k32 2.8 (our fp32 kernel 2.3); with plain loads k32
+ * is 0–17 % faster. A first choice, to be tuned with scripts/gpu/gemm-mixed-bench.ts.
  */
 export function mixedKernel(
   device: MixedDeviceInfo,
-  s: Pick<MatMulSpec, 'batch' | 'M' | 'N' | 'bFast'>,
+  s: Pick<MatMulSpec, 'batch' | 'M' | 'N' | 'bFast'> & Partial<Pick<MatMulSpec, 'a' | 'b'>>,
   tile?: MixedTileName,
 ): MixedKernel {
   const mma = device.configs[0];
@@ -91,9 +100,13 @@ export function mixedKernel(
     tile: MIXED_TILES[name],
   });
   if (tile) return of(tile);
-  const fits = (Object.keys(MIXED_TILES) as MixedTileName[]).filter(
-    (n) => (MIXED_TILES[n] as MixedTile).prefetch !== true && mixedFits(s, of(n), device),
+  const order = (Object.keys(MIXED_TILES) as MixedTileName[]).filter(
+    (n) => (MIXED_TILES[n] as MixedTile).prefetch !== true,
   );
+  const fits = order.filter((n) => mixedFits(s, of(n), device));
+  // a computed load: the first tile staging 16 values of k, however many workgroups it gives
+  const k16 = computedLoad(s) ? fits.find((n) => MIXED_TILES[n].tk === 16) : undefined;
+  if (k16) return of(k16);
   invariant(
     fits.length > 0,
     () =>
