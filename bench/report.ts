@@ -222,7 +222,7 @@ export function markdown(d: BenchDoc): string {
       `- device: ${d.backend.device ?? 'unknown'} (backend ${d.backend.name} ${d.backend.version ?? ''})`,
       ...(d.backend.precision === 'mixed'
         ? [
-            "- precision: mixed — the DiT blocks' qkv and fc1 matmuls (forward, training and sampling) on f16 tensor cores with f32 accumulation; every other matmul, the backward, losses, norms and the optimizer in fp32. PyTorch side: fp32, TF32 off (no autocast rows in this call)",
+            "- precision: mixed — the DiT blocks' qkv, fc1 and fc2 matmuls and FPDM's projection fc2 (forward, training and sampling) on f16 tensor cores with f32 accumulation; every other matmul, the backward, losses, norms and the optimizer in fp32. PyTorch side: fp32, TF32 off (no autocast rows in this call)",
           ]
         : []),
       `- versions: ${Object.entries(d.versions)

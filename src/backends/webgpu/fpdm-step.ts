@@ -55,7 +55,7 @@ export function rawProjectionForward(
       aFast: 'k',
       bFast: 'k',
       wide: false,
-      precision: rk.forwardPrecision,
+      // fp32 at mixed precision too: its [z, inj] select load ran slower on the tensor cores (NOTES §9)
     },
   );
   p.matMul(

@@ -59,12 +59,12 @@ export class RawKernels {
 
   /** the webgpu backend's device */
   /**
-   * The precision of the forward matmuls that take it (the DiT block's qkv and fc1): 'mixed' (f16
-   * operands on tensor cores, f32 accumulation) on the mixed-precision device, else 'fp32'. Only those
-   * two: in the model on the H200 they ran 2.4× faster on the tensor cores, while the matmuls whose
-   * operand loads compute something (GELU of fc2's input, FPDM's [z, inj] select, attention's head
-   * indexing) ran 1.4–5.8× slower than our fp32 kernel (results/bench/NOTES.md §9). The backward's
-   * matmuls stay fp32 (their gradient operands would fall below f16's range without loss scaling).
+   * The precision of the forward matmuls that take it (the DiT block's qkv, fc1 and fc2, FPDM's
+   * projection fc2): 'mixed' (f16 operands on tensor cores, f32 accumulation) on the mixed-precision
+   * device, else 'fp32'. Only those: measured in the model on the H200 (results/bench/NOTES.md §9),
+   * they run faster on the tensor cores, while attention's matmuls and FPDM's fc1 ran slower than our
+   * fp32 kernel. The backward's matmuls stay fp32 (their gradient operands would fall below f16's range
+   * without loss scaling).
    */
   get forwardPrecision(): 'fp32' | 'mixed' {
     return mixedDeviceInfo(this.backend.device) ? 'mixed' : 'fp32';
