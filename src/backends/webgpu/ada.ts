@@ -163,12 +163,8 @@ export class AdaPlan extends Plan {
     );
   }
 
-  /**
-   * dW = dYᵀ·Xin over `rows` rows (default R), as [out, in], and the bias gradient db = Σ_rows dY in the
-   * same product (Xin with a column of ones appended: C(i, in) = Σ_k dY(k, i)); K split to fill the GPU.
-   * `a` reads dY(k, i), `b` reads Xin(k, j).
-   */
-  weightGrad(
+  /** Plan.weightGrad over `rows` rows, by default the R token rows */
+  override weightGrad(
     name: string,
     args: Arg[],
     outDim: number,
@@ -179,16 +175,7 @@ export class AdaPlan extends Plan {
     db: GBuffer,
     rows = this.ad.R,
   ): void {
-    this.matMulSplit(
-      name,
-      args,
-      { M: outDim, N: inDim + 1, K: rows, a, b: `select(1.0, ${b}, j < ${u(inDim)})`, aFast: 'i', bFast: 'j' },
-      [
-        ['DW', dw, true],
-        ['DB', db, true],
-      ],
-      `if (j < ${u(inDim)}) { DW[i * ${u(inDim)} + j] = v; } else { DB[i] = v; }`,
-    );
+    super.weightGrad(name, args, outDim, inDim, a, b, dw, db, rows);
   }
 
   /**

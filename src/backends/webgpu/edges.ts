@@ -618,7 +618,7 @@ export function rawLinearBackward(
   const [n, tt, din] = x.shape;
   const dout = w.shape[0]!;
   const R = n * tt;
-  const p = new AdaPlan(rk, 'linear', `${n},${tt},${din},${dout}`, { n, t: tt, d: din, R, chunks: 1 });
+  const p = linearPlan(rk, x, dout);
   const dx = rk.output(x.shape);
   const dw = rk.output(w.shape);
   const db = rk.output([dout]);
@@ -650,6 +650,7 @@ export function rawLinearBackward(
     `X[k * ${u(din)} + j]`,
     dw.buffer,
     db.buffer,
+    R,
   );
   rk.run(p.ops, [x, w, dy, ...(res ? [res] : []), dx.tensor, dw.tensor, db.tensor]);
   return [dx.tensor as tf.Tensor3D, dw.tensor, db.tensor];

@@ -127,26 +127,19 @@ export function rawProjectionBackward(
       bFast: 'j',
     },
   );
-  p.matMulSplit(
+  p.weightGrad(
     'dw2',
     [
       ['DU', DU!],
       ['P1', P1!],
     ],
-    {
-      M: d,
-      N: d2 + 1,
-      K: R,
-      a: `DU[k * ${u(d)} + i]`,
-      b: `select(1.0, gelu(P1[k * ${u(d2)} + min(j, ${u(d2 - 1)})]), j < ${u(d2)})`,
-      aFast: 'i',
-      bFast: 'j',
-    },
-    [
-      ['DW', dW2!.buffer, true],
-      ['DB', dB2!.buffer, true],
-    ],
-    `if (j < ${u(d2)}) { DW[i * ${u(d2)} + j] = v; } else { DB[i] = v; }`,
+    d,
+    d2,
+    `DU[k * ${u(d)} + i]`,
+    `gelu(P1[k * ${u(d2)} + min(j, ${u(d2 - 1)})])`,
+    dW2!.buffer,
+    dB2!.buffer,
+    R,
   );
   // p1 = [z, inj]·W1ᵀ + b1: [dz, dinj] = dp1·W1; dW1 = dp1ᵀ·[z, inj], db1 = Σ dp1
   p.matMul(
@@ -170,27 +163,20 @@ export function rawProjectionBackward(
       wide: 'rows', // two outputs (perThread)
     },
   );
-  p.matMulSplit(
+  p.weightGrad(
     'dw1',
     [
       ['DP1', DP1],
       ['Z', Z!],
       ['INJ', INJ!],
     ],
-    {
-      M: d2,
-      N: d2 + 1,
-      K: R,
-      a: `DP1[k * ${u(d2)} + i]`,
-      b: `select(1.0, ${concatAt(d, 'k', `min(j, ${u(d2 - 1)})`)}, j < ${u(d2)})`,
-      aFast: 'i',
-      bFast: 'j',
-    },
-    [
-      ['DW', dW1!.buffer, true],
-      ['DB', dB1!.buffer, true],
-    ],
-    `if (j < ${u(d2)}) { DW[i * ${u(d2)} + j] = v; } else { DB[i] = v; }`,
+    d2,
+    d2,
+    `DP1[k * ${u(d2)} + i]`,
+    concatAt(d, 'k', `min(j, ${u(d2 - 1)})`),
+    dW1!.buffer,
+    dB1!.buffer,
+    R,
   );
   const outs = [dz.tensor, dinj.tensor, ...dW.map((e) => e.tensor)];
   rk.run(p.ops, [z, inj, p1, du, ...w, ...outs]);

@@ -111,6 +111,34 @@ export class Plan {
     );
   }
 
+  /**
+   * dW = dYᵀ·Xin over `rows` rows, as [out, in], and the bias gradient db = Σ_rows dY in the same product
+   * (Xin with a column of ones appended: C(i, in) = Σ_k dY(k, i)); the reduction split to fill the GPU.
+   * `a` reads dY(k, i), `b` reads Xin(k, j) (it is also evaluated, and discarded, at j = in).
+   */
+  weightGrad(
+    name: string,
+    args: Arg[],
+    outDim: number,
+    inDim: number,
+    a: string,
+    b: string,
+    dw: GBuffer,
+    db: GBuffer,
+    rows: number,
+  ): void {
+    this.matMulSplit(
+      name,
+      args,
+      { M: outDim, N: inDim + 1, K: rows, a, b: `select(1.0, ${b}, j < ${u(inDim)})`, aFast: 'i', bFast: 'j' },
+      [
+        ['DW', dw, true],
+        ['DB', db, true],
+      ],
+      `if (j < ${u(inDim)}) { DW[i * ${u(inDim)} + j] = v; } else { DB[i] = v; }`,
+    );
+  }
+
   rows(name: string, args: Arg[], rows: number, body: string): void {
     this.push(name, args, (b) => rowKernelWgsl(b, rows, body, ACTIVATIONS), rowGroups(rows));
   }
