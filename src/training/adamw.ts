@@ -131,8 +131,10 @@ export class AdamW {
    * The global gradient L2 norm as a [1] tensor on the device (null when no parameter has a
    * gradient); the caller reads it (asynchronously: webgpu cannot read synchronously under Node)
    * and disposes it. On webgpu with fused kernels: one dispatch per gradient plus one reduction.
+   * `lossScale` S: the gradients are S·g (loss scaling) and the norm returned is ‖g‖ (S a power of 2,
+   * so dividing by it is exact).
    */
-  gradNormTensor(g: Map<string, tf.Tensor>): tf.Tensor | null {
+  gradNormTensor(g: Map<string, tf.Tensor>, lossScale = 1): tf.Tensor | null {
     const names = this.present(g);
     if (names.length === 0) return null;
     const fused = fusedOptimizerKernels();
@@ -140,6 +142,7 @@ export class AdamW {
       return fused.globalNorm(
         names.map((n) => g.get(n)!),
         names.map((n) => this.params.get(n)!.size),
+        1 / lossScale,
       );
     // a chain of adds, not tf.addN: webgpu's addN kernel exceeds the 8 storage buffers per stage with
     // dozens of inputs; the running sum is advanced one parameter at a time, so no squared copy of the
@@ -150,7 +153,7 @@ export class AdamW {
       acc.dispose();
       acc = next;
     }
-    const norm = tf.tidy(() => tf.reshape(tf.sqrt(acc), [1]));
+    const norm = tf.tidy(() => tf.reshape(tf.mul(tf.sqrt(acc), 1 / lossScale), [1]));
     acc.dispose();
     return norm;
   }
@@ -158,8 +161,9 @@ export class AdamW {
   /**
    * The update for one step given the global gradient norm read from `gradNormTensor`; with `ema`
    * the EMA copy is updated after it (ema ← d·ema + (1 − d)·θ), in the same dispatch on webgpu.
+   * `lossScale` S: the gradients are S·g (loss scaling; `gradNorm` is ‖g‖) and are divided by S first.
    */
-  applyUpdate(g: Map<string, tf.Tensor>, gradNorm: number, ema?: Ema): AdamWStepInfo {
+  applyUpdate(g: Map<string, tf.Tensor>, gradNorm: number, ema?: Ema, lossScale = 1): AdamWStepInfo {
     const c = this.cfg;
     this.stepCount += 1;
     const t = this.stepCount;
@@ -168,7 +172,7 @@ export class AdamW {
     const clipCoef = c.clipGradNorm !== null ? Math.min(1, c.clipGradNorm / (gradNorm + 1e-6)) : 1;
     const bc2Sqrt = Math.sqrt(1 - c.beta2 ** t);
     const stepSize = lr / (1 - c.beta1 ** t);
-    if (ema && names.length > 0 && this.fusedApply(g, names, t, ema, { norm: gradNorm })) {
+    if (ema && names.length > 0 && this.fusedApply(g, names, t, ema, { norm: gradNorm }, lossScale)) {
       // parameters without a gradient are not updated, but their EMA still moves towards them
       if (names.length < this.params.size) ema.update([...this.params.keys()].filter((n) => !g.has(n)));
       return { lr, gradNorm };
@@ -179,6 +183,7 @@ export class AdamW {
       const v = this.v.get(name)!;
       tf.tidy(() => {
         let grad = g.get(name)!;
+        if (lossScale !== 1) grad = tf.mul(grad, 1 / lossScale);
         if (clipCoef < 1) grad = tf.mul(grad, clipCoef);
         const pDecayed = c.weightDecay > 0 ? tf.mul(p, 1 - lr * c.weightDecay) : p; // step 1
         const mNew = tf.add(tf.mul(m, c.beta1), tf.mul(grad, 1 - c.beta1)); // step 2
@@ -196,7 +201,7 @@ export class AdamW {
 
   /**
    * The fused update of step t on the device (webgpu with the fused kernels): false where those are
-   * not used. status: [loss, ‖g‖, …] on the device, or the host's norm.
+   * not used. status: [loss, ‖g‖, …] on the device, or the host's norm; lossScale as applyUpdate's.
    */
   private fusedApply(
     g: Map<string, tf.Tensor>,
@@ -204,6 +209,7 @@ export class AdamW {
     t: number,
     ema: Ema,
     status: { tensor: tf.Tensor } | { norm: number },
+    lossScale: number,
   ): boolean {
     const fused = fusedOptimizerKernels();
     if (!fused) return false;
@@ -228,6 +234,7 @@ export class AdamW {
         eps: c.eps,
         stepSize: lr / (1 - c.beta1 ** t),
         emaDecay: ema.decay,
+        gradScale: 1 / lossScale,
       },
       names.map((n) => this.params.get(n)!.size),
       status,
@@ -242,12 +249,14 @@ export class AdamW {
    * a device tensor), and the device leaves weights, moments and EMA unchanged when status's loss is not
    * finite. The step counter does not move until `commitStep()` (call it once the loss was read and is
    * finite). Returns null where this is not available (then read the norm and call applyUpdate).
+   * `lossScale` S ≠ 1: the gradients are S·g (status's norm is ‖g‖), and the device leaves everything
+   * unchanged when that norm is not finite too (an overflow; don't commit such a step).
    */
-  recordUpdate(g: Map<string, tf.Tensor>, status: tf.Tensor, ema: Ema): { lr: number } | null {
+  recordUpdate(g: Map<string, tf.Tensor>, status: tf.Tensor, ema: Ema, lossScale = 1): { lr: number } | null {
     const names = this.present(g);
     if (names.length < this.params.size) return null;
     const t = this.stepCount + 1;
-    if (!this.fusedApply(g, names, t, ema, { tensor: status })) return null;
+    if (!this.fusedApply(g, names, t, ema, { tensor: status }, lossScale)) return null;
     return { lr: learningRateAt(this.cfg, t) };
   }
 
@@ -304,9 +313,9 @@ export function adamwEmaReference(
   s: FusedStepScalars,
 ): void {
   const f = Math.fround;
-  const [clip, decay, b1, omb1, b2, omb2, bc2, eps, stepSize, d, omd] = stepValues(s).map(f) as number[];
+  const [clip, decay, b1, omb1, b2, omb2, bc2, eps, stepSize, d, omd, gs] = stepValues(s).map(f) as number[];
   for (let i = 0; i < a.p.length; i++) {
-    let grad = a.g[i]!;
+    let grad = f(a.g[i]! * gs!);
     if (s.clip < 1) grad = f(grad * clip!);
     let pd = a.p[i]!;
     if (s.applyDecay) pd = f(pd * decay!);

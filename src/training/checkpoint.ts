@@ -15,6 +15,7 @@ import type { TensorMap } from '../io/tensor.js';
 import { UserError } from '../util/errors.js';
 import { atomicWrite } from '../util/fs.js';
 import type { RngState } from '../util/rng.js';
+import type { LossScaleState } from './loss-scale.js';
 
 /** Steps between checkpoints when none is given: a tenth of the steps, at least 1, at most 1000 (the one default). */
 export function defaultCheckpointEvery(steps: number): number {
@@ -42,8 +43,10 @@ export interface CheckpointMeta {
   runKey: string | null;
   toolVersion: string;
   gitCommit: string | null;
-  /** precision: only when not fp32 ('mixed': f16 tensor-core forward matmuls on webgpu) */
+  /** precision: only when not fp32 ('mixed': f16 tensor-core matmuls on webgpu) */
   backend: { name: string; version?: string; device?: string; precision?: string };
+  /** loss scaling's state after `step` (mixed precision's direct training step only) */
+  lossScale?: LossScaleState;
   status: 'running' | 'completed' | 'diverged';
   /** the step whose loss was not finite (status 'diverged'); the weights are those of `step` */
   divergedAt: number | null;
@@ -61,6 +64,10 @@ export interface StepRecord {
   lr: number;
   gradNorm: number;
   seconds: number;
+  /** loss scaling (mixed precision): the scale S of this step */
+  lossScale?: number;
+  /** loss scaling: the gradients overflowed at this scale; the update was skipped and S halved */
+  overflow?: true;
 }
 
 export interface CheckpointData {

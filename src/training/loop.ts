@@ -18,7 +18,10 @@
 // clipped by the device's norm and skipped by the device when the loss is not finite, so 7 holds; the
 // next step's draws (1–3) are made while the device computes, then the read is awaited.
 // On webgpu (learned variance, hybrid loss) 4–6 run as one step of direct dispatches without a tape
-// (src/backends/webgpu/train-step.ts: the same loss and gradients).
+// (src/backends/webgpu/train-step.ts: the same loss and gradients). At mixed precision that step scales
+// the loss (training/loss-scale.ts): a step whose gradient norm is not finite (an f16 overflow) is
+// skipped on the device, recorded with `overflow`, and the scale halved; the run goes on (an overflow
+// at a scale of 1 or less stops it as diverged: the gradients are not finite even unscaled).
 import * as tf from '@tensorflow/tfjs-core';
 import { activeBackend } from '../backends/index.js';
 import { directTrainingStep } from '../backends/kernels.js';
@@ -53,6 +56,7 @@ import {
   type StepRecord,
 } from './checkpoint.js';
 import { Ema } from './ema.js';
+import { LossScaler } from './loss-scale.js';
 import { ensureWasmTrainingKernels } from './wasm-kernels.js';
 
 export type { StepRecord } from './checkpoint.js';
@@ -108,6 +112,13 @@ export interface TrainOptions {
    * (models/blockgrad.ts), so it is not part of TrainConfig and a run may resume with either setting.
    */
   gradCheckpoint?: boolean;
+  /**
+   * loss scaling's initial scale S₀ (a power of 2). At mixed precision the direct step scales the loss
+   * anyway, from PyTorch's 2^16 (training/loss-scale.ts); given here, it scales it at fp32 too, where
+   * the gradients are then exactly S times larger and the update the same (the mechanism's tests).
+   * Needs the direct step (webgpu); not stored in TrainConfig (the numbers do not depend on it).
+   */
+  initialLossScale?: number;
 }
 
 export interface TrainResult {
@@ -202,6 +213,8 @@ interface LiveState {
   data: BatchIterator;
   history: StepRecord[];
   step: number;
+  /** loss scaling (mixed precision's direct step), else null */
+  scaler: LossScaler | null;
 }
 
 /**
@@ -249,6 +262,7 @@ async function saveCheckpoint(
     toolVersion: toolVersion(),
     gitCommit: gitCommit(),
     backend: { name: b.name, version: b.version, device: b.device, ...(b.precision ? { precision: b.precision } : {}) },
+    ...(s.scaler ? { lossScale: s.scaler.state() } : {}),
     status,
     divergedAt,
     createdAt: new Date().toISOString(),
@@ -267,10 +281,26 @@ function resumableCheckpoint(o: TrainOptions, cfg: TrainConfig): ReturnType<type
   return prev;
 }
 
-/** A fresh model, optimizer, EMA, generators and data iterator for the run. */
-function freshState(o: TrainOptions, cfg: TrainConfig): LiveState {
+/**
+ * A fresh model, optimizer, EMA, generators and data iterator for the run; loss scaling where the step
+ * runs as direct dispatches at mixed precision (their backward rounds gradients to f16).
+ */
+function freshState(o: TrainOptions, cfg: TrainConfig, process: GaussianDiffusion): LiveState {
   const model = createModel(cfg.model, `${cfg.seed}/init`);
   const params: ParamMap = model.params;
+  const direct = directTrainingStep(process, model) !== null;
+  const s0 = o.initialLossScale;
+  if (s0 !== undefined) {
+    if (!(s0 > 0 && Number.isInteger(Math.log2(s0))))
+      throw new UserError(`initialLossScale must be a power of 2 (got ${s0})`);
+    if (!direct) {
+      model.dispose();
+      throw new UserError(
+        'initialLossScale needs the training step of direct dispatches (the webgpu backend, learned-range variance, hybrid loss)',
+      );
+    }
+  }
+  const scaled = direct && (activeBackend().precision === 'mixed' || s0 !== undefined);
   return {
     model,
     opt: new AdamW(params, cfg.optimizer),
@@ -279,6 +309,7 @@ function freshState(o: TrainOptions, cfg: TrainConfig): LiveState {
     data: new BatchIterator(o.dataset, { batchSize: cfg.batch, seed: `${cfg.seed}/data`, hflip: cfg.hflip }),
     history: [],
     step: 0,
+    scaler: scaled ? new LossScaler(s0 !== undefined ? { scale: s0, goodSteps: 0 } : undefined) : null,
   };
 }
 
@@ -303,6 +334,8 @@ function restoreState(
   );
   s.history = prev.meta.history;
   s.step = prev.meta.step;
+  // a checkpoint of an fp32 run resumed at mixed precision starts from the initial scale
+  if (s.scaler && prev.meta.lossScale) s.scaler = new LossScaler(prev.meta.lossScale);
 }
 
 /** Steps 1–3 of the header: what a step draws on the host (data iterator and training Rng, in this order). */
@@ -330,6 +363,8 @@ async function drawStep(s: LiveState, cfg: TrainConfig, process: GaussianDiffusi
 interface RecordedStep {
   grads: Map<string, tf.Tensor>;
   plan: TrainingPlan;
+  /** the loss scale S the gradients carry (1 without loss scaling) */
+  lossScale: number;
   /** the device tensor [loss, ‖g‖ (where computed), residuals…] being read; disposed once read */
   status: tf.Tensor;
   /** resolves to the loss, the global gradient norm (0 where the optimizer computes none) and the last fixed-point residual */
@@ -358,9 +393,11 @@ function recordStep(
   let value: tf.Scalar;
   let named: Map<string, tf.Tensor>;
   const direct = directTrainingStep(process, model);
+  const lossScale = s.scaler?.scale ?? 1;
   if (direct) {
-    // 4–6 as direct dispatches without a tape (webgpu): the same loss and gradients
+    // 4–6 as direct dispatches without a tape (webgpu): the same loss and gradients (× S with loss scaling)
     const r = direct({
+      ...(s.scaler ? { lossScale } : {}),
       x0,
       noise,
       t: tIdx,
@@ -391,7 +428,7 @@ function recordStep(
     named = new Map(Object.entries(taped.grads).map(([vn, g]) => [byVarName.get(vn)!, g as tf.Tensor]));
   }
   // one host read per step: the loss, the global gradient norm and the residuals together
-  const normT = s.opt.gradNormTensor(named);
+  const normT = s.opt.gradNormTensor(named, lossScale); // ‖g‖, unscaled
   const parts: tf.Tensor[] = [
     tf.reshape(value, [1]),
     ...(normT ? [normT] : []),
@@ -408,7 +445,7 @@ function recordStep(
       residual: res && res.length > 0 ? res[res.length - 1] : undefined,
     };
   });
-  return { grads: named, plan, status: readBack, read };
+  return { grads: named, plan, lossScale, status: readBack, read };
 }
 
 /** A step's record (FPDM: its S-JFB draw and last residual). */
@@ -446,7 +483,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const started = performance.now();
   const process: GaussianDiffusion = createDiffusion(cfg.diffusion);
   const prev = resumableCheckpoint(o, cfg);
-  const s = freshState(o, cfg);
+  const s = freshState(o, cfg, process);
   const byVarName = new Map([...s.model.params].map(([name, v]) => [v.name, name]));
   const result = (status: TrainResult['status'], divergedAt: number | null, resumedFrom: number): TrainResult => ({
     status,
@@ -484,7 +521,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       const named = r.grads;
       // 8 recorded before the read where the optimizer can (webgpu, fused): clipped by the device's norm,
       // and a no-op on the device when the loss is not finite (7); else after the read, below
-      const recorded = s.opt.recordUpdate(named, r.status, s.ema);
+      const recorded = s.opt.recordUpdate(named, r.status, s.ema, r.lossScale);
       if (recorded) tf.dispose([...named.values()]);
       const between = generatorStates(s); // after this step's draws, before the next step's
       const more = s.step + 1 < cfg.steps && (o.stopAfter === undefined || taken + 1 < o.stopAfter);
@@ -493,28 +530,51 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       const { loss, gradNorm, residual } = await r.read;
       const waitMs = performance.now() - tWait;
       const step = s.step + 1;
-      if (!Number.isFinite(loss)) {
+      // loss scaling: a finite loss with a non-finite gradient norm is an overflow (the device skipped the update)
+      const overflow = s.scaler !== null && Number.isFinite(loss) && !Number.isFinite(gradNorm);
+      const scaled = s.scaler ? { lossScale: r.lossScale } : {};
+      if (!Number.isFinite(loss) || (overflow && r.lossScale <= 1)) {
         // 7
         if (!recorded) tf.dispose([...named.values()]);
-        const rec = stepRecord(s.model, step, loss, NaN, NaN, t0, r.plan, residual);
+        const rec = { ...stepRecord(s.model, step, loss, NaN, NaN, t0, r.plan, residual), ...scaled };
         o.onStep?.(rec);
         s.history.push(rec);
         await saveCheckpoint(o, cfg, s, 'diverged', step, between);
         log(
-          `diverged: the loss at step ${step} is ${loss}; the run stops (last good weights are those of step ${s.step})`,
+          Number.isFinite(loss)
+            ? `diverged: the gradient norm at step ${step} is ${gradNorm} at a loss scale of ${r.lossScale} (the gradients overflow even unscaled); the run stops (last good weights are those of step ${s.step}); --precision fp32 keeps the backward in fp32`
+            : `diverged: the loss at step ${step} is ${loss}; the run stops (last good weights are those of step ${s.step})`,
         );
         return result('diverged', step, resumedFrom);
       }
+      if (overflow) {
+        // skipped: nothing was updated (recorded: by the device; else applyUpdate is not called)
+        if (!recorded) tf.dispose([...named.values()]);
+        s.scaler!.update(false);
+        s.step = step;
+        const rec: StepRecord = {
+          ...stepRecord(s.model, step, loss, recorded?.lr ?? NaN, gradNorm, t0, r.plan, residual),
+          ...scaled,
+          overflow: true,
+        };
+        o.onTiming?.({ hostMs: performance.now() - t0 - waitMs, waitMs });
+        s.history.push(rec);
+        o.onStep?.(rec);
+        if (s.step % checkpointEvery === 0 || s.step === cfg.steps)
+          await saveCheckpoint(o, cfg, s, s.step === cfg.steps ? 'completed' : 'running', null, between);
+        continue;
+      }
+      s.scaler?.update(true);
       let info: { lr: number; gradNorm: number };
       if (recorded) {
         s.opt.commitStep();
         info = { lr: recorded.lr, gradNorm };
       } else {
-        info = s.opt.applyUpdate(named, gradNorm, s.ema); // 8 (EMA too)
+        info = s.opt.applyUpdate(named, gradNorm, s.ema, r.lossScale); // 8 (EMA too)
         tf.dispose([...named.values()]);
       }
       s.step = step;
-      const rec = stepRecord(s.model, step, loss, info.lr, info.gradNorm, t0, r.plan, residual);
+      const rec = { ...stepRecord(s.model, step, loss, info.lr, info.gradNorm, t0, r.plan, residual), ...scaled };
       o.onTiming?.({ hostMs: performance.now() - t0 - waitMs, waitMs });
       s.history.push(rec);
       o.onStep?.(rec);

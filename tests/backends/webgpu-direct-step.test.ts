@@ -19,9 +19,10 @@ import { trainingLossMean } from '../../src/diffusion/losses.js';
 import type { ModelConfig } from '../../src/models/config.js';
 import { openSynthetic } from '../../src/data/synthetic.js';
 import { trainModel } from '../../src/training/loop.js';
-import { readCheckpointMeta } from '../../src/training/checkpoint.js';
+import { readCheckpoint, readCheckpointMeta } from '../../src/training/checkpoint.js';
+import { createModel } from '../../src/models/index.js';
 import type { Dataset } from '../../src/data/dataset.js';
-import { TEST_BACKENDS, randomTensor, tensorRelErr, useBackend } from '../helpers.js';
+import { TEST_BACKENDS, maxAbsDiff, randomTensor, tensorRelErr, useBackend } from '../helpers.js';
 import { TINY_TRUNK, randomModel, tinyFpdm } from './tiny-models.js';
 
 const onGpu = TEST_BACKENDS.includes('webgpu');
@@ -229,6 +230,119 @@ test(
       );
       assert.equal(bad.meta.optimizer.stepCount, 2, 'the diverged step is not counted');
       assert.equal(bad.meta.sha256, good.meta.sha256, 'weights, moments and EMA equal those after step 2');
+    } finally {
+      setKernelOptions(prev);
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
+  },
+);
+
+/** Trains TINY_TRUNK on a synthetic set; the run's result, sidecar and weights. */
+async function trainTiny(
+  dirs: string[],
+  steps: number,
+  extra: { initialLossScale?: number; stopAfter?: number; outDir?: string } = {},
+) {
+  const outDir = extra.outDir ?? mkdtempSync(join(tmpdir(), 'direct-scale-'));
+  if (!extra.outDir) dirs.push(outDir);
+  const r = await trainModel({
+    model: TINY_TRUNK,
+    diffusion: diffusionConfig({ parameterization: 'v', zeroTerminalSnr: true }),
+    dataset: openSynthetic({ size: 32, channels: 3, imageSize: 8, numClasses: 5, seed: 6 }),
+    steps,
+    batch: 4,
+    seed: 7,
+    outDir,
+    checkpointEvery: 1,
+    optimizer: { lr: 1e-3, clipGradNorm: 1 },
+    ...(extra.initialLossScale !== undefined ? { initialLossScale: extra.initialLossScale } : {}),
+    ...(extra.stopAfter !== undefined ? { stopAfter: extra.stopAfter } : {}),
+  });
+  return { r, outDir, ckpt: readCheckpoint(outDir)! };
+}
+
+test(
+  'loss scaling at fp32 (S = 2^10) trains as without it: the same losses, gradient norms and weights',
+  { skip: onGpu ? false : SKIP },
+  async () => {
+    await useBackend('webgpu');
+    const prev = setKernelOptions({ rawBlock: true, directStep: true, fusedOptimizer: true });
+    const dirs: string[] = [];
+    try {
+      const plain = await trainTiny(dirs, 4);
+      const scaled = await trainTiny(dirs, 4, { initialLossScale: 2 ** 10 });
+      assert.equal(plain.ckpt.meta.lossScale, undefined, 'no loss scaling at fp32 by default');
+      assert.deepEqual(scaled.ckpt.meta.lossScale, { scale: 2 ** 10, goodSteps: 4 });
+      scaled.r.history.forEach((h, i) => {
+        const ref = plain.r.history[i]!;
+        assert.equal(h.lossScale, 2 ** 10);
+        assert.equal(h.overflow, undefined);
+        assert.equal(h.loss, ref.loss, `step ${i + 1}: the loss is not scaled`);
+        assert.ok(
+          Math.abs(h.gradNorm - ref.gradNorm) <= 1e-6 * ref.gradNorm,
+          `step ${i + 1}: norm ${h.gradNorm} vs ${ref.gradNorm}`,
+        );
+      });
+      for (const [name, t] of plain.ckpt.tensors) {
+        const other = scaled.ckpt.tensors.get(name)!;
+        assert.ok(maxAbsDiff(other.data as Float32Array, t.data as Float32Array) <= 1e-6, `${name} differs`);
+      }
+    } finally {
+      setKernelOptions(prev);
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  'an overflow under loss scaling skips the update and halves the scale; a resume keeps the scale',
+  { skip: onGpu ? false : SKIP },
+  async () => {
+    await useBackend('webgpu');
+    const prev = setKernelOptions({ rawBlock: true, directStep: true, fusedOptimizer: true });
+    const dirs: string[] = [];
+    try {
+      // S₀ = 2^90: S·‖g‖ squared overflows float32 in the norm, so the first steps overflow
+      const S0 = 2 ** 90;
+      const steps = 40;
+      const full = await trainTiny(dirs, steps, { initialLossScale: S0 });
+      const h = full.r.history;
+      assert.equal(full.r.status, 'completed');
+      const skipped = h.filter((x) => x.overflow).length;
+      assert.ok(skipped > 0 && skipped < steps, `some steps overflow, then training goes on (${skipped} of ${steps})`);
+      let scale = S0;
+      h.forEach((x, i) => {
+        assert.equal(x.lossScale, scale, `step ${i + 1}'s scale`);
+        assert.ok(Number.isFinite(x.loss), `step ${i + 1}: the loss is finite`);
+        assert.equal(Number.isFinite(x.gradNorm), !x.overflow, `step ${i + 1}: overflow iff the norm is not finite`);
+        if (x.overflow) scale /= 2;
+      });
+      const lastSkip = h.map((x) => x.overflow === true).lastIndexOf(true);
+      assert.deepEqual(full.ckpt.meta.lossScale, { scale, goodSteps: steps - 1 - lastSkip });
+      assert.equal(
+        full.ckpt.meta.optimizer.stepCount,
+        steps - skipped,
+        'skipped steps are not counted by the optimizer',
+      );
+      // a run stopped after the first (skipped) step kept its initial weights
+      const first = await trainTiny(dirs, steps, { initialLossScale: S0, stopAfter: 1 });
+      assert.ok(h[0]!.overflow, 'the first step overflows');
+      const init = createModel(TINY_TRUNK, '7/init'); // the loop's initial weights (seed 7)
+      for (const [name, v] of init.params) {
+        const want = Array.from((await v.data()) as Float32Array);
+        for (const prefix of ['model', 'ema'])
+          assert.deepEqual(
+            Array.from(first.ckpt.tensors.get(`${prefix}.${name}`)!.data as Float32Array),
+            want,
+            `${prefix}.${name} changed by a skipped step`,
+          );
+      }
+      init.dispose();
+      // resumed in the middle of the skips: the same end, bitwise
+      const part = await trainTiny(dirs, steps, { initialLossScale: S0, stopAfter: Math.ceil(skipped / 2) });
+      const resumed = await trainTiny(dirs, steps, { initialLossScale: 2, outDir: part.outDir });
+      assert.equal(resumed.ckpt.meta.sha256, full.ckpt.meta.sha256, 'the resumed run ends with the same weights');
+      assert.deepEqual(resumed.ckpt.meta.lossScale, full.ckpt.meta.lossScale);
     } finally {
       setKernelOptions(prev);
       for (const d of dirs) rmSync(d, { recursive: true, force: true });

@@ -14,6 +14,8 @@
 //                  needed), and the workgroup memory counted by mixedWorkgroupBytes is Dawn's count
 //   refusal        a GPU without the features: mixedPrecisionSupport and initBackend name the missing
 //                  ones and point to --precision fp32
+//   backward       the training step with loss scaling (its backward's products on the tensor cores)
+//                  against the same step's fp32 backward: every gradient within f16 rounding
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
@@ -47,7 +49,10 @@ import { rawKernels, type Dispatch, type RawKernels } from '../../src/backends/w
 import type { GBuffer } from '../../src/backends/webgpu/types.js';
 import { UserError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
-import { TEST_BACKENDS, sha256, useBackend } from '../helpers.js';
+import { TEST_BACKENDS, randomTensor, sha256, tensorRelErr, useBackend } from '../helpers.js';
+import { directTrainingStep, setKernelOptions } from '../../src/backends/kernels.js';
+import { createDiffusion, diffusionConfig } from '../../src/diffusion/process.js';
+import { TINY_TRUNK, randomModel, tinyFpdm } from './tiny-models.js';
 
 const onGpu = TEST_BACKENDS.includes('webgpu');
 const SKIP = 'webgpu only: npm run test:webgpu runs it (on a GPU, or on SwiftShader without one)';
@@ -473,5 +478,61 @@ test(
       tile: MIXED_TILES['64x64k32'],
     });
     assert.notEqual((await check(broken.replace('row_major>', 'rowmajor>'))).compile.length, 0);
+  },
+);
+
+test(
+  "the training step's backward on the tensor cores (loss scaling) gives the fp32 backward's gradients within f16 rounding",
+  { skip: NO_TENSOR_CORES },
+  async () => {
+    await useBackend('webgpu', { precision: 'mixed' });
+    const prev = setKernelOptions({ rawBlock: true, directStep: true });
+    try {
+      const N = 4;
+      // d 64, 16 tokens: the backward's products at shapes that are not multiples of the tiles
+      for (const [label, cfg] of [
+        ['DiT', TINY_TRUNK],
+        ['FPDM', tinyFpdm({})],
+      ] as const) {
+        const model = randomModel(cfg, label);
+        const process = createDiffusion(
+          diffusionConfig({ diffusionSteps: 1000, parameterization: 'v', zeroTerminalSnr: true }),
+        );
+        const C = cfg.inChannels;
+        const S = cfg.inputSize;
+        const x0 = tf.clipByValue(randomTensor(`${label}/x0`, [N, C, S, S], 0.8), -1, 1) as tf.Tensor4D;
+        const noise = randomTensor(`${label}/noise`, [N, C, S, S]) as tf.Tensor4D;
+        const y = tf.tensor1d([1, 2, 3, 0], 'int32');
+        const inp = {
+          x0,
+          noise,
+          t: [5, 100, 500, 900],
+          y,
+          noGrad: 1,
+          withGrad: 2,
+          gradCheckpoint: false,
+          trackResiduals: false,
+        };
+        const step = directTrainingStep(process, model)!;
+        const fp32 = step(inp); // the backward in fp32 (no loss scale); the forward is mixed in both
+        const LS = 2 ** 16;
+        const mixed = step({ ...inp, lossScale: LS });
+        assert.equal((await mixed.loss.data())[0], (await fp32.loss.data())[0], `${label}: the same forward`);
+        let worst = { e: 0, name: '' };
+        for (const [name, g] of fp32.grads) {
+          const m = tf.mul(mixed.grads.get(name)!, 1 / LS);
+          const e = await tensorRelErr(m, g);
+          m.dispose();
+          if (e > worst.e) worst = { e, name };
+        }
+        // f16 operands (2^-11 relative rounding) through a few products: ≈ 1e-3 of each gradient's norm
+        assert.ok(worst.e <= 1e-2, `${label}: largest gradient rel. error ${worst.e} (${worst.name})`);
+        assert.ok(worst.e > 0, `${label}: the backward did change precision`);
+        tf.dispose([fp32.loss, mixed.loss, ...fp32.grads.values(), ...mixed.grads.values(), x0, noise, y]);
+        model.dispose();
+      }
+    } finally {
+      setKernelOptions(prev);
+    }
   },
 );

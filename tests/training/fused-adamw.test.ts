@@ -38,12 +38,16 @@ interface Run {
   norms: number[];
 }
 
-/** Trains the SHAPES parameters for `steps` steps with the loop's calls; fused or not; optional export/load mid-way. */
+/**
+ * Trains the SHAPES parameters for `steps` steps with the loop's calls; fused or not; optional export/load
+ * mid-way; with `lossScale` S the gradients are given as S·g (loss scaling) and the optimizer told so.
+ */
 async function run(
   cfg: Partial<AdamWConfig>,
   emaDecay: number,
   fused: boolean,
   resumeAt: number | null = null,
+  lossScale = 1,
 ): Promise<Run> {
   const prev = setKernelOptions({ fusedOptimizer: fused });
   try {
@@ -67,12 +71,20 @@ async function run(
         ema = new Ema(params, emaDecay);
         ema.loadState(es);
       }
-      const grads = new Map(randomArrays(`g${t}`).map((a, i) => [`w${i}`, tf.tensor(a, SHAPES[i]!)]));
-      const normT = opt.gradNormTensor(grads)!;
+      const grads = new Map(
+        randomArrays(`g${t}`).map((a, i) => [
+          `w${i}`,
+          tf.tensor(
+            a.map((x) => x * lossScale),
+            SHAPES[i]!,
+          ),
+        ]),
+      );
+      const normT = opt.gradNormTensor(grads, lossScale)!;
       const norm = (await normT.data())[0]!;
       normT.dispose();
       norms.push(norm);
-      opt.applyUpdate(grads, norm, ema);
+      opt.applyUpdate(grads, norm, ema, lossScale);
       tf.dispose([...grads.values()]);
     }
     const st = await opt.exportState();
@@ -122,6 +134,7 @@ for (const backend of TEST_BACKENDS.filter((b) => b === 'cpu' || b === 'wasm')) 
           eps: cfg.eps,
           stepSize: lr / (1 - cfg.beta1 ** t),
           emaDecay: c.ema,
+          gradScale: 1,
         };
         if (c.cfg.clipGradNorm) assert.ok(scalars.clip < 1, 'the clipping case clips');
         SHAPES.forEach((_, i) => adamwEmaReference({ g: g[i]!, p: p[i]!, m: m[i]!, v: v[i]!, ema: ema[i]! }, scalars));
@@ -187,3 +200,71 @@ for (const backend of TEST_BACKENDS) {
     }
   });
 }
+
+for (const backend of TEST_BACKENDS) {
+  test(`loss-scaled gradients (S·g with S = 2^12) give the unscaled step, fused and not (${backend})`, async () => {
+    await useBackend(backend);
+    const S = 2 ** 12; // a power of 2: S·g and the division by S are exact in float32
+    const c = CFGS[1]!; // clipping and weight decay: the norm is used
+    for (const fused of [true, false]) {
+      const plain = await run(c.cfg, c.ema, fused);
+      const scaled = await run(c.cfg, c.ema, fused, null, S);
+      // CPU backends: bitwise; webgpu: the GPU's sqrt of S²·Σ may round apart from S·√Σ
+      const tol = backend === 'webgpu' ? 1e-6 : 0;
+      scaled.norms.forEach((n, t) =>
+        assert.ok(
+          Math.abs(n - plain.norms[t]!) <= tol * plain.norms[t]!,
+          `norm at step ${t + 1}: ${n} vs ${plain.norms[t]}`,
+        ),
+      );
+      for (const what of ['p', 'm', 'v', 'ema'] as const) {
+        scaled[what].forEach((x, i) => {
+          const ref = plain[what][i]!;
+          const scale = ref.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+          const d = maxAbsDiff(x, ref) / Math.max(scale, 1e-12);
+          assert.ok(d <= tol, `fused ${fused}: ${what}[${i}] with S vs without: ${d} of the largest value`);
+        });
+      }
+    }
+  });
+}
+
+test(
+  'with loss scaling the device skips an update whose gradient norm is not finite (webgpu)',
+  {
+    skip: !TEST_BACKENDS.includes('webgpu') && 'webgpu-only (the fused kernels); runs under FPDM_TEST_BACKENDS=webgpu',
+  },
+  async () => {
+    await useBackend('webgpu');
+    const params: ParamMap = new Map(
+      SHAPES.map((s, i) => [
+        `w${i}`,
+        tf.variable(tf.tensor(randomArrays('p0')[i]!, s), true, `skip-test-${i}-${Math.random()}`),
+      ]),
+    );
+    const opt = new AdamW(params, {});
+    const ema = new Ema(params, 0.9);
+    try {
+      const before = await Promise.all(
+        [...params.values()].map(async (x) => Array.from((await x.data()) as Float32Array)),
+      );
+      const step = async (norm: number, lossScale: number) => {
+        const grads = new Map(randomArrays('g0').map((a, i) => [`w${i}`, tf.tensor(a, SHAPES[i]!)]));
+        const status = tf.tensor1d([0.5, norm]);
+        const rec = opt.recordUpdate(grads, status, ema, lossScale);
+        assert.ok(rec, 'the fused update is recorded on webgpu');
+        tf.dispose([...grads.values(), status]);
+        return Promise.all([...params.values()].map(async (x) => Array.from((await x.data()) as Float32Array)));
+      };
+      for (const bad of [Infinity, NaN])
+        assert.deepEqual(await step(bad, 2 ** 10), before, `norm ${bad}: weights changed`);
+      // the same status without loss scaling updates (the loss is finite: the fp32 path's rule)
+      const moved = await step(Infinity, 1);
+      assert.notDeepEqual(moved, before, 'without loss scaling the update is applied');
+    } finally {
+      opt.dispose();
+      ema.dispose();
+      tf.dispose([...params.values()]);
+    }
+  },
+);

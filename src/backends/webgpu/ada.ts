@@ -174,8 +174,9 @@ export class AdaPlan extends Plan {
     dw: GBuffer,
     db: GBuffer,
     rows = this.ad.R,
+    precision?: 'fp32' | 'mixed',
   ): void {
-    super.weightGrad(name, args, outDim, inDim, a, b, dw, db, rows);
+    super.weightGrad(name, args, outDim, inDim, a, b, dw, db, rows, precision);
   }
 
   /**

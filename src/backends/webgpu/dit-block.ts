@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BlockSaved } from '../../models/blocks.js';
 import { lit, ROW_WG, u } from './gemm.js';
 import { AdaPlan } from './ada.js';
+import type { Arg } from './plan.js';
 import type { RawKernels } from './raw.js';
 import type { GBuffer } from './types.js';
 
@@ -266,7 +267,10 @@ export function rawBlockForward(
 
 /**
  * blockBackward on our kernels: from the saved intermediates, c and the output gradient dy →
- * [dx, dc, ...dW in BLOCK_PARAM_NAMES order], new tensors owned by the caller.
+ * [dx, dc, ...dW in BLOCK_PARAM_NAMES order], new tensors owned by the caller. `precision` 'mixed' puts
+ * the MLP's and the projections' products (dh, dmod2, dmerged, dmod1 and their weight gradients) on
+ * the tensor cores: their gradient operands are rounded to f16, so only with loss scaling (the caller
+ * scales dy; see train-step.ts). Attention's products and the adaLN's stay fp32.
  */
 export function rawBlockBackward(
   rk: RawKernels,
@@ -275,6 +279,7 @@ export function rawBlockBackward(
   w: tf.Tensor[],
   dy: tf.Tensor3D,
   heads: number,
+  precision: 'fp32' | 'mixed' = 'fp32',
 ): tf.Tensor[] {
   const z = dims(s.x, mlpWidth(w), heads);
   const { n, t, d, H, dh, hid, R, BH } = z;
@@ -326,7 +331,17 @@ export function rawBlockBackward(
     p.lnBackward(name, { x, stats: STATS, ada: ADA, dmod: DMOD }, k, res, out);
   const lnSums = (name: string, x: GBuffer, k: number) =>
     p.lnSums(name, { x, stats: STATS, dmod: DMOD, dada: DADA }, k);
-  const weightGrad = p.weightGrad.bind(p);
+  // the MLP's and projections' products take `precision`; attention's and the adaLN's stay fp32
+  const weightGrad = (
+    name: string,
+    args: Arg[],
+    o: number,
+    i: number,
+    a: string,
+    b: string,
+    dw: GBuffer,
+    db: GBuffer,
+  ) => p.weightGrad(name, args, o, i, a, b, dw, db, undefined, precision);
 
   // adaLN vectors, recomputed from c
   p.adaLN(C, WA!, BA!, ADA);
@@ -352,6 +367,7 @@ export function rawBlockBackward(
       store: `DH[i * ${u(hid)} + j] = geluGrad(HH[i * ${u(hid)} + j], v);`,
       aFast: 'k',
       bFast: 'j',
+      precision,
     },
   );
   weightGrad(
@@ -387,6 +403,7 @@ export function rawBlockBackward(
       store: `DMOD[i * ${u(d)} + j] = v;`,
       aFast: 'k',
       bFast: 'j',
+      precision,
     },
   );
   weightGrad(
@@ -426,6 +443,7 @@ export function rawBlockBackward(
       store: `DMERGED[i * ${u(d)} + j] = v;`,
       aFast: 'k',
       bFast: 'j',
+      precision,
     },
   );
   weightGrad(
@@ -556,6 +574,7 @@ export function rawBlockBackward(
       store: `DMOD[i * ${u(d)} + j] = v;`,
       aFast: 'k',
       bFast: 'j',
+      precision,
     },
   );
   weightGrad(

@@ -85,7 +85,8 @@ export function rawProjectionForward(
 
 /**
  * The backward of rawProjectionForward from z, inj, the saved p1 and du [n, t, d] →
- * [dz, dinj, dW1, db1, dW2, db2], new tensors owned by the caller.
+ * [dz, dinj, dW1, db1, dW2, db2], new tensors owned by the caller. `precision` 'mixed': its four
+ * products on the tensor cores (gradient operands in f16: only with loss scaling, as rawBlockBackward).
  */
 export function rawProjectionBackward(
   rk: RawKernels,
@@ -94,6 +95,7 @@ export function rawProjectionBackward(
   p1: tf.Tensor3D,
   du: tf.Tensor3D,
   w: tf.Tensor[],
+  precision: 'fp32' | 'mixed' = 'fp32',
 ): tf.Tensor[] {
   const [n, t, d] = z.shape;
   const R = n * t;
@@ -125,6 +127,7 @@ export function rawProjectionBackward(
       store: `DP1[i * ${u(d2)} + j] = geluGrad(P1[i * ${u(d2)} + j], v);`,
       aFast: 'k',
       bFast: 'j',
+      precision,
     },
   );
   p.weightGrad(
@@ -140,6 +143,7 @@ export function rawProjectionBackward(
     dW2!.buffer,
     dB2!.buffer,
     R,
+    precision,
   );
   // p1 = [z, inj]·W1ᵀ + b1: [dz, dinj] = dp1·W1; dW1 = dp1ᵀ·[z, inj], db1 = Σ dp1
   p.matMul(
@@ -161,6 +165,7 @@ export function rawProjectionBackward(
       aFast: 'k',
       bFast: 'j',
       wide: 'rows', // two outputs (perThread)
+      precision,
     },
   );
   p.weightGrad(
@@ -177,6 +182,7 @@ export function rawProjectionBackward(
     dW1!.buffer,
     dB1!.buffer,
     R,
+    precision,
   );
   const outs = [dz.tensor, dinj.tensor, ...dW.map((e) => e.tensor)];
   rk.run(p.ops, [z, inj, p1, du, ...w, ...outs]);

@@ -6,8 +6,9 @@
 //      frozen there, as in the reference);
 //   2–3. the sum of the contributions (gemm.ts partial sums, then one workgroup) / (N·C·H·W).
 // Per-sample coefficients (float32 table lookups at t, as process.extract rounds them) come in one
-// [N, 8] upload: the x̂_0 coefficients a, b (x̂_0 = a·x_t − b·out; for 'x0' a = 0, b = −1), the v-loss
-// weight w, the posterior mean coefficients c1, c2, log β̃_t clipped (min), log β_t (max), t = 0.
+// [N, 9] upload: the x̂_0 coefficients a, b (x̂_0 = a·x_t − b·out; for 'x0' a = 0, b = −1), the v-loss
+// weight w, the posterior mean coefficients c1, c2, log β̃_t clipped (min), log β_t (max), t = 0, and
+// the loss scale S the gradient is multiplied by (mixed precision's loss scaling; 1 without).
 // Formulas and their op order follow losses.ts (normalKl, discretizedGaussianLogLikelihood with the tanh
 // CDF, max(·, 1e-12) floors whose gradient flows where the value is ≥ the floor, as tf.maximum's).
 import * as tf from '@tensorflow/tfjs-core';
@@ -16,6 +17,8 @@ import { elementGroups, elementKernelWgsl, finishSumsWgsl, lit, partialSumsWgsl,
 import type { RawKernels } from './raw.js';
 
 const K_CDF = Math.sqrt(2 / Math.PI);
+/** values per sample in the coefficient table */
+const COEFS = 9;
 
 /**
  * WGSL: the reference's tanh approximation of Φ and its derivative. tanh as TF.js's webgpu kernel
@@ -49,11 +52,11 @@ export function rawLossSupported(process: GaussianDiffusion): boolean {
   return process.config.variance === 'learned-range' && process.config.loss === 'hybrid';
 }
 
-/** The per-sample coefficient table [N, 8] (see the file header). */
-function coefficients(process: GaussianDiffusion, t: Timesteps): Float32Array {
+/** The per-sample coefficient table [N, COEFS] (see the file header). */
+function coefficients(process: GaussianDiffusion, t: Timesteps, lossScale: number): Float32Array {
   const tb = process.tables;
   const param = process.config.parameterization;
-  const out = new Float32Array(t.length * 8);
+  const out = new Float32Array(t.length * COEFS);
   for (let i = 0; i < t.length; i++) {
     const k = t[i]!;
     const [a, b] =
@@ -72,8 +75,9 @@ function coefficients(process: GaussianDiffusion, t: Timesteps): Float32Array {
         tb.posteriorLogVarianceClipped[k]!,
         tb.logBetas[k]!,
         k === 0 ? 1 : 0,
+        lossScale,
       ],
-      i * 8,
+      i * COEFS,
     );
   }
   return out;
@@ -81,18 +85,20 @@ function coefficients(process: GaussianDiffusion, t: Timesteps): Float32Array {
 
 /**
  * The batch-mean training loss (a [] tensor) and its gradient w.r.t. the model output (as the model
- * output's shape, for a loss gradient of 1), new tensors owned by the caller.
+ * output's shape, for a loss gradient of `lossScale`: 1, or S with loss scaling — the loss itself is
+ * not scaled), new tensors owned by the caller.
  */
 export function rawLossAndGradient(
   rk: RawKernels,
   process: GaussianDiffusion,
   inp: LossInputsRaw,
+  lossScale = 1,
 ): { loss: tf.Scalar; grad: tf.Tensor4D } {
   const [N, C, H, W] = inp.xStart.shape;
   const hw = H * W;
   const count = N * C * hw;
   const param = process.config.parameterization;
-  const coef = tf.tensor2d(coefficients(process, inp.t), [N, 8]);
+  const coef = tf.tensor2d(coefficients(process, inp.t, lossScale), [N, COEFS]);
   const grad = rk.output(inp.modelOutput.shape);
   const loss = rk.output([]);
   const contrib = rk.scratch('loss.contrib', count);
@@ -127,8 +133,8 @@ export function rawLossAndGradient(
   let p = rem % ${u(hw)};
   let mi = (n * ${u(2 * C)} + c) * ${u(hw)} + p;
   let vi = mi + ${u(C * hw)};
-  var cf: array<f32, 8>;
-  for (var q = 0u; q < 8u; q = q + 1u) { cf[q] = COEF[n * 8u + q]; }
+  var cf: array<f32, ${COEFS}>;
+  for (var q = 0u; q < ${u(COEFS)}; q = q + 1u) { cf[q] = COEF[n * ${u(COEFS)} + q]; }
   let out = MO[mi];
   let x0 = X0[idx];
   let xt = XT[idx];
@@ -172,8 +178,9 @@ export function rawLossAndGradient(
     dvb = -0.5 * dll;
   }
   CONTRIB[idx] = mse + vb / ${lit(Math.LN2)};
-  GRAD[mi] = gmean * ${lit(inv)};
-  GRAD[vi] = dvb * (0.5 * (cf[6] - cf[5])) * ${lit(inv / Math.LN2)};`,
+  // × S (cf[8]: 1 without loss scaling, then exactly the unscaled values)
+  GRAD[mi] = gmean * (${lit(inv)} * cf[8]);
+  GRAD[vi] = dvb * (0.5 * (cf[6] - cf[5])) * (${lit(inv / Math.LN2)} * cf[8]);`,
       CDF,
     ),
   );

@@ -3,9 +3,11 @@
 //
 //   norm     one `sumsq` dispatch per 7 gradient tensors (workgroup partial sums of g²), then one
 //            `reduce` dispatch that sums the partials in a fixed order and writes √Σ into a new [1]
-//            TF.js tensor (read by the caller together with the loss: one host read per step)
+//            TF.js tensor (read by the caller together with the loss: one host read per step); with
+//            loss scaling (the gradients are S·g) the norm is multiplied by 1/S there, so it is ‖g‖
 //   update   one dispatch per parameter tensor that reads g and rewrites p, m, v and the EMA copy
 //            in place (no intermediates):
+//              g ← g·(1/S) (loss scaling; 1 without);
 //              g ← g·clip (only when clip < 1; clip = min(1, maxNorm / (‖g‖ + 1e-6)) computed on the device
 //              from the norm in a status buffer [loss, ‖g‖], so no host read is needed before the update);
 //              p ← p·(1 − lr·λ) (only when λ > 0)
@@ -14,7 +16,9 @@
 //            the same operations in the same order as the TF.js op sequence of src/training/adamw.ts
 //            and ema.ts (`adamwEmaReference` there mirrors this kernel in float32 on the host, given the
 //            coefficient). Nothing is written when the status's loss is not finite (a diverged step
-//            leaves the weights, moments and EMA as they were, as the loop's host check requires).
+//            leaves the weights, moments and EMA as they were, as the loop's host check requires),
+//            nor, with loss scaling, when its norm is not finite (an overflow: the step is skipped and
+//            the loop lowers S, as PyTorch's GradScaler does).
 // Both passes go into one command buffer submitted after TF.js's pending work (queue order keeps
 // them between the backward pass and whatever TF.js records next). Written variables get their
 // CPU-side cache cleared, so `data()` and checkpoints read the new values. A variable whose buffer
@@ -73,9 +77,11 @@ ${ks
 
 const REDUCE = /* wgsl */ `
 struct Info { n: u32, partOffset: u32, numParts: u32, pad: u32 }
+struct Scale { inv: f32, pad0: f32, pad1: f32, pad2: f32 }
 @group(0) @binding(0) var<storage, read> parts: array<f32>;
 @group(0) @binding(1) var<storage, read_write> result: array<f32>;
 @group(0) @binding(2) var<uniform> info: Info;
+@group(0) @binding(3) var<uniform> scale: Scale;
 var<workgroup> sh: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
@@ -87,7 +93,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
     if (lid.x < s) { sh[lid.x] = sh[lid.x] + sh[lid.x + s]; }
     workgroupBarrier();
   }
-  if (lid.x == 0u) { result[0] = sqrt(sh[0]); }
+  if (lid.x == 0u) { result[0] = sqrt(sh[0]) * scale.inv; }
 }`;
 
 const UPDATE = /* wgsl */ `
@@ -95,6 +101,7 @@ struct Step {
   clip: f32, decay: f32, b1: f32, omb1: f32,
   b2: f32, omb2: f32, bc2sqrt: f32, eps: f32,
   stepSize: f32, emaD: f32, omEmaD: f32, flags: u32,
+  gscale: f32, pad0: f32, pad1: f32, pad2: f32,
 }
 struct Info { n: u32, groupsX: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read> g: array<f32>;
@@ -111,7 +118,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   if (i >= info.n) { return; }
   // status = [loss, ‖g‖]: a step whose loss is not finite (exponent bits all set) changes nothing
   if ((bitcast<u32>(status[0]) & 0x7f800000u) == 0x7f800000u) { return; }
-  var grad = g[i];
+  // with loss scaling, a step whose gradient norm is not finite (an f16 overflow) changes nothing either
+  if ((st.flags & 4u) != 0u && (bitcast<u32>(status[1]) & 0x7f800000u) == 0x7f800000u) { return; }
+  var grad = g[i] * st.gscale;
   if ((st.flags & 1u) != 0u) {
     let c = min(1.0, st.clip / (status[1] + 1e-6));
     if (c < 1.0) { grad = grad * c; }
@@ -143,11 +152,14 @@ export interface FusedStepScalars {
   /** lr / (1 − β1^t) */
   stepSize: number;
   emaDecay: number;
+  /** 1/S with loss scaling (the gradients are S·g), else 1 */
+  gradScale: number;
 }
 
 /**
  * The update's float scalars in the order of the kernel's Step uniform (clip, decay, β1, 1 − β1, β2,
- * 1 − β2, √(1 − β2^t), ε, step size, EMA d, 1 − d); the host mirror (training/adamw.ts) reads the same list.
+ * 1 − β2, √(1 − β2^t), ε, step size, EMA d, 1 − d; then, after the flags, 1/S); the host mirror
+ * (training/adamw.ts) reads the same list.
  */
 export function stepValues(s: FusedStepScalars): number[] {
   return [
@@ -162,6 +174,7 @@ export function stepValues(s: FusedStepScalars): number[] {
     s.stepSize,
     s.emaDecay,
     1 - s.emaDecay,
+    s.gradScale,
   ];
 }
 
@@ -186,6 +199,8 @@ class FusedOptimizerKernels {
   private readonly reduce: { getBindGroupLayout(i: number): unknown };
   private readonly update: { getBindGroupLayout(i: number): unknown };
   private readonly stepUniform: GBuffer;
+  /** the norm's factor 1/S (loss scaling), written before each norm */
+  private readonly scaleUniform: GBuffer;
   /** [loss, ‖g‖] written from the host when the caller has the norm on the host */
   private readonly hostStatus: GBuffer;
   private readonly timestamps: boolean;
@@ -209,7 +224,8 @@ class FusedOptimizerKernels {
     this.make = make;
     this.reduce = make(REDUCE);
     this.update = make(UPDATE);
-    this.stepUniform = d.createBuffer({ size: 48, usage: USAGE.UNIFORM | USAGE.COPY_DST });
+    this.stepUniform = d.createBuffer({ size: 64, usage: USAGE.UNIFORM | USAGE.COPY_DST });
+    this.scaleUniform = d.createBuffer({ size: 16, usage: USAGE.UNIFORM | USAGE.COPY_DST });
     this.hostStatus = d.createBuffer({ size: 16, usage: USAGE.STORAGE | USAGE.COPY_DST });
     this.timestamps = d.features.has('timestamp-query');
   }
@@ -326,14 +342,18 @@ class FusedOptimizerKernels {
     };
   }
 
-  /** √(Σ‖g‖²) over all gradients as a new [1] float32 tensor (the caller disposes it). */
-  globalNorm(grads: tf.Tensor[], sizesKey: number[]): tf.Tensor {
+  /**
+   * √(Σ‖g‖²)·invScale over all gradients as a new [1] float32 tensor (the caller disposes it);
+   * invScale 1/S undoes loss scaling (S a power of 2: exact).
+   */
+  globalNorm(grads: tf.Tensor[], sizesKey: number[], invScale = 1): tf.Tensor {
     const { numParts, groups } = this.ensureInfo(sizesKey);
     const out = this.backend.makeTensorInfo([1], 'float32');
     const outBuf = this.tensorBuffer(out);
     const gBufs = grads.map((g) => this.tensorBuffer(g));
     this.flushTfjs();
     const d = this.backend.device;
+    d.queue.writeBuffer(this.scaleUniform, 0, new Float32Array([invScale, 0, 0, 0]));
     const enc = d.createCommandEncoder();
     const { pass, finish } = this.beginPass(enc);
     for (let gi = 0; gi < groups; gi++) {
@@ -364,6 +384,7 @@ class FusedOptimizerKernels {
           { binding: 0, resource: { buffer: this.parts } },
           { binding: 1, resource: { buffer: outBuf } },
           { binding: 2, resource: { buffer: this.infoBuffer, offset: (groups + grads.length) * 256, size: 16 } },
+          { binding: 3, resource: { buffer: this.scaleUniform } },
         ],
       }),
     );
@@ -381,6 +402,7 @@ class FusedOptimizerKernels {
    * The in-place update of every entry (see the file header). `status`: [loss, ‖g‖, …] on the device
    * (the loop's read-back tensor), or the host's norm (then the loss is taken as finite); `maxNorm`: the
    * clipping threshold, or null for none (s.clip is the host's coefficient, for the mirror; unused here).
+   * With s.gradScale ≠ 1 (loss scaling) a non-finite norm in `status` skips the update too.
    */
   apply(
     entries: FusedEntry[],
@@ -405,11 +427,13 @@ class FusedOptimizerKernels {
       d.queue.writeBuffer(this.hostStatus, 0, new Float32Array([0, status.norm]));
     }
     this.flushTfjs();
-    const st = new ArrayBuffer(48);
+    const st = new ArrayBuffer(64);
     const f = new Float32Array(st);
-    f.set(stepValues(s));
+    const values = stepValues(s);
+    f.set(values.slice(0, 11));
+    f[12] = values[11]!; // 1/S, after the flags
     f[0] = maxNorm ?? 0; // the kernel computes the coefficient from the status's norm
-    new Uint32Array(st, 44, 1)[0] = (maxNorm !== null ? 1 : 0) | (s.applyDecay ? 2 : 0);
+    new Uint32Array(st, 44, 1)[0] = (maxNorm !== null ? 1 : 0) | (s.applyDecay ? 2 : 0) | (s.gradScale !== 1 ? 4 : 0);
     d.queue.writeBuffer(this.stepUniform, 0, st);
     const enc = d.createCommandEncoder();
     const { pass, finish } = this.beginPass(enc);

@@ -115,6 +115,7 @@ export class Plan {
    * dW = dYᵀ·Xin over `rows` rows, as [out, in], and the bias gradient db = Σ_rows dY in the same product
    * (Xin with a column of ones appended: C(i, in) = Σ_k dY(k, i)); the reduction split to fill the GPU.
    * `a` reads dY(k, i), `b` reads Xin(k, j) (it is also evaluated, and discarded, at j = in).
+   * `precision` as MatMulSpec's (default: the plan's).
    */
   weightGrad(
     name: string,
@@ -126,11 +127,21 @@ export class Plan {
     dw: GBuffer,
     db: GBuffer,
     rows: number,
+    precision?: 'fp32' | 'mixed',
   ): void {
     this.matMulSplit(
       name,
       args,
-      { M: outDim, N: inDim + 1, K: rows, a, b: `select(1.0, ${b}, j < ${u(inDim)})`, aFast: 'i', bFast: 'j' },
+      {
+        M: outDim,
+        N: inDim + 1,
+        K: rows,
+        a,
+        b: `select(1.0, ${b}, j < ${u(inDim)})`,
+        aFast: 'i',
+        bFast: 'j',
+        ...(precision ? { precision } : {}),
+      },
       [
         ['DW', dw, true],
         ['DB', db, true],

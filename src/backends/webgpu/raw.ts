@@ -63,8 +63,8 @@ export class RawKernels {
    * projection fc2): 'mixed' (f16 operands on tensor cores, f32 accumulation) on the mixed-precision
    * device, else 'fp32'. Only those: measured in the model on the H200 (results/bench/NOTES.md §9),
    * they run faster on the tensor cores, while attention's matmuls and FPDM's fc1 ran slower than our
-   * fp32 kernel. The backward's matmuls stay fp32 (their gradient operands would fall below f16's range
-   * without loss scaling).
+   * fp32 kernel. The backward's large products take it too, but only in the training step with loss
+   * scaling (train-step.ts: without it their gradient operands would fall below f16's range).
    */
   get forwardPrecision(): 'fp32' | 'mixed' {
     return mixedDeviceInfo(this.backend.device) ? 'mixed' : 'fp32';

@@ -15,6 +15,12 @@
 //
 // With gradCheckpoint each block (FPDM: each iteration) keeps only its input and is recomputed before
 // its backward, as blockgrad.ts's checkpointed ops do.
+//
+// Loss scaling (mixed precision): with `lossScale` S the backward starts from S·∂loss/∂out, so every
+// gradient returned is S times the true one (S a power of 2: exactly, barring overflow), and on the
+// mixed-precision device the backward's large products (the blocks' MLP and projections, FPDM's
+// projection) take f16 operands on the tensor cores — S keeps the small gradients inside f16's range.
+// The optimizer divides by S (training/adamw.ts); the loop picks S (training/loss-scale.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import type { GaussianDiffusion, Timesteps } from '../../diffusion/process.js';
 import { BLOCK_PARAM_NAMES, paramList, SAVED_ORDER, type BlockSaved, type Params } from '../../models/blocks.js';
@@ -60,6 +66,11 @@ export interface DirectStepInput {
   gradCheckpoint: boolean;
   /** FPDM: the relative residual of each with-gradient iteration, as a tensor */
   trackResiduals: boolean;
+  /**
+   * loss scaling: the gradients returned are S·∂loss/∂θ, and on the mixed-precision device the
+   * backward's large products run in f16 (see the file header); absent: 1, all fp32
+   */
+  lossScale?: number;
 }
 
 export interface DirectStepResult {
@@ -138,6 +149,7 @@ function blockBackward(
   prefix: string,
   sink: GradSink,
   dc: Sum,
+  precision: 'fp32' | 'mixed',
 ): tf.Tensor3D {
   let s: BlockSaved;
   if ('s' in k) s = k.s;
@@ -146,7 +158,7 @@ function blockBackward(
     re.out.dispose();
     s = re.s;
   }
-  const [dx, dcb, ...dw] = rawBlockBackward(rk, s, c, w, dy, heads);
+  const [dx, dcb, ...dw] = rawBlockBackward(rk, s, c, w, dy, heads, precision);
   dy.dispose();
   tf.dispose(savedTensors(s));
   dc.add(dcb!);
@@ -174,6 +186,7 @@ export function rawTrainingStep(
   const z = edgeDims(cfg, p, N);
   const heads = cfg.numHeads;
   const ckpt = inp.gradCheckpoint;
+  const bwd = inp.lossScale !== undefined ? rk.forwardPrecision : 'fp32'; // the backward's large products
   const tb = process.tables;
   const sv = new Float32Array(N * SAMPLE_VALUES);
   for (let i = 0; i < N; i++) {
@@ -252,13 +265,18 @@ export function rawTrainingStep(
     for (const b of trunk2) h = blockForward(rk, h, cPP, b.w, heads, ckpt, kept2);
   }
   const out = rawFinalForward(rk, z, h, cPP, fw);
-  const { loss, grad } = rawLossAndGradient(rk, process, {
-    modelOutput: out,
-    xStart: inp.x0,
-    xT: emb.xT,
-    noise: inp.noise,
-    t: inp.t,
-  });
+  const { loss, grad } = rawLossAndGradient(
+    rk,
+    process,
+    {
+      modelOutput: out,
+      xStart: inp.x0,
+      xT: emb.xT,
+      noise: inp.noise,
+      t: inp.t,
+    },
+    inp.lossScale ?? 1,
+  );
   out.dispose();
 
   // ---- backward -----------------------------------------------------------------------------------
@@ -270,7 +288,7 @@ export function rawTrainingStep(
   let dh = fin.dh;
   const backTrunk = (bs: typeof trunk1, kept: KeptBlock[]) => {
     for (let i = bs.length - 1; i >= 0; i--)
-      dh = blockBackward(rk, kept[i]!, cPP, bs[i]!.w, heads, dh, bs[i]!.prefix, sink, dPP);
+      dh = blockBackward(rk, kept[i]!, cPP, bs[i]!.w, heads, dh, bs[i]!.prefix, sink, dPP, bwd);
   };
   if (fpdm) {
     backTrunk(trunk2, kept2);
@@ -285,8 +303,8 @@ export function rawTrainingStep(
         re.out.dispose();
         ({ p1, s } = re);
       }
-      const [du, dcb, ...dwb] = rawBlockBackward(rk, s, c, wFix, dh, heads);
-      const [dz, dinj, ...dwp] = rawProjectionBackward(rk, it.z, inj!, p1, du as tf.Tensor3D, wProj);
+      const [du, dcb, ...dwb] = rawBlockBackward(rk, s, c, wFix, dh, heads, bwd);
+      const [dz, dinj, ...dwp] = rawProjectionBackward(rk, it.z, inj!, p1, du as tf.Tensor3D, wProj, bwd);
       tf.dispose([dh, du!, p1, ...savedTensors(s)]);
       if (it.z !== xPre) it.z.dispose();
       dC.add(dcb!);
