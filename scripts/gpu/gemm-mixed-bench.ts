@@ -59,6 +59,10 @@ interface Shape {
   gelu?: boolean;
   /** two outputs and an extra read in the epilogue, as fc2's m and gated residual (needs N ≤ K) */
   twoOut?: boolean;
+  /** A times a per-sample gate (a second array read in the load), as the block's dh and dmerged read dY */
+  gate?: boolean;
+  /** B read through GELU, as the block's fc2 weight gradient reads GELU(h) */
+  geluB?: boolean;
 }
 
 // forward x·Wᵀ (W stored [out, in]: bFast 'k'); input gradient dY·W (bFast 'j'); weight gradient
@@ -79,6 +83,21 @@ const SHAPES: Shape[] = [
   { label: 'S/2 fc2 gelu(A)', M: 8192, N: 384, K: 1536, aFast: 'k', bFast: 'k', gelu: true },
   { label: 'S/2 fc2 two outputs', M: 8192, N: 384, K: 1536, aFast: 'k', bFast: 'k', twoOut: true },
   { label: 'S/2 fc2 gelu(A), two outputs', M: 8192, N: 384, K: 1536, aFast: 'k', bFast: 'k', gelu: true, twoOut: true },
+  // the backward's products as the block computes them: dh = (dY ⊙ gate)·W2, dW2 = (dY ⊙ gate)ᵀ·GELU(h)
+  { label: 'S/2 dh gate(A)', M: 8192, N: 1536, K: 384, aFast: 'k', bFast: 'j', gate: true },
+  { label: 'S/2 dmerged gate(A)', M: 8192, N: 384, K: 384, aFast: 'k', bFast: 'j', gate: true },
+  {
+    label: 'S/2 fc2 dW gate(A), gelu(B)',
+    M: 384,
+    N: 1536,
+    K: 8192,
+    aFast: 'i',
+    bFast: 'j',
+    split: true,
+    gate: true,
+    geluB: true,
+  },
+  { label: 'S/2 fc2 dW gelu(B)', M: 384, N: 1536, K: 8192, aFast: 'i', bFast: 'j', split: true, geluB: true },
 ];
 
 interface Options {
@@ -133,20 +152,33 @@ interface Row {
   normRelErr: number;
 }
 
+/**
+ * The operand loads of a shape: A and B as stored, A times a gate (a value per sample of 256 token rows
+ * and reduction column, from G, as the block reads ADA) and GELU on either, where the shape says.
+ */
+function dispatchLoads(s: Shape): { a: string; b: string } {
+  const { M, N, K } = s;
+  const row = s.aFast === 'k' ? 'i' : 'k';
+  const col = s.aFast === 'k' ? 'k' : 'i';
+  const a00 = s.aFast === 'k' ? `A[i * ${u(K)} + k]` : `A[k * ${u(M)} + i]`;
+  const a0 = s.gate ? `${a00} * G[(${row} / 256u) * ${u(s.aFast === 'k' ? K : M)} + ${col}]` : a00;
+  const b0 = s.bFast === 'j' ? `B[k * ${u(N)} + j]` : `B[j * ${u(K)} + k]`;
+  return { a: s.gelu ? `gelu(${a0})` : a0, b: s.geluB ? `gelu(${b0})` : b0 };
+}
+
 /** The matmul (and the sum of its split-K partials) over A, B into C, as dispatches. */
 function dispatches(
   rk: RawKernels,
   s: Shape,
   splits: number,
-  buf: { A: GBuffer; B: GBuffer; C: GBuffer },
+  buf: { A: GBuffer; B: GBuffer; C: GBuffer; G: GBuffer },
   generate: (spec: MatMulSpec) => { key: string; code: string; groups: [number, number, number] },
 ): Dispatch[] {
   const { M, N, K } = s;
-  const a0 = s.aFast === 'k' ? `A[i * ${u(K)} + k]` : `A[k * ${u(M)} + i]`;
-  const a = s.gelu ? `gelu(${a0})` : a0;
-  const b = s.bFast === 'j' ? `B[k * ${u(N)} + j]` : `B[j * ${u(K)} + k]`;
-  const io: Binding[] = [{ name: 'A' }, { name: 'B' }];
-  const helpers = s.gelu ? ACTIVATIONS : undefined;
+  const { a, b } = dispatchLoads(s);
+  const io: Binding[] = [{ name: 'A' }, { name: 'B' }, ...(s.gate ? [{ name: 'G' }] : [])];
+  const gate = s.gate ? [buf.G] : [];
+  const helpers = s.gelu || s.geluB ? ACTIVATIONS : undefined;
   if (splits === 1) {
     const D = s.twoOut ? rk.scratch('gemmbench.d', M * N) : null;
     const spec: MatMulSpec = {
@@ -169,7 +201,7 @@ function dispatches(
     return [
       {
         kernel: rk.kernel(g.key, () => g.code),
-        buffers: [buf.A, buf.B, buf.C, ...(D ? [D] : [])],
+        buffers: [buf.A, buf.B, ...gate, buf.C, ...(D ? [D] : [])],
         groups: g.groups,
       },
     ];
@@ -188,6 +220,7 @@ function dispatches(
     store: `PART[(b * ${u(M)} + i) * ${u(N)} + j] = v;`,
     aFast: s.aFast,
     bFast: s.bFast,
+    ...(helpers ? { helpers } : {}),
   };
   const g = generate(spec);
   const sumKey = `gemmbench.sum:${M},${N},${splits}`;
@@ -195,7 +228,7 @@ function dispatches(
     splitReduceWgsl([{ name: 'PART' }, { name: 'C', write: true }], M, N, splits, `C[i * ${u(N)} + j] = v;`),
   );
   return [
-    { kernel: rk.kernel(g.key, () => g.code), buffers: [buf.A, buf.B, part], groups: g.groups },
+    { kernel: rk.kernel(g.key, () => g.code), buffers: [buf.A, buf.B, ...gate, part], groups: g.groups },
     { kernel: sum, buffers: [part, buf.C], groups: elementGroups(M * N) },
   ];
 }
@@ -244,12 +277,15 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
   const splits = s.split ? splitK(M, N, K).splits : 1;
   const A = tf.randomNormal(s.aFast === 'k' ? [M, K] : [K, M], 0, 1, 'float32', 1);
   const B = tf.randomNormal(s.bFast === 'j' ? [K, N] : [N, K], 0, 1, 'float32', 2);
+  const G = tf.randomNormal([32 * (s.aFast === 'k' ? K : M)], 0, 1, 'float32', 3); // gates of 32 samples
   const rows: Row[] = [];
   let fp32: { ms: number; C: Float32Array } | undefined;
   const variants: Array<{ name: string; kernel?: MixedKernel; isDefault: boolean }> = [
     { name: 'fp32', isDefault: false },
   ];
-  const probe = { batch: splits, M, N, bFast: s.bFast };
+  // the loads as the shape has them, for mixedKernel's choice (it looks at what a load computes)
+  const loads = dispatchLoads(s);
+  const probe = { batch: splits, M, N, bFast: s.bFast, ...loads };
   const chosen = mixedKernel(device, probe);
   for (const mma of device.configs) {
     for (const tile of Object.keys(MIXED_TILES) as MixedTileName[]) {
@@ -262,9 +298,11 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
   }
   for (const v of variants) {
     const out = rk.output([M, N]);
-    const ops = dispatches(rk, s, splits, { A: rk.buffer(A), B: rk.buffer(B), C: out.buffer }, (spec) => {
+    const bufs = { A: rk.buffer(A), B: rk.buffer(B), C: out.buffer, G: rk.buffer(G) };
+    const ops = dispatches(rk, s, splits, bufs, (spec) => {
       const k = v.kernel;
-      const shapeKey = `${spec.batch},${M},${N},${spec.K},${s.aFast}${s.bFast}${s.gelu ? ',gelu' : ''}${s.twoOut ? ',2out' : ''}`;
+      const flags = ['gelu', 'twoOut', 'gate', 'geluB'].filter((f) => s[f as keyof Shape] === true);
+      const shapeKey = `${spec.batch},${M},${N},${spec.K},${s.aFast}${s.bFast}${flags.map((f) => `,${f}`).join('')}`;
       return k
         ? {
             key: `gemmbench.${v.name.replace(/ /g, '.')}:${shapeKey}`,
@@ -279,7 +317,7 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
       elementKernelWgsl([{ name: 'C', write: true }], M * N, 'C[idx] = 3.0e38;'),
     );
     rk.run([{ kernel: poison, buffers: [out.buffer], groups: elementGroups(M * N) }], [out.tensor]);
-    const ms = await time(rk, ops, [A, B, out.tensor], o.reps);
+    const ms = await time(rk, ops, [A, B, G, out.tensor], o.reps);
     const C = (await out.tensor.data()) as Float32Array;
     out.tensor.dispose();
     fp32 ??= { ms, C };
@@ -302,7 +340,7 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
       `${s.label} ${v.name}${v.isDefault ? ' (default)' : ''}: ${ms.toFixed(3)} ms, ${row.tflops.toFixed(2)} TFLOP/s, max rel. err ${row.maxRelErr.toExponential(2)}\n`,
     );
   }
-  tf.dispose([A, B]);
+  tf.dispose([A, B, G]);
   return rows;
 }
 

@@ -331,7 +331,9 @@ export function rawBlockBackward(
     p.lnBackward(name, { x, stats: STATS, ada: ADA, dmod: DMOD }, k, res, out);
   const lnSums = (name: string, x: GBuffer, k: number) =>
     p.lnSums(name, { x, stats: STATS, dmod: DMOD, dada: DADA }, k);
-  // the MLP's and projections' products take `precision`; attention's and the adaLN's stay fp32
+  // the MLP's and projections' products take `precision`; attention's and the adaLN's stay fp32, and so
+  // does fc2's weight gradient, whose load computes GELU(h): on the tensor cores it took 7.7 ms per DiT-S/2
+  // step against 6.4 in fp32 (H200, results/bench/NOTES.md §10)
   const weightGrad = (
     name: string,
     args: Arg[],
@@ -341,7 +343,8 @@ export function rawBlockBackward(
     b: string,
     dw: GBuffer,
     db: GBuffer,
-  ) => p.weightGrad(name, args, o, i, a, b, dw, db, undefined, precision);
+    at: 'fp32' | 'mixed' = precision,
+  ) => p.weightGrad(name, args, o, i, a, b, dw, db, undefined, at);
 
   // adaLN vectors, recomputed from c
   p.adaLN(C, WA!, BA!, ADA);
@@ -383,6 +386,7 @@ export function rawBlockBackward(
     `gelu(HH[k * ${u(hid)} + j])`,
     dW2!.buffer,
     dB2!.buffer,
+    'fp32',
   );
   // h = mod2·W1ᵀ + b1: dmod2 = dh·W1; dW1 = dhᵀ·mod2; db1 = Σ dh
   p.lnModulate('lnmod2', X1!, ADA, 3, MOD, STATS);

@@ -72,9 +72,14 @@ const PAD = 8;
 /** workgroups wanted at least before a smaller tile is preferred: two per SM of the H200's 132 */
 const MIN_GROUPS = 264;
 
-/** Whether an operand's load expression calls a function (an activation, a select): it is inlined into the staging loop. */
+/**
+ * Whether an operand's load computes: calls a function (an activation, a select) or reads more than
+ * one array (dY times a gate: the block's dh and dmerged); it is inlined into the staging loop.
+ */
 export function computedLoad(s: Partial<Pick<MatMulSpec, 'a' | 'b'>>): boolean {
-  return /[A-Za-z0-9_]\s*\(/.test(`${s.a ?? ''} ${s.b ?? ''}`);
+  return [s.a ?? '', s.b ?? ''].some(
+    (e) => /[A-Za-z0-9_]\s*\(/.test(e) || (e.match(/[A-Za-z_][A-Za-z0-9_]*\s*\[/g) ?? []).length > 1,
+  );
 }
 
 /**
