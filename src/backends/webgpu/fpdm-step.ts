@@ -1,7 +1,8 @@
 // FPDM's input projection of the fixed-point step (src/models/blockgrad.ts stepForward: u =
 // fc2(GELU_tanh(fc1([z, inj])))) and its backward as our own kernels dispatched directly
 // (src/backends/webgpu/raw.ts): 2 dispatches forward, 4–6 backward, against ≈ 8 and ≈ 20 TF.js kernels.
-// The concat [z, inj] is never materialised: fc1 and its weight gradient read z or inj by column.
+// The concat [z, inj] is never materialised: fc1 and its weight gradient read z or inj by column; in a
+// solve fc1's inj half is computed once (rawInjectionProjection) and each iteration multiplies z only.
 // Legend: n batch, t tokens, d hidden, R = n·t; fc1 [2d, 2d], fc2 [d, 2d] (PyTorch's [out, in]).
 import * as tf from '@tensorflow/tfjs-core';
 import { u } from './gemm.js';
@@ -20,14 +21,50 @@ function plan(rk: RawKernels, z: tf.Tensor3D): Plan {
 }
 
 /**
- * p1 = [z, inj]·W1ᵀ + b1 [n, t, 2d] and u = GELU(p1)·W2ᵀ + b2 [n, t, d]; w = [W1, b1, W2, b2].
- * New tensors owned by the caller.
+ * fc1's inj half and bias, the same for every iteration of a solve: q = inj·W1[:, d:]ᵀ + b1 [n, t, 2d]
+ * (w = [W1, b1, …]). With it each iteration's fc1 is z·W1[:, :d]ᵀ + q, half the multiply-adds and a
+ * plain operand load (rawProjectionForward). A new tensor owned by the caller.
+ */
+export function rawInjectionProjection(rk: RawKernels, inj: tf.Tensor3D, w: tf.Tensor[]): tf.Tensor3D {
+  const [n, t, d] = inj.shape;
+  const p = plan(rk, inj);
+  const [W1, B1] = w.map((x) => rk.buffer(x)) as GBuffer[];
+  const q = rk.output([n, t, 2 * d]);
+  p.matMul(
+    'fc1inj',
+    [
+      ['INJ', rk.buffer(inj)],
+      ['W1', W1!],
+      ['B1', B1!],
+      ['Q', q.buffer, true],
+    ],
+    {
+      batch: 1,
+      M: n * t,
+      N: 2 * d,
+      K: d,
+      a: `INJ[i * ${u(d)} + k]`,
+      b: `W1[j * ${u(2 * d)} + ${u(d)} + k]`,
+      store: `Q[i * ${u(2 * d)} + j] = v + B1[j];`,
+      aFast: 'k',
+      bFast: 'k',
+      precision: rk.forwardPrecision,
+    },
+  );
+  rk.run(p.ops, [inj, w[0]!, w[1]!, q.tensor]);
+  return q.tensor as tf.Tensor3D;
+}
+
+/**
+ * p1 = [z, inj]·W1ᵀ + b1 [n, t, 2d] and u = GELU(p1)·W2ᵀ + b2 [n, t, d]; w = [W1, b1, W2, b2]. With
+ * `injP` (rawInjectionProjection of inj) p1 = z·W1[:, :d]ᵀ + injP. New tensors owned by the caller.
  */
 export function rawProjectionForward(
   rk: RawKernels,
   z: tf.Tensor3D,
   inj: tf.Tensor3D,
   w: tf.Tensor[],
+  injP?: tf.Tensor3D,
 ): { p1: tf.Tensor3D; u: tf.Tensor3D } {
   const [n, t, d] = z.shape;
   const R = n * t;
@@ -35,29 +72,52 @@ export function rawProjectionForward(
   const [W1, B1, W2, B2] = w.map((x) => rk.buffer(x)) as GBuffer[];
   const p1 = rk.output([n, t, 2 * d]);
   const out = rk.output([n, t, d]);
-  p.matMul(
-    'fc1',
-    [
-      ['Z', rk.buffer(z)],
-      ['INJ', rk.buffer(inj)],
-      ['W1', W1!],
-      ['B1', B1!],
-      ['P1', p1.buffer, true],
-    ],
-    {
-      batch: 1,
-      M: R,
-      N: 2 * d,
-      K: 2 * d,
-      a: concatAt(d, 'i', 'k'),
-      b: `W1[j * ${u(2 * d)} + k]`,
-      store: `P1[i * ${u(2 * d)} + j] = v + B1[j];`,
-      aFast: 'k',
-      bFast: 'k',
-      wide: false,
-      // fp32 at mixed precision too: its [z, inj] select load ran slower on the tensor cores (NOTES §9)
-    },
-  );
+  if (injP)
+    p.matMul(
+      'fc1z',
+      [
+        ['Z', rk.buffer(z)],
+        ['W1', W1!],
+        ['INJP', rk.buffer(injP)],
+        ['P1', p1.buffer, true],
+      ],
+      {
+        batch: 1,
+        M: R,
+        N: 2 * d,
+        K: d,
+        a: `Z[i * ${u(d)} + k]`,
+        b: `W1[j * ${u(2 * d)} + k]`,
+        store: `P1[i * ${u(2 * d)} + j] = v + INJP[i * ${u(2 * d)} + j];`,
+        aFast: 'k',
+        bFast: 'k',
+        precision: rk.forwardPrecision,
+      },
+    );
+  else
+    p.matMul(
+      'fc1',
+      [
+        ['Z', rk.buffer(z)],
+        ['INJ', rk.buffer(inj)],
+        ['W1', W1!],
+        ['B1', B1!],
+        ['P1', p1.buffer, true],
+      ],
+      {
+        batch: 1,
+        M: R,
+        N: 2 * d,
+        K: 2 * d,
+        a: concatAt(d, 'i', 'k'),
+        b: `W1[j * ${u(2 * d)} + k]`,
+        store: `P1[i * ${u(2 * d)} + j] = v + B1[j];`,
+        aFast: 'k',
+        bFast: 'k',
+        wide: false,
+        // fp32 at mixed precision too: its [z, inj] select load ran slower on the tensor cores (NOTES §9)
+      },
+    );
   p.matMul(
     'fc2',
     [
@@ -79,7 +139,7 @@ export function rawProjectionForward(
       precision: rk.forwardPrecision,
     },
   );
-  rk.run(p.ops, [z, inj, ...w, p1.tensor, out.tensor]);
+  rk.run(p.ops, [z, inj, ...w, ...(injP ? [injP] : []), p1.tensor, out.tensor]);
   return { p1: p1.tensor as tf.Tensor3D, u: out.tensor as tf.Tensor3D };
 }
 

@@ -43,7 +43,7 @@ import {
   type EmbedParams,
   type FinalParams,
 } from './edges.js';
-import { rawProjectionBackward, rawProjectionForward } from './fpdm-step.js';
+import { rawInjectionProjection, rawProjectionBackward, rawProjectionForward } from './fpdm-step.js';
 import { rawLossAndGradient } from './loss.js';
 import type { RawKernels } from './raw.js';
 import { rawRelativeResidual } from './residual.js';
@@ -235,15 +235,17 @@ export function rawTrainingStep(
   const wPre = fpdm ? [p.get('block_pre_projection.weight')!, p.get('block_pre_projection.bias')!] : [];
   let xPre: tf.Tensor3D | null = null;
   let inj: tf.Tensor3D | null = null;
+  let injP: tf.Tensor3D | null = null; // fc1's inj half + bias, once per step (rawInjectionProjection)
   const iters: KeptIter[] = [];
   const step = (zi: tf.Tensor3D) => {
-    const { p1, u } = rawProjectionForward(rk, zi, inj!, wProj);
+    const { p1, u } = rawProjectionForward(rk, zi, inj!, wProj, injP!);
     const { out, s } = rawBlockForward(rk, u, c, wFix, heads);
     return { out, p1, s };
   };
   if (fpdm) {
     xPre = h;
     inj = rawLinearForward(rk, xPre, wPre[0]!, wPre[1]!);
+    injP = rawInjectionProjection(rk, inj, wProj);
     let zk = xPre;
     for (let k = 0; k < inp.noGrad; k++) {
       const { out, p1, s } = step(zk);
@@ -313,6 +315,7 @@ export function rawTrainingStep(
       sink.putAll('', PROJECTION_PARAM_NAMES, dwp);
       dh = dz as tf.Tensor3D;
     }
+    injP!.dispose();
     // the gradient at z_0 reaches x_pre only when z_0 is x_pre (no iterations without gradient)
     const fromZ0 = inp.noGrad === 0 ? dh : null;
     if (!fromZ0) dh.dispose();
