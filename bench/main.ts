@@ -328,6 +328,8 @@ function variantText(v: Variant): string {
 /** Runs the selected suites and returns the document (also written under `out` when set). */
 export async function runBench(o: BenchOptions): Promise<BenchDoc> {
   const info = await initBackend(o.backend, { precision: o.precision ?? 'fp32' });
+  // ours at mixed precision: every row against PyTorch's autocast float16 and its float32 rows
+  const mixed = info.precision === 'mixed';
   const plans = sizePlans(o, info.name);
   const notes: string[] = [
     `S-JFB draws fixed to n_ng = ${BENCH_NO_GRAD}, n_g = ${BENCH_WITH_GRAD} (means of U{0..10} and U{1..12}, the latter 6.5 rounded up) on both sides`,
@@ -356,6 +358,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
         sampleBudget: Object.fromEntries(plans.map((p) => [p.size, p.budget])),
         sizes: plans.map((p) => p.size),
         gradCheckpoint: o.gradCheckpoint,
+        precisions: mixed ? ['fp32', 'fp16'] : undefined,
       });
     }
   } else torch = readTorchJson(o.torch.json);
@@ -429,7 +432,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
       sample,
       inception,
       cpu,
-      targets: targets(train, sample),
+      targets: targets(train, sample, mixed),
     };
     if (o.out) {
       mkdirSync(o.out, { recursive: true });
@@ -468,12 +471,13 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
                   torch,
                   undefined,
                   ckpt,
+                  mixed,
                 ),
               );
             } catch (e) {
               if (e instanceof UserError) throw e;
               log(`bench: train ${name} failed: ${errText(e)}`);
-              train.splice(at, 0, trainRow(name, p.batch, null, torch, errText(e), ckpt));
+              train.splice(at, 0, trainRow(name, p.batch, null, torch, errText(e), ckpt, mixed));
             }
             snapshot(`written during the ${p.size} training rows; later cases had not run yet`);
           }
@@ -507,12 +511,19 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
               built.set(sc.config, model);
             }
             const m = await measureSample(model, sc, p.batch, p.sampleRepeats);
-            sample.push(sampleRow(sampleLabel(m), match, m, torch));
+            sample.push(sampleRow(sampleLabel(m), match, m, torch, undefined, mixed));
           } catch (e) {
             if (e instanceof UserError) throw e;
             log(`bench: sample ${name} failed: ${errText(e)}`);
             sample.push(
-              sampleRow(`${name}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`, match, null, torch, errText(e)),
+              sampleRow(
+                `${name}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`,
+                match,
+                null,
+                torch,
+                errText(e),
+                mixed,
+              ),
             );
           }
         }
