@@ -1,4 +1,4 @@
-// `npm run bench [-- --suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu] [--quick] [--out results/bench]`
+// `npm run bench [-- --suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu] [--precision fp32|mixed] [--quick] [--out results/bench]`
 //
 // Runs the PyTorch side first (bench/torch_ref.py as a child process, when python3 with torch and a
 // CUDA GPU are present; it frees the GPU when it exits), then ours on the chosen backend, and writes
@@ -12,6 +12,9 @@
 //              10 classes, batch 4) so the suite finishes in minutes on two cores.
 //   fixtures   Inception weights: $FPDM_INCEPTION_WEIGHTS, else inception_fid_ternary.legacy.pt in
 //              $FPDM_FIXTURES or tests/fixtures.
+//   precision  fp32: PyTorch in float32 with TF32 off. mixed (ours on f16 tensor cores): PyTorch measures
+//              every case twice in the same call, float32 and autocast float16 (GradScaler's dynamic loss
+//              scaling in training), and every row gives ours ÷ each.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -702,7 +705,7 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--help':
       case '-h':
         throw new UserError(
-          'usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--precision fp32|mixed] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--fused-block off|on|both] [--variants SB:OPT:BLOCK[:EPI[:RAW[:STEP]]],…] [--sample-variants SB:OPT:BLOCK[:EPI[:RAW[:STEP]]],…] (EPI on|off|nobias, RAW on|off, STEP on|off) [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]',
+          'usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--precision fp32|mixed (mixed: the PyTorch side in float32 and in autocast float16)] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--fused-block off|on|both] [--variants SB:OPT:BLOCK[:EPI[:RAW[:STEP]]],…] [--sample-variants SB:OPT:BLOCK[:EPI[:RAW[:STEP]]],…] (EPI on|off|nobias, RAW on|off, STEP on|off) [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]',
         );
       default:
         throw new UserError(`unknown option '${a}'; see --help`);

@@ -520,7 +520,7 @@ def main():
                             log(f"train {display_name(size, fpdm)}{tag}" + (" (checkpointing)" if ckpt else ""))
                             res["train"].append(bench_train(size, fpdm, a.batch, a.warmup if size == "S" else 1, steps, a.no_grad_iters, a.with_grad_iters, dev, ckpt, p))
                         except Exception as e:  # noqa: BLE001  (recorded: one failing case does not end the suite)
-                            res["errors"].append(f"train {display_name(size, fpdm)}{tag}: {e}")
+                            res["errors"].append(f"train {display_name(size, fpdm)}{tag}: {e.__class__.__name__}: {e}")
                             torch.cuda.empty_cache()
         if "sample" in suites:
             k = int(budgets.get(size, 20))
@@ -535,14 +535,14 @@ def main():
                         log(f"sample {display_name(size, fpdm)} {st} steps" + (f" x {it} iters{' reuse' if reuse else ''}" if fpdm else "") + tag)
                         res["sample"].append(bench_sample(size, fpdm, a.batch, st, it, reuse, dev, 1 if size == "XL" else 2, p))
                     except Exception as e:  # noqa: BLE001
-                        res["errors"].append(f"sample {display_name(size, fpdm)}{tag}: {e}")
+                        res["errors"].append(f"sample {display_name(size, fpdm)}{tag}: {e.__class__.__name__}: {e}")
                         torch.cuda.empty_cache()
     if "inception" in suites:
         try:
             log("inception")
             res["inception"] = bench_inception(50, 2, 5, dev)
         except Exception as e:  # noqa: BLE001
-            res["errors"].append(f"inception: {e}")
+            res["errors"].append(f"inception: {e.__class__.__name__}: {e}")
     emit(res)
 
 
