@@ -36,9 +36,11 @@ export interface TorchTrain {
   /** fp16 rows: GradScaler's API, its scale before and after the steps, timed steps it skipped (inf/NaN gradients) */
   gradScaler?: {
     api: string;
+    enabled: boolean;
     initScale: number;
     finalScale: number;
-    growthInterval: number;
+    /** null when the scaler is disabled */
+    growthInterval: number | null;
     skippedTimedSteps: number;
   };
 }

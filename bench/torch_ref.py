@@ -378,8 +378,8 @@ def bench_train(size, fpdm, batch, warmup, steps, no_grad, with_grad, dev, ckpt=
     }
     if scaler is not None:
         res["gradScaler"] = {
-            "api": scaler_api, "initScale": init_scale, "finalScale": scale,
-            "growthInterval": scaler.get_growth_interval(), "skippedTimedSteps": skipped,
+            "api": scaler_api, "enabled": scaler.is_enabled(), "initScale": init_scale, "finalScale": scale,
+            "growthInterval": scaler.get_growth_interval() if scaler.is_enabled() else None, "skippedTimedSteps": skipped,
         }
     del model, ema, opt, scaler
     torch.cuda.empty_cache()

@@ -78,6 +78,7 @@ const autocastOf = <T extends TorchTrain | TorchSample>(r: T, speedup: number): 
 });
 const scaler = (skippedTimedSteps: number): TorchTrain['gradScaler'] => ({
   api: "torch.amp.GradScaler('cuda')",
+  enabled: true,
   initScale: 65536,
   finalScale: 65536 / 2 ** skippedTimedSteps,
   growthInterval: 2000,
