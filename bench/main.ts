@@ -1,4 +1,4 @@
-// `npm run bench [-- --suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu] [--quick] [--out results/bench]`
+// `npm run bench [-- --suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu] [--precision fp32|mixed] [--quick] [--out results/bench]`
 //
 // Runs the PyTorch side first (bench/torch_ref.py as a child process, when python3 with torch and a
 // CUDA GPU are present; it frees the GPU when it exits), then ours on the chosen backend, and writes
@@ -12,6 +12,9 @@
 //              10 classes, batch 4) so the suite finishes in minutes on two cores.
 //   fixtures   Inception weights: $FPDM_INCEPTION_WEIGHTS, else inception_fid_ternary.legacy.pt in
 //              $FPDM_FIXTURES or tests/fixtures.
+//   precision  fp32: PyTorch in float32 with TF32 off. mixed (ours on f16 tensor cores): PyTorch measures
+//              every case twice in the same call, float32 and autocast float16 (GradScaler's dynamic loss
+//              scaling in training), and every row gives ours ÷ each.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -328,6 +331,8 @@ function variantText(v: Variant): string {
 /** Runs the selected suites and returns the document (also written under `out` when set). */
 export async function runBench(o: BenchOptions): Promise<BenchDoc> {
   const info = await initBackend(o.backend, { precision: o.precision ?? 'fp32' });
+  // ours at mixed precision: every row against PyTorch's autocast float16 and its float32 rows
+  const mixed = info.precision === 'mixed';
   const plans = sizePlans(o, info.name);
   const notes: string[] = [
     `S-JFB draws fixed to n_ng = ${BENCH_NO_GRAD}, n_g = ${BENCH_WITH_GRAD} (means of U{0..10} and U{1..12}, the latter 6.5 rounded up) on both sides`,
@@ -356,6 +361,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
         sampleBudget: Object.fromEntries(plans.map((p) => [p.size, p.budget])),
         sizes: plans.map((p) => p.size),
         gradCheckpoint: o.gradCheckpoint,
+        precisions: mixed ? ['fp32', 'fp16'] : undefined,
       });
     }
   } else torch = readTorchJson(o.torch.json);
@@ -429,7 +435,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
       sample,
       inception,
       cpu,
-      targets: targets(train, sample),
+      targets: targets(train, sample, mixed),
     };
     if (o.out) {
       mkdirSync(o.out, { recursive: true });
@@ -468,12 +474,13 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
                   torch,
                   undefined,
                   ckpt,
+                  mixed,
                 ),
               );
             } catch (e) {
               if (e instanceof UserError) throw e;
               log(`bench: train ${name} failed: ${errText(e)}`);
-              train.splice(at, 0, trainRow(name, p.batch, null, torch, errText(e), ckpt));
+              train.splice(at, 0, trainRow(name, p.batch, null, torch, errText(e), ckpt, mixed));
             }
             snapshot(`written during the ${p.size} training rows; later cases had not run yet`);
           }
@@ -507,12 +514,19 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
               built.set(sc.config, model);
             }
             const m = await measureSample(model, sc, p.batch, p.sampleRepeats);
-            sample.push(sampleRow(sampleLabel(m), match, m, torch));
+            sample.push(sampleRow(sampleLabel(m), match, m, torch, undefined, mixed));
           } catch (e) {
             if (e instanceof UserError) throw e;
             log(`bench: sample ${name} failed: ${errText(e)}`);
             sample.push(
-              sampleRow(`${name}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`, match, null, torch, errText(e)),
+              sampleRow(
+                `${name}, ${sc.steps} steps${sc.reuse ? ', reuse' : ''}`,
+                match,
+                null,
+                torch,
+                errText(e),
+                mixed,
+              ),
             );
           }
         }
@@ -691,7 +705,7 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--help':
       case '-h':
         throw new UserError(
-          'usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--precision fp32|mixed] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--fused-block off|on|both] [--variants SB:OPT:BLOCK[:EPI[:RAW[:STEP]]],…] [--sample-variants SB:OPT:BLOCK[:EPI[:RAW[:STEP]]],…] (EPI on|off|nobias, RAW on|off, STEP on|off) [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]',
+          'usage: npm run bench -- [--suite train,sample,inception,cpu] [--backend webgpu|wasm|cpu|auto] [--precision fp32|mixed (mixed: the PyTorch side in float32 and in autocast float16)] [--quick] [--out DIR | --no-write] [--steps N] [--warmup N] [--batch N] [--sizes S,XL] [--grad-checkpoint off|on|both] [--submit-batch N[,N…]] [--fused-optimizer off|on|both] [--fused-block off|on|both] [--variants SB:OPT:BLOCK[:EPI[:RAW[:STEP]]],…] [--sample-variants SB:OPT:BLOCK[:EPI[:RAW[:STEP]]],…] (EPI on|off|nobias, RAW on|off, STEP on|off) [--memory on|off] [--max-warmup N] [--no-torch | --torch-json FILE]',
         );
       default:
         throw new UserError(`unknown option '${a}'; see --help`);

@@ -1,6 +1,6 @@
 // Side-by-side rows (ours vs PyTorch), the issue's targets as met / not met, and the Markdown table.
 import type { BenchSettings, InceptionMeasurement, SampleMeasurement, TrainMeasurement } from './cases.js';
-import type { TorchResult, TorchSample, TorchTrain } from './torch.js';
+import { torchRowKey, type TorchPrecision, type TorchResult, type TorchSample, type TorchTrain } from './torch.js';
 
 export interface TrainRow {
   model: string;
@@ -13,6 +13,11 @@ export interface TrainRow {
   throughputRatio: number | null;
   /** ours peak distinct-buffer bytes (else peak tensor bytes, older files) ÷ PyTorch max_memory_allocated */
   memoryRatio: number | null;
+  /**
+   * --precision mixed: the same case against PyTorch's autocast float16 row (the fields above stay the
+   * float32 one's); absent at fp32
+   */
+  autocast?: { torch: TorchTrain | null; throughputRatio: number | null; memoryRatio: number | null };
   error?: string;
 }
 
@@ -22,6 +27,8 @@ export interface SampleRow {
   torch: TorchSample | null;
   /** ours ÷ PyTorch images/s, both at the same measured budget */
   throughputRatio: number | null;
+  /** --precision mixed: the same case against PyTorch's autocast float16 row; absent at fp32 */
+  autocast?: { torch: TorchSample | null; throughputRatio: number | null };
   error?: string;
 }
 
@@ -60,6 +67,10 @@ export function oursPeak(m: TrainMeasurement | null | undefined): number | null 
   return m.buffers?.peakBufferBytes ?? m.memory?.peakTensorBytes ?? null;
 }
 
+/**
+ * Our training row paired with PyTorch's float32 row of the same model, batch and checkpointing, and with
+ * `autocast` (our --precision mixed) also with its autocast float16 row.
+ */
 export function trainRow(
   model: string,
   batch: number,
@@ -67,11 +78,18 @@ export function trainRow(
   torch: TorchResult,
   error?: string,
   gradCheckpoint = false,
+  autocast = false,
 ): TrainRow {
-  const t =
+  const find = (key: TorchPrecision): TorchTrain | null =>
     torch.train?.find(
-      (r) => r.model === model && r.batch === batch && (r.gradCheckpoint ?? false) === gradCheckpoint,
+      (r) =>
+        r.model === model &&
+        r.batch === batch &&
+        (r.gradCheckpoint ?? false) === gradCheckpoint &&
+        torchRowKey(r) === key,
     ) ?? null;
+  const t = find('fp32');
+  const a = autocast ? find('fp16') : null;
   return {
     model,
     batch,
@@ -80,6 +98,15 @@ export function trainRow(
     torch: t,
     throughputRatio: ratio(ours?.imagesPerSecond, t?.imagesPerSecond),
     memoryRatio: ratio(oursPeak(ours), t?.peakBytes),
+    ...(autocast
+      ? {
+          autocast: {
+            torch: a,
+            throughputRatio: ratio(ours?.imagesPerSecond, a?.imagesPerSecond),
+            memoryRatio: ratio(oursPeak(ours), a?.peakBytes),
+          },
+        }
+      : {}),
     ...(error ? { error } : {}),
   };
 }
@@ -90,27 +117,33 @@ export function sampleLabel(m: { model: string; steps: number; iters: number | n
     : `${m.model}, ${m.steps}×${m.iters}${m.reuse ? ', reuse' : ''}`;
 }
 
+/** Our sampling row paired as trainRow pairs (float32, and with `autocast` also autocast float16). */
 export function sampleRow(
   label: string,
   match: { model: string; steps: number; iters: number | null; reuse: boolean; batch: number },
   ours: SampleMeasurement | null,
   torch: TorchResult,
   error?: string,
+  autocast = false,
 ): SampleRow {
-  const t =
+  const find = (key: TorchPrecision): TorchSample | null =>
     torch.sample?.find(
       (r) =>
         r.model === match.model &&
         r.steps === match.steps &&
         (r.iters ?? null) === match.iters &&
         r.reuse === match.reuse &&
-        r.batch === match.batch,
+        r.batch === match.batch &&
+        torchRowKey(r) === key,
     ) ?? null;
+  const t = find('fp32');
+  const a = autocast ? find('fp16') : null;
   return {
     label,
     ours,
     torch: t,
     throughputRatio: ratio(ours?.imagesPerSecond, t?.imagesPerSecond),
+    ...(autocast ? { autocast: { torch: a, throughputRatio: ratio(ours?.imagesPerSecond, a?.imagesPerSecond) } } : {}),
     ...(error ? { error } : {}),
   };
 }
@@ -118,29 +151,37 @@ export function sampleRow(
 const status = (v: number | null, ok: (v: number) => boolean): TargetRow['status'] =>
   v === null ? 'not measured' : ok(v) ? 'met' : 'not met';
 
-/** The issue's targets, computed from the measured rows. */
-export function targets(train: TrainRow[], sample: SampleRow[]): TargetRow[] {
+const atLeast = (target: string, v: number | null, min: number): TargetRow => ({
+  target,
+  measured: v,
+  threshold: `≥ ${min}`,
+  status: status(v, (x) => x >= min),
+});
+
+/**
+ * The issue's targets, computed from the measured rows. At fp32: ≥ 0.5× PyTorch float32. With `mixed`
+ * (our --precision mixed): ≥ 0.5× PyTorch autocast float16, the like-for-like comparison, and the stretch
+ * target ≥ 1× PyTorch float32.
+ */
+export function targets(train: TrainRow[], sample: SampleRow[], mixed = false): TargetRow[] {
+  const speed = (what: string, r: TrainRow | SampleRow | undefined): TargetRow[] =>
+    mixed
+      ? [
+          atLeast(`${what} ≥ 0.5× PyTorch autocast float16 (images/s)`, r?.autocast?.throughputRatio ?? null, 0.5),
+          atLeast(`${what}, mixed precision ≥ 1× PyTorch fp32 (images/s; stretch)`, r?.throughputRatio ?? null, 1),
+        ]
+      : [atLeast(`${what} ≥ 0.5× PyTorch (images/s)`, r?.throughputRatio ?? null, 0.5)];
   const out: TargetRow[] = [];
   for (const name of ['FPDM(DiT-S/2, pre=1, post=1)', 'DiT-S/2']) {
     // the last row of a model is the chosen setting (variants are measured in order, the chosen one last)
-    const r = train.findLast((x) => x.model === name && !x.gradCheckpoint);
-    const v = r?.throughputRatio ?? null;
-    out.push({
-      target: `${name} training ≥ 0.5× PyTorch (images/s)`,
-      measured: v,
-      threshold: '≥ 0.5',
-      status: status(v, (x) => x >= 0.5),
-    });
+    out.push(
+      ...speed(
+        `${name} training`,
+        train.findLast((x) => x.model === name && !x.gradCheckpoint),
+      ),
+    );
   }
-  for (const r of sample) {
-    const v = r.throughputRatio;
-    out.push({
-      target: `sampling ${r.label} ≥ 0.5× PyTorch (images/s)`,
-      measured: v,
-      threshold: '≥ 0.5',
-      status: status(v, (x) => x >= 0.5),
-    });
-  }
+  for (const r of sample) out.push(...speed(`sampling ${r.label}`, r));
   // every DiT row with its FPDM (1/1) partner: the paper's memory claim, on our side
   for (const d of train.filter((r) => r.model.startsWith('DiT'))) {
     const f = train.find(
@@ -213,16 +254,47 @@ export interface BenchDoc {
   targets: TargetRow[];
 }
 
+const AUTOCAST = 'PyTorch autocast fp16';
+
+/** What the PyTorch side measured, for the header of a --precision mixed report. */
+function torchPrecisionText(t: TorchResult): string {
+  const fp16 = (r: { key?: TorchPrecision }): boolean => torchRowKey(r) === 'fp16';
+  if (!t.available) return 'PyTorch side: not measured in this call';
+  if (![...(t.train ?? []), ...(t.sample ?? [])].some(fp16))
+    return 'PyTorch side: fp32, TF32 off (no autocast rows in this PyTorch result)';
+  const scalers = [...new Set((t.train ?? []).filter(fp16).map((r) => r.gradScaler?.api ?? '?'))];
+  return (
+    'PyTorch side: every case twice in this call, float32 (TF32 off) and autocast float16 (torch.autocast: f16 matmul operands with f32 accumulation, layer norms and softmax in f32; weights, AdamW moments and EMA in f32; the loss in f32' +
+    (scalers.length ? `; dynamic loss scaling by ${scalers.join(', ')}` : '') +
+    '); the tables give ours ÷ each'
+  );
+}
+
+/** Autocast training rows where GradScaler skipped timed steps (inf/NaN gradients: no AdamW update in them). */
+function skippedStepsText(t: TorchResult): string[] {
+  const rows = (t.train ?? []).filter((r) => torchRowKey(r) === 'fp16' && (r.gradScaler?.skippedTimedSteps ?? 0) > 0);
+  if (!rows.length) return [];
+  const each = rows.map(
+    (r) =>
+      `${r.model}${r.gradCheckpoint ? ' (grad ckpt)' : ''} ${r.gradScaler!.skippedTimedSteps} of ${r.steps ?? '?'}`,
+  );
+  return [
+    `PyTorch autocast: timed steps that GradScaler skipped (inf/NaN gradients, no AdamW update; the scale halved): ${each.join(', ')}`,
+  ];
+}
+
 export function markdown(d: BenchDoc): string {
+  const mixed = d.backend.precision === 'mixed';
   const parts: string[] = [];
   parts.push(`# Benchmark: ${d.backend.name}${d.quick ? ' (--quick)' : ''}, ${d.date}`);
   parts.push(
     [
       `- command: \`${d.command}\``,
       `- device: ${d.backend.device ?? 'unknown'} (backend ${d.backend.name} ${d.backend.version ?? ''})`,
-      ...(d.backend.precision === 'mixed'
+      ...(mixed
         ? [
-            "- precision: mixed — the DiT blocks' qkv, fc1 and fc2 matmuls and FPDM's projection fc2 (forward, training and sampling) on f16 tensor cores with f32 accumulation; every other matmul, the backward, losses, norms and the optimizer in fp32. PyTorch side: fp32, TF32 off (no autocast rows in this call)",
+            `- precision: mixed — the DiT blocks' qkv, fc1 and fc2 matmuls and FPDM's projection fc2 (forward, training and sampling) on f16 tensor cores with f32 accumulation; every other matmul, the backward, losses, norms and the optimizer in fp32. ${torchPrecisionText(d.torch)}`,
+            ...skippedStepsText(d.torch).map((n) => `- ${n}`),
           ]
         : []),
       `- versions: ${Object.entries(d.versions)
@@ -251,14 +323,16 @@ export function markdown(d: BenchDoc): string {
           'batch',
           'grad ckpt',
           'ours img/s',
-          'PyTorch img/s',
-          'ratio',
+          ...(mixed
+            ? [`${AUTOCAST} img/s`, `× ${AUTOCAST}`, 'PyTorch fp32 img/s', '× PyTorch fp32']
+            : ['PyTorch img/s', 'ratio']),
           'ours peak buffers',
           'ours peak handles',
           'ours backend pool',
           'ours direct-dispatch scratch',
-          'PyTorch peak',
-          'memory ratio',
+          ...(mixed
+            ? [`${AUTOCAST} peak`, `memory × ${AUTOCAST}`, 'PyTorch fp32 peak', 'memory × PyTorch fp32']
+            : ['PyTorch peak', 'memory ratio']),
           'ours GFLOP/s',
         ],
         d.train.map((r) => [
@@ -266,12 +340,14 @@ export function markdown(d: BenchDoc): string {
           String(r.batch),
           r.gradCheckpoint ? 'yes' : 'no',
           f2(r.ours?.imagesPerSecond),
+          ...(mixed ? [f2(r.autocast?.torch?.imagesPerSecond), x(r.autocast?.throughputRatio ?? null)] : []),
           f2(r.torch?.imagesPerSecond),
           x(r.throughputRatio),
           gib(r.ours?.buffers?.peakBufferBytes),
           gib(r.ours?.memory?.peakTensorBytes),
           gib(r.ours?.memory?.backendPoolBytes),
           gib(r.ours?.memory?.directScratchBytes),
+          ...(mixed ? [gib(r.autocast?.torch?.peakBytes), x(r.autocast?.memoryRatio ?? null)] : []),
           gib(r.torch?.peakBytes),
           x(r.memoryRatio),
           r.error ? `failed: ${r.error}` : f2(r.ours?.gflopsPerSecond),
@@ -341,8 +417,9 @@ export function markdown(d: BenchDoc): string {
           'budget measured',
           'block evals',
           'ours img/s',
-          'PyTorch img/s',
-          'ratio',
+          ...(mixed
+            ? [`${AUTOCAST} img/s`, `× ${AUTOCAST}`, 'PyTorch fp32 img/s', '× PyTorch fp32']
+            : ['PyTorch img/s', 'ratio']),
           'ours img/s @20',
         ],
         d.sample.map((r) => [
@@ -351,6 +428,7 @@ export function markdown(d: BenchDoc): string {
           String(r.ours?.budget ?? '–'),
           f2(r.ours?.blockEvaluations ?? r.torch?.blockEvaluations, 0),
           f2(r.ours?.imagesPerSecond),
+          ...(mixed ? [f2(r.autocast?.torch?.imagesPerSecond), x(r.autocast?.throughputRatio ?? null)] : []),
           f2(r.torch?.imagesPerSecond),
           x(r.throughputRatio),
           r.error ? `failed: ${r.error}` : f2(r.ours?.imagesPerSecondAt20),

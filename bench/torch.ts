@@ -6,17 +6,43 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
+/**
+ * The precision of a PyTorch row (torch_ref.py --precision): 'fp32' float32 with TF32 off; 'fp16' the
+ * forward under torch.autocast float16 (f32 master weights, GradScaler's dynamic loss scaling in training).
+ */
+export type TorchPrecision = 'fp32' | 'fp16';
+
+/** A row's precision key; rows written before the key existed are float32. */
+export const torchRowKey = (r: { key?: TorchPrecision }): TorchPrecision => r.key ?? 'fp32';
+
 export interface TorchTrain {
   model: string;
   params: number;
   batch: number;
   noGradIters: number | null;
   withGradIters: number | null;
+  /** warm-up and timed steps */
+  warmup?: number;
+  steps?: number;
   medianSeconds: number;
   imagesPerSecond: number;
   peakBytes: number;
   /** torch.utils.checkpoint around each block (and each with-grad fixed-point step); absent = off */
   gradCheckpoint?: boolean;
+  /** absent in files written before autocast rows existed: fp32 */
+  key?: TorchPrecision;
+  /** the dtype in words, e.g. 'float32 (TF32 off)', 'autocast float16' */
+  precision?: string;
+  /** fp16 rows: GradScaler's API, its scale before and after the steps, timed steps it skipped (inf/NaN gradients) */
+  gradScaler?: {
+    api: string;
+    enabled: boolean;
+    initScale: number;
+    finalScale: number;
+    /** null when the scaler is disabled */
+    growthInterval: number | null;
+    skippedTimedSteps: number;
+  };
 }
 
 export interface TorchSample {
@@ -29,6 +55,9 @@ export interface TorchSample {
   medianSeconds: number;
   imagesPerSecond: number;
   peakBytes: number;
+  /** absent in files written before autocast rows existed: fp32 */
+  key?: TorchPrecision;
+  precision?: string;
 }
 
 export interface TorchResult {
@@ -40,6 +69,10 @@ export interface TorchResult {
   device?: string;
   tf32?: { matmul: boolean; cudnn: boolean };
   paramCounts?: { model: string; params: number; expected: number | null; ok: boolean | null }[];
+  /** the precisions measured, fp32 first (absent in older files: fp32 only) */
+  precisions?: TorchPrecision[];
+  /** how the fp16 rows ran (null or absent without them) */
+  autocast?: { dtype: string; device: string; fp16ReducedPrecisionReduction: boolean | null } | null;
   train?: TorchTrain[];
   sample?: TorchSample[];
   inception?: { network: string; batch: number; medianSeconds: number; imagesPerSecond: number } | null;
@@ -58,28 +91,22 @@ export interface TorchArgs {
   sizes?: string[];
   /** training variants: gradient checkpointing off and/or on (default off) */
   gradCheckpoint?: Array<'off' | 'on'>;
+  /** rows per case (default: the script's own, fp32) */
+  precisions?: TorchPrecision[];
 }
 
 export function torchScriptPath(): string {
   return process.env.FPDM_BENCH_TORCH_REF ?? resolve(process.cwd(), 'bench', 'torch_ref.py');
 }
 
-/** Runs the PyTorch side; never throws: a missing interpreter/script/torch/CUDA comes back as available=false with the reason. */
-export function runTorchRef(a: TorchArgs, timeoutSeconds = 900): TorchResult {
-  const script = torchScriptPath();
-  if (!existsSync(script))
-    return {
-      available: false,
-      reason: `${script} not found (set FPDM_BENCH_TORCH_REF or run from the repository root)`,
-    };
-  const python = process.env.FPDM_BENCH_PYTHON ?? 'python3';
-  const suites = a.suites.filter((s) => s === 'train' || s === 'sample' || s === 'inception');
-  if (suites.length === 0) return { available: false, reason: 'no suite with a PyTorch side was selected' };
-  const args = [
-    script,
+const TORCH_SUITES = ['train', 'sample', 'inception'];
+
+/** The script's command line (after the script path) for these arguments. */
+export function torchRefArgs(a: TorchArgs): string[] {
+  return [
     '--json',
     '--suite',
-    suites.join(','),
+    a.suites.filter((s) => TORCH_SUITES.includes(s)).join(','),
     '--steps',
     String(a.steps),
     '--no-grad-iters',
@@ -93,12 +120,29 @@ export function runTorchRef(a: TorchArgs, timeoutSeconds = 900): TorchResult {
     ...(a.quick ? ['--quick'] : []),
     ...(a.sizes ? ['--sizes', a.sizes.join(',')] : []),
     ...(a.gradCheckpoint ? ['--grad-checkpoint', a.gradCheckpoint.join(',')] : []),
+    ...(a.precisions ? ['--precision', a.precisions.join(',')] : []),
   ];
-  const r = spawnSync(python, args, {
+}
+
+/**
+ * Runs the PyTorch side; never throws: a missing interpreter/script/torch/CUDA comes back as available=false
+ * with the reason. The time limit is per precision (each one measures every case again).
+ */
+export function runTorchRef(a: TorchArgs, timeoutSeconds = 900): TorchResult {
+  const script = torchScriptPath();
+  if (!existsSync(script))
+    return {
+      available: false,
+      reason: `${script} not found (set FPDM_BENCH_TORCH_REF or run from the repository root)`,
+    };
+  const python = process.env.FPDM_BENCH_PYTHON ?? 'python3';
+  if (!a.suites.some((s) => TORCH_SUITES.includes(s)))
+    return { available: false, reason: 'no suite with a PyTorch side was selected' };
+  const r = spawnSync(python, [script, ...torchRefArgs(a)], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
     maxBuffer: 64 << 20,
-    timeout: timeoutSeconds * 1000,
+    timeout: timeoutSeconds * (a.precisions?.length ?? 1) * 1000,
   });
   if (r.error) return { available: false, reason: `${python} could not be run (${r.error.message})` };
   const lines = (r.stdout ?? '')

@@ -16,20 +16,37 @@ the mean frozen) of the learned-range variance parameterisation, 1000 linear-bet
 synchronised, median over timed steps after warm-up. Peak memory: torch.cuda.max_memory_allocated after
 reset_peak_memory_stats, absolute (weights, grads, AdamW moments, EMA copy and activations).
 
-Usage: python3 bench/torch_ref.py --json --suite train,sample,inception [--quick] [--steps N]
+Precision (--precision fp32,fp16; default fp32): each training and sampling case is measured once per
+precision, its rows tagged "key" (fp32 / fp16) and "precision" (the dtype in words). fp32: float32 with
+TF32 off, as above. fp16: the model's forward under torch.autocast("cuda", dtype=torch.float16) (f16
+matmul operands, f32 accumulation in cuBLAS; layer norms and softmax in f32 as autocast chooses) with the
+weights, AdamW moments and EMA kept in float32 (master weights), the loss computed in float32 from the
+model output outside autocast, and dynamic loss scaling by GradScaler (torch.amp.GradScaler("cuda"),
+torch.cuda.amp.GradScaler() before torch 2.3): a step whose gradients hold inf/NaN is skipped and the
+scale halved (counted in "gradScaler"). Sampling: the forward under the same autocast, the DDPM update
+in float32. Rows come in the order fp32 then fp16 for each case, so a reader that takes the first row of
+a model gets the float32 one.
+
+Usage: python3 bench/torch_ref.py --json --suite train,sample,inception [--quick] [--steps N] [--precision fp32,fp16]
 """
 import argparse
+import contextlib
 import json
 import math
 import os
 import statistics
 import sys
 import time
+import warnings
+
+# stdout carries the one JSON object: anything else printed on it (a library's print) goes to stderr
+_JSON_OUT = sys.stdout
+sys.stdout = sys.stderr
 
 
 def emit(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
+    _JSON_OUT.write(json.dumps(obj) + "\n")
+    _JSON_OUT.flush()
 
 
 def log(msg):
@@ -286,7 +303,27 @@ def sync():
     torch.cuda.synchronize()
 
 
-def bench_train(size, fpdm, batch, warmup, steps, no_grad, with_grad, dev, ckpt=False):
+PRECISIONS = {"fp32": "float32 (TF32 off)", "fp16": "autocast float16"}
+
+
+def forward_context(precision):
+    """The context the model's forward runs in: autocast float16 for fp16, nothing for fp32."""
+    return torch.autocast("cuda", dtype=torch.float16) if precision == "fp16" else contextlib.nullcontext()
+
+
+def make_grad_scaler():
+    """Dynamic loss scaling with PyTorch's defaults (initial scale 2^16, halved on inf/NaN gradients,
+    doubled after 2000 good steps). torch.amp.GradScaler("cuda") from torch 2.3 on; before it only
+    torch.cuda.amp.GradScaler() exists (deprecated from 2.4 on with a FutureWarning, not reached there)."""
+    amp = getattr(torch, "amp", None)
+    if amp is not None and hasattr(amp, "GradScaler"):
+        return amp.GradScaler("cuda"), "torch.amp.GradScaler('cuda')"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.cuda.amp.GradScaler(), "torch.cuda.amp.GradScaler()"
+
+
+def bench_train(size, fpdm, batch, warmup, steps, no_grad, with_grad, dev, ckpt=False, precision="fp32"):
     torch.manual_seed(0)
     model = Net(size, fpdm=fpdm).to(dev)
     model.ckpt = ckpt
@@ -298,6 +335,9 @@ def bench_train(size, fpdm, batch, warmup, steps, no_grad, with_grad, dev, ckpt=
     params, ema_params = list(model.parameters()), list(ema.parameters())
     x0 = torch.randn(batch, 4, 32, 32, device=dev)
     y = torch.randint(0, 1000, (batch,), device=dev)
+    scaler, scaler_api = make_grad_scaler() if precision == "fp16" else (None, None)
+    scale = scaler.get_scale() if scaler else None
+    init_scale, skipped = scale, 0
     times = []
     sync()
     torch.cuda.reset_peak_memory_stats()
@@ -306,11 +346,17 @@ def bench_train(size, fpdm, batch, warmup, steps, no_grad, with_grad, dev, ckpt=
         t = torch.randint(0, 1000, (batch,), device=dev)
         eps = torch.randn_like(x0)
         xt = diff.q_sample(x0, t, eps)
-        out, _ = model(xt, t, y, no_grad_iters=no_grad, iters=with_grad)
-        loss = diff.hybrid_loss(out, x0, xt, t, eps)
+        with forward_context(precision):
+            out, _ = model(xt, t, y, no_grad_iters=no_grad, iters=with_grad)
+        loss = diff.hybrid_loss(out.float(), x0, xt, t, eps)  # float32 (out.float() is out itself at fp32)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:  # unscales the gradients, skips the step when they hold inf/NaN, then adjusts the scale
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         with torch.no_grad():
             torch._foreach_mul_(ema_params, 0.9999)
             torch._foreach_add_(ema_params, params, alpha=1 - 0.9999)
@@ -318,20 +364,30 @@ def bench_train(size, fpdm, batch, warmup, steps, no_grad, with_grad, dev, ckpt=
         sync()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
+        if scaler is not None:  # outside the timed span: a lowered scale means this step was skipped
+            now = scaler.get_scale()
+            skipped += 1 if (i >= warmup and now < scale) else 0
+            scale = now
     peak = torch.cuda.max_memory_allocated()
     res = {
         "model": display_name(size, fpdm), "params": param_count(model), "batch": batch,
         "noGradIters": no_grad if fpdm else None, "withGradIters": with_grad if fpdm else None,
         "warmup": warmup, "steps": steps, "seconds": times, "medianSeconds": statistics.median(times),
         "imagesPerSecond": batch / statistics.median(times), "peakBytes": peak, "gradCheckpoint": ckpt,
+        "key": precision, "precision": PRECISIONS[precision],
     }
-    del model, ema, opt
+    if scaler is not None:
+        res["gradScaler"] = {
+            "api": scaler_api, "enabled": scaler.is_enabled(), "initScale": init_scale, "finalScale": scale,
+            "growthInterval": scaler.get_growth_interval() if scaler.is_enabled() else None, "skippedTimedSteps": skipped,
+        }
+    del model, ema, opt, scaler
     torch.cuda.empty_cache()
     return res
 
 
 @torch.no_grad()
-def bench_sample(size, fpdm, batch, steps, iters, reuse, dev, repeats):
+def bench_sample(size, fpdm, batch, steps, iters, reuse, dev, repeats, precision="fp32"):
     torch.manual_seed(0)
     model = Net(size, fpdm=fpdm).to(dev).eval()
     diff = Diffusion(dev, use_steps=space_timesteps(1000, steps))
@@ -343,9 +399,10 @@ def bench_sample(size, fpdm, batch, steps, iters, reuse, dev, repeats):
         for i in reversed(range(diff.n)):
             ti = torch.full((batch,), i, device=dev, dtype=torch.long)
             tm = diff.timestep_map[ti]
-            out, z = model(x, tm, y, iters=iters, state=state if reuse else None)
+            with forward_context(precision):
+                out, z = model(x, tm, y, iters=iters, state=state if reuse else None)
             state = z if reuse else None
-            mean, log_var = diff.p_mean_var(out, x, ti)
+            mean, log_var = diff.p_mean_var(out.float(), x, ti)  # the DDPM update in float32
             x = mean + (torch.exp(0.5 * log_var) * torch.randn_like(x) if i > 0 else 0)
         return x
 
@@ -363,6 +420,7 @@ def bench_sample(size, fpdm, batch, steps, iters, reuse, dev, repeats):
         "model": display_name(size, fpdm), "batch": batch, "steps": steps, "iters": iters if fpdm else None, "reuse": reuse,
         "blockEvaluations": steps * ((2 + iters) if fpdm else model.depth),
         "seconds": times, "medianSeconds": statistics.median(times), "imagesPerSecond": batch / statistics.median(times), "peakBytes": peak,
+        "key": precision, "precision": PRECISIONS[precision],
     }
     del model
     torch.cuda.empty_cache()
@@ -421,8 +479,15 @@ def main():
     ap.add_argument("--sample-budget", default="S=20,XL=20", help="DiT-step budget measured per size, e.g. S=20,XL=2")
     ap.add_argument("--sizes", default=None, help="model sizes, e.g. S or S,XL (default S,XL; --quick: S)")
     ap.add_argument("--grad-checkpoint", default="off", help="training variants: off, on, or off,on")
+    ap.add_argument("--precision", default="fp32", help="rows per case: fp32 (float32, TF32 off) and/or fp16 (autocast float16 + GradScaler), e.g. fp32,fp16")
     ap.add_argument("--param-counts", default=os.environ.get("FPDM_PARAM_COUNTS", os.path.join(os.path.dirname(os.path.abspath(__file__)), "param_counts.reference.json")))
     a = ap.parse_args()
+    asked = [p for p in a.precision.split(",") if p]
+    bad = [p for p in asked if p not in PRECISIONS]
+    if bad or not asked:
+        emit({"available": False, "reason": f"--precision: '{','.join(bad) or '(empty)'}' is not fp32 or fp16"})
+        return
+    precisions = [p for p in PRECISIONS if p in asked]  # fp32 first: see the header
     counts = check_param_counts(a.param_counts)
     if not torch.cuda.is_available():
         emit({"available": False, "reason": "torch has no CUDA device here", "torch": torch.__version__, "paramCounts": counts})
@@ -437,19 +502,26 @@ def main():
     res = {
         "available": True, "torch": torch.__version__, "cuda": torch.version.cuda, "device": torch.cuda.get_device_name(0),
         "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
-        "paramCounts": counts, "train": [], "sample": [], "inception": None, "errors": [],
+        "paramCounts": counts, "precisions": precisions,
+        "autocast": {
+            "dtype": "float16", "device": "cuda",
+            "fp16ReducedPrecisionReduction": getattr(torch.backends.cuda.matmul, "allow_fp16_reduced_precision_reduction", None),
+        } if "fp16" in precisions else None,
+        "train": [], "sample": [], "inception": None, "errors": [],
     }
     for size in sizes:
         steps = a.steps if size == "S" else max(1, a.steps // 3)
         for ckpt in ckpts:
             for fpdm in (False, True):
                 if "train" in suites:
-                    try:
-                        log(f"train {display_name(size, fpdm)}" + (" (checkpointing)" if ckpt else ""))
-                        res["train"].append(bench_train(size, fpdm, a.batch, a.warmup if size == "S" else 1, steps, a.no_grad_iters, a.with_grad_iters, dev, ckpt))
-                    except Exception as e:  # noqa: BLE001  (recorded: one failing case does not end the suite)
-                        res["errors"].append(f"train {display_name(size, fpdm)}: {e}")
-                        torch.cuda.empty_cache()
+                    for p in precisions:
+                        tag = "" if p == "fp32" else f" ({PRECISIONS[p]})"
+                        try:
+                            log(f"train {display_name(size, fpdm)}{tag}" + (" (checkpointing)" if ckpt else ""))
+                            res["train"].append(bench_train(size, fpdm, a.batch, a.warmup if size == "S" else 1, steps, a.no_grad_iters, a.with_grad_iters, dev, ckpt, p))
+                        except Exception as e:  # noqa: BLE001  (recorded: one failing case does not end the suite)
+                            res["errors"].append(f"train {display_name(size, fpdm)}{tag}: {e.__class__.__name__}: {e}")
+                            torch.cuda.empty_cache()
         if "sample" in suites:
             k = int(budgets.get(size, 20))
             depth = SIZES[size][0]
@@ -457,18 +529,20 @@ def main():
             # steps*(2 + iters) = depth*k (XL, k=20: 20x26 and 40x12; S: 20x10 and 40x4)
             for fpdm, st, reuse in ((False, k, False), (True, k, False), (True, 2 * k, True)):
                 it = depth * k // st - 2 if fpdm else 0
-                try:
-                    log(f"sample {display_name(size, fpdm)} {st} steps" + (f" x {it} iters{' reuse' if reuse else ''}" if fpdm else ""))
-                    res["sample"].append(bench_sample(size, fpdm, a.batch, st, it, reuse, dev, 1 if size == "XL" else 2))
-                except Exception as e:  # noqa: BLE001
-                    res["errors"].append(f"sample {display_name(size, fpdm)}: {e}")
-                    torch.cuda.empty_cache()
+                for p in precisions:
+                    tag = "" if p == "fp32" else f" ({PRECISIONS[p]})"
+                    try:
+                        log(f"sample {display_name(size, fpdm)} {st} steps" + (f" x {it} iters{' reuse' if reuse else ''}" if fpdm else "") + tag)
+                        res["sample"].append(bench_sample(size, fpdm, a.batch, st, it, reuse, dev, 1 if size == "XL" else 2, p))
+                    except Exception as e:  # noqa: BLE001
+                        res["errors"].append(f"sample {display_name(size, fpdm)}{tag}: {e.__class__.__name__}: {e}")
+                        torch.cuda.empty_cache()
     if "inception" in suites:
         try:
             log("inception")
             res["inception"] = bench_inception(50, 2, 5, dev)
         except Exception as e:  # noqa: BLE001
-            res["errors"].append(f"inception: {e}")
+            res["errors"].append(f"inception: {e.__class__.__name__}: {e}")
     emit(res)
 
 
