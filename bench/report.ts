@@ -1,6 +1,7 @@
 // Side-by-side rows (ours vs PyTorch), the issue's targets as met / not met, and the Markdown table.
 import type { BenchSettings, InceptionMeasurement, SampleMeasurement, TrainMeasurement } from './cases.js';
 import { torchRowKey, type TorchPrecision, type TorchResult, type TorchSample, type TorchTrain } from './torch.js';
+import { MIXED_PRECISION_COVERS } from '../src/backends/index.js';
 
 export interface TrainRow {
   model: string;
@@ -293,7 +294,7 @@ export function markdown(d: BenchDoc): string {
       `- device: ${d.backend.device ?? 'unknown'} (backend ${d.backend.name} ${d.backend.version ?? ''})`,
       ...(mixed
         ? [
-            `- precision: mixed — the DiT blocks' qkv, fc1 and fc2 matmuls and FPDM's projection fc2 (forward, training and sampling) on f16 tensor cores with f32 accumulation; every other matmul, the backward, losses, norms and the optimizer in fp32. ${torchPrecisionText(d.torch)}`,
+            `- precision: mixed — ${MIXED_PRECISION_COVERS} ${torchPrecisionText(d.torch)}`,
             ...skippedStepsText(d.torch).map((n) => `- ${n}`),
           ]
         : []),

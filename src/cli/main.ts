@@ -1,7 +1,13 @@
 // Entry point: argv → commander → command functions. This file is the only catch site: UserError
 // exits 2, RegressionError exits 3, anything else is a bug (exit 1, with its stack).
 import { Command, CommanderError, Help, Option } from 'commander';
-import { BACKEND_NAMES, parseBackendChoice, parsePrecision, PRECISIONS } from '../backends/index.js';
+import {
+  BACKEND_NAMES,
+  MIXED_PRECISION_COVERS,
+  parseBackendChoice,
+  parsePrecision,
+  PRECISIONS,
+} from '../backends/index.js';
 import { EXIT, RegressionError, UserError } from '../util/errors.js';
 import { inputErrorOf } from '../util/input-errors.js';
 import { setQuiet } from '../util/log.js';
@@ -49,7 +55,7 @@ export async function buildProgram(args?: readonly string[]): Promise<Command> {
     .addOption(
       new Option(
         '--precision <p>',
-        `matmul precision of the model's own GPU kernels: ${PRECISIONS.join(', ')}; mixed (webgpu, f16 tensor cores): the DiT blocks' qkv and MLP matmuls and FPDM's projection output take f16 operands with f32 accumulation (so far the ones where that is faster), all else fp32`,
+        `matmul precision of the model's own GPU kernels: ${PRECISIONS.join(', ')}; mixed (webgpu only): ${MIXED_PRECISION_COVERS}`,
       )
         .default('fp32')
         .argParser(parsePrecision),
