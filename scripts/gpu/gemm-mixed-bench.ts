@@ -63,6 +63,8 @@ interface Shape {
   gate?: boolean;
   /** B read through GELU, as the block's fc2 weight gradient reads GELU(h) */
   geluB?: boolean;
+  /** independent products (attention's heads × samples: 6 × 32 at S/2); A, B, C hold them one after another */
+  batch?: number;
 }
 
 // forward x·Wᵀ (W stored [out, in]: bFast 'k'); input gradient dY·W (bFast 'j'); weight gradient
@@ -98,6 +100,10 @@ const SHAPES: Shape[] = [
     geluB: true,
   },
   { label: 'S/2 fc2 dW gelu(B)', M: 384, N: 1536, K: 8192, aFast: 'i', bFast: 'j', split: true, geluB: true },
+  // attention per head (192 = 32 samples × 6 heads): scores = q·kᵀ, pv = P·v, and the backward's dq = dS·k
+  { label: 'S/2 attn scores', batch: 192, M: 256, N: 256, K: 64, aFast: 'k', bFast: 'k' },
+  { label: 'S/2 attn pv', batch: 192, M: 256, N: 64, K: 256, aFast: 'k', bFast: 'j' },
+  { label: 'S/2 attn dk (Aᵀ)', batch: 192, M: 256, N: 64, K: 256, aFast: 'i', bFast: 'j' },
 ];
 
 interface Options {
@@ -160,9 +166,11 @@ function dispatchLoads(s: Shape): { a: string; b: string } {
   const { M, N, K } = s;
   const row = s.aFast === 'k' ? 'i' : 'k';
   const col = s.aFast === 'k' ? 'k' : 'i';
-  const a00 = s.aFast === 'k' ? `A[i * ${u(K)} + k]` : `A[k * ${u(M)} + i]`;
+  const ao = s.batch ? `b * ${u(M * K)} + ` : '';
+  const bo = s.batch ? `b * ${u(K * N)} + ` : '';
+  const a00 = s.aFast === 'k' ? `A[${ao}i * ${u(K)} + k]` : `A[${ao}k * ${u(M)} + i]`;
   const a0 = s.gate ? `${a00} * G[(${row} / 256u) * ${u(s.aFast === 'k' ? K : M)} + ${col}]` : a00;
-  const b0 = s.bFast === 'j' ? `B[k * ${u(N)} + j]` : `B[j * ${u(K)} + k]`;
+  const b0 = s.bFast === 'j' ? `B[${bo}k * ${u(N)} + j]` : `B[${bo}j * ${u(K)} + k]`;
   return { a: s.gelu ? `gelu(${a0})` : a0, b: s.geluB ? `gelu(${b0})` : b0 };
 }
 
@@ -182,7 +190,7 @@ function dispatches(
   if (splits === 1) {
     const D = s.twoOut ? rk.scratch('gemmbench.d', M * N) : null;
     const spec: MatMulSpec = {
-      batch: 1,
+      batch: s.batch ?? 1,
       M,
       N,
       K,
@@ -192,7 +200,7 @@ function dispatches(
       // two outputs: C the product + 1, D a residual (A's value at the same row) + a gate × it
       store: D
         ? `let mv = v + 1.0; C[i * ${u(N)} + j] = mv; D[i * ${u(N)} + j] = A[i * ${u(K)} + j] + 0.5 * mv;`
-        : `C[i * ${u(N)} + j] = v;`,
+        : `C[${s.batch ? `b * ${u(M * N)} + ` : ''}i * ${u(N)} + j] = v;`,
       aFast: s.aFast,
       bFast: s.bFast,
       ...(helpers ? { helpers } : {}),
@@ -275,8 +283,9 @@ const mmaName = (k: MixedKernel) => `M${k.mma.M}N${k.mma.N}K${k.mma.K}`;
 async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: Options): Promise<Row[]> {
   const { M, N, K } = s;
   const splits = s.split ? splitK(M, N, K).splits : 1;
-  const A = tf.randomNormal(s.aFast === 'k' ? [M, K] : [K, M], 0, 1, 'float32', 1);
-  const B = tf.randomNormal(s.bFast === 'j' ? [K, N] : [N, K], 0, 1, 'float32', 2);
+  const nb = s.batch ?? 1;
+  const A = tf.randomNormal(s.aFast === 'k' ? [nb, M, K] : [nb, K, M], 0, 1, 'float32', 1);
+  const B = tf.randomNormal(s.bFast === 'j' ? [nb, K, N] : [nb, N, K], 0, 1, 'float32', 2);
   const G = tf.randomNormal([32 * (s.aFast === 'k' ? K : M)], 0, 1, 'float32', 3); // gates of 32 samples
   const rows: Row[] = [];
   let fp32: { ms: number; C: Float32Array } | undefined;
@@ -285,7 +294,7 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
   ];
   // the loads as the shape has them, for mixedKernel's choice (it looks at what a load computes)
   const loads = dispatchLoads(s);
-  const probe = { batch: splits, M, N, bFast: s.bFast, ...loads };
+  const probe = { batch: s.batch ?? splits, M, N, bFast: s.bFast, ...loads };
   const chosen = mixedKernel(device, probe);
   for (const mma of device.configs) {
     for (const tile of Object.keys(MIXED_TILES) as MixedTileName[]) {
@@ -297,7 +306,7 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
     }
   }
   for (const v of variants) {
-    const out = rk.output([M, N]);
+    const out = rk.output([nb, M, N]);
     const bufs = { A: rk.buffer(A), B: rk.buffer(B), C: out.buffer, G: rk.buffer(G) };
     const ops = dispatches(rk, s, splits, bufs, (spec) => {
       const k = v.kernel;
@@ -313,10 +322,11 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
     });
     // C's buffer comes from TF.js's pool and may still hold the previous kernel's result: filled with
     // 3e38 first, an element that a kernel fails to write shows as an error
-    const poison = rk.kernel(`gemmbench.poison:${M * N}`, () =>
-      elementKernelWgsl([{ name: 'C', write: true }], M * N, 'C[idx] = 3.0e38;'),
+    const cells = nb * M * N;
+    const poison = rk.kernel(`gemmbench.poison:${cells}`, () =>
+      elementKernelWgsl([{ name: 'C', write: true }], cells, 'C[idx] = 3.0e38;'),
     );
-    rk.run([{ kernel: poison, buffers: [out.buffer], groups: elementGroups(M * N) }], [out.tensor]);
+    rk.run([{ kernel: poison, buffers: [out.buffer], groups: elementGroups(cells) }], [out.tensor]);
     const ms = await time(rk, ops, [A, B, G, out.tensor], o.reps);
     const C = (await out.tensor.data()) as Float32Array;
     out.tensor.dispose();
@@ -331,7 +341,7 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
       kernel: v.name,
       isDefault: v.isDefault,
       ms,
-      tflops: (2 * M * N * K) / (ms * 1e-3) / 1e12,
+      tflops: (2 * nb * M * N * K) / (ms * 1e-3) / 1e12,
       speedup: fp32.ms / ms,
       ...err,
     };
