@@ -49,10 +49,8 @@ export async function buildProgram(args?: readonly string[]): Promise<Command> {
     .addOption(
       new Option(
         '--precision <p>',
-        `matmul precision of the model's own GPU kernels: ${PRECISIONS.join(', ')}; mixed (webgpu, f16 tensor cores): the DiT blocks' qkv and MLP matmuls and FPDM's projection output take f16 operands with f32 accumulation (so far the ones where that is faster), all else fp32`,
-      )
-        .default('fp32')
-        .argParser(parsePrecision),
+        `matmul precision of the model's own GPU kernels: ${PRECISIONS.join(', ')} (default fp32; for run and plan, the spec's precision, which this overrides); mixed (webgpu, f16 tensor cores): the DiT blocks' qkv and MLP matmuls and FPDM's projection output take f16 operands with f32 accumulation (so far the ones where that is faster), all else fp32`,
+      ).argParser(parsePrecision),
     )
     .option('-q, --quiet', 'log less on stderr')
     .showHelpAfterError('(run with --help for usage)')
