@@ -100,7 +100,6 @@ export function atPrecision(plan: Plan, precision: Precision): Plan {
   return { ...plan, runs: plan.runs.filter((r) => r.precision === precision) };
 }
 
-
 export interface PlanRow {
   kind: 'train' | 'sample';
   key: string;
