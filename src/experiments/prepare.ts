@@ -19,6 +19,8 @@ import { loadSpec, specPrecisions, type DatasetSpec, type LoadedSpec } from './s
 export interface RunFlags {
   backend?: BackendChoice;
   precision?: Precision;
+  /** the one precision this process runs (`run --only-precision`): only it is checked against the backend */
+  only?: Precision;
 }
 
 export interface Prepared {
@@ -53,7 +55,10 @@ function withPrecision(spec: LoadedSpec, precision: Precision): LoadedSpec {
  * together (a spec alone was refused when it was validated), naming the flag and the spec's field.
  */
 function checkFlags(spec: LoadedSpec, flags: RunFlags): void {
-  const mixed = spec.variants.some((v) => specPrecisions(v.spec).includes('mixed'));
+  const mixed =
+    flags.only !== undefined
+      ? flags.only === 'mixed'
+      : spec.variants.some((v) => specPrecisions(v.spec).includes('mixed'));
   const flagBackend = flags.backend !== undefined && flags.backend !== 'auto' ? flags.backend : undefined;
   const backend = flagBackend ?? spec.base.backend ?? 'auto';
   if (!mixed || backend === 'auto' || backend === 'webgpu') return;

@@ -124,7 +124,11 @@ const sleep = (s: number) => new Promise((res) => setTimeout(res, s * 1000));
 
 export async function runExperiment(opts: RunExperimentOptions): Promise<RunSummary> {
   const started = performance.now();
-  const all: Prepared = await prepare(opts.spec, opts.shard, { backend: opts.backend, precision: opts.precision });
+  const all: Prepared = await prepare(opts.spec, opts.shard, {
+    backend: opts.backend,
+    precision: opts.precision,
+    only: opts.only,
+  });
   const precisions = planPrecisions(all.plan);
   if (opts.only === undefined && precisions.length > 1) return runEachPrecision(all, precisions, opts, started);
   const precision = opts.only ?? precisions[0] ?? 'fp32';

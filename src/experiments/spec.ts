@@ -449,7 +449,7 @@ function precisionIssues(s: Spec): SpecIssue[] {
   if (mixed >= 0 && s.backend !== undefined && s.backend !== 'auto' && s.backend !== 'webgpu')
     out.push({
       path: at(mixed),
-      message: `received "mixed" with backend: ${s.backend}, but mixed precision (f16 tensor-core matmuls) runs on the webgpu backend only; fix: backend: webgpu (or remove backend: auto picks webgpu on a GPU), or precision: fp32`,
+      message: `received "mixed" with backend: ${s.backend}, but mixed precision (f16 tensor-core matmuls) runs on the webgpu backend only; fix: backend: webgpu (or no backend: auto picks webgpu where there is a GPU), or precision: fp32`,
     });
   return out;
 }

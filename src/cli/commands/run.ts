@@ -96,17 +96,17 @@ export async function run(opts: RunOptions): Promise<RunCommandResult> {
  * The runner's RunGroups for the CLI: checks that every precision can run here before any process
  * starts (so a GPU without the mixed-precision features is found before the fp32 runs are done), then
  * runs this command again for each precision (`--only-precision P`, no report, --json), one after the
- * other: their logs go to this process's stderr, their summaries come back as JSON.
+ * other: their logs go to this process's stderr, their summaries come back as JSON. `cli` is how this
+ * command is started (node's arguments and the script: this process's own by default).
  */
-function onePerPrecision(opts: RunOptions): RunGroups {
+export function onePerPrecision(opts: RunOptions, cli: string[] = [...process.execArgv, process.argv[1]!]): RunGroups {
   return async ({ precisions, backend, asked }) => {
     for (const p of precisions) await requirePrecision(backend, p, asked(p));
     const g = opts.globals;
     const out: RunSummary[] = [];
     for (const p of precisions) {
       const args = [
-        ...process.execArgv,
-        process.argv[1]!,
+        ...cli,
         '--backend',
         g.backend,
         ...(g.precision !== undefined ? ['--precision', g.precision] : []),
