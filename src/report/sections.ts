@@ -518,7 +518,9 @@ function precisionSection(metric: string | null, rows: MetricRecord[], missing: 
   const bySeries = new Map<string, Map<string, Agg>>();
   for (const a of aggs)
     (bySeries.get(a.series) ?? bySeries.set(a.series, new Map()).get(a.series)!).set(String(a.x), a);
-  const pairs = [...bySeries].filter(([, m]) => m.has('fp32') && m.has('mixed'));
+  const pairs = [...bySeries]
+    .filter(([, m]) => m.has('fp32') && m.has('mixed'))
+    .sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }));
   if (!pairs.length) return (s.skipped.push(`no configuration has ${metric} at both fp32 and mixed precision`), s);
   const table = pairs.map(([series, m]) => {
     const [f, x] = [m.get('fp32')!, m.get('mixed')!];
