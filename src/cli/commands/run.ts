@@ -127,6 +127,11 @@ export function onePerPrecision(opts: RunOptions, cli: string[] = [...process.ex
       ];
       log(`precision ${p}: its runs in a process of their own`);
       const r = await child(process.execPath, args);
+      // interrupted (Ctrl-C, a scheduler's SIGTERM): end as it did; a run of the spec again resumes
+      if (r.signal === 'SIGINT' || r.signal === 'SIGTERM') {
+        process.kill(process.pid, r.signal);
+        await new Promise((res) => setTimeout(res, 10_000)); // the signal ends this process meanwhile
+      }
       if (r.code === EXIT.user)
         throw new UserError(
           `the runs at precision ${p} stopped (the message above says why); what was stored is kept: run the spec again to go on`,
