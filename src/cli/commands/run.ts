@@ -140,10 +140,23 @@ export function onePerPrecision(opts: RunOptions, cli: string[] = [...process.ex
         throw new Error(
           `the process of the runs at precision ${p} ended with ${r.code ?? r.signal} (its output is above)`,
         );
-      out.push(JSON.parse(r.stdout) as RunSummary);
+      out.push(summaryOf(r.stdout, p));
     }
     return out;
   };
+}
+
+/**
+ * The summary a `run --json` printed (emitJson: from a line '{' to the next line '}', the only lines
+ * at the outer level), whatever else a native library may have written to the same stdout.
+ */
+function summaryOf(stdout: string, p: Precision): RunSummary {
+  const lines = stdout.split('\n');
+  const start = lines.indexOf('{');
+  const end = lines.indexOf('}', start);
+  if (start < 0 || end < 0)
+    throw new Error(`the process of the runs at precision ${p} printed no summary: ${stdout.slice(0, 500)}`);
+  return JSON.parse(lines.slice(start, end + 1).join('\n')) as RunSummary;
 }
 
 /** Runs a process with stderr shared and stdout collected; SIGINT and SIGTERM sent to this one reach it too. */
