@@ -97,9 +97,13 @@ export async function run(opts: RunOptions): Promise<RunCommandResult> {
  * starts (so a GPU without the mixed-precision features is found before the fp32 runs are done), then
  * runs this command again for each precision (`--only-precision P`, no report, --json), one after the
  * other: their logs go to this process's stderr, their summaries come back as JSON. `cli` is how this
- * command is started (node's arguments and the script: this process's own by default).
+ * command is started (node's arguments and the script: this process's own by default, less a debugger's
+ * --inspect, whose port this process holds).
  */
-export function onePerPrecision(opts: RunOptions, cli: string[] = [...process.execArgv, process.argv[1]!]): RunGroups {
+export function onePerPrecision(
+  opts: RunOptions,
+  cli: string[] = [...process.execArgv.filter((a) => !a.startsWith('--inspect')), process.argv[1]!],
+): RunGroups {
   return async ({ precisions, backend, asked }) => {
     for (const p of precisions) await requirePrecision(backend, p, asked(p));
     const g = opts.globals;
