@@ -243,6 +243,8 @@ async function loadTf(): Promise<typeof import('@tensorflow/tfjs-core')> {
 export interface InitOptions {
   /** 'mixed' needs the webgpu backend on a GPU with f16 tensor cores; default 'fp32' */
   precision?: Precision;
+  /** how the precision was asked for, for a refusal's message (default '--precision mixed') */
+  asked?: string;
 }
 
 export function parsePrecision(s: string): Precision {
@@ -255,7 +257,7 @@ export function parsePrecision(s: string): Precision {
  * when installed, else wasm. An unusable explicit choice is a UserError saying why.
  */
 export async function initBackend(choice: BackendChoice = 'auto', opts: InitOptions = {}): Promise<BackendInfo> {
-  if (opts.precision === 'mixed') return initMixed(choice);
+  if (opts.precision === 'mixed') return initMixed(choice, opts.asked);
   let info: BackendInfo;
   if (choice === 'auto') {
     const webgpu = gpuMayExist() ? await probeOne('webgpu') : undefined;
@@ -304,18 +306,33 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: InitOpti
 }
 
 /**
+ * Throws the UserError saying why `precision` cannot run on backend `choice` here, if it cannot: 'mixed'
+ * needs the webgpu backend (or auto) on a GPU with the f16 tensor-core features (mixedPrecisionSupport
+ * names what is missing). `asked` is how the user asked for it (a flag or a spec field), for the message.
+ * Initialises nothing, so a process that starts others at several precisions can check them all first.
+ */
+export async function requirePrecision(
+  choice: BackendChoice,
+  precision: Precision,
+  asked = `--precision ${precision}`,
+): Promise<void> {
+  if (precision === 'fp32') return;
+  if (choice !== 'auto' && choice !== 'webgpu')
+    throw new UserError(
+      `${asked} runs on the webgpu backend only (f16 tensor-core matmuls), not on '${choice}': use --backend webgpu, or --precision fp32`,
+    );
+  const support = await mixedPrecisionSupport();
+  if (!support.ok) throw new UserError(`${asked} cannot be used here: ${support.reason}`);
+}
+
+/**
  * initBackend with precision 'mixed': TF.js's WebGPU backend on our own device with the f16
  * tensor-core features (webgpu/device.ts), registered in place of the backend's own factory. A GPU
  * without them is a UserError naming what is missing.
  */
-async function initMixed(choice: BackendChoice): Promise<BackendInfo> {
-  if (choice !== 'auto' && choice !== 'webgpu')
-    throw new UserError(
-      `--precision mixed runs on the webgpu backend only (f16 tensor-core matmuls), not on '${choice}': use --backend webgpu, or --precision fp32`,
-    );
+async function initMixed(choice: BackendChoice, asked?: string): Promise<BackendInfo> {
+  await requirePrecision(choice, 'mixed', asked);
   const pkg = '@tensorflow/tfjs-backend-webgpu';
-  const support = await mixedPrecisionSupport();
-  if (!support.ok) throw new UserError(`--precision mixed cannot be used here: ${support.reason}`);
   const tf = await loadTf();
   if (mixedBackend) {
     // initialised before (another backend may have been selected since): select it again

@@ -3,7 +3,10 @@ import { initBackend, type BackendChoice, type BackendInfo, type Precision } fro
 
 export interface GlobalOptions {
   backend: BackendChoice;
-  /** 'mixed': the webgpu backend on the f16 tensor-core device (default fp32) */
+  /**
+   * the global --precision, undefined when not given: fp32 for train and sample; for run and plan, the
+   * spec's precision (which a given --precision overrides, as --backend overrides the spec's backend)
+   */
   precision?: Precision;
   quiet: boolean;
 }

@@ -55,10 +55,8 @@ export async function buildProgram(args?: readonly string[]): Promise<Command> {
     .addOption(
       new Option(
         '--precision <p>',
-        `matmul precision of the model's own GPU kernels: ${PRECISIONS.join(', ')}; mixed (webgpu only): ${MIXED_PRECISION_COVERS}`,
-      )
-        .default('fp32')
-        .argParser(parsePrecision),
+        `matmul precision of the model's own GPU kernels: ${PRECISIONS.join(', ')} (default fp32; for run and plan, the spec's precision, which this overrides); mixed (webgpu only): ${MIXED_PRECISION_COVERS}`,
+      ).argParser(parsePrecision),
     )
     .option('-q, --quiet', 'log less on stderr')
     .showHelpAfterError('(run with --help for usage)')

@@ -269,7 +269,7 @@ export async function estimatePlan(
     runs,
     totalSeconds: runs.reduce((a, x) => a + x.seconds, 0),
     pendingSeconds: runs.filter((x) => !done.has(x.key)).reduce((a, x) => a + x.seconds, 0),
-    note: 'FLOPs by formula ÷ FLOP/s measured here on a one-block model of the same shape; excludes optimizer/EMA updates, checkpoints, data loading and metric evaluation',
+    note: `FLOPs by formula ÷ FLOP/s measured here on a one-block model of the same shape${plan.runs.some((r) => r.precision !== 'fp32') ? ' at fp32 (mixed-precision runs too)' : ''}; excludes optimizer/EMA updates, checkpoints, data loading and metric evaluation`,
   };
 }
 

@@ -1,18 +1,28 @@
-// The planner: expands a validated spec (grid × seeds × models × budgets × splits × allocations ×
-// reuse) into train runs and sample runs. Each model is trained ONCE per seed and that run is shared
-// by every sampling setting that uses it. A run key is the SHA-256 of the canonical JSON (sorted keys)
-// of the run's resolved config (settings.ts: the same for the train command), which includes the
-// dataset fingerprint and the tool version.
+// The planner: expands a validated spec (grid × precisions × seeds × models × budgets × splits ×
+// allocations × reuse) into train runs and sample runs. Each model is trained ONCE per seed and
+// precision, and that run is shared by every sampling setting that uses it. A run key is the SHA-256 of
+// the canonical JSON (sorted keys) of the run's resolved config (settings.ts: the same for the train
+// command), which includes the dataset fingerprint, the tool version and the precision where it is
+// not fp32 (so fp32 runs keep the keys of before the setting existed).
+import { PRECISIONS, type Precision } from '../backends/index.js';
 import { modelName, type ModelConfig } from '../models/config.js';
 import { TAG, type Allocation, type ModelFamily } from '../store/names.js';
 import type { Tags } from '../store/types.js';
 import type { SamplingPlan } from '../diffusion/budget.js';
 import { specSamplingPlans, stepCost } from './budget.js';
 import type { VaeSpec } from '../vae/spec.js';
-import { modelConfigOf, runKeyOf, trainRunConfig, type TrainRunConfig } from './settings.js';
+import {
+  modelConfigOf,
+  precisionInKey,
+  runKeyOf,
+  trainRunConfig,
+  type KeyedPrecision,
+  type TrainRunConfig,
+} from './settings.js';
 import {
   datasetShape,
   resolveTrunk,
+  specPrecisions,
   type LoadedSpec,
   type MetricChoice,
   type MetricOptions,
@@ -52,6 +62,8 @@ export interface SampleConfig {
   toolVersion: string;
   /** latent datasets: the VAE that decodes the samples (absent for pixel datasets, so their keys are unchanged) */
   vae?: VaeSpec;
+  /** the matmul precision of sampling, where it is not fp32 (settings.ts precisionInKey); the same as its train run's */
+  precision?: KeyedPrecision;
 }
 
 interface PlannedBase {
@@ -61,6 +73,8 @@ interface PlannedBase {
   modelName: string;
   family: ModelFamily;
   seed: number;
+  /** the matmul precision the run computes at (in its key and tags where not fp32) */
+  precision: Precision;
   tags: Tags;
   /** the grid point (dotted path → value) of the first variant that planned this run */
   overrides: Record<string, unknown>;
@@ -102,6 +116,11 @@ export function runKey(config: TrainConfig | SampleConfig): string {
   return runKeyOf(config);
 }
 
+/** The run tags of a precision: none at fp32 (as the key), `precision: 'mixed'` otherwise. */
+export function precisionTags(p: Precision): Tags {
+  return p === 'fp32' ? {} : { [TAG.precision]: p };
+}
+
 function modelTags(m: ModelConfig): Tags {
   if (m.kind !== 'fpdm') return {};
   return {
@@ -135,57 +154,62 @@ export function planRuns({ spec, fingerprints, toolVersion }: PlanInputs): Plan 
   const samples = new Map<string, PlannedSample>();
   spec.variants.forEach((variant, vi) => {
     const s = variant.spec;
-    for (const seed of s.seeds) {
-      for (const name of Object.keys(s.models).sort()) {
-        const model = resolveModel(s, name);
-        const config = trainRunConfig({
-          model,
-          training: s.training,
-          dataset: s.dataset,
-          datasetFingerprint: fingerprints[vi]!,
-          seed,
-          toolVersion,
-        });
-        const key = runKey(config);
-        const label = modelName(model);
-        const base = { label, modelName: name, family: model.kind, seed, overrides: variant.overrides };
-        if (!trains.has(key))
-          trains.set(key, {
-            ...base,
-            kind: 'train',
-            key,
-            config,
+    for (const precision of specPrecisions(s)) {
+      for (const seed of s.seeds) {
+        for (const name of Object.keys(s.models).sort()) {
+          const model = resolveModel(s, name);
+          const config = trainRunConfig({
+            model,
             training: s.training,
-            tags: { ...modelTags(model) },
-            cost: trainCost(model, s.training),
-          });
-        for (const { sampling, plan } of samplingSettings(s, model)) {
-          const sc: SampleConfig = {
-            kind: 'sample',
-            trainKey: key,
-            sampling,
-            metrics: [...s.metrics].sort(),
-            metricOptions: s.metricOptions,
+            dataset: s.dataset,
+            datasetFingerprint: fingerprints[vi]!,
             seed,
             toolVersion,
-            ...(s.vae ? { vae: s.vae } : {}),
-          };
-          const skey = runKey(sc);
-          if (samples.has(skey)) continue;
-          const tags: Tags = { ...modelTags(model), [TAG.budget]: sampling.budget, [TAG.steps]: sampling.steps };
-          if (sampling.iters !== null) tags[TAG.iters] = sampling.iters;
-          if (sampling.allocation !== null) tags[TAG.allocation] = sampling.allocation;
-          if (sampling.reuse !== null) tags[TAG.reuse] = sampling.reuse;
-          samples.set(skey, {
-            ...base,
-            kind: 'sample',
-            key: skey,
-            parentKey: key,
-            config: sc,
-            tags,
-            plan,
-            cost: plan.blockEvals * sampling.samples * (sampling.cfg > 1 ? 2 : 1),
+            precision,
           });
+          const key = runKey(config);
+          const label = modelName(model);
+          const base = { label, modelName: name, family: model.kind, seed, precision, overrides: variant.overrides };
+          if (!trains.has(key))
+            trains.set(key, {
+              ...base,
+              kind: 'train',
+              key,
+              config,
+              training: s.training,
+              tags: { ...modelTags(model), ...precisionTags(precision) },
+              cost: trainCost(model, s.training),
+            });
+          for (const { sampling, plan } of samplingSettings(s, model)) {
+            const sc: SampleConfig = {
+              kind: 'sample',
+              trainKey: key,
+              sampling,
+              metrics: [...s.metrics].sort(),
+              metricOptions: s.metricOptions,
+              seed,
+              toolVersion,
+              ...(s.vae ? { vae: s.vae } : {}),
+              ...precisionInKey(precision),
+            };
+            const skey = runKey(sc);
+            if (samples.has(skey)) continue;
+            const tags: Tags = { ...modelTags(model), [TAG.budget]: sampling.budget, [TAG.steps]: sampling.steps };
+            if (sampling.iters !== null) tags[TAG.iters] = sampling.iters;
+            if (sampling.allocation !== null) tags[TAG.allocation] = sampling.allocation;
+            if (sampling.reuse !== null) tags[TAG.reuse] = sampling.reuse;
+            Object.assign(tags, precisionTags(precision));
+            samples.set(skey, {
+              ...base,
+              kind: 'sample',
+              key: skey,
+              parentKey: key,
+              config: sc,
+              tags,
+              plan,
+              cost: plan.blockEvals * sampling.samples * (sampling.cfg > 1 ? 2 : 1),
+            });
+          }
         }
       }
     }
@@ -240,6 +264,12 @@ export function shardPlan(plan: Plan, index: number, count: number): Plan {
     .sort();
   const mine = new Set(trainKeys.filter((_, j) => j % count === index));
   return { ...plan, runs: plan.runs.filter((r) => mine.has(r.kind === 'train' ? r.key : r.parentKey)) };
+}
+
+/** The precisions of a plan's runs, in PRECISIONS order (fp32 first; empty for an empty plan). */
+export function planPrecisions(plan: Plan): Precision[] {
+  const have = new Set(plan.runs.map((r) => r.precision));
+  return PRECISIONS.filter((p) => have.has(p));
 }
 
 /** Parses `--shard i/n` (0-based i < n). */

@@ -1,5 +1,6 @@
-// Provenance recorded with every run: tool version and git commit, backend (name, version, device),
-// versions of the packages that compute or store results, host, Node version, timestamps.
+// Provenance recorded with every run: tool version and git commit, backend (name, version, device,
+// matmul precision), versions of the packages that compute or store results, host, Node version,
+// timestamps.
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import type { BackendInfo } from '../backends/index.js';
@@ -39,7 +40,12 @@ export function baseProvenance(backend: BackendInfo): Provenance {
   return {
     toolVersion: toolVersion(),
     gitCommit: gitCommit(),
-    backend: { name: backend.name, version: backend.version ?? null, device: backend.device ?? null },
+    backend: {
+      name: backend.name,
+      version: backend.version ?? null,
+      device: backend.device ?? null,
+      precision: backend.precision ?? 'fp32',
+    },
     packages: packageVersions(),
     host: hostname(),
     node: process.version,

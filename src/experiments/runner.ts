@@ -10,18 +10,23 @@
 // training checkpoints are atomic, so a kill at any moment loses nothing stored; a re-run claims the
 // interrupted run again (its owner is dead) and resumes from the checkpoint. Two processes on the same
 // database and spec never do a run twice because claiming is atomic.
+//
+// Precision: a process computes at one precision (mixed needs a webgpu device made for it, fp32 runs on
+// TF.js's own). A plan at one precision runs here; a plan at several (`precision: [fp32, mixed]`) runs
+// each precision's runs in a process of its own, one after the other (`runGroups`, which the CLI gives:
+// it starts itself again with `--only-precision`), on the same database, and this process summarises.
 import { releaseSpecVaes } from '../vae/spec.js';
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { initBackend, type BackendChoice, type BackendInfo } from '../backends/index.js';
+import { initBackend, type BackendChoice, type BackendInfo, type Precision } from '../backends/index.js';
 import type { ShardRecord } from '../store/merge.js';
 import type { RunStatus } from '../store/names.js';
 import { openStore, type Store } from '../store/store.js';
 import type { Provenance, RunInput } from '../store/types.js';
 import { log } from '../util/log.js';
-import { UserError } from '../util/errors.js';
-import type { PlannedRun, PlannedSample, PlannedTrain } from './planner.js';
-import { datasetId, prepare, type Prepared } from './prepare.js';
+import { invariant, UserError } from '../util/errors.js';
+import { planPrecisions, type PlannedRun, type PlannedSample, type PlannedTrain } from './planner.js';
+import { atPrecision, datasetId, prepare, type Prepared } from './prepare.js';
 import type { ProgressMode } from './progress.js';
 import { baseProvenance } from './provenance.js';
 import { executeSample } from './sample_run.js';
@@ -34,6 +39,12 @@ export interface RunExperimentOptions {
   retryFailed?: boolean;
   /** the global --backend; 'auto' lets the spec's `backend:` decide */
   backend: BackendChoice;
+  /** the global --precision when given: replaces the spec's `precision:` (at every grid point) */
+  precision?: Precision;
+  /** run only the plan's runs at this precision (a process of `runGroups`) */
+  only?: Precision;
+  /** runs a plan of several precisions, one process per precision (absent: such a plan is refused) */
+  runGroups?: RunGroups;
   progress?: ProgressMode;
   /** where checkpoints and sample grids go (default: `artifacts/` beside the database) */
   artifactsDir?: string;
@@ -42,6 +53,18 @@ export interface RunExperimentOptions {
   /** seconds between polls while another process holds a run this one needs (default 2) */
   pollSeconds?: number;
 }
+
+/**
+ * Runs the runs of each precision in a process of its own, one precision after the other, into the
+ * same database (and the same --shard), returning each process's summary; throws when one fails. A
+ * process has one webgpu device, made for its precision. `backend` and `asked` are the prepared ones,
+ * for a check of every precision before the first process starts.
+ */
+export type RunGroups = (o: {
+  precisions: Precision[];
+  backend: BackendChoice;
+  asked: (p: Precision) => string;
+}) => Promise<RunSummary[]>;
 
 export type Outcome = 'completed' | 'skipped' | 'failed' | 'diverged' | 'blocked' | 'stopped';
 
@@ -56,6 +79,7 @@ export interface RunSummaryRow {
   iters: number | null;
   allocation: string | null;
   reuse: boolean | null;
+  precision: Precision;
   /** what this process did with the run */
   outcome: Outcome;
   /** the run's status in the database at the end */
@@ -70,6 +94,8 @@ export interface RunSummary {
   db: string;
   shard: string | null;
   backend: { name: string; version: string | null; device: string | null };
+  /** the precisions of the runs (fp32 first) */
+  precisions: Precision[];
   runs: RunSummaryRow[];
   seconds: number;
 }
@@ -98,10 +124,16 @@ const sleep = (s: number) => new Promise((res) => setTimeout(res, s * 1000));
 
 export async function runExperiment(opts: RunExperimentOptions): Promise<RunSummary> {
   const started = performance.now();
-  const p: Prepared = await prepare(opts.spec, opts.shard);
-  const spec = p.spec.base;
-  const backendChoice: BackendChoice = opts.backend === 'auto' && spec.backend ? spec.backend : opts.backend;
-  const backend: BackendInfo = await initBackend(backendChoice);
+  const all: Prepared = await prepare(opts.spec, opts.shard, {
+    backend: opts.backend,
+    precision: opts.precision,
+    only: opts.only,
+  });
+  const precisions = planPrecisions(all.plan);
+  if (opts.only === undefined && precisions.length > 1) return runEachPrecision(all, precisions, opts, started);
+  const precision = opts.only ?? precisions[0] ?? 'fp32';
+  const p: Prepared = opts.only === undefined ? all : { ...all, plan: atPrecision(all.plan, opts.only) };
+  const backend: BackendInfo = await initBackend(p.backend, { precision, asked: p.asked(precision) });
   const dbDir = dirname(resolve(opts.db));
   mkdirSync(dbDir, { recursive: true });
   const artifactsDir = resolve(opts.artifactsDir ?? join(dbDir, 'artifacts'));
@@ -118,7 +150,7 @@ export async function runExperiment(opts: RunExperimentOptions): Promise<RunSumm
     for (const r of p.plan.runs)
       if (r.kind === 'sample') samplesOf.set(r.parentKey, [...(samplesOf.get(r.parentKey) ?? []), r]);
     log(
-      `experiment ${p.plan.experiment}: ${p.plan.runs.length} runs (${trains.length} train) on ${backend.name}${backend.device ? ` (${backend.device})` : ''}; database ${opts.db}`,
+      `experiment ${p.plan.experiment}: ${p.plan.runs.length} runs (${trains.length} train) on ${backend.name}${backend.device ? ` (${backend.device})` : ''}${precision !== 'fp32' ? ` at precision ${precision}` : ''}; database ${opts.db}`,
     );
 
     for (;;) {
@@ -164,6 +196,32 @@ export async function runExperiment(opts: RunExperimentOptions): Promise<RunSumm
   }
 }
 
+/**
+ * A plan of several precisions: `runGroups` runs each precision's runs in a process of its own; the
+ * summary is then read from the database, with what each process did with its runs.
+ */
+async function runEachPrecision(
+  p: Prepared,
+  precisions: Precision[],
+  opts: RunExperimentOptions,
+  started: number,
+): Promise<RunSummary> {
+  if (!opts.runGroups)
+    throw new UserError(
+      `${p.spec.file} runs at precisions ${precisions.join(' and ')}, and a process computes at one (its webgpu device is made for it): run it with \`fpdm-exp run\`, which starts a process per precision, or one precision at a time with --precision`,
+    );
+  const groups = await opts.runGroups({ precisions, backend: p.backend, asked: p.asked });
+  const outcomes = new Map<string, { outcome: Outcome; error: string | null }>();
+  for (const g of groups) for (const r of g.runs) outcomes.set(r.key, { outcome: r.outcome, error: r.error });
+  const first = groups[0]?.backend ?? { name: p.backend, version: null, device: null };
+  const store = openStore(opts.db, { readonly: true });
+  try {
+    return summarize(store, p, opts, first, outcomes, (performance.now() - started) / 1000);
+  } finally {
+    store.close();
+  }
+}
+
 /** Claims and executes one run; 'busy' when another live process holds it. */
 async function attempt(
   store: Store,
@@ -174,6 +232,10 @@ async function attempt(
   artifactsDir: string,
   parent: PlannedTrain | null,
 ): Promise<{ outcome: Outcome; error: string | null } | 'busy'> {
+  invariant(
+    run.precision === ((prov0.backend?.precision as Precision | undefined) ?? 'fp32'),
+    () => `runner: a ${run.precision} run on a backend at precision ${prov0.backend?.precision}`,
+  );
   const provenance: Provenance = {
     ...prov0,
     ...shardRecord(p, opts),
@@ -223,7 +285,7 @@ function summarize(
   store: Store,
   p: Prepared,
   opts: RunExperimentOptions,
-  backend: BackendInfo,
+  backend: { name: string; version?: string | null; device?: string | null },
   outcomes: Map<string, { outcome: Outcome; error: string | null }>,
   seconds: number,
 ): RunSummary {
@@ -244,6 +306,7 @@ function summarize(
       iters: s?.iters ?? null,
       allocation: s?.allocation ?? null,
       reuse: s?.reuse ?? null,
+      precision: r.precision,
       outcome: o.outcome,
       status: rec?.status ?? 'absent',
       metrics,
@@ -255,6 +318,7 @@ function summarize(
     db: opts.db,
     shard: opts.shard ? `${opts.shard.index}/${opts.shard.count}` : null,
     backend: { name: backend.name, version: backend.version ?? null, device: backend.device ?? null },
+    precisions: planPrecisions(p.plan),
     runs: rows,
     seconds,
   };

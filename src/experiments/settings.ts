@@ -6,6 +6,7 @@
 // doors give the same defaults, the same resolved config and the same run key.
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
+import type { Precision } from '../backends/index.js';
 import { DEFAULT_IMAGE_SIZE, SYNTHETIC_DEFAULTS } from '../data/index.js';
 import { ALLOCATIONS } from '../diffusion/budget.js';
 import { diffusionConfig, type DiffusionConfig } from '../diffusion/process.js';
@@ -404,6 +405,26 @@ export function trainingIssues(t: TrainingSettings): { path: (string | number)[]
   return out;
 }
 
+// ---- precision -------------------------------------------------------------------------------
+
+/** A precision other than fp32: the only ones a run key names. */
+export type KeyedPrecision = Exclude<Precision, 'fp32'>;
+
+/**
+ * The precision as it enters a run's config (and so its key): nothing at fp32, `{ precision }`
+ * otherwise. fp32 keys are thus the keys of before the setting existed: no stored result is re-keyed.
+ */
+export function precisionInKey(p: Precision = 'fp32'): { precision?: KeyedPrecision } {
+  return p === 'fp32' ? {} : { precision: p };
+}
+
+/** The precision a run's config was keyed with (the inverse of precisionInKey). */
+export function precisionOfConfig(config: { precision?: KeyedPrecision }): Precision {
+  return config.precision ?? 'fp32';
+}
+
+// ---- training run ------------------------------------------------------------------------------
+
 /**
  * Everything a training run's numbers depend on (hashed into its run key). Settings that do not change
  * the numbers are not in it: checkpoint cadence, loss-log cadence and gradient checkpointing.
@@ -416,6 +437,8 @@ export interface TrainRunConfig {
   datasetFingerprint: string;
   seed: number;
   toolVersion: string;
+  /** the matmul precision, where it is not fp32 (precisionInKey) */
+  precision?: KeyedPrecision;
 }
 
 /** The run config of one training run (the spec's planner and the train command both call this). */
@@ -426,6 +449,8 @@ export function trainRunConfig(o: {
   datasetFingerprint: string;
   seed: number;
   toolVersion: string;
+  /** default fp32 */
+  precision?: Precision;
 }): TrainRunConfig {
   const { checkpointEvery: _c, logEvery: _l, gradCheckpoint: _g, ...training } = o.training;
   return {
@@ -436,6 +461,7 @@ export function trainRunConfig(o: {
     datasetFingerprint: o.datasetFingerprint,
     seed: o.seed,
     toolVersion: o.toolVersion,
+    ...precisionInKey(o.precision),
   };
 }
 

@@ -9,8 +9,10 @@
 //   sampling: { budgets: [5, 10], splits: [5, 10], allocation: fixed, reuse: [false, true] }
 //   metrics:  [fd_mnist, params, memory, throughput]
 //   seeds:    [0]
+//   precision: [fp32, mixed]     (optional; default fp32; a list runs each, like seeds)
 //   grid:     { training.steps: [100, 200] }
 import { z } from 'zod';
+import { PRECISIONS, type Precision } from '../backends/index.js';
 import { ALLOCATIONS } from '../diffusion/budget.js';
 import { PRESET_NAMES } from '../models/config.js';
 import {
@@ -89,11 +91,21 @@ export const specSchema = z
     metricOptions: metricOptionsSchema.default({}),
     seeds: z.array(nonNegInt).min(1),
     backend: z.enum(['auto', 'wasm', 'cpu', 'webgpu', 'tensorflow']).optional(),
+    /**
+     * the matmul precision of every run: fp32, or mixed (webgpu: f16 tensor-core matmuls with f32
+     * accumulation); a list runs each, like seeds, with the precision in the run keys where it is not fp32
+     */
+    precision: z.union([z.enum(PRECISIONS), z.array(z.enum(PRECISIONS)).min(1)]).default('fp32'),
     grid: z.record(z.string(), z.array(z.unknown()).min(1)).default({}),
   })
   .strict();
 
 export type Spec = z.output<typeof specSchema>;
+
+/** The precisions a (variant) spec runs at, in the order it lists them. */
+export function specPrecisions(s: Pick<Spec, 'precision'>): Precision[] {
+  return [s.precision].flat();
+}
 export type DatasetSpec = z.output<typeof datasetSchema>;
 export type TrainingSpec = z.output<typeof trainingSchema>;
 export type MetricOptions = z.output<typeof metricOptionsSchema>;
@@ -227,7 +239,10 @@ function zodIssue(src: SpecSource, raw: unknown, i: z.ZodIssue): SpecIssue[] {
       // report the branch that got furthest (the one whose issue paths are longest)
       const best = i.unionErrors.map((e) => e.issues).sort((a, b) => maxDepth(b) - maxDepth(a))[0];
       if (best && maxDepth(best) > path.length) return best.flatMap((x) => zodIssue(src, raw, x));
-      return [{ path, message: `received ${show(got)}, ${unionHint(path)}` }];
+      const guess = path.join('.') === 'precision' && typeof got === 'string' ? closest(got, [...PRECISIONS]) : null;
+      return [
+        { path, message: `received ${show(got)}, ${unionHint(path)}${guess ? `; fix: did you mean '${guess}'?` : ''}` },
+      ];
     }
     default:
       return [{ path, message: `received ${show(got)}: ${i.message}` }];
@@ -242,6 +257,7 @@ function unionHint(path: PathSeg[]): string {
   if (key === 'sampling.allocation') return `expected one of ${ALLOCATIONS.join(', ')} or a list of them`;
   if (key === 'sampling.reuse') return 'expected true, false or a list such as [false, true]';
   if (key === 'dataset.channels') return 'expected 1 or 3';
+  if (key === 'precision') return `expected ${PRECISIONS.join(' or ')}, or a list of them such as [fp32, mixed]`;
   return 'expected another type (see experiments/quickstart.yaml)';
 }
 
@@ -285,6 +301,7 @@ export function resolveTrunk(spec: Spec, name: string, seen: string[] = []): Tru
 function crossField(s: Spec): SpecIssue[] {
   const out: SpecIssue[] = [];
   const add = (path: PathSeg[], message: string) => out.push({ path, message });
+  for (const i of precisionIssues(s)) add(i.path, i.message);
   const d = s.dataset;
   for (const i of datasetIssues(d)) add(i.path, i.message);
   if (d.kind === 'latents' && s.vae === undefined && s.metrics.some((m) => ['fid', 'kid', 'prdc', 'is'].includes(m)))
@@ -416,6 +433,24 @@ function crossField(s: Spec): SpecIssue[] {
   s.seeds.forEach((v, i) => {
     if (s.seeds.indexOf(v) !== i) add(['seeds', i], `received ${v} twice; fix: list each seed once`);
   });
+  return out;
+}
+
+/** Each precision listed once; mixed only where the backend can run it (webgpu, or auto on a GPU). */
+function precisionIssues(s: Spec): SpecIssue[] {
+  const out: SpecIssue[] = [];
+  const list = specPrecisions(s);
+  const at = (i: number): PathSeg[] => (Array.isArray(s.precision) ? ['precision', i] : ['precision']);
+  list.forEach((p, i) => {
+    if (list.indexOf(p) !== i)
+      out.push({ path: at(i), message: `received ${show(p)} twice; fix: list each precision once` });
+  });
+  const mixed = list.indexOf('mixed');
+  if (mixed >= 0 && s.backend !== undefined && s.backend !== 'auto' && s.backend !== 'webgpu')
+    out.push({
+      path: at(mixed),
+      message: `received "mixed" with backend: ${s.backend}, but mixed precision (f16 tensor-core matmuls) runs on the webgpu backend only; fix: backend: webgpu (or no backend: auto picks webgpu where there is a GPU), or precision: fp32`,
+    });
   return out;
 }
 

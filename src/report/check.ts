@@ -3,7 +3,8 @@
 // which direction is better. The value compared is the mean over seeds of the metric in the latest
 // completed run per seed matching the selector. A value worse than expected by more than
 //   allowed = max(abs, rel · |expected|)
-// is a regression; `lower`/`higher` pass any improvement, `equal` fails a deviation either way.
+// is a regression; `lower`/`higher` pass any improvement, `equal` fails a deviation either way. A check
+// compares fp32 results unless its selector names another precision (`tags: {precision: mixed}`).
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import YAML from 'yaml';
@@ -11,7 +12,7 @@ import { z } from 'zod';
 import { UserError } from '../util/errors.js';
 import { atomicWrite, requireFile } from '../util/fs.js';
 import { openStore } from '../store/store.js';
-import { MODEL_FAMILIES, RUN_KINDS } from '../store/names.js';
+import { MODEL_FAMILIES, RUN_KINDS, TAG } from '../store/names.js';
 import type { MetricRecord, Tags } from '../store/types.js';
 import { summarize } from './stats.js';
 
@@ -126,7 +127,11 @@ function matches(r: MetricRecord, c: BaselineCheck): boolean {
   if (s.family !== undefined && r.family !== s.family) return false;
   if (s.kind !== undefined && r.kind !== s.kind) return false;
   if ((s.step ?? null) !== r.step) return false;
-  for (const [k, v] of Object.entries(s.tags ?? {})) if ((r.tags as Tags)[k] !== v) return false;
+  // rows without a precision tag computed at fp32; a check that names no precision compares fp32 rows
+  // only, so results at another precision are never pooled into a baseline measured at fp32
+  const tags = { [TAG.precision]: 'fp32', ...s.tags };
+  for (const [k, v] of Object.entries(tags))
+    if ((k === TAG.precision ? (r.tags[k] ?? 'fp32') : (r.tags as Tags)[k]) !== v) return false;
   return Number.isFinite(r.value);
 }
 

@@ -7,7 +7,7 @@ import { DISTRIBUTION_METRICS, METRIC, METRIC_LABELS, TAG, type MetricName, type
 import type { ArtifactRecord, MetricRecord, RunRecord } from '../store/types.js';
 import { aggregate, cmpX, fmtTag, numTag, toPoints, type Agg } from './aggregate.js';
 import { barChart, fitSeries, lineChart, type SeriesPoint, type VlSpec } from './figures.js';
-import { modelLabels } from './labels.js';
+import { modelLabels, precisionLabel, splitPrecisionLabel, withoutPrecision } from './labels.js';
 import { budgetSummary, configKey, familyOf, LOWER_IS_BETTER, qualityLevel, type BudgetSummary } from './quality.js';
 import { residualSection, residualSummary } from './residuals.js';
 import { summarize } from './stats.js';
@@ -81,11 +81,22 @@ const dropNote = (s: Section, figure: string, dropped: string[]) => {
 };
 
 export function buildSections(input: ReportInput): Section[] {
-  // short labels: every model name in figures and tables is its label (the Models table defines them)
+  // short labels: every model name in figures and tables is its label (the Models table defines them);
+  // results at a precision other than fp32 are labelled as their own model ('DiT [mixed]'), so that no
+  // comparison pools them with fp32 ones; the precision section sets the two side by side
   const labels = modelLabels([...input.runs, ...input.metrics]);
   const short = (m: string) => labels.get(m)?.label ?? m;
-  const metrics = input.metrics.map((r) => ({ ...r, model: short(r.model) }));
-  const artifacts = input.artifacts.map((a) => ({ ...a, model: short(a.model) }));
+  const shortRows = input.metrics.map((r) => ({ ...r, model: short(r.model) }));
+  const metrics = shortRows.map((r) => ({
+    ...r,
+    model: precisionLabel(r.model, r.tags),
+    tags: withoutPrecision(r.tags),
+  }));
+  const artifacts = input.artifacts.map((a) => ({
+    ...a,
+    model: precisionLabel(short(a.model), a.tags),
+    tags: withoutPrecision(a.tags),
+  }));
   const metric = distributionMetric(metrics);
   const scalar = (name: string) => metrics.filter((r) => r.name === name && r.step === null);
   const dist = metric ? scalar(metric) : [];
@@ -94,6 +105,16 @@ export function buildSections(input: ReportInput): Section[] {
   // the other distribution metrics present get their own budget section (the ablations use `metric`)
   const others = DISTRIBUTION_METRICS.filter((m) => m !== metric && scalar(m).some((r) => Number.isFinite(r.value)));
   const residuals = residualSummary(metrics);
+  // only where a result is not fp32: an fp32-only report has the sections it had before precisions
+  const precisions = shortRows.some((r) => (r.tags[TAG.precision] ?? 'fp32') !== 'fp32')
+    ? [
+        precisionSection(
+          metric,
+          metric ? shortRows.filter((r) => r.name === metric && r.step === null) : [],
+          missingMetric,
+        ),
+      ]
+    : [];
   return [
     runsSection(input.runs, labels),
     verdictsSection({ metric, dist, summary, metrics, residuals }),
@@ -101,6 +122,7 @@ export function buildSections(input: ReportInput): Section[] {
     ...others.map((m) =>
       budgetSection(m, scalar(m), budgetSummary(m, scalar(m)), missingMetric, metrics, `budget_${m}`),
     ),
+    ...precisions,
     smoothingSection(metric, dist, summary, missingMetric),
     reuseAllocationSection(metric, dist, missingMetric),
     depthSection(metric, dist, missingMetric),
@@ -120,10 +142,13 @@ function runsSection(runs: RunRecord[], labels: ReturnType<typeof modelLabels>):
     'Every run in the database by status, the models (with the short labels the figures use) and the software and hardware the completed runs used.',
   );
   const short = (m: string) => labels.get(m)?.label ?? m;
+  // a precision column only where some run is not fp32 (null cells: the column is not shown)
+  const mixed = runs.some((r) => (r.tags[TAG.precision] ?? 'fp32') !== 'fp32');
+  const precisionOf = (r: RunRecord): string | null => (mixed ? String(r.tags[TAG.precision] ?? 'fp32') : null);
   s.tables.push({
     id: 'models',
     title: 'Models',
-    caption: 'The short label each figure and table uses for a model, and the model it stands for.',
+    caption: `The short label each figure and table uses for a model, and the model it stands for.${mixed ? " A label with ' [mixed]' appended stands for the model's results at mixed precision (f16 tensor-core matmuls), kept apart from its fp32 results everywhere." : ''}`,
     columns: [
       { key: 'label', label: 'label' },
       { key: 'family', label: 'family' },
@@ -133,12 +158,16 @@ function runsSection(runs: RunRecord[], labels: ReturnType<typeof modelLabels>):
       .sort((a, b) => a.label.localeCompare(b.label))
       .map((l) => ({ label: l.label, family: l.family, model: l.model })),
   });
-  const counts = new Map<string, { experiment: string; model: string; kind: string; status: string; n: number }>();
+  const counts = new Map<
+    string,
+    { experiment: string; model: string; precision: string | null; kind: string; status: string; n: number }
+  >();
   for (const r of runs) {
-    const k = [r.experiment ?? '', r.model, r.kind, r.status].join('\u0000');
+    const k = [r.experiment ?? '', r.model, precisionOf(r), r.kind, r.status].join('\u0000');
     const c = counts.get(k) ?? {
       experiment: r.experiment ?? '–',
       model: short(r.model),
+      precision: precisionOf(r),
       kind: r.kind,
       status: r.status,
       n: 0,
@@ -149,16 +178,19 @@ function runsSection(runs: RunRecord[], labels: ReturnType<typeof modelLabels>):
   s.tables.push({
     id: 'runs',
     title: 'Runs',
-    caption: 'Number of runs per experiment, model, kind and status.',
+    caption: `Number of runs per experiment, model, ${mixed ? 'precision, ' : ''}kind and status.`,
     columns: [
       { key: 'experiment', label: 'experiment' },
       { key: 'model', label: 'model' },
+      { key: 'precision', label: 'precision' },
       { key: 'kind', label: 'kind' },
       { key: 'status', label: 'status' },
       { key: 'n', label: 'runs', format: 'int' },
     ],
     rows: [...counts.values()].sort((a, b) =>
-      `${a.experiment}${a.model}${a.kind}`.localeCompare(`${b.experiment}${b.model}${b.kind}`),
+      `${a.experiment}${a.model}${a.precision ?? ''}${a.kind}`.localeCompare(
+        `${b.experiment}${b.model}${b.precision ?? ''}${b.kind}`,
+      ),
     ),
   });
   const prov = new Map<string, Record<string, Cell>>();
@@ -166,6 +198,8 @@ function runsSection(runs: RunRecord[], labels: ReturnType<typeof modelLabels>):
     const p = r.provenance;
     const row = {
       backend: p.backend?.name ?? null,
+      // runs stored before the precision was recorded computed at fp32
+      precision: mixed ? (p.backend?.precision ?? 'fp32') : null,
       version: p.backend?.version ?? null,
       device: p.backend?.device ?? null,
       commit: p.gitCommit ?? null,
@@ -181,10 +215,10 @@ function runsSection(runs: RunRecord[], labels: ReturnType<typeof modelLabels>):
     s.tables.push({
       id: 'provenance',
       title: 'Provenance',
-      caption:
-        'Distinct backend / version / device / git commit / tool version / host combinations of the completed runs.',
+      caption: `Distinct backend / ${mixed ? 'precision / ' : ''}version / device / git commit / tool version / host combinations of the completed runs.`,
       columns: [
         { key: 'backend', label: 'backend' },
+        { key: 'precision', label: 'precision' },
         { key: 'version', label: 'backend version' },
         { key: 'device', label: 'device' },
         { key: 'commit', label: 'git commit' },
@@ -198,11 +232,18 @@ function runsSection(runs: RunRecord[], labels: ReturnType<typeof modelLabels>):
   return s;
 }
 
-/** The DiT model an FPDM model is compared with: the same label with FPDM → DiT, else the only DiT model. */
+/**
+ * The DiT model an FPDM model is compared with, at the same precision (precisionLabel): the same label
+ * with FPDM → DiT, else the only DiT model at that precision.
+ */
 export function pairedDit(model: string, ditModels: string[]): string | null {
-  const same = ditModels.find((d) => d.toLowerCase() === model.replace(/fpdm/i, 'DiT').toLowerCase());
+  const m = splitPrecisionLabel(model);
+  const dits = ditModels.filter((d) => splitPrecisionLabel(d).precision === m.precision);
+  const same = dits.find(
+    (d) => splitPrecisionLabel(d).base.toLowerCase() === m.base.replace(/fpdm/i, 'DiT').toLowerCase(),
+  );
   if (same) return same;
-  return ditModels.length === 1 ? ditModels[0]! : null;
+  return dits.length === 1 ? dits[0]! : null;
 }
 
 /** (FPDM, DiT) pairs among the models of `rows`. */
@@ -449,6 +490,90 @@ function smoothingSection(
       styleTitle: 'model',
       xLog: true,
       xTicks: ticks(pts.map((p) => p.x)),
+      points: fit.points,
+    }),
+  });
+  return s;
+}
+
+/**
+ * fp32 beside mixed precision: per model, budget and sampling configuration run at both, the
+ * distribution metric's mean and std over seeds at each, their difference, and whether it is within
+ * the seed spread (the fp32 sample std: how far two seeds at one precision already differ).
+ */
+function precisionSection(metric: string | null, rows: MetricRecord[], missing: string): Section {
+  const title = `Precision: ${metric ? label(metric) : 'metric'} at fp32 and mixed`;
+  const s = section(
+    'precision',
+    title,
+    "The same models, seeds and sampling settings trained and sampled at fp32 and at mixed precision (f16 tensor-core matmuls with f32 accumulation, on webgpu): mean ± std over seeds at each, and the difference against the seed spread. Elsewhere in this report the mixed results are labelled '<model> [mixed]'.",
+  );
+  if (!metric) return (s.skipped.push(missing), s);
+  const precisionOf = (r: MetricRecord) => String(r.tags[TAG.precision] ?? 'fp32');
+  const aggs = aggregate(rows, {
+    x: precisionOf,
+    base: (r) => `${r.model} @ budget ${fmtTag(r.tags[TAG.budget])}`,
+    consumed: [TAG.precision, TAG.budget, TAG.numImages, 'reference_images'],
+  });
+  const bySeries = new Map<string, Map<string, Agg>>();
+  for (const a of aggs)
+    (bySeries.get(a.series) ?? bySeries.set(a.series, new Map()).get(a.series)!).set(String(a.x), a);
+  const pairs = [...bySeries]
+    .filter(([, m]) => m.has('fp32') && m.has('mixed'))
+    .sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }));
+  if (!pairs.length) return (s.skipped.push(`no configuration has ${metric} at both fp32 and mixed precision`), s);
+  const table = pairs.map(([series, m]) => {
+    const [f, x] = [m.get('fp32')!, m.get('mixed')!];
+    const spread = f.n >= 2 ? f.std : null;
+    const diff = x.mean - f.mean;
+    return {
+      series,
+      fp32_mean: f.mean,
+      fp32_std: f.std,
+      fp32_n: f.n,
+      mixed_mean: x.mean,
+      mixed_std: x.std,
+      mixed_n: x.n,
+      diff,
+      spread,
+      within: spread === null ? null : Math.abs(diff) <= spread ? 'yes' : 'no',
+    };
+  });
+  s.tables.push({
+    id: `precision_${metric}`,
+    title,
+    caption: `${label(metric)} (${metric}) mean and sample std over seeds at each precision, per model @ budget (and sampling configuration where several were run); 'within the seed spread': |mixed − fp32| ≤ the fp32 std over seeds (– with fewer than two fp32 seeds).`,
+    columns: [
+      { key: 'series', label: 'model @ budget' },
+      { key: 'fp32_mean', label: 'fp32 mean', format: 'num' },
+      { key: 'fp32_std', label: 'fp32 std', format: 'num' },
+      { key: 'fp32_n', label: 'fp32 seeds', format: 'int' },
+      { key: 'mixed_mean', label: 'mixed mean', format: 'num' },
+      { key: 'mixed_std', label: 'mixed std', format: 'num' },
+      { key: 'mixed_n', label: 'mixed seeds', format: 'int' },
+      { key: 'diff', label: 'mixed − fp32', format: 'num' },
+      { key: 'spread', label: 'seed spread (fp32 std)', format: 'num' },
+      { key: 'within', label: 'within the seed spread' },
+    ],
+    rows: table,
+  });
+  const judged = table.filter((r) => r.within !== null);
+  if (judged.length)
+    (s.notes ??= []).push(
+      `${judged.filter((r) => r.within === 'yes').length} of ${judged.length} configurations score the same ${metric} at mixed as at fp32 within the seed spread.`,
+    );
+  const keep = pairs.flatMap(([, m]) => [m.get('fp32')!, m.get('mixed')!]);
+  const fit = fitSeries(toPoints(keep), [(p) => /@ budget (\S+)/.exec(p.series)?.[0] ?? p.series]);
+  dropNote(s, title, fit.dropped);
+  s.figures.push({
+    id: `precision_${metric}`,
+    title,
+    spec: barChart({
+      id: `precision_${metric}`,
+      title,
+      xTitle: 'precision',
+      yTitle: label(metric),
+      seriesTitle: 'model @ budget',
       points: fit.points,
     }),
   });

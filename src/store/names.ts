@@ -143,6 +143,11 @@ export const TAG = {
   t: 't',
   /** Number of images a distribution metric was computed from (number). */
   numImages: 'num_images',
+  /**
+   * Matmul precision of the run: 'mixed' (f16 tensor-core matmuls, f32 accumulation); absent = fp32, as
+   * in the run key, so fp32 results carry the tags they had before the setting existed.
+   */
+  precision: 'precision',
 } as const;
 
 export { ALLOCATIONS, type Allocation } from '../diffusion/budget.js';

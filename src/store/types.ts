@@ -10,7 +10,8 @@ export interface Provenance {
   config?: unknown;
   runKey?: string;
   seed?: number;
-  backend?: { name: string; version?: string | null; device?: string | null };
+  /** `precision`: the matmul precision the run computed at ('fp32' or 'mixed'; absent in runs stored before it was recorded: fp32) */
+  backend?: { name: string; version?: string | null; device?: string | null; precision?: string };
   /** npm package name → version actually loaded */
   packages?: Record<string, string>;
   gitCommit?: string | null;

@@ -242,6 +242,42 @@ export const MALFORMED: MalformedCase[] = [
     'batchSize: 8\nmetrics'.split('\n')[0],
   ),
   c('missing sampling budgets', edit(T, '  budgets: [2, 4]\n', ''), 'sampling.budgets: is missing'),
+  c(
+    'unknown precision',
+    edit(T, 'seeds: [0]', 'seeds: [0]\nprecision: bf16'),
+    'precision: received',
+    'precision: bf16',
+  ),
+  c(
+    'unknown precision in a list',
+    edit(T, 'seeds: [0]', 'seeds: [0]\nprecision: [fp32, f16]'),
+    'precision[1]',
+    'precision: [fp32, f16]',
+  ),
+  c(
+    'precision listed twice',
+    edit(T, 'seeds: [0]', 'seeds: [0]\nprecision: [mixed, mixed]'),
+    'precision[1]',
+    'precision: [mixed, mixed]',
+  ),
+  c(
+    'mixed precision on the cpu backend',
+    edit(T, 'seeds: [0]', 'seeds: [0]\nbackend: cpu\nprecision: mixed'),
+    'precision: received "mixed" with backend: cpu',
+    'precision: mixed',
+  ),
+  c(
+    'mixed precision in a list on the wasm backend',
+    edit(T, 'seeds: [0]', 'seeds: [0]\nbackend: wasm\nprecision: [fp32, mixed]'),
+    'precision[1]: received "mixed" with backend: wasm',
+    'precision: [fp32, mixed]',
+  ),
+  c(
+    'grid: mixed precision on the tensorflow backend',
+    edit(T, 'seeds: [0]', 'seeds: [0]\nbackend: tensorflow\ngrid:\n  precision: [fp32, mixed]'),
+    'grid.precision[1]',
+    'precision: [fp32, mixed]',
+  ),
 ];
 
 /** 1-based line of the first line containing `marker`. */

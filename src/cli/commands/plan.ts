@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { parseShard } from '../../experiments/planner.js';
 import { planStatus, prepare, type PlanRow } from '../../experiments/prepare.js';
 import { estimatePlan, formatEstimate, type PlanEstimate } from '../../experiments/estimate.js';
-import type { BackendChoice } from '../../backends/index.js';
+import type { BackendChoice, Precision } from '../../backends/index.js';
 import type { GlobalOptions } from '../context.js';
 import { UserError } from '../../util/errors.js';
 import { emitJson } from '../../util/log.js';
@@ -19,6 +19,8 @@ export interface PlanOptions {
   shard?: string;
   /** backend whose measured speed the wall-time estimate uses (default auto) */
   backend?: BackendChoice;
+  /** the global --precision when given: replaces the spec's precision, as in `run` */
+  precision?: Precision;
 }
 
 export interface PlanResult {
@@ -50,7 +52,7 @@ export function shardOption(text: string | undefined): { index: number; count: n
 }
 
 export async function run(opts: PlanOptions): Promise<PlanResult> {
-  const p = await prepare(opts.spec, shardOption(opts.shard));
+  const p = await prepare(opts.spec, shardOption(opts.shard), { backend: opts.backend, precision: opts.precision });
   const rows = planStatus(p.plan, opts.db);
   const done = rows.filter((r) => r.status === 'completed');
   const failed = rows.filter((r) => r.status === 'failed' || r.status === 'diverged');
@@ -76,11 +78,14 @@ export async function run(opts: PlanOptions): Promise<PlanResult> {
 const dash = (v: unknown): string => (v === null || v === undefined ? '-' : String(v));
 
 export function formatPlan(r: PlanResult): string {
+  // the precision column only where a run is not fp32 (an fp32 plan reads as before the setting)
+  const precisionCol = r.runs.some((x) => x.precision !== 'fp32');
   const table = formatTable(
     [
       'kind',
       'model',
       'seed',
+      ...(precisionCol ? ['precision'] : []),
       'budget',
       'steps',
       'iters',
@@ -96,6 +101,7 @@ export function formatPlan(r: PlanResult): string {
       x.kind,
       x.model,
       x.seed,
+      ...(precisionCol ? [x.precision] : []),
       dash(x.budget),
       dash(x.steps),
       dash(x.iters),
@@ -132,7 +138,8 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--shard <i/n>', 'only the i-th of n slices of the plan')
     .option('--json', 'print JSON on stdout')
     .action(async (spec: string, opts: { db: string; shard?: string; json?: boolean }) => {
-      const r = await run({ spec, db: opts.db, shard: opts.shard, backend: globals().backend });
+      const g = globals();
+      const r = await run({ spec, db: opts.db, shard: opts.shard, backend: g.backend, precision: g.precision });
       if (opts.json) return emitJson(r);
       process.stdout.write(formatPlan(r));
     });

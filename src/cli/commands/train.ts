@@ -20,6 +20,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import type { z } from 'zod';
+import type { Precision } from '../../backends/index.js';
 import { openSpecDataset } from '../../experiments/datasets.js';
 import { startProgress } from '../../experiments/progress.js';
 import {
@@ -261,11 +262,15 @@ export interface ResolvedTrain {
   key: string;
 }
 
-/** Flags → the resolved run: the same functions a spec's planner calls (settings.ts). */
+/**
+ * Flags → the resolved run: the same functions a spec's planner calls (settings.ts). `precision` is the
+ * global --precision (a spec's `precision:`): in the run key where it is not fp32.
+ */
 export function resolveTrainCommand(
   o: TrainCommandOptions,
   datasetFingerprint: string,
   version = toolVersion(),
+  precision: Precision = 'fp32',
 ): ResolvedTrain {
   const dataset = datasetSettingsOf(o);
   const training = trainingSettingsOf(o);
@@ -286,6 +291,7 @@ export function resolveTrainCommand(
     datasetFingerprint,
     seed: o.seed ?? 0,
     toolVersion: version,
+    precision,
   });
   return { model, dataset, training, config, key: runKeyOf(config) };
 }
@@ -294,7 +300,7 @@ export async function run(o: TrainCommandOptions, g: GlobalOptions): Promise<Tra
   prepareDir(o.out, '--out checkpoint directory', { create: false });
   const backend = await useBackend(g);
   const ds = await openSpecDataset(datasetSettingsOf(o), 'train');
-  const r = resolveTrainCommand(o, ds.fingerprint);
+  const r = resolveTrainCommand(o, ds.fingerprint, toolVersion(), g.precision ?? 'fp32');
   const { model, training: t } = r;
   const params = countParams(model).total;
   log(
