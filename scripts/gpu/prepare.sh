@@ -60,7 +60,8 @@ fi
 # code-split chunks sit one folder deeper than the entries; what finds package.json two levels up from
 # its module (the tool version in checkpoints) finds this copy
 cp package.json "$stage/package.json"
-tar -C "$stage" -cf - app package.json | xz -T2 -6 > .gpu/app.tar.xz
+cp -r assets "$stage/assets" # and the fd_mnist classifier beside that package.json (a bundled `run` looks there)
+tar -C "$stage" -cf - app package.json assets | xz -T2 -6 > .gpu/app.tar.xz
 
 # 3. Golden fixtures (the Inception weights are ternary and compress to a few MB)
 fx=${FPDM_FIXTURES:-$root/tests/fixtures}

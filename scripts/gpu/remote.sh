@@ -15,6 +15,6 @@ mkdir -p /tmp/fpdm/bin
 [ -e /tmp/fpdm/fixtures ] || [ ! -d tests/fixtures ] || ln -sfn "$PWD/tests/fixtures" /tmp/fpdm/fixtures
 # suites that find their fixtures beside their own module (tests/helpers.ts: ./fixtures, tests/vae/helpers.ts: ../fixtures/vae) find
 # them from a bundled entry (app/tests/<suite>/) and from a shared chunk (app/chunks/)
-[ ! -e /tmp/fpdm/fixtures ] || { ln -sfn /tmp/fpdm/fixtures /tmp/fpdm/app/tests/fixtures; ln -sfn /tmp/fpdm/fixtures /tmp/fpdm/app/fixtures; ln -sfn /tmp/fpdm/fixtures /tmp/fpdm/app/chunks/fixtures; }
+[ ! -e /tmp/fpdm/fixtures ] || { mkdir -p /tmp/fpdm/app/tests /tmp/fpdm/app/chunks; ln -sfn /tmp/fpdm/fixtures /tmp/fpdm/app/tests/fixtures; ln -sfn /tmp/fpdm/fixtures /tmp/fpdm/app/fixtures; ln -sfn /tmp/fpdm/fixtures /tmp/fpdm/app/chunks/fixtures; }
 export PATH=/tmp/fpdm/bin:$PATH APP=/tmp/fpdm/app FPDM_FIXTURES=/tmp/fpdm/fixtures
 eval "$@"
