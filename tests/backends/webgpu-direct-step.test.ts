@@ -15,7 +15,6 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { directTrainingStep, setKernelOptions } from '../../src/backends/kernels.js';
 import { createDiffusion, diffusionConfig, type DiffusionConfig } from '../../src/diffusion/process.js';
-import { trainingLossMean } from '../../src/diffusion/losses.js';
 import type { ModelConfig } from '../../src/models/config.js';
 import { openSynthetic } from '../../src/data/synthetic.js';
 import { trainModel } from '../../src/training/loop.js';
@@ -23,7 +22,7 @@ import { readCheckpoint, readCheckpointMeta } from '../../src/training/checkpoin
 import { createModel } from '../../src/models/index.js';
 import type { Dataset } from '../../src/data/dataset.js';
 import { TEST_BACKENDS, maxAbsDiff, randomTensor, tensorRelErr, useBackend } from '../helpers.js';
-import { TINY_TRUNK, randomModel, tinyFpdm } from './tiny-models.js';
+import { TINY_TRUNK, randomModel, tapedStep, tinyFpdm } from './tiny-models.js';
 
 const onGpu = TEST_BACKENDS.includes('webgpu');
 const SKIP = 'webgpu only: npm run test:webgpu runs it (on a GPU, or on SwiftShader without one)';
@@ -83,33 +82,15 @@ test(
         assert.ok(direct, 'the direct step is available on webgpu for the hybrid loss');
         const ours = direct(inp);
         // the taped step, TF.js ops (no direct dispatch) on the same backend
-        setKernelOptions({ rawBlock: false });
-        const xT = process.qSample(x0, t, noise);
-        const tModel = process.modelTimesteps(t);
-        const state = model.noGradState(xT, tModel, y, cs.noGrad);
-        let residuals: tf.Tensor | undefined;
-        const ref = tf.variableGrads(() => {
-          const r = model.forward(xT, tModel, y, {
-            state,
-            iters: cs.withGrad,
-            trackResiduals: true,
-            gradCheckpoint: cs.ckpt,
-          });
-          if (r.state) tf.dispose(r.state.z);
-          if (r.residuals) residuals = tf.keep(r.residuals);
-          return trainingLossMean(process, { modelOutput: r.out, xStart: x0, xT, noise, t });
-        }, [...model.params.values()]);
-        setKernelOptions({ rawBlock: true });
-        const eLoss = await tensorRelErr(ours.loss, ref.value);
+        const ref = tapedStep(model, process, { ...inp, ckpt: cs.ckpt });
+        const eLoss = await tensorRelErr(ours.loss, ref.loss);
         assert.ok(
           eLoss <= 1e-5,
-          `${cs.label}: loss ${await ours.loss.data()} vs ${await ref.value.data()} (rel. ${eLoss})`,
+          `${cs.label}: loss ${await ours.loss.data()} vs ${await ref.loss.data()} (rel. ${eLoss})`,
         );
-        const byVar = new Map([...model.params].map(([name, v]) => [v.name, name]));
         assert.equal(ours.grads.size, model.params.size, `${cs.label}: a gradient for every parameter`);
         let worst = { e: 0, name: '' };
-        for (const [vn, g] of Object.entries(ref.grads)) {
-          const name = byVar.get(vn)!;
+        for (const [name, g] of ref.grads) {
           const mine = ours.grads.get(name);
           assert.ok(mine, `${cs.label}: no gradient for ${name}`);
           const e = await tensorRelErr(mine, g);
@@ -117,13 +98,12 @@ test(
         }
         assert.ok(worst.e <= 2e-4, `${cs.label}: largest gradient rel. error ${worst.e} (${worst.name})`);
         if (cs.model.kind === 'fpdm' && cs.withGrad > 0) {
-          assert.ok(ours.residuals && residuals, `${cs.label}: residuals from both`);
-          const eRes = await tensorRelErr(ours.residuals, residuals);
+          assert.ok(ours.residuals && ref.residuals, `${cs.label}: residuals from both`);
+          const eRes = await tensorRelErr(ours.residuals, ref.residuals);
           assert.ok(eRes <= 1e-4, `${cs.label}: residuals rel. error ${eRes}`);
         }
-        tf.dispose([ours.loss, ...ours.grads.values(), ...(ours.residuals ? [ours.residuals] : []), ref.value]);
-        tf.dispose([...Object.values(ref.grads), ...(residuals ? [residuals] : []), x0, noise, y, xT, tModel]);
-        if (state) tf.dispose(state.z);
+        tf.dispose([ours.loss, ...ours.grads.values(), ...(ours.residuals ? [ours.residuals] : []), ref.loss]);
+        tf.dispose([...ref.grads.values(), ...(ref.residuals ? [ref.residuals] : []), x0, noise, y]);
         model.dispose();
       }
     } finally {

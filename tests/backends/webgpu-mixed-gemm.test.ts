@@ -14,8 +14,9 @@
 //                  needed), and the workgroup memory counted by mixedWorkgroupBytes is Dawn's count
 //   refusal        a GPU without the features: mixedPrecisionSupport and initBackend name the missing
 //                  ones and point to --precision fp32
-//   backward       the training step with loss scaling (its backward's products on the tensor cores)
-//                  against the same step's fp32 backward: every gradient within f16 rounding
+//   training step  on the mixed device, the direct step with loss scaling (forward and backward on the
+//                  tensor cores) against the same step's fp32 backward and against TF.js's fp32 ops:
+//                  loss and every gradient within f16 rounding
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
@@ -52,7 +53,7 @@ import { Rng } from '../../src/util/rng.js';
 import { TEST_BACKENDS, randomTensor, sha256, tensorRelErr, useBackend } from '../helpers.js';
 import { directTrainingStep, setKernelOptions } from '../../src/backends/kernels.js';
 import { createDiffusion, diffusionConfig } from '../../src/diffusion/process.js';
-import { TINY_TRUNK, randomModel, tinyFpdm } from './tiny-models.js';
+import { TINY_TRUNK, randomModel, tapedStep, tinyFpdm } from './tiny-models.js';
 
 const onGpu = TEST_BACKENDS.includes('webgpu');
 const SKIP = 'webgpu only: npm run test:webgpu runs it (on a GPU, or on SwiftShader without one)';
@@ -482,14 +483,14 @@ test(
 );
 
 test(
-  "the training step's backward on the tensor cores (loss scaling) gives the fp32 backward's gradients within f16 rounding",
+  'the training step at mixed precision (forward and, with loss scaling, backward on the tensor cores) gives the fp32 step within f16 rounding',
   { skip: NO_TENSOR_CORES },
   async () => {
     await useBackend('webgpu', { precision: 'mixed' });
     const prev = setKernelOptions({ rawBlock: true, directStep: true });
     try {
       const N = 4;
-      // d 64, 16 tokens: the backward's products at shapes that are not multiples of the tiles
+      // d 64, 16 tokens: the products at shapes that are not multiples of the tiles
       for (const [label, cfg] of [
         ['DiT', TINY_TRUNK],
         ['FPDM', tinyFpdm({})],
@@ -514,21 +515,42 @@ test(
           trackResiduals: false,
         };
         const step = directTrainingStep(process, model)!;
-        const fp32 = step(inp); // the backward in fp32 (no loss scale); the forward is mixed in both
+        const fwdOnly = step(inp); // the backward in fp32 (no loss scale); the forward on the tensor cores
         const LS = 2 ** 16;
         const mixed = step({ ...inp, lossScale: LS });
-        assert.equal((await mixed.loss.data())[0], (await fp32.loss.data())[0], `${label}: the same forward`);
-        let worst = { e: 0, name: '' };
-        for (const [name, g] of fp32.grads) {
+        // the whole step in fp32: TF.js's own ops on the same device (their matmuls are fp32)
+        const ref = tapedStep(model, process, { ...inp, ckpt: false });
+        assert.equal((await mixed.loss.data())[0], (await fwdOnly.loss.data())[0], `${label}: the same forward`);
+        const eLoss = await tensorRelErr(mixed.loss, ref.loss);
+        // f16 operands (2^-11 relative rounding each) through the blocks
+        assert.ok(eLoss <= 1e-2 && eLoss > 0, `${label}: loss at mixed vs fp32, rel. error ${eLoss}`);
+        const worst = { bwd: { e: 0, name: '' }, all: { e: 0, name: '' } };
+        for (const [name, g] of ref.grads) {
           const m = tf.mul(mixed.grads.get(name)!, 1 / LS);
-          const e = await tensorRelErr(m, g);
+          const eBwd = await tensorRelErr(m, fwdOnly.grads.get(name)!); // the backward's precision alone
+          const eAll = await tensorRelErr(m, g); // forward and backward
           m.dispose();
-          if (e > worst.e) worst = { e, name };
+          if (eBwd > worst.bwd.e) worst.bwd = { e: eBwd, name };
+          if (eAll > worst.all.e) worst.all = { e: eAll, name };
         }
-        // f16 operands (2^-11 relative rounding) through a few products: ≈ 1e-3 of each gradient's norm
-        assert.ok(worst.e <= 1e-2, `${label}: largest gradient rel. error ${worst.e} (${worst.name})`);
-        assert.ok(worst.e > 0, `${label}: the backward did change precision`);
-        tf.dispose([fp32.loss, mixed.loss, ...fp32.grads.values(), ...mixed.grads.values(), x0, noise, y]);
+        assert.ok(
+          worst.bwd.e <= 1e-2,
+          `${label}: backward at mixed vs fp32, largest rel. error ${worst.bwd.e} (${worst.bwd.name})`,
+        );
+        assert.ok(worst.bwd.e > 0, `${label}: the backward did change precision`);
+        assert.ok(
+          worst.all.e <= 3e-2,
+          `${label}: step at mixed vs fp32, largest gradient rel. error ${worst.all.e} (${worst.all.name})`,
+        );
+        tf.dispose([
+          fwdOnly.loss,
+          mixed.loss,
+          ref.loss,
+          ...fwdOnly.grads.values(),
+          ...mixed.grads.values(),
+          ...ref.grads.values(),
+        ]);
+        tf.dispose([x0, noise, y]);
         model.dispose();
       }
     } finally {

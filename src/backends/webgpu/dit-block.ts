@@ -13,7 +13,7 @@
 //   backward only: DADA [n, 6d], DH [R, hid], DMOD [R, d], DX1 [R, d], DMERGED [R, d], DP [BH, t, t], DQKV [R, 3d]
 import * as tf from '@tensorflow/tfjs-core';
 import type { BlockSaved } from '../../models/blocks.js';
-import { lit, ROW_WG, u } from './gemm.js';
+import { lit, ROW_WG, u, type MatMulSpec } from './gemm.js';
 import { AdaPlan } from './ada.js';
 import type { Arg } from './plan.js';
 import type { RawKernels } from './raw.js';
@@ -35,6 +35,15 @@ function dims(x: tf.Tensor3D, hid: number, heads: number): Dims {
   return { n, t, d, H: heads, dh: d / heads, hid, R: n * t, BH: n * heads };
 }
 
+/**
+ * Attention's per-head products (scores, P·v and the four of the backward: 6 × 32 products of 256 × 256
+ * × 64 at S/2) at `precision`; on the tensor cores with 64 × 64 tiles, k 32: measured on the H200 at
+ * S/2 (`results/bench/2026-11-30-webgpu-gemm-attention-34f44a5.md`), 2.0–2.3× our fp32 kernel, where the tile
+ * mixedKernel would choose (128 × 128, k 32: half of it empty at 64 columns) ran 0.25–0.67×.
+ */
+function attentionPrecision(precision: 'fp32' | 'mixed'): Pick<MatMulSpec, 'precision' | 'mixedTile'> {
+  return precision === 'mixed' ? { precision, mixedTile: '64x64k32' } : {};
+}
 /** The dispatches of one block call, keyed by the block's shape. */
 class BlockPlan extends AdaPlan {
   constructor(
@@ -132,6 +141,7 @@ export function rawBlockForward(
       store: `P[(b * ${u(t)} + i) * ${u(t)} + j] = v;`,
       aFast: 'k',
       bFast: 'k',
+      ...attentionPrecision(rk.forwardPrecision),
     },
   );
   p.rows(
@@ -165,6 +175,7 @@ export function rawBlockForward(
       store: `MERGED[((b / ${u(H)}) * ${u(t)} + i) * ${u(d)} + (b % ${u(H)}) * ${u(dh)} + j] = v;`,
       aFast: 'k',
       bFast: 'j',
+      ...attentionPrecision(rk.forwardPrecision),
     },
   );
   p.matMul(
@@ -268,9 +279,9 @@ export function rawBlockForward(
 /**
  * blockBackward on our kernels: from the saved intermediates, c and the output gradient dy →
  * [dx, dc, ...dW in BLOCK_PARAM_NAMES order], new tensors owned by the caller. `precision` 'mixed' puts
- * the MLP's and the projections' products (dh, dmod2, dmerged, dmod1 and their weight gradients) on
- * the tensor cores: their gradient operands are rounded to f16, so only with loss scaling (the caller
- * scales dy; see train-step.ts). Attention's products and the adaLN's stay fp32.
+ * the MLP's, the projections' and attention's products (dh, dmod2, dmerged, dmod1, their weight
+ * gradients but fc2's, dv, dp, dq, dk) on the tensor cores: their gradient operands are rounded to f16,
+ * so only with loss scaling (the caller scales dy; see train-step.ts). The adaLN's stay fp32.
  */
 export function rawBlockBackward(
   rk: RawKernels,
@@ -331,7 +342,7 @@ export function rawBlockBackward(
     p.lnBackward(name, { x, stats: STATS, ada: ADA, dmod: DMOD }, k, res, out);
   const lnSums = (name: string, x: GBuffer, k: number) =>
     p.lnSums(name, { x, stats: STATS, dmod: DMOD, dada: DADA }, k);
-  // the MLP's and projections' products take `precision`; attention's and the adaLN's stay fp32, and so
+  // the MLP's, projections' and attention's products take `precision`; the adaLN's stay fp32, and so
   // does fc2's weight gradient, whose load computes GELU(h): on the tensor cores it took 7.7 ms per DiT-S/2
   // step against 6.4 in fp32 (H200, results/bench/NOTES.md §10)
   const weightGrad = (
@@ -486,6 +497,7 @@ export function rawBlockBackward(
       store: `${dqkvAt(2)} = v;`,
       aFast: 'i',
       bFast: 'j',
+      ...attentionPrecision(precision),
     },
   );
   p.matMul(
@@ -505,6 +517,7 @@ export function rawBlockBackward(
       store: `DP[(b * ${u(t)} + i) * ${u(t)} + j] = v;`,
       aFast: 'k',
       bFast: 'k',
+      ...attentionPrecision(precision),
     },
   );
   p.rows(
@@ -538,6 +551,7 @@ export function rawBlockBackward(
       store: `${dqkvAt(0)} = v * ${lit(scale)};`,
       aFast: 'k',
       bFast: 'j',
+      ...attentionPrecision(precision),
     },
   );
   p.matMul(
@@ -557,6 +571,7 @@ export function rawBlockBackward(
       store: `${dqkvAt(1)} = v;`,
       aFast: 'i',
       bFast: 'j',
+      ...attentionPrecision(precision),
     },
   );
   // qkv = mod1·Wqkvᵀ + bqkv

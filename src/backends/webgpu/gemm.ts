@@ -12,6 +12,8 @@
 // columns); K advances 16 at a time through tiles of A and B staged in workgroup memory.
 // Out-of-range loads read 0 and out-of-range stores are skipped.
 
+import type { MixedTileName } from './gemm-mixed.js';
+
 export interface Binding {
   name: string;
   /** written by the kernel (read_write); else read-only */
@@ -50,6 +52,8 @@ export interface MatMulSpec {
    * (gemm-mixed.ts; needs the mixed-precision device); default 'fp32'. Read by Plan.matMul.
    */
   precision?: 'fp32' | 'mixed';
+  /** at 'mixed', the tile of gemm-mixed.ts MIXED_TILES to use instead of mixedKernel's choice */
+  mixedTile?: MixedTileName;
 }
 
 const TK = 16;

@@ -64,7 +64,7 @@ export class Plan {
         throw new Error(
           `matmul ${name}: precision 'mixed' needs the webgpu backend on the mixed-precision device (initBackend('webgpu', { precision: 'mixed' }))`,
         );
-      const k = mixedKernel(device, spec);
+      const k = mixedKernel(device, spec, spec.mixedTile);
       const variant = `:mixed${k.mma.M}x${k.mma.N}x${k.mma.K}/${k.tile.sgRows * k.tile.rows}x${k.tile.sgCols * k.tile.cols}k${k.tile.tk}`;
       this.push(
         name,
