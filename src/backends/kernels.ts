@@ -28,7 +28,7 @@ import {
   rawLinearForward,
 } from './webgpu/edges.js';
 import { rawLossAndGradient, rawLossSupported, type LossInputsRaw } from './webgpu/loss.js';
-import { rawSamplerStep, type SamplerStepInput } from './webgpu/sampler.js';
+import { rawCfgCombine, rawCfgInputs, rawSamplerStep, type SamplerStepInput } from './webgpu/sampler.js';
 import { rawTrainingStep, type DirectStepInput, type DirectStepResult, type StepModel } from './webgpu/train-step.js';
 import type { GaussianDiffusion } from '../diffusion/process.js';
 import type { BlockSaved } from '../models/blocks.js';
@@ -376,6 +376,36 @@ export function directSamplerStep(process: GaussianDiffusion): ((inp: SamplerSte
   const rk = rawKernels();
   if (!rk) return null;
   return (inp) => rawSamplerStep(rk, process, inp);
+}
+
+/** Classifier-free guidance's two elementwise pieces as direct dispatches (the same values). */
+export interface DirectCfgKernels {
+  /**
+   * x [N, C, H, W], t [N], y [N] → x twice [2N, C, H, W], t twice [2N], the labels then `nullLabel` [2N]
+   * (int32); null where the TF.js ops must do it (labels not int32)
+   */
+  inputs(
+    x: tf.Tensor4D,
+    t: tf.Tensor1D,
+    y: tf.Tensor1D,
+    nullLabel: number,
+  ): { x2: tf.Tensor4D; t2: tf.Tensor1D; y2: tf.Tensor1D } | null;
+  /** out [2N, C', H, W] (conditional half first) → uncond + s·(cond − uncond) [N, C', H, W] */
+  combine(out: tf.Tensor4D, scale: number, channels: 'all' | 'first3'): tf.Tensor4D;
+}
+
+/**
+ * src/diffusion/cfg.ts's batch doubling and guidance as one direct dispatch each
+ * (src/backends/webgpu/sampler.ts) where the backend has the direct-dispatch kernels, else null.
+ */
+export function directCfgKernels(): DirectCfgKernels | null {
+  if (!options.rawBlock) return null;
+  const rk = rawKernels();
+  if (!rk) return null;
+  return {
+    inputs: (x, t, y, nullLabel) => rawCfgInputs(rk, x, t, y, nullLabel),
+    combine: (out, scale, channels) => rawCfgCombine(rk, out, scale, channels),
+  };
 }
 
 export type { DirectStepInput, DirectStepResult, StepModel };

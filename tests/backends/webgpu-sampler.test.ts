@@ -4,11 +4,14 @@
 // SwiftShader's Vulkan on a CPU machine): DDPM and DDIM (η 0 and 1) over ε / v / x_0 prediction, learned
 // range and both fixed variances, clipping on and off, noise or none (the last step), a batch mixing
 // t = 0 with other timesteps, and v-prediction with zero terminal SNR (DDIM's ε̂ from v where ᾱ_t = 0);
+// classifier-free guidance's batch doubling and combination (cfg.ts) against its TF.js ops;
 // and the TF.js kernels a sampling step leaves (none; FPDM's pass reads its residuals with one Concat).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { directSamplerStep, setKernelOptions } from '../../src/backends/kernels.js';
+import { directCfgKernels, directSamplerStep, setKernelOptions } from '../../src/backends/kernels.js';
+import { withCfg } from '../../src/diffusion/cfg.js';
+import type { Denoiser } from '../../src/diffusion/denoiser.js';
 import { createDiffusion, diffusionConfig, type DiffusionConfig } from '../../src/diffusion/process.js';
 import { planModelSampling } from '../../src/experiments/budget.js';
 import { sampleAtBudget } from '../../src/experiments/sampling.js';
@@ -89,13 +92,81 @@ test(
 );
 
 test(
-  'with the direct step off (rawBlock off) the samplers use the TF.js ops: directSamplerStep is null',
+  'classifier-free guidance with its direct dispatches equals its TF.js ops (all / first3 channels; float32, int32 and relabelled timesteps; labels not int32)',
+  { skip: onGpu ? false : SKIP },
+  async () => {
+    await useBackend('webgpu');
+    const [N, C, H, W] = [3, 2, 4, 4];
+    const x = randomTensor('cfg/x', [N, C, H, W]) as tf.Tensor4D;
+    // an inner "model" of every input: out [2N, co, H, W] from x, t and y, and what it was given
+    const inner =
+      (co: number, seen: tf.Tensor[]): Denoiser =>
+      (x2, t2, y2) => {
+        seen.push(tf.clone(x2), tf.clone(t2), tf.clone(y2!));
+        const out = tf.tidy(() => {
+          const tt = tf.reshape(tf.div(tf.cast(t2, 'float32'), 1000), [-1, 1, 1, 1]);
+          const yy = tf.reshape(tf.cast(y2!, 'float32'), [-1, 1, 1, 1]);
+          const f = tf.add(tf.mul(tf.tanh(x2), tf.add(0.5, tt)), tf.mul(0.1, yy));
+          const parts = Array.from({ length: co / C }, (_, i) => tf.sin(tf.mul(f, i + 1)));
+          return tf.concat(parts, 1) as tf.Tensor4D;
+        });
+        return { out };
+      };
+    const tsteps: Array<[string, () => tf.Tensor1D]> = [
+      ['float32 t', () => tf.tensor1d([3, 500, 999])],
+      ['int32 t', () => tf.tensor1d([3, 500, 999], 'int32')],
+      ['t cast from int32', () => tf.cast(tf.tensor1d([3, 500, 999], 'int32'), 'float32') as tf.Tensor1D],
+    ];
+    const labels: Array<[string, () => tf.Tensor1D]> = [
+      ['int32 labels', () => tf.tensor1d([1, 4, 0], 'int32')],
+      ['float32 labels', () => tf.tensor1d([1, 4, 0])],
+    ];
+    for (const channels of ['all', 'first3'] as const) {
+      for (const co of [2 * C, 6]) {
+        for (const [tl, mkT] of tsteps) {
+          for (const [yl, mkY] of labels) {
+            const run = async (raw: boolean) => {
+              const prev = setKernelOptions({ rawBlock: raw });
+              const [t, y, seen] = [mkT(), mkY(), [] as tf.Tensor[]];
+              try {
+                const before = tf.memory().numTensors;
+                const guided = withCfg(inner(co, seen), { scale: 3.5, numClasses: 5, channels });
+                const res = await guided(x, t, y, { step: 0, steps: 1 });
+                assert.equal(tf.memory().numTensors, before + 1 + seen.length, 'only the result is new');
+                return { out: res.out, seen };
+              } finally {
+                setKernelOptions(prev);
+                tf.dispose([t, y]);
+              }
+            };
+            const ours = await run(true);
+            const ref = await run(false);
+            const what = `${channels}, ${co} channels, ${tl}, ${yl}`;
+            for (let i = 0; i < 3; i++) {
+              assert.equal(ours.seen[i]!.dtype, ref.seen[i]!.dtype, `${what}: input ${i} dtype`);
+              assert.deepEqual(ours.seen[i]!.shape, ref.seen[i]!.shape, `${what}: input ${i} shape`);
+              assert.deepEqual(await ours.seen[i]!.data(), await ref.seen[i]!.data(), `${what}: input ${i}`);
+            }
+            const e = await tensorRelErr(ours.out, ref.out);
+            assert.ok(e <= TOL, `${what}: rel. error ${e}`);
+            tf.dispose([ours.out, ref.out, ...ours.seen, ...ref.seen]);
+          }
+        }
+      }
+    }
+    x.dispose();
+  },
+);
+
+test(
+  'with the direct-dispatch kernels off (rawBlock off) the samplers and CFG use the TF.js ops',
   { skip: onGpu ? false : SKIP },
   async () => {
     await useBackend('webgpu');
     const prev = setKernelOptions({ rawBlock: false });
     try {
       assert.equal(directSamplerStep(createDiffusion({ respacing: '20' })), null);
+      assert.equal(directCfgKernels(), null);
     } finally {
       setKernelOptions(prev);
     }

@@ -17,7 +17,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GaussianDiffusion, Timesteps } from '../../diffusion/process.js';
 import { assertShape } from '../../util/shapes.js';
-import { elementGroups, elementKernelWgsl, u, type Binding } from './gemm.js';
+import { bufferType } from './edges.js';
+import { elementGroups, elementKernelWgsl, lit, u, type Binding } from './gemm.js';
 import type { RawKernels } from './raw.js';
 
 /** One step of a sampler, as src/diffusion/samplers.ts runs it. */
@@ -168,4 +169,92 @@ export function rawSamplerStep(rk: RawKernels, process: GaussianDiffusion, inp: 
   );
   coefT.dispose(); // released after the pending submit (it is marked as used by it)
   return y.tensor as tf.Tensor4D;
+}
+
+/**
+ * Classifier-free guidance's batch (src/diffusion/cfg.ts withCfg) as one dispatch: x [N, C, H, W] →
+ * [2N, C, H, W] (x twice), t [N] → [2N] (twice, in t's own element type), y [N] int32 → [2N] (the
+ * labels, then the null label). New tensors owned by the caller; null where y is not int32 (the TF.js
+ * ops then, which cast it).
+ */
+export function rawCfgInputs(
+  rk: RawKernels,
+  x: tf.Tensor4D,
+  t: tf.Tensor1D,
+  y: tf.Tensor1D,
+  nullLabel: number,
+): { x2: tf.Tensor4D; t2: tf.Tensor1D; y2: tf.Tensor1D } | null {
+  const tType = t.dtype === 'float32' ? 'f32' : t.dtype === 'int32' ? 'i32' : null;
+  // a float32 tensor over an int32 buffer (TF.js's Cast relabels): the TF.js ops, as for labels not int32
+  if (y.dtype !== 'int32' || tType === null || bufferType(t) !== tType) return null;
+  const [N, C, H, W] = x.shape;
+  if (t.shape[0] !== N || y.shape[0] !== N)
+    throw new Error(`cfg: ${t.shape[0]} timesteps and ${y.shape[0]} labels for a batch of ${N}`);
+  const count = 2 * N * C * H * W;
+  const kernel = rk.kernel(`sampler.cfgin:${N},${C * H * W},${tType},${nullLabel}`, () =>
+    elementKernelWgsl(
+      [
+        { name: 'X' },
+        { name: 'T', type: tType },
+        { name: 'Y', type: 'i32' },
+        { name: 'X2', write: true },
+        { name: 'T2', write: true, type: tType },
+        { name: 'Y2', write: true, type: 'i32' },
+      ],
+      count,
+      `
+  X2[idx] = X[idx % ${u(count / 2)}];
+  if (idx < ${u(2 * N)}) {
+    T2[idx] = T[idx % ${u(N)}];
+    Y2[idx] = select(${nullLabel}i, Y[idx % ${u(N)}], idx < ${u(N)});
+  }`,
+    ),
+  );
+  const x2 = rk.output([2 * N, C, H, W]);
+  const t2 = rk.output([2 * N], tType === 'i32' ? 'int32' : 'float32');
+  const y2 = rk.output([2 * N], 'int32');
+  rk.run(
+    [
+      {
+        kernel,
+        buffers: [rk.buffer(x), rk.buffer(t), rk.buffer(y), x2.buffer, t2.buffer, y2.buffer],
+        groups: elementGroups(count),
+      },
+    ],
+    [x, t, y, x2.tensor, t2.tensor, y2.tensor],
+  );
+  return { x2: x2.tensor as tf.Tensor4D, t2: t2.tensor as tf.Tensor1D, y2: y2.tensor as tf.Tensor1D };
+}
+
+/**
+ * Classifier-free guidance's combination (src/diffusion/cfg.ts withCfg) as one dispatch: out [2N, C', H, W]
+ * (conditional half first) → uncond + s·(cond − uncond) [N, C', H, W], on every channel ('all') or on
+ * the first 3 with the conditional half's other channels ('first3'). A new tensor owned by the caller.
+ */
+export function rawCfgCombine(
+  rk: RawKernels,
+  out: tf.Tensor4D,
+  scale: number,
+  channels: 'all' | 'first3',
+): tf.Tensor4D {
+  const [N2, C, H, W] = out.shape;
+  const N = N2 / 2;
+  const hw = H * W;
+  const chw = C * hw;
+  const count = N * chw;
+  const guideAll = channels === 'all' || C <= 3; // as withCfg: 'first3' of at most 3 channels guides them all
+  const kernel = rk.kernel(`sampler.cfgmix:${N},${C},${hw},${lit(scale)},${guideAll ? 'all' : 'first3'}`, () =>
+    elementKernelWgsl(
+      [{ name: 'O' }, { name: 'G', write: true }],
+      count,
+      `
+  let c = O[idx];
+  let un = O[idx + ${u(count)}];
+  let g = un + ${lit(scale)} * (c - un);
+  G[idx] = ${guideAll ? 'g' : `select(c, g, (idx % ${u(chw)}) / ${u(hw)} < 3u)`};`,
+    ),
+  );
+  const g = rk.output([N, C, H, W]);
+  rk.run([{ kernel, buffers: [rk.buffer(out), g.buffer], groups: elementGroups(count) }], [out, g.tensor]);
+  return g.tensor as tf.Tensor4D;
 }
