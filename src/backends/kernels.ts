@@ -16,7 +16,7 @@ import { webgpuOptimizerKernels, type FusedOptimizerKernels } from './webgpu/opt
 import * as webgpuBlock from './webgpu/block.js';
 import { rawKernels } from './webgpu/raw.js';
 import { rawBlockBackward, rawBlockForward } from './webgpu/dit-block.js';
-import { rawRelativeResidual } from './webgpu/residual.js';
+import { rawRelativeResidual, rawRelativeResidualInto } from './webgpu/residual.js';
 import { rawProjectionBackward, rawProjectionForward } from './webgpu/fpdm-step.js';
 import {
   byRole,
@@ -28,6 +28,7 @@ import {
   rawLinearForward,
 } from './webgpu/edges.js';
 import { rawLossAndGradient, rawLossSupported, type LossInputsRaw } from './webgpu/loss.js';
+import { rawCfgCombine, rawCfgInputs, rawSamplerStep, type SamplerStepInput } from './webgpu/sampler.js';
 import { rawTrainingStep, type DirectStepInput, type DirectStepResult, type StepModel } from './webgpu/train-step.js';
 import type { GaussianDiffusion } from '../diffusion/process.js';
 import type { BlockSaved } from '../models/blocks.js';
@@ -321,6 +322,26 @@ export function relativeResidualKernel(next: tf.Tensor, prev: tf.Tensor): tf.Sca
   return rk ? rawRelativeResidual(rk, next, prev) : null;
 }
 
+/** A solver's relative residuals recorded one by one into a vector on the device. */
+export interface ResidualVector {
+  /** [count] float32, owned by the caller; element k holds what record(k, …) computed */
+  vector: tf.Tensor1D;
+  /** ‖next − prev‖ / (‖prev‖ + 1e-12) into element k */
+  record(k: number, next: tf.Tensor, prev: tf.Tensor): void;
+}
+
+/**
+ * A vector of `count` residuals filled by direct dispatches (no TF.js kernel to stack them) where the
+ * backend has them (webgpu with the direct-dispatch kernels on), else null (the caller's scalars and stack).
+ */
+export function residualVectorKernel(count: number): ResidualVector | null {
+  if (!options.rawBlock || count < 1) return null;
+  const rk = rawKernels();
+  if (!rk) return null;
+  const vector = rk.output([count]).tensor as tf.Tensor1D;
+  return { vector, record: (k, next, prev) => rawRelativeResidualInto(rk, next, prev, vector, k) };
+}
+
 /**
  * The batch-mean training loss of `process` as one op whose gradient w.r.t. the model output comes from
  * the same direct dispatches (src/backends/webgpu/loss.ts), where the backend has them and the objective
@@ -338,6 +359,52 @@ export function directLossMean(process: GaussianDiffusion): ((inp: LossInputsRaw
       return { value: loss, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(saved[0]!, dy) };
     });
     return op(inp.modelOutput) as tf.Scalar;
+  };
+}
+
+export type { SamplerStepInput };
+
+/**
+ * A sampling step's arithmetic (process.ts pMeanVariance, then pSampleStep or ddimStep) as one direct
+ * dispatch (src/backends/webgpu/sampler.ts: the same values to float32 rounding) where the backend has
+ * the direct-dispatch kernels (webgpu with rawBlock on), else null (the caller's TF.js ops). The
+ * function returns x_{t−1} (a new tensor), or null for a step it does not take (a coefficient that is
+ * not finite: the TF.js ops then).
+ */
+export function directSamplerStep(process: GaussianDiffusion): ((inp: SamplerStepInput) => tf.Tensor4D | null) | null {
+  if (!options.rawBlock) return null;
+  const rk = rawKernels();
+  if (!rk) return null;
+  return (inp) => rawSamplerStep(rk, process, inp);
+}
+
+/** Classifier-free guidance's two elementwise pieces as direct dispatches (the same values). */
+export interface DirectCfgKernels {
+  /**
+   * x [N, C, H, W], t [N], y [N] → x twice [2N, C, H, W], t twice [2N], the labels then `nullLabel` [2N]
+   * (int32); null where the TF.js ops must do it (labels not int32)
+   */
+  inputs(
+    x: tf.Tensor4D,
+    t: tf.Tensor1D,
+    y: tf.Tensor1D,
+    nullLabel: number,
+  ): { x2: tf.Tensor4D; t2: tf.Tensor1D; y2: tf.Tensor1D } | null;
+  /** out [2N, C', H, W] (conditional half first) → uncond + s·(cond − uncond) [N, C', H, W] */
+  combine(out: tf.Tensor4D, scale: number, channels: 'all' | 'first3'): tf.Tensor4D;
+}
+
+/**
+ * src/diffusion/cfg.ts's batch doubling and guidance as one direct dispatch each
+ * (src/backends/webgpu/sampler.ts) where the backend has the direct-dispatch kernels, else null.
+ */
+export function directCfgKernels(): DirectCfgKernels | null {
+  if (!options.rawBlock) return null;
+  const rk = rawKernels();
+  if (!rk) return null;
+  return {
+    inputs: (x, t, y, nullLabel) => rawCfgInputs(rk, x, t, y, nullLabel),
+    combine: (out, scale, channels) => rawCfgCombine(rk, out, scale, channels),
   };
 }
 

@@ -10,8 +10,11 @@
 //
 // The inner denoiser sees the 2N batch (x twice, labels then null labels, t twice) and its own
 // state for that batch; ctx.step/steps pass through unchanged. Shapes: x [N, C, H, W] → out
-// [N, C', H, W] where C' is whatever the model outputs.
+// [N, C', H, W] where C' is whatever the model outputs. On webgpu the doubling of the batch and the
+// guidance are one direct dispatch each (src/backends/kernels.ts directCfgKernels: the same values).
+
 import * as tf from '@tensorflow/tfjs-core';
+import { directCfgKernels } from '../backends/kernels.js';
 import { UserError } from '../util/errors.js';
 import type { Denoiser } from './denoiser.js';
 
@@ -37,16 +40,22 @@ export function withCfg<S>(inner: Denoiser<S>, opts: CfgOptions): Denoiser<S> {
         'classifier-free guidance needs class labels (y); sample without --cfg for an unconditional model',
       );
     const N = x.shape[0];
-    const x2 = tf.concat([x, x], 0) as tf.Tensor4D; // [2N, C, H, W]
-    const t2 = tf.concat([t, t], 0) as tf.Tensor1D; // [2N]
-    const y2 = tf.tidy(
-      () => tf.concat([tf.cast(y, 'int32'), tf.fill([N], opts.numClasses, 'int32')], 0) as tf.Tensor1D,
-    ); // [2N]
+    const direct = directCfgKernels();
+    const { x2, t2, y2 } = direct?.inputs(x, t, y, opts.numClasses) ?? {
+      x2: tf.concat([x, x], 0) as tf.Tensor4D, // [2N, C, H, W]
+      t2: tf.concat([t, t], 0) as tf.Tensor1D, // [2N]
+      y2: tf.tidy(() => tf.concat([tf.cast(y, 'int32'), tf.fill([N], opts.numClasses, 'int32')], 0) as tf.Tensor1D), // [2N]
+    };
     let res;
     try {
       res = await inner(x2, t2, y2, ctx);
     } finally {
       tf.dispose([x2, t2, y2]);
+    }
+    if (direct) {
+      const out = direct.combine(res.out, opts.scale, channels);
+      res.out.dispose();
+      return { out, state: res.state, info: res.info };
     }
     const out = tf.tidy(() => {
       const [cond, uncond] = tf.split(res.out, 2, 0) as [tf.Tensor4D, tf.Tensor4D]; // [N, C', H, W] each

@@ -149,8 +149,8 @@ export class GaussianDiffusion {
     );
   }
 
-  /** Looks up a float64 table at t, rounds to float32 and shapes it [N, 1, 1, 1] for broadcasting. */
-  extract(table: Float64Array, t: Timesteps): tf.Tensor4D {
+  /** Looks up a float64 table at t and rounds to float32: [N] values (each t checked against the range). */
+  lookup(table: Float64Array, t: Timesteps): Float32Array {
     const n = t.length;
     const vals = new Float32Array(n);
     for (let i = 0; i < n; i++) {
@@ -160,7 +160,12 @@ export class GaussianDiffusion {
       }
       vals[i] = table[k]!;
     }
-    return tf.tensor4d(vals, [n, 1, 1, 1]);
+    return vals;
+  }
+
+  /** lookup(table, t) shaped [N, 1, 1, 1] for broadcasting. */
+  extract(table: Float64Array, t: Timesteps): tf.Tensor4D {
+    return tf.tensor4d(this.lookup(table, t), [t.length, 1, 1, 1]);
   }
 
   /**
@@ -257,6 +262,24 @@ export class GaussianDiffusion {
     return this.config.variance === 'learned-range' ? 2 * dataChannels : dataChannels;
   }
 
+  /** The tables of a fixed variance: β̃_t (fixed-small) or β_t with β̃_1 at t = 0 (fixed-large). */
+  fixedVariance(): { variance: Float64Array; logVariance: Float64Array } {
+    return this.config.variance === 'fixed-large'
+      ? this.fixedLarge
+      : { variance: this.tables.posteriorVariance, logVariance: this.tables.posteriorLogVarianceClipped };
+  }
+
+  /**
+   * Whether ddimStep takes ε̂ from the model's v rather than from x̂_0: v-prediction with some element
+   * of the batch where ᾱ_t = 0 (the reference's `.any()` check; see ddimStep).
+   */
+  ddimEpsFromV(t: Timesteps): boolean {
+    return (
+      this.config.parameterization === 'v' &&
+      Array.from(t).some((k) => !Number.isFinite(this.tables.sqrtRecipAlphasCumprod[k]!))
+    );
+  }
+
   /**
    * p(x_{t−1} | x_t) from a model output (reference: p_mean_variance).
    * 1. Variance: learned range (improved DDPM eq. 15) log σ² = f·log β_t + (1−f)·log β̃_t with
@@ -287,10 +310,7 @@ export class GaussianDiffusion {
         variance = tf.exp(logVariance);
       } else {
         out = modelOutput;
-        const pair =
-          this.config.variance === 'fixed-large'
-            ? this.fixedLarge
-            : { variance: this.tables.posteriorVariance, logVariance: this.tables.posteriorLogVarianceClipped };
+        const pair = this.fixedVariance();
         variance = this.extractFull(pair.variance, t, x.shape);
         logVariance = this.extractFull(pair.logVariance, t, x.shape);
       }
@@ -335,11 +355,9 @@ export class GaussianDiffusion {
    */
   ddimStep(mv: MeanVariance, x: tf.Tensor4D, t: Timesteps, eta: number, noise: tf.Tensor4D | null): tf.Tensor4D {
     return tf.tidy(() => {
-      const anyInf = Array.from(t).some((k) => !Number.isFinite(this.tables.sqrtRecipAlphasCumprod[k]!));
-      const eps =
-        this.config.parameterization === 'v' && anyInf
-          ? this.predictEpsFromV(x, t, mv.modelOutput)
-          : this.predictEpsFromXstart(x, t, mv.predXstart);
+      const eps = this.ddimEpsFromV(t)
+        ? this.predictEpsFromV(x, t, mv.modelOutput)
+        : this.predictEpsFromXstart(x, t, mv.predXstart);
       const alphaBar = this.extract(this.tables.alphasCumprod, t);
       const alphaBarPrev = this.extract(this.tables.alphasCumprodPrev, t);
       const sigma = tf.mul(

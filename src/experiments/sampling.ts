@@ -201,28 +201,29 @@ class Tally {
  * (SampleAtBudgetOptions.stepResiduals).
  */
 class DeferredResiduals {
-  private readonly kept: Array<{ step: number; last: tf.Tensor }> = [];
+  private readonly kept: Array<{ step: number; residuals: tf.Tensor1D }> = [];
 
-  /** keeps the last of a step's residuals [iterations] (disposing the rest) */
+  /** keeps a step's residuals [iterations] (no kernel to pick the last one: they are a few values) */
   keep(step: number, residuals: tf.Tensor1D): void {
-    const n = residuals.shape[0];
-    if (n > 0) this.kept.push({ step, last: tf.slice(residuals, [n - 1], [1]) });
-    residuals.dispose();
+    if (residuals.shape[0] > 0) this.kept.push({ step, residuals });
+    else residuals.dispose();
   }
 
-  /** reads them all in one host read into the tally */
+  /** reads them all in one host read and adds each step's last residual to the tally */
   async flush(tally: Tally): Promise<void> {
     if (this.kept.length === 0) return;
-    const all = tf.concat(this.kept.map((k) => k.last));
+    const all = tf.concat(this.kept.map((k) => k.residuals));
     try {
       const v = await all.data();
-      this.kept.forEach((k, i) => {
-        tally.residualSum[k.step]! += v[i]!;
+      let end = 0;
+      for (const k of this.kept) {
+        end += k.residuals.shape[0];
+        tally.residualSum[k.step]! += v[end - 1]!;
         tally.residualCount[k.step]! += 1;
-      });
+      }
     } finally {
       all.dispose();
-      tf.dispose(this.kept.map((k) => k.last));
+      tf.dispose(this.kept.map((k) => k.residuals));
       this.kept.length = 0;
     }
   }

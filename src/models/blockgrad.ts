@@ -37,6 +37,7 @@ import {
   SAVED_ORDER,
   blockForward,
   chain,
+  ditBlock,
   geluTanh,
   geluTanhBackward,
   linear,
@@ -187,7 +188,10 @@ function releaseSaved(saved: tf.Tensor[]): void {
 
 /**
  * DiT block (adaLN-Zero) as one op: forward blocks.ts blockForward, a hand-written backward, and
- * with `checkpoint` only x and c kept for it. x [N, T, D], c [N, D] → [N, T, D].
+ * with `checkpoint` only x and c kept for it. x [N, T, D], c [N, D] → [N, T, D]. Where no tape records
+ * (sampling, S-JFB's no-grad iterations) the forward runs alone (blocks.ts ditBlock, the same values):
+ * the op's customGrad would save nothing there, yet it is one more engine kernel per block with its
+ * own host bookkeeping.
  */
 export function ditBlockOp(
   p: Params,
@@ -197,6 +201,7 @@ export function ditBlockOp(
   heads: number,
   checkpoint = false,
 ): tf.Tensor3D {
+  if (!tapeRecording()) return ditBlock(p, prefix, x, c, heads);
   const w = paramList(p, prefix, BLOCK_PARAM_NAMES);
   // the weights are read from `w` in the backward, not saved: they are variables, alive and unchanged
   // until the optimizer step (and saving clones would copy them on backends whose clone copies, e.g. wasm)
@@ -271,7 +276,8 @@ export function fixedPointStep(
 
 /**
  * FPDM's fixed-point step as one op: stepForward (the same forward as fixedPointStep), a hand-written
- * backward; with `checkpoint` only z, inj and c are kept. z, inj [N, T, D], c [N, D] → [N, T, D].
+ * backward; with `checkpoint` only z, inj and c are kept. z, inj [N, T, D], c [N, D] → [N, T, D]. Where
+ * no tape records, fixedPointStep alone (see ditBlockOp).
  */
 export function fixedPointStepOp(
   p: Params,
@@ -281,6 +287,7 @@ export function fixedPointStepOp(
   heads: number,
   checkpoint = false,
 ): tf.Tensor3D {
+  if (!tapeRecording()) return fixedPointStep(p, z, inj, c, heads);
   const forward = (zi: tf.Tensor3D, ii: tf.Tensor3D, ci: tf.Tensor2D, wi: tf.Tensor[]) =>
     stepForward(zi, ii, ci, wi, heads);
   const backward = (

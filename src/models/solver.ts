@@ -17,7 +17,7 @@
 // engine keeps what backprop needs by itself (plain iteration is then unrolled for backprop; Anderson's
 // mixing weights are computed on the host and act as constants).
 import * as tf from '@tensorflow/tfjs-core';
-import { relativeResidualKernel } from '../backends/kernels.js';
+import { relativeResidualKernel, residualVectorKernel, tapeRecording } from '../backends/kernels.js';
 import { UserError } from '../util/errors.js';
 
 export type SolverOptions =
@@ -83,16 +83,26 @@ export function validateSolver(s: SolverOptions): SolverOptions {
  * its [N, T, D] inputs on the tape until the end of the backward, although the residual never reaches
  * the loss (+33 % peak training memory for 6 iterations of a small FPDM, tests/models/blockgrad.test.ts).
  */
-const relResidual = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+const relResidualOp = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const [next, prev] = args as [tf.Tensor, tf.Tensor];
   const [nextShape, prevShape] = [next.shape, prev.shape]; // shapes only: the inputs may be gone by then
   return {
-    value:
-      relativeResidualKernel(next, prev) ??
-      (tf.div(tf.norm(tf.sub(next, prev)), tf.add(tf.norm(prev), 1e-12)) as tf.Scalar),
+    value: relativeResidual(next, prev),
     gradFunc: () => [tf.zeros(nextShape), tf.zeros(prevShape)],
   };
 }) as (next: tf.Tensor, prev: tf.Tensor) => tf.Scalar;
+
+/** ‖a − b‖ / (‖b‖ + 1e-12): direct dispatches where the backend has them, else TF.js ops. */
+function relativeResidual(next: tf.Tensor, prev: tf.Tensor): tf.Scalar {
+  return (
+    relativeResidualKernel(next, prev) ??
+    (tf.tidy(() => tf.div(tf.norm(tf.sub(next, prev)), tf.add(tf.norm(prev), 1e-12))) as tf.Scalar)
+  );
+}
+
+/** The relative residual; as the op above only while a tape records (elsewhere the op would save nothing). */
+const relResidual = (next: tf.Tensor, prev: tf.Tensor): tf.Scalar =>
+  tapeRecording() ? relResidualOp(next, prev) : relativeResidual(next, prev);
 
 /** What the synchronous fixed solver returns. */
 export interface FixedSolveResult {
@@ -103,21 +113,43 @@ export interface FixedSolveResult {
   residuals?: tf.Tensor1D;
 }
 
-/** `iters` plain applications of f; residual scalars when `track`. z0 is never disposed. */
-function iterateFixed(f: StepFn, z0: tf.Tensor3D, iters: number, track: boolean): { z: tf.Tensor3D; res: tf.Scalar[] } {
+/**
+ * `iters` plain applications of f; with `track`, their residuals as one vector [iters] (owned by the
+ * caller). Where no tape records and the backend can, each residual is written straight into that
+ * vector on the device (no stack kernel). z0 is never disposed.
+ */
+function iterateFixed(
+  f: StepFn,
+  z0: tf.Tensor3D,
+  iters: number,
+  track: boolean,
+): { z: tf.Tensor3D; residuals?: tf.Tensor1D } {
+  const direct = track && !tapeRecording() ? residualVectorKernel(iters) : null;
   let z = z0;
   const res: tf.Scalar[] = [];
-  for (let k = 0; k < iters; k++) {
-    const prev = z;
-    const { next, r } = tf.tidy(() => {
-      const next = f(prev);
-      return { next, r: track ? relResidual(next, prev) : undefined };
-    });
-    if (prev !== z0) prev.dispose();
-    z = next;
-    if (r) res.push(r);
+  try {
+    for (let k = 0; k < iters; k++) {
+      const prev = z;
+      const { next, r } = tf.tidy(() => {
+        const next = f(prev);
+        if (direct) direct.record(k, next, prev);
+        return { next, r: track && !direct ? relResidual(next, prev) : undefined };
+      });
+      if (prev !== z0) prev.dispose();
+      z = next;
+      if (r) res.push(r);
+    }
+  } catch (e) {
+    tf.dispose(res);
+    direct?.vector.dispose();
+    if (z !== z0) z.dispose();
+    throw e;
   }
-  return { z, res };
+  if (!track) return { z };
+  if (direct) return { z, residuals: direct.vector };
+  const residuals = res.length > 0 ? (tf.stack(res) as tf.Tensor1D) : tf.tensor1d([]);
+  tf.dispose(res);
+  return { z, residuals };
 }
 
 function needsAsync(kind: SolverKind, where: string, asyncName: string): Error {
@@ -141,12 +173,7 @@ export function solveFixedPoint(
 ): FixedSolveResult {
   validateSolver(opts);
   if (opts.kind !== 'fixed') throw needsAsync(opts.kind, 'solveFixedPoint', 'solveFixedPointAsync');
-  const { z, res } = iterateFixed(f, z0, opts.iters, so.trackResiduals === true);
-  let residuals: tf.Tensor1D | undefined;
-  if (so.trackResiduals === true) {
-    residuals = res.length > 0 ? (tf.stack(res) as tf.Tensor1D) : tf.tensor1d([]);
-    tf.dispose(res);
-  }
+  const { z, residuals } = iterateFixed(f, z0, opts.iters, so.trackResiduals === true);
   const report: SolveReport = { solver: 'fixed', iterations: opts.iters, residuals: [], converged: null };
   return { z: z === z0 ? tf.clone(z0) : z, report, ...(residuals ? { residuals } : {}) };
 }
@@ -166,13 +193,11 @@ export async function solveFixedPointAsync(
   validateSolver(opts);
   if (opts.kind === 'anderson') return anderson(f, z0, opts);
   if (opts.kind === 'fixed') {
-    const { z, res } = iterateFixed(f, z0, opts.iters, so.trackResiduals !== false);
+    const { z, residuals: all } = iterateFixed(f, z0, opts.iters, so.trackResiduals !== false);
     const residuals: number[] = [];
-    if (res.length > 0) {
-      const all = tf.stack(res);
-      tf.dispose(res);
+    if (all) {
       try {
-        residuals.push(...(await all.data()));
+        if (all.size > 0) residuals.push(...(await all.data()));
       } finally {
         all.dispose();
       }

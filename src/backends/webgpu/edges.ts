@@ -309,7 +309,7 @@ export function rawEmbedForward(
  * The element type of a tensor's buffer on the webgpu backend. Not always its dtype: TF.js's Cast to a
  * type that loses nothing (int32 → float32) relabels the tensor and keeps the int32 buffer.
  */
-function bufferType(x: tf.Tensor): 'f32' | 'i32' {
+export function bufferType(x: tf.Tensor): 'f32' | 'i32' {
   const dtype = (tf.backend() as unknown as WebGPUBackendLike).tensorMap.get(x.dataId).dtype;
   if (dtype === 'float32') return 'f32';
   if (dtype === 'int32') return 'i32';

@@ -95,9 +95,9 @@ export class RawKernels {
     return this.backend.tensorMap.get(t.dataId).resource as GBuffer;
   }
 
-  /** A new float32 tensor of `shape` with its GPU buffer allocated (its values are what the next op writes). */
-  output(shape: number[]): { tensor: tf.Tensor; buffer: GBuffer } {
-    const info = this.backend.makeTensorInfo(shape, 'float32');
+  /** A new float32 (or int32) tensor of `shape` with its GPU buffer allocated (its values are what the next op writes). */
+  output(shape: number[], dtype: 'float32' | 'int32' = 'float32'): { tensor: tf.Tensor; buffer: GBuffer } {
+    const info = this.backend.makeTensorInfo(shape, dtype);
     const buffer = this.buffer(info);
     return { tensor: tf.engine().makeTensorFromTensorInfo(info), buffer };
   }
