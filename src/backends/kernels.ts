@@ -17,7 +17,7 @@ import * as webgpuBlock from './webgpu/block.js';
 import { rawKernels } from './webgpu/raw.js';
 import { rawBlockBackward, rawBlockForward } from './webgpu/dit-block.js';
 import { rawRelativeResidual, rawRelativeResidualInto } from './webgpu/residual.js';
-import { rawProjectionBackward, rawProjectionForward } from './webgpu/fpdm-step.js';
+import { injectionProjectionFor, rawProjectionBackward, rawProjectionForward } from './webgpu/fpdm-step.js';
 import {
   byRole,
   edgeDims,
@@ -258,7 +258,8 @@ export function rawBlockKernels(): RawBlockKernels | null {
   return {
     forward: (x, c, w, heads) => rawBlockForward(rk, x, c, w, heads),
     backward: (s, c, w, dy, heads) => rawBlockBackward(rk, s, c, w, dy, heads),
-    projectionForward: (z, inj, w) => rawProjectionForward(rk, z, inj, w),
+    // fc1's injection half once per solve (the same inj tensor comes back every iteration)
+    projectionForward: (z, inj, w) => rawProjectionForward(rk, z, inj, w, injectionProjectionFor(rk, inj, w)),
     projectionBackward: (z, inj, p1, du, w) => rawProjectionBackward(rk, z, inj, p1, du, w),
   };
 }

@@ -20,23 +20,18 @@ function plan(rk: RawKernels, z: tf.Tensor3D): Plan {
   return new Plan(rk, 'fpdmstep', `${n},${t},${d}`);
 }
 
-/**
- * fc1's inj half and bias, the same for every iteration of a solve: q = inj·W1[:, d:]ᵀ + b1 [n, t, 2d]
- * (w = [W1, b1, …]). With it each iteration's fc1 is z·W1[:, :d]ᵀ + q, half the multiply-adds and a
- * plain operand load (rawProjectionForward). A new tensor owned by the caller.
- */
-export function rawInjectionProjection(rk: RawKernels, inj: tf.Tensor3D, w: tf.Tensor[]): tf.Tensor3D {
+/** q = inj·W1[:, d:]ᵀ + b1 into `out` (rawInjectionProjection), as the dispatches of one plan. */
+function injectionPlan(rk: RawKernels, inj: tf.Tensor3D, w: tf.Tensor[], out: GBuffer): Plan {
   const [n, t, d] = inj.shape;
   const p = plan(rk, inj);
   const [W1, B1] = w.map((x) => rk.buffer(x)) as GBuffer[];
-  const q = rk.output([n, t, 2 * d]);
   p.matMul(
     'fc1inj',
     [
       ['INJ', rk.buffer(inj)],
       ['W1', W1!],
       ['B1', B1!],
-      ['Q', q.buffer, true],
+      ['Q', out, true],
     ],
     {
       batch: 1,
@@ -51,20 +46,52 @@ export function rawInjectionProjection(rk: RawKernels, inj: tf.Tensor3D, w: tf.T
       precision: rk.forwardPrecision,
     },
   );
-  rk.run(p.ops, [inj, w[0]!, w[1]!, q.tensor]);
+  return p;
+}
+
+/**
+ * fc1's inj half and bias, the same for every iteration of a solve: q = inj·W1[:, d:]ᵀ + b1 [n, t, 2d]
+ * (w = [W1, b1, …]). With it each iteration's fc1 is z·W1[:, :d]ᵀ + q, half the multiply-adds and a
+ * plain operand load (rawProjectionForward). A new tensor owned by the caller.
+ */
+export function rawInjectionProjection(rk: RawKernels, inj: tf.Tensor3D, w: tf.Tensor[]): tf.Tensor3D {
+  const [n, t, d] = inj.shape;
+  const q = rk.output([n, t, 2 * d]);
+  rk.run(injectionPlan(rk, inj, w, q.buffer).ops, [inj, w[0]!, w[1]!, q.tensor]);
   return q.tensor as tf.Tensor3D;
+}
+
+/** Per RawKernels: the injection projection last computed into its scratch buffer, and from what. */
+const lastInjection = new WeakMap<RawKernels, { inj: object; w1: object; b1: object; buffer: GBuffer }>();
+
+/**
+ * rawInjectionProjection for the iterations of a solve without a tape (sampling, the no-gradient
+ * iterations): computed into a scratch buffer the first time an inj tensor (with these W1, b1) comes,
+ * and reused while the same one comes back — the caller holds no extra tensor. Weights written in place
+ * keep their tensor, so the key is the (inj, W1, b1) tensors' data; inj is a new tensor per forward.
+ */
+export function injectionProjectionFor(rk: RawKernels, inj: tf.Tensor3D, w: tf.Tensor[]): GBuffer {
+  const [n, t, d] = inj.shape;
+  const key = { inj: inj.dataId, w1: w[0]!.dataId, b1: w[1]!.dataId };
+  const buffer = rk.scratch(`fpdmstep.injp:${n},${t},${d}`, n * t * 2 * d);
+  const last = lastInjection.get(rk);
+  if (last && last.buffer === buffer && last.inj === key.inj && last.w1 === key.w1 && last.b1 === key.b1) return buffer;
+  rk.run(injectionPlan(rk, inj, w, buffer).ops, [inj, w[0]!, w[1]!]);
+  lastInjection.set(rk, { ...key, buffer });
+  return buffer;
 }
 
 /**
  * p1 = [z, inj]·W1ᵀ + b1 [n, t, 2d] and u = GELU(p1)·W2ᵀ + b2 [n, t, d]; w = [W1, b1, W2, b2]. With
- * `injP` (rawInjectionProjection of inj) p1 = z·W1[:, :d]ᵀ + injP. New tensors owned by the caller.
+ * `injP` (rawInjectionProjection or injectionProjectionFor of inj) p1 = z·W1[:, :d]ᵀ + injP. New tensors
+ * owned by the caller.
  */
 export function rawProjectionForward(
   rk: RawKernels,
   z: tf.Tensor3D,
   inj: tf.Tensor3D,
   w: tf.Tensor[],
-  injP?: tf.Tensor3D,
+  injP?: tf.Tensor3D | GBuffer,
 ): { p1: tf.Tensor3D; u: tf.Tensor3D } {
   const [n, t, d] = z.shape;
   const R = n * t;
@@ -78,7 +105,7 @@ export function rawProjectionForward(
       [
         ['Z', rk.buffer(z)],
         ['W1', W1!],
-        ['INJP', rk.buffer(injP)],
+        ['INJP', injP instanceof tf.Tensor ? rk.buffer(injP) : injP],
         ['P1', p1.buffer, true],
       ],
       {
@@ -139,7 +166,7 @@ export function rawProjectionForward(
       precision: rk.forwardPrecision,
     },
   );
-  rk.run(p.ops, [z, inj, ...w, ...(injP ? [injP] : []), p1.tensor, out.tensor]);
+  rk.run(p.ops, [z, inj, ...w, ...(injP instanceof tf.Tensor ? [injP] : []), p1.tensor, out.tensor]);
   return { p1: p1.tensor as tf.Tensor3D, u: out.tensor as tf.Tensor3D };
 }
 
