@@ -105,7 +105,8 @@ function shardRecord(p: Prepared, opts: RunExperimentOptions): { shard: ShardRec
   return opts.shard && { shard: { ...opts.shard, trainRuns: p.full.runs.filter((r) => r.kind === 'train').length } };
 }
 
-function runInput(r: PlannedRun, experiment: string, provenance?: Provenance): RunInput {
+/** What the store is told of a planned run when it is claimed. */
+export function runInput(r: PlannedRun, experiment: string, provenance?: Provenance): RunInput {
   return {
     key: r.key,
     experiment,

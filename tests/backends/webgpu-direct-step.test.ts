@@ -53,6 +53,19 @@ const CASES: Case[] = [
   },
 ];
 
+/** `body` on webgpu with the direct step and the fused optimizer; the run directories it adds to `dirs` are removed after. */
+async function withDirectStep(body: (dirs: string[]) => Promise<void>): Promise<void> {
+  await useBackend('webgpu');
+  const prev = setKernelOptions({ rawBlock: true, directStep: true, fusedOptimizer: true });
+  const dirs: string[] = [];
+  try {
+    await body(dirs);
+  } finally {
+    setKernelOptions(prev);
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
+}
+
 test(
   'the training step without a tape equals the taped step: loss, every gradient, residuals',
   { skip: onGpu ? false : SKIP },
@@ -165,11 +178,8 @@ test(
 test(
   'a step whose loss is not finite changes nothing on the device: weights, moments and EMA stay those of the last good step',
   { skip: onGpu ? false : SKIP },
-  async () => {
-    await useBackend('webgpu');
-    const prev = setKernelOptions({ rawBlock: true, directStep: true, fusedOptimizer: true });
-    const dirs: string[] = [];
-    try {
+  () =>
+    withDirectStep(async (dirs) => {
       const clean = openSynthetic({ size: 32, channels: 3, imageSize: 8, numClasses: 5, seed: 4 });
       // the third batch drawn holds a NaN: step 3's loss is NaN (its update is recorded before the read)
       let calls = 0;
@@ -210,11 +220,7 @@ test(
       );
       assert.equal(bad.meta.optimizer.stepCount, 2, 'the diverged step is not counted');
       assert.equal(bad.meta.sha256, good.meta.sha256, 'weights, moments and EMA equal those after step 2');
-    } finally {
-      setKernelOptions(prev);
-      for (const d of dirs) rmSync(d, { recursive: true, force: true });
-    }
-  },
+    }),
 );
 
 /** Trains TINY_TRUNK on a synthetic set; the run's result, sidecar and weights. */
@@ -244,11 +250,8 @@ async function trainTiny(
 test(
   'loss scaling at fp32 (S = 2^10) trains as without it: the same losses, gradient norms and weights',
   { skip: onGpu ? false : SKIP },
-  async () => {
-    await useBackend('webgpu');
-    const prev = setKernelOptions({ rawBlock: true, directStep: true, fusedOptimizer: true });
-    const dirs: string[] = [];
-    try {
+  () =>
+    withDirectStep(async (dirs) => {
       const plain = await trainTiny(dirs, 4);
       const scaled = await trainTiny(dirs, 4, { initialLossScale: 2 ** 10 });
       assert.equal(plain.ckpt.meta.lossScale, undefined, 'no loss scaling at fp32 by default');
@@ -267,21 +270,14 @@ test(
         const other = scaled.ckpt.tensors.get(name)!;
         assert.ok(maxAbsDiff(other.data as Float32Array, t.data as Float32Array) <= 1e-6, `${name} differs`);
       }
-    } finally {
-      setKernelOptions(prev);
-      for (const d of dirs) rmSync(d, { recursive: true, force: true });
-    }
-  },
+    }),
 );
 
 test(
   'an overflow under loss scaling skips the update and halves the scale; a resume keeps the scale',
   { skip: onGpu ? false : SKIP },
-  async () => {
-    await useBackend('webgpu');
-    const prev = setKernelOptions({ rawBlock: true, directStep: true, fusedOptimizer: true });
-    const dirs: string[] = [];
-    try {
+  () =>
+    withDirectStep(async (dirs) => {
       // S₀ = 2^90: S·‖g‖ squared overflows float32 in the norm, so the first steps overflow
       const S0 = 2 ** 90;
       const steps = 40;
@@ -323,9 +319,5 @@ test(
       const resumed = await trainTiny(dirs, steps, { initialLossScale: 2, outDir: part.outDir });
       assert.equal(resumed.ckpt.meta.sha256, full.ckpt.meta.sha256, 'the resumed run ends with the same weights');
       assert.deepEqual(resumed.ckpt.meta.lossScale, full.ckpt.meta.lossScale);
-    } finally {
-      setKernelOptions(prev);
-      for (const d of dirs) rmSync(d, { recursive: true, force: true });
-    }
-  },
+    }),
 );

@@ -10,7 +10,7 @@ import { resolveTrainCommand, type TrainCommandOptions } from '../../src/cli/com
 import { planRuns, type Plan, type PlannedRun } from '../../src/experiments/planner.js';
 import { atPrecision, planStatus, prepare } from '../../src/experiments/prepare.js';
 import { baseProvenance } from '../../src/experiments/provenance.js';
-import { runExperiment, type RunGroups, type RunSummary } from '../../src/experiments/runner.js';
+import { runExperiment, runInput, type RunGroups, type RunSummary } from '../../src/experiments/runner.js';
 import { parseSpec } from '../../src/experiments/spec.js';
 import { METRIC, TAG } from '../../src/store/names.js';
 import { openStore } from '../../src/store/store.js';
@@ -181,18 +181,9 @@ test('a plan of two precisions: one process per precision, then a summary of bot
     const prov = baseProvenance({ name: 'webgpu', usable: true, package: 'x', precision: 'mixed' });
     try {
       for (const r of mixedPlan.runs) {
-        const c = store.claimRun({
-          key: r.key,
-          experiment: mixedPlan.experiment,
-          kind: r.kind,
-          model: r.label,
-          family: r.family,
-          parentKey: r.kind === 'sample' ? r.parentKey : null,
-          seed: r.seed,
-          config: r.config,
-          tags: r.tags,
-          provenance: { ...prov, config: r.config, runKey: r.key, seed: r.seed },
-        });
+        const c = store.claimRun(
+          runInput(r, mixedPlan.experiment, { ...prov, config: r.config, runKey: r.key, seed: r.seed }),
+        );
         assert.equal(c.outcome, 'claimed');
         if (c.outcome === 'claimed') store.completeRun(c.run.id, { metrics: [{ name: METRIC.params, value: 1 }] });
       }
