@@ -118,7 +118,7 @@ export function rawSamplerStep(rk: RawKernels, process: GaussianDiffusion, inp: 
   const learned = process.config.variance === 'learned-range';
   const chw = C * H * W;
   const count = N * chw;
-  const predX = `${param === 'x0' ? 'out' : 'cf[0] * xt - cf[1] * out'}`;
+  const predX = param === 'x0' ? 'out' : 'cf[0] * xt - cf[1] * out';
   const noiseTerm = noise ? ` + cf[6] * NOISE[idx]` : '';
   const update =
     kind === 'ddpm'
