@@ -28,6 +28,7 @@ export class AdaPlan extends Plan {
     readonly ad: AdaDims,
   ) {
     super(rk, prefix, shapeKey);
+    this.defaultRows = ad.R; // weightGrad over the token rows unless told otherwise
   }
 
   /** ADA's chunk `k` for token row `r` and channel `ch` (WGSL expressions) */
@@ -161,22 +162,6 @@ export class AdaPlan extends Plan {
   DADA[nn * ${cd} + ${u(k * d)} + j] = s0;
   DADA[nn * ${cd} + ${u((k + 1) * d)} + j] = s1;`,
     );
-  }
-
-  /** Plan.weightGrad over `rows` rows, by default the R token rows */
-  override weightGrad(
-    name: string,
-    args: Arg[],
-    outDim: number,
-    inDim: number,
-    a: string,
-    b: string,
-    dw: GBuffer,
-    db: GBuffer,
-    rows = this.ad.R,
-    precision?: 'fp32' | 'mixed',
-  ): void {
-    super.weightGrad(name, args, outDim, inDim, a, b, dw, db, rows, precision);
   }
 
   /**

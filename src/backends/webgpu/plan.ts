@@ -22,6 +22,7 @@ import { mixedKernel, mixedMatMulGroups, mixedMatMulWgsl } from './gemm-mixed.js
 import { mixedDeviceInfo } from './device.js';
 import type { Dispatch, RawKernels } from './raw.js';
 import type { GBuffer } from './types.js';
+import { invariant } from '../../util/errors.js';
 
 /** A binding of a dispatch: its WGSL name, its buffer, whether the kernel writes it, its element type (default f32). */
 export type Arg = readonly [name: string, buffer: GBuffer, write?: boolean, type?: 'f32' | 'i32'];
@@ -35,6 +36,8 @@ export class Plan {
   readonly ops: Dispatch[] = [];
   /** the matmuls' precision where their spec names none ('mixed' needs the mixed-precision device) */
   precision: 'fp32' | 'mixed' = 'fp32';
+  /** weightGrad's rows where a call names none (AdaPlan: the token rows) */
+  protected defaultRows: number | undefined;
 
   constructor(
     protected readonly rk: RawKernels,
@@ -115,7 +118,7 @@ export class Plan {
    * dW = dYᵀ·Xin over `rows` rows, as [out, in], and the bias gradient db = Σ_rows dY in the same product
    * (Xin with a column of ones appended: C(i, in) = Σ_k dY(k, i)); the reduction split to fill the GPU.
    * `a` reads dY(k, i), `b` reads Xin(k, j) (it is also evaluated, and discarded, at j = in).
-   * `precision` as MatMulSpec's (default: the plan's).
+   * `rows` default: the plan's defaultRows; `precision` as MatMulSpec's (default: the plan's).
    */
   weightGrad(
     name: string,
@@ -126,9 +129,10 @@ export class Plan {
     b: string,
     dw: GBuffer,
     db: GBuffer,
-    rows: number,
+    rows = this.defaultRows,
     precision?: 'fp32' | 'mixed',
   ): void {
+    invariant(rows !== undefined, () => `weightGrad ${name}: no rows given and the plan has no default`);
     this.matMulSplit(
       name,
       args,
