@@ -135,6 +135,8 @@ export interface BenchSettings {
   rawBlock?: boolean;
   /** with rawBlock: the whole training step on them without a tape (webgpu) */
   directStep?: boolean;
+  /** webgpu: the Dawn toggles added through FPDM_DAWN_TOGGLES (src/backends/webgpu/device.ts dawnFlags) */
+  dawnToggles?: string;
 }
 
 export function benchSettings(): BenchSettings {
@@ -147,6 +149,7 @@ export function benchSettings(): BenchSettings {
     fusedBias: webgpu && kernelOptions().fusedBlock && kernelOptions().fusedEpilogue && kernelOptions().fusedBias,
     rawBlock: webgpu && kernelOptions().rawBlock,
     directStep: webgpu && kernelOptions().rawBlock && kernelOptions().directStep,
+    ...(webgpu && process.env.FPDM_DAWN_TOGGLES ? { dawnToggles: process.env.FPDM_DAWN_TOGGLES } : {}),
   };
 }
 

@@ -240,6 +240,7 @@ export interface BenchDoc {
     fusedBias?: boolean;
     rawBlock?: boolean;
     directStep?: boolean;
+    dawnToggles?: string;
   };
   notes: string[];
   torch: TorchResult;
@@ -304,7 +305,7 @@ export function markdown(d: BenchDoc): string {
       `- git commit: ${d.gitCommit ?? 'unknown'}`,
       ...(d.settings?.submitBatch
         ? [
-            `- webgpu: WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE ${d.settings.submitBatch} for sampling and Inception (training rows: their own column); fused optimizer ${d.settings.fusedOptimizer ? 'on' : 'off'}, fused block kernels ${d.settings.fusedBlock ? (d.settings.fusedEpilogue ? 'on (with the epilogue fusions)' : 'on') : 'off'}`,
+            `- webgpu: WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE ${d.settings.submitBatch} for sampling and Inception (training rows: their own column); fused optimizer ${d.settings.fusedOptimizer ? 'on' : 'off'}, fused block kernels ${d.settings.fusedBlock ? (d.settings.fusedEpilogue ? 'on (with the epilogue fusions)' : 'on') : 'off'}${d.settings.dawnToggles ? `; Dawn toggles ${d.settings.dawnToggles} (FPDM_DAWN_TOGGLES)` : ''}`,
           ]
         : []),
       d.torch.available

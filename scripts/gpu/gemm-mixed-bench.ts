@@ -25,6 +25,8 @@ import {
   mixedMatMulGroups,
   mixedMatMulWgsl,
   mixedFits,
+  rowSumFits,
+  stageOfA,
   type MixedKernel,
   type MixedTileName,
 } from '../../src/backends/webgpu/gemm-mixed.js';
@@ -65,6 +67,12 @@ interface Shape {
   geluB?: boolean;
   /** independent products (attention's heads × samples: 6 × 32 at S/2); A, B, C hold them one after another */
   batch?: number;
+  /**
+   * a weight gradient with its bias gradient, as Plan.weightGrad computes them: 'ones' B with a column of
+   * ones appended (N + 1 columns, B read through select: the fp32 form), 'rowSum' the bias gradient from
+   * A's staging (gemm.ts MatMulSpec.aRowSum; mixed only: the fp32 kernel runs the 'ones' form)
+   */
+  bias?: 'ones' | 'rowSum';
 }
 
 // forward x·Wᵀ (W stored [out, in]: bFast 'k'); input gradient dY·W (bFast 'j'); weight gradient
@@ -81,6 +89,14 @@ const SHAPES: Shape[] = [
   { label: 'XL/2 fc2', M: 8192, N: 1152, K: 4608, aFast: 'k', bFast: 'k' },
   { label: 'XL/2 proj dW', M: 1152, N: 1152, K: 8192, aFast: 'i', bFast: 'j', split: true },
   { label: '4096³', M: 4096, N: 4096, K: 4096, aFast: 'k', bFast: 'j' },
+  // XL/2's weight gradients with their bias gradients, in the fp32 form (a column of ones) and the mixed
+  // one (the bias from A's staging)
+  { label: 'XL/2 fc1 dW+db ones', M: 4608, N: 1152, K: 8192, aFast: 'i', bFast: 'j', split: true, bias: 'ones' },
+  { label: 'XL/2 fc1 dW+db rowSum', M: 4608, N: 1152, K: 8192, aFast: 'i', bFast: 'j', split: true, bias: 'rowSum' },
+  { label: 'XL/2 fc2 dW+db rowSum', M: 1152, N: 4608, K: 8192, aFast: 'i', bFast: 'j', split: true, bias: 'rowSum' },
+  { label: 'XL/2 qkv dW+db rowSum', M: 3456, N: 1152, K: 8192, aFast: 'i', bFast: 'j', split: true, bias: 'rowSum' },
+  { label: 'S/2 fc1 dW+db ones', M: 1536, N: 384, K: 8192, aFast: 'i', bFast: 'j', split: true, bias: 'ones' },
+  { label: 'S/2 fc1 dW+db rowSum', M: 1536, N: 384, K: 8192, aFast: 'i', bFast: 'j', split: true, bias: 'rowSum' },
   // fc2 as the block computes it: which of its load and its epilogue makes the difference
   { label: 'S/2 fc2 gelu(A)', M: 8192, N: 384, K: 1536, aFast: 'k', bFast: 'k', gelu: true },
   { label: 'S/2 fc2 two outputs', M: 8192, N: 384, K: 1536, aFast: 'k', bFast: 'k', twoOut: true },
@@ -181,9 +197,12 @@ function dispatches(
   splits: number,
   buf: { A: GBuffer; B: GBuffer; C: GBuffer; G: GBuffer },
   generate: (spec: MatMulSpec) => { key: string; code: string; groups: [number, number, number] },
+  mixed: boolean,
 ): Dispatch[] {
   const { M, N, K } = s;
   const { a, b } = dispatchLoads(s);
+  // the bias gradient's form: 'rowSum' on the tensor cores only (the fp32 kernel has no aRowSum)
+  const bias = s.bias === 'rowSum' && !mixed ? 'ones' : s.bias;
   const io: Binding[] = [{ name: 'A' }, { name: 'B' }, ...(s.gate ? [{ name: 'G' }] : [])];
   const gate = s.gate ? [buf.G] : [];
   const helpers = s.gelu || s.geluB ? ACTIVATIONS : undefined;
@@ -215,29 +234,61 @@ function dispatches(
     ];
   }
   const chunk = Math.ceil(K / splits);
-  const part = rk.scratch('gemmbench.part', splits * M * N);
+  // 'ones': B gets a column of ones (C's column N is the bias gradient); 'rowSum': the bias gradient's
+  // partials [splits, M] from the staging of A
+  const NC = bias === 'ones' ? N + 1 : N;
+  const part = rk.scratch(`gemmbench.part${NC}`, splits * M * NC);
+  const partB = bias === 'rowSum' ? rk.scratch('gemmbench.partb', splits * M) : null;
+  const db = bias ? rk.scratch('gemmbench.db', M) : null;
   const spec: MatMulSpec = {
     batch: splits,
     M,
-    N,
+    N: NC,
     K: chunk,
     kTotal: K,
-    bindings: [...io, { name: 'PART', write: true }],
+    bindings: [...io, { name: 'PART', write: true }, ...(partB ? [{ name: 'PARTB', write: true }] : [])],
     a,
-    b,
-    store: `PART[(b * ${u(M)} + i) * ${u(N)} + j] = v;`,
+    b: bias === 'ones' ? `select(1.0, ${b}, j < ${u(N)})` : b,
+    store: `PART[(b * ${u(M)} + i) * ${u(NC)} + j] = v;`,
     aFast: s.aFast,
     bFast: s.bFast,
     ...(helpers ? { helpers } : {}),
+    ...(bias === 'rowSum' ? { aRowSum: `PARTB[b * ${u(M)} + i] = v;` } : {}),
   };
   const g = generate(spec);
-  const sumKey = `gemmbench.sum:${M},${N},${splits}`;
+  const sumKey = `gemmbench.sum:${M},${NC},${splits},${bias ?? ''}`;
+  const store =
+    bias === 'ones'
+      ? `if (j < ${u(N)}) { C[i * ${u(N)} + j] = v; } else { DB[i] = v; }`
+      : bias === 'rowSum'
+        ? `C[i * ${u(N)} + j] = v;
+  if (j == 0u) { var sb = 0.0; for (var s = 0u; s < ${u(splits)}; s = s + 1u) { sb = sb + PARTB[s * ${u(M)} + i]; } DB[i] = sb; }`
+        : `C[i * ${u(N)} + j] = v;`;
   const sum = rk.kernel(sumKey, () =>
-    splitReduceWgsl([{ name: 'PART' }, { name: 'C', write: true }], M, N, splits, `C[i * ${u(N)} + j] = v;`),
+    splitReduceWgsl(
+      [
+        { name: 'PART' },
+        ...(partB ? [{ name: 'PARTB' }] : []),
+        { name: 'C', write: true },
+        ...(db ? [{ name: 'DB', write: true }] : []),
+      ],
+      M,
+      NC,
+      splits,
+      store,
+    ),
   );
   return [
-    { kernel: rk.kernel(g.key, () => g.code), buffers: [buf.A, buf.B, ...gate, part], groups: g.groups },
-    { kernel: sum, buffers: [part, buf.C], groups: elementGroups(M * N) },
+    {
+      kernel: rk.kernel(g.key, () => g.code),
+      buffers: [buf.A, buf.B, ...gate, part, ...(partB ? [partB] : [])],
+      groups: g.groups,
+    },
+    {
+      kernel: sum,
+      buffers: [part, ...(partB ? [partB] : []), buf.C, ...(db ? [db] : [])],
+      groups: elementGroups(M * NC),
+    },
   ];
 }
 
@@ -294,32 +345,58 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
   ];
   // the loads as the shape has them, for mixedKernel's choice (it looks at what a load computes)
   const loads = dispatchLoads(s);
-  const probe = { batch: s.batch ?? splits, M, N, bFast: s.bFast, ...loads };
+  const probe = {
+    batch: s.batch ?? splits,
+    M,
+    N,
+    aFast: s.aFast,
+    bFast: s.bFast,
+    ...loads,
+    ...(s.bias === 'ones' ? { b: `select(1.0, ${loads.b}, j < ${u(N)})` } : {}),
+  };
   const chosen = mixedKernel(device, probe);
+  // where i is contiguous in A (weight gradients), both stagings of A: stageOfA's default first
+  const stages: Array<'rows' | 'cols' | undefined> = s.aFast === 'i' ? [undefined, 'rows'] : [undefined];
   for (const mma of device.configs) {
     for (const tile of Object.keys(MIXED_TILES) as MixedTileName[]) {
-      const kernel: MixedKernel = { mma, subgroupSize: device.subgroupSize, tile: MIXED_TILES[tile] };
-      if (!mixedFits(probe, kernel, device)) continue;
-      const isDefault = chosen.mma === mma && chosen.tile === kernel.tile;
-      if (o.kernel && !`${mmaName(kernel)} ${tile}`.includes(o.kernel)) continue;
-      variants.push({ name: `mixed ${mmaName(kernel)} ${tile}`, kernel, isDefault });
+      for (const aStage of stages) {
+        const kernel: MixedKernel = {
+          mma,
+          subgroupSize: device.subgroupSize,
+          tile: MIXED_TILES[tile],
+          ...(aStage ? { aStage } : {}),
+        };
+        if (!mixedFits(probe, kernel, device)) continue;
+        if (s.bias === 'rowSum' && !rowSumFits(kernel)) continue;
+        const isDefault = chosen.mma === mma && chosen.tile === kernel.tile && aStage === undefined;
+        const name = `${mmaName(kernel)} ${tile}${s.aFast === 'i' ? ` A ${stageOfA(probe, kernel)}` : ''}`;
+        if (o.kernel && !name.includes(o.kernel)) continue;
+        variants.push({ name: `mixed ${name}`, kernel, isDefault });
+      }
     }
   }
   for (const v of variants) {
     const out = rk.output([nb, M, N]);
     const bufs = { A: rk.buffer(A), B: rk.buffer(B), C: out.buffer, G: rk.buffer(G) };
-    const ops = dispatches(rk, s, splits, bufs, (spec) => {
-      const k = v.kernel;
-      const flags = ['gelu', 'twoOut', 'gate', 'geluB'].filter((f) => s[f as keyof Shape] === true);
-      const shapeKey = `${spec.batch},${M},${N},${spec.K},${s.aFast}${s.bFast}${flags.map((f) => `,${f}`).join('')}`;
-      return k
-        ? {
-            key: `gemmbench.${v.name.replace(/ /g, '.')}:${shapeKey}`,
-            code: mixedMatMulWgsl(spec, k),
-            groups: mixedMatMulGroups(spec, k),
-          }
-        : { key: `gemmbench.fp32:${shapeKey}`, code: matMulWgsl(spec), groups: matMulGroups(spec) };
-    });
+    const ops = dispatches(
+      rk,
+      s,
+      splits,
+      bufs,
+      (spec) => {
+        const k = v.kernel;
+        const flags = ['gelu', 'twoOut', 'gate', 'geluB'].filter((f) => s[f as keyof Shape] === true);
+        const shapeKey = `${spec.batch},${M},${spec.N},${spec.K},${s.aFast}${s.bFast}${flags.map((f) => `,${f}`).join('')},${s.bias ?? ''}`;
+        return k
+          ? {
+              key: `gemmbench.${v.name.replace(/ /g, '.')}:${shapeKey}`,
+              code: mixedMatMulWgsl(spec, k),
+              groups: mixedMatMulGroups(spec, k),
+            }
+          : { key: `gemmbench.fp32:${shapeKey}`, code: matMulWgsl(spec), groups: matMulGroups(spec) };
+      },
+      v.kernel !== undefined,
+    );
     // C's buffer comes from TF.js's pool and may still hold the previous kernel's result: filled with
     // 3e38 first, an element that a kernel fails to write shows as an error
     const cells = nb * M * N;

@@ -14,7 +14,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { UserError } from '../util/errors.js';
-import { createMixedDevice, describeMixedAdapter, mixedPrecisionSupport } from './webgpu/device.js';
+import { createMixedDevice, dawnFlags, describeMixedAdapter, mixedPrecisionSupport } from './webgpu/device.js';
 
 export const BACKEND_NAMES = ['wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -28,7 +28,7 @@ export type Precision = (typeof PRECISIONS)[number];
  * bench's report. Which products: those measured faster there (results/bench/NOTES.md §9–§10).
  */
 export const MIXED_PRECISION_COVERS =
-  "the DiT blocks' qkv, attention, fc1 and fc2 and FPDM's projection (fc1 as z·W1ᵀ plus the injection's part once per solve; fc2) forward; in the training step also the backward's attention, MLP and projection products (except fc2's and FPDM's fc1's weight gradients), with dynamic loss scaling (PyTorch GradScaler's recipe) — f16 operands, f32 accumulation, f32 master weights; the adaLN and edge layers, losses, norms and the optimizer in fp32.";
+  "the DiT blocks' qkv, attention, output projection, fc1 and fc2 (GELU(h) kept in f16 between them) and FPDM's projection (fc1 as z·W1ᵀ plus the injection's part once per solve; fc2) forward; in the training step also the backward's attention, MLP and projection products (except FPDM's fc1 weight gradient), with dynamic loss scaling (PyTorch GradScaler's recipe) — f16 operands, f32 accumulation, f32 master weights; the adaLN and edge layers, losses, norms and the optimizer in fp32.";
 
 export interface BackendInfo {
   name: BackendName;
@@ -74,7 +74,7 @@ async function findWebgpuAdapter(): Promise<{ adapter: GpuAdapterLike | null; er
       globals: object;
     };
     Object.assign(globalThis, mod.globals);
-    const gpu = mod.create([]);
+    const gpu = mod.create(dawnFlags([]));
     const g = globalThis as unknown as { navigator?: { gpu?: unknown } };
     if (!g.navigator || typeof g.navigator !== 'object')
       Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });

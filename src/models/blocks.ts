@@ -294,6 +294,11 @@ export interface BlockSaved {
   x1: tf.Tensor3D; // [N, T, D]
   h: tf.Tensor3D; // [N, T, 4D] fc1 output (GELU input)
   m: tf.Tensor3D; // [N, T, D] fc2 output
+  /**
+   * webgpu at mixed precision only (src/backends/webgpu/dit-block.ts): GELU(h) rounded to f16, two values
+   * per float32 element ([N·T·4D / 2]), written by fc1 and read by fc2 and fc2's weight gradient
+   */
+  g?: tf.Tensor;
 }
 export const SAVED_ORDER = ['x', 'qs', 'k', 'v', 'p', 'merged', 'a', 'x1', 'h', 'm'] as const;
 

@@ -34,6 +34,7 @@ import {
   mixedMatMulGroups,
   mixedMatMulWgsl,
   mixedWorkgroupBytes,
+  rowSumFits,
   type MixedKernel,
 } from '../../src/backends/webgpu/gemm-mixed.js';
 import {
@@ -306,10 +307,74 @@ test(
       const e32 = normRelErr(fp32, want);
       assert.ok(e32 <= 1e-5, `${c.label}: fp32 kernel vs host, rel. error ${e32}`);
       for (const [name, k] of EMULATED) {
-        const kernel = { ...k, emulate: true };
-        const got = await runKernel(rk, mixedMatMulWgsl(spec, kernel), mixedMatMulGroups(spec, kernel), c, d);
-        const eFp32 = normRelErr(got, fp32);
-        assert.ok(eFp32 <= 1e-5, `${c.label}, ${name}: emulated vs the fp32 kernel, rel. error ${eFp32}`);
+        // both stagings of A: [BM][TK] rows (row-major left matrices) and [TK][BM] columns (column-major)
+        for (const aStage of ['rows', 'cols'] as const) {
+          const kernel = { ...k, emulate: true, aStage };
+          const got = await runKernel(rk, mixedMatMulWgsl(spec, kernel), mixedMatMulGroups(spec, kernel), c, d);
+          const eFp32 = normRelErr(got, fp32);
+          assert.ok(
+            eFp32 <= 1e-5,
+            `${c.label}, ${name}, A staged as ${aStage}: emulated vs the fp32 kernel, rel. error ${eFp32}`,
+          );
+        }
+      }
+    }
+  },
+);
+
+test(
+  "aRowSum (a weight gradient's bias gradient from the staging of A) equals the host's row sums; C is unchanged",
+  { skip: onGpu ? false : SKIP },
+  async () => {
+    await useBackend('webgpu', support?.ok ? { precision: 'mixed' } : {});
+    const rk = rawKernels()!;
+    for (const c of CASES.filter((x) => x.aFast === 'i')) {
+      const d = dataFor(c);
+      const kt = c.kTotal ?? c.K;
+      // Σ_k A(b, i, k) over batch index b's range of k (its chunk with split-K), in float64
+      const want = new Float64Array(c.batch * c.M);
+      for (let b = 0; b < c.batch; b++) {
+        const ob = c.kTotal === undefined ? b : 0;
+        const lo = c.kTotal === undefined ? 0 : b * c.K;
+        const hi = c.kTotal === undefined ? c.K : Math.min(lo + c.K, c.kTotal);
+        for (let i = 0; i < c.M; i++) for (let k = lo; k < hi; k++) want[b * c.M + i]! += d.A[(ob * kt + k) * c.M + i]!;
+      }
+      const wantC = reference(c, d);
+      const base = specFor(c);
+      const spec: MatMulSpec = {
+        ...base,
+        bindings: [...base.bindings, { name: 'RS', write: true }],
+        aRowSum: `RS[b * ${u(c.M)} + i] = v;`,
+      };
+      for (const [name, k] of EMULATED) {
+        for (const aStage of ['rows', 'cols'] as const) {
+          const kernel: MixedKernel = { ...k, emulate: true, aStage };
+          if (!rowSumFits(kernel)) continue;
+          const code = mixedMatMulWgsl(spec, kernel);
+          const compiled = rk.kernel(`mixedtest.rowsum:${sha256(new TextEncoder().encode(code))}`, () => code);
+          const inputs = [tf.tensor(d.A), tf.tensor(d.B), tf.tensor(d.bias)];
+          const C = rk.output([c.batch * c.M * c.N]);
+          const RS = rk.output([c.batch * c.M]);
+          rk.run(
+            [
+              poison(rk, C.buffer, c.batch * c.M * c.N),
+              poison(rk, RS.buffer, c.batch * c.M),
+              {
+                kernel: compiled,
+                buffers: [...inputs.map((t) => rk.buffer(t)), C.buffer, RS.buffer],
+                groups: mixedMatMulGroups(spec, kernel),
+              },
+            ],
+            [...inputs, C.tensor, RS.tensor],
+          );
+          const [gotC, gotRS] = await Promise.all([C.tensor.data(), RS.tensor.data()]);
+          tf.dispose([...inputs, C.tensor, RS.tensor]);
+          const label = `${c.label}, ${name}, A staged as ${aStage}`;
+          const eRS = normRelErr(gotRS, want);
+          assert.ok(eRS <= 1e-6, `${label}: row sums vs the host, rel. error ${eRS}`);
+          const eC = normRelErr(gotC, wantC);
+          assert.ok(eC <= 1e-5, `${label}: C vs the host, rel. error ${eC}`);
+        }
       }
     }
   },

@@ -18,6 +18,23 @@ import type { GDevice } from './types.js';
 /** The Dawn instance flags of the mixed-precision device. */
 export const MIXED_DAWN_FLAGS = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'];
 
+/**
+ * Dawn's instance flags with the toggles of the environment variable FPDM_DAWN_TOGGLES (comma-separated
+ * Dawn toggle names, e.g. `disable_robustness,skip_validation`) added to its enabled features: a knob for
+ * measuring what Dawn's safety work costs (the bench records the variable); unset, `flags` unchanged.
+ */
+export function dawnFlags(flags: readonly string[]): string[] {
+  const extra = (process.env.FPDM_DAWN_TOGGLES ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
+  if (extra.length === 0) return [...flags];
+  const key = 'enable-dawn-features=';
+  const enabled = flags.find((f) => f.startsWith(key));
+  const toggles = [...(enabled ? enabled.slice(key.length).split(',') : []), ...extra];
+  return [...flags.filter((f) => !f.startsWith(key)), `${key}${[...new Set(toggles)].join(',')}`];
+}
+
 /** The device features mixed precision needs. */
 export const MIXED_FEATURES = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix'] as const;
 
@@ -99,7 +116,7 @@ function mixedAdapter(): Promise<{ gpu: GpuLike | null; adapter: MixedAdapter | 
     }
     try {
       Object.assign(globalThis, mod.globals);
-      const gpu = mod.create(MIXED_DAWN_FLAGS);
+      const gpu = mod.create(dawnFlags(MIXED_DAWN_FLAGS));
       return { gpu, adapter: await gpu.requestAdapter({ powerPreference: 'high-performance' }) };
     } catch (e) {
       return { gpu: null, adapter: null, error: `Dawn failed to start: ${(e as Error).message}` };

@@ -87,6 +87,10 @@ export function rawBlockForward(
   const h = o([n, t, hid]);
   const m = o([n, t, d]);
   const out = o([n, t, d]);
+  // at mixed precision fc1 also writes GELU(h) in f16 (two per float32 element), which fc2 then reads as a
+  // plain operand (the same f16 values it rounded GELU(h) to in its load before) and the backward's dW2 too
+  const mixed = rk.forwardPrecision === 'mixed';
+  const g = mixed ? o([(R * hid) / 2]) : null;
   const ADA = p.scratch('ada', n * 6 * d);
   const MOD = p.scratch('mod', R * d);
   const STATS = p.scratch('stats', 2 * R);
@@ -204,6 +208,7 @@ export function rawBlockForward(
       aFast: 'k',
       bFast: 'k',
       wide: 'rows', // several outputs (perThread)
+      precision: rk.forwardPrecision,
     },
   );
   p.lnModulate('lnmod2', x1.buffer, ADA, 3, MOD, STATS);
@@ -214,6 +219,7 @@ export function rawBlockForward(
       ['W1', W1!],
       ['B1', B1!],
       ['HH', h.buffer, true],
+      ...(g ? [['G16', g.buffer, true, 'f16'] as const] : []),
     ],
     {
       batch: 1,
@@ -222,7 +228,11 @@ export function rawBlockForward(
       K: d,
       a: `MOD[i * ${u(d)} + k]`,
       b: `W1[j * ${u(d)} + k]`,
-      store: `HH[i * ${u(hid)} + j] = v + B1[j];`,
+      store: g
+        ? `let hv = v + B1[j];
+  HH[i * ${u(hid)} + j] = hv;
+  G16[i * ${u(hid)} + j] = f16(gelu(hv));`
+        : `HH[i * ${u(hid)} + j] = v + B1[j];`,
       aFast: 'k',
       bFast: 'k',
       precision: rk.forwardPrecision,
@@ -231,7 +241,7 @@ export function rawBlockForward(
   p.matMul(
     'fc2',
     [
-      ['HH', h.buffer],
+      g ? (['G16', g.buffer, false, 'f16'] as const) : (['HH', h.buffer] as const),
       ['W2', W2!],
       ['B2', B2!],
       ['X1', x1.buffer],
@@ -244,7 +254,7 @@ export function rawBlockForward(
       M: R,
       N: d,
       K: hid,
-      a: `gelu(HH[i * ${u(hid)} + k])`,
+      a: g ? `f32(G16[i * ${u(hid)} + k])` : `gelu(HH[i * ${u(hid)} + k])`,
       b: `W2[j * ${u(hid)} + k]`,
       // m = GELU(h)·W2ᵀ + b2; out = x1 + gate2 ⊙ m
       store: `
@@ -257,7 +267,7 @@ export function rawBlockForward(
       precision: rk.forwardPrecision,
     },
   );
-  const outs = [q, k, v, P, merged, a, x1, h, m, out].map((e) => e.tensor);
+  const outs = [q, k, v, P, merged, a, x1, h, m, out, ...(g ? [g] : [])].map((e) => e.tensor);
   rk.run(p.ops, [x, c, ...w, ...outs]);
   return {
     out: out.tensor as tf.Tensor3D,
@@ -272,6 +282,7 @@ export function rawBlockForward(
       x1: x1.tensor as tf.Tensor3D,
       h: h.tensor as tf.Tensor3D,
       m: m.tensor as tf.Tensor3D,
+      ...(g ? { g: g.tensor } : {}),
     },
   };
 }
@@ -280,8 +291,9 @@ export function rawBlockForward(
  * blockBackward on our kernels: from the saved intermediates, c and the output gradient dy →
  * [dx, dc, ...dW in BLOCK_PARAM_NAMES order], new tensors owned by the caller. `precision` 'mixed' puts
  * the MLP's, the projections' and attention's products (dh, dmod2, dmerged, dmod1, their weight
- * gradients but fc2's, dv, dp, dq, dk) on the tensor cores: their gradient operands are rounded to f16,
- * so only with loss scaling (the caller scales dy; see train-step.ts). The adaLN's stay fp32.
+ * gradients — fc2's where the forward kept GELU(h) in f16 (BlockSaved.g) —, dv, dp, dq, dk) on the tensor
+ * cores: their gradient operands are rounded to f16, so only with loss scaling (the caller scales dy; see
+ * train-step.ts). The adaLN's stay fp32.
  */
 export function rawBlockBackward(
   rk: RawKernels,
@@ -316,35 +328,44 @@ export function rawBlockBackward(
   const DMERGED = p.scratch('dmerged', R * d);
   const DP = p.scratch('dp', BH * t * t);
   const DQKV = p.scratch('dqkv', R * 3 * d);
+  // dy ⊙ gate2 (dm: read by dh and dW2), then dx1 ⊙ gate1 (da: read by dmerged and dWp)
+  const DGATED = p.scratch('dgated', R * d);
   const scale = 1 / Math.sqrt(dh);
-  /** the gate at column block `k` of ADA for token row `r` and channel `c` (WGSL expressions) */
-  const gate = (k: number, r: string, ch: string) => p.chunkAt(k, r, ch);
   const six = u(6 * d);
 
-  /** DADA[:, k] = Σ_t Aᵢ ⊙ Bᵢ per sample (a gate's gradient) */
+  /**
+   * DADA[:, k] = Σ_t Aᵢ ⊙ Bᵢ per sample (gate k's gradient), and DGATED = A ⊙ gate k (the gradient past
+   * the gate, which the next products read as a plain operand instead of multiplying in their loads)
+   */
   const colDot = (name: string, k: number, a: GBuffer, b: GBuffer) =>
     p.elements(
       name,
       [
         ['A', a],
         ['B', b],
+        ['ADA', ADA],
         ['DADA', DADA, true],
+        ['DGATED', DGATED, true],
       ],
       n * d,
       `
   let nn = idx / ${u(d)};
   let j = idx % ${u(d)};
+  let g = ADA[nn * ${six} + ${u(k * d)} + j];
   var s = 0.0;
-  for (var tt = 0u; tt < ${u(t)}; tt = tt + 1u) { let e = (nn * ${u(t)} + tt) * ${u(d)} + j; s = s + A[e] * B[e]; }
+  for (var tt = 0u; tt < ${u(t)}; tt = tt + 1u) {
+    let e = (nn * ${u(t)} + tt) * ${u(d)} + j;
+    s = s + A[e] * B[e];
+    DGATED[e] = A[e] * g;
+  }
   DADA[nn * ${six} + ${u(k * d)} + j] = s;`,
     );
   const lnBackward = (name: string, x: GBuffer, k: number, res: GBuffer, out: GBuffer) =>
     p.lnBackward(name, { x, stats: STATS, ada: ADA, dmod: DMOD }, k, res, out);
   const lnSums = (name: string, x: GBuffer, k: number) =>
     p.lnSums(name, { x, stats: STATS, dmod: DMOD, dada: DADA }, k);
-  // the MLP's, projections' and attention's products take `precision`; the adaLN's stay fp32, and so
-  // does fc2's weight gradient, whose load computes GELU(h): on the tensor cores it took 7.7 ms per DiT-S/2
-  // step against 6.4 in fp32 (H200, results/bench/NOTES.md §10)
+  // the MLP's, projections' and attention's products take `precision`; the adaLN's stay fp32, and so does
+  // fc2's weight gradient where the forward kept no f16 GELU(h) (see dw2 below)
   const weightGrad = (
     name: string,
     args: Arg[],
@@ -365,8 +386,7 @@ export function rawBlockBackward(
   p.matMul(
     'dh',
     [
-      ['DY', DY],
-      ['ADA', ADA],
+      ['DM', DGATED],
       ['W2', W2!],
       ['HH', HH!],
       ['DH', DH, true],
@@ -376,7 +396,7 @@ export function rawBlockBackward(
       M: R,
       N: hid,
       K: d,
-      a: `DY[i * ${u(d)} + k] * ${gate(5, 'i', 'k')}`,
+      a: `DM[i * ${u(d)} + k]`,
       b: `W2[k * ${u(hid)} + j]`,
       store: `DH[i * ${u(hid)} + j] = geluGrad(HH[i * ${u(hid)} + j], v);`,
       aFast: 'k',
@@ -384,20 +404,20 @@ export function rawBlockBackward(
       precision,
     },
   );
+  // with the forward's f16 GELU(h) (mixed precision) a plain operand on the tensor cores; else GELU(h) in
+  // the load, in fp32 (on the tensor cores that load took 7.7 ms per DiT-S/2 step against 6.4 in fp32:
+  // H200, results/bench/NOTES.md §10)
+  const G16 = s.g && precision === 'mixed' ? buf(s.g) : null;
   weightGrad(
     'dw2',
-    [
-      ['DY', DY],
-      ['ADA', ADA],
-      ['HH', HH!],
-    ],
+    [['DM', DGATED], G16 ? ['G16', G16, false, 'f16'] : ['HH', HH!]],
     d,
     hid,
-    `DY[k * ${u(d)} + i] * ${gate(5, 'k', 'i')}`,
-    `gelu(HH[k * ${u(hid)} + j])`,
+    `DM[k * ${u(d)} + i]`,
+    G16 ? `f32(G16[k * ${u(hid)} + j])` : `gelu(HH[k * ${u(hid)} + j])`,
     dW2!.buffer,
     dB2!.buffer,
-    'fp32',
+    G16 ? 'mixed' : 'fp32',
   );
   // h = mod2·W1ᵀ + b1: dmod2 = dh·W1; dW1 = dhᵀ·mod2; db1 = Σ dh
   p.lnModulate('lnmod2', X1!, ADA, 3, MOD, STATS);
@@ -443,8 +463,7 @@ export function rawBlockBackward(
   p.matMul(
     'dmerged',
     [
-      ['DX1', DX1],
-      ['ADA', ADA],
+      ['DA', DGATED],
       ['WP', WP!],
       ['DMERGED', DMERGED, true],
     ],
@@ -453,7 +472,7 @@ export function rawBlockBackward(
       M: R,
       N: d,
       K: d,
-      a: `DX1[i * ${u(d)} + k] * ${gate(2, 'i', 'k')}`,
+      a: `DA[i * ${u(d)} + k]`,
       b: `WP[k * ${u(d)} + j]`,
       store: `DMERGED[i * ${u(d)} + j] = v;`,
       aFast: 'k',
@@ -464,13 +483,12 @@ export function rawBlockBackward(
   weightGrad(
     'dwp',
     [
-      ['DX1', DX1],
-      ['ADA', ADA],
+      ['DA', DGATED],
       ['MERGED', MERGED!],
     ],
     d,
     d,
-    `DX1[k * ${u(d)} + i] * ${gate(2, 'k', 'i')}`,
+    `DA[k * ${u(d)} + i]`,
     `MERGED[k * ${u(d)} + j]`,
     dWp!.buffer,
     dBp!.buffer,
@@ -616,6 +634,6 @@ export function rawBlockBackward(
   p.adaBackward(DADA, C, WA!, dc.buffer, dWa!.buffer, dBa!.buffer);
 
   const outs = [dx.tensor, dc.tensor, ...dW.map((e) => e.tensor)];
-  rk.run(p.ops, [s.x, s.qs, s.k, s.v, s.p, s.merged, s.a, s.x1, s.h, s.m, c, dy, ...w, ...outs]);
+  rk.run(p.ops, [s.x, s.qs, s.k, s.v, s.p, s.merged, s.a, s.x1, s.h, s.m, ...(s.g ? [s.g] : []), c, dy, ...w, ...outs]);
   return outs;
 }

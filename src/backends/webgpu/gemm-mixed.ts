@@ -64,6 +64,22 @@ export interface MixedKernel {
   tile: MixedTile;
   /** plain f32 arithmetic in place of f16 subgroup matrices (see the file comment) */
   emulate?: boolean;
+  /**
+   * how the A tile is staged: 'rows' [BM][TK + PAD] (left matrices loaded row-major), 'cols' [TK][BM + PAD]
+   * (loaded column-major); default (stageOfA) the one whose workgroup-memory writes are contiguous for
+   * the spec's aFast
+   */
+  aStage?: 'rows' | 'cols';
+}
+
+/**
+ * The A staging of a kernel: its own choice, else 'cols' where i is contiguous in memory (aFast 'i', the
+ * weight gradients' dYᵀ: consecutive threads read consecutive i, so they write consecutive f16 values of
+ * a [TK][BM] tile; staged as rows they wrote TK + PAD values apart, into the same few banks) and 'rows'
+ * where k is.
+ */
+export function stageOfA(s: Pick<MatMulSpec, 'aFast'>, k: Pick<MixedKernel, 'aStage'>): 'rows' | 'cols' {
+  return k.aStage ?? (s.aFast === 'i' ? 'cols' : 'rows');
 }
 
 /** f16 values of padding per row of the staged tiles (rows stay 16-byte aligned; fewer bank conflicts) */
@@ -77,9 +93,9 @@ const MIN_GROUPS = 264;
  * one array (dY times a gate: the block's dh and dmerged); it is inlined into the staging loop.
  */
 export function computedLoad(s: Partial<Pick<MatMulSpec, 'a' | 'b'>>): boolean {
-  return [s.a ?? '', s.b ?? ''].some(
-    (e) => /[A-Za-z0-9_]\s*\(/.test(e) || (e.match(/[A-Za-z_][A-Za-z0-9_]*\s*\[/g) ?? []).length > 1,
-  );
+  return [s.a ?? '', s.b ?? '']
+    .map((e) => e.replace(/\b(f32|f16)\s*\(/g, '(')) // a conversion (an f16 operand read as f32) does not compute
+    .some((e) => /[A-Za-z0-9_]\s*\(/.test(e) || (e.match(/[A-Za-z_][A-Za-z0-9_]*\s*\[/g) ?? []).length > 1);
 }
 
 /**
@@ -94,7 +110,7 @@ export function computedLoad(s: Partial<Pick<MatMulSpec, 'a' | 'b'>>): boolean {
  */
 export function mixedKernel(
   device: MixedDeviceInfo,
-  s: Pick<MatMulSpec, 'batch' | 'M' | 'N' | 'bFast'> & Partial<Pick<MatMulSpec, 'a' | 'b'>>,
+  s: Pick<MatMulSpec, 'batch' | 'M' | 'N' | 'aFast' | 'bFast'> & Partial<Pick<MatMulSpec, 'a' | 'b' | 'aRowSum'>>,
   tile?: MixedTileName,
 ): MixedKernel {
   const mma = device.configs[0];
@@ -108,7 +124,10 @@ export function mixedKernel(
   const order = (Object.keys(MIXED_TILES) as MixedTileName[]).filter(
     (n) => (MIXED_TILES[n] as MixedTile).prefetch !== true,
   );
-  const fits = order.filter((n) => mixedFits(s, of(n), device));
+  const fitting = order.filter((n) => mixedFits(s, of(n), device));
+  // with aRowSum, the tiles that can add up A's rows, where any can (else the caller's rowSumFits says no)
+  const summing = fitting.filter((n) => rowSumFits(of(n)));
+  const fits = s.aRowSum !== undefined && summing.length > 0 ? summing : fitting;
   // a computed load: the first tile staging 16 values of k, however many workgroups it gives
   const k16 = computedLoad(s) ? fits.find((n) => MIXED_TILES[n].tk === 16) : undefined;
   if (k16) return of(k16);
@@ -136,17 +155,28 @@ export function mixedThreads(k: MixedKernel): number {
 }
 
 /** Bytes of workgroup memory a mixed-precision matmul uses (to check against the device limit). */
-export function mixedWorkgroupBytes(s: Pick<MatMulSpec, 'bFast'>, k: MixedKernel): number {
+export function mixedWorkgroupBytes(s: Pick<MatMulSpec, 'aFast' | 'bFast'>, k: MixedKernel): number {
   const { sgRows, sgCols, rows, cols, tk } = k.tile;
   const half = k.emulate === true ? 4 : 2;
   const BM = sgRows * rows;
   const BN = sgCols * cols;
+  const a = stageOfA(s, k) === 'cols' ? tk * (BM + PAD) : BM * (tk + PAD);
   const b = s.bFast === 'j' ? tk * (BN + PAD) : BN * (tk + PAD);
-  return half * (BM * (tk + PAD) + b) + 4 * sgRows * sgCols * k.mma.M * k.mma.N;
+  return half * (a + b) + 4 * sgRows * sgCols * k.mma.M * k.mma.N;
+}
+
+/**
+ * Whether a kernel can add up A's rows (MatMulSpec.aRowSum): with aFast 'i' its thread t stages values
+ * of row t mod BM only when the workgroup's threads are a multiple of BM, and Cs holds one value per thread.
+ */
+export function rowSumFits(k: MixedKernel): boolean {
+  const { sgRows, sgCols, rows } = k.tile;
+  const WG = mixedThreads(k);
+  return WG % (sgRows * rows) === 0 && sgRows * sgCols * k.mma.M * k.mma.N >= WG;
 }
 
 /** Whether a kernel fits the device's workgroup memory and threads per workgroup. */
-export function mixedFits(s: Pick<MatMulSpec, 'bFast'>, k: MixedKernel, device: MixedDeviceInfo): boolean {
+export function mixedFits(s: Pick<MatMulSpec, 'aFast' | 'bFast'>, k: MixedKernel, device: MixedDeviceInfo): boolean {
   return mixedWorkgroupBytes(s, k) <= device.maxWorkgroupBytes && mixedThreads(k) <= device.maxThreads;
 }
 
@@ -172,7 +202,15 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
   );
   invariant(!emu || MN % SG === 0, `emulated subgroups of ${SG} threads must divide a ${mma.M} × ${mma.N} matrix`);
   const H = emu ? 'f32' : 'f16';
-  const AST = TK + PAD; // stride of A's rows in As
+  const aCols = stageOfA(s, k) === 'cols'; // A staged [TK][BM + PAD] (left matrices column-major), else [BM][TK + PAD]
+  const AST = aCols ? BM + PAD : TK + PAD;
+  const aSize = aCols ? TK * AST : BM * AST;
+  const rowSum = s.aRowSum !== undefined;
+  invariant(
+    !rowSum || (s.aFast === 'i' && rowSumFits(k)),
+    () =>
+      `aRowSum needs aFast 'i' and a tile whose ${WG} threads each stage one row of its ${BM} (and ${SGS * MN} ≥ ${WG} values of Cs)`,
+  );
   const bRows = s.bFast === 'j'; // B staged row-major [TK][BN + PAD], else column-major [BN][TK + PAD]
   const BST = bRows ? BN + PAD : TK + PAD;
   const bSize = bRows ? TK * BST : BN * BST;
@@ -186,7 +224,7 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
 
   // offsets in As / Bs of the subgroup's m-th left and n-th right matrix at k offset kk within the stage
   // (aBase, bBase: the subgroup's first row of A and first column of B there)
-  const aOff = (m: number, kk: number) => `aBase + ${u(m * mma.M * AST + kk)}`;
+  const aOff = (m: number, kk: number) => `aBase + ${u(aCols ? kk * AST + m * mma.M : m * mma.M * AST + kk)}`;
   const bOff = (n: number, kk: number) => `bBase + ${u(bRows ? kk * BST + n * mma.N : n * mma.N * BST + kk)}`;
   const bBase = bRows ? `sgJ * ${u(tile.cols)}` : `sgJ * ${u(tile.cols * BST)}`;
   const acc = (m: number, n: number) => `acc_${m}_${n}`;
@@ -206,7 +244,8 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
       .map((kk) => {
         const lines = Array.from(
           { length: TM },
-          (_, m) => `let l${m} = subgroupMatrixLoad<${left}, row_major>(&As, ${aOff(m, kk)}, ${u(AST)});`,
+          (_, m) =>
+            `let l${m} = subgroupMatrixLoad<${left}, ${aCols ? 'col_major' : 'row_major'}>(&As, ${aOff(m, kk)}, ${u(AST)});`,
         );
         for (let n = 0; n < TN; n++) {
           lines.push(
@@ -221,9 +260,11 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
     storeTile = (m, n) => `subgroupMatrixStore<row_major>(&Cs, sg * ${u(MN)}, ${acc(m, n)}, ${u(mma.N)});`;
   } else {
     // element e = lane + q·SG of each result matrix is thread `lane`'s, at row e / n, column e % n;
-    // left(r, x) = As[off + r·AST + x] (row-major); right(x, c) = Bs[off + x·BST + c] (row-major) or
-    // Bs[off + c·BST + x] (column-major); the result matrix stored row-major with stride n
+    // left(r, x) = As[off + r·AST + x] (row-major) or As[off + x·AST + r] (column-major); right(x, c) =
+    // Bs[off + x·BST + c] (row-major) or Bs[off + c·BST + x] (column-major); the result matrix stored
+    // row-major with stride n
     decls = `var acc: array<f32, ${TM * TN * Q}>;`;
+    const leftAt = aCols ? `x * ${u(AST)} + r` : `r * ${u(AST)} + x`;
     const rightAt = bRows ? `x * ${u(BST)} + c` : `c * ${u(BST)} + x`;
     multiply = `for (var q = 0u; q < ${u(Q)}; q = q + 1u) {
         let e = lane + q * ${u(SG)};
@@ -233,7 +274,7 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
           .flatMap((kk) =>
             pairs.map(
               ([m, n]) => `for (var x = 0u; x < ${u(mma.K)}; x = x + 1u) {
-          acc[${u((m * TN + n) * Q)} + q] = acc[${u((m * TN + n) * Q)} + q] + As[${aOff(m, kk)} + r * ${u(AST)} + x] * Bs[${bOff(n, kk)} + ${rightAt}];
+          acc[${u((m * TN + n) * Q)} + q] = acc[${u((m * TN + n) * Q)} + q] + As[${aOff(m, kk)} + ${leftAt}] * Bs[${bOff(n, kk)} + ${rightAt}];
         }`,
             ),
           )
@@ -266,7 +307,9 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
       let e = tid + l * ${u(WG)};
       ${body}
     }`;
-  const aAt = `As[ii * ${u(AST)} + kk]`;
+  const aAt = aCols ? `As[kk * ${u(AST)} + ii]` : `As[ii * ${u(AST)} + kk]`;
+  // aRowSum: each thread adds up the f32 values of A it stages (all of one row: WG % BM == 0)
+  const addRow = (v: string) => (rowSum ? `rs = rs + ${v};` : '');
   const stageLoop =
     tile.prefetch === true
       ? `var PA: array<f32, ${LA}>;
@@ -285,6 +328,7 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
     ${each(
       LA,
       `${aIdx}
+      ${addRow('PA[l]')}
       ${aAt} = ${H}(PA[l]);`,
     )}
     ${each(
@@ -308,7 +352,9 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
     ${each(
       LA,
       `${aIdx}
-      ${aAt} = ${H}(loadA(b, row0 + ii, k0 + kk));`,
+      let av = loadA(b, row0 + ii, k0 + kk);
+      ${addRow('av')}
+      ${aAt} = ${H}(av);`,
     )}
     ${each(
       LB,
@@ -331,7 +377,7 @@ ${declare(s.bindings)}
 const M = ${u(s.M)};
 const N = ${u(s.N)};
 const K = ${u(s.K)};
-var<workgroup> As: array<${H}, ${BM * AST}>;
+var<workgroup> As: array<${H}, ${aSize}>;
 var<workgroup> Bs: array<${H}, ${bSize}>;
 var<workgroup> Cs: array<f32, ${SGS * MN}>;
 ${s.helpers ?? ''}
@@ -344,15 +390,34 @@ fn main(${builtins}) {
   let col0 = wg.x * ${u(BN)};
   let sgI = min(sg, ${u(SGS - 1)}) / ${u(tile.sgCols)};
   let sgJ = min(sg, ${u(SGS - 1)}) % ${u(tile.sgCols)};
-  let aBase = sgI * ${u(tile.rows * AST)};
+  let aBase = sgI * ${u(aCols ? tile.rows : tile.rows * AST)};
   let bBase = ${bBase};
   ${decls}
+  ${rowSum ? 'var rs = 0.0;' : ''}
   ${stageLoop}
     workgroupBarrier();
     if (sg < ${u(SGS)}) {
       ${multiply}
     }
     workgroupBarrier();
-  }${epilogue}
+  }${rowSum ? rowSumWgsl(s, BM, WG) : ''}${epilogue}
 }`;
+}
+
+/**
+ * aRowSum's end of the kernel: the first column of workgroups adds up its threads' row sums of A (the
+ * WG / BM threads of each row, in thread order, through Cs) and runs the spec's aRowSum with the row `i`
+ * and its sum `v` over this workgroup's k (with split-K, the chunk of batch index b).
+ */
+function rowSumWgsl(s: MatMulSpec, BM: number, WG: number): string {
+  return `
+  if (wg.x == 0u) { Cs[tid] = rs; }
+  workgroupBarrier();
+  if (wg.x == 0u && tid < ${u(BM)}) {
+    var v = 0.0;
+    for (var q = 0u; q < ${u(WG / BM)}; q = q + 1u) { v = v + Cs[tid + q * ${u(BM)}]; }
+    let i = row0 + tid;
+    if (i < M) { ${s.aRowSum} }
+  }
+  workgroupBarrier();`;
 }

@@ -18,8 +18,11 @@ export interface Binding {
   name: string;
   /** written by the kernel (read_write); else read-only */
   write?: boolean;
-  /** element type (default f32; i32 for TF.js's int32 tensors, e.g. labels) */
-  type?: 'f32' | 'i32';
+  /**
+   * element type (default f32; i32 for TF.js's int32 tensors, e.g. labels; f16 for a float32 tensor that
+   * holds f16 values two per element, only in kernels that enable f16: the tensor-core matmuls)
+   */
+  type?: 'f32' | 'i32' | 'f16';
 }
 
 export interface MatMulSpec {
@@ -54,6 +57,12 @@ export interface MatMulSpec {
   precision?: 'fp32' | 'mixed';
   /** at 'mixed', the tile of gemm-mixed.ts MIXED_TILES to use instead of mixedKernel's choice */
   mixedTile?: MixedTileName;
+  /**
+   * at 'mixed' only (aFast 'i'): WGSL statements run once per row i of C with the f32 `v` = Σ_k A(b, i, k)
+   * over the product's K (its chunk with split-K), A's values before rounding to f16 — a weight
+   * gradient's bias gradient from the staging of dYᵀ (Plan.weightGrad), instead of a column of ones in B
+   */
+  aRowSum?: string;
 }
 
 const TK = 16;

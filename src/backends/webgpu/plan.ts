@@ -18,14 +18,14 @@ import {
   type Binding,
   type MatMulSpec,
 } from './gemm.js';
-import { mixedKernel, mixedMatMulGroups, mixedMatMulWgsl } from './gemm-mixed.js';
+import { mixedKernel, mixedMatMulGroups, mixedMatMulWgsl, rowSumFits } from './gemm-mixed.js';
 import { mixedDeviceInfo } from './device.js';
 import type { Dispatch, RawKernels } from './raw.js';
 import type { GBuffer } from './types.js';
 import { invariant } from '../../util/errors.js';
 
 /** A binding of a dispatch: its WGSL name, its buffer, whether the kernel writes it, its element type (default f32). */
-export type Arg = readonly [name: string, buffer: GBuffer, write?: boolean, type?: 'f32' | 'i32'];
+export type Arg = readonly [name: string, buffer: GBuffer, write?: boolean, type?: 'f32' | 'i32' | 'f16'];
 
 function bindingsOf(args: Arg[]): Binding[] {
   return args.map(([name, , write, type]) => ({ name, write: write === true, ...(type ? { type } : {}) }));
@@ -115,10 +115,12 @@ export class Plan {
   }
 
   /**
-   * dW = dYᵀ·Xin over `rows` rows, as [out, in], and the bias gradient db = Σ_rows dY in the same product
-   * (Xin with a column of ones appended: C(i, in) = Σ_k dY(k, i)); the reduction split to fill the GPU.
-   * `a` reads dY(k, i), `b` reads Xin(k, j) (it is also evaluated, and discarded, at j = in).
-   * `rows` default: the plan's defaultRows; `precision` as MatMulSpec's (default: the plan's).
+   * dW = dYᵀ·Xin over `rows` rows, as [out, in], and the bias gradient db = Σ_rows dY in the same product;
+   * the reduction split to fill the GPU. In fp32 Xin gets a column of ones appended (C(i, in) = Σ_k
+   * dY(k, i)); on the tensor cores the bias gradient is summed from dY's f32 values as they are staged
+   * (MatMulSpec.aRowSum: no extra column of output tiles, B a plain load) where the tile allows.
+   * `a` reads dY(k, i), `b` reads Xin(k, j). `rows` default: the plan's defaultRows; `precision` as
+   * MatMulSpec's (default: the plan's).
    */
   weightGrad(
     name: string,
@@ -133,6 +135,8 @@ export class Plan {
     precision?: 'fp32' | 'mixed',
   ): void {
     invariant(rows !== undefined, () => `weightGrad ${name}: no rows given and the plan has no default`);
+    if ((precision ?? this.precision) === 'mixed' && this.mixedRowSum(name, args, outDim, inDim, rows, a, b, dw, db))
+      return;
     this.matMulSplit(
       name,
       args,
@@ -152,6 +156,66 @@ export class Plan {
       ],
       `if (j < ${u(inDim)}) { DW[i * ${u(inDim)} + j] = v; } else { DB[i] = v; }`,
     );
+  }
+
+  /**
+   * weightGrad on the tensor cores with the bias gradient from A's staging (aRowSum); false, recording
+   * nothing, where the device's tiles cannot sum A's rows (then the column of ones).
+   */
+  private mixedRowSum(
+    name: string,
+    args: Arg[],
+    M: number,
+    N: number,
+    rows: number,
+    a: string,
+    b: string,
+    dw: GBuffer,
+    db: GBuffer,
+  ): boolean {
+    const device = mixedDeviceInfo(this.rk.device);
+    const { splits, chunk } = splitK(M, N, rows);
+    const spec = { M, N, a, b, aFast: 'i', bFast: 'j', precision: 'mixed' } as const;
+    if (!device || !rowSumFits(mixedKernel(device, { ...spec, batch: splits, aRowSum: '' }))) return false;
+    if (splits === 1) {
+      this.matMul(name, [...args, ['DW', dw, true], ['DB', db, true]], {
+        ...spec,
+        batch: 1,
+        K: rows,
+        store: `DW[i * ${u(N)} + j] = v;`,
+        aRowSum: 'DB[i] = v;',
+      });
+      return true;
+    }
+    const part = this.scratch(`${name}.part`, splits * M * N);
+    const partB = this.scratch(`${name}.partb`, splits * M);
+    this.matMul(name, [...args, ['PART', part, true], ['PARTB', partB, true]], {
+      ...spec,
+      batch: splits,
+      K: chunk,
+      kTotal: rows,
+      store: `PART[(b * ${u(M)} + i) * ${u(N)} + j] = v;`,
+      aRowSum: `PARTB[b * ${u(M)} + i] = v;`,
+    });
+    // dW as matMulSplit's sum; db, in split order, by the threads of column 0
+    const store = `DW[i * ${u(N)} + j] = v;
+  if (j == 0u) {
+    var sb = 0.0;
+    for (var s = 0u; s < ${u(splits)}; s = s + 1u) { sb = sb + PARTB[s * ${u(M)} + i]; }
+    DB[i] = sb;
+  }`;
+    this.push(
+      `${name}.sum`,
+      [
+        ['PART', part],
+        ['PARTB', partB],
+        ['DW', dw, true],
+        ['DB', db, true],
+      ],
+      (bb) => splitReduceWgsl(bb, M, N, splits, store, ACTIVATIONS),
+      elementGroups(M * N),
+    );
+    return true;
   }
 
   rows(name: string, args: Arg[], rows: number, body: string): void {

@@ -81,7 +81,7 @@ export interface DirectStepResult {
 }
 
 function savedTensors(s: BlockSaved): tf.Tensor[] {
-  return SAVED_ORDER.map((k) => s[k]);
+  return [...SAVED_ORDER.map((k) => s[k]), ...(s.g ? [s.g] : [])];
 }
 
 /** Gradients by name; a name seen again is added into the first tensor (weight-tied blocks). */
