@@ -41,8 +41,8 @@ export interface MixedTile {
 
 /**
  * Tiles named by the workgroup's tile of C (rows × columns), the k per stage and 'p' for prefetch, each
- * with 4 subgroups, in the order mixedKernel prefers them (the prefetching ones, untried on a GPU yet,
- * only when asked for). Workgroup memory at M16 N16 K16 (mixedWorkgroupBytes), B row-major / column-
+ * with 4 subgroups, in the order mixedKernel prefers them (the prefetching ones only for the weight
+ * gradients, where they measured fastest, or when asked for). Workgroup memory at M16 N16 K16 (mixedWorkgroupBytes), B row-major / column-
  * major: 23040 / 24576 B, 14592 / 16384, 18944 / 19456, 13824 / 14336, and as their unprefetched twins.
  */
 export const MIXED_TILES = {
@@ -128,6 +128,11 @@ export function mixedKernel(
   // with aRowSum, the tiles that can add up A's rows, where any can (else the caller's rowSumFits says no)
   const summing = fitting.filter((n) => rowSumFits(of(n)));
   const fits = s.aRowSum !== undefined && summing.length > 0 ? summing : fitting;
+  // i contiguous in A (the weight gradients, dYᵀ·X over the token rows): 128 × 128, k 16 with prefetch.
+  // Measured on the H200 at XL/2's four weight gradients (`2026-11-30-webgpu-gemm-wgrad-a92c0d0.md`):
+  // k 32 tiles ran at 3.4–10.8 TFLOP/s (either staging of A), k 16 at 18–83, k 16 with prefetch at 21–111
+  const wgrad = s.aFast === 'i' ? (['128x128k16p', '128x128k16'] as const).find((n) => fitting.includes(n)) : undefined;
+  if (wgrad && (s.aRowSum === undefined || rowSumFits(of(wgrad)))) return of(wgrad);
   // a computed load: the first tile staging 16 values of k, however many workgroups it gives
   const k16 = computedLoad(s) ? fits.find((n) => MIXED_TILES[n].tk === 16) : undefined;
   if (k16) return of(k16);
