@@ -28,6 +28,7 @@ import {
   rowSumFits,
   stageOfA,
   type MixedKernel,
+  type MixedTile,
   type MixedTileName,
 } from '../../src/backends/webgpu/gemm-mixed.js';
 import {
@@ -89,6 +90,10 @@ const SHAPES: Shape[] = [
   { label: 'XL/2 fc2', M: 8192, N: 1152, K: 4608, aFast: 'k', bFast: 'k' },
   { label: 'XL/2 proj dW', M: 1152, N: 1152, K: 8192, aFast: 'i', bFast: 'j', split: true },
   { label: '4096³', M: 4096, N: 4096, K: 4096, aFast: 'k', bFast: 'j' },
+  // XL/2's fc2 (K = 4d) as the block computes it, against dmod2 (its transpose-free twin: B with j contiguous)
+  { label: 'XL/2 fc2 two outputs', M: 8192, N: 1152, K: 4608, aFast: 'k', bFast: 'k', twoOut: true },
+  { label: 'XL/2 dmod2', M: 8192, N: 1152, K: 4608, aFast: 'k', bFast: 'j' },
+  { label: 'S/2 dmod2', M: 8192, N: 384, K: 1536, aFast: 'k', bFast: 'j' },
   // XL/2's weight gradients with their bias gradients, in the fp32 form (a column of ones) and the mixed
   // one (the bias from A's staging)
   { label: 'XL/2 fc1 dW+db ones', M: 4608, N: 1152, K: 8192, aFast: 'i', bFast: 'j', split: true, bias: 'ones' },
@@ -359,17 +364,24 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
   const stages: Array<'rows' | 'cols' | undefined> = s.aFast === 'i' ? [undefined, 'rows'] : [undefined];
   for (const mma of device.configs) {
     for (const tile of Object.keys(MIXED_TILES) as MixedTileName[]) {
-      for (const aStage of stages) {
+      // the epilogue one result matrix at a time (e1) or a subgroup's whole row of them
+      const rowOf = (MIXED_TILES[tile] as MixedTile).cols / mma.N;
+      for (const [aStage, epilogueCols] of stages.flatMap((a) => [1, rowOf].map((e) => [a, e] as const))) {
         const kernel: MixedKernel = {
           mma,
           subgroupSize: device.subgroupSize,
           tile: MIXED_TILES[tile],
+          epilogueCols,
           ...(aStage ? { aStage } : {}),
         };
         if (!mixedFits(probe, kernel, device)) continue;
         if (s.bias === 'rowSum' && !rowSumFits(kernel)) continue;
-        const isDefault = chosen.mma === mma && chosen.tile === kernel.tile && aStage === undefined;
-        const name = `${mmaName(kernel)} ${tile}${s.aFast === 'i' ? ` A ${stageOfA(probe, kernel)}` : ''}`;
+        const isDefault =
+          chosen.mma === mma &&
+          chosen.tile === kernel.tile &&
+          aStage === undefined &&
+          (chosen.epilogueCols ?? 1) === epilogueCols;
+        const name = `${mmaName(kernel)} ${tile}${s.aFast === 'i' ? ` A ${stageOfA(probe, kernel)}` : ''} e${epilogueCols}`;
         if (o.kernel && !name.includes(o.kernel)) continue;
         variants.push({ name: `mixed ${name}`, kernel, isDefault });
       }

@@ -307,15 +307,19 @@ test(
       const e32 = normRelErr(fp32, want);
       assert.ok(e32 <= 1e-5, `${c.label}: fp32 kernel vs host, rel. error ${e32}`);
       for (const [name, k] of EMULATED) {
-        // both stagings of A: [BM][TK] rows (row-major left matrices) and [TK][BM] columns (column-major)
+        // both stagings of A ([BM][TK] rows: row-major left matrices; [TK][BM] columns: column-major), and
+        // the epilogue one matrix at a time or a subgroup's whole row of them
+        const wholeRow = k.tile.cols / k.mma.N;
         for (const aStage of ['rows', 'cols'] as const) {
-          const kernel = { ...k, emulate: true, aStage };
-          const got = await runKernel(rk, mixedMatMulWgsl(spec, kernel), mixedMatMulGroups(spec, kernel), c, d);
-          const eFp32 = normRelErr(got, fp32);
-          assert.ok(
-            eFp32 <= 1e-5,
-            `${c.label}, ${name}, A staged as ${aStage}: emulated vs the fp32 kernel, rel. error ${eFp32}`,
-          );
+          for (const epilogueCols of [1, wholeRow]) {
+            const kernel = { ...k, emulate: true, aStage, epilogueCols };
+            const got = await runKernel(rk, mixedMatMulWgsl(spec, kernel), mixedMatMulGroups(spec, kernel), c, d);
+            const eFp32 = normRelErr(got, fp32);
+            assert.ok(
+              eFp32 <= 1e-5,
+              `${c.label}, ${name}, A staged as ${aStage}, epilogue ${epilogueCols} matrices: emulated vs the fp32 kernel, rel. error ${eFp32}`,
+            );
+          }
         }
       }
     }
@@ -348,7 +352,7 @@ test(
       };
       for (const [name, k] of EMULATED) {
         for (const aStage of ['rows', 'cols'] as const) {
-          const kernel: MixedKernel = { ...k, emulate: true, aStage };
+          const kernel: MixedKernel = { ...k, emulate: true, aStage, epilogueCols: k.tile.cols / k.mma.N };
           if (!rowSumFits(kernel)) continue;
           const code = mixedMatMulWgsl(spec, kernel);
           const compiled = rk.kernel(`mixedtest.rowsum:${sha256(new TextEncoder().encode(code))}`, () => code);
@@ -520,9 +524,15 @@ test(
     let overLimit = 0;
     for (const mma of H200_CONFIGS) {
       for (const [name, tile] of Object.entries(MIXED_TILES)) {
-        for (const spec of specs) {
-          const k: MixedKernel = { mma, subgroupSize: 32, tile };
-          const label = `M${mma.M} N${mma.N} K${mma.K}, ${name}, aFast ${spec.aFast}, bFast ${spec.bFast}`;
+        for (const [spec, epilogueCols] of specs.flatMap(
+          (x) =>
+            [
+              [x, 1],
+              [x, tile.cols / mma.N],
+            ] as const,
+        )) {
+          const k: MixedKernel = { mma, subgroupSize: 32, tile, epilogueCols };
+          const label = `M${mma.M} N${mma.N} K${mma.K}, ${name}, aFast ${spec.aFast}, bFast ${spec.bFast}, epilogue ${epilogueCols} matrices`;
           const code = mixedMatMulWgsl(spec, k);
           const { compile, pipeline } = await check(code);
           assert.deepEqual(compile, [], `${label}: compiles`);

@@ -70,6 +70,12 @@ export interface MixedKernel {
    * the spec's aFast
    */
   aStage?: 'rows' | 'cols';
+  /**
+   * result matrices per subgroup that the epilogue stores side by side before its threads apply the
+   * spec's store (a divisor of the tile's matrices per row, cols / N; default 1): fewer barriers and
+   * wider runs of columns per row, for more workgroup memory (mixedKernel: all of a row where it fits)
+   */
+  epilogueCols?: number;
 }
 
 /**
@@ -115,14 +121,19 @@ export function mixedKernel(
 ): MixedKernel {
   const mma = device.configs[0];
   invariant(mma, 'a mixed-precision device has at least one f16 → f32 subgroup-matrix config');
-  const of = (name: MixedTileName): MixedKernel => ({
-    mma,
-    subgroupSize: device.subgroupSize,
-    tile: MIXED_TILES[name],
-  });
+  // the epilogue stores a whole row of a subgroup's result matrices at once where the memory allows
+  const of = (name: MixedTileName): MixedKernel => {
+    const t: MixedTile = MIXED_TILES[name];
+    const one = { mma, subgroupSize: device.subgroupSize, tile: t };
+    const row = { ...one, epilogueCols: t.cols / mma.N };
+    return mixedWorkgroupBytes(s, row) <= device.maxWorkgroupBytes ? row : one;
+  };
   if (tile) return of(tile);
+  // 128 × 64 (k 32) is only for asking: it measured slowest of the unprefetched tiles wherever it ran on
+  // the H200 (S/2's fc2 0.786 / 0.197 ms against 128 × 128's 0.590 / 0.131 in two calls, dmerged 0.852
+  // against 0.262–0.524: `…-gemm-mixed-ba48fb8`, `…-gemm-fc2-b2951d5`, `…-gemm-backward-e7aca8f`)
   const order = (Object.keys(MIXED_TILES) as MixedTileName[]).filter(
-    (n) => (MIXED_TILES[n] as MixedTile).prefetch !== true,
+    (n) => (MIXED_TILES[n] as MixedTile).prefetch !== true && n !== '128x64k32',
   );
   const fitting = order.filter((n) => mixedFits(s, of(n), device));
   // with aRowSum, the tiles that can add up A's rows, where any can (else the caller's rowSumFits says no)
@@ -131,7 +142,8 @@ export function mixedKernel(
   // i contiguous in A (the weight gradients, dYᵀ·X over the token rows): 128 × 128, k 16 with prefetch.
   // Measured on the H200 at XL/2's four weight gradients (`2026-11-30-webgpu-gemm-wgrad-a92c0d0.md`):
   // k 32 tiles ran at 3.4–10.8 TFLOP/s (either staging of A), k 16 at 18–83, k 16 with prefetch at 21–111
-  const wgrad = s.aFast === 'i' ? (['128x128k16p', '128x128k16'] as const).find((n) => fitting.includes(n)) : undefined;
+  const wgrad =
+    s.aFast === 'i' ? (['128x128k16p', '128x128k16'] as const).find((n) => mixedFits(s, of(n), device)) : undefined;
   if (wgrad && (s.aRowSum === undefined || rowSumFits(of(wgrad)))) return of(wgrad);
   // a computed load: the first tile staging 16 values of k, however many workgroups it gives
   const k16 = computedLoad(s) ? fits.find((n) => MIXED_TILES[n].tk === 16) : undefined;
@@ -167,7 +179,7 @@ export function mixedWorkgroupBytes(s: Pick<MatMulSpec, 'aFast' | 'bFast'>, k: M
   const BN = sgCols * cols;
   const a = stageOfA(s, k) === 'cols' ? tk * (BM + PAD) : BM * (tk + PAD);
   const b = s.bFast === 'j' ? tk * (BN + PAD) : BN * (tk + PAD);
-  return half * (a + b) + 4 * sgRows * sgCols * k.mma.M * k.mma.N;
+  return half * (a + b) + 4 * sgRows * sgCols * (k.epilogueCols ?? 1) * k.mma.M * k.mma.N;
 }
 
 /**
@@ -241,6 +253,12 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
   let multiply: string;
   let storeTile: (m: number, n: number) => string;
   const Q = MN / SG; // emulated: result elements per thread per matrix
+  // the epilogue stores E matrices of a row side by side: per subgroup a block of m × E·n values of Cs
+  // (row-major, stride E·n) at sg·E·MN; matrix (m, n) at column (n mod E)·n of it
+  const E = k.epilogueCols ?? 1;
+  invariant(TN % E === 0, () => `epilogueCols ${E} does not divide the ${TN} matrices of a subgroup's row`);
+  const EW = E * mma.N; // the block's width
+  const ES = E * MN; // values of Cs per subgroup
   if (!emu) {
     const left = `subgroup_matrix_left<f16, ${mma.K}, ${mma.M}>`;
     const right = `subgroup_matrix_right<f16, ${mma.N}, ${mma.K}>`;
@@ -262,7 +280,8 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
         return `{\n        ${lines.join('\n        ')}\n      }`;
       })
       .join('\n      ');
-    storeTile = (m, n) => `subgroupMatrixStore<row_major>(&Cs, sg * ${u(MN)}, ${acc(m, n)}, ${u(mma.N)});`;
+    storeTile = (m, n) =>
+      `subgroupMatrixStore<row_major>(&Cs, sg * ${u(ES)} + ${u((n % E) * mma.N)}, ${acc(m, n)}, ${u(EW)});`;
   } else {
     // element e = lane + q·SG of each result matrix is thread `lane`'s, at row e / n, column e % n;
     // left(r, x) = As[off + r·AST + x] (row-major) or As[off + x·AST + r] (column-major); right(x, c) =
@@ -286,18 +305,20 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
           .join('\n        ')}
       }`;
     storeTile = (m, n) =>
-      `for (var q = 0u; q < ${u(Q)}; q = q + 1u) { Cs[sg * ${u(MN)} + lane + q * ${u(SG)}] = acc[${u((m * TN + n) * Q)} + q]; }`;
+      `for (var q = 0u; q < ${u(Q)}; q = q + 1u) { let e = lane + q * ${u(SG)}; Cs[sg * ${u(ES)} + (e / ${u(mma.N)}) * ${u(EW)} + ${u((n % E) * mma.N)} + e % ${u(mma.N)}] = acc[${u((m * TN + n) * Q)} + q]; }`;
   }
-  const epilogue = pairs
+  const rounds: Array<[number, number]> = []; // (m, first n) of each round of E matrices
+  for (let m = 0; m < TM; m++) for (let n = 0; n < TN; n += E) rounds.push([m, n]);
+  const epilogue = rounds
     .map(
-      ([m, n]) => `
-  if (sg < ${u(SGS)}) { ${storeTile(m, n)} }
+      ([m, n0]) => `
+  if (sg < ${u(SGS)}) { ${Array.from({ length: E }, (_, x) => storeTile(m, n0 + x)).join(' ')} }
   workgroupBarrier();
   if (sg < ${u(SGS)}) {
-    for (var e = lane; e < ${u(MN)}; e = e + sgSize) {
-      let i = row0 + sgI * ${u(tile.rows)} + ${u(m * mma.M)} + e / ${u(mma.N)};
-      let j = col0 + sgJ * ${u(tile.cols)} + ${u(n * mma.N)} + e % ${u(mma.N)};
-      if (i < M && j < N) { storeC(b, i, j, Cs[sg * ${u(MN)} + e]); }
+    for (var e = lane; e < ${u(ES)}; e = e + sgSize) {
+      let i = row0 + sgI * ${u(tile.rows)} + ${u(m * mma.M)} + e / ${u(EW)};
+      let j = col0 + sgJ * ${u(tile.cols)} + ${u(n0 * mma.N)} + e % ${u(EW)};
+      if (i < M && j < N) { storeC(b, i, j, Cs[sg * ${u(ES)} + e]); }
     }
   }
   workgroupBarrier();`,
@@ -384,7 +405,7 @@ const N = ${u(s.N)};
 const K = ${u(s.K)};
 var<workgroup> As: array<${H}, ${aSize}>;
 var<workgroup> Bs: array<${H}, ${bSize}>;
-var<workgroup> Cs: array<f32, ${SGS * MN}>;
+var<workgroup> Cs: array<f32, ${SGS * ES}>;
 ${s.helpers ?? ''}
 ${matMulAccessWgsl(s)}
 @compute @workgroup_size(${WG}, 1, 1)

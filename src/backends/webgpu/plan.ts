@@ -68,7 +68,7 @@ export class Plan {
           `matmul ${name}: precision 'mixed' needs the webgpu backend on the mixed-precision device (initBackend('webgpu', { precision: 'mixed' }))`,
         );
       const k = mixedKernel(device, spec, spec.mixedTile);
-      const variant = `:mixed${k.mma.M}x${k.mma.N}x${k.mma.K}/${k.tile.sgRows * k.tile.rows}x${k.tile.sgCols * k.tile.cols}k${k.tile.tk}`;
+      const variant = `:mixed${k.mma.M}x${k.mma.N}x${k.mma.K}/${k.tile.sgRows * k.tile.rows}x${k.tile.sgCols * k.tile.cols}k${k.tile.tk}${k.tile.prefetch === true ? 'p' : ''}e${k.epilogueCols ?? 1}`;
       this.push(
         name,
         args,
