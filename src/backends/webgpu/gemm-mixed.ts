@@ -41,8 +41,8 @@ export interface MixedTile {
 
 /**
  * Tiles named by the workgroup's tile of C (rows × columns), the k per stage and 'p' for prefetch, each
- * with 4 subgroups, in the order mixedKernel prefers them (the prefetching ones only for the weight
- * gradients, where they measured fastest, or when asked for). Workgroup memory at M16 N16 K16 (mixedWorkgroupBytes), B row-major / column-
+ * with 4 subgroups, in the order mixedKernel prefers them (the prefetching ones only when asked for:
+ * their speed varied most between calls). Workgroup memory at M16 N16 K16 (mixedWorkgroupBytes), B row-major / column-
  * major: 23040 / 24576 B, 14592 / 16384, 18944 / 19456, 13824 / 14336, and as their unprefetched twins.
  */
 export const MIXED_TILES = {
@@ -73,7 +73,7 @@ export interface MixedKernel {
   /**
    * result matrices per subgroup that the epilogue stores side by side before its threads apply the
    * spec's store (a divisor of the tile's matrices per row, cols / N; default 1): fewer barriers and
-   * wider runs of columns per row, for more workgroup memory (mixedKernel: all of a row where it fits)
+   * wider runs of columns per row, for more workgroup memory. mixedKernel keeps 1 (measured faster)
    */
   epilogueCols?: number;
 }
@@ -121,13 +121,13 @@ export function mixedKernel(
 ): MixedKernel {
   const mma = device.configs[0];
   invariant(mma, 'a mixed-precision device has at least one f16 → f32 subgroup-matrix config');
-  // the epilogue stores a whole row of a subgroup's result matrices at once where the memory allows
-  const of = (name: MixedTileName): MixedKernel => {
-    const t: MixedTile = MIXED_TILES[name];
-    const one = { mma, subgroupSize: device.subgroupSize, tile: t };
-    const row = { ...one, epilogueCols: t.cols / mma.N };
-    return mixedWorkgroupBytes(s, row) <= device.maxWorkgroupBytes ? row : one;
-  };
+  // the epilogue one result matrix at a time: storing a subgroup's whole row of them at once (e4) ran
+  // 1.3–3× slower on every XL/2 product measured (`2026-11-30-webgpu-gemm-epilogue-31e1407.md`)
+  const of = (name: MixedTileName): MixedKernel => ({
+    mma,
+    subgroupSize: device.subgroupSize,
+    tile: MIXED_TILES[name],
+  });
   if (tile) return of(tile);
   // 128 × 64 (k 32) is only for asking: it measured slowest of the unprefetched tiles wherever it ran on
   // the H200 (S/2's fc2 0.786 / 0.197 ms against 128 × 128's 0.590 / 0.131 in two calls, dmerged 0.852
@@ -139,11 +139,12 @@ export function mixedKernel(
   // with aRowSum, the tiles that can add up A's rows, where any can (else the caller's rowSumFits says no)
   const summing = fitting.filter((n) => rowSumFits(of(n)));
   const fits = s.aRowSum !== undefined && summing.length > 0 ? summing : fitting;
-  // i contiguous in A (the weight gradients, dYᵀ·X over the token rows): 128 × 128, k 16 with prefetch.
-  // Measured on the H200 at XL/2's four weight gradients (`2026-11-30-webgpu-gemm-wgrad-a92c0d0.md`):
-  // k 32 tiles ran at 3.4–10.8 TFLOP/s (either staging of A), k 16 at 18–83, k 16 with prefetch at 21–111
-  const wgrad =
-    s.aFast === 'i' ? (['128x128k16p', '128x128k16'] as const).find((n) => mixedFits(s, of(n), device)) : undefined;
+  // i contiguous in A (the weight gradients, dYᵀ·X over the token rows): 128 × 128, k 16. Measured on the
+  // H200 at XL/2's weight gradients in two calls (`2026-11-30-webgpu-gemm-wgrad-a92c0d0.md`,
+  // `…-gemm-epilogue-31e1407.md`): k 32 tiles at 3.2–10.8 TFLOP/s (either staging of A), k 16 at 18–83 (70–83
+  // on the three with the bias from A's staging, in both calls), k 16 with prefetch at 18–111 in one call and
+  // 25–111 in the other
+  const wgrad = s.aFast === 'i' && mixedFits(s, of('128x128k16'), device) ? '128x128k16' : undefined;
   if (wgrad && (s.aRowSum === undefined || rowSumFits(of(wgrad)))) return of(wgrad);
   // a computed load: the first tile staging 16 values of k, however many workgroups it gives
   const k16 = computedLoad(s) ? fits.find((n) => MIXED_TILES[n].tk === 16) : undefined;
