@@ -97,8 +97,9 @@ export class Rng {
    * n standard normals as float32: the same numbers, in the same order, as n calls of normal()
    * (tests/util/rng.test.ts), with the generator inlined on locals: the sampler and the training loop
    * draw 131,072 per step at S/2, which took 6–8 ms through normal() and 4–6 ms with a loop over the
-   * four draws of a pair; written out as straight-line code (u redrawn while it is 0) it takes ≈ 10 %
-   * less again (measured on a CPU machine of this project).
+   * four draws of a pair; written out as straight-line code (u redrawn while it is 0) it takes 5–18 %
+   * less again (3.97 → 3.27 ms and, with a training run beside it, 7.4 → 7.1 ms on a shared CPU machine
+   * of this project; results/bench/NOTES.md §12).
    */
   normals(n: number): Float32Array {
     const out = new Float32Array(n);
