@@ -16,7 +16,9 @@
 // Steps 4–6 record the device's work and start the step's one host read (loss, gradient norm,
 // residuals); where the optimizer runs on the device (webgpu, fused) step 8 is recorded right after,
 // clipped by the device's norm and skipped by the device when the loss is not finite, so 7 holds; the
-// next step's draws (1–3) are made while the device computes, then the read is awaited.
+// next step's draws (1–3) are made while the device computes, then the read is awaited. Step 2's t and
+// ε of the next step are drawn on a worker thread meanwhile (draw-ahead.ts: the same numbers from the
+// same generator state; large batches only).
 // On webgpu (learned variance, hybrid loss) 4–6 run as one step of direct dispatches without a tape
 // (src/backends/webgpu/train-step.ts: the same loss and gradients). At mixed precision that step scales
 // the loss (training/loss-scale.ts): a step whose gradient norm is not finite (an f16 overflow) is
@@ -55,6 +57,7 @@ import {
   type CheckpointMeta,
   type StepRecord,
 } from './checkpoint.js';
+import { DRAW_AHEAD_MIN_VALUES, DrawAhead, drawTimestepsAndNoise } from './draw-ahead.js';
 import { Ema } from './ema.js';
 import { LossScaler } from './loss-scale.js';
 import { ensureWasmTrainingKernels } from './wasm-kernels.js';
@@ -215,6 +218,8 @@ interface LiveState {
   step: number;
   /** loss scaling (mixed precision's direct step), else null */
   scaler: LossScaler | null;
+  /** the next step's timesteps and noise drawn on a worker thread (draw-ahead.ts) */
+  ahead: DrawAhead;
 }
 
 /**
@@ -310,6 +315,7 @@ function freshState(o: TrainOptions, cfg: TrainConfig, process: GaussianDiffusio
     history: [],
     step: 0,
     scaler: scaled ? new LossScaler(s0 !== undefined ? { scale: s0, goodSteps: 0 } : undefined) : null,
+    ahead: new DrawAhead(),
   };
 }
 
@@ -352,9 +358,15 @@ interface StepDraws {
 async function drawStep(s: LiveState, cfg: TrainConfig, process: GaussianDiffusion): Promise<StepDraws> {
   const batch = await s.data.next(); // 1
   const [N, C, H, W] = batch.shape;
-  const tIdx = Array.from({ length: N }, () => s.rng.int(0, process.numTimesteps - 1)); // 2
-  const noise = s.rng.normals(N * C * H * W);
+  const count = N * C * H * W;
+  const T = process.numTimesteps;
+  // 2: drawn ahead on the worker from this very state, or here
+  const ahead = await s.ahead.take(s.rng, N, count, T);
+  if (ahead) s.rng = Rng.fromState(ahead.state);
+  const { tIdx, noise } = ahead ?? drawTimestepsAndNoise(s.rng, N, count, T);
   const plan = s.model.sampleTrainingPlan(s.rng, N); // 3
+  // the next step's 2 starts now (the same sizes: the batch's shape is fixed), on the worker
+  if (count >= DRAW_AHEAD_MIN_VALUES) s.ahead.request(s.rng, N, count, T);
   const labels = applyLabelDrop(batch.y, plan.dropMask, cfg.model.numClasses);
   return { x: batch.x, shape: [N, C, H, W], tIdx, noise, plan, labels };
 }
@@ -583,6 +595,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     }
     return result('completed', null, resumedFrom);
   } finally {
+    await s.ahead.close();
     s.opt.dispose();
     s.ema.dispose();
     s.model.dispose();

@@ -18,6 +18,22 @@ test('state round trip continues the stream exactly', () => {
   assert.deepEqual(Rng.fromState(s).normals(50), expected);
 });
 
+test('normals(n) redraws u = 0 as normal() does (a state whose next two draws are 0)', () => {
+  // xoshiro128** outputs 0 when s1 = 0, and its next s1 is s0 ^ s1 ^ s2: 0 again when s0 = s2
+  const state = { s: [0x12345678, 0, 0x12345678, 0x9abcdef0] as [number, number, number, number], spare: null };
+  const probe = Rng.fromState(state);
+  assert.equal(probe.uniform(), 0, 'the first uniform of this state is 0');
+  for (const n of [1, 2, 5]) {
+    const a = Rng.fromState(state);
+    const b = Rng.fromState(state);
+    const fast = a.normals(n);
+    const slow = Float32Array.from({ length: n }, () => b.normal());
+    assert.deepEqual(fast, slow, `n ${n}`);
+    assert.ok(fast.every(Number.isFinite));
+    assert.deepEqual(a.state(), b.state(), `state after, n ${n}`);
+  }
+});
+
 test('normals have mean ~0 and variance ~1; ints cover the closed range', () => {
   const x = new Rng(1).normals(200000);
   const mean = x.reduce((s, v) => s + v, 0) / x.length;

@@ -20,7 +20,9 @@
 //            nor, with loss scaling, when its norm is not finite (an overflow: the step is skipped and
 //            the loop lowers S, as PyTorch's GradScaler does).
 // Both passes go into one command buffer submitted after TF.js's pending work (queue order keeps
-// them between the backward pass and whatever TF.js records next). Written variables get their
+// them between the backward pass and whatever TF.js records next). Bind groups are cached by the exact
+// buffers they bind: the norm's result and the status are copied through buffers owned here (a copy
+// command each), so only the gradients' buffers, which TF.js's pool hands out, vary from step to step. Written variables get their
 // CPU-side cache cleared, so `data()` and checkpoints read the new values. A variable whose buffer
 // is shared with another tensor (TF.js's clone shares buffers: the EMA copy starts as a clone of the
 // weights) gets a private copy first, since an in-place write would change both.
@@ -187,10 +189,8 @@ export interface FusedEntry {
   ema: tf.Variable;
 }
 
-interface Cached {
-  key: unknown[];
-  bind: unknown;
-}
+/** bind groups kept at most (a changing set of buffers, e.g. another model, must not grow the cache forever) */
+const MAX_BINDS = 8192;
 
 class FusedOptimizerKernels {
   /** the norm's partial-sum pipelines by group size (1..NORM_GROUP), compiled on first use */
@@ -201,14 +201,23 @@ class FusedOptimizerKernels {
   private readonly stepUniform: GBuffer;
   /** the norm's factor 1/S (loss scaling), written before each norm */
   private readonly scaleUniform: GBuffer;
-  /** [loss, ‖g‖] written from the host when the caller has the norm on the host */
-  private readonly hostStatus: GBuffer;
+  /**
+   * [loss, ‖g‖] as the update reads it: copied from the caller's status tensor (a new tensor each step)
+   * or written from the host's norm, so that the update's bind groups do not depend on it
+   */
+  private readonly status: GBuffer;
+  /** the reduce's result √Σ·(1/S), copied into each step's new [1] tensor */
+  private readonly normOut: GBuffer;
   private readonly timestamps: boolean;
   private infoBuffer: GBuffer | null = null;
   private infoFor: number[] | null = null;
   private parts: GBuffer | null = null;
-  private readonly normBinds = new Map<number, Cached>();
-  private readonly updateBinds = new Map<number, Cached>();
+  /** bind groups by (slot, buffer ids): norm groups, the reduce, the updates */
+  private readonly binds = new Map<string, unknown>();
+  private readonly bufferIds = new WeakMap<object, number>();
+  private nextBufferId = 1;
+  /** bind groups created and reused (for the bench's per-step profile) */
+  readonly bindCounters = { created: 0, reused: 0 };
   /** raw dispatches and submits issued so far (for the bench's per-step profile) */
   readonly counters = { dispatches: 0, submits: 0 };
   /** while set, each pass gets timestamp queries and its GPU milliseconds are pushed here */
@@ -226,7 +235,8 @@ class FusedOptimizerKernels {
     this.update = make(UPDATE);
     this.stepUniform = d.createBuffer({ size: 64, usage: USAGE.UNIFORM | USAGE.COPY_DST });
     this.scaleUniform = d.createBuffer({ size: 16, usage: USAGE.UNIFORM | USAGE.COPY_DST });
-    this.hostStatus = d.createBuffer({ size: 16, usage: USAGE.STORAGE | USAGE.COPY_DST });
+    this.status = d.createBuffer({ size: 16, usage: USAGE.STORAGE | USAGE.COPY_DST });
+    this.normOut = d.createBuffer({ size: 16, usage: USAGE.STORAGE | USAGE.COPY_SRC });
     this.timestamps = d.features.has('timestamp-query');
   }
 
@@ -286,17 +296,32 @@ class FusedOptimizerKernels {
       d.queue.writeBuffer(this.infoBuffer, 0, data);
       this.parts = d.createBuffer({ size: Math.max(4, total * 4), usage: USAGE.STORAGE });
       this.infoFor = [...sizes];
-      this.normBinds.clear();
-      this.updateBinds.clear();
+      this.binds.clear();
     }
     return { partOffsets, numParts, totalParts: total, groups };
   }
 
-  private bindCached(cache: Map<number, Cached>, slot: number, key: unknown[], make: () => unknown): unknown {
-    const c = cache.get(slot);
-    if (c && c.key.length === key.length && c.key.every((k, i) => k === key[i])) return c.bind;
-    const bind = make();
-    cache.set(slot, { key, bind });
+  private bufferId(b: GBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) {
+      id = this.nextBufferId++;
+      this.bufferIds.set(b, id);
+    }
+    return id;
+  }
+
+  /** The bind group of `slot` (e.g. `u3`: the fourth update) over exactly `buffers`, made the first time. */
+  private bindCached(slot: string, buffers: GBuffer[], make: () => unknown): unknown {
+    const key = `${slot}|${buffers.map((b) => this.bufferId(b)).join(',')}`;
+    let bind = this.binds.get(key);
+    if (bind !== undefined) {
+      this.bindCounters.reused++;
+      return bind;
+    }
+    if (this.binds.size >= MAX_BINDS) this.binds.clear();
+    bind = make();
+    this.binds.set(key, bind);
+    this.bindCounters.created++;
     return bind;
   }
 
@@ -360,7 +385,7 @@ class FusedOptimizerKernels {
       const members = gBufs.slice(gi * NORM_GROUP, (gi + 1) * NORM_GROUP);
       const m = members.length;
       const pipeline = this.sumsqPipeline(m);
-      const bind = this.bindCached(this.normBinds, gi, members, () =>
+      const bind = this.bindCached(`n${gi}`, members, () =>
         d.createBindGroup({
           layout: pipeline.getBindGroupLayout(0),
           entries: [
@@ -378,18 +403,21 @@ class FusedOptimizerKernels {
     pass.setPipeline(this.reduce);
     pass.setBindGroup(
       0,
-      d.createBindGroup({
-        layout: this.reduce.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: this.parts } },
-          { binding: 1, resource: { buffer: outBuf } },
-          { binding: 2, resource: { buffer: this.infoBuffer, offset: (groups + grads.length) * 256, size: 16 } },
-          { binding: 3, resource: { buffer: this.scaleUniform } },
-        ],
-      }),
+      this.bindCached('r', [this.parts!, this.infoBuffer!], () =>
+        d.createBindGroup({
+          layout: this.reduce.getBindGroupLayout(0),
+          entries: [
+            { binding: 0, resource: { buffer: this.parts } },
+            { binding: 1, resource: { buffer: this.normOut } },
+            { binding: 2, resource: { buffer: this.infoBuffer, offset: (groups + grads.length) * 256, size: 16 } },
+            { binding: 3, resource: { buffer: this.scaleUniform } },
+          ],
+        }),
+      ),
     );
     pass.dispatchWorkgroups(1);
     pass.end();
+    enc.copyBufferToBuffer(this.normOut, 0, outBuf, 0, 4);
     const submitted = finish();
     d.queue.submit([enc.finish()]);
     submitted();
@@ -420,12 +448,9 @@ class FusedOptimizerKernels {
       }
     }
     const bufs = entries.map((e) => [e.g, e.p, e.m, e.v, e.ema].map((t) => this.tensorBuffer(t)));
-    let statusBuf: GBuffer;
-    if ('tensor' in status) statusBuf = this.tensorBuffer(status.tensor);
-    else {
-      statusBuf = this.hostStatus;
-      d.queue.writeBuffer(this.hostStatus, 0, new Float32Array([0, status.norm]));
-    }
+    const statusTensor =
+      'tensor' in status ? { buffer: this.tensorBuffer(status.tensor), size: status.tensor.size } : null;
+    if (!('tensor' in status)) d.queue.writeBuffer(this.status, 0, new Float32Array([0, status.norm]));
     this.flushTfjs();
     const st = new ArrayBuffer(64);
     const f = new Float32Array(st);
@@ -436,19 +461,22 @@ class FusedOptimizerKernels {
     new Uint32Array(st, 44, 1)[0] = (maxNorm !== null ? 1 : 0) | (s.applyDecay ? 2 : 0) | (s.gradScale !== 1 ? 4 : 0);
     d.queue.writeBuffer(this.stepUniform, 0, st);
     const enc = d.createCommandEncoder();
+    // [loss, ‖g‖] (a status of one value, the loss alone, is read only where flags need no norm)
+    if (statusTensor)
+      enc.copyBufferToBuffer(statusTensor.buffer, 0, this.status, 0, Math.min(8, statusTensor.size * 4));
     const { pass, finish } = this.beginPass(enc);
     pass.setPipeline(this.update);
     const n = entries.length;
     entries.forEach((e, i) => {
       const b = bufs[i]!;
-      const bind = this.bindCached(this.updateBinds, i, [...b, statusBuf], () =>
+      const bind = this.bindCached(`u${i}`, b, () =>
         d.createBindGroup({
           layout: this.update.getBindGroupLayout(0),
           entries: [
             ...b.map((buffer, k) => ({ binding: k, resource: { buffer } })),
             { binding: 5, resource: { buffer: this.stepUniform } },
             { binding: 6, resource: { buffer: this.infoBuffer, offset: (groups + i) * 256, size: 16 } },
-            { binding: 7, resource: { buffer: statusBuf } },
+            { binding: 7, resource: { buffer: this.status } },
           ],
         }),
       );
