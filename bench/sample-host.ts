@@ -7,11 +7,14 @@
 //
 //   kernels   engine kernel invocations (tf.profile's list: customGrad ops and kernels run inside
 //             them each count), per denoiser call, by name
+//   dispatches  webgpu: direct dispatches (src/backends/webgpu/raw.ts) per denoiser call, and how many
+//             of them needed a new bind group (the others found theirs in the cache)
 //   host ms   the sampler's call, which records every step without waiting for the device (no onStep,
 //             FPDM's residuals read once at the end of the pass), divided by the steps: wall time, and
-//             the CPU time of the JavaScript thread alone (Linux: /proc; a CPU Vulkan driver's own
-//             threads run the kernels meanwhile and are not in it); median of `--repeats` passes after
-//             a warm-up pass (pipelines compiled, weights uploaded). Compare numbers of one machine only.
+//             the CPU time of the JavaScript thread alone (Linux: /proc's schedstat, in ns, else its stat
+//             in 10 ms ticks; a CPU Vulkan driver's own threads run the kernels meanwhile and are not in
+//             it); median of `--repeats` passes after a warm-up pass (pipelines compiled, weights
+//             uploaded). Compare numbers of one machine only.
 //
 // Usage: node --import tsx bench/sample-host.ts [--backend webgpu|wasm|cpu] [--input 8] [--batch 2]
 //        [--hidden 64] [--heads 2] [--classes 10] [--budget 4] [--repeats 5] [--cases dit,fpdm,reuse]
@@ -19,6 +22,7 @@
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, parseBackendChoice } from '../src/backends/index.js';
+import { rawKernels } from '../src/backends/webgpu/raw.js';
 import { diffusionConfig } from '../src/diffusion/process.js';
 import { SAMPLERS, type Sampler, type SamplerName } from '../src/diffusion/samplers.js';
 import { planModelSampling } from '../src/experiments/budget.js';
@@ -109,6 +113,13 @@ const median = (v: number[]): number => [...v].sort((x, y) => x - y)[v.length >>
 /** CPU milliseconds of the JavaScript thread (user + system; Linux /proc), or NaN elsewhere. */
 function mainThreadCpuMs(): number {
   try {
+    // schedstat's first field: nanoseconds on the CPU (absent without the kernel's schedstats)
+    const ns = Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
+    if (Number.isFinite(ns)) return ns / 1e6;
+  } catch {
+    // no schedstat: the stat's ticks below
+  }
+  try {
     const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from the 3rd on
     return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
@@ -149,11 +160,19 @@ async function measure(a: Args, label: string, model: AnyModel, steps: number, r
   for (const k of prof.kernels) byName.set(k.name, (byName.get(k.name) ?? 0) + 1);
   const wall: number[] = [];
   const cpu: number[] = [];
+  const rk = rawKernels();
+  const count = () => (rk ? rk.counters.dispatches : 0);
+  const created = () => (rk ? rk.counters.bindGroupsCreated : 0);
+  const [d0, b0] = [count(), created()];
   for (let i = 0; i < a.repeats; i++) {
     await sampleAtBudget(opts);
     wall.push(record.wall / plan.steps);
     cpu.push(record.cpu / plan.steps);
   }
+  const calls = a.repeats * plan.steps;
+  const dispatches = rk
+    ? `; ${+((count() - d0) / calls).toFixed(2)} direct dispatches per call (new bind groups ${+((created() - b0) / calls).toFixed(2)})`
+    : '';
   const list = (v: number[]) => v.map((m) => m.toFixed(2)).join(' ');
   const names = [...byName.entries()]
     .sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]))
@@ -161,7 +180,7 @@ async function measure(a: Args, label: string, model: AnyModel, steps: number, r
     .join(', ');
   console.log(
     `${label} (${plan.steps} steps${plan.iters !== null ? ` × ${plan.iters} iterations` : ''}): ` +
-      `${+(prof.kernels.length / plan.steps).toFixed(2)} TF.js kernels per denoiser call; host ms per call: ` +
+      `${+(prof.kernels.length / plan.steps).toFixed(2)} TF.js kernels per denoiser call${dispatches}; host ms per call: ` +
       `wall ${median(wall).toFixed(2)} (${list(wall)}), JS thread CPU ${median(cpu).toFixed(2)} (${list(cpu)})\n  ${names}`,
   );
 }

@@ -37,6 +37,11 @@ npx esbuild "${entries[@]}" --bundle --splitting --chunk-names=chunks/[name]-[ha
   --banner:js="import { createRequire as __cr } from 'module'; import { fileURLToPath as __fu } from 'url'; import { dirname as __dn } from 'path'; const require = __cr(import.meta.url); const __filename = __fu(import.meta.url); const __dirname = __dn(__filename);" \
   --log-level=warning
 cp package.json "$app/package.json"
+# the training loop's draw worker (src/training/draw-ahead.ts) is started as ./draw-worker.js beside
+# the bundled file that holds draw-ahead.ts (an entry or a chunk): one self-contained bundle there
+npx esbuild src/training/draw-worker.ts --bundle --platform=node --format=esm --target=node20 \
+  --outfile="$stage/draw-worker.js" --log-level=warning
+grep -rl --include='*.mjs' 'draw-worker.js' "$app" | while read -r f; do cp "$stage/draw-worker.js" "$(dirname "$f")/"; done
 # the wasm backend is bundled; its Emscripten loader reads the .wasm files from the bundle's folder
 for d in $(cd "$app" && find . -name '*.mjs' -exec dirname {} \; | sort -u); do
   cp node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm "$app/$d/"

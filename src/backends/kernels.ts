@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { webgpuOptimizerKernels, type FusedOptimizerKernels } from './webgpu/optimizer.js';
 import * as webgpuBlock from './webgpu/block.js';
-import { rawKernels } from './webgpu/raw.js';
+import { rawKernels, type RawKernels } from './webgpu/raw.js';
 import { rawBlockBackward, rawBlockForward } from './webgpu/dit-block.js';
 import { rawRelativeResidual, rawRelativeResidualInto } from './webgpu/residual.js';
 import { injectionProjectionFor, rawProjectionBackward, rawProjectionForward } from './webgpu/fpdm-step.js';
@@ -248,19 +248,33 @@ export interface RawBlockKernels {
   projectionForward(z: tf.Tensor3D, inj: tf.Tensor3D, w: tf.Tensor[]): { p1: tf.Tensor3D; u: tf.Tensor3D };
   /** its backward: [dz, dinj, dW1, db1, dW2, db2] */
   projectionBackward(z: tf.Tensor3D, inj: tf.Tensor3D, p1: tf.Tensor3D, du: tf.Tensor3D, w: tf.Tensor[]): tf.Tensor[];
+  /** forward's output alone, no intermediates kept (nothing will run the backward: sampling, no-gradient iterations) */
+  forwardOutput(x: tf.Tensor3D, c: tf.Tensor2D, w: tf.Tensor[], heads: number): tf.Tensor3D;
+  /** projectionForward's u alone (p1 not kept) */
+  projectionOutput(z: tf.Tensor3D, inj: tf.Tensor3D, w: tf.Tensor[]): tf.Tensor3D;
 }
+
+/** rawBlockKernels' record, made once per direct-dispatch runtime (it is asked for at every block call). */
+let rawBlockRecord: { rk: RawKernels; kernels: RawBlockKernels } | null = null;
 
 /** The direct-dispatch block kernels of the active backend, or null where the TF.js ops (fused or not) run. */
 export function rawBlockKernels(): RawBlockKernels | null {
   if (!options.rawBlock) return null;
   const rk = rawKernels();
   if (!rk) return null;
+  if (rawBlockRecord?.rk !== rk) rawBlockRecord = { rk, kernels: rawBlockKernelsOf(rk) };
+  return rawBlockRecord.kernels;
+}
+
+function rawBlockKernelsOf(rk: RawKernels): RawBlockKernels {
   return {
     forward: (x, c, w, heads) => rawBlockForward(rk, x, c, w, heads),
     backward: (s, c, w, dy, heads) => rawBlockBackward(rk, s, c, w, dy, heads),
     // fc1's injection half once per solve (the same inj tensor comes back every iteration)
     projectionForward: (z, inj, w) => rawProjectionForward(rk, z, inj, w, injectionProjectionFor(rk, inj, w)),
     projectionBackward: (z, inj, p1, du, w) => rawProjectionBackward(rk, z, inj, p1, du, w),
+    forwardOutput: (x, c, w, heads) => rawBlockForward(rk, x, c, w, heads, false).out,
+    projectionOutput: (z, inj, w) => rawProjectionForward(rk, z, inj, w, injectionProjectionFor(rk, inj, w), false).u,
   };
 }
 

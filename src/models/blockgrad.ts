@@ -271,6 +271,16 @@ export function fixedPointStep(
   heads: number,
 ): tf.Tensor3D {
   const w = stepParams(p);
+  // webgpu, no tape: stepForward's kernels without p1 and the block's intermediates (nothing reads them)
+  const raw = rawBlockKernels();
+  if (raw && !tapeRecording()) {
+    const u = raw.projectionOutput(z, inj, w.slice(0, N_PROJ));
+    try {
+      return raw.forwardOutput(u, c, w.slice(N_PROJ), heads);
+    } finally {
+      u.dispose();
+    }
+  }
   return tf.tidy(() => stepForward(z, inj, c, w, heads).out);
 }
 

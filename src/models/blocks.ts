@@ -363,6 +363,9 @@ export function blockForward(
 /** The DiT block read from the tree at `prefix` (blockForward's output only). x [N, T, D], c [N, D] → [N, T, D]. */
 export function ditBlock(p: Params, prefix: string, x: tf.Tensor3D, c: tf.Tensor2D, heads: number): tf.Tensor3D {
   const w = paramList(p, prefix, BLOCK_PARAM_NAMES);
+  // webgpu, no tape: the same kernels without the saved intermediates (nothing here reads them)
+  const raw = rawBlockKernels();
+  if (raw && !tapeRecording()) return raw.forwardOutput(x, c, w, heads);
   return tf.tidy(() => blockForward(x, c, w, heads).out);
 }
 

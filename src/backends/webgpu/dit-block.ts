@@ -11,6 +11,7 @@
 //   ADA [n, 6d] the adaLN vectors  shift1 | scale1 | gate1 | shift2 | scale2 | gate2 (recomputed in the backward)
 //   MOD [R, d]  LN + modulate output (recomputed in the backward), STATS [R, 2] its row mean and 1/σ
 //   backward only: DADA [n, 6d], DH [R, hid], DMOD [R, d], DX1 [R, d], DMERGED [R, d], DP [BH, t, t], DQKV [R, 3d]
+//   forward without saving (rawBlockForward's `save` false): BlockSaved's q … m as `saved.*`
 import * as tf from '@tensorflow/tfjs-core';
 import type { BlockSaved } from '../../models/blocks.js';
 import { declare, lit, ROW_WG, u, type MatMulSpec } from './gemm.js';
@@ -107,7 +108,10 @@ function mlpWidth(w: tf.Tensor[]): number {
 
 /**
  * blockForward on our kernels: x [n, t, d], c [n, d], w in BLOCK_PARAM_NAMES order → the block output
- * and BlockSaved, as new tensors owned by the caller.
+ * and BlockSaved, as new tensors owned by the caller. With `save` false (no backward will read them:
+ * sampling, the no-gradient iterations) the intermediates live in scratch buffers of the plan and only
+ * the output is a new tensor (s null): 9 TF.js tensors fewer per call, and the bind groups of the
+ * dispatches that bind them stay the same from call to call.
  */
 export function rawBlockForward(
   rk: RawKernels,
@@ -115,28 +119,46 @@ export function rawBlockForward(
   c: tf.Tensor2D,
   w: tf.Tensor[],
   heads: number,
-): { out: tf.Tensor3D; s: BlockSaved } {
+): { out: tf.Tensor3D; s: BlockSaved };
+export function rawBlockForward(
+  rk: RawKernels,
+  x: tf.Tensor3D,
+  c: tf.Tensor2D,
+  w: tf.Tensor[],
+  heads: number,
+  save: false,
+): { out: tf.Tensor3D; s: null };
+export function rawBlockForward(
+  rk: RawKernels,
+  x: tf.Tensor3D,
+  c: tf.Tensor2D,
+  w: tf.Tensor[],
+  heads: number,
+  save = true,
+): { out: tf.Tensor3D; s: BlockSaved | null } {
   const z = dims(x, mlpWidth(w), heads);
   const { n, t, d, H, dh, hid, R, BH } = z;
   const p = new BlockPlan(rk, z);
   const buf = (tt: tf.Tensor) => rk.buffer(tt);
   const [X, C] = [buf(x), buf(c)];
   const [WA, BA, WQKV, BQKV, WP, BP, W1, B1, W2, B2] = w.map(buf) as GBuffer[];
-  const o = (shape: number[]) => rk.output(shape);
-  const q = o([n, H, t, dh]);
-  const k = o([n, H, t, dh]);
-  const v = o([n, H, t, dh]);
-  const P = o([n, H, t, t]);
-  const merged = o([n, t, d]);
-  const a = o([n, t, d]);
-  const x1 = o([n, t, d]);
-  const h = o([n, t, hid]);
-  const m = o([n, t, d]);
-  const out = o([n, t, d]);
+  // the saved intermediates: new tensors, or (save false) scratch buffers of the plan
+  const o = (name: string, shape: number[]): { tensor: tf.Tensor | null; buffer: GBuffer } =>
+    save ? rk.output(shape) : { tensor: null, buffer: p.scratch(`saved.${name}`, tf.util.sizeFromShape(shape)) };
+  const q = o('q', [n, H, t, dh]);
+  const k = o('k', [n, H, t, dh]);
+  const v = o('v', [n, H, t, dh]);
+  const P = o('p', [n, H, t, t]);
+  const merged = o('merged', [n, t, d]);
+  const a = o('a', [n, t, d]);
+  const x1 = o('x1', [n, t, d]);
+  const h = o('h', [n, t, hid]);
+  const m = o('m', [n, t, d]);
+  const out = rk.output([n, t, d]);
   // at mixed precision fc1 also writes GELU(h) in f16 (two per float32 element), which fc2 then reads as a
   // plain operand (the same f16 values it rounded GELU(h) to in its load before) and the backward's dW2 too
   const mixed = rk.forwardPrecision === 'mixed';
-  const g = mixed ? o([(R * hid) / 2]) : null;
+  const g = mixed ? o('g', [(R * hid) / 2]) : null;
   const ADA = p.scratch('ada', n * 6 * d);
   const MOD = p.scratch('mod', R * d);
   const STATS = p.scratch('stats', 2 * R);
@@ -313,8 +335,9 @@ export function rawBlockForward(
       precision: rk.forwardPrecision,
     },
   );
-  const outs = [q, k, v, P, merged, a, x1, h, m, out, ...(g ? [g] : [])].map((e) => e.tensor);
+  const outs = [q, k, v, P, merged, a, x1, h, m, out, ...(g ? [g] : [])].flatMap((e) => (e.tensor ? [e.tensor] : []));
   rk.run(p.ops, [x, c, ...w, ...outs]);
+  if (!save) return { out: out.tensor as tf.Tensor3D, s: null };
   return {
     out: out.tensor as tf.Tensor3D,
     s: {
@@ -328,7 +351,7 @@ export function rawBlockForward(
       x1: x1.tensor as tf.Tensor3D,
       h: h.tensor as tf.Tensor3D,
       m: m.tensor as tf.Tensor3D,
-      ...(g ? { g: g.tensor } : {}),
+      ...(g?.tensor ? { g: g.tensor } : {}),
     },
   };
 }

@@ -84,7 +84,8 @@ export function injectionProjectionFor(rk: RawKernels, inj: tf.Tensor3D, w: tf.T
 /**
  * p1 = [z, inj]·W1ᵀ + b1 [n, t, 2d] and u = GELU(p1)·W2ᵀ + b2 [n, t, d]; w = [W1, b1, W2, b2]. With
  * `injP` (rawInjectionProjection or injectionProjectionFor of inj) p1 = z·W1[:, :d]ᵀ + injP. New tensors
- * owned by the caller.
+ * owned by the caller; with `save` false (no backward reads p1) p1 lives in a scratch buffer and only u
+ * is new (p1 null).
  */
 export function rawProjectionForward(
   rk: RawKernels,
@@ -92,12 +93,28 @@ export function rawProjectionForward(
   inj: tf.Tensor3D,
   w: tf.Tensor[],
   injP?: tf.Tensor3D | GBuffer,
-): { p1: tf.Tensor3D; u: tf.Tensor3D } {
+): { p1: tf.Tensor3D; u: tf.Tensor3D };
+export function rawProjectionForward(
+  rk: RawKernels,
+  z: tf.Tensor3D,
+  inj: tf.Tensor3D,
+  w: tf.Tensor[],
+  injP: tf.Tensor3D | GBuffer | undefined,
+  save: false,
+): { p1: null; u: tf.Tensor3D };
+export function rawProjectionForward(
+  rk: RawKernels,
+  z: tf.Tensor3D,
+  inj: tf.Tensor3D,
+  w: tf.Tensor[],
+  injP?: tf.Tensor3D | GBuffer,
+  save = true,
+): { p1: tf.Tensor3D | null; u: tf.Tensor3D } {
   const [n, t, d] = z.shape;
   const R = n * t;
   const p = plan(rk, z);
   const [W1, B1, W2, B2] = w.map((x) => rk.buffer(x)) as GBuffer[];
-  const p1 = rk.output([n, t, 2 * d]);
+  const p1 = save ? rk.output([n, t, 2 * d]) : { tensor: null, buffer: p.scratch('p1', R * 2 * d) };
   const out = rk.output([n, t, d]);
   if (injP)
     p.matMul(
@@ -166,8 +183,9 @@ export function rawProjectionForward(
       precision: rk.forwardPrecision,
     },
   );
-  rk.run(p.ops, [z, inj, ...w, ...(injP instanceof tf.Tensor ? [injP] : []), p1.tensor, out.tensor]);
-  return { p1: p1.tensor as tf.Tensor3D, u: out.tensor as tf.Tensor3D };
+  const outs = [...(p1.tensor ? [p1.tensor] : []), out.tensor];
+  rk.run(p.ops, [z, inj, ...w, ...(injP instanceof tf.Tensor ? [injP] : []), ...outs]);
+  return { p1: p1.tensor as tf.Tensor3D | null, u: out.tensor as tf.Tensor3D };
 }
 
 /**

@@ -20,11 +20,12 @@ import { MAP_READ, USAGE, type GBuffer, type GDevice, type GPipeline, type WebGP
 /** the largest workgroup count per dimension WebGPU guarantees */
 export const MAX_GROUPS = 65535;
 
-/** A compiled pipeline and its identity for the bind-group cache. */
+/** A compiled pipeline, its bind group layout (asked for once) and its identity for the bind-group cache. */
 export interface Kernel {
   id: number;
   key: string;
   pipeline: GPipeline;
+  layout: unknown;
 }
 
 /** One dispatch: a kernel, the buffers at bindings 0.., and the workgroup counts. */
@@ -83,7 +84,7 @@ export class RawKernels {
         layout: 'auto',
         compute: { module: d.createShaderModule({ code: code() }), entryPoint: 'main' },
       });
-      k = { id: this.kernels.size + 1, key, pipeline };
+      k = { id: this.kernels.size + 1, key, pipeline, layout: pipeline.getBindGroupLayout(0) };
       this.kernels.set(key, k);
     }
     return k;
@@ -133,7 +134,8 @@ export class RawKernels {
   }
 
   private bindGroup(d: Dispatch): unknown {
-    const key = `${d.kernel.id}|${d.buffers.map((b) => this.bufferId(b)).join(',')}`;
+    let key = `${d.kernel.id}|`;
+    for (const b of d.buffers) key += `${this.bufferId(b)},`;
     let g = this.binds.get(key);
     if (g) {
       this.counters.bindGroupsReused++;
@@ -142,7 +144,7 @@ export class RawKernels {
     // bounded: a changing set of buffers (e.g. another batch size) must not grow the cache forever
     if (this.binds.size >= 8192) this.binds.clear();
     g = this.backend.device.createBindGroup({
-      layout: d.kernel.pipeline.getBindGroupLayout(0),
+      layout: d.kernel.layout,
       entries: d.buffers.map((buffer, i) => ({ binding: i, resource: { buffer } })),
     });
     this.binds.set(key, g);
