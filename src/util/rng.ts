@@ -96,10 +96,8 @@ export class Rng {
   /**
    * n standard normals as float32: the same numbers, in the same order, as n calls of normal()
    * (tests/util/rng.test.ts), with the generator inlined on locals: the sampler and the training loop
-   * draw 131,072 per step at S/2, which took 6–8 ms through normal() and 4–6 ms with a loop over the
-   * four draws of a pair; written out as straight-line code (u redrawn while it is 0) it takes 5–18 %
-   * less again (3.97 → 3.27 ms and, with a training run beside it, 7.4 → 7.1 ms on a shared CPU machine
-   * of this project; results/bench/NOTES.md §12).
+   * draw 131,072 per step at S/2, which took 6–8 ms through normal() and takes 4–6 ms here (measured on
+   * a CPU machine of this project).
    */
   normals(n: number): Float32Array {
     const out = new Float32Array(n);
@@ -113,45 +111,27 @@ export class Rng {
     let s1 = st[1]!;
     let s2 = st[2]!;
     let s3 = st[3]!;
-    // four draws of xoshiro128** (nextU32) per Box–Muller pair, two per uniform() (hi, then lo)
+    // xoshiro128** (nextU32) and uniform() inlined on the locals; four draws per Box–Muller pair
+    const draw = new Float64Array(2);
     while (i < n) {
-      let u = 0;
-      do {
-        const hi = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 5;
-        let t = s1 << 9;
-        s2 ^= s0;
-        s3 ^= s1;
-        s1 ^= s2;
-        s0 ^= s3;
-        s2 ^= t;
-        s3 = (s3 << 11) | (s3 >>> 21);
-        const lo = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 6;
-        t = s1 << 9;
-        s2 ^= s0;
-        s3 ^= s1;
-        s1 ^= s2;
-        s0 ^= s3;
-        s2 ^= t;
-        s3 = (s3 << 11) | (s3 >>> 21);
-        u = (hi * 67108864 + lo) / 9007199254740992;
-      } while (u === 0); // as normal(): u is redrawn while it is 0
-      const hi = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 5;
-      let t = s1 << 9;
-      s2 ^= s0;
-      s3 ^= s1;
-      s1 ^= s2;
-      s0 ^= s3;
-      s2 ^= t;
-      s3 = (s3 << 11) | (s3 >>> 21);
-      const lo = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 6;
-      t = s1 << 9;
-      s2 ^= s0;
-      s3 ^= s1;
-      s1 ^= s2;
-      s0 ^= s3;
-      s2 ^= t;
-      s3 = (s3 << 11) | (s3 >>> 21);
-      const v = (hi * 67108864 + lo) / 9007199254740992;
+      for (let k = 0; k < 2;) {
+        let hi = 0;
+        for (let h = 0; h < 2; h++) {
+          const result = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+          const t = s1 << 9;
+          s2 ^= s0;
+          s3 ^= s1;
+          s1 ^= s2;
+          s0 ^= s3;
+          s2 ^= t;
+          s3 = (s3 << 11) | (s3 >>> 21);
+          if (h === 0) hi = result >>> 5;
+          else draw[k] = (hi * 67108864 + (result >>> 6)) / 9007199254740992;
+        }
+        if (k > 0 || draw[0] !== 0) k++; // u is redrawn while it is 0, as normal() does
+      }
+      const u = draw[0]!;
+      const v = draw[1]!;
       const r = Math.sqrt(-2 * Math.log(u));
       out[i++] = r * Math.cos(2 * Math.PI * v);
       const second = r * Math.sin(2 * Math.PI * v);
