@@ -27,7 +27,15 @@
 // is shared with another tensor (TF.js's clone shares buffers: the EMA copy starts as a clone of the
 // weights) gets a private copy first, since an in-place write would change both.
 import * as tf from '@tensorflow/tfjs-core';
-import { MAP_READ, USAGE, type GBuffer, type GEncoder, type GPass, type WebGPUBackendLike } from './types.js';
+import {
+  BufferIds,
+  MAP_READ,
+  USAGE,
+  type GBuffer,
+  type GEncoder,
+  type GPass,
+  type WebGPUBackendLike,
+} from './types.js';
 
 const WG = 256;
 const MAX_GROUPS_X = 65535;
@@ -214,8 +222,7 @@ class FusedOptimizerKernels {
   private parts: GBuffer | null = null;
   /** bind groups by (slot, buffer ids): norm groups, the reduce, the updates */
   private readonly binds = new Map<string, unknown>();
-  private readonly bufferIds = new WeakMap<object, number>();
-  private nextBufferId = 1;
+  private readonly bufferIds = new BufferIds();
   /** bind groups created and reused (for the bench's per-step profile) */
   readonly bindCounters = { created: 0, reused: 0 };
   /** raw dispatches and submits issued so far (for the bench's per-step profile) */
@@ -301,18 +308,9 @@ class FusedOptimizerKernels {
     return { partOffsets, numParts, totalParts: total, groups };
   }
 
-  private bufferId(b: GBuffer): number {
-    let id = this.bufferIds.get(b);
-    if (id === undefined) {
-      id = this.nextBufferId++;
-      this.bufferIds.set(b, id);
-    }
-    return id;
-  }
-
   /** The bind group of `slot` (e.g. `u3`: the fourth update) over exactly `buffers`, made the first time. */
   private bindCached(slot: string, buffers: GBuffer[], make: () => unknown): unknown {
-    const key = `${slot}|${buffers.map((b) => this.bufferId(b)).join(',')}`;
+    const key = `${slot}|${buffers.map((b) => this.bufferIds.of(b)).join(',')}`;
     let bind = this.binds.get(key);
     if (bind !== undefined) {
       this.bindCounters.reused++;

@@ -15,7 +15,15 @@
 //                timestamp queries; its kernel name and GPU milliseconds are pushed to `timer`
 import * as tf from '@tensorflow/tfjs-core';
 import { mixedDeviceInfo } from './device.js';
-import { MAP_READ, USAGE, type GBuffer, type GDevice, type GPipeline, type WebGPUBackendLike } from './types.js';
+import {
+  BufferIds,
+  MAP_READ,
+  USAGE,
+  type GBuffer,
+  type GDevice,
+  type GPipeline,
+  type WebGPUBackendLike,
+} from './types.js';
 
 /** the largest workgroup count per dimension WebGPU guarantees */
 export const MAX_GROUPS = 65535;
@@ -44,8 +52,7 @@ export function groups2d(n: number): [number, number, number] {
 
 export class RawKernels {
   private readonly kernels = new Map<string, Kernel>();
-  private readonly bufferIds = new WeakMap<object, number>();
-  private nextBufferId = 1;
+  private readonly bufferIds = new BufferIds();
   private readonly binds = new Map<string, unknown>();
   private readonly scratchBuffers = new Map<string, GBuffer>();
   private readonly timestamps: boolean;
@@ -124,18 +131,9 @@ export class RawKernels {
     return n;
   }
 
-  private bufferId(b: GBuffer): number {
-    let id = this.bufferIds.get(b);
-    if (id === undefined) {
-      id = this.nextBufferId++;
-      this.bufferIds.set(b, id);
-    }
-    return id;
-  }
-
   private bindGroup(d: Dispatch): unknown {
     let key = `${d.kernel.id}|`;
-    for (const b of d.buffers) key += `${this.bufferId(b)},`;
+    for (const b of d.buffers) key += `${this.bufferIds.of(b)},`;
     let g = this.binds.get(key);
     if (g) {
       this.counters.bindGroupsReused++;

@@ -70,3 +70,21 @@ export const USAGE = {
   QUERY_RESOLVE: 0x200,
 };
 export const MAP_READ = 0x1;
+
+/**
+ * Small integer ids of GPU buffers (weakly held), for keying cached bind groups by the buffers they bind:
+ * a buffer keeps its id for its life, and a new buffer never reuses an old one's.
+ */
+export class BufferIds {
+  private readonly ids = new WeakMap<object, number>();
+  private next = 1;
+
+  of(b: GBuffer): number {
+    let id = this.ids.get(b);
+    if (id === undefined) {
+      id = this.next++;
+      this.ids.set(b, id);
+    }
+    return id;
+  }
+}
