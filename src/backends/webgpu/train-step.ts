@@ -130,11 +130,13 @@ function blockForward(
   ckpt: boolean,
   kept: KeptBlock[],
 ): tf.Tensor3D {
-  const { out, s } = rawBlockForward(rk, x, c, w, heads);
   if (ckpt) {
-    tf.dispose(savedTensors(s).filter((t) => t !== x));
+    // the backward recomputes the intermediates: none are kept (scratch buffers of the block's plan)
     kept.push({ x });
-  } else kept.push({ s });
+    return rawBlockForward(rk, x, c, w, heads, false).out;
+  }
+  const { out, s } = rawBlockForward(rk, x, c, w, heads);
+  kept.push({ s });
   return out;
 }
 
@@ -246,20 +248,31 @@ export function rawTrainingStep(
     xPre = h;
     inj = rawLinearForward(rk, xPre, wPre[0]!, wPre[1]!);
     injP = rawInjectionProjection(rk, inj, wProj);
+    // an iteration whose intermediates nobody reads (the no-gradient ones; with checkpointing all of
+    // them: the backward recomputes): fc1's output and the block's in scratch buffers, only u and z new
+    const unsaved = (zi: tf.Tensor3D) => {
+      const { u } = rawProjectionForward(rk, zi, inj!, wProj, injP!, false);
+      const { out } = rawBlockForward(rk, u, c, wFix, heads, false);
+      u.dispose();
+      return out;
+    };
     let zk = xPre;
     for (let k = 0; k < inp.noGrad; k++) {
-      const { out, p1, s } = step(zk);
-      tf.dispose([p1, ...savedTensors(s)]);
+      const out = unsaved(zk);
       if (zk !== xPre) zk.dispose();
       zk = out;
     }
     for (let k = 0; k < inp.withGrad; k++) {
-      const { out, p1, s } = step(zk);
-      if (inp.trackResiduals) residuals.push(rawRelativeResidual(rk, out, zk));
+      let out: tf.Tensor3D;
       if (ckpt) {
-        tf.dispose([p1, ...savedTensors(s)]);
+        out = unsaved(zk);
         iters.push({ z: zk });
-      } else iters.push({ z: zk, p1, s });
+      } else {
+        const kept = step(zk);
+        out = kept.out;
+        iters.push({ z: zk, p1: kept.p1, s: kept.s });
+      }
+      if (inp.trackResiduals) residuals.push(rawRelativeResidual(rk, out, zk));
       zk = out;
     }
     // z_0 = x_pre itself reaches the post blocks (no iterations at all): a second reference, disposed apart
