@@ -2,7 +2,8 @@
 // one (gemm.ts matMulWgsl) on the training matmuls of DiT-S/2 and DiT-XL/2 at batch 32 (256 tokens
 // each: 8192 token rows) and on 4096³, on the mixed-precision device (src/backends/webgpu/device.ts).
 // Each shape is run with the fp32 kernel and with the mixed kernel at every f16 → f32 subgroup-matrix
-// config of the device × every tile of MIXED_TILES that fits its workgroup memory ('default' marks
+// config of the device × every tile of MIXED_TILES that fits its workgroup memory × the operands staged
+// one value or 4 (v4, MixedKernel.vector) per thread at a time ('default' marks
 // mixedKernel's own choice), so that the best can be chosen.
 //   time        GPU time from timestamp queries (one pass per dispatch), median of --reps runs after
 //               2 warm-up runs; split-K products (weight gradients) count their partial products and
@@ -11,7 +12,7 @@
 //   error       of the mixed result against the fp32 kernel's: max |Δ| / max |C|, and ‖Δ‖ / ‖C‖
 // Prints a markdown table (stdout) and the results as JSON (stdout after the table; with --json alone
 // on stdout, the table on stderr). A GPU without f16 subgroup matrices is refused (exit 2).
-//   node scripts/gpu/gemm-mixed-bench.mjs [--reps N] [--only SHAPE] [--kernel KERNEL] [--json] [--out FILE.json]
+//   node scripts/gpu/gemm-mixed-bench.mjs [--reps N] [--only SHAPE] [--kernel KERNEL] [--json] [--out FILE.json] [--epilogue]
 //   (--only, --kernel: substrings of the shape labels, e.g. 'XL/2', and of the mixed kernels' names,
 //   e.g. 'M16N16K16' or '128x128k16p')
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -27,6 +28,8 @@ import {
   mixedFits,
   rowSumFits,
   stageOfA,
+  vectorStaging,
+  vectorViews,
   type MixedKernel,
   type MixedTile,
   type MixedTileName,
@@ -60,6 +63,11 @@ interface Shape {
   split?: boolean;
   /** A read through GELU, as the block's fc2 reads its input (the operand load computes) */
   gelu?: boolean;
+  /**
+   * A stored as f16 and read through f32() by the mixed kernels, as the block's fc2 reads GELU(h) at
+   * mixed precision (the fp32 kernel reads the f32 values they were rounded from)
+   */
+  f16A?: boolean;
   /** two outputs and an extra read in the epilogue, as fc2's m and gated residual (needs N ≤ K) */
   twoOut?: boolean;
   /** A times a per-sample gate (a second array read in the load), as the block's dh and dmerged read dY */
@@ -93,6 +101,7 @@ const SHAPES: Shape[] = [
   // XL/2's fc2 (K = 4d) as the block computes it, against dmod2 (its transpose-free twin: B with j contiguous)
   { label: 'XL/2 fc2 two outputs', M: 8192, N: 1152, K: 4608, aFast: 'k', bFast: 'k', twoOut: true },
   { label: 'XL/2 dmod2', M: 8192, N: 1152, K: 4608, aFast: 'k', bFast: 'j' },
+  { label: 'XL/2 fc2 f16 A, two outputs', M: 8192, N: 1152, K: 4608, aFast: 'k', bFast: 'k', twoOut: true, f16A: true },
   { label: 'S/2 dmod2', M: 8192, N: 384, K: 1536, aFast: 'k', bFast: 'j' },
   // XL/2's weight gradients with their bias gradients, in the fp32 form (a column of ones) and the mixed
   // one (the bias from A's staging)
@@ -134,10 +143,12 @@ interface Options {
   kernel?: string;
   json: boolean;
   out?: string;
+  /** also the epilogue storing a subgroup's whole row of result matrices at once (MixedKernel.epilogueCols) */
+  epilogue: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { reps: 10, json: false };
+  const o: Options = { reps: 10, json: false, epilogue: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -152,9 +163,10 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--kernel') o.kernel = value();
     else if (a === '--json') o.json = true;
     else if (a === '--out') o.out = value();
+    else if (a === '--epilogue') o.epilogue = true;
     else
       throw new UserError(
-        `unknown argument '${a}': expected --reps N, --only SUBSTRING, --kernel SUBSTRING, --json, --out FILE`,
+        `unknown argument '${a}': expected --reps N, --only SUBSTRING, --kernel SUBSTRING, --json, --out FILE, --epilogue`,
       );
   }
   return o;
@@ -200,16 +212,32 @@ function dispatches(
   rk: RawKernels,
   s: Shape,
   splits: number,
-  buf: { A: GBuffer; B: GBuffer; C: GBuffer; G: GBuffer },
-  generate: (spec: MatMulSpec) => { key: string; code: string; groups: [number, number, number] },
+  buf: { A: GBuffer; B: GBuffer; C: GBuffer; G: GBuffer; A16: GBuffer | null },
+  generate: (spec: MatMulSpec) => {
+    key: string;
+    code: string;
+    groups: [number, number, number];
+    /** the operands (A, B) bound again after the spec's bindings, as vec4 views (gemm-mixed.ts vectorViews) */
+    views: string[];
+  },
   mixed: boolean,
 ): Dispatch[] {
   const { M, N, K } = s;
-  const { a, b } = dispatchLoads(s);
+  const loads = dispatchLoads(s);
+  // A as f16 (read through f32()) on the tensor cores where the shape says
+  const f16A = mixed && s.f16A === true;
+  const a = f16A ? `f32(${loads.a})` : loads.a;
+  const b = loads.b;
+  const aBuf = f16A ? buf.A16! : buf.A;
   // the bias gradient's form: 'rowSum' on the tensor cores only (the fp32 kernel has no aRowSum)
   const bias = s.bias === 'rowSum' && !mixed ? 'ones' : s.bias;
-  const io: Binding[] = [{ name: 'A' }, { name: 'B' }, ...(s.gate ? [{ name: 'G' }] : [])];
+  const io: Binding[] = [
+    { name: 'A', ...(f16A ? { type: 'f16' as const } : {}) },
+    { name: 'B' },
+    ...(s.gate ? [{ name: 'G' }] : []),
+  ];
   const gate = s.gate ? [buf.G] : [];
+  const viewsOf = (g: { views: string[] }) => g.views.map((v) => (v === 'A' ? aBuf : buf.B));
   const helpers = s.gelu || s.geluB ? ACTIVATIONS : undefined;
   if (splits === 1) {
     const D = s.twoOut ? rk.scratch('gemmbench.d', M * N) : null;
@@ -223,7 +251,7 @@ function dispatches(
       b,
       // two outputs: C the product + 1, D a residual (A's value at the same row) + a gate × it
       store: D
-        ? `let mv = v + 1.0; C[i * ${u(N)} + j] = mv; D[i * ${u(N)} + j] = A[i * ${u(K)} + j] + 0.5 * mv;`
+        ? `let mv = v + 1.0; C[i * ${u(N)} + j] = mv; D[i * ${u(N)} + j] = f32(A[i * ${u(K)} + j]) + 0.5 * mv;`
         : `C[${s.batch ? `b * ${u(M * N)} + ` : ''}i * ${u(N)} + j] = v;`,
       aFast: s.aFast,
       bFast: s.bFast,
@@ -233,7 +261,7 @@ function dispatches(
     return [
       {
         kernel: rk.kernel(g.key, () => g.code),
-        buffers: [buf.A, buf.B, ...gate, buf.C, ...(D ? [D] : [])],
+        buffers: [aBuf, buf.B, ...gate, buf.C, ...(D ? [D] : []), ...viewsOf(g)],
         groups: g.groups,
       },
     ];
@@ -286,7 +314,7 @@ function dispatches(
   return [
     {
       kernel: rk.kernel(g.key, () => g.code),
-      buffers: [buf.A, buf.B, ...gate, part, ...(partB ? [partB] : [])],
+      buffers: [aBuf, buf.B, ...gate, part, ...(partB ? [partB] : []), ...viewsOf(g)],
       groups: g.groups,
     },
     {
@@ -364,32 +392,52 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
   const stages: Array<'rows' | 'cols' | undefined> = s.aFast === 'i' ? [undefined, 'rows'] : [undefined];
   for (const mma of device.configs) {
     for (const tile of Object.keys(MIXED_TILES) as MixedTileName[]) {
-      // the epilogue one result matrix at a time (e1) or a subgroup's whole row of them
+      // the epilogue one result matrix at a time (e1) or, with --epilogue, a subgroup's whole row of them
+      // too; the operands staged one value (scalar) or 4 at a time (v4: MixedKernel.vector) per thread
       const rowOf = (MIXED_TILES[tile] as MixedTile).cols / mma.N;
-      for (const [aStage, epilogueCols] of stages.flatMap((a) => [1, rowOf].map((e) => [a, e] as const))) {
+      const epilogues = o.epilogue ? [1, rowOf] : [1];
+      const forms = stages.flatMap((a) =>
+        epilogues.flatMap((e) => [false, true].map((vector) => [a, e, vector] as const)),
+      );
+      for (const [aStage, epilogueCols, vector] of forms) {
         const kernel: MixedKernel = {
           mma,
           subgroupSize: device.subgroupSize,
           tile: MIXED_TILES[tile],
           epilogueCols,
+          vector,
           ...(aStage ? { aStage } : {}),
         };
         if (!mixedFits(probe, kernel, device)) continue;
+        if (vector && (!vectorStaging(kernel) || epilogueCols !== 1)) continue;
         if (s.bias === 'rowSum' && !rowSumFits(kernel)) continue;
         const isDefault =
           chosen.mma === mma &&
           chosen.tile === kernel.tile &&
           aStage === undefined &&
-          (chosen.epilogueCols ?? 1) === epilogueCols;
-        const name = `${mmaName(kernel)} ${tile}${s.aFast === 'i' ? ` A ${stageOfA(probe, kernel)}` : ''} e${epilogueCols}`;
+          (chosen.epilogueCols ?? 1) === epilogueCols &&
+          vectorStaging(chosen) === vector;
+        const name = `${mmaName(kernel)} ${tile}${s.aFast === 'i' ? ` A ${stageOfA(probe, kernel)}` : ''} e${epilogueCols}${vector ? ' v4' : ''}`;
         if (o.kernel && !name.includes(o.kernel)) continue;
         variants.push({ name: `mixed ${name}`, kernel, isDefault });
       }
     }
   }
+  // A rounded to f16, two values per float32 element, for the shapes that read it so
+  let A16: GBuffer | null = null;
+  if (s.f16A) {
+    const n = nb * M * K;
+    A16 = rk.scratch('gemmbench.a16', Math.ceil(n / 2));
+    const bindings: Binding[] = [{ name: 'A' }, { name: 'A16', write: true, type: 'f16' }];
+    const convert = rk.kernel(
+      `gemmbench.tof16:${n}`,
+      () => `enable f16;\n${elementKernelWgsl(bindings, n, 'A16[idx] = f16(A[idx]);')}`,
+    );
+    rk.run([{ kernel: convert, buffers: [rk.buffer(A), A16], groups: elementGroups(n) }], [A]);
+  }
   for (const v of variants) {
     const out = rk.output([nb, M, N]);
-    const bufs = { A: rk.buffer(A), B: rk.buffer(B), C: out.buffer, G: rk.buffer(G) };
+    const bufs = { A: rk.buffer(A), B: rk.buffer(B), C: out.buffer, G: rk.buffer(G), A16 };
     const ops = dispatches(
       rk,
       s,
@@ -397,15 +445,18 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
       bufs,
       (spec) => {
         const k = v.kernel;
-        const flags = ['gelu', 'twoOut', 'gate', 'geluB'].filter((f) => s[f as keyof Shape] === true);
+        const flags = ['gelu', 'twoOut', 'gate', 'geluB', 'f16A'].filter((f) => s[f as keyof Shape] === true);
         const shapeKey = `${spec.batch},${M},${spec.N},${spec.K},${s.aFast}${s.bFast}${flags.map((f) => `,${f}`).join('')},${s.bias ?? ''}`;
-        return k
-          ? {
-              key: `gemmbench.${v.name.replace(/ /g, '.')}:${shapeKey}`,
-              code: mixedMatMulWgsl(spec, k),
-              groups: mixedMatMulGroups(spec, k),
-            }
-          : { key: `gemmbench.fp32:${shapeKey}`, code: matMulWgsl(spec), groups: matMulGroups(spec) };
+        if (!k)
+          return { key: `gemmbench.fp32:${shapeKey}`, code: matMulWgsl(spec), groups: matMulGroups(spec), views: [] };
+        const views = vectorViews(spec, k);
+        const full = { ...spec, bindings: [...spec.bindings, ...views.map((x) => x.binding)] };
+        return {
+          key: `gemmbench.${v.name.replace(/ /g, '.')}:${shapeKey}`,
+          code: mixedMatMulWgsl(full, k),
+          groups: mixedMatMulGroups(full, k),
+          views: views.map((x) => x.of),
+        };
       },
       v.kernel !== undefined,
     );

@@ -35,6 +35,8 @@ import {
   mixedMatMulWgsl,
   mixedWorkgroupBytes,
   rowSumFits,
+  vectorStaging,
+  vectorViews,
   type MixedKernel,
 } from '../../src/backends/webgpu/gemm-mixed.js';
 import {
@@ -110,6 +112,8 @@ const CASES: Case[] = [
     siluA: true,
     biasGelu: true,
   },
+  // whole tiles with rows that start at multiples of 4 (vector staging's aligned loads), the last chunk partial
+  { label: 'split-K, 3 chunks of 64 over 160', batch: 3, M: 128, N: 64, K: 64, kTotal: 160, aFast: 'i', bFast: 'j' },
 ];
 /** several workgroups of the largest tiles, with partial ones at both edges (tensor cores only) */
 const LARGE: Case = { label: 'large', batch: 1, M: 520, N: 700, K: 300, aFast: 'k', bFast: 'k', biasGelu: true };
@@ -219,18 +223,45 @@ function poison(rk: RawKernels, C: GBuffer, n: number): Dispatch {
  * 3e38 first: its buffer comes from TF.js's pool, where it may still hold an earlier kernel's result
  * for the same shape, which an element the kernel fails to write would otherwise keep.
  */
-async function runKernel(rk: RawKernels, code: string, groups: [number, number, number], c: Case, d: Data) {
+async function runKernel(
+  rk: RawKernels,
+  code: string,
+  groups: [number, number, number],
+  c: Case,
+  d: Data,
+  views: string[] = [],
+) {
   const kernel = rk.kernel(`mixedtest:${sha256(new TextEncoder().encode(code))}`, () => code);
   const inputs = [tf.tensor(d.A), tf.tensor(d.B), tf.tensor(d.bias)];
   const n = c.batch * c.M * c.N;
   const out = rk.output([n]);
+  const buffers = [...inputs.map((t) => rk.buffer(t)), out.buffer];
+  const byName: Record<string, GBuffer> = { A: buffers[0]!, B: buffers[1]!, BIAS: buffers[2]!, C: out.buffer };
   rk.run(
-    [poison(rk, out.buffer, n), { kernel, buffers: [...inputs.map((t) => rk.buffer(t)), out.buffer], groups }],
+    [poison(rk, out.buffer, n), { kernel, buffers: [...buffers, ...views.map((v) => byName[v]!)], groups }],
     [...inputs, out.tensor],
   );
   const values = await out.tensor.data();
   tf.dispose([...inputs, out.tensor]);
   return values;
+}
+
+/**
+ * The mixed kernel's run on the case: the spec with the vec4 views it reads plain operands through
+ * (vectorViews; bound after A, B, BIAS, C to the same buffers), its code and groups.
+ */
+async function runMixed(rk: RawKernels, spec: MatMulSpec, k: MixedKernel, c: Case, d: Data) {
+  const views = vectorViews(spec, k);
+  const full = { ...spec, bindings: [...spec.bindings, ...views.map((v) => v.binding)] };
+  const code = mixedMatMulWgsl(full, k);
+  return runKernel(
+    rk,
+    code,
+    mixedMatMulGroups(full, k),
+    c,
+    d,
+    views.map((v) => v.of),
+  );
 }
 
 // ---- the tests ---------------------------------------------------------------------------------------
@@ -307,17 +338,23 @@ test(
       const e32 = normRelErr(fp32, want);
       assert.ok(e32 <= 1e-5, `${c.label}: fp32 kernel vs host, rel. error ${e32}`);
       for (const [name, k] of EMULATED) {
-        // both stagings of A ([BM][TK] rows: row-major left matrices; [TK][BM] columns: column-major), and
-        // the epilogue one matrix at a time or a subgroup's whole row of them
+        // both stagings of A ([BM][TK] rows: row-major left matrices; [TK][BM] columns: column-major), the
+        // epilogue one matrix at a time or a subgroup's whole row of them, and the operands staged 4 values
+        // at a time (vector) where the tile allows
         const wholeRow = k.tile.cols / k.mma.N;
+        const variants = [
+          ...[1, wholeRow].map((epilogueCols) => ({ epilogueCols, vector: false })),
+          { epilogueCols: 1, vector: true },
+        ];
         for (const aStage of ['rows', 'cols'] as const) {
-          for (const epilogueCols of [1, wholeRow]) {
-            const kernel = { ...k, emulate: true, aStage, epilogueCols };
-            const got = await runKernel(rk, mixedMatMulWgsl(spec, kernel), mixedMatMulGroups(spec, kernel), c, d);
+          for (const { epilogueCols, vector } of variants) {
+            const kernel = { ...k, emulate: true, aStage, epilogueCols, vector };
+            if (vector && !vectorStaging(kernel)) continue;
+            const got = await runMixed(rk, spec, kernel, c, d);
             const eFp32 = normRelErr(got, fp32);
             assert.ok(
               eFp32 <= 1e-5,
-              `${c.label}, ${name}, A staged as ${aStage}, epilogue ${epilogueCols} matrices: emulated vs the fp32 kernel, rel. error ${eFp32}`,
+              `${c.label}, ${name}, A staged as ${aStage}, epilogue ${epilogueCols} matrices${vector ? ', vector staging' : ''}: emulated vs the fp32 kernel, rel. error ${eFp32}`,
             );
           }
         }
@@ -351,10 +388,19 @@ test(
         aRowSum: `RS[b * ${u(c.M)} + i] = v;`,
       };
       for (const [name, k] of EMULATED) {
-        for (const aStage of ['rows', 'cols'] as const) {
-          const kernel: MixedKernel = { ...k, emulate: true, aStage, epilogueCols: k.tile.cols / k.mma.N };
-          if (!rowSumFits(kernel)) continue;
-          const code = mixedMatMulWgsl(spec, kernel);
+        for (const [aStage, vector] of [
+          ['rows', false],
+          ['cols', false],
+          ['cols', true],
+        ] as const) {
+          const kernel: MixedKernel = { ...k, emulate: true, aStage, epilogueCols: k.tile.cols / k.mma.N, vector };
+          if (!rowSumFits(kernel) || (vector && !vectorStaging(kernel))) continue;
+          const views = vectorViews(spec, kernel);
+          const code = mixedMatMulWgsl(
+            { ...spec, bindings: [...spec.bindings, ...views.map((v) => v.binding)] },
+            kernel,
+          );
+          const byName: Record<string, number> = { A: 0, B: 1 };
           const compiled = rk.kernel(`mixedtest.rowsum:${sha256(new TextEncoder().encode(code))}`, () => code);
           const inputs = [tf.tensor(d.A), tf.tensor(d.B), tf.tensor(d.bias)];
           const C = rk.output([c.batch * c.M * c.N]);
@@ -365,7 +411,12 @@ test(
               poison(rk, RS.buffer, c.batch * c.M),
               {
                 kernel: compiled,
-                buffers: [...inputs.map((t) => rk.buffer(t)), C.buffer, RS.buffer],
+                buffers: [
+                  ...inputs.map((t) => rk.buffer(t)),
+                  C.buffer,
+                  RS.buffer,
+                  ...views.map((v) => rk.buffer(inputs[byName[v.of]!]!)),
+                ],
                 groups: mixedMatMulGroups(spec, kernel),
               },
             ],
@@ -373,7 +424,7 @@ test(
           );
           const [gotC, gotRS] = await Promise.all([C.tensor.data(), RS.tensor.data()]);
           tf.dispose([...inputs, C.tensor, RS.tensor]);
-          const label = `${c.label}, ${name}, A staged as ${aStage}`;
+          const label = `${c.label}, ${name}, A staged as ${aStage}${vector ? ', vector staging' : ''}`;
           const eRS = normRelErr(gotRS, want);
           assert.ok(eRS <= 1e-6, `${label}: row sums vs the host, rel. error ${eRS}`);
           const eC = normRelErr(gotC, wantC);
@@ -414,11 +465,14 @@ test(
       const want16 = reference(c, d, toF16);
       const fp32 = await runKernel(rk, matMulWgsl(spec), matMulGroups(spec), c, d);
       for (const mma of support.configs) {
-        for (const [name, tile] of Object.entries(MIXED_TILES)) {
-          const k: MixedKernel = { mma, subgroupSize: support.subgroupSize, tile };
-          if (!mixedFits(spec, k, support)) continue;
-          const label = `${c.label}, M${mma.M} N${mma.N} K${mma.K}, tile ${name}`;
-          const got = await runKernel(rk, mixedMatMulWgsl(spec, k), mixedMatMulGroups(spec, k), c, d);
+        for (const [[name, tile], vector] of Object.entries(MIXED_TILES).flatMap((t) => [
+          [t, false] as const,
+          [t, true] as const,
+        ])) {
+          const k: MixedKernel = { mma, subgroupSize: support.subgroupSize, tile, vector };
+          if (!mixedFits(spec, k, support) || (vector && !vectorStaging(k))) continue;
+          const label = `${c.label}, M${mma.M} N${mma.N} K${mma.K}, tile ${name}${vector ? ', vector staging' : ''}`;
+          const got = await runMixed(rk, spec, k, c, d);
           const e16 = normRelErr(got, want16);
           const e32 = normRelErr(got, fp32);
           // f32 accumulation in another order: ~1e-6; f16 rounding to other than nearest would show here
@@ -521,6 +575,13 @@ test(
       return { compile: compile.map((m) => m.message), pipeline: (await dev.popErrorScope())?.message };
     };
     const specs = [CASES[0]!, CASES[3]!, CASES[4]!, CASES[5]!].map(specFor);
+    // A an f16 array read through f32() (as fc2 reads GELU(h)): its vec4 view is vec4<f16>
+    const f16A = specFor(CASES[0]!);
+    specs.push({
+      ...f16A,
+      bindings: f16A.bindings.map((b) => (b.name === 'A' ? { ...b, type: 'f16' as const } : b)),
+      a: `f32(${f16A.a})`,
+    });
     let overLimit = 0;
     for (const mma of H200_CONFIGS) {
       for (const [name, tile] of Object.entries(MIXED_TILES)) {
@@ -531,16 +592,20 @@ test(
               [x, tile.cols / mma.N],
             ] as const,
         )) {
-          const k: MixedKernel = { mma, subgroupSize: 32, tile, epilogueCols };
-          const label = `M${mma.M} N${mma.N} K${mma.K}, ${name}, aFast ${spec.aFast}, bFast ${spec.bFast}, epilogue ${epilogueCols} matrices`;
-          const code = mixedMatMulWgsl(spec, k);
-          const { compile, pipeline } = await check(code);
-          assert.deepEqual(compile, [], `${label}: compiles`);
-          const bytes = mixedWorkgroupBytes(spec, k);
-          if (bytes <= limit) assert.equal(pipeline, undefined, `${label}: pipeline`);
-          else {
-            overLimit++;
-            assert.ok(pipeline?.includes(`(${bytes} bytes)`), `${label}: Dawn counts ${bytes} bytes: ${pipeline}`);
+          for (const vector of [false, true]) {
+            const k: MixedKernel = { mma, subgroupSize: 32, tile, epilogueCols, vector };
+            if (vector && (!vectorStaging(k) || epilogueCols !== 1)) continue;
+            const views = vectorViews(spec, k);
+            const label = `M${mma.M} N${mma.N} K${mma.K}, ${name}, aFast ${spec.aFast}, bFast ${spec.bFast}, A ${spec.bindings[0]!.type ?? 'f32'}, epilogue ${epilogueCols} matrices${vector ? `, vector staging (${views.length} views)` : ''}`;
+            const code = mixedMatMulWgsl({ ...spec, bindings: [...spec.bindings, ...views.map((v) => v.binding)] }, k);
+            const { compile, pipeline } = await check(code);
+            assert.deepEqual(compile, [], `${label}: compiles`);
+            const bytes = mixedWorkgroupBytes(spec, k);
+            if (bytes <= limit) assert.equal(pipeline, undefined, `${label}: pipeline`);
+            else {
+              overLimit++;
+              assert.ok(pipeline?.includes(`(${bytes} bytes)`), `${label}: Dawn counts ${bytes} bytes: ${pipeline}`);
+            }
           }
         }
       }

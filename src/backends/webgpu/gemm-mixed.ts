@@ -21,7 +21,7 @@
 // plain f32 arithmetic on the same workgroup arrays, offsets and strides (and "subgroups" of
 // subgroupSize consecutive threads): the tiling, staging and epilogue can then be checked against
 // matMulWgsl on a device without f16 or subgroup matrices (tests/backends/webgpu-mixed-gemm.test.ts).
-import { declare, matMulAccessWgsl, u, type MatMulSpec } from './gemm.js';
+import { declare, matMulAccessWgsl, u, type Binding, type MatMulSpec } from './gemm.js';
 import type { MixedDeviceInfo, MmaShape } from './device.js';
 import { invariant } from '../../util/errors.js';
 
@@ -40,8 +40,8 @@ export interface MixedTile {
 }
 
 /**
- * Tiles named by the workgroup's tile of C (rows × columns), the k per stage and 'p' for prefetch, each
- * with 4 subgroups, in the order mixedKernel prefers them (the prefetching ones only when asked for:
+ * Tiles named by the workgroup's tile of C (rows × columns), the k per stage and 'p' for prefetch, with 4
+ * subgroups (the last two 8), in the order mixedKernel prefers them (the prefetching ones only when asked for:
  * their speed varied most between calls). Workgroup memory at M16 N16 K16 (mixedWorkgroupBytes), B row-major / column-
  * major: 23040 / 24576 B, 14592 / 16384, 18944 / 19456, 13824 / 14336, and as their unprefetched twins.
  */
@@ -52,6 +52,9 @@ export const MIXED_TILES = {
   '64x64k32': { sgRows: 2, sgCols: 2, rows: 32, cols: 32, tk: 32 },
   '128x128k16p': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 16, prefetch: true },
   '128x64k32p': { sgRows: 2, sgCols: 2, rows: 64, cols: 32, tk: 32, prefetch: true },
+  // 8 subgroups: twice the columns (or rows) of C per staged tile of A (of B); only when asked for
+  '128x256k16': { sgRows: 2, sgCols: 4, rows: 64, cols: 64, tk: 16 },
+  '256x128k16': { sgRows: 4, sgCols: 2, rows: 64, cols: 64, tk: 16 },
 } as const satisfies Record<string, MixedTile>;
 export type MixedTileName = keyof typeof MIXED_TILES;
 
@@ -76,6 +79,13 @@ export interface MixedKernel {
    * wider runs of columns per row, for more workgroup memory. mixedKernel keeps 1 (measured faster)
    */
   epilogueCols?: number;
+  /**
+   * stage the operands 4 values at a time (vectorStaging): each thread takes runs of 4 consecutive values
+   * along the operand's contiguous index; a plain operand (one array read at an index, PlainOperand) is read
+   * as one vec4 through a second, vec4-typed binding of its buffer (vectorViews) where the run is aligned,
+   * and inside tiles that lie wholly in range (every tile but the edges) loads skip their bounds checks
+   */
+  vector?: boolean;
 }
 
 /**
@@ -90,6 +100,12 @@ export function stageOfA(s: Pick<MatMulSpec, 'aFast'>, k: Pick<MixedKernel, 'aSt
 
 /** f16 values of padding per row of the staged tiles (rows stay 16-byte aligned; fewer bank conflicts) */
 const PAD = 8;
+
+/** tiles mixedKernel never chooses by itself (see there), besides the prefetching ones */
+const ASKED_ONLY: MixedTileName[] = ['128x64k32', '128x256k16', '256x128k16'];
+
+/** whether mixedKernel stages operands 4 values at a time (MixedKernel.vector) where the tile allows */
+const VECTOR_STAGING = true;
 
 /** workgroups wanted at least before a smaller tile is preferred: two per SM of the H200's 132 */
 const MIN_GROUPS = 264;
@@ -127,13 +143,14 @@ export function mixedKernel(
     mma,
     subgroupSize: device.subgroupSize,
     tile: MIXED_TILES[name],
+    vector: VECTOR_STAGING,
   });
   if (tile) return of(tile);
   // 128 × 64 (k 32) is only for asking: it measured slowest of the unprefetched tiles wherever it ran on
   // the H200 (S/2's fc2 0.786 / 0.197 ms against 128 × 128's 0.590 / 0.131 in two calls, dmerged 0.852
   // against 0.262–0.524: `…-gemm-mixed-ba48fb8`, `…-gemm-fc2-b2951d5`, `…-gemm-backward-e7aca8f`)
   const order = (Object.keys(MIXED_TILES) as MixedTileName[]).filter(
-    (n) => (MIXED_TILES[n] as MixedTile).prefetch !== true && n !== '128x64k32',
+    (n) => (MIXED_TILES[n] as MixedTile).prefetch !== true && !ASKED_ONLY.includes(n),
   );
   const fitting = order.filter((n) => mixedFits(s, of(n), device));
   // with aRowSum, the tiles that can add up A's rows, where any can (else the caller's rowSumFits says no)
@@ -185,12 +202,75 @@ export function mixedWorkgroupBytes(s: Pick<MatMulSpec, 'aFast' | 'bFast'>, k: M
 
 /**
  * Whether a kernel can add up A's rows (MatMulSpec.aRowSum): with aFast 'i' its thread t stages values
- * of row t mod BM only when the workgroup's threads are a multiple of BM, and Cs holds one value per thread.
+ * of row t mod BM only when the workgroup's threads are a multiple of BM, and Cs holds one value per
+ * thread (with vector staging, rows 4·(t mod BM/4) + 0..3: threads a multiple of BM / 4, 4 values each).
  */
 export function rowSumFits(k: MixedKernel): boolean {
   const { sgRows, sgCols, rows } = k.tile;
   const WG = mixedThreads(k);
-  return WG % (sgRows * rows) === 0 && sgRows * sgCols * k.mma.M * k.mma.N >= WG;
+  const cs = sgRows * sgCols * k.mma.M * k.mma.N;
+  // staged 4 values at a time, a thread's runs all start at row 4·(t mod BM / 4): 4 sums per thread
+  if (vectorStaging(k)) return WG % ((sgRows * rows) / 4) === 0 && cs >= 4 * WG;
+  return WG % (sgRows * rows) === 0 && cs >= WG;
+}
+
+/**
+ * Whether a kernel stages its operands 4 values at a time: asked for (MixedKernel.vector), without
+ * prefetch, and its A and B tiles divide into runs of 4 values among its threads.
+ */
+export function vectorStaging(k: MixedKernel): boolean {
+  const { sgRows, sgCols, rows, cols, tk } = k.tile;
+  const WG = mixedThreads(k);
+  const BM = sgRows * rows;
+  const BN = sgCols * cols;
+  return (
+    k.vector === true &&
+    k.tile.prefetch !== true &&
+    tk % 4 === 0 &&
+    BM % 4 === 0 &&
+    BN % 4 === 0 &&
+    ((BM * tk) / 4) % WG === 0 &&
+    ((tk * BN) / 4) % WG === 0
+  );
+}
+
+/** An operand that reads one array at an index (its binding read-only, f32 or f16 read through f32()). */
+export interface PlainOperand {
+  /** the array's binding */
+  name: string;
+  type: 'f32' | 'f16';
+  /** the WGSL index expression (u32 variables b, i or j, k in scope) */
+  index: string;
+  /** the vec4 view of the array that the kernel binds beside it (vectorViews) */
+  view: string;
+}
+
+/** The operand expression as a PlainOperand, or undefined where it computes or its array is written. */
+export function plainOperand(expr: string, bindings: Binding[]): PlainOperand | undefined {
+  const m = /^\s*(f32\s*\(\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*\[([^[\]]*)\]\s*(\))?\s*$/.exec(expr);
+  if (!m || (m[1] === undefined) !== (m[4] === undefined)) return undefined;
+  const b = bindings.find((x) => x.name === m[2]);
+  const type = b?.type ?? 'f32';
+  if (!b || b.write === true || (type !== 'f32' && type !== 'f16')) return undefined;
+  return { name: b.name, type, index: m[3]!, view: `${b.name}_V4` };
+}
+
+/**
+ * The vec4-typed bindings a kernel reads its plain operands through, after the spec's own: each of the
+ * same buffer as the binding `of` (read-only; a buffer may be bound twice for reading). Callers bind them
+ * in this order after the spec's bindings (Plan.matMul does). Empty without vector staging.
+ */
+export function vectorViews(
+  s: Pick<MatMulSpec, 'a' | 'b' | 'bindings'>,
+  k: MixedKernel,
+): Array<{ binding: Binding; of: string }> {
+  if (!vectorStaging(k)) return [];
+  const views: Array<{ binding: Binding; of: string }> = [];
+  for (const p of [plainOperand(s.a, s.bindings), plainOperand(s.b, s.bindings)]) {
+    if (!p || views.some((v) => v.of === p.name) || (k.emulate === true && p.type === 'f16')) continue;
+    views.push({ binding: { name: p.view, type: p.type === 'f16' ? 'vec4<f16>' : 'vec4<f32>' }, of: p.name });
+  }
+  return views;
 }
 
 /** Whether a kernel fits the device's workgroup memory and threads per workgroup. */
@@ -337,7 +417,7 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
   const aAt = aCols ? `As[kk * ${u(AST)} + ii]` : `As[ii * ${u(AST)} + kk]`;
   // aRowSum: each thread adds up the f32 values of A it stages (all of one row: WG % BM == 0)
   const addRow = (v: string) => (rowSum ? `rs = rs + ${v};` : '');
-  const stageLoop =
+  let stageLoop =
     tile.prefetch === true
       ? `var PA: array<f32, ${LA}>;
   var PB: array<f32, ${LB}>;
@@ -389,6 +469,21 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
       Bs[${bAt}] = ${H}(loadB(b, k0 + kk, col0 + jj));`,
     )}`;
 
+  const vec = vectorStaging(k);
+  let vecHelpers = '';
+  if (vec) {
+    const views = vectorViews(s, k);
+    for (const v of views)
+      invariant(
+        s.bindings.some((b) => b.name === v.binding.name && b.type === v.binding.type),
+        () =>
+          `vector staging reads ${v.of} through the binding ${v.binding.name}: add vectorViews' bindings to the spec's`,
+      );
+    const staged = vectorStageLoop(s, { WG, BM, BN, TK, AST, BST, aCols, bRows, H, rowSum }, views);
+    stageLoop = staged.loop;
+    vecHelpers = staged.helpers;
+  }
+
   const header = emu
     ? ''
     : `diagnostic(off, chromium.subgroup_matrix_uniformity);
@@ -409,6 +504,7 @@ var<workgroup> Bs: array<${H}, ${bSize}>;
 var<workgroup> Cs: array<f32, ${SGS * ES}>;
 ${s.helpers ?? ''}
 ${matMulAccessWgsl(s)}
+${vecHelpers}
 @compute @workgroup_size(${WG}, 1, 1)
 fn main(${builtins}) {
   ${subgroupVars}
@@ -420,31 +516,156 @@ fn main(${builtins}) {
   let aBase = sgI * ${u(aCols ? tile.rows : tile.rows * AST)};
   let bBase = ${bBase};
   ${decls}
-  ${rowSum ? 'var rs = 0.0;' : ''}
+  ${rowSum ? (vec ? 'var rs = vec4<f32>(0.0);' : 'var rs = 0.0;') : ''}
   ${stageLoop}
     workgroupBarrier();
     if (sg < ${u(SGS)}) {
       ${multiply}
     }
     workgroupBarrier();
-  }${rowSum ? rowSumWgsl(s, BM, WG) : ''}${epilogue}
+  }${rowSum ? rowSumWgsl(s, BM, WG, vec) : ''}${epilogue}
 }`;
 }
 
 /**
  * aRowSum's end of the kernel: the first column of workgroups adds up its threads' row sums of A (the
  * WG / BM threads of each row, in thread order, through Cs) and runs the spec's aRowSum with the row `i`
- * and its sum `v` over this workgroup's k (with split-K, the chunk of batch index b).
+ * and its sum `v` over this workgroup's k (with split-K, the chunk of batch index b). With vector
+ * staging (`vec`) thread t holds the sums of rows 4·(t mod BM/4) + 0..3, in rs's 4 lanes.
  */
-function rowSumWgsl(s: MatMulSpec, BM: number, WG: number): string {
+function rowSumWgsl(s: MatMulSpec, BM: number, WG: number, vec: boolean): string {
+  const G = BM / 4;
+  const gather = vec
+    ? `Cs[tid * 4u] = rs.x; Cs[tid * 4u + 1u] = rs.y; Cs[tid * 4u + 2u] = rs.z; Cs[tid * 4u + 3u] = rs.w;`
+    : `Cs[tid] = rs;`;
+  const sum = vec
+    ? `for (var q = 0u; q < ${u(WG / G)}; q = q + 1u) { v = v + Cs[(tid / 4u + q * ${u(G)}) * 4u + tid % 4u]; }`
+    : `for (var q = 0u; q < ${u(WG / BM)}; q = q + 1u) { v = v + Cs[tid + q * ${u(BM)}]; }`;
   return `
-  if (wg.x == 0u) { Cs[tid] = rs; }
+  if (wg.x == 0u) { ${gather} }
   workgroupBarrier();
   if (wg.x == 0u && tid < ${u(BM)}) {
     var v = 0.0;
-    for (var q = 0u; q < ${u(WG / BM)}; q = q + 1u) { v = v + Cs[tid + q * ${u(BM)}]; }
+    ${sum}
     let i = row0 + tid;
     if (i < M) { ${s.aRowSum} }
   }
   workgroupBarrier();`;
+}
+
+interface StageShape {
+  WG: number;
+  BM: number;
+  BN: number;
+  TK: number;
+  /** row strides of the staged A and B tiles */
+  AST: number;
+  BST: number;
+  /** A staged [TK][BM] (else [BM][TK]); B staged [TK][BN] (else [BN][TK]) */
+  aCols: boolean;
+  bRows: boolean;
+  /** the staged element type */
+  H: string;
+  rowSum: boolean;
+}
+
+/**
+ * The staging loop with runs of 4 values (MixedKernel.vector; the loop header and the writes to As and
+ * Bs of one stage, as mixedMatMulWgsl's scalar loop) and the functions it calls. Run e = tid + l·WG of a
+ * tile starts at a multiple of 4 of the operand's contiguous index. Where the stage's tile of an operand
+ * lies wholly inside the product (a workgroup-uniform test per stage), a plain operand (PlainOperand) is
+ * read as one vec4 through its view where the run's first index is a multiple of 4 (else as 4 values) and
+ * a computed one through its expression without bounds checks; elsewhere each value through loadA /
+ * loadB, bounds-checked as in the scalar loop.
+ */
+function vectorStageLoop(
+  s: MatMulSpec,
+  t: StageShape,
+  views: Array<{ binding: Binding; of: string }>,
+): { loop: string; helpers: string } {
+  const { WG, BM, BN, TK, AST, BST, aCols, bRows, H } = t;
+  const kGlobal = s.kTotal === undefined ? 'let k = kl;' : 'let k = b * K + kl;';
+  // the stage's k range lies inside the product (with split-K, inside the chunk and kTotal)
+  const kIn = `k0 + ${u(TK)} <= K${s.kTotal === undefined ? '' : ` && b * K + k0 + ${u(TK)} <= ${u(s.kTotal)}`}`;
+  const viewOf = (p: PlainOperand | undefined) => (p && views.some((v) => v.binding.name === p.view) ? p : undefined);
+  const pa = viewOf(plainOperand(s.a, s.bindings));
+  const pb = viewOf(plainOperand(s.b, s.bindings));
+  // fn (b, x, y) → the 4 values of the run starting at (x, y): plain, through the view; computed, unchecked
+  const fast = (name: 'A' | 'B', p: PlainOperand | undefined, expr: string, args: [string, string], step: 0 | 1) => {
+    const sig = `b: u32, ${args[0]}: u32, ${args[1]}: u32`;
+    if (p) {
+      const x = (c: number) => `f32(${p.name}[x${c ? ` + ${u(c)}` : ''}])`;
+      return `fn idx${name}(${sig}) -> u32 {
+  ${kGlobal}
+  return ${p.index};
+}
+fn load${name}4(${sig}) -> vec4<f32> {
+  let x = idx${name}(b, ${args[0]}, ${args[1]});
+  if ((x & 3u) == 0u) { return vec4<f32>(${p.view}[x >> 2u]); }
+  return vec4<f32>(${x(0)}, ${x(1)}, ${x(2)}, ${x(3)});
+}`;
+    }
+    const at = (c: number) => args.map((a, d) => (d === step && c > 0 ? `${a} + ${u(c)}` : a)).join(', ');
+    return `fn load${name}U(${sig}) -> f32 {
+  ${kGlobal}
+  return ${expr};
+}
+fn load${name}4(${sig}) -> vec4<f32> {
+  return vec4<f32>(load${name}U(b, ${at(0)}), load${name}U(b, ${at(1)}), load${name}U(b, ${at(2)}), load${name}U(b, ${at(3)}));
+}`;
+  };
+  // the step of a run: A along k where aFast is 'k', else along i; B along j where bFast is 'j', else k
+  const aStep = s.aFast === 'k' ? 1 : 0;
+  const bStep = s.bFast === 'j' ? 1 : 0;
+  const helpers = [fast('A', pa, s.a, ['i', 'kl'], aStep), fast('B', pb, s.b, ['kl', 'j'], bStep)].join('\n');
+
+  const A4 = TK / 4;
+  const aIdx =
+    s.aFast === 'k'
+      ? `let ii = e / ${u(A4)}; let kk = (e % ${u(A4)}) * 4u;`
+      : `let ii = (e % ${u(BM / 4)}) * 4u; let kk = e / ${u(BM / 4)};`;
+  const bIdx =
+    s.bFast === 'j'
+      ? `let jj = (e % ${u(BN / 4)}) * 4u; let kk = e / ${u(BN / 4)};`
+      : `let jj = e / ${u(A4)}; let kk = (e % ${u(A4)}) * 4u;`;
+  const plus = (v: string, c: number) => (c === 0 ? v : `(${v} + ${u(c)})`);
+  const lanes = ['x', 'y', 'z', 'w'];
+  // value c of the run: its place in the staged tile, and its bounds-checked load
+  const aPos = (c: number) => {
+    const ii = s.aFast === 'i' ? plus('ii', c) : 'ii';
+    const kk = s.aFast === 'k' ? plus('kk', c) : 'kk';
+    return {
+      at: aCols ? `As[${kk} * ${u(AST)} + ${ii}]` : `As[${ii} * ${u(AST)} + ${kk}]`,
+      load: `loadA(b, row0 + ${ii}, k0 + ${kk})`,
+    };
+  };
+  const bPos = (c: number) => {
+    const jj = s.bFast === 'j' ? plus('jj', c) : 'jj';
+    const kk = s.bFast === 'k' ? plus('kk', c) : 'kk';
+    return {
+      at: bRows ? `Bs[${kk} * ${u(BST)} + ${jj}]` : `Bs[${jj} * ${u(BST)} + ${kk}]`,
+      load: `loadB(b, k0 + ${kk}, col0 + ${jj})`,
+    };
+  };
+  const stage = (
+    n: number,
+    idx: string,
+    pos: (c: number) => { at: string; load: string },
+    inside: string,
+    fastLoad: string,
+    sum: boolean,
+  ) => `for (var l = 0u; l < ${u(n)}; l = l + 1u) {
+      let e = tid + l * ${u(WG)};
+      ${idx}
+      var v4: vec4<f32>;
+      if (${inside}) { v4 = ${fastLoad}; } else { v4 = vec4<f32>(${[0, 1, 2, 3].map((c) => pos(c).load).join(', ')}); }
+      ${sum ? 'rs = rs + v4;' : ''}
+      ${[0, 1, 2, 3].map((c) => `${pos(c).at} = ${H}(v4.${lanes[c]});`).join(' ')}
+    }`;
+  const loop = `for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
+    let aIn = row0 + ${u(BM)} <= M && ${kIn};
+    let bIn = col0 + ${u(BN)} <= N && ${kIn};
+    ${stage((BM * TK) / 4 / WG, aIdx, aPos, 'aIn', 'loadA4(b, row0 + ii, k0 + kk)', t.rowSum)}
+    ${stage((TK * BN) / 4 / WG, bIdx, bPos, 'bIn', 'loadB4(b, k0 + kk, col0 + jj)', false)}`;
+  return { loop, helpers };
 }

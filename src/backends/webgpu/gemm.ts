@@ -20,10 +20,14 @@ export interface Binding {
   write?: boolean;
   /**
    * element type (default f32; i32 for TF.js's int32 tensors, e.g. labels; f16 for a float32 tensor that
-   * holds f16 values two per element, only in kernels that enable f16: the tensor-core matmuls)
+   * holds f16 values two per element, only in kernels that enable f16: the tensor-core matmuls; vec4<f32>
+   * and vec4<f16> for a second view of an operand's buffer read 4 values at a time, gemm-mixed.ts vectorViews)
    */
-  type?: 'f32' | 'i32' | 'f16';
+  type?: ElementType;
 }
+
+/** The element type of a binding's array. */
+export type ElementType = 'f32' | 'i32' | 'f16' | 'vec4<f32>' | 'vec4<f16>';
 
 export interface MatMulSpec {
   batch: number;

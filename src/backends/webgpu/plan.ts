@@ -16,16 +16,17 @@ import {
   splitReduceWgsl,
   u,
   type Binding,
+  type ElementType,
   type MatMulSpec,
 } from './gemm.js';
-import { mixedKernel, mixedMatMulGroups, mixedMatMulWgsl, rowSumFits } from './gemm-mixed.js';
+import { mixedKernel, mixedMatMulGroups, mixedMatMulWgsl, rowSumFits, vectorViews } from './gemm-mixed.js';
 import { mixedDeviceInfo } from './device.js';
 import type { Dispatch, RawKernels } from './raw.js';
 import type { GBuffer } from './types.js';
 import { invariant } from '../../util/errors.js';
 
 /** A binding of a dispatch: its WGSL name, its buffer, whether the kernel writes it, its element type (default f32). */
-export type Arg = readonly [name: string, buffer: GBuffer, write?: boolean, type?: 'f32' | 'i32' | 'f16'];
+export type Arg = readonly [name: string, buffer: GBuffer, write?: boolean, type?: ElementType];
 
 function bindingsOf(args: Arg[]): Binding[] {
   return args.map(([name, , write, type]) => ({ name, write: write === true, ...(type ? { type } : {}) }));
@@ -68,10 +69,17 @@ export class Plan {
           `matmul ${name}: precision 'mixed' needs the webgpu backend on the mixed-precision device (initBackend('webgpu', { precision: 'mixed' }))`,
         );
       const k = mixedKernel(device, spec, spec.mixedTile);
-      const variant = `:mixed${k.mma.M}x${k.mma.N}x${k.mma.K}/${k.tile.sgRows * k.tile.rows}x${k.tile.sgCols * k.tile.cols}k${k.tile.tk}${k.tile.prefetch === true ? 'p' : ''}e${k.epilogueCols ?? 1}`;
+      const variant = `:mixed${k.mma.M}x${k.mma.N}x${k.mma.K}/${k.tile.sgRows * k.tile.rows}x${k.tile.sgCols * k.tile.cols}k${k.tile.tk}${k.tile.prefetch === true ? 'p' : ''}e${k.epilogueCols ?? 1}${k.vector === true ? 'v' : ''}`;
+      // plain operands read 4 at a time through a vec4 view of their buffer, bound after the spec's own
+      const views = vectorViews({ ...spec, bindings: bindingsOf(args) }, k).map((v): Arg => [
+        v.binding.name,
+        args.find((a) => a[0] === v.of)![1],
+        false,
+        v.binding.type,
+      ]);
       this.push(
         name,
-        args,
+        [...args, ...views],
         (bindings) => mixedMatMulWgsl({ ...spec, bindings, helpers: ACTIVATIONS }, k),
         mixedMatMulGroups(spec, k),
         variant,
