@@ -147,6 +147,8 @@ export interface BenchSettings {
   directStep?: boolean;
   /** webgpu: the Dawn toggles added through FPDM_DAWN_TOGGLES (src/backends/webgpu/device.ts dawnFlags) */
   dawnToggles?: string;
+  /** webgpu at mixed precision: FPDM_MIXED_VECTOR as set (src/backends/webgpu/gemm-mixed.ts vectorStagingDefault) */
+  mixedVector?: string;
 }
 
 export function benchSettings(): BenchSettings {
@@ -160,6 +162,7 @@ export function benchSettings(): BenchSettings {
     rawBlock: webgpu && kernelOptions().rawBlock,
     directStep: webgpu && kernelOptions().rawBlock && kernelOptions().directStep,
     ...(webgpu && process.env.FPDM_DAWN_TOGGLES ? { dawnToggles: process.env.FPDM_DAWN_TOGGLES } : {}),
+    ...(webgpu && process.env.FPDM_MIXED_VECTOR ? { mixedVector: process.env.FPDM_MIXED_VECTOR } : {}),
   };
 }
 

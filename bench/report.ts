@@ -241,6 +241,7 @@ export interface BenchDoc {
     rawBlock?: boolean;
     directStep?: boolean;
     dawnToggles?: string;
+    mixedVector?: string;
   };
   notes: string[];
   torch: TorchResult;
@@ -305,7 +306,7 @@ export function markdown(d: BenchDoc): string {
       `- git commit: ${d.gitCommit ?? 'unknown'}`,
       ...(d.settings?.submitBatch
         ? [
-            `- webgpu: WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE ${d.settings.submitBatch} for sampling and Inception (training rows: their own column); fused optimizer ${d.settings.fusedOptimizer ? 'on' : 'off'}, fused block kernels ${d.settings.fusedBlock ? (d.settings.fusedEpilogue ? 'on (with the epilogue fusions)' : 'on') : 'off'}${d.settings.dawnToggles ? `; Dawn toggles ${d.settings.dawnToggles} (FPDM_DAWN_TOGGLES)` : ''}`,
+            `- webgpu: WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE ${d.settings.submitBatch} for sampling and Inception (training rows: their own column); fused optimizer ${d.settings.fusedOptimizer ? 'on' : 'off'}, fused block kernels ${d.settings.fusedBlock ? (d.settings.fusedEpilogue ? 'on (with the epilogue fusions)' : 'on') : 'off'}${d.settings.dawnToggles ? `; Dawn toggles ${d.settings.dawnToggles} (FPDM_DAWN_TOGGLES)` : ''}${d.settings.mixedVector ? `; FPDM_MIXED_VECTOR=${d.settings.mixedVector} (mixed matmuls' operands staged ${d.settings.mixedVector === '0' ? 'one value' : '4 values'} at a time)` : ''}`,
           ]
         : []),
       d.torch.available

@@ -104,8 +104,15 @@ const PAD = 8;
 /** tiles mixedKernel never chooses by itself (see there), besides the prefetching ones */
 const ASKED_ONLY: MixedTileName[] = ['128x64k32', '128x256k16', '256x128k16'];
 
-/** whether mixedKernel stages operands 4 values at a time (MixedKernel.vector) where the tile allows */
-const VECTOR_STAGING = true;
+/**
+ * Whether mixedKernel stages operands 4 values at a time (MixedKernel.vector) where the tile allows:
+ * the environment variable FPDM_MIXED_VECTOR (1 on, 0 off; recorded in the bench's header) for comparing
+ * the two in one run, else the default.
+ */
+export function vectorStagingDefault(): boolean {
+  const v = process.env.FPDM_MIXED_VECTOR;
+  return v === undefined || v === '' ? false : v !== '0';
+}
 
 /** workgroups wanted at least before a smaller tile is preferred: two per SM of the H200's 132 */
 const MIN_GROUPS = 264;
@@ -143,7 +150,7 @@ export function mixedKernel(
     mma,
     subgroupSize: device.subgroupSize,
     tile: MIXED_TILES[name],
-    vector: VECTOR_STAGING,
+    vector: vectorStagingDefault(),
   });
   if (tile) return of(tile);
   // 128 × 64 (k 32) is only for asking: it measured slowest of the unprefetched tiles wherever it ran on
@@ -572,11 +579,13 @@ interface StageShape {
 /**
  * The staging loop with runs of 4 values (MixedKernel.vector; the loop header and the writes to As and
  * Bs of one stage, as mixedMatMulWgsl's scalar loop) and the functions it calls. Run e = tid + l·WG of a
- * tile starts at a multiple of 4 of the operand's contiguous index. Where the stage's tile of an operand
- * lies wholly inside the product (a workgroup-uniform test per stage), a plain operand (PlainOperand) is
- * read as one vec4 through its view where the run's first index is a multiple of 4 (else as 4 values) and
- * a computed one through its expression without bounds checks; elsewhere each value through loadA /
- * loadB, bounds-checked as in the scalar loop.
+ * tile starts at a multiple of 4 of the operand's contiguous index. Each thread takes one of three loops
+ * per operand and stage, with no branch inside them (a branch per run kept the loads from overlapping:
+ * measured 2–4× slower on the H200): where the stage's tile of the operand lies wholly inside the
+ * product (a workgroup-uniform test) and every run of the thread starts at a multiple of 4 in memory, a
+ * plain operand (PlainOperand) reads each run as one vec4 through its view; else, inside the product, its
+ * expression without bounds checks; elsewhere each value through loadA / loadB, bounds-checked as in the
+ * scalar loop.
  */
 function vectorStageLoop(
   s: MatMulSpec,
@@ -588,84 +597,132 @@ function vectorStageLoop(
   // the stage's k range lies inside the product (with split-K, inside the chunk and kTotal)
   const kIn = `k0 + ${u(TK)} <= K${s.kTotal === undefined ? '' : ` && b * K + k0 + ${u(TK)} <= ${u(s.kTotal)}`}`;
   const viewOf = (p: PlainOperand | undefined) => (p && views.some((v) => v.binding.name === p.view) ? p : undefined);
-  const pa = viewOf(plainOperand(s.a, s.bindings));
-  const pb = viewOf(plainOperand(s.b, s.bindings));
-  // fn (b, x, y) → the 4 values of the run starting at (x, y): plain, through the view; computed, unchecked
-  const fast = (name: 'A' | 'B', p: PlainOperand | undefined, expr: string, args: [string, string], step: 0 | 1) => {
-    const sig = `b: u32, ${args[0]}: u32, ${args[1]}: u32`;
-    if (p) {
-      const x = (c: number) => `f32(${p.name}[x${c ? ` + ${u(c)}` : ''}])`;
-      return `fn idx${name}(${sig}) -> u32 {
-  ${kGlobal}
-  return ${p.index};
-}
-fn load${name}4(${sig}) -> vec4<f32> {
-  let x = idx${name}(b, ${args[0]}, ${args[1]});
-  if ((x & 3u) == 0u) { return vec4<f32>(${p.view}[x >> 2u]); }
-  return vec4<f32>(${x(0)}, ${x(1)}, ${x(2)}, ${x(3)});
-}`;
-    }
-    const at = (c: number) => args.map((a, d) => (d === step && c > 0 ? `${a} + ${u(c)}` : a)).join(', ');
-    return `fn load${name}U(${sig}) -> f32 {
-  ${kGlobal}
-  return ${expr};
-}
-fn load${name}4(${sig}) -> vec4<f32> {
-  return vec4<f32>(load${name}U(b, ${at(0)}), load${name}U(b, ${at(1)}), load${name}U(b, ${at(2)}), load${name}U(b, ${at(3)}));
-}`;
-  };
-  // the step of a run: A along k where aFast is 'k', else along i; B along j where bFast is 'j', else k
-  const aStep = s.aFast === 'k' ? 1 : 0;
-  const bStep = s.bFast === 'j' ? 1 : 0;
-  const helpers = [fast('A', pa, s.a, ['i', 'kl'], aStep), fast('B', pb, s.b, ['kl', 'j'], bStep)].join('\n');
-
-  const A4 = TK / 4;
-  const aIdx =
-    s.aFast === 'k'
-      ? `let ii = e / ${u(A4)}; let kk = (e % ${u(A4)}) * 4u;`
-      : `let ii = (e % ${u(BM / 4)}) * 4u; let kk = e / ${u(BM / 4)};`;
-  const bIdx =
-    s.bFast === 'j'
-      ? `let jj = (e % ${u(BN / 4)}) * 4u; let kk = e / ${u(BN / 4)};`
-      : `let jj = e / ${u(A4)}; let kk = (e % ${u(A4)}) * 4u;`;
-  const plus = (v: string, c: number) => (c === 0 ? v : `(${v} + ${u(c)})`);
   const lanes = ['x', 'y', 'z', 'w'];
-  // value c of the run: its place in the staged tile, and its bounds-checked load
-  const aPos = (c: number) => {
-    const ii = s.aFast === 'i' ? plus('ii', c) : 'ii';
-    const kk = s.aFast === 'k' ? plus('kk', c) : 'kk';
-    return {
-      at: aCols ? `As[${kk} * ${u(AST)} + ${ii}]` : `As[${ii} * ${u(AST)} + ${kk}]`,
-      load: `loadA(b, row0 + ${ii}, k0 + ${kk})`,
-    };
-  };
-  const bPos = (c: number) => {
-    const jj = s.bFast === 'j' ? plus('jj', c) : 'jj';
-    const kk = s.bFast === 'k' ? plus('kk', c) : 'kk';
-    return {
-      at: bRows ? `Bs[${kk} * ${u(BST)} + ${jj}]` : `Bs[${jj} * ${u(BST)} + ${kk}]`,
-      load: `loadB(b, k0 + ${kk}, col0 + ${jj})`,
-    };
-  };
-  const stage = (
-    n: number,
-    idx: string,
-    pos: (c: number) => { at: string; load: string },
-    inside: string,
-    fastLoad: string,
-    sum: boolean,
-  ) => `for (var l = 0u; l < ${u(n)}; l = l + 1u) {
-      let e = tid + l * ${u(WG)};
-      ${idx}
-      var v4: vec4<f32>;
-      if (${inside}) { v4 = ${fastLoad}; } else { v4 = vec4<f32>(${[0, 1, 2, 3].map((c) => pos(c).load).join(', ')}); }
-      ${sum ? 'rs = rs + v4;' : ''}
-      ${[0, 1, 2, 3].map((c) => `${pos(c).at} = ${H}(v4.${lanes[c]});`).join(' ')}
+  const plus = (v: string, c: number) => (c === 0 ? v : `(${v} + ${u(c)})`);
+
+  interface Operand {
+    name: 'A' | 'B';
+    plain: PlainOperand | undefined;
+    expr: string;
+    /** the parameters of loadA / loadB, and which of them a run steps along */
+    params: [string, string];
+    step: 0 | 1;
+    /** runs per thread, the run's tile indices from e, its tile's range test */
+    runs: number;
+    idx: string;
+    inside: string;
+    /** value c of the run: its load's arguments after b, its place in the staged tile */
+    args: (c: number) => [string, string];
+    at: (c: number) => string;
+    sum: boolean;
+  }
+  const A4 = TK / 4;
+  const ops: Operand[] = [
+    {
+      name: 'A',
+      plain: viewOf(plainOperand(s.a, s.bindings)),
+      expr: s.a,
+      params: ['i', 'kl'],
+      step: s.aFast === 'k' ? 1 : 0,
+      runs: (BM * TK) / 4 / WG,
+      idx:
+        s.aFast === 'k'
+          ? `let ii = e / ${u(A4)}; let kk = (e % ${u(A4)}) * 4u;`
+          : `let ii = (e % ${u(BM / 4)}) * 4u; let kk = e / ${u(BM / 4)};`,
+      inside: `row0 + ${u(BM)} <= M && ${kIn}`,
+      args: (c) => [
+        `row0 + ${s.aFast === 'i' ? plus('ii', c) : 'ii'}`,
+        `k0 + ${s.aFast === 'k' ? plus('kk', c) : 'kk'}`,
+      ],
+      at: (c) => {
+        const ii = s.aFast === 'i' ? plus('ii', c) : 'ii';
+        const kk = s.aFast === 'k' ? plus('kk', c) : 'kk';
+        return aCols ? `As[${kk} * ${u(AST)} + ${ii}]` : `As[${ii} * ${u(AST)} + ${kk}]`;
+      },
+      sum: t.rowSum,
+    },
+    {
+      name: 'B',
+      plain: viewOf(plainOperand(s.b, s.bindings)),
+      expr: s.b,
+      params: ['kl', 'j'],
+      step: s.bFast === 'j' ? 1 : 0,
+      runs: (TK * BN) / 4 / WG,
+      idx:
+        s.bFast === 'j'
+          ? `let jj = (e % ${u(BN / 4)}) * 4u; let kk = e / ${u(BN / 4)};`
+          : `let jj = e / ${u(A4)}; let kk = (e % ${u(A4)}) * 4u;`,
+      inside: `col0 + ${u(BN)} <= N && ${kIn}`,
+      args: (c) => [
+        `k0 + ${s.bFast === 'k' ? plus('kk', c) : 'kk'}`,
+        `col0 + ${s.bFast === 'j' ? plus('jj', c) : 'jj'}`,
+      ],
+      at: (c) => {
+        const jj = s.bFast === 'j' ? plus('jj', c) : 'jj';
+        const kk = s.bFast === 'k' ? plus('kk', c) : 'kk';
+        return bRows ? `Bs[${kk} * ${u(BST)} + ${jj}]` : `Bs[${jj} * ${u(BST)} + ${kk}]`;
+      },
+      sum: false,
+    },
+  ];
+
+  const helpers = ops
+    .map((o) => {
+      const sig = `b: u32, ${o.params[0]}: u32, ${o.params[1]}: u32`;
+      const unchecked = `fn load${o.name}U(${sig}) -> f32 {
+  ${kGlobal}
+  return ${o.expr};
+}`;
+      return o.plain
+        ? `${unchecked}
+fn idx${o.name}(${sig}) -> u32 {
+  ${kGlobal}
+  return ${o.plain.index};
+}`
+        : unchecked;
+    })
+    .join('\n');
+
+  const loop = (o: Operand, v4: (c0: [string, string]) => string) => `for (var l = 0u; l < ${u(o.runs)}; l = l + 1u) {
+        let e = tid + l * ${u(WG)};
+        ${o.idx}
+        let v4 = ${v4(o.args(0))};
+        ${o.sum ? 'rs = rs + v4;' : ''}
+        ${[0, 1, 2, 3].map((c) => `${o.at(c)} = ${H}(v4.${lanes[c]});`).join(' ')}
+      }`;
+  const values = (o: Operand, fn: string) =>
+    `vec4<f32>(${[0, 1, 2, 3].map((c) => `${fn}(b, ${o.args(c).join(', ')})`).join(', ')})`;
+  const stage = (o: Operand) => {
+    const slow = `if (${o.name.toLowerCase()}In) {
+      ${loop(o, () => values(o, `load${o.name}U`))}
+    } else {
+      ${loop(o, () => values(o, `load${o.name}`))}
     }`;
-  const loop = `for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
-    let aIn = row0 + ${u(BM)} <= M && ${kIn};
-    let bIn = col0 + ${u(BN)} <= N && ${kIn};
-    ${stage((BM * TK) / 4 / WG, aIdx, aPos, 'aIn', 'loadA4(b, row0 + ii, k0 + kk)', t.rowSum)}
-    ${stage((TK * BN) / 4 / WG, bIdx, bPos, 'bIn', 'loadB4(b, k0 + kk, col0 + jj)', false)}`;
-  return { loop, helpers };
+    if (!o.plain)
+      return `{
+    let ${o.name.toLowerCase()}In = ${o.inside};
+    ${slow}
+    }`;
+    // the runs' first indices in memory, and whether all of them are multiples of 4
+    return `{
+    let ${o.name.toLowerCase()}In = ${o.inside};
+    var xs: array<u32, ${o.runs}>;
+    var aligned = ${o.name.toLowerCase()}In;
+    for (var l = 0u; l < ${u(o.runs)}; l = l + 1u) {
+      let e = tid + l * ${u(WG)};
+      ${o.idx}
+      xs[l] = idx${o.name}(b, ${o.args(0).join(', ')});
+      aligned = aligned && (xs[l] & 3u) == 0u;
+    }
+    if (aligned) {
+      ${loop(o, () => `vec4<f32>(${o.plain!.view}[xs[l] >> 2u])`)}
+    } else ${slow}
+    }`;
+  };
+  return {
+    loop: `for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
+    ${stage(ops[0]!)}
+    ${stage(ops[1]!)}`,
+    helpers,
+  };
 }
