@@ -105,13 +105,15 @@ const PAD = 8;
 const ASKED_ONLY: MixedTileName[] = ['128x64k32', '128x256k16', '256x128k16'];
 
 /**
- * Whether mixedKernel stages operands 4 values at a time (MixedKernel.vector) where the tile allows:
- * the environment variable FPDM_MIXED_VECTOR (1 on, 0 off; recorded in the bench's header) for comparing
- * the two in one run, else the default.
+ * Whether mixedKernel stages operands 4 values at a time (MixedKernel.vector) where the tile allows: yes
+ * by default (measured on the H200 in one call, `2026-11-30-webgpu-xl-mixed-vector-d39e849-v{1,0}.md`:
+ * DiT-XL/2 training 90.3 against 81.3 img/s, FPDM-XL/2 164.8 against 144.1; XL/2's fc2, which reads
+ * GELU(h) in f16, 29.4 against 50.1 ms per step); the environment variable FPDM_MIXED_VECTOR (1 on, 0 off;
+ * recorded in the bench's header) sets it for comparing the two in one run.
  */
 export function vectorStagingDefault(): boolean {
   const v = process.env.FPDM_MIXED_VECTOR;
-  return v === undefined || v === '' ? false : v !== '0';
+  return v === undefined || v === '' ? true : v !== '0';
 }
 
 /** workgroups wanted at least before a smaller tile is preferred: two per SM of the H200's 132 */
@@ -163,12 +165,14 @@ export function mixedKernel(
   // with aRowSum, the tiles that can add up A's rows, where any can (else the caller's rowSumFits says no)
   const summing = fitting.filter((n) => rowSumFits(of(n)));
   const fits = s.aRowSum !== undefined && summing.length > 0 ? summing : fitting;
-  // i contiguous in A (the weight gradients, dYᵀ·X over the token rows): 128 × 128, k 16. Measured on the
-  // H200 at XL/2's weight gradients in two calls (`2026-11-30-webgpu-gemm-wgrad-a92c0d0.md`,
-  // `…-gemm-epilogue-31e1407.md`): k 32 tiles at 3.2–10.8 TFLOP/s (either staging of A), k 16 at 18–83 (70–83
-  // on the three with the bias from A's staging, in both calls), k 16 with prefetch at 18–111 in one call and
-  // 25–111 in the other
-  const wgrad = s.aFast === 'i' && mixedFits(s, of('128x128k16'), device) ? '128x128k16' : undefined;
+  // i contiguous in A (the weight gradients, dYᵀ·X over the token rows): 128 × 128, k 32 with vector
+  // staging, else k 16. Staged one value at a time, measured on the H200 at XL/2's weight gradients in two
+  // calls (`2026-11-30-webgpu-gemm-wgrad-a92c0d0.md`, `…-gemm-epilogue-31e1407.md`): k 32 tiles at 3.2–10.8
+  // TFLOP/s (either staging of A), k 16 at 18–83 (70–83 on the three with the bias from A's staging, in both
+  // calls), k 16 with prefetch at 18–111 in one call and 25–111 in the other. Staged 4 at a time
+  // (`…-gemm-vector-d39e849.md`): k 32 at 70–111 (qkv, fc1, fc2 with the bias from A's staging), k 16 at 74–83
+  const wgradTile: MixedTileName = vectorStagingDefault() ? '128x128k32' : '128x128k16';
+  const wgrad = s.aFast === 'i' && mixedFits(s, of(wgradTile), device) ? wgradTile : undefined;
   if (wgrad && (s.aRowSum === undefined || rowSumFits(of(wgrad)))) return of(wgrad);
   // a computed load: the first tile staging 16 values of k, however many workgroups it gives
   const k16 = computedLoad(s) ? fits.find((n) => MIXED_TILES[n].tk === 16) : undefined;
