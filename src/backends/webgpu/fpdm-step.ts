@@ -273,22 +273,52 @@ export function rawProjectionBackward(
       precision,
     },
   );
-  p.weightGrad(
-    'dw1',
-    [
-      ['DP1', DP1],
-      ['Z', Z!],
-      ['INJ', INJ!],
-    ],
-    d2,
-    d2,
-    `DP1[k * ${u(d2)} + i]`,
-    concatAt(d, 'k', `min(j, ${u(d2 - 1)})`),
-    dW1!.buffer,
-    dB1!.buffer,
-    R,
-    'fp32', // its [z, inj] select load: 4.5 ms per FPDM-S/2 step on the tensor cores, 3.2 in fp32 (NOTES §10)
-  );
+  if (precision === 'mixed') {
+    // on the tensor cores from [z, inj] written out once (a plain operand: staged 4 values at a time); with
+    // the select in its load it ran slower there than in fp32 (4.5 against 3.2 ms per FPDM-S/2 step, NOTES §10)
+    const ZI = p.scratch('zi', R * d2);
+    p.elements(
+      'zi',
+      [
+        ['Z', Z!],
+        ['INJ', INJ!],
+        ['ZI', ZI, true],
+      ],
+      R * d2,
+      `let r = idx / ${u(d2)}; let c = idx % ${u(d2)}; ZI[idx] = ${concatAt(d, 'r', 'c')};`,
+    );
+    p.weightGrad(
+      'dw1',
+      [
+        ['DP1', DP1],
+        ['ZI', ZI],
+      ],
+      d2,
+      d2,
+      `DP1[k * ${u(d2)} + i]`,
+      `ZI[k * ${u(d2)} + min(j, ${u(d2 - 1)})]`,
+      dW1!.buffer,
+      dB1!.buffer,
+      R,
+      'mixed',
+    );
+  } else
+    p.weightGrad(
+      'dw1',
+      [
+        ['DP1', DP1],
+        ['Z', Z!],
+        ['INJ', INJ!],
+      ],
+      d2,
+      d2,
+      `DP1[k * ${u(d2)} + i]`,
+      concatAt(d, 'k', `min(j, ${u(d2 - 1)})`),
+      dW1!.buffer,
+      dB1!.buffer,
+      R,
+      'fp32',
+    );
   const outs = [dz.tensor, dinj.tensor, ...dW.map((e) => e.tensor)];
   rk.run(p.ops, [z, inj, p1, du, ...w, ...outs]);
   return outs;
