@@ -10,7 +10,7 @@
 // rows of tokens, BH = n·H attention batches. Scratch (owned by the runtime, no caller sees it):
 //   ADA [n, 6d] the adaLN vectors  shift1 | scale1 | gate1 | shift2 | scale2 | gate2 (recomputed in the backward)
 //   MOD [R, d]  LN + modulate output (recomputed in the backward), STATS [R, 2] its row mean and 1/σ
-//   backward only: DADA [n, 6d], DH [R, hid] (f16 at mixed precision), DMOD [R, d], DX1 [R, d], DMERGED [R, d], DP [BH, t, t], DQKV [R, 3d]
+//   backward only: DADA [n, 6d], DH [R, hid], DMOD [R, d], DX1 [R, d], DMERGED [R, d], DP [BH, t, t], DQKV [R, 3d]
 //   forward without saving (rawBlockForward's `save` false): BlockSaved's q … m as `saved.*`
 import * as tf from '@tensorflow/tfjs-core';
 import type { BlockSaved } from '../../models/blocks.js';
@@ -391,13 +391,7 @@ export function rawBlockBackward(
   const DADA = p.scratch('dada', n * 6 * d);
   const MOD = p.scratch('mod', R * d);
   const STATS = p.scratch('stats', 2 * R);
-  // at mixed precision dh is kept in f16 (two per float32 element): both its readers, dmod2 and dW1, are
-  // tensor-core products that rounded it to f16 in their staging before (db1 is then summed from the f16
-  // values, as PyTorch's autocast keeps dh in float16)
-  const dh16 = precision === 'mixed';
-  const DH = p.scratch('dh', dh16 ? (R * hid) / 2 : R * hid);
-  const dhArg = (): Arg => (dh16 ? ['DH', DH, false, 'f16'] : ['DH', DH]);
-  const dhAt = (index: string) => (dh16 ? `f32(DH[${index}])` : `DH[${index}]`);
+  const DH = p.scratch('dh', R * hid);
   const DMOD = p.scratch('dmod', R * d);
   const DX1 = p.scratch('dx1', R * d);
   const DMERGED = p.scratch('dmerged', R * d);
@@ -432,20 +426,27 @@ export function rawBlockBackward(
   // out = x1 + gate2 ⊙ m: dgate2 = Σ_t dy ⊙ m; dm = dy ⊙ gate2
   colDot('dgate2', 5, DY, MM!);
   // m = GELU(h)·W2ᵀ + b2: dh = (dm·W2) ⊙ GELU'(h); dW2 = dmᵀ·GELU(h); db2 = Σ dm
-  p.matMul('dh', [['DM', DGATED], ['W2', W2!], ['HH', HH!], dh16 ? ['DH', DH, true, 'f16'] : ['DH', DH, true]], {
-    batch: 1,
-    M: R,
-    N: hid,
-    K: d,
-    a: `DM[i * ${u(d)} + k]`,
-    b: `W2[k * ${u(hid)} + j]`,
-    store: dh16
-      ? `DH[i * ${u(hid)} + j] = f16(geluGrad(HH[i * ${u(hid)} + j], v));`
-      : `DH[i * ${u(hid)} + j] = geluGrad(HH[i * ${u(hid)} + j], v);`,
-    aFast: 'k',
-    bFast: 'j',
-    precision,
-  });
+  p.matMul(
+    'dh',
+    [
+      ['DM', DGATED],
+      ['W2', W2!],
+      ['HH', HH!],
+      ['DH', DH, true],
+    ],
+    {
+      batch: 1,
+      M: R,
+      N: hid,
+      K: d,
+      a: `DM[i * ${u(d)} + k]`,
+      b: `W2[k * ${u(hid)} + j]`,
+      store: `DH[i * ${u(hid)} + j] = geluGrad(HH[i * ${u(hid)} + j], v);`,
+      aFast: 'k',
+      bFast: 'j',
+      precision,
+    },
+  );
   // with the forward's f16 GELU(h) (mixed precision) a plain operand on the tensor cores; else GELU(h) in
   // the load, in fp32 (on the tensor cores that load took 7.7 ms per DiT-S/2 step against 6.4 in fp32:
   // H200, results/bench/NOTES.md §10)
@@ -463,24 +464,35 @@ export function rawBlockBackward(
   );
   // h = mod2·W1ᵀ + b1: dmod2 = dh·W1; dW1 = dhᵀ·mod2; db1 = Σ dh
   p.lnModulate('lnmod2', X1!, ADA, 3, MOD, STATS);
-  p.matMul('dmod2', [dhArg(), ['W1', W1!], ['DMOD', DMOD, true]], {
-    batch: 1,
-    M: R,
-    N: d,
-    K: hid,
-    a: dhAt(`i * ${u(hid)} + k`),
-    b: `W1[k * ${u(d)} + j]`,
-    store: `DMOD[i * ${u(d)} + j] = v;`,
-    aFast: 'k',
-    bFast: 'j',
-    precision,
-  });
+  p.matMul(
+    'dmod2',
+    [
+      ['DH', DH],
+      ['W1', W1!],
+      ['DMOD', DMOD, true],
+    ],
+    {
+      batch: 1,
+      M: R,
+      N: d,
+      K: hid,
+      a: `DH[i * ${u(hid)} + k]`,
+      b: `W1[k * ${u(d)} + j]`,
+      store: `DMOD[i * ${u(d)} + j] = v;`,
+      aFast: 'k',
+      bFast: 'j',
+      precision,
+    },
+  );
   weightGrad(
     'dw1',
-    [dhArg(), ['MOD', MOD]],
+    [
+      ['DH', DH],
+      ['MOD', MOD],
+    ],
     hid,
     d,
-    dhAt(`k * ${u(hid)} + i`),
+    `DH[k * ${u(hid)} + i]`,
     `MOD[k * ${u(d)} + j]`,
     dW1!.buffer,
     dB1!.buffer,
