@@ -149,6 +149,8 @@ export interface BenchSettings {
   dawnToggles?: string;
   /** webgpu at mixed precision: FPDM_MIXED_VECTOR as set (src/backends/webgpu/gemm-mixed.ts vectorStagingDefault) */
   mixedVector?: string;
+  /** webgpu at mixed precision: FPDM_MIXED_PREFETCH as set (src/backends/webgpu/gemm-mixed.ts prefetchDefault) */
+  mixedPrefetch?: string;
 }
 
 export function benchSettings(): BenchSettings {
@@ -163,6 +165,7 @@ export function benchSettings(): BenchSettings {
     directStep: webgpu && kernelOptions().rawBlock && kernelOptions().directStep,
     ...(webgpu && process.env.FPDM_DAWN_TOGGLES ? { dawnToggles: process.env.FPDM_DAWN_TOGGLES } : {}),
     ...(webgpu && process.env.FPDM_MIXED_VECTOR ? { mixedVector: process.env.FPDM_MIXED_VECTOR } : {}),
+    ...(webgpu && process.env.FPDM_MIXED_PREFETCH ? { mixedPrefetch: process.env.FPDM_MIXED_PREFETCH } : {}),
   };
 }
 

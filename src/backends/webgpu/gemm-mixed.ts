@@ -52,6 +52,7 @@ export const MIXED_TILES = {
   '64x64k32': { sgRows: 2, sgCols: 2, rows: 32, cols: 32, tk: 32 },
   '128x128k16p': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 16, prefetch: true },
   '128x64k32p': { sgRows: 2, sgCols: 2, rows: 64, cols: 32, tk: 32, prefetch: true },
+  '128x128k32p': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 32, prefetch: true },
   // 8 subgroups: twice the columns (or rows) of C per staged tile of A (of B); only when asked for
   '128x256k16': { sgRows: 2, sgCols: 4, rows: 64, cols: 64, tk: 16 },
   '256x128k16': { sgRows: 4, sgCols: 2, rows: 64, cols: 64, tk: 16 },
@@ -116,6 +117,17 @@ export function vectorStagingDefault(): boolean {
   return v === undefined || v === '' ? true : v !== '0';
 }
 
+/**
+ * Whether mixedKernel takes the prefetching twin of the tile it chooses (MIXED_TILES' 'p' names, where
+ * there is one): no by default (one value at a time the prefetching k16 tile ran 18–111 TFLOP/s between
+ * calls, §13); the environment variable FPDM_MIXED_PREFETCH=1 (recorded in the bench's header) asks for
+ * it, for comparing the two in one run.
+ */
+export function prefetchDefault(): boolean {
+  const v = process.env.FPDM_MIXED_PREFETCH;
+  return v !== undefined && v !== '' && v !== '0';
+}
+
 /** workgroups wanted at least before a smaller tile is preferred: two per SM of the H200's 132 */
 const MIN_GROUPS = 264;
 
@@ -148,12 +160,11 @@ export function mixedKernel(
   invariant(mma, 'a mixed-precision device has at least one f16 → f32 subgroup-matrix config');
   // the epilogue one result matrix at a time: storing a subgroup's whole row of them at once (e4) ran
   // 1.3–3× slower on every XL/2 product measured (`2026-11-30-webgpu-gemm-epilogue-31e1407.md`)
-  const of = (name: MixedTileName): MixedKernel => ({
-    mma,
-    subgroupSize: device.subgroupSize,
-    tile: MIXED_TILES[name],
-    vector: vectorStagingDefault(),
-  });
+  const of = (name: MixedTileName): MixedKernel => {
+    const twin = `${name}p`;
+    const pre = prefetchDefault() && twin in MIXED_TILES ? (twin as MixedTileName) : name;
+    return { mma, subgroupSize: device.subgroupSize, tile: MIXED_TILES[pre], vector: vectorStagingDefault() };
+  };
   if (tile) return of(tile);
   // 128 × 64 (k 32) is only for asking: it measured slowest of the unprefetched tiles wherever it ran on
   // the H200 (S/2's fc2 0.786 / 0.197 ms against 128 × 128's 0.590 / 0.131 in two calls, dmerged 0.852
@@ -226,8 +237,9 @@ export function rowSumFits(k: MixedKernel): boolean {
 }
 
 /**
- * Whether a kernel stages its operands 4 values at a time: asked for (MixedKernel.vector), without
- * prefetch, and its A and B tiles divide into runs of 4 values among its threads.
+ * Whether a kernel stages its operands 4 values at a time: asked for (MixedKernel.vector), and its A and
+ * B tiles divide into runs of 4 values among its threads (with prefetch, the next stage's runs are read
+ * into registers).
  */
 export function vectorStaging(k: MixedKernel): boolean {
   const { sgRows, sgCols, rows, cols, tk } = k.tile;
@@ -236,7 +248,6 @@ export function vectorStaging(k: MixedKernel): boolean {
   const BN = sgCols * cols;
   return (
     k.vector === true &&
-    k.tile.prefetch !== true &&
     tk % 4 === 0 &&
     BM % 4 === 0 &&
     BN % 4 === 0 &&
@@ -490,7 +501,11 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
         () =>
           `vector staging reads ${v.of} through the binding ${v.binding.name}: add vectorViews' bindings to the spec's`,
       );
-    const staged = vectorStageLoop(s, { WG, BM, BN, TK, AST, BST, aCols, bRows, H, rowSum }, views);
+    const staged = vectorStageLoop(
+      s,
+      { WG, BM, BN, TK, AST, BST, aCols, bRows, H, rowSum, prefetch: tile.prefetch === true },
+      views,
+    );
     stageLoop = staged.loop;
     vecHelpers = staged.helpers;
   }
@@ -578,6 +593,8 @@ interface StageShape {
   /** the staged element type */
   H: string;
   rowSum: boolean;
+  /** read the next stage into registers while this one multiplies (MixedTile.prefetch) */
+  prefetch: boolean;
 }
 
 /**
@@ -599,7 +616,8 @@ function vectorStageLoop(
   const { WG, BM, BN, TK, AST, BST, aCols, bRows, H } = t;
   const kGlobal = s.kTotal === undefined ? 'let k = kl;' : 'let k = b * K + kl;';
   // the stage's k range lies inside the product (with split-K, inside the chunk and kTotal)
-  const kIn = `k0 + ${u(TK)} <= K${s.kTotal === undefined ? '' : ` && b * K + k0 + ${u(TK)} <= ${u(s.kTotal)}`}`;
+  const kIn = (kv: string) =>
+    `${kv} + ${u(TK)} <= K${s.kTotal === undefined ? '' : ` && b * K + ${kv} + ${u(TK)} <= ${u(s.kTotal)}`}`;
   const viewOf = (p: PlainOperand | undefined) => (p && views.some((v) => v.binding.name === p.view) ? p : undefined);
   const lanes = ['x', 'y', 'z', 'w'];
   const plus = (v: string, c: number) => (c === 0 ? v : `(${v} + ${u(c)})`);
@@ -611,12 +629,12 @@ function vectorStageLoop(
     /** the parameters of loadA / loadB, and which of them a run steps along */
     params: [string, string];
     step: 0 | 1;
-    /** runs per thread, the run's tile indices from e, its tile's range test */
+    /** runs per thread, the run's tile indices from e, its tile's range test at the stage starting at kv */
     runs: number;
     idx: string;
-    inside: string;
-    /** value c of the run: its load's arguments after b, its place in the staged tile */
-    args: (c: number) => [string, string];
+    inside: (kv: string) => string;
+    /** value c of the run at the stage starting at kv: its load's arguments after b; its place in the staged tile */
+    args: (c: number, kv: string) => [string, string];
     at: (c: number) => string;
     sum: boolean;
   }
@@ -633,10 +651,10 @@ function vectorStageLoop(
         s.aFast === 'k'
           ? `let ii = e / ${u(A4)}; let kk = (e % ${u(A4)}) * 4u;`
           : `let ii = (e % ${u(BM / 4)}) * 4u; let kk = e / ${u(BM / 4)};`,
-      inside: `row0 + ${u(BM)} <= M && ${kIn}`,
-      args: (c) => [
+      inside: (kv) => `row0 + ${u(BM)} <= M && ${kIn(kv)}`,
+      args: (c, kv) => [
         `row0 + ${s.aFast === 'i' ? plus('ii', c) : 'ii'}`,
-        `k0 + ${s.aFast === 'k' ? plus('kk', c) : 'kk'}`,
+        `${kv} + ${s.aFast === 'k' ? plus('kk', c) : 'kk'}`,
       ],
       at: (c) => {
         const ii = s.aFast === 'i' ? plus('ii', c) : 'ii';
@@ -656,9 +674,9 @@ function vectorStageLoop(
         s.bFast === 'j'
           ? `let jj = (e % ${u(BN / 4)}) * 4u; let kk = e / ${u(BN / 4)};`
           : `let jj = e / ${u(A4)}; let kk = (e % ${u(A4)}) * 4u;`,
-      inside: `col0 + ${u(BN)} <= N && ${kIn}`,
-      args: (c) => [
-        `k0 + ${s.bFast === 'k' ? plus('kk', c) : 'kk'}`,
+      inside: (kv) => `col0 + ${u(BN)} <= N && ${kIn(kv)}`,
+      args: (c, kv) => [
+        `${kv} + ${s.bFast === 'k' ? plus('kk', c) : 'kk'}`,
         `col0 + ${s.bFast === 'j' ? plus('jj', c) : 'jj'}`,
       ],
       at: (c) => {
@@ -687,46 +705,78 @@ fn idx${o.name}(${sig}) -> u32 {
     })
     .join('\n');
 
-  const loop = (o: Operand, v4: (c0: [string, string]) => string) => `for (var l = 0u; l < ${u(o.runs)}; l = l + 1u) {
+  // the run's 4 values, then into the staged tile (rs: A's row sums) or, prefetching, into registers P{A,B}
+  const write = (o: Operand, v4: string) => `let v4 = ${v4};
+        ${o.sum ? 'rs = rs + v4;' : ''}
+        ${[0, 1, 2, 3].map((c) => `${o.at(c)} = ${H}(v4.${lanes[c]});`).join(' ')}`;
+  const keep = (o: Operand, v4: string) => `P${o.name}[l] = ${v4};`;
+  const loop = (
+    o: Operand,
+    v4: string,
+    sink: (o: Operand, v4: string) => string,
+  ) => `for (var l = 0u; l < ${u(o.runs)}; l = l + 1u) {
         let e = tid + l * ${u(WG)};
         ${o.idx}
-        let v4 = ${v4(o.args(0))};
-        ${o.sum ? 'rs = rs + v4;' : ''}
-        ${[0, 1, 2, 3].map((c) => `${o.at(c)} = ${H}(v4.${lanes[c]});`).join(' ')}
+        ${sink(o, v4)}
       }`;
-  const values = (o: Operand, fn: string) =>
-    `vec4<f32>(${[0, 1, 2, 3].map((c) => `${fn}(b, ${o.args(c).join(', ')})`).join(', ')})`;
-  const stage = (o: Operand) => {
-    const slow = `if (${o.name.toLowerCase()}In) {
-      ${loop(o, () => values(o, `load${o.name}U`))}
+  const values = (o: Operand, fn: string, kv: string) =>
+    `vec4<f32>(${[0, 1, 2, 3].map((c) => `${fn}(b, ${o.args(c, kv).join(', ')})`).join(', ')})`;
+  // the operand's runs of the stage starting at kv, by one of the three loops
+  const stage = (o: Operand, kv: string, sink: (o: Operand, v4: string) => string) => {
+    const inside = `${o.name.toLowerCase()}In`;
+    const slow = `if (${inside}) {
+      ${loop(o, values(o, `load${o.name}U`, kv), sink)}
     } else {
-      ${loop(o, () => values(o, `load${o.name}`))}
+      ${loop(o, values(o, `load${o.name}`, kv), sink)}
     }`;
     if (!o.plain)
       return `{
-    let ${o.name.toLowerCase()}In = ${o.inside};
+    let ${inside} = ${o.inside(kv)};
     ${slow}
     }`;
     // the runs' first indices in memory, and whether all of them are multiples of 4
     return `{
-    let ${o.name.toLowerCase()}In = ${o.inside};
+    let ${inside} = ${o.inside(kv)};
     var xs: array<u32, ${o.runs}>;
-    var aligned = ${o.name.toLowerCase()}In;
+    var aligned = ${inside};
     for (var l = 0u; l < ${u(o.runs)}; l = l + 1u) {
       let e = tid + l * ${u(WG)};
       ${o.idx}
-      xs[l] = idx${o.name}(b, ${o.args(0).join(', ')});
+      xs[l] = idx${o.name}(b, ${o.args(0, kv).join(', ')});
       aligned = aligned && (xs[l] & 3u) == 0u;
     }
     if (aligned) {
-      ${loop(o, () => `vec4<f32>(${o.plain!.view}[xs[l] >> 2u])`)}
+      ${loop(o, `vec4<f32>(${o.plain.view}[xs[l] >> 2u])`, sink)}
     } else ${slow}
     }`;
   };
+  const [A, B] = ops as [Operand, Operand];
+  if (!t.prefetch)
+    return {
+      loop: `for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
+    ${stage(A, 'k0', write)}
+    ${stage(B, 'k0', write)}`,
+      helpers,
+    };
+  // prefetch: the next stage's runs are read into registers while this stage multiplies (beyond K they
+  // take the bounds-checked loop and read 0)
   return {
-    loop: `for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
-    ${stage(ops[0]!)}
-    ${stage(ops[1]!)}`,
+    loop: `var PA: array<vec4<f32>, ${A.runs}>;
+  var PB: array<vec4<f32>, ${B.runs}>;
+  {
+    let kn = 0u;
+    ${stage(A, 'kn', keep)}
+    ${stage(B, 'kn', keep)}
+  }
+  for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
+    ${loop(A, 'PA[l]', write)}
+    ${loop(B, 'PB[l]', write)}
+    workgroupBarrier();
+    {
+      let kn = k0 + ${u(TK)};
+      ${stage(A, 'kn', keep)}
+      ${stage(B, 'kn', keep)}
+    }`,
     helpers,
   };
 }
