@@ -41,9 +41,10 @@ export interface MixedTile {
 
 /**
  * Tiles named by the workgroup's tile of C (rows × columns), the k per stage and 'p' for prefetch, with 4
- * subgroups (the last two 8), in the order mixedKernel prefers them (the prefetching ones only when asked for:
- * their speed varied most between calls). Workgroup memory at M16 N16 K16 (mixedWorkgroupBytes), B row-major / column-
- * major: 23040 / 24576 B, 14592 / 16384, 18944 / 19456, 13824 / 14336, and as their unprefetched twins.
+ * subgroups (the 8-subgroup ones say so), in the order mixedKernel prefers them; it chooses among the
+ * unprefetched ones and then takes the prefetching twin where there is one (prefetchDefault). Workgroup
+ * memory at M16 N16 K16 (mixedWorkgroupBytes), B row-major / column-major: 23040 / 24576 B, 14592 /
+ * 16384, 18944 / 19456, 13824 / 14336, and as their unprefetched twins.
  */
 export const MIXED_TILES = {
   '128x128k32': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 32 },
@@ -119,13 +120,17 @@ export function vectorStagingDefault(): boolean {
 
 /**
  * Whether mixedKernel takes the prefetching twin of the tile it chooses (MIXED_TILES' 'p' names, where
- * there is one): no by default (one value at a time the prefetching k16 tile ran 18–111 TFLOP/s between
- * calls, §13); the environment variable FPDM_MIXED_PREFETCH=1 (recorded in the bench's header) asks for
- * it, for comparing the two in one run.
+ * there is one): yes by default — with vector staging, measured on the H200 in two calls with the order of
+ * the two runs swapped (`2026-11-30-webgpu-xl-mixed-prefetch-002fec0-{a,b}-p{1,0}.md`): DiT-XL/2 training
+ * 114.8 / 124.0 img/s against 104.4 / 98.6 without, GPU 251.5 / 250.9 against 312.3 / 313.0 ms per step
+ * (every large family faster); FPDM-XL/2 234.1 / 241.4 against 192.5 / 179.6 (the micro-benchmark, one
+ * product at a time, had the prefetching tiles slower on most shapes: the model's step decides). The
+ * environment variable FPDM_MIXED_PREFETCH (0 off, 1 on; recorded in the bench's header) sets it for
+ * comparing the two in one run.
  */
 export function prefetchDefault(): boolean {
   const v = process.env.FPDM_MIXED_PREFETCH;
-  return v !== undefined && v !== '' && v !== '0';
+  return v === undefined || v === '' ? true : v !== '0';
 }
 
 /** workgroups wanted at least before a smaller tile is preferred: two per SM of the H200's 132 */
