@@ -631,9 +631,8 @@ function vectorStageLoop(
     name: 'A' | 'B';
     plain: PlainOperand | undefined;
     expr: string;
-    /** the parameters of loadA / loadB, and which of them a run steps along */
+    /** the parameters of loadA / loadB */
     params: [string, string];
-    step: 0 | 1;
     /** runs per thread, the run's tile indices from e, its tile's range test at the stage starting at kv */
     runs: number;
     idx: string;
@@ -650,7 +649,6 @@ function vectorStageLoop(
       plain: viewOf(plainOperand(s.a, s.bindings)),
       expr: s.a,
       params: ['i', 'kl'],
-      step: s.aFast === 'k' ? 1 : 0,
       runs: (BM * TK) / 4 / WG,
       idx:
         s.aFast === 'k'
@@ -673,7 +671,6 @@ function vectorStageLoop(
       plain: viewOf(plainOperand(s.b, s.bindings)),
       expr: s.b,
       params: ['kl', 'j'],
-      step: s.bFast === 'j' ? 1 : 0,
       runs: (TK * BN) / 4 / WG,
       idx:
         s.bFast === 'j'
