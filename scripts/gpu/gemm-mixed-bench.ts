@@ -101,6 +101,8 @@ const SHAPES: Shape[] = [
   // XL/2's fc2 (K = 4d) as the block computes it, against dmod2 (its transpose-free twin: B with j contiguous)
   { label: 'XL/2 fc2 two outputs', M: 8192, N: 1152, K: 4608, aFast: 'k', bFast: 'k', twoOut: true },
   { label: 'XL/2 dmod2', M: 8192, N: 1152, K: 4608, aFast: 'k', bFast: 'j' },
+  // XL/2's dh = dm·W2 (B with j contiguous) against fc1 (the same M × N × K, B with k contiguous)
+  { label: 'XL/2 dh', M: 8192, N: 4608, K: 1152, aFast: 'k', bFast: 'j' },
   { label: 'XL/2 fc2 f16 A, two outputs', M: 8192, N: 1152, K: 4608, aFast: 'k', bFast: 'k', twoOut: true, f16A: true },
   { label: 'S/2 dmod2', M: 8192, N: 384, K: 1536, aFast: 'k', bFast: 'j' },
   // XL/2's weight gradients with their bias gradients, in the fp32 form (a column of ones) and the mixed
