@@ -165,10 +165,13 @@ export function mixedKernel(
   invariant(mma, 'a mixed-precision device has at least one f16 → f32 subgroup-matrix config');
   // the epilogue one result matrix at a time: storing a subgroup's whole row of them at once (e4) ran
   // 1.3–3× slower on every XL/2 product measured (`2026-11-30-webgpu-gemm-epilogue-31e1407.md`)
+  // the environment read once per call (this runs for every matmul a plan records)
+  const vector = vectorStagingDefault();
+  const prefetch = prefetchDefault();
   const of = (name: MixedTileName): MixedKernel => {
     const twin = `${name}p`;
-    const pre = prefetchDefault() && twin in MIXED_TILES ? (twin as MixedTileName) : name;
-    return { mma, subgroupSize: device.subgroupSize, tile: MIXED_TILES[pre], vector: vectorStagingDefault() };
+    const pre = prefetch && twin in MIXED_TILES ? (twin as MixedTileName) : name;
+    return { mma, subgroupSize: device.subgroupSize, tile: MIXED_TILES[pre], vector };
   };
   if (tile) return of(tile);
   // 128 × 64 (k 32) is only for asking: it measured slowest of the unprefetched tiles wherever it ran on
@@ -187,7 +190,7 @@ export function mixedKernel(
   // TFLOP/s (either staging of A), k 16 at 18–83 (70–83 on the three with the bias from A's staging, in both
   // calls), k 16 with prefetch at 18–111 in one call and 25–111 in the other. Staged 4 at a time
   // (`…-gemm-vector-d39e849.md`): k 32 at 70–111 (qkv, fc1, fc2 with the bias from A's staging), k 16 at 74–83
-  const wgradTile: MixedTileName = vectorStagingDefault() ? '128x128k32' : '128x128k16';
+  const wgradTile: MixedTileName = vector ? '128x128k32' : '128x128k16';
   const wgrad = s.aFast === 'i' && mixedFits(s, of(wgradTile), device) ? wgradTile : undefined;
   if (wgrad && (s.aRowSum === undefined || rowSumFits(of(wgrad)))) return of(wgrad);
   // a computed load: the first tile staging 16 values of k, however many workgroups it gives
