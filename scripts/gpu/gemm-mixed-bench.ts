@@ -6,13 +6,13 @@
 // one value or 4 (v4, MixedKernel.vector) per thread at a time ('default' marks
 // mixedKernel's own choice), so that the best can be chosen.
 //   time        GPU time from timestamp queries (one pass per dispatch), median of --reps runs after
-//               2 warm-up runs; split-K products (weight gradients) count their partial products and
+//               --warm warm-up runs (default 2) recorded with them; split-K products (weight gradients) count their partial products and
 //               the sum of the partials
 //   TFLOP/s     2·M·N·K / time (the product's multiply-adds only)
 //   error       of the mixed result against the fp32 kernel's: max |Δ| / max |C|, and ‖Δ‖ / ‖C‖
 // Prints a markdown table (stdout) and the results as JSON (stdout after the table; with --json alone
 // on stdout, the table on stderr). A GPU without f16 subgroup matrices is refused (exit 2).
-//   node scripts/gpu/gemm-mixed-bench.mjs [--reps N] [--only SHAPE] [--kernel KERNEL] [--json] [--out FILE.json] [--epilogue]
+//   node scripts/gpu/gemm-mixed-bench.mjs [--reps N] [--warm N] [--only SHAPE] [--kernel KERNEL] [--json] [--out FILE.json] [--epilogue]
 //   (--only, --kernel: substrings of the shape labels, e.g. 'XL/2', and of the mixed kernels' names,
 //   e.g. 'M16N16K16' or '128x128k16p')
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -140,6 +140,8 @@ const SHAPES: Shape[] = [
 
 interface Options {
   reps: number;
+  /** runs before the timed ones, in the same submission (the GPU's clocks ramp up under load) */
+  warm: number;
   only?: string;
   /** mixed kernels whose name contains this (e.g. 'M16N16K16' or '128x128'); the fp32 one always runs */
   kernel?: string;
@@ -150,7 +152,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { reps: 10, json: false, epilogue: false };
+  const o: Options = { reps: 10, warm: 2, json: false, epilogue: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -161,6 +163,9 @@ function parseArgs(argv: string[]): Options {
     if (a === '--reps') {
       o.reps = Number(value());
       if (!Number.isInteger(o.reps) || o.reps < 1) throw new UserError(`--reps: expected a positive integer`);
+    } else if (a === '--warm') {
+      o.warm = Number(value());
+      if (!Number.isInteger(o.warm) || o.warm < 0) throw new UserError(`--warm: expected a non-negative integer`);
     } else if (a === '--only') o.only = value();
     else if (a === '--kernel') o.kernel = value();
     else if (a === '--json') o.json = true;
@@ -168,7 +173,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--epilogue') o.epilogue = true;
     else
       throw new UserError(
-        `unknown argument '${a}': expected --reps N, --only SUBSTRING, --kernel SUBSTRING, --json, --out FILE, --epilogue`,
+        `unknown argument '${a}': expected --reps N, --warm N, --only SUBSTRING, --kernel SUBSTRING, --json, --out FILE, --epilogue`,
       );
   }
   return o;
@@ -327,18 +332,24 @@ function dispatches(
   ];
 }
 
-/** Median GPU milliseconds of running `ops` once (the sum over its dispatches), after 2 warm-up runs. */
-async function time(rk: RawKernels, ops: Dispatch[], tensors: tf.TensorInfo[], reps: number): Promise<number> {
+/** Median GPU milliseconds of running `ops` once (the sum over its dispatches), after `warm` warm-up runs. */
+async function time(
+  rk: RawKernels,
+  ops: Dispatch[],
+  tensors: tf.TensorInfo[],
+  reps: number,
+  warm: number,
+): Promise<number> {
   const timer: NonNullable<RawKernels['timer']> = [];
   rk.timer = timer;
   try {
-    for (let r = 0; r < reps + 2; r++) rk.run(ops, tensors);
+    for (let r = 0; r < reps + warm; r++) rk.run(ops, tensors);
   } finally {
     rk.timer = null;
   }
   const ms = await Promise.all(timer.map((t) => t.ms));
   const runs: number[] = [];
-  for (let r = 2; r < reps + 2; r++)
+  for (let r = warm; r < reps + warm; r++)
     runs.push(ms.slice(r * ops.length, (r + 1) * ops.length).reduce((x, y) => x + y, 0));
   runs.sort((x, y) => x - y);
   return runs[Math.floor(runs.length / 2)]!;
@@ -469,7 +480,7 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
       elementKernelWgsl([{ name: 'C', write: true }], cells, 'C[idx] = 3.0e38;'),
     );
     rk.run([{ kernel: poison, buffers: [out.buffer], groups: elementGroups(cells) }], [out.tensor]);
-    const ms = await time(rk, ops, [A, B, G, out.tensor], o.reps);
+    const ms = await time(rk, ops, [A, B, G, out.tensor], o.reps, o.warm);
     const C = (await out.tensor.data()) as Float32Array;
     out.tensor.dispose();
     fp32 ??= { ms, C };
@@ -552,6 +563,7 @@ async function main(): Promise<void> {
     device,
     tiles: MIXED_TILES,
     reps: o.reps,
+    warm: o.warm,
     rows,
   };
   const json = JSON.stringify(result, null, 2);

@@ -322,6 +322,14 @@ const EMULATED: Array<[string, MixedKernel]> = [
       tile: { sgRows: 2, sgCols: 2, rows: 32, cols: 16, tk: 32, prefetch: true },
     },
   ],
+  [
+    'M16 N16 K16, 2×2 subgroups of 32×16, k 16, prefetch, double-buffered',
+    {
+      mma: H200_CONFIGS[0]!,
+      subgroupSize: 32,
+      tile: { sgRows: 2, sgCols: 2, rows: 32, cols: 16, tk: 16, prefetch: true, double: true },
+    },
+  ],
 ];
 
 test(

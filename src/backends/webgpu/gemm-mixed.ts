@@ -37,6 +37,11 @@ export interface MixedTile {
   tk: number;
   /** read the next stage's operands into registers while this stage multiplies */
   prefetch?: boolean;
+  /**
+   * with prefetch: two staging buffers in workgroup memory, stage s written to buffer s mod 2, so that a
+   * stage needs one barrier (after its writes) instead of one before and one after its multiplies
+   */
+  double?: boolean;
 }
 
 /**
@@ -54,6 +59,9 @@ export const MIXED_TILES = {
   '128x128k16p': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 16, prefetch: true },
   '128x64k32p': { sgRows: 2, sgCols: 2, rows: 64, cols: 32, tk: 32, prefetch: true },
   '128x128k32p': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 32, prefetch: true },
+  // prefetching and double-buffered twins ('d'): taken in place of the 'p' ones with FPDM_MIXED_DOUBLE=1
+  '128x128k16d': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 16, prefetch: true, double: true },
+  '128x128k32d': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 32, prefetch: true, double: true },
   // 8 subgroups: twice the columns (or rows) of C per staged tile of A (of B); only when asked for
   '128x256k16': { sgRows: 2, sgCols: 4, rows: 64, cols: 64, tk: 16 },
   '256x128k16': { sgRows: 4, sgCols: 2, rows: 64, cols: 64, tk: 16 },
@@ -133,6 +141,16 @@ export function prefetchDefault(): boolean {
   return v === undefined || v === '' ? true : v !== '0';
 }
 
+/**
+ * Whether mixedKernel takes the double-buffered twin of the tile it chooses (MIXED_TILES' 'd' names, with
+ * prefetch; where there is none, the prefetching twin): no by default, until measured; the environment
+ * variable FPDM_MIXED_DOUBLE (1 on, 0 off; recorded in the bench's header) turns it on.
+ */
+export function doubleBufferDefault(): boolean {
+  const v = process.env.FPDM_MIXED_DOUBLE;
+  return v !== undefined && v !== '' && v !== '0';
+}
+
 /** workgroups wanted at least before a smaller tile is preferred: two per SM of the H200's 132 */
 const MIN_GROUPS = 264;
 
@@ -168,9 +186,10 @@ export function mixedKernel(
   // the environment read once per call (this runs for every matmul a plan records)
   const vector = vectorStagingDefault();
   const prefetch = prefetchDefault();
+  const double = prefetch && doubleBufferDefault();
   const of = (name: MixedTileName): MixedKernel => {
-    const twin = `${name}p`;
-    const pre = prefetch && twin in MIXED_TILES ? (twin as MixedTileName) : name;
+    const twins = [...(double ? [`${name}d`] : []), ...(prefetch ? [`${name}p`] : [])];
+    const pre = (twins.find((t) => t in MIXED_TILES) as MixedTileName | undefined) ?? name;
     return { mma, subgroupSize: device.subgroupSize, tile: MIXED_TILES[pre], vector };
   };
   if (tile) return of(tile);
@@ -180,6 +199,7 @@ export function mixedKernel(
   const order = (Object.keys(MIXED_TILES) as MixedTileName[]).filter(
     (n) => (MIXED_TILES[n] as MixedTile).prefetch !== true && !ASKED_ONLY.includes(n),
   );
+  // a tile fits where its twin (the kernel taken) fits
   const fitting = order.filter((n) => mixedFits(s, of(n), device));
   // with aRowSum, the tiles that can add up A's rows, where any can (else the caller's rowSumFits says no)
   const summing = fitting.filter((n) => rowSumFits(of(n)));
@@ -227,7 +247,13 @@ export function mixedWorkgroupBytes(s: Pick<MatMulSpec, 'aFast' | 'bFast'>, k: M
   const BN = sgCols * cols;
   const a = stageOfA(s, k) === 'cols' ? tk * (BM + PAD) : BM * (tk + PAD);
   const b = s.bFast === 'j' ? tk * (BN + PAD) : BN * (tk + PAD);
-  return half * (a + b) + 4 * sgRows * sgCols * (k.epilogueCols ?? 1) * k.mma.M * k.mma.N;
+  const buffers = doubled(k) ? 2 : 1;
+  return buffers * half * (a + b) + 4 * sgRows * sgCols * (k.epilogueCols ?? 1) * k.mma.M * k.mma.N;
+}
+
+/** Whether a kernel stages into two buffers (MixedTile.double, which needs prefetch). */
+function doubled(k: MixedKernel): boolean {
+  return k.tile.double === true && k.tile.prefetch === true;
 }
 
 /**
@@ -328,6 +354,7 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
     (BM * TK) % WG === 0 && (TK * BN) % WG === 0,
     () => `mixed tile ${JSON.stringify(tile)}: its A and B tiles do not divide among ${WG} threads`,
   );
+  invariant(tile.double !== true || tile.prefetch === true, 'a double-buffered mixed tile prefetches (MixedTile.double)');
   invariant(!emu || MN % SG === 0, `emulated subgroups of ${SG} threads must divide a ${mma.M} × ${mma.N} matrix`);
   const H = emu ? 'f32' : 'f16';
   const aCols = stageOfA(s, k) === 'cols'; // A staged [TK][BM + PAD] (left matrices column-major), else [BM][TK + PAD]
@@ -342,18 +369,27 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
   const bRows = s.bFast === 'j'; // B staged row-major [TK][BN + PAD], else column-major [BN][TK + PAD]
   const BST = bRows ? BN + PAD : TK + PAD;
   const bSize = bRows ? TK * BST : BN * BST;
+  // double-buffered: stage k0 / TK is written to and multiplied from buffer (k0 / TK) mod 2 of As and Bs,
+  // at offsets sa and sb (declared at the top of each stage, stageDecl)
+  const dbl = doubled(k);
+  const sa = dbl ? 'sa + ' : '';
+  const sb = dbl ? 'sb + ' : '';
+  const stageDecl = dbl
+    ? `let sa = ((k0 / ${u(TK)}) & 1u) * ${u(aSize)};
+    let sb = ((k0 / ${u(TK)}) & 1u) * ${u(bSize)};`
+    : '';
 
   // staging: thread tid takes elements e = tid + l·WG of each tile
   const aIdx =
     s.aFast === 'k' ? `let ii = e / ${u(TK)}; let kk = e % ${u(TK)};` : `let ii = e % ${u(BM)}; let kk = e / ${u(BM)};`;
   const bIdx =
     s.bFast === 'j' ? `let jj = e % ${u(BN)}; let kk = e / ${u(BN)};` : `let jj = e / ${u(TK)}; let kk = e % ${u(TK)};`;
-  const bAt = bRows ? `kk * ${u(BST)} + jj` : `jj * ${u(BST)} + kk`;
+  const bAt = `${sb}${bRows ? `kk * ${u(BST)} + jj` : `jj * ${u(BST)} + kk`}`;
 
   // offsets in As / Bs of the subgroup's m-th left and n-th right matrix at k offset kk within the stage
   // (aBase, bBase: the subgroup's first row of A and first column of B there)
-  const aOff = (m: number, kk: number) => `aBase + ${u(aCols ? kk * AST + m * mma.M : m * mma.M * AST + kk)}`;
-  const bOff = (n: number, kk: number) => `bBase + ${u(bRows ? kk * BST + n * mma.N : n * mma.N * BST + kk)}`;
+  const aOff = (m: number, kk: number) => `aBase + ${sa}${u(aCols ? kk * AST + m * mma.M : m * mma.M * AST + kk)}`;
+  const bOff = (n: number, kk: number) => `bBase + ${sb}${u(bRows ? kk * BST + n * mma.N : n * mma.N * BST + kk)}`;
   const bBase = bRows ? `sgJ * ${u(tile.cols)}` : `sgJ * ${u(tile.cols * BST)}`;
   const acc = (m: number, n: number) => `acc_${m}_${n}`;
   const pairs: Array<[number, number]> = [];
@@ -444,7 +480,7 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
       let e = tid + l * ${u(WG)};
       ${body}
     }`;
-  const aAt = aCols ? `As[kk * ${u(AST)} + ii]` : `As[ii * ${u(AST)} + kk]`;
+  const aAt = aCols ? `As[${sa}kk * ${u(AST)} + ii]` : `As[${sa}ii * ${u(AST)} + kk]`;
   // aRowSum: each thread adds up the f32 values of A it stages (all of one row: WG % BM == 0)
   const addRow = (v: string) => (rowSum ? `rs = rs + ${v};` : '');
   let stageLoop =
@@ -462,6 +498,7 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
       PB[l] = loadB(b, kk, col0 + jj);`,
   )}
   for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
+    ${stageDecl}
     ${each(
       LA,
       `${aIdx}
@@ -511,7 +548,7 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
       );
     const staged = vectorStageLoop(
       s,
-      { WG, BM, BN, TK, AST, BST, aCols, bRows, H, rowSum, prefetch: tile.prefetch === true },
+      { WG, BM, BN, TK, AST, BST, aCols, bRows, H, rowSum, prefetch: tile.prefetch === true, sa, sb, stageDecl },
       views,
     );
     stageLoop = staged.loop;
@@ -533,8 +570,8 @@ ${declare(s.bindings)}
 const M = ${u(s.M)};
 const N = ${u(s.N)};
 const K = ${u(s.K)};
-var<workgroup> As: array<${H}, ${aSize}>;
-var<workgroup> Bs: array<${H}, ${bSize}>;
+var<workgroup> As: array<${H}, ${dbl ? 2 * aSize : aSize}>;
+var<workgroup> Bs: array<${H}, ${dbl ? 2 * bSize : bSize}>;
 var<workgroup> Cs: array<f32, ${SGS * ES}>;
 ${s.helpers ?? ''}
 ${matMulAccessWgsl(s)}
@@ -552,11 +589,11 @@ fn main(${builtins}) {
   ${decls}
   ${rowSum ? (vec ? 'var rs = vec4<f32>(0.0);' : 'var rs = 0.0;') : ''}
   ${stageLoop}
-    workgroupBarrier();
+    ${dbl ? '' : 'workgroupBarrier();'}
     if (sg < ${u(SGS)}) {
       ${multiply}
     }
-    workgroupBarrier();
+    ${dbl ? '// the next stage writes the other buffer: no barrier here' : 'workgroupBarrier();'}
   }${rowSum ? rowSumWgsl(s, BM, WG, vec) : ''}${epilogue}
 }`;
 }
@@ -603,6 +640,10 @@ interface StageShape {
   rowSum: boolean;
   /** read the next stage into registers while this one multiplies (MixedTile.prefetch) */
   prefetch: boolean;
+  /** double-buffered (MixedTile.double): the stage's offsets into As and Bs ('sa + ', 'sb + ', else ''), declared by stageDecl */
+  sa: string;
+  sb: string;
+  stageDecl: string;
 }
 
 /**
@@ -665,7 +706,7 @@ function vectorStageLoop(
       at: (c) => {
         const ii = s.aFast === 'i' ? plus('ii', c) : 'ii';
         const kk = s.aFast === 'k' ? plus('kk', c) : 'kk';
-        return aCols ? `As[${kk} * ${u(AST)} + ${ii}]` : `As[${ii} * ${u(AST)} + ${kk}]`;
+        return aCols ? `As[${t.sa}${kk} * ${u(AST)} + ${ii}]` : `As[${t.sa}${ii} * ${u(AST)} + ${kk}]`;
       },
       sum: t.rowSum,
     },
@@ -687,7 +728,7 @@ function vectorStageLoop(
       at: (c) => {
         const jj = s.bFast === 'j' ? plus('jj', c) : 'jj';
         const kk = s.bFast === 'k' ? plus('kk', c) : 'kk';
-        return bRows ? `Bs[${kk} * ${u(BST)} + ${jj}]` : `Bs[${jj} * ${u(BST)} + ${kk}]`;
+        return bRows ? `Bs[${t.sb}${kk} * ${u(BST)} + ${jj}]` : `Bs[${t.sb}${jj} * ${u(BST)} + ${kk}]`;
       },
       sum: false,
     },
@@ -774,6 +815,7 @@ fn idx${o.name}(${sig}) -> u32 {
     ${stage(B, 'kn', keep)}
   }
   for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
+    ${t.stageDecl}
     ${loop(A, 'PA[l]', write)}
     ${loop(B, 'PB[l]', write)}
     workgroupBarrier();
