@@ -151,8 +151,8 @@ export interface BenchSettings {
   mixedVector?: string;
   /** webgpu at mixed precision: FPDM_MIXED_PREFETCH as set (src/backends/webgpu/gemm-mixed.ts prefetchDefault) */
   mixedPrefetch?: string;
-  /** webgpu at mixed precision: FPDM_MIXED_DOUBLE as set (src/backends/webgpu/gemm-mixed.ts doubleBufferDefault) */
-  mixedDouble?: string;
+  /** webgpu at mixed precision: FPDM_MIXED_HOIST as set (src/backends/webgpu/gemm-mixed.ts hoistLoadsDefault) */
+  mixedHoist?: string;
 }
 
 export function benchSettings(): BenchSettings {
@@ -168,7 +168,7 @@ export function benchSettings(): BenchSettings {
     ...(webgpu && process.env.FPDM_DAWN_TOGGLES ? { dawnToggles: process.env.FPDM_DAWN_TOGGLES } : {}),
     ...(webgpu && process.env.FPDM_MIXED_VECTOR ? { mixedVector: process.env.FPDM_MIXED_VECTOR } : {}),
     ...(webgpu && process.env.FPDM_MIXED_PREFETCH ? { mixedPrefetch: process.env.FPDM_MIXED_PREFETCH } : {}),
-    ...(webgpu && process.env.FPDM_MIXED_DOUBLE ? { mixedDouble: process.env.FPDM_MIXED_DOUBLE } : {}),
+    ...(webgpu && process.env.FPDM_MIXED_HOIST ? { mixedHoist: process.env.FPDM_MIXED_HOIST } : {}),
   };
 }
 

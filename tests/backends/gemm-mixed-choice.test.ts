@@ -7,7 +7,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   MIXED_TILES,
-  mixedFits,
   mixedKernel,
   plainOperand,
   rowSumFits,
@@ -125,7 +124,7 @@ test('vectorStaging and rowSumFits: runs of 4 must divide among the threads; row
   assert.equal(rowSumFits({ ...narrow, vector: false }), true);
 });
 
-test('mixedKernel: vector staging and the prefetching twin by default; FPDM_MIXED_VECTOR=0 / FPDM_MIXED_PREFETCH=0 turn them off', () => {
+test('mixedKernel: vector staging, the prefetching twin and hoisted epilogue loads by default; FPDM_MIXED_VECTOR=0 / FPDM_MIXED_PREFETCH=0 / FPDM_MIXED_HOIST=0 turn them off', () => {
   const fc1 = {
     batch: 1,
     M: 8192,
@@ -140,6 +139,7 @@ test('mixedKernel: vector staging and the prefetching twin by default; FPDM_MIXE
     withEnv('FPDM_MIXED_PREFETCH', undefined, () => {
       const k = mixedKernel(H200, fc1);
       assert.equal(k.vector, true);
+      assert.equal(k.hoistLoads, true);
       assert.equal(k.tile, MIXED_TILES['128x128k32p']);
       // the weight gradients: 128 × 128 k32 with vector staging, prefetching
       assert.equal(mixedKernel(H200, wgrad).tile, MIXED_TILES['128x128k32p']);
@@ -148,18 +148,10 @@ test('mixedKernel: vector staging and the prefetching twin by default; FPDM_MIXE
       assert.equal(mixedKernel(H200, fc1, '128x128k16').tile, MIXED_TILES['128x128k16p']);
     }),
   );
+  withEnv('FPDM_MIXED_HOIST', '0', () => assert.equal(mixedKernel(H200, fc1).hoistLoads, false));
   withEnv('FPDM_MIXED_PREFETCH', '0', () => {
     assert.equal(mixedKernel(H200, fc1).tile, MIXED_TILES['128x128k32']);
     assert.equal(mixedKernel(H200, wgrad).tile, MIXED_TILES['128x128k32']);
-  });
-  // FPDM_MIXED_DOUBLE=1: the double-buffered twin where there is one (128 × 128), else the prefetching one;
-  // none with FPDM_MIXED_PREFETCH=0 (double buffering needs the prefetch registers)
-  withEnv('FPDM_MIXED_DOUBLE', '1', () => {
-    const k = mixedKernel(H200, fc1);
-    assert.equal(k.tile, MIXED_TILES['128x128k32d']);
-    assert.ok(mixedFits(fc1, k, H200), 'two buffers of 128 × 128 k32 fit 48 KiB of workgroup memory');
-    assert.equal(mixedKernel(H200, fc1, '128x64k32').tile, MIXED_TILES['128x64k32p']);
-    withEnv('FPDM_MIXED_PREFETCH', '0', () => assert.equal(mixedKernel(H200, fc1).tile, MIXED_TILES['128x128k32']));
   });
   withEnv('FPDM_MIXED_VECTOR', '0', () =>
     withEnv('FPDM_MIXED_PREFETCH', '0', () => {

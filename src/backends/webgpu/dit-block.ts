@@ -183,12 +183,13 @@ export function rawBlockForward(
       K: d,
       a: `MOD[i * ${u(d)} + k]`,
       b: `WQKV[j * ${u(d)} + k]`,
+      epilogueLoads: ['BQKV[j]'],
       // qkv [R, 3d] (q | k | v, each heads-major) → q, k, v [n, H, t, dh]; q scaled by 1/√dh
       store: `
   let s = j / ${u(d)};
   let rem = j % ${u(d)};
   let o = (((i / ${u(t)}) * ${u(H)} + rem / ${u(dh)}) * ${u(t)} + i % ${u(t)}) * ${u(dh)} + rem % ${u(dh)};
-  let val = v + BQKV[j];
+  let val = v + w0;
   if (s == 0u) { Q[o] = val * ${lit(scale)}; } else if (s == 1u) { KK[o] = val; } else { V[o] = val; }`,
       aFast: 'k',
       bFast: 'k',
@@ -269,10 +270,11 @@ export function rawBlockForward(
       a: `MERGED[i * ${u(d)} + k]`,
       b: `WP[j * ${u(d)} + k]`,
       // a = merged·Wpᵀ + bp; x1 = x + gate1 ⊙ a
+      epilogueLoads: [`X[i * ${u(d)} + j]`, `ADA[(i / ${u(t)}) * ${u(6 * d)} + ${u(2 * d)} + j]`, 'BP[j]'],
       store: `
-  let av = v + BP[j];
+  let av = v + w2;
   A[i * ${u(d)} + j] = av;
-  X1[i * ${u(d)} + j] = X[i * ${u(d)} + j] + ADA[(i / ${u(t)}) * ${u(6 * d)} + ${u(2 * d)} + j] * av;`,
+  X1[i * ${u(d)} + j] = w0 + w1 * av;`,
       aFast: 'k',
       bFast: 'k',
       wide: 'rows', // several outputs (perThread)
@@ -296,11 +298,12 @@ export function rawBlockForward(
       K: d,
       a: `MOD[i * ${u(d)} + k]`,
       b: `W1[j * ${u(d)} + k]`,
+      epilogueLoads: ['B1[j]'],
       store: g
-        ? `let hv = v + B1[j];
+        ? `let hv = v + w0;
   HH[i * ${u(hid)} + j] = hv;
   G16[i * ${u(hid)} + j] = f16(gelu(hv));`
-        : `HH[i * ${u(hid)} + j] = v + B1[j];`,
+        : `HH[i * ${u(hid)} + j] = v + w0;`,
       aFast: 'k',
       bFast: 'k',
       precision: rk.forwardPrecision,
@@ -325,10 +328,11 @@ export function rawBlockForward(
       a: g ? `f32(G16[i * ${u(hid)} + k])` : `gelu(HH[i * ${u(hid)} + k])`,
       b: `W2[j * ${u(hid)} + k]`,
       // m = GELU(h)·W2ᵀ + b2; out = x1 + gate2 ⊙ m
+      epilogueLoads: [`X1[i * ${u(d)} + j]`, `ADA[(i / ${u(t)}) * ${u(6 * d)} + ${u(5 * d)} + j]`, 'B2[j]'],
       store: `
-  let mv = v + B2[j];
+  let mv = v + w2;
   MM[i * ${u(d)} + j] = mv;
-  OUT[i * ${u(d)} + j] = X1[i * ${u(d)} + j] + ADA[(i / ${u(t)}) * ${u(6 * d)} + ${u(5 * d)} + j] * mv;`,
+  OUT[i * ${u(d)} + j] = w0 + w1 * mv;`,
       aFast: 'k',
       bFast: 'k',
       wide: 'rows', // several outputs (perThread)
@@ -441,7 +445,8 @@ export function rawBlockBackward(
       K: d,
       a: `DM[i * ${u(d)} + k]`,
       b: `W2[k * ${u(hid)} + j]`,
-      store: `DH[i * ${u(hid)} + j] = geluGrad(HH[i * ${u(hid)} + j], v);`,
+      epilogueLoads: [`HH[i * ${u(hid)} + j]`],
+      store: `DH[i * ${u(hid)} + j] = geluGrad(w0, v);`,
       aFast: 'k',
       bFast: 'j',
       precision,

@@ -116,6 +116,9 @@ export function rawProjectionForward(
   const [W1, B1, W2, B2] = w.map((x) => rk.buffer(x)) as GBuffer[];
   const p1 = save ? rk.output([n, t, 2 * d]) : { tensor: null, buffer: p.scratch('p1', R * 2 * d) };
   const out = rk.output([n, t, d]);
+  // at mixed precision fc1z's epilogue also writes GELU(p1) in f16 (two values per float of the scratch),
+  // which fc2 reads as a plain operand on the tensor cores (GELU in fc2's load kept it on 16-wide k stages)
+  const G16 = injP && rk.forwardPrecision === 'mixed' ? p.scratch('g16', Math.ceil((R * 2 * d) / 2)) : null;
   if (injP)
     p.matMul(
       'fc1z',
@@ -124,6 +127,7 @@ export function rawProjectionForward(
         ['W1', W1!],
         ['INJP', injP instanceof tf.Tensor ? rk.buffer(injP) : injP],
         ['P1', p1.buffer, true],
+        ...(G16 ? [['G16', G16, true, 'f16'] as const] : []),
       ],
       {
         batch: 1,
@@ -132,7 +136,12 @@ export function rawProjectionForward(
         K: d,
         a: `Z[i * ${u(d)} + k]`,
         b: `W1[j * ${u(2 * d)} + k]`,
-        store: `P1[i * ${u(2 * d)} + j] = v + INJP[i * ${u(2 * d)} + j];`,
+        epilogueLoads: [`INJP[i * ${u(2 * d)} + j]`],
+        store: G16
+          ? `let pv = v + w0;
+  P1[i * ${u(2 * d)} + j] = pv;
+  G16[i * ${u(2 * d)} + j] = f16(gelu(pv));`
+          : `P1[i * ${u(2 * d)} + j] = v + w0;`,
         aFast: 'k',
         bFast: 'k',
         precision: rk.forwardPrecision,
@@ -165,7 +174,7 @@ export function rawProjectionForward(
   p.matMul(
     'fc2',
     [
-      ['P1', p1.buffer],
+      G16 ? (['G16', G16, false, 'f16'] as const) : (['P1', p1.buffer] as const),
       ['W2', W2!],
       ['B2', B2!],
       ['U', out.buffer, true],
@@ -175,9 +184,10 @@ export function rawProjectionForward(
       M: R,
       N: d,
       K: 2 * d,
-      a: `gelu(P1[i * ${u(2 * d)} + k])`,
+      a: G16 ? `f32(G16[i * ${u(2 * d)} + k])` : `gelu(P1[i * ${u(2 * d)} + k])`,
       b: `W2[j * ${u(2 * d)} + k]`,
-      store: `U[i * ${u(d)} + j] = v + B2[j];`,
+      epilogueLoads: ['B2[j]'],
+      store: `U[i * ${u(d)} + j] = v + w0;`,
       aFast: 'k',
       bFast: 'k',
       precision: rk.forwardPrecision,
@@ -229,7 +239,8 @@ export function rawProjectionBackward(
       K: d,
       a: `DU[i * ${u(d)} + k]`,
       b: `W2[k * ${u(d2)} + j]`,
-      store: `DP1[i * ${u(d2)} + j] = geluGrad(P1[i * ${u(d2)} + j], v);`,
+      epilogueLoads: [`P1[i * ${u(d2)} + j]`],
+      store: `DP1[i * ${u(d2)} + j] = geluGrad(w0, v);`,
       aFast: 'k',
       bFast: 'j',
       precision,

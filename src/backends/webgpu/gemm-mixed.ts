@@ -37,11 +37,6 @@ export interface MixedTile {
   tk: number;
   /** read the next stage's operands into registers while this stage multiplies */
   prefetch?: boolean;
-  /**
-   * with prefetch: two staging buffers in workgroup memory, stage s written to buffer s mod 2, so that a
-   * stage needs one barrier (after its writes) instead of one before and one after its multiplies
-   */
-  double?: boolean;
 }
 
 /**
@@ -59,9 +54,6 @@ export const MIXED_TILES = {
   '128x128k16p': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 16, prefetch: true },
   '128x64k32p': { sgRows: 2, sgCols: 2, rows: 64, cols: 32, tk: 32, prefetch: true },
   '128x128k32p': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 32, prefetch: true },
-  // prefetching and double-buffered twins ('d'): taken in place of the 'p' ones with FPDM_MIXED_DOUBLE=1
-  '128x128k16d': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 16, prefetch: true, double: true },
-  '128x128k32d': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 32, prefetch: true, double: true },
   // 8 subgroups: twice the columns (or rows) of C per staged tile of A (of B); only when asked for
   '128x256k16': { sgRows: 2, sgCols: 4, rows: 64, cols: 64, tk: 16 },
   '256x128k16': { sgRows: 4, sgCols: 2, rows: 64, cols: 64, tk: 16 },
@@ -96,6 +88,11 @@ export interface MixedKernel {
    * and inside tiles that lie wholly in range (every tile but the edges) loads skip their bounds checks
    */
   vector?: boolean;
+  /**
+   * with the spec's epilogueLoads: a thread reads them for all its values of a result matrix (unrolled)
+   * before it stores any of them, instead of each value's loads after the previous value's stores
+   */
+  hoistLoads?: boolean;
 }
 
 /**
@@ -142,13 +139,13 @@ export function prefetchDefault(): boolean {
 }
 
 /**
- * Whether mixedKernel takes the double-buffered twin of the tile it chooses (MIXED_TILES' 'd' names, with
- * prefetch; where there is none, the prefetching twin): no by default, until measured; the environment
- * variable FPDM_MIXED_DOUBLE (1 on, 0 off; recorded in the bench's header) turns it on.
+ * Whether mixedKernel hoists the epilogue's loads (MixedKernel.hoistLoads): yes by default; the
+ * environment variable FPDM_MIXED_HOIST (0 off, 1 on; recorded in the bench's header) sets it for
+ * comparing the two in one run.
  */
-export function doubleBufferDefault(): boolean {
-  const v = process.env.FPDM_MIXED_DOUBLE;
-  return v !== undefined && v !== '' && v !== '0';
+export function hoistLoadsDefault(): boolean {
+  const v = process.env.FPDM_MIXED_HOIST;
+  return v === undefined || v === '' ? true : v !== '0';
 }
 
 /** workgroups wanted at least before a smaller tile is preferred: two per SM of the H200's 132 */
@@ -186,11 +183,11 @@ export function mixedKernel(
   // the environment read once per call (this runs for every matmul a plan records)
   const vector = vectorStagingDefault();
   const prefetch = prefetchDefault();
-  const double = prefetch && doubleBufferDefault();
+  const hoistLoads = hoistLoadsDefault();
   const of = (name: MixedTileName): MixedKernel => {
-    const twins = [...(double ? [`${name}d`] : []), ...(prefetch ? [`${name}p`] : [])];
-    const pre = (twins.find((t) => t in MIXED_TILES) as MixedTileName | undefined) ?? name;
-    return { mma, subgroupSize: device.subgroupSize, tile: MIXED_TILES[pre], vector };
+    const twin = `${name}p`;
+    const pre = prefetch && twin in MIXED_TILES ? (twin as MixedTileName) : name;
+    return { mma, subgroupSize: device.subgroupSize, tile: MIXED_TILES[pre], vector, hoistLoads };
   };
   if (tile) return of(tile);
   // 128 × 64 (k 32) is only for asking: it measured slowest of the unprefetched tiles wherever it ran on
@@ -199,7 +196,6 @@ export function mixedKernel(
   const order = (Object.keys(MIXED_TILES) as MixedTileName[]).filter(
     (n) => (MIXED_TILES[n] as MixedTile).prefetch !== true && !ASKED_ONLY.includes(n),
   );
-  // a tile fits where its twin (the kernel taken) fits
   const fitting = order.filter((n) => mixedFits(s, of(n), device));
   // with aRowSum, the tiles that can add up A's rows, where any can (else the caller's rowSumFits says no)
   const summing = fitting.filter((n) => rowSumFits(of(n)));
@@ -247,13 +243,7 @@ export function mixedWorkgroupBytes(s: Pick<MatMulSpec, 'aFast' | 'bFast'>, k: M
   const BN = sgCols * cols;
   const a = stageOfA(s, k) === 'cols' ? tk * (BM + PAD) : BM * (tk + PAD);
   const b = s.bFast === 'j' ? tk * (BN + PAD) : BN * (tk + PAD);
-  const buffers = doubled(k) ? 2 : 1;
-  return buffers * half * (a + b) + 4 * sgRows * sgCols * (k.epilogueCols ?? 1) * k.mma.M * k.mma.N;
-}
-
-/** Whether a kernel stages into two buffers (MixedTile.double, which needs prefetch). */
-function doubled(k: MixedKernel): boolean {
-  return k.tile.double === true && k.tile.prefetch === true;
+  return half * (a + b) + 4 * sgRows * sgCols * (k.epilogueCols ?? 1) * k.mma.M * k.mma.N;
 }
 
 /**
@@ -354,7 +344,6 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
     (BM * TK) % WG === 0 && (TK * BN) % WG === 0,
     () => `mixed tile ${JSON.stringify(tile)}: its A and B tiles do not divide among ${WG} threads`,
   );
-  invariant(tile.double !== true || tile.prefetch === true, 'a double-buffered mixed tile prefetches (MixedTile.double)');
   invariant(!emu || MN % SG === 0, `emulated subgroups of ${SG} threads must divide a ${mma.M} × ${mma.N} matrix`);
   const H = emu ? 'f32' : 'f16';
   const aCols = stageOfA(s, k) === 'cols'; // A staged [TK][BM + PAD] (left matrices column-major), else [BM][TK + PAD]
@@ -369,27 +358,18 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
   const bRows = s.bFast === 'j'; // B staged row-major [TK][BN + PAD], else column-major [BN][TK + PAD]
   const BST = bRows ? BN + PAD : TK + PAD;
   const bSize = bRows ? TK * BST : BN * BST;
-  // double-buffered: stage k0 / TK is written to and multiplied from buffer (k0 / TK) mod 2 of As and Bs,
-  // at offsets sa and sb (declared at the top of each stage, stageDecl)
-  const dbl = doubled(k);
-  const sa = dbl ? 'sa + ' : '';
-  const sb = dbl ? 'sb + ' : '';
-  const stageDecl = dbl
-    ? `let sa = ((k0 / ${u(TK)}) & 1u) * ${u(aSize)};
-    let sb = ((k0 / ${u(TK)}) & 1u) * ${u(bSize)};`
-    : '';
 
   // staging: thread tid takes elements e = tid + l·WG of each tile
   const aIdx =
     s.aFast === 'k' ? `let ii = e / ${u(TK)}; let kk = e % ${u(TK)};` : `let ii = e % ${u(BM)}; let kk = e / ${u(BM)};`;
   const bIdx =
     s.bFast === 'j' ? `let jj = e % ${u(BN)}; let kk = e / ${u(BN)};` : `let jj = e / ${u(TK)}; let kk = e % ${u(TK)};`;
-  const bAt = `${sb}${bRows ? `kk * ${u(BST)} + jj` : `jj * ${u(BST)} + kk`}`;
+  const bAt = bRows ? `kk * ${u(BST)} + jj` : `jj * ${u(BST)} + kk`;
 
   // offsets in As / Bs of the subgroup's m-th left and n-th right matrix at k offset kk within the stage
   // (aBase, bBase: the subgroup's first row of A and first column of B there)
-  const aOff = (m: number, kk: number) => `aBase + ${sa}${u(aCols ? kk * AST + m * mma.M : m * mma.M * AST + kk)}`;
-  const bOff = (n: number, kk: number) => `bBase + ${sb}${u(bRows ? kk * BST + n * mma.N : n * mma.N * BST + kk)}`;
+  const aOff = (m: number, kk: number) => `aBase + ${u(aCols ? kk * AST + m * mma.M : m * mma.M * AST + kk)}`;
+  const bOff = (n: number, kk: number) => `bBase + ${u(bRows ? kk * BST + n * mma.N : n * mma.N * BST + kk)}`;
   const bBase = bRows ? `sgJ * ${u(tile.cols)}` : `sgJ * ${u(tile.cols * BST)}`;
   const acc = (m: number, n: number) => `acc_${m}_${n}`;
   const pairs: Array<[number, number]> = [];
@@ -456,17 +436,47 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
   }
   const rounds: Array<[number, number]> = []; // (m, first n) of each round of E matrices
   for (let m = 0; m < TM; m++) for (let n = 0; n < TN; n += E) rounds.push([m, n]);
+  // with epilogue loads (hoistLoads): the ES / SG values of each thread unrolled, their loads first (a
+  // subgroup of SG threads; of another size, the loop)
+  const hoist = k.hoistLoads === true && (s.epilogueLoads ?? []).length > 0 && ES % SG === 0;
+  const at = (m: number, n0: number, e: string) => ({
+    i: `row0 + sgI * ${u(tile.rows)} + ${u(m * mma.M)} + ${e} / ${u(EW)}`,
+    j: `col0 + sgJ * ${u(tile.cols)} + ${u(n0 * mma.N)} + ${e} % ${u(EW)}`,
+  });
+  const storeLoop = (m: number, n0: number) => {
+    const { i, j } = at(m, n0, 'e');
+    return `for (var e = lane; e < ${u(ES)}; e = e + sgSize) {
+      let i = ${i};
+      let j = ${j};
+      if (i < M && j < N) { storeC(b, i, j, Cs[sg * ${u(ES)} + e]); }
+    }`;
+  };
+  const hoisted = (m: number, n0: number) => {
+    const qs = Array.from({ length: ES / SG }, (_, q) => q);
+    const loads = qs.map((q) => {
+      const { i, j } = at(m, n0, `e${q}`);
+      return `let e${q} = lane + ${u(q * SG)};
+      let i${q} = ${i};
+      let j${q} = ${j};
+      let in${q} = i${q} < M && j${q} < N;
+      var w${q} = vec4<f32>(0.0);
+      if (in${q}) { w${q} = epiLoad(b, i${q}, j${q}); }`;
+    });
+    const stores = qs.map((q) => `if (in${q}) { storeCW(b, i${q}, j${q}, Cs[sg * ${u(ES)} + e${q}], w${q}); }`);
+    return `if (sgSize == ${u(SG)}) {
+      ${loads.join('\n      ')}
+      ${stores.join('\n      ')}
+    } else {
+      ${storeLoop(m, n0)}
+    }`;
+  };
   const epilogue = rounds
     .map(
       ([m, n0]) => `
   if (sg < ${u(SGS)}) { ${Array.from({ length: E }, (_, x) => storeTile(m, n0 + x)).join(' ')} }
   workgroupBarrier();
   if (sg < ${u(SGS)}) {
-    for (var e = lane; e < ${u(ES)}; e = e + sgSize) {
-      let i = row0 + sgI * ${u(tile.rows)} + ${u(m * mma.M)} + e / ${u(EW)};
-      let j = col0 + sgJ * ${u(tile.cols)} + ${u(n0 * mma.N)} + e % ${u(EW)};
-      if (i < M && j < N) { storeC(b, i, j, Cs[sg * ${u(ES)} + e]); }
-    }
+    ${hoist ? hoisted(m, n0) : storeLoop(m, n0)}
   }
   workgroupBarrier();`,
     )
@@ -480,7 +490,7 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
       let e = tid + l * ${u(WG)};
       ${body}
     }`;
-  const aAt = aCols ? `As[${sa}kk * ${u(AST)} + ii]` : `As[${sa}ii * ${u(AST)} + kk]`;
+  const aAt = aCols ? `As[kk * ${u(AST)} + ii]` : `As[ii * ${u(AST)} + kk]`;
   // aRowSum: each thread adds up the f32 values of A it stages (all of one row: WG % BM == 0)
   const addRow = (v: string) => (rowSum ? `rs = rs + ${v};` : '');
   let stageLoop =
@@ -498,7 +508,6 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
       PB[l] = loadB(b, kk, col0 + jj);`,
   )}
   for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
-    ${stageDecl}
     ${each(
       LA,
       `${aIdx}
@@ -548,7 +557,7 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
       );
     const staged = vectorStageLoop(
       s,
-      { WG, BM, BN, TK, AST, BST, aCols, bRows, H, rowSum, prefetch: tile.prefetch === true, sa, sb, stageDecl },
+      { WG, BM, BN, TK, AST, BST, aCols, bRows, H, rowSum, prefetch: tile.prefetch === true },
       views,
     );
     stageLoop = staged.loop;
@@ -570,8 +579,8 @@ ${declare(s.bindings)}
 const M = ${u(s.M)};
 const N = ${u(s.N)};
 const K = ${u(s.K)};
-var<workgroup> As: array<${H}, ${dbl ? 2 * aSize : aSize}>;
-var<workgroup> Bs: array<${H}, ${dbl ? 2 * bSize : bSize}>;
+var<workgroup> As: array<${H}, ${aSize}>;
+var<workgroup> Bs: array<${H}, ${bSize}>;
 var<workgroup> Cs: array<f32, ${SGS * ES}>;
 ${s.helpers ?? ''}
 ${matMulAccessWgsl(s)}
@@ -589,11 +598,11 @@ fn main(${builtins}) {
   ${decls}
   ${rowSum ? (vec ? 'var rs = vec4<f32>(0.0);' : 'var rs = 0.0;') : ''}
   ${stageLoop}
-    ${dbl ? '' : 'workgroupBarrier();'}
+    workgroupBarrier();
     if (sg < ${u(SGS)}) {
       ${multiply}
     }
-    ${dbl ? '// the next stage writes the other buffer: no barrier here' : 'workgroupBarrier();'}
+    workgroupBarrier();
   }${rowSum ? rowSumWgsl(s, BM, WG, vec) : ''}${epilogue}
 }`;
 }
@@ -640,10 +649,6 @@ interface StageShape {
   rowSum: boolean;
   /** read the next stage into registers while this one multiplies (MixedTile.prefetch) */
   prefetch: boolean;
-  /** double-buffered (MixedTile.double): the stage's offsets into As and Bs ('sa + ', 'sb + ', else ''), declared by stageDecl */
-  sa: string;
-  sb: string;
-  stageDecl: string;
 }
 
 /**
@@ -706,7 +711,7 @@ function vectorStageLoop(
       at: (c) => {
         const ii = s.aFast === 'i' ? plus('ii', c) : 'ii';
         const kk = s.aFast === 'k' ? plus('kk', c) : 'kk';
-        return aCols ? `As[${t.sa}${kk} * ${u(AST)} + ${ii}]` : `As[${t.sa}${ii} * ${u(AST)} + ${kk}]`;
+        return aCols ? `As[${kk} * ${u(AST)} + ${ii}]` : `As[${ii} * ${u(AST)} + ${kk}]`;
       },
       sum: t.rowSum,
     },
@@ -728,7 +733,7 @@ function vectorStageLoop(
       at: (c) => {
         const jj = s.bFast === 'j' ? plus('jj', c) : 'jj';
         const kk = s.bFast === 'k' ? plus('kk', c) : 'kk';
-        return bRows ? `Bs[${t.sb}${kk} * ${u(BST)} + ${jj}]` : `Bs[${t.sb}${jj} * ${u(BST)} + ${kk}]`;
+        return bRows ? `Bs[${kk} * ${u(BST)} + ${jj}]` : `Bs[${jj} * ${u(BST)} + ${kk}]`;
       },
       sum: false,
     },
@@ -815,7 +820,6 @@ fn idx${o.name}(${sig}) -> u32 {
     ${stage(B, 'kn', keep)}
   }
   for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
-    ${t.stageDecl}
     ${loop(A, 'PA[l]', write)}
     ${loop(B, 'PB[l]', write)}
     workgroupBarrier();

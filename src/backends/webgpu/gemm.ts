@@ -13,6 +13,7 @@
 // Out-of-range loads read 0 and out-of-range stores are skipped.
 
 import type { MixedTileName } from './gemm-mixed.js';
+import { invariant } from '../../util/errors.js';
 
 export interface Binding {
   name: string;
@@ -67,6 +68,14 @@ export interface MatMulSpec {
    * gradient's bias gradient from the staging of dYᵀ (Plan.weightGrad), instead of a column of ones in B
    */
   aRowSum?: string;
+  /**
+   * up to 4 WGSL expressions of (b, i, j) that `store` reads as w0, w1, … (f32): the values an epilogue
+   * reads besides C (a residual, a gate, a bias, the forward's pre-activation). The tensor-core kernel
+   * reads them for all of a thread's values of a result matrix before any of their stores, so that the
+   * loads overlap instead of waiting one after another behind the stores (gemm-mixed.ts, hoistLoads);
+   * every kernel reads them through epiLoad(b, i, j) and stores through storeCW (matMulAccessWgsl)
+   */
+  epilogueLoads?: string[];
 }
 
 const TK = 16;
@@ -127,8 +136,31 @@ fn loadB(b: u32, kl: u32, j: u32) -> f32 {
   if (j >= N || ${kBound}) { return 0.0; }
   return ${s.b};
 }
-fn storeC(b: u32, i: u32, j: u32, v: f32) {
+${storeWgsl(s)}`;
+}
+
+/**
+ * storeC(b, i, j, v); with epilogueLoads also epiLoad(b, i, j) (the values as a vec4, unused lanes 0) and
+ * storeCW(b, i, j, v, w) (the store with w0… = w.x…), storeC calling the two.
+ */
+function storeWgsl(s: MatMulSpec): string {
+  const loads = s.epilogueLoads ?? [];
+  if (loads.length === 0)
+    return `fn storeC(b: u32, i: u32, j: u32, v: f32) {
   ${s.store}
+}`;
+  invariant(loads.length <= 4, () => `at most 4 epilogue loads, got ${loads.length}`);
+  const lanes = ['x', 'y', 'z', 'w'];
+  const values = [0, 1, 2, 3].map((x) => loads[x] ?? '0.0');
+  return `fn epiLoad(b: u32, i: u32, j: u32) -> vec4<f32> {
+  return vec4<f32>(${values.join(', ')});
+}
+fn storeCW(b: u32, i: u32, j: u32, v: f32, w: vec4<f32>) {
+  ${loads.map((_, x) => `let w${x} = w.${lanes[x]};`).join(' ')}
+  ${s.store}
+}
+fn storeC(b: u32, i: u32, j: u32, v: f32) {
+  storeCW(b, i, j, v, epiLoad(b, i, j));
 }`;
 }
 
