@@ -99,6 +99,70 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       [Math.ceil(d / 16), this.z.n, 1],
     );
   }
+
+  /**
+   * In place, each of the rows × t values of P → its row's softmax. G threads per row (the largest power
+   * of 2 ≤ min(32, t)), 256 / G rows per workgroup: a thread reads its ⌈t / G⌉ values of the row (G
+   * apart: a row's threads read consecutive values together) once into registers, the row's max and sum
+   * are tree reductions over its G threads in workgroup memory (all rows of the workgroup at once), and
+   * each value is written once. The row kernel it replaces (a workgroup of 128 threads per row, reductions
+   * over all of them, the row read three times) took 0.29 ms per DiT-XL/2 block on the H200.
+   */
+  softmax(name: string, P: GBuffer, rows: number): void {
+    const { t } = this.z;
+    let G = 1;
+    while (G * 2 <= Math.min(32, t)) G *= 2;
+    const RW = 256 / G; // rows per workgroup
+    const NV = Math.ceil(t / G); // values per thread
+    const groups = Math.ceil(rows / RW);
+    const gx = Math.min(groups, 65535);
+    const reduce = (op: (a: string, b: string) => string) => `for (var s = ${u(G / 2)}; s > 0u; s = s >> 1u) {
+    if (lane < s) { red[tid] = ${op('red[tid]', 'red[tid + s]')}; }
+    workgroupBarrier();
+  }`;
+    this.push(
+      name,
+      [['P', P, true]],
+      (bindings) => `
+${declare(bindings)}
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256, 1, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let lane = tid % ${u(G)};
+  let row = (wg.y * ${u(gx)} + wg.x) * ${u(RW)} + tid / ${u(G)};
+  let live = row < ${u(rows)};
+  let base = row * ${u(t)};
+  var x: array<f32, ${NV}>;
+  var mx = -3.402823e38;
+  for (var q = 0u; q < ${u(NV)}; q = q + 1u) {
+    let c = lane + q * ${u(G)};
+    x[q] = -3.402823e38;
+    if (live && c < ${u(t)}) { x[q] = P[base + c]; }
+    mx = max(mx, x[q]);
+  }
+  red[tid] = mx;
+  workgroupBarrier();
+  ${reduce((a, b) => `max(${a}, ${b})`)}
+  let rmax = red[tid - lane];
+  workgroupBarrier();
+  var sum = 0.0;
+  for (var q = 0u; q < ${u(NV)}; q = q + 1u) {
+    let c = lane + q * ${u(G)};
+    x[q] = select(0.0, exp(x[q] - rmax), c < ${u(t)});
+    sum = sum + x[q];
+  }
+  red[tid] = sum;
+  workgroupBarrier();
+  ${reduce((a, b) => `${a} + ${b}`)}
+  let total = red[tid - lane];
+  for (var q = 0u; q < ${u(NV)}; q = q + 1u) {
+    let c = lane + q * ${u(G)};
+    if (live && c < ${u(t)}) { P[base + c] = x[q] / total; }
+  }
+}`,
+      groups <= 65535 ? [groups, 1, 1] : [65535, Math.ceil(groups / 65535), 1],
+    );
+  }
 }
 
 /** The MLP width: mlp.fc1.weight [hid, d] is the 7th of BLOCK_PARAM_NAMES. */
@@ -217,20 +281,7 @@ export function rawBlockForward(
       ...attentionPrecision(rk.forwardPrecision),
     },
   );
-  p.rows(
-    'softmax',
-    [['P', P.buffer, true]],
-    BH * t,
-    `
-  let base = row * ${u(t)};
-  var mx = -3.402823e38;
-  for (var c = tid; c < ${u(t)}; c = c + ${u(ROW_WG)}) { mx = max(mx, P[base + c]); }
-  let rmax = rowMax(mx, tid);
-  var s = 0.0;
-  for (var c = tid; c < ${u(t)}; c = c + ${u(ROW_WG)}) { s = s + exp(P[base + c] - rmax); }
-  let total = rowSum0(s, tid);
-  for (var c = tid; c < ${u(t)}; c = c + ${u(ROW_WG)}) { P[base + c] = exp(P[base + c] - rmax) / total; }`,
-  );
+  p.softmax('softmax', P.buffer, BH * t);
   p.matMul(
     'pv',
     [
