@@ -28,7 +28,7 @@ export type Precision = (typeof PRECISIONS)[number];
  * bench's report. Which products: those measured faster there (results/bench/NOTES.md §9–§10).
  */
 export const MIXED_PRECISION_COVERS =
-  "the DiT blocks' qkv, attention, output projection, fc1 and fc2 (GELU(h) kept in f16 between them) and FPDM's projection (fc1 as z·W1ᵀ plus the injection's part once per solve; fc2) forward; in the training step also the backward's attention, MLP and projection products (FPDM's fc1 weight gradient from [z, inj] written out), with dynamic loss scaling (PyTorch GradScaler's recipe) — f16 operands, f32 accumulation, f32 master weights; the adaLN and edge layers, losses, norms and the optimizer in fp32.";
+  "the DiT blocks' qkv, attention, output projection, fc1 and fc2 (GELU(h) kept in f16 between them) and FPDM's projection (fc1 as z·W1ᵀ plus the injection's part once per solve; fc2, GELU(p1) kept in f16 between them) forward; in the training step also the backward's attention, MLP and projection products (FPDM's fc1 weight gradient from [z, inj] written out), with dynamic loss scaling (PyTorch GradScaler's recipe) — f16 operands, f32 accumulation, f32 master weights; the adaLN and edge layers, losses, norms and the optimizer in fp32.";
 
 export interface BackendInfo {
   name: BackendName;

@@ -310,7 +310,8 @@ export function rawBlockForward(
       ['BP', BP!],
       ['X', X],
       ['ADA', ADA],
-      ['A', a.buffer, true],
+      // a is read by the backward only (dgate1): not written without save
+      ...(save ? [['A', a.buffer, true] as const] : []),
       ['X1', x1.buffer, true],
     ],
     {
@@ -324,7 +325,7 @@ export function rawBlockForward(
       epilogueLoads: [`X[i * ${u(d)} + j]`, `ADA[(i / ${u(t)}) * ${u(6 * d)} + ${u(2 * d)} + j]`, 'BP[j]'],
       store: `
   let av = v + w2;
-  A[i * ${u(d)} + j] = av;
+  ${save ? `A[i * ${u(d)} + j] = av;` : ''}
   X1[i * ${u(d)} + j] = w0 + w1 * av;`,
       aFast: 'k',
       bFast: 'k',
@@ -339,7 +340,8 @@ export function rawBlockForward(
       ['MOD', MOD],
       ['W1', W1!],
       ['B1', B1!],
-      ['HH', h.buffer, true],
+      // h itself is read by the backward (GELU') and, without the f16 GELU(h), by fc2's load
+      ...(save || !g ? [['HH', h.buffer, true] as const] : []),
       ...(g ? [['G16', g.buffer, true, 'f16'] as const] : []),
     ],
     {
@@ -352,7 +354,7 @@ export function rawBlockForward(
       epilogueLoads: ['B1[j]'],
       store: g
         ? `let hv = v + w0;
-  HH[i * ${u(hid)} + j] = hv;
+  ${save ? `HH[i * ${u(hid)} + j] = hv;` : ''}
   G16[i * ${u(hid)} + j] = f16(gelu(hv));`
         : `HH[i * ${u(hid)} + j] = v + w0;`,
       aFast: 'k',
@@ -368,7 +370,8 @@ export function rawBlockForward(
       ['B2', B2!],
       ['X1', x1.buffer],
       ['ADA', ADA],
-      ['MM', m.buffer, true],
+      // m is read by the backward only (dgate2)
+      ...(save ? [['MM', m.buffer, true] as const] : []),
       ['OUT', out.buffer, true],
     ],
     {
@@ -382,7 +385,7 @@ export function rawBlockForward(
       epilogueLoads: [`X1[i * ${u(d)} + j]`, `ADA[(i / ${u(t)}) * ${u(6 * d)} + ${u(5 * d)} + j]`, 'B2[j]'],
       store: `
   let mv = v + w2;
-  MM[i * ${u(d)} + j] = mv;
+  ${save ? `MM[i * ${u(d)} + j] = mv;` : ''}
   OUT[i * ${u(d)} + j] = w0 + w1 * mv;`,
       aFast: 'k',
       bFast: 'k',
