@@ -14,7 +14,7 @@
 //   forward without saving (rawBlockForward's `save` false): BlockSaved's q … m as `saved.*`
 import * as tf from '@tensorflow/tfjs-core';
 import type { BlockSaved } from '../../models/blocks.js';
-import { declare, lit, ROW_WG, u, type MatMulSpec } from './gemm.js';
+import { declare, lit, u, type MatMulSpec } from './gemm.js';
 import { AdaPlan } from './ada.js';
 import type { Arg } from './plan.js';
 import type { RawKernels } from './raw.js';
@@ -101,28 +101,43 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   }
 
   /**
-   * In place, each of the rows × t values of P → its row's softmax. G threads per row (the largest power
-   * of 2 ≤ min(32, t)), 256 / G rows per workgroup: a thread reads its ⌈t / G⌉ values of the row (G
-   * apart: a row's threads read consecutive values together) once into registers, the row's max and sum
-   * are tree reductions over its G threads in workgroup memory (all rows of the workgroup at once), and
-   * each value is written once. The row kernel it replaces (a workgroup of 128 threads per row, reductions
-   * over all of them, the row read three times) took 0.29 ms per DiT-XL/2 block on the H200.
+   * A kernel over `rows` rows of t values held in registers: G threads per row (the largest power of 2 ≤
+   * min(32, t)), 256 / G rows per workgroup; thread `lane` of row `row` (at `base` = row·t) holds values
+   * c = lane + q·G, q < NV = ⌈t / G⌉ (a row's threads read consecutive values together). `body` gets
+   * `live` (whether value c of the row exists, as a WGSL expression of c), NV, and `sum(out, v, op)`: the
+   * statements reducing the f32 expression v over the row's threads with op (a tree in workgroup memory,
+   * all rows of the workgroup at once; every thread of the workgroup must reach it) into `let out`.
+   * Replaces row kernels of a 128-thread workgroup per row reducing over all of them and reading
+   * the row several times (the softmax: 0.29 ms per DiT-XL/2 block on the H200).
    */
-  softmax(name: string, P: GBuffer, rows: number): void {
+  heldRows(
+    name: string,
+    args: Arg[],
+    rows: number,
+    body: (k: {
+      NV: number;
+      G: number;
+      live: (c: string) => string;
+      sum: (out: string, v: string, op: (a: string, b: string) => string) => string;
+    }) => string,
+  ): void {
     const { t } = this.z;
     let G = 1;
     while (G * 2 <= Math.min(32, t)) G *= 2;
     const RW = 256 / G; // rows per workgroup
-    const NV = Math.ceil(t / G); // values per thread
     const groups = Math.ceil(rows / RW);
     const gx = Math.min(groups, 65535);
-    const reduce = (op: (a: string, b: string) => string) => `for (var s = ${u(G / 2)}; s > 0u; s = s >> 1u) {
+    const sum = (out: string, v: string, op: (a: string, b: string) => string) => `red[tid] = ${v};
+  workgroupBarrier();
+  for (var s = ${u(G / 2)}; s > 0u; s = s >> 1u) {
     if (lane < s) { red[tid] = ${op('red[tid]', 'red[tid + s]')}; }
     workgroupBarrier();
-  }`;
+  }
+  let ${out} = red[tid - lane];
+  workgroupBarrier();`;
     this.push(
       name,
-      [['P', P, true]],
+      args,
       (bindings) => `
 ${declare(bindings)}
 var<workgroup> red: array<f32, 256>;
@@ -130,38 +145,62 @@ var<workgroup> red: array<f32, 256>;
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   let lane = tid % ${u(G)};
   let row = (wg.y * ${u(gx)} + wg.x) * ${u(RW)} + tid / ${u(G)};
-  let live = row < ${u(rows)};
   let base = row * ${u(t)};
-  var x: array<f32, ${NV}>;
-  var mx = -3.402823e38;
-  for (var q = 0u; q < ${u(NV)}; q = q + 1u) {
-    let c = lane + q * ${u(G)};
-    x[q] = -3.402823e38;
-    if (live && c < ${u(t)}) { x[q] = P[base + c]; }
-    mx = max(mx, x[q]);
-  }
-  red[tid] = mx;
-  workgroupBarrier();
-  ${reduce((a, b) => `max(${a}, ${b})`)}
-  let rmax = red[tid - lane];
-  workgroupBarrier();
-  var sum = 0.0;
-  for (var q = 0u; q < ${u(NV)}; q = q + 1u) {
-    let c = lane + q * ${u(G)};
-    x[q] = select(0.0, exp(x[q] - rmax), c < ${u(t)});
-    sum = sum + x[q];
-  }
-  red[tid] = sum;
-  workgroupBarrier();
-  ${reduce((a, b) => `${a} + ${b}`)}
-  let total = red[tid - lane];
-  for (var q = 0u; q < ${u(NV)}; q = q + 1u) {
-    let c = lane + q * ${u(G)};
-    if (live && c < ${u(t)}) { P[base + c] = x[q] / total; }
-  }
+  ${body({ NV: Math.ceil(t / G), G, live: (c) => `row < ${u(rows)} && ${c} < ${u(t)}`, sum })}
 }`,
       groups <= 65535 ? [groups, 1, 1] : [65535, Math.ceil(groups / 65535), 1],
     );
+  }
+
+  /** In place, each of the rows × t values of P → its row's softmax (heldRows: read once, written once). */
+  softmax(name: string, P: GBuffer, rows: number): void {
+    this.heldRows(name, [['P', P, true]], rows, ({ NV, G: g, live, sum }) => {
+      const c = `lane + q * ${u(g)}`;
+      return `var x: array<f32, ${NV}>;
+  var mx = -3.402823e38;
+  for (var q = 0u; q < ${u(NV)}; q = q + 1u) {
+    x[q] = -3.402823e38;
+    if (${live(c)}) { x[q] = P[base + ${c}]; }
+    mx = max(mx, x[q]);
+  }
+  ${sum('rmax', 'mx', (a, b) => `max(${a}, ${b})`)}
+  var total = 0.0;
+  for (var q = 0u; q < ${u(NV)}; q = q + 1u) {
+    x[q] = select(0.0, exp(x[q] - rmax), ${c} < ${u(this.z.t)});
+    total = total + x[q];
+  }
+  ${sum('rsum', 'total', (a, b) => `${a} + ${b}`)}
+  for (var q = 0u; q < ${u(NV)}; q = q + 1u) {
+    if (${live(c)}) { P[base + ${c}] = x[q] / rsum; }
+  }`;
+    });
+  }
+
+  /**
+   * In place, dP → dS = P ⊙ (dP − Σ_row dP ⊙ P) over rows × t values (the softmax's backward; heldRows:
+   * P and dP read once, dS written once).
+   */
+  softmaxBackward(name: string, P: GBuffer, DP: GBuffer, rows: number): void {
+    const args: Arg[] = [
+      ['P', P],
+      ['DP', DP, true],
+    ];
+    this.heldRows(name, args, rows, ({ NV, G: g, live, sum }) => {
+      const c = `lane + q * ${u(g)}`;
+      return `var pv: array<f32, ${NV}>;
+  var dv: array<f32, ${NV}>;
+  var acc = 0.0;
+  for (var q = 0u; q < ${u(NV)}; q = q + 1u) {
+    pv[q] = 0.0;
+    dv[q] = 0.0;
+    if (${live(c)}) { pv[q] = P[base + ${c}]; dv[q] = DP[base + ${c}]; }
+    acc = acc + dv[q] * pv[q];
+  }
+  ${sum('dot', 'acc', (a, b) => `${a} + ${b}`)}
+  for (var q = 0u; q < ${u(NV)}; q = q + 1u) {
+    if (${live(c)}) { DP[base + ${c}] = pv[q] * (dv[q] - dot); }
+  }`;
+    });
   }
 }
 
@@ -640,20 +679,7 @@ export function rawBlockBackward(
       ...attentionPrecision(precision),
     },
   );
-  p.rows(
-    'softmaxback',
-    [
-      ['P', P!],
-      ['DP', DP, true],
-    ],
-    BH * t,
-    `
-  let base = row * ${u(t)};
-  var s = 0.0;
-  for (var c = tid; c < ${u(t)}; c = c + ${u(ROW_WG)}) { s = s + DP[base + c] * P[base + c]; }
-  let dot = rowSum0(s, tid);
-  for (var c = tid; c < ${u(t)}; c = c + ${u(ROW_WG)}) { DP[base + c] = P[base + c] * (DP[base + c] - dot); }`,
-  );
+  p.softmaxBackward('softmaxback', P!, DP, BH * t);
   p.matMul(
     'dq',
     [
