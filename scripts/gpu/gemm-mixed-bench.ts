@@ -6,7 +6,8 @@
 // one value or 4 (v4, MixedKernel.vector) per thread at a time ('default' marks
 // mixedKernel's own choice), so that the best can be chosen.
 //   time        GPU time from timestamp queries (one pass per dispatch), median of --reps runs after
-//               --warm warm-up runs (default 2) recorded with them; split-K products (weight gradients) count their partial products and
+//               --warm warm-up runs (default 50: with 2 the GPU's clocks had not ramped up, NOTES §15)
+//               recorded with them; split-K products (weight gradients) count their partial products and
 //               the sum of the partials
 //   TFLOP/s     2·M·N·K / time (the product's multiply-adds only)
 //   error       of the mixed result against the fp32 kernel's: max |Δ| / max |C|, and ‖Δ‖ / ‖C‖
@@ -152,7 +153,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { reps: 10, warm: 2, json: false, epilogue: false };
+  const o: Options = { reps: 10, warm: 50, json: false, epilogue: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
