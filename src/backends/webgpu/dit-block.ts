@@ -16,6 +16,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BlockSaved } from '../../models/blocks.js';
 import { declare, lit, u, type MatMulSpec } from './gemm.js';
 import { AdaPlan } from './ada.js';
+import { attentionGroups, attentionKernel, attentionWgsl, type AttentionKernel } from './attention.js';
+import { mixedDeviceInfo } from './device.js';
 import type { Arg } from './plan.js';
 import type { RawKernels } from './raw.js';
 import type { GBuffer } from './types.js';
@@ -152,6 +154,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     );
   }
 
+  /**
+   * merged = softmax(q·kᵀ)·v as one kernel on the tensor cores (attention.ts), with `P` the softmax written
+   * for the backward (else never in memory).
+   */
+  attention(k: AttentionKernel, Q: GBuffer, K: GBuffer, V: GBuffer, MERGED: GBuffer, P: GBuffer | null): void {
+    const { BH, H, t, dh } = this.z;
+    const shape = { BH, H, t, dh };
+    const args: Arg[] = [
+      ['Q', Q],
+      ['KK', K],
+      ['V', V],
+      ['MERGED', MERGED, true],
+      ...(P ? [['P', P, true] as const] : []),
+    ];
+    this.push('attention', args, () => attentionWgsl(shape, k, P !== null), attentionGroups(shape, k));
+  }
+
   /** In place, each of the rows × t values of P → its row's softmax (heldRows: read once, written once). */
   softmax(name: string, P: GBuffer, rows: number): void {
     this.heldRows(name, [['P', P, true]], rows, ({ NV, G: g, live, sum }) => {
@@ -204,6 +223,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   }
 }
 
+/** The fused attention kernel for head size dh on the backend's mixed-precision device, where it has one. */
+function fusedAttention(rk: RawKernels, dh: number): AttentionKernel | undefined {
+  const device = mixedDeviceInfo(rk.device);
+  return device ? attentionKernel(device, { dh }) : undefined;
+}
+
 /** The MLP width: mlp.fc1.weight [hid, d] is the 7th of BLOCK_PARAM_NAMES. */
 function mlpWidth(w: tf.Tensor[]): number {
   return w[6]!.shape[0]!;
@@ -251,7 +276,10 @@ export function rawBlockForward(
   const q = o('q', [n, H, t, dh]);
   const k = o('k', [n, H, t, dh]);
   const v = o('v', [n, H, t, dh]);
-  const P = o('p', [n, H, t, t]);
+  // at mixed precision the attention as one kernel where the device has its tiles (attention.ts): the
+  // scores then exist only in workgroup memory, and P in memory only when saved for the backward
+  const fused = rk.forwardPrecision === 'mixed' ? fusedAttention(rk, dh) : undefined;
+  const P = fused && !save ? null : o('p', [n, H, t, t]);
   const merged = o('merged', [n, t, d]);
   const a = o('a', [n, t, d]);
   const x1 = o('x1', [n, t, d]);
@@ -300,47 +328,50 @@ export function rawBlockForward(
       precision: rk.forwardPrecision, // see RawKernels.forwardPrecision
     },
   );
-  p.matMul(
-    'scores',
-    [
-      ['Q', q.buffer],
-      ['KK', k.buffer],
-      ['P', P.buffer, true],
-    ],
-    {
-      batch: BH,
-      M: t,
-      N: t,
-      K: dh,
-      a: `Q[(b * ${u(t)} + i) * ${u(dh)} + k]`,
-      b: `KK[(b * ${u(t)} + j) * ${u(dh)} + k]`,
-      store: `P[(b * ${u(t)} + i) * ${u(t)} + j] = v;`,
-      aFast: 'k',
-      bFast: 'k',
-      ...attentionPrecision(rk.forwardPrecision),
-    },
-  );
-  p.softmax('softmax', P.buffer, BH * t);
-  p.matMul(
-    'pv',
-    [
-      ['P', P.buffer],
-      ['V', v.buffer],
-      ['MERGED', merged.buffer, true],
-    ],
-    {
-      batch: BH,
-      M: t,
-      N: dh,
-      K: t,
-      a: `P[(b * ${u(t)} + i) * ${u(t)} + k]`,
-      b: `V[(b * ${u(t)} + k) * ${u(dh)} + j]`,
-      store: `MERGED[((b / ${u(H)}) * ${u(t)} + i) * ${u(d)} + (b % ${u(H)}) * ${u(dh)} + j] = v;`,
-      aFast: 'k',
-      bFast: 'j',
-      ...attentionPrecision(rk.forwardPrecision),
-    },
-  );
+  if (fused) p.attention(fused, q.buffer, k.buffer, v.buffer, merged.buffer, P ? P.buffer : null);
+  else {
+    p.matMul(
+      'scores',
+      [
+        ['Q', q.buffer],
+        ['KK', k.buffer],
+        ['P', P!.buffer, true],
+      ],
+      {
+        batch: BH,
+        M: t,
+        N: t,
+        K: dh,
+        a: `Q[(b * ${u(t)} + i) * ${u(dh)} + k]`,
+        b: `KK[(b * ${u(t)} + j) * ${u(dh)} + k]`,
+        store: `P[(b * ${u(t)} + i) * ${u(t)} + j] = v;`,
+        aFast: 'k',
+        bFast: 'k',
+        ...attentionPrecision(rk.forwardPrecision),
+      },
+    );
+    p.softmax('softmax', P!.buffer, BH * t);
+    p.matMul(
+      'pv',
+      [
+        ['P', P!.buffer],
+        ['V', v.buffer],
+        ['MERGED', merged.buffer, true],
+      ],
+      {
+        batch: BH,
+        M: t,
+        N: dh,
+        K: t,
+        a: `P[(b * ${u(t)} + i) * ${u(t)} + k]`,
+        b: `V[(b * ${u(t)} + k) * ${u(dh)} + j]`,
+        store: `MERGED[((b / ${u(H)}) * ${u(t)} + i) * ${u(d)} + (b % ${u(H)}) * ${u(dh)} + j] = v;`,
+        aFast: 'k',
+        bFast: 'j',
+        ...attentionPrecision(rk.forwardPrecision),
+      },
+    );
+  }
   p.matMul(
     'proj',
     [
@@ -432,7 +463,9 @@ export function rawBlockForward(
       precision: rk.forwardPrecision,
     },
   );
-  const outs = [q, k, v, P, merged, a, x1, h, m, out, ...(g ? [g] : [])].flatMap((e) => (e.tensor ? [e.tensor] : []));
+  const outs = [q, k, v, ...(P ? [P] : []), merged, a, x1, h, m, out, ...(g ? [g] : [])].flatMap((e) =>
+    e.tensor ? [e.tensor] : [],
+  );
   rk.run(p.ops, [x, c, ...w, ...outs]);
   if (!save) return { out: out.tensor as tf.Tensor3D, s: null };
   return {
@@ -442,7 +475,7 @@ export function rawBlockForward(
       qs: q.tensor as tf.Tensor4D,
       k: k.tensor as tf.Tensor4D,
       v: v.tensor as tf.Tensor4D,
-      p: P.tensor as tf.Tensor4D,
+      p: P!.tensor as tf.Tensor4D,
       merged: merged.tensor as tf.Tensor3D,
       a: a.tensor as tf.Tensor3D,
       x1: x1.tensor as tf.Tensor3D,

@@ -84,8 +84,8 @@ export function injectionProjectionFor(rk: RawKernels, inj: tf.Tensor3D, w: tf.T
 /**
  * p1 = [z, inj]·W1ᵀ + b1 [n, t, 2d] and u = GELU(p1)·W2ᵀ + b2 [n, t, d]; w = [W1, b1, W2, b2]. With
  * `injP` (rawInjectionProjection or injectionProjectionFor of inj) p1 = z·W1[:, :d]ᵀ + injP. New tensors
- * owned by the caller; with `save` false (no backward reads p1) p1 lives in a scratch buffer and only u
- * is new (p1 null).
+ * owned by the caller; with `save` false (no backward reads p1) p1 lives in a scratch buffer — at mixed
+ * precision with injP not even there (fc2 reads fc1z's f16 GELU(p1)) — and only u is new (p1 null).
  */
 export function rawProjectionForward(
   rk: RawKernels,
@@ -114,11 +114,13 @@ export function rawProjectionForward(
   const R = n * t;
   const p = plan(rk, z);
   const [W1, B1, W2, B2] = w.map((x) => rk.buffer(x)) as GBuffer[];
-  const p1 = save ? rk.output([n, t, 2 * d]) : { tensor: null, buffer: p.scratch('p1', R * 2 * d) };
   const out = rk.output([n, t, d]);
   // at mixed precision fc1z's epilogue also writes GELU(p1) in f16 (two values per float of the scratch),
   // which fc2 reads as a plain operand on the tensor cores (GELU in fc2's load kept it on 16-wide k stages)
   const G16 = injP && rk.forwardPrecision === 'mixed' ? p.scratch('g16', Math.ceil((R * 2 * d) / 2)) : null;
+  // p1 itself: for the backward (save), or as fc2's operand where there is no G16; else never written
+  const p1 =
+    save || !G16 ? (save ? rk.output([n, t, 2 * d]) : { tensor: null, buffer: p.scratch('p1', R * 2 * d) }) : null;
   if (injP)
     p.matMul(
       'fc1z',
@@ -126,7 +128,7 @@ export function rawProjectionForward(
         ['Z', rk.buffer(z)],
         ['W1', W1!],
         ['INJP', injP instanceof tf.Tensor ? rk.buffer(injP) : injP],
-        ['P1', p1.buffer, true],
+        ...(p1 ? [['P1', p1.buffer, true] as const] : []),
         ...(G16 ? [['G16', G16, true, 'f16'] as const] : []),
       ],
       {
@@ -139,7 +141,7 @@ export function rawProjectionForward(
         epilogueLoads: [`INJP[i * ${u(2 * d)} + j]`],
         store: G16
           ? `let pv = v + w0;
-  P1[i * ${u(2 * d)} + j] = pv;
+  ${p1 ? `P1[i * ${u(2 * d)} + j] = pv;` : ''}
   G16[i * ${u(2 * d)} + j] = f16(gelu(pv));`
           : `P1[i * ${u(2 * d)} + j] = v + w0;`,
         aFast: 'k',
@@ -155,7 +157,7 @@ export function rawProjectionForward(
         ['INJ', rk.buffer(inj)],
         ['W1', W1!],
         ['B1', B1!],
-        ['P1', p1.buffer, true],
+        ['P1', p1!.buffer, true],
       ],
       {
         batch: 1,
@@ -174,7 +176,7 @@ export function rawProjectionForward(
   p.matMul(
     'fc2',
     [
-      G16 ? (['G16', G16, false, 'f16'] as const) : (['P1', p1.buffer] as const),
+      G16 ? (['G16', G16, false, 'f16'] as const) : (['P1', p1!.buffer] as const),
       ['W2', W2!],
       ['B2', B2!],
       ['U', out.buffer, true],
@@ -193,9 +195,9 @@ export function rawProjectionForward(
       precision: rk.forwardPrecision,
     },
   );
-  const outs = [...(p1.tensor ? [p1.tensor] : []), out.tensor];
+  const outs = [...(p1?.tensor ? [p1.tensor] : []), out.tensor];
   rk.run(p.ops, [z, inj, ...w, ...(injP instanceof tf.Tensor ? [injP] : []), ...outs]);
-  return { p1: p1.tensor as tf.Tensor3D | null, u: out.tensor as tf.Tensor3D };
+  return { p1: (p1?.tensor ?? null) as tf.Tensor3D | null, u: out.tensor as tf.Tensor3D };
 }
 
 /**

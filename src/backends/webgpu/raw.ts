@@ -65,13 +65,11 @@ export class RawKernels {
     this.timestamps = backend.device.features.has('timestamp-query');
   }
 
-  /** the webgpu backend's device */
   /**
-   * The precision of the forward matmuls that take it (the DiT block's qkv, fc1 and fc2, FPDM's
-   * projection fc2): 'mixed' (f16 operands on tensor cores, f32 accumulation) on the mixed-precision
-   * device, else 'fp32'. Only those: measured in the model on the H200 (results/bench/NOTES.md §9),
-   * they run faster on the tensor cores, while attention's matmuls and FPDM's fc1 ran slower than our
-   * fp32 kernel. The backward's large products take it too, but only in the training step with loss
+   * The precision of the forward products that take it (the DiT block's qkv, attention — one fused kernel
+   * where the device has its tiles, attention.ts —, proj, fc1 and fc2; FPDM's projection): 'mixed' (f16
+   * operands on tensor cores, f32 accumulation) on the mixed-precision device, else 'fp32'. Which products
+   * take it was measured in the model on the H200 (results/bench/NOTES.md §9–§16). The backward's large products take it too, but only in the training step with loss
    * scaling (train-step.ts: without it their gradient operands would fall below f16's range).
    */
   get forwardPrecision(): 'fp32' | 'mixed' {
