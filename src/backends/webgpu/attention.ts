@@ -60,6 +60,11 @@ function paddedDh(dh: number): number {
   return Math.ceil(dh / S16) * S16;
 }
 
+/** Whether q, k and v are read 4 values at a time (bound as vec4<f32>: their rows start at multiples of 4). */
+export function vectorAttention(dh: number): boolean {
+  return dh % 4 === 0;
+}
+
 /** Threads per workgroup. */
 export function attentionThreads(k: AttentionKernel): number {
   return k.tile.sgs * (k.emulate === true ? LANES : Math.max(LANES, k.subgroupSize));
@@ -96,7 +101,8 @@ export function attentionKernel(device: MixedDeviceInfo, s: Pick<AttentionShape,
 
 /**
  * The kernel's WGSL. Bindings, in this order: Q, KK, V [BH, t, dh] (read), MERGED [n, t, H·dh] (written),
- * and with `save` P [BH, t, t] (written: the softmax, for the backward).
+ * and with `save` P [BH, t, t] (written: the softmax, for the backward); where vectorAttention(dh), Q, KK
+ * and V are bound as arrays of vec4<f32>.
  */
 export function attentionWgsl(s: AttentionShape, k: AttentionKernel, save: boolean): string {
   const emu = k.emulate === true;
@@ -181,13 +187,34 @@ export function attentionWgsl(s: AttentionShape, k: AttentionKernel, save: boole
       ).join('\n      ')}
       ${Array.from({ length: NS }, (_, n) => store(`s${n}`, `sg * ${u(S16 * KS)} + ${u(n * S16)}`)).join('\n      ')}
     }`;
-  // a chunk of kc rows of k or v (rows ≥ t and columns ≥ dh as 0) staged to KVs as f16
-  const stage = (src: string) => `for (var e = tid; e < ${u(kc * DP)}; e = e + ${u(WG)}) {
-      let jj = e / ${u(DP)};
-      let dd = e % ${u(DP)};
-      var x = 0.0;
-      if (j0 + jj < ${u(t)} && dd < ${u(dh)}) { x = ${src}[(base + j0 + jj) * ${u(dh)} + dd]; }
-      KVs[jj * ${u(DS)} + dd] = ${HT}(x);
+  // staging: a tile of rows × DP values of q, k or v (rows ≥ t and columns ≥ dh as 0) in runs of U (4 where
+  // dh allows: the arrays bound as vec4<f32>), each thread's runs e = tid + l·WG read
+  // into registers R first (all in flight at once; for k and v one step ahead of their use) and written to
+  // workgroup memory as f16 later
+  const U = vectorAttention(dh) ? 4 : 1;
+  const RU = DP / U; // runs per row
+  const runs = (rowsN: number) => {
+    invariant((rowsN * RU) % WG === 0, () => `attention: ${rowsN} × ${RU} runs do not divide among ${WG} threads`);
+    return (rowsN * RU) / WG;
+  };
+  const NU = runs(kc);
+  const VT = U === 4 ? 'vec4<f32>' : 'f32';
+  const load = (
+    src: string,
+    reg: string,
+    rowsN: number,
+    row0: string,
+  ) => `for (var l = 0u; l < ${u(runs(rowsN))}; l = l + 1u) {
+      let e = tid + l * ${u(WG)};
+      let row = ${row0} + e / ${u(RU)};
+      let col = (e % ${u(RU)}) * ${u(U)};
+      ${reg}[l] = ${VT}(0.0);
+      if (row < ${u(t)} && col < ${u(dh)}) { ${reg}[l] = ${U === 4 ? `${src}[((base + row) * ${u(dh)} + col) / 4u]` : `${src}[(base + row) * ${u(dh)} + col]`}; }
+    }`;
+  const put = (dst: string, reg: string, rowsN: number) => `for (var l = 0u; l < ${u(runs(rowsN))}; l = l + 1u) {
+      let e = tid + l * ${u(WG)};
+      let at = (e / ${u(RU)}) * ${u(DS)} + (e % ${u(RU)}) * ${u(U)};
+      ${U === 4 ? ['x', 'y', 'z', 'w'].map((c, i) => `${dst}[at + ${u(i)}] = ${HT}(${reg}[l].${c});`).join(' ') : `${dst}[at] = ${HT}(${reg}[l]);`}
     }`;
   // the logical subgroup's thread (row r of its 16, half hf of the chunk's columns: hf + 2·q)
   const srow = `G * ${u(S16 * KS)} + r * ${u(KS)}`;
@@ -199,9 +226,7 @@ enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;`;
   const bindings: Binding[] = [
-    { name: 'Q' },
-    { name: 'KK' },
-    { name: 'V' },
+    ...(['Q', 'KK', 'V'] as const).map((name) => ({ name, ...(U === 4 ? { type: 'vec4<f32>' as const } : {}) })),
     { name: 'MERGED', write: true },
     ...(save ? [{ name: 'P', write: true }] : []),
   ];
@@ -226,21 +251,23 @@ fn main(${builtins}) {
   let bh = wg.y;
   let i0 = wg.x * ${u(BQ)};
   let base = bh * ${u(t)};
-  for (var e = tid; e < ${u(BQ * DP)}; e = e + ${u(WG)}) {
-    let ii = e / ${u(DP)};
-    let dd = e % ${u(DP)};
-    var x = 0.0;
-    if (i0 + ii < ${u(t)} && dd < ${u(dh)}) { x = Q[(base + i0 + ii) * ${u(dh)} + dd]; }
-    Qs[ii * ${u(DS)} + dd] = ${HT}(x);
+  {
+    var RQ: array<${VT}, ${runs(BQ)}>;
+    ${load('Q', 'RQ', BQ, 'i0')}
+    ${put('Qs', 'RQ', BQ)}
   }
+  var R: array<${VT}, ${NU}>;
+  ${load('KK', 'R', kc, '0u')}
   // pass 1: each row's maximum and sum of exp(S − maximum), over this thread's half of the columns
   var mx = ${NEG};
   var sm = 0.0;
   for (var c0 = 0u; c0 < ${u(NC)}; c0 = c0 + 1u) {
     let j0 = c0 * ${u(kc)};
     workgroupBarrier();
-    ${stage('KK')}
+    ${put('KVs', 'R', kc)}
     workgroupBarrier();
+    // the next chunk of k (after the last, the first again: pass 2's) in flight during the scores
+    ${load('KK', 'R', kc, `select(0u, j0 + ${u(kc)}, j0 + ${u(kc)} < ${u(NC * kc)})`)}
     ${scores}
     workgroupBarrier();
     if (rows) {
@@ -280,8 +307,10 @@ fn main(${builtins}) {
   for (var c0 = 0u; c0 < ${u(NC)}; c0 = c0 + 1u) {
     let j0 = c0 * ${u(kc)};
     workgroupBarrier();
-    ${stage('KK')}
+    ${put('KVs', 'R', kc)}
     workgroupBarrier();
+    // this chunk's v in flight during the scores
+    ${load('V', 'R', kc, 'j0')}
     ${scores}
     workgroupBarrier();
     if (rows) {
@@ -293,7 +322,9 @@ fn main(${builtins}) {
         ${save ? `Ss[${srow} + j] = pv;` : ''}
       }
     }
-    ${stage('V')}
+    ${put('KVs', 'R', kc)}
+    // the next chunk's k in flight during P·v
+    ${load('KK', 'R', kc, `min(j0 + ${u(kc)}, ${u((NC - 1) * kc)})`)}
     workgroupBarrier();
     ${
       save

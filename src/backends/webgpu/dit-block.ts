@@ -16,7 +16,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BlockSaved } from '../../models/blocks.js';
 import { declare, lit, u, type MatMulSpec } from './gemm.js';
 import { AdaPlan } from './ada.js';
-import { attentionGroups, attentionKernel, attentionWgsl, type AttentionKernel } from './attention.js';
+import { attentionGroups, attentionKernel, attentionWgsl, vectorAttention, type AttentionKernel } from './attention.js';
 import { mixedDeviceInfo } from './device.js';
 import type { Arg } from './plan.js';
 import type { RawKernels } from './raw.js';
@@ -161,10 +161,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   attention(k: AttentionKernel, Q: GBuffer, K: GBuffer, V: GBuffer, MERGED: GBuffer, P: GBuffer | null): void {
     const { BH, H, t, dh } = this.z;
     const shape = { BH, H, t, dh };
+    // q, k and v read 4 values at a time where dh allows (attentionWgsl's bindings)
+    const type = vectorAttention(dh) ? 'vec4<f32>' : undefined;
     const args: Arg[] = [
-      ['Q', Q],
-      ['KK', K],
-      ['V', V],
+      ['Q', Q, false, type],
+      ['KK', K, false, type],
+      ['V', V, false, type],
       ['MERGED', MERGED, true],
       ...(P ? [['P', P, true] as const] : []),
     ];
