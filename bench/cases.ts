@@ -155,6 +155,8 @@ export interface BenchSettings {
   mixedHoist?: string;
   /** webgpu at mixed precision: FPDM_FUSED_ATTENTION as set (src/backends/webgpu/attention.ts attentionKernel) */
   fusedAttention?: string;
+  /** webgpu at mixed precision: FPDM_ATTENTION_TILE as set (src/backends/webgpu/attention.ts attentionTile) */
+  attentionTile?: string;
 }
 
 export function benchSettings(): BenchSettings {
@@ -172,6 +174,7 @@ export function benchSettings(): BenchSettings {
     ...(webgpu && process.env.FPDM_MIXED_PREFETCH ? { mixedPrefetch: process.env.FPDM_MIXED_PREFETCH } : {}),
     ...(webgpu && process.env.FPDM_MIXED_HOIST ? { mixedHoist: process.env.FPDM_MIXED_HOIST } : {}),
     ...(webgpu && process.env.FPDM_FUSED_ATTENTION ? { fusedAttention: process.env.FPDM_FUSED_ATTENTION } : {}),
+    ...(webgpu && process.env.FPDM_ATTENTION_TILE ? { attentionTile: process.env.FPDM_ATTENTION_TILE } : {}),
   };
 }
 

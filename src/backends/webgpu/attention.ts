@@ -20,7 +20,7 @@
 // f16 or subgroup matrices (tests/backends/webgpu-attention.test.ts).
 import { declare, u, type Binding } from './gemm.js';
 import type { MixedDeviceInfo } from './device.js';
-import { invariant } from '../../util/errors.js';
+import { invariant, UserError } from '../../util/errors.js';
 
 /** Rows per subgroup and the subgroup-matrix shape the kernel uses (M16 N16 K16 f16 → f32). */
 const S16 = 16;
@@ -37,6 +37,22 @@ export interface AttentionTile {
 
 /** The tile on a device with ≥ 48 KiB of workgroup memory: 64 query rows, chunks of 64 keys. */
 export const ATTENTION_TILE: AttentionTile = { sgs: 4, kc: 64 };
+
+/**
+ * ATTENTION_TILE, or the tile named by the environment variable FPDM_ATTENTION_TILE as `sgs,kc` (e.g. `4,32`;
+ * recorded in the bench's header), for comparing tiles in the model's step.
+ */
+export function attentionTile(): AttentionTile {
+  const v = process.env.FPDM_ATTENTION_TILE;
+  if (v === undefined || v === '') return ATTENTION_TILE;
+  const m = /^\s*(\d+)\s*,\s*(\d+)\s*$/.exec(v);
+  const [sgs, kc] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  if (!m || sgs < 1 || kc < 32 || kc % 32 !== 0)
+    throw new UserError(
+      `FPDM_ATTENTION_TILE=${v}: expected "subgroups,keys per chunk" with keys a multiple of 32, e.g. "4,64"`,
+    );
+  return { sgs, kc };
+}
 
 /** The device-dependent choices of the kernel. */
 export interface AttentionKernel {
@@ -94,7 +110,7 @@ export function attentionKernel(device: MixedDeviceInfo, s: Pick<AttentionShape,
   const env = process.env.FPDM_FUSED_ATTENTION;
   if (env === '0') return undefined;
   if (!device.configs.some((c) => c.M === S16 && c.N === S16 && c.K === S16)) return undefined;
-  const k: AttentionKernel = { subgroupSize: device.subgroupSize, tile: ATTENTION_TILE };
+  const k: AttentionKernel = { subgroupSize: device.subgroupSize, tile: attentionTile() };
   const fits = attentionWorkgroupBytes(s, k) <= device.maxWorkgroupBytes && attentionThreads(k) <= device.maxThreads;
   return fits ? k : undefined;
 }
