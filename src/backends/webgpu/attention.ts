@@ -205,7 +205,7 @@ export function attentionWgsl(s: AttentionShape, k: AttentionKernel, save: boole
     }`;
   // staging: a tile of rows × DP values of q, k or v (rows ≥ t and columns ≥ dh as 0) in runs of U (4 where
   // dh allows: the arrays bound as vec4<f32>), each thread's runs e = tid + l·WG read
-  // into registers first (all in flight at once; for k and v one step ahead of their use) and written to
+  // into registers R first (all in flight at once; for k and v one step ahead of their use) and written to
   // workgroup memory as f16 later
   const U = vectorAttention(dh) ? 4 : 1;
   const RU = DP / U; // runs per row
@@ -213,33 +213,25 @@ export function attentionWgsl(s: AttentionShape, k: AttentionKernel, save: boole
     invariant((rowsN * RU) % WG === 0, () => `attention: ${rowsN} × ${RU} runs do not divide among ${WG} threads`);
     return (rowsN * RU) / WG;
   };
+  const NU = runs(kc);
   const VT = U === 4 ? 'vec4<f32>' : 'f32';
-  // unrolled, each run in its own variable (reg0, reg1, …): an array indexed in a loop may be kept in
-  // memory rather than registers
-  const each = (n: number, body: (l: number) => string) =>
-    Array.from(
-      { length: n },
-      (_, l) => `{
-      let e = tid + ${u(l * WG)};
-      ${body(l)}
-    }`,
-    ).join('\n    ');
-  const regs = (reg: string, rowsN: number) =>
-    Array.from({ length: runs(rowsN) }, (_, l) => `var ${reg}${l} = ${VT}(0.0);`).join('\n  ');
-  const load = (src: string, reg: string, rowsN: number, row0: string) =>
-    each(
-      runs(rowsN),
-      (l) => `let row = ${row0} + e / ${u(RU)};
+  const load = (
+    src: string,
+    reg: string,
+    rowsN: number,
+    row0: string,
+  ) => `for (var l = 0u; l < ${u(runs(rowsN))}; l = l + 1u) {
+      let e = tid + l * ${u(WG)};
+      let row = ${row0} + e / ${u(RU)};
       let col = (e % ${u(RU)}) * ${u(U)};
-      ${reg}${l} = ${VT}(0.0);
-      if (row < ${u(t)} && col < ${u(dh)}) { ${reg}${l} = ${U === 4 ? `${src}[((base + row) * ${u(dh)} + col) / 4u]` : `${src}[(base + row) * ${u(dh)} + col]`}; }`,
-    );
-  const put = (dst: string, reg: string, rowsN: number) =>
-    each(
-      runs(rowsN),
-      (l) => `let at = (e / ${u(RU)}) * ${u(DS)} + (e % ${u(RU)}) * ${u(U)};
-      ${U === 4 ? ['x', 'y', 'z', 'w'].map((c, i) => `${dst}[at + ${u(i)}] = ${HT}(${reg}${l}.${c});`).join(' ') : `${dst}[at] = ${HT}(${reg}${l});`}`,
-    );
+      ${reg}[l] = ${VT}(0.0);
+      if (row < ${u(t)} && col < ${u(dh)}) { ${reg}[l] = ${U === 4 ? `${src}[((base + row) * ${u(dh)} + col) / 4u]` : `${src}[(base + row) * ${u(dh)} + col]`}; }
+    }`;
+  const put = (dst: string, reg: string, rowsN: number) => `for (var l = 0u; l < ${u(runs(rowsN))}; l = l + 1u) {
+      let e = tid + l * ${u(WG)};
+      let at = (e / ${u(RU)}) * ${u(DS)} + (e % ${u(RU)}) * ${u(U)};
+      ${U === 4 ? ['x', 'y', 'z', 'w'].map((c, i) => `${dst}[at + ${u(i)}] = ${HT}(${reg}[l].${c});`).join(' ') : `${dst}[at] = ${HT}(${reg}[l]);`}
+    }`;
   // the logical subgroup's thread (row r of its 16, half hf of the chunk's columns: hf + 2·q)
   const srow = `G * ${u(S16 * KS)} + r * ${u(KS)}`;
 
@@ -276,11 +268,11 @@ fn main(${builtins}) {
   let i0 = wg.x * ${u(BQ)};
   let base = bh * ${u(t)};
   {
-    ${regs('RQ', BQ)}
+    var RQ: array<${VT}, ${runs(BQ)}>;
     ${load('Q', 'RQ', BQ, 'i0')}
     ${put('Qs', 'RQ', BQ)}
   }
-  ${regs('R', kc)}
+  var R: array<${VT}, ${NU}>;
   ${load('KK', 'R', kc, '0u')}
   // pass 1: each row's maximum and sum of exp(S − maximum), over this thread's half of the columns
   var mx = ${NEG};
@@ -295,19 +287,19 @@ fn main(${builtins}) {
     ${scores}
     workgroupBarrier();
     if (rows) {
-      // the running maximum and sum, one read and one exp per score
+      var cm = ${NEG};
       for (var q = 0u; q < ${u(kc / 2)}; q = q + 1u) {
         let j = hf + 2u * q;
-        if (j0 + j < ${u(t)}) {
-          let x = Ss[${srow} + j];
-          if (x > mx) {
-            sm = sm * exp(mx - x) + 1.0;
-            mx = x;
-          } else {
-            sm = sm + exp(x - mx);
-          }
-        }
+        if (j0 + j < ${u(t)}) { cm = max(cm, Ss[${srow} + j]); }
       }
+      let mn = max(mx, cm);
+      var add = 0.0;
+      for (var q = 0u; q < ${u(kc / 2)}; q = q + 1u) {
+        let j = hf + 2u * q;
+        if (j0 + j < ${u(t)}) { add = add + exp(Ss[${srow} + j] - mn); }
+      }
+      sm = sm * exp(mx - mn) + add;
+      mx = mn;
     }
   }
   // the row's two halves combined, through the first row of the logical subgroup's scores
