@@ -7,8 +7,9 @@
 //   Dawn validator  the tensor-core kernel compiles and makes a pipeline on Dawn's null backend at DiT-S/2
 //                   and DiT-XL/2 head sizes, and its workgroup memory is counted right
 //   tensor cores    where the GPU has f16 subgroup matrices (an H200): the kernel on ATTENTION_TILE equals
-//                   the host's with q, k, v and P rounded to f16, and the block forward with it equals the
-//                   block forward of the three-kernel path (scores, softmax, P·v) within f16 rounding
+//                   the host's with q, k, v and P rounded to f16, and the block forward with it
+//                   (FPDM_FUSED_ATTENTION=1; off by default) equals the block forward of the three-kernel
+//                   path (scores, softmax, P·v) within f16 rounding
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
@@ -17,7 +18,9 @@ import {
   attentionGroups,
   attentionKernel,
   attentionThreads,
+  attentionTile,
   attentionWgsl,
+  fusedAttentionOn,
   attentionWorkgroupBytes,
   type AttentionKernel,
   type AttentionShape,
@@ -25,6 +28,7 @@ import {
 import { MIXED_FEATURES, mixedPrecisionSupport, type MixedAdapter } from '../../src/backends/webgpu/device.js';
 import { rawBlockForward } from '../../src/backends/webgpu/dit-block.js';
 import { rawKernels, type RawKernels } from '../../src/backends/webgpu/raw.js';
+import { UserError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
 import { TEST_BACKENDS, sha256, tensorRelErr, useBackend } from '../helpers.js';
 import { randomTensor } from '../helpers.js';
@@ -321,7 +325,7 @@ test(
   },
 );
 
-test('attentionKernel: none without an M16 N16 K16 config, over the memory, or with FPDM_FUSED_ATTENTION=0', () => {
+test('attentionKernel: none without an M16 N16 K16 config or over the memory; the block takes it only with FPDM_FUSED_ATTENTION=1', () => {
   const device = { configs: [{ M: 16, N: 16, K: 16 }], subgroupSize: 32, maxWorkgroupBytes: 49152, maxThreads: 1024 };
   assert.ok(attentionKernel(device, { dh: 72 }));
   assert.equal(attentionKernel({ ...device, configs: [{ M: 16, N: 8, K: 16 }] }, { dh: 72 }), undefined);
@@ -329,11 +333,37 @@ test('attentionKernel: none without an M16 N16 K16 config, over the memory, or w
   // dh 64 needs less: 45,056 bytes
   assert.ok(attentionKernel({ ...device, maxWorkgroupBytes: 45056 }, { dh: 64 }));
   const before = process.env.FPDM_FUSED_ATTENTION;
-  process.env.FPDM_FUSED_ATTENTION = '0';
   try {
-    assert.equal(attentionKernel(device, { dh: 72 }), undefined);
+    delete process.env.FPDM_FUSED_ATTENTION;
+    assert.equal(fusedAttentionOn(), false);
+    process.env.FPDM_FUSED_ATTENTION = '0';
+    assert.equal(fusedAttentionOn(), false);
+    process.env.FPDM_FUSED_ATTENTION = '1';
+    assert.equal(fusedAttentionOn(), true);
   } finally {
     if (before === undefined) delete process.env.FPDM_FUSED_ATTENTION;
     else process.env.FPDM_FUSED_ATTENTION = before;
+  }
+});
+
+test('FPDM_ATTENTION_TILE names a tile, or is refused with what it expects', () => {
+  const before = process.env.FPDM_ATTENTION_TILE;
+  try {
+    delete process.env.FPDM_ATTENTION_TILE;
+    assert.deepEqual(attentionTile(), ATTENTION_TILE);
+    process.env.FPDM_ATTENTION_TILE = '2, 32';
+    assert.deepEqual(attentionTile(), { sgs: 2, kc: 32 });
+    for (const bad of ['4', '4,48', '0,64', 'x,64'])
+      assert.throws(
+        () => {
+          process.env.FPDM_ATTENTION_TILE = bad;
+          attentionTile();
+        },
+        (e: unknown) => e instanceof UserError && /keys a multiple of 32/.test(e.message),
+        bad,
+      );
+  } finally {
+    if (before === undefined) delete process.env.FPDM_ATTENTION_TILE;
+    else process.env.FPDM_ATTENTION_TILE = before;
   }
 });

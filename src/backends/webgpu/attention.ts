@@ -101,14 +101,21 @@ export function attentionGroups(s: AttentionShape, k: AttentionKernel): [number,
 }
 
 /**
- * Whether the mixed-precision device can run the kernel on this shape: an M16 N16 K16 f16 → f32
- * subgroup-matrix config, and the workgroup memory and threads of ATTENTION_TILE. `FPDM_FUSED_ATTENTION=0`
- * turns the kernel off (the three-kernel path everywhere; recorded in the bench's header), for comparing
- * the two in one run.
+ * Whether the DiT block's forward takes the fused kernel at mixed precision: only when the environment
+ * variable FPDM_FUSED_ATTENTION is 1 (recorded in the bench's header). Off by default: measured on the
+ * H200 in the model's training step (results/bench/NOTES.md §16), it ran 0.59 ms per DiT-XL/2 block call
+ * (P saved) against 0.46 for the three kernels (scores, softmax, P·v), and 0.20 against 0.16 at DiT-S/2;
+ * sampling, where it writes no P, moved by 2–5 % in either direction.
+ */
+export function fusedAttentionOn(): boolean {
+  return process.env.FPDM_FUSED_ATTENTION === '1';
+}
+
+/**
+ * The kernel on the mixed-precision device for this shape, where the device can run it: an M16 N16 K16
+ * f16 → f32 subgroup-matrix config, and the workgroup memory and threads of the tile (attentionTile).
  */
 export function attentionKernel(device: MixedDeviceInfo, s: Pick<AttentionShape, 'dh'>): AttentionKernel | undefined {
-  const env = process.env.FPDM_FUSED_ATTENTION;
-  if (env === '0') return undefined;
   if (!device.configs.some((c) => c.M === S16 && c.N === S16 && c.K === S16)) return undefined;
   const k: AttentionKernel = { subgroupSize: device.subgroupSize, tile: attentionTile() };
   const fits = attentionWorkgroupBytes(s, k) <= device.maxWorkgroupBytes && attentionThreads(k) <= device.maxThreads;

@@ -16,7 +16,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BlockSaved } from '../../models/blocks.js';
 import { declare, lit, u, type MatMulSpec } from './gemm.js';
 import { AdaPlan } from './ada.js';
-import { attentionGroups, attentionKernel, attentionWgsl, vectorAttention, type AttentionKernel } from './attention.js';
+import {
+  attentionGroups,
+  attentionKernel,
+  attentionWgsl,
+  fusedAttentionOn,
+  vectorAttention,
+  type AttentionKernel,
+} from './attention.js';
 import { mixedDeviceInfo } from './device.js';
 import type { Arg } from './plan.js';
 import type { RawKernels } from './raw.js';
@@ -225,9 +232,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   }
 }
 
-/** The fused attention kernel for head size dh on the backend's mixed-precision device, where it has one. */
+/**
+ * The fused attention kernel for head size dh on the backend's mixed-precision device, where it has one
+ * and FPDM_FUSED_ATTENTION=1 asks for it (attention.ts fusedAttentionOn: off by default, measured slower).
+ */
 function fusedAttention(rk: RawKernels, dh: number): AttentionKernel | undefined {
-  const device = mixedDeviceInfo(rk.device);
+  const device = fusedAttentionOn() ? mixedDeviceInfo(rk.device) : null;
   return device ? attentionKernel(device, { dh }) : undefined;
 }
 
@@ -278,8 +288,8 @@ export function rawBlockForward(
   const q = o('q', [n, H, t, dh]);
   const k = o('k', [n, H, t, dh]);
   const v = o('v', [n, H, t, dh]);
-  // at mixed precision the attention as one kernel where the device has its tiles (attention.ts): the
-  // scores then exist only in workgroup memory, and P in memory only when saved for the backward
+  // at mixed precision with FPDM_FUSED_ATTENTION=1, the attention as one kernel where the device has its
+  // tiles (attention.ts): the scores then exist only in workgroup memory, and P only when saved
   const fused = rk.forwardPrecision === 'mixed' ? fusedAttention(rk, dh) : undefined;
   const P = fused && !save ? null : o('p', [n, H, t, t]);
   const merged = o('merged', [n, t, d]);
