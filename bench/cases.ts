@@ -153,6 +153,8 @@ export interface BenchSettings {
   mixedPrefetch?: string;
   /** webgpu at mixed precision: FPDM_MIXED_HOIST as set (src/backends/webgpu/gemm-mixed.ts hoistLoadsDefault) */
   mixedHoist?: string;
+  /** webgpu: FPDM_SUBMIT_RAMP as set (src/backends/webgpu/raw.ts submitRampDefault) */
+  submitRamp?: string;
 }
 
 export function benchSettings(): BenchSettings {
@@ -169,6 +171,7 @@ export function benchSettings(): BenchSettings {
     ...(webgpu && process.env.FPDM_MIXED_VECTOR ? { mixedVector: process.env.FPDM_MIXED_VECTOR } : {}),
     ...(webgpu && process.env.FPDM_MIXED_PREFETCH ? { mixedPrefetch: process.env.FPDM_MIXED_PREFETCH } : {}),
     ...(webgpu && process.env.FPDM_MIXED_HOIST ? { mixedHoist: process.env.FPDM_MIXED_HOIST } : {}),
+    ...(webgpu && process.env.FPDM_SUBMIT_RAMP ? { submitRamp: process.env.FPDM_SUBMIT_RAMP } : {}),
   };
 }
 
