@@ -57,8 +57,9 @@ const ordered = new WeakSet<object>();
  * Makes TF.js's buffer pool hand out its free buffers of a size in a fixed order: each free list is
  * kept sorted by the buffers' ids (`ids`), so acquireBuffer (which takes a list's last buffer) takes the
  * free buffer of the lowest id. A training step acquires and releases its tensors in the same order
- * every step, so from the second step on each tensor gets the very buffer it got the step before, and
- * the bind groups of every dispatch are found in the cache. With the pool's own order (last released,
+ * every step, so after a step or two each tensor gets the buffer it got the step before (a tensor that
+ * outlives its step alternates between two), and the bind groups of every dispatch are found in the
+ * cache. With the pool's own order (last released,
  * first taken) a step permutes the buffers of a size among the tensors of that size, and a permutation
  * of hundreds of same-sized buffers repeats only after many steps: measured on SwiftShader, a DiT-S/2
  * step (depth 12, 466 direct dispatches) created 490, 244, 215, … 181 bind groups at steps 2, 3, 4, … 10
