@@ -157,6 +157,8 @@ export interface BenchSettings {
   fusedAttention?: string;
   /** webgpu at mixed precision: FPDM_ATTENTION_TILE as set (src/backends/webgpu/attention.ts attentionTile) */
   attentionTile?: string;
+  /** webgpu: FPDM_SUBMIT_RAMP as set (src/backends/webgpu/raw.ts submitRampDefault) */
+  submitRamp?: string;
 }
 
 export function benchSettings(): BenchSettings {
@@ -175,6 +177,7 @@ export function benchSettings(): BenchSettings {
     ...(webgpu && process.env.FPDM_MIXED_HOIST ? { mixedHoist: process.env.FPDM_MIXED_HOIST } : {}),
     ...(webgpu && process.env.FPDM_FUSED_ATTENTION ? { fusedAttention: process.env.FPDM_FUSED_ATTENTION } : {}),
     ...(webgpu && process.env.FPDM_ATTENTION_TILE ? { attentionTile: process.env.FPDM_ATTENTION_TILE } : {}),
+    ...(webgpu && process.env.FPDM_SUBMIT_RAMP ? { submitRamp: process.env.FPDM_SUBMIT_RAMP } : {}),
   };
 }
 

@@ -246,6 +246,7 @@ export interface BenchDoc {
     mixedHoist?: string;
     fusedAttention?: string;
     attentionTile?: string;
+    submitRamp?: string;
   };
   notes: string[];
   torch: TorchResult;
@@ -310,7 +311,7 @@ export function markdown(d: BenchDoc): string {
       `- git commit: ${d.gitCommit ?? 'unknown'}`,
       ...(d.settings?.submitBatch
         ? [
-            `- webgpu: WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE ${d.settings.submitBatch} for sampling and Inception (training rows: their own column); fused optimizer ${d.settings.fusedOptimizer ? 'on' : 'off'}, fused block kernels ${d.settings.fusedBlock ? (d.settings.fusedEpilogue ? 'on (with the epilogue fusions)' : 'on') : 'off'}${d.settings.dawnToggles ? `; Dawn toggles ${d.settings.dawnToggles} (FPDM_DAWN_TOGGLES)` : ''}${d.settings.mixedVector ? `; FPDM_MIXED_VECTOR=${d.settings.mixedVector} (mixed matmuls' operands staged ${d.settings.mixedVector === '0' ? 'one value' : '4 values'} at a time)` : ''}${d.settings.mixedPrefetch ? `; FPDM_MIXED_PREFETCH=${d.settings.mixedPrefetch} (the prefetching twins of the mixed matmuls' tiles ${d.settings.mixedPrefetch === '0' ? 'not ' : ''}taken)` : ''}${d.settings.mixedHoist ? `; FPDM_MIXED_HOIST=${d.settings.mixedHoist} (the epilogues' loads ${d.settings.mixedHoist === '0' ? 'not ' : ''}hoisted)` : ''}${d.settings.fusedAttention ? `; FPDM_FUSED_ATTENTION=${d.settings.fusedAttention} (attention ${d.settings.fusedAttention === '0' ? 'as three kernels' : 'as one kernel'} at mixed precision)` : ''}${d.settings.attentionTile ? `; FPDM_ATTENTION_TILE=${d.settings.attentionTile} (the fused attention's subgroups, keys per chunk)` : ''}`,
+            `- webgpu: WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE ${d.settings.submitBatch} for sampling and Inception (training rows: their own column); fused optimizer ${d.settings.fusedOptimizer ? 'on' : 'off'}, fused block kernels ${d.settings.fusedBlock ? (d.settings.fusedEpilogue ? 'on (with the epilogue fusions)' : 'on') : 'off'}${d.settings.dawnToggles ? `; Dawn toggles ${d.settings.dawnToggles} (FPDM_DAWN_TOGGLES)` : ''}${d.settings.mixedVector ? `; FPDM_MIXED_VECTOR=${d.settings.mixedVector} (mixed matmuls' operands staged ${d.settings.mixedVector === '0' ? 'one value' : '4 values'} at a time)` : ''}${d.settings.mixedPrefetch ? `; FPDM_MIXED_PREFETCH=${d.settings.mixedPrefetch} (the prefetching twins of the mixed matmuls' tiles ${d.settings.mixedPrefetch === '0' ? 'not ' : ''}taken)` : ''}${d.settings.mixedHoist ? `; FPDM_MIXED_HOIST=${d.settings.mixedHoist} (the epilogues' loads ${d.settings.mixedHoist === '0' ? 'not ' : ''}hoisted)` : ''}${d.settings.fusedAttention ? `; FPDM_FUSED_ATTENTION=${d.settings.fusedAttention} (attention ${d.settings.fusedAttention === '0' ? 'as three kernels' : 'as one kernel'} at mixed precision)` : ''}${d.settings.attentionTile ? `; FPDM_ATTENTION_TILE=${d.settings.attentionTile} (the fused attention's subgroups, keys per chunk)` : ''}${d.settings.submitRamp ? `; FPDM_SUBMIT_RAMP=${d.settings.submitRamp} (a training step's command buffers of ${d.settings.submitRamp}, then twice as many dispatches each)` : ''}`,
           ]
         : []),
       d.torch.available

@@ -431,6 +431,19 @@ export type { DirectStepInput, DirectStepResult, StepModel };
  * has them and the objective is covered (webgpu, learned-range variance, hybrid loss); else null (the
  * caller's tf.variableGrads).
  */
+/**
+ * A new tensor of `values`: on webgpu written straight into its device buffer where nothing is recorded
+ * but unsubmitted (RawKernels.upload: the training loop's inputs at the start of a step), else tf.tensor.
+ */
+export function hostTensor(
+  values: Float32Array | Int32Array,
+  shape: number[],
+  dtype: 'float32' | 'int32' = 'float32',
+): tf.Tensor {
+  const rk = rawKernels();
+  return rk ? rk.upload(values, shape, dtype) : tf.tensor(values, shape, dtype);
+}
+
 export function directTrainingStep(
   process: GaussianDiffusion,
   model: StepModel,

@@ -26,7 +26,7 @@
 // at a scale of 1 or less stops it as diverged: the gradients are not finite even unscaled).
 import * as tf from '@tensorflow/tfjs-core';
 import { activeBackend } from '../backends/index.js';
-import { directTrainingStep } from '../backends/kernels.js';
+import { directTrainingStep, hostTensor } from '../backends/kernels.js';
 import { BatchIterator, type BatchIteratorState, type Dataset } from '../data/dataset.js';
 import { trainingLossMean } from '../diffusion/losses.js';
 import { createDiffusion, type DiffusionConfig, type GaussianDiffusion } from '../diffusion/process.js';
@@ -397,9 +397,10 @@ function recordStep(
 ): RecordedStep {
   const model = s.model;
   const { plan, tIdx } = d;
-  const x0 = tf.tensor4d(d.x, d.shape);
-  const noise = tf.tensor4d(d.noise, d.shape);
-  const y = tf.tensor1d(d.labels, 'int32');
+  // written into device buffers as the step starts (webgpu: no staging buffer per tensor)
+  const x0 = hostTensor(d.x, d.shape) as tf.Tensor4D;
+  const noise = hostTensor(d.noise, d.shape) as tf.Tensor4D;
+  const y = hostTensor(d.labels, [d.labels.length], 'int32') as tf.Tensor1D;
   // the synchronous forward returns the residuals as a tensor: kept past variableGrads, read asynchronously below
   const kept: { residuals?: tf.Tensor1D } = {};
   let value: tf.Scalar;

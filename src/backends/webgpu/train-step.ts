@@ -195,7 +195,7 @@ export function rawTrainingStep(
     const k = inp.t[i]!;
     sv.set([tb.sqrtAlphasCumprod[k]!, tb.sqrtOneMinusAlphasCumprod[k]!, process.timestepMap[k]!], i * SAMPLE_VALUES);
   }
-  const svT = tf.tensor2d(sv, [N, SAMPLE_VALUES]);
+  const svT = rk.upload(sv, [N, SAMPLE_VALUES]) as tf.Tensor2D;
   const ew = byRole(p, EMBED_NAMES);
   const fw = byRole(p, FINAL_NAMES);
   const fpdm = cfg.kind === 'fpdm';
@@ -225,11 +225,13 @@ export function rawTrainingStep(
   const trunk2 = fpdm ? blocks('blocks_post', cfg.postDepth) : [];
   const kept1: KeptBlock[] = [];
   const kept2: KeptBlock[] = [];
-  rk.flush(); // the device starts while the blocks are recorded
+  // the device starts while the blocks are recorded: a submit now, and after the first block (or, with
+  // FPDM_SUBMIT_RAMP, after a first command buffer of that many dispatches and then of twice as many each)
+  const ramp = rk.rampSubmits();
   let h = emb.h0;
   trunk1.forEach((b, i) => {
     h = blockForward(rk, h, cPP, b.w, heads, ckpt, kept1);
-    if (i === 0) rk.flush();
+    if (i === 0 && !ramp) rk.flush();
   });
   // FPDM's middle
   const wProj = fpdm ? paramList(p, '', PROJECTION_PARAM_NAMES) : [];

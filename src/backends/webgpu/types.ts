@@ -5,6 +5,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 
 export interface GBuffer {
   size: number;
+  usage: number;
   mapAsync(mode: number): Promise<void>;
   getMappedRange(): ArrayBuffer;
   unmap(): void;
@@ -45,9 +46,17 @@ export interface TensorData {
   values?: unknown;
   refCount: number;
 }
+/** The parts of TF.js 4.22's BufferManager (its buffer pool) we use. */
+export interface BufferManagerLike {
+  /** free buffers by `${size}_${usage}`; acquireBuffer takes the last one */
+  freeBuffers: Map<string, GBuffer[]>;
+  releaseBuffer(buffer: GBuffer, reuse?: boolean): void;
+}
+
 /** The parts of TF.js 4.22's WebGPUBackend we use (its fields are public in JavaScript). */
 export interface WebGPUBackendLike {
   device: GDevice;
+  bufferManager: BufferManagerLike;
   tensorMap: { get(id: object): TensorData };
   uploadToGPU(id: object): void;
   ensureCommandEncoderReady(): void;
