@@ -15,7 +15,7 @@
 // on stdout, the table on stderr). A GPU without f16 subgroup matrices is refused (exit 2).
 //   node scripts/gpu/gemm-mixed-bench.mjs [--reps N] [--warm N] [--only SHAPE] [--kernel KERNEL] [--json] [--out FILE.json] [--epilogue]
 //   (--only, --kernel: substrings of the shape labels, e.g. 'XL/2', and of the mixed kernels' names,
-//   e.g. 'M16N16K16' or '128x128k16p')
+//   e.g. 'M16N16K16' or '128x128k16p'; several separated by commas: any of them)
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -69,6 +69,8 @@ interface Shape {
    * mixed precision (the fp32 kernel reads the f32 values they were rounded from)
    */
   f16A?: boolean;
+  /** B (the weight) stored as f16 and read through f32() by the mixed kernels, as an f16 copy of a weight would be */
+  f16B?: boolean;
   /** two outputs and an extra read in the epilogue, as fc2's m and gated residual (needs N ≤ K) */
   twoOut?: boolean;
   /** A times a per-sample gate (a second array read in the load), as the block's dh and dmerged read dY */
@@ -106,6 +108,35 @@ const SHAPES: Shape[] = [
   { label: 'XL/2 dh', M: 8192, N: 4608, K: 1152, aFast: 'k', bFast: 'j' },
   { label: 'XL/2 fc2 f16 A, two outputs', M: 8192, N: 1152, K: 4608, aFast: 'k', bFast: 'k', twoOut: true, f16A: true },
   { label: 'S/2 dmod2', M: 8192, N: 384, K: 1536, aFast: 'k', bFast: 'j' },
+  // XL/2's forward products (and FPDM's projection: fc1z z·W1ᵀ [2d × d], fc2 [d × 2d]) with the activation
+  // (A), the weight (B) or both stored in f16: what f16 activations and f16 weight copies would save
+  ...(['qkv', 'fc1', 'fc2', 'proj', 'fpdm fc1z', 'fpdm fc2'] as const).flatMap((name) => {
+    const [N, K] = {
+      qkv: [3456, 1152],
+      fc1: [4608, 1152],
+      fc2: [1152, 4608],
+      proj: [1152, 1152],
+      'fpdm fc1z': [2304, 1152],
+      'fpdm fc2': [1152, 2304],
+    }[name];
+    return (
+      [
+        [false, false],
+        [true, false],
+        [false, true],
+        [true, true],
+      ] as const
+    ).map(([f16A, f16B]): Shape => ({
+      label: `XL/2 ${name} A${f16A ? 16 : 32} B${f16B ? 16 : 32}`,
+      M: 8192,
+      N,
+      K,
+      aFast: 'k',
+      bFast: 'k',
+      f16A,
+      f16B,
+    }));
+  }),
   // XL/2's weight gradients with their bias gradients, in the fp32 form (a column of ones) and the mixed
   // one (the bias from A's staging)
   { label: 'XL/2 fc1 dW+db ones', M: 4608, N: 1152, K: 8192, aFast: 'i', bFast: 'j', split: true, bias: 'ones' },
@@ -220,7 +251,7 @@ function dispatches(
   rk: RawKernels,
   s: Shape,
   splits: number,
-  buf: { A: GBuffer; B: GBuffer; C: GBuffer; G: GBuffer; A16: GBuffer | null },
+  buf: { A: GBuffer; B: GBuffer; C: GBuffer; G: GBuffer; A16: GBuffer | null; B16: GBuffer | null },
   generate: (spec: MatMulSpec) => {
     key: string;
     code: string;
@@ -235,17 +266,19 @@ function dispatches(
   // A as f16 (read through f32()) on the tensor cores where the shape says
   const f16A = mixed && s.f16A === true;
   const a = f16A ? `f32(${loads.a})` : loads.a;
-  const b = loads.b;
+  const f16B = mixed && s.f16B === true;
+  const b = f16B ? `f32(${loads.b})` : loads.b;
   const aBuf = f16A ? buf.A16! : buf.A;
+  const bBuf = f16B ? buf.B16! : buf.B;
   // the bias gradient's form: 'rowSum' on the tensor cores only (the fp32 kernel has no aRowSum)
   const bias = s.bias === 'rowSum' && !mixed ? 'ones' : s.bias;
   const io: Binding[] = [
     { name: 'A', ...(f16A ? { type: 'f16' as const } : {}) },
-    { name: 'B' },
+    { name: 'B', ...(f16B ? { type: 'f16' as const } : {}) },
     ...(s.gate ? [{ name: 'G' }] : []),
   ];
   const gate = s.gate ? [buf.G] : [];
-  const viewsOf = (g: { views: string[] }) => g.views.map((v) => (v === 'A' ? aBuf : buf.B));
+  const viewsOf = (g: { views: string[] }) => g.views.map((v) => (v === 'A' ? aBuf : bBuf));
   const helpers = s.gelu || s.geluB ? ACTIVATIONS : undefined;
   if (splits === 1) {
     const D = s.twoOut ? rk.scratch('gemmbench.d', M * N) : null;
@@ -269,7 +302,7 @@ function dispatches(
     return [
       {
         kernel: rk.kernel(g.key, () => g.code),
-        buffers: [aBuf, buf.B, ...gate, buf.C, ...(D ? [D] : []), ...viewsOf(g)],
+        buffers: [aBuf, bBuf, ...gate, buf.C, ...(D ? [D] : []), ...viewsOf(g)],
         groups: g.groups,
       },
     ];
@@ -322,7 +355,7 @@ function dispatches(
   return [
     {
       kernel: rk.kernel(g.key, () => g.code),
-      buffers: [aBuf, buf.B, ...gate, part, ...(partB ? [partB] : []), ...viewsOf(g)],
+      buffers: [aBuf, bBuf, ...gate, part, ...(partB ? [partB] : []), ...viewsOf(g)],
       groups: g.groups,
     },
     {
@@ -375,6 +408,9 @@ function errors(c: Float32Array, ref: Float32Array): { maxRelErr: number; normRe
 interface GpuErrorTarget {
   addEventListener(type: 'uncapturederror', listener: (ev: { error: { message: string } }) => void): void;
 }
+
+/** whether `text` contains one of the comma-separated substrings of `alternatives` */
+const anyOf = (alternatives: string, text: string) => alternatives.split(',').some((a) => text.includes(a));
 
 const mmaName = (k: MixedKernel) => `M${k.mma.M}N${k.mma.N}K${k.mma.K}`;
 
@@ -432,26 +468,28 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
           (chosen.epilogueCols ?? 1) === epilogueCols &&
           vectorStaging(chosen) === vector;
         const name = `${mmaName(kernel)} ${tile}${s.aFast === 'i' ? ` A ${stageOfA(probe, kernel)}` : ''} e${epilogueCols}${vector ? ' v4' : ''}`;
-        if (o.kernel && !name.includes(o.kernel)) continue;
+        if (o.kernel && !anyOf(o.kernel, name)) continue;
         variants.push({ name: `mixed ${name}`, kernel, isDefault });
       }
     }
   }
-  // A rounded to f16, two values per float32 element, for the shapes that read it so
-  let A16: GBuffer | null = null;
-  if (s.f16A) {
-    const n = nb * M * K;
-    A16 = rk.scratch('gemmbench.a16', Math.ceil(n / 2));
-    const bindings: Binding[] = [{ name: 'A' }, { name: 'A16', write: true, type: 'f16' }];
+  // A and B rounded to f16, two values per float32 element, for the shapes that read them so
+  const toF16 = (t: tf.Tensor): GBuffer => {
+    const n = t.size;
+    const half = rk.scratch(`gemmbench.f16.${t.id}`, Math.ceil(n / 2));
+    const bindings: Binding[] = [{ name: 'X' }, { name: 'X16', write: true, type: 'f16' }];
     const convert = rk.kernel(
       `gemmbench.tof16:${n}`,
-      () => `enable f16;\n${elementKernelWgsl(bindings, n, 'A16[idx] = f16(A[idx]);')}`,
+      () => `enable f16;\n${elementKernelWgsl(bindings, n, 'X16[idx] = f16(X[idx]);')}`,
     );
-    rk.run([{ kernel: convert, buffers: [rk.buffer(A), A16], groups: elementGroups(n) }], [A]);
-  }
+    rk.run([{ kernel: convert, buffers: [rk.buffer(t), half], groups: elementGroups(n) }], [t]);
+    return half;
+  };
+  const A16 = s.f16A ? toF16(A) : null;
+  const B16 = s.f16B ? toF16(B) : null;
   for (const v of variants) {
     const out = rk.output([nb, M, N]);
-    const bufs = { A: rk.buffer(A), B: rk.buffer(B), C: out.buffer, G: rk.buffer(G), A16 };
+    const bufs = { A: rk.buffer(A), B: rk.buffer(B), C: out.buffer, G: rk.buffer(G), A16, B16 };
     const ops = dispatches(
       rk,
       s,
@@ -459,7 +497,7 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
       bufs,
       (spec) => {
         const k = v.kernel;
-        const flags = ['gelu', 'twoOut', 'gate', 'geluB', 'f16A'].filter((f) => s[f as keyof Shape] === true);
+        const flags = ['gelu', 'twoOut', 'gate', 'geluB', 'f16A', 'f16B'].filter((f) => s[f as keyof Shape] === true);
         const shapeKey = `${spec.batch},${M},${spec.N},${spec.K},${s.aFast}${s.bFast}${flags.map((f) => `,${f}`).join('')},${s.bias ?? ''}`;
         if (!k)
           return { key: `gemmbench.fp32:${shapeKey}`, code: matMulWgsl(spec), groups: matMulGroups(spec), views: [] };
@@ -546,7 +584,7 @@ async function main(): Promise<void> {
     process.stderr.write(`WebGPU error (a kernel did not run), stopping: ${ev.error.message}\n`);
     process.exit(1);
   });
-  const shapes = SHAPES.filter((s) => !o.only || s.label.includes(o.only));
+  const shapes = SHAPES.filter((s) => !o.only || anyOf(o.only, s.label));
   if (shapes.length === 0)
     throw new UserError(`--only ${o.only}: no shape matches (${SHAPES.map((s) => s.label).join(', ')})`);
   process.stderr.write(

@@ -107,6 +107,52 @@ test(
 );
 
 test(
+  "the forward without save reuses ADA only for the same c and adaLN weights (an FPDM solve's iterations)",
+  { skip: onGpu ? false : SKIP },
+  async () => {
+    await useBackend('webgpu');
+    const prev = setKernelOptions({ rawBlock: true });
+    try {
+      const raw = rawBlockKernels()!;
+      const rk = rawKernels()!;
+      // d 256: ADA's reduction is split in two (gemm.ts splitK), then summed with the bias
+      const [n, t, d, heads] = [2, 16, 256, 4];
+      const x = randomTensor('ax', [n, t, d]) as tf.Tensor3D;
+      const c = randomTensor('ac', [n, d]) as tf.Tensor2D;
+      const c2 = randomTensor('ac2', [n, d]) as tf.Tensor2D;
+      const w = blockWeights(d);
+      // other adaLN weights, the rest the same (a DiT's next block shares nothing, but only these matter here)
+      const w2 = [tf.mul(w[0]!, -0.5), tf.add(w[1]!, 0.25), ...w.slice(2)];
+      const reference = (ci: tf.Tensor2D, wi: tf.Tensor[]) => {
+        setKernelOptions({ rawBlock: false });
+        const r = blockForward(x, ci, wi, heads);
+        setKernelOptions({ rawBlock: true });
+        tf.dispose(Object.values(r.s).filter((v) => v !== x));
+        return r.out;
+      };
+      const cases: Array<[string, tf.Tensor2D, tf.Tensor[], number]> = [
+        ['first call', c, w, 11], // adaLN split in two + its sum, then 9 more
+        ['same c and weights again (ADA reused)', c, w, 9],
+        ['same c, other adaLN weights', c, w2, 11],
+        ['other c, same weights', c2, w2, 11],
+      ];
+      for (const [label, ci, wi, dispatches] of cases) {
+        const before = rk.counters.dispatches;
+        const out = raw.forwardOutput(x, ci, wi, heads);
+        assert.equal(rk.counters.dispatches - before, dispatches, `${label}: direct dispatches`);
+        const ref = reference(ci, wi);
+        const e = await tensorRelErr(out, ref);
+        assert.ok(e <= 2e-5, `${label}: rel. error ${e}`);
+        tf.dispose([out, ref]);
+      }
+      tf.dispose([x, c, c2, ...w, w2[0]!, w2[1]!]);
+    } finally {
+      setKernelOptions(prev);
+    }
+  },
+);
+
+test(
   'relative residual on directly dispatched kernels equals the TF.js ops',
   { skip: onGpu ? false : SKIP },
   async () => {
@@ -116,6 +162,8 @@ test(
       for (const shape of [
         [3, 7, 5],
         [2, 256, 384],
+        // more than 4 grid strides of 256 × 256 values: the unrolled loop of partialSumsWgsl, then its tail
+        [5, 256, 300],
         [1, 1, 1],
       ]) {
         const a = randomTensor(`ra${shape}`, shape);

@@ -241,6 +241,26 @@ function fusedAttention(rk: RawKernels, dh: number): AttentionKernel | undefined
   return device ? attentionKernel(device, { dh }) : undefined;
 }
 
+/** What the forward without save last wrote into its ADA buffer (see rawBlockForward), per RawKernels. */
+interface AdaKey {
+  c: object;
+  wa: object;
+  ba: object;
+  buffer: GBuffer;
+}
+const lastAda = new WeakMap<RawKernels, AdaKey>();
+
+/**
+ * Whether `last` computed ADA from the same tensors' data into the same buffer. Weights written in place
+ * keep their tensor, so the key includes c's data, a new tensor per model forward: within one forward
+ * no weight is written.
+ */
+function sameAda(last: AdaKey | undefined, key: AdaKey): boolean {
+  return (
+    last !== undefined && last.c === key.c && last.wa === key.wa && last.ba === key.ba && last.buffer === key.buffer
+  );
+}
+
 /** The MLP width: mlp.fc1.weight [hid, d] is the 7th of BLOCK_PARAM_NAMES. */
 function mlpWidth(w: tf.Tensor[]): number {
   return w[6]!.shape[0]!;
@@ -302,12 +322,16 @@ export function rawBlockForward(
   // plain operand (the same f16 values it rounded GELU(h) to in its load before) and the backward's dW2 too
   const mixed = rk.forwardPrecision === 'mixed';
   const g = mixed ? o('g', [(R * hid) / 2]) : null;
-  const ADA = p.scratch('ada', n * 6 * d);
+  // without save, ADA in a buffer of its own, not computed again while the same (c, Wa, ba) come back:
+  // the iterations of an FPDM solve (sampling, S-JFB's no-gradient iterations) share their c and weights
+  const ADA = p.scratch(save ? 'ada' : 'ada.reuse', n * 6 * d);
+  const adaKey = { c: c.dataId, wa: w[0]!.dataId, ba: w[1]!.dataId, buffer: ADA };
+  const reuseAda = !save && sameAda(lastAda.get(rk), adaKey);
   const MOD = p.scratch('mod', R * d);
   const STATS = p.scratch('stats', 2 * R);
   const scale = 1 / Math.sqrt(dh);
 
-  p.adaLN(C, WA!, BA!, ADA);
+  if (!reuseAda) p.adaLN(C, WA!, BA!, ADA);
   p.lnModulate('lnmod1', X, ADA, 0, MOD, STATS);
   p.matMul(
     'qkv',
@@ -479,7 +503,10 @@ export function rawBlockForward(
     e.tensor ? [e.tensor] : [],
   );
   rk.run(p.ops, [x, c, ...w, ...outs]);
-  if (!save) return { out: out.tensor as tf.Tensor3D, s: null };
+  if (!save) {
+    lastAda.set(rk, adaKey);
+    return { out: out.tensor as tf.Tensor3D, s: null };
+  }
   return {
     out: out.tensor as tf.Tensor3D,
     s: {

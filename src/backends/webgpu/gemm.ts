@@ -387,18 +387,34 @@ export const REDUCE_PARTS = 256;
 /**
  * First pass of Σ over all n elements of `terms` (one or more WGSL f32 expressions of u32 `e`): each of
  * REDUCE_PARTS workgroups sums a grid-stride share of the elements and writes one partial per term to
- * PARTS[term·REDUCE_PARTS + workgroup], in a fixed order.
+ * PARTS[term·REDUCE_PARTS + workgroup], in a fixed order. With `unroll` U > 1 a thread evaluates U
+ * elements of its share (a grid stride apart) per loop step before adding them, so that U loads per term
+ * are in flight instead of one: a large reduction is otherwise bound by memory latency (256 workgroups of
+ * 256 threads hold too few loads in flight to stream from the GPU's memory at full bandwidth).
  */
-export function partialSumsWgsl(bindings: Binding[], n: number, terms: string[], helpers = ''): string {
+export function partialSumsWgsl(bindings: Binding[], n: number, terms: string[], helpers = '', unroll = 1): string {
   const stride = REDUCE_PARTS * EW_WG;
+  const ks = terms.map((_, k) => k);
+  const qs = Array.from({ length: unroll }, (_, q) => q);
+  // U elements per step while all are in range, then the rest one at a time (both in grid-stride order)
+  const unrolled =
+    unroll > 1
+      ? `
+  for (; e + ${u((unroll - 1) * stride)} < ${u(n)}; e = e + ${u(unroll * stride)}) {
+    ${ks.map((k) => qs.map((q) => `let t${k}_${q} = term${k}(e + ${u(q * stride)});`).join(' ')).join('\n    ')}
+    ${ks.map((k) => `acc${k} = acc${k} + (${qs.map((q) => `t${k}_${q}`).join(' + ')});`).join('\n    ')}
+  }`
+      : '';
   return `
 ${declare(bindings)}
 ${helpers}
-${terms.map((_, k) => `var<workgroup> sh${k}: array<f32, ${EW_WG}>;`).join('\n')}
+${ks.map((k) => `var<workgroup> sh${k}: array<f32, ${EW_WG}>;`).join('\n')}
+${unroll > 1 ? ks.map((k) => `fn term${k}(e: u32) -> f32 { return ${terms[k]}; }`).join('\n') : ''}
 @compute @workgroup_size(${EW_WG}, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  ${terms.map((_, k) => `var acc${k} = 0.0;`).join(' ')}
-  for (var e = wg.x * ${u(EW_WG)} + lid.x; e < ${u(n)}; e = e + ${u(stride)}) {
+  ${ks.map((k) => `var acc${k} = 0.0;`).join(' ')}
+  var e = wg.x * ${u(EW_WG)} + lid.x;${unrolled}
+  for (; e < ${u(n)}; e = e + ${u(stride)}) {
     ${terms.map((t, k) => `acc${k} = acc${k} + ${t};`).join('\n    ')}
   }
   ${terms.map((_, k) => `sh${k}[lid.x] = acc${k};`).join(' ')}

@@ -33,10 +33,13 @@ export function rawRelativeResidualInto(
   const n = next.size;
   const parts = rk.scratch('residual.parts', 2 * REDUCE_PARTS);
   const sums = rk.kernel(`residual.sums:${n}`, () =>
-    partialSumsWgsl([{ name: 'A' }, { name: 'B' }, { name: 'PARTS', write: true }], n, [
-      '(A[e] - B[e]) * (A[e] - B[e])',
-      'B[e] * B[e]',
-    ]),
+    partialSumsWgsl(
+      [{ name: 'A' }, { name: 'B' }, { name: 'PARTS', write: true }],
+      n,
+      ['(A[e] - B[e]) * (A[e] - B[e])', 'B[e] * B[e]'],
+      '',
+      4,
+    ),
   );
   // one pipeline per element index (a solver's iterations: a few dozen at most)
   const finish = rk.kernel(index === 0 ? 'residual.finish' : `residual.finish:${index}`, () =>
