@@ -19,20 +19,28 @@ import type { GDevice } from './types.js';
 export const MIXED_DAWN_FLAGS = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'];
 
 /**
+ * Dawn's toggles turned off on every device we create: `timestamp_quantization` (on by default) rounds
+ * timestamp queries down to multiples of 65.5 µs, which the GPU timings (bench profiles, the gemm
+ * micro-benchmark) showed as steps of 0.0655 ms on kernels of 0.3–0.7 ms.
+ */
+export const DISABLED_DAWN_TOGGLES = ['timestamp_quantization'];
+
+/**
  * Dawn's instance flags with the toggles of the environment variable FPDM_DAWN_TOGGLES (comma-separated
  * Dawn toggle names, e.g. `disable_robustness,skip_validation`) added to its enabled features: a knob for
- * measuring what Dawn's safety work costs (the bench records the variable); unset, `flags` unchanged.
+ * measuring what Dawn's safety work costs (the bench records the variable); and DISABLED_DAWN_TOGGLES off.
  */
 export function dawnFlags(flags: readonly string[]): string[] {
   const extra = (process.env.FPDM_DAWN_TOGGLES ?? '')
     .split(',')
     .map((t) => t.trim())
     .filter((t) => t.length > 0);
-  if (extra.length === 0) return [...flags];
+  const off = `disable-dawn-features=${DISABLED_DAWN_TOGGLES.join(',')}`;
+  if (extra.length === 0) return [...flags, off];
   const key = 'enable-dawn-features=';
   const enabled = flags.find((f) => f.startsWith(key));
   const toggles = [...(enabled ? enabled.slice(key.length).split(',') : []), ...extra];
-  return [...flags.filter((f) => !f.startsWith(key)), `${key}${[...new Set(toggles)].join(',')}`];
+  return [...flags.filter((f) => !f.startsWith(key)), `${key}${[...new Set(toggles)].join(',')}`, off];
 }
 
 /** The device features mixed precision needs. */
