@@ -153,6 +153,8 @@ export interface BenchSettings {
   mixedPrefetch?: string;
   /** webgpu at mixed precision: FPDM_MIXED_HOIST as set (src/backends/webgpu/gemm-mixed.ts hoistLoadsDefault) */
   mixedHoist?: string;
+  /** webgpu at mixed precision: FPDM_MIXED_PREFER as set (src/backends/webgpu/gemm-mixed.ts preferredTile) */
+  mixedPrefer?: string;
   /** webgpu at mixed precision: FPDM_FUSED_ATTENTION as set (src/backends/webgpu/attention.ts attentionKernel) */
   fusedAttention?: string;
   /** webgpu at mixed precision: FPDM_ATTENTION_TILE as set (src/backends/webgpu/attention.ts attentionTile) */
@@ -175,6 +177,7 @@ export function benchSettings(): BenchSettings {
     ...(webgpu && process.env.FPDM_MIXED_VECTOR ? { mixedVector: process.env.FPDM_MIXED_VECTOR } : {}),
     ...(webgpu && process.env.FPDM_MIXED_PREFETCH ? { mixedPrefetch: process.env.FPDM_MIXED_PREFETCH } : {}),
     ...(webgpu && process.env.FPDM_MIXED_HOIST ? { mixedHoist: process.env.FPDM_MIXED_HOIST } : {}),
+    ...(webgpu && process.env.FPDM_MIXED_PREFER ? { mixedPrefer: process.env.FPDM_MIXED_PREFER } : {}),
     ...(webgpu && process.env.FPDM_FUSED_ATTENTION ? { fusedAttention: process.env.FPDM_FUSED_ATTENTION } : {}),
     ...(webgpu && process.env.FPDM_ATTENTION_TILE ? { attentionTile: process.env.FPDM_ATTENTION_TILE } : {}),
     ...(webgpu && process.env.FPDM_SUBMIT_RAMP ? { submitRamp: process.env.FPDM_SUBMIT_RAMP } : {}),

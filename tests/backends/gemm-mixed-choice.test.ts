@@ -16,6 +16,7 @@ import {
 } from '../../src/backends/webgpu/gemm-mixed.js';
 import type { MixedDeviceInfo } from '../../src/backends/webgpu/device.js';
 import type { Binding } from '../../src/backends/webgpu/gemm.js';
+import { UserError } from '../../src/util/errors.js';
 
 /** The H200's mixed-precision device as device.ts reads it (configs, subgroup size, limits). */
 const H200: MixedDeviceInfo = {
@@ -159,5 +160,31 @@ test('mixedKernel: vector staging, the prefetching twin and hoisted epilogue loa
       // one value at a time the weight gradients take k16 (k32 measured 3–11 TFLOP/s there)
       assert.equal(mixedKernel(H200, wgrad).tile, MIXED_TILES['128x128k16']);
     }),
+  );
+});
+
+test('FPDM_MIXED_PREFER puts a tile first for the products with plain loads (not the weight gradients); a name that is no tile is refused', () => {
+  const fc2 = {
+    batch: 1,
+    M: 8192,
+    N: 1152,
+    aFast: 'k',
+    bFast: 'k',
+    a: 'X[i * 4608u + k]',
+    b: 'X[j * 4608u + k]',
+  } as const;
+  const wgrad = { batch: 6, M: 4608, N: 1152, aFast: 'i', bFast: 'j', aRowSum: '' } as const;
+  withEnv('FPDM_MIXED_PREFER', '128x96k32', () => {
+    assert.equal(mixedKernel(H200, fc2).tile, MIXED_TILES['128x96k32p']);
+    assert.equal(mixedKernel(H200, wgrad).tile, MIXED_TILES['128x128k32p']);
+    // a tile asked for by the caller wins over the preference
+    assert.equal(mixedKernel(H200, fc2, '64x64k32').tile, MIXED_TILES['64x64k32']);
+  });
+  withEnv('FPDM_MIXED_PREFER', undefined, () => assert.equal(mixedKernel(H200, fc2).tile, MIXED_TILES['128x128k32p']));
+  withEnv('FPDM_MIXED_PREFER', '128x96', () =>
+    assert.throws(
+      () => mixedKernel(H200, fc2),
+      (e: Error) => e instanceof UserError && /FPDM_MIXED_PREFER=128x96: expected one of/.test(e.message),
+    ),
   );
 });

@@ -317,6 +317,14 @@ const EMULATED: Array<[string, MixedKernel]> = [
   ],
   ['M16 N16 K16, tile 64x64k32', { mma: H200_CONFIGS[0]!, subgroupSize: 32, tile: MIXED_TILES['64x64k32'] }],
   [
+    'M16 N16 K16, 2×2 subgroups of 32×48 (3 matrices per row), k 16, prefetch',
+    {
+      mma: H200_CONFIGS[0]!,
+      subgroupSize: 32,
+      tile: { sgRows: 2, sgCols: 2, rows: 32, cols: 48, tk: 16, prefetch: true },
+    },
+  ],
+  [
     'M16 N8 K16, 2×2 subgroups of 32×16, k 32, prefetch',
     {
       mma: H200_CONFIGS[1]!,

@@ -23,7 +23,7 @@
 // matMulWgsl on a device without f16 or subgroup matrices (tests/backends/webgpu-mixed-gemm.test.ts).
 import { declare, matMulAccessWgsl, u, type Binding, type MatMulSpec } from './gemm.js';
 import type { MixedDeviceInfo, MmaShape } from './device.js';
-import { invariant } from '../../util/errors.js';
+import { invariant, UserError } from '../../util/errors.js';
 
 /** How a workgroup splits its tile of C among subgroups, and the K per stage. */
 export interface MixedTile {
@@ -54,6 +54,9 @@ export const MIXED_TILES = {
   '128x128k16p': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 16, prefetch: true },
   '128x64k32p': { sgRows: 2, sgCols: 2, rows: 64, cols: 32, tk: 32, prefetch: true },
   '128x128k32p': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 32, prefetch: true },
+  // 96 columns (3 result matrices per subgroup row): N = 1152 gives 12 column tiles, not 9 (see preferredTile)
+  '128x96k32': { sgRows: 2, sgCols: 2, rows: 64, cols: 48, tk: 32 },
+  '128x96k32p': { sgRows: 2, sgCols: 2, rows: 64, cols: 48, tk: 32, prefetch: true },
   // 8 subgroups: twice the columns (or rows) of C per staged tile of A (of B); only when asked for
   '128x256k16': { sgRows: 2, sgCols: 4, rows: 64, cols: 64, tk: 16 },
   '256x128k16': { sgRows: 4, sgCols: 2, rows: 64, cols: 64, tk: 16 },
@@ -109,7 +112,7 @@ export function stageOfA(s: Pick<MatMulSpec, 'aFast'>, k: Pick<MixedKernel, 'aSt
 const PAD = 8;
 
 /** tiles mixedKernel never chooses by itself (see there), besides the prefetching ones */
-const ASKED_ONLY: MixedTileName[] = ['128x64k32', '128x256k16', '256x128k16'];
+const ASKED_ONLY: MixedTileName[] = ['128x64k32', '128x256k16', '256x128k16', '128x96k32'];
 
 /**
  * Whether mixedKernel stages operands 4 values at a time (MixedKernel.vector) where the tile allows: yes
@@ -150,6 +153,23 @@ export function hoistLoadsDefault(): boolean {
   return v === undefined || v === '' ? true : v !== '0';
 }
 
+/**
+ * The tile named by the environment variable FPDM_MIXED_PREFER (a MIXED_TILES name without the 'p'; recorded
+ * in the bench's header), which mixedKernel then takes first for the products it chooses a tile for whose
+ * loads are plain (not the weight gradients, not a computed load), where it fits: for comparing a tile
+ * against the default choice in the model's step, in one call. Unset: undefined.
+ */
+export function preferredTile(): MixedTileName | undefined {
+  const v = process.env.FPDM_MIXED_PREFER;
+  if (v === undefined || v === '') return undefined;
+  const names = (Object.keys(MIXED_TILES) as MixedTileName[]).filter(
+    (n) => (MIXED_TILES[n] as MixedTile).prefetch !== true,
+  );
+  if (!(names as string[]).includes(v))
+    throw new UserError(`FPDM_MIXED_PREFER=${v}: expected one of the mixed tiles ${names.join(', ')}`);
+  return v as MixedTileName;
+}
+
 /** workgroups wanted at least before a smaller tile is preferred: two per SM of the H200's 132 */
 const MIN_GROUPS = 264;
 
@@ -186,6 +206,7 @@ export function mixedKernel(
   const vector = vectorStagingDefault();
   const prefetch = prefetchDefault();
   const hoistLoads = hoistLoadsDefault();
+  const preferred = tile === undefined ? preferredTile() : undefined;
   const of = (name: MixedTileName): MixedKernel => {
     const twin = `${name}p`;
     const pre = prefetch && twin in MIXED_TILES ? (twin as MixedTileName) : name;
@@ -214,6 +235,7 @@ export function mixedKernel(
   // a computed load: the first tile staging 16 values of k, however many workgroups it gives
   const k16 = computedLoad(s) ? fits.find((n) => MIXED_TILES[n].tk === 16) : undefined;
   if (k16) return of(k16);
+  if (preferred && s.aFast === 'k' && mixedFits(s, of(preferred), device)) return of(preferred);
   invariant(
     fits.length > 0,
     () =>
