@@ -180,11 +180,26 @@ test('FPDM_MIXED_PREFER puts a tile first for the products with plain loads (not
     // a tile asked for by the caller wins over the preference
     assert.equal(mixedKernel(H200, fc2, '64x64k32').tile, MIXED_TILES['64x64k32']);
   });
-  withEnv('FPDM_MIXED_PREFER', undefined, () => assert.equal(mixedKernel(H200, fc2).tile, MIXED_TILES['128x128k32p']));
+  withEnv('FPDM_MIXED_PREFER', '128x128k32', () =>
+    assert.equal(mixedKernel(H200, fc2).tile, MIXED_TILES['128x128k32p']),
+  );
   withEnv('FPDM_MIXED_PREFER', '128x96', () =>
     assert.throws(
       () => mixedKernel(H200, fc2),
       (e: Error) => e instanceof UserError && /FPDM_MIXED_PREFER=128x96: expected one of/.test(e.message),
     ),
   );
+});
+
+test('mixedKernel takes 128 × 96 where 128 × 128 leaves the last wave of workgroups mostly empty (N = 1152 at 8192 rows)', () => {
+  const product = (N: number, K: number) =>
+    ({ batch: 1, M: 8192, N, aFast: 'k', bFast: 'k', a: `X[i * ${K}u + k]`, b: `W[j * ${K}u + k]` }) as const;
+  withEnv('FPDM_MIXED_PREFER', undefined, () => {
+    // 576 workgroups of 128 × 128 (2.18 waves of 264), 768 of 128 × 96 (2.91)
+    assert.equal(mixedKernel(H200, product(1152, 4608)).tile, MIXED_TILES['128x96k32p']);
+    assert.equal(mixedKernel(H200, product(1152, 1152)).tile, MIXED_TILES['128x96k32p']);
+    // 1152 (4.36 waves) against 1536 (5.82): not enough to pay for the narrower tile; 2304 / 1728: full enough
+    for (const N of [2304, 3456, 4608])
+      assert.equal(mixedKernel(H200, product(N, 1152)).tile, MIXED_TILES['128x128k32p']);
+  });
 });

@@ -54,7 +54,8 @@ export const MIXED_TILES = {
   '128x128k16p': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 16, prefetch: true },
   '128x64k32p': { sgRows: 2, sgCols: 2, rows: 64, cols: 32, tk: 32, prefetch: true },
   '128x128k32p': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 32, prefetch: true },
-  // 96 columns (3 result matrices per subgroup row): N = 1152 gives 12 column tiles, not 9 (see preferredTile)
+  // 96 columns (3 result matrices per subgroup row): N = 1152 gives 12 column tiles, not 9 (mixedKernel takes
+  // it where 128 × 128 leaves the last wave of workgroups mostly empty)
   '128x96k32': { sgRows: 2, sgCols: 2, rows: 64, cols: 48, tk: 32 },
   '128x96k32p': { sgRows: 2, sgCols: 2, rows: 64, cols: 48, tk: 32, prefetch: true },
   // 8 subgroups: twice the columns (or rows) of C per staged tile of A (of B); only when asked for
@@ -241,10 +242,21 @@ export function mixedKernel(
     () =>
       `no mixed tile fits ${device.maxWorkgroupBytes} bytes of workgroup memory and ${device.maxThreads} threads of ${device.subgroupSize}-wide subgroups`,
   );
-  const pick = fits.find((n) => {
-    const [gx, gy, gz] = mixedMatMulGroups(s, of(n));
-    return gx * gy * gz >= MIN_GROUPS;
-  });
+  const groups = (n: MixedTileName) => mixedMatMulGroups(s, of(n)).reduce((x, y) => x * y, 1);
+  const pick = fits.find((n) => groups(n) >= MIN_GROUPS);
+  // 128 × 96 where 128 × 128 leaves the last wave of workgroups mostly empty (N = 1152 at 8192 rows: 576
+  // workgroups, 2.18 waves of MIN_GROUPS) and 128 × 96 fills it (768: 2.91). Measured on the H200 in the
+  // model's step with every plain-load product on 128 × 96 against the default, one call
+  // (`2026-12-01-webgpu-xl-mixed-prefer96-efcf6e2.md`): the N = 1152 products faster (DiT-XL/2's fc2 0.713
+  // against 0.755 ms per call, proj 0.197 / 0.231, dmod2 0.481 / 0.541, dmod1 0.373 / 0.420; FPDM's fc2
+  // 0.355 / 0.375), those with N = 2304 … 4608 as fast or slower (fc1 0.602 / 0.538, dh 0.645 / 0.590)
+  if (pick === '128x128k32' && mixedFits(s, of('128x96k32'), device)) {
+    const fill = (n: MixedTileName) => {
+      const waves = groups(n) / MIN_GROUPS;
+      return waves / Math.ceil(waves);
+    };
+    if (fill('128x96k32') > fill('128x128k32') + 0.15) return of('128x96k32');
+  }
   return of(pick ?? fits[fits.length - 1]!);
 }
 
