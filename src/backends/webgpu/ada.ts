@@ -7,7 +7,7 @@
 // Legend: n batch, t tokens, d hidden, R = n·t token rows; ADA's chunk k (a [n, d] column block) is read
 // at ADA[(row / t)·chunks·d + k·d + channel].
 import { lit, ROW_WG, u } from './gemm.js';
-import { Plan, type Arg } from './plan.js';
+import { addInto, Plan, type Arg } from './plan.js';
 import type { RawKernels } from './raw.js';
 import type { GBuffer } from './types.js';
 
@@ -171,10 +171,19 @@ export class AdaPlan extends Plan {
 
   /**
    * The adaLN linear's backward, ADA = SiLU(c)·Waᵀ + ba: dc = (dada·Wa) ⊙ SiLU'(c); dWa = dadaᵀ·SiLU(c);
-   * dba = Σ_n dada.
+   * dba = Σ_n dada. With `accumulate` dWa and dba are added into (Plan.weightGrad's accumulate).
    */
-  adaBackward(dada: GBuffer, c: GBuffer, wa: GBuffer, dc: GBuffer, dwa: GBuffer, dba: GBuffer): void {
+  adaBackward(
+    dada: GBuffer,
+    c: GBuffer,
+    wa: GBuffer,
+    dc: GBuffer,
+    dwa: GBuffer,
+    dba: GBuffer,
+    accumulate = false,
+  ): void {
     const { n, d, chunks } = this.ad;
+    const put = addInto(accumulate);
     const cd = u(chunks * d);
     this.matMulSplit(
       'dc',
@@ -190,7 +199,7 @@ export class AdaPlan extends Plan {
       `DC[i * ${u(d)} + j] = v * siluGrad(C[i * ${u(d)} + j]);`,
     );
     this.matMul(
-      'dwa',
+      accumulate ? 'dwa.acc' : 'dwa',
       [
         ['DADA', dada],
         ['C', c],
@@ -203,13 +212,13 @@ export class AdaPlan extends Plan {
         K: n,
         a: `DADA[k * ${cd} + i]`,
         b: `silu(C[k * ${u(d)} + j])`,
-        store: `DW[i * ${u(d)} + j] = v;`,
+        store: put(`DW[i * ${u(d)} + j]`, 'v'),
         aFast: 'i',
         bFast: 'j',
       },
     );
     this.colSum(
-      'dba',
+      accumulate ? 'dba.acc' : 'dba',
       [
         ['DADA', dada],
         ['DB', dba, true],
@@ -217,7 +226,7 @@ export class AdaPlan extends Plan {
       n,
       chunks * d,
       `DADA[r * ${cd} + j]`,
-      'DB[j] = v;',
+      put('DB[j]', 'v'),
     );
   }
 }

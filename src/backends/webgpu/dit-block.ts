@@ -28,6 +28,7 @@ import { mixedDeviceInfo } from './device.js';
 import type { Arg } from './plan.js';
 import type { RawKernels } from './raw.js';
 import type { GBuffer } from './types.js';
+import { invariant } from '../../util/errors.js';
 
 interface Dims {
   n: number;
@@ -531,7 +532,10 @@ export function rawBlockForward(
  * the MLP's, the projections' and attention's products (dh, dmod2, dmerged, dmod1, their weight
  * gradients — fc2's where the forward kept GELU(h) in f16 (BlockSaved.g) —, dv, dp, dq, dk) on the tensor
  * cores: their gradient operands are rounded to f16, so only with loss scaling (the caller scales dy; see
- * train-step.ts). The adaLN's stay fp32.
+ * train-step.ts). The adaLN's stay fp32. With `into` (gradients of these weights, BLOCK_PARAM_NAMES order)
+ * the weight gradients are added into those tensors, which come back as the dW (no new tensors): a
+ * weight-tied block's iterations, without a separate add per weight and iteration (the same sums in the
+ * same order as adding a new dW into them).
  */
 export function rawBlockBackward(
   rk: RawKernels,
@@ -541,6 +545,7 @@ export function rawBlockBackward(
   dy: tf.Tensor3D,
   heads: number,
   precision: 'fp32' | 'mixed' = 'fp32',
+  into?: tf.Tensor[],
 ): tf.Tensor[] {
   const z = dims(s.x, mlpWidth(w), heads);
   const { n, t, d, H, dh, hid, R, BH } = z;
@@ -554,7 +559,11 @@ export function rawBlockBackward(
   const o = (shape: number[]) => rk.output(shape);
   const dx = o([n, t, d]);
   const dc = o([n, d]);
-  const dW = w.map((wi) => o(wi.shape));
+  invariant(
+    !into || (into.length === w.length && into.every((g, i) => g.size === w[i]!.size)),
+    'rawBlockBackward: `into` holds one gradient per weight, of its size',
+  );
+  const dW = into ? into.map((g) => ({ tensor: g, buffer: buf(g) })) : w.map((wi) => o(wi.shape));
   const [dWa, dBa, dWqkv, dBqkv, dWp, dBp, dW1, dB1, dW2, dB2] = dW as Array<{ tensor: tf.Tensor; buffer: GBuffer }>;
   const ADA = p.scratch('ada', n * 6 * d);
   const DADA = p.scratch('dada', n * 6 * d);
@@ -588,7 +597,7 @@ export function rawBlockBackward(
     dw: GBuffer,
     db: GBuffer,
     at: 'fp32' | 'mixed' = precision,
-  ) => p.weightGrad(name, args, o, i, a, b, dw, db, undefined, at);
+  ) => p.weightGrad(name, args, o, i, a, b, dw, db, undefined, at, into !== undefined);
 
   // adaLN vectors, recomputed from c
   p.adaLN(C, WA!, BA!, ADA);
@@ -831,7 +840,7 @@ export function rawBlockBackward(
   lnBackward('lnback1', X, 0, DX1, dx.buffer);
   lnSums('lnsums1', X, 0);
   // adaLN: ADA = SiLU(c)·Waᵀ + ba: dc = (dada·Wa) ⊙ SiLU'(c); dWa = dadaᵀ·SiLU(c); dba = Σ dada
-  p.adaBackward(DADA, C, WA!, dc.buffer, dWa!.buffer, dBa!.buffer);
+  p.adaBackward(DADA, C, WA!, dc.buffer, dWa!.buffer, dBa!.buffer, into !== undefined);
 
   const outs = [dx.tensor, dc.tensor, ...dW.map((e) => e.tensor)];
   rk.run(p.ops, [s.x, s.qs, s.k, s.v, s.p, s.merged, s.a, s.x1, s.h, s.m, ...(s.g ? [s.g] : []), c, dy, ...w, ...outs]);

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { u } from './gemm.js';
 import { Plan } from './plan.js';
 import type { RawKernels } from './raw.js';
+import { invariant } from '../../util/errors.js';
 import type { GBuffer } from './types.js';
 
 /** [z, inj](i, k) for token row i and column k < 2d, as a WGSL expression (indices always in range). */
@@ -204,6 +205,8 @@ export function rawProjectionForward(
  * The backward of rawProjectionForward from z, inj, the saved p1 and du [n, t, d] →
  * [dz, dinj, dW1, db1, dW2, db2], new tensors owned by the caller. `precision` 'mixed': dp1, dcat and
  * dW2 on the tensor cores (dW1's [z, inj] load stays fp32) (gradient operands in f16: only with loss scaling, as rawBlockBackward).
+ * With `into` ([dW1, db1, dW2, db2] so far) the weight gradients are added into those tensors, which come
+ * back in their places (rawBlockBackward's `into`).
  */
 export function rawProjectionBackward(
   rk: RawKernels,
@@ -213,16 +216,22 @@ export function rawProjectionBackward(
   du: tf.Tensor3D,
   w: tf.Tensor[],
   precision: 'fp32' | 'mixed' = 'fp32',
+  into?: tf.Tensor[],
 ): tf.Tensor[] {
   const [n, t, d] = z.shape;
   const R = n * t;
+  invariant(
+    !into || (into.length === w.length && into.every((g, i) => g.size === w[i]!.size)),
+    'rawProjectionBackward: `into` holds one gradient per weight, of its size',
+  );
+  const acc = into !== undefined;
   const d2 = 2 * d;
   const p = plan(rk, z);
   const [W1, , W2] = w.map((x) => rk.buffer(x)) as GBuffer[];
   const [Z, INJ, P1, DU] = [z, inj, p1, du].map((x) => rk.buffer(x)) as GBuffer[];
   const dz = rk.output([n, t, d]);
   const dinj = rk.output([n, t, d]);
-  const dW = w.map((x) => rk.output(x.shape));
+  const dW = into ? into.map((g) => ({ tensor: g, buffer: rk.buffer(g) })) : w.map((x) => rk.output(x.shape));
   const [dW1, dB1, dW2, dB2] = dW as Array<{ tensor: tf.Tensor; buffer: GBuffer }>;
   const DP1 = p.scratch('dp1', R * d2);
   // u = GELU(p1)·W2ᵀ + b2: dp1 = (du·W2) ⊙ GELU'(p1); dW2 = duᵀ·GELU(p1), db2 = Σ du (a column of ones)
@@ -262,6 +271,7 @@ export function rawProjectionBackward(
     dB2!.buffer,
     R,
     precision,
+    acc,
   );
   // p1 = [z, inj]·W1ᵀ + b1: [dz, dinj] = dp1·W1; dW1 = dp1ᵀ·[z, inj], db1 = Σ dp1
   p.matMul(
@@ -314,6 +324,7 @@ export function rawProjectionBackward(
       dB1!.buffer,
       R,
       'mixed',
+      acc,
     );
   } else
     p.weightGrad(
@@ -331,6 +342,7 @@ export function rawProjectionBackward(
       dB1!.buffer,
       R,
       'fp32',
+      acc,
     );
   const outs = [dz.tensor, dinj.tensor, ...dW.map((e) => e.tensor)];
   rk.run(p.ops, [z, inj, p1, du, ...w, ...outs]);

@@ -128,7 +128,8 @@ export class Plan {
    * dY(k, i)); on the tensor cores the bias gradient is summed from dY's f32 values as they are staged
    * (MatMulSpec.aRowSum: no extra column of output tiles, B a plain load) where the tile allows.
    * `a` reads dY(k, i), `b` reads Xin(k, j). `rows` default: the plan's defaultRows; `precision` as
-   * MatMulSpec's (default: the plan's).
+   * MatMulSpec's (default: the plan's). With `accumulate` dW and db are added into (dw += …, db += …: a
+   * weight-tied block's iterations; the same sums as a separate add after, in the same order).
    */
   weightGrad(
     name: string,
@@ -141,12 +142,19 @@ export class Plan {
     db: GBuffer,
     rows = this.defaultRows,
     precision?: 'fp32' | 'mixed',
+    accumulate = false,
   ): void {
     invariant(rows !== undefined, () => `weightGrad ${name}: no rows given and the plan has no default`);
-    if ((precision ?? this.precision) === 'mixed' && this.mixedRowSum(name, args, outDim, inDim, rows, a, b, dw, db))
+    const put = addInto(accumulate);
+    // a kernel's key holds its name, not its code: the adding kernels are named apart
+    const kname = accumulate ? `${name}.acc` : name;
+    if (
+      (precision ?? this.precision) === 'mixed' &&
+      this.mixedRowSum(kname, args, outDim, inDim, rows, a, b, dw, db, put)
+    )
       return;
     this.matMulSplit(
-      name,
+      kname,
       args,
       {
         M: outDim,
@@ -162,7 +170,7 @@ export class Plan {
         ['DW', dw, true],
         ['DB', db, true],
       ],
-      `if (j < ${u(inDim)}) { DW[i * ${u(inDim)} + j] = v; } else { DB[i] = v; }`,
+      `if (j < ${u(inDim)}) { ${put(`DW[i * ${u(inDim)} + j]`, 'v')} } else { ${put('DB[i]', 'v')} }`,
     );
   }
 
@@ -180,6 +188,7 @@ export class Plan {
     b: string,
     dw: GBuffer,
     db: GBuffer,
+    put: Put,
   ): boolean {
     const device = mixedDeviceInfo(this.rk.device);
     const { splits, chunk } = splitK(M, N, rows);
@@ -190,8 +199,8 @@ export class Plan {
         ...spec,
         batch: 1,
         K: rows,
-        store: `DW[i * ${u(N)} + j] = v;`,
-        aRowSum: 'DB[i] = v;',
+        store: put(`DW[i * ${u(N)} + j]`, 'v'),
+        aRowSum: put('DB[i]', 'v'),
       });
       return true;
     }
@@ -206,11 +215,11 @@ export class Plan {
       aRowSum: `PARTB[b * ${u(M)} + i] = v;`,
     });
     // dW as matMulSplit's sum; db, in split order, by the threads of column 0
-    const store = `DW[i * ${u(N)} + j] = v;
+    const store = `${put(`DW[i * ${u(N)} + j]`, 'v')}
   if (j == 0u) {
     var sb = 0.0;
     for (var s = 0u; s < ${u(splits)}; s = s + 1u) { sb = sb + PARTB[s * ${u(M)} + i]; }
-    DB[i] = sb;
+    ${put('DB[i]', 'sb')}
   }`;
     this.push(
       `${name}.sum`,
@@ -241,4 +250,12 @@ export class Plan {
   scratch(name: string, floats: number): GBuffer {
     return this.rk.scratch(`${this.prefix}.${name}`, floats);
   }
+}
+
+/** A WGSL statement storing `value` at `target` (an array element), or adding it into what is there. */
+type Put = (target: string, value: string) => string;
+
+/** Put for a store (accumulate false) or an add into the target (true). */
+export function addInto(accumulate: boolean): Put {
+  return (target, value) => (accumulate ? `${target} = ${target} + ${value};` : `${target} = ${value};`);
 }

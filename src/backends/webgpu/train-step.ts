@@ -95,8 +95,15 @@ class GradSink {
       this.grads.set(name, g);
       return;
     }
+    if (prev === g) return; // added into already (the backward's `into`)
     rawAccumulate(this.rk, prev, g);
     g.dispose();
+  }
+
+  /** The gradients of `names` so far (for a backward to add into), or undefined until all have one. */
+  existing(prefix: string, names: readonly string[]): tf.Tensor[] | undefined {
+    const gs = names.map((n) => this.grads.get(prefix ? `${prefix}.${n}` : n));
+    return gs.every((g) => g !== undefined) ? (gs as tf.Tensor[]) : undefined;
   }
 
   putAll(prefix: string, names: readonly string[], gs: tf.Tensor[]): void {
@@ -320,8 +327,11 @@ export function rawTrainingStep(
         re.out.dispose();
         ({ p1, s } = re);
       }
-      const [du, dcb, ...dwb] = rawBlockBackward(rk, s, c, wFix, dh, heads, bwd);
-      const [dz, dinj, ...dwp] = rawProjectionBackward(rk, it.z, inj!, p1, du as tf.Tensor3D, wProj, bwd);
+      // the weight-tied gradients after the first iteration's: added into by the backward kernels
+      const intoB = sink.existing('block_fixed_point', BLOCK_PARAM_NAMES);
+      const intoP = sink.existing('', PROJECTION_PARAM_NAMES);
+      const [du, dcb, ...dwb] = rawBlockBackward(rk, s, c, wFix, dh, heads, bwd, intoB);
+      const [dz, dinj, ...dwp] = rawProjectionBackward(rk, it.z, inj!, p1, du as tf.Tensor3D, wProj, bwd, intoP);
       tf.dispose([dh, du!, p1, ...savedTensors(s)]);
       if (it.z !== xPre) it.z.dispose();
       dC.add(dcb!);
