@@ -29,7 +29,14 @@ import {
 } from './webgpu/edges.js';
 import { rawLossAndGradient, rawLossSupported, type LossInputsRaw } from './webgpu/loss.js';
 import { rawCfgCombine, rawCfgInputs, rawSamplerStep, type SamplerStepInput } from './webgpu/sampler.js';
-import { rawTrainingStep, type DirectStepInput, type DirectStepResult, type StepModel } from './webgpu/train-step.js';
+import {
+  rawTrainingStep,
+  rawTrainingStepForward,
+  type DirectStepForward,
+  type DirectStepInput,
+  type DirectStepResult,
+  type StepModel,
+} from './webgpu/train-step.js';
 import type { GaussianDiffusion } from '../diffusion/process.js';
 import type { BlockSaved } from '../models/blocks.js';
 
@@ -423,7 +430,7 @@ export function directCfgKernels(): DirectCfgKernels | null {
   };
 }
 
-export type { DirectStepInput, DirectStepResult, StepModel };
+export type { DirectStepForward, DirectStepInput, DirectStepResult, StepModel };
 
 /**
  * The training step's forward, loss and backward without a gradient tape, as direct dispatches
@@ -452,4 +459,18 @@ export function directTrainingStep(
   const rk = rawKernels();
   if (!rk) return null;
   return (inp) => rawTrainingStep(rk, model, process, inp);
+}
+
+/**
+ * directTrainingStep in two parts (train-step.ts rawTrainingStepForward): the forward recorded now, the
+ * loss and backward at `finish(lossScale)`; null where directTrainingStep is.
+ */
+export function directTrainingStepForward(
+  process: GaussianDiffusion,
+  model: StepModel,
+): ((inp: Omit<DirectStepInput, 'lossScale'>) => DirectStepForward) | null {
+  if (!options.rawBlock || !options.directStep || !rawLossSupported(process)) return null;
+  const rk = rawKernels();
+  if (!rk) return null;
+  return (inp) => rawTrainingStepForward(rk, model, process, inp);
 }

@@ -20,13 +20,21 @@
 // ε of the next step are drawn on a worker thread meanwhile (draw-ahead.ts: the same numbers from the
 // same generator state; large batches only).
 // On webgpu (learned variance, hybrid loss) 4–6 run as one step of direct dispatches without a tape
-// (src/backends/webgpu/train-step.ts: the same loss and gradients). At mixed precision that step scales
+// (src/backends/webgpu/train-step.ts: the same loss and gradients); with step 8 recorded on the device,
+// the next step's forward (everything before its loss, which needs the loss scale) is recorded too before
+// the read is awaited, so the device has work while the host waits, and dropped if the run stops.
+// At mixed precision that step scales
 // the loss (training/loss-scale.ts): a step whose gradient norm is not finite (an f16 overflow) is
 // skipped on the device, recorded with `overflow`, and the scale halved; the run goes on (an overflow
 // at a scale of 1 or less stops it as diverged: the gradients are not finite even unscaled).
 import * as tf from '@tensorflow/tfjs-core';
 import { activeBackend } from '../backends/index.js';
-import { directTrainingStep, hostTensor } from '../backends/kernels.js';
+import {
+  directTrainingStep,
+  directTrainingStepForward,
+  hostTensor,
+  type DirectStepResult,
+} from '../backends/kernels.js';
 import { BatchIterator, type BatchIteratorState, type Dataset } from '../data/dataset.js';
 import { trainingLossMean } from '../diffusion/losses.js';
 import { createDiffusion, type DiffusionConfig, type GaussianDiffusion } from '../diffusion/process.js';
@@ -383,10 +391,68 @@ interface RecordedStep {
   read: Promise<{ loss: number; gradNorm: number; residual: number | undefined }>;
 }
 
+/** A step whose forward may already be recorded (the direct step) and whose rest waits for its loss scale. */
+interface BegunStep {
+  /** records the rest of the step (with the loss scale S the scaler holds now) and starts its host read */
+  finish(): RecordedStep;
+  /** drops the step (its forward's tensors): the run stops before it */
+  abandon(): void;
+}
+
 /**
  * Steps 4–6 of the header from the step's draws: q_sample, the no-gradient iterations (the model's own:
  * none for DiT), then loss and gradients (under the tape, or as the direct step where the backend has
- * it). Records the GPU work and starts the step's one host read without waiting for it.
+ * it). The direct step's forward (which does not depend on the loss scale) is recorded now; the rest of
+ * the step, and the taped step whole, at `finish`, which also starts the step's one host read without
+ * waiting for it.
+ */
+function beginStep(
+  s: LiveState,
+  process: GaussianDiffusion,
+  gradCheckpoint: boolean,
+  byVarName: Map<string, string>,
+  d: StepDraws,
+): BegunStep {
+  const forward = directTrainingStepForward(process, s.model);
+  if (!forward) return { finish: () => recordStep(s, process, gradCheckpoint, byVarName, d, null), abandon: () => {} };
+  const { plan, tIdx } = d;
+  // written into device buffers where nothing is recorded but unsubmitted (webgpu: no staging buffer per tensor)
+  const x0 = hostTensor(d.x, d.shape) as tf.Tensor4D;
+  const noise = hostTensor(d.noise, d.shape) as tf.Tensor4D;
+  const y = hostTensor(d.labels, [d.labels.length], 'int32') as tf.Tensor1D;
+  // 4–6 as direct dispatches without a tape (webgpu): the same loss and gradients (× S with loss scaling)
+  const f = forward({
+    x0,
+    noise,
+    t: tIdx,
+    y,
+    noGrad: plan.noGrad,
+    withGrad: plan.withGrad,
+    gradCheckpoint,
+    trackResiduals: true,
+  });
+  let open = true;
+  const close = () => {
+    open = false;
+    tf.dispose([x0, noise, y]);
+  };
+  return {
+    finish: () => {
+      const r = f.finish(s.scaler ? s.scaler.scale : undefined);
+      close();
+      return recordStep(s, process, gradCheckpoint, byVarName, d, r);
+    },
+    abandon: () => {
+      if (!open) return;
+      f.abandon();
+      close();
+    },
+  };
+}
+
+/**
+ * The step's gradients and its host read: from the direct step's result `direct`, else the taped step
+ * (q_sample, the no-gradient iterations, loss and gradients under the tape) recorded here.
  */
 function recordStep(
   s: LiveState,
@@ -394,37 +460,23 @@ function recordStep(
   gradCheckpoint: boolean,
   byVarName: Map<string, string>,
   d: StepDraws,
+  direct: DirectStepResult | null,
 ): RecordedStep {
   const model = s.model;
   const { plan, tIdx } = d;
-  // written into device buffers as the step starts (webgpu: no staging buffer per tensor)
-  const x0 = hostTensor(d.x, d.shape) as tf.Tensor4D;
-  const noise = hostTensor(d.noise, d.shape) as tf.Tensor4D;
-  const y = hostTensor(d.labels, [d.labels.length], 'int32') as tf.Tensor1D;
   // the synchronous forward returns the residuals as a tensor: kept past variableGrads, read asynchronously below
   const kept: { residuals?: tf.Tensor1D } = {};
   let value: tf.Scalar;
   let named: Map<string, tf.Tensor>;
-  const direct = directTrainingStep(process, model);
   const lossScale = s.scaler?.scale ?? 1;
   if (direct) {
-    // 4–6 as direct dispatches without a tape (webgpu): the same loss and gradients (× S with loss scaling)
-    const r = direct({
-      ...(s.scaler ? { lossScale } : {}),
-      x0,
-      noise,
-      t: tIdx,
-      y,
-      noGrad: plan.noGrad,
-      withGrad: plan.withGrad,
-      gradCheckpoint,
-      trackResiduals: true,
-    });
-    value = r.loss;
-    named = r.grads;
-    if (r.residuals) kept.residuals = r.residuals;
-    tf.dispose([x0, noise, y]);
+    value = direct.loss;
+    named = direct.grads;
+    if (direct.residuals) kept.residuals = direct.residuals;
   } else {
+    const x0 = hostTensor(d.x, d.shape) as tf.Tensor4D;
+    const noise = hostTensor(d.noise, d.shape) as tf.Tensor4D;
+    const y = hostTensor(d.labels, [d.labels.length], 'int32') as tf.Tensor1D;
     const xT = process.qSample(x0, tIdx, noise); // 4
     const tModel = process.modelTimesteps(tIdx);
     const state = model.noGradState(xT, tModel, y, plan.noGrad); // 5
@@ -498,6 +550,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const prev = resumableCheckpoint(o, cfg);
   const s = freshState(o, cfg, process);
   const byVarName = new Map([...s.model.params].map(([name, v]) => [v.name, name]));
+  // the next step, begun (its forward recorded) before the current step's read
+  let begun: BegunStep | null = null;
   const result = (status: TrainResult['status'], divergedAt: number | null, resumedFrom: number): TrainResult => ({
     status,
     step: s.step,
@@ -530,7 +584,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     for (let taken = 0; s.step < cfg.steps; taken++) {
       if (o.stopAfter !== undefined && taken >= o.stopAfter) return result('stopped', null, resumedFrom);
       const t0 = performance.now();
-      const r = recordStep(s, process, o.gradCheckpoint === true, byVarName, draws!); // 4–6
+      const r = (begun ?? beginStep(s, process, o.gradCheckpoint === true, byVarName, draws!)).finish(); // 4–6
+      begun = null;
       const named = r.grads;
       // 8 recorded before the read where the optimizer can (webgpu, fused): clipped by the device's norm,
       // and a no-op on the device when the loss is not finite (7); else after the read, below
@@ -539,6 +594,11 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       const between = generatorStates(s); // after this step's draws, before the next step's
       const more = s.step + 1 < cfg.steps && (o.stopAfter === undefined || taken + 1 < o.stopAfter);
       draws = more ? await drawStep(s, cfg, process) : null; // 1–3 of the next step, while the device computes
+      // with this step's update recorded on the device, the next step's forward too, before this step's
+      // read: it reads the weights after the update either way (the device skips an update whose loss or
+      // gradients are not finite), and nothing in it depends on the loss scale the read may change; so the
+      // device has it to run while the host waits for the read and records the backward after it
+      if (draws && recorded) begun = beginStep(s, process, o.gradCheckpoint === true, byVarName, draws);
       const tWait = performance.now();
       const { loss, gradNorm, residual } = await r.read;
       const waitMs = performance.now() - tWait;
@@ -552,6 +612,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         const rec = { ...stepRecord(s.model, step, loss, NaN, NaN, t0, r.plan, residual), ...scaled };
         o.onStep?.(rec);
         s.history.push(rec);
+        begun?.abandon();
+        begun = null;
         await saveCheckpoint(o, cfg, s, 'diverged', step, between);
         log(
           Number.isFinite(loss)
@@ -596,6 +658,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     }
     return result('completed', null, resumedFrom);
   } finally {
+    begun?.abandon();
     await s.ahead.close();
     s.opt.dispose();
     s.ema.dispose();

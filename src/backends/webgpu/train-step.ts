@@ -46,6 +46,7 @@ import {
 import { rawInjectionProjection, rawProjectionBackward, rawProjectionForward } from './fpdm-step.js';
 import { rawLossAndGradient } from './loss.js';
 import type { RawKernels } from './raw.js';
+import { invariant } from '../../util/errors.js';
 import { rawRelativeResidual } from './residual.js';
 
 /** What the step needs of a model: its config, parameters by state_dict name, and the pos_embed buffer. */
@@ -189,13 +190,38 @@ export function rawTrainingStep(
   process: GaussianDiffusion,
   inp: DirectStepInput,
 ): DirectStepResult {
+  return rawTrainingStepForward(rk, model, process, inp).finish(inp.lossScale);
+}
+
+/** A training step whose forward is recorded; the rest waits for the loss scale. */
+export interface DirectStepForward {
+  /**
+   * The loss, its gradient (× `lossScale` where given, and then the backward's large products at the
+   * device's forward precision, as DirectStepInput.lossScale) and the backward: the step's result.
+   */
+  finish(lossScale?: number): DirectStepResult;
+  /** Drops what the forward holds (the step is not taken). */
+  abandon(): void;
+}
+
+/**
+ * The forward of rawTrainingStep (embedders, blocks, FPDM's iterations, final layer), recorded now; the
+ * loss and the backward when `finish` is called. Nothing here depends on the loss scale, so the training
+ * loop can record the next step's forward behind the current step's update before it reads the current
+ * step's loss (whose overflow sets the next scale). The input tensors stay the caller's.
+ */
+export function rawTrainingStepForward(
+  rk: RawKernels,
+  model: StepModel,
+  process: GaussianDiffusion,
+  inp: Omit<DirectStepInput, 'lossScale'>,
+): DirectStepForward {
   const cfg = model.config;
   const p = model.params;
   const N = inp.x0.shape[0];
   const z = edgeDims(cfg, p, N);
   const heads = cfg.numHeads;
   const ckpt = inp.gradCheckpoint;
-  const bwd = inp.lossScale !== undefined ? rk.forwardPrecision : 'fp32'; // the backward's large products
   const tb = process.tables;
   const sv = new Float32Array(N * SAMPLE_VALUES);
   for (let i = 0; i < N; i++) {
@@ -289,74 +315,94 @@ export function rawTrainingStep(
     for (const b of trunk2) h = blockForward(rk, h, cPP, b.w, heads, ckpt, kept2);
   }
   const out = rawFinalForward(rk, z, h, cPP, fw);
-  const { loss, grad } = rawLossAndGradient(
-    rk,
-    process,
-    {
-      modelOutput: out,
-      xStart: inp.x0,
-      xT: emb.xT,
-      noise: inp.noise,
-      t: inp.t,
-    },
-    inp.lossScale ?? 1,
-  );
-  out.dispose();
-
-  // ---- backward -----------------------------------------------------------------------------------
-  const fin = rawFinalBackward(rk, z, h, cPP, fw, grad);
-  grad.dispose();
-  h.dispose(); // the last block's (or iteration's) output
-  for (const k of Object.keys(FINAL_NAMES) as Array<keyof FinalParams>) sink.put(FINAL_NAMES[k], fin.grads[k]);
-  dPP.add(fin.dc);
-  let dh = fin.dh;
-  const backTrunk = (bs: typeof trunk1, kept: KeptBlock[]) => {
-    for (let i = bs.length - 1; i >= 0; i--)
-      dh = blockBackward(rk, kept[i]!, cPP, bs[i]!.w, heads, dh, bs[i]!.prefix, sink, dPP, bwd);
+  // the whole forward submitted: recorded ahead of the previous step's read (the training loop), the
+  // device runs it while the host waits
+  rk.flush();
+  let done = false;
+  const abandon = (): void => {
+    if (done) return;
+    done = true;
+    const held = new Set<tf.Tensor>([out, h, c, cPP, emb.xT, svT, ...residuals]);
+    for (const k of [...kept1, ...kept2]) for (const t of 's' in k ? savedTensors(k.s) : [k.x]) held.add(t);
+    for (const it of iters)
+      for (const t of [it.z, ...(it.p1 ? [it.p1] : []), ...(it.s ? savedTensors(it.s) : [])]) held.add(t);
+    for (const t of [xPre, inj, injP]) if (t) held.add(t);
+    tf.dispose([...held]);
   };
-  if (fpdm) {
-    backTrunk(trunk2, kept2);
-    // dh is now ∂loss/∂z at the last iterate
-    const dInj = new Sum(rk);
-    for (let k = iters.length - 1; k >= 0; k--) {
-      const it = iters[k]!;
-      let p1 = it.p1;
-      let s = it.s;
-      if (!p1 || !s) {
-        const re = step(it.z); // checkpointed: recomputed from its input
-        re.out.dispose();
-        ({ p1, s } = re);
+  const finish = (lossScale?: number): DirectStepResult => {
+    invariant(!done, 'rawTrainingStepForward: the step was finished or abandoned already');
+    done = true;
+    const bwd = lossScale !== undefined ? rk.forwardPrecision : 'fp32'; // the backward's large products
+    const { loss, grad } = rawLossAndGradient(
+      rk,
+      process,
+      {
+        modelOutput: out,
+        xStart: inp.x0,
+        xT: emb.xT,
+        noise: inp.noise,
+        t: inp.t,
+      },
+      lossScale ?? 1,
+    );
+    out.dispose();
+
+    // ---- backward -----------------------------------------------------------------------------------
+    const fin = rawFinalBackward(rk, z, h, cPP, fw, grad);
+    grad.dispose();
+    h.dispose(); // the last block's (or iteration's) output
+    for (const k of Object.keys(FINAL_NAMES) as Array<keyof FinalParams>) sink.put(FINAL_NAMES[k], fin.grads[k]);
+    dPP.add(fin.dc);
+    let dh = fin.dh;
+    const backTrunk = (bs: typeof trunk1, kept: KeptBlock[]) => {
+      for (let i = bs.length - 1; i >= 0; i--)
+        dh = blockBackward(rk, kept[i]!, cPP, bs[i]!.w, heads, dh, bs[i]!.prefix, sink, dPP, bwd);
+    };
+    if (fpdm) {
+      backTrunk(trunk2, kept2);
+      // dh is now ∂loss/∂z at the last iterate
+      const dInj = new Sum(rk);
+      for (let k = iters.length - 1; k >= 0; k--) {
+        const it = iters[k]!;
+        let p1 = it.p1;
+        let s = it.s;
+        if (!p1 || !s) {
+          const re = step(it.z); // checkpointed: recomputed from its input
+          re.out.dispose();
+          ({ p1, s } = re);
+        }
+        // the weight-tied gradients after the first iteration's: added into by the backward kernels
+        const intoB = sink.existing('block_fixed_point', BLOCK_PARAM_NAMES);
+        const intoP = sink.existing('', PROJECTION_PARAM_NAMES);
+        const [du, dcb, ...dwb] = rawBlockBackward(rk, s, c, wFix, dh, heads, bwd, intoB);
+        const [dz, dinj, ...dwp] = rawProjectionBackward(rk, it.z, inj!, p1, du as tf.Tensor3D, wProj, bwd, intoP);
+        tf.dispose([dh, du!, p1, ...savedTensors(s)]);
+        if (it.z !== xPre) it.z.dispose();
+        dC.add(dcb!);
+        dInj.add(dinj!);
+        sink.putAll('block_fixed_point', BLOCK_PARAM_NAMES, dwb);
+        sink.putAll('', PROJECTION_PARAM_NAMES, dwp);
+        dh = dz as tf.Tensor3D;
       }
-      // the weight-tied gradients after the first iteration's: added into by the backward kernels
-      const intoB = sink.existing('block_fixed_point', BLOCK_PARAM_NAMES);
-      const intoP = sink.existing('', PROJECTION_PARAM_NAMES);
-      const [du, dcb, ...dwb] = rawBlockBackward(rk, s, c, wFix, dh, heads, bwd, intoB);
-      const [dz, dinj, ...dwp] = rawProjectionBackward(rk, it.z, inj!, p1, du as tf.Tensor3D, wProj, bwd, intoP);
-      tf.dispose([dh, du!, p1, ...savedTensors(s)]);
-      if (it.z !== xPre) it.z.dispose();
-      dC.add(dcb!);
-      dInj.add(dinj!);
-      sink.putAll('block_fixed_point', BLOCK_PARAM_NAMES, dwb);
-      sink.putAll('', PROJECTION_PARAM_NAMES, dwp);
-      dh = dz as tf.Tensor3D;
+      injP!.dispose();
+      // the gradient at z_0 reaches x_pre only when z_0 is x_pre (no iterations without gradient)
+      const fromZ0 = inp.noGrad === 0 ? dh : null;
+      if (!fromZ0) dh.dispose();
+      const dyInj = dInj.value ?? tf.zerosLike(inj!); // no iteration with gradient: inj gets none
+      const [dxPre, dwPre, dbPre] = rawLinearBackward(rk, xPre!, wPre[0]!, dyInj, fromZ0);
+      tf.dispose([dyInj, inj!, xPre!, ...(fromZ0 ? [fromZ0] : [])]);
+      sink.put('block_pre_projection.weight', dwPre);
+      sink.put('block_pre_projection.bias', dbPre);
+      dh = dxPre;
     }
-    injP!.dispose();
-    // the gradient at z_0 reaches x_pre only when z_0 is x_pre (no iterations without gradient)
-    const fromZ0 = inp.noGrad === 0 ? dh : null;
-    if (!fromZ0) dh.dispose();
-    const dyInj = dInj.value ?? tf.zerosLike(inj!); // no iteration with gradient: inj gets none
-    const [dxPre, dwPre, dbPre] = rawLinearBackward(rk, xPre!, wPre[0]!, dyInj, fromZ0);
-    tf.dispose([dyInj, inj!, xPre!, ...(fromZ0 ? [fromZ0] : [])]);
-    sink.put('block_pre_projection.weight', dwPre);
-    sink.put('block_pre_projection.bias', dbPre);
-    dh = dxPre;
-  }
-  backTrunk(trunk1, kept1);
-  const dc = dC.value ?? tf.zerosLike(c); // FPDM with c_pp = y_emb and no iteration with gradient: c gets none
-  const ge = rawEmbedBackward(rk, z, { xT: emb.xT, sv: svT, y: inp.y }, ew, dh, dc, splitCond ? dCPP.value : null);
-  for (const k of Object.keys(EMBED_NAMES) as Array<keyof EmbedParams>) sink.put(EMBED_NAMES[k], ge[k]);
-  tf.dispose([dh, dc, ...(splitCond ? [dCPP.value!, cPP] : []), c, emb.xT, svT]);
-  const res = residuals.length > 0 ? (tf.stack(residuals) as tf.Tensor1D) : undefined;
-  tf.dispose(residuals);
-  return { loss, grads: sink.grads, ...(res ? { residuals: res } : {}) };
+    backTrunk(trunk1, kept1);
+    const dc = dC.value ?? tf.zerosLike(c); // FPDM with c_pp = y_emb and no iteration with gradient: c gets none
+    const ge = rawEmbedBackward(rk, z, { xT: emb.xT, sv: svT, y: inp.y }, ew, dh, dc, splitCond ? dCPP.value : null);
+    for (const k of Object.keys(EMBED_NAMES) as Array<keyof EmbedParams>) sink.put(EMBED_NAMES[k], ge[k]);
+    tf.dispose([dh, dc, ...(splitCond ? [dCPP.value!, cPP] : []), c, emb.xT, svT]);
+    const res = residuals.length > 0 ? (tf.stack(residuals) as tf.Tensor1D) : undefined;
+    tf.dispose(residuals);
+    return { loss, grads: sink.grads, ...(res ? { residuals: res } : {}) };
+  };
+  return { finish, abandon };
 }
