@@ -272,7 +272,9 @@ export async function measureTrain(
   await runSteps(
     c,
     batch,
-    maxWarmup + steps + 1,
+    // one step more than measured: the training loop records a step's forward before the previous step's
+    // read, so the profiled step's window holds a whole step only when a next step is begun after it
+    maxWarmup + steps + 2,
     gradCheckpoint,
     (s) => {
       const now = readCounters();
