@@ -25,11 +25,12 @@ import {
   type AttentionKernel,
   type AttentionShape,
 } from '../../src/backends/webgpu/attention.js';
-import { MIXED_FEATURES, mixedPrecisionSupport, type MixedAdapter } from '../../src/backends/webgpu/device.js';
+import { mixedPrecisionSupport } from '../../src/backends/webgpu/device.js';
 import { rawBlockForward } from '../../src/backends/webgpu/dit-block.js';
 import { rawKernels, type RawKernels } from '../../src/backends/webgpu/raw.js';
 import { UserError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
+import { nullDevice, validate, type NullDevice } from './dawn-null.js';
 import { TEST_BACKENDS, sha256, tensorRelErr, useBackend } from '../helpers.js';
 import { randomTensor } from '../helpers.js';
 
@@ -41,9 +42,6 @@ const NO_TENSOR_CORES = support?.ok
   : onGpu
     ? `this GPU cannot run mixed precision (${support?.ok === false ? support.reason : ''})`
     : SKIP;
-
-/** Dawn instances created here, kept referenced for the life of the process */
-const instances: object[] = [];
 
 interface Case extends AttentionShape {
   label: string;
@@ -257,39 +255,6 @@ test(
 
 // ---- Dawn's validator, on its null backend -----------------------------------------------------------
 
-interface NullDevice {
-  limits: Record<string, number>;
-  createShaderModule(d: { code: string }): {
-    getCompilationInfo(): Promise<{ messages: Array<{ type: string; message: string }> }>;
-  };
-  createComputePipeline(d: object): unknown;
-  pushErrorScope(f: string): void;
-  popErrorScope(): Promise<{ message: string } | null>;
-}
-
-/** A device of Dawn's null backend (validates shaders and pipelines, runs nothing), or why there is none. */
-async function nullDevice(): Promise<NullDevice | string> {
-  let mod: { create(flags: string[]): { requestAdapter(o?: object): Promise<MixedAdapter | null> } };
-  try {
-    mod = (await import('webgpu')) as unknown as typeof mod;
-  } catch {
-    return "the optional package 'webgpu' is not installed";
-  }
-  const gpu = mod.create(['backend=null', 'enable-dawn-features=allow_unsafe_apis']);
-  instances.push(gpu); // a Dawn instance must outlive its adapters and devices (else Dawn aborts)
-  const adapter = await gpu.requestAdapter();
-  if (!adapter) return "Dawn's null backend gives no adapter";
-  const missing = MIXED_FEATURES.filter((f) => !adapter.features.has(f));
-  if (missing.length > 0) return `Dawn's null backend lacks ${missing.join(', ')}`;
-  return (await adapter.requestDevice({
-    requiredFeatures: [...MIXED_FEATURES],
-    requiredLimits: {
-      maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize!,
-      maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup!,
-    },
-  })) as unknown as NullDevice;
-}
-
 const validator = await nullDevice();
 
 test(
@@ -298,13 +263,7 @@ test(
   async () => {
     const dev = validator as NullDevice;
     const limit = dev.limits.maxComputeWorkgroupStorageSize!;
-    const check = async (code: string) => {
-      const module = dev.createShaderModule({ code });
-      const compile = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
-      dev.pushErrorScope('validation');
-      dev.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-      return { compile: compile.map((m) => m.message), pipeline: (await dev.popErrorScope())?.message };
-    };
+    const check = (code: string) => validate(dev, code);
     const device = { configs: [{ M: 16, N: 16, K: 16 }], subgroupSize: 32, maxWorkgroupBytes: 49152, maxThreads: 1024 };
     for (const c of [...MODEL_CASES, CASES[1]!, CASES[4]!]) {
       for (const k of [attentionKernel(device, c)!, EMULATED]) {

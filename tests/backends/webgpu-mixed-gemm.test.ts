@@ -53,6 +53,7 @@ import { rawKernels, type Dispatch, type RawKernels } from '../../src/backends/w
 import type { GBuffer } from '../../src/backends/webgpu/types.js';
 import { UserError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
+import { nullDevice, validate, type NullDevice } from './dawn-null.js';
 import { TEST_BACKENDS, randomTensor, sha256, tensorRelErr, useBackend } from '../helpers.js';
 import { directTrainingStep, setKernelOptions } from '../../src/backends/kernels.js';
 import { createDiffusion, diffusionConfig } from '../../src/diffusion/process.js';
@@ -541,36 +542,6 @@ test(
 
 // ---- Dawn's validator, on its null backend -----------------------------------------------------------
 
-interface NullDevice {
-  limits: Record<string, number>;
-  createShaderModule(d: { code: string }): {
-    getCompilationInfo(): Promise<{ messages: Array<{ type: string; message: string }> }>;
-  };
-  createComputePipeline(d: object): unknown;
-  pushErrorScope(f: string): void;
-  popErrorScope(): Promise<{ message: string } | null>;
-}
-
-/** A device of Dawn's null backend (validates shaders and pipelines, runs nothing), or why there is none. */
-async function nullDevice(): Promise<NullDevice | string> {
-  let mod: { create(flags: string[]): { requestAdapter(o?: object): Promise<MixedAdapter | null> } };
-  try {
-    mod = (await import('webgpu')) as unknown as typeof mod;
-  } catch {
-    return "the optional package 'webgpu' is not installed";
-  }
-  const gpu = mod.create(['backend=null', 'enable-dawn-features=allow_unsafe_apis']);
-  instances.push(gpu); // a Dawn instance must outlive its adapters and devices (else Dawn aborts)
-  const adapter = await gpu.requestAdapter();
-  if (!adapter) return "Dawn's null backend gives no adapter";
-  const missing = MIXED_FEATURES.filter((f) => !adapter.features.has(f));
-  if (missing.length > 0) return `Dawn's null backend lacks ${missing.join(', ')}`;
-  return (await adapter.requestDevice({
-    requiredFeatures: [...MIXED_FEATURES],
-    requiredLimits: { maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize! },
-  })) as unknown as NullDevice;
-}
-
 const validator = await nullDevice();
 
 test(
@@ -579,14 +550,7 @@ test(
   async () => {
     const dev = validator as NullDevice;
     const limit = dev.limits.maxComputeWorkgroupStorageSize!;
-    /** errors of compiling `code` and of making its pipeline */
-    const check = async (code: string) => {
-      const module = dev.createShaderModule({ code });
-      const compile = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
-      dev.pushErrorScope('validation');
-      dev.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-      return { compile: compile.map((m) => m.message), pipeline: (await dev.popErrorScope())?.message };
-    };
+    const check = (code: string) => validate(dev, code);
     const specs = [CASES[0]!, CASES[3]!, CASES[4]!, CASES[5]!].map(specFor);
     // A an f16 array read through f32() (as fc2 reads GELU(h)): its vec4 view is vec4<f16>
     const f16A = specFor(CASES[0]!);
