@@ -25,23 +25,14 @@ import {
   type AttentionKernel,
   type AttentionShape,
 } from '../../src/backends/webgpu/attention.js';
-import { mixedPrecisionSupport } from '../../src/backends/webgpu/device.js';
 import { rawBlockForward } from '../../src/backends/webgpu/dit-block.js';
 import { rawKernels, type RawKernels } from '../../src/backends/webgpu/raw.js';
 import { UserError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
 import { nullDevice, validate, type NullDevice } from './dawn-null.js';
-import { TEST_BACKENDS, sha256, tensorRelErr, useBackend } from '../helpers.js';
+import { NO_TENSOR_CORES, SKIP, onGpu, support } from './mixed-support.js';
+import { sha256, tensorRelErr, useBackend } from '../helpers.js';
 import { randomTensor } from '../helpers.js';
-
-const onGpu = TEST_BACKENDS.includes('webgpu');
-const SKIP = 'webgpu only: npm run test:webgpu runs it (on a GPU, or on SwiftShader without one)';
-const support = onGpu ? await mixedPrecisionSupport() : undefined;
-const NO_TENSOR_CORES = support?.ok
-  ? false
-  : onGpu
-    ? `this GPU cannot run mixed precision (${support?.ok === false ? support.reason : ''})`
-    : SKIP;
 
 interface Case extends AttentionShape {
   label: string;

@@ -24,7 +24,6 @@ import { initBackend } from '../../src/backends/index.js';
 import {
   MIXED_DAWN_FLAGS,
   MIXED_FEATURES,
-  mixedPrecisionSupport,
   type MixedAdapter,
   type MmaShape,
 } from '../../src/backends/webgpu/device.js';
@@ -54,19 +53,11 @@ import type { GBuffer } from '../../src/backends/webgpu/types.js';
 import { UserError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
 import { nullDevice, validate, type NullDevice } from './dawn-null.js';
-import { TEST_BACKENDS, randomTensor, sha256, tensorRelErr, useBackend } from '../helpers.js';
+import { NO_TENSOR_CORES, SKIP, onGpu, support } from './mixed-support.js';
+import { randomTensor, sha256, tensorRelErr, useBackend } from '../helpers.js';
 import { directTrainingStep, setKernelOptions } from '../../src/backends/kernels.js';
 import { createDiffusion, diffusionConfig } from '../../src/diffusion/process.js';
 import { TINY_TRUNK, randomModel, tapedStep, tinyFpdm } from './tiny-models.js';
-
-const onGpu = TEST_BACKENDS.includes('webgpu');
-const SKIP = 'webgpu only: npm run test:webgpu runs it (on a GPU, or on SwiftShader without one)';
-const support = onGpu ? await mixedPrecisionSupport() : undefined;
-const NO_TENSOR_CORES = support?.ok
-  ? false
-  : onGpu
-    ? `this GPU cannot run mixed precision (${support?.ok === false ? support.reason : ''})`
-    : SKIP;
 
 /** The f16 → f32 subgroup-matrix shapes of the H200 (the reference's measured configs). */
 const H200_CONFIGS: MmaShape[] = [

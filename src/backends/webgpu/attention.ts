@@ -19,6 +19,7 @@
 // matrices (as gemm-mixed.ts does), so the tiling, masking and softmax can be checked on a device without
 // f16 or subgroup matrices (tests/backends/webgpu-attention.test.ts).
 import { declare, u, type Binding } from './gemm.js';
+import { SUBGROUP_MATRIX_HEADER } from './gemm-mixed.js';
 import type { MixedDeviceInfo } from './device.js';
 import { invariant, UserError } from '../../util/errors.js';
 
@@ -242,12 +243,7 @@ export function attentionWgsl(s: AttentionShape, k: AttentionKernel, save: boole
   // the logical subgroup's thread (row r of its 16, half hf of the chunk's columns: hf + 2·q)
   const srow = `G * ${u(S16 * KS)} + r * ${u(KS)}`;
 
-  const header = emu
-    ? ''
-    : `diagnostic(off, chromium.subgroup_matrix_uniformity);
-enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;`;
+  const header = emu ? '' : SUBGROUP_MATRIX_HEADER;
   const bindings: Binding[] = [
     ...(['Q', 'KK', 'V'] as const).map((name) => ({ name, ...(U === 4 ? { type: 'vec4<f32>' as const } : {}) })),
     { name: 'MERGED', write: true },

@@ -109,6 +109,12 @@ export function stageOfA(s: Pick<MatMulSpec, 'aFast'>, k: Pick<MixedKernel, 'aSt
   return k.aStage ?? (s.aFast === 'i' ? 'cols' : 'rows');
 }
 
+/** The WGSL header of a kernel on the subgroup matrices (f16, subgroups, the experimental extension). */
+export const SUBGROUP_MATRIX_HEADER = `diagnostic(off, chromium.subgroup_matrix_uniformity);
+enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;`;
+
 /** f16 values of padding per row of the staged tiles (rows stay 16-byte aligned; fewer bank conflicts) */
 const PAD = 8;
 
@@ -600,12 +606,7 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
     vecHelpers = staged.helpers;
   }
 
-  const header = emu
-    ? ''
-    : `diagnostic(off, chromium.subgroup_matrix_uniformity);
-enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;`;
+  const header = emu ? '' : SUBGROUP_MATRIX_HEADER;
   const builtins = emu
     ? '@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32'
     : '@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32, @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgSize: u32';
