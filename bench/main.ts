@@ -336,7 +336,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
   const plans = sizePlans(o, info.name);
   const notes: string[] = [
     `S-JFB draws fixed to n_ng = ${BENCH_NO_GRAD}, n_g = ${BENCH_WITH_GRAD} (means of U{0..10} and U{1..12}, the latter 6.5 rounded up) on both sides`,
-    'ours: peak memory = TF.js engine live tensor bytes at the worst kernel of one profiled training step (weights, AdamW moments, EMA copy, gradients, activations); backend scratch and pooled buffers not included (backend pool shown apart; on webgpu the scratch buffers of the direct-dispatch kernels, intermediates shared by all block calls, shown apart too). PyTorch: torch.cuda.max_memory_allocated (same contents, caching-allocator blocks in use)',
+    'ours: peak memory = TF.js engine live tensor bytes at the worst kernel of one profiled training step (weights, AdamW moments, EMA copy, gradients, activations); pooled buffers not included (backend pool shown apart); on webgpu the scratch buffers of the direct-dispatch kernels (intermediates shared by all block calls, not tensors; held by the process, so a row may include those of rows run before it) shown apart and added to ours in the memory ratios and the FPDM/DiT target. PyTorch: torch.cuda.max_memory_allocated (same contents, caching-allocator blocks in use)',
     'training: 1000 classes (tiny: 10), learned sigma, hybrid loss, AdamW lr 1e-4, EMA 0.9999, batch from the table; images/s = batch / median step seconds after warm-up',
     'sampling: DDPM over respaced steps, no CFG, one batch; budgets below 20 are measured at that budget and extrapolated to 20 (images/s × budget / 20)',
   ];

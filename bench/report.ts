@@ -54,7 +54,6 @@ export interface TargetRow {
 const ratio = (a: number | undefined | null, b: number | undefined | null): number | null =>
   a !== undefined && a !== null && b !== undefined && b !== null && b > 0 && Number.isFinite(a) ? a / b : null;
 
-/** Our peak memory of a training step: distinct live buffers where measured, else the per-handle tensor bytes. */
 /** The block-kernel column: the direct-dispatch block, or which fused TF.js kernels. */
 function blockKernelsText(st: BenchSettings): string {
   if (st.rawBlock) return st.directStep ? 'direct dispatch, no tape' : 'direct dispatch';
@@ -63,9 +62,16 @@ function blockKernelsText(st: BenchSettings): string {
   return st.fusedBias === false ? 'yes + epilogues, bias apart' : 'yes + epilogues';
 }
 
+/**
+ * Our peak memory of a training step: distinct live buffers where measured, else the per-handle tensor bytes,
+ * plus the direct-dispatch kernels' scratch where reported (held by the process: it may include buffers of
+ * rows run before in the same process).
+ */
 export function oursPeak(m: TrainMeasurement | null | undefined): number | null {
   if (!m) return null;
-  return m.buffers?.peakBufferBytes ?? m.memory?.peakTensorBytes ?? null;
+  const peak = m.buffers?.peakBufferBytes ?? m.memory?.peakTensorBytes ?? null;
+  // on webgpu the direct-dispatch kernels' scratch is memory the step needs too, though no tensor holds it
+  return peak === null ? null : peak + (m.memory?.directScratchBytes ?? 0);
 }
 
 /**
@@ -200,7 +206,7 @@ export function targets(train: TrainRow[], sample: SampleRow[], mixed = false): 
     const v = ratio(oursPeak(f?.ours), oursPeak(d.ours));
     const ck = d.gradCheckpoint ? ', both with gradient checkpointing' : '';
     out.push({
-      target: `FPDM(${d.model}) peak training memory ≤ 0.45× ${d.model}'s (ours, peak buffer bytes${ck})`,
+      target: `FPDM(${d.model}) peak training memory ≤ 0.45× ${d.model}'s (ours, peak buffer bytes + direct-dispatch scratch${ck})`,
       measured: v,
       threshold: '≤ 0.45',
       status: status(v, (x) => x <= 0.45),
@@ -245,6 +251,8 @@ export interface BenchDoc {
     mixedPrefetch?: string;
     mixedHoist?: string;
     mixedPrefer?: string;
+    mixedHalf?: string;
+    attentionHeadTiles?: string;
     fusedAttention?: string;
     attentionTile?: string;
     submitRamp?: string;
@@ -312,7 +320,7 @@ export function markdown(d: BenchDoc): string {
       `- git commit: ${d.gitCommit ?? 'unknown'}`,
       ...(d.settings?.submitBatch
         ? [
-            `- webgpu: WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE ${d.settings.submitBatch} for sampling and Inception (training rows: their own column); fused optimizer ${d.settings.fusedOptimizer ? 'on' : 'off'}, fused block kernels ${d.settings.fusedBlock ? (d.settings.fusedEpilogue ? 'on (with the epilogue fusions)' : 'on') : 'off'}${d.settings.dawnToggles ? `; Dawn toggles ${d.settings.dawnToggles} (FPDM_DAWN_TOGGLES)` : ''}${d.settings.mixedVector ? `; FPDM_MIXED_VECTOR=${d.settings.mixedVector} (mixed matmuls' operands staged ${d.settings.mixedVector === '0' ? 'one value' : '4 values'} at a time)` : ''}${d.settings.mixedPrefetch ? `; FPDM_MIXED_PREFETCH=${d.settings.mixedPrefetch} (the prefetching twins of the mixed matmuls' tiles ${d.settings.mixedPrefetch === '0' ? 'not ' : ''}taken)` : ''}${d.settings.mixedHoist ? `; FPDM_MIXED_HOIST=${d.settings.mixedHoist} (the epilogues' loads ${d.settings.mixedHoist === '0' ? 'not ' : ''}hoisted)` : ''}${d.settings.mixedPrefer ? `; FPDM_MIXED_PREFER=${d.settings.mixedPrefer} (the mixed matmuls with plain loads on that tile first)` : ''}${d.settings.fusedAttention ? `; FPDM_FUSED_ATTENTION=${d.settings.fusedAttention} (attention ${d.settings.fusedAttention === '0' ? 'as three kernels' : 'as one kernel'} at mixed precision)` : ''}${d.settings.attentionTile ? `; FPDM_ATTENTION_TILE=${d.settings.attentionTile} (the fused attention's subgroups, keys per chunk)` : ''}${d.settings.submitRamp ? `; FPDM_SUBMIT_RAMP=${d.settings.submitRamp} (a training step's command buffers of ${d.settings.submitRamp}, then twice as many dispatches each)` : ''}`,
+            `- webgpu: WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE ${d.settings.submitBatch} for sampling and Inception (training rows: their own column); fused optimizer ${d.settings.fusedOptimizer ? 'on' : 'off'}, fused block kernels ${d.settings.fusedBlock ? (d.settings.fusedEpilogue ? 'on (with the epilogue fusions)' : 'on') : 'off'}${d.settings.dawnToggles ? `; Dawn toggles ${d.settings.dawnToggles} (FPDM_DAWN_TOGGLES)` : ''}${d.settings.mixedVector ? `; FPDM_MIXED_VECTOR=${d.settings.mixedVector} (mixed matmuls' operands staged ${d.settings.mixedVector === '0' ? 'one value' : '4 values'} at a time)` : ''}${d.settings.mixedPrefetch ? `; FPDM_MIXED_PREFETCH=${d.settings.mixedPrefetch} (the prefetching twins of the mixed matmuls' tiles ${d.settings.mixedPrefetch === '0' ? 'not ' : ''}taken)` : ''}${d.settings.mixedHoist ? `; FPDM_MIXED_HOIST=${d.settings.mixedHoist} (the epilogues' loads ${d.settings.mixedHoist === '0' ? 'not ' : ''}hoisted)` : ''}${d.settings.mixedPrefer ? `; FPDM_MIXED_PREFER=${d.settings.mixedPrefer} (the mixed matmuls with plain loads on that tile first)` : ''}${d.settings.mixedHalf ? `; FPDM_MIXED_HALF=${d.settings.mixedHalf} (the prefetched stage held in ${d.settings.mixedHalf === '1' ? 'f16' : 'f32'} registers)` : ''}${d.settings.attentionHeadTiles ? `; FPDM_ATTENTION_HEAD_TILES=${d.settings.attentionHeadTiles} (attention's products at 72 values per head ${d.settings.attentionHeadTiles === '1' ? 'on the tiles made for 72' : 'on 64 × 64 tiles'})` : ''}${d.settings.fusedAttention ? `; FPDM_FUSED_ATTENTION=${d.settings.fusedAttention} (attention ${d.settings.fusedAttention === '0' ? 'as three kernels' : 'as one kernel'} at mixed precision)` : ''}${d.settings.attentionTile ? `; FPDM_ATTENTION_TILE=${d.settings.attentionTile} (the fused attention's subgroups, keys per chunk)` : ''}${d.settings.submitRamp ? `; FPDM_SUBMIT_RAMP=${d.settings.submitRamp} (a training step's command buffers of ${d.settings.submitRamp}, then twice as many dispatches each)` : ''}`,
           ]
         : []),
       d.torch.available

@@ -29,6 +29,7 @@ import {
   mixedFits,
   rowSumFits,
   stageOfA,
+  tileRunsOn,
   vectorStaging,
   vectorViews,
   type MixedKernel,
@@ -168,6 +169,9 @@ const SHAPES: Shape[] = [
   { label: 'S/2 attn scores', batch: 192, M: 256, N: 256, K: 64, aFast: 'k', bFast: 'k' },
   { label: 'S/2 attn pv', batch: 192, M: 256, N: 64, K: 256, aFast: 'k', bFast: 'j' },
   { label: 'S/2 attn dk (Aᵀ)', batch: 192, M: 256, N: 64, K: 256, aFast: 'i', bFast: 'j' },
+  // at XL/2 (512 = 32 samples × 16 heads of 72): K = 72 for the scores, N = 72 for P·v
+  { label: 'XL/2 attn scores', batch: 512, M: 256, N: 256, K: 72, aFast: 'k', bFast: 'k' },
+  { label: 'XL/2 attn pv', batch: 512, M: 256, N: 72, K: 256, aFast: 'k', bFast: 'j' },
 ];
 
 interface Options {
@@ -444,6 +448,7 @@ async function benchShape(rk: RawKernels, device: MixedDeviceInfo, s: Shape, o: 
     for (const tile of Object.keys(MIXED_TILES) as MixedTileName[]) {
       // the epilogue one result matrix at a time (e1) or, with --epilogue, a subgroup's whole row of them
       // too; the operands staged one value (scalar) or 4 at a time (v4: MixedKernel.vector) per thread
+      if (!tileRunsOn(MIXED_TILES[tile], mma)) continue;
       const rowOf = (MIXED_TILES[tile] as MixedTile).cols / mma.N;
       const epilogues = o.epilogue ? [1, rowOf] : [1];
       const forms = stages.flatMap((a) =>

@@ -34,6 +34,7 @@ import {
   mixedMatMulWgsl,
   mixedWorkgroupBytes,
   rowSumFits,
+  tileRunsOn,
   vectorStaging,
   vectorViews,
   type MixedKernel,
@@ -106,6 +107,8 @@ const CASES: Case[] = [
   },
   // whole tiles with rows that start at multiples of 4 (vector staging's aligned loads), the last chunk partial
   { label: 'split-K, 3 chunks of 64 over 160', batch: 3, M: 128, N: 64, K: 64, kTotal: 160, aFast: 'i', bFast: 'j' },
+  // attention's products at 72 values per head (XL/2): 72 columns and 72 values of k
+  { label: '72 columns, k 72', batch: 2, M: 128, N: 72, K: 72, aFast: 'k', bFast: 'j' },
 ];
 /** several workgroups of the largest tiles, with partial ones at both edges (tensor cores only) */
 const LARGE: Case = { label: 'large', batch: 1, M: 520, N: 700, K: 300, aFast: 'k', bFast: 'k', biasGelu: true };
@@ -324,6 +327,30 @@ const EMULATED: Array<[string, MixedKernel]> = [
       tile: { sgRows: 2, sgCols: 2, rows: 32, cols: 16, tk: 32, prefetch: true },
     },
   ],
+  [
+    'M16 N16 K16, 2×4 subgroups of 32×16 (8 subgroups), k 32, prefetch into f16 registers',
+    {
+      mma: H200_CONFIGS[0]!,
+      subgroupSize: 32,
+      tile: { sgRows: 2, sgCols: 4, rows: 32, cols: 16, tk: 32, prefetch: true, half: true },
+    },
+  ],
+  [
+    'M16 N8 K16, 2×2 subgroups of 16×16, k 16, workgroup memory padded to 12 KiB',
+    {
+      mma: H200_CONFIGS[1]!,
+      subgroupSize: 32,
+      tile: { sgRows: 2, sgCols: 2, rows: 16, cols: 16, tk: 16, padBytes: 12288 },
+    },
+  ],
+  [
+    'M16 N8 K16, 2×1 subgroups of 16×72 (9 matrices per row, as P·v at 72 values per head), k 16',
+    { mma: H200_CONFIGS[1]!, subgroupSize: 32, tile: { sgRows: 2, sgCols: 1, rows: 16, cols: 72, tk: 16 } },
+  ],
+  [
+    'M16 N8 K8, 1×2 subgroups of 16×8, k 72 in one stage (as the scores at 72 values per head)',
+    { mma: H200_CONFIGS[2]!, subgroupSize: 32, tile: { sgRows: 1, sgCols: 2, rows: 16, cols: 8, tk: 72 } },
+  ],
 ];
 
 test(
@@ -475,6 +502,7 @@ test(
         ])) {
           // vector staging with the epilogue's loads hoisted (mixedKernel's default), else neither
           const k: MixedKernel = { mma, subgroupSize: support.subgroupSize, tile, vector, hoistLoads: vector };
+          if (!tileRunsOn(tile, mma)) continue;
           if (!mixedFits(spec, k, support) || (vector && !vectorStaging(k))) continue;
           const label = `${c.label}, M${mma.M} N${mma.N} K${mma.K}, tile ${name}${vector ? ', vector staging' : ''}`;
           const got = await runMixed(rk, spec, k, c, d);
@@ -553,6 +581,7 @@ test(
     let overLimit = 0;
     for (const mma of H200_CONFIGS) {
       for (const [name, tile] of Object.entries(MIXED_TILES)) {
+        if (!tileRunsOn(tile, mma)) continue;
         for (const [spec, epilogueCols] of specs.flatMap(
           (x) =>
             [

@@ -147,7 +147,9 @@ test('training rows: ratios are ours ÷ PyTorch from the two sides', () => {
     assert.ok(r.ours.timing.seconds.length === 1 && r.ours.timing.warmup === 1);
     assert.ok(Math.abs(r.ours.imagesPerSecond - 2 / r.ours.timing.medianSeconds) < 1e-9);
     assert.equal(r.throughputRatio, r.ours.imagesPerSecond / r.torch.imagesPerSecond);
-    // the memory ratio uses distinct live buffers (a buffer with several tensor handles counts once)
+    // the memory ratio uses distinct live buffers (a buffer with several tensor handles counts once), plus
+    // the direct-dispatch scratch where reported (webgpu only: none here)
+    assert.equal(r.ours.memory!.directScratchBytes, undefined);
     assert.equal(r.memoryRatio, r.ours.buffers!.peakBufferBytes / r.torch.peakBytes);
     assert.ok(r.ours.buffers!.peakBufferBytes <= r.ours.memory!.peakTensorBytes, `${r.model}: buffers above handles`);
     assert.equal(r.gradCheckpoint, false);
@@ -250,6 +252,29 @@ function mixedDoc(side: TorchResult = torch): BenchDoc {
   };
 }
 
+test("webgpu's direct-dispatch scratch counts in our peak: the memory ratios and the FPDM/DiT target add it", () => {
+  const withScratch = (r: BenchDoc['train'][number], scratch: number): BenchDoc['train'][number] =>
+    trainRow(
+      r.model,
+      r.batch,
+      { ...r.ours!, memory: { ...r.ours!.memory!, directScratchBytes: scratch } },
+      torch,
+      undefined,
+      r.gradCheckpoint,
+      true,
+    );
+  const rows = doc.train.map((r) => withScratch(r, 3 * 2 ** 20));
+  for (const r of rows) {
+    const f16 = torch.train!.find((t) => t.model === r.model && t.key === 'fp16')!;
+    assert.equal(r.autocast!.memoryRatio, (r.ours!.buffers!.peakBufferBytes + 3 * 2 ** 20) / f16.peakBytes);
+  }
+  const target = targets(rows, [], true).find((t) => t.target.includes('peak training memory'));
+  assert.ok(target, 'the FPDM/DiT memory target is listed');
+  const of = (m: string) => rows.find((r) => r.model === m)!.ours!.buffers!.peakBufferBytes + 3 * 2 ** 20;
+  const dit = rows.find((r) => !r.model.startsWith('FPDM'))!.model;
+  assert.equal(target.measured, of(`FPDM(${dit}, pre=1, post=1)`) / of(dit));
+});
+
 /** The cells of a Markdown table's rows under the header line that starts with `first`, keyed by column name. */
 function tableRows(md: string, first: string): Array<Record<string, string>> {
   const lines = md.split('\n');
@@ -272,8 +297,9 @@ test('mixed: each training and sampling row paired with the autocast float16 and
     assert.equal(r.autocast!.torch, f16);
     assert.equal(r.throughputRatio, r.ours!.imagesPerSecond / f32.imagesPerSecond);
     assert.equal(r.autocast!.throughputRatio, r.ours!.imagesPerSecond / f16.imagesPerSecond);
-    assert.equal(r.memoryRatio, r.ours!.buffers!.peakBufferBytes / f32.peakBytes);
-    assert.equal(r.autocast!.memoryRatio, r.ours!.buffers!.peakBufferBytes / f16.peakBytes);
+    const ours = r.ours!.buffers!.peakBufferBytes + (r.ours!.memory?.directScratchBytes ?? 0);
+    assert.equal(r.memoryRatio, ours / f32.peakBytes);
+    assert.equal(r.autocast!.memoryRatio, ours / f16.peakBytes);
   }
   const [dit, fp] = d.sample;
   assert.equal(dit!.torch, fp32Sample);

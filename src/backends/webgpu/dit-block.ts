@@ -15,6 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BlockSaved } from '../../models/blocks.js';
 import { declare, lit, u, type MatMulSpec } from './gemm.js';
+import { MIXED_TILES, tileConfig, type MixedTileName } from './gemm-mixed.js';
 import { AdaPlan } from './ada.js';
 import {
   attentionGroups,
@@ -50,11 +51,35 @@ function dims(x: tf.Tensor3D, hid: number, heads: number): Dims {
  * Attention's per-head products (scores, P·v and the four of the backward: 6 × 32 products of 256 × 256
  * × 64 at S/2) at `precision`; on the tensor cores with 64 × 64 tiles, k 32: measured on the H200 at
  * S/2 (`results/bench/2026-11-30-webgpu-gemm-attention-34f44a5.md`), 2.0–2.3× our fp32 kernel, where the tile
- * mixedKernel would choose (128 × 128, k 32: half of it empty at 64 columns) ran 0.25–0.67×.
+ * mixedKernel would choose (128 × 128, k 32: half of it empty at 64 columns) ran 0.25–0.67×. At 72 values
+ * per head (XL/2), with attentionHeadTiles, the products with the head's values as columns (P·v and dq,
+ * dk, dv) on a tile of 72 columns (M16 N8 K16) where the device has that config; the scores and dP (k = 72)
+ * on 64 × 64 tiles, as fast in the micro-benchmark as one stage of k = 72 on M16 N8 K8
+ * (`2026-12-01-webgpu-gemm-attn72-*.md`).
  */
-function attentionPrecision(precision: 'fp32' | 'mixed'): Pick<MatMulSpec, 'precision' | 'mixedTile'> {
-  return precision === 'mixed' ? { precision, mixedTile: '64x64k32' } : {};
+function attentionPrecision(
+  rk: RawKernels,
+  precision: 'fp32' | 'mixed',
+  s: Pick<MatMulSpec, 'N'>,
+): Pick<MatMulSpec, 'precision' | 'mixedTile'> {
+  if (precision !== 'mixed') return {};
+  const device = attentionHeadTiles() ? mixedDeviceInfo(rk.device) : undefined;
+  const made: MixedTileName | undefined = s.N === 72 ? '64x72k64n8' : undefined;
+  const mixedTile = made && device && tileConfig(device, MIXED_TILES[made]) ? made : '64x64k32';
+  return { precision, mixedTile };
 }
+
+/**
+ * Whether attention's products at 72 values per head take the tile made for it (attentionPrecision): yes by
+ * default — measured on the H200 in one call (`2026-12-01-webgpu-xl-mixed-headtiles-*-h{1,0}.md`): P·v 0.139
+ * against 0.194 ms per DiT-XL/2 block call, dq, dk, dv 0.134–0.139 against 0.190–0.196, DiT-XL/2 training GPU
+ * 211.9 against 218.4 ms per step; the environment variable FPDM_ATTENTION_HEAD_TILES (0 off, 1 on; recorded
+ * in the bench's header) sets it for comparing the two in one run.
+ */
+export function attentionHeadTiles(): boolean {
+  return process.env.FPDM_ATTENTION_HEAD_TILES !== '0';
+}
+
 /** The dispatches of one block call, keyed by the block's shape. */
 class BlockPlan extends AdaPlan {
   constructor(
@@ -181,15 +206,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     this.push('attention', args, () => attentionWgsl(shape, k, P !== null), attentionGroups(shape, k));
   }
 
-  /** In place, each of the rows × t values of P → its row's softmax (heldRows: read once, written once). */
-  softmax(name: string, P: GBuffer, rows: number): void {
-    this.heldRows(name, [['P', P, true]], rows, ({ NV, G: g, live, sum }) => {
+  /**
+   * Each of the rows × t values of S → its row's softmax in P (heldRows: read once, written once): in place
+   * (P the same buffer as S), or into P in f16 (`half`).
+   */
+  softmax(name: string, S: GBuffer, P: GBuffer, rows: number, half: boolean): void {
+    const args: Arg[] = half
+      ? [
+          ['S', S],
+          ['P16', P, true, 'f16'],
+        ]
+      : [['S', S, true]];
+    const out = half ? 'P16' : 'S';
+    this.heldRows(name, args, rows, ({ NV, G: g, live, sum }) => {
       const c = `lane + q * ${u(g)}`;
       return `var x: array<f32, ${NV}>;
   var mx = -3.402823e38;
   for (var q = 0u; q < ${u(NV)}; q = q + 1u) {
     x[q] = -3.402823e38;
-    if (${live(c)}) { x[q] = P[base + ${c}]; }
+    if (${live(c)}) { x[q] = S[base + ${c}]; }
     mx = max(mx, x[q]);
   }
   ${sum('rmax', 'mx', (a, b) => `max(${a}, ${b})`)}
@@ -200,20 +235,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   }
   ${sum('rsum', 'total', (a, b) => `${a} + ${b}`)}
   for (var q = 0u; q < ${u(NV)}; q = q + 1u) {
-    if (${live(c)}) { P[base + ${c}] = x[q] / rsum; }
+    if (${live(c)}) { ${out}[base + ${c}] = ${half ? 'f16(x[q] / rsum)' : 'x[q] / rsum'}; }
   }`;
     });
   }
 
   /**
    * In place, dP → dS = P ⊙ (dP − Σ_row dP ⊙ P) over rows × t values (the softmax's backward; heldRows:
-   * P and dP read once, dS written once).
+   * P and dP read once, dS written once); P in f16 with `half`.
    */
-  softmaxBackward(name: string, P: GBuffer, DP: GBuffer, rows: number): void {
-    const args: Arg[] = [
-      ['P', P],
-      ['DP', DP, true],
-    ];
+  softmaxBackward(name: string, P: GBuffer, DP: GBuffer, rows: number, half: boolean): void {
+    const args: Arg[] = [half ? ['P16', P, false, 'f16'] : ['P', P], ['DP', DP, true]];
     this.heldRows(name, args, rows, ({ NV, G: g, live, sum }) => {
       const c = `lane + q * ${u(g)}`;
       return `var pv: array<f32, ${NV}>;
@@ -222,7 +254,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   for (var q = 0u; q < ${u(NV)}; q = q + 1u) {
     pv[q] = 0.0;
     dv[q] = 0.0;
-    if (${live(c)}) { pv[q] = P[base + ${c}]; dv[q] = DP[base + ${c}]; }
+    if (${live(c)}) { pv[q] = ${half ? `f32(P16[base + ${c}])` : `P[base + ${c}]`}; dv[q] = DP[base + ${c}]; }
     acc = acc + dv[q] * pv[q];
   }
   ${sum('dot', 'acc', (a, b) => `${a} + ${b}`)}
@@ -311,17 +343,24 @@ export function rawBlockForward(
   const v = o('v', [n, H, t, dh]);
   // at mixed precision with FPDM_FUSED_ATTENTION=1, the attention as one kernel where the device has its
   // tiles (attention.ts): the scores then exist only in workgroup memory, and P only when saved
-  const fused = rk.forwardPrecision === 'mixed' ? fusedAttention(rk, dh) : undefined;
-  const P = fused && !save ? null : o('p', [n, H, t, t]);
+  const mixed = rk.forwardPrecision === 'mixed';
+  const fused = mixed ? fusedAttention(rk, dh) : undefined;
+  // at mixed precision (three kernels) the softmax reads the scores (f32, a scratch buffer) and writes P in
+  // f16 (BlockSaved.p): P·v and the backward's dv round P to f16 in their staging anyway (the same values),
+  // the softmax's backward reads it as it is saved; half the bytes kept per block
+  const halfP = mixed && !fused && t > 1; // (with one token the two sizes would be equal: see halfOf)
+  const P = fused && !save ? null : o('p', [n, H, t, halfP ? Math.ceil(t / 2) : t]);
+  const S = halfP ? p.scratch('scores', BH * t * t) : P?.buffer;
   const merged = o('merged', [n, t, d]);
   const a = o('a', [n, t, d]);
   const x1 = o('x1', [n, t, d]);
-  const h = o('h', [n, t, hid]);
+  // at mixed precision fc1 also writes GELU(h) in f16 (two per float32 element), which fc2 then reads as a
+  // plain operand (the same f16 values it rounded GELU(h) to in its load before) and the backward's dW2 too;
+  // h itself, read by the backward only (GELU'(h) in dh's epilogue), is kept in f16 as well
+  const halfH = mixed && hid > 1;
+  const h = o('h', [n, t, halfH ? Math.ceil(hid / 2) : hid]);
   const m = o('m', [n, t, d]);
   const out = rk.output([n, t, d]);
-  // at mixed precision fc1 also writes GELU(h) in f16 (two per float32 element), which fc2 then reads as a
-  // plain operand (the same f16 values it rounded GELU(h) to in its load before) and the backward's dW2 too
-  const mixed = rk.forwardPrecision === 'mixed';
   const g = mixed ? o('g', [(R * hid) / 2]) : null;
   // without save, ADA in a buffer of its own, not computed again while the same (c, Wa, ba) come back:
   // the iterations of an FPDM solve (sampling, S-JFB's no-gradient iterations) share their c and weights
@@ -372,7 +411,7 @@ export function rawBlockForward(
       [
         ['Q', q.buffer],
         ['KK', k.buffer],
-        ['P', P!.buffer, true],
+        ['S', S!, true],
       ],
       {
         batch: BH,
@@ -381,31 +420,27 @@ export function rawBlockForward(
         K: dh,
         a: `Q[(b * ${u(t)} + i) * ${u(dh)} + k]`,
         b: `KK[(b * ${u(t)} + j) * ${u(dh)} + k]`,
-        store: `P[(b * ${u(t)} + i) * ${u(t)} + j] = v;`,
+        store: `S[(b * ${u(t)} + i) * ${u(t)} + j] = v;`,
         aFast: 'k',
         bFast: 'k',
-        ...attentionPrecision(rk.forwardPrecision),
+        ...attentionPrecision(rk, rk.forwardPrecision, { N: t }),
       },
     );
-    p.softmax('softmax', P!.buffer, BH * t);
+    p.softmax('softmax', S!, P!.buffer, BH * t, halfP);
     p.matMul(
       'pv',
-      [
-        ['P', P!.buffer],
-        ['V', v.buffer],
-        ['MERGED', merged.buffer, true],
-      ],
+      [halfP ? ['P16', P!.buffer, false, 'f16'] : ['P', P!.buffer], ['V', v.buffer], ['MERGED', merged.buffer, true]],
       {
         batch: BH,
         M: t,
         N: dh,
         K: t,
-        a: `P[(b * ${u(t)} + i) * ${u(t)} + k]`,
+        a: halfP ? `f32(P16[(b * ${u(t)} + i) * ${u(t)} + k])` : `P[(b * ${u(t)} + i) * ${u(t)} + k]`,
         b: `V[(b * ${u(t)} + k) * ${u(dh)} + j]`,
         store: `MERGED[((b / ${u(H)}) * ${u(t)} + i) * ${u(d)} + (b % ${u(H)}) * ${u(dh)} + j] = v;`,
         aFast: 'k',
         bFast: 'j',
-        ...attentionPrecision(rk.forwardPrecision),
+        ...attentionPrecision(rk, rk.forwardPrecision, { N: dh }),
       },
     );
   }
@@ -447,8 +482,8 @@ export function rawBlockForward(
       ['MOD', MOD],
       ['W1', W1!],
       ['B1', B1!],
-      // h itself is read by the backward (GELU') and, without the f16 GELU(h), by fc2's load
-      ...(save || !g ? [['HH', h.buffer, true] as const] : []),
+      // h itself is read by the backward (GELU'; in f16 with g) and, without the f16 GELU(h), by fc2's load
+      ...(!g || save ? [(halfH ? ['H16', h.buffer, true, 'f16'] : ['HH', h.buffer, true]) as Arg] : []),
       ...(g ? [['G16', g.buffer, true, 'f16'] as const] : []),
     ],
     {
@@ -461,7 +496,7 @@ export function rawBlockForward(
       epilogueLoads: ['B1[j]'],
       store: g
         ? `let hv = v + w0;
-  ${save ? `HH[i * ${u(hid)} + j] = hv;` : ''}
+  ${save ? (halfH ? `H16[i * ${u(hid)} + j] = f16(hv);` : `HH[i * ${u(hid)} + j] = hv;`) : ''}
   G16[i * ${u(hid)} + j] = f16(gelu(hv));`
         : `HH[i * ${u(hid)} + j] = v + w0;`,
       aFast: 'k',
@@ -527,6 +562,19 @@ export function rawBlockForward(
 }
 
 /**
+ * Whether a saved intermediate of `rows` × `cols` values is kept in f16 (two per float32 element, ⌈cols / 2⌉
+ * elements per row: rawBlockForward at mixed precision) rather than in f32: its size says which.
+ */
+function halfOf(x: tf.Tensor, rows: number, cols: number, name: string): boolean {
+  const half = rows * Math.ceil(cols / 2);
+  invariant(
+    x.size === rows * cols || x.size === half,
+    () => `rawBlockBackward: saved ${name} holds ${x.size} values, neither ${rows * cols} (f32) nor ${half} (f16)`,
+  );
+  return x.size !== rows * cols;
+}
+
+/**
  * blockBackward on our kernels: from the saved intermediates, c and the output gradient dy →
  * [dx, dc, ...dW in BLOCK_PARAM_NAMES order], new tensors owned by the caller. `precision` 'mixed' puts
  * the MLP's, the projections' and attention's products (dh, dmod2, dmerged, dmod1, their weight
@@ -556,6 +604,11 @@ export function rawBlockBackward(
     buf,
   ) as GBuffer[];
   const [WA, BA, WQKV, , WP, , W1, , W2] = w.map(buf) as GBuffer[];
+  // P and h as the forward kept them: in f16 at mixed precision (rawBlockForward), told apart by their sizes
+  const halfP = halfOf(s.p, BH * t, t, 'p');
+  const halfH = halfOf(s.h, R, hid, 'h');
+  const hAt = (idx: string) => (halfH ? `f32(H16[${idx}])` : `HH[${idx}]`);
+  const hArg: Arg = halfH ? ['H16', HH!, false, 'f16'] : ['HH', HH!];
   const o = (shape: number[]) => rk.output(shape);
   const dx = o([n, t, d]);
   const dc = o([n, d]);
@@ -569,14 +622,17 @@ export function rawBlockBackward(
   const DADA = p.scratch('dada', n * 6 * d);
   const MOD = p.scratch('mod', R * d);
   const STATS = p.scratch('stats', 2 * R);
-  const DH = p.scratch('dh', R * hid);
-  const DMOD = p.scratch('dmod', R * d);
-  const DX1 = p.scratch('dx1', R * d);
-  const DMERGED = p.scratch('dmerged', R * d);
-  const DP = p.scratch('dp', BH * t * t);
+  // the backward's intermediates in the buffers of the forward without save (rawBlockForward's `saved.*`
+  // scratch, of the same sizes): nothing reads those after that call, and the device runs the calls in the
+  // order they are recorded (at XL/2 batch 32, 0.41 GiB less scratch)
+  const DH = p.scratch('saved.h', R * hid);
+  const DMOD = p.scratch('saved.merged', R * d);
+  const DX1 = p.scratch('saved.a', R * d);
+  const DMERGED = p.scratch('saved.x1', R * d);
+  const DP = p.scratch(halfP ? 'scores' : 'saved.p', BH * t * t);
   const DQKV = p.scratch('dqkv', R * 3 * d);
   // dy ⊙ gate2 (dm: read by dh and dW2), then dx1 ⊙ gate1 (da: read by dmerged and dWp)
-  const DGATED = p.scratch('dgated', R * d);
+  const DGATED = p.scratch('saved.m', R * d);
   const scale = 1 / Math.sqrt(dh);
 
   /** gate k's gradient (DADA) and dgated = a ⊙ gate k, for out = x + gate k ⊙ b (BlockPlan.gateGrad) */
@@ -604,39 +660,30 @@ export function rawBlockBackward(
   // out = x1 + gate2 ⊙ m: dgate2 = Σ_t dy ⊙ m; dm = dy ⊙ gate2
   colDot('dgate2', 5, DY, MM!);
   // m = GELU(h)·W2ᵀ + b2: dh = (dm·W2) ⊙ GELU'(h); dW2 = dmᵀ·GELU(h); db2 = Σ dm
-  p.matMul(
-    'dh',
-    [
-      ['DM', DGATED],
-      ['W2', W2!],
-      ['HH', HH!],
-      ['DH', DH, true],
-    ],
-    {
-      batch: 1,
-      M: R,
-      N: hid,
-      K: d,
-      a: `DM[i * ${u(d)} + k]`,
-      b: `W2[k * ${u(hid)} + j]`,
-      epilogueLoads: [`HH[i * ${u(hid)} + j]`],
-      store: `DH[i * ${u(hid)} + j] = geluGrad(w0, v);`,
-      aFast: 'k',
-      bFast: 'j',
-      precision,
-    },
-  );
+  p.matMul('dh', [['DM', DGATED], ['W2', W2!], hArg, ['DH', DH, true]], {
+    batch: 1,
+    M: R,
+    N: hid,
+    K: d,
+    a: `DM[i * ${u(d)} + k]`,
+    b: `W2[k * ${u(hid)} + j]`,
+    epilogueLoads: [hAt(`i * ${u(hid)} + j`)],
+    store: `DH[i * ${u(hid)} + j] = geluGrad(w0, v);`,
+    aFast: 'k',
+    bFast: 'j',
+    precision,
+  });
   // with the forward's f16 GELU(h) (mixed precision) a plain operand on the tensor cores; else GELU(h) in
   // the load, in fp32 (on the tensor cores that load took 7.7 ms per DiT-S/2 step against 6.4 in fp32:
   // H200, results/bench/NOTES.md §10)
   const G16 = s.g && precision === 'mixed' ? buf(s.g) : null;
   weightGrad(
     'dw2',
-    [['DM', DGATED], G16 ? ['G16', G16, false, 'f16'] : ['HH', HH!]],
+    [['DM', DGATED], G16 ? ['G16', G16, false, 'f16'] : hArg],
     d,
     hid,
     `DM[k * ${u(d)} + i]`,
-    G16 ? `f32(G16[k * ${u(hid)} + j])` : `gelu(HH[k * ${u(hid)} + j])`,
+    G16 ? `f32(G16[k * ${u(hid)} + j])` : `gelu(${hAt(`k * ${u(hid)} + j`)})`,
     dW2!.buffer,
     dB2!.buffer,
     G16 ? 'mixed' : 'fp32',
@@ -720,26 +767,18 @@ export function rawBlockBackward(
     `DMERGED[((b / ${u(H)}) * ${u(t)} + ${row}) * ${u(d)} + (b % ${u(H)}) * ${u(dh)} + ${col}]`;
   const dqkvAt = (part: number) =>
     `DQKV[((b / ${u(H)}) * ${u(t)} + i) * ${u(3 * d)} + ${u(part * d)} + (b % ${u(H)}) * ${u(dh)} + j]`;
-  p.matMul(
-    'dv',
-    [
-      ['P', P!],
-      ['DMERGED', DMERGED],
-      ['DQKV', DQKV, true],
-    ],
-    {
-      batch: BH,
-      M: t,
-      N: dh,
-      K: t,
-      a: `P[(b * ${u(t)} + k) * ${u(t)} + i]`,
-      b: dO('k', 'j'),
-      store: `${dqkvAt(2)} = v;`,
-      aFast: 'i',
-      bFast: 'j',
-      ...attentionPrecision(precision),
-    },
-  );
+  p.matMul('dv', [halfP ? ['P16', P!, false, 'f16'] : ['P', P!], ['DMERGED', DMERGED], ['DQKV', DQKV, true]], {
+    batch: BH,
+    M: t,
+    N: dh,
+    K: t,
+    a: halfP ? `f32(P16[(b * ${u(t)} + k) * ${u(t)} + i])` : `P[(b * ${u(t)} + k) * ${u(t)} + i]`,
+    b: dO('k', 'j'),
+    store: `${dqkvAt(2)} = v;`,
+    aFast: 'i',
+    bFast: 'j',
+    ...attentionPrecision(rk, precision, { N: dh }),
+  });
   p.matMul(
     'dp',
     [
@@ -757,10 +796,10 @@ export function rawBlockBackward(
       store: `DP[(b * ${u(t)} + i) * ${u(t)} + j] = v;`,
       aFast: 'k',
       bFast: 'k',
-      ...attentionPrecision(precision),
+      ...attentionPrecision(rk, precision, { N: t }),
     },
   );
-  p.softmaxBackward('softmaxback', P!, DP, BH * t);
+  p.softmaxBackward('softmaxback', P!, DP, BH * t, halfP);
   p.matMul(
     'dq',
     [
@@ -778,7 +817,7 @@ export function rawBlockBackward(
       store: `${dqkvAt(0)} = v * ${lit(scale)};`,
       aFast: 'k',
       bFast: 'j',
-      ...attentionPrecision(precision),
+      ...attentionPrecision(rk, precision, { N: dh }),
     },
   );
   p.matMul(
@@ -798,7 +837,7 @@ export function rawBlockBackward(
       store: `${dqkvAt(1)} = v;`,
       aFast: 'i',
       bFast: 'j',
-      ...attentionPrecision(precision),
+      ...attentionPrecision(rk, precision, { N: dh }),
     },
   );
   // qkv = mod1·Wqkvᵀ + bqkv

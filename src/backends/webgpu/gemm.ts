@@ -21,7 +21,7 @@ export interface Binding {
   write?: boolean;
   /**
    * element type (default f32; i32 for TF.js's int32 tensors, e.g. labels; f16 for a float32 tensor that
-   * holds f16 values two per element, only in kernels that enable f16: the tensor-core matmuls; vec4<f32>
+   * holds f16 values two per element, only on a device with shader-f16 (declare enables f16); vec4<f32>
    * and vec4<f16> for a second view of an operand's buffer read 4 values at a time, gemm-mixed.ts vectorViews)
    */
   type?: ElementType;
@@ -101,12 +101,17 @@ export type Wide = boolean | 'rows';
 
 /** The bindings as WGSL declarations, in binding order. */
 export function declare(bindings: Binding[]): string {
-  return bindings
-    .map(
-      (b, i) =>
-        `@group(0) @binding(${i}) var<storage, ${b.write ? 'read_write' : 'read'}> ${b.name}: array<${b.type ?? 'f32'}>;`,
-    )
-    .join('\n');
+  // f16 arrays need the extension (a kernel's header may enable it again: allowed)
+  const f16 = bindings.some((b) => b.type === 'f16' || b.type === 'vec4<f16>') ? 'enable f16;\n' : '';
+  return (
+    f16 +
+    bindings
+      .map(
+        (b, i) =>
+          `@group(0) @binding(${i}) var<storage, ${b.write ? 'read_write' : 'read'}> ${b.name}: array<${b.type ?? 'f32'}>;`,
+      )
+      .join('\n')
+  );
 }
 
 /** A u32 literal. */
