@@ -155,8 +155,6 @@ export interface BenchSettings {
   mixedHoist?: string;
   /** webgpu at mixed precision: FPDM_MIXED_PREFER as set (src/backends/webgpu/gemm-mixed.ts preferredTile) */
   mixedPrefer?: string;
-  /** webgpu at mixed precision: FPDM_MIXED_HALF as set (src/backends/webgpu/gemm-mixed.ts halfPrefetchDefault) */
-  mixedHalf?: string;
   /** webgpu at mixed precision: FPDM_ATTENTION_HEAD_TILES as set (src/backends/webgpu/dit-block.ts attentionHeadTiles) */
   attentionHeadTiles?: string;
   /** webgpu at mixed precision: FPDM_FUSED_ATTENTION as set (src/backends/webgpu/attention.ts attentionKernel) */
@@ -182,7 +180,6 @@ export function benchSettings(): BenchSettings {
     ...(webgpu && process.env.FPDM_MIXED_PREFETCH ? { mixedPrefetch: process.env.FPDM_MIXED_PREFETCH } : {}),
     ...(webgpu && process.env.FPDM_MIXED_HOIST ? { mixedHoist: process.env.FPDM_MIXED_HOIST } : {}),
     ...(webgpu && process.env.FPDM_MIXED_PREFER ? { mixedPrefer: process.env.FPDM_MIXED_PREFER } : {}),
-    ...(webgpu && process.env.FPDM_MIXED_HALF ? { mixedHalf: process.env.FPDM_MIXED_HALF } : {}),
     ...(webgpu && process.env.FPDM_ATTENTION_HEAD_TILES
       ? { attentionHeadTiles: process.env.FPDM_ATTENTION_HEAD_TILES }
       : {}),

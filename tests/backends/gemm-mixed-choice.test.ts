@@ -10,6 +10,9 @@ import {
   mixedKernel,
   plainOperand,
   rowSumFits,
+  tileConfig,
+  tileKey,
+  tileRunsOn,
   vectorStaging,
   vectorViews,
   type MixedKernel,
@@ -202,4 +205,27 @@ test('mixedKernel takes 128 × 96 where 128 × 128 leaves the last wave of workg
     for (const N of [2304, 3456, 4608])
       assert.equal(mixedKernel(H200, product(N, 1152)).tile, MIXED_TILES['128x128k32p']);
   });
+});
+
+test("a tile made for one subgroup-matrix config (attention's 72 columns) runs on that config only, where the device has it", () => {
+  const t72 = MIXED_TILES['64x72k64n8'];
+  assert.deepEqual(
+    H200.configs.map((c) => tileRunsOn(t72, c)),
+    [false, true, false],
+  );
+  // the other tiles: any config whose sizes divide theirs
+  assert.deepEqual(
+    H200.configs.map((c) => tileRunsOn(MIXED_TILES['128x96k32'], c)),
+    [true, true, true],
+  );
+  assert.deepEqual(tileConfig(H200, t72), { M: 16, N: 8, K: 16 });
+  assert.deepEqual(tileConfig(H200, MIXED_TILES['128x128k32']), H200.configs[0]);
+  const only16: MixedDeviceInfo = { ...H200, configs: [{ M: 16, N: 16, K: 16 }] };
+  assert.equal(tileConfig(only16, t72), undefined);
+  const pv = { batch: 512, M: 256, N: 72, aFast: 'k', bFast: 'j' } as const;
+  assert.deepEqual(mixedKernel(H200, pv, '64x72k64n8').mma, { M: 16, N: 8, K: 16 });
+  assert.throws(() => mixedKernel(only16, pv, '64x72k64n8'), /needs the subgroup-matrix config M16 N8 K16/);
+  // the kernel cache key tells tiles apart by every field that changes the code
+  const keys = Object.values(MIXED_TILES).map((t) => tileKey(t));
+  assert.equal(new Set(keys).size, keys.length);
 });

@@ -328,19 +328,11 @@ const EMULATED: Array<[string, MixedKernel]> = [
     },
   ],
   [
-    'M16 N16 K16, 2×4 subgroups of 32×16 (8 subgroups), k 32, prefetch into f16 registers',
+    'M16 N16 K16, 2×4 subgroups of 32×16 (8 subgroups), k 32, prefetch',
     {
       mma: H200_CONFIGS[0]!,
       subgroupSize: 32,
-      tile: { sgRows: 2, sgCols: 4, rows: 32, cols: 16, tk: 32, prefetch: true, half: true },
-    },
-  ],
-  [
-    'M16 N8 K16, 2×2 subgroups of 16×16, k 16, workgroup memory padded to 12 KiB',
-    {
-      mma: H200_CONFIGS[1]!,
-      subgroupSize: 32,
-      tile: { sgRows: 2, sgCols: 2, rows: 16, cols: 16, tk: 16, padBytes: 12288 },
+      tile: { sgRows: 2, sgCols: 4, rows: 32, cols: 16, tk: 32, prefetch: true },
     },
   ],
   [

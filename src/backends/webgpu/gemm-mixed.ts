@@ -38,16 +38,6 @@ export interface MixedTile {
   /** read the next stage's operands into registers while this stage multiplies */
   prefetch?: boolean;
   /**
-   * with prefetch: hold the next stage's values in f16 registers (rounded when read, as they are staged:
-   * the same values, half the registers; A's row sums are then added when read, in f32)
-   */
-  half?: boolean;
-  /**
-   * workgroup memory of at least this many bytes (Cs made larger, never read past its use): to measure how
-   * the workgroup memory per workgroup bounds the workgroups per SM (scripts/gpu/gemm-mixed-bench.ts)
-   */
-  padBytes?: number;
-  /**
    * the subgroup-matrix shape the tile is made for (its columns or k per stage a multiple of its N or K
    * only), where not the device's largest
    */
@@ -56,7 +46,8 @@ export interface MixedTile {
 
 /** The part of a kernel's cache key that names its tile (Plan.matMul): every field that changes the code. */
 export function tileKey(t: MixedTile): string {
-  return `${t.sgRows * t.rows}x${t.sgCols * t.cols}k${t.tk}/${t.sgRows}x${t.sgCols}${t.prefetch === true ? 'p' : ''}${t.half === true ? 'h' : ''}${t.padBytes === undefined ? '' : `s${t.padBytes}`}`;
+  const mma = t.mma ? `m${t.mma.M}n${t.mma.N}k${t.mma.K}` : '';
+  return `${t.sgRows * t.rows}x${t.sgCols * t.cols}k${t.tk}/${t.sgRows}x${t.sgCols}${t.prefetch === true ? 'p' : ''}${mma}`;
 }
 
 /**
@@ -81,20 +72,6 @@ export const MIXED_TILES = {
   // 8 subgroups: twice the columns (or rows) of C per staged tile of A (of B); only when asked for
   '128x256k16': { sgRows: 2, sgCols: 4, rows: 64, cols: 64, tk: 16 },
   '256x128k16': { sgRows: 4, sgCols: 2, rows: 64, cols: 64, tk: 16 },
-  // occupancy probes (only when asked for): the next stage held in f16 registers ('h'); 8 subgroups of 64 × 32
-  // or 32 × 64 on a 128 × 128 tile (half the accumulators per thread); 64 values of k per stage (half the
-  // barriers); the default tile with its workgroup memory padded to 32 or 45 KiB
-  '128x128k32h': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 32, prefetch: true, half: true },
-  '128x96k32h': { sgRows: 2, sgCols: 2, rows: 64, cols: 48, tk: 32, prefetch: true, half: true },
-  '128x128k32s8': { sgRows: 2, sgCols: 4, rows: 64, cols: 32, tk: 32 },
-  '128x128k32s8p': { sgRows: 2, sgCols: 4, rows: 64, cols: 32, tk: 32, prefetch: true },
-  '128x128k32s8h': { sgRows: 2, sgCols: 4, rows: 64, cols: 32, tk: 32, prefetch: true, half: true },
-  '128x128k32t8': { sgRows: 4, sgCols: 2, rows: 32, cols: 64, tk: 32 },
-  '128x128k32t8p': { sgRows: 4, sgCols: 2, rows: 32, cols: 64, tk: 32, prefetch: true },
-  '128x128k64': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 64 },
-  '128x128k64h': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 64, prefetch: true, half: true },
-  '128x128k32p32k': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 32, prefetch: true, padBytes: 32768 },
-  '128x128k32p45k': { sgRows: 2, sgCols: 2, rows: 64, cols: 64, tk: 32, prefetch: true, padBytes: 46080 },
   // P·v and the backward's products with the head's 72 values (XL/2) as columns, on the M16 N8 K16 config:
   // one tile of 72 columns where 64 × 64 tiles compute 128 (attentionPrecision)
   '64x72k64n8': { sgRows: 4, sgCols: 1, rows: 16, cols: 72, tk: 64, mma: { M: 16, N: 8, K: 16 } },
@@ -156,16 +133,7 @@ enable chromium_experimental_subgroup_matrix;`;
 const PAD = 8;
 
 /** tiles mixedKernel never chooses by itself (see there), besides the prefetching ones */
-const ASKED_ONLY: MixedTileName[] = [
-  '128x64k32',
-  '128x256k16',
-  '256x128k16',
-  '128x96k32',
-  '128x128k32s8',
-  '128x128k32t8',
-  '128x128k64',
-  '64x72k64n8',
-];
+const ASKED_ONLY: MixedTileName[] = ['128x64k32', '128x256k16', '256x128k16', '128x96k32', '64x72k64n8'];
 
 /** Whether a tile can run on a subgroup-matrix config: its own config if it names one, its sizes multiples of the config's. */
 export function tileRunsOn(tile: MixedTile, mma: MmaShape): boolean {
@@ -221,15 +189,6 @@ export function hoistLoadsDefault(): boolean {
 }
 
 /**
- * Whether mixedKernel's prefetching tiles hold the next stage in f16 registers (MixedTile.half): off by
- * default; the environment variable FPDM_MIXED_HALF (1 on, 0 off; recorded in the bench's header) sets it
- * for comparing the two in one run.
- */
-export function halfPrefetchDefault(): boolean {
-  return process.env.FPDM_MIXED_HALF === '1';
-}
-
-/**
  * The tile named by the environment variable FPDM_MIXED_PREFER (a MIXED_TILES name without the 'p'; recorded
  * in the bench's header), which mixedKernel then takes first for the products it chooses a tile for whose
  * loads are plain (not the weight gradients, not a computed load), where it fits: for comparing a tile
@@ -282,7 +241,6 @@ export function mixedKernel(
   const vector = vectorStagingDefault();
   const prefetch = prefetchDefault();
   const hoistLoads = hoistLoadsDefault();
-  const half = halfPrefetchDefault();
   const preferred = tile === undefined ? preferredTile() : undefined;
   const of = (name: MixedTileName): MixedKernel => {
     const twin = `${name}p`;
@@ -294,13 +252,7 @@ export function mixedKernel(
       () =>
         `mixed tile ${name} needs the subgroup-matrix config M${t.mma?.M} N${t.mma?.N} K${t.mma?.K}, which this device lacks`,
     );
-    return {
-      mma: config,
-      subgroupSize: device.subgroupSize,
-      tile: half && t.prefetch === true ? { ...t, half: true } : t,
-      vector,
-      hoistLoads,
-    };
+    return { mma: config, subgroupSize: device.subgroupSize, tile: t, vector, hoistLoads };
   };
   if (tile) return of(tile);
   // 128 × 64 (k 32) is only for asking: it measured slowest of the unprefetched tiles wherever it ran on
@@ -362,26 +314,13 @@ export function mixedThreads(k: MixedKernel): number {
 
 /** Bytes of workgroup memory a mixed-precision matmul uses (to check against the device limit). */
 export function mixedWorkgroupBytes(s: Pick<MatMulSpec, 'aFast' | 'bFast'>, k: MixedKernel): number {
-  return stagedBytes(s, k) + 4 * csValues(s, k);
-}
-
-/** Bytes of the staged A and B tiles (f16; f32 emulated). */
-function stagedBytes(s: Pick<MatMulSpec, 'aFast' | 'bFast'>, k: MixedKernel): number {
   const { sgRows, sgCols, rows, cols, tk } = k.tile;
   const half = k.emulate === true ? 4 : 2;
   const BM = sgRows * rows;
   const BN = sgCols * cols;
   const a = stageOfA(s, k) === 'cols' ? tk * (BM + PAD) : BM * (tk + PAD);
   const b = s.bFast === 'j' ? tk * (BN + PAD) : BN * (tk + PAD);
-  return half * (a + b);
-}
-
-/** f32 values of Cs (the epilogue's and the row sums' workgroup array), enlarged to the tile's padBytes. */
-function csValues(s: Pick<MatMulSpec, 'aFast' | 'bFast'>, k: MixedKernel): number {
-  const { sgRows, sgCols } = k.tile;
-  const used = sgRows * sgCols * (k.epilogueCols ?? 1) * k.mma.M * k.mma.N;
-  if (k.tile.padBytes === undefined) return used;
-  return Math.max(used, Math.ceil((k.tile.padBytes - stagedBytes(s, k)) / 4));
+  return half * (a + b) + 4 * sgRows * sgCols * (k.epilogueCols ?? 1) * k.mma.M * k.mma.N;
 }
 
 /**
@@ -631,30 +570,25 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
   const aAt = aCols ? `As[kk * ${u(AST)} + ii]` : `As[ii * ${u(AST)} + kk]`;
   // aRowSum: each thread adds up the f32 values of A it stages (all of one row: WG % BM == 0)
   const addRow = (v: string) => (rowSum ? `rs = rs + ${v};` : '');
-  // prefetching into f16 registers (tile.half), A's row sums are added as the values are read, in f32
-  const PT = tile.half === true ? H : 'f32';
-  const sumAtRead = tile.half === true;
   let stageLoop =
     tile.prefetch === true
-      ? `var PA: array<${PT}, ${LA}>;
-  var PB: array<${PT}, ${LB}>;
+      ? `var PA: array<f32, ${LA}>;
+  var PB: array<f32, ${LB}>;
   ${each(
     LA,
     `${aIdx}
-      let av = loadA(b, row0 + ii, kk);
-      ${sumAtRead ? addRow('av') : ''}
-      PA[l] = ${PT}(av);`,
+      PA[l] = loadA(b, row0 + ii, kk);`,
   )}
   ${each(
     LB,
     `${bIdx}
-      PB[l] = ${PT}(loadB(b, kk, col0 + jj));`,
+      PB[l] = loadB(b, kk, col0 + jj);`,
   )}
   for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
     ${each(
       LA,
       `${aIdx}
-      ${sumAtRead ? '' : addRow('PA[l]')}
+      ${addRow('PA[l]')}
       ${aAt} = ${H}(PA[l]);`,
     )}
     ${each(
@@ -667,14 +601,12 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
     ${each(
       LA,
       `${aIdx}
-      let av = loadA(b, row0 + ii, k0 + ${u(TK)} + kk);
-      ${sumAtRead ? addRow('av') : ''}
-      PA[l] = ${PT}(av);`,
+      PA[l] = loadA(b, row0 + ii, k0 + ${u(TK)} + kk);`,
     )}
     ${each(
       LB,
       `${bIdx}
-      PB[l] = ${PT}(loadB(b, k0 + ${u(TK)} + kk, col0 + jj));`,
+      PB[l] = loadB(b, k0 + ${u(TK)} + kk, col0 + jj);`,
     )}`
       : `for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
     ${each(
@@ -702,21 +634,7 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
       );
     const staged = vectorStageLoop(
       s,
-      {
-        WG,
-        BM,
-        BN,
-        TK,
-        AST,
-        BST,
-        aCols,
-        bRows,
-        H,
-        rowSum,
-        prefetch: tile.prefetch === true,
-        PT,
-        half: tile.half === true,
-      },
+      { WG, BM, BN, TK, AST, BST, aCols, bRows, H, rowSum, prefetch: tile.prefetch === true },
       views,
     );
     stageLoop = staged.loop;
@@ -735,7 +653,7 @@ const N = ${u(s.N)};
 const K = ${u(s.K)};
 var<workgroup> As: array<${H}, ${aSize}>;
 var<workgroup> Bs: array<${H}, ${bSize}>;
-var<workgroup> Cs: array<f32, ${csValues(s, k)}>;
+var<workgroup> Cs: array<f32, ${SGS * ES}>;
 ${s.helpers ?? ''}
 ${matMulAccessWgsl(s)}
 ${vecHelpers}
@@ -803,9 +721,6 @@ interface StageShape {
   rowSum: boolean;
   /** read the next stage into registers while this one multiplies (MixedTile.prefetch) */
   prefetch: boolean;
-  /** the prefetch registers' type: f32, or H (MixedTile.half: A's row sums then added when read) */
-  PT: string;
-  half: boolean;
 }
 
 /**
@@ -914,19 +829,10 @@ fn idx${o.name}(${sig}) -> u32 {
     .join('\n');
 
   // the run's 4 values, then into the staged tile (rs: A's row sums) or, prefetching, into registers P{A,B}
-  const sumAtRead = t.half;
-  const put = (o: Operand, v4: string, sum: boolean) => `let v4 = ${v4};
-        ${sum && o.sum ? 'rs = rs + v4;' : ''}
-        ${[0, 1, 2, 3].map((c) => `${o.at(c)} = ${H}(v4.${lanes[c]});`).join(' ')}`;
-  const write = (o: Operand, v4: string) => put(o, v4, true);
-  // from the prefetch registers: the row sums were added when the values were read, in f16 registers
-  const writeHeld = (o: Operand, v4: string) => put(o, v4, !sumAtRead);
-  const keep = (o: Operand, v4: string) =>
-    sumAtRead
-      ? `let v4 = ${v4};
+  const write = (o: Operand, v4: string) => `let v4 = ${v4};
         ${o.sum ? 'rs = rs + v4;' : ''}
-        P${o.name}[l] = vec4<${t.PT}>(v4);`
-      : `P${o.name}[l] = ${v4};`;
+        ${[0, 1, 2, 3].map((c) => `${o.at(c)} = ${H}(v4.${lanes[c]});`).join(' ')}`;
+  const keep = (o: Operand, v4: string) => `P${o.name}[l] = ${v4};`;
   const loop = (
     o: Operand,
     v4: string,
@@ -978,16 +884,16 @@ fn idx${o.name}(${sig}) -> u32 {
   // prefetch: the next stage's runs are read into registers while this stage multiplies (beyond K they
   // take the bounds-checked loop and read 0)
   return {
-    loop: `var PA: array<vec4<${t.PT}>, ${A.runs}>;
-  var PB: array<vec4<${t.PT}>, ${B.runs}>;
+    loop: `var PA: array<vec4<f32>, ${A.runs}>;
+  var PB: array<vec4<f32>, ${B.runs}>;
   {
     let kn = 0u;
     ${stage(A, 'kn', keep)}
     ${stage(B, 'kn', keep)}
   }
   for (var k0 = 0u; k0 < K; k0 = k0 + ${u(TK)}) {
-    ${loop(A, 'PA[l]', writeHeld)}
-    ${loop(B, 'PB[l]', writeHeld)}
+    ${loop(A, 'PA[l]', write)}
+    ${loop(B, 'PB[l]', write)}
     workgroupBarrier();
     {
       let kn = k0 + ${u(TK)};
