@@ -18,7 +18,7 @@ import {
   type MixedKernel,
 } from '../../src/backends/webgpu/gemm-mixed.js';
 import type { MixedDeviceInfo } from '../../src/backends/webgpu/device.js';
-import type { Binding } from '../../src/backends/webgpu/gemm.js';
+import { declare, type Binding } from '../../src/backends/webgpu/gemm.js';
 import { UserError } from '../../src/util/errors.js';
 
 /** The H200's mixed-precision device as device.ts reads it (configs, subgroup size, limits). */
@@ -228,4 +228,16 @@ test("a tile made for one subgroup-matrix config (attention's 72 columns) runs o
   // the kernel cache key tells tiles apart by every field that changes the code
   const keys = Object.values(MIXED_TILES).map((t) => tileKey(t));
   assert.equal(new Set(keys).size, keys.length);
+});
+
+test('declare enables f16 where a binding holds f16 values (the fp32 kernels that read a saved f16 P or h too)', () => {
+  const plain = declare([{ name: 'X' }, { name: 'Y', write: true }]);
+  assert.ok(!plain.includes('enable f16'));
+  assert.ok(plain.startsWith('@group(0) @binding(0) var<storage, read> X: array<f32>;'));
+  for (const type of ['f16', 'vec4<f16>'] as const) {
+    const code = declare([{ name: 'X' }, { name: 'P16', type }]);
+    assert.ok(code.startsWith('enable f16;\n'), `${type}: the directive first`);
+    assert.equal(code.match(/enable f16;/g)?.length, 1);
+    assert.ok(code.includes(`var<storage, read> P16: array<${type}>;`));
+  }
 });

@@ -574,7 +574,10 @@ function linearPlan(rk: RawKernels, x: tf.Tensor, outDim: number): Plan {
   return new Plan(rk, 'linear', `${n},${tt},${d},${outDim}`);
 }
 
-/** y = x·Wᵀ + b over the last axis of x [n, t, in], W [out, in] → [n, t, out] (FPDM's block_pre_projection). */
+/**
+ * y = x·Wᵀ + b over the last axis of x [n, t, in], W [out, in] → [n, t, out] (FPDM's block_pre_projection);
+ * at the forward precision of the blocks' products (on the tensor cores at mixed precision).
+ */
 export function rawLinearForward(rk: RawKernels, x: tf.Tensor3D, w: tf.Tensor, bias: tf.Tensor): tf.Tensor3D {
   const [n, tt, din] = x.shape;
   const dout = w.shape[0]!;
@@ -595,9 +598,11 @@ export function rawLinearForward(rk: RawKernels, x: tf.Tensor3D, w: tf.Tensor, b
       K: din,
       a: `X[i * ${u(din)} + k]`,
       b: `W[j * ${u(din)} + k]`,
-      store: `Y[i * ${u(dout)} + j] = v + B[j];`,
+      epilogueLoads: ['B[j]'],
+      store: `Y[i * ${u(dout)} + j] = v + w0;`,
       aFast: 'k',
       bFast: 'k',
+      precision: rk.forwardPrecision,
     },
   );
   rk.run(p.ops, [x, w, bias, y.tensor]);
@@ -606,7 +611,8 @@ export function rawLinearForward(rk: RawKernels, x: tf.Tensor3D, w: tf.Tensor, b
 
 /**
  * rawLinearForward's backward: dx = res + dy·W (res: a gradient already at x, or null), dW = dyᵀ·x,
- * db = Σ dy → [dx, dW, db] (new tensors).
+ * db = Σ dy → [dx, dW, db] (new tensors). `precision` 'mixed': both products on the tensor cores (dy in f16:
+ * only with loss scaling, as rawBlockBackward).
  */
 export function rawLinearBackward(
   rk: RawKernels,
@@ -614,6 +620,7 @@ export function rawLinearBackward(
   w: tf.Tensor,
   dy: tf.Tensor,
   res: tf.Tensor | null,
+  precision: 'fp32' | 'mixed' = 'fp32',
 ): [tf.Tensor3D, tf.Tensor, tf.Tensor] {
   const [n, tt, din] = x.shape;
   const dout = w.shape[0]!;
@@ -636,6 +643,7 @@ export function rawLinearBackward(
       store: `DX[i * ${u(din)} + j] = ${res ? `RES[i * ${u(din)} + j] + ` : ''}v;`,
       aFast: 'k',
       bFast: 'j',
+      precision,
     },
   );
   p.weightGrad(
@@ -651,6 +659,7 @@ export function rawLinearBackward(
     dw.buffer,
     db.buffer,
     R,
+    precision,
   );
   rk.run(p.ops, [x, w, dy, ...(res ? [res] : []), dx.tensor, dw.tensor, db.tensor]);
   return [dx.tensor as tf.Tensor3D, dw.tensor, db.tensor];

@@ -6,7 +6,7 @@
 // Legend: n batch, t tokens, d hidden, R = n·t; fc1 [2d, 2d], fc2 [d, 2d] (PyTorch's [out, in]).
 import * as tf from '@tensorflow/tfjs-core';
 import { u } from './gemm.js';
-import { Plan } from './plan.js';
+import { Plan, type Arg } from './plan.js';
 import type { RawKernels } from './raw.js';
 import { invariant } from '../../util/errors.js';
 import type { GBuffer } from './types.js';
@@ -86,7 +86,8 @@ export function injectionProjectionFor(rk: RawKernels, inj: tf.Tensor3D, w: tf.T
  * p1 = [z, inj]·W1ᵀ + b1 [n, t, 2d] and u = GELU(p1)·W2ᵀ + b2 [n, t, d]; w = [W1, b1, W2, b2]. With
  * `injP` (rawInjectionProjection or injectionProjectionFor of inj) p1 = z·W1[:, :d]ᵀ + injP. New tensors
  * owned by the caller; with `save` false (no backward reads p1) p1 lives in a scratch buffer — at mixed
- * precision with injP not even there (fc2 reads fc1z's f16 GELU(p1)) — and only u is new (p1 null).
+ * precision with injP not even there (fc2 reads fc1z's f16 GELU(p1)) — and only u is new (p1 null). At mixed
+ * precision with injP the saved p1 holds its values in f16 ([n, t, d]: two per float32 element).
  */
 export function rawProjectionForward(
   rk: RawKernels,
@@ -119,9 +120,16 @@ export function rawProjectionForward(
   // at mixed precision fc1z's epilogue also writes GELU(p1) in f16 (two values per float of the scratch),
   // which fc2 reads as a plain operand on the tensor cores (GELU in fc2's load kept it on 16-wide k stages)
   const G16 = injP && rk.forwardPrecision === 'mixed' ? p.scratch('g16', Math.ceil((R * 2 * d) / 2)) : null;
-  // p1 itself: for the backward (save), or as fc2's operand where there is no G16; else never written
+  // p1 itself: for the backward (save), or as fc2's operand where there is no G16; else never written. With
+  // G16 the backward alone reads it (GELU'(p1), and GELU(p1) for dW2), kept in f16 as the blocks' h
+  // (rawProjectionBackward tells the two apart by its size)
+  const halfP1 = G16 !== null;
   const p1 =
-    save || !G16 ? (save ? rk.output([n, t, 2 * d]) : { tensor: null, buffer: p.scratch('p1', R * 2 * d) }) : null;
+    save || !G16
+      ? save
+        ? rk.output([n, t, halfP1 ? d : 2 * d])
+        : { tensor: null, buffer: p.scratch('p1', R * 2 * d) }
+      : null;
   if (injP)
     p.matMul(
       'fc1z',
@@ -129,7 +137,7 @@ export function rawProjectionForward(
         ['Z', rk.buffer(z)],
         ['W1', W1!],
         ['INJP', injP instanceof tf.Tensor ? rk.buffer(injP) : injP],
-        ...(p1 ? [['P1', p1.buffer, true] as const] : []),
+        ...(p1 ? [(halfP1 ? ['P1H', p1.buffer, true, 'f16'] : ['P1', p1.buffer, true]) as Arg] : []),
         ...(G16 ? [['G16', G16, true, 'f16'] as const] : []),
       ],
       {
@@ -142,7 +150,7 @@ export function rawProjectionForward(
         epilogueLoads: [`INJP[i * ${u(2 * d)} + j]`],
         store: G16
           ? `let pv = v + w0;
-  ${p1 ? `P1[i * ${u(2 * d)} + j] = pv;` : ''}
+  ${p1 ? `P1H[i * ${u(2 * d)} + j] = f16(pv);` : ''}
   G16[i * ${u(2 * d)} + j] = f16(gelu(pv));`
           : `P1[i * ${u(2 * d)} + j] = v + w0;`,
         aFast: 'k',
@@ -233,40 +241,36 @@ export function rawProjectionBackward(
   const dinj = rk.output([n, t, d]);
   const dW = into ? into.map((g) => ({ tensor: g, buffer: rk.buffer(g) })) : w.map((x) => rk.output(x.shape));
   const [dW1, dB1, dW2, dB2] = dW as Array<{ tensor: tf.Tensor; buffer: GBuffer }>;
+  // p1 as the forward kept it: in f16 where fc2 read GELU(p1) in f16 (mixed precision), else f32
+  invariant(
+    p1.size === R * d2 || p1.size === R * d,
+    () => `rawProjectionBackward: p1 holds ${p1.size} values, neither ${R * d2} (f32) nor ${R * d} (f16)`,
+  );
+  const halfP1 = p1.size !== R * d2;
+  const p1At = (idx: string) => (halfP1 ? `f32(P1H[${idx}])` : `P1[${idx}]`);
+  const p1Arg: Arg = halfP1 ? ['P1H', P1!, false, 'f16'] : ['P1', P1!];
   const DP1 = p.scratch('dp1', R * d2);
   // u = GELU(p1)·W2ᵀ + b2: dp1 = (du·W2) ⊙ GELU'(p1); dW2 = duᵀ·GELU(p1), db2 = Σ du (a column of ones)
-  p.matMul(
-    'dp1',
-    [
-      ['DU', DU!],
-      ['W2', W2!],
-      ['P1', P1!],
-      ['DP1', DP1, true],
-    ],
-    {
-      batch: 1,
-      M: R,
-      N: d2,
-      K: d,
-      a: `DU[i * ${u(d)} + k]`,
-      b: `W2[k * ${u(d2)} + j]`,
-      epilogueLoads: [`P1[i * ${u(d2)} + j]`],
-      store: `DP1[i * ${u(d2)} + j] = geluGrad(w0, v);`,
-      aFast: 'k',
-      bFast: 'j',
-      precision,
-    },
-  );
+  p.matMul('dp1', [['DU', DU!], ['W2', W2!], p1Arg, ['DP1', DP1, true]], {
+    batch: 1,
+    M: R,
+    N: d2,
+    K: d,
+    a: `DU[i * ${u(d)} + k]`,
+    b: `W2[k * ${u(d2)} + j]`,
+    epilogueLoads: [p1At(`i * ${u(d2)} + j`)],
+    store: `DP1[i * ${u(d2)} + j] = geluGrad(w0, v);`,
+    aFast: 'k',
+    bFast: 'j',
+    precision,
+  });
   p.weightGrad(
     'dw2',
-    [
-      ['DU', DU!],
-      ['P1', P1!],
-    ],
+    [['DU', DU!], p1Arg],
     d,
     d2,
     `DU[k * ${u(d)} + i]`,
-    `gelu(P1[k * ${u(d2)} + min(j, ${u(d2 - 1)})])`,
+    `gelu(${p1At(`k * ${u(d2)} + min(j, ${u(d2 - 1)})`)})`,
     dW2!.buffer,
     dB2!.buffer,
     R,

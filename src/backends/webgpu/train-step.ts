@@ -389,7 +389,7 @@ export function rawTrainingStepForward(
       const fromZ0 = inp.noGrad === 0 ? dh : null;
       if (!fromZ0) dh.dispose();
       const dyInj = dInj.value ?? tf.zerosLike(inj!); // no iteration with gradient: inj gets none
-      const [dxPre, dwPre, dbPre] = rawLinearBackward(rk, xPre!, wPre[0]!, dyInj, fromZ0);
+      const [dxPre, dwPre, dbPre] = rawLinearBackward(rk, xPre!, wPre[0]!, dyInj, fromZ0, bwd);
       tf.dispose([dyInj, inj!, xPre!, ...(fromZ0 ? [fromZ0] : [])]);
       sink.put('block_pre_projection.weight', dwPre);
       sink.put('block_pre_projection.bias', dbPre);
