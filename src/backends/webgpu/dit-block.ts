@@ -26,7 +26,7 @@ import {
   type AttentionKernel,
 } from './attention.js';
 import { mixedDeviceInfo } from './device.js';
-import type { Arg } from './plan.js';
+import { savedOperand, type Arg } from './plan.js';
 import type { RawKernels } from './raw.js';
 import type { GBuffer } from './types.js';
 import { invariant } from '../../util/errors.js';
@@ -348,7 +348,7 @@ export function rawBlockForward(
   // at mixed precision (three kernels) the softmax reads the scores (f32, a scratch buffer) and writes P in
   // f16 (BlockSaved.p): P·v and the backward's dv round P to f16 in their staging anyway (the same values),
   // the softmax's backward reads it as it is saved; half the bytes kept per block
-  const halfP = mixed && !fused && t > 1; // (with one token the two sizes would be equal: see halfOf)
+  const halfP = mixed && !fused && t > 1; // (with one token the two sizes would be equal: see savedOperand)
   const P = fused && !save ? null : o('p', [n, H, t, halfP ? Math.ceil(t / 2) : t]);
   const S = halfP ? p.scratch('scores', BH * t * t) : P?.buffer;
   const merged = o('merged', [n, t, d]);
@@ -562,19 +562,6 @@ export function rawBlockForward(
 }
 
 /**
- * Whether a saved intermediate of `rows` × `cols` values is kept in f16 (two per float32 element, ⌈cols / 2⌉
- * elements per row: rawBlockForward at mixed precision) rather than in f32: its size says which.
- */
-function halfOf(x: tf.Tensor, rows: number, cols: number, name: string): boolean {
-  const half = rows * Math.ceil(cols / 2);
-  invariant(
-    x.size === rows * cols || x.size === half,
-    () => `rawBlockBackward: saved ${name} holds ${x.size} values, neither ${rows * cols} (f32) nor ${half} (f16)`,
-  );
-  return x.size !== rows * cols;
-}
-
-/**
  * blockBackward on our kernels: from the saved intermediates, c and the output gradient dy →
  * [dx, dc, ...dW in BLOCK_PARAM_NAMES order], new tensors owned by the caller. `precision` 'mixed' puts
  * the MLP's, the projections' and attention's products (dh, dmod2, dmerged, dmod1, their weight
@@ -605,10 +592,9 @@ export function rawBlockBackward(
   ) as GBuffer[];
   const [WA, BA, WQKV, , WP, , W1, , W2] = w.map(buf) as GBuffer[];
   // P and h as the forward kept them: in f16 at mixed precision (rawBlockForward), told apart by their sizes
-  const halfP = halfOf(s.p, BH * t, t, 'p');
-  const halfH = halfOf(s.h, R, hid, 'h');
-  const hAt = (idx: string) => (halfH ? `f32(H16[${idx}])` : `HH[${idx}]`);
-  const hArg: Arg = halfH ? ['H16', HH!, false, 'f16'] : ['HH', HH!];
+  const sp = savedOperand(s.p, P!, BH * t, t, 'P', 'P16');
+  const halfP = sp.half;
+  const sh = savedOperand(s.h, HH!, R, hid, 'HH', 'H16');
   const o = (shape: number[]) => rk.output(shape);
   const dx = o([n, t, d]);
   const dc = o([n, d]);
@@ -660,30 +646,18 @@ export function rawBlockBackward(
   // out = x1 + gate2 ⊙ m: dgate2 = Σ_t dy ⊙ m; dm = dy ⊙ gate2
   colDot('dgate2', 5, DY, MM!);
   // m = GELU(h)·W2ᵀ + b2: dh = (dm·W2) ⊙ GELU'(h); dW2 = dmᵀ·GELU(h); db2 = Σ dm
-  p.matMul('dh', [['DM', DGATED], ['W2', W2!], hArg, ['DH', DH, true]], {
-    batch: 1,
-    M: R,
-    N: hid,
-    K: d,
-    a: `DM[i * ${u(d)} + k]`,
-    b: `W2[k * ${u(hid)} + j]`,
-    epilogueLoads: [hAt(`i * ${u(hid)} + j`)],
-    store: `DH[i * ${u(hid)} + j] = geluGrad(w0, v);`,
-    aFast: 'k',
-    bFast: 'j',
-    precision,
-  });
+  p.geluInputGrad('dh', ['DM', DGATED], W2!, sh, ['DH', DH, true], R, hid, d, precision);
   // with the forward's f16 GELU(h) (mixed precision) a plain operand on the tensor cores; else GELU(h) in
   // the load, in fp32 (on the tensor cores that load took 7.7 ms per DiT-S/2 step against 6.4 in fp32:
   // H200, results/bench/NOTES.md §10)
   const G16 = s.g && precision === 'mixed' ? buf(s.g) : null;
   weightGrad(
     'dw2',
-    [['DM', DGATED], G16 ? ['G16', G16, false, 'f16'] : hArg],
+    [['DM', DGATED], G16 ? ['G16', G16, false, 'f16'] : sh.arg],
     d,
     hid,
     `DM[k * ${u(d)} + i]`,
-    G16 ? `f32(G16[k * ${u(hid)} + j])` : `gelu(${hAt(`k * ${u(hid)} + j`)})`,
+    G16 ? `f32(G16[k * ${u(hid)} + j])` : `gelu(${sh.at(`k * ${u(hid)} + j`)})`,
     dW2!.buffer,
     dB2!.buffer,
     G16 ? 'mixed' : 'fp32',
@@ -767,12 +741,12 @@ export function rawBlockBackward(
     `DMERGED[((b / ${u(H)}) * ${u(t)} + ${row}) * ${u(d)} + (b % ${u(H)}) * ${u(dh)} + ${col}]`;
   const dqkvAt = (part: number) =>
     `DQKV[((b / ${u(H)}) * ${u(t)} + i) * ${u(3 * d)} + ${u(part * d)} + (b % ${u(H)}) * ${u(dh)} + j]`;
-  p.matMul('dv', [halfP ? ['P16', P!, false, 'f16'] : ['P', P!], ['DMERGED', DMERGED], ['DQKV', DQKV, true]], {
+  p.matMul('dv', [sp.arg, ['DMERGED', DMERGED], ['DQKV', DQKV, true]], {
     batch: BH,
     M: t,
     N: dh,
     K: t,
-    a: halfP ? `f32(P16[(b * ${u(t)} + k) * ${u(t)} + i])` : `P[(b * ${u(t)} + k) * ${u(t)} + i]`,
+    a: sp.at(`(b * ${u(t)} + k) * ${u(t)} + i`),
     b: dO('k', 'j'),
     store: `${dqkvAt(2)} = v;`,
     aFast: 'i',

@@ -6,7 +6,7 @@
 // Legend: n batch, t tokens, d hidden, R = n·t; fc1 [2d, 2d], fc2 [d, 2d] (PyTorch's [out, in]).
 import * as tf from '@tensorflow/tfjs-core';
 import { u } from './gemm.js';
-import { Plan, type Arg } from './plan.js';
+import { Plan, savedOperand, type Arg } from './plan.js';
 import type { RawKernels } from './raw.js';
 import { invariant } from '../../util/errors.js';
 import type { GBuffer } from './types.js';
@@ -242,35 +242,17 @@ export function rawProjectionBackward(
   const dW = into ? into.map((g) => ({ tensor: g, buffer: rk.buffer(g) })) : w.map((x) => rk.output(x.shape));
   const [dW1, dB1, dW2, dB2] = dW as Array<{ tensor: tf.Tensor; buffer: GBuffer }>;
   // p1 as the forward kept it: in f16 where fc2 read GELU(p1) in f16 (mixed precision), else f32
-  invariant(
-    p1.size === R * d2 || p1.size === R * d,
-    () => `rawProjectionBackward: p1 holds ${p1.size} values, neither ${R * d2} (f32) nor ${R * d} (f16)`,
-  );
-  const halfP1 = p1.size !== R * d2;
-  const p1At = (idx: string) => (halfP1 ? `f32(P1H[${idx}])` : `P1[${idx}]`);
-  const p1Arg: Arg = halfP1 ? ['P1H', P1!, false, 'f16'] : ['P1', P1!];
+  const sp1 = savedOperand(p1, P1!, R, d2, 'P1', 'P1H');
   const DP1 = p.scratch('dp1', R * d2);
   // u = GELU(p1)·W2ᵀ + b2: dp1 = (du·W2) ⊙ GELU'(p1); dW2 = duᵀ·GELU(p1), db2 = Σ du (a column of ones)
-  p.matMul('dp1', [['DU', DU!], ['W2', W2!], p1Arg, ['DP1', DP1, true]], {
-    batch: 1,
-    M: R,
-    N: d2,
-    K: d,
-    a: `DU[i * ${u(d)} + k]`,
-    b: `W2[k * ${u(d2)} + j]`,
-    epilogueLoads: [p1At(`i * ${u(d2)} + j`)],
-    store: `DP1[i * ${u(d2)} + j] = geluGrad(w0, v);`,
-    aFast: 'k',
-    bFast: 'j',
-    precision,
-  });
+  p.geluInputGrad('dp1', ['DU', DU!], W2!, sp1, ['DP1', DP1, true], R, d2, d, precision);
   p.weightGrad(
     'dw2',
-    [['DU', DU!], p1Arg],
+    [['DU', DU!], sp1.arg],
     d,
     d2,
     `DU[k * ${u(d)} + i]`,
-    `gelu(${p1At(`k * ${u(d2)} + min(j, ${u(d2 - 1)})`)})`,
+    `gelu(${sp1.at(`k * ${u(d2)} + min(j, ${u(d2 - 1)})`)})`,
     dW2!.buffer,
     dB2!.buffer,
     R,

@@ -23,6 +23,7 @@ import { mixedKernel, mixedMatMulGroups, mixedMatMulWgsl, rowSumFits, tileKey, v
 import { mixedDeviceInfo } from './device.js';
 import type { Dispatch, RawKernels } from './raw.js';
 import type { GBuffer } from './types.js';
+import type * as tf from '@tensorflow/tfjs-core';
 import { invariant } from '../../util/errors.js';
 
 /** A binding of a dispatch: its WGSL name, its buffer, whether the kernel writes it, its element type (default f32). */
@@ -235,6 +236,36 @@ export class Plan {
     return true;
   }
 
+  /**
+   * An MLP's gradient at its hidden pre-activation: for y = GELU(pre)·W2ᵀ, dPre = (dY·W2) ⊙ GELU′(pre) over
+   * `rows` rows of `hidden` values, dY [rows, outDim], W2 [outDim, hidden]; `pre` as savedOperand reads it.
+   */
+  geluInputGrad(
+    name: string,
+    dy: Arg,
+    w2: GBuffer,
+    pre: { arg: Arg; at: (idx: string) => string },
+    out: Arg,
+    rows: number,
+    hidden: number,
+    outDim: number,
+    precision: 'fp32' | 'mixed',
+  ): void {
+    this.matMul(name, [dy, ['W2', w2], pre.arg, out], {
+      batch: 1,
+      M: rows,
+      N: hidden,
+      K: outDim,
+      a: `${dy[0]}[i * ${u(outDim)} + k]`,
+      b: `W2[k * ${u(hidden)} + j]`,
+      epilogueLoads: [pre.at(`i * ${u(hidden)} + j`)],
+      store: `${out[0]}[i * ${u(hidden)} + j] = geluGrad(w0, v);`,
+      aFast: 'k',
+      bFast: 'j',
+      precision,
+    });
+  }
+
   rows(name: string, args: Arg[], rows: number, body: string): void {
     this.push(name, args, (b) => rowKernelWgsl(b, rows, body, ACTIVATIONS), rowGroups(rows));
   }
@@ -250,6 +281,29 @@ export class Plan {
   scratch(name: string, floats: number): GBuffer {
     return this.rk.scratch(`${this.prefix}.${name}`, floats);
   }
+}
+
+/**
+ * A saved intermediate of `rows` × `cols` values as a backward reads it: kept in f32, or in f16 (two per
+ * float32 element, ⌈cols / 2⌉ elements per row, as the mixed-precision forwards keep P, h and p1), told apart
+ * by the tensor's size. `arg` binds it as `name` (f32) or `half` (f16); `at(idx)` reads value idx as f32.
+ */
+export function savedOperand(
+  x: tf.Tensor,
+  buffer: GBuffer,
+  rows: number,
+  cols: number,
+  name: string,
+  half: string,
+): { half: boolean; arg: Arg; at: (idx: string) => string } {
+  const halfSize = rows * Math.ceil(cols / 2);
+  invariant(
+    x.size === rows * cols || x.size === halfSize,
+    () => `saved ${name} holds ${x.size} values, neither ${rows * cols} (f32) nor ${halfSize} (f16)`,
+  );
+  return x.size === rows * cols
+    ? { half: false, arg: [name, buffer], at: (idx) => `${name}[${idx}]` }
+    : { half: true, arg: [half, buffer, false, 'f16'], at: (idx) => `f32(${half}[${idx}])` };
 }
 
 /** A WGSL statement storing `value` at `target` (an array element), or adding it into what is there. */
