@@ -163,6 +163,12 @@ export interface BenchSettings {
   attentionTile?: string;
   /** webgpu: FPDM_SUBMIT_RAMP as set (src/backends/webgpu/raw.ts submitRampDefault) */
   submitRamp?: string;
+  /** webgpu at mixed precision: FPDM_MIXED_PACKED16 as set (src/backends/webgpu/gemm-mixed.ts packed16Default) */
+  mixedPacked16?: string;
+  /** webgpu at mixed precision: FPDM_MIXED_WEIGHTS16 as set (src/backends/webgpu/half-weights.ts halfWeightsOn) */
+  mixedWeights16?: string;
+  /** webgpu at mixed precision: FPDM_MIXED_ACT16 as set (src/backends/webgpu/half-weights.ts act16On) */
+  mixedAct16?: string;
 }
 
 export function benchSettings(): BenchSettings {
@@ -186,6 +192,9 @@ export function benchSettings(): BenchSettings {
     ...(webgpu && process.env.FPDM_FUSED_ATTENTION ? { fusedAttention: process.env.FPDM_FUSED_ATTENTION } : {}),
     ...(webgpu && process.env.FPDM_ATTENTION_TILE ? { attentionTile: process.env.FPDM_ATTENTION_TILE } : {}),
     ...(webgpu && process.env.FPDM_SUBMIT_RAMP ? { submitRamp: process.env.FPDM_SUBMIT_RAMP } : {}),
+    ...(webgpu && process.env.FPDM_MIXED_PACKED16 ? { mixedPacked16: process.env.FPDM_MIXED_PACKED16 } : {}),
+    ...(webgpu && process.env.FPDM_MIXED_WEIGHTS16 ? { mixedWeights16: process.env.FPDM_MIXED_WEIGHTS16 } : {}),
+    ...(webgpu && process.env.FPDM_MIXED_ACT16 ? { mixedAct16: process.env.FPDM_MIXED_ACT16 } : {}),
   };
 }
 

@@ -340,8 +340,9 @@ async function sampleBatch(
         }
       : undefined,
   });
-  const data = (await res.x0.data()) as Float32Array; // forces completion before the clock stops
-  await deferred?.flush(tally);
+  // x_0 and the deferred residuals read together (one wait for the device, not two in turn); the read
+  // forces completion before the clock stops
+  const [data] = (await Promise.all([res.x0.data(), deferred?.flush(tally)])) as [Float32Array, void];
   tally.seconds += (performance.now() - t0) / 1000;
   samples.set(data, start * C * H * H);
   if (res.state) tf.dispose(res.state.z);

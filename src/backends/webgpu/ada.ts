@@ -67,17 +67,15 @@ export class AdaPlan extends Plan {
     );
   }
 
-  /** MOD = LN(X)·(1 + ADA[scale]) + ADA[shift] per row, STATS = (mean, 1/σ) per row; shift at chunk `k` of ADA, scale at k + 1 */
-  lnModulate(name: string, x: GBuffer, ada: GBuffer, k: number, mod: GBuffer, stats: GBuffer): void {
+  /**
+   * MOD = LN(X)·(1 + ADA[scale]) + ADA[shift] per row, STATS = (mean, 1/σ) per row; shift at chunk `k` of ADA,
+   * scale at k + 1. With `half`, MOD is written in f16 (binding MOD16, two values per float of the buffer).
+   */
+  lnModulate(name: string, x: GBuffer, ada: GBuffer, k: number, mod: GBuffer, stats: GBuffer, half = false): void {
     const { d, R } = this.ad;
     this.rows(
       name,
-      [
-        ['X', x],
-        ['ADA', ada],
-        ['MOD', mod, true],
-        ['STATS', stats, true],
-      ],
+      [['X', x], ['ADA', ada], half ? ['MOD16', mod, true, 'f16'] : ['MOD', mod, true], ['STATS', stats, true]],
       R,
       `
   let base = row * ${u(d)};
@@ -88,7 +86,7 @@ export class AdaPlan extends Plan {
   for (var c = tid; c < ${u(d)}; c = c + ${u(ROW_WG)}) { let dv = X[base + c] - mean; q = q + dv * dv; }
   let r = inverseSqrt(rowSum1(q, tid) / ${lit(d)} + ${lit(1e-6)});
   for (var c = tid; c < ${u(d)}; c = c + ${u(ROW_WG)}) {
-    MOD[base + c] = ((X[base + c] - mean) * r) * (${this.chunkAt(k + 1, 'row', 'c')} + 1.0) + ${this.chunkAt(k, 'row', 'c')};
+    ${half ? 'MOD16' : 'MOD'}[base + c] = ${half ? 'f16(' : ''}((X[base + c] - mean) * r) * (${this.chunkAt(k + 1, 'row', 'c')} + 1.0) + ${this.chunkAt(k, 'row', 'c')}${half ? ')' : ''};
   }
   if (tid == 0u) { STATS[2u * row] = mean; STATS[2u * row + 1u] = r; }`,
     );

@@ -26,6 +26,7 @@ import {
   type AttentionKernel,
 } from './attention.js';
 import { mixedDeviceInfo } from './device.js';
+import { act16On, halfWeight, halfWeightsOn } from './half-weights.js';
 import { savedOperand, type Arg } from './plan.js';
 import type { RawKernels } from './raw.js';
 import type { GBuffer } from './types.js';
@@ -370,26 +371,40 @@ export function rawBlockForward(
   const MOD = p.scratch('mod', R * d);
   const STATS = p.scratch('stats', 2 * R);
   const scale = 1 / Math.sqrt(dh);
+  // without save at mixed precision, the products' weights as f16 copies where the same ones come back
+  // within a forward (half-weights.ts: an FPDM solve's iterations)
+  const half16 = !save && mixed && halfWeightsOn();
+  const weight = (name: string, i: number, buffer: GBuffer): { arg: Arg; at: (index: string) => string } => {
+    const copy = half16 ? halfWeight(rk, p, `${name}16`, w[i]!, c.dataId) : null;
+    return copy
+      ? { arg: copy, at: (index) => `f32(${name}16[${index}])` }
+      : { arg: [name, buffer], at: (index) => `${name}[${index}]` };
+  };
+  // at mixed precision, LN + modulate's output (qkv's and fc1's A, read by nothing else: the backward
+  // computes its own) in f16, the values the products round it to; without save also the attention's
+  // merged heads (proj's A)
+  const act16 = mixed && act16On();
+  const mod: { arg: Arg; at: string } = act16
+    ? { arg: ['MOD16', MOD, false, 'f16'], at: `f32(MOD16[i * ${u(d)} + k])` }
+    : { arg: ['MOD', MOD], at: `MOD[i * ${u(d)} + k]` };
+  const merged16 = act16 && !save && !fused;
+  const wqkv = weight('WQKV', 2, WQKV!);
+  const wp = weight('WP', 4, WP!);
+  const w1 = weight('W1', 6, W1!);
+  const w2 = weight('W2', 8, W2!);
 
   if (!reuseAda) p.adaLN(C, WA!, BA!, ADA);
-  p.lnModulate('lnmod1', X, ADA, 0, MOD, STATS);
+  p.lnModulate('lnmod1', X, ADA, 0, MOD, STATS, act16);
   p.matMul(
     'qkv',
-    [
-      ['MOD', MOD],
-      ['WQKV', WQKV!],
-      ['BQKV', BQKV!],
-      ['Q', q.buffer, true],
-      ['KK', k.buffer, true],
-      ['V', v.buffer, true],
-    ],
+    [mod.arg, wqkv.arg, ['BQKV', BQKV!], ['Q', q.buffer, true], ['KK', k.buffer, true], ['V', v.buffer, true]],
     {
       batch: 1,
       M: R,
       N: 3 * d,
       K: d,
-      a: `MOD[i * ${u(d)} + k]`,
-      b: `WQKV[j * ${u(d)} + k]`,
+      a: mod.at,
+      b: wqkv.at(`j * ${u(d)} + k`),
       epilogueLoads: ['BQKV[j]'],
       // qkv [R, 3d] (q | k | v, each heads-major) → q, k, v [n, H, t, dh]; q scaled by 1/√dh
       store: `
@@ -429,7 +444,11 @@ export function rawBlockForward(
     p.softmax('softmax', S!, P!.buffer, BH * t, halfP);
     p.matMul(
       'pv',
-      [halfP ? ['P16', P!.buffer, false, 'f16'] : ['P', P!.buffer], ['V', v.buffer], ['MERGED', merged.buffer, true]],
+      [
+        halfP ? ['P16', P!.buffer, false, 'f16'] : ['P', P!.buffer],
+        ['V', v.buffer],
+        merged16 ? ['MERGED16', merged.buffer, true, 'f16'] : ['MERGED', merged.buffer, true],
+      ],
       {
         batch: BH,
         M: t,
@@ -437,7 +456,7 @@ export function rawBlockForward(
         K: t,
         a: halfP ? `f32(P16[(b * ${u(t)} + i) * ${u(t)} + k])` : `P[(b * ${u(t)} + i) * ${u(t)} + k]`,
         b: `V[(b * ${u(t)} + k) * ${u(dh)} + j]`,
-        store: `MERGED[((b / ${u(H)}) * ${u(t)} + i) * ${u(d)} + (b % ${u(H)}) * ${u(dh)} + j] = v;`,
+        store: `${merged16 ? 'MERGED16' : 'MERGED'}[((b / ${u(H)}) * ${u(t)} + i) * ${u(d)} + (b % ${u(H)}) * ${u(dh)} + j] = ${merged16 ? 'f16(v)' : 'v'};`,
         aFast: 'k',
         bFast: 'j',
         ...attentionPrecision(rk, rk.forwardPrecision, { N: dh }),
@@ -447,8 +466,8 @@ export function rawBlockForward(
   p.matMul(
     'proj',
     [
-      ['MERGED', merged.buffer],
-      ['WP', WP!],
+      merged16 ? ['MERGED16', merged.buffer, false, 'f16'] : ['MERGED', merged.buffer],
+      wp.arg,
       ['BP', BP!],
       ['X', X],
       ['ADA', ADA],
@@ -461,8 +480,8 @@ export function rawBlockForward(
       M: R,
       N: d,
       K: d,
-      a: `MERGED[i * ${u(d)} + k]`,
-      b: `WP[j * ${u(d)} + k]`,
+      a: merged16 ? `f32(MERGED16[i * ${u(d)} + k])` : `MERGED[i * ${u(d)} + k]`,
+      b: wp.at(`j * ${u(d)} + k`),
       // a = merged·Wpᵀ + bp; x1 = x + gate1 ⊙ a
       epilogueLoads: [`X[i * ${u(d)} + j]`, `ADA[(i / ${u(t)}) * ${u(6 * d)} + ${u(2 * d)} + j]`, 'BP[j]'],
       store: `
@@ -475,12 +494,12 @@ export function rawBlockForward(
       precision: rk.forwardPrecision,
     },
   );
-  p.lnModulate('lnmod2', x1.buffer, ADA, 3, MOD, STATS);
+  p.lnModulate('lnmod2', x1.buffer, ADA, 3, MOD, STATS, act16);
   p.matMul(
     'fc1',
     [
-      ['MOD', MOD],
-      ['W1', W1!],
+      mod.arg,
+      w1.arg,
       ['B1', B1!],
       // h itself is read by the backward (GELU'; in f16 with g) and, without the f16 GELU(h), by fc2's load
       ...(!g || save ? [(halfH ? ['H16', h.buffer, true, 'f16'] : ['HH', h.buffer, true]) as Arg] : []),
@@ -491,8 +510,8 @@ export function rawBlockForward(
       M: R,
       N: hid,
       K: d,
-      a: `MOD[i * ${u(d)} + k]`,
-      b: `W1[j * ${u(d)} + k]`,
+      a: mod.at,
+      b: w1.at(`j * ${u(d)} + k`),
       epilogueLoads: ['B1[j]'],
       store: g
         ? `let hv = v + w0;
@@ -508,7 +527,7 @@ export function rawBlockForward(
     'fc2',
     [
       g ? (['G16', g.buffer, false, 'f16'] as const) : (['HH', h.buffer] as const),
-      ['W2', W2!],
+      w2.arg,
       ['B2', B2!],
       ['X1', x1.buffer],
       ['ADA', ADA],
@@ -522,7 +541,7 @@ export function rawBlockForward(
       N: d,
       K: hid,
       a: g ? `f32(G16[i * ${u(hid)} + k])` : `gelu(HH[i * ${u(hid)} + k])`,
-      b: `W2[j * ${u(hid)} + k]`,
+      b: w2.at(`j * ${u(hid)} + k`),
       // m = GELU(h)·W2ᵀ + b2; out = x1 + gate2 ⊙ m
       epilogueLoads: [`X1[i * ${u(d)} + j]`, `ADA[(i / ${u(t)}) * ${u(6 * d)} + ${u(5 * d)} + j]`, 'B2[j]'],
       store: `

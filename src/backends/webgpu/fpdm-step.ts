@@ -6,6 +6,7 @@
 // Legend: n batch, t tokens, d hidden, R = n·t; fc1 [2d, 2d], fc2 [d, 2d] (PyTorch's [out, in]).
 import * as tf from '@tensorflow/tfjs-core';
 import { u } from './gemm.js';
+import { halfWeight, halfWeightsOn } from './half-weights.js';
 import { Plan, savedOperand, type Arg } from './plan.js';
 import type { RawKernels } from './raw.js';
 import { invariant } from '../../util/errors.js';
@@ -130,12 +131,16 @@ export function rawProjectionForward(
         ? rk.output([n, t, halfP1 ? d : 2 * d])
         : { tensor: null, buffer: p.scratch('p1', R * 2 * d) }
       : null;
+  // without save, optionally the weights as f16 copies (half-weights.ts; the injection is new per forward)
+  const half16 = !save && G16 !== null && halfWeightsOn();
+  const w1 = half16 ? halfWeight(rk, p, 'W1H', w[0]!, inj.dataId) : null;
+  const w2 = half16 ? halfWeight(rk, p, 'W2H', w[2]!, inj.dataId) : null;
   if (injP)
     p.matMul(
       'fc1z',
       [
         ['Z', rk.buffer(z)],
-        ['W1', W1!],
+        w1 ?? ['W1', W1!],
         ['INJP', injP instanceof tf.Tensor ? rk.buffer(injP) : injP],
         ...(p1 ? [(halfP1 ? ['P1H', p1.buffer, true, 'f16'] : ['P1', p1.buffer, true]) as Arg] : []),
         ...(G16 ? [['G16', G16, true, 'f16'] as const] : []),
@@ -146,7 +151,7 @@ export function rawProjectionForward(
         N: 2 * d,
         K: d,
         a: `Z[i * ${u(d)} + k]`,
-        b: `W1[j * ${u(2 * d)} + k]`,
+        b: w1 ? `f32(W1H[j * ${u(2 * d)} + k])` : `W1[j * ${u(2 * d)} + k]`,
         epilogueLoads: [`INJP[i * ${u(2 * d)} + j]`],
         store: G16
           ? `let pv = v + w0;
@@ -186,7 +191,7 @@ export function rawProjectionForward(
     'fc2',
     [
       G16 ? (['G16', G16, false, 'f16'] as const) : (['P1', p1!.buffer] as const),
-      ['W2', W2!],
+      w2 ?? ['W2', W2!],
       ['B2', B2!],
       ['U', out.buffer, true],
     ],
@@ -196,7 +201,7 @@ export function rawProjectionForward(
       N: d,
       K: 2 * d,
       a: G16 ? `f32(G16[i * ${u(2 * d)} + k])` : `gelu(P1[i * ${u(2 * d)} + k])`,
-      b: `W2[j * ${u(2 * d)} + k]`,
+      b: w2 ? `f32(W2H[j * ${u(2 * d)} + k])` : `W2[j * ${u(2 * d)} + k]`,
       epilogueLoads: ['B2[j]'],
       store: `U[i * ${u(d)} + j] = v + w0;`,
       aFast: 'k',

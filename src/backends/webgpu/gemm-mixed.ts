@@ -111,6 +111,13 @@ export interface MixedKernel {
    * before it stores any of them, instead of each value's loads after the previous value's stores
    */
   hoistLoads?: boolean;
+  /**
+   * with prefetch and vector staging: a plain f16 operand's runs are read as their raw bits (vec2<u32>,
+   * through a view of that type) into the prefetch registers and reinterpreted as f16 only where they are
+   * written to workgroup memory, instead of converted to f32 as they are read (a conversion right after the
+   * load makes the thread wait for it there, before this stage's multiplies). The same f16 values.
+   */
+  packed16?: boolean;
 }
 
 /**
@@ -189,6 +196,21 @@ export function hoistLoadsDefault(): boolean {
 }
 
 /**
+ * Whether mixedKernel reads plain f16 operands as raw bits into the prefetch registers (MixedKernel.packed16):
+ * yes by default — measured on the H200 in the model's sampling pass, interleaved in one process
+ * (scripts/gpu/sample-ab.ts, `results/bench/2026-12-01-webgpu-xl-sample-ab-packed.md`): XL/2's fc2, which
+ * reads GELU(h) in f16, 13.40 against 19.17 ms per FPDM-XL/2 call, FPDM's projection fc2 6.42 against 8.98,
+ * the same x_0 bit for bit. The environment variable FPDM_MIXED_PACKED16 (0 off, 1 on; recorded in the
+ * bench's header) sets it for comparing the two in one run.
+ */
+export function packed16Default(): boolean {
+  const v = process.env.FPDM_MIXED_PACKED16;
+  if (v === undefined || v === '' || v === '1') return true;
+  if (v === '0') return false;
+  throw new UserError(`FPDM_MIXED_PACKED16=${v}: expected 1 (f16 operands prefetched as raw bits) or 0`);
+}
+
+/**
  * The tile named by the environment variable FPDM_MIXED_PREFER (a MIXED_TILES name without the 'p'; recorded
  * in the bench's header), which mixedKernel then takes first for the products it chooses a tile for whose
  * loads are plain (not the weight gradients, not a computed load), where it fits: for comparing a tile
@@ -241,6 +263,7 @@ export function mixedKernel(
   const vector = vectorStagingDefault();
   const prefetch = prefetchDefault();
   const hoistLoads = hoistLoadsDefault();
+  const packed16 = packed16Default();
   const preferred = tile === undefined ? preferredTile() : undefined;
   const of = (name: MixedTileName): MixedKernel => {
     const twin = `${name}p`;
@@ -252,7 +275,14 @@ export function mixedKernel(
       () =>
         `mixed tile ${name} needs the subgroup-matrix config M${t.mma?.M} N${t.mma?.N} K${t.mma?.K}, which this device lacks`,
     );
-    return { mma: config, subgroupSize: device.subgroupSize, tile: t, vector, hoistLoads };
+    return {
+      mma: config,
+      subgroupSize: device.subgroupSize,
+      tile: t,
+      vector,
+      hoistLoads,
+      ...(packed16 ? { packed16 } : {}),
+    };
   };
   if (tile) return of(tile);
   // 128 × 64 (k 32) is only for asking: it measured slowest of the unprefetched tiles wherever it ran on
@@ -378,6 +408,11 @@ export function plainOperand(expr: string, bindings: Binding[]): PlainOperand | 
   return { name: b.name, type, index: m[3]!, view: `${b.name}_V4` };
 }
 
+/** Whether a kernel prefetches its plain f16 operands' runs as raw bits (MixedKernel.packed16, with prefetch). */
+export function packedRuns(k: MixedKernel): boolean {
+  return k.packed16 === true && k.tile.prefetch === true && k.emulate !== true;
+}
+
 /**
  * The vec4-typed bindings a kernel reads its plain operands through, after the spec's own: each of the
  * same buffer as the binding `of` (read-only; a buffer may be bound twice for reading). Callers bind them
@@ -391,7 +426,8 @@ export function vectorViews(
   const views: Array<{ binding: Binding; of: string }> = [];
   for (const p of [plainOperand(s.a, s.bindings), plainOperand(s.b, s.bindings)]) {
     if (!p || views.some((v) => v.of === p.name) || (k.emulate === true && p.type === 'f16')) continue;
-    views.push({ binding: { name: p.view, type: p.type === 'f16' ? 'vec4<f16>' : 'vec4<f32>' }, of: p.name });
+    const type = p.type === 'f32' ? 'vec4<f32>' : packedRuns(k) ? 'vec2<u32>' : 'vec4<f16>';
+    views.push({ binding: { name: p.view, type }, of: p.name });
   }
   return views;
 }
@@ -623,6 +659,8 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
     )}`;
 
   const vec = vectorStaging(k);
+  // the prefetching loops end with the barrier after this stage's writes (then the next stage's loads)
+  const prefetched = tile.prefetch === true;
   let vecHelpers = '';
   if (vec) {
     const views = vectorViews(s, k);
@@ -634,7 +672,7 @@ export function mixedMatMulWgsl(s: MatMulSpec, k: MixedKernel): string {
       );
     const staged = vectorStageLoop(
       s,
-      { WG, BM, BN, TK, AST, BST, aCols, bRows, H, rowSum, prefetch: tile.prefetch === true },
+      { WG, BM, BN, TK, AST, BST, aCols, bRows, H, rowSum, prefetch: tile.prefetch === true, packed: packedRuns(k) },
       views,
     );
     stageLoop = staged.loop;
@@ -670,7 +708,7 @@ fn main(${builtins}) {
   ${decls}
   ${rowSum ? (vec ? 'var rs = vec4<f32>(0.0);' : 'var rs = 0.0;') : ''}
   ${stageLoop}
-    workgroupBarrier();
+    ${prefetched ? '' : 'workgroupBarrier();'}
     if (sg < ${u(SGS)}) {
       ${multiply}
     }
@@ -721,6 +759,8 @@ interface StageShape {
   rowSum: boolean;
   /** read the next stage into registers while this one multiplies (MixedTile.prefetch) */
   prefetch: boolean;
+  /** plain f16 operands prefetched as raw bits (packedRuns) */
+  packed: boolean;
 }
 
 /**
@@ -762,6 +802,8 @@ function vectorStageLoop(
     args: (c: number, kv: string) => [string, string];
     at: (c: number) => string;
     sum: boolean;
+    /** a plain f16 operand prefetched as raw bits (StageShape.packed): its registers are vec2<u32> */
+    packed: boolean;
   }
   const A4 = TK / 4;
   const ops: Operand[] = [
@@ -786,6 +828,7 @@ function vectorStageLoop(
         return aCols ? `As[${kk} * ${u(AST)} + ${ii}]` : `As[${ii} * ${u(AST)} + ${kk}]`;
       },
       sum: t.rowSum,
+      packed: false,
     },
     {
       name: 'B',
@@ -808,8 +851,10 @@ function vectorStageLoop(
         return bRows ? `Bs[${kk} * ${u(BST)} + ${jj}]` : `Bs[${jj} * ${u(BST)} + ${kk}]`;
       },
       sum: false,
+      packed: false,
     },
   ];
+  for (const o of ops) o.packed = t.packed && t.prefetch && o.plain?.type === 'f16';
 
   const helpers = ops
     .map((o) => {
@@ -829,10 +874,21 @@ fn idx${o.name}(${sig}) -> u32 {
     .join('\n');
 
   // the run's 4 values, then into the staged tile (rs: A's row sums) or, prefetching, into registers P{A,B}
-  const write = (o: Operand, v4: string) => `let v4 = ${v4};
+  // (a packed operand's registers hold two f16 per u32: reinterpreted, not converted, on their way in)
+  const write = (o: Operand, v4: string) =>
+    o.packed
+      ? `let h01 = bitcast<vec2<f16>>(${v4}.x);
+        let h23 = bitcast<vec2<f16>>(${v4}.y);
+        ${o.sum ? 'rs = rs + vec4<f32>(f32(h01.x), f32(h01.y), f32(h23.x), f32(h23.y));' : ''}
+        ${[0, 1, 2, 3].map((c) => `${o.at(c)} = ${['h01.x', 'h01.y', 'h23.x', 'h23.y'][c]};`).join(' ')}`
+      : `let v4 = ${v4};
         ${o.sum ? 'rs = rs + v4;' : ''}
         ${[0, 1, 2, 3].map((c) => `${o.at(c)} = ${H}(v4.${lanes[c]});`).join(' ')}`;
-  const keep = (o: Operand, v4: string) => `P${o.name}[l] = ${v4};`;
+  // into the prefetch registers; a packed operand's f32 values (f16 values read through f32()) exactly
+  const keep = (o: Operand, v4: string) =>
+    o.packed && !v4.startsWith(o.plain!.view)
+      ? `{ let v4 = ${v4}; P${o.name}[l] = vec2<u32>(pack2x16float(v4.xy), pack2x16float(v4.zw)); }`
+      : `P${o.name}[l] = ${v4};`;
   const loop = (
     o: Operand,
     v4: string,
@@ -869,7 +925,7 @@ fn idx${o.name}(${sig}) -> u32 {
       aligned = aligned && (xs[l] & 3u) == 0u;
     }
     if (aligned) {
-      ${loop(o, `vec4<f32>(${o.plain.view}[xs[l] >> 2u])`, sink)}
+      ${loop(o, o.packed ? `${o.plain.view}[xs[l] >> 2u]` : `vec4<f32>(${o.plain.view}[xs[l] >> 2u])`, sink)}
     } else ${slow}
     }`;
   };
@@ -884,8 +940,8 @@ fn idx${o.name}(${sig}) -> u32 {
   // prefetch: the next stage's runs are read into registers while this stage multiplies (beyond K they
   // take the bounds-checked loop and read 0)
   return {
-    loop: `var PA: array<vec4<f32>, ${A.runs}>;
-  var PB: array<vec4<f32>, ${B.runs}>;
+    loop: `var PA: array<${A.packed ? 'vec2<u32>' : 'vec4<f32>'}, ${A.runs}>;
+  var PB: array<${B.packed ? 'vec2<u32>' : 'vec4<f32>'}, ${B.runs}>;
   {
     let kn = 0u;
     ${stage(A, 'kn', keep)}

@@ -22,13 +22,14 @@ export interface Binding {
   /**
    * element type (default f32; i32 for TF.js's int32 tensors, e.g. labels; f16 for a float32 tensor that
    * holds f16 values two per element, only on a device with shader-f16 (declare enables f16); vec4<f32>
-   * and vec4<f16> for a second view of an operand's buffer read 4 values at a time, gemm-mixed.ts vectorViews)
+   * and vec4<f16> for a second view of an operand's buffer read 4 values at a time, gemm-mixed.ts vectorViews;
+   * vec2<u32> for such a view of f16 values read as their raw bits, gemm-mixed.ts packedRuns)
    */
   type?: ElementType;
 }
 
 /** The element type of a binding's array. */
-export type ElementType = 'f32' | 'i32' | 'f16' | 'vec4<f32>' | 'vec4<f16>';
+export type ElementType = 'f32' | 'i32' | 'f16' | 'vec4<f32>' | 'vec4<f16>' | 'vec2<u32>';
 
 export interface MatMulSpec {
   batch: number;

@@ -19,7 +19,15 @@ import {
   type ElementType,
   type MatMulSpec,
 } from './gemm.js';
-import { mixedKernel, mixedMatMulGroups, mixedMatMulWgsl, rowSumFits, tileKey, vectorViews } from './gemm-mixed.js';
+import {
+  mixedKernel,
+  mixedMatMulGroups,
+  mixedMatMulWgsl,
+  packedRuns,
+  rowSumFits,
+  tileKey,
+  vectorViews,
+} from './gemm-mixed.js';
 import { mixedDeviceInfo } from './device.js';
 import type { Dispatch, RawKernels } from './raw.js';
 import type { GBuffer } from './types.js';
@@ -70,7 +78,7 @@ export class Plan {
           `matmul ${name}: precision 'mixed' needs the webgpu backend on the mixed-precision device (initBackend('webgpu', { precision: 'mixed' }))`,
         );
       const k = mixedKernel(device, spec, spec.mixedTile);
-      const variant = `:mixed${k.mma.M}x${k.mma.N}x${k.mma.K}/${tileKey(k.tile)}e${k.epilogueCols ?? 1}${k.vector === true ? 'v' : ''}${k.hoistLoads === true && (spec.epilogueLoads ?? []).length > 0 ? 'h' : ''}`;
+      const variant = `:mixed${k.mma.M}x${k.mma.N}x${k.mma.K}/${tileKey(k.tile)}e${k.epilogueCols ?? 1}${k.vector === true ? 'v' : ''}${k.hoistLoads === true && (spec.epilogueLoads ?? []).length > 0 ? 'h' : ''}${packedRuns(k) ? 'k' : ''}`;
       // plain operands read 4 at a time through a vec4 view of their buffer, bound after the spec's own
       const views = vectorViews({ ...spec, bindings: bindingsOf(args) }, k).map((v): Arg => [
         v.binding.name,
