@@ -175,7 +175,7 @@ function sizePlans(o: BenchOptions, backend: string): SizePlan[] {
       warmup: o.warmup,
       maxWarmup: o.maxWarmup ?? 12,
       budget: 20,
-      sampleRepeats: 1,
+      sampleRepeats: SAMPLE_REPEATS,
     });
   if (sizes.includes('XL'))
     plans.push({
@@ -186,10 +186,16 @@ function sizePlans(o: BenchOptions, backend: string): SizePlan[] {
       warmup: 1,
       maxWarmup: Math.min(o.maxWarmup ?? 4, 4),
       budget: 2,
-      sampleRepeats: 1,
+      sampleRepeats: SAMPLE_REPEATS,
     });
   return plans;
 }
+
+/**
+ * Timed sampling passes per case at S/2 and XL/2 (images/s from their median; bench/torch_ref.py times as
+ * many): one pass alone moved by up to 15 % between calls at XL/2 (NOTES §20).
+ */
+const SAMPLE_REPEATS = 3;
 
 function pair(trunk: DiTConfig): [ModelConfig, ModelConfig] {
   return [trunk, fpdmFrom(trunk)];
@@ -338,7 +344,7 @@ export async function runBench(o: BenchOptions): Promise<BenchDoc> {
     `S-JFB draws fixed to n_ng = ${BENCH_NO_GRAD}, n_g = ${BENCH_WITH_GRAD} (means of U{0..10} and U{1..12}, the latter 6.5 rounded up) on both sides`,
     'ours: peak memory = TF.js engine live tensor bytes at the worst kernel of one profiled training step (weights, AdamW moments, EMA copy, gradients, activations); pooled buffers not included (backend pool shown apart); on webgpu the scratch buffers of the direct-dispatch kernels (intermediates shared by all block calls, not tensors; held by the process, so a row may include those of rows run before it) shown apart and added to ours in the memory ratios and the FPDM/DiT target. PyTorch: torch.cuda.max_memory_allocated (same contents, caching-allocator blocks in use)',
     'training: 1000 classes (tiny: 10), learned sigma, hybrid loss, AdamW lr 1e-4, EMA 0.9999, batch from the table; images/s = batch / median step seconds after warm-up',
-    'sampling: DDPM over respaced steps, no CFG, one batch; budgets below 20 are measured at that budget and extrapolated to 20 (images/s × budget / 20)',
+    `sampling: DDPM over respaced steps, no CFG, one batch; images/s and wall ms from the median of ${SAMPLE_REPEATS} timed passes (ours after two warm-up passes, the second profiled; PyTorch after one); budgets below 20 are measured at that budget and extrapolated to 20 (images/s × budget / 20)`,
   ];
   const torchWanted = o.suites.some((s) => s === 'train' || s === 'sample' || s === 'inception');
   let torch: TorchResult;

@@ -66,6 +66,8 @@ except Exception as e:  # noqa: BLE001
 # ---- model ------------------------------------------------------------------------------------------
 
 SIZES = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
+# timed sampling passes per case (the median is reported), as bench/main.ts SAMPLE_REPEATS
+SAMPLE_REPEATS = 3
 
 
 def pos_embed_2d(dim, grid):
@@ -533,7 +535,7 @@ def main():
                     tag = "" if p == "fp32" else f" ({PRECISIONS[p]})"
                     try:
                         log(f"sample {display_name(size, fpdm)} {st} steps" + (f" x {it} iters{' reuse' if reuse else ''}" if fpdm else "") + tag)
-                        res["sample"].append(bench_sample(size, fpdm, a.batch, st, it, reuse, dev, 1 if size == "XL" else 2, p))
+                        res["sample"].append(bench_sample(size, fpdm, a.batch, st, it, reuse, dev, SAMPLE_REPEATS, p))
                     except Exception as e:  # noqa: BLE001
                         res["errors"].append(f"sample {display_name(size, fpdm)}{tag}: {e.__class__.__name__}: {e}")
                         torch.cuda.empty_cache()
