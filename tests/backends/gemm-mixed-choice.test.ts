@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import {
   MIXED_TILES,
   mixedKernel,
+  mixedMatMulWgsl,
+  packedRuns,
   plainOperand,
   rowSumFits,
   tileConfig,
@@ -240,4 +242,60 @@ test('declare enables f16 where a binding holds f16 values (the fp32 kernels tha
     assert.equal(code.match(/enable f16;/g)?.length, 1);
     assert.ok(code.includes(`var<storage, read> P16: array<${type}>;`));
   }
+});
+
+test('f16 operands prefetched as raw bits by default (FPDM_MIXED_PACKED16=0 turns it off, a bad value is refused): a vec2<u32> view, prefetching tiles only', () => {
+  const fc2 = {
+    batch: 1,
+    M: 8192,
+    N: 1152,
+    K: 4608,
+    aFast: 'k',
+    bFast: 'k',
+    a: 'f32(G16[i * 4608u + k])',
+    b: 'X[j * 4608u + k]',
+    bindings,
+  } as const;
+  withEnv('FPDM_MIXED_PACKED16', undefined, () => {
+    const k = mixedKernel(H200, fc2);
+    assert.equal(k.packed16, true);
+    assert.equal(packedRuns(k), true);
+    // the f16 operand's view holds its raw bits; the f32 one stays vec4<f32>
+    assert.deepEqual(
+      vectorViews(fc2, k).map((v) => [v.of, v.binding.type]),
+      [
+        ['G16', 'vec2<u32>'],
+        ['X', 'vec4<f32>'],
+      ],
+    );
+    // without prefetch, or emulated (f32 arithmetic), the f16 operand is read as before
+    const unprefetched: MixedKernel = { ...k, tile: MIXED_TILES['128x128k32'] };
+    assert.equal(packedRuns(unprefetched), false);
+    assert.equal(vectorViews(fc2, unprefetched)[0]!.binding.type, 'vec4<f16>');
+    assert.equal(packedRuns({ ...k, emulate: true }), false);
+  });
+  withEnv('FPDM_MIXED_PACKED16', '0', () => {
+    const k = mixedKernel(H200, fc2);
+    assert.equal(packedRuns(k), false);
+    assert.equal(vectorViews(fc2, k)[0]!.binding.type, 'vec4<f16>');
+  });
+  withEnv('FPDM_MIXED_PACKED16', 'yes', () =>
+    assert.throws(
+      () => mixedKernel(H200, fc2),
+      (e: Error) => e instanceof UserError && /FPDM_MIXED_PACKED16=yes/.test(e.message),
+    ),
+  );
+  // the generated kernel: raw-bit registers, reinterpreted (not converted) into workgroup memory
+  const code = mixedMatMulWgsl(
+    {
+      ...fc2,
+      store: 'OUT[i * 1152u + j] = v;',
+      bindings: [...bindings, ...vectorViews(fc2, mixedKernel(H200, fc2)).map((v) => v.binding)],
+    },
+    mixedKernel(H200, fc2),
+  );
+  assert.match(code, /var PA: array<vec2<u32>, \d+>;/);
+  assert.match(code, /PA\[l\] = G16_V4\[xs\[l\] >> 2u\];/);
+  assert.match(code, /bitcast<vec2<f16>>\(PA\[l\]\.x\)/);
+  assert.match(code, /var<storage, read> G16_V4: array<vec2<u32>>;/);
 });

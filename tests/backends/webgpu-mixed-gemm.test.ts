@@ -37,6 +37,7 @@ import {
   tileRunsOn,
   vectorStaging,
   vectorViews,
+  packedRuns,
   type MixedKernel,
 } from '../../src/backends/webgpu/gemm-mixed.js';
 import {
@@ -581,11 +582,17 @@ test(
               [x, tile.cols / mma.N],
             ] as const,
         )) {
-          for (const vector of [false, true]) {
-            const k: MixedKernel = { mma, subgroupSize: 32, tile, epilogueCols, vector };
+          for (const [vector, packed16] of [
+            [false, false],
+            [true, false],
+            [true, true],
+          ] as const) {
+            const k: MixedKernel = { mma, subgroupSize: 32, tile, epilogueCols, vector, packed16 };
             if (vector && (!vectorStaging(k) || epilogueCols !== 1)) continue;
+            // f16 operands prefetched as raw bits: only a prefetching tile with an f16 operand differs
+            if (packed16 && (!packedRuns(k) || spec.bindings[0]!.type !== 'f16')) continue;
             const views = vectorViews(spec, k);
-            const label = `M${mma.M} N${mma.N} K${mma.K}, ${name}, aFast ${spec.aFast}, bFast ${spec.bFast}, A ${spec.bindings[0]!.type ?? 'f32'}, epilogue ${epilogueCols} matrices${vector ? `, vector staging (${views.length} views)` : ''}`;
+            const label = `M${mma.M} N${mma.N} K${mma.K}, ${name}, aFast ${spec.aFast}, bFast ${spec.bFast}, A ${spec.bindings[0]!.type ?? 'f32'}, epilogue ${epilogueCols} matrices${vector ? `, vector staging (${views.length} views)` : ''}${packed16 ? ', f16 prefetched as raw bits' : ''}`;
             const code = mixedMatMulWgsl({ ...spec, bindings: [...spec.bindings, ...views.map((v) => v.binding)] }, k);
             const { compile, pipeline } = await check(code);
             assert.deepEqual(compile, [], `${label}: compiles`);
