@@ -169,6 +169,8 @@ export interface BenchSettings {
   mixedWeights16?: string;
   /** webgpu at mixed precision: FPDM_MIXED_ACT16 as set (src/backends/webgpu/half-weights.ts act16On) */
   mixedAct16?: string;
+  /** FPDM_SAMPLE_DRAW_AHEAD as set (src/diffusion/samplers.ts sampleDrawAheadOn) */
+  sampleDrawAhead?: string;
 }
 
 export function benchSettings(): BenchSettings {
@@ -195,6 +197,7 @@ export function benchSettings(): BenchSettings {
     ...(webgpu && process.env.FPDM_MIXED_PACKED16 ? { mixedPacked16: process.env.FPDM_MIXED_PACKED16 } : {}),
     ...(webgpu && process.env.FPDM_MIXED_WEIGHTS16 ? { mixedWeights16: process.env.FPDM_MIXED_WEIGHTS16 } : {}),
     ...(webgpu && process.env.FPDM_MIXED_ACT16 ? { mixedAct16: process.env.FPDM_MIXED_ACT16 } : {}),
+    ...(process.env.FPDM_SAMPLE_DRAW_AHEAD ? { sampleDrawAhead: process.env.FPDM_SAMPLE_DRAW_AHEAD } : {}),
   };
 }
 

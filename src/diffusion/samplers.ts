@@ -12,11 +12,19 @@
 // same arithmetic (src/backends/kernels.ts directSamplerStep), the model's forward too: with ≈ 20 TF.js
 // kernels per step at ≈ 130 µs of host time each, the update alone cost more host time than the forward.
 //
+// Noise of DRAW_AHEAD_MIN_VALUES values or more per step is drawn on a worker thread (the training loop's,
+// src/training/draw-ahead.ts) from a copy of the generator's state while this thread records the step's
+// denoiser call, and the generator is then put in the state the copy reached: the same numbers as drawing
+// here. At 256 px and batch 32 that is 131,072 normals per step, 4–7 ms of this thread's time (measured on
+// a CPU machine of this project), where FPDM-S/2's sampling with reuse is bound by the host's recording on
+// the GPU machine (GPU 4.8 ms of a 10.9 ms call, results/bench/NOTES.md §20).
+//
 // Memory: each step's math runs in tf.tidy; the denoiser's output and the previous x are disposed
 // as soon as the next x exists, so tf.memory().numTensors is flat across a pass. The caller owns
 // x_T (never disposed here) and the returned x_0 (and the final denoiser state).
 import * as tf from '@tensorflow/tfjs-core';
 import { directSamplerStep } from '../backends/kernels.js';
+import { DRAW_AHEAD_MIN_VALUES, DrawAhead } from '../training/draw-ahead.js';
 import { UserError } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
 import { numel } from '../util/shapes.js';
@@ -71,6 +79,25 @@ export type Sampler = <S>(
   options: SampleOptions<S>,
 ) => Promise<SampleResult<S>>;
 
+/** The worker that draws the samplers' noise ahead: one per process, started at its first use. */
+let noiseWorker: DrawAhead | null = null;
+
+/**
+ * Whether the samplers draw large noise on the worker (the file header): on unless the environment variable
+ * FPDM_SAMPLE_DRAW_AHEAD is 0 (the same numbers either way; for comparing the host time).
+ */
+export function sampleDrawAheadOn(): boolean {
+  return process.env.FPDM_SAMPLE_DRAW_AHEAD !== '0';
+}
+
+/** `count` standard normals from `rng`: the worker's, where `ahead` asked for them from rng's present state. */
+async function stepNoise(rng: Rng, count: number, ahead: DrawAhead | null): Promise<Float32Array> {
+  const drawn = ahead ? await ahead.take(rng, 0, count, 1) : null;
+  if (!drawn) return rng.normals(count);
+  rng.load(drawn.state);
+  return drawn.noise;
+}
+
 async function runLoop<S>(
   kind: SamplerName,
   denoiser: Denoiser<S>,
@@ -87,6 +114,8 @@ async function runLoop<S>(
   const clipDenoised = options.clipDenoised ?? false;
   const steps = process.numTimesteps;
   const direct = directSamplerStep(process);
+  const count = numel(xT.shape);
+  const ahead = count >= DRAW_AHEAD_MIN_VALUES && sampleDrawAheadOn() ? (noiseWorker ??= new DrawAhead()) : null;
   const start = performance.now();
   let x: tf.Tensor4D = xT;
   let state = options.initialState;
@@ -96,6 +125,10 @@ async function runLoop<S>(
       const tIndex = steps - 1 - i;
       const t = new Array<number>(N).fill(tIndex);
       const tModel = process.modelTimesteps(t); // [N]
+      // 2. (started first) Noise from the host RNG, only where the update uses it (never at t = 0): on the
+      // worker while the model call is recorded
+      const needsNoise = tIndex !== 0 && (kind === 'ddpm' || eta > 0);
+      if (needsNoise) ahead?.request(options.rng, 0, count, 1);
       // 1. The model call, outside tidy: its state may hold tensors that must outlive this step.
       let res;
       try {
@@ -104,10 +137,9 @@ async function runLoop<S>(
         tModel.dispose();
       }
       state = res.state;
-      // 2. Noise from the host RNG, only where the update uses it (never at t = 0).
-      const needsNoise = tIndex !== 0 && (kind === 'ddpm' || eta > 0);
+      const values = needsNoise ? await stepNoise(options.rng, count, ahead) : null;
       const next = tf.tidy(() => {
-        const noise = needsNoise ? tf.tensor4d(options.rng.normals(numel(x.shape)), x.shape) : null;
+        const noise = values ? tf.tensor4d(values, x.shape) : null;
         // 3. The update: one direct dispatch where the backend has it (webgpu), else the process's ops.
         const fused = direct?.({ kind, modelOutput: res.out, x, t, noise, clipDenoised, eta });
         if (fused) return fused;

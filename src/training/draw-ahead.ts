@@ -78,10 +78,11 @@ export class DrawAhead {
     if (this.failed) return null;
     if (!this.worker) {
       const w = startWorker();
-      w.unref(); // never what keeps the process alive
       w.on('message', (r: DrawReply) => {
         this.waiting.get(r.id)?.resolve(r);
         this.waiting.delete(r.id);
+        // idle again: unref, unless close() holds it until it has exited
+        if (this.waiting.size === 0 && this.worker === w) w.unref();
       });
       const fail = (e: Error) => {
         this.failed = true;
@@ -90,6 +91,9 @@ export class DrawAhead {
       };
       w.on('error', fail);
       w.on('exit', () => fail(new Error('the draw worker exited')));
+      // what keeps the process alive only while a request is in flight (unref after the listeners: a
+      // 'message' listener refs it again)
+      w.unref();
       this.worker = w;
     }
     return this.worker;
@@ -103,6 +107,7 @@ export class DrawAhead {
     const req: DrawRequest = { id: this.nextId++, state: rng.state(), n, count, numTimesteps };
     const reply = new Promise<DrawReply>((resolve, reject) => this.waiting.set(req.id, { resolve, reject }));
     reply.catch(() => undefined); // a failure is seen by take(), which then draws here
+    w.ref();
     w.postMessage(req);
     this.pending = { req, reply };
   }
@@ -133,6 +138,9 @@ export class DrawAhead {
     const w = this.worker;
     this.worker = null;
     this.failed = true;
-    if (w) await w.terminate();
+    if (w) {
+      w.ref(); // an unref'd worker's exit would not be waited for
+      await w.terminate();
+    }
   }
 }

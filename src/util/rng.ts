@@ -47,6 +47,12 @@ export class Rng {
     return { s: [this.s[0]!, this.s[1]!, this.s[2]!, this.s[3]!], spare: this.spare };
   }
 
+  /** Puts this generator in `state` (e.g. the state a copy of it reached on another thread). */
+  load(state: RngState): void {
+    this.s = Uint32Array.from(state.s);
+    this.spare = state.spare;
+  }
+
   /** Derives an independent generator (e.g. one per data loader) without disturbing this one's stream. */
   fork(label: string): Rng {
     return new Rng(`${this.s.join(',')}/${label}`);

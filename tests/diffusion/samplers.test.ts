@@ -252,3 +252,42 @@ test('an asynchronous denoiser gives the same samples as the same denoiser retur
   assert.ok(maxAbsDiff(out[0]!, out[2]!) > 1e-3, 'CFG changes the samples');
   tf.dispose([xT, y]);
 });
+
+test('noise of a large batch is drawn on the worker: the same samples and the same generator state as drawing here', async () => {
+  await useBackend('cpu');
+  const proc = createDiffusion({ respacing: '3' });
+  // 8 × 4 × 32 × 32 = 32,768 values per step: the worker's threshold (DRAW_AHEAD_MIN_VALUES)
+  const shape: [number, number, number, number] = [8, 4, 32, 32];
+  const xT = tf.tensor4d(new Rng(21).normals(8 * 4 * 32 * 32), shape);
+  const eps: Denoiser = (x) => ({
+    out: tf.tidy(() => tf.concat([tf.mul(tf.tanh(x), 0.5), tf.zerosLike(x)], 1) as tf.Tensor4D),
+  });
+  const run = async (ahead: boolean) => {
+    const prev = process.env.FPDM_SAMPLE_DRAW_AHEAD;
+    process.env.FPDM_SAMPLE_DRAW_AHEAD = ahead ? '1' : '0';
+    try {
+      const rng = new Rng(9);
+      const res = await sampleDdpm(eps, xT, proc, { y: null, rng });
+      const data = await res.x0.data();
+      res.x0.dispose();
+      return { data, state: rng.state(), next: rng.normals(3) };
+    } finally {
+      if (prev === undefined) delete process.env.FPDM_SAMPLE_DRAW_AHEAD;
+      else process.env.FPDM_SAMPLE_DRAW_AHEAD = prev;
+    }
+  };
+  const here = await run(false);
+  const worker = await run(true);
+  assert.deepEqual(worker.state, here.state);
+  assert.deepEqual(worker.next, here.next);
+  assert.ok(
+    worker.data.every((v, i) => Object.is(v, here.data[i])),
+    'x_0 bit for bit',
+  );
+  // the two noisy steps really drew: another seed moves x_0
+  const rng = new Rng(10);
+  const other = await sampleDdpm(eps, xT, proc, { y: null, rng });
+  assert.ok(maxAbsDiff(Array.from(await other.x0.data()), Array.from(here.data)) > 1e-2);
+  other.x0.dispose();
+  xT.dispose();
+});
