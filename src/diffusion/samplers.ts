@@ -12,12 +12,13 @@
 // same arithmetic (src/backends/kernels.ts directSamplerStep), the model's forward too: with ≈ 20 TF.js
 // kernels per step at ≈ 130 µs of host time each, the update alone cost more host time than the forward.
 //
-// Noise of DRAW_AHEAD_MIN_VALUES values or more per step is drawn on a worker thread (the training loop's,
-// src/training/draw-ahead.ts) from a copy of the generator's state while this thread records the step's
-// denoiser call, and the generator is then put in the state the copy reached: the same numbers as drawing
-// here. At 256 px and batch 32 that is 131,072 normals per step, 4–7 ms of this thread's time (measured on
-// a CPU machine of this project), where FPDM-S/2's sampling with reuse is bound by the host's recording on
-// the GPU machine (GPU 4.8 ms of a 10.9 ms call, results/bench/NOTES.md §20).
+// With FPDM_SAMPLE_DRAW_AHEAD=1 (sampleDrawAheadOn), noise of DRAW_AHEAD_MIN_VALUES values or more per
+// step is drawn on a worker thread (the training loop's, src/training/draw-ahead.ts) from a copy of the
+// generator's state while this thread records the step's denoiser call, and the generator is then put
+// in the state the copy reached: the same numbers as drawing here. At 256 px and batch 32 that is 131,072
+// normals per step, 4–7 ms of this thread's time (measured on a CPU machine of this project), where
+// FPDM-S/2's sampling with reuse is bound by the host's recording on the GPU machine (GPU 4.8 ms of a
+// 10.9 ms call, results/bench/NOTES.md §20).
 //
 // Memory: each step's math runs in tf.tidy; the denoiser's output and the previous x are disposed
 // as soon as the next x exists, so tf.memory().numTensors is flat across a pass. The caller owns
@@ -83,11 +84,12 @@ export type Sampler = <S>(
 let noiseWorker: DrawAhead | null = null;
 
 /**
- * Whether the samplers draw large noise on the worker (the file header): on unless the environment variable
- * FPDM_SAMPLE_DRAW_AHEAD is 0 (the same numbers either way; for comparing the host time).
+ * Whether the samplers draw large noise on the worker (the file header): only where the environment variable
+ * FPDM_SAMPLE_DRAW_AHEAD is 1 until it is measured on the GPU machine (results/bench/NOTES.md §20); the same
+ * numbers either way.
  */
 export function sampleDrawAheadOn(): boolean {
-  return process.env.FPDM_SAMPLE_DRAW_AHEAD !== '0';
+  return process.env.FPDM_SAMPLE_DRAW_AHEAD === '1';
 }
 
 /** `count` standard normals from `rng`: the worker's, where `ahead` asked for them from rng's present state. */
