@@ -50,7 +50,8 @@ const seen = new WeakMap<RawKernels, Map<string, { w: object; epoch: object; con
  * `f32(name[index])`, where the same weight comes back within one epoch: on the first call with (w, epoch)
  * null (the product reads the f32 weight; a DiT's blocks, each once per forward, never pay for a copy), on
  * the second the conversion is pushed onto `p` (before the product) into a scratch buffer named after the
- * plan's kernels and `name`, and later calls read that copy.
+ * plan's kernels and `name`, and later calls read that copy. `name` keys the bookkeeping across plans, so
+ * each call site has its own (the block's WQKV16 … W216, FPDM's projection W1H and W2H).
  */
 export function halfWeight(rk: RawKernels, p: Plan, name: string, w: tf.Tensor, epoch: object): Arg | null {
   let byName = seen.get(rk);
