@@ -884,11 +884,13 @@ fn idx${o.name}(${sig}) -> u32 {
       : `let v4 = ${v4};
         ${o.sum ? 'rs = rs + v4;' : ''}
         ${[0, 1, 2, 3].map((c) => `${o.at(c)} = ${H}(v4.${lanes[c]});`).join(' ')}`;
-  // into the prefetch registers; a packed operand's f32 values (f16 values read through f32()) exactly
+  // into the prefetch registers; a packed operand's f32 values (f16 values read through f32(): its bounds-
+  // checked loops) packed exactly, its raw bits (the aligned loop) as they are
   const keep = (o: Operand, v4: string) =>
-    o.packed && !v4.startsWith(o.plain!.view)
+    o.packed
       ? `{ let v4 = ${v4}; P${o.name}[l] = vec2<u32>(pack2x16float(v4.xy), pack2x16float(v4.zw)); }`
       : `P${o.name}[l] = ${v4};`;
+  const keepBits = (o: Operand, bits: string) => `P${o.name}[l] = ${bits};`;
   const loop = (
     o: Operand,
     v4: string,
@@ -925,7 +927,7 @@ fn idx${o.name}(${sig}) -> u32 {
       aligned = aligned && (xs[l] & 3u) == 0u;
     }
     if (aligned) {
-      ${loop(o, o.packed ? `${o.plain.view}[xs[l] >> 2u]` : `vec4<f32>(${o.plain.view}[xs[l] >> 2u])`, sink)}
+      ${o.packed ? loop(o, `${o.plain.view}[xs[l] >> 2u]`, keepBits) : loop(o, `vec4<f32>(${o.plain.view}[xs[l] >> 2u])`, sink)}
     } else ${slow}
     }`;
   };
