@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { act16On, halfWeight, halfWeightsOn } from '../../src/backends/webgpu/half-weights.js';
+import { act16On, halfWeight, halfWeightsOn, weightOperand } from '../../src/backends/webgpu/half-weights.js';
 import type { Plan } from '../../src/backends/webgpu/plan.js';
 import type { RawKernels } from '../../src/backends/webgpu/raw.js';
 import { UserError } from '../../src/util/errors.js';
@@ -58,6 +58,25 @@ test('halfWeight: null the first time a weight comes in an epoch, converted the 
     assert.equal(halfWeight(rk, p, 'W216', w, epoch2), null);
   } finally {
     tf.dispose([w, other]);
+  }
+});
+
+test('weightOperand: the f32 weight bound by its name until a copy exists (or with copies off), then the copy read through f32()', async () => {
+  await tf.setBackend('cpu');
+  const { p, rk, conversions } = recorder();
+  const w = tf.zeros([4, 4]);
+  const epoch = {};
+  try {
+    const off = weightOperand(rk, p, 'W1', 'W1H', w, epoch, false);
+    assert.equal(off.arg[0], 'W1');
+    assert.equal(off.at('j * 4u + k'), 'W1[j * 4u + k]');
+    assert.equal(weightOperand(rk, p, 'W1', 'W1H', w, epoch, true).arg[0], 'W1'); // first sight: no copy yet
+    const copy = weightOperand(rk, p, 'W1', 'W1H', w, epoch, true);
+    assert.deepEqual([copy.arg[0], copy.arg[3]], ['W1H', 'f16']);
+    assert.equal(copy.at('j * 4u + k'), 'f32(W1H[j * 4u + k])');
+    assert.equal(conversions.length, 1);
+  } finally {
+    w.dispose();
   }
 });
 

@@ -26,7 +26,7 @@ import {
   type AttentionKernel,
 } from './attention.js';
 import { mixedDeviceInfo } from './device.js';
-import { act16On, halfWeight, halfWeightsOn } from './half-weights.js';
+import { act16On, halfWeightsOn, weightOperand } from './half-weights.js';
 import { savedOperand, type Arg } from './plan.js';
 import type { RawKernels } from './raw.js';
 import type { GBuffer } from './types.js';
@@ -335,7 +335,7 @@ export function rawBlockForward(
   const p = new BlockPlan(rk, z);
   const buf = (tt: tf.Tensor) => rk.buffer(tt);
   const [X, C] = [buf(x), buf(c)];
-  const [WA, BA, WQKV, BQKV, WP, BP, W1, B1, W2, B2] = w.map(buf) as GBuffer[];
+  const [WA, BA, , BQKV, , BP, , B1, , B2] = w.map(buf) as GBuffer[]; // the products' weights: weightOperand
   // the saved intermediates: new tensors, or (save false) scratch buffers of the plan
   const o = (name: string, shape: number[]): { tensor: tf.Tensor | null; buffer: GBuffer } =>
     save ? rk.output(shape) : { tensor: null, buffer: p.scratch(`saved.${name}`, tf.util.sizeFromShape(shape)) };
@@ -374,12 +374,7 @@ export function rawBlockForward(
   // without save at mixed precision, the products' weights as f16 copies where the same ones come back
   // within a forward (half-weights.ts: an FPDM solve's iterations)
   const half16 = !save && mixed && halfWeightsOn();
-  const weight = (name: string, i: number, buffer: GBuffer): { arg: Arg; at: (index: string) => string } => {
-    const copy = half16 ? halfWeight(rk, p, `${name}16`, w[i]!, c.dataId) : null;
-    return copy
-      ? { arg: copy, at: (index) => `f32(${name}16[${index}])` }
-      : { arg: [name, buffer], at: (index) => `${name}[${index}]` };
-  };
+  const weight = (name: string, i: number) => weightOperand(rk, p, name, `${name}16`, w[i]!, c.dataId, half16);
   // at mixed precision, LN + modulate's output (qkv's and fc1's A, read by nothing else: the backward
   // computes its own) in f16, the values the products round it to; without save also the attention's
   // merged heads (proj's A)
@@ -388,10 +383,10 @@ export function rawBlockForward(
     ? { arg: ['MOD16', MOD, false, 'f16'], at: `f32(MOD16[i * ${u(d)} + k])` }
     : { arg: ['MOD', MOD], at: `MOD[i * ${u(d)} + k]` };
   const merged16 = act16 && !save && !fused;
-  const wqkv = weight('WQKV', 2, WQKV!);
-  const wp = weight('WP', 4, WP!);
-  const w1 = weight('W1', 6, W1!);
-  const w2 = weight('W2', 8, W2!);
+  const wqkv = weight('WQKV', 2);
+  const wp = weight('WP', 4);
+  const w1 = weight('W1', 6);
+  const w2 = weight('W2', 8);
 
   if (!reuseAda) p.adaLN(C, WA!, BA!, ADA);
   p.lnModulate('lnmod1', X, ADA, 0, MOD, STATS, act16);

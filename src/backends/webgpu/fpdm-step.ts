@@ -6,7 +6,7 @@
 // Legend: n batch, t tokens, d hidden, R = n·t; fc1 [2d, 2d], fc2 [d, 2d] (PyTorch's [out, in]).
 import * as tf from '@tensorflow/tfjs-core';
 import { u } from './gemm.js';
-import { halfWeight, halfWeightsOn } from './half-weights.js';
+import { halfWeightsOn, weightOperand } from './half-weights.js';
 import { Plan, savedOperand, type Arg } from './plan.js';
 import type { RawKernels } from './raw.js';
 import { invariant } from '../../util/errors.js';
@@ -116,7 +116,7 @@ export function rawProjectionForward(
   const [n, t, d] = z.shape;
   const R = n * t;
   const p = plan(rk, z);
-  const [W1, B1, W2, B2] = w.map((x) => rk.buffer(x)) as GBuffer[];
+  const [W1, B1, , B2] = w.map((x) => rk.buffer(x)) as GBuffer[]; // fc2's weight: weightOperand
   const out = rk.output([n, t, d]);
   // at mixed precision fc1z's epilogue also writes GELU(p1) in f16 (two values per float of the scratch),
   // which fc2 reads as a plain operand on the tensor cores (GELU in fc2's load kept it on 16-wide k stages)
@@ -133,14 +133,14 @@ export function rawProjectionForward(
       : null;
   // without save, optionally the weights as f16 copies (half-weights.ts; the injection is new per forward)
   const half16 = !save && G16 !== null && halfWeightsOn();
-  const w1 = half16 ? halfWeight(rk, p, 'W1H', w[0]!, inj.dataId) : null;
-  const w2 = half16 ? halfWeight(rk, p, 'W2H', w[2]!, inj.dataId) : null;
+  const w1 = weightOperand(rk, p, 'W1', 'W1H', w[0]!, inj.dataId, half16);
+  const w2 = weightOperand(rk, p, 'W2', 'W2H', w[2]!, inj.dataId, half16);
   if (injP)
     p.matMul(
       'fc1z',
       [
         ['Z', rk.buffer(z)],
-        w1 ?? ['W1', W1!],
+        w1.arg,
         ['INJP', injP instanceof tf.Tensor ? rk.buffer(injP) : injP],
         ...(p1 ? [(halfP1 ? ['P1H', p1.buffer, true, 'f16'] : ['P1', p1.buffer, true]) as Arg] : []),
         ...(G16 ? [['G16', G16, true, 'f16'] as const] : []),
@@ -151,7 +151,7 @@ export function rawProjectionForward(
         N: 2 * d,
         K: d,
         a: `Z[i * ${u(d)} + k]`,
-        b: w1 ? `f32(W1H[j * ${u(2 * d)} + k])` : `W1[j * ${u(2 * d)} + k]`,
+        b: w1.at(`j * ${u(2 * d)} + k`),
         epilogueLoads: [`INJP[i * ${u(2 * d)} + j]`],
         store: G16
           ? `let pv = v + w0;
@@ -191,7 +191,7 @@ export function rawProjectionForward(
     'fc2',
     [
       G16 ? (['G16', G16, false, 'f16'] as const) : (['P1', p1!.buffer] as const),
-      w2 ?? ['W2', W2!],
+      w2.arg,
       ['B2', B2!],
       ['U', out.buffer, true],
     ],
@@ -201,7 +201,7 @@ export function rawProjectionForward(
       N: d,
       K: 2 * d,
       a: G16 ? `f32(G16[i * ${u(2 * d)} + k])` : `gelu(P1[i * ${u(2 * d)} + k])`,
-      b: w2 ? `f32(W2H[j * ${u(2 * d)} + k])` : `W2[j * ${u(2 * d)} + k]`,
+      b: w2.at(`j * ${u(2 * d)} + k`),
       epilogueLoads: ['B2[j]'],
       store: `U[i * ${u(d)} + j] = v + w0;`,
       aFast: 'k',

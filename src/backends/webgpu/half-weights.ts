@@ -76,3 +76,28 @@ export function halfWeight(rk: RawKernels, p: Plan, name: string, w: tf.Tensor, 
   }
   return [name, buffer, false, 'f16'];
 }
+
+/** A product's weight operand: its binding and the WGSL expression that reads it at an index. */
+export interface WeightOperand {
+  arg: Arg;
+  at: (index: string) => string;
+}
+
+/**
+ * Weight `w` as a product's B operand: its f16 copy (halfWeight, binding `copy`) where `half` and the copy
+ * exists, else the f32 weight itself, bound as `name`.
+ */
+export function weightOperand(
+  rk: RawKernels,
+  p: Plan,
+  name: string,
+  copy: string,
+  w: tf.Tensor,
+  epoch: object,
+  half: boolean,
+): WeightOperand {
+  const arg = half ? halfWeight(rk, p, copy, w, epoch) : null;
+  return arg
+    ? { arg, at: (index) => `f32(${copy}[${index}])` }
+    : { arg: [name, rk.buffer(w)], at: (index) => `${name}[${index}]` };
+}
